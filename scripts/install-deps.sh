@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Tincan needs. Idempotent; runs apt-get only for what is missing.
+#
+#   scripts/install-deps.sh          build dependencies (what `cargo build` needs)
+#   scripts/install-deps.sh --test   build dependencies plus the real peers the tests start
+#                                    (sipp, kamailio, baresip, dnsmasq, opus-tools, pulseaudio...)
+set -euo pipefail
+
+build_pkgs=(pkg-config libasound2-dev cmake build-essential ca-certificates)
+test_pkgs=(sip-tester kamailio sipsak dnsmasq-base dnsutils baresip-core opus-tools sox
+           espeak-ng pulseaudio pulseaudio-utils libasound2-plugins iproute2 openssl procps)
+
+want=("${build_pkgs[@]}")
+if [[ "${1:-}" == "--test" ]]; then
+    want+=("${test_pkgs[@]}")
+fi
+
+missing=()
+for p in "${want[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+
+if ((${#missing[@]} == 0)); then
+    exit 0
+fi
+
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then
+    sudo="sudo"
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+# On a systemd host the kamailio package starts a service on :5060; tests need the port.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet kamailio 2>/dev/null; then
+    $sudo systemctl disable --now kamailio || true
+fi

@@ -1,0 +1,7 @@
+//! Tincan's SIP stack.
+//!
+//! `tincan-sip` holds the SIP protocol as sans-IO state machines: messages, transports
+//! (framing and addressing), transactions, RFC 3263 resolution, registration and dialogs. The
+//! core owns no sockets, reads no clock and spawns no tasks: time and randomness are injected,
+//! output is drained with `poll_*` methods. A thin tokio driver gives it real sockets.
+#![forbid(unsafe_code)]

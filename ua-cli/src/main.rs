@@ -1,0 +1,2 @@
+//! The `tincan` terminal user agent.
+fn main() {}
