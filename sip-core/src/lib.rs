@@ -5,3 +5,7 @@
 //! core owns no sockets, reads no clock and spawns no tasks: time and randomness are injected,
 //! output is drained with `poll_*` methods. A thin tokio driver gives it real sockets.
 #![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod message;
+pub mod resolve;
