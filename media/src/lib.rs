@@ -12,3 +12,7 @@
 
 /// The internal pipeline sample rate in Hz (Opus' native rate).
 pub const SAMPLE_RATE: u32 = 48_000;
+
+pub mod rtcp;
+pub mod rtp;
+pub mod srtp;
