@@ -16,3 +16,6 @@ pub const SAMPLE_RATE: u32 = 48_000;
 pub mod rtcp;
 pub mod rtp;
 pub mod srtp;
+
+pub mod codec;
+pub mod resample;

@@ -1,0 +1,3 @@
+//! Opus call benchmark (placeholder until the harness lands).
+
+fn main() {}

@@ -1,0 +1,273 @@
+//! Audio codecs behind one pair of traits, [`AudioEncoder`] and [`AudioDecoder`].
+//!
+//! Every codec takes and gives PCM at the pipeline rate ([`crate::SAMPLE_RATE`], 48 kHz mono,
+//! `i16`) in frames of [`FRAME_SAMPLES`] (20 ms), whatever its own RTP clock rate: the G.711
+//! wrappers resample to and from 8 kHz inside. The rest of the pipeline is codec-agnostic.
+//!
+//! - [`opus`]: Opus (RFC 6716, RFC 7587) through libopus, with in-band FEC, DTX and PLC.
+//! - [`g711`]: PCMU and PCMA (ITU-T G.711) in pure Rust.
+//! - [`telephone_event`]: RFC 4733 DTMF events (not audio: a payload format of its own).
+//! - [`comfort_noise`]: RFC 3389 comfort noise, received.
+//!
+//! ```
+//! use tincan_media::codec::{CodecKind, FRAME_SAMPLES};
+//!
+//! let kind = CodecKind::Pcmu;
+//! let mut encoder = kind.encoder().expect("pcmu needs no setup");
+//! let mut decoder = kind.decoder().expect("pcmu needs no setup");
+//! let pcm = vec![0i16; FRAME_SAMPLES];
+//! let mut payload = Vec::new();
+//! assert_eq!(encoder.encode(&pcm, &mut payload).unwrap(), 160); // 20 ms at 8 kHz
+//! let mut out = Vec::new();
+//! assert_eq!(decoder.decode(&payload, &mut out).unwrap(), FRAME_SAMPLES);
+//! assert_eq!(kind.rtpmap(), "PCMU/8000");
+//! ```
+
+pub mod comfort_noise;
+pub mod g711;
+pub mod opus;
+pub mod telephone_event;
+
+use crate::SAMPLE_RATE;
+
+/// Samples in one 20 ms frame at the pipeline rate (48 kHz): the unit every encoder takes
+/// and every decoder gives.
+pub const FRAME_SAMPLES: usize = (SAMPLE_RATE as usize) / 50;
+
+/// The frame duration of the pipeline, in milliseconds.
+pub const FRAME_MS: u32 = 20;
+
+/// Why a codec could not encode, decode or be created.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// The caller gave a frame of the wrong length (caller misuse).
+    #[error("frame has {got} samples, the codec takes {expected}")]
+    FrameSize {
+        /// What the codec takes.
+        expected: usize,
+        /// What it was given.
+        got: usize,
+    },
+    /// The peer's payload could not be decoded (malformed peer input).
+    #[error("malformed {codec} payload: {reason}")]
+    Malformed {
+        /// The codec's name.
+        codec: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// libopus reported an error.
+    #[error("opus {function} failed: {description}")]
+    Opus {
+        /// The libopus function that failed.
+        function: &'static str,
+        /// libopus' description of the error.
+        description: &'static str,
+    },
+}
+
+impl From<::opus::Error> for CodecError {
+    fn from(e: ::opus::Error) -> Self {
+        CodecError::Opus {
+            function: e.function(),
+            description: e.description(),
+        }
+    }
+}
+
+/// An audio encoder: 20 ms of 48 kHz mono PCM in, one RTP payload out.
+pub trait AudioEncoder: Send {
+    /// Encodes one frame of [`FRAME_SAMPLES`] samples, appending the payload to `out`.
+    ///
+    /// Returns the number of bytes appended. For Opus with DTX on, a payload of 2 bytes or
+    /// fewer is a DTX frame that the caller need not send.
+    fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<usize, CodecError>;
+
+    /// The RTP clock rate of the payload format (48000 for Opus, 8000 for G.711).
+    fn clock_rate(&self) -> u32;
+
+    /// RTP timestamp units one frame advances (960 for Opus, 160 for G.711).
+    fn frame_samples(&self) -> usize;
+
+    /// Tells the encoder the packet loss percentage the receiver sees (0 to 100), so that it
+    /// can spend bits on redundancy. Codecs without in-band FEC ignore it.
+    fn set_packet_loss(&mut self, percent: u8) {
+        let _ = percent;
+    }
+
+    /// Sets the target bitrate in bits per second. Fixed-rate codecs ignore it.
+    fn set_bitrate(&mut self, bps: u32) {
+        let _ = bps;
+    }
+}
+
+/// An audio decoder: RTP payloads in, 48 kHz mono PCM out, with loss concealment.
+pub trait AudioDecoder: Send {
+    /// Decodes one payload, appending the PCM (48 kHz mono) to `out`; returns the number of
+    /// samples appended ([`FRAME_SAMPLES`] for a 20 ms payload).
+    fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<usize, CodecError>;
+
+    /// Generates one frame ([`FRAME_SAMPLES`]) of concealment for a lost packet (packet loss
+    /// concealment, PLC), appending it to `out`; returns the number of samples appended.
+    fn conceal(&mut self, out: &mut Vec<i16>) -> Result<usize, CodecError>;
+
+    /// Recovers the lost frame that precedes `next_payload` from the in-band forward error
+    /// correction the next packet carries, appending one frame to `out`.
+    ///
+    /// Codecs without FEC conceal instead (the default). The caller still decodes
+    /// `next_payload` normally afterwards.
+    fn decode_fec(&mut self, next_payload: &[u8], out: &mut Vec<i16>) -> Result<usize, CodecError> {
+        let _ = next_payload;
+        self.conceal(out)
+    }
+
+    /// Whether [`AudioDecoder::decode_fec`] really uses redundancy (true for Opus).
+    fn has_fec(&self) -> bool {
+        false
+    }
+}
+
+/// The audio codecs Tincan speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CodecKind {
+    /// Opus (RFC 6716), RTP payload format RFC 7587: `opus/48000/2`, dynamic payload type.
+    Opus,
+    /// G.711 µ-law, static payload type 0 (RFC 3551).
+    Pcmu,
+    /// G.711 A-law, static payload type 8 (RFC 3551).
+    Pcma,
+}
+
+impl CodecKind {
+    /// All codecs, in Tincan's default order of preference.
+    pub const ALL: [CodecKind; 3] = [CodecKind::Opus, CodecKind::Pcmu, CodecKind::Pcma];
+
+    /// The encoding name as SDP `a=rtpmap` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CodecKind::Opus => "opus",
+            CodecKind::Pcmu => "PCMU",
+            CodecKind::Pcma => "PCMA",
+        }
+    }
+
+    /// The RTP clock rate.
+    pub fn clock_rate(self) -> u32 {
+        match self {
+            CodecKind::Opus => 48_000,
+            CodecKind::Pcmu | CodecKind::Pcma => 8_000,
+        }
+    }
+
+    /// The channel count `a=rtpmap` declares (RFC 7587 §7: Opus always says 2).
+    pub fn rtpmap_channels(self) -> Option<u8> {
+        match self {
+            CodecKind::Opus => Some(2),
+            CodecKind::Pcmu | CodecKind::Pcma => None,
+        }
+    }
+
+    /// The payload type to offer: static 0 and 8 for G.711 (RFC 3551 table 4), a dynamic
+    /// one (111, as common practice) for Opus.
+    pub fn default_payload_type(self) -> u8 {
+        match self {
+            CodecKind::Opus => 111,
+            CodecKind::Pcmu => 0,
+            CodecKind::Pcma => 8,
+        }
+    }
+
+    /// RTP timestamp units per 20 ms frame.
+    pub fn frame_samples(self) -> usize {
+        (self.clock_rate() / 50) as usize
+    }
+
+    /// The `a=rtpmap` value after the payload type: `opus/48000/2`, `PCMU/8000`.
+    pub fn rtpmap(self) -> String {
+        match self.rtpmap_channels() {
+            Some(ch) => format!("{}/{}/{}", self.name(), self.clock_rate(), ch),
+            None => format!("{}/{}", self.name(), self.clock_rate()),
+        }
+    }
+
+    /// The `a=fmtp` parameters Tincan offers, if any.
+    pub fn fmtp(self) -> Option<&'static str> {
+        match self {
+            CodecKind::Opus => Some("minptime=10;useinbandfec=1"),
+            CodecKind::Pcmu | CodecKind::Pcma => None,
+        }
+    }
+
+    /// Finds a codec by its `a=rtpmap` encoding name and clock rate (name case-insensitive).
+    pub fn from_rtpmap(name: &str, clock_rate: u32) -> Option<CodecKind> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(name) && k.clock_rate() == clock_rate)
+    }
+
+    /// A new encoder with Tincan's defaults for this codec.
+    pub fn encoder(self) -> Result<Box<dyn AudioEncoder>, CodecError> {
+        Ok(match self {
+            CodecKind::Opus => Box::new(opus::OpusEncoder::new(opus::OpusConfig::default())?),
+            CodecKind::Pcmu => Box::new(g711::G711Encoder::new(g711::Law::Mu)),
+            CodecKind::Pcma => Box::new(g711::G711Encoder::new(g711::Law::A)),
+        })
+    }
+
+    /// A new decoder for this codec.
+    pub fn decoder(self) -> Result<Box<dyn AudioDecoder>, CodecError> {
+        Ok(match self {
+            CodecKind::Opus => Box::new(opus::OpusDecoder::new()?),
+            CodecKind::Pcmu => Box::new(g711::G711Decoder::new(g711::Law::Mu)),
+            CodecKind::Pcma => Box::new(g711::G711Decoder::new(g711::Law::A)),
+        })
+    }
+}
+
+impl std::fmt::Display for CodecKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Checks that `pcm` is exactly one pipeline frame.
+pub(crate) fn check_frame(pcm: &[i16]) -> Result<(), CodecError> {
+    if pcm.len() == FRAME_SAMPLES {
+        Ok(())
+    } else {
+        Err(CodecError::FrameSize {
+            expected: FRAME_SAMPLES,
+            got: pcm.len(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtpmap_strings() {
+        assert_eq!(CodecKind::Opus.rtpmap(), "opus/48000/2");
+        assert_eq!(CodecKind::Pcma.rtpmap(), "PCMA/8000");
+        assert_eq!(CodecKind::from_rtpmap("OPUS", 48000), Some(CodecKind::Opus));
+        assert_eq!(CodecKind::from_rtpmap("pcmu", 8000), Some(CodecKind::Pcmu));
+        assert_eq!(CodecKind::from_rtpmap("PCMU", 16000), None);
+        assert_eq!(CodecKind::Pcmu.frame_samples(), 160);
+    }
+
+    #[test]
+    fn wrong_frame_size_is_an_error() {
+        let mut enc = CodecKind::Pcma.encoder().unwrap();
+        let err = enc.encode(&[0; 100], &mut Vec::new()).unwrap_err();
+        assert_eq!(
+            err,
+            CodecError::FrameSize {
+                expected: 960,
+                got: 100
+            }
+        );
+    }
+}
