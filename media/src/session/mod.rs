@@ -1,0 +1,921 @@
+//! The media session: one audio stream's RTP/RTCP/SRTP, encoder, playout buffer, decoder and
+//! statistics joined into one sans-IO state machine.
+//!
+//! Inputs: [`MediaSession::handle_packet`] (a datagram and where it came from),
+//! [`MediaSession::send_frame`] (20 ms of captured PCM), [`MediaSession::send_dtmf`],
+//! [`MediaSession::handle_timeout`]. Outputs: [`MediaSession::poll_transmit`] (datagrams to
+//! send), [`MediaSession::playout`] (20 ms of PCM, pulled by the playout clock),
+//! [`MediaSession::poll_timeout`] and [`MediaSession::poll_event`].
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use tincan_media::codec::{CodecKind, FRAME_SAMPLES};
+//! use tincan_media::session::{MediaSession, SessionConfig};
+//!
+//! let now = Instant::now();
+//! let a_addr = "127.0.0.1:4000".parse().unwrap();
+//! let b_addr = "127.0.0.1:5000".parse().unwrap();
+//! let mut a = MediaSession::new(SessionConfig::new(1, CodecKind::Pcmu, 0, b_addr), now).unwrap();
+//! let mut b = MediaSession::new(SessionConfig::new(2, CodecKind::Pcmu, 0, a_addr), now).unwrap();
+//! a.send_frame(now, &[1000; FRAME_SAMPLES]).unwrap();
+//! let t = a.poll_transmit().expect("one rtp packet");
+//! assert_eq!(t.to, b_addr);
+//! b.handle_packet(now, a_addr, t.kind, &t.bytes);
+//! assert_eq!(b.stats().packets_received, 1);
+//! # let _ = Duration::ZERO;
+//! ```
+
+mod playout;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::codec::telephone_event::{ReceivedEvent, TelephoneEventReceiver, TelephoneEventSender};
+use crate::codec::{AudioEncoder, CodecError, CodecKind, FRAME_SAMPLES};
+use crate::rtcp::interval::{IntervalParams, rtcp_interval};
+use crate::rtcp::{self, Report, SenderInfo};
+use crate::rtp::{PortKind, ReceiveStream, RtpPacket, RtpSender, SequenceOutcome, is_rtcp};
+use crate::srtp::{CryptoAttribute, SrtpError, SrtpSession};
+
+pub use playout::{INITIAL_TARGET_FRAMES, MAX_TARGET_FRAMES, MIN_TARGET_FRAMES, PlayoutCounters};
+
+/// RFC 3551 §4.1 / common practice: declare the remote silent after this long without RTP.
+pub const DEFAULT_RTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often a [`MediaEvent::Stats`] is emitted (besides one per RTCP report received).
+pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The SDP media direction (RFC 3264 §5.1, §8.4 for hold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Direction {
+    /// Send and receive.
+    #[default]
+    SendRecv,
+    /// Send only (we hold the peer: we keep sending, e.g. music on hold).
+    SendOnly,
+    /// Receive only (the peer holds us).
+    RecvOnly,
+    /// Neither (both on hold). RTCP continues.
+    Inactive,
+}
+
+impl Direction {
+    /// Whether RTP is sent.
+    pub fn sends(self) -> bool {
+        matches!(self, Self::SendRecv | Self::SendOnly)
+    }
+
+    /// Whether RTP is expected and played.
+    pub fn receives(self) -> bool {
+        matches!(self, Self::SendRecv | Self::RecvOnly)
+    }
+}
+
+/// Everything the session needs from SDP offer/answer and the caller.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Our SSRC (random, from the caller's RNG).
+    pub local_ssrc: u32,
+    /// The negotiated audio codec.
+    pub codec: CodecKind,
+    /// Its negotiated payload type.
+    pub payload_type: u8,
+    /// The negotiated `telephone-event` payload type (RFC 4733), if any.
+    pub telephone_event_payload_type: Option<u8>,
+    /// The negotiated comfort-noise payload type (RFC 3389, usually 13), if any.
+    pub comfort_noise_payload_type: Option<u8>,
+    /// Where to send RTP (SDP `c=`/`m=`), until latching says otherwise.
+    pub remote_rtp: SocketAddr,
+    /// Where to send RTCP without rtcp-mux: SDP `a=rtcp` (RFC 3605), default RTP port + 1.
+    pub remote_rtcp: Option<SocketAddr>,
+    /// RTP and RTCP on one port (RFC 5761), when both sides offered `a=rtcp-mux`.
+    pub rtcp_mux: bool,
+    /// Symmetric RTP (RFC 4961) with latching: send to where the peer's packets come from.
+    pub symmetric_rtp: bool,
+    /// SRTP keys: ours (to protect) and the peer's (to unprotect), from `a=crypto`.
+    pub srtp: Option<(CryptoAttribute, CryptoAttribute)>,
+    /// The media direction.
+    pub direction: Direction,
+    /// Raise [`MediaEvent::Timeout`] after this long without RTP while receiving.
+    pub rtp_timeout: Duration,
+    /// Our RTCP CNAME (RFC 3550 §6.5.1; RFC 7022 recommends a random one per session).
+    pub cname: String,
+    /// Seed of the session's RNG (initial sequence number and timestamp, RTCP intervals).
+    pub seed: u64,
+    /// Our NTP time (RFC 3550 §4, 32.32 fixed point) at the `now` given to
+    /// [`MediaSession::new`]: the driver takes it from the wall clock; tests use any value.
+    pub ntp_at_start: u64,
+    /// Session bandwidth in bits per second (RTCP gets 5 %, RFC 3550 §6.2).
+    pub session_bandwidth: u32,
+}
+
+impl SessionConfig {
+    /// A configuration with defaults: rtcp-mux off (RTCP to RTP port + 1), symmetric RTP on,
+    /// no SRTP, no telephone-event, sendrecv, 30 s RTP timeout.
+    pub fn new(
+        local_ssrc: u32,
+        codec: CodecKind,
+        payload_type: u8,
+        remote_rtp: SocketAddr,
+    ) -> Self {
+        Self {
+            local_ssrc,
+            codec,
+            payload_type,
+            telephone_event_payload_type: None,
+            comfort_noise_payload_type: None,
+            remote_rtp,
+            remote_rtcp: None,
+            rtcp_mux: false,
+            symmetric_rtp: true,
+            srtp: None,
+            direction: Direction::SendRecv,
+            rtp_timeout: DEFAULT_RTP_TIMEOUT,
+            cname: format!("tincan-{local_ssrc:08x}"),
+            seed: u64::from(local_ssrc),
+            ntp_at_start: 0,
+            session_bandwidth: 64_000,
+        }
+    }
+}
+
+/// Why a session could not be created or a frame could not be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The codec could not be set up or refused the frame.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The SRTP keys were refused, or protecting failed.
+    #[error(transparent)]
+    Srtp(#[from] SrtpError),
+    /// Not a DTMF key, or no telephone-event payload type was negotiated.
+    #[error("cannot send dtmf: {0}")]
+    Dtmf(String),
+}
+
+/// A datagram for the driver to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Destination.
+    pub to: SocketAddr,
+    /// Which local socket to send from.
+    pub kind: PortKind,
+    /// The datagram.
+    pub bytes: Vec<u8>,
+}
+
+/// Per-stream quality figures, emitted as [`MediaEvent::Stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StreamStats {
+    /// RTP packets sent.
+    pub packets_sent: u64,
+    /// RTP payload octets sent.
+    pub bytes_sent: u64,
+    /// RTP packets received (all, including duplicates and late ones).
+    pub packets_received: u64,
+    /// RTP payload octets received.
+    pub bytes_received: u64,
+    /// Cumulative packets lost from the remote stream (RFC 3550 A.3; negative with duplicates).
+    pub packets_lost: i64,
+    /// Loss fraction (0-1) of the remote stream over the last RTCP interval we reported.
+    pub fraction_lost: f64,
+    /// Loss fraction (0-1) the peer reported for our stream in its last RTCP report.
+    pub remote_fraction_lost: f64,
+    /// Interarrival jitter of the remote stream (RFC 3550 A.8).
+    pub jitter: Duration,
+    /// Round-trip time from the last RTCP report block about us (RFC 3550 §6.4.1).
+    pub rtt: Option<Duration>,
+    /// Media buffered for playout right now (the jitter buffer's current delay).
+    pub playout_delay: Duration,
+    /// The playout buffer's current target delay.
+    pub playout_target: Duration,
+    /// Receive-pipeline counters (decoded, FEC-recovered, concealed, late frames).
+    pub playout: PlayoutCounters,
+    /// Packets refused by SRTP (authentication or replay).
+    pub srtp_rejected: u64,
+    /// RTP packets with a payload type we did not negotiate.
+    pub unknown_payload_type: u64,
+}
+
+impl StreamStats {
+    /// Share of played frames that were concealed (0-1).
+    pub fn concealment_ratio(&self) -> f64 {
+        let p = self.playout;
+        let total = p.decoded + p.fec_recovered + p.concealed;
+        if total == 0 {
+            0.0
+        } else {
+            p.concealed as f64 / total as f64
+        }
+    }
+}
+
+/// Something the application should know about.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum MediaEvent {
+    /// A DTMF key was received (RFC 4733), reported when it ended.
+    DtmfReceived {
+        /// The key: 0-9, *, #, A-D.
+        digit: char,
+        /// How long it was held.
+        duration: Duration,
+    },
+    /// The remote stream's SSRC appeared or changed (reset of the receive state).
+    SsrcChanged {
+        /// The previous SSRC, if any.
+        old: Option<u32>,
+        /// The new one.
+        new: u32,
+    },
+    /// The remote stream restarted (sequence numbers jumped, RFC 3550 A.1).
+    StreamRestarted {
+        /// Its SSRC.
+        ssrc: u32,
+    },
+    /// Symmetric RTP: we now send RTP (or RTCP) to where the peer's packets come from.
+    RemoteLatched {
+        /// Which of our ports the new address is for.
+        kind: PortKind,
+        /// The address we now send to.
+        address: SocketAddr,
+    },
+    /// Quality statistics: every [`STATS_INTERVAL`] and when an RTCP report arrives.
+    Stats(StreamStats),
+    /// No RTP for [`SessionConfig::rtp_timeout`] while receiving.
+    Timeout {
+        /// Time since the last RTP packet (or since the start).
+        silent_for: Duration,
+    },
+    /// The peer sent an RTCP BYE for its stream.
+    RemoteBye {
+        /// The SSRC that left.
+        ssrc: u32,
+    },
+}
+
+/// SplitMix64: the session's small deterministic RNG, seeded from the config.
+#[derive(Debug, Clone)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// One audio media stream.
+pub struct MediaSession {
+    config: SessionConfig,
+    start: Instant,
+    rng: SplitMix64,
+    encoder: Box<dyn AudioEncoder>,
+    clock_rate: u32,
+    frame_units: u32,
+    sender: RtpSender,
+    /// Media time of the next frame to send, in RTP units from the start.
+    media_time: u32,
+    /// Set the marker bit on the next audio packet (start of a talk spurt).
+    marker_next: bool,
+    dtmf_sender: Option<TelephoneEventSender>,
+    dtmf_receiver: TelephoneEventReceiver,
+    srtp: Option<SrtpSession>,
+    remote: Option<ReceiveStream>,
+    playout: playout::Playout,
+    remote_rtp: SocketAddr,
+    remote_rtcp: SocketAddr,
+    rtp_latched: bool,
+    rtcp_latched: bool,
+    last_rtp_at: Option<Instant>,
+    timed_out: bool,
+    next_rtcp: Instant,
+    rtcp_initial: bool,
+    sent_since_report: bool,
+    avg_rtcp_size: f64,
+    next_stats: Instant,
+    stats: StreamStats,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<MediaEvent>,
+    stopped: bool,
+}
+
+impl std::fmt::Debug for MediaSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaSession")
+            .field("local_ssrc", &self.config.local_ssrc)
+            .field("codec", &self.config.codec)
+            .field("remote_rtp", &self.remote_rtp)
+            .field("remote_rtcp", &self.remote_rtcp)
+            .field("direction", &self.config.direction)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MediaSession {
+    /// Creates the session at `now`.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Codec`] if the codec cannot be created, [`SessionError::Srtp`] if the
+    /// keys are refused.
+    pub fn new(config: SessionConfig, now: Instant) -> Result<Self, SessionError> {
+        let mut rng = SplitMix64(config.seed);
+        let encoder = config.codec.encoder()?;
+        let decoder = config.codec.decoder()?;
+        let clock_rate = config.codec.clock_rate();
+        let frame_units = config.codec.frame_samples() as u32;
+        // RFC 3550 §5.1: random initial sequence number and timestamp.
+        let first_seq = rng.next_u64() as u16;
+        let ts_base = rng.next_u64() as u32;
+        let sender = RtpSender::new(config.local_ssrc, first_seq, ts_base);
+        let srtp = match &config.srtp {
+            Some((local, remote)) => Some(SrtpSession::new(local, remote)?),
+            None => None,
+        };
+        let dtmf_sender = config
+            .telephone_event_payload_type
+            .map(|_| TelephoneEventSender::new(clock_rate));
+        let remote_rtcp = if config.rtcp_mux {
+            config.remote_rtp
+        } else {
+            config.remote_rtcp.unwrap_or_else(|| {
+                let mut a = config.remote_rtp;
+                a.set_port(a.port().wrapping_add(1));
+                a
+            })
+        };
+        let params = IntervalParams {
+            members: 2,
+            senders: 2,
+            session_bandwidth: f64::from(config.session_bandwidth) / 8.0,
+            avg_rtcp_size: 100.0,
+            we_sent: config.direction.sends(),
+            initial: true,
+        };
+        let first_rtcp = rtcp_interval(&params, rng.unit());
+        let playout_seed = rng.next_u64();
+        Ok(Self {
+            remote_rtp: config.remote_rtp,
+            remote_rtcp,
+            start: now,
+            encoder,
+            clock_rate,
+            frame_units,
+            sender,
+            media_time: 0,
+            marker_next: true,
+            dtmf_sender,
+            dtmf_receiver: TelephoneEventReceiver::new(),
+            srtp,
+            remote: None,
+            playout: playout::Playout::new(decoder, clock_rate, playout_seed),
+            rtp_latched: false,
+            rtcp_latched: false,
+            last_rtp_at: None,
+            timed_out: false,
+            next_rtcp: now + first_rtcp,
+            rtcp_initial: true,
+            sent_since_report: false,
+            avg_rtcp_size: 100.0,
+            next_stats: now + STATS_INTERVAL,
+            stats: StreamStats {
+                playout_target: frames(INITIAL_TARGET_FRAMES),
+                ..StreamStats::default()
+            },
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stopped: false,
+            rng,
+            config,
+        })
+    }
+
+    /// Our SSRC.
+    pub fn local_ssrc(&self) -> u32 {
+        self.config.local_ssrc
+    }
+
+    /// The remote stream's SSRC, once a packet arrived.
+    pub fn remote_ssrc(&self) -> Option<u32> {
+        self.remote.as_ref().map(ReceiveStream::ssrc)
+    }
+
+    /// Where RTP goes now (configured or latched).
+    pub fn remote_rtp(&self) -> SocketAddr {
+        self.remote_rtp
+    }
+
+    /// Where RTCP goes now (configured or latched).
+    pub fn remote_rtcp(&self) -> SocketAddr {
+        self.remote_rtcp
+    }
+
+    /// The current direction.
+    pub fn direction(&self) -> Direction {
+        self.config.direction
+    }
+
+    /// Changes the direction (hold and resume, RFC 3264 §8.4).
+    pub fn set_direction(&mut self, direction: Direction) {
+        if direction.sends() && !self.config.direction.sends() {
+            self.marker_next = true;
+        }
+        if direction.receives() && !self.config.direction.receives() {
+            self.playout.reset();
+            self.timed_out = false;
+            self.last_rtp_at = None;
+        }
+        self.config.direction = direction;
+    }
+
+    /// Points the session at new remote addresses (a re-INVITE changed `c=`/`m=`); latching
+    /// starts over.
+    pub fn set_remote(&mut self, rtp: SocketAddr, rtcp: Option<SocketAddr>) {
+        self.config.remote_rtp = rtp;
+        self.config.remote_rtcp = rtcp;
+        self.remote_rtp = rtp;
+        self.remote_rtcp = if self.config.rtcp_mux {
+            rtp
+        } else {
+            rtcp.unwrap_or_else(|| {
+                let mut a = rtp;
+                a.set_port(a.port().wrapping_add(1));
+                a
+            })
+        };
+        self.rtp_latched = false;
+        self.rtcp_latched = false;
+    }
+
+    /// Encodes and sends one 20 ms frame of captured audio ([`FRAME_SAMPLES`] at 48 kHz).
+    ///
+    /// Call it every 20 ms of capture whatever the direction: media time advances; nothing is
+    /// sent while not sending. While a DTMF event is being sent, it replaces the audio
+    /// (RFC 4733 §2.5.1.2).
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Codec`] if the frame has the wrong size or the encoder fails;
+    /// [`SessionError::Srtp`] if protecting fails.
+    pub fn send_frame(&mut self, now: Instant, pcm: &[i16]) -> Result<(), SessionError> {
+        let _ = now;
+        let media_time = self.media_time;
+        self.media_time = self.media_time.wrapping_add(self.frame_units);
+        if self.stopped || !self.config.direction.sends() {
+            self.marker_next = true;
+            return Ok(());
+        }
+        if let (Some(pt), Some(dtmf)) = (
+            self.config.telephone_event_payload_type,
+            self.dtmf_sender.as_mut(),
+        ) && dtmf.is_active()
+        {
+            let timestamp = self.sender.timestamp_at(media_time);
+            if let Some(ev) = dtmf.poll(timestamp) {
+                // The event's timestamp is its start; our sender adds the base itself.
+                let offset = ev.timestamp.wrapping_sub(self.sender.timestamp_at(0));
+                let packet = self.sender.packetize(pt, ev.marker, offset, &ev.payload);
+                self.marker_next = true;
+                return self.queue_rtp(&packet);
+            }
+        }
+        let mut payload = Vec::with_capacity(256);
+        let n = self.encoder.encode(pcm, &mut payload)?;
+        if self.config.codec == CodecKind::Opus && n <= 2 {
+            // Opus DTX frame: nothing to send; the next real packet starts a talk spurt.
+            self.marker_next = true;
+            return Ok(());
+        }
+        let marker = std::mem::take(&mut self.marker_next);
+        let packet = self
+            .sender
+            .packetize(self.config.payload_type, marker, media_time, &payload);
+        self.queue_rtp(&packet)
+    }
+
+    fn queue_rtp(&mut self, packet: &RtpPacket) -> Result<(), SessionError> {
+        let mut bytes = packet.to_bytes();
+        if let Some(srtp) = self.srtp.as_mut() {
+            bytes = srtp.protect_rtp(&bytes)?;
+        }
+        self.stats.packets_sent += 1;
+        self.stats.bytes_sent += packet.payload.len() as u64;
+        self.sent_since_report = true;
+        self.transmits.push_back(Transmit {
+            to: self.remote_rtp,
+            kind: PortKind::Rtp,
+            bytes,
+        });
+        Ok(())
+    }
+
+    /// Starts sending a DTMF key as RFC 4733 telephone-events, for `duration` (at least 40 ms).
+    /// Keys queue up behind each other.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Dtmf`] if `digit` is not a DTMF key or no telephone-event payload
+    /// type was negotiated.
+    pub fn send_dtmf(
+        &mut self,
+        now: Instant,
+        digit: char,
+        duration: Duration,
+    ) -> Result<(), SessionError> {
+        let _ = now;
+        let sender = self
+            .dtmf_sender
+            .as_mut()
+            .ok_or_else(|| SessionError::Dtmf("no telephone-event payload type".into()))?;
+        sender
+            .start(digit, duration.as_millis().min(u128::from(u32::MAX)) as u32)
+            .map_err(|e| SessionError::Dtmf(e.to_string()))
+    }
+
+    /// Handles a datagram that arrived on our RTP or RTCP port from `from`.
+    ///
+    /// Malformed, unauthenticated, replayed or unexpected datagrams are counted and dropped:
+    /// this never fails.
+    pub fn handle_packet(&mut self, now: Instant, from: SocketAddr, port: PortKind, bytes: &[u8]) {
+        if self.stopped {
+            return;
+        }
+        // RFC 5761 §4: demultiplex by packet type; a separate RTCP port only carries RTCP.
+        if is_rtcp(bytes) {
+            self.handle_rtcp(now, from, port, bytes);
+        } else if port == PortKind::Rtp {
+            self.handle_rtp(now, from, bytes);
+        }
+    }
+
+    fn handle_rtp(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let plain;
+        let bytes = match self.srtp.as_mut() {
+            Some(srtp) => match srtp.unprotect_rtp(bytes) {
+                Ok(p) => {
+                    plain = p;
+                    &plain[..]
+                }
+                Err(_) => {
+                    self.stats.srtp_rejected += 1;
+                    return;
+                }
+            },
+            None => bytes,
+        };
+        let Ok(packet) = RtpPacket::parse(bytes) else {
+            return;
+        };
+        let pt = packet.payload_type;
+        let is_audio = pt == self.config.payload_type;
+        let is_event = Some(pt) == self.config.telephone_event_payload_type;
+        let is_cn = Some(pt) == self.config.comfort_noise_payload_type;
+        if !(is_audio || is_event || is_cn) {
+            self.stats.unknown_payload_type += 1;
+            return;
+        }
+        // A new or changed SSRC resets the receive state (RFC 3550 §8.2 for a change).
+        let old = self.remote.as_ref().map(ReceiveStream::ssrc);
+        if old != Some(packet.ssrc) {
+            self.remote = Some(ReceiveStream::new(
+                packet.ssrc,
+                packet.sequence,
+                self.clock_rate,
+                self.start,
+            ));
+            self.playout.reset();
+            self.dtmf_receiver = TelephoneEventReceiver::new();
+            self.events.push_back(MediaEvent::SsrcChanged {
+                old,
+                new: packet.ssrc,
+            });
+        }
+        let remote = self.remote.as_mut().expect("set just above when absent");
+        let outcome = remote.update(packet.sequence, packet.timestamp, packet.payload.len(), now);
+        self.stats.packets_received += 1;
+        self.stats.bytes_received += packet.payload.len() as u64;
+        if outcome == SequenceOutcome::Restarted {
+            self.playout.reset();
+            self.events
+                .push_back(MediaEvent::StreamRestarted { ssrc: packet.ssrc });
+        }
+        if !outcome.is_playable() {
+            return;
+        }
+        // Symmetric RTP (RFC 4961): a valid packet of the expected stream and payload type
+        // tells us where the peer really is.
+        if self.config.symmetric_rtp && from != self.remote_rtp {
+            self.remote_rtp = from;
+            self.rtp_latched = true;
+            self.events.push_back(MediaEvent::RemoteLatched {
+                kind: PortKind::Rtp,
+                address: from,
+            });
+            if self.config.rtcp_mux {
+                self.remote_rtcp = from;
+            }
+        }
+        self.last_rtp_at = Some(now);
+        self.timed_out = false;
+        if !self.config.direction.receives() {
+            return;
+        }
+        if is_event {
+            if let Ok(events) = self.dtmf_receiver.handle(packet.timestamp, &packet.payload) {
+                for ev in events {
+                    if let ReceivedEvent::Ended {
+                        digit, duration, ..
+                    } = ev
+                    {
+                        let duration = Duration::from_nanos(
+                            u64::from(duration) * 1_000_000_000 / u64::from(self.clock_rate),
+                        );
+                        self.events
+                            .push_back(MediaEvent::DtmfReceived { digit, duration });
+                    }
+                }
+            }
+        } else if is_cn {
+            self.playout
+                .push_comfort_noise(packet.timestamp, &packet.payload);
+        } else {
+            self.playout.push_audio(packet.timestamp, &packet.payload);
+        }
+    }
+
+    fn handle_rtcp(&mut self, now: Instant, from: SocketAddr, port: PortKind, bytes: &[u8]) {
+        let plain;
+        let bytes = match self.srtp.as_mut() {
+            Some(srtp) => match srtp.unprotect_rtcp(bytes) {
+                Ok(p) => {
+                    plain = p;
+                    &plain[..]
+                }
+                Err(_) => {
+                    self.stats.srtp_rejected += 1;
+                    return;
+                }
+            },
+            None => bytes,
+        };
+        let Ok(compound) = rtcp::parse_compound(bytes) else {
+            return;
+        };
+        self.avg_rtcp_size = (bytes.len() as f64 + 28.0) / 16.0 + self.avg_rtcp_size * 15.0 / 16.0;
+        let remote_ssrc = self.remote_ssrc();
+        let arrival_ntp = self.ntp_at(now);
+        let mut about_us = None;
+        let mut from_peer = false;
+        for report in &compound.reports {
+            if Some(report.ssrc) == remote_ssrc
+                && let (Some(info), Some(remote)) = (report.sender_info, self.remote.as_mut())
+            {
+                remote.record_sender_report(info.ntp_time, now);
+            }
+            if report.ssrc != self.config.local_ssrc {
+                from_peer = true;
+            }
+            if let Some(block) = report
+                .blocks
+                .iter()
+                .find(|b| b.ssrc == self.config.local_ssrc)
+            {
+                about_us = Some(*block);
+            }
+        }
+        if let Some(block) = about_us {
+            if let Some(rtt) = rtcp::round_trip_time(arrival_ntp, &block) {
+                self.stats.rtt = Some(rtt);
+            }
+            self.stats.remote_fraction_lost = f64::from(block.fraction_lost) / 256.0;
+            // Opus: bitrate and FEC strength follow the loss the peer sees (media-a's policy).
+            let adaptation = crate::codec::opus::adapt_to_loss(block.fraction_lost);
+            self.encoder.set_bitrate(adaptation.bitrate);
+            self.encoder.set_packet_loss(adaptation.packet_loss_percent);
+        }
+        if port == PortKind::Rtcp
+            && !self.config.rtcp_mux
+            && self.config.symmetric_rtp
+            && from_peer
+            && from != self.remote_rtcp
+        {
+            self.remote_rtcp = from;
+            self.rtcp_latched = true;
+            self.events.push_back(MediaEvent::RemoteLatched {
+                kind: PortKind::Rtcp,
+                address: from,
+            });
+        }
+        for ssrc in compound.goodbyes {
+            if Some(ssrc) == remote_ssrc {
+                self.events.push_back(MediaEvent::RemoteBye { ssrc });
+            }
+        }
+        if about_us.is_some() || !compound.reports.is_empty() {
+            self.refresh_stats();
+            self.events.push_back(MediaEvent::Stats(self.stats));
+        }
+    }
+
+    /// Our NTP time at `now`.
+    fn ntp_at(&self, now: Instant) -> u64 {
+        rtcp::ntp_add(
+            self.config.ntp_at_start,
+            now.saturating_duration_since(self.start),
+        )
+    }
+
+    /// Pulls one 20 ms frame for the loudspeaker ([`FRAME_SAMPLES`] at 48 kHz): decoded
+    /// audio, FEC-recovered or concealed audio, comfort noise, or silence.
+    pub fn playout(&mut self, now: Instant) -> Vec<i16> {
+        let _ = now;
+        let mut out = Vec::with_capacity(FRAME_SAMPLES);
+        if self.config.direction.receives() {
+            self.playout.play(&mut out);
+        }
+        out.resize(FRAME_SAMPLES, 0);
+        out
+    }
+
+    /// Drives timers: RTCP reports (RFC 3550 §6.2), statistics, the RTP timeout.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.stopped {
+            return;
+        }
+        if now >= self.next_rtcp {
+            self.send_report(now);
+            let params = IntervalParams {
+                members: 2,
+                senders: if self.remote.is_some() { 2 } else { 1 },
+                session_bandwidth: f64::from(self.config.session_bandwidth) / 8.0,
+                avg_rtcp_size: self.avg_rtcp_size,
+                we_sent: self.sent_since_report,
+                initial: false,
+            };
+            self.rtcp_initial = false;
+            self.sent_since_report = false;
+            self.next_rtcp = now + rtcp_interval(&params, self.rng.unit());
+        }
+        if now >= self.next_stats {
+            self.refresh_stats();
+            self.events.push_back(MediaEvent::Stats(self.stats));
+            while self.next_stats <= now {
+                self.next_stats += STATS_INTERVAL;
+            }
+        }
+        if self.config.direction.receives() && !self.timed_out {
+            let since = self.last_rtp_at.unwrap_or(self.start);
+            let silent_for = now.saturating_duration_since(since);
+            if silent_for >= self.config.rtp_timeout {
+                self.timed_out = true;
+                self.events.push_back(MediaEvent::Timeout { silent_for });
+            }
+        }
+    }
+
+    fn report(&mut self, now: Instant) -> Report {
+        let sender_info = self.sender.has_sent().then(|| {
+            let elapsed = now.saturating_duration_since(self.start);
+            let units = (elapsed.as_nanos() * u128::from(self.clock_rate) / 1_000_000_000) as u32;
+            SenderInfo {
+                ntp_time: self.ntp_at(now),
+                rtp_time: self.sender.timestamp_at(units),
+                packet_count: self.sender.packet_count(),
+                octet_count: self.sender.octet_count(),
+            }
+        });
+        let blocks = match self.remote.as_mut() {
+            Some(remote) => {
+                let block = remote.report_block(now);
+                self.stats.fraction_lost = f64::from(block.fraction_lost) / 256.0;
+                vec![block]
+            }
+            None => vec![],
+        };
+        Report {
+            ssrc: self.config.local_ssrc,
+            sender_info,
+            blocks,
+        }
+    }
+
+    fn send_report(&mut self, now: Instant) {
+        let report = self.report(now);
+        let bytes = rtcp::build_compound(&report, &self.config.cname);
+        self.queue_rtcp(bytes);
+    }
+
+    fn queue_rtcp(&mut self, bytes: Vec<u8>) {
+        let bytes = match self.srtp.as_mut() {
+            Some(srtp) => match srtp.protect_rtcp(&bytes) {
+                Ok(b) => b,
+                Err(_) => return,
+            },
+            None => bytes,
+        };
+        self.avg_rtcp_size = (bytes.len() as f64 + 28.0) / 16.0 + self.avg_rtcp_size * 15.0 / 16.0;
+        let kind = if self.config.rtcp_mux {
+            PortKind::Rtp
+        } else {
+            PortKind::Rtcp
+        };
+        self.transmits.push_back(Transmit {
+            to: self.remote_rtcp,
+            kind,
+            bytes,
+        });
+    }
+
+    fn refresh_stats(&mut self) {
+        if let Some(remote) = &self.remote {
+            self.stats.packets_lost = remote.cumulative_lost();
+            self.stats.jitter = remote.jitter_duration();
+        }
+        self.stats.playout = self.playout.counters();
+        self.stats.playout_delay = self.playout.current_delay();
+        self.stats.playout_target = frames(self.playout.target_frames());
+    }
+
+    /// The statistics so far.
+    pub fn stats(&mut self) -> StreamStats {
+        self.refresh_stats();
+        self.stats
+    }
+
+    /// Frames buffered for playout right now.
+    pub fn playout_depth(&self) -> usize {
+        self.playout.depth()
+    }
+
+    /// Ends the session: queues an RTCP BYE (RFC 3550 §6.6) and returns the final statistics.
+    pub fn stop(&mut self, now: Instant) -> StreamStats {
+        if !self.stopped {
+            let report = self.report(now);
+            let mut bytes = rtcp::build_compound(&report, &self.config.cname);
+            let bye = rtcp::build_bye(self.config.local_ssrc, &self.config.cname);
+            // build_bye starts with an empty RR + SDES; keep only its BYE part after our report.
+            if let Ok(parsed_len) = bye_offset(&bye) {
+                bytes.extend_from_slice(&bye[parsed_len..]);
+            } else {
+                bytes = bye;
+            }
+            self.queue_rtcp(bytes);
+            self.stopped = true;
+        }
+        self.stats()
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`MediaSession::handle_timeout`] wants to be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.stopped {
+            return None;
+        }
+        let mut t = self.next_rtcp.min(self.next_stats);
+        if self.config.direction.receives() && !self.timed_out {
+            let since = self.last_rtp_at.unwrap_or(self.start);
+            t = t.min(since + self.config.rtp_timeout);
+        }
+        Some(t)
+    }
+}
+
+/// Offset of the BYE packet inside a compound built by [`rtcp::build_bye`]: after the RR
+/// and the SDES, each of which says its length in its header (RFC 3550 §6.4.2).
+fn bye_offset(compound: &[u8]) -> Result<usize, ()> {
+    let mut offset = 0;
+    for _ in 0..2 {
+        let header = compound.get(offset..offset + 4).ok_or(())?;
+        let words = usize::from(u16::from_be_bytes([header[2], header[3]]));
+        offset += (words + 1) * 4;
+    }
+    if offset < compound.len() {
+        Ok(offset)
+    } else {
+        Err(())
+    }
+}
+
+fn frames(n: u32) -> Duration {
+    Duration::from_millis(20 * u64::from(n))
+}

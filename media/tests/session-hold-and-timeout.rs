@@ -1,0 +1,101 @@
+//! Hold (RFC 3264 §8.4 directions) and the RTP timeout: a sendonly side stops playing, a
+//! recvonly side stops sending; silence from the peer while receiving raises a timeout after
+//! the configured time (virtual time), once; resuming media clears it. An RTCP BYE is
+//! reported to the other side.
+#![allow(clippy::disallowed_methods)]
+
+#[path = "e2e-util/mod.rs"]
+mod util;
+
+use std::time::{Duration, Instant};
+
+use tincan_media::codec::CodecKind;
+use tincan_media::session::{Direction, MediaEvent, MediaSession, SessionConfig};
+use util::{Impairment, Network, Pair, addr, rms};
+
+fn pair() -> Pair {
+    let t0 = Instant::now();
+    let (a_addr, b_addr) = (addr("127.0.0.1:4000"), addr("127.0.0.1:5000"));
+    let mut ca = SessionConfig::new(0xA, CodecKind::Pcmu, 0, b_addr);
+    ca.rtp_timeout = Duration::from_secs(5);
+    let mut cb = SessionConfig::new(0xB, CodecKind::Pcmu, 0, a_addr);
+    cb.rtp_timeout = Duration::from_secs(5);
+    let a = MediaSession::new(ca, t0).unwrap();
+    let b = MediaSession::new(cb, t0).unwrap();
+    Pair::new(
+        t0,
+        a,
+        b,
+        a_addr,
+        b_addr,
+        Network::new(2, Impairment::clean(Duration::from_millis(5))),
+    )
+}
+
+fn timeouts(events: &[MediaEvent]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, MediaEvent::Timeout { .. }))
+        .count()
+}
+
+#[test]
+fn hold_stops_sending_and_times_out_the_other_side() {
+    let mut p = pair();
+    p.run(1000);
+    // A puts B on hold: A sendonly (music on hold), B recvonly.
+    p.a.set_direction(Direction::SendOnly);
+    p.b.set_direction(Direction::RecvOnly);
+    p.played_a.clear();
+    let sent_by_b = p.b.stats().packets_sent;
+    p.run(8000);
+    assert_eq!(p.b.stats().packets_sent, sent_by_b, "recvonly sends no rtp");
+    assert_eq!(rms(&p.played_a), 0.0, "sendonly plays nothing");
+    assert_eq!(timeouts(&p.events_a), 0, "sendonly expects no rtp");
+    assert_eq!(timeouts(&p.events_b), 0, "b still receives a's audio");
+    // Both inactive: no RTP at all, and nobody times out.
+    p.a.set_direction(Direction::Inactive);
+    p.b.set_direction(Direction::Inactive);
+    p.run(8000);
+    assert_eq!(timeouts(&p.events_a) + timeouts(&p.events_b), 0);
+    // Resume.
+    p.a.set_direction(Direction::SendRecv);
+    p.b.set_direction(Direction::SendRecv);
+    p.played_a.clear();
+    p.run(2000);
+    assert!(rms(&p.played_a[48_000..]) > 5000.0);
+}
+
+#[test]
+fn silent_peer_times_out_once_in_virtual_time() {
+    let mut p = pair();
+    p.run(1000);
+    p.source_b = None; // B's microphone path stops: no more RTP from B.
+    p.run(4900);
+    assert_eq!(timeouts(&p.events_a), 0);
+    p.run(200);
+    let t: Vec<_> = p
+        .events_a
+        .iter()
+        .filter_map(|e| match e {
+            MediaEvent::Timeout { silent_for } => Some(*silent_for),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(t.len(), 1);
+    assert!(t[0] >= Duration::from_secs(5) && t[0] < Duration::from_millis(5100));
+    p.run(10_000);
+    assert_eq!(timeouts(&p.events_a), 1, "reported once");
+}
+
+#[test]
+fn bye_reaches_the_peer() {
+    let mut p = pair();
+    p.run(500);
+    let now = p.now;
+    let final_stats = p.b.stop(now);
+    assert!(final_stats.packets_sent > 20);
+    p.run(100);
+    assert!(p.events_a.contains(&MediaEvent::RemoteBye { ssrc: 0xB }));
+    assert!(p.b.poll_timeout().is_none());
+}

@@ -1,0 +1,43 @@
+//! The peer's SSRC changes mid-call (e.g. a transfer or a media server switching sources):
+//! the receive state is reset, an event says so, and audio keeps playing.
+#![allow(clippy::disallowed_methods)]
+
+#[path = "e2e-util/mod.rs"]
+mod util;
+
+use std::time::{Duration, Instant};
+
+use tincan_media::codec::CodecKind;
+use tincan_media::session::{MediaEvent, MediaSession, SessionConfig};
+use util::{Impairment, Network, Pair, addr, rms};
+
+#[test]
+fn new_ssrc_resets_receive_state() {
+    let t0 = Instant::now();
+    let (a_addr, b_addr) = (addr("127.0.0.1:4000"), addr("127.0.0.1:5000"));
+    let a = MediaSession::new(SessionConfig::new(0xA, CodecKind::Pcmu, 0, b_addr), t0).unwrap();
+    let b = MediaSession::new(SessionConfig::new(0xB, CodecKind::Pcmu, 0, a_addr), t0).unwrap();
+    let net = Network::new(7, Impairment::clean(Duration::from_millis(10)));
+    let mut pair = Pair::new(t0, a, b, a_addr, b_addr, net);
+    pair.run(1000);
+    assert_eq!(pair.a.remote_ssrc(), Some(0xB));
+    // B is replaced by a new stream (new SSRC, new random sequence numbers).
+    let mut config = SessionConfig::new(0xC, CodecKind::Pcmu, 0, a_addr);
+    config.seed = 12345;
+    pair.b = MediaSession::new(config, pair.now).unwrap();
+    pair.played_a.clear();
+    pair.run(1000);
+    assert_eq!(pair.a.remote_ssrc(), Some(0xC));
+    assert!(pair.events_a.contains(&MediaEvent::SsrcChanged {
+        old: Some(0xB),
+        new: 0xC
+    }));
+    let stats = pair.a.stats();
+    assert_eq!(
+        stats.packets_lost, 0,
+        "the new stream is counted on its own"
+    );
+    // The new stream plays: the last half second has the tone's level.
+    let tail = &pair.played_a[pair.played_a.len() - 24_000..];
+    assert!(rms(tail) > 5000.0, "rms {}", rms(tail));
+}
