@@ -18,6 +18,5 @@ pub mod rtp;
 pub mod srtp;
 
 pub mod codec;
-pub mod jitter;
 pub mod resample;
 pub mod session;
