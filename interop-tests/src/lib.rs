@@ -1,2 +1,164 @@
 //! Harness for Tincan's interop tests: starts real third-party SIP software on loopback,
 //! picks free ports and stops what it started by PID.
+//!
+//! Peers: [`Sipp`] (sipp, Debian `sip-tester`), [`Kamailio`] (registrar and proxy with
+//! digest auth), [`Dnsmasq`] (NAPTR/SRV/A/AAAA for test domains), [`Baresip`] (a second
+//! softphone with a [`BaresipControl`] client) and [`sipsak`]. Every peer gets its own
+//! scratch directory and free ports, so tests run in parallel; every peer is stopped by PID
+//! when dropped, also when the test panics (and then its logs are printed and its directory
+//! is kept). [`audio`] checks recorded WAV files (level, tone frequency, duration).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tincan_interop_tests::{Sipp, require_peer};
+//!
+//! if !require_peer("sipp") {
+//!     return; // loud SKIP on a developer machine without sipp; a panic in CI
+//! }
+//! let uas = Sipp::builtin("uas").spawn().expect("sipp uas starts");
+//! let run = Sipp::builtin("uac")
+//!     .remote(uas.addr())
+//!     .calls(10)
+//!     .rate(10.0)
+//!     .timeout(Duration::from_secs(20))
+//!     .run()
+//!     .expect("sipp uac runs");
+//! assert_eq!(run.successful, 10);
+//! ```
+//!
+//! See `docs/interop.md` for how to run the interop tests and each peer's gotchas.
+
+#![forbid(unsafe_code)]
+
+pub mod audio;
+pub mod baresip;
+pub mod dnsmasq;
+pub mod kamailio;
+pub mod peer;
+pub mod ports;
+pub mod sipp;
+pub mod sipsak;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub use baresip::{Baresip, BaresipBuilder, BaresipControl};
+pub use dnsmasq::{DnsRecords, Dnsmasq};
+pub use kamailio::{Kamailio, KamailioBuilder};
+pub use peer::{Peer, PeerBuilder, PeerError, WorkDir};
+pub use ports::{
+    free_port, free_port_dual_stack, free_port_pair, free_port_pair_v6, free_tcp_port,
+    free_tcp_port_v6, free_udp_port, free_udp_port_v6,
+};
+pub use sipp::{Sipp, SippOutcome, SippPeer, Transport};
+
+/// The harness's copies of the lab configs and scenarios (`interop-tests/lab`).
+pub fn lab_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("lab")
+}
+
+/// `lab_dir()/relative`.
+pub fn lab_file(relative: &str) -> PathBuf {
+    lab_dir().join(relative)
+}
+
+/// Finds an executable on `PATH`, or in `/usr/sbin` and `/sbin` (kamailio and dnsmasq live
+/// there, and a non-root `PATH` may not have them).
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The path of a program the harness needs; falls back to the bare name (the spawn then
+/// fails with a clear error) when it is not installed.
+pub(crate) fn program(name: &str) -> PathBuf {
+    find_program(name).unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// Whether the peer program `name` is installed. When it is not: with `CI=true` in the
+/// environment this panics (interop tests never skip silently in CI); otherwise it prints a
+/// loud `SKIP` line to stderr and returns false, and the test should return early.
+///
+/// ```no_run
+/// if !tincan_interop_tests::require_peer("kamailio") {
+///     return;
+/// }
+/// ```
+pub fn require_peer(name: &str) -> bool {
+    if find_program(name).is_some() {
+        return true;
+    }
+    let message = format!("{name} not installed (run scripts/install-deps.sh --test)");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true and {message}: interop tests must not skip in CI");
+    }
+    eprintln!("\n*** SKIP: {message} ***\n");
+    false
+}
+
+/// [`require_peer`] for several programs; true when all are installed.
+pub fn require_peers(names: &[&str]) -> bool {
+    // Check them all (no short circuit), so every missing one is reported.
+    let installed: Vec<bool> = names.iter().map(|name| require_peer(name)).collect();
+    installed.into_iter().all(|ok| ok)
+}
+
+/// Sends a SIP OPTIONS over UDP from 127.0.0.1 (or ::1) to `target` until a response
+/// arrives, at most `timeout`; returns the status line (e.g. `SIP/2.0 200 Keepalive`).
+/// Used to wait until a SIP server really answers.
+pub fn sip_options_ping(target: SocketAddr, timeout: Duration) -> Result<String, PeerError> {
+    let local = if target.is_ipv4() {
+        "127.0.0.1:0"
+    } else {
+        "[::1]:0"
+    };
+    let socket =
+        UdpSocket::bind(local).map_err(|e| PeerError::io("binding the OPTIONS socket", e))?;
+    let local = socket
+        .local_addr()
+        .map_err(|e| PeerError::io("reading the OPTIONS socket address", e))?;
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .map_err(|e| PeerError::io("setting a read timeout", e))?;
+    let deadline = Instant::now() + timeout;
+    let mut attempt = 0u32;
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        attempt += 1;
+        let request = format!(
+            "OPTIONS sip:{target} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {local};branch=z9hG4bK-harness-{attempt};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:harness@{ip}>;tag=harness{attempt}\r\n\
+             To: <sip:{target}>\r\n\
+             Call-ID: harness-ping-{attempt}-{port}@{ip}\r\n\
+             CSeq: {attempt} OPTIONS\r\n\
+             Content-Length: 0\r\n\r\n",
+            ip = local.ip(),
+            port = local.port(),
+        );
+        let _ = socket.send_to(request.as_bytes(), target);
+        if let Ok((n, _)) = socket.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]);
+            if let Some(line) = text.lines().next().filter(|l| l.starts_with("SIP/2.0 ")) {
+                return Ok(line.to_owned());
+            }
+        }
+    }
+    Err(PeerError::Timeout {
+        name: target.to_string(),
+        after: timeout,
+        waiting_for: "an answer to OPTIONS".to_owned(),
+        log_tail: String::new(),
+    })
+}

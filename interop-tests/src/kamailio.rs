@@ -1,0 +1,324 @@
+//! kamailio 5.6 as registrar and stateful proxy with digest auth (realm `example.test`),
+//! templated from `interop-tests/lab/kamailio/kamailio.cfg` onto free ports.
+//!
+//! Each instance listens on UDP+TCP `127.0.0.1:P` and `[::1]:P`, and (unless disabled) on
+//! UDP+TCP `127.0.0.2:Q` (a second SRV target for DNS failover tests). Several instances run
+//! side by side. The cfg's safety net stays: it forwards only to loopback IP literals, and
+//! it never asks the system resolver for anything.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::peer::{Peer, PeerError, WorkDir};
+use crate::ports::{self, Protocols, V4, V6};
+
+/// The realm and domain the lab cfg serves.
+pub const DOMAIN: &str = "example.test";
+
+/// The secondary listen address (second SRV target).
+pub const SECONDARY_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+
+/// The lab's users (user name, password).
+pub const LAB_USERS: [(&str, &str); 4] = [
+    ("alice", "alicepw"),
+    ("bob", "bobpw"),
+    ("carol", "carolpw"),
+    ("uat", "uatpw"),
+];
+
+/// How to start kamailio; see [`Kamailio::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct KamailioBuilder {
+    users: Vec<(String, String)>,
+    secondary: bool,
+    ipv6: bool,
+    debug: u8,
+}
+
+impl KamailioBuilder {
+    /// Adds a user (or changes the password of a lab user).
+    pub fn user(mut self, name: &str, password: &str) -> Self {
+        self.users.retain(|(n, _)| n != name);
+        self.users.push((name.to_owned(), password.to_owned()));
+        self
+    }
+
+    /// Whether to listen on `127.0.0.2:Q` too (default: yes).
+    pub fn secondary(mut self, on: bool) -> Self {
+        self.secondary = on;
+        self
+    }
+
+    /// Whether to listen on `[::1]:P` too (default: yes).
+    pub fn ipv6(mut self, on: bool) -> Self {
+        self.ipv6 = on;
+        self
+    }
+
+    /// kamailio's `debug` level (default 2 = info: one line per request and auth result).
+    pub fn debug(mut self, level: u8) -> Self {
+        self.debug = level;
+        self
+    }
+
+    /// Writes the cfg, starts kamailio and waits until it answers OPTIONS on UDP and listens
+    /// on TCP.
+    pub fn start(self) -> Result<Kamailio, PeerError> {
+        let dir = WorkDir::new("kamailio")?;
+        let ips: &[IpAddr] = if self.ipv6 { &[V4, V6] } else { &[V4] };
+        let port = ports::free_port_block(ips, Protocols::Both, 1);
+        let secondary_port = self
+            .secondary
+            .then(|| ports::free_port_block(&[SECONDARY_IP], Protocols::Both, 1));
+
+        let template = std::fs::read_to_string(crate::lab_file("kamailio/kamailio.cfg"))
+            .map_err(|e| PeerError::io("reading lab/kamailio/kamailio.cfg", e))?;
+        let mut listen = vec![
+            format!("listen=udp:127.0.0.1:{port}"),
+            format!("listen=tcp:127.0.0.1:{port}"),
+        ];
+        if let Some(q) = secondary_port {
+            listen.push(format!("listen=udp:{SECONDARY_IP}:{q}"));
+            listen.push(format!("listen=tcp:{SECONDARY_IP}:{q}"));
+        }
+        if self.ipv6 {
+            listen.push(format!("listen=udp:[::1]:{port}"));
+            listen.push(format!("listen=tcp:[::1]:{port}"));
+        }
+        let users: Vec<String> = self
+            .users
+            .iter()
+            .map(|(n, p)| format!("\t$sht(users=>{n}) = \"{}\";", p.replace('"', "\\\"")))
+            .collect();
+        let cfg = replace_between(
+            &template,
+            "#@listen-begin",
+            "#@listen-end",
+            &listen.join("\n"),
+        )
+        .and_then(|c| replace_between(&c, "#@users-begin", "#@users-end", &users.join("\n")))
+        .ok_or_else(|| PeerError::Protocol {
+            name: "kamailio".to_owned(),
+            message: "lab/kamailio/kamailio.cfg lost its @listen/@users markers".to_owned(),
+        })?
+        .replacen("debug=2", &format!("debug={}", self.debug), 1);
+        let cfg_path = dir.write("kamailio.cfg", cfg)?;
+        std::fs::create_dir_all(dir.join("run"))
+            .map_err(|e| PeerError::io("creating run dir", e))?;
+
+        let mut peer = Peer::builder("kamailio", crate::program("kamailio"))
+            .arg("-f")
+            .arg(&cfg_path)
+            .args(["-DD", "-E", "-n", "2", "-m", "64", "-M", "8", "-P"])
+            .arg(dir.join("kamailio.pid"))
+            .arg("-Y")
+            .arg(dir.join("run"))
+            .arg("-w")
+            .arg(dir.path())
+            .lifetime(Duration::from_secs(300))
+            .spawn_in(dir)?;
+        let addr = SocketAddr::new(V4, port);
+        peer.wait_for_port(Protocols::Both, port, Duration::from_secs(15))?;
+        let status = crate::sip_options_ping(addr, Duration::from_secs(10))?;
+        if !status.starts_with("SIP/2.0 200") {
+            return Err(PeerError::Protocol {
+                name: "kamailio".to_owned(),
+                message: format!("OPTIONS answered {status:?}"),
+            });
+        }
+        Ok(Kamailio {
+            peer,
+            port,
+            secondary_port,
+            ipv6: self.ipv6,
+            users: self.users,
+        })
+    }
+}
+
+fn replace_between(text: &str, begin: &str, end: &str, with: &str) -> Option<String> {
+    let b = text.find(begin)? + begin.len();
+    let e = b + text[b..].find(end)?;
+    // keep the indentation that precedes the end marker
+    let indent_start = text[..e].rfind('\n').map_or(e, |i| i + 1);
+    Some(format!(
+        "{}\n{}\n{}",
+        &text[..b],
+        with,
+        &text[indent_start..]
+    ))
+}
+
+/// A running kamailio; stopped (with all its worker processes) on drop.
+#[derive(Debug)]
+pub struct Kamailio {
+    peer: Peer,
+    port: u16,
+    secondary_port: Option<u16>,
+    ipv6: bool,
+    users: Vec<(String, String)>,
+}
+
+impl Kamailio {
+    /// Lab users (alice/alicepw, bob/bobpw, carol/carolpw, uat/uatpw), all listeners.
+    pub fn builder() -> KamailioBuilder {
+        KamailioBuilder {
+            users: LAB_USERS
+                .iter()
+                .map(|(n, p)| ((*n).to_owned(), (*p).to_owned()))
+                .collect(),
+            secondary: true,
+            ipv6: true,
+            debug: 2,
+        }
+    }
+
+    /// Starts an instance with the defaults of [`Kamailio::builder`].
+    pub fn start() -> Result<Self, PeerError> {
+        Self::builder().start()
+    }
+
+    /// UDP and TCP address on 127.0.0.1.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(V4, self.port)
+    }
+
+    /// UDP and TCP address on ::1 (`None` when started without IPv6).
+    pub fn addr_v6(&self) -> Option<SocketAddr> {
+        self.ipv6.then(|| SocketAddr::new(V6, self.port))
+    }
+
+    /// UDP and TCP address on 127.0.0.2 (`None` when started without it).
+    pub fn secondary_addr(&self) -> Option<SocketAddr> {
+        self.secondary_port
+            .map(|q| SocketAddr::new(SECONDARY_IP, q))
+    }
+
+    /// The port on 127.0.0.1 and ::1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The domain/realm (`example.test`).
+    pub fn domain(&self) -> &'static str {
+        DOMAIN
+    }
+
+    /// The password of `user`, if it is configured.
+    pub fn password(&self, user: &str) -> Option<&str> {
+        self.users
+            .iter()
+            .find(|(n, _)| n == user)
+            .map(|(_, p)| p.as_str())
+    }
+
+    /// The process guard (log, scratch dir, PID).
+    pub fn peer(&mut self) -> &mut Peer {
+        &mut self.peer
+    }
+
+    /// The ctl socket for `kamcmd -s`.
+    pub fn ctl_socket(&self) -> String {
+        format!(
+            "unix:{}",
+            self.peer.dir().join("run/kamailio_ctl").display()
+        )
+    }
+
+    /// Runs `kamcmd -s <ctl socket> args...` (bounded to 10 s) and returns its stdout.
+    pub fn kamcmd(&self, args: &[&str]) -> Result<String, PeerError> {
+        let out = Command::new("timeout")
+            .arg("10")
+            .arg(crate::program("kamcmd"))
+            .arg("-s")
+            .arg(self.ctl_socket())
+            .args(args)
+            .output()
+            .map_err(|e| PeerError::io("running kamcmd", e))?;
+        if !out.status.success() {
+            return Err(PeerError::Protocol {
+                name: "kamcmd".to_owned(),
+                message: format!(
+                    "{args:?} failed: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Contact URIs registered for `user` (empty when none), from `ul.dump`.
+    pub fn contacts(&self, user: &str) -> Result<Vec<String>, PeerError> {
+        let dump = self.kamcmd(&["ul.dump"])?;
+        Ok(parse_contacts(&dump, user))
+    }
+
+    /// Removes every binding of `user`.
+    pub fn unregister(&self, user: &str) -> Result<(), PeerError> {
+        self.kamcmd(&["ul.rm", "location", user]).map(drop)
+    }
+
+    /// The scratch dir of this instance.
+    pub fn dir(&self) -> PathBuf {
+        self.peer.dir().path().to_owned()
+    }
+
+    /// Stops kamailio and its workers.
+    pub fn stop(mut self) {
+        self.peer.stop();
+    }
+}
+
+/// Contacts of one AoR in `kamcmd ul.dump` output:
+/// ```text
+/// AoR: alice
+///     ...
+///     Contact: {
+///         Address: sip:alice@127.0.0.1:5093;transport=TCP
+/// ```
+fn parse_contacts(dump: &str, user: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_aor = false;
+    for line in dump.lines() {
+        let line = line.trim();
+        if let Some(aor) = line.strip_prefix("AoR:") {
+            let aor = aor.trim();
+            in_aor = aor == user || aor.split('@').next() == Some(user);
+        } else if in_aor && let Some(addr) = line.strip_prefix("Address:") {
+            out.push(addr.trim().to_owned());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_are_replaced_and_kept() {
+        let t = "a\n#@x-begin\nold1\nold2\n\t#@x-end\nb\n";
+        assert_eq!(
+            replace_between(t, "#@x-begin", "#@x-end", "new").as_deref(),
+            Some("a\n#@x-begin\nnew\n\t#@x-end\nb\n")
+        );
+        assert_eq!(replace_between(t, "#@y-begin", "#@y-end", "new"), None);
+    }
+
+    #[test]
+    fn contacts_are_parsed_per_aor() {
+        let dump = "Domain: location\n\tAoRs: {\n\t\tAoR: alice\n\t\t\tContact: {\n\t\t\t\tAddress: \
+                    sip:alice@127.0.0.1:5093;transport=TCP\n\t\tAoR: bob\n\t\t\tContact: {\n\t\t\t\t\
+                    Address: sip:bob@127.0.0.1:5070\n";
+        assert_eq!(
+            parse_contacts(dump, "alice"),
+            vec!["sip:alice@127.0.0.1:5093;transport=TCP"]
+        );
+        assert_eq!(parse_contacts(dump, "bob"), vec!["sip:bob@127.0.0.1:5070"]);
+        assert!(parse_contacts(dump, "carol").is_empty());
+    }
+}
