@@ -1,0 +1,205 @@
+//! A user agent's checks on a parsed message (RFC 3261 §8.2, §18.1.2, §18.3; RFC 4475).
+
+use bytes::Bytes;
+
+use super::typed::{self, Header};
+use super::{HeaderName, Message, ParseError, ParseLimits, Uri, Verdict, split_list};
+
+/// Option tags a Tincan user agent understands in `Require` (RFC 3261 §8.2.2.3).
+pub const SUPPORTED_EXTENSIONS: &[&str] = &["outbound", "path", "replaces"];
+
+/// What [`Message::check`] accepts.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckConfig<'a> {
+    /// Option tags understood in `Require`; others get 420 Bad Extension.
+    pub supported: &'a [&'a str],
+    /// Request-URI schemes served; others get 416 Unsupported URI Scheme.
+    pub schemes: &'a [&'a str],
+}
+
+impl Default for CheckConfig<'_> {
+    fn default() -> Self {
+        CheckConfig {
+            supported: SUPPORTED_EXTENSIONS,
+            schemes: &["sip", "sips", "tel"],
+        }
+    }
+}
+
+/// The verdict a Tincan user agent gives one datagram: accept it, reject it with a status
+/// (requests), or drop it (responses and unanswerable bytes).
+///
+/// ```
+/// use tincan_sip::message::{verdict, Verdict};
+/// let v = verdict(b"OPTIONS sip:a@b SIP/7.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\r\n");
+/// assert!(matches!(v, Verdict::Reject { status: 505, .. }));
+/// ```
+pub fn verdict(datagram: &[u8]) -> Verdict {
+    let looks_like_request = {
+        let start = datagram
+            .iter()
+            .position(|&c| c != b'\r' && c != b'\n')
+            .unwrap_or(datagram.len());
+        !datagram[start..]
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+    };
+    match Message::parse_lenient(Bytes::copy_from_slice(datagram), &ParseLimits::default()) {
+        Err(e) => e.verdict(looks_like_request),
+        Ok((msg, Some(defect))) => defect.verdict(msg.is_request()),
+        Ok((msg, None)) => match msg.check(&CheckConfig::default()) {
+            Ok(()) => Verdict::Accept,
+            Err(e) => e.verdict(msg.is_request()),
+        },
+    }
+}
+
+/// Headers whose list may be empty by grammar (`Allow:` with no method).
+fn may_be_empty(name: HeaderName) -> bool {
+    matches!(
+        name,
+        HeaderName::Allow
+            | HeaderName::Supported
+            | HeaderName::Accept
+            | HeaderName::AcceptEncoding
+            | HeaderName::AcceptLanguage
+            | HeaderName::Unsupported
+    )
+}
+
+fn validate_value(name: HeaderName, v: &str) -> Result<(), ParseError> {
+    fn p<'a, T: Header<'a>>(v: &'a str) -> Result<(), ParseError> {
+        T::parse(v).map(drop).map_err(ParseError::from)
+    }
+    match name {
+        HeaderName::Via => p::<typed::Via<'_>>(v),
+        HeaderName::From => p::<typed::From<'_>>(v),
+        HeaderName::To => p::<typed::To<'_>>(v),
+        HeaderName::CallId => p::<typed::CallId<'_>>(v),
+        HeaderName::CSeq => p::<typed::CSeq>(v),
+        HeaderName::Contact => p::<typed::Contact<'_>>(v),
+        HeaderName::MaxForwards => p::<typed::MaxForwards>(v),
+        HeaderName::Route => p::<typed::Route<'_>>(v),
+        HeaderName::RecordRoute => p::<typed::RecordRoute<'_>>(v),
+        HeaderName::Path => p::<typed::Path<'_>>(v),
+        HeaderName::ServiceRoute => p::<typed::ServiceRoute<'_>>(v),
+        HeaderName::ContentLength => p::<typed::ContentLength>(v),
+        HeaderName::ContentType => p::<typed::ContentType<'_>>(v),
+        HeaderName::Expires => p::<typed::Expires>(v),
+        HeaderName::MinExpires => p::<typed::MinExpires>(v),
+        HeaderName::WwwAuthenticate => p::<typed::WwwAuthenticate<'_>>(v),
+        HeaderName::ProxyAuthenticate => p::<typed::ProxyAuthenticate<'_>>(v),
+        HeaderName::Authorization => p::<typed::Authorization<'_>>(v),
+        HeaderName::ProxyAuthorization => p::<typed::ProxyAuthorization<'_>>(v),
+        HeaderName::AuthenticationInfo => p::<typed::AuthenticationInfo<'_>>(v),
+        HeaderName::Allow => p::<typed::Allow<'_>>(v),
+        HeaderName::Supported => p::<typed::Supported<'_>>(v),
+        HeaderName::Require => p::<typed::Require<'_>>(v),
+        HeaderName::ProxyRequire => p::<typed::ProxyRequire<'_>>(v),
+        HeaderName::Unsupported => p::<typed::Unsupported<'_>>(v),
+        HeaderName::Event => p::<typed::Event<'_>>(v),
+        HeaderName::AllowEvents => p::<typed::AllowEvents<'_>>(v),
+        HeaderName::SubscriptionState => p::<typed::SubscriptionState<'_>>(v),
+        HeaderName::ReferTo => p::<typed::ReferTo<'_>>(v),
+        HeaderName::ReferredBy => p::<typed::ReferredBy<'_>>(v),
+        HeaderName::Replaces => p::<typed::Replaces<'_>>(v),
+        HeaderName::SessionExpires => p::<typed::SessionExpires<'_>>(v),
+        HeaderName::MinSe => p::<typed::MinSe<'_>>(v),
+        HeaderName::RSeq => p::<typed::RSeq>(v),
+        HeaderName::RAck => p::<typed::RAck>(v),
+        HeaderName::RetryAfter => p::<typed::RetryAfter<'_>>(v),
+        HeaderName::Warning => p::<typed::Warning<'_>>(v),
+        HeaderName::Date => p::<typed::Date>(v),
+        HeaderName::Accept => p::<typed::Accept<'_>>(v),
+        HeaderName::ContentEncoding => p::<typed::ContentEncoding<'_>>(v),
+        HeaderName::ReplyTo => p::<typed::ReplyTo<'_>>(v),
+        _ => Ok(()),
+    }
+}
+
+pub(crate) fn check(msg: &Message, config: &CheckConfig<'_>) -> Result<(), ParseError> {
+    // Mandatory headers (§8.1.1; a response carries the same five, §8.2.6.2).
+    for (name, label) in [
+        (HeaderName::Via, "Via"),
+        (HeaderName::From, "From"),
+        (HeaderName::To, "To"),
+        (HeaderName::CallId, "Call-ID"),
+        (HeaderName::CSeq, "CSeq"),
+    ] {
+        if msg.entries(name).next().is_none() {
+            return Err(ParseError::Missing(label));
+        }
+    }
+    // Single-value headers that appear more than once (RFC 4475 §3.3.8 multi01).
+    for (i, e) in msg.headers.iter().enumerate() {
+        if e.name.is_single() && msg.headers[..i].iter().any(|p| p.name == e.name) {
+            return Err(ParseError::Multiple(e.name.as_str()));
+        }
+    }
+    // Every known header's grammar.
+    for e in &msg.headers {
+        if e.name == HeaderName::Other {
+            continue;
+        }
+        let text = msg.entry_text(e)?;
+        if e.name.is_list() {
+            if super::lex::trim_lws(text).is_empty() {
+                if may_be_empty(e.name) {
+                    continue;
+                }
+                return Err(typed::HeaderError {
+                    name: e.name.as_str(),
+                    reason: "empty value",
+                }
+                .into());
+            }
+            for v in split_list(text) {
+                validate_value(e.name, v?)?;
+            }
+        } else {
+            validate_value(e.name, text)?;
+        }
+    }
+    let cseq = msg
+        .cseq()
+        .ok_or(ParseError::Missing("CSeq"))??;
+    let Some(method) = msg.method() else {
+        return Ok(());
+    };
+    if cseq.method != *method {
+        return Err(ParseError::CSeqMismatch {
+            method: method.to_string(),
+            cseq: cseq.method.to_string(),
+            unknown_method: !method.is_known(),
+        });
+    }
+    let uri = msg
+        .uri()
+        .ok_or(ParseError::RequestUri("does not parse"))?;
+    let scheme = uri.scheme();
+    if !config.schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)) {
+        let scheme = match &uri {
+            Uri::Other(o) => o.scheme.to_string(),
+            _ => scheme.to_string(),
+        };
+        return Err(ParseError::UnsupportedScheme(scheme));
+    }
+    // §8.2.2.3: Require is not checked for ACK and CANCEL.
+    if !matches!(method, typed::Method::Ack | typed::Method::Cancel) {
+        let unknown: Vec<String> = msg
+            .get_all::<typed::Require<'_>>()
+            .filter_map(Result::ok)
+            .filter(|t| {
+                !config
+                    .supported
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(t.as_str()))
+            })
+            .map(|t| t.as_str().to_owned())
+            .collect();
+        if !unknown.is_empty() {
+            return Err(ParseError::BadExtension(unknown));
+        }
+    }
+    Ok(())
+}

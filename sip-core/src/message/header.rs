@@ -1,0 +1,288 @@
+//! Header names (with RFC 3261 §7.3.3 compact forms) and the header index of a message.
+
+use std::fmt;
+
+macro_rules! header_names {
+    ($( $(#[$doc:meta])* $variant:ident => $canonical:literal $(, $compact:literal)? ;)*) => {
+        /// A SIP header field name.
+        ///
+        /// Known names are recognized case-insensitively in their long and compact forms;
+        /// any other name is [`HeaderName::Other`] and is kept verbatim by the message.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum HeaderName {
+            $( $(#[$doc])* $variant, )*
+            /// A header Tincan has no typed access for; its name is kept as received.
+            Other,
+        }
+
+        impl HeaderName {
+            /// The canonical (long) spelling, as Tincan prints it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( HeaderName::$variant => $canonical, )*
+                    HeaderName::Other => "",
+                }
+            }
+
+            /// The compact form (RFC 3261 §7.3.3 and the RFCs that define one), if any.
+            pub fn compact(self) -> Option<char> {
+                match self {
+                    $( $( HeaderName::$variant => Some($compact), )? )*
+                    _ => None,
+                }
+            }
+
+            /// Recognizes a header name in long or compact form, ignoring case.
+            pub fn from_name(name: &str) -> HeaderName {
+                let bytes = name.as_bytes();
+                if bytes.len() == 1 {
+                    let c = bytes[0].to_ascii_lowercase() as char;
+                    $( $( if c == $compact { return HeaderName::$variant; } )? )*
+                    return HeaderName::Other;
+                }
+                $(
+                    if bytes.len() == $canonical.len() && name.eq_ignore_ascii_case($canonical) {
+                        return HeaderName::$variant;
+                    }
+                )*
+                HeaderName::Other
+            }
+        }
+    };
+}
+
+header_names! {
+    /// `Accept` (RFC 3261 §20.1).
+    Accept => "Accept";
+    /// `Accept-Contact` (RFC 3841).
+    AcceptContact => "Accept-Contact", 'a';
+    /// `Accept-Encoding` (RFC 3261 §20.2).
+    AcceptEncoding => "Accept-Encoding";
+    /// `Accept-Language` (RFC 3261 §20.3).
+    AcceptLanguage => "Accept-Language";
+    /// `Alert-Info` (RFC 3261 §20.4).
+    AlertInfo => "Alert-Info";
+    /// `Allow` (RFC 3261 §20.5).
+    Allow => "Allow";
+    /// `Allow-Events` (RFC 6665 §8.2.2).
+    AllowEvents => "Allow-Events", 'u';
+    /// `Authentication-Info` (RFC 3261 §20.6).
+    AuthenticationInfo => "Authentication-Info";
+    /// `Authorization` (RFC 3261 §20.7).
+    Authorization => "Authorization";
+    /// `Call-ID` (RFC 3261 §20.8).
+    CallId => "Call-ID", 'i';
+    /// `Call-Info` (RFC 3261 §20.9).
+    CallInfo => "Call-Info";
+    /// `Contact` (RFC 3261 §20.10).
+    Contact => "Contact", 'm';
+    /// `Content-Disposition` (RFC 3261 §20.11).
+    ContentDisposition => "Content-Disposition";
+    /// `Content-Encoding` (RFC 3261 §20.12).
+    ContentEncoding => "Content-Encoding", 'e';
+    /// `Content-Language` (RFC 3261 §20.13).
+    ContentLanguage => "Content-Language";
+    /// `Content-Length` (RFC 3261 §20.14).
+    ContentLength => "Content-Length", 'l';
+    /// `Content-Type` (RFC 3261 §20.15).
+    ContentType => "Content-Type", 'c';
+    /// `CSeq` (RFC 3261 §20.16).
+    CSeq => "CSeq";
+    /// `Date` (RFC 3261 §20.17).
+    Date => "Date";
+    /// `Error-Info` (RFC 3261 §20.18).
+    ErrorInfo => "Error-Info";
+    /// `Event` (RFC 6665 §8.2.1).
+    Event => "Event", 'o';
+    /// `Expires` (RFC 3261 §20.19).
+    Expires => "Expires";
+    /// `From` (RFC 3261 §20.20).
+    From => "From", 'f';
+    /// `Identity` (RFC 8224).
+    Identity => "Identity", 'y';
+    /// `In-Reply-To` (RFC 3261 §20.21).
+    InReplyTo => "In-Reply-To";
+    /// `Max-Forwards` (RFC 3261 §20.22).
+    MaxForwards => "Max-Forwards";
+    /// `Min-Expires` (RFC 3261 §20.23).
+    MinExpires => "Min-Expires";
+    /// `Min-SE` (RFC 4028).
+    MinSe => "Min-SE";
+    /// `MIME-Version` (RFC 3261 §20.24).
+    MimeVersion => "MIME-Version";
+    /// `Organization` (RFC 3261 §20.25).
+    Organization => "Organization";
+    /// `Path` (RFC 3327).
+    Path => "Path";
+    /// `Priority` (RFC 3261 §20.26).
+    Priority => "Priority";
+    /// `Proxy-Authenticate` (RFC 3261 §20.27).
+    ProxyAuthenticate => "Proxy-Authenticate";
+    /// `Proxy-Authorization` (RFC 3261 §20.28).
+    ProxyAuthorization => "Proxy-Authorization";
+    /// `Proxy-Require` (RFC 3261 §20.29).
+    ProxyRequire => "Proxy-Require";
+    /// `RAck` (RFC 3262).
+    RAck => "RAck";
+    /// `Reason` (RFC 3326).
+    Reason => "Reason";
+    /// `Record-Route` (RFC 3261 §20.30).
+    RecordRoute => "Record-Route";
+    /// `Refer-To` (RFC 3515).
+    ReferTo => "Refer-To", 'r';
+    /// `Referred-By` (RFC 3892).
+    ReferredBy => "Referred-By", 'b';
+    /// `Reject-Contact` (RFC 3841).
+    RejectContact => "Reject-Contact", 'j';
+    /// `Replaces` (RFC 3891).
+    Replaces => "Replaces";
+    /// `Reply-To` (RFC 3261 §20.31).
+    ReplyTo => "Reply-To";
+    /// `Request-Disposition` (RFC 3841).
+    RequestDisposition => "Request-Disposition", 'd';
+    /// `Require` (RFC 3261 §20.32).
+    Require => "Require";
+    /// `Retry-After` (RFC 3261 §20.33).
+    RetryAfter => "Retry-After";
+    /// `Route` (RFC 3261 §20.34).
+    Route => "Route";
+    /// `RSeq` (RFC 3262).
+    RSeq => "RSeq";
+    /// `Server` (RFC 3261 §20.35).
+    Server => "Server";
+    /// `Service-Route` (RFC 3608).
+    ServiceRoute => "Service-Route";
+    /// `Session-Expires` (RFC 4028).
+    SessionExpires => "Session-Expires", 'x';
+    /// `Subject` (RFC 3261 §20.36).
+    Subject => "Subject", 's';
+    /// `Subscription-State` (RFC 6665 §8.2.3).
+    SubscriptionState => "Subscription-State";
+    /// `Supported` (RFC 3261 §20.37).
+    Supported => "Supported", 'k';
+    /// `Timestamp` (RFC 3261 §20.38).
+    Timestamp => "Timestamp";
+    /// `To` (RFC 3261 §20.39).
+    To => "To", 't';
+    /// `Unsupported` (RFC 3261 §20.40).
+    Unsupported => "Unsupported";
+    /// `User-Agent` (RFC 3261 §20.41).
+    UserAgent => "User-Agent";
+    /// `Via` (RFC 3261 §20.42).
+    Via => "Via", 'v';
+    /// `Warning` (RFC 3261 §20.43).
+    Warning => "Warning";
+    /// `WWW-Authenticate` (RFC 3261 §20.44).
+    WwwAuthenticate => "WWW-Authenticate";
+}
+
+impl HeaderName {
+    /// True for headers whose grammar allows several comma-separated values on one line
+    /// (RFC 3261 §7.3.1), so that they may be split and combined.
+    ///
+    /// Headers whose values may contain an unquoted comma (Date, WWW-Authenticate,
+    /// Authorization...) are not lists.
+    pub fn is_list(self) -> bool {
+        use HeaderName::*;
+        matches!(
+            self,
+            Accept
+                | AcceptContact
+                | AcceptEncoding
+                | AcceptLanguage
+                | AlertInfo
+                | Allow
+                | AllowEvents
+                | CallInfo
+                | Contact
+                | ContentEncoding
+                | ContentLanguage
+                | ErrorInfo
+                | InReplyTo
+                | Path
+                | ProxyRequire
+                | Reason
+                | RecordRoute
+                | RejectContact
+                | RequestDisposition
+                | Require
+                | Route
+                | ServiceRoute
+                | Supported
+                | Unsupported
+                | Via
+                | Warning
+        )
+    }
+
+    /// True for headers that may appear at most once (RFC 3261 §20, "single-value").
+    pub fn is_single(self) -> bool {
+        use HeaderName::*;
+        matches!(
+            self,
+            CallId
+                | ContentLength
+                | ContentType
+                | CSeq
+                | Date
+                | Expires
+                | From
+                | MaxForwards
+                | MinExpires
+                | MinSe
+                | RAck
+                | ReferTo
+                | ReferredBy
+                | Replaces
+                | RSeq
+                | SessionExpires
+                | SubscriptionState
+                | To
+        )
+    }
+}
+
+impl fmt::Display for HeaderName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_and_long_forms() {
+        assert_eq!(HeaderName::from_name("v"), HeaderName::Via);
+        assert_eq!(HeaderName::from_name("V"), HeaderName::Via);
+        assert_eq!(HeaderName::from_name("vIa"), HeaderName::Via);
+        assert_eq!(HeaderName::from_name("i"), HeaderName::CallId);
+        assert_eq!(HeaderName::from_name("call-id"), HeaderName::CallId);
+        assert_eq!(HeaderName::from_name("X-Custom"), HeaderName::Other);
+        assert_eq!(HeaderName::from_name("q"), HeaderName::Other);
+        for (c, n) in [
+            ('i', HeaderName::CallId),
+            ('m', HeaderName::Contact),
+            ('e', HeaderName::ContentEncoding),
+            ('l', HeaderName::ContentLength),
+            ('c', HeaderName::ContentType),
+            ('f', HeaderName::From),
+            ('s', HeaderName::Subject),
+            ('k', HeaderName::Supported),
+            ('t', HeaderName::To),
+            ('v', HeaderName::Via),
+            ('o', HeaderName::Event),
+            ('r', HeaderName::ReferTo),
+            ('u', HeaderName::AllowEvents),
+            ('b', HeaderName::ReferredBy),
+            ('x', HeaderName::SessionExpires),
+            ('y', HeaderName::Identity),
+            ('a', HeaderName::AcceptContact),
+        ] {
+            assert_eq!(HeaderName::from_name(&c.to_string()), n);
+            assert_eq!(n.compact(), Some(c));
+        }
+    }
+}

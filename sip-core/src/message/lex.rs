@@ -1,0 +1,334 @@
+//! Character classes and small scanners for the RFC 3261 §25 grammar.
+//!
+//! Everything here works on `&str` slices and never allocates unless it has to undo an escape
+//! or a line fold.
+
+use std::borrow::Cow;
+
+/// `token` characters (RFC 3261 §25.1): alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" /
+/// "`" / "'" / "~".
+pub(crate) const fn is_token_char(b: u8) -> bool {
+    matches!(b,
+        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9'
+        | b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+}
+
+/// `word` characters (RFC 3261 §25.1), used by Call-ID: token chars plus separators.
+pub(crate) const fn is_word_char(b: u8) -> bool {
+    is_token_char(b)
+        || matches!(
+            b,
+            b'(' | b')' | b'<' | b'>' | b':' | b'\\' | b'"' | b'/' | b'[' | b']' | b'?' | b'{' | b'}'
+        )
+}
+
+/// True when `s` is a non-empty `token`.
+pub(crate) fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_token_char)
+}
+
+/// True for SP and HTAB.
+pub(crate) const fn is_wsp(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// Strips linear white space (SP, HTAB, and CR/LF of folds already in the value) at both ends.
+pub(crate) fn trim_lws(s: &str) -> &str {
+    s.trim_matches(|c| c == ' ' || c == '\t' || c == '\r' || c == '\n')
+}
+
+/// Replaces each line fold (CRLF or LF followed by SP/HTAB) with a single space.
+///
+/// Borrows when there is no fold, the common case.
+pub(crate) fn unfold(s: &str) -> Cow<'_, str> {
+    if !s.contains(['\r', '\n']) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' | '\n' => {
+                if c == '\r' && chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                // The fold and the white space that follows become one SP.
+                while matches!(chars.peek(), Some(' ' | '\t')) {
+                    chars.next();
+                }
+                out.push(' ');
+            }
+            _ => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Splits `s` at top-level occurrences of `sep`: not inside a quoted string (with quoted-pairs)
+/// nor inside `<...>`.
+///
+/// Returns `None` when a quoted string or an angle bracket is left open.
+pub(crate) fn split_top_level(s: &str, sep: u8) -> Option<Vec<&str>> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut in_quotes = false;
+    let mut in_angle = false;
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_quotes {
+            match b {
+                b'\\' => i += 1,
+                b'"' => in_quotes = false,
+                _ => {}
+            }
+        } else if in_angle {
+            if b == b'>' {
+                in_angle = false;
+            }
+        } else if b == b'"' {
+            in_quotes = true;
+        } else if b == b'<' {
+            in_angle = true;
+        } else if b == sep {
+            parts.push(&s[start..i]);
+            start = i + 1;
+        }
+        i += 1;
+    }
+    if in_quotes || in_angle {
+        return None;
+    }
+    parts.push(&s[start..]);
+    Some(parts)
+}
+
+/// Iterator over the pieces of `s` between top-level `sep` bytes (see [`split_top_level`]),
+/// without allocating. An unterminated quote or angle bracket ends the last piece at the end
+/// of the text; validate with [`split_top_level`] first where that matters.
+pub(crate) struct TopLevel<'a> {
+    rest: Option<&'a str>,
+    sep: u8,
+}
+
+/// Splits at top-level `sep` bytes lazily.
+pub(crate) fn top_level(s: &str, sep: u8) -> TopLevel<'_> {
+    TopLevel {
+        rest: Some(s),
+        sep,
+    }
+}
+
+impl<'a> Iterator for TopLevel<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let s = self.rest?;
+        let bytes = s.as_bytes();
+        let mut in_quotes = false;
+        let mut in_angle = false;
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if in_quotes {
+                match b {
+                    b'\\' => i += 1,
+                    b'"' => in_quotes = false,
+                    _ => {}
+                }
+            } else if in_angle {
+                if b == b'>' {
+                    in_angle = false;
+                }
+            } else if b == b'"' {
+                in_quotes = true;
+            } else if b == b'<' {
+                in_angle = true;
+            } else if b == self.sep {
+                self.rest = Some(&s[i + 1..]);
+                return Some(&s[..i]);
+            }
+            i += 1;
+        }
+        self.rest = None;
+        Some(s)
+    }
+}
+
+/// Finds the end of a quoted string that starts at `s[0] == '"'`; returns the index just past
+/// the closing quote.
+pub(crate) fn quoted_end(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    debug_assert_eq!(bytes.first(), Some(&b'"'));
+    let mut i = 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => {
+                // quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)
+                let next = *bytes.get(i + 1)?;
+                if next == b'\r' || next == b'\n' || next > 0x7f {
+                    return None;
+                }
+                i += 2;
+            }
+            b'"' => return Some(i + 1),
+            b'\r' | b'\n' => {
+                // Only a fold (CRLF WSP) may appear inside.
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Removes the surrounding quotes and undoes quoted-pairs.
+pub(crate) fn unquote(s: &str) -> Cow<'_, str> {
+    let inner = s
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(s);
+    if !inner.contains('\\') {
+        return Cow::Borrowed(inner);
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Quotes `s` as a quoted-string, escaping `"` and `\`.
+pub(crate) fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// Parses a decimal number made only of ASCII digits (leading zeros allowed), with an upper
+/// bound. Returns `None` on any other character, emptiness or overflow.
+pub(crate) fn parse_decimal(s: &str, max: u64) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 {
+        // A longer digit string is over any bound we check, unless it is all leading zeros.
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let trimmed = s.trim_start_matches('0');
+        if trimmed.len() > 20 {
+            return None;
+        }
+        return parse_decimal(if trimmed.is_empty() { "0" } else { trimmed }, max);
+    }
+    let mut v: u64 = 0;
+    for b in s.bytes() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    (v <= max).then_some(v)
+}
+
+/// Undoes `%HH` escapes. Borrows when there are none; returns `None` on a broken escape.
+pub(crate) fn percent_decode(s: &str) -> Option<Cow<'_, [u8]>> {
+    if !s.contains('%') {
+        return Some(Cow::Borrowed(s.as_bytes()));
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let h = hex_val(*bytes.get(i + 1)?)?;
+            let l = hex_val(*bytes.get(i + 2)?)?;
+            out.push(h << 4 | l);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(Cow::Owned(out))
+}
+
+const fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// True when `s` contains only `%HH` escapes that are well formed.
+pub(crate) fn escapes_ok(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            match (b.get(i + 1), b.get(i + 2)) {
+                (Some(&h), Some(&l)) if hex_val(h).is_some() && hex_val(l).is_some() => i += 3,
+                _ => return false,
+            }
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_respects_quotes_and_angles() {
+        let parts = split_top_level(r#""a,b" <sip:x@y;a=1,2>, <sip:z>"#, b',').unwrap();
+        assert_eq!(parts.len(), 2);
+        assert!(split_top_level(r#""open"#, b',').is_none());
+    }
+
+    #[test]
+    fn unfold_replaces_folds() {
+        assert_eq!(unfold("a\r\n  b\r\n\tc"), "a b c");
+        assert!(matches!(unfold("abc"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn decimal_bounds() {
+        assert_eq!(parse_decimal("0070", 255), Some(70));
+        assert_eq!(parse_decimal("300", 255), None);
+        assert_eq!(parse_decimal("000000000000000000000000001", 9), Some(1));
+        assert_eq!(parse_decimal("-1", 9), None);
+        assert_eq!(parse_decimal("", 9), None);
+    }
+
+    #[test]
+    fn unquote_pairs() {
+        assert_eq!(unquote(r#""J \"Rosenberg\" \\""#), r#"J "Rosenberg" \"#);
+    }
+
+    #[test]
+    fn percent() {
+        assert_eq!(&*percent_decode("a%41%62").unwrap(), b"aAb");
+        assert!(percent_decode("a%4").is_none());
+        assert!(escapes_ok("a%41"));
+        assert!(!escapes_ok("a%4"));
+        assert!(!escapes_ok("a%zz"));
+    }
+}

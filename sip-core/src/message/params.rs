@@ -1,0 +1,244 @@
+//! Parameter lists: `;name=value` sequences of URIs (RFC 3261 §19.1.1) and of headers
+//! (`generic-param`, §25.1), kept as the text they came in and read lazily.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use super::lex::{self, is_token_char, trim_lws};
+
+/// A `;name[=value]` list, kept as its text (zero-copy) and iterated on demand.
+///
+/// The text is stored without the leading `;`. Names compare case-insensitively. Changing a
+/// parameter rebuilds the text.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Params<'a> {
+    raw: Cow<'a, str>,
+}
+
+/// One parameter of a [`Params`] list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Param<'p> {
+    /// The name, as written.
+    pub name: &'p str,
+    /// The value as written (quotes included for a quoted-string), or `None` for a flag.
+    pub value: Option<&'p str>,
+}
+
+impl<'p> Param<'p> {
+    /// The value with surrounding quotes and quoted-pairs undone.
+    pub fn unquoted(&self) -> Option<Cow<'p, str>> {
+        self.value.map(lex::unquote)
+    }
+}
+
+impl<'a> Params<'a> {
+    /// An empty list.
+    pub const fn new() -> Params<'static> {
+        Params {
+            raw: Cow::Borrowed(""),
+        }
+    }
+
+    /// Wraps already-validated text (without the leading `;`).
+    pub(crate) fn from_raw(raw: Cow<'a, str>) -> Params<'a> {
+        Params { raw }
+    }
+
+    /// The text of the list, without the leading `;`.
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// True when there are no parameters.
+    pub fn is_empty(&self) -> bool {
+        self.raw.trim().is_empty()
+    }
+
+    /// The parameters in order.
+    pub fn iter(&self) -> impl Iterator<Item = Param<'_>> + '_ {
+        lex::top_level(&self.raw, b';').filter_map(|p| {
+            let p = trim_lws(p);
+            if p.is_empty() {
+                return None;
+            }
+            Some(match p.find('=') {
+                Some(eq) => Param {
+                    name: trim_lws(&p[..eq]),
+                    value: Some(trim_lws(&p[eq + 1..])),
+                },
+                None => Param {
+                    name: p,
+                    value: None,
+                },
+            })
+        })
+    }
+
+    /// Looks a parameter up by name (case-insensitive). `Some(None)` is a flag parameter.
+    pub fn get(&self, name: &str) -> Option<Option<&str>> {
+        self.iter()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+            .map(|p| p.value)
+    }
+
+    /// The value of a parameter with its quotes removed; `None` if absent or a flag.
+    pub fn value(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.iter()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+            .and_then(|p| p.unquoted())
+    }
+
+    /// True when the parameter is present (with or without a value).
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Sets (replaces or appends) a parameter. `value` is written as given: quote it first
+    /// when it is not a token.
+    pub fn set(&mut self, name: &str, value: Option<&str>) {
+        let mut out = String::with_capacity(self.raw.len() + name.len() + 8);
+        let mut replaced = false;
+        for p in self.iter() {
+            if !out.is_empty() {
+                out.push(';');
+            }
+            if p.name.eq_ignore_ascii_case(name) && !replaced {
+                replaced = true;
+                push_param(&mut out, name, value);
+            } else {
+                push_param(&mut out, p.name, p.value);
+            }
+        }
+        if !replaced {
+            if !out.is_empty() {
+                out.push(';');
+            }
+            push_param(&mut out, name, value);
+        }
+        self.raw = Cow::Owned(out);
+    }
+
+    /// Removes every parameter with this name.
+    pub fn remove(&mut self, name: &str) {
+        if !self.contains(name) {
+            return;
+        }
+        let mut out = String::with_capacity(self.raw.len());
+        for p in self.iter().filter(|p| !p.name.eq_ignore_ascii_case(name)) {
+            if !out.is_empty() {
+                out.push(';');
+            }
+            push_param(&mut out, p.name, p.value);
+        }
+        self.raw = Cow::Owned(out);
+    }
+
+    /// Detaches the list from the message buffer it borrows from.
+    pub fn into_owned(self) -> Params<'static> {
+        Params {
+            raw: Cow::Owned(self.raw.into_owned()),
+        }
+    }
+}
+
+fn push_param(out: &mut String, name: &str, value: Option<&str>) {
+    out.push_str(name);
+    if let Some(v) = value {
+        out.push('=');
+        out.push_str(v);
+    }
+}
+
+impl fmt::Display for Params<'_> {
+    /// Prints `;name=value` for each parameter (with the leading `;`), or nothing.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return Ok(());
+        }
+        for p in self.iter() {
+            f.write_str(";")?;
+            f.write_str(p.name)?;
+            if let Some(v) = p.value {
+                f.write_str("=")?;
+                f.write_str(v)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Params<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.iter().map(|p| (p.name, p.value)))
+            .finish()
+    }
+}
+
+/// Validates a header parameter list (`*( SEMI generic-param )`, text after the first `;`):
+/// every parameter has a token name and a token, host or quoted-string value; no empty
+/// parameter (`;;`).
+pub(crate) fn validate_header_params(raw: &str) -> Result<(), &'static str> {
+    let pieces = lex::split_top_level(raw, b';').ok_or("unterminated quoted string")?;
+    for piece in pieces {
+        let piece = trim_lws(piece);
+        if piece.is_empty() {
+            return Err("empty parameter");
+        }
+        let (name, value) = match piece.find('=') {
+            Some(eq) => (trim_lws(&piece[..eq]), Some(trim_lws(&piece[eq + 1..]))),
+            None => (piece, None),
+        };
+        if !lex::is_token(name) {
+            return Err("bad parameter name");
+        }
+        if let Some(v) = value {
+            if v.starts_with('"') {
+                if lex::quoted_end(v) != Some(v.len()) {
+                    return Err("bad quoted parameter value");
+                }
+            } else if v.is_empty() || !v.bytes().all(|b| is_token_char(b) || matches!(b, b'[' | b']' | b':')) {
+                return Err("bad parameter value");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iterate_and_lookup() {
+        let p = Params::from_raw(Cow::Borrowed("branch=z9hG4bK1 ; rport; received = 1.2.3.4"));
+        let v: Vec<_> = p.iter().map(|p| (p.name, p.value)).collect();
+        assert_eq!(
+            v,
+            vec![
+                ("branch", Some("z9hG4bK1")),
+                ("rport", None),
+                ("received", Some("1.2.3.4"))
+            ]
+        );
+        assert_eq!(p.get("RPORT"), Some(None));
+        assert_eq!(p.value("received").as_deref(), Some("1.2.3.4"));
+    }
+
+    #[test]
+    fn set_and_remove() {
+        let mut p = Params::from_raw(Cow::Borrowed("a=1;rport"));
+        p.set("rport", Some("5060"));
+        p.set("received", Some("10.0.0.1"));
+        assert_eq!(p.to_string(), ";a=1;rport=5060;received=10.0.0.1");
+        p.remove("a");
+        assert_eq!(p.as_str(), "rport=5060;received=10.0.0.1");
+    }
+
+    #[test]
+    fn validation() {
+        assert!(validate_header_params("tag=1;x=\"a;b\"").is_ok());
+        assert!(validate_header_params("tag=1;;x").is_err());
+        assert!(validate_header_params("received=[2001:db8::9:255]").is_ok());
+    }
+}

@@ -1,0 +1,308 @@
+//! The message parser: start line, the header index, and the body cut by Content-Length.
+
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+
+use super::lex::{is_token_char, is_wsp};
+use super::typed::{ContentLength, Header, Method};
+use super::uri::Uri;
+use super::{Entry, HeaderName, Message, ParseError, ParseLimits, Slot, StartLine};
+
+/// How the end of the body is found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// A datagram: the body is what follows the headers, cut at Content-Length if present.
+    Datagram,
+}
+
+/// Finds the next line end at or after `from`: returns (end of line content, start of next
+/// line). A line ends with CRLF or a bare LF.
+#[inline]
+fn next_line(b: &[u8], from: usize) -> Option<(usize, usize)> {
+    let lf = memchr::memchr(b'\n', &b[from..])? + from;
+    let end = if lf > from && b[lf - 1] == b'\r' {
+        lf - 1
+    } else {
+        lf
+    };
+    Some((end, lf + 1))
+}
+
+fn is_sip_version(v: &[u8]) -> Option<bool> {
+    // SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT (case-insensitive, §7.1)
+    if v.len() < 7 || !v[..4].eq_ignore_ascii_case(b"SIP/") {
+        return None;
+    }
+    let rest = &v[4..];
+    let dot = rest.iter().position(|&c| c == b'.')?;
+    let (major, minor) = (&rest[..dot], &rest[dot + 1..]);
+    if major.is_empty()
+        || minor.is_empty()
+        || !major.iter().all(u8::is_ascii_digit)
+        || !minor.iter().all(u8::is_ascii_digit)
+    {
+        return None;
+    }
+    Some(major == b"2" && minor == b"0")
+}
+
+pub(crate) fn parse(
+    buf: Bytes,
+    limits: &ParseLimits,
+    mode: Mode,
+) -> Result<(Message, Option<ParseError>), ParseError> {
+    if buf.len() > limits.max_message_size {
+        return Err(ParseError::TooLarge {
+            size: buf.len(),
+            limit: limits.max_message_size,
+        });
+    }
+    let b: &[u8] = &buf;
+    // RFC 3261 §7.5: CRLFs before the start line are ignored.
+    let mut pos = 0;
+    while pos < b.len() && (b[pos] == b'\r' || b[pos] == b'\n') {
+        pos += 1;
+    }
+    if pos == b.len() {
+        return Err(ParseError::Empty);
+    }
+    let (line_end, mut next) = next_line(b, pos).unwrap_or((b.len(), b.len()));
+    let line = &b[pos..line_end];
+    let mut defect = None;
+    let start = if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
+        parse_status_line(line, pos, &mut defect)?
+    } else {
+        parse_request_line(line, pos, &mut defect)?
+    };
+
+    // Header index.
+    let mut headers: Vec<Entry> = Vec::with_capacity(16);
+    let mut body_start = b.len();
+    while next < b.len() {
+        let line_start = next;
+        let (end, after) = next_line(b, line_start).unwrap_or((b.len(), b.len()));
+        if end == line_start {
+            body_start = after;
+            break;
+        }
+        next = after;
+        if is_wsp(b[line_start]) {
+            // A fold continues the previous header (RFC 3261 §7.3.1).
+            let Some(prev) = headers.last_mut() else {
+                return Err(ParseError::HeaderLine("first header line starts with white space"));
+            };
+            let (ls, _) = prev.line.expect("received headers keep their line");
+            if end - ls as usize > limits.max_line_length {
+                return Err(ParseError::LineTooLong {
+                    limit: limits.max_line_length,
+                });
+            }
+            prev.line = Some((ls, end as u32));
+            let mut vend = end;
+            while vend > line_start && is_wsp(b[vend - 1]) {
+                vend -= 1;
+            }
+            if let Slot::Span(vs, ve) = &mut prev.value {
+                if vend > line_start && b[line_start..vend].iter().any(|c| !is_wsp(*c)) {
+                    if *ve == *vs {
+                        // The value starts on this continuation line.
+                        let mut s = line_start;
+                        while s < vend && is_wsp(b[s]) {
+                            s += 1;
+                        }
+                        *vs = s as u32;
+                    }
+                    *ve = vend as u32;
+                }
+            }
+            continue;
+        }
+        if headers.len() >= limits.max_headers {
+            return Err(ParseError::TooManyHeaders {
+                limit: limits.max_headers,
+            });
+        }
+        if end - line_start > limits.max_line_length {
+            return Err(ParseError::LineTooLong {
+                limit: limits.max_line_length,
+            });
+        }
+        let l = &b[line_start..end];
+        let Some(colon) = memchr::memchr(b':', l) else {
+            return Err(ParseError::HeaderLine("no colon"));
+        };
+        let mut name_end = colon;
+        while name_end > 0 && is_wsp(l[name_end - 1]) {
+            name_end -= 1;
+        }
+        let name = &l[..name_end];
+        if name.is_empty() || !name.iter().all(|&c| is_token_char(c)) {
+            return Err(ParseError::HeaderLine("header name is not a token"));
+        }
+        let mut vs = colon + 1;
+        while vs < l.len() && is_wsp(l[vs]) {
+            vs += 1;
+        }
+        let mut ve = l.len();
+        while ve > vs && is_wsp(l[ve - 1]) {
+            ve -= 1;
+        }
+        // The name is ASCII (token characters).
+        let name_str = std::str::from_utf8(name).unwrap_or_default();
+        headers.push(Entry {
+            name: HeaderName::from_name(name_str),
+            name_text: Slot::Span(line_start as u32, (line_start + name_end) as u32),
+            value: Slot::Span((line_start + vs) as u32, (line_start + ve) as u32),
+            line: Some((line_start as u32, end as u32)),
+            unfolded: OnceLock::new(),
+        });
+    }
+
+    let mut msg = Message {
+        buf: Bytes::new(),
+        start,
+        headers,
+        body: Bytes::new(),
+    };
+    // Body, cut at Content-Length (§18.3); the Content-Length needs the buffer to be read.
+    let body_start = body_start.min(b.len());
+    let available = b.len() - body_start;
+    let lengths: Vec<usize> = msg
+        .headers
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.name == HeaderName::ContentLength)
+        .map(|(i, _)| i)
+        .collect();
+    msg.buf = buf.clone();
+    let mut body_len = available;
+    match lengths.as_slice() {
+        [] => {}
+        [i] => {
+            let text = msg.entry_text(&msg.headers[*i]);
+            match text.and_then(|t| ContentLength::parse(t).map_err(ParseError::from)) {
+                Ok(ContentLength(n)) => {
+                    let n = n as usize;
+                    if n > available {
+                        defect.get_or_insert(ParseError::BodyTooShort {
+                            declared: n,
+                            available,
+                        });
+                    } else {
+                        body_len = n;
+                    }
+                }
+                Err(e) => {
+                    defect.get_or_insert(e);
+                }
+            }
+        }
+        _ => {
+            defect.get_or_insert(ParseError::Multiple("Content-Length"));
+        }
+    }
+    let Mode::Datagram = mode;
+    msg.body = buf.slice(body_start..body_start + body_len);
+    Ok((msg, defect))
+}
+
+fn parse_status_line(
+    line: &[u8],
+    offset: usize,
+    defect: &mut Option<ParseError>,
+) -> Result<StartLine, ParseError> {
+    // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
+    let sp1 = memchr::memchr(b' ', line).ok_or(ParseError::StartLine("no status code"))?;
+    match is_sip_version(&line[..sp1]) {
+        Some(true) => {}
+        Some(false) => {
+            *defect = Some(ParseError::Version(
+                String::from_utf8_lossy(&line[..sp1]).into_owned(),
+            ));
+        }
+        None => return Err(ParseError::StartLine("bad SIP-Version")),
+    }
+    let rest = &line[sp1 + 1..];
+    let code_end = memchr::memchr(b' ', rest).unwrap_or(rest.len());
+    let code = &rest[..code_end];
+    if code.len() != 3 || !code.iter().all(u8::is_ascii_digit) {
+        return Err(ParseError::StatusCode);
+    }
+    let status = u16::from(code[0] - b'0') * 100
+        + u16::from(code[1] - b'0') * 10
+        + u16::from(code[2] - b'0');
+    if !(100..=699).contains(&status) {
+        return Err(ParseError::StatusCode);
+    }
+    let reason_start = (sp1 + 1 + code_end + 1).min(line.len());
+    if line[reason_start..]
+        .iter()
+        .any(|&c| c < 0x20 && c != b'\t')
+    {
+        return Err(ParseError::StartLine("control character in reason phrase"));
+    }
+    Ok(StartLine::Response {
+        status,
+        reason: Slot::Span(
+            (offset + reason_start) as u32,
+            (offset + line.len()) as u32,
+        ),
+    })
+}
+
+fn parse_request_line(
+    line: &[u8],
+    offset: usize,
+    defect: &mut Option<ParseError>,
+) -> Result<StartLine, ParseError> {
+    // Request-Line = Method SP Request-URI SP SIP-Version
+    let sp1 = memchr::memchr(b' ', line).ok_or(ParseError::StartLine("no Request-URI"))?;
+    let method = std::str::from_utf8(&line[..sp1])
+        .ok()
+        .and_then(Method::parse)
+        .ok_or(ParseError::StartLine("method is not a token"))?;
+    let rest = &line[sp1 + 1..];
+    let sp2 = memchr::memchr(b' ', rest).ok_or(ParseError::StartLine("no SIP-Version"))?;
+    let uri = &rest[..sp2];
+    let version = &rest[sp2 + 1..];
+    match is_sip_version(version) {
+        Some(true) => {}
+        Some(false) => {
+            *defect = Some(ParseError::Version(
+                String::from_utf8_lossy(version).into_owned(),
+            ));
+        }
+        None => {
+            // Extra spaces (RFC 4475 lwsstart, trws) or a garbled version.
+            *defect = Some(ParseError::StartLine(if uri.is_empty() || version.contains(&b' ') {
+                "extra white space"
+            } else {
+                "bad SIP-Version"
+            }));
+        }
+    }
+    let uri_start = offset + sp1 + 1;
+    let slot = Slot::Span(uri_start as u32, (uri_start + uri.len()) as u32);
+    if defect.is_none() {
+        if let Err(reason) = check_request_uri(uri) {
+            *defect = Some(ParseError::RequestUri(reason));
+        }
+    }
+    Ok(StartLine::Request { method, uri: slot })
+}
+
+fn check_request_uri(uri: &[u8]) -> Result<(), &'static str> {
+    if uri.is_empty() {
+        return Err("empty");
+    }
+    if uri[0] == b'<' {
+        return Err("enclosed in <>");
+    }
+    let text = std::str::from_utf8(uri).map_err(|_| "not ASCII")?;
+    match Uri::parse(text) {
+        Ok(Uri::Sip(u)) if u.headers.is_some() => Err("headers are not allowed in a Request-URI"),
+        Ok(_) => Ok(()),
+        Err(_) => Err("does not parse"),
+    }
+}

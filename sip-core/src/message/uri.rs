@@ -1,0 +1,618 @@
+//! URIs: `sip:` and `sips:` (RFC 3261 §19.1, RFC 5118 for IPv6), `tel:` (RFC 3966), and any
+//! other absolute URI kept as opaque text.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::lex;
+use super::params::Params;
+
+/// Why a URI did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UriError {
+    /// No `scheme:` prefix.
+    #[error("missing scheme")]
+    MissingScheme,
+    /// A part of the URI breaks the grammar.
+    #[error("bad {0}")]
+    Bad(&'static str),
+}
+
+/// Any URI Tincan may meet in a message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Uri<'a> {
+    /// A `sip:` or `sips:` URI.
+    Sip(SipUri<'a>),
+    /// A `tel:` URI (RFC 3966).
+    Tel(TelUri<'a>),
+    /// Any other absolute URI, kept verbatim (`scheme:rest`).
+    Other(OpaqueUri<'a>),
+}
+
+/// A `sip:` or `sips:` URI.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SipUri<'a> {
+    /// True for `sips:`.
+    pub secure: bool,
+    /// The user part, as written (escapes kept).
+    pub user: Option<Cow<'a, str>>,
+    /// The password, as written (escapes kept).
+    pub password: Option<Cow<'a, str>>,
+    /// The host.
+    pub host: Host<'a>,
+    /// The port, when given.
+    pub port: Option<u16>,
+    /// `uri-parameters` (`;transport=tcp;lr`...).
+    pub params: Params<'a>,
+    /// `headers` (`?name=value&...`), as written, without the `?`.
+    pub headers: Option<Cow<'a, str>>,
+}
+
+/// A `tel:` URI (RFC 3966): the number and its parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TelUri<'a> {
+    /// The telephone number (global `+...` or local), as written.
+    pub number: Cow<'a, str>,
+    /// Parameters (`;phone-context=...;ext=...`).
+    pub params: Params<'a>,
+}
+
+/// An absolute URI of a scheme Tincan does not interpret.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OpaqueUri<'a> {
+    /// The scheme, as written.
+    pub scheme: Cow<'a, str>,
+    /// Everything after the `:`.
+    pub rest: Cow<'a, str>,
+}
+
+/// The host of a SIP URI or of a Via sent-by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Host<'a> {
+    /// A domain name, as written.
+    Name(Cow<'a, str>),
+    /// An IPv4 address.
+    V4(Ipv4Addr),
+    /// An IPv6 address (written in brackets).
+    V6(Ipv6Addr),
+}
+
+impl Host<'_> {
+    /// The address when the host is numeric.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self {
+            Host::Name(_) => None,
+            Host::V4(a) => Some(IpAddr::V4(*a)),
+            Host::V6(a) => Some(IpAddr::V6(*a)),
+        }
+    }
+
+    /// Detaches from the message buffer.
+    pub fn into_owned(self) -> Host<'static> {
+        match self {
+            Host::Name(n) => Host::Name(Cow::Owned(n.into_owned())),
+            Host::V4(a) => Host::V4(a),
+            Host::V6(a) => Host::V6(a),
+        }
+    }
+
+    /// Compares hosts as RFC 3261 §19.1.4 does: names case-insensitively, addresses by value.
+    pub fn equivalent(&self, other: &Host<'_>) -> bool {
+        match (self, other) {
+            (Host::Name(a), Host::Name(b)) => a.eq_ignore_ascii_case(b),
+            (Host::V4(a), Host::V4(b)) => a == b,
+            (Host::V6(a), Host::V6(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    /// Parses `host` (hostname, IPv4address or IPv6reference in brackets).
+    pub fn parse(s: &'_ str) -> Result<Host<'_>, UriError> {
+        if let Some(inner) = s.strip_prefix('[') {
+            let inner = inner.strip_suffix(']').ok_or(UriError::Bad("IPv6 reference"))?;
+            return inner
+                .parse::<Ipv6Addr>()
+                .map(Host::V6)
+                .map_err(|_| UriError::Bad("IPv6 reference"));
+        }
+        if s.is_empty() {
+            return Err(UriError::Bad("host"));
+        }
+        if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            if let Ok(a) = s.parse::<Ipv4Addr>() {
+                return Ok(Host::V4(a));
+            }
+        }
+        // hostname = *( domainlabel "." ) toplabel [ "." ]; we also accept "_" seen in the wild.
+        let ok = s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+            && !s.starts_with(['.', '-'])
+            && !s.contains("..");
+        if !ok {
+            return Err(UriError::Bad("host"));
+        }
+        Ok(Host::Name(Cow::Borrowed(s)))
+    }
+}
+
+impl fmt::Display for Host<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Name(n) => f.write_str(n),
+            Host::V4(a) => write!(f, "{a}"),
+            Host::V6(a) => write!(f, "[{a}]"),
+        }
+    }
+}
+
+/// Splits `host[:port]`, with `[v6]:port` support.
+pub(crate) fn split_host_port(s: &str) -> Result<(Host<'_>, Option<u16>), UriError> {
+    let (host, port) = if s.starts_with('[') {
+        let close = s.find(']').ok_or(UriError::Bad("IPv6 reference"))?;
+        let rest = &s[close + 1..];
+        let port = match rest.strip_prefix(':') {
+            Some(p) => Some(p),
+            None if rest.is_empty() => None,
+            None => return Err(UriError::Bad("host")),
+        };
+        (&s[..=close], port)
+    } else {
+        match s.rfind(':') {
+            Some(i) => (&s[..i], Some(&s[i + 1..])),
+            None => (s, None),
+        }
+    };
+    let port = match port {
+        Some(p) => Some(
+            lex::parse_decimal(p, u64::from(u16::MAX))
+                .map(|p| p as u16)
+                .ok_or(UriError::Bad("port"))?,
+        ),
+        None => None,
+    };
+    Ok((Host::parse(host)?, port))
+}
+
+/// `unreserved` (RFC 3261 §25.1): alphanum / mark.
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')')
+}
+
+fn is_user_char(b: u8) -> bool {
+    is_unreserved(b) || matches!(b, b'%' | b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
+}
+
+fn is_password_char(b: u8) -> bool {
+    is_unreserved(b) || matches!(b, b'%' | b'&' | b'=' | b'+' | b'$' | b',')
+}
+
+fn is_param_char(b: u8) -> bool {
+    is_unreserved(b) || matches!(b, b'%' | b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$')
+}
+
+fn is_header_char(b: u8) -> bool {
+    is_unreserved(b) || matches!(b, b'%' | b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$')
+}
+
+fn is_scheme(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b[0].is_ascii_alphabetic()
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+}
+
+impl<'a> Uri<'a> {
+    /// Parses an absolute URI. `sip`, `sips` and `tel` are interpreted, others kept opaque.
+    pub fn parse(s: &'a str) -> Result<Uri<'a>, UriError> {
+        let colon = s.find(':').ok_or(UriError::MissingScheme)?;
+        let scheme = &s[..colon];
+        if !is_scheme(scheme) {
+            return Err(UriError::MissingScheme);
+        }
+        let rest = &s[colon + 1..];
+        if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
+            SipUri::parse_parts(scheme.len() == 4, rest).map(Uri::Sip)
+        } else if scheme.eq_ignore_ascii_case("tel") {
+            TelUri::parse_rest(rest).map(Uri::Tel)
+        } else {
+            // absoluteURI: no white space or controls, no "<>\"" (RFC 3986 reserved/unreserved/escaped).
+            if rest.is_empty()
+                || rest
+                    .bytes()
+                    .any(|b| b <= b' ' || b >= 0x7f || matches!(b, b'<' | b'>' | b'"'))
+            {
+                return Err(UriError::Bad("absolute URI"));
+            }
+            Ok(Uri::Other(OpaqueUri {
+                scheme: Cow::Borrowed(scheme),
+                rest: Cow::Borrowed(rest),
+            }))
+        }
+    }
+
+    /// The scheme, lower-case for the interpreted ones.
+    pub fn scheme(&self) -> &str {
+        match self {
+            Uri::Sip(u) if u.secure => "sips",
+            Uri::Sip(_) => "sip",
+            Uri::Tel(_) => "tel",
+            Uri::Other(o) => &o.scheme,
+        }
+    }
+
+    /// The SIP URI inside, if this is one.
+    pub fn as_sip(&self) -> Option<&SipUri<'a>> {
+        match self {
+            Uri::Sip(u) => Some(u),
+            _ => None,
+        }
+    }
+
+    /// Detaches from the message buffer.
+    pub fn into_owned(self) -> Uri<'static> {
+        match self {
+            Uri::Sip(u) => Uri::Sip(u.into_owned()),
+            Uri::Tel(t) => Uri::Tel(TelUri {
+                number: Cow::Owned(t.number.into_owned()),
+                params: t.params.into_owned(),
+            }),
+            Uri::Other(o) => Uri::Other(OpaqueUri {
+                scheme: Cow::Owned(o.scheme.into_owned()),
+                rest: Cow::Owned(o.rest.into_owned()),
+            }),
+        }
+    }
+
+    /// URI equivalence (RFC 3261 §19.1.4 for SIP; RFC 3966 §4 for tel; text otherwise).
+    pub fn equivalent(&self, other: &Uri<'_>) -> bool {
+        match (self, other) {
+            (Uri::Sip(a), Uri::Sip(b)) => a.equivalent(b),
+            (Uri::Tel(a), Uri::Tel(b)) => {
+                tel_digits(&a.number) == tel_digits(&b.number)
+                    && params_equivalent(&a.params, &b.params, &[])
+            }
+            (Uri::Other(a), Uri::Other(b)) => {
+                a.scheme.eq_ignore_ascii_case(&b.scheme) && a.rest == b.rest
+            }
+            _ => false,
+        }
+    }
+}
+
+fn tel_digits(n: &str) -> String {
+    n.chars()
+        .filter(|c| !matches!(c, '-' | '.' | '(' | ')'))
+        .flat_map(|c| c.to_lowercase())
+        .collect()
+}
+
+impl<'a> SipUri<'a> {
+    /// Parses a whole `sip:`/`sips:` URI.
+    pub fn parse(s: &'a str) -> Result<SipUri<'a>, UriError> {
+        match Uri::parse(s)? {
+            Uri::Sip(u) => Ok(u),
+            _ => Err(UriError::Bad("scheme (not sip or sips)")),
+        }
+    }
+
+    /// A URI `sip:host` (or `sips:`) with nothing else.
+    pub fn new(secure: bool, host: Host<'a>) -> SipUri<'a> {
+        SipUri {
+            secure,
+            user: None,
+            password: None,
+            host,
+            port: None,
+            params: Params::default(),
+            headers: None,
+        }
+    }
+
+    fn parse_parts(secure: bool, rest: &'a str) -> Result<SipUri<'a>, UriError> {
+        let (userinfo, hostpart) = match rest.find('@') {
+            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+            None => (None, rest),
+        };
+        if hostpart.contains('@') {
+            return Err(UriError::Bad("userinfo (several '@')"));
+        }
+        let (user, password) = match userinfo {
+            None => (None, None),
+            Some(ui) => {
+                // The password is after the first ':' (user chars do not include ':').
+                let (u, p) = match ui.find(':') {
+                    Some(c) => (&ui[..c], Some(&ui[c + 1..])),
+                    None => (ui, None),
+                };
+                if u.is_empty() || !u.bytes().all(is_user_char) || !lex::escapes_ok(u) {
+                    return Err(UriError::Bad("user"));
+                }
+                if let Some(p) = p {
+                    if !p.bytes().all(is_password_char) || !lex::escapes_ok(p) {
+                        return Err(UriError::Bad("password"));
+                    }
+                }
+                (Some(Cow::Borrowed(u)), p.map(Cow::Borrowed))
+            }
+        };
+        let (hostpart, headers) = match hostpart.find('?') {
+            Some(q) => (&hostpart[..q], Some(&hostpart[q + 1..])),
+            None => (hostpart, None),
+        };
+        let (hostport, params) = match hostpart.find(';') {
+            Some(sc) => (&hostpart[..sc], &hostpart[sc + 1..]),
+            None => (hostpart, ""),
+        };
+        let (host, port) = split_host_port(hostport)?;
+        for piece in params.split(';') {
+            if params.is_empty() {
+                break;
+            }
+            let (name, value) = match piece.find('=') {
+                Some(eq) => (&piece[..eq], Some(&piece[eq + 1..])),
+                None => (piece, None),
+            };
+            if name.is_empty() || !name.bytes().all(is_param_char) || !lex::escapes_ok(name) {
+                return Err(UriError::Bad("uri-parameter"));
+            }
+            if let Some(v) = value {
+                if v.is_empty() || !v.bytes().all(is_param_char) || !lex::escapes_ok(v) {
+                    return Err(UriError::Bad("uri-parameter value"));
+                }
+            }
+        }
+        if let Some(h) = headers {
+            for piece in h.split('&') {
+                let (name, value) = piece.split_once('=').ok_or(UriError::Bad("uri header"))?;
+                if name.is_empty()
+                    || !name.bytes().all(is_header_char)
+                    || !value.bytes().all(is_header_char)
+                    || !lex::escapes_ok(name)
+                    || !lex::escapes_ok(value)
+                {
+                    return Err(UriError::Bad("uri header"));
+                }
+            }
+        }
+        Ok(SipUri {
+            secure,
+            user,
+            password: password.map(|p| p),
+            host,
+            port,
+            params: Params::from_raw(Cow::Borrowed(params)),
+            headers: headers.map(Cow::Borrowed),
+        })
+    }
+
+    /// The user part with `%HH` escapes undone.
+    pub fn user_decoded(&self) -> Option<Cow<'_, [u8]>> {
+        self.user.as_deref().and_then(lex::percent_decode)
+    }
+
+    /// The `transport` parameter, lower-cased.
+    pub fn transport_param(&self) -> Option<String> {
+        self.params.get("transport").flatten().map(str::to_ascii_lowercase)
+    }
+
+    /// Detaches from the message buffer.
+    pub fn into_owned(self) -> SipUri<'static> {
+        SipUri {
+            secure: self.secure,
+            user: self.user.map(|u| Cow::Owned(u.into_owned())),
+            password: self.password.map(|p| Cow::Owned(p.into_owned())),
+            host: self.host.into_owned(),
+            port: self.port,
+            params: self.params.into_owned(),
+            headers: self.headers.map(|h| Cow::Owned(h.into_owned())),
+        }
+    }
+
+    /// URI comparison of RFC 3261 §19.1.4: escapes are equivalent to the characters they
+    /// stand for, the host and parameter names compare without case, `user`, `ttl`,
+    /// `method`, `maddr` and `transport` must match when either side has them, other
+    /// parameters only when both have them, and headers must all match.
+    pub fn equivalent(&self, other: &SipUri<'_>) -> bool {
+        if self.secure != other.secure || self.port != other.port {
+            return false;
+        }
+        if self.user_decoded() != other.user_decoded() {
+            return false;
+        }
+        let pa = self.password.as_deref().and_then(lex::percent_decode);
+        let pb = other.password.as_deref().and_then(lex::percent_decode);
+        if pa != pb || !self.host.equivalent(&other.host) {
+            return false;
+        }
+        if !params_equivalent(
+            &self.params,
+            &other.params,
+            &["user", "ttl", "method", "maddr", "transport"],
+        ) {
+            return false;
+        }
+        let mut ha = header_set(self.headers.as_deref());
+        let mut hb = header_set(other.headers.as_deref());
+        ha.sort();
+        hb.sort();
+        ha == hb
+    }
+}
+
+fn header_set(h: Option<&str>) -> Vec<(String, Vec<u8>)> {
+    h.map(|h| {
+        h.split('&')
+            .filter_map(|p| p.split_once('='))
+            .map(|(n, v)| {
+                (
+                    n.to_ascii_lowercase(),
+                    lex::percent_decode(v).map(Cow::into_owned).unwrap_or_default(),
+                )
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn params_equivalent(a: &Params<'_>, b: &Params<'_>, must_match: &[&str]) -> bool {
+    let dec = |v: Option<&str>| v.and_then(lex::percent_decode).map(|c| c.to_ascii_lowercase());
+    for p in a.iter() {
+        let other = b.get(p.name);
+        match other {
+            Some(v) => {
+                if dec(p.value) != dec(v) {
+                    return false;
+                }
+            }
+            None if must_match.iter().any(|m| m.eq_ignore_ascii_case(p.name)) => return false,
+            None => {}
+        }
+    }
+    for p in b.iter() {
+        if a.get(p.name).is_none() && must_match.iter().any(|m| m.eq_ignore_ascii_case(p.name)) {
+            return false;
+        }
+    }
+    true
+}
+
+impl<'a> TelUri<'a> {
+    fn parse_rest(rest: &'a str) -> Result<TelUri<'a>, UriError> {
+        let (number, params) = match rest.find(';') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, ""),
+        };
+        let global = number.strip_prefix('+');
+        let digits = global.unwrap_or(number);
+        let ok_char = |b: u8| {
+            b.is_ascii_digit()
+                || matches!(b, b'-' | b'.' | b'(' | b')')
+                || (global.is_none() && (b.is_ascii_hexdigit() || b == b'*' || b == b'#'))
+        };
+        if digits.is_empty() || !digits.bytes().all(ok_char) {
+            return Err(UriError::Bad("telephone number"));
+        }
+        if !params.is_empty()
+            && params.split(';').any(|p| {
+                p.is_empty()
+                    || !p
+                        .bytes()
+                        .all(|b| is_param_char(b) || b == b'=' || b == b'+' || b == b'&')
+            })
+        {
+            return Err(UriError::Bad("tel parameter"));
+        }
+        Ok(TelUri {
+            number: Cow::Borrowed(number),
+            params: Params::from_raw(Cow::Borrowed(params)),
+        })
+    }
+}
+
+impl fmt::Display for SipUri<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.secure { "sips:" } else { "sip:" })?;
+        if let Some(u) = &self.user {
+            f.write_str(u)?;
+            if let Some(p) = &self.password {
+                write!(f, ":{p}")?;
+            }
+            f.write_str("@")?;
+        }
+        write!(f, "{}", self.host)?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        write!(f, "{}", self.params)?;
+        if let Some(h) = &self.headers {
+            write!(f, "?{h}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Uri<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Uri::Sip(u) => u.fmt(f),
+            Uri::Tel(t) => write!(f, "tel:{}{}", t.number, t.params),
+            Uri::Other(o) => write!(f, "{}:{}", o.scheme, o.rest),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sip(s: &str) -> SipUri<'_> {
+        SipUri::parse(s).unwrap()
+    }
+
+    #[test]
+    fn parts() {
+        let u = sip("sips:alice:pw@[2001:db8::10]:5061;transport=tcp;lr?Subject=x&a=b");
+        assert!(u.secure);
+        assert_eq!(u.user.as_deref(), Some("alice"));
+        assert_eq!(u.password.as_deref(), Some("pw"));
+        assert_eq!(u.host, Host::V6("2001:db8::10".parse().unwrap()));
+        assert_eq!(u.port, Some(5061));
+        assert_eq!(u.transport_param().as_deref(), Some("tcp"));
+        assert!(u.params.contains("lr"));
+        assert_eq!(u.headers.as_deref(), Some("Subject=x&a=b"));
+        assert_eq!(
+            u.to_string(),
+            "sips:alice:pw@[2001:db8::10]:5061;transport=tcp;lr?Subject=x&a=b"
+        );
+    }
+
+    #[test]
+    fn semicolon_in_user() {
+        let u = sip("sip:user;par=u%40example.net@example.com");
+        assert_eq!(u.user.as_deref(), Some("user;par=u%40example.net"));
+        assert_eq!(u.host, Host::Name("example.com".into()));
+    }
+
+    #[test]
+    fn ipv6_forms() {
+        assert!(SipUri::parse("sip:2001:db8::10").is_err());
+        let u = sip("sip:[2001:db8::10:5070]");
+        assert_eq!(u.port, None);
+        let u = sip("sip:[2001:db8::10]:5070");
+        assert_eq!(u.port, Some(5070));
+        assert!(SipUri::parse("sip:[2001:db8:::192.0.2.1]").is_err());
+        assert!(SipUri::parse("sip:[::ffff:192.0.2.1]").is_ok());
+    }
+
+    #[test]
+    fn escapes_are_equivalent() {
+        assert!(sip("sip:%61lice@atlanta.com;transport=TCP")
+            .equivalent(&sip("sip:alice@AtLanTa.CoM;Transport=tcp")));
+        assert!(!sip("sip:alice@atlanta.com").equivalent(&sip("sip:ALICE@atlanta.com")));
+        assert!(!sip("sip:bob@biloxi.com").equivalent(&sip("sip:bob@biloxi.com:5060")));
+        assert!(!sip("sip:bob@biloxi.com;transport=udp").equivalent(&sip("sip:bob@biloxi.com")));
+        assert!(sip("sip:carol@chicago.com;security=on")
+            .equivalent(&sip("sip:carol@chicago.com;newparam=5")));
+        assert!(sip("sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com")
+            .equivalent(&sip("sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com")));
+        assert!(!sip("sip:carol@chicago.com?Subject=next%20meeting")
+            .equivalent(&sip("sip:carol@chicago.com?Subject=another%20meeting")));
+    }
+
+    #[test]
+    fn tel_and_other() {
+        let u = Uri::parse("tel:+1-201-555-0123;ext=1").unwrap();
+        assert_eq!(u.scheme(), "tel");
+        assert!(u.equivalent(&Uri::parse("tel:+12015550123;ext=1").unwrap()));
+        let o = Uri::parse("urn:service:sos").unwrap();
+        assert!(matches!(o, Uri::Other(_)));
+        assert_eq!(o.to_string(), "urn:service:sos");
+        assert!(Uri::parse("nocolon").is_err());
+        assert!(Uri::parse("sip:user@host with space").is_err());
+    }
+}
