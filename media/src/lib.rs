@@ -18,5 +18,6 @@ pub mod rtp;
 pub mod srtp;
 
 pub mod codec;
+pub mod jitter;
 pub mod resample;
 pub mod session;

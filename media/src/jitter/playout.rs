@@ -1,0 +1,212 @@
+//! The decoding side of the jitter buffer: slots in, 20 ms PCM frames out, and click-free
+//! shrinking of the delay.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use tincan_media::codec::{CodecKind, FRAME_SAMPLES};
+//! use tincan_media::jitter::{JitterConfig, playout::{Playout, FrameKind}};
+//!
+//! let kind = CodecKind::Pcmu;
+//! let mut playout = Playout::new(JitterConfig::for_codec(kind), kind.decoder().unwrap());
+//! let t0 = Instant::now();
+//! playout.insert(t0, 1, 160, vec![0xFF; 160], true);
+//! let frame = playout.pop(t0 + Duration::from_millis(5));
+//! assert_eq!(frame.kind, FrameKind::Decoded);
+//! assert_eq!(frame.pcm.len(), FRAME_SAMPLES);
+//! ```
+
+use std::time::Instant;
+
+use super::{ConcealReason, InsertOutcome, JitterBuffer, JitterConfig, JitterStats, Slot};
+use crate::codec::{AudioDecoder, FRAME_SAMPLES};
+
+/// Samples of the short cross-fade when a quiet frame is dropped (2.5 ms).
+const SHORT_FADE: usize = 120;
+
+/// Frames a shrink may wait for a quiet frame before it cross-fades two speech frames.
+const QUIET_WAIT: u32 = 50;
+
+/// What produced a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// Playout has not started: silence.
+    Idle,
+    /// Decoded from its own packet.
+    Decoded,
+    /// Recovered from the next packet's FEC.
+    Fec,
+    /// Concealed (PLC).
+    Concealed(ConcealReason),
+    /// The sender is silent (DTX): the decoder's comfort noise or silence.
+    Silence,
+}
+
+/// One 20 ms frame of 48 kHz mono PCM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlayoutFrame<'a> {
+    /// What produced it.
+    pub kind: FrameKind,
+    /// [`FRAME_SAMPLES`] samples.
+    pub pcm: &'a [i16],
+}
+
+/// A jitter buffer joined to a decoder.
+pub struct Playout {
+    jitter: JitterBuffer,
+    decoder: Box<dyn AudioDecoder>,
+    frame: Vec<i16>,
+    extra: Vec<i16>,
+    /// Running mean of the frame energy (mean square), for "quiet" decisions.
+    mean_energy: f64,
+    /// Pops a requested shrink has waited for a quiet frame.
+    shrink_wait: u32,
+    decode_errors: u64,
+}
+
+impl std::fmt::Debug for Playout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Playout")
+            .field("jitter", &self.jitter)
+            .field("decode_errors", &self.decode_errors)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Playout {
+    /// A playout for one stream.
+    pub fn new(config: JitterConfig, decoder: Box<dyn AudioDecoder>) -> Playout {
+        Playout {
+            jitter: JitterBuffer::new(config),
+            decoder,
+            frame: Vec::with_capacity(FRAME_SAMPLES * 2),
+            extra: Vec::with_capacity(FRAME_SAMPLES * 2),
+            mean_energy: 0.0,
+            shrink_wait: 0,
+            decode_errors: 0,
+        }
+    }
+
+    /// Inserts a received packet (see [`JitterBuffer::insert`]).
+    pub fn insert(
+        &mut self,
+        now: Instant,
+        seq: u64,
+        timestamp: u32,
+        payload: Vec<u8>,
+        marker: bool,
+    ) -> InsertOutcome {
+        self.jitter.insert(now, seq, timestamp, payload, marker)
+    }
+
+    /// The jitter buffer's counters.
+    pub fn stats(&self) -> JitterStats {
+        self.jitter.stats()
+    }
+
+    /// Payloads the decoder rejected (each concealed instead).
+    pub fn decode_errors(&self) -> u64 {
+        self.decode_errors
+    }
+
+    /// The jitter buffer.
+    pub fn jitter(&self) -> &JitterBuffer {
+        &self.jitter
+    }
+
+    /// Forgets the stream (new SSRC): packets and measurements, not the decoder state.
+    pub fn reset(&mut self) {
+        self.jitter.reset();
+    }
+
+    /// The next 20 ms frame. Call every 20 ms from the playout clock.
+    pub fn pop(&mut self, now: Instant) -> PlayoutFrame<'_> {
+        let slot = self.jitter.pop(now);
+        let mut frame = std::mem::take(&mut self.frame);
+        let kind = self.render(slot, &mut frame);
+        if self.jitter.wants_shrink() && kind != FrameKind::Idle {
+            self.shrink(&mut frame, kind);
+        } else {
+            self.shrink_wait = 0;
+        }
+        let energy = mean_square(&frame);
+        if matches!(kind, FrameKind::Decoded | FrameKind::Fec) {
+            self.mean_energy = 0.95 * self.mean_energy + 0.05 * energy;
+        }
+        self.frame = frame;
+        PlayoutFrame {
+            kind,
+            pcm: &self.frame,
+        }
+    }
+
+    fn shrink(&mut self, frame: &mut [i16], kind: FrameKind) {
+        let quiet = !matches!(kind, FrameKind::Decoded | FrameKind::Fec)
+            || mean_square(frame) < 0.1 * self.mean_energy
+            || mean_square(frame) < 100.0 * 100.0;
+        if !quiet && self.shrink_wait < QUIET_WAIT {
+            self.shrink_wait += 1;
+            return;
+        }
+        let mut extra = std::mem::take(&mut self.extra);
+        let slot = self.jitter.pop_extra();
+        self.render(slot, &mut extra);
+        // Quiet: play the next frame, its start faded in from the dropped one (2.5 ms).
+        // Loud: cross-fade the whole frame from the dropped one to the next.
+        let fade = if quiet { SHORT_FADE } else { FRAME_SAMPLES };
+        for i in 0..FRAME_SAMPLES {
+            let w = if i < fade {
+                (i as f32 + 0.5) / fade as f32
+            } else {
+                1.0
+            };
+            let v = f32::from(frame[i]) * (1.0 - w) + f32::from(extra[i]) * w;
+            frame[i] = v as i16;
+        }
+        self.extra = extra;
+        self.shrink_wait = 0;
+    }
+
+    /// Decodes a slot into exactly [`FRAME_SAMPLES`] samples.
+    fn render(&mut self, slot: Slot, out: &mut Vec<i16>) -> FrameKind {
+        out.clear();
+        let kind = match slot {
+            Slot::Idle => FrameKind::Idle,
+            Slot::Packet { payload, .. } => match self.decoder.decode(&payload, out) {
+                Ok(_) => FrameKind::Decoded,
+                Err(_) => {
+                    self.decode_errors += 1;
+                    out.clear();
+                    let _ = self.decoder.conceal(out);
+                    FrameKind::Concealed(ConcealReason::Loss)
+                }
+            },
+            Slot::Fec { next_payload } => match self.decoder.decode_fec(&next_payload, out) {
+                Ok(_) if self.decoder.has_fec() => FrameKind::Fec,
+                Ok(_) => FrameKind::Concealed(ConcealReason::Loss),
+                Err(_) => {
+                    out.clear();
+                    let _ = self.decoder.conceal(out);
+                    FrameKind::Concealed(ConcealReason::Loss)
+                }
+            },
+            Slot::Conceal(reason) => {
+                let _ = self.decoder.conceal(out);
+                FrameKind::Concealed(reason)
+            }
+            Slot::Silence => {
+                let _ = self.decoder.conceal(out);
+                FrameKind::Silence
+            }
+        };
+        // Packets of another duration than 20 ms are cut or padded to the pipeline frame.
+        out.resize(FRAME_SAMPLES, 0);
+        kind
+    }
+}
+
+fn mean_square(x: &[i16]) -> f64 {
+    if x.is_empty() {
+        return 0.0;
+    }
+    x.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / x.len() as f64
+}
