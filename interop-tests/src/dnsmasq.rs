@@ -286,10 +286,16 @@ impl Dnsmasq {
             })
     }
 
-    /// Runs dig against this server with extra arguments (e.g. `+tcp`, `-6`).
+    /// Runs dig against this server's port with extra arguments (e.g. `+tcp`); the server
+    /// address is `@127.0.0.1` unless `args` has one (e.g. `@::1`).
     pub fn dig_raw(&self, args: &[&str]) -> Result<String, PeerError> {
+        let server = if args.iter().any(|a| a.starts_with('@')) {
+            None
+        } else {
+            Some("@127.0.0.1")
+        };
         let out = Command::new(crate::program("dig"))
-            .arg("@127.0.0.1")
+            .args(server)
             .arg("-p")
             .arg(self.port.to_string())
             .args(["+time=2", "+tries=1"])

@@ -331,6 +331,7 @@ impl Sipp {
         let mut peer = Peer::builder(&self.name, crate::program("sipp"))
             .args(&args)
             .lifetime(self.timeout + Duration::from_secs(20))
+            .stop_grace(Duration::from_secs(6))
             .spawn_in(dir)?;
         peer.wait_for_port(
             self.transport.protocols(),
@@ -413,16 +414,18 @@ impl SippOutcome {
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .collect::<Vec<_>>()
             .join("\n");
-        // Fall back to the stdout log when no screen file was written.
-        let source = if screen.is_empty() {
-            peer.log()
-        } else {
-            screen.clone()
+        // Fall back to the stdout log when the screen file is empty or has no statistics
+        // (a sipp stopped by a signal may leave it empty).
+        let log = peer.log();
+        let counter = |label: &str| {
+            last_counter(&screen, label)
+                .or_else(|| last_counter(&log, label))
+                .unwrap_or(0)
         };
         Self {
             exit_code: status.code(),
-            successful: last_counter(&source, "Successful call").unwrap_or(0),
-            failed: last_counter(&source, "Failed call").unwrap_or(0),
+            successful: counter("Successful call"),
+            failed: counter("Failed call"),
             status: describe(status),
             screen,
             peer,

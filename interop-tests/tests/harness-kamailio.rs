@@ -1,0 +1,120 @@
+//! Smoke tests of the kamailio launcher: sipp REGISTERs with digest auth over UDP, TCP and
+//! [::1], a wrong password is refused, users can be added, two instances run side by side,
+//! and sipsak sees the same.
+
+use std::time::Duration;
+
+use tincan_interop_tests::{
+    Kamailio, Sipp, Transport, free_udp_port, ports, require_peers, sipsak,
+};
+
+fn register(kamailio: &Kamailio, user: &str, password: &str) -> Sipp {
+    Sipp::lab_scenario("register_auth_uac.xml")
+        .remote(kamailio.addr())
+        .inf_rows([Sipp::auth_row(user, kamailio.domain(), password, None)])
+        .calls(1)
+        .timeout(Duration::from_secs(10))
+        .trace_msg()
+}
+
+#[test]
+fn sipp_registers_over_udp_tcp_and_ipv6() {
+    if !require_peers(&["kamailio", "kamcmd", "sipp"]) {
+        return;
+    }
+    let kamailio = Kamailio::start().expect("kamailio starts");
+
+    let udp = register(&kamailio, "alice", "alicepw")
+        .run()
+        .expect("sipp runs");
+    assert_eq!(udp.exit_code, Some(0), "{}", udp.summary());
+    assert!(
+        udp.messages().contains("SIP/2.0 401 Unauthorized"),
+        "{}",
+        udp.messages()
+    );
+
+    let tcp = register(&kamailio, "bob", "bobpw")
+        .transport(Transport::Tcp)
+        .run()
+        .expect("sipp runs");
+    assert_eq!(tcp.exit_code, Some(0), "{}", tcp.summary());
+
+    let v6_addr = kamailio.addr_v6().expect("started with IPv6");
+    let v6 = register(&kamailio, "carol", "carolpw")
+        .remote(v6_addr)
+        .local_ip(ports::V6)
+        .run()
+        .expect("sipp runs");
+    assert_eq!(v6.exit_code, Some(0), "{}", v6.summary());
+
+    let alice = kamailio.contacts("alice").expect("kamcmd works");
+    assert_eq!(alice.len(), 1, "{alice:?}");
+    let bob = kamailio.contacts("bob").expect("kamcmd works");
+    assert!(bob[0].contains("transport=TCP"), "{bob:?}");
+    let carol = kamailio.contacts("carol").expect("kamcmd works");
+    assert!(carol[0].contains("[::1]"), "{carol:?}");
+
+    kamailio.unregister("alice").expect("kamcmd works");
+    assert!(kamailio.contacts("alice").expect("kamcmd works").is_empty());
+}
+
+#[test]
+fn wrong_password_is_refused() {
+    if !require_peers(&["kamailio", "sipp", "sipsak"]) {
+        return;
+    }
+    let kamailio = Kamailio::start().expect("kamailio starts");
+    let bad = register(&kamailio, "alice", "wrongpw")
+        .run()
+        .expect("sipp runs");
+    assert_ne!(bad.exit_code, Some(0), "{}", bad.summary());
+    assert_eq!(bad.successful, 0, "{}", bad.summary());
+    // kamailio re-challenges a wrong password (401 again, never 200)
+    assert!(
+        !bad.messages().contains("SIP/2.0 200 OK"),
+        "{}",
+        bad.messages()
+    );
+
+    let good =
+        sipsak::register(kamailio.addr(), "uat", "uatpw", free_udp_port()).expect("sipsak runs");
+    assert!(good.success(), "{}", good.output);
+    let wrong =
+        sipsak::register(kamailio.addr(), "uat", "nope", free_udp_port()).expect("sipsak runs");
+    assert!(!wrong.success(), "{}", wrong.output);
+}
+
+#[test]
+fn two_instances_with_an_added_user() {
+    if !require_peers(&["kamailio", "sipp", "kamcmd"]) {
+        return;
+    }
+    let first = Kamailio::builder()
+        .user("dave", "davepw")
+        .start()
+        .expect("kamailio 1 starts");
+    let second = Kamailio::builder()
+        .user("dave", "otherpw")
+        .secondary(false)
+        .start()
+        .expect("kamailio 2 starts");
+    assert_ne!(first.port(), second.port());
+    assert_eq!(first.password("dave"), Some("davepw"));
+
+    let one = register(&first, "dave", "davepw").run().expect("sipp runs");
+    assert_eq!(one.exit_code, Some(0), "{}", one.summary());
+    let two = register(&second, "dave", "otherpw")
+        .run()
+        .expect("sipp runs");
+    assert_eq!(two.exit_code, Some(0), "{}", two.summary());
+    let secondary = register(&first, "alice", "alicepw")
+        .remote(first.secondary_addr().expect("secondary listener"))
+        .run()
+        .expect("sipp runs");
+    assert_eq!(secondary.exit_code, Some(0), "{}", secondary.summary());
+
+    assert_eq!(first.contacts("dave").expect("kamcmd works").len(), 1);
+    assert_eq!(second.contacts("dave").expect("kamcmd works").len(), 1);
+    assert!(second.contacts("alice").expect("kamcmd works").is_empty());
+}
