@@ -21,3 +21,5 @@ pub mod codec;
 pub mod jitter;
 pub mod resample;
 pub mod session;
+#[cfg(feature = "tokio")]
+pub mod driver;

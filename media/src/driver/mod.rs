@@ -1,0 +1,388 @@
+//! The tokio driver: real UDP sockets and a real-time audio pump around a [`MediaSession`].
+//!
+//! One task, one `select!` loop over the RTP socket, the RTCP socket (without rtcp-mux), a
+//! 20 ms tick that captures one frame from the [`FrameSource`] into the session and plays one
+//! frame from the session into the [`FrameSink`], the session's own timer, and commands from
+//! the [`MediaHandle`]. The loop ends on [`MediaHandle::stop`] (or when every handle is
+//! dropped) and returns the final statistics.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use tincan_media::codec::CodecKind;
+//! use tincan_media::driver::{MediaPorts, PortRange, SilenceSource, DiscardSink, spawn};
+//! use tincan_media::session::SessionConfig;
+//!
+//! let ports = MediaPorts::bind("127.0.0.1".parse()?, PortRange::Any, false).await?;
+//! println!("put m=audio {} in the SDP", ports.rtp_addr().port());
+//! let config = SessionConfig::new(0x1234, CodecKind::Pcmu, 0, "127.0.0.1:40000".parse()?);
+//! let mut call = spawn(ports, config, Box::new(SilenceSource), Box::new(DiscardSink))?;
+//! call.send_dtmf('5', std::time::Duration::from_millis(100)).await;
+//! let stats = call.stop().await;
+//! println!("{} packets sent", stats.packets_sent);
+//! # Ok(()) }
+//! ```
+
+// The driver is the I/O edge: it reads the clock and hands `now` to the sans-IO core.
+#![allow(clippy::disallowed_methods)]
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use crate::codec::FRAME_SAMPLES;
+use crate::rtp::PortKind;
+use crate::session::{
+    Direction, MediaEvent, MediaSession, SessionConfig, SessionError, StreamStats,
+};
+
+/// The pipeline's frame period: one capture and one playout per tick.
+pub const FRAME_PERIOD: Duration = Duration::from_millis(20);
+
+/// Largest datagram we read (an RTP packet over Ethernet fits in 1500).
+const MAX_DATAGRAM: usize = 2048;
+
+/// Where 20 ms frames of captured audio come from (48 kHz mono, [`FRAME_SAMPLES`]).
+pub trait FrameSource: Send {
+    /// Fills `frame` with the next 20 ms; returns false when the source has ended (the
+    /// session then sends nothing more but keeps running).
+    fn read_frame(&mut self, frame: &mut [i16]) -> bool;
+}
+
+/// Where 20 ms frames of received audio go (48 kHz mono, [`FRAME_SAMPLES`]).
+pub trait FrameSink: Send {
+    /// Takes the next 20 ms of playout.
+    fn write_frame(&mut self, frame: &[i16]);
+}
+
+/// A source of silence.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SilenceSource;
+
+impl FrameSource for SilenceSource {
+    fn read_frame(&mut self, frame: &mut [i16]) -> bool {
+        frame.fill(0);
+        true
+    }
+}
+
+/// A sink that drops everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DiscardSink;
+
+impl FrameSink for DiscardSink {
+    fn write_frame(&mut self, _frame: &[i16]) {}
+}
+
+/// Which local ports to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortRange {
+    /// Let the operating system choose (still an even RTP port with the next one free when
+    /// rtcp-mux is off).
+    Any,
+    /// An inclusive range, e.g. 16384-32767; the RTP port is even (RFC 3550 §11).
+    Range {
+        /// Lowest port.
+        first: u16,
+        /// Highest port.
+        last: u16,
+    },
+}
+
+/// The bound RTP socket and, without rtcp-mux, the RTCP socket on the next port.
+#[derive(Debug)]
+pub struct MediaPorts {
+    rtp: UdpSocket,
+    rtcp: Option<UdpSocket>,
+}
+
+impl MediaPorts {
+    /// Binds an even RTP port (and RTP + 1 for RTCP unless `rtcp_mux`) on `ip`.
+    ///
+    /// # Errors
+    ///
+    /// The last bind error when no pair in the range could be bound.
+    pub async fn bind(ip: IpAddr, range: PortRange, rtcp_mux: bool) -> io::Result<Self> {
+        let mut last_error = io::Error::new(io::ErrorKind::AddrInUse, "no free port pair");
+        match range {
+            PortRange::Any => {
+                for _ in 0..64 {
+                    let rtp = match UdpSocket::bind(SocketAddr::new(ip, 0)).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            last_error = e;
+                            continue;
+                        }
+                    };
+                    let port = rtp.local_addr()?.port();
+                    if port % 2 != 0 || port == u16::MAX {
+                        continue;
+                    }
+                    match Self::with_rtcp(rtp, ip, port, rtcp_mux).await {
+                        Ok(p) => return Ok(p),
+                        Err(e) => last_error = e,
+                    }
+                }
+            }
+            PortRange::Range { first, last } => {
+                let first = first + first % 2;
+                if first >= last {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "port range holds no even port pair",
+                    ));
+                }
+                let pairs = u32::from((last - first) / 2 + 1);
+                // Start at a pseudo-random pair so two calls don't race for the same one.
+                let seed = std::process::id()
+                    ^ std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.subsec_nanos());
+                for i in 0..pairs {
+                    let port = first + (((seed.wrapping_add(i)) % pairs) * 2) as u16;
+                    if !rtcp_mux && port >= last {
+                        continue;
+                    }
+                    let rtp = match UdpSocket::bind(SocketAddr::new(ip, port)).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            last_error = e;
+                            continue;
+                        }
+                    };
+                    match Self::with_rtcp(rtp, ip, port, rtcp_mux).await {
+                        Ok(p) => return Ok(p),
+                        Err(e) => last_error = e,
+                    }
+                }
+            }
+        }
+        Err(last_error)
+    }
+
+    async fn with_rtcp(rtp: UdpSocket, ip: IpAddr, port: u16, rtcp_mux: bool) -> io::Result<Self> {
+        let rtcp = if rtcp_mux {
+            None
+        } else {
+            Some(UdpSocket::bind(SocketAddr::new(ip, port + 1)).await?)
+        };
+        Ok(Self { rtp, rtcp })
+    }
+
+    /// The RTP socket's address (for SDP `m=` and `c=`).
+    pub fn rtp_addr(&self) -> SocketAddr {
+        self.rtp
+            .local_addr()
+            .expect("a bound udp socket has a local address")
+    }
+
+    /// The RTCP socket's address, without rtcp-mux.
+    pub fn rtcp_addr(&self) -> Option<SocketAddr> {
+        self.rtcp.as_ref().map(|s| {
+            s.local_addr()
+                .expect("a bound udp socket has a local address")
+        })
+    }
+}
+
+/// Commands from the handle to the driver task.
+#[derive(Debug)]
+enum Command {
+    SetRemote(SocketAddr, Option<SocketAddr>),
+    Dtmf(char, Duration),
+    Direction(Direction),
+    Stop(oneshot::Sender<()>),
+}
+
+/// Controls a running media session.
+#[derive(Debug)]
+pub struct MediaHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    events: mpsc::UnboundedReceiver<MediaEvent>,
+    task: Option<JoinHandle<StreamStats>>,
+    rtp_addr: SocketAddr,
+    rtcp_addr: Option<SocketAddr>,
+}
+
+impl MediaHandle {
+    /// Our RTP address.
+    pub fn rtp_addr(&self) -> SocketAddr {
+        self.rtp_addr
+    }
+
+    /// Our RTCP address (without rtcp-mux).
+    pub fn rtcp_addr(&self) -> Option<SocketAddr> {
+        self.rtcp_addr
+    }
+
+    /// Points the session at new remote addresses (re-INVITE).
+    pub async fn set_remote(&self, rtp: SocketAddr, rtcp: Option<SocketAddr>) {
+        let _ = self.commands.send(Command::SetRemote(rtp, rtcp));
+    }
+
+    /// Sends a DTMF key (RFC 4733). Invalid keys are ignored (see
+    /// [`MediaSession::send_dtmf`] for the checks).
+    pub async fn send_dtmf(&self, digit: char, duration: Duration) {
+        let _ = self.commands.send(Command::Dtmf(digit, duration));
+    }
+
+    /// Changes the direction (hold/resume).
+    pub async fn set_direction(&self, direction: Direction) {
+        let _ = self.commands.send(Command::Direction(direction));
+    }
+
+    /// The next event (DTMF, SSRC change, latching, stats every second, timeout, BYE);
+    /// `None` once the session has stopped.
+    pub async fn next_event(&mut self) -> Option<MediaEvent> {
+        self.events.recv().await
+    }
+
+    /// An event if one is waiting.
+    pub fn try_event(&mut self) -> Option<MediaEvent> {
+        self.events.try_recv().ok()
+    }
+
+    /// Stops the session (sends RTCP BYE) and returns its final statistics.
+    pub async fn stop(mut self) -> StreamStats {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Stop(tx)).is_ok() {
+            let _ = rx.await;
+        }
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or_default(),
+            None => StreamStats::default(),
+        }
+    }
+}
+
+/// Starts the driver task on the current tokio runtime.
+///
+/// # Errors
+///
+/// [`SessionError`] if the session cannot be created (codec, SRTP keys).
+pub fn spawn(
+    ports: MediaPorts,
+    mut config: SessionConfig,
+    source: Box<dyn FrameSource>,
+    sink: Box<dyn FrameSink>,
+) -> Result<MediaHandle, SessionError> {
+    let rtp_addr = ports.rtp_addr();
+    let rtcp_addr = ports.rtcp_addr();
+    if config.ntp_at_start == 0 {
+        config.ntp_at_start = ntp_now();
+    }
+    let session = MediaSession::new(config, Instant::now())?;
+    let (commands, command_rx) = mpsc::unbounded_channel();
+    let (event_tx, events) = mpsc::unbounded_channel();
+    let task = tokio::spawn(run(session, ports, source, sink, command_rx, event_tx));
+    Ok(MediaHandle {
+        commands,
+        events,
+        task: Some(task),
+        rtp_addr,
+        rtcp_addr,
+    })
+}
+
+/// The wall clock as a 64-bit NTP timestamp (RFC 3550 §4).
+fn ntp_now() -> u64 {
+    let since_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    crate::rtcp::ntp_add(crate::rtcp::NTP_UNIX_OFFSET_SECS << 32, since_unix)
+}
+
+async fn recv_opt(socket: Option<&UdpSocket>, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+    match socket {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn run(
+    mut session: MediaSession,
+    ports: MediaPorts,
+    mut source: Box<dyn FrameSource>,
+    mut sink: Box<dyn FrameSink>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+) -> StreamStats {
+    let mut tick = tokio::time::interval(FRAME_PERIOD);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let mut rtp_buf = vec![0u8; MAX_DATAGRAM];
+    let mut rtcp_buf = vec![0u8; MAX_DATAGRAM];
+    let mut frame = vec![0i16; FRAME_SAMPLES];
+    let mut source_live = true;
+    let mut stopped: Option<oneshot::Sender<()>> = None;
+    loop {
+        let wake = session
+            .poll_timeout()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            r = ports.rtp.recv_from(&mut rtp_buf) => {
+                if let Ok((n, from)) = r {
+                    session.handle_packet(Instant::now(), from, PortKind::Rtp, &rtp_buf[..n]);
+                }
+            }
+            r = recv_opt(ports.rtcp.as_ref(), &mut rtcp_buf) => {
+                if let Ok((n, from)) = r {
+                    session.handle_packet(Instant::now(), from, PortKind::Rtcp, &rtcp_buf[..n]);
+                }
+            }
+            _ = tick.tick() => {
+                let now = Instant::now();
+                if source_live {
+                    source_live = source.read_frame(&mut frame);
+                    if source_live {
+                        // A frame of the wrong size cannot happen: ours is FRAME_SAMPLES.
+                        let _ = session.send_frame(now, &frame);
+                    }
+                }
+                let out = session.playout(now);
+                sink.write_frame(&out);
+            }
+            _ = tokio::time::sleep_until(wake.into()) => {
+                session.handle_timeout(Instant::now());
+            }
+            cmd = commands.recv() => {
+                let now = Instant::now();
+                match cmd {
+                    Some(Command::SetRemote(rtp, rtcp)) => session.set_remote(rtp, rtcp),
+                    Some(Command::Dtmf(digit, duration)) => {
+                        let _ = session.send_dtmf(now, digit, duration);
+                    }
+                    Some(Command::Direction(d)) => session.set_direction(d),
+                    Some(Command::Stop(done)) => {
+                        session.stop(now);
+                        stopped = Some(done);
+                    }
+                    None => {
+                        session.stop(now);
+                        stopped = Some(oneshot::channel().0);
+                    }
+                }
+            }
+        }
+        while let Some(t) = session.poll_transmit() {
+            let socket = match (t.kind, ports.rtcp.as_ref()) {
+                (PortKind::Rtcp, Some(rtcp)) => rtcp,
+                _ => &ports.rtp,
+            };
+            // UDP send errors (ICMP unreachable from a previous send, full buffers) are not
+            // fatal for media: the packet is lost like any other.
+            let _ = socket.send_to(&t.bytes, t.to).await;
+        }
+        while let Some(e) = session.poll_event() {
+            let _ = events.send(e);
+        }
+        if let Some(done) = stopped.take() {
+            let stats = session.stats();
+            let _ = done.send(());
+            return stats;
+        }
+    }
+}
