@@ -19,6 +19,7 @@ pub mod srtp;
 
 pub mod codec;
 pub mod jitter;
+pub mod quality;
 pub mod resample;
 pub mod session;
 #[cfg(feature = "tokio")]

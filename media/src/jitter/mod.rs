@@ -187,15 +187,24 @@ pub struct JitterStats {
 }
 
 impl JitterStats {
-    /// Share of slots that were not decoded from their own packet (concealed or FEC), of
-    /// all slots since playout began.
+    fn slots(&self) -> u64 {
+        self.played + self.concealed + self.fec_recovered
+    }
+
+    /// Share of slots since playout began that were concealed (PLC: losses, underruns,
+    /// stretches), 0.0 to 1.0. FEC recoveries are not counted (see [`Self::fec_ratio`]).
     pub fn concealment_ratio(&self) -> f64 {
-        let bad = self.concealed + self.fec_recovered;
-        let total = self.played + bad;
-        if total == 0 {
-            0.0
-        } else {
-            bad as f64 / total as f64
+        match self.slots() {
+            0 => 0.0,
+            n => self.concealed as f64 / n as f64,
+        }
+    }
+
+    /// Share of slots since playout began recovered through FEC, 0.0 to 1.0.
+    pub fn fec_ratio(&self) -> f64 {
+        match self.slots() {
+            0 => 0.0,
+            n => self.fec_recovered as f64 / n as f64,
         }
     }
 }
