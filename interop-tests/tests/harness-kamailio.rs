@@ -118,3 +118,48 @@ fn two_instances_with_an_added_user() {
     assert_eq!(second.contacts("dave").expect("kamcmd works").len(), 1);
     assert!(second.contacts("alice").expect("kamcmd works").is_empty());
 }
+
+#[test]
+fn kamailio_routes_a_call_between_registered_sipps() {
+    if !require_peers(&["kamailio", "sipp"]) {
+        return;
+    }
+    let kamailio = Kamailio::start().expect("kamailio starts");
+    // bob registers with the port where the sipp UAS will then listen
+    let bob_port = ports::free_port();
+    let reg = register(&kamailio, "bob", "bobpw")
+        .local_port(bob_port)
+        .run()
+        .expect("sipp runs");
+    assert_eq!(reg.exit_code, Some(0), "{}", reg.summary());
+    let uas = Sipp::lab_scenario("uas_pcmu_opus_bye.xml")
+        .local_port(bob_port)
+        .calls(1)
+        .timeout(Duration::from_secs(20))
+        .spawn()
+        .expect("sipp uas starts");
+    let call = Sipp::lab_scenario("uac_call.xml")
+        .remote(kamailio.addr())
+        .inf_rows([Sipp::auth_row(
+            "alice",
+            "example.test",
+            "alicepw",
+            Some("bob"),
+        )])
+        .calls(1)
+        .timeout(Duration::from_secs(20))
+        .trace_msg()
+        .run()
+        .expect("sipp uac runs");
+    assert_eq!(call.exit_code, Some(0), "{}", call.summary());
+    let messages = call.messages();
+    assert!(
+        messages.contains("SIP/2.0 407 Proxy Authentication Required"),
+        "{messages}"
+    );
+    assert!(messages.contains("a=rtpmap:111 opus/48000/2"), "{messages}");
+    // the UAS hangs up after 2 s; its BYE comes through kamailio's Record-Route
+    assert!(messages.contains("BYE sip:alice@127.0.0.1:"), "{messages}");
+    let uas = uas.wait(Duration::from_secs(10));
+    assert_eq!(uas.exit_code, Some(0), "{}", uas.summary());
+}
