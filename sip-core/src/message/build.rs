@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::typed::{self, CSeq, Method};
-use super::{Entry, HeaderName, Message, StartLine, Slot, Uri};
+use super::{Entry, HeaderName, Message, Slot, StartLine, Uri};
 
 /// Builds a request header by header.
 ///
@@ -204,7 +204,9 @@ impl Message {
             let text = other
                 .slot_str(&e.value)
                 .map(str::to_owned)
-                .unwrap_or_else(|| String::from_utf8_lossy(other.slot_bytes(&e.value)).into_owned());
+                .unwrap_or_else(|| {
+                    String::from_utf8_lossy(other.slot_bytes(&e.value)).into_owned()
+                });
             self.push_header(name, &text);
         }
     }

@@ -35,6 +35,11 @@ impl Default for CheckConfig<'_> {
 /// assert!(matches!(v, Verdict::Reject { status: 505, .. }));
 /// ```
 pub fn verdict(datagram: &[u8]) -> Verdict {
+    diagnose(datagram).0
+}
+
+/// Like [`verdict`], with the defect that decided it (`None` when accepted).
+pub fn diagnose(datagram: &[u8]) -> (Verdict, Option<ParseError>) {
     let looks_like_request = {
         let start = datagram
             .iter()
@@ -44,14 +49,16 @@ pub fn verdict(datagram: &[u8]) -> Verdict {
             .get(..4)
             .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
     };
-    match Message::parse_lenient(Bytes::copy_from_slice(datagram), &ParseLimits::default()) {
-        Err(e) => e.verdict(looks_like_request),
-        Ok((msg, Some(defect))) => defect.verdict(msg.is_request()),
-        Ok((msg, None)) => match msg.check(&CheckConfig::default()) {
-            Ok(()) => Verdict::Accept,
-            Err(e) => e.verdict(msg.is_request()),
-        },
-    }
+    let (is_request, error) =
+        match Message::parse_lenient(Bytes::copy_from_slice(datagram), &ParseLimits::default()) {
+            Err(e) => (looks_like_request, e),
+            Ok((msg, Some(defect))) => (msg.is_request(), defect),
+            Ok((msg, None)) => match msg.check(&CheckConfig::default()) {
+                Ok(()) => return (Verdict::Accept, None),
+                Err(e) => (msg.is_request(), e),
+            },
+        };
+    (error.verdict(is_request), Some(error))
 }
 
 /// Headers whose list may be empty by grammar (`Allow:` with no method).
@@ -160,9 +167,7 @@ pub(crate) fn check(msg: &Message, config: &CheckConfig<'_>) -> Result<(), Parse
             validate_value(e.name, text)?;
         }
     }
-    let cseq = msg
-        .cseq()
-        .ok_or(ParseError::Missing("CSeq"))??;
+    let cseq = msg.cseq().ok_or(ParseError::Missing("CSeq"))??;
     let Some(method) = msg.method() else {
         return Ok(());
     };
@@ -173,11 +178,13 @@ pub(crate) fn check(msg: &Message, config: &CheckConfig<'_>) -> Result<(), Parse
             unknown_method: !method.is_known(),
         });
     }
-    let uri = msg
-        .uri()
-        .ok_or(ParseError::RequestUri("does not parse"))?;
+    let uri = msg.uri().ok_or(ParseError::RequestUri("does not parse"))?;
     let scheme = uri.scheme();
-    if !config.schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)) {
+    if !config
+        .schemes
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(scheme))
+    {
         let scheme = match &uri {
             Uri::Other(o) => o.scheme.to_string(),
             _ => scheme.to_string(),

@@ -17,8 +17,8 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::{ParseError, ParseLimits};
 use super::lex;
+use super::{ParseError, ParseLimits};
 
 /// What a stream carried.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,7 +173,10 @@ fn content_length(head: &[u8]) -> Result<usize, ParseError> {
 
 fn lex_trim(b: &[u8]) -> &[u8] {
     let s = b.iter().position(|c| !lex::is_wsp(*c)).unwrap_or(b.len());
-    let e = b.iter().rposition(|c| !lex::is_wsp(*c)).map_or(s, |e| e + 1);
+    let e = b
+        .iter()
+        .rposition(|c| !lex::is_wsp(*c))
+        .map_or(s, |e| e + 1);
     &b[s..e.max(s)]
 }
 

@@ -18,7 +18,18 @@ pub(crate) const fn is_word_char(b: u8) -> bool {
     is_token_char(b)
         || matches!(
             b,
-            b'(' | b')' | b'<' | b'>' | b':' | b'\\' | b'"' | b'/' | b'[' | b']' | b'?' | b'{' | b'}'
+            b'(' | b')'
+                | b'<'
+                | b'>'
+                | b':'
+                | b'\\'
+                | b'"'
+                | b'/'
+                | b'['
+                | b']'
+                | b'?'
+                | b'{'
+                | b'}'
         )
 }
 
@@ -114,10 +125,7 @@ pub(crate) struct TopLevel<'a> {
 
 /// Splits at top-level `sep` bytes lazily.
 pub(crate) fn top_level(s: &str, sep: u8) -> TopLevel<'_> {
-    TopLevel {
-        rest: Some(s),
-        sep,
-    }
+    TopLevel { rest: Some(s), sep }
 }
 
 impl<'a> Iterator for TopLevel<'a> {

@@ -35,8 +35,9 @@ use std::sync::OnceLock;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+pub use build::reason_phrase;
 pub use build::{RequestBuilder, response_to};
-pub use check::{CheckConfig, verdict};
+pub use check::{CheckConfig, SUPPORTED_EXTENSIONS, diagnose, verdict};
 pub use error::{ParseError, Verdict};
 pub use header::HeaderName;
 pub use params::{Param, Params};
@@ -282,13 +283,13 @@ impl Message {
     }
 
     fn entry_text<'s>(&'s self, e: &'s Entry) -> Result<&'s str, ParseError> {
-        let raw = self.slot_str(&e.value).ok_or(ParseError::NotUtf8(
-            if e.name == HeaderName::Other {
-                "an unknown"
-            } else {
-                e.name.as_str()
-            },
-        ))?;
+        let raw =
+            self.slot_str(&e.value)
+                .ok_or(ParseError::NotUtf8(if e.name == HeaderName::Other {
+                    "an unknown"
+                } else {
+                    e.name.as_str()
+                }))?;
         if !raw.contains(['\r', '\n']) {
             return Ok(raw);
         }
@@ -311,7 +312,9 @@ impl Message {
 
     /// The first line of a known header as text.
     pub fn header(&self, name: HeaderName) -> Option<&str> {
-        self.entries(name).next().and_then(|e| self.entry_text(e).ok())
+        self.entries(name)
+            .next()
+            .and_then(|e| self.entry_text(e).ok())
     }
 
     /// The values of a header by its name as written, known or not (compact forms match
@@ -343,14 +346,15 @@ impl Message {
     ) -> impl Iterator<Item = Result<T, ParseError>> + 's {
         let list = T::NAME.is_list();
         self.entries(T::NAME).flat_map(move |e| {
-            let values: Box<dyn Iterator<Item = Result<T, ParseError>> + 's> =
-                match self.entry_text(e) {
-                    Err(err) => Box::new(std::iter::once(Err(err))),
-                    Ok(text) if list => Box::new(split_list(text).map(|v| {
-                        v.and_then(|v| T::parse(v).map_err(ParseError::from))
-                    })),
-                    Ok(text) => Box::new(std::iter::once(T::parse(text).map_err(ParseError::from))),
-                };
+            let values: Box<dyn Iterator<Item = Result<T, ParseError>> + 's> = match self
+                .entry_text(e)
+            {
+                Err(err) => Box::new(std::iter::once(Err(err))),
+                Ok(text) if list => Box::new(
+                    split_list(text).map(|v| v.and_then(|v| T::parse(v).map_err(ParseError::from))),
+                ),
+                Ok(text) => Box::new(std::iter::once(T::parse(text).map_err(ParseError::from))),
+            };
             values
         })
     }
@@ -366,7 +370,13 @@ impl Message {
             match split_list(text).next() {
                 Some(Ok(v)) => v,
                 Some(Err(err)) => return Some(Err(err)),
-                None => return Some(Err(HeaderError { name: T::NAME.as_str(), reason: "empty" }.into())),
+                None => {
+                    return Some(Err(HeaderError {
+                        name: T::NAME.as_str(),
+                        reason: "empty",
+                    }
+                    .into()));
+                }
             }
         } else {
             text
@@ -661,7 +671,9 @@ impl PartialEq for Message {
             && self.headers.len() == other.headers.len()
             && self.headers.iter().zip(&other.headers).all(|(a, b)| {
                 a.name == b.name
-                    && self.slot_bytes(&a.name_text).eq_ignore_ascii_case(other.slot_bytes(&b.name_text))
+                    && self
+                        .slot_bytes(&a.name_text)
+                        .eq_ignore_ascii_case(other.slot_bytes(&b.name_text))
                         | (a.name != HeaderName::Other)
                     && match (self.entry_text(a), other.entry_text(b)) {
                         (Ok(x), Ok(y)) => x == y,

@@ -197,7 +197,11 @@ pub(crate) fn validate_header_params(raw: &str) -> Result<(), &'static str> {
                 if lex::quoted_end(v) != Some(v.len()) {
                     return Err("bad quoted parameter value");
                 }
-            } else if v.is_empty() || !v.bytes().all(|b| is_token_char(b) || matches!(b, b'[' | b']' | b':')) {
+            } else if v.is_empty()
+                || !v
+                    .bytes()
+                    .all(|b| is_token_char(b) || matches!(b, b'[' | b']' | b':'))
+            {
                 return Err("bad parameter value");
             }
         }

@@ -90,7 +90,9 @@ pub(crate) fn parse(
         if is_wsp(b[line_start]) {
             // A fold continues the previous header (RFC 3261 §7.3.1).
             let Some(prev) = headers.last_mut() else {
-                return Err(ParseError::HeaderLine("first header line starts with white space"));
+                return Err(ParseError::HeaderLine(
+                    "first header line starts with white space",
+                ));
             };
             let (ls, _) = prev.line.expect("received headers keep their line");
             if end - ls as usize > limits.max_line_length {
@@ -236,18 +238,12 @@ fn parse_status_line(
         return Err(ParseError::StatusCode);
     }
     let reason_start = (sp1 + 1 + code_end + 1).min(line.len());
-    if line[reason_start..]
-        .iter()
-        .any(|&c| c < 0x20 && c != b'\t')
-    {
+    if line[reason_start..].iter().any(|&c| c < 0x20 && c != b'\t') {
         return Err(ParseError::StartLine("control character in reason phrase"));
     }
     Ok(StartLine::Response {
         status,
-        reason: Slot::Span(
-            (offset + reason_start) as u32,
-            (offset + line.len()) as u32,
-        ),
+        reason: Slot::Span((offset + reason_start) as u32, (offset + line.len()) as u32),
     })
 }
 
@@ -275,11 +271,13 @@ fn parse_request_line(
         }
         None => {
             // Extra spaces (RFC 4475 lwsstart, trws) or a garbled version.
-            *defect = Some(ParseError::StartLine(if uri.is_empty() || version.contains(&b' ') {
-                "extra white space"
-            } else {
-                "bad SIP-Version"
-            }));
+            *defect = Some(ParseError::StartLine(
+                if uri.is_empty() || version.contains(&b' ') {
+                    "extra white space"
+                } else {
+                    "bad SIP-Version"
+                },
+            ));
         }
     }
     let uri_start = offset + sp1 + 1;

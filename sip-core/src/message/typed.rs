@@ -44,10 +44,7 @@ fn owned(c: Cow<'_, str>) -> Cow<'static, str> {
 }
 
 /// Splits `value;params` at the first top-level `;`, validating the params.
-fn split_params(
-    name: HeaderName,
-    s: &str,
-) -> Result<(&str, Params<'_>), HeaderError> {
+fn split_params(name: HeaderName, s: &str) -> Result<(&str, Params<'_>), HeaderError> {
     match lex::top_level(s, b';').next() {
         Some(head) if head.len() < s.len() => {
             let rest = &s[head.len() + 1..];
@@ -232,9 +229,7 @@ impl<'a> Header<'a> for Via<'a> {
         if !is_token(name) || !is_token(version) {
             return Err(err(n, "sent-protocol"));
         }
-        let split = rest
-            .find([' ', '\t'])
-            .ok_or(err(n, "missing sent-by"))?;
+        let split = rest.find([' ', '\t']).ok_or(err(n, "missing sent-by"))?;
         let transport = &rest[..split];
         let sent_by = trim_lws(&rest[split..]);
         if !is_token(transport) {
@@ -411,8 +406,7 @@ impl fmt::Display for NameAddr<'_> {
 }
 
 fn is_token_list(s: &str) -> bool {
-    !s.is_empty()
-        && s.split(' ').all(is_token)
+    !s.is_empty() && s.split(' ').all(is_token)
 }
 
 macro_rules! name_addr_header {
@@ -594,8 +588,7 @@ impl<'a> Header<'a> for CallId<'a> {
     fn parse(value: &'a str) -> Result<Self, HeaderError> {
         let v = trim_lws(value);
         let mut parts = v.splitn(2, '@');
-        let ok = parts
-            .all(|w| !w.is_empty() && w.bytes().all(lex::is_word_char));
+        let ok = parts.all(|w| !w.is_empty() && w.bytes().all(lex::is_word_char));
         if !ok {
             return Err(err(Self::NAME, "not a word[@word]"));
         }
@@ -1117,7 +1110,13 @@ impl<'a> Header<'a> for Warning<'a> {
 
 impl fmt::Display for Warning<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:03} {} {}", self.code, self.agent, lex::quote(&self.text))
+        write!(
+            f,
+            "{:03} {} {}",
+            self.code,
+            self.agent,
+            lex::quote(&self.text)
+        )
     }
 }
 
@@ -1422,8 +1421,12 @@ mod tests {
 
     #[test]
     fn via_with_lws() {
-        let v = Via::parse("SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;branch=390skdjuw".replace("\r\n", " ").leak())
-            .unwrap();
+        let v = Via::parse(
+            "SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;branch=390skdjuw"
+                .replace("\r\n", " ")
+                .leak(),
+        )
+        .unwrap();
         assert_eq!(v.transport, "UDP");
         assert_eq!(v.host, Host::V4("192.0.2.2".parse().unwrap()));
         assert_eq!(v.branch(), Some("390skdjuw"));
@@ -1438,7 +1441,9 @@ mod tests {
 
     #[test]
     fn name_addr_forms() {
-        let f = From::parse(r#""J Rosenberg \\\""       <sip:jdrosen@example.com> ; tag = 98asjd8"#).unwrap();
+        let f =
+            From::parse(r#""J Rosenberg \\\""       <sip:jdrosen@example.com> ; tag = 98asjd8"#)
+                .unwrap();
         assert_eq!(f.display_name.as_deref(), Some(r#"J Rosenberg \""#));
         assert_eq!(f.tag(), Some("98asjd8"));
         let t = To::parse("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
@@ -1463,7 +1468,10 @@ mod tests {
         assert!(CSeq::parse("36893488147419103232 INVITE").is_err());
         assert_eq!(MaxForwards::parse("0068").unwrap(), MaxForwards(68));
         assert!(MaxForwards::parse("300").is_err());
-        assert_eq!(Expires::parse("10000000000000000000").unwrap(), Expires(u32::MAX));
+        assert_eq!(
+            Expires::parse("10000000000000000000").unwrap(),
+            Expires(u32::MAX)
+        );
         assert!(ContentLength::parse("-999").is_err());
         assert!(Warning::parse(r#"1812 overture "In Progress""#).is_err());
         assert_eq!(
@@ -1473,7 +1481,10 @@ mod tests {
         let r = RetryAfter::parse("18000;duration=3600").unwrap();
         assert_eq!(r.delta, 18000);
         assert!(RetryAfter::parse("949302838503028349304023988").is_err());
-        assert_eq!(roundtrip::<RetryAfter>("120 (I'm in a meeting) ;duration=60"), "120 (I'm in a meeting);duration=60");
+        assert_eq!(
+            roundtrip::<RetryAfter>("120 (I'm in a meeting) ;duration=60"),
+            "120 (I'm in a meeting);duration=60"
+        );
     }
 
     #[test]
@@ -1486,7 +1497,10 @@ mod tests {
 
     #[test]
     fn auth_values() {
-        let w = WwwAuthenticate::parse(r#"Digest realm="example.test", nonce="26397n1x608", algorithm=MD5, qop="auth""#).unwrap();
+        let w = WwwAuthenticate::parse(
+            r#"Digest realm="example.test", nonce="26397n1x608", algorithm=MD5, qop="auth""#,
+        )
+        .unwrap();
         assert_eq!(w.scheme.as_deref(), Some("Digest"));
         assert_eq!(w.param("nonce").as_deref(), Some("26397n1x608"));
         assert_eq!(w.param("QOP").as_deref(), Some("auth"));

@@ -112,7 +112,9 @@ impl Host<'_> {
     /// Parses `host` (hostname, IPv4address or IPv6reference in brackets).
     pub fn parse(s: &'_ str) -> Result<Host<'_>, UriError> {
         if let Some(inner) = s.strip_prefix('[') {
-            let inner = inner.strip_suffix(']').ok_or(UriError::Bad("IPv6 reference"))?;
+            let inner = inner
+                .strip_suffix(']')
+                .ok_or(UriError::Bad("IPv6 reference"))?;
             return inner
                 .parse::<Ipv6Addr>()
                 .map(Host::V6)
@@ -179,11 +181,19 @@ pub(crate) fn split_host_port(s: &str) -> Result<(Host<'_>, Option<u16>), UriErr
 
 /// `unreserved` (RFC 3261 §25.1): alphanum / mark.
 fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')')
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        )
 }
 
 fn is_user_char(b: u8) -> bool {
-    is_unreserved(b) || matches!(b, b'%' | b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
+    is_unreserved(b)
+        || matches!(
+            b,
+            b'%' | b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/'
+        )
 }
 
 fn is_password_char(b: u8) -> bool {
@@ -397,7 +407,10 @@ impl<'a> SipUri<'a> {
 
     /// The `transport` parameter, lower-cased.
     pub fn transport_param(&self) -> Option<String> {
-        self.params.get("transport").flatten().map(str::to_ascii_lowercase)
+        self.params
+            .get("transport")
+            .flatten()
+            .map(str::to_ascii_lowercase)
     }
 
     /// Detaches from the message buffer.
@@ -451,7 +464,9 @@ fn header_set(h: Option<&str>) -> Vec<(String, Vec<u8>)> {
             .map(|(n, v)| {
                 (
                     n.to_ascii_lowercase(),
-                    lex::percent_decode(v).map(Cow::into_owned).unwrap_or_default(),
+                    lex::percent_decode(v)
+                        .map(Cow::into_owned)
+                        .unwrap_or_default(),
                 )
             })
             .collect()
@@ -460,7 +475,10 @@ fn header_set(h: Option<&str>) -> Vec<(String, Vec<u8>)> {
 }
 
 fn params_equivalent(a: &Params<'_>, b: &Params<'_>, must_match: &[&str]) -> bool {
-    let dec = |v: Option<&str>| v.and_then(lex::percent_decode).map(|c| c.to_ascii_lowercase());
+    let dec = |v: Option<&str>| {
+        v.and_then(lex::percent_decode)
+            .map(|c| c.to_ascii_lowercase())
+    };
     for p in a.iter() {
         let other = b.get(p.name);
         match other {
@@ -591,17 +609,26 @@ mod tests {
 
     #[test]
     fn escapes_are_equivalent() {
-        assert!(sip("sip:%61lice@atlanta.com;transport=TCP")
-            .equivalent(&sip("sip:alice@AtLanTa.CoM;Transport=tcp")));
+        assert!(
+            sip("sip:%61lice@atlanta.com;transport=TCP")
+                .equivalent(&sip("sip:alice@AtLanTa.CoM;Transport=tcp"))
+        );
         assert!(!sip("sip:alice@atlanta.com").equivalent(&sip("sip:ALICE@atlanta.com")));
         assert!(!sip("sip:bob@biloxi.com").equivalent(&sip("sip:bob@biloxi.com:5060")));
         assert!(!sip("sip:bob@biloxi.com;transport=udp").equivalent(&sip("sip:bob@biloxi.com")));
-        assert!(sip("sip:carol@chicago.com;security=on")
-            .equivalent(&sip("sip:carol@chicago.com;newparam=5")));
-        assert!(sip("sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com")
-            .equivalent(&sip("sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com")));
-        assert!(!sip("sip:carol@chicago.com?Subject=next%20meeting")
-            .equivalent(&sip("sip:carol@chicago.com?Subject=another%20meeting")));
+        assert!(
+            sip("sip:carol@chicago.com;security=on")
+                .equivalent(&sip("sip:carol@chicago.com;newparam=5"))
+        );
+        assert!(
+            sip("sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com").equivalent(
+                &sip("sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com")
+            )
+        );
+        assert!(
+            !sip("sip:carol@chicago.com?Subject=next%20meeting")
+                .equivalent(&sip("sip:carol@chicago.com?Subject=another%20meeting"))
+        );
     }
 
     #[test]

@@ -1,0 +1,3 @@
+//! One module per `tincan` subcommand.
+
+pub mod parse;
