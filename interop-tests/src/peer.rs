@@ -512,11 +512,13 @@ impl Peer {
     fn kill_group_leftovers(&self) {
         let Some(pgid) = to_pid(self.pid) else { return };
         let deadline = Instant::now() + Duration::from_secs(5);
-        while rustix::process::test_kill_process_group(pgid).is_ok() {
+        // Zombies (killed, not yet reaped by whoever inherited them) are gone for our purpose.
+        while !live_group_members(self.pid).is_empty() {
             let _ = rustix::process::kill_process_group(pgid, Signal::KILL);
             if Instant::now() >= deadline {
                 eprintln!(
-                    "interop: process group {pgid:?} of {} survives SIGKILL",
+                    "interop: processes {:?} of {} survive SIGKILL",
+                    live_group_members(self.pid),
                     self.name
                 );
                 return;
@@ -524,6 +526,30 @@ impl Peer {
             std::thread::sleep(POLL);
         }
     }
+}
+
+/// PIDs of the processes of process group `pgid` that are not zombies, from `/proc/*/stat`.
+fn live_group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // "pid (comm) state ppid pgrp ...": comm may contain spaces and parentheses
+            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+                return false;
+            };
+            let mut fields = rest.split_whitespace();
+            let state = fields.next().unwrap_or("Z");
+            let pgrp = fields.nth(1).and_then(|f| f.parse::<u32>().ok());
+            state != "Z" && state != "X" && pgrp == Some(pgid)
+        })
+        .collect()
 }
 
 impl Drop for Peer {
