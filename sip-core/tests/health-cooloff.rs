@@ -145,3 +145,26 @@ fn the_cap_and_initial_cooloff_are_configurable() {
         .collect();
     assert_eq!(d, [5, 10, 12, 12]);
 }
+
+#[test]
+fn report_marks_and_decides_in_one_step() {
+    use tincan_sip::resolve::{AttemptOutcome, FailoverDecision, FailoverPolicy};
+    let t0 = Instant::now();
+    let p = FailoverPolicy::default();
+    let mut h = TargetHealth::default();
+    let ts = [target(1, 10), target(2, 20)];
+    let k1 = TargetKey::of(&ts[0]);
+    let d = h.report(t0, k1, AttemptOutcome::Timeout, &p);
+    assert_eq!(d, FailoverDecision::TryNext(FailureCause::Timeout));
+    // The next request goes straight to the healthy target.
+    assert_eq!(ports(&h.order(&ts, t0 + S(1))), [2, 1]);
+    let outcome = AttemptOutcome::Response {
+        status: 403,
+        retry_after: None,
+    };
+    assert_eq!(
+        h.report(t0 + S(40), k1, outcome, &p),
+        FailoverDecision::Done
+    );
+    assert_eq!(h.status(t0 + S(40), k1), TargetStatus::Up);
+}

@@ -99,3 +99,54 @@ async fn second_resolution_is_answered_from_the_cache() {
     assert_eq!(dns.asked().len(), asked, "no new DNS traffic");
     assert_eq!(first.targets, second.targets);
 }
+
+/// Drive a resolution in virtual time through the cache; returns how many questions went to
+/// the (fake) network.
+fn resolve_at(
+    now: Instant,
+    dns: &common::FakeDns,
+    cache: &mut DnsCache,
+) -> (tincan_sip::resolve::Resolved, usize) {
+    use tincan_sip::resolve::{Destination, Resolution, ResolveConfig};
+    let mut res = Resolution::new(
+        Destination::sip("ttl.test").with_transport("udp"),
+        ResolveConfig::default(),
+        &mut common::rng(1),
+    );
+    let mut network = 0;
+    loop {
+        let mut batch = Vec::new();
+        while let Some(q) = res.poll_query_cached(now, cache) {
+            batch.push(q);
+        }
+        for q in batch {
+            network += 1;
+            let a = dns.answer(&q);
+            cache.insert(now, q.clone(), a.clone());
+            res.handle_answer(now, &q, a);
+        }
+        if let Some(r) = res.poll_result() {
+            return (r.expect("ttl.test resolves"), network);
+        }
+    }
+}
+
+#[test]
+fn resolutions_reuse_answers_until_their_ttl_expires() {
+    let t0 = Instant::now();
+    let mut dns = common::FakeDns::new();
+    // The fake gives every record a TTL of 300 s; AAAA is NODATA (negative TTL 30 s).
+    dns.srv("_sip._udp.ttl.test", 10, 0, 5060, "a.ttl.test")
+        .a("a.ttl.test", [192, 0, 2, 1])
+        .set("a.ttl.test", RecordType::Aaaa, Ok(vec![]));
+    let mut cache = DnsCache::default();
+    let (first, n) = resolve_at(t0, &dns, &mut cache);
+    assert_eq!(n, 3, "SRV, A, AAAA");
+    let (second, n) = resolve_at(t0 + Duration::from_secs(29), &dns, &mut cache);
+    assert_eq!((n, &second.targets), (0, &first.targets));
+    // The negative AAAA answer expired at 30 s; the positive ones live until 300 s.
+    let (_, n) = resolve_at(t0 + Duration::from_secs(31), &dns, &mut cache);
+    assert_eq!(n, 1);
+    let (_, n) = resolve_at(t0 + Duration::from_secs(300), &dns, &mut cache);
+    assert_eq!(n, 3);
+}

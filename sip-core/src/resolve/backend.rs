@@ -42,12 +42,8 @@ where
     let mut res = Resolution::new(destination, config, rng);
     loop {
         let mut batch = Vec::new();
-        while let Some(q) = res.poll_query() {
-            let now = Instant::now();
-            match cache.get(now, &q) {
-                Some(answer) => res.handle_answer(now, &q, answer),
-                None => batch.push(q),
-            }
+        while let Some(q) = res.poll_query_cached(Instant::now(), cache) {
+            batch.push(q);
         }
         if batch.is_empty() {
             return res.poll_result().unwrap_or_else(|| {

@@ -178,6 +178,25 @@ impl TargetHealth {
         e.down_until
     }
 
+    /// Record the outcome of an attempt and decide what the request does next: marks the
+    /// target failed (with the cause `policy` derives) or healthy, and returns the decision.
+    pub fn report(
+        &mut self,
+        now: Instant,
+        key: TargetKey,
+        outcome: AttemptOutcome,
+        policy: &FailoverPolicy,
+    ) -> FailoverDecision {
+        let decision = policy.decide(outcome);
+        match decision {
+            FailoverDecision::TryNext(cause) => {
+                self.mark_failed(now, key, cause);
+            }
+            FailoverDecision::Done => self.mark_ok(key),
+        }
+        decision
+    }
+
     /// The target answered: forget its failures.
     pub fn mark_ok(&mut self, key: TargetKey) {
         self.entries.remove(&key);

@@ -142,6 +142,7 @@ impl fmt::Display for Target {
 
 /// One DNS question asked during a resolution and what came back.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Lookup {
     /// The question.
     pub query: DnsQuery,
@@ -221,6 +222,7 @@ pub enum ResolveError {
 
 /// A finished resolution: the ordered targets and the whole lookup chain (for display).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Resolved {
     /// What was resolved.
     pub destination: Destination,
@@ -352,6 +354,23 @@ impl Resolution {
         if self.outstanding.is_empty() && self.pending.is_empty() {
             self.advance();
         }
+    }
+
+    /// Like [`poll_query`](Self::poll_query), but questions `cache` can answer are answered
+    /// on the spot; only questions for the network come out. Put the network's answers into
+    /// the cache ([`DnsCache::insert`](super::DnsCache::insert)) before handing them over.
+    pub fn poll_query_cached(
+        &mut self,
+        now: Instant,
+        cache: &mut super::DnsCache,
+    ) -> Option<DnsQuery> {
+        while let Some(q) = self.poll_query() {
+            match cache.get(now, &q) {
+                Some(answer) => self.handle_answer(now, &q, answer),
+                None => return Some(q),
+            }
+        }
+        None
     }
 
     /// Whether the resolution has finished (its result may already have been taken).
