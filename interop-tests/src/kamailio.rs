@@ -230,31 +230,45 @@ impl Kamailio {
 
     /// Runs `kamcmd -s <ctl socket> args...` (bounded to 10 s) and returns its stdout.
     pub fn kamcmd(&self, args: &[&str]) -> Result<String, PeerError> {
-        let out = Command::new("timeout")
-            .arg("10")
-            .arg(crate::program("kamcmd"))
-            .arg("-s")
-            .arg(self.ctl_socket())
-            .args(args)
-            .output()
-            .map_err(|e| PeerError::io("running kamcmd", e))?;
-        if !out.status.success() {
-            return Err(PeerError::Protocol {
-                name: "kamcmd".to_owned(),
-                message: format!(
-                    "{args:?} failed: {}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                ),
-            });
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        kamcmd_at(&self.ctl_socket(), args)
     }
 
     /// Contact URIs registered for `user` (empty when none), from `ul.dump`.
     pub fn contacts(&self, user: &str) -> Result<Vec<String>, PeerError> {
         let dump = self.kamcmd(&["ul.dump"])?;
         Ok(parse_contacts(&dump, user))
+    }
+
+    /// Adds a user (or changes a password) while kamailio runs (`kamcmd htable.sets`).
+    pub fn add_user(&mut self, name: &str, password: &str) -> Result<(), PeerError> {
+        self.kamcmd(&["htable.sets", "users", name, password])?;
+        self.users.retain(|(n, _)| n != name);
+        self.users.push((name.to_owned(), password.to_owned()));
+        Ok(())
+    }
+
+    /// Waits until `user` has at least one registered contact; returns the contacts.
+    pub fn wait_registered(
+        &mut self,
+        user: &str,
+        timeout: Duration,
+    ) -> Result<Vec<String>, PeerError> {
+        let what = || format!("a registration of {user}");
+        let mut last_error = None;
+        let result = self.peer.wait_until(timeout, what, |peer| {
+            let socket = format!("unix:{}", peer.dir().join("run/kamailio_ctl").display());
+            match kamcmd_at(&socket, &["ul.dump"]) {
+                Ok(dump) => Some(parse_contacts(&dump, user)).filter(|c| !c.is_empty()),
+                Err(e) => {
+                    last_error = Some(e);
+                    None
+                }
+            }
+        });
+        match (result, last_error) {
+            (Err(PeerError::Timeout { .. }), Some(e)) => Err(e),
+            (result, _) => result,
+        }
     }
 
     /// Removes every binding of `user`.
@@ -271,6 +285,29 @@ impl Kamailio {
     pub fn stop(mut self) {
         self.peer.stop();
     }
+}
+
+/// Runs `kamcmd -s socket args...` under `timeout 10`.
+fn kamcmd_at(socket: &str, args: &[&str]) -> Result<String, PeerError> {
+    let out = Command::new("timeout")
+        .arg("10")
+        .arg(crate::program("kamcmd"))
+        .arg("-s")
+        .arg(socket)
+        .args(args)
+        .output()
+        .map_err(|e| PeerError::io("running kamcmd", e))?;
+    if !out.status.success() {
+        return Err(PeerError::Protocol {
+            name: "kamcmd".to_owned(),
+            message: format!(
+                "{args:?} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Contacts of one AoR in `kamcmd ul.dump` output:

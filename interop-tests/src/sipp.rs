@@ -223,6 +223,17 @@ impl Sipp {
         self
     }
 
+    /// The user part of the Request-URI of the built-in scenarios (`-s`, default `service`),
+    /// e.g. the user a Tincan UAS answers as.
+    pub fn service(self, user: &str) -> Self {
+        self.arg("-s").arg(user)
+    }
+
+    /// `-rtp_echo`: echo RTP received on the media port back to its sender.
+    pub fn rtp_echo(self) -> Self {
+        self.arg("-rtp_echo")
+    }
+
     /// Any other sipp argument(s), appended as given.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.extra.push(arg.into());

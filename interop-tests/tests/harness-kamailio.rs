@@ -94,7 +94,7 @@ fn two_instances_with_an_added_user() {
         .user("dave", "davepw")
         .start()
         .expect("kamailio 1 starts");
-    let second = Kamailio::builder()
+    let mut second = Kamailio::builder()
         .user("dave", "otherpw")
         .secondary(false)
         .start()
@@ -113,6 +113,17 @@ fn two_instances_with_an_added_user() {
         .run()
         .expect("sipp runs");
     assert_eq!(secondary.exit_code, Some(0), "{}", secondary.summary());
+
+    second.add_user("erin", "erinpw").expect("kamcmd works");
+    assert_eq!(second.password("erin"), Some("erinpw"));
+    let erin = register(&second, "erin", "erinpw")
+        .run()
+        .expect("sipp runs");
+    assert_eq!(erin.exit_code, Some(0), "{}", erin.summary());
+    let contacts = second
+        .wait_registered("erin", Duration::from_secs(2))
+        .expect("erin is registered");
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
 
     assert_eq!(first.contacts("dave").expect("kamcmd works").len(), 1);
     assert_eq!(second.contacts("dave").expect("kamcmd works").len(), 1);
