@@ -23,6 +23,7 @@ mod build;
 mod check;
 mod error;
 pub mod framing;
+mod fuzzing;
 mod header;
 mod lex;
 mod params;
@@ -39,6 +40,8 @@ pub use build::reason_phrase;
 pub use build::{RequestBuilder, response_to};
 pub use check::{CheckConfig, SUPPORTED_EXTENSIONS, diagnose, verdict};
 pub use error::{ParseError, Verdict};
+#[doc(hidden)]
+pub use fuzzing::{fuzz_one_datagram, fuzz_one_stream};
 pub use header::HeaderName;
 pub use params::{Param, Params};
 pub use typed::{Header, HeaderError, Method};
