@@ -8,7 +8,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -587,13 +587,9 @@ pub fn port_is_bound(protocols: Protocols, port: u16) -> bool {
 fn proc_net_has(files: &[&str], port: u16, state: Option<&str>) -> bool {
     let suffix = format!(":{port:04X}");
     files.iter().any(|f| {
-        let Ok(mut file) = File::open(f) else {
+        let Ok(text) = std::fs::read_to_string(f) else {
             return false;
         };
-        let mut text = String::new();
-        if file.seek(SeekFrom::Start(0)).is_err() || file.read_to_string(&mut text).is_err() {
-            return false;
-        }
         text.lines().skip(1).any(|line| {
             let mut cols = line.split_whitespace();
             let local = cols.nth(1).unwrap_or("");
