@@ -18,6 +18,7 @@ pub mod rtp;
 pub mod srtp;
 
 pub mod codec;
+pub mod device;
 pub mod jitter;
 pub mod quality;
 pub mod resample;
