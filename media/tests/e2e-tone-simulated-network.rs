@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tincan_media::codec::CodecKind;
-use tincan_media::session::{MediaSession, SessionConfig, StreamStats};
+use tincan_media::session::{MediaSession, SessionConfig, SessionStats};
 use util::{Impairment, Network, Tone, db, rms, tone_purity, zero_crossing_frequency};
 
 struct Outcome {
@@ -19,8 +19,8 @@ struct Outcome {
     at_b: Vec<i16>,
     /// What A played (B's 440 Hz tone).
     at_a: Vec<i16>,
-    stats_b: StreamStats,
-    stats_a: StreamStats,
+    stats_b: SessionStats,
+    stats_a: SessionStats,
 }
 
 const AMPLITUDE: f64 = 8000.0;
@@ -100,7 +100,7 @@ fn check(label: &str, played: &[i16], frequency: f64, min_purity: f64, max_level
     );
 }
 
-fn report(label: &str, s: &StreamStats) {
+fn report(label: &str, s: &SessionStats) {
     let p = s.playout;
     println!(
         "{label}: received {} lost {} decoded {} fec {} concealed {} late {} jitter {:?} delay {:?} target {:?} rtt {:?} remote loss {:.3}",

@@ -37,7 +37,7 @@ use tokio::time::MissedTickBehavior;
 use crate::codec::FRAME_SAMPLES;
 use crate::rtp::PortKind;
 use crate::session::{
-    Direction, MediaEvent, MediaSession, SessionConfig, SessionError, StreamStats,
+    Direction, MediaEvent, MediaSession, SessionConfig, SessionError, SessionStats,
 };
 
 /// The pipeline's frame period: one capture and one playout per tick.
@@ -203,7 +203,7 @@ enum Command {
 pub struct MediaHandle {
     commands: mpsc::UnboundedSender<Command>,
     events: mpsc::UnboundedReceiver<MediaEvent>,
-    task: Option<JoinHandle<StreamStats>>,
+    task: Option<JoinHandle<SessionStats>>,
     rtp_addr: SocketAddr,
     rtcp_addr: Option<SocketAddr>,
 }
@@ -247,14 +247,14 @@ impl MediaHandle {
     }
 
     /// Stops the session (sends RTCP BYE) and returns its final statistics.
-    pub async fn stop(mut self) -> StreamStats {
+    pub async fn stop(mut self) -> SessionStats {
         let (tx, rx) = oneshot::channel();
         if self.commands.send(Command::Stop(tx)).is_ok() {
             let _ = rx.await;
         }
         match self.task.take() {
             Some(task) => task.await.unwrap_or_default(),
-            None => StreamStats::default(),
+            None => SessionStats::default(),
         }
     }
 }
@@ -310,7 +310,7 @@ async fn run(
     mut sink: Box<dyn FrameSink>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::UnboundedSender<MediaEvent>,
-) -> StreamStats {
+) -> SessionStats {
     let mut tick = tokio::time::interval(FRAME_PERIOD);
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let mut rtp_buf = vec![0u8; MAX_DATAGRAM];

@@ -8,7 +8,7 @@
 //! use tincan_media::rtp::{RtpPacket, RtpSender};
 //!
 //! let mut sender = RtpSender::new(0x1234_5678, 100, 5000);
-//! let packet = sender.packetize(0, true, 160, &[0xd5; 160]);
+//! let packet = sender.packetize(0, true, 0, &[0xd5; 160]);
 //! let bytes = packet.to_bytes();
 //! let parsed = RtpPacket::parse(&bytes).expect("we just wrote it");
 //! assert_eq!(parsed.sequence, 100);

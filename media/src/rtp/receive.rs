@@ -211,6 +211,15 @@ impl ReceiveStream {
         self.cycles.wrapping_add(u32::from(self.max_seq))
     }
 
+    /// The extended (32-bit, cycle-counted) number of a packet's sequence number, taken
+    /// relative to the highest seen: a number up to half the space behind it belongs to the
+    /// same or the previous cycle.
+    pub fn extended_sequence(&self, sequence: u16) -> u32 {
+        let highest = self.extended_highest_sequence();
+        let delta = sequence.wrapping_sub(self.max_seq) as i16;
+        highest.wrapping_add(delta as i32 as u32)
+    }
+
     /// Packets expected so far (RFC 3550 A.3).
     pub fn expected(&self) -> u32 {
         if self.probation > 0 {
@@ -356,6 +365,16 @@ mod tests {
         assert_eq!(b.fraction_lost, 25);
         // Nothing new: fraction 0.
         assert_eq!(s.report_block(t0).fraction_lost, 0);
+    }
+
+    #[test]
+    fn extended_numbers_of_late_packets() {
+        let t0 = Instant::now();
+        let mut s = ReceiveStream::new(1, 65_534, 8000, t0);
+        feed(&mut s, &[65_534, 65_535, 0, 1], t0);
+        assert_eq!(s.extended_sequence(1), 65_537);
+        assert_eq!(s.extended_sequence(65_535), 65_535);
+        assert_eq!(s.extended_sequence(5), 65_541);
     }
 
     #[test]

@@ -26,6 +26,7 @@
 //! ```
 
 mod playout;
+mod timestamp_playout;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -38,7 +39,7 @@ use crate::rtcp::{self, Report, SenderInfo};
 use crate::rtp::{PortKind, ReceiveStream, RtpPacket, RtpSender, SequenceOutcome, is_rtcp};
 use crate::srtp::{CryptoAttribute, SrtpError, SrtpSession};
 
-pub use playout::{INITIAL_TARGET_FRAMES, MAX_TARGET_FRAMES, MIN_TARGET_FRAMES, PlayoutCounters};
+pub use playout::PlayoutCounters;
 
 /// RFC 3551 §4.1 / common practice: declare the remote silent after this long without RTP.
 pub const DEFAULT_RTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -168,7 +169,7 @@ pub struct Transmit {
 
 /// Per-stream quality figures, emitted as [`MediaEvent::Stats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct StreamStats {
+pub struct SessionStats {
     /// RTP packets sent.
     pub packets_sent: u64,
     /// RTP payload octets sent.
@@ -199,7 +200,30 @@ pub struct StreamStats {
     pub unknown_payload_type: u64,
 }
 
-impl StreamStats {
+impl SessionStats {
+    /// The figures as the quality model and the UI take them ([`crate::quality`]: MOS
+    /// estimate, one-way delay).
+    pub fn to_quality_stats(&self, codec: CodecKind) -> crate::quality::StreamStats {
+        let p = self.playout;
+        let slots = (p.decoded + p.fec_recovered + p.concealed) as f64;
+        let ratio = |n: u64| if slots == 0.0 { 0.0 } else { n as f64 / slots };
+        crate::quality::StreamStats {
+            codec: Some(codec),
+            packets_sent: self.packets_sent,
+            bytes_sent: self.bytes_sent,
+            packets_received: self.packets_received,
+            bytes_received: self.bytes_received,
+            packets_lost: self.packets_lost,
+            fraction_lost: self.fraction_lost,
+            jitter: self.jitter,
+            rtt: self.rtt,
+            jitter_buffer_delay: self.playout_delay,
+            concealment_ratio: ratio(p.concealed),
+            fec_ratio: ratio(p.fec_recovered),
+            burst_ratio: 1.0,
+        }
+    }
+
     /// Share of played frames that were concealed (0-1).
     pub fn concealment_ratio(&self) -> f64 {
         let p = self.playout;
@@ -243,7 +267,7 @@ pub enum MediaEvent {
         address: SocketAddr,
     },
     /// Quality statistics: every [`STATS_INTERVAL`] and when an RTCP report arrives.
-    Stats(StreamStats),
+    Stats(SessionStats),
     /// No RTP for [`SessionConfig::rtp_timeout`] while receiving.
     Timeout {
         /// Time since the last RTP packet (or since the start).
@@ -304,7 +328,7 @@ pub struct MediaSession {
     sent_since_report: bool,
     avg_rtcp_size: f64,
     next_stats: Instant,
-    stats: StreamStats,
+    stats: SessionStats,
     transmits: VecDeque<Transmit>,
     events: VecDeque<MediaEvent>,
     stopped: bool,
@@ -379,7 +403,7 @@ impl MediaSession {
             dtmf_receiver: TelephoneEventReceiver::new(),
             srtp,
             remote: None,
-            playout: playout::Playout::new(decoder, clock_rate, playout_seed),
+            playout: playout::Playout::new(config.codec, decoder, playout_seed),
             rtp_latched: false,
             rtcp_latched: false,
             last_rtp_at: None,
@@ -389,10 +413,7 @@ impl MediaSession {
             sent_since_report: false,
             avg_rtcp_size: 100.0,
             next_stats: now + STATS_INTERVAL,
-            stats: StreamStats {
-                playout_target: frames(INITIAL_TARGET_FRAMES),
-                ..StreamStats::default()
-            },
+            stats: SessionStats::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stopped: false,
@@ -650,7 +671,12 @@ impl MediaSession {
             self.playout
                 .push_comfort_noise(packet.timestamp, &packet.payload);
         } else {
-            self.playout.push_audio(packet.timestamp, &packet.payload);
+            let seq = self
+                .remote
+                .as_ref()
+                .map_or(0, |r| u64::from(r.extended_sequence(packet.sequence)));
+            self.playout
+                .push_audio(now, seq, packet.timestamp, &packet.payload, packet.marker);
         }
     }
 
@@ -739,10 +765,9 @@ impl MediaSession {
     /// Pulls one 20 ms frame for the loudspeaker ([`FRAME_SAMPLES`] at 48 kHz): decoded
     /// audio, FEC-recovered or concealed audio, comfort noise, or silence.
     pub fn playout(&mut self, now: Instant) -> Vec<i16> {
-        let _ = now;
         let mut out = Vec::with_capacity(FRAME_SAMPLES);
         if self.config.direction.receives() {
-            self.playout.play(&mut out);
+            self.playout.play(now, &mut out);
         }
         out.resize(FRAME_SAMPLES, 0);
         out
@@ -844,11 +869,11 @@ impl MediaSession {
         }
         self.stats.playout = self.playout.counters();
         self.stats.playout_delay = self.playout.current_delay();
-        self.stats.playout_target = frames(self.playout.target_frames());
+        self.stats.playout_target = self.playout.target_delay();
     }
 
     /// The statistics so far.
-    pub fn stats(&mut self) -> StreamStats {
+    pub fn stats(&mut self) -> SessionStats {
         self.refresh_stats();
         self.stats
     }
@@ -859,7 +884,7 @@ impl MediaSession {
     }
 
     /// Ends the session: queues an RTCP BYE (RFC 3550 §6.6) and returns the final statistics.
-    pub fn stop(&mut self, now: Instant) -> StreamStats {
+    pub fn stop(&mut self, now: Instant) -> SessionStats {
         if !self.stopped {
             let report = self.report(now);
             let mut bytes = rtcp::build_compound(&report, &self.config.cname);
@@ -914,8 +939,4 @@ fn bye_offset(compound: &[u8]) -> Result<usize, ()> {
     } else {
         Err(())
     }
-}
-
-fn frames(n: u32) -> Duration {
-    Duration::from_millis(20 * u64::from(n))
 }

@@ -1,4 +1,5 @@
-//! The receive half of the pipeline: jitter buffering, decoding, FEC and concealment.
+//! The fallback playout for streams whose packets are not 20 ms long (e.g. 30 ms G.711 from
+//! sipp or older PBXes), which the adaptive jitter buffer (`crate::jitter`) does not take.
 //!
 //! A small adaptive playout buffer: packets are filed by (extended) RTP timestamp, decoded in
 //! timestamp order into a PCM queue, and playout is pulled one 20 ms frame at a time, so any
@@ -14,12 +15,14 @@ use crate::SAMPLE_RATE;
 use crate::codec::comfort_noise::ComfortNoiseGenerator;
 use crate::codec::{AudioDecoder, FRAME_SAMPLES};
 
+use super::playout::PlayoutCounters;
+
 /// Smallest playout delay, in 20 ms frames.
-pub const MIN_TARGET_FRAMES: u32 = 1;
+pub(crate) const MIN_TARGET_FRAMES: u32 = 1;
 /// Largest playout delay, in 20 ms frames (200 ms).
-pub const MAX_TARGET_FRAMES: u32 = 10;
+pub(crate) const MAX_TARGET_FRAMES: u32 = 10;
 /// Initial playout delay, in 20 ms frames (40 ms).
-pub const INITIAL_TARGET_FRAMES: u32 = 2;
+pub(crate) const INITIAL_TARGET_FRAMES: u32 = 2;
 /// Frames of steady surplus before the delay shrinks by one frame (2 s).
 const SHRINK_AFTER_FRAMES: u32 = 100;
 
@@ -30,26 +33,7 @@ enum Slot {
     ComfortNoise(Vec<u8>),
 }
 
-/// Counters of the receive pipeline.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PlayoutCounters {
-    /// Frames decoded from a packet.
-    pub decoded: u64,
-    /// Frames rebuilt from the next packet's FEC.
-    pub fec_recovered: u64,
-    /// Frames concealed (PLC) because their packet was missing.
-    pub concealed: u64,
-    /// Comfort-noise frames generated.
-    pub comfort_noise: u64,
-    /// Packets that arrived after their playout time and were dropped.
-    pub late: u64,
-    /// Duplicate packets dropped.
-    pub duplicates: u64,
-    /// Frames skipped to shorten the playout delay.
-    pub skipped: u64,
-}
-
-pub(crate) struct Playout {
+pub(crate) struct TimestampPlayout {
     decoder: Box<dyn AudioDecoder>,
     comfort_noise: ComfortNoiseGenerator,
     clock_rate: u32,
@@ -77,7 +61,7 @@ pub(crate) struct Playout {
     counters: PlayoutCounters,
 }
 
-impl Playout {
+impl TimestampPlayout {
     pub(crate) fn new(decoder: Box<dyn AudioDecoder>, clock_rate: u32, seed: u64) -> Self {
         let clock_rate = clock_rate.max(50);
         Self {
