@@ -178,6 +178,32 @@ pub fn dominant_frequency(samples: &[i16], sample_rate: u32) -> f64 {
     best((coarse - 5.0).max(50.0), (coarse + 5.0).min(top), 1.0)
 }
 
+/// Writes interleaved 16-bit samples as a WAV file.
+pub fn write_wav(
+    path: impl AsRef<Path>,
+    sample_rate: u32,
+    channels: u16,
+    samples: &[i16],
+) -> Result<(), WavError> {
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec)?;
+    for &s in samples {
+        w.write_sample(s)?;
+    }
+    w.finalize()?;
+    Ok(())
+}
+
+/// Mono samples duplicated into interleaved stereo.
+pub fn to_stereo(mono: &[i16]) -> Vec<i16> {
+    mono.iter().flat_map(|&s| [s, s]).collect()
+}
+
 /// Writes a mono 16-bit sine WAV (e.g. audio to send from a file source).
 pub fn write_tone_wav(
     path: impl AsRef<Path>,
@@ -186,18 +212,12 @@ pub fn write_tone_wav(
     sample_rate: u32,
     amplitude: i16,
 ) -> Result<(), WavError> {
-    let spec = hound::WavSpec {
-        channels: 1,
+    write_wav(
+        path,
         sample_rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec)?;
-    for s in sine(freq, duration, sample_rate, amplitude) {
-        w.write_sample(s)?;
-    }
-    w.finalize()?;
-    Ok(())
+        1,
+        &sine(freq, duration, sample_rate, amplitude),
+    )
 }
 
 /// Samples of a sine.

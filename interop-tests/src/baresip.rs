@@ -51,6 +51,7 @@ pub struct BaresipBuilder {
     auto_answer: bool,
     register: bool,
     tone_hz: u32,
+    source_wav: Option<PathBuf>,
     codecs: String,
     extra_config: Vec<String>,
     extra_account_params: Vec<String>,
@@ -103,6 +104,14 @@ impl BaresipBuilder {
         self
     }
 
+    /// Sends a WAV file instead of the tone (`audio_source aufile,<path>`). baresip 1.0's
+    /// `aufile` needs 16-bit PCM at 48 kHz, 2 channels (see [`crate::audio::write_wav`] and
+    /// [`crate::audio::to_stereo`]); after the end of the file it sends nothing.
+    pub fn source_wav(mut self, path: impl Into<PathBuf>) -> Self {
+        self.source_wav = Some(path.into());
+        self
+    }
+
     /// `audio_codecs` of the account (default `opus/48000/2,PCMU/8000/1,PCMA/8000/1`).
     pub fn codecs(mut self, codecs: &str) -> Self {
         codecs.clone_into(&mut self.codecs);
@@ -141,7 +150,10 @@ impl BaresipBuilder {
             let replaced = match key {
                 "sip_listen" => format!("sip_listen\t\t127.0.0.1:{sip_port}"),
                 "dns_server" => format!("dns_server\t\t{dns}"),
-                "audio_source" => format!("audio_source\t\tausine,{}", self.tone_hz),
+                "audio_source" => match &self.source_wav {
+                    Some(wav) => format!("audio_source\t\taufile,{}", wav.display()),
+                    None => format!("audio_source\t\tausine,{}", self.tone_hz),
+                },
                 "rtp_ports" => format!("rtp_ports\t\t{rtp_first}-{rtp_last}"),
                 "ctrl_tcp_listen" => format!("ctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}"),
                 _ => line.to_owned(),
@@ -224,6 +236,7 @@ impl Baresip {
             auto_answer: true,
             register: true,
             tone_hz: 440,
+            source_wav: None,
             codecs: "opus/48000/2,PCMU/8000/1,PCMA/8000/1".to_owned(),
             extra_config: Vec::new(),
             extra_account_params: Vec::new(),

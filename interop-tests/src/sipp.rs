@@ -381,6 +381,11 @@ impl SippPeer {
         &mut self.peer
     }
 
+    /// What `-trace_msg` has written so far (`*_messages.log`), while sipp runs.
+    pub fn messages(&self) -> String {
+        read_all(self.peer.dir(), r"_messages\.log$")
+    }
+
     /// Waits (at most `timeout`) for sipp to exit by itself (`-m` reached), else stops it.
     pub fn wait(mut self, timeout: Duration) -> SippOutcome {
         let status = match self.peer.wait(timeout) {
@@ -464,13 +469,7 @@ impl SippOutcome {
     }
 
     fn read_all(&self, pattern: &str) -> String {
-        self.dir()
-            .files_matching(pattern)
-            .iter()
-            .filter_map(|p| std::fs::read(p).ok())
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .collect::<Vec<_>>()
-            .join("\n")
+        read_all(self.dir(), pattern)
     }
 
     /// A one-line summary for assertion messages.
@@ -484,6 +483,16 @@ impl SippOutcome {
             self.dir().path().display()
         )
     }
+}
+
+/// The contents of the files of `dir` whose names match `pattern`, concatenated.
+fn read_all(dir: &WorkDir, pattern: &str) -> String {
+    dir.files_matching(pattern)
+        .iter()
+        .filter_map(|p| std::fs::read(p).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The cumulative (last) column of the last line starting with `label` in a sipp screen:

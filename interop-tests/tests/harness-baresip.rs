@@ -173,3 +173,50 @@ fn baresip_control_accept_dtmf_hold_resume() {
     let kinds: Vec<String> = bob_ctl.seen().iter().map(|e| e.kind.clone()).collect();
     eprintln!("bob's events: {kinds:?}");
 }
+
+#[test]
+fn baresip_sends_a_wav_file() {
+    if !require_peers(&["kamailio", "baresip"]) {
+        return;
+    }
+    let kamailio = Kamailio::start().expect("kamailio starts");
+    let wav_dir = tincan_interop_tests::WorkDir::new("wav-source").expect("temp dir is writable");
+    let wav = wav_dir.join("1000hz.wav");
+    let tone = audio::sine(1000.0, Duration::from_secs(4), 48_000, 12_000);
+    audio::write_wav(&wav, 48_000, 2, &audio::to_stereo(&tone)).expect("wav written");
+
+    let mut alice = Baresip::builder("alice", "alicepw")
+        .outbound(kamailio.addr())
+        .source_wav(&wav)
+        .codecs("PCMU/8000/1")
+        .start()
+        .expect("baresip alice starts");
+    let mut bob = Baresip::builder("bob", "bobpw")
+        .outbound(kamailio.addr())
+        .start()
+        .expect("baresip bob starts");
+    alice
+        .wait_registered(Duration::from_secs(10))
+        .expect("alice registers");
+    bob.wait_registered(Duration::from_secs(10))
+        .expect("bob registers");
+    let mut alice_ctl = alice.control().expect("ctrl_tcp connects");
+    let mut bob_ctl = bob.control().expect("ctrl_tcp connects");
+    alice_ctl
+        .dial("sip:bob@example.test")
+        .expect("dial accepted");
+    alice_ctl
+        .wait_event("CALL_ESTABLISHED", Duration::from_secs(10))
+        .expect("call established");
+    std::thread::sleep(Duration::from_secs(2));
+    alice_ctl.hangup().expect("hangup accepted");
+    // bob's recording is complete once his side of the call is closed
+    bob_ctl
+        .wait_event("CALL_CLOSED", Duration::from_secs(5))
+        .expect("call closed");
+    let files = bob.decoded_recordings();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let heard = audio::analyse_file(&files[0]).expect("readable wav");
+    eprintln!("bob heard the file as {heard:?}");
+    assert!((heard.frequency - 1000.0).abs() < 20.0, "{heard:?}");
+}
