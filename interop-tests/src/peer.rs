@@ -264,6 +264,22 @@ impl PeerBuilder {
     /// Starts the program in `dir` (its working directory), stdin from /dev/null, stdout and
     /// stderr appended to `dir/<name>.log`.
     pub fn spawn_in(self, dir: WorkDir) -> Result<Peer, PeerError> {
+        // The program runs under `timeout`, which would only report a missing program as
+        // exit code 127: check first.
+        let found = if self.program.components().count() > 1 {
+            self.program.is_file()
+        } else {
+            crate::find_program(&self.program.to_string_lossy()).is_some()
+        };
+        if !found {
+            return Err(PeerError::Spawn {
+                name: self.name,
+                source: io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{} not found", self.program.display()),
+                ),
+            });
+        }
         let log_path = dir.join(format!("{}.log", self.name));
         let log = File::create(&log_path)
             .map_err(|e| PeerError::io(format!("creating {}", log_path.display()), e))?;

@@ -127,3 +127,12 @@ fn missing_peer_is_a_loud_skip_or_a_ci_failure() {
     }
     assert!(require_peer("sh"));
 }
+
+#[test]
+fn a_missing_program_is_a_spawn_error() {
+    let dir = WorkDir::new("missing-test").expect("temp dir is writable");
+    let err = Peer::builder("nope", "no-such-sip-peer-program")
+        .spawn_in(dir)
+        .expect_err("not installed");
+    assert!(matches!(err, PeerError::Spawn { .. }), "{err}");
+}
