@@ -12,29 +12,31 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tincan_media::codec::CodecKind;
-use tincan_media::driver::{FrameSink, FrameSource, MediaPorts, PortRange, spawn};
+use tincan_media::device::{AudioSink, AudioSource, DeviceError, SourceStatus};
+use tincan_media::driver::{MediaPorts, PortRange, spawn};
 use tincan_media::session::{MediaEvent, SessionConfig};
 use tincan_media::srtp::{CryptoAttribute, CryptoSuite};
 use util::{Tone, db, rms, tone_purity};
 
 struct ToneSource(Tone);
 
-impl FrameSource for ToneSource {
-    fn read_frame(&mut self, frame: &mut [i16]) -> bool {
+impl AudioSource for ToneSource {
+    fn read_frame(&mut self, frame: &mut [i16]) -> Result<SourceStatus, DeviceError> {
         frame.copy_from_slice(&self.0.frame());
-        true
+        Ok(SourceStatus::Audio)
     }
 }
 
 #[derive(Clone, Default)]
 struct Recorder(Arc<Mutex<Vec<i16>>>);
 
-impl FrameSink for Recorder {
-    fn write_frame(&mut self, frame: &[i16]) {
+impl AudioSink for Recorder {
+    fn write_frame(&mut self, frame: &[i16]) -> Result<(), DeviceError> {
         self.0
             .lock()
             .expect("not poisoned")
             .extend_from_slice(frame);
+        Ok(())
     }
 }
 

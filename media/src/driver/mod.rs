@@ -1,21 +1,22 @@
 //! The tokio driver: real UDP sockets and a real-time audio pump around a [`MediaSession`].
 //!
 //! One task, one `select!` loop over the RTP socket, the RTCP socket (without rtcp-mux), a
-//! 20 ms tick that captures one frame from the [`FrameSource`] into the session and plays one
-//! frame from the session into the [`FrameSink`], the session's own timer, and commands from
+//! 20 ms tick that captures one frame from the [`AudioSource`] into the session and plays one
+//! frame from the session into the [`AudioSink`] (the devices of [`crate::device`]), the session's own timer, and commands from
 //! the [`MediaHandle`]. The loop ends on [`MediaHandle::stop`] (or when every handle is
 //! dropped) and returns the final statistics.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use tincan_media::codec::CodecKind;
-//! use tincan_media::driver::{MediaPorts, PortRange, SilenceSource, DiscardSink, spawn};
+//! use tincan_media::device::null::{NullSink, NullSource};
+//! use tincan_media::driver::{MediaPorts, PortRange, spawn};
 //! use tincan_media::session::SessionConfig;
 //!
 //! let ports = MediaPorts::bind("127.0.0.1".parse()?, PortRange::Any, false).await?;
 //! println!("put m=audio {} in the SDP", ports.rtp_addr().port());
 //! let config = SessionConfig::new(0x1234, CodecKind::Pcmu, 0, "127.0.0.1:40000".parse()?);
-//! let mut call = spawn(ports, config, Box::new(SilenceSource), Box::new(DiscardSink))?;
+//! let mut call = spawn(ports, config, Box::new(NullSource::new()), Box::new(NullSink::new()))?;
 //! call.send_dtmf('5', std::time::Duration::from_millis(100)).await;
 //! let stats = call.stop().await;
 //! println!("{} packets sent", stats.packets_sent);
@@ -35,6 +36,7 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use crate::codec::FRAME_SAMPLES;
+use crate::device::{AudioSink, AudioSource, SourceStatus};
 use crate::rtp::PortKind;
 use crate::session::{
     Direction, MediaEvent, MediaSession, SessionConfig, SessionError, SessionStats,
@@ -45,38 +47,6 @@ pub const FRAME_PERIOD: Duration = Duration::from_millis(20);
 
 /// Largest datagram we read (an RTP packet over Ethernet fits in 1500).
 const MAX_DATAGRAM: usize = 2048;
-
-/// Where 20 ms frames of captured audio come from (48 kHz mono, [`FRAME_SAMPLES`]).
-pub trait FrameSource: Send {
-    /// Fills `frame` with the next 20 ms; returns false when the source has ended (the
-    /// session then sends nothing more but keeps running).
-    fn read_frame(&mut self, frame: &mut [i16]) -> bool;
-}
-
-/// Where 20 ms frames of received audio go (48 kHz mono, [`FRAME_SAMPLES`]).
-pub trait FrameSink: Send {
-    /// Takes the next 20 ms of playout.
-    fn write_frame(&mut self, frame: &[i16]);
-}
-
-/// A source of silence.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SilenceSource;
-
-impl FrameSource for SilenceSource {
-    fn read_frame(&mut self, frame: &mut [i16]) -> bool {
-        frame.fill(0);
-        true
-    }
-}
-
-/// A sink that drops everything.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DiscardSink;
-
-impl FrameSink for DiscardSink {
-    fn write_frame(&mut self, _frame: &[i16]) {}
-}
 
 /// Which local ports to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,8 +237,8 @@ impl MediaHandle {
 pub fn spawn(
     ports: MediaPorts,
     mut config: SessionConfig,
-    source: Box<dyn FrameSource>,
-    sink: Box<dyn FrameSink>,
+    source: Box<dyn AudioSource>,
+    sink: Box<dyn AudioSink>,
 ) -> Result<MediaHandle, SessionError> {
     let rtp_addr = ports.rtp_addr();
     let rtcp_addr = ports.rtcp_addr();
@@ -306,8 +276,8 @@ async fn recv_opt(socket: Option<&UdpSocket>, buf: &mut [u8]) -> io::Result<(usi
 async fn run(
     mut session: MediaSession,
     ports: MediaPorts,
-    mut source: Box<dyn FrameSource>,
-    mut sink: Box<dyn FrameSink>,
+    mut source: Box<dyn AudioSource>,
+    mut sink: Box<dyn AudioSink>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::UnboundedSender<MediaEvent>,
 ) -> SessionStats {
@@ -317,6 +287,7 @@ async fn run(
     let mut rtcp_buf = vec![0u8; MAX_DATAGRAM];
     let mut frame = vec![0i16; FRAME_SAMPLES];
     let mut source_live = true;
+    let (mut last_source_error, mut last_sink_error) = (None, None);
     let mut stopped: Option<oneshot::Sender<()>> = None;
     loop {
         let wake = session
@@ -336,14 +307,24 @@ async fn run(
             _ = tick.tick() => {
                 let now = Instant::now();
                 if source_live {
-                    source_live = source.read_frame(&mut frame);
-                    if source_live {
-                        // A frame of the wrong size cannot happen: ours is FRAME_SAMPLES.
-                        let _ = session.send_frame(now, &frame);
+                    match source.read_frame(&mut frame) {
+                        Ok(SourceStatus::Audio | SourceStatus::Underrun) => {
+                            // Our frame is FRAME_SAMPLES long: the codec cannot refuse it.
+                            let _ = session.send_frame(now, &frame);
+                        }
+                        Ok(SourceStatus::Ended) => source_live = false,
+                        Err(e) => {
+                            // The device reopens itself on the next calls; send silence.
+                            device_error(&events, &mut last_source_error, e.to_string());
+                            frame.fill(0);
+                            let _ = session.send_frame(now, &frame);
+                        }
                     }
                 }
                 let out = session.playout(now);
-                sink.write_frame(&out);
+                if let Err(e) = sink.write_frame(&out) {
+                    device_error(&events, &mut last_sink_error, e.to_string());
+                }
             }
             _ = tokio::time::sleep_until(wake.into()) => {
                 session.handle_timeout(Instant::now());
@@ -380,9 +361,26 @@ async fn run(
             let _ = events.send(e);
         }
         if let Some(done) = stopped.take() {
+            if let Err(e) = sink.finish() {
+                let _ = events.send(MediaEvent::DeviceError {
+                    message: e.to_string(),
+                });
+            }
             let stats = session.stats();
             let _ = done.send(());
             return stats;
         }
+    }
+}
+
+/// Reports a device error once (until a different one happens), not every 20 ms.
+fn device_error(
+    events: &mpsc::UnboundedSender<MediaEvent>,
+    last: &mut Option<String>,
+    message: String,
+) {
+    if last.as_deref() != Some(message.as_str()) {
+        *last = Some(message.clone());
+        let _ = events.send(MediaEvent::DeviceError { message });
     }
 }

@@ -273,6 +273,12 @@ pub enum MediaEvent {
         /// Time since the last RTP packet (or since the start).
         silent_for: Duration,
     },
+    /// An audio device failed (emitted by the driver, [`crate::driver`]); the device tries
+    /// to reopen and the call goes on (silence meanwhile).
+    DeviceError {
+        /// What the device said.
+        message: String,
+    },
     /// The peer sent an RTCP BYE for its stream.
     RemoteBye {
         /// The SSRC that left.
