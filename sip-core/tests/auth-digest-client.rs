@@ -251,3 +251,40 @@ fn nextnonce_from_authentication_info_is_used_next() {
     let creds = DigestCredentials::from_credentials(&next[0].credentials).unwrap();
     assert_eq!((creds.nonce.as_str(), creds.nc), ("n2", Some(1)));
 }
+
+#[test]
+fn rspauth_from_the_server_is_checked() {
+    use tincan_sip::auth::digest_rspauth;
+    let mut c = DigestClient::new("alice", "secret");
+    let ch = challenges(&[r#"Digest realm="r", nonce="n1", algorithm=SHA-256, qop="auth""#]);
+    let out = c
+        .respond(ChallengeKind::Www, &ch, &REGISTER, &[], &mut rng())
+        .unwrap();
+    let sent = DigestCredentials::from_credentials(&out[0].credentials).unwrap();
+    // What a server knowing the password computes.
+    let good = digest_rspauth(&ResponseInputs {
+        algorithm: Algorithm::Sha256,
+        username: "alice",
+        realm: "r",
+        password: "secret",
+        nonce: "n1",
+        cnonce: sent.cnonce.as_deref().unwrap(),
+        nc: 1,
+        qop: Some(Qop::Auth),
+        method: "",
+        uri: REGISTER.uri,
+        body: b"",
+    });
+    let info = |rsp: &str| {
+        AuthenticationInfo::parse(&format!(
+            r#"qop=auth, rspauth="{rsp}", cnonce="{}", nc=00000001"#,
+            sent.cnonce.as_deref().unwrap()
+        ))
+        .unwrap()
+    };
+    assert_eq!(c.check_rspauth("r", &info(&good), b""), Some(true));
+    assert_eq!(c.check_rspauth("r", &info("00ff"), b""), Some(false));
+    assert_eq!(c.check_rspauth("other", &info(&good), b""), None);
+    let no_rspauth = AuthenticationInfo::parse(r#"nextnonce="n2""#).unwrap();
+    assert_eq!(c.check_rspauth("r", &no_rspauth, b""), None);
+}

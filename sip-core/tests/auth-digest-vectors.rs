@@ -102,3 +102,12 @@ fn session_auth_int_and_legacy_variants_cross_checked_with_openssl() {
     i.qop = None;
     assert_eq!(digest_response(&i), "7b2cc3b30e75b4777ea31027084363fd");
 }
+
+#[test]
+fn rspauth_cross_checked_with_openssl() {
+    // A2 = ":" digest-uri (RFC 2617 §3.2.3), RFC 7616 §3.9.1 inputs.
+    assert_eq!(
+        tincan_sip::auth::digest_rspauth(&rfc7616(Algorithm::Md5)),
+        "9b712497bc9f91499fbcca1dfc5f09a5"
+    );
+}

@@ -519,6 +519,13 @@ pub fn digest_response(i: &ResponseInputs<'_>) -> String {
     }
 }
 
+/// Compute the `rspauth` value a server sends in `Authentication-Info` (RFC 2617 §3.2.3,
+/// RFC 7616 §3.5): the response computation with an empty method (`A2 = ":" digest-uri`);
+/// `method` is ignored and `body` is the response body.
+pub fn digest_rspauth(i: &ResponseInputs<'_>) -> String {
+    digest_response(&ResponseInputs { method: "", ..*i })
+}
+
 /// The request being authorized.
 #[derive(Debug, Clone, Copy)]
 pub struct DigestRequest<'a> {
@@ -557,6 +564,8 @@ struct Session {
     qop: Option<Qop>,
     /// For `-sess` algorithms: the cnonce fixed for this nonce (A1 depends on it).
     sess_cnonce: Option<String>,
+    /// The cnonce, nc and digest-uri of the last answer, to check `rspauth` against.
+    last: Option<(String, u32, String)>,
 }
 
 /// Per-account digest state: credentials, chosen challenges per realm, nonce counts.
@@ -692,6 +701,7 @@ impl DigestClient {
                     algorithm,
                     qop,
                     sess_cnonce,
+                    last: None,
                 },
             );
             out.push(self.answer(&realm, request, rng));
@@ -745,6 +755,44 @@ impl DigestClient {
         }
     }
 
+    /// Check the `rspauth` of an `Authentication-Info` from `realm` (mutual authentication,
+    /// RFC 7616 §3.5): `Some(true)` if it proves the server knows the password, `Some(false)`
+    /// if it does not match, `None` if there is nothing to check (no `rspauth`, or no request
+    /// answered for that realm). `body` is the response's body (for `auth-int`).
+    pub fn check_rspauth(
+        &self,
+        realm: &str,
+        info: &AuthenticationInfo,
+        body: &[u8],
+    ) -> Option<bool> {
+        let rspauth = info.param("rspauth")?;
+        let s = self.sessions.get(realm)?;
+        let (last_cnonce, last_nc, uri) = s.last.as_ref()?;
+        let cnonce = info.param("cnonce").unwrap_or(last_cnonce);
+        let nc = match info.param("nc") {
+            Some(v) => u32::from_str_radix(v, 16).ok()?,
+            None => *last_nc,
+        };
+        let qop = match info.param("qop") {
+            Some(q) => Some(Qop::parse(q)?),
+            None => s.qop,
+        };
+        let expected = digest_rspauth(&ResponseInputs {
+            algorithm: s.algorithm,
+            username: &self.username,
+            realm,
+            password: &self.password,
+            nonce: &s.challenge.nonce,
+            cnonce,
+            nc,
+            qop,
+            method: "",
+            uri,
+            body,
+        });
+        Some(expected.eq_ignore_ascii_case(rspauth))
+    }
+
     /// Forget the answered challenges (after a final failure or a credentials change).
     pub fn reset(&mut self) {
         self.sessions.clear();
@@ -790,6 +838,9 @@ impl DigestClient {
             uri: request.uri,
             body: request.body,
         });
+        if let Some(live) = self.sessions.get_mut(realm) {
+            live.last = Some((cn.clone(), nc, request.uri.to_owned()));
+        }
         let userhash = self.use_userhash && d.userhash;
         let username = if userhash {
             s.algorithm

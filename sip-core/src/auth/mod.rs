@@ -33,6 +33,6 @@ pub mod header;
 
 pub use digest::{
     Algorithm, AuthError, Authorization, ChallengeKind, DigestChallenge, DigestClient,
-    DigestCredentials, DigestRequest, Qop, ResponseInputs, digest_response,
+    DigestCredentials, DigestRequest, Qop, ResponseInputs, digest_response, digest_rspauth,
 };
 pub use header::{AuthParam, AuthParseError, AuthenticationInfo, Challenge, Credentials};
