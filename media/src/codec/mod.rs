@@ -8,6 +8,7 @@
 //! - [`g711`]: PCMU and PCMA (ITU-T G.711) in pure Rust.
 //! - [`telephone_event`]: RFC 4733 DTMF events (not audio: a payload format of its own).
 //! - [`comfort_noise`]: RFC 3389 comfort noise, received.
+//! - [`ogg`]: an Ogg Opus file writer (RFC 7845), for recordings and interop checks.
 //!
 //! ```
 //! use tincan_media::codec::{CodecKind, FRAME_SAMPLES};
@@ -25,6 +26,7 @@
 
 pub mod comfort_noise;
 pub mod g711;
+pub mod ogg;
 pub mod opus;
 pub mod telephone_event;
 

@@ -333,6 +333,36 @@ mod tests {
         assert!(dec.decode(&[0xff, 0xff, 0xff], &mut out).is_err());
     }
 
+    /// With a loss percentage set, packets carry LBRR: recovering a lost frame from the
+    /// next packet gives other audio than concealing it (libopus conceals when a packet
+    /// has no LBRR, so equal outputs would mean no redundancy).
+    #[test]
+    fn fec_carries_real_redundancy() {
+        let mut enc = OpusEncoder::new(OpusConfig {
+            packet_loss_percent: 10,
+            ..OpusConfig::default()
+        })
+        .unwrap();
+        let packets: Vec<Vec<u8>> = tone(FRAME_SAMPLES * 20)
+            .chunks(FRAME_SAMPLES)
+            .map(|f| {
+                let mut p = Vec::new();
+                enc.encode(f, &mut p).unwrap();
+                p
+            })
+            .collect();
+        let (mut a, mut b) = (OpusDecoder::new().unwrap(), OpusDecoder::new().unwrap());
+        let mut sink = Vec::new();
+        for p in &packets[..10] {
+            a.decode(p, &mut sink).unwrap();
+            b.decode(p, &mut sink).unwrap();
+        }
+        let (mut fec, mut plc) = (Vec::new(), Vec::new());
+        a.decode_fec(&packets[11], &mut fec).unwrap();
+        b.conceal(&mut plc).unwrap();
+        assert_ne!(fec, plc);
+    }
+
     #[test]
     fn wrong_frame_size_rejected() {
         let mut enc = OpusEncoder::new(OpusConfig::default()).unwrap();

@@ -60,6 +60,9 @@ pub struct JitterConfig {
     /// A jump of the timestamps by more than this restarts the buffer (a new talkspurt base
     /// or a stream restart, rather than jitter).
     pub restart_after: Duration,
+    /// Whether the codec carries in-band FEC (Opus): a lost packet followed by its
+    /// successor is then recovered with [`Slot::Fec`] instead of concealed.
+    pub fec: bool,
 }
 
 impl JitterConfig {
@@ -75,12 +78,16 @@ impl JitterConfig {
             window: 250,
             shrink_window: 10,
             restart_after: Duration::from_secs(10),
+            fec: true,
         }
     }
 
     /// Defaults for a codec: its clock rate and 20 ms frames.
     pub fn for_codec(kind: crate::codec::CodecKind) -> JitterConfig {
-        JitterConfig::new(kind.clock_rate(), kind.frame_samples() as u32)
+        JitterConfig {
+            fec: kind == crate::codec::CodecKind::Opus,
+            ..JitterConfig::new(kind.clock_rate(), kind.frame_samples() as u32)
+        }
     }
 
     fn frame_duration(&self) -> Duration {
@@ -284,6 +291,11 @@ impl JitterBuffer {
     /// Counters and current figures.
     pub fn stats(&self) -> JitterStats {
         self.stats
+    }
+
+    /// Packets buffered.
+    pub fn buffered(&self) -> usize {
+        self.packets.len()
     }
 
     /// Media time buffered ahead of the playout cursor at the last pop.
@@ -572,7 +584,7 @@ impl JitterBuffer {
         self.cursor = Some(cursor + frame);
         // Opus carries frame n's redundancy in packet n + 1: usable when the first buffered
         // packet directly follows this slot.
-        if first_ts == cursor + frame {
+        if self.config.fec && first_ts == cursor + frame {
             self.stats.fec_recovered += 1;
             return Slot::Fec {
                 next_payload: first.payload.clone(),
