@@ -1,0 +1,62 @@
+//! A DNS server that never answers (a UDP socket that reads and drops everything): the hickory
+//! backend reports timeouts, and the resolution fails with an error naming them, in bounded
+//! time.
+#![cfg(feature = "tokio")]
+#![allow(clippy::disallowed_methods)] // driver-side test: real sockets and clock
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use rand_core::SeedableRng;
+use tincan_sip::resolve::hickory::{HickoryBackend, HickoryConfig};
+use tincan_sip::resolve::{Destination, DnsCache, DnsError, ResolveConfig, ResolveError, resolve};
+
+#[tokio::test(flavor = "current_thread")]
+async fn black_holed_dns_server_gives_timeouts_naming_each_record() {
+    let sink = UdpSocket::bind("127.0.0.1:0").expect("bind a loopback UDP socket");
+    let mut cfg = HickoryConfig::default().with_server(sink.local_addr().unwrap());
+    cfg.timeout = Duration::from_millis(200);
+    cfg.attempts = 1;
+    let backend = HickoryBackend::new(&cfg).expect("build the backend");
+    let mut cache = DnsCache::default();
+    let mut rng = rand_xorshift::XorShiftRng::seed_from_u64(1);
+    let t0 = Instant::now();
+    let err = resolve(
+        Destination::parse("sip:alice@example.test;transport=udp").unwrap(),
+        ResolveConfig::default(),
+        &backend,
+        &mut cache,
+        &mut rng,
+    )
+    .await
+    .unwrap_err();
+    eprintln!("after {:?}: {err}", t0.elapsed());
+    let ResolveError::NoServers { tried, .. } = &err else {
+        panic!("unexpected error {err}");
+    };
+    // SRV, then A and AAAA of the domain; every one failed without an answer.
+    assert_eq!(tried.0.len(), 3, "{err}");
+    assert!(tried.0.iter().all(|l| l.answer.is_err()), "{err}");
+    assert!(
+        tried.0.iter().any(|l| l.answer == Err(DnsError::Timeout)),
+        "at least the UDP attempts time out: {err}"
+    );
+    assert!(
+        err.to_string().contains("SRV _sip._udp.example.test: "),
+        "{err}"
+    );
+    // The failures are cached briefly: an immediate retry does not wait again.
+    let t1 = Instant::now();
+    let again = resolve(
+        Destination::parse("sip:alice@example.test;transport=udp").unwrap(),
+        ResolveConfig::default(),
+        &backend,
+        &mut cache,
+        &mut rng,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(again, err);
+    eprintln!("cached retry took {:?}", t1.elapsed());
+    drop(sink);
+}
