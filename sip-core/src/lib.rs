@@ -9,3 +9,7 @@
 pub mod auth;
 pub mod message;
 pub mod resolve;
+pub mod endpoint;
+pub mod rng;
+pub mod transaction;
+pub mod transport;

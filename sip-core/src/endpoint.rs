@@ -1,0 +1,1207 @@
+//! The SIP endpoint: the transport and transaction layers of a user agent as one sans-IO
+//! state machine.
+//!
+//! Received bytes and the passing of time go in ([`Endpoint::handle_received`],
+//! [`Endpoint::handle_timeout`]); requests and responses from the transaction user go in
+//! ([`Endpoint::send_request`], [`Endpoint::send_response`]...); bytes to send, events and
+//! the next deadline come out ([`Endpoint::poll_transmit`], [`Endpoint::poll_event`],
+//! [`Endpoint::poll_timeout`]). Drain every output after each input.
+//!
+//! ```
+//! use std::time::Instant;
+//! use tincan_sip::endpoint::{Endpoint, EndpointConfig, Event};
+//! use tincan_sip::rng::SplitMix64;
+//! use tincan_sip::transport::{Transport, Target};
+//! use tincan_sip::message::{HeaderName, Method, RequestBuilder, Uri};
+//!
+//! let now = Instant::now();
+//! let mut ep = Endpoint::new(EndpointConfig::default(), Box::new(SplitMix64::new(1)));
+//! ep.add_local_address(Transport::Udp, "127.0.0.1:5060".parse().unwrap());
+//! let uri = Uri::parse("sip:bob@127.0.0.1:5070").unwrap();
+//! let options = RequestBuilder::new(Method::Options, &uri)
+//!     .header(HeaderName::From, "<sip:alice@127.0.0.1>;tag=1")
+//!     .header(HeaderName::To, "<sip:bob@127.0.0.1>")
+//!     .call_id("c1")
+//!     .cseq(1)
+//!     .build();
+//! let target = Target::new(Transport::Udp, "127.0.0.1:5070".parse().unwrap());
+//! let tx = ep.send_request(now, options, target).unwrap();
+//! let sent = ep.poll_transmit().unwrap();
+//! assert!(sent.payload.starts_with(b"OPTIONS sip:bob@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;rport;branch=z9hG4bK"));
+//! // No answer: Timer E resends at T1.
+//! ep.handle_timeout(now + std::time::Duration::from_millis(500));
+//! assert!(ep.poll_transmit().is_some());
+//! # let _ = tx;
+//! ```
+
+use std::cmp::Reverse;
+use std::collections::hash_map::Entry as MapEntry;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use bytes::Bytes;
+use rand_core::Rng;
+
+use crate::message::typed::{self, BRANCH_MAGIC_COOKIE, CSeq, Via};
+use crate::message::{
+    CheckConfig, HeaderName, Message, Method, ParseError, ParseLimits, Verdict, response_to,
+};
+use crate::transaction::client_invite::ClientInvite;
+use crate::transaction::client_non_invite::ClientNonInvite;
+use crate::transaction::server_invite::ServerInvite;
+use crate::transaction::server_non_invite::ServerNonInvite;
+use crate::transaction::{Out, Progress, TimerConfig, TransactionId};
+use crate::transport::{ConnectionId, Received, Target, Transmit, Transport, UDP_MAX_REQUEST};
+
+/// How an [`Endpoint`] behaves.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    /// T1, T2, T4.
+    pub timers: TimerConfig,
+    /// Parser limits for received messages.
+    pub limits: ParseLimits,
+    /// Most live transactions; a new request over the bound is answered 503 with
+    /// Retry-After, and `send_request` fails with [`SendError::Overloaded`].
+    pub max_transactions: usize,
+    /// Most undrained events before new requests are refused with 503.
+    pub max_events: usize,
+    /// Option tags understood in Require (RFC 3261 §8.2.2.3).
+    pub supported: Vec<String>,
+    /// Methods the transaction user handles; others get 501 Not Implemented with Allow
+    /// (RFC 3261 §8.2.1). ACK and CANCEL are always handled.
+    pub methods: Vec<Method>,
+    /// `User-Agent` for requests and `Server` for responses, when set.
+    pub user_agent: Option<String>,
+    /// Requests over this size go over TCP instead of UDP (RFC 3261 §18.1.1).
+    pub udp_max_request: usize,
+    /// Seconds in the Retry-After of a 503 sent when overloaded.
+    pub overload_retry_after: u32,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        EndpointConfig {
+            timers: TimerConfig::default(),
+            limits: ParseLimits::default(),
+            max_transactions: 500_000,
+            max_events: 65_536,
+            supported: crate::message::SUPPORTED_EXTENSIONS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            methods: vec![
+                Method::Invite,
+                Method::Ack,
+                Method::Bye,
+                Method::Cancel,
+                Method::Options,
+                Method::Info,
+                Method::Message,
+                Method::Notify,
+                Method::Refer,
+                Method::Update,
+                Method::Prack,
+            ],
+            user_agent: Some(concat!("Tincan/", env!("CARGO_PKG_VERSION")).to_owned()),
+            udp_max_request: UDP_MAX_REQUEST,
+            overload_retry_after: 5,
+        }
+    }
+}
+
+/// Where a received message came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The transport.
+    pub transport: Transport,
+    /// The peer's address.
+    pub addr: SocketAddr,
+    /// The local address it arrived on.
+    pub local: SocketAddr,
+    /// The stream connection (TCP, TLS).
+    pub connection: Option<ConnectionId>,
+}
+
+/// What the endpoint tells its transaction user.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// A new request. `transaction` is `None` for an ACK to a 2xx, which is not a
+    /// transaction of its own; every other request must be answered with
+    /// [`Endpoint::send_response`].
+    Request {
+        /// The server transaction to answer on.
+        transaction: Option<TransactionId>,
+        /// The request (its top Via carries `received`/`rport` as RFC 3581 says).
+        request: Message,
+        /// Where it came from.
+        source: Source,
+    },
+    /// A response to a request sent with [`Endpoint::send_request`].
+    Response {
+        /// The client transaction.
+        transaction: TransactionId,
+        /// The response.
+        response: Message,
+    },
+    /// A 2xx to an INVITE that matches no transaction any more (a late fork, RFC 6026): the
+    /// dialog layer ACKs and BYEs it.
+    StrayResponse {
+        /// The response.
+        response: Message,
+        /// Where it came from.
+        source: Source,
+    },
+    /// No final response before Timer B or F (RFC 3261 §17.1.1.2, §17.1.2.2).
+    Timeout {
+        /// The client transaction.
+        transaction: TransactionId,
+    },
+    /// The transport failed to send (RFC 3261 §17.1.4, §17.2.4).
+    TransportError {
+        /// The transaction.
+        transaction: TransactionId,
+    },
+    /// A final response to an INVITE was never acknowledged (Timer H, or the 2xx
+    /// retransmission of §13.3.1.4 ran 64*T1): the session should be ended with BYE.
+    AckTimeout {
+        /// The server INVITE transaction.
+        transaction: TransactionId,
+    },
+    /// A CANCEL ended a pending INVITE: the endpoint answered 200 to the CANCEL and 487 to
+    /// the INVITE (RFC 3261 §9.2).
+    Cancelled {
+        /// The server INVITE transaction.
+        transaction: TransactionId,
+    },
+    /// A transaction ended and its state is gone.
+    Terminated {
+        /// The transaction.
+        transaction: TransactionId,
+    },
+}
+
+/// Why a request or response could not be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The transaction table is full.
+    #[error("too many transactions ({0})")]
+    Overloaded(usize),
+    /// The message is not what the call expects (a request where a response goes...).
+    #[error("invalid message: {0}")]
+    Invalid(&'static str),
+    /// No local address is known for the transport and address family.
+    #[error("no local {0} address for this destination")]
+    NoLocalAddress(Transport),
+    /// The transaction does not exist (any more).
+    #[error("no transaction {0}")]
+    UnknownTransaction(TransactionId),
+    /// The transaction's state does not allow this.
+    #[error("{0}")]
+    State(&'static str),
+}
+
+/// Counters for diagnostics and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// Datagrams and framed messages received.
+    pub received: u64,
+    /// Received messages dropped (unusable responses, unanswerable bytes).
+    pub dropped: u64,
+    /// Requests answered statelessly because they were bad (4xx, 5xx).
+    pub rejected: u64,
+    /// Requests refused with 503 because a bound was reached.
+    pub overloaded: u64,
+    /// Retransmissions absorbed by server transactions.
+    pub retransmissions_absorbed: u64,
+}
+
+#[derive(Debug)]
+enum Tx {
+    ClientInvite(ClientInvite),
+    ClientNonInvite(ClientNonInvite),
+    ServerInvite(ServerInvite),
+    ServerNonInvite(ServerNonInvite),
+}
+
+impl Tx {
+    fn next_deadline(&self) -> Option<Instant> {
+        match self {
+            Tx::ClientInvite(t) => t.next_deadline(),
+            Tx::ClientNonInvite(t) => t.next_deadline(),
+            Tx::ServerInvite(t) => t.next_deadline(),
+            Tx::ServerNonInvite(t) => t.next_deadline(),
+        }
+    }
+}
+
+/// Server transaction matching key (RFC 3261 §17.2.3): branch, sent-by, method (ACK folded
+/// into INVITE); or for RFC 2543 peers without the magic cookie, the request's identifying
+/// fields.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ServerKey {
+    Rfc3261 {
+        branch: Box<str>,
+        sent_by: Box<str>,
+        method: Box<str>,
+    },
+    Rfc2543 {
+        uri: Box<str>,
+        from_tag: Box<str>,
+        call_id: Box<str>,
+        cseq: u32,
+        method: Box<str>,
+        via: Box<str>,
+    },
+}
+
+/// Client transaction matching key (RFC 3261 §17.1.3): branch and CSeq method.
+type ClientKey = (Box<str>, Box<str>);
+
+#[derive(Debug)]
+struct Slot {
+    tx: Tx,
+    server_key: Option<ServerKey>,
+    client_key: Option<ClientKey>,
+    ack_key: Option<(Box<str>, u32)>,
+    scheduled: Option<Instant>,
+}
+
+/// The transport and transaction layers of a SIP user agent.
+pub struct Endpoint {
+    config: EndpointConfig,
+    rng: Box<dyn Rng + Send>,
+    next_id: u64,
+    slots: HashMap<TransactionId, Slot>,
+    server_keys: HashMap<ServerKey, TransactionId>,
+    client_keys: HashMap<ClientKey, TransactionId>,
+    /// Accepted INVITE server transactions by (Call-ID, CSeq), to match the ACK of a 2xx.
+    ack_keys: HashMap<(Box<str>, u32), TransactionId>,
+    /// CANCELs asked for before the INVITE got a provisional response (§9.1).
+    pending_cancels: HashMap<TransactionId, ()>,
+    deadlines: BinaryHeap<Reverse<(Instant, TransactionId)>>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    local: Vec<(Transport, SocketAddr)>,
+    stats: EndpointStats,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("transactions", &self.slots.len())
+            .field("local", &self.local)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// A new endpoint. `rng` makes branches, tags and Call-IDs: seed it in tests.
+    pub fn new(config: EndpointConfig, rng: Box<dyn Rng + Send>) -> Endpoint {
+        Endpoint {
+            config,
+            rng,
+            next_id: 1,
+            slots: HashMap::new(),
+            server_keys: HashMap::new(),
+            client_keys: HashMap::new(),
+            ack_keys: HashMap::new(),
+            pending_cancels: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            local: Vec::new(),
+            stats: EndpointStats::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EndpointConfig {
+        &self.config
+    }
+
+    /// Declares an address the driver listens on; the Via sent-by of requests sent over
+    /// `transport` to the same address family is taken from it.
+    pub fn add_local_address(&mut self, transport: Transport, addr: SocketAddr) {
+        if !self.local.contains(&(transport, addr)) {
+            self.local.push((transport, addr));
+        }
+    }
+
+    /// The local addresses declared so far.
+    pub fn local_addresses(&self) -> &[(Transport, SocketAddr)] {
+        &self.local
+    }
+
+    /// The local address used for `transport` towards `dest`.
+    pub fn local_address_for(&self, transport: Transport, dest: SocketAddr) -> Option<SocketAddr> {
+        let family_matches = |a: &SocketAddr| a.is_ipv4() == dest.is_ipv4();
+        self.local
+            .iter()
+            .filter(|(t, a)| *t == transport && family_matches(a))
+            .map(|(_, a)| *a)
+            .find(|a| a.ip().is_loopback() == dest.ip().is_loopback())
+            .or_else(|| {
+                self.local
+                    .iter()
+                    .find(|(t, a)| *t == transport && family_matches(a))
+                    .map(|(_, a)| *a)
+            })
+    }
+
+    /// Live transactions.
+    pub fn transaction_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> EndpointStats {
+        self.stats
+    }
+
+    /// A random token of `len` alphanumerics (for branches, tags, Call-IDs).
+    pub fn random_token(&mut self, len: usize) -> String {
+        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        (0..len)
+            .map(|_| ALPHABET[(self.rng.next_u32() as usize) % ALPHABET.len()] as char)
+            .collect()
+    }
+
+    fn new_id(&mut self) -> TransactionId {
+        let id = TransactionId(self.next_id);
+        self.next_id += 1;
+        id
+    }
+
+    // ------------------------------------------------------------------------------ output
+
+    /// The next bytes to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the transaction user.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, id))) = self.deadlines.peek().copied() {
+            match self.slots.get(&id) {
+                Some(slot) if slot.scheduled == Some(at) => return Some(at),
+                _ => {
+                    self.deadlines.pop();
+                }
+            }
+        }
+        None
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, id))) = self.deadlines.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            let Some(slot) = self.slots.get_mut(&id) else {
+                continue;
+            };
+            if slot.scheduled != Some(at) {
+                continue;
+            }
+            slot.scheduled = None;
+            let mut out = Out {
+                transmits: &mut self.transmits,
+                events: &mut self.events,
+            };
+            let progress = match &mut slot.tx {
+                Tx::ClientInvite(t) => t.on_timeout(now, &mut out),
+                Tx::ClientNonInvite(t) => t.on_timeout(now, &mut out),
+                Tx::ServerInvite(t) => t.on_timeout(now, &mut out),
+                Tx::ServerNonInvite(t) => t.on_timeout(now),
+            };
+            self.after(id, progress);
+        }
+    }
+
+    /// Re-arms a transaction's timer or removes it when terminated.
+    fn after(&mut self, id: TransactionId, progress: Progress) {
+        if progress == Progress::Terminated {
+            self.remove(id);
+            return;
+        }
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        let next = slot.tx.next_deadline();
+        if next != slot.scheduled {
+            slot.scheduled = next;
+            if let Some(at) = next {
+                self.deadlines.push(Reverse((at, id)));
+            }
+        }
+    }
+
+    fn remove(&mut self, id: TransactionId) {
+        if let Some(slot) = self.slots.remove(&id) {
+            if let Some(k) = slot.server_key {
+                self.server_keys.remove(&k);
+            }
+            if let Some(k) = slot.client_key {
+                self.client_keys.remove(&k);
+            }
+            if let Some(k) = slot.ack_key {
+                if self.ack_keys.get(&k) == Some(&id) {
+                    self.ack_keys.remove(&k);
+                }
+            }
+            self.pending_cancels.remove(&id);
+            self.events.push_back(Event::Terminated { transaction: id });
+        }
+    }
+
+    fn insert(&mut self, id: TransactionId, slot: Slot) {
+        if let Some(k) = &slot.server_key {
+            self.server_keys.insert(k.clone(), id);
+        }
+        if let Some(k) = &slot.client_key {
+            self.client_keys.insert(k.clone(), id);
+        }
+        self.slots.insert(id, slot);
+        self.after(id, Progress::Alive);
+    }
+
+    // ------------------------------------------------------------------------------- input
+
+    /// Handles one received datagram or framed stream message.
+    pub fn handle_received(&mut self, now: Instant, received: Received) {
+        self.stats.received += 1;
+        let source = Source {
+            transport: received.transport,
+            addr: received.source,
+            local: received.local,
+            connection: received.connection,
+        };
+        let payload = received.payload;
+        // CRLF keep-alives on UDP (RFC 5626 §4.4.1 uses STUN there, but CRLFs are common).
+        if payload.iter().all(|&b| b == b'\r' || b == b'\n') {
+            return;
+        }
+        let looks_like_request = !payload
+            .iter()
+            .skip_while(|&&b| b == b'\r' || b == b'\n')
+            .take(4)
+            .map(u8::to_ascii_uppercase)
+            .eq(*b"SIP/");
+        let (mut msg, defect) = match Message::parse_lenient(payload, &self.config.limits) {
+            Ok(parsed) => parsed,
+            Err(_) => {
+                // Nothing to build a response from (§18.3: unparseable bytes are dropped).
+                self.stats.dropped += 1;
+                return;
+            }
+        };
+        let supported: Vec<&str> = self.config.supported.iter().map(String::as_str).collect();
+        let check = CheckConfig {
+            supported: &supported,
+            ..CheckConfig::default()
+        };
+        let problem = defect.or_else(|| msg.check(&check).err());
+        if !msg.is_request() || !looks_like_request {
+            if problem.is_some() || !msg.is_request() && !looks_like_request && msg.is_request() {
+                self.stats.dropped += 1;
+                return;
+            }
+            self.handle_response(now, msg, source);
+            return;
+        }
+        // §18.2.1: note where the request really came from.
+        apply_received(&mut msg, &source);
+        if let Some(problem) = problem {
+            self.reject(&msg, &source, &problem);
+            return;
+        }
+        self.handle_request(now, msg, source);
+    }
+
+    fn reject(&mut self, request: &Message, source: &Source, problem: &ParseError) {
+        let Verdict::Reject { status, reason } = problem.verdict(true) else {
+            self.stats.dropped += 1;
+            return;
+        };
+        if request.method() == Some(&Method::Ack) {
+            // An ACK is never answered (§17.2.3).
+            self.stats.dropped += 1;
+            return;
+        }
+        self.stats.rejected += 1;
+        let mut response = response_to(request, status, Some(&reason));
+        if let ParseError::BadExtension(tags) = problem {
+            response.push_header(HeaderName::Unsupported, &tags.join(", "));
+        }
+        self.send_stateless(request, source, response);
+    }
+
+    /// Sends a response without a transaction, to where §18.2.2 says.
+    fn send_stateless(&mut self, request: &Message, source: &Source, mut response: Message) {
+        if let Some(server) = &self.config.user_agent {
+            if response.header(HeaderName::Server).is_none() {
+                response.push_header(HeaderName::Server, server);
+            }
+        }
+        self.transmits.push_back(Transmit {
+            target: response_target(request, source),
+            connection: source.connection,
+            payload: response.to_bytes(),
+            transaction: None,
+        });
+    }
+
+    fn handle_request(&mut self, now: Instant, request: Message, source: Source) {
+        let Some(method) = request.method().cloned() else {
+            return;
+        };
+        let key = server_key(&request, &method);
+        if let Some(&id) = key.as_ref().and_then(|k| self.server_keys.get(k)) {
+            self.stats.retransmissions_absorbed += 1;
+            let mut out = Out {
+                transmits: &mut self.transmits,
+                events: &mut self.events,
+            };
+            let progress = match (&mut self.slots.get_mut(&id).map(|s| &mut s.tx), &method) {
+                (Some(Tx::ServerInvite(t)), Method::Ack) => t.on_ack(now),
+                (Some(Tx::ServerInvite(t)), _) => {
+                    t.on_request_retransmission(&mut out);
+                    Progress::Alive
+                }
+                (Some(Tx::ServerNonInvite(t)), _) => {
+                    t.on_request_retransmission(&mut out);
+                    Progress::Alive
+                }
+                _ => Progress::Alive,
+            };
+            self.after(id, progress);
+            return;
+        }
+        match method {
+            Method::Ack => {
+                // The ACK of a 2xx (§13.3.1.4, RFC 6026): stop retransmitting, tell the TU.
+                if let Some(ack_key) = ack_key(&request) {
+                    if let Some(&id) = self.ack_keys.get(&ack_key) {
+                        if let Some(Slot {
+                            tx: Tx::ServerInvite(t),
+                            ..
+                        }) = self.slots.get_mut(&id)
+                        {
+                            t.on_ack_2xx();
+                        }
+                        self.after(id, Progress::Alive);
+                    }
+                }
+                self.events.push_back(Event::Request {
+                    transaction: None,
+                    request,
+                    source,
+                });
+                return;
+            }
+            Method::Cancel => {
+                self.handle_cancel(now, request, source);
+                return;
+            }
+            _ => {}
+        }
+        if !self.config.methods.contains(&method) {
+            let mut response = response_to(&request, 501, None);
+            let allow: Vec<&str> = self.config.methods.iter().map(Method::as_str).collect();
+            response.push_header(HeaderName::Allow, &allow.join(", "));
+            self.stats.rejected += 1;
+            self.send_stateless(&request, &source, response);
+            return;
+        }
+        if self.slots.len() >= self.config.max_transactions
+            || self.events.len() >= self.config.max_events
+        {
+            self.stats.overloaded += 1;
+            let mut response = response_to(&request, 503, None);
+            response.push_header(
+                HeaderName::RetryAfter,
+                &self.config.overload_retry_after.to_string(),
+            );
+            self.send_stateless(&request, &source, response);
+            return;
+        }
+        let id = self.new_id();
+        let target = response_target(&request, &source);
+        let tx = if method == Method::Invite {
+            let mut trying = response_to(&request, 100, None);
+            if let Some(server) = &self.config.user_agent {
+                trying.push_header(HeaderName::Server, server);
+            }
+            Tx::ServerInvite(ServerInvite::new(
+                id,
+                now,
+                request.clone(),
+                target,
+                source.connection,
+                self.config.timers,
+                trying.to_bytes(),
+            ))
+        } else {
+            Tx::ServerNonInvite(ServerNonInvite::new(
+                id,
+                target,
+                source.connection,
+                self.config.timers,
+            ))
+        };
+        self.insert(
+            id,
+            Slot {
+                tx,
+                server_key: key,
+                client_key: None,
+                ack_key: None,
+                scheduled: None,
+            },
+        );
+        self.events.push_back(Event::Request {
+            transaction: Some(id),
+            request,
+            source,
+        });
+    }
+
+    fn handle_cancel(&mut self, now: Instant, cancel: Message, source: Source) {
+        // §9.2: the CANCEL matches the INVITE it cancels by the INVITE's transaction key.
+        let invite_key = server_key(&cancel, &Method::Invite);
+        let invite = invite_key.and_then(|k| self.server_keys.get(&k).copied());
+        let Some(invite_id) = invite else {
+            let response = response_to(&cancel, 481, None);
+            self.send_stateless(&cancel, &source, response);
+            return;
+        };
+        // The CANCEL is a non-INVITE server transaction of its own.
+        let id = self.new_id();
+        let mut tx = ServerNonInvite::new(
+            id,
+            response_target(&cancel, &source),
+            source.connection,
+            self.config.timers,
+        );
+        let ok = self.with_server_header(response_to(&cancel, 200, None));
+        let mut out = Out {
+            transmits: &mut self.transmits,
+            events: &mut self.events,
+        };
+        let progress = tx
+            .send_response(now, 200, ok.to_bytes(), &mut out)
+            .unwrap_or(Progress::Terminated);
+        let key = server_key(&cancel, &Method::Cancel);
+        self.insert(
+            id,
+            Slot {
+                tx: Tx::ServerNonInvite(tx),
+                server_key: key,
+                client_key: None,
+                ack_key: None,
+                scheduled: None,
+            },
+        );
+        self.after(id, progress);
+        let terminated = match self.slots.get(&invite_id).map(|s| &s.tx) {
+            Some(Tx::ServerInvite(t)) if t.is_proceeding() => {
+                let mut resp = response_to(t.request(), 487, None);
+                resp.set_to_tag(&self.random_token(10));
+                Some(resp)
+            }
+            _ => None,
+        };
+        if let Some(resp) = terminated {
+            let resp = self.with_server_header(resp);
+            if let Some(Slot {
+                tx: Tx::ServerInvite(t),
+                ..
+            }) = self.slots.get_mut(&invite_id)
+            {
+                let mut out = Out {
+                    transmits: &mut self.transmits,
+                    events: &mut self.events,
+                };
+                let _ = t.send_response(now, 487, resp.to_bytes(), &mut out);
+            }
+            self.after(invite_id, Progress::Alive);
+            self.events.push_back(Event::Cancelled {
+                transaction: invite_id,
+            });
+        }
+    }
+
+    fn with_server_header(&self, mut response: Message) -> Message {
+        if let Some(server) = &self.config.user_agent {
+            if response.header(HeaderName::Server).is_none() {
+                response.push_header(HeaderName::Server, server);
+            }
+        }
+        response
+    }
+
+    fn handle_response(&mut self, now: Instant, response: Message, source: Source) {
+        let (Some(Ok(via)), Some(Ok(cseq))) = (response.top_via(), response.cseq()) else {
+            self.stats.dropped += 1;
+            return;
+        };
+        let status = response.status().unwrap_or(0);
+        let key: ClientKey = (
+            via.branch().unwrap_or("").into(),
+            cseq.method.as_str().into(),
+        );
+        let Some(&id) = self.client_keys.get(&key) else {
+            if cseq.method == Method::Invite && (200..300).contains(&status) {
+                self.events.push_back(Event::StrayResponse { response, source });
+            } else {
+                self.stats.dropped += 1;
+            }
+            return;
+        };
+        let mut out = Out {
+            transmits: &mut self.transmits,
+            events: &mut self.events,
+        };
+        let mut send_cancel = false;
+        let progress = match self.slots.get_mut(&id).map(|s| &mut s.tx) {
+            Some(Tx::ClientInvite(t)) => {
+                let p = t.on_response(now, status, response, &mut out);
+                send_cancel = status < 200 && self.pending_cancels.contains_key(&id);
+                p
+            }
+            Some(Tx::ClientNonInvite(t)) => t.on_response(now, status, response, &mut out),
+            _ => Progress::Alive,
+        };
+        self.after(id, progress);
+        if send_cancel {
+            self.pending_cancels.remove(&id);
+            let _ = self.cancel(now, id);
+        }
+    }
+
+    /// Reports that sending a transaction's message failed (the driver's connect or send
+    /// error, or an ICMP unreachable).
+    pub fn handle_transport_error(&mut self, _now: Instant, transaction: TransactionId) {
+        let mut out = Out {
+            transmits: &mut self.transmits,
+            events: &mut self.events,
+        };
+        let progress = match self.slots.get_mut(&transaction).map(|s| &mut s.tx) {
+            Some(Tx::ClientInvite(t)) => t.on_transport_error(&mut out),
+            Some(Tx::ClientNonInvite(t)) => t.on_transport_error(&mut out),
+            Some(Tx::ServerInvite(t)) => t.on_transport_error(&mut out),
+            Some(Tx::ServerNonInvite(t)) => t.on_transport_error(&mut out),
+            None => return,
+        };
+        self.after(transaction, progress);
+    }
+
+    // ------------------------------------------------------------------------------- sends
+
+    /// Sends a request in a new client transaction: adds the top Via (sent-by from the local
+    /// address, `rport`, a fresh branch) and `User-Agent`; moves a large UDP request to TCP
+    /// (§18.1.1). Not for ACK (see [`send_ack`](Self::send_ack)).
+    pub fn send_request(
+        &mut self,
+        now: Instant,
+        request: Message,
+        target: Target,
+    ) -> Result<TransactionId, SendError> {
+        self.send_request_on(now, request, target, None)
+    }
+
+    /// Like [`send_request`](Self::send_request), on a given stream connection (a flow).
+    pub fn send_request_on(
+        &mut self,
+        now: Instant,
+        mut request: Message,
+        mut target: Target,
+        connection: Option<ConnectionId>,
+    ) -> Result<TransactionId, SendError> {
+        let method = request
+            .method()
+            .cloned()
+            .ok_or(SendError::Invalid("not a request"))?;
+        if method == Method::Ack {
+            return Err(SendError::Invalid("an ACK has no transaction: use send_ack"));
+        }
+        if self.slots.len() >= self.config.max_transactions {
+            return Err(SendError::Overloaded(self.slots.len()));
+        }
+        if let Some(ua) = &self.config.user_agent {
+            if request.header(HeaderName::UserAgent).is_none() {
+                request.push_header(HeaderName::UserAgent, ua);
+            }
+        }
+        let branch = format!("{BRANCH_MAGIC_COOKIE}{}", self.random_token(16));
+        self.add_via(&mut request, &mut target, &branch)?;
+        let id = self.new_id();
+        let mut out = Out {
+            transmits: &mut self.transmits,
+            events: &mut self.events,
+        };
+        let tx = if method == Method::Invite {
+            Tx::ClientInvite(ClientInvite::start(
+                id,
+                now,
+                request,
+                target,
+                connection,
+                self.config.timers,
+                &mut out,
+            ))
+        } else {
+            Tx::ClientNonInvite(ClientNonInvite::start(
+                id,
+                now,
+                request.to_bytes(),
+                target,
+                connection,
+                self.config.timers,
+                &mut out,
+            ))
+        };
+        self.insert(
+            id,
+            Slot {
+                tx,
+                server_key: None,
+                client_key: Some((branch.into(), method.as_str().into())),
+                ack_key: None,
+                scheduled: None,
+            },
+        );
+        Ok(id)
+    }
+
+    fn add_via(
+        &mut self,
+        request: &mut Message,
+        target: &mut Target,
+        branch: &str,
+    ) -> Result<(), SendError> {
+        let mut transport = target.transport;
+        let local = self
+            .local_address_for(transport, target.addr)
+            .ok_or(SendError::NoLocalAddress(transport))?;
+        let mut via = Via::new(
+            transport.via_token(),
+            host_of(local.ip()),
+            Some(local.port()),
+            branch,
+        );
+        via.params = {
+            let mut p = crate::message::Params::default();
+            p.set("rport", None);
+            p.set("branch", Some(branch));
+            p
+        };
+        request.prepend_header(HeaderName::Via, &via.to_string());
+        // §18.1.1: a request over 1300 bytes on UDP goes over TCP when we can.
+        if transport == Transport::Udp && request.to_bytes().len() > self.config.udp_max_request {
+            if let Some(tcp_local) = self.local_address_for(Transport::Tcp, target.addr) {
+                transport = Transport::Tcp;
+                target.transport = Transport::Tcp;
+                request.remove_first_value(HeaderName::Via);
+                let mut via = Via::new("TCP", host_of(tcp_local.ip()), Some(tcp_local.port()), branch);
+                via.params = {
+                    let mut p = crate::message::Params::default();
+                    p.set("rport", None);
+                    p.set("branch", Some(branch));
+                    p
+                };
+                request.prepend_header(HeaderName::Via, &via.to_string());
+            }
+        }
+        let _ = transport;
+        Ok(())
+    }
+
+    /// Sends the ACK of a 2xx (RFC 3261 §13.2.2.4): a new branch, no transaction. Call it for
+    /// every 2xx retransmission too.
+    pub fn send_ack(&mut self, mut ack: Message, mut target: Target) -> Result<(), SendError> {
+        if ack.method() != Some(&Method::Ack) {
+            return Err(SendError::Invalid("not an ACK"));
+        }
+        let branch = format!("{BRANCH_MAGIC_COOKIE}{}", self.random_token(16));
+        self.add_via(&mut ack, &mut target, &branch)?;
+        self.transmits.push_back(Transmit {
+            target,
+            connection: None,
+            payload: ack.to_bytes(),
+            transaction: None,
+        });
+        Ok(())
+    }
+
+    /// Sends a response on a server transaction (adds `Server`).
+    pub fn send_response(
+        &mut self,
+        now: Instant,
+        transaction: TransactionId,
+        response: Message,
+    ) -> Result<(), SendError> {
+        let status = response
+            .status()
+            .ok_or(SendError::Invalid("not a response"))?;
+        let response = self.with_server_header(response);
+        let payload = response.to_bytes();
+        let slot = self
+            .slots
+            .get_mut(&transaction)
+            .ok_or(SendError::UnknownTransaction(transaction))?;
+        let mut out = Out {
+            transmits: &mut self.transmits,
+            events: &mut self.events,
+        };
+        let progress = match &mut slot.tx {
+            Tx::ServerInvite(t) => {
+                t.send_response(now, status, payload, &mut out)
+                    .map_err(SendError::State)?;
+                if (200..300).contains(&status) {
+                    if let Some(key) = ack_key(t.request()) {
+                        slot.ack_key = Some(key.clone());
+                        self.ack_keys.insert(key, transaction);
+                    }
+                }
+                Progress::Alive
+            }
+            Tx::ServerNonInvite(t) => t
+                .send_response(now, status, payload, &mut out)
+                .map_err(SendError::State)?,
+            _ => return Err(SendError::Invalid("not a server transaction")),
+        };
+        self.after(transaction, progress);
+        Ok(())
+    }
+
+    /// Sends a response without a transaction (e.g. to a request the TU received as a
+    /// stray), to the address RFC 3261 §18.2.2 gives.
+    pub fn send_response_stateless(&mut self, request: &Message, source: &Source, response: Message) {
+        self.send_stateless(request, source, response);
+    }
+
+    /// Cancels a pending INVITE (RFC 3261 §9.1): the CANCEL goes once a provisional response
+    /// has arrived. Returns the CANCEL's transaction, or `None` when it waits for the
+    /// provisional.
+    pub fn cancel(
+        &mut self,
+        now: Instant,
+        invite: TransactionId,
+    ) -> Result<Option<TransactionId>, SendError> {
+        let (cancel, target, connection) = match self.slots.get(&invite).map(|s| &s.tx) {
+            Some(Tx::ClientInvite(t)) => {
+                if !t.is_pending() {
+                    return Err(SendError::State("the INVITE already has a final response"));
+                }
+                if !t.provisional_seen() {
+                    self.pending_cancels.insert(invite, ());
+                    return Ok(None);
+                }
+                (build_cancel(t.request()), t.target().clone(), t.connection())
+            }
+            Some(_) => return Err(SendError::Invalid("not a client INVITE transaction")),
+            None => return Err(SendError::UnknownTransaction(invite)),
+        };
+        let branch = cancel
+            .top_via()
+            .and_then(Result::ok)
+            .and_then(|v| v.branch().map(str::to_owned))
+            .unwrap_or_default();
+        let id = self.new_id();
+        let mut out = Out {
+            transmits: &mut self.transmits,
+            events: &mut self.events,
+        };
+        let tx = ClientNonInvite::start(
+            id,
+            now,
+            cancel.to_bytes(),
+            target,
+            connection,
+            self.config.timers,
+            &mut out,
+        );
+        self.insert(
+            id,
+            Slot {
+                tx: Tx::ClientNonInvite(tx),
+                server_key: None,
+                client_key: Some((branch.into(), "CANCEL".into())),
+                ack_key: None,
+                scheduled: None,
+            },
+        );
+        Ok(Some(id))
+    }
+
+    /// The target a client transaction sends to.
+    pub fn transaction_target(&self, transaction: TransactionId) -> Option<&Target> {
+        match &self.slots.get(&transaction)?.tx {
+            Tx::ClientInvite(t) => Some(t.target()),
+            Tx::ClientNonInvite(t) => Some(t.target()),
+            _ => None,
+        }
+    }
+}
+
+fn host_of(ip: IpAddr) -> crate::message::Host<'static> {
+    match ip {
+        IpAddr::V4(a) => crate::message::Host::V4(a),
+        IpAddr::V6(a) => crate::message::Host::V6(a),
+    }
+}
+
+/// The CANCEL of an INVITE (RFC 3261 §9.1): same Request-URI, Call-ID, To, From, CSeq number
+/// and top Via (same branch), the INVITE's Route set.
+fn build_cancel(invite: &Message) -> Message {
+    let uri = invite
+        .uri()
+        .unwrap_or_else(|| crate::message::Uri::parse("sip:invalid").expect("literal URI parses"));
+    let mut cancel = Message::new_request(Method::Cancel, &uri);
+    if let Some(Ok(via)) = invite.top_via() {
+        cancel.push_header(HeaderName::Via, &via.to_string());
+    }
+    cancel.copy_header_from(invite, HeaderName::Route);
+    cancel.push_header(HeaderName::MaxForwards, "70");
+    cancel.copy_header_from(invite, HeaderName::From);
+    cancel.copy_header_from(invite, HeaderName::To);
+    cancel.copy_header_from(invite, HeaderName::CallId);
+    if let Some(Ok(cseq)) = invite.cseq() {
+        cancel.push_header(
+            HeaderName::CSeq,
+            &CSeq {
+                seq: cseq.seq,
+                method: Method::Cancel,
+            }
+            .to_string(),
+        );
+    }
+    cancel.copy_header_from(invite, HeaderName::UserAgent);
+    cancel.push_header(HeaderName::ContentLength, "0");
+    cancel
+}
+
+/// RFC 3261 §18.2.1 and RFC 3581 §4: add `received` when the sent-by host is not the source
+/// address, and fill `rport` when the client asked for it.
+fn apply_received(request: &mut Message, source: &Source) {
+    let Some(Ok(via)) = request.top_via() else {
+        return;
+    };
+    let host_matches = via.host.ip() == Some(source.addr.ip());
+    let wants_rport = matches!(via.rport(), Some(None));
+    if host_matches && !wants_rport {
+        return;
+    }
+    let mut via = via.into_owned();
+    if !host_matches {
+        via.params
+            .set("received", Some(&source.addr.ip().to_string()));
+    }
+    if wants_rport {
+        via.params.set("rport", Some(&source.addr.port().to_string()));
+    }
+    replace_top_via(request, &via);
+}
+
+fn replace_top_via(request: &mut Message, via: &Via<'_>) {
+    request.remove_first_value(HeaderName::Via);
+    request.prepend_header(HeaderName::Via, &via.to_string());
+}
+
+/// Where a response to `request` goes (RFC 3261 §18.2.2, RFC 3581 §4).
+fn response_target(request: &Message, source: &Source) -> Target {
+    let via = request.top_via().and_then(Result::ok);
+    let transport = via
+        .as_ref()
+        .and_then(|v| Transport::from_token(&v.transport))
+        .unwrap_or(source.transport);
+    let transport = if source.connection.is_some() {
+        source.transport
+    } else {
+        transport
+    };
+    if source.connection.is_some() || via.is_none() {
+        return Target::new(transport, source.addr);
+    }
+    let via = via.expect("checked above");
+    let ip = via
+        .received()
+        .and_then(|r| r.parse::<IpAddr>().ok())
+        .or_else(|| via.host.ip())
+        .unwrap_or(source.addr.ip());
+    let port = match via.rport() {
+        Some(Some(p)) => p,
+        _ => via.port.unwrap_or(transport.default_port()),
+    };
+    Target::new(transport, SocketAddr::new(ip, port))
+}
+
+fn server_key(request: &Message, method: &Method) -> Option<ServerKey> {
+    let via = request.top_via()?.ok()?;
+    let method_key: Box<str> = match method {
+        Method::Ack => "INVITE".into(),
+        m => m.as_str().into(),
+    };
+    let sent_by = match via.port {
+        Some(p) => format!("{}:{p}", via.host),
+        None => via.host.to_string(),
+    };
+    match via.branch() {
+        Some(b) if b.starts_with(BRANCH_MAGIC_COOKIE) && b.len() > BRANCH_MAGIC_COOKIE.len() => {
+            Some(ServerKey::Rfc3261 {
+                branch: b.into(),
+                sent_by: sent_by.to_ascii_lowercase().into(),
+                method: method_key,
+            })
+        }
+        _ => {
+            // RFC 2543 matching (§17.2.3): Request-URI, From tag, Call-ID, CSeq, top Via.
+            // (An ACK also needs the To tag of our response; INVITE retransmissions have none.)
+            let from_tag = request
+                .from()
+                .and_then(Result::ok)
+                .and_then(|f| f.tag().map(str::to_owned))
+                .unwrap_or_default();
+            let cseq = request.cseq()?.ok()?;
+            Some(ServerKey::Rfc2543 {
+                uri: request.uri_text().unwrap_or("").into(),
+                from_tag: from_tag.into(),
+                call_id: request.call_id()?.ok()?.as_str().into(),
+                cseq: cseq.seq,
+                method: method_key,
+                via: via.to_string().into(),
+            })
+        }
+    }
+}
+
+fn ack_key(request: &Message) -> Option<(Box<str>, u32)> {
+    let call_id = request.call_id()?.ok()?;
+    let cseq = request.cseq()?.ok()?;
+    Some((call_id.as_str().into(), cseq.seq))
+}
+
+#[allow(dead_code)]
+fn _assert_types(_: &typed::Via<'_>) {}
+
+#[allow(dead_code)]
+fn _entry_api(m: &mut HashMap<u8, u8>) {
+    if let MapEntry::Vacant(v) = m.entry(0) {
+        v.insert(0);
+    }
+}
+
+#[allow(dead_code)]
+fn _bytes(_: Bytes) {}

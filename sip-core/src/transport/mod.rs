@@ -1,0 +1,148 @@
+//! The transport layer's data (RFC 3261 §18): which transport, where to, and what the
+//! driver's sockets carry in and out. The sockets themselves live in the tokio driver; the
+//! core only addresses and frames.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+
+use bytes::Bytes;
+
+/// A SIP transport protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum Transport {
+    /// UDP (unreliable: the transaction layer retransmits).
+    Udp,
+    /// TCP.
+    Tcp,
+    /// TLS over TCP.
+    Tls,
+}
+
+impl Transport {
+    /// True for TCP and TLS: no retransmissions, Timers K, I, J and D are zero (RFC 3261 §17).
+    pub fn is_reliable(self) -> bool {
+        !matches!(self, Transport::Udp)
+    }
+
+    /// The token in a Via header (`UDP`, `TCP`, `TLS`).
+    pub fn via_token(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+        }
+    }
+
+    /// The `transport` URI parameter value.
+    pub fn param(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        }
+    }
+
+    /// The default port: 5060, or 5061 for TLS (RFC 3261 §19.1.2).
+    pub fn default_port(self) -> u16 {
+        match self {
+            Transport::Tls => 5061,
+            _ => 5060,
+        }
+    }
+
+    /// Reads a Via transport token or a `transport` parameter, ignoring case.
+    pub fn from_token(s: &str) -> Option<Transport> {
+        match s.to_ascii_lowercase().as_str() {
+            "udp" => Some(Transport::Udp),
+            "tcp" => Some(Transport::Tcp),
+            "tls" => Some(Transport::Tls),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.param())
+    }
+}
+
+/// Error of [`Transport::from_str`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown transport {0:?} (expected udp, tcp or tls)")]
+pub struct UnknownTransport(pub String);
+
+impl FromStr for Transport {
+    type Err = UnknownTransport;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Transport::from_token(s).ok_or_else(|| UnknownTransport(s.to_owned()))
+    }
+}
+
+/// A stream connection of the driver (TCP or TLS), named by the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(pub u64);
+
+/// Where a message goes: a transport and an address (and, for TLS, the name to check the
+/// server's certificate against).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// The transport.
+    pub transport: Transport,
+    /// The address.
+    pub addr: SocketAddr,
+    /// The host name for TLS SNI and certificate checks (RFC 5922), when known.
+    pub server_name: Option<String>,
+}
+
+impl Target {
+    /// A target without a server name.
+    pub fn new(transport: Transport, addr: SocketAddr) -> Target {
+        Target {
+            transport,
+            addr,
+            server_name: None,
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.transport, self.addr)
+    }
+}
+
+/// Bytes for the driver to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Transport and destination.
+    pub target: Target,
+    /// Send on this connection when set (responses go back on the connection the request
+    /// came in on, RFC 3261 §18.2.2); otherwise the driver reuses or opens one to the target.
+    pub connection: Option<ConnectionId>,
+    /// The message.
+    pub payload: Bytes,
+    /// The transaction that sent it, to report a transport error against.
+    pub transaction: Option<crate::transaction::TransactionId>,
+}
+
+/// Bytes the driver received: one datagram, or one message framed from a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// Transport it came over.
+    pub transport: Transport,
+    /// The peer's address.
+    pub source: SocketAddr,
+    /// The local address it arrived on.
+    pub local: SocketAddr,
+    /// The stream connection, for TCP and TLS.
+    pub connection: Option<ConnectionId>,
+    /// The bytes.
+    pub payload: Bytes,
+}
+
+/// RFC 3261 §18.1.1: a request larger than this, with an unknown path MTU, goes over TCP.
+pub const UDP_MAX_REQUEST: usize = 1300;
