@@ -219,6 +219,7 @@ pub struct EndpointStats {
 }
 
 #[derive(Debug)]
+#[allow(clippy::enum_variant_names)] // the RFC's names: client INVITE, client non-INVITE...
 enum Tx {
     ClientInvite(ClientInvite),
     ClientNonInvite(ClientNonInvite),
@@ -455,10 +456,10 @@ impl Endpoint {
             if let Some(k) = slot.client_key {
                 self.client_keys.remove(&k);
             }
-            if let Some(k) = slot.ack_key {
-                if self.ack_keys.get(&k) == Some(&id) {
-                    self.ack_keys.remove(&k);
-                }
+            if let Some(k) = slot.ack_key
+                && self.ack_keys.get(&k) == Some(&id)
+            {
+                self.ack_keys.remove(&k);
             }
             self.pending_cancels.remove(&id);
             self.events.push_back(Event::Terminated { transaction: id });
@@ -549,10 +550,10 @@ impl Endpoint {
 
     /// Sends a response without a transaction, to where §18.2.2 says.
     fn send_stateless(&mut self, request: &Message, source: &Source, mut response: Message) {
-        if let Some(server) = &self.config.user_agent {
-            if response.header(HeaderName::Server).is_none() {
-                response.push_header(HeaderName::Server, server);
-            }
+        if let Some(server) = &self.config.user_agent
+            && response.header(HeaderName::Server).is_none()
+        {
+            response.push_header(HeaderName::Server, server);
         }
         self.transmits.push_back(Transmit {
             target: response_target(request, source),
@@ -591,17 +592,17 @@ impl Endpoint {
         match method {
             Method::Ack => {
                 // The ACK of a 2xx (§13.3.1.4, RFC 6026): stop retransmitting, tell the TU.
-                if let Some(ack_key) = ack_key(&request) {
-                    if let Some(&id) = self.ack_keys.get(&ack_key) {
-                        if let Some(Slot {
-                            tx: Tx::ServerInvite(t),
-                            ..
-                        }) = self.slots.get_mut(&id)
-                        {
-                            t.on_ack_2xx();
-                        }
-                        self.after(id, Progress::Alive);
+                if let Some(ack_key) = ack_key(&request)
+                    && let Some(&id) = self.ack_keys.get(&ack_key)
+                {
+                    if let Some(Slot {
+                        tx: Tx::ServerInvite(t),
+                        ..
+                    }) = self.slots.get_mut(&id)
+                    {
+                        t.on_ack_2xx();
                     }
+                    self.after(id, Progress::Alive);
                 }
                 self.events.push_back(Event::Request {
                     transaction: None,
@@ -743,10 +744,10 @@ impl Endpoint {
     }
 
     fn with_server_header(&self, mut response: Message) -> Message {
-        if let Some(server) = &self.config.user_agent {
-            if response.header(HeaderName::Server).is_none() {
-                response.push_header(HeaderName::Server, server);
-            }
+        if let Some(server) = &self.config.user_agent
+            && response.header(HeaderName::Server).is_none()
+        {
+            response.push_header(HeaderName::Server, server);
         }
         response
     }
@@ -763,7 +764,8 @@ impl Endpoint {
         );
         let Some(&id) = self.client_keys.get(&key) else {
             if cseq.method == Method::Invite && (200..300).contains(&status) {
-                self.events.push_back(Event::StrayResponse { response, source });
+                self.events
+                    .push_back(Event::StrayResponse { response, source });
             } else {
                 self.stats.dropped += 1;
             }
@@ -834,15 +836,17 @@ impl Endpoint {
             .cloned()
             .ok_or(SendError::Invalid("not a request"))?;
         if method == Method::Ack {
-            return Err(SendError::Invalid("an ACK has no transaction: use send_ack"));
+            return Err(SendError::Invalid(
+                "an ACK has no transaction: use send_ack",
+            ));
         }
         if self.slots.len() >= self.config.max_transactions {
             return Err(SendError::Overloaded(self.slots.len()));
         }
-        if let Some(ua) = &self.config.user_agent {
-            if request.header(HeaderName::UserAgent).is_none() {
-                request.push_header(HeaderName::UserAgent, ua);
-            }
+        if let Some(ua) = &self.config.user_agent
+            && request.header(HeaderName::UserAgent).is_none()
+        {
+            request.push_header(HeaderName::UserAgent, ua);
         }
         let branch = format!("{BRANCH_MAGIC_COOKIE}{}", self.random_token(16));
         self.add_via(&mut request, &mut target, &branch)?;
@@ -909,20 +913,26 @@ impl Endpoint {
         };
         request.prepend_header(HeaderName::Via, &via.to_string());
         // §18.1.1: a request over 1300 bytes on UDP goes over TCP when we can.
-        if transport == Transport::Udp && request.to_bytes().len() > self.config.udp_max_request {
-            if let Some(tcp_local) = self.local_address_for(Transport::Tcp, target.addr) {
-                transport = Transport::Tcp;
-                target.transport = Transport::Tcp;
-                request.remove_first_value(HeaderName::Via);
-                let mut via = Via::new("TCP", host_of(tcp_local.ip()), Some(tcp_local.port()), branch);
-                via.params = {
-                    let mut p = crate::message::Params::default();
-                    p.set("rport", None);
-                    p.set("branch", Some(branch));
-                    p
-                };
-                request.prepend_header(HeaderName::Via, &via.to_string());
-            }
+        if transport == Transport::Udp
+            && request.to_bytes().len() > self.config.udp_max_request
+            && let Some(tcp_local) = self.local_address_for(Transport::Tcp, target.addr)
+        {
+            transport = Transport::Tcp;
+            target.transport = Transport::Tcp;
+            request.remove_first_value(HeaderName::Via);
+            let mut via = Via::new(
+                "TCP",
+                host_of(tcp_local.ip()),
+                Some(tcp_local.port()),
+                branch,
+            );
+            via.params = {
+                let mut p = crate::message::Params::default();
+                p.set("rport", None);
+                p.set("branch", Some(branch));
+                p
+            };
+            request.prepend_header(HeaderName::Via, &via.to_string());
         }
         let _ = transport;
         Ok(())
@@ -969,11 +979,11 @@ impl Endpoint {
             Tx::ServerInvite(t) => {
                 t.send_response(now, status, payload, &mut out)
                     .map_err(SendError::State)?;
-                if (200..300).contains(&status) {
-                    if let Some(key) = ack_key(t.request()) {
-                        slot.ack_key = Some(key.clone());
-                        self.ack_keys.insert(key, transaction);
-                    }
+                if (200..300).contains(&status)
+                    && let Some(key) = ack_key(t.request())
+                {
+                    slot.ack_key = Some(key.clone());
+                    self.ack_keys.insert(key, transaction);
                 }
                 Progress::Alive
             }
@@ -988,7 +998,12 @@ impl Endpoint {
 
     /// Sends a response without a transaction (e.g. to a request the TU received as a
     /// stray), to the address RFC 3261 §18.2.2 gives.
-    pub fn send_response_stateless(&mut self, request: &Message, source: &Source, response: Message) {
+    pub fn send_response_stateless(
+        &mut self,
+        request: &Message,
+        source: &Source,
+        response: Message,
+    ) {
         self.send_stateless(request, source, response);
     }
 
@@ -1009,7 +1024,11 @@ impl Endpoint {
                     self.pending_cancels.insert(invite, ());
                     return Ok(None);
                 }
-                (build_cancel(t.request()), t.target().clone(), t.connection())
+                (
+                    build_cancel(t.request()),
+                    t.target().clone(),
+                    t.connection(),
+                )
             }
             Some(_) => return Err(SendError::Invalid("not a client INVITE transaction")),
             None => return Err(SendError::UnknownTransaction(invite)),
@@ -1110,7 +1129,8 @@ fn apply_received(request: &mut Message, source: &Source) {
             .set("received", Some(&source.addr.ip().to_string()));
     }
     if wants_rport {
-        via.params.set("rport", Some(&source.addr.port().to_string()));
+        via.params
+            .set("rport", Some(&source.addr.port().to_string()));
     }
     replace_top_via(request, &via);
 }

@@ -7,9 +7,9 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod endpoint;
 pub mod message;
 pub mod resolve;
-pub mod endpoint;
 pub mod rng;
 pub mod transaction;
 pub mod transport;

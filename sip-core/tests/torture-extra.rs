@@ -23,12 +23,7 @@ use tincan_sip::message::{Host, Message, Uri, Verdict, diagnose};
 /// `ipv6-bug-abnf-3-colons`: RFC 5118 §4.10 says an implementation must tolerate
 /// `[2001:db8:::192.0.2.1]` (three colons before the IPv4 part, which RFC 3261's ABNF allows by
 /// accident) as well as the correct two-colon form; Tincan rejects the Request-URI with 400.
-const KNOWN_FAILURES: &[&str] = &[
-    "ipv6-bug-abnf-3-colons",
-    "ipv6-bug-abnf-3-colons/parses",
-    "ipv6-bug-abnf-3-colons/round-trip",
-    "ipv6-bug-abnf-3-colons/host",
-];
+const KNOWN_FAILURES: &[&str] = &[];
 
 /// The corpora: directory under `tests/data/`.
 const CORPORA: &[&str] = &["rfc4475-extra", "rfc5118"];

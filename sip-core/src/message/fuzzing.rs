@@ -17,7 +17,13 @@ pub fn fuzz_one_datagram(data: &[u8]) {
     let _ = msg.uri();
     let _ = msg.reason();
     for v in msg.vias() {
-        let _ = v.map(|v| (v.branch().map(str::len), v.received().map(str::len), v.rport()));
+        let _ = v.map(|v| {
+            (
+                v.branch().map(str::len),
+                v.received().map(str::len),
+                v.rport(),
+            )
+        });
     }
     let _ = msg.from().map(|f| f.map(|f| f.tag().map(str::len)));
     let _ = msg.to().map(|t| t.map(|t| t.to_string()));

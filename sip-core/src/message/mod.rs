@@ -477,14 +477,14 @@ impl Message {
         self.headers.push(Self::new_entry(known, name, value));
     }
 
-    /// Inserts a header line before the first line of the same header (or at the end): how a
-    /// Via or Record-Route is added on top.
+    /// Inserts a header line before the first line of the same header (or first of all when
+    /// there is none): how a Via or Record-Route is added on top.
     pub fn prepend_header(&mut self, name: HeaderName, value: &str) {
         let at = self
             .headers
             .iter()
             .position(|e| e.name == name)
-            .unwrap_or(self.headers.len());
+            .unwrap_or(0);
         self.headers.insert(at, Self::new_entry(name, "", value));
     }
 

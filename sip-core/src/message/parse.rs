@@ -105,18 +105,19 @@ pub(crate) fn parse(
             while vend > line_start && is_wsp(b[vend - 1]) {
                 vend -= 1;
             }
-            if let Slot::Span(vs, ve) = &mut prev.value {
-                if vend > line_start && b[line_start..vend].iter().any(|c| !is_wsp(*c)) {
-                    if *ve == *vs {
-                        // The value starts on this continuation line.
-                        let mut s = line_start;
-                        while s < vend && is_wsp(b[s]) {
-                            s += 1;
-                        }
-                        *vs = s as u32;
+            if let Slot::Span(vs, ve) = &mut prev.value
+                && vend > line_start
+                && b[line_start..vend].iter().any(|c| !is_wsp(*c))
+            {
+                if *ve == *vs {
+                    // The value starts on this continuation line.
+                    let mut s = line_start;
+                    while s < vend && is_wsp(b[s]) {
+                        s += 1;
                     }
-                    *ve = vend as u32;
+                    *vs = s as u32;
                 }
+                *ve = vend as u32;
             }
             continue;
         }
@@ -282,10 +283,10 @@ fn parse_request_line(
     }
     let uri_start = offset + sp1 + 1;
     let slot = Slot::Span(uri_start as u32, (uri_start + uri.len()) as u32);
-    if defect.is_none() {
-        if let Err(reason) = check_request_uri(uri) {
-            *defect = Some(ParseError::RequestUri(reason));
-        }
+    if defect.is_none()
+        && let Err(reason) = check_request_uri(uri)
+    {
+        *defect = Some(ParseError::RequestUri(reason));
     }
     Ok(StartLine::Request { method, uri: slot })
 }

@@ -1475,14 +1475,14 @@ mod tests {
         assert!(ContentLength::parse("-999").is_err());
         assert!(Warning::parse(r#"1812 overture "In Progress""#).is_err());
         assert_eq!(
-            roundtrip::<Warning>(r#"399 host.example.com "Incompatible network protocol""#),
+            roundtrip::<Warning<'_>>(r#"399 host.example.com "Incompatible network protocol""#),
             r#"399 host.example.com "Incompatible network protocol""#
         );
         let r = RetryAfter::parse("18000;duration=3600").unwrap();
         assert_eq!(r.delta, 18000);
         assert!(RetryAfter::parse("949302838503028349304023988").is_err());
         assert_eq!(
-            roundtrip::<RetryAfter>("120 (I'm in a meeting) ;duration=60"),
+            roundtrip::<RetryAfter<'_>>("120 (I'm in a meeting) ;duration=60"),
             "120 (I'm in a meeting);duration=60"
         );
     }

@@ -115,18 +115,17 @@ impl Host<'_> {
             let inner = inner
                 .strip_suffix(']')
                 .ok_or(UriError::Bad("IPv6 reference"))?;
-            return inner
-                .parse::<Ipv6Addr>()
+            return parse_ipv6(inner)
                 .map(Host::V6)
-                .map_err(|_| UriError::Bad("IPv6 reference"));
+                .ok_or(UriError::Bad("IPv6 reference"));
         }
         if s.is_empty() {
             return Err(UriError::Bad("host"));
         }
-        if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-            if let Ok(a) = s.parse::<Ipv4Addr>() {
-                return Ok(Host::V4(a));
-            }
+        if s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+            && let Ok(a) = s.parse::<Ipv4Addr>()
+        {
+            return Ok(Host::V4(a));
         }
         // hostname = *( domainlabel "." ) toplabel [ "." ]; we also accept "_" seen in the wild.
         let ok = s
@@ -149,6 +148,20 @@ impl fmt::Display for Host<'_> {
             Host::V6(a) => write!(f, "[{a}]"),
         }
     }
+}
+
+/// Parses an IPv6 address. RFC 5118 §4.10: the RFC 3261 ABNF also produced `x:::d.d.d.d`
+/// (three colons before an IPv4 tail); it is read as `x::d.d.d.d`.
+fn parse_ipv6(s: &str) -> Option<Ipv6Addr> {
+    if let Ok(a) = s.parse() {
+        return Some(a);
+    }
+    let i = s.find(":::")?;
+    let tail = &s[i + 3..];
+    if !tail.contains('.') || tail.contains(':') {
+        return None;
+    }
+    format!("{}::{}", &s[..i], tail).parse().ok()
 }
 
 /// Splits `host[:port]`, with `[v6]:port` support.
@@ -342,10 +355,10 @@ impl<'a> SipUri<'a> {
                 if u.is_empty() || !u.bytes().all(is_user_char) || !lex::escapes_ok(u) {
                     return Err(UriError::Bad("user"));
                 }
-                if let Some(p) = p {
-                    if !p.bytes().all(is_password_char) || !lex::escapes_ok(p) {
-                        return Err(UriError::Bad("password"));
-                    }
+                if let Some(p) = p
+                    && (!p.bytes().all(is_password_char) || !lex::escapes_ok(p))
+                {
+                    return Err(UriError::Bad("password"));
                 }
                 (Some(Cow::Borrowed(u)), p.map(Cow::Borrowed))
             }
@@ -370,10 +383,10 @@ impl<'a> SipUri<'a> {
             if name.is_empty() || !name.bytes().all(is_param_char) || !lex::escapes_ok(name) {
                 return Err(UriError::Bad("uri-parameter"));
             }
-            if let Some(v) = value {
-                if v.is_empty() || !v.bytes().all(is_param_char) || !lex::escapes_ok(v) {
-                    return Err(UriError::Bad("uri-parameter value"));
-                }
+            if let Some(v) = value
+                && (v.is_empty() || !v.bytes().all(is_param_char) || !lex::escapes_ok(v))
+            {
+                return Err(UriError::Bad("uri-parameter value"));
             }
         }
         if let Some(h) = headers {
@@ -392,7 +405,7 @@ impl<'a> SipUri<'a> {
         Ok(SipUri {
             secure,
             user,
-            password: password.map(|p| p),
+            password,
             host,
             port,
             params: Params::from_raw(Cow::Borrowed(params)),
@@ -482,11 +495,8 @@ fn params_equivalent(a: &Params<'_>, b: &Params<'_>, must_match: &[&str]) -> boo
     for p in a.iter() {
         let other = b.get(p.name);
         match other {
-            Some(v) => {
-                if dec(p.value) != dec(v) {
-                    return false;
-                }
-            }
+            Some(v) if dec(p.value) != dec(v) => return false,
+            Some(_) => {}
             None if must_match.iter().any(|m| m.eq_ignore_ascii_case(p.name)) => return false,
             None => {}
         }
@@ -603,7 +613,12 @@ mod tests {
         assert_eq!(u.port, None);
         let u = sip("sip:[2001:db8::10]:5070");
         assert_eq!(u.port, Some(5070));
-        assert!(SipUri::parse("sip:[2001:db8:::192.0.2.1]").is_err());
+        // RFC 5118 §4.10: tolerated, read as 2001:db8::192.0.2.1.
+        assert_eq!(
+            sip("sip:[2001:db8:::192.0.2.1]").host,
+            Host::V6("2001:db8::192.0.2.1".parse().unwrap())
+        );
+        assert!(SipUri::parse("sip:[2001:db8:::1]").is_err());
         assert!(SipUri::parse("sip:[::ffff:192.0.2.1]").is_ok());
     }
 

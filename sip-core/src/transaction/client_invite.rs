@@ -132,11 +132,11 @@ impl ClientInvite {
             });
             return Progress::Terminated;
         }
-        if let Some((at, interval)) = self.timer_a {
-            if at <= now {
-                self.send(out, self.bytes.clone());
-                self.timer_a = Some((at + interval, interval * 2));
-            }
+        if let Some((at, interval)) = self.timer_a
+            && at <= now
+        {
+            self.send(out, self.bytes.clone());
+            self.timer_a = Some((at + interval, interval * 2));
         }
         Progress::Alive
     }
@@ -225,16 +225,14 @@ impl ClientInvite {
 pub(crate) fn build_ack(invite: &Message, response: &Message) -> Message {
     let mut ack = Message::new_request(
         Method::Ack,
-        &invite
-            .uri()
-            .unwrap_or_else(|| crate::message::Uri::parse("sip:invalid").expect("literal URI parses")),
+        &invite.uri().unwrap_or_else(|| {
+            crate::message::Uri::parse("sip:invalid").expect("literal URI parses")
+        }),
     );
     if let Some(Ok(via)) = invite.top_via() {
         ack.push_header(HeaderName::Via, &via.to_string());
     }
-    for name in [HeaderName::Route] {
-        ack.copy_header_from(invite, name);
-    }
+    ack.copy_header_from(invite, HeaderName::Route);
     ack.push_header(HeaderName::MaxForwards, "70");
     ack.copy_header_from(invite, HeaderName::From);
     ack.copy_header_from(response, HeaderName::To);

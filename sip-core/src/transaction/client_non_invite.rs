@@ -97,16 +97,16 @@ impl ClientNonInvite {
             });
             return Progress::Terminated;
         }
-        if let Some((at, interval)) = self.timer_e {
-            if at <= now {
-                self.send(out);
-                // In Proceeding the interval is T2 (§17.1.2.2).
-                let next = match self.state {
-                    State::Proceeding => self.timers.t2,
-                    _ => interval,
-                };
-                self.timer_e = Some((at + next, (next * 2).min(self.timers.t2)));
-            }
+        if let Some((at, interval)) = self.timer_e
+            && at <= now
+        {
+            self.send(out);
+            // In Proceeding the interval is T2 (§17.1.2.2).
+            let next = match self.state {
+                State::Proceeding => self.timers.t2,
+                _ => interval,
+            };
+            self.timer_e = Some((at + next, (next * 2).min(self.timers.t2)));
         }
         Progress::Alive
     }

@@ -139,13 +139,13 @@ impl ServerInvite {
                 self.trying = Some((at, trying));
             }
         }
-        if let Some((at, interval)) = self.timer_g {
-            if at <= now {
-                if let Some(r) = self.last_response.clone() {
-                    self.send(out, r);
-                }
-                self.timer_g = Some((at + interval, (interval * 2).min(self.timers.t2)));
+        if let Some((at, interval)) = self.timer_g
+            && at <= now
+        {
+            if let Some(r) = self.last_response.clone() {
+                self.send(out, r);
             }
+            self.timer_g = Some((at + interval, (interval * 2).min(self.timers.t2)));
         }
         Progress::Alive
     }
@@ -207,7 +207,10 @@ impl ServerInvite {
                 self.state = State::Accepted;
                 self.timer_l = Some(now + self.timers.t1_x64());
                 // §13.3.1.4: the UAS core retransmits the 2xx whatever the transport.
-                self.timer_g = Some((now + self.timers.t1, (self.timers.t1 * 2).min(self.timers.t2)));
+                self.timer_g = Some((
+                    now + self.timers.t1,
+                    (self.timers.t1 * 2).min(self.timers.t2),
+                ));
             }
             (State::Accepted, 200..=299) => {
                 // A 2xx on another dialog of the same INVITE is not expected from a UA; send it.
@@ -219,7 +222,10 @@ impl ServerInvite {
                 self.last_response = Some(payload);
                 self.state = State::Completed;
                 if !self.target.transport.is_reliable() {
-                    self.timer_g = Some((now + self.timers.t1, (self.timers.t1 * 2).min(self.timers.t2)));
+                    self.timer_g = Some((
+                        now + self.timers.t1,
+                        (self.timers.t1 * 2).min(self.timers.t2),
+                    ));
                 }
                 self.timer_h = Some(now + self.timers.t1_x64());
             }

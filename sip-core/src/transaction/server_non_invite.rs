@@ -73,7 +73,9 @@ impl ServerNonInvite {
     }
 
     pub(crate) fn on_request_retransmission(&mut self, out: &mut Out<'_>) {
-        if let (State::Proceeding | State::Completed, Some(r)) = (self.state, self.last_response.clone()) {
+        if let (State::Proceeding | State::Completed, Some(r)) =
+            (self.state, self.last_response.clone())
+        {
             self.send(out, r);
         }
     }
@@ -103,9 +105,10 @@ impl ServerNonInvite {
     }
 
     pub(crate) fn on_transport_error(&mut self, out: &mut Out<'_>) -> Progress {
-        out.events.push_back(crate::endpoint::Event::TransportError {
-            transaction: self.id,
-        });
+        out.events
+            .push_back(crate::endpoint::Event::TransportError {
+                transaction: self.id,
+            });
         Progress::Terminated
     }
 }

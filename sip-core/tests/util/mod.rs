@@ -4,6 +4,8 @@
 //! endpoints; time only moves when nothing is left to do at the current instant, so a test
 //! of 32 s of RFC timers runs in microseconds and the same seed gives the same trace.
 #![allow(dead_code)]
+// The simulation takes one real instant as its epoch; everything after is virtual.
+#![allow(clippy::disallowed_methods)]
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -53,6 +55,9 @@ pub struct Node {
     pub online: bool,
 }
 
+/// A datagram on the wire: delivery time, sequence, from, to, bytes.
+type InFlight = (Instant, u64, usize, usize, Bytes);
+
 pub struct Sim {
     pub start: Instant,
     pub now: Instant,
@@ -60,7 +65,7 @@ pub struct Sim {
     pub net: NetConfig,
     rng: SplitMix64,
     seq: u64,
-    in_flight: BinaryHeap<Reverse<(Instant, u64, usize, usize, Bytes)>>,
+    in_flight: BinaryHeap<Reverse<InFlight>>,
     /// Every delivery and drop, for determinism checks.
     pub trace: Vec<String>,
 }
@@ -120,7 +125,8 @@ impl Sim {
                     .to_owned();
                 self.nodes[i].sent.push((elapsed, first.clone()));
                 let Some(to) = self.nodes.iter().position(|n| n.addr == t.target.addr) else {
-                    self.trace.push(format!("{elapsed:?} {i} -> nowhere {first}"));
+                    self.trace
+                        .push(format!("{elapsed:?} {i} -> nowhere {first}"));
                     continue;
                 };
                 let reliable = t.target.transport.is_reliable();
@@ -136,7 +142,8 @@ impl Sim {
                     1
                 };
                 if copies == 0 {
-                    self.trace.push(format!("{elapsed:?} {i}->{to} lost {first}"));
+                    self.trace
+                        .push(format!("{elapsed:?} {i}->{to} lost {first}"));
                 }
                 for _ in 0..copies {
                     let jitter = if self.net.jitter.is_zero() || reliable {
@@ -183,7 +190,10 @@ impl Sim {
             let elapsed = self.now - self.start;
             self.trace.push(format!(
                 "{elapsed:?} {from}->{to} {}",
-                String::from_utf8_lossy(&payload).lines().next().unwrap_or("")
+                String::from_utf8_lossy(&payload)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
             ));
             let received = Received {
                 transport: self.nodes[to].transport,
@@ -248,16 +258,29 @@ impl Sim {
 }
 
 /// A request from node `from` to node `to`.
-pub fn request(sim: &Sim, method: Method, from: usize, to: usize, call_id: &str, cseq: u32) -> Message {
+pub fn request(
+    sim: &Sim,
+    method: Method,
+    from: usize,
+    to: usize,
+    call_id: &str,
+    cseq: u32,
+) -> Message {
     let to_addr = sim.nodes[to].addr;
     let uri_text = format!("sip:bob@{to_addr}");
     let uri = Uri::parse(&uri_text).unwrap();
     RequestBuilder::new(method, &uri)
-        .header(HeaderName::From, &format!("<sip:alice@{}>;tag=a{call_id}", sim.nodes[from].addr))
+        .header(
+            HeaderName::From,
+            &format!("<sip:alice@{}>;tag=a{call_id}", sim.nodes[from].addr),
+        )
         .header(HeaderName::To, &format!("<sip:bob@{to_addr}>"))
         .call_id(call_id)
         .cseq(cseq)
-        .header(HeaderName::Contact, &format!("<sip:alice@{}>", sim.nodes[from].addr))
+        .header(
+            HeaderName::Contact,
+            &format!("<sip:alice@{}>", sim.nodes[from].addr),
+        )
         .build()
 }
 
