@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use proptest::prelude::*;
 use tincan_sip::message::typed::{self, Header};
-use tincan_sip::message::{Message, verdict, Verdict};
+use tincan_sip::message::{Message, Verdict, verdict};
 
 fn token() -> impl Strategy<Value = String> {
     "[a-zA-Z0-9][a-zA-Z0-9.!%*_+`'~-]{0,11}"
@@ -13,7 +13,8 @@ fn token() -> impl Strategy<Value = String> {
 fn hostname() -> impl Strategy<Value = String> {
     prop_oneof![
         "[a-z][a-z0-9-]{0,8}(\\.[a-z][a-z0-9]{0,6}){0,3}",
-        (any::<u8>(), any::<u8>(), any::<u8>(), 1u8..255).prop_map(|(a, b, c, d)| format!("{a}.{b}.{c}.{d}")),
+        (any::<u8>(), any::<u8>(), any::<u8>(), 1u8..255)
+            .prop_map(|(a, b, c, d)| format!("{a}.{b}.{c}.{d}")),
         any::<[u16; 8]>().prop_map(|s| format!("[{}]", std::net::Ipv6Addr::from(s))),
     ]
 }
@@ -26,7 +27,8 @@ fn uri_params() -> impl Strategy<Value = String> {
     proptest::collection::vec(
         prop_oneof![
             Just(";lr".to_owned()),
-            prop_oneof![Just("udp"), Just("tcp"), Just("tls")].prop_map(|t| format!(";transport={t}")),
+            prop_oneof![Just("udp"), Just("tcp"), Just("tls")]
+                .prop_map(|t| format!(";transport={t}")),
             ("[a-z]{1,6}", "[a-zA-Z0-9%]{1,6}")
                 .prop_filter("valid escapes", |(_, v)| !v.contains('%'))
                 .prop_map(|(n, v)| format!(";{n}={v}")),
@@ -77,11 +79,21 @@ fn name_addr() -> impl Strategy<Value = String> {
 
 fn via() -> impl Strategy<Value = String> {
     (
-        prop_oneof![Just("UDP"), Just("TCP"), Just("TLS"), Just("SCTP"), Just("WS")],
+        prop_oneof![
+            Just("UDP"),
+            Just("TCP"),
+            Just("TLS"),
+            Just("SCTP"),
+            Just("WS")
+        ],
         hostname(),
         port(),
         "[a-zA-Z0-9]{1,12}",
-        prop_oneof![Just(""), Just(";rport"), Just(";rport=5060;received=192.0.2.1")],
+        prop_oneof![
+            Just(""),
+            Just(";rport"),
+            Just(";rport=5060;received=192.0.2.1")
+        ],
     )
         .prop_map(|(t, h, p, b, extra)| format!("SIP/2.0/{t} {h}{p};branch=z9hG4bK{b}{extra}"))
 }
@@ -91,9 +103,15 @@ fn header_line() -> impl Strategy<Value = (String, String)> {
     prop_oneof![
         (prop_oneof![Just("Via"), Just("v")], via()).prop_map(|(n, v)| (n.to_owned(), v)),
         (prop_oneof![Just("Contact"), Just("m")], name_addr()).prop_map(|(n, v)| (n.to_owned(), v)),
-        (Just("Route"), proptest::collection::vec(sip_uri(), 1..3))
-            .prop_map(|(n, v)| (n.to_owned(), v.iter().map(|u| format!("<{u};lr>")).collect::<Vec<_>>().join(", "))),
-        (Just("Supported"), proptest::collection::vec(token(), 1..4)).prop_map(|(n, v)| (n.to_owned(), v.join(", "))),
+        (Just("Route"), proptest::collection::vec(sip_uri(), 1..3)).prop_map(|(n, v)| (
+            n.to_owned(),
+            v.iter()
+                .map(|u| format!("<{u};lr>"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        (Just("Supported"), proptest::collection::vec(token(), 1..4))
+            .prop_map(|(n, v)| (n.to_owned(), v.join(", "))),
         (Just("Subject"), "[ -~]{0,20}").prop_map(|(n, v)| (n.to_owned(), v.trim().to_owned())),
         ("X-[A-Za-z]{1,8}", "[!-~]([ -~]{0,20}[!-~])?").prop_map(|(n, v)| (n, v)),
         (Just("User-Agent"), "[A-Za-z]{1,8}/[0-9.]{1,5}").prop_map(|(n, v)| (n.to_owned(), v)),
@@ -102,7 +120,13 @@ fn header_line() -> impl Strategy<Value = (String, String)> {
 
 fn message() -> impl Strategy<Value = Vec<u8>> {
     (
-        prop_oneof![Just("INVITE"), Just("REGISTER"), Just("OPTIONS"), Just("BYE"), token().prop_map(|t| Box::leak(t.into_boxed_str()) as &str)],
+        prop_oneof![
+            Just("INVITE"),
+            Just("REGISTER"),
+            Just("OPTIONS"),
+            Just("BYE"),
+            token().prop_map(|t| Box::leak(t.into_boxed_str()) as &str)
+        ],
         sip_uri(),
         via(),
         name_addr(),
@@ -113,23 +137,29 @@ fn message() -> impl Strategy<Value = Vec<u8>> {
         proptest::collection::vec(any::<u8>(), 0..64),
         any::<bool>(),
     )
-        .prop_map(|(method, ruri, v, from, to, callid, seq, extra, body, compact)| {
-            let mut m = format!("{method} {ruri} SIP/2.0\r\n");
-            m += &format!("{}: {v}\r\n", if compact { "v" } else { "Via" });
-            m += &format!("{}: {from}\r\n", if compact { "f" } else { "From" });
-            m += &format!("To: {to}\r\n");
-            m += &format!("{}: {callid}\r\n", if compact { "i" } else { "Call-ID" });
-            m += &format!("CSeq: {seq} {method}\r\nMax-Forwards: 70\r\n");
-            for ((name, value), fold) in extra {
-                // Fold the value at a space when asked to.
-                let value = if fold { value.replacen(' ', "\r\n  ", 1) } else { value };
-                m += &format!("{name}: {value}\r\n");
-            }
-            m += &format!("Content-Length: {}\r\n\r\n", body.len());
-            let mut bytes = m.into_bytes();
-            bytes.extend_from_slice(&body);
-            bytes
-        })
+        .prop_map(
+            |(method, ruri, v, from, to, callid, seq, extra, body, compact)| {
+                let mut m = format!("{method} {ruri} SIP/2.0\r\n");
+                m += &format!("{}: {v}\r\n", if compact { "v" } else { "Via" });
+                m += &format!("{}: {from}\r\n", if compact { "f" } else { "From" });
+                m += &format!("To: {to}\r\n");
+                m += &format!("{}: {callid}\r\n", if compact { "i" } else { "Call-ID" });
+                m += &format!("CSeq: {seq} {method}\r\nMax-Forwards: 70\r\n");
+                for ((name, value), fold) in extra {
+                    // Fold the value at a space when asked to.
+                    let value = if fold {
+                        value.replacen(' ', "\r\n  ", 1)
+                    } else {
+                        value
+                    };
+                    m += &format!("{name}: {value}\r\n");
+                }
+                m += &format!("Content-Length: {}\r\n\r\n", body.len());
+                let mut bytes = m.into_bytes();
+                bytes.extend_from_slice(&body);
+                bytes
+            },
+        )
 }
 
 proptest! {

@@ -13,7 +13,13 @@ const LOST_NON_INVITE: [f64; 11] = [0.0, 0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 2
 const LOST_INVITE: [f64; 7] = [0.0, 0.5, 1.5, 3.5, 7.5, 15.5, 31.5];
 
 fn two_nodes(transport: Transport) -> (Sim, usize, usize) {
-    let mut sim = Sim::new(7, NetConfig { delay: Duration::ZERO, ..NetConfig::perfect() });
+    let mut sim = Sim::new(
+        7,
+        NetConfig {
+            delay: Duration::ZERO,
+            ..NetConfig::perfect()
+        },
+    );
     let a = sim.add_node("127.0.0.1:5060", transport, EndpointConfig::default());
     let b = sim.add_node("127.0.0.1:5070", transport, EndpointConfig::default());
     (sim, a, b)
@@ -74,7 +80,12 @@ fn no_retransmissions_over_tcp() {
 fn answer_all(sim: &mut Sim, b: usize, status: u16) {
     let events = std::mem::take(&mut sim.nodes[b].events);
     for (_, e) in events {
-        if let Event::Request { transaction: Some(tx), request, .. } = e {
+        if let Event::Request {
+            transaction: Some(tx),
+            request,
+            ..
+        } = e
+        {
             let mut resp = response_to(&request, status, None);
             resp.set_to_tag("totag");
             sim.nodes[b].ep.send_response(sim.now, tx, resp).unwrap();
@@ -145,9 +156,18 @@ fn uas_retransmits_2xx_until_ack() {
         send_times(&sim.nodes[b], "SIP/2.0 200"),
         [0.0, 0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
     );
-    assert!(sim.nodes[b].events.iter().any(|(t, e)| matches!(e, Event::AckTimeout { .. }) && *t == Duration::from_secs(32)));
+    assert!(
+        sim.nodes[b]
+            .events
+            .iter()
+            .any(|(t, e)| matches!(e, Event::AckTimeout { .. }) && *t == Duration::from_secs(32))
+    );
     // The caller's transaction passed every 2xx up (RFC 6026 Accepted) and ended by Timer M.
-    let responses = sim.nodes[a].events.iter().filter(|(_, e)| matches!(e, Event::Response { .. })).count();
+    let responses = sim.nodes[a]
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Response { .. }))
+        .count();
     // Every copy of the 2xx reaches A's TU (it would ACK each) before Timer M ends at 32 s.
     assert_eq!(responses, 11);
 }
@@ -157,7 +177,10 @@ fn ack_for_2xx_stops_retransmission() {
     let (mut sim, a, b) = two_nodes(Transport::Udp);
     let req = request(&sim, Method::Invite, a, b, "c1", 1);
     let target = sim.target(b);
-    sim.nodes[a].ep.send_request(sim.now, req, target.clone()).unwrap();
+    sim.nodes[a]
+        .ep
+        .send_request(sim.now, req, target.clone())
+        .unwrap();
     sim.run_until(Duration::ZERO);
     answer_all(&mut sim, b, 200);
     sim.run_until(Duration::from_secs(2));
@@ -166,8 +189,19 @@ fn ack_for_2xx_stops_retransmission() {
     sim.nodes[a].ep.send_ack(ack, target).unwrap();
     sim.run_until(Duration::from_secs(60));
     assert_eq!(send_times(&sim.nodes[b], "SIP/2.0 200"), [0.0, 0.5, 1.5]);
-    assert!(sim.nodes[b].events.iter().any(|(_, e)| matches!(e, Event::Request { transaction: None, .. })));
-    assert!(!sim.nodes[b].events.iter().any(|(_, e)| matches!(e, Event::AckTimeout { .. })));
+    assert!(sim.nodes[b].events.iter().any(|(_, e)| matches!(
+        e,
+        Event::Request {
+            transaction: None,
+            ..
+        }
+    )));
+    assert!(
+        !sim.nodes[b]
+            .events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::AckTimeout { .. }))
+    );
     // Timer L ends the server transaction at 64*T1.
     assert_eq!(sim.nodes[b].ep.transaction_count(), 0);
 }
@@ -197,8 +231,15 @@ fn timer_j_absorbs_retransmitted_requests() {
     sim.run_until(Duration::from_secs(2));
     sim.nodes[b].online = true;
     sim.run_until(Duration::from_secs(60));
-    assert_eq!(send_times(&sim.nodes[b], "SIP/2.0 200"), [0.0, 0.5, 1.5, 3.5]);
-    let requests = sim.nodes[b].events.iter().filter(|(_, e)| matches!(e, Event::Request { .. })).count();
+    assert_eq!(
+        send_times(&sim.nodes[b], "SIP/2.0 200"),
+        [0.0, 0.5, 1.5, 3.5]
+    );
+    let requests = sim.nodes[b]
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Request { .. }))
+        .count();
     // answer_all took the first Request event; the retransmissions never reached the TU.
     assert_eq!(requests, 0, "retransmissions are not passed up");
     let finals: Vec<f64> = sim.nodes[a]
@@ -224,7 +265,12 @@ fn cancel_gets_200_and_the_invite_487() {
     sim.run_until(Duration::from_secs(40));
     assert_eq!(send_times(&sim.nodes[a], "CANCEL").len(), 1);
     assert_eq!(send_times(&sim.nodes[b], "SIP/2.0 487").len(), 1);
-    assert!(sim.nodes[b].events.iter().any(|(_, e)| matches!(e, Event::Cancelled { .. })));
+    assert!(
+        sim.nodes[b]
+            .events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::Cancelled { .. }))
+    );
     let statuses: Vec<u16> = sim.nodes[a]
         .events
         .iter()
@@ -233,6 +279,9 @@ fn cancel_gets_200_and_the_invite_487() {
             _ => None,
         })
         .collect();
-    assert!(statuses.contains(&200) && statuses.contains(&487), "{statuses:?}");
+    assert!(
+        statuses.contains(&200) && statuses.contains(&487),
+        "{statuses:?}"
+    );
     assert_eq!(send_times(&sim.nodes[a], "ACK").len(), 1);
 }
