@@ -884,6 +884,13 @@ impl MediaSession {
         self.stats
     }
 
+    /// The statistics as the quality model and the UI take them (MOS estimate, one-way
+    /// delay: [`crate::quality::StreamStats::quality`]).
+    pub fn quality_stats(&mut self) -> crate::quality::StreamStats {
+        let codec = self.config.codec;
+        self.stats().to_quality_stats(codec)
+    }
+
     /// Frames buffered for playout right now.
     pub fn playout_depth(&self) -> usize {
         self.playout.depth()

@@ -134,11 +134,13 @@ impl Network {
     }
 }
 
-/// A sine tone at 48 kHz, continuous across frames.
+/// A sine tone at 48 kHz, continuous across frames (or white noise, see [`Tone::noise`]).
 pub struct Tone {
     pub frequency: f64,
     pub amplitude: f64,
     pub n: u64,
+    /// Uniform white noise of this amplitude instead of the sine, when set.
+    pub noise: Option<Rng>,
 }
 
 impl Tone {
@@ -147,9 +149,23 @@ impl Tone {
             frequency,
             amplitude,
             n: 0,
+            noise: None,
+        }
+    }
+    /// White noise (an encoder's worst case: VBR codecs spend their whole bitrate on it).
+    pub fn noise(amplitude: f64, seed: u64) -> Self {
+        Self {
+            noise: Some(Rng::new(seed)),
+            ..Self::new(0.0, amplitude)
         }
     }
     pub fn frame(&mut self) -> Vec<i16> {
+        if let Some(rng) = self.noise.as_mut() {
+            let a = self.amplitude;
+            return (0..960)
+                .map(|_| ((rng.unit() * 2.0 - 1.0) * a) as i16)
+                .collect();
+        }
         (0..960)
             .map(|_| {
                 let t = self.n as f64 / 48_000.0;
