@@ -41,3 +41,39 @@ fn new_ssrc_resets_receive_state() {
     let tail = &pair.played_a[pair.played_a.len() - 24_000..];
     assert!(rms(tail) > 5000.0, "rms {}", rms(tail));
 }
+
+#[test]
+fn a_stray_packet_does_not_take_over() {
+    use tincan_media::rtp::{PortKind, RtpPacket};
+    let t0 = Instant::now();
+    let (a_addr, b_addr) = (addr("127.0.0.1:4000"), addr("127.0.0.1:5000"));
+    let a = MediaSession::new(SessionConfig::new(0xA, CodecKind::Pcmu, 0, b_addr), t0).unwrap();
+    let b = MediaSession::new(SessionConfig::new(0xB, CodecKind::Pcmu, 0, a_addr), t0).unwrap();
+    let net = Network::new(7, Impairment::clean(Duration::from_millis(10)));
+    let mut pair = Pair::new(t0, a, b, a_addr, b_addr, net);
+    pair.run(500);
+    // Injected packets of another SSRC, out of sequence, from elsewhere.
+    for seq in [100u16, 7, 5000] {
+        let stray = RtpPacket {
+            payload_type: 0,
+            marker: false,
+            sequence: seq,
+            timestamp: 0,
+            ssrc: 0x666,
+            payload: vec![0; 160].into(),
+        };
+        let now = pair.now;
+        pair.a.handle_packet(
+            now,
+            addr("127.0.0.66:6666"),
+            PortKind::Rtp,
+            &stray.to_bytes(),
+        );
+    }
+    pair.run(500);
+    assert_eq!(pair.a.remote_ssrc(), Some(0xB));
+    assert_eq!(pair.a.remote_rtp(), b_addr);
+    assert_eq!(pair.a.stats().unknown_ssrc, 3);
+    let tail = &pair.played_a[pair.played_a.len() - 9600..];
+    assert!(rms(tail) > 5000.0);
+}

@@ -44,6 +44,10 @@ pub use playout::PlayoutCounters;
 /// RFC 3551 §4.1 / common practice: declare the remote silent after this long without RTP.
 pub const DEFAULT_RTP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A new SSRC replaces a live one only after two packets in sequence; after this long
+/// without RTP from the current source, its first packet suffices.
+pub const SSRC_SWITCH_SILENCE: Duration = Duration::from_secs(1);
+
 /// How often a [`MediaEvent::Stats`] is emitted (besides one per RTCP report received).
 pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -198,6 +202,9 @@ pub struct SessionStats {
     pub srtp_rejected: u64,
     /// RTP packets with a payload type we did not negotiate.
     pub unknown_payload_type: u64,
+    /// RTP packets from another SSRC, dropped while the current source was alive and the
+    /// new one had not yet sent two packets in sequence.
+    pub unknown_ssrc: u64,
 }
 
 impl SessionStats {
@@ -322,6 +329,8 @@ pub struct MediaSession {
     dtmf_receiver: TelephoneEventReceiver,
     srtp: Option<SrtpSession>,
     remote: Option<ReceiveStream>,
+    /// A new SSRC seen once while the current one is alive: (ssrc, sequence).
+    pending_ssrc: Option<(u32, u16)>,
     playout: playout::Playout,
     remote_rtp: SocketAddr,
     remote_rtcp: SocketAddr,
@@ -409,6 +418,7 @@ impl MediaSession {
             dtmf_receiver: TelephoneEventReceiver::new(),
             srtp,
             remote: None,
+            pending_ssrc: None,
             playout: playout::Playout::new(config.codec, decoder, playout_seed),
             rtp_latched: false,
             rtcp_latched: false,
@@ -612,8 +622,24 @@ impl MediaSession {
             self.stats.unknown_payload_type += 1;
             return;
         }
-        // A new or changed SSRC resets the receive state (RFC 3550 §8.2 for a change).
+        // A new or changed SSRC resets the receive state (RFC 3550 §8.2 for a change). While
+        // the current source is alive, a new one must first send two packets in sequence
+        // (RFC 3550 A.1's probation): a stray or injected packet does not tear down the call.
         let old = self.remote.as_ref().map(ReceiveStream::ssrc);
+        if old.is_some() && old != Some(packet.ssrc) {
+            let current_alive = self
+                .last_rtp_at
+                .is_some_and(|at| now.saturating_duration_since(at) < SSRC_SWITCH_SILENCE);
+            let confirmed = self.pending_ssrc.is_some_and(|(ssrc, seq)| {
+                ssrc == packet.ssrc && packet.sequence == seq.wrapping_add(1)
+            });
+            if current_alive && !confirmed {
+                self.pending_ssrc = Some((packet.ssrc, packet.sequence));
+                self.stats.unknown_ssrc += 1;
+                return;
+            }
+        }
+        self.pending_ssrc = None;
         if old != Some(packet.ssrc) {
             self.remote = Some(ReceiveStream::new(
                 packet.ssrc,
