@@ -287,6 +287,7 @@ pub struct Endpoint {
     events: VecDeque<Event>,
     local: Vec<(Transport, SocketAddr)>,
     stats: EndpointStats,
+    accepting: bool,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -316,6 +317,7 @@ impl Endpoint {
             events: VecDeque::new(),
             local: Vec::new(),
             stats: EndpointStats::default(),
+            accepting: true,
         }
     }
 
@@ -353,9 +355,29 @@ impl Endpoint {
             })
     }
 
+    /// While not accepting (shutting down), new requests get 503 with Retry-After; ACKs,
+    /// CANCELs and retransmissions are still handled.
+    pub fn set_accepting(&mut self, accepting: bool) {
+        self.accepting = accepting;
+    }
+
     /// Live transactions.
     pub fn transaction_count(&self) -> usize {
         self.slots.len()
+    }
+
+    /// Transactions still waiting for their final response (or, for an INVITE answered with
+    /// a 2xx, for its ACK): what a graceful shutdown waits for.
+    pub fn in_flight_count(&self) -> usize {
+        self.slots
+            .values()
+            .filter(|s| match &s.tx {
+                Tx::ClientInvite(t) => t.is_pending(),
+                Tx::ClientNonInvite(t) => t.in_flight(),
+                Tx::ServerInvite(t) => t.in_flight(),
+                Tx::ServerNonInvite(t) => t.in_flight(),
+            })
+            .count()
     }
 
     /// Counters.
@@ -625,7 +647,8 @@ impl Endpoint {
             self.send_stateless(&request, &source, response);
             return;
         }
-        if self.slots.len() >= self.config.max_transactions
+        if !self.accepting
+            || self.slots.len() >= self.config.max_transactions
             || self.events.len() >= self.config.max_events
         {
             self.stats.overloaded += 1;

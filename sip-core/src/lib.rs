@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+#[cfg(feature = "tokio")]
+pub mod driver;
 pub mod endpoint;
 pub mod message;
 pub mod resolve;

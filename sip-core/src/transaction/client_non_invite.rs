@@ -76,6 +76,11 @@ impl ClientNonInvite {
         });
     }
 
+    /// True while the final response has not arrived.
+    pub(crate) fn in_flight(&self) -> bool {
+        self.state != State::Completed
+    }
+
     pub(crate) fn target(&self) -> &Target {
         &self.target
     }

@@ -100,6 +100,11 @@ impl ServerInvite {
         self.state == State::Proceeding
     }
 
+    /// True while no final response was sent, or a 2xx waits for its ACK.
+    pub(crate) fn in_flight(&self) -> bool {
+        self.state == State::Proceeding || (self.state == State::Accepted && !self.acked)
+    }
+
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         [
             self.trying.as_ref().map(|(t, _)| *t),

@@ -61,6 +61,11 @@ impl ServerNonInvite {
         });
     }
 
+    /// True while the final response has not been sent.
+    pub(crate) fn in_flight(&self) -> bool {
+        self.state != State::Completed
+    }
+
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.timer_j
     }

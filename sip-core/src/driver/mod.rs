@@ -1,0 +1,965 @@
+//! The tokio driver: real sockets, real time, one task owning the [`Endpoint`].
+//!
+//! [`Driver::start`] binds the configured UDP, TCP and TLS listeners and spawns one task that
+//! `select!`s over received bytes, commands from [`Handle`]s, the endpoint's next deadline and
+//! shutdown. UDP sockets and stream connections have small reader tasks that only receive
+//! and frame; writers only write. The protocol lives in the endpoint.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use tincan_sip::driver::{Driver, DriverConfig};
+//! use tincan_sip::message::{HeaderName, Method, RequestBuilder, Uri};
+//! use tincan_sip::transport::{Target, Transport};
+//!
+//! let (handle, _incoming) = Driver::start(DriverConfig::udp("127.0.0.1:0".parse()?)).await?;
+//! let uri = Uri::parse("sip:bob@127.0.0.1:5070")?;
+//! let options = RequestBuilder::new(Method::Options, &uri)
+//!     .header(HeaderName::From, "<sip:alice@127.0.0.1>;tag=x1")
+//!     .header(HeaderName::To, "<sip:bob@127.0.0.1>")
+//!     .call_id(&handle.new_call_id())
+//!     .cseq(1)
+//!     .build();
+//! let mut tx = handle.request(options, Target::new(Transport::Udp, "127.0.0.1:5070".parse()?)).await?;
+//! let response = tx.final_response().await?;
+//! println!("{}", response.status().unwrap());
+//! handle.shutdown().await;
+//! # Ok(()) }
+//! ```
+#![allow(clippy::disallowed_methods)] // The driver is where the clock is read.
+
+mod stream;
+pub mod tls;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::endpoint::{Endpoint, EndpointConfig, Event, SendError, Source};
+use crate::message::Message;
+use crate::transaction::TransactionId;
+use crate::transport::{ConnectionId, Received, Target, Transmit, Transport};
+
+pub use tls::{TlsError, TlsSettings};
+
+/// How the driver binds and behaves.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// The endpoint's configuration.
+    pub endpoint: EndpointConfig,
+    /// UDP addresses to bind (port 0 picks a free port).
+    pub udp: Vec<SocketAddr>,
+    /// TCP listeners.
+    pub tcp: Vec<SocketAddr>,
+    /// TLS listeners (need a certificate in `tls`).
+    pub tls_listen: Vec<SocketAddr>,
+    /// TLS trust and certificates.
+    pub tls: TlsSettings,
+    /// A stream connection unused for this long is closed.
+    pub idle_timeout: Duration,
+    /// Longest wait for a TCP or TLS connection to open.
+    pub connect_timeout: Duration,
+    /// On shutdown, how long in-flight transactions may take to finish.
+    pub shutdown_grace: Duration,
+    /// Seed for the endpoint's generator (branches, tags); `None` seeds from the OS.
+    pub seed: Option<u64>,
+}
+
+impl DriverConfig {
+    /// One UDP socket (also a TCP listener and TLS client) on `addr`'s IP.
+    pub fn udp(addr: SocketAddr) -> DriverConfig {
+        DriverConfig {
+            endpoint: EndpointConfig::default(),
+            udp: vec![addr],
+            tcp: Vec::new(),
+            tls_listen: Vec::new(),
+            tls: TlsSettings::system(),
+            idle_timeout: Duration::from_secs(300),
+            connect_timeout: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(4),
+            seed: None,
+        }
+    }
+}
+
+/// Why the driver failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DriverError {
+    /// A socket could not be bound.
+    #[error("cannot bind {transport} {addr}: {source}")]
+    Bind {
+        /// Transport.
+        transport: Transport,
+        /// Address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// TLS setup failed.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The endpoint refused.
+    #[error(transparent)]
+    Send(#[from] SendError),
+    /// The driver has stopped.
+    #[error("the SIP driver has stopped")]
+    Stopped,
+}
+
+/// How a client transaction ended without a final response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TxError {
+    /// No final response in time (Timer B or F).
+    #[error("no response (timeout)")]
+    Timeout,
+    /// The transport failed (connection refused, unreachable...).
+    #[error("transport error")]
+    TransportError,
+    /// The driver stopped.
+    #[error("the SIP driver has stopped")]
+    Stopped,
+}
+
+/// Something for the transaction user that is not a response to its own request.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum IncomingEvent {
+    /// A request to answer with [`ServerRequest::respond`].
+    Request(ServerRequest),
+    /// The ACK of a 2xx.
+    Ack {
+        /// The ACK.
+        request: Message,
+        /// Where it came from.
+        source: Source,
+    },
+    /// A CANCEL ended this INVITE transaction (487 already sent).
+    Cancelled(TransactionId),
+    /// A final response to this INVITE was never acknowledged.
+    AckTimeout(TransactionId),
+    /// A 2xx that matches no transaction (late fork).
+    StrayResponse {
+        /// The response.
+        response: Message,
+        /// Where it came from.
+        source: Source,
+    },
+}
+
+/// A received request with its server transaction.
+#[derive(Debug)]
+pub struct ServerRequest {
+    /// The server transaction.
+    pub transaction: TransactionId,
+    /// The request.
+    pub request: Message,
+    /// Where it came from.
+    pub source: Source,
+    handle: Handle,
+}
+
+impl ServerRequest {
+    /// Sends a response on the transaction (call it more than once for provisionals).
+    pub async fn respond(&self, response: Message) -> Result<(), DriverError> {
+        self.handle.respond(self.transaction, response).await
+    }
+
+    /// A handle to the driver.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+/// The stream of [`IncomingEvent`]s.
+#[derive(Debug)]
+pub struct Incoming {
+    rx: mpsc::Receiver<IncomingEvent>,
+}
+
+impl Incoming {
+    /// The next event; `None` when the driver stopped.
+    pub async fn next(&mut self) -> Option<IncomingEvent> {
+        self.rx.recv().await
+    }
+}
+
+/// What a client transaction produces.
+#[derive(Debug)]
+enum TxUpdate {
+    Response(Message),
+    Failed(TxError),
+}
+
+/// A request in flight: provisional and final responses arrive here.
+#[derive(Debug)]
+pub struct ClientTransaction {
+    /// The transaction.
+    pub id: TransactionId,
+    rx: mpsc::UnboundedReceiver<TxUpdate>,
+    done: bool,
+}
+
+impl ClientTransaction {
+    /// The next response (provisional or final), an error, or `None` after the final.
+    pub async fn next(&mut self) -> Option<Result<Message, TxError>> {
+        if self.done {
+            return None;
+        }
+        match self.rx.recv().await {
+            Some(TxUpdate::Response(m)) => {
+                if m.status().unwrap_or(0) >= 200 {
+                    self.done = true;
+                }
+                Some(Ok(m))
+            }
+            Some(TxUpdate::Failed(e)) => {
+                self.done = true;
+                Some(Err(e))
+            }
+            None => {
+                self.done = true;
+                Some(Err(TxError::Stopped))
+            }
+        }
+    }
+
+    /// Waits for the final response, skipping provisionals.
+    pub async fn final_response(&mut self) -> Result<Message, TxError> {
+        loop {
+            match self.next().await {
+                Some(Ok(m)) if m.status().unwrap_or(0) >= 200 => return Ok(m),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e),
+                None => return Err(TxError::Stopped),
+            }
+        }
+    }
+}
+
+enum Command {
+    Request {
+        request: Message,
+        target: Target,
+        reply: oneshot::Sender<Result<ClientTransaction, SendError>>,
+    },
+    Respond {
+        transaction: TransactionId,
+        response: Message,
+        reply: oneshot::Sender<Result<(), SendError>>,
+    },
+    Ack {
+        ack: Message,
+        target: Target,
+        reply: oneshot::Sender<Result<(), SendError>>,
+    },
+    Cancel {
+        transaction: TransactionId,
+        reply: oneshot::Sender<Result<(), SendError>>,
+    },
+    Token {
+        len: usize,
+        reply: oneshot::Sender<String>,
+    },
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// Commands the driver; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Command>,
+    local: Arc<Vec<(Transport, SocketAddr)>>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Command")
+    }
+}
+
+impl Handle {
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, DriverError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| DriverError::Stopped)?;
+        rx.await.map_err(|_| DriverError::Stopped)
+    }
+
+    /// Sends a request in a new client transaction.
+    pub async fn request(
+        &self,
+        request: Message,
+        target: Target,
+    ) -> Result<ClientTransaction, DriverError> {
+        Ok(self
+            .call(|reply| Command::Request {
+                request,
+                target,
+                reply,
+            })
+            .await??)
+    }
+
+    /// Answers a server transaction.
+    pub async fn respond(
+        &self,
+        transaction: TransactionId,
+        response: Message,
+    ) -> Result<(), DriverError> {
+        Ok(self
+            .call(|reply| Command::Respond {
+                transaction,
+                response,
+                reply,
+            })
+            .await??)
+    }
+
+    /// Sends the ACK of a 2xx.
+    pub async fn send_ack(&self, ack: Message, target: Target) -> Result<(), DriverError> {
+        Ok(self
+            .call(|reply| Command::Ack { ack, target, reply })
+            .await??)
+    }
+
+    /// Cancels a pending INVITE.
+    pub async fn cancel(&self, transaction: TransactionId) -> Result<(), DriverError> {
+        Ok(self
+            .call(|reply| Command::Cancel { transaction, reply })
+            .await??)
+    }
+
+    /// A fresh random token from the endpoint's generator (tags, Call-IDs).
+    pub async fn token(&self, len: usize) -> Result<String, DriverError> {
+        self.call(|reply| Command::Token { len, reply }).await
+    }
+
+    /// A new Call-ID (`random@host`).
+    pub fn new_call_id(&self) -> String {
+        let host = self
+            .local
+            .first()
+            .map(|(_, a)| a.ip().to_string())
+            .unwrap_or_else(|| "tincan".into());
+        let n: u128 = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        format!("{:x}{:x}@{host}", n, std::process::id())
+    }
+
+    /// The bound addresses.
+    pub fn local_addresses(&self) -> &[(Transport, SocketAddr)] {
+        &self.local
+    }
+
+    /// The bound address of a transport (the first of its family when several).
+    pub fn local_address(&self, transport: Transport) -> Option<SocketAddr> {
+        self.local
+            .iter()
+            .find(|(t, _)| *t == transport)
+            .map(|(_, a)| *a)
+    }
+
+    /// Stops accepting requests, lets in-flight transactions finish (up to the grace
+    /// period), then stops.
+    pub async fn shutdown(&self) {
+        let (done, rx) = oneshot::channel();
+        if self.tx.send(Command::Shutdown { done }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// What reader, listener and connector tasks tell the driver task.
+pub(crate) enum NetEvent {
+    Datagram {
+        local: SocketAddr,
+        source: SocketAddr,
+        payload: Bytes,
+    },
+    Stream(ConnectionId, stream::StreamEvent),
+    Accepted(stream::NewConnection),
+    Connected {
+        key: (Transport, SocketAddr),
+        result: io::Result<stream::NewConnection>,
+    },
+}
+
+/// Starts the driver.
+pub struct Driver;
+
+impl Driver {
+    /// Binds the listeners, spawns the driver task, returns its handle and incoming stream.
+    pub async fn start(config: DriverConfig) -> Result<(Handle, Incoming), DriverError> {
+        let client_tls = tls::client_config(&config.tls)?;
+        let server_tls = tls::server_config(&config.tls)?;
+        if !config.tls_listen.is_empty() && server_tls.is_none() {
+            return Err(TlsError::NoServerCertificate.into());
+        }
+        let (net_tx, net_rx) = mpsc::channel::<NetEvent>(4096);
+        let mut local = Vec::new();
+        let mut udp = HashMap::new();
+        for addr in &config.udp {
+            let sock = UdpSocket::bind(addr)
+                .await
+                .map_err(|source| DriverError::Bind {
+                    transport: Transport::Udp,
+                    addr: *addr,
+                    source,
+                })?;
+            let bound = sock.local_addr().map_err(|source| DriverError::Bind {
+                transport: Transport::Udp,
+                addr: *addr,
+                source,
+            })?;
+            let sock = Arc::new(sock);
+            local.push((Transport::Udp, bound));
+            udp.insert(bound, sock.clone());
+            tokio::spawn(udp_reader(sock, bound, net_tx.clone()));
+        }
+        let mut next_conn = Arc::new(std::sync::atomic::AtomicU64::new(1));
+        for (transport, addrs) in [
+            (Transport::Tcp, &config.tcp),
+            (Transport::Tls, &config.tls_listen),
+        ] {
+            for addr in addrs {
+                let listener =
+                    TcpListener::bind(addr)
+                        .await
+                        .map_err(|source| DriverError::Bind {
+                            transport,
+                            addr: *addr,
+                            source,
+                        })?;
+                let bound = listener.local_addr().map_err(|source| DriverError::Bind {
+                    transport,
+                    addr: *addr,
+                    source,
+                })?;
+                local.push((transport, bound));
+                let acceptor = (transport == Transport::Tls).then(|| {
+                    tokio_rustls::TlsAcceptor::from(server_tls.clone().expect("checked above"))
+                });
+                tokio::spawn(stream::accept_loop(
+                    listener,
+                    transport,
+                    acceptor,
+                    net_tx.clone(),
+                    Arc::clone(&next_conn),
+                ));
+            }
+        }
+        let seed = config.seed.unwrap_or_else(os_seed);
+        let mut endpoint = Endpoint::new(
+            config.endpoint.clone(),
+            Box::new(crate::rng::SplitMix64::new(seed)),
+        );
+        for (t, a) in &local {
+            if !a.ip().is_unspecified() {
+                endpoint.add_local_address(*t, *a);
+            }
+        }
+        let (cmd_tx, cmd_rx) = mpsc::channel(1024);
+        let (in_tx, in_rx) = mpsc::channel(4096);
+        let handle = Handle {
+            tx: cmd_tx,
+            local: Arc::new(local.clone()),
+        };
+        let task = Task {
+            ep: endpoint,
+            config,
+            udp,
+            local,
+            conns: HashMap::new(),
+            by_target: HashMap::new(),
+            pending: HashMap::new(),
+            client_txs: HashMap::new(),
+            incoming: in_tx,
+            handle: Handle {
+                tx: handle.tx.clone(),
+                local: handle.local.clone(),
+            },
+            net_tx,
+            client_tls: tokio_rustls::TlsConnector::from(client_tls),
+            next_conn: std::mem::take(&mut next_conn),
+            shutdown: None,
+        };
+        tokio::spawn(task.run(net_rx, cmd_rx));
+        Ok((handle, Incoming { rx: in_rx }))
+    }
+}
+
+fn os_seed() -> u64 {
+    // RandomState is keyed from the operating system's generator.
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(u64::from(std::process::id()));
+    h.finish()
+}
+
+async fn udp_reader(sock: Arc<UdpSocket>, local: SocketAddr, tx: mpsc::Sender<NetEvent>) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        match sock.recv_from(&mut buf).await {
+            Ok((n, source)) => {
+                let ev = NetEvent::Datagram {
+                    local,
+                    source,
+                    payload: Bytes::copy_from_slice(&buf[..n]),
+                };
+                if tx.send(ev).await.is_err() {
+                    return;
+                }
+            }
+            // ICMP errors surface here on some systems; the socket stays usable.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                if tx.is_closed() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+struct Conn {
+    transport: Transport,
+    peer: SocketAddr,
+    writer: mpsc::Sender<Bytes>,
+    last_used: Instant,
+}
+
+struct Task {
+    ep: Endpoint,
+    config: DriverConfig,
+    udp: HashMap<SocketAddr, Arc<UdpSocket>>,
+    local: Vec<(Transport, SocketAddr)>,
+    conns: HashMap<ConnectionId, Conn>,
+    by_target: HashMap<(Transport, SocketAddr), ConnectionId>,
+    /// Transmits waiting for a connection being opened.
+    pending: HashMap<(Transport, SocketAddr), Vec<Transmit>>,
+    client_txs: HashMap<TransactionId, mpsc::UnboundedSender<TxUpdate>>,
+    incoming: mpsc::Sender<IncomingEvent>,
+    handle: Handle,
+    net_tx: mpsc::Sender<NetEvent>,
+    client_tls: tokio_rustls::TlsConnector,
+    next_conn: Arc<std::sync::atomic::AtomicU64>,
+    shutdown: Option<(Instant, Vec<oneshot::Sender<()>>)>,
+}
+
+impl Task {
+    async fn run(
+        mut self,
+        mut net_rx: mpsc::Receiver<NetEvent>,
+        mut cmd_rx: mpsc::Receiver<Command>,
+    ) {
+        let mut idle = tokio::time::interval(Duration::from_secs(5));
+        idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut commands_open = true;
+        loop {
+            self.flush().await;
+            if let Some((deadline, _)) = &self.shutdown {
+                if self.ep.in_flight_count() == 0 || Instant::now() >= *deadline {
+                    break;
+                }
+            }
+            let deadline = self.ep.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let shutdown_tick = async {
+                match &self.shutdown {
+                    Some((d, _)) => tokio::time::sleep_until((*d).into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some(ev) = net_rx.recv() => {
+                    self.on_net(ev);
+                    // Take whatever else is ready without going round the loop.
+                    for _ in 0..64 {
+                        match net_rx.try_recv() {
+                            Ok(ev) => self.on_net(ev),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                cmd = cmd_rx.recv(), if commands_open => match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    None => {
+                        commands_open = false;
+                        self.begin_shutdown(None);
+                    }
+                },
+                _ = sleep => self.ep.handle_timeout(Instant::now()),
+                _ = idle.tick() => self.close_idle(),
+                _ = shutdown_tick => {}
+            }
+        }
+        if let Some((_, waiters)) = self.shutdown.take() {
+            for w in waiters {
+                let _ = w.send(());
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self, done: Option<oneshot::Sender<()>>) {
+        let deadline = Instant::now() + self.config.shutdown_grace;
+        let entry = self.shutdown.get_or_insert((deadline, Vec::new()));
+        if let Some(d) = done {
+            entry.1.push(d);
+        }
+        self.ep.set_accepting(false);
+    }
+
+    fn on_net(&mut self, ev: NetEvent) {
+        let now = Instant::now();
+        match ev {
+            NetEvent::Datagram {
+                local,
+                source,
+                payload,
+            } => self.ep.handle_received(
+                now,
+                Received {
+                    transport: Transport::Udp,
+                    source,
+                    local,
+                    connection: None,
+                    payload,
+                },
+            ),
+            NetEvent::Stream(id, ev) => match ev {
+                stream::StreamEvent::Message(payload) => {
+                    let Some(c) = self.conns.get_mut(&id) else {
+                        return;
+                    };
+                    c.last_used = now;
+                    let received = Received {
+                        transport: c.transport,
+                        source: c.peer,
+                        local: self
+                            .local
+                            .iter()
+                            .find(|(t, _)| *t == c.transport)
+                            .map(|(_, a)| *a)
+                            .unwrap_or(c.peer),
+                        connection: Some(id),
+                        payload,
+                    };
+                    self.ep.handle_received(now, received);
+                }
+                stream::StreamEvent::Ping => {
+                    if let Some(c) = self.conns.get(&id) {
+                        let _ = c
+                            .writer
+                            .try_send(Bytes::from_static(crate::message::framing::PONG));
+                    }
+                }
+                stream::StreamEvent::Pong => {}
+                stream::StreamEvent::Closed => {
+                    if let Some(c) = self.conns.remove(&id) {
+                        if self.by_target.get(&(c.transport, c.peer)) == Some(&id) {
+                            self.by_target.remove(&(c.transport, c.peer));
+                        }
+                    }
+                }
+            },
+            NetEvent::Accepted(nc) => self.register(nc),
+            NetEvent::Connected { key, result } => {
+                let waiting = self.pending.remove(&key).unwrap_or_default();
+                match result {
+                    Ok(nc) => {
+                        let id = nc.id;
+                        self.register(nc);
+                        for mut t in waiting {
+                            t.connection = Some(id);
+                            self.send_stream(t);
+                        }
+                    }
+                    Err(_) => {
+                        for t in waiting {
+                            if let Some(tx) = t.transaction {
+                                self.ep.handle_transport_error(now, tx);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn register(&mut self, nc: stream::NewConnection) {
+        self.by_target.insert((nc.transport, nc.peer), nc.id);
+        self.conns.insert(
+            nc.id,
+            Conn {
+                transport: nc.transport,
+                peer: nc.peer,
+                writer: nc.writer,
+                last_used: Instant::now(),
+            },
+        );
+    }
+
+    fn close_idle(&mut self) {
+        let now = Instant::now();
+        let idle = self.config.idle_timeout;
+        let stale: Vec<ConnectionId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| now.duration_since(c.last_used) > idle)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            if let Some(c) = self.conns.remove(&id) {
+                self.by_target.remove(&(c.transport, c.peer));
+                // Dropping the writer ends the writer task, which closes the connection.
+            }
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        let now = Instant::now();
+        match cmd {
+            Command::Request {
+                request,
+                target,
+                reply,
+            } => {
+                self.ensure_local(target.transport, target.addr);
+                match self.ep.send_request(now, request, target) {
+                    Ok(id) => {
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        self.client_txs.insert(id, tx);
+                        let _ = reply.send(Ok(ClientTransaction {
+                            id,
+                            rx,
+                            done: false,
+                        }));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Command::Respond {
+                transaction,
+                response,
+                reply,
+            } => {
+                let _ = reply.send(self.ep.send_response(now, transaction, response));
+            }
+            Command::Ack { ack, target, reply } => {
+                self.ensure_local(target.transport, target.addr);
+                let _ = reply.send(self.ep.send_ack(ack, target));
+            }
+            Command::Cancel { transaction, reply } => {
+                let _ = reply.send(self.ep.cancel(now, transaction).map(|_| ()));
+            }
+            Command::Token { len, reply } => {
+                let _ = reply.send(self.ep.random_token(len));
+            }
+            Command::Shutdown { done } => self.begin_shutdown(Some(done)),
+        }
+    }
+
+    /// Makes sure the endpoint knows a concrete local address for `transport` towards `dest`
+    /// (for the Via): a socket bound to a wildcard address is resolved to the address the
+    /// system would route from.
+    fn ensure_local(&mut self, transport: Transport, dest: SocketAddr) {
+        if let Some(a) = self.ep.local_address_for(transport, dest) {
+            if a.ip().is_loopback() == dest.ip().is_loopback() {
+                return;
+            }
+        }
+        let bound = self
+            .local
+            .iter()
+            .find(|(t, a)| *t == transport && a.is_ipv4() == dest.is_ipv4())
+            .or_else(|| self.local.iter().find(|(t, _)| *t == Transport::Udp))
+            .map(|(_, a)| *a);
+        let Some(bound) = bound else {
+            return;
+        };
+        let ip = if bound.ip().is_unspecified() {
+            route_ip(dest).unwrap_or(bound.ip())
+        } else {
+            bound.ip()
+        };
+        let port = self
+            .local
+            .iter()
+            .find(|(t, a)| *t == transport && a.is_ipv4() == dest.is_ipv4())
+            .map(|(_, a)| a.port())
+            .unwrap_or(bound.port());
+        self.ep
+            .add_local_address(transport, SocketAddr::new(ip, port));
+    }
+
+    async fn flush(&mut self) {
+        while let Some(t) = self.ep.poll_transmit() {
+            match t.target.transport {
+                Transport::Udp => self.send_udp(t).await,
+                Transport::Tcp | Transport::Tls => self.send_stream(t),
+            }
+        }
+        while let Some(e) = self.ep.poll_event() {
+            self.dispatch(e).await;
+        }
+    }
+
+    async fn send_udp(&mut self, t: Transmit) {
+        let sock = self
+            .udp
+            .iter()
+            .find(|(a, _)| a.is_ipv4() == t.target.addr.is_ipv4())
+            .map(|(_, s)| s.clone());
+        let Some(sock) = sock else {
+            if let Some(tx) = t.transaction {
+                self.ep.handle_transport_error(Instant::now(), tx);
+            }
+            return;
+        };
+        let result = match sock.try_send_to(&t.payload, t.target.addr) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                sock.send_to(&t.payload, t.target.addr).await
+            }
+            r => r,
+        };
+        if result.is_err() {
+            if let Some(tx) = t.transaction {
+                self.ep.handle_transport_error(Instant::now(), tx);
+            }
+        }
+    }
+
+    fn send_stream(&mut self, t: Transmit) {
+        let key = (t.target.transport, t.target.addr);
+        let conn = t.connection.or_else(|| self.by_target.get(&key).copied());
+        if let Some(id) = conn {
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.last_used = Instant::now();
+                if c.writer.try_send(t.payload.clone()).is_ok() {
+                    return;
+                }
+            }
+            if t.connection.is_some() {
+                // The connection a response belongs to is gone (§18.2.2 would try the Via
+                // address; the peer will retransmit over a new connection).
+                if let Some(tx) = t.transaction {
+                    self.ep.handle_transport_error(Instant::now(), tx);
+                }
+                return;
+            }
+        }
+        let waiting = self.pending.entry(key).or_default();
+        let first = waiting.is_empty();
+        waiting.push(t.clone());
+        if first {
+            let id = ConnectionId(
+                self.next_conn
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            );
+            let server_name = t.target.server_name.clone();
+            tokio::spawn(stream::connect(
+                id,
+                key,
+                server_name,
+                self.client_tls.clone(),
+                self.config.connect_timeout,
+                self.net_tx.clone(),
+            ));
+        }
+    }
+
+    async fn dispatch(&mut self, e: Event) {
+        match e {
+            Event::Response {
+                transaction,
+                response,
+            } => {
+                if let Some(tx) = self.client_txs.get(&transaction) {
+                    let _ = tx.send(TxUpdate::Response(response));
+                }
+            }
+            Event::Timeout { transaction } => {
+                if let Some(tx) = self.client_txs.remove(&transaction) {
+                    let _ = tx.send(TxUpdate::Failed(TxError::Timeout));
+                }
+            }
+            Event::TransportError { transaction } => {
+                if let Some(tx) = self.client_txs.remove(&transaction) {
+                    let _ = tx.send(TxUpdate::Failed(TxError::TransportError));
+                }
+            }
+            Event::Terminated { transaction } => {
+                self.client_txs.remove(&transaction);
+            }
+            Event::Request {
+                transaction: Some(transaction),
+                request,
+                source,
+            } => {
+                let ev = IncomingEvent::Request(ServerRequest {
+                    transaction,
+                    request,
+                    source,
+                    handle: self.handle.clone(),
+                });
+                self.deliver(ev).await;
+            }
+            Event::Request {
+                transaction: None,
+                request,
+                source,
+            } => self.deliver(IncomingEvent::Ack { request, source }).await,
+            Event::AckTimeout { transaction } => {
+                self.deliver(IncomingEvent::AckTimeout(transaction)).await
+            }
+            Event::Cancelled { transaction } => {
+                self.deliver(IncomingEvent::Cancelled(transaction)).await
+            }
+            Event::StrayResponse { response, source } => {
+                self.deliver(IncomingEvent::StrayResponse { response, source })
+                    .await
+            }
+        }
+    }
+
+    async fn deliver(&mut self, ev: IncomingEvent) {
+        // A TU that does not read its incoming events must not stall the protocol: events
+        // over the channel's bound are dropped (the peer retransmits requests).
+        let _ = self.incoming.try_send(ev);
+    }
+}
+
+/// The local address the system would use to reach `dest` (no packet is sent).
+fn route_ip(dest: SocketAddr) -> Option<IpAddr> {
+    let bind: SocketAddr = if dest.is_ipv4() {
+        "0.0.0.0:0".parse().ok()?
+    } else {
+        "[::]:0".parse().ok()?
+    };
+    let s = std::net::UdpSocket::bind(bind).ok()?;
+    s.connect(dest).ok()?;
+    s.local_addr().ok().map(|a| a.ip())
+}

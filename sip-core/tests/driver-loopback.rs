@@ -1,0 +1,200 @@
+//! The tokio driver on real loopback sockets: OPTIONS and INVITE/ACK between two endpoints
+//! over UDP, TCP, TLS (with a test CA) and IPv6.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tincan_sip::driver::{Driver, DriverConfig, Handle, Incoming, IncomingEvent, TlsSettings};
+use tincan_sip::message::{HeaderName, Method, RequestBuilder, Uri, response_to};
+use tincan_sip::transport::{Target, Transport};
+
+fn config(ip: &str, tls: Option<TlsSettings>) -> DriverConfig {
+    let any: SocketAddr = format!("{ip}:0").parse().unwrap();
+    let mut c = DriverConfig::udp(any);
+    c.tcp = vec![any];
+    if let Some(t) = tls {
+        if t.server_cert_der.is_some() {
+            c.tls_listen = vec![any];
+        }
+        c.tls = t;
+    }
+    c.seed = Some(1);
+    c
+}
+
+/// Answers every request with 200 (INVITE: 180 then 200), until the driver stops.
+fn answer_all(mut incoming: Incoming) -> tokio::task::JoinHandle<Vec<String>> {
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(ev) = incoming.next().await {
+            match ev {
+                IncomingEvent::Request(req) => {
+                    seen.push(req.request.method().unwrap().to_string());
+                    if req.request.method() == Some(&Method::Invite) {
+                        let mut ringing = response_to(&req.request, 180, None);
+                        ringing.set_to_tag("callee");
+                        req.respond(ringing).await.unwrap();
+                    }
+                    let mut ok = response_to(&req.request, 200, None);
+                    ok.set_to_tag("callee");
+                    req.respond(ok).await.unwrap();
+                }
+                IncomingEvent::Ack { .. } => seen.push("ACK".into()),
+                _ => {}
+            }
+        }
+        seen
+    })
+}
+
+fn request(method: Method, to: SocketAddr, handle: &Handle) -> tincan_sip::message::Message {
+    let uri_text = format!("sip:bob@{to}");
+    let uri = Uri::parse(&uri_text).unwrap();
+    RequestBuilder::new(method, &uri)
+        .header(HeaderName::From, "<sip:alice@example.test>;tag=caller")
+        .header(HeaderName::To, "<sip:bob@example.test>")
+        .call_id(&handle.new_call_id())
+        .cseq(1)
+        .header(HeaderName::Contact, "<sip:alice@example.test>")
+        .build()
+}
+
+async fn exchange(
+    transport: Transport,
+    ip: &str,
+    tls_server: Option<TlsSettings>,
+    tls_client: Option<TlsSettings>,
+) {
+    let (b, b_in) = Driver::start(config(ip, tls_server)).await.unwrap();
+    let answering = answer_all(b_in);
+    let (a, _a_in) = Driver::start(config(ip, tls_client)).await.unwrap();
+    let b_addr = b.local_address(transport).unwrap();
+    let mut target = Target::new(transport, b_addr);
+    if transport == Transport::Tls {
+        target.server_name = Some("localhost".into());
+    }
+    let mut tx = a
+        .request(request(Method::Options, b_addr, &a), target.clone())
+        .await
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), tx.final_response())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status(), Some(200));
+
+    let invite = request(Method::Invite, b_addr, &a);
+    let mut tx = a.request(invite.clone(), target.clone()).await.unwrap();
+    let mut statuses = Vec::new();
+    while let Some(r) = tokio::time::timeout(Duration::from_secs(5), tx.next())
+        .await
+        .unwrap()
+    {
+        statuses.push(r.unwrap().status().unwrap());
+    }
+    assert_eq!(statuses.last(), Some(&200), "{statuses:?}");
+    let mut ack = invite.clone();
+    ack.set_method(Method::Ack);
+    ack.remove_header(HeaderName::Via);
+    ack.set_header(HeaderName::CSeq, "1 ACK");
+    ack.set_header(HeaderName::To, "<sip:bob@example.test>;tag=callee");
+    a.send_ack(ack, target).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    a.shutdown().await;
+    b.shutdown().await;
+    let seen = answering.await.unwrap();
+    assert_eq!(seen, ["OPTIONS", "INVITE", "ACK"], "{transport}");
+}
+
+#[tokio::test]
+async fn udp_v4() {
+    exchange(Transport::Udp, "127.0.0.1", None, None).await;
+}
+
+#[tokio::test]
+async fn tcp_v4() {
+    exchange(Transport::Tcp, "127.0.0.1", None, None).await;
+}
+
+#[tokio::test]
+async fn udp_and_tcp_v6() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("SKIP: no IPv6 loopback on this machine");
+        return;
+    }
+    exchange(Transport::Udp, "[::1]", None, None).await;
+    exchange(Transport::Tcp, "[::1]", None, None).await;
+}
+
+#[tokio::test]
+async fn tls_with_a_test_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::from_params(&ca_params, &ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let server = TlsSettings {
+        server_cert_der: Some((vec![leaf.der().to_vec()], leaf_key.serialize_der())),
+        ..TlsSettings::default()
+    };
+    let client = TlsSettings {
+        ca_certs: vec![ca_cert.der().to_vec()],
+        ..TlsSettings::default()
+    };
+    exchange(Transport::Tls, "127.0.0.1", Some(server), Some(client)).await;
+}
+
+#[tokio::test]
+async fn tls_rejects_an_untrusted_certificate() {
+    use rcgen::generate_simple_self_signed;
+    let cert = generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let server = TlsSettings {
+        server_cert_der: Some((
+            vec![cert.cert.der().to_vec()],
+            cert.signing_key.serialize_der(),
+        )),
+        ..TlsSettings::default()
+    };
+    let (b, _b_in) = Driver::start(config("127.0.0.1", Some(server)))
+        .await
+        .unwrap();
+    let (a, _a_in) = Driver::start(config("127.0.0.1", Some(TlsSettings::default())))
+        .await
+        .unwrap();
+    let b_addr = b.local_address(Transport::Tls).unwrap();
+    let mut target = Target::new(Transport::Tls, b_addr);
+    target.server_name = Some("localhost".into());
+    let mut tx = a
+        .request(request(Method::Options, b_addr, &a), target)
+        .await
+        .unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(10), tx.final_response())
+        .await
+        .unwrap();
+    assert_eq!(r.unwrap_err(), tincan_sip::driver::TxError::TransportError);
+}
+
+#[tokio::test]
+async fn refused_tcp_is_a_transport_error() {
+    let (a, _a_in) = Driver::start(config("127.0.0.1", None)).await.unwrap();
+    // A port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let target = Target::new(Transport::Tcp, closed);
+    let mut tx = a
+        .request(request(Method::Options, closed, &a), target)
+        .await
+        .unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(10), tx.final_response())
+        .await
+        .unwrap();
+    assert_eq!(r.unwrap_err(), tincan_sip::driver::TxError::TransportError);
+}
