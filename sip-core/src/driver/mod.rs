@@ -573,10 +573,10 @@ impl Task {
         let mut commands_open = true;
         loop {
             self.flush().await;
-            if let Some((deadline, _)) = &self.shutdown {
-                if self.ep.in_flight_count() == 0 || Instant::now() >= *deadline {
-                    break;
-                }
+            if let Some((deadline, _)) = &self.shutdown
+                && (self.ep.in_flight_count() == 0 || Instant::now() >= *deadline)
+            {
+                break;
             }
             let deadline = self.ep.poll_timeout();
             let sleep = async {
@@ -676,10 +676,10 @@ impl Task {
                 }
                 stream::StreamEvent::Pong => {}
                 stream::StreamEvent::Closed => {
-                    if let Some(c) = self.conns.remove(&id) {
-                        if self.by_target.get(&(c.transport, c.peer)) == Some(&id) {
-                            self.by_target.remove(&(c.transport, c.peer));
-                        }
+                    if let Some(c) = self.conns.remove(&id)
+                        && self.by_target.get(&(c.transport, c.peer)) == Some(&id)
+                    {
+                        self.by_target.remove(&(c.transport, c.peer));
                     }
                 }
             },
@@ -786,10 +786,10 @@ impl Task {
     /// (for the Via): a socket bound to a wildcard address is resolved to the address the
     /// system would route from.
     fn ensure_local(&mut self, transport: Transport, dest: SocketAddr) {
-        if let Some(a) = self.ep.local_address_for(transport, dest) {
-            if a.ip().is_loopback() == dest.ip().is_loopback() {
-                return;
-            }
+        if let Some(a) = self.ep.local_address_for(transport, dest)
+            && a.ip().is_loopback() == dest.ip().is_loopback()
+        {
+            return;
         }
         let bound = self
             .local
@@ -845,10 +845,10 @@ impl Task {
             }
             r => r,
         };
-        if result.is_err() {
-            if let Some(tx) = t.transaction {
-                self.ep.handle_transport_error(Instant::now(), tx);
-            }
+        if result.is_err()
+            && let Some(tx) = t.transaction
+        {
+            self.ep.handle_transport_error(Instant::now(), tx);
         }
     }
 
