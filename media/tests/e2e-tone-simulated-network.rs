@@ -208,3 +208,39 @@ fn pcma_5_percent_loss_20ms_jitter() {
     check("pcma 5% b->a", &o.at_a, 440.0, 0.6, 3.0);
     assert!(o.stats_b.playout.concealed > 0);
 }
+
+#[test]
+fn pcma_30ms_ptime_both_ways() {
+    // Packets of 30 ms (as sipp and many PBXes send G.711) go through the fallback playout.
+    let t0 = Instant::now();
+    let (a_addr, b_addr): (SocketAddr, SocketAddr) = (
+        "127.0.0.1:4000".parse().unwrap(),
+        "127.0.0.1:5000".parse().unwrap(),
+    );
+    let mut ca = SessionConfig::new(0xA, CodecKind::Pcma, 8, b_addr);
+    ca.ptime = Duration::from_millis(30);
+    let mut cb = SessionConfig::new(0xB, CodecKind::Pcma, 8, a_addr);
+    cb.ptime = Duration::from_millis(30);
+    let mut a = MediaSession::new(ca, t0).unwrap();
+    let mut b = MediaSession::new(cb, t0).unwrap();
+    let mut tone = Tone::new(1000.0, AMPLITUDE);
+    let mut played = Vec::new();
+    let mut sizes = Vec::new();
+    for k in 0..150u64 {
+        let now = t0 + Duration::from_millis(20 * k);
+        a.send_frame(now, &tone.frame()).unwrap();
+        b.send_frame(now, &[0; 960]).unwrap();
+        while let Some(t) = a.poll_transmit() {
+            sizes.push(t.bytes.len());
+            b.handle_packet(now, a_addr, t.kind, &t.bytes);
+        }
+        while b.poll_transmit().is_some() {}
+        played.extend(b.playout(now));
+    }
+    assert!(
+        sizes.iter().all(|&n| n == 12 + 240),
+        "30 ms of PCMA per packet"
+    );
+    assert_eq!(sizes.len(), 100, "3 s in 30 ms packets");
+    check("pcma 30 ms a->b", &played, 1000.0, 0.95, 1.0);
+}

@@ -86,6 +86,10 @@ pub struct SessionConfig {
     pub codec: CodecKind,
     /// Its negotiated payload type.
     pub payload_type: u8,
+    /// Packet duration we send (SDP `a=ptime`, RFC 4566 §6). G.711 packs any multiple of
+    /// 10 ms (20, 30, 40, 60...); Opus always sends 20 ms packets. Received packets may have
+    /// any duration whatever this says.
+    pub ptime: Duration,
     /// The negotiated `telephone-event` payload type (RFC 4733), if any.
     pub telephone_event_payload_type: Option<u8>,
     /// The negotiated comfort-noise payload type (RFC 3389, usually 13), if any.
@@ -128,6 +132,7 @@ impl SessionConfig {
             local_ssrc,
             codec,
             payload_type,
+            ptime: Duration::from_millis(20),
             telephone_event_payload_type: None,
             comfort_noise_payload_type: None,
             remote_rtp,
@@ -325,6 +330,12 @@ pub struct MediaSession {
     media_time: u32,
     /// Set the marker bit on the next audio packet (start of a talk spurt).
     marker_next: bool,
+    /// G.711 bytes (one per sample) encoded but not yet sent, and the media time of the
+    /// first, for a ptime other than 20 ms.
+    pending_audio: Vec<u8>,
+    pending_start: u32,
+    /// Payload octets per packet for G.711 (ptime x 8 kHz); `None` sends each frame.
+    packet_octets: Option<usize>,
     dtmf_sender: Option<TelephoneEventSender>,
     dtmf_receiver: TelephoneEventReceiver,
     srtp: Option<SrtpSession>,
@@ -404,6 +415,18 @@ impl MediaSession {
         };
         let first_rtcp = rtcp_interval(&params, rng.unit());
         let playout_seed = rng.next_u64();
+        // G.711 is one octet per sample: any multiple of 10 ms packs exactly.
+        let ptime_ms = config.ptime.as_millis();
+        let packet_octets = match config.codec {
+            CodecKind::Pcmu | CodecKind::Pcma
+                if ptime_ms != 20
+                    && (10..=200).contains(&ptime_ms)
+                    && ptime_ms.is_multiple_of(10) =>
+            {
+                Some(ptime_ms as usize * clock_rate as usize / 1000)
+            }
+            _ => None,
+        };
         Ok(Self {
             remote_rtp: config.remote_rtp,
             remote_rtcp,
@@ -414,6 +437,9 @@ impl MediaSession {
             sender,
             media_time: 0,
             marker_next: true,
+            pending_audio: Vec::new(),
+            pending_start: 0,
+            packet_octets,
             dtmf_sender,
             dtmf_receiver: TelephoneEventReceiver::new(),
             srtp,
@@ -511,6 +537,7 @@ impl MediaSession {
         self.media_time = self.media_time.wrapping_add(self.frame_units);
         if self.stopped || !self.config.direction.sends() {
             self.marker_next = true;
+            self.pending_audio.clear();
             return Ok(());
         }
         if let (Some(pt), Some(dtmf)) = (
@@ -519,6 +546,7 @@ impl MediaSession {
         ) && dtmf.is_active()
         {
             let timestamp = self.sender.timestamp_at(media_time);
+            self.pending_audio.clear();
             if let Some(ev) = dtmf.poll(timestamp) {
                 // The event's timestamp is its start; our sender adds the base itself.
                 let offset = ev.timestamp.wrapping_sub(self.sender.timestamp_at(0));
@@ -526,6 +554,25 @@ impl MediaSession {
                 self.marker_next = true;
                 return self.queue_rtp(&packet);
             }
+        }
+        if let Some(octets) = self.packet_octets {
+            if self.pending_audio.is_empty() {
+                self.pending_start = media_time;
+            }
+            self.encoder.encode(pcm, &mut self.pending_audio)?;
+            while self.pending_audio.len() >= octets {
+                let payload: Vec<u8> = self.pending_audio.drain(..octets).collect();
+                let marker = std::mem::take(&mut self.marker_next);
+                let packet = self.sender.packetize(
+                    self.config.payload_type,
+                    marker,
+                    self.pending_start,
+                    &payload,
+                );
+                self.pending_start = self.pending_start.wrapping_add(octets as u32);
+                self.queue_rtp(&packet)?;
+            }
+            return Ok(());
         }
         let mut payload = Vec::with_capacity(256);
         let n = self.encoder.encode(pcm, &mut payload)?;
