@@ -83,7 +83,8 @@ async fn two_drivers_talk_srtp_opus_over_loopback() {
     )
     .unwrap();
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    a.send_dtmf('7', Duration::from_millis(100)).await;
+    a.send_dtmf('7', Duration::from_millis(100)).await.unwrap();
+    assert!(a.send_dtmf('x', Duration::from_millis(100)).await.is_err());
     tokio::time::sleep(Duration::from_millis(1300)).await;
     let stats_a = a.stop().await;
     let mut dtmf = Vec::new();

@@ -17,7 +17,7 @@
 //! println!("put m=audio {} in the SDP", ports.rtp_addr().port());
 //! let config = SessionConfig::new(0x1234, CodecKind::Pcmu, 0, "127.0.0.1:40000".parse()?);
 //! let mut call = spawn(ports, config, Box::new(NullSource::new()), Box::new(NullSink::new()))?;
-//! call.send_dtmf('5', std::time::Duration::from_millis(100)).await;
+//! call.send_dtmf('5', std::time::Duration::from_millis(100)).await?;
 //! let stats = call.stop().await;
 //! println!("{} packets sent", stats.packets_sent);
 //! # Ok(()) }
@@ -163,7 +163,7 @@ impl MediaPorts {
 #[derive(Debug)]
 enum Command {
     SetRemote(SocketAddr, Option<SocketAddr>),
-    Dtmf(char, Duration),
+    Dtmf(char, Duration, oneshot::Sender<Result<(), SessionError>>),
     Direction(Direction),
     Stop(oneshot::Sender<()>),
 }
@@ -194,10 +194,19 @@ impl MediaHandle {
         let _ = self.commands.send(Command::SetRemote(rtp, rtcp));
     }
 
-    /// Sends a DTMF key (RFC 4733). Invalid keys are ignored (see
-    /// [`MediaSession::send_dtmf`] for the checks).
-    pub async fn send_dtmf(&self, digit: char, duration: Duration) {
-        let _ = self.commands.send(Command::Dtmf(digit, duration));
+    /// Sends a DTMF key (RFC 4733) for `duration`; keys queue up behind each other.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Dtmf`] if `digit` is not a DTMF key, no telephone-event payload type
+    /// was negotiated, or the session has stopped.
+    pub async fn send_dtmf(&self, digit: char, duration: Duration) -> Result<(), SessionError> {
+        let (tx, rx) = oneshot::channel();
+        let stopped = || SessionError::Dtmf("media session has stopped".into());
+        self.commands
+            .send(Command::Dtmf(digit, duration, tx))
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 
     /// Changes the direction (hold/resume).
@@ -333,8 +342,8 @@ async fn run(
                 let now = Instant::now();
                 match cmd {
                     Some(Command::SetRemote(rtp, rtcp)) => session.set_remote(rtp, rtcp),
-                    Some(Command::Dtmf(digit, duration)) => {
-                        let _ = session.send_dtmf(now, digit, duration);
+                    Some(Command::Dtmf(digit, duration, reply)) => {
+                        let _ = reply.send(session.send_dtmf(now, digit, duration));
                     }
                     Some(Command::Direction(d)) => session.set_direction(d),
                     Some(Command::Stop(done)) => {
