@@ -72,83 +72,8 @@ pub use resolution::{
 };
 pub use select::{NaptrStep, SrvStep, order_srv, select_naptr};
 
-/// A transport RFC 3263 can select and Tincan supports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-pub enum Transport {
-    /// UDP.
-    Udp,
-    /// TCP.
-    Tcp,
-    /// TLS over TCP.
-    Tls,
-}
-
-impl Transport {
-    /// The default port (RFC 3261 §19.1.2): 5060, or 5061 for TLS.
-    pub fn default_port(self) -> u16 {
-        match self {
-            Transport::Udp | Transport::Tcp => 5060,
-            Transport::Tls => 5061,
-        }
-    }
-
-    /// The SRV service and protocol labels (RFC 3263 §4.1): `_sip._udp`, `_sip._tcp`,
-    /// `_sips._tcp`.
-    pub fn srv_prefix(self) -> &'static str {
-        match self {
-            Transport::Udp => "_sip._udp",
-            Transport::Tcp => "_sip._tcp",
-            Transport::Tls => "_sips._tcp",
-        }
-    }
-
-    /// The NAPTR service field (RFC 3263 §4.1): `SIP+D2U`, `SIP+D2T`, `SIPS+D2T`.
-    pub fn naptr_service(self) -> &'static str {
-        match self {
-            Transport::Udp => "SIP+D2U",
-            Transport::Tcp => "SIP+D2T",
-            Transport::Tls => "SIPS+D2T",
-        }
-    }
-
-    /// The transport a NAPTR service field names (case-insensitive), if supported.
-    pub fn from_naptr_service(service: &str) -> Option<Self> {
-        [Transport::Udp, Transport::Tcp, Transport::Tls]
-            .into_iter()
-            .find(|t| t.naptr_service().eq_ignore_ascii_case(service))
-    }
-
-    /// The transport a URI `transport=` parameter names (`udp`, `tcp`, `tls`; case-insensitive).
-    pub fn from_param(param: &str) -> Option<Self> {
-        match param.to_ascii_lowercase().as_str() {
-            "udp" => Some(Transport::Udp),
-            "tcp" => Some(Transport::Tcp),
-            "tls" => Some(Transport::Tls),
-            _ => None,
-        }
-    }
-
-    /// Lowercase name (`udp`, `tcp`, `tls`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-            Transport::Tls => "tls",
-        }
-    }
-
-    /// Whether this transport is a stream (TCP or TLS): connection failures are immediate.
-    pub fn is_stream(self) -> bool {
-        !matches!(self, Transport::Udp)
-    }
-}
-
-impl fmt::Display for Transport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The transport of a target: the same type as the transport layer's.
+pub use crate::transport::Transport;
 
 /// The parts of a SIP or SIPS URI that server location looks at (RFC 3263 §4).
 #[derive(Debug, Clone, PartialEq, Eq)]

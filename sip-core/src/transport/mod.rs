@@ -53,6 +53,47 @@ impl Transport {
         }
     }
 
+    /// The SRV service and protocol labels (RFC 3263 §4.1): `_sip._udp`, `_sip._tcp`,
+    /// `_sips._tcp`.
+    pub fn srv_prefix(self) -> &'static str {
+        match self {
+            Transport::Udp => "_sip._udp",
+            Transport::Tcp => "_sip._tcp",
+            Transport::Tls => "_sips._tcp",
+        }
+    }
+
+    /// The NAPTR service field (RFC 3263 §4.1): `SIP+D2U`, `SIP+D2T`, `SIPS+D2T`.
+    pub fn naptr_service(self) -> &'static str {
+        match self {
+            Transport::Udp => "SIP+D2U",
+            Transport::Tcp => "SIP+D2T",
+            Transport::Tls => "SIPS+D2T",
+        }
+    }
+
+    /// The transport a NAPTR service field names (case-insensitive), if supported.
+    pub fn from_naptr_service(service: &str) -> Option<Self> {
+        [Transport::Udp, Transport::Tcp, Transport::Tls]
+            .into_iter()
+            .find(|t| t.naptr_service().eq_ignore_ascii_case(service))
+    }
+
+    /// The transport a URI `transport=` parameter names (`udp`, `tcp`, `tls`; case-insensitive).
+    pub fn from_param(param: &str) -> Option<Self> {
+        Transport::from_token(param)
+    }
+
+    /// Lowercase name (`udp`, `tcp`, `tls`).
+    pub fn as_str(self) -> &'static str {
+        self.param()
+    }
+
+    /// Whether this transport is a stream (TCP or TLS): connection failures are immediate.
+    pub fn is_stream(self) -> bool {
+        self.is_reliable()
+    }
+
     /// Reads a Via transport token or a `transport` parameter, ignoring case.
     pub fn from_token(s: &str) -> Option<Transport> {
         match s.to_ascii_lowercase().as_str() {
