@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn data(p: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sip-core/tests/data").join(p)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../sip-core/tests/data")
+        .join(p)
 }
 
 fn tincan(args: &[&str]) -> (i32, String) {
@@ -12,7 +14,10 @@ fn tincan(args: &[&str]) -> (i32, String) {
         .args(args)
         .output()
         .expect("the tincan binary runs");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 #[test]
@@ -35,9 +40,17 @@ fn rejects_bad_version_with_505() {
 fn json_has_one_object_per_file() {
     let good = data("samples/invite.sip");
     let bad = data("rfc4475/ncl.dat");
-    let (code, out) = tincan(&["parse", "--json", good.to_str().unwrap(), bad.to_str().unwrap()]);
+    let (code, out) = tincan(&[
+        "parse",
+        "--json",
+        good.to_str().unwrap(),
+        bad.to_str().unwrap(),
+    ]);
     assert_eq!(code, 1);
-    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["verdict"], "accept");
     assert_eq!(lines[0]["status"], serde_json::Value::Null);

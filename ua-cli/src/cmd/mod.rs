@@ -1,3 +1,4 @@
 //! One module per `tincan` subcommand.
 
 pub mod parse;
+pub mod ping;
