@@ -11,6 +11,7 @@ pub mod auth;
 pub mod driver;
 pub mod endpoint;
 pub mod message;
+pub mod register;
 pub mod resolve;
 pub mod rng;
 pub mod transaction;
