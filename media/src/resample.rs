@@ -113,12 +113,7 @@ impl Resampler {
             let branch = &self.coeffs[phase * taps..(phase + 1) * taps];
             // y = sum_k h[k*L + phase] * x[index - k]
             let window = &self.history[index + 1 - taps..=index];
-            let acc: f32 = branch
-                .iter()
-                .zip(window.iter().rev())
-                .map(|(h, x)| h * x)
-                .sum();
-            emit(acc * gain);
+            emit(dot_reversed(branch, window) * gain);
             self.position += down;
         }
         // Drop the samples no future output needs.
@@ -136,6 +131,27 @@ impl Resampler {
         self.history.resize(self.taps - 1, 0.0);
         self.position = (self.taps - 1) * self.up;
     }
+}
+
+/// `sum h[k] * x[len - 1 - k]`, with eight independent accumulators so the compiler can
+/// vectorize it (a single running sum must be added in order).
+fn dot_reversed(h: &[f32], x: &[f32]) -> f32 {
+    debug_assert_eq!(h.len(), x.len());
+    let mut acc = [0.0f32; 8];
+    let mut hc = h.chunks_exact(8);
+    let mut xc = x.rchunks_exact(8);
+    for (hs, xs) in (&mut hc).zip(&mut xc) {
+        for i in 0..8 {
+            acc[i] += hs[i] * xs[7 - i];
+        }
+    }
+    let tail: f32 = hc
+        .remainder()
+        .iter()
+        .zip(xc.remainder().iter().rev())
+        .map(|(a, b)| a * b)
+        .sum();
+    acc.iter().sum::<f32>() + tail
 }
 
 fn gcd(mut a: u32, mut b: u32) -> u32 {

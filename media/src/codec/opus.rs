@@ -38,6 +38,48 @@ pub struct OpusConfig {
     pub packet_loss_percent: u8,
     /// Encoder complexity, 0 (fastest) to 10 (best).
     pub complexity: u8,
+    /// The widest audio band the encoder may code.
+    pub max_bandwidth: OpusBandwidth,
+}
+
+/// Audio bandwidths Opus codes (RFC 6716 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OpusBandwidth {
+    /// 4 kHz (8 kHz sampling).
+    Narrowband,
+    /// 6 kHz.
+    Mediumband,
+    /// 8 kHz (16 kHz sampling, "HD voice").
+    Wideband,
+    /// 12 kHz.
+    SuperWideband,
+    /// 20 kHz.
+    Fullband,
+}
+
+impl OpusBandwidth {
+    fn to_libopus(self) -> opus::Bandwidth {
+        match self {
+            OpusBandwidth::Narrowband => opus::Bandwidth::Narrowband,
+            OpusBandwidth::Mediumband => opus::Bandwidth::Mediumband,
+            OpusBandwidth::Wideband => opus::Bandwidth::Wideband,
+            OpusBandwidth::SuperWideband => opus::Bandwidth::Superwideband,
+            OpusBandwidth::Fullband => opus::Bandwidth::Fullband,
+        }
+    }
+}
+
+impl OpusConfig {
+    /// Settings for many calls per core (a gateway or a load test rather than one
+    /// softphone call): complexity 1 and wideband at most, about a third of the default's
+    /// encoding CPU (docs/benchmarks-media.md), still HD voice.
+    pub fn high_density() -> OpusConfig {
+        OpusConfig {
+            complexity: 1,
+            max_bandwidth: OpusBandwidth::Wideband,
+            ..OpusConfig::default()
+        }
+    }
 }
 
 impl Default for OpusConfig {
@@ -48,6 +90,7 @@ impl Default for OpusConfig {
             dtx: false,
             packet_loss_percent: 0,
             complexity: 9,
+            max_bandwidth: OpusBandwidth::Fullband,
         }
     }
 }
@@ -70,6 +113,7 @@ impl OpusEncoder {
         inner.set_packet_loss_perc(i32::from(config.packet_loss_percent.min(100)))?;
         inner.set_complexity(i32::from(config.complexity.min(10)))?;
         inner.set_signal(opus::Signal::Voice)?;
+        inner.set_max_bandwidth(config.max_bandwidth.to_libopus())?;
         Ok(OpusEncoder { inner, config })
     }
 

@@ -245,6 +245,11 @@ pub struct JitterBuffer {
     /// Peak-tracking jitter estimate, seconds.
     estimate: f64,
     estimate_at: Option<Instant>,
+    /// Timestamp of the packet of the last slot, when that slot was a packet.
+    last_packet_ts: Option<i64>,
+    /// Duration of the stream's packets in timestamp units, as decoded (one frame until
+    /// [`JitterBuffer::set_packet_duration`] says otherwise).
+    packet_units: i64,
     /// The level at the last stretch, until a slot is played.
     stretch_level: Option<i64>,
     /// Levels (timestamp units) at the last pops.
@@ -262,6 +267,7 @@ const RECENT: usize = 128;
 impl JitterBuffer {
     /// An empty buffer.
     pub fn new(config: JitterConfig) -> JitterBuffer {
+        let packet_units = i64::from(config.frame_samples);
         let mut jb = JitterBuffer {
             config,
             packets: BTreeMap::new(),
@@ -275,6 +281,8 @@ impl JitterBuffer {
             min_window: VecDeque::new(),
             estimate: 0.0,
             estimate_at: None,
+            last_packet_ts: None,
+            packet_units,
             stretch_level: None,
             levels: VecDeque::new(),
             stats: JitterStats::default(),
@@ -334,7 +342,8 @@ impl JitterBuffer {
 
     fn target(&self) -> Duration {
         let jitter = Duration::from_secs_f64(self.estimate * self.config.jitter_factor);
-        (self.config.frame_duration() + jitter).clamp(self.config.min_delay, self.config.max_delay)
+        (self.config.units_to_duration(self.packet_units) + jitter)
+            .clamp(self.config.min_delay, self.config.max_delay)
     }
 
     fn decay(&mut self, now: Instant) {
@@ -464,7 +473,7 @@ impl JitterBuffer {
             return 0;
         };
         match self.packets.keys().next_back() {
-            Some(&newest) if newest >= cursor => newest + self.frame() - cursor,
+            Some(&newest) if newest >= cursor => newest + self.packet_units - cursor,
             _ => 0,
         }
     }
@@ -478,7 +487,7 @@ impl JitterBuffer {
         }
         let min = self.levels.iter().copied().min().unwrap_or(0);
         let target = self.config.duration_to_units(self.target());
-        min >= target + self.frame()
+        min >= target + self.packet_units
     }
 
     /// The decision for the next 20 ms slot. Call once per 20 ms of playout.
@@ -508,7 +517,7 @@ impl JitterBuffer {
         let target_units = self.config.duration_to_units(target);
         // Growth: keep the packet, conceal one frame. A few ms of tolerance keeps a clean
         // network with sub-frame jitter at one frame of delay.
-        let tolerance = self.frame() / 4;
+        let tolerance = self.packet_units / 4;
         // A stretch only helps while packets keep coming: not twice at the same level.
         let grew = self.stretch_level.is_none_or(|l| level > l);
         if self.packets.contains_key(&cursor) && level + tolerance < target_units && grew {
@@ -520,6 +529,38 @@ impl JitterBuffer {
         }
         self.stretch_level = None;
         self.next_slot(level, target_units)
+    }
+
+    /// Tells the buffer how long the packet of the last [`Slot::Packet`] really was, in
+    /// timestamp units, once decoded: the cursor assumed one frame
+    /// ([`JitterConfig::frame_samples`]); peers may send 10, 30 or 60 ms packets.
+    pub fn set_packet_duration(&mut self, units: u32) {
+        // 2.5 ms to 120 ms: what Opus and G.711 packets can carry.
+        let max = self.config.duration_to_units(Duration::from_millis(120));
+        let units = i64::from(units);
+        if let Some(ts) = self.last_packet_ts
+            && units > 0
+            && units <= max
+        {
+            self.cursor = Some(ts + units);
+            self.packet_units = units;
+        }
+    }
+
+    /// Takes the next slot within the same 20 ms tick, without the bookkeeping of
+    /// [`JitterBuffer::pop`]: for packets shorter than a frame, the playout layer needs
+    /// several to fill one frame.
+    pub fn pop_continue(&mut self) -> Slot {
+        let level = self.level();
+        let target = self.config.duration_to_units(self.target());
+        self.next_slot(level, target)
+    }
+
+    /// Counts a frame dropped to shrink the delay without taking a slot (the playout layer
+    /// dropped audio it had already decoded).
+    pub fn note_shrink(&mut self) {
+        self.stats.shrunk += 1;
+        self.levels.clear();
     }
 
     /// Takes one more slot within the same 20 ms tick, to drop it: the playout layer calls
@@ -536,12 +577,14 @@ impl JitterBuffer {
     }
 
     fn next_slot(&mut self, level: i64, target_units: i64) -> Slot {
-        let frame = self.frame();
+        let frame = self.packet_units;
         let Some(mut cursor) = self.cursor else {
             return Slot::Idle;
         };
+        self.last_packet_ts = None;
         if let Some(p) = self.packets.remove(&cursor) {
             self.cursor = Some(cursor + frame);
+            self.last_packet_ts = Some(cursor);
             self.last_played_seq = Some(p.seq);
             self.last_was_dtx = p.payload.len() <= DTX_PAYLOAD_MAX;
             self.stats.played += 1;
@@ -900,6 +943,20 @@ mod tests {
             jb.pop(t0 + Duration::from_millis(21)),
             Slot::Packet { seq: 2, .. }
         ));
+        assert_eq!(jb.stats().lost, 0);
+    }
+
+    #[test]
+    fn thirty_ms_packets_move_the_cursor_by_their_duration() {
+        let mut jb = JitterBuffer::new(JitterConfig::new(8000, 160));
+        let t0 = Instant::now();
+        for i in 0..3u64 {
+            jb.insert(t0, i, (i * 240) as u32, vec![i as u8], false);
+        }
+        for i in 0..3u64 {
+            assert!(matches!(jb.pop(t0), Slot::Packet { seq, .. } if seq == i));
+            jb.set_packet_duration(240);
+        }
         assert_eq!(jb.stats().lost, 0);
     }
 

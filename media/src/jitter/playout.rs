@@ -56,6 +56,11 @@ pub struct Playout {
     decoder: Box<dyn AudioDecoder>,
     frame: Vec<i16>,
     extra: Vec<i16>,
+    /// Decoded samples not played yet (packets longer than a frame).
+    carry: Vec<i16>,
+    /// What produced the carried samples.
+    carry_kind: FrameKind,
+    decoded: Vec<i16>,
     /// Running mean of the frame energy (mean square), for "quiet" decisions.
     mean_energy: f64,
     /// Pops a requested shrink has waited for a quiet frame.
@@ -80,6 +85,9 @@ impl Playout {
             decoder,
             frame: Vec::with_capacity(FRAME_SAMPLES * 2),
             extra: Vec::with_capacity(FRAME_SAMPLES * 2),
+            carry: Vec::with_capacity(FRAME_SAMPLES * 7),
+            carry_kind: FrameKind::Idle,
+            decoded: Vec::with_capacity(FRAME_SAMPLES * 6),
             mean_energy: 0.0,
             shrink_wait: 0,
             decode_errors: 0,
@@ -120,9 +128,8 @@ impl Playout {
 
     /// The next 20 ms frame. Call every 20 ms from the playout clock.
     pub fn pop(&mut self, now: Instant) -> PlayoutFrame<'_> {
-        let slot = self.jitter.pop(now);
         let mut frame = std::mem::take(&mut self.frame);
-        let kind = self.render(slot, &mut frame);
+        let kind = self.fill(Some(now), &mut frame);
         if self.jitter.wants_shrink() && kind != FrameKind::Idle {
             self.shrink(&mut frame, kind);
         } else {
@@ -139,6 +146,49 @@ impl Playout {
         }
     }
 
+    /// Fills `frame` with exactly one frame: from the carry, then from as many slots as
+    /// it takes (packets of 10 ms need two; one of 30 ms leaves 10 ms for the next frame).
+    /// With `now`, the first slot is a regular pop; without, it is the extra slot of a
+    /// shrink ([`JitterBuffer::pop_extra`]).
+    fn fill(&mut self, now: Option<Instant>, frame: &mut Vec<i16>) -> FrameKind {
+        frame.clear();
+        if self.carry.len() >= FRAME_SAMPLES {
+            frame.extend(self.carry.drain(..FRAME_SAMPLES));
+            return self.carry_kind;
+        }
+        let mut kind = self.carry_kind;
+        let mut first = true;
+        while self.carry.len() < FRAME_SAMPLES {
+            let slot = match (first, now) {
+                (true, Some(now)) => self.jitter.pop(now),
+                (true, None) => self.jitter.pop_extra(),
+                (false, _) => self.jitter.pop_continue(),
+            };
+            first = false;
+            let mut decoded = std::mem::take(&mut self.decoded);
+            let is_packet = matches!(slot, Slot::Packet { .. });
+            kind = self.render(slot, &mut decoded);
+            if is_packet && kind == FrameKind::Decoded {
+                let rate = u64::from(self.jitter.config().clock_rate);
+                let units = decoded.len() as u64 * rate / u64::from(crate::SAMPLE_RATE);
+                self.jitter.set_packet_duration(units as u32);
+            }
+            if decoded.is_empty() || kind == FrameKind::Idle {
+                decoded.resize(FRAME_SAMPLES, 0);
+            }
+            self.carry.extend_from_slice(&decoded);
+            self.decoded = decoded;
+            if !matches!(kind, FrameKind::Decoded) {
+                break;
+            }
+        }
+        self.carry_kind = kind;
+        let n = self.carry.len().min(FRAME_SAMPLES);
+        frame.extend(self.carry.drain(..n));
+        frame.resize(FRAME_SAMPLES, 0);
+        kind
+    }
+
     fn shrink(&mut self, frame: &mut [i16], kind: FrameKind) {
         let quiet = !matches!(kind, FrameKind::Decoded | FrameKind::Fec)
             || mean_square(frame) < 0.1 * self.mean_energy
@@ -148,8 +198,14 @@ impl Playout {
             return;
         }
         let mut extra = std::mem::take(&mut self.extra);
-        let slot = self.jitter.pop_extra();
-        self.render(slot, &mut extra);
+        if self.carry.len() >= FRAME_SAMPLES {
+            // A long packet left a frame behind: that is the one to drop into.
+            extra.clear();
+            extra.extend(self.carry.drain(..FRAME_SAMPLES));
+            self.jitter.note_shrink();
+        } else {
+            self.fill(None, &mut extra);
+        }
         // Quiet: play the next frame, its start faded in from the dropped one (2.5 ms).
         // Loud: cross-fade the whole frame from the dropped one to the next.
         let fade = if quiet { SHORT_FADE } else { FRAME_SAMPLES };
@@ -166,7 +222,7 @@ impl Playout {
         self.shrink_wait = 0;
     }
 
-    /// Decodes a slot into exactly [`FRAME_SAMPLES`] samples.
+    /// Decodes a slot: a packet gives its own duration, everything else one frame.
     fn render(&mut self, slot: Slot, out: &mut Vec<i16>) -> FrameKind {
         out.clear();
         let kind = match slot {
@@ -198,8 +254,9 @@ impl Playout {
                 FrameKind::Silence
             }
         };
-        // Packets of another duration than 20 ms are cut or padded to the pipeline frame.
-        out.resize(FRAME_SAMPLES, 0);
+        if kind != FrameKind::Decoded {
+            out.resize(FRAME_SAMPLES, 0);
+        }
         kind
     }
 }
