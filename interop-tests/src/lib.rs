@@ -162,3 +162,31 @@ pub fn sip_options_ping(target: SocketAddr, timeout: Duration) -> Result<String,
         log_tail: String::new(),
     })
 }
+
+/// The `tincan` binary of this workspace, built (debug) on first use.
+///
+/// Integration tests of another package do not get `CARGO_BIN_EXE_tincan`, so the binary is
+/// built once per test process with the same cargo and target directory.
+pub fn tincan_binary() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("interop-tests lives in the workspace")
+            .to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-q", "-p", "tincan", "--bin", "tincan"])
+            .current_dir(&workspace)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the tincan binary failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace.join("target"));
+        let bin = target.join("debug").join("tincan");
+        assert!(bin.exists(), "{} missing after the build", bin.display());
+        bin
+    })
+    .clone()
+}

@@ -1,5 +1,6 @@
 //! The `tincan` terminal user agent: a thin shell over the `tincan` library.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -10,6 +11,10 @@ mod cmd;
 #[derive(Debug, Parser)]
 #[command(name = "tincan", version, about, long_about = None)]
 struct Cli {
+    /// The config file (default: $TINCAN_CONFIG, else $XDG_CONFIG_HOME/tincan/config.toml
+    /// or ~/.config/tincan/config.toml).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -27,6 +32,15 @@ enum Command {
     /// Exit status: 0 when a final response arrived, 1 on timeout or transport error, 2 on
     /// usage errors.
     Ping(cmd::ping::Args),
+    /// Resolve a SIP URI by RFC 3263 and print the chain (NAPTR, SRV, addresses with TTLs)
+    /// and the ordered targets; with --probe, send OPTIONS to each target.
+    ///
+    /// Exit status: 0 when there are targets (with --probe: one answered), 1 otherwise, 2 on
+    /// usage errors.
+    Resolve(cmd::resolve::Args),
+    /// Register the configured accounts and report each registrar's result, binding and time;
+    /// with --once, unregister and exit (0 when every registration succeeded).
+    Register(cmd::register::Args),
 }
 
 fn main() -> ExitCode {
@@ -34,5 +48,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Parse(args) => cmd::parse::run(&args),
         Command::Ping(args) => cmd::ping::run(&args),
+        Command::Resolve(args) => cmd::resolve::run(&args, cli.config.as_deref()),
+        Command::Register(args) => cmd::register::run(&args, None),
     }
 }

@@ -366,6 +366,28 @@ impl Handle {
         &self.local
     }
 
+    /// The local address to announce (Contact, SDP) for `transport` towards `dest`: the bound
+    /// address of that transport and family, with a wildcard IP replaced by the address the
+    /// system routes from.
+    pub fn local_address_for(&self, transport: Transport, dest: SocketAddr) -> Option<SocketAddr> {
+        let bound = self
+            .local
+            .iter()
+            .filter(|(t, a)| *t == transport && a.is_ipv4() == dest.is_ipv4())
+            .map(|(_, a)| *a)
+            .find(|a| a.ip().is_unspecified() || a.ip().is_loopback() == dest.ip().is_loopback())
+            .or_else(|| {
+                self.local
+                    .iter()
+                    .find(|(t, a)| *t == transport && a.is_ipv4() == dest.is_ipv4())
+                    .map(|(_, a)| *a)
+            })?;
+        if bound.ip().is_unspecified() {
+            return Some(SocketAddr::new(route_ip(dest)?, bound.port()));
+        }
+        Some(bound)
+    }
+
     /// The bound address of a transport (the first of its family when several).
     pub fn local_address(&self, transport: Transport) -> Option<SocketAddr> {
         self.local

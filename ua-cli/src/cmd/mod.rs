@@ -2,3 +2,5 @@
 
 pub mod parse;
 pub mod ping;
+pub mod register;
+pub mod resolve;
