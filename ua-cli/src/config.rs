@@ -1,0 +1,765 @@
+//! Tincan's configuration file (TOML): the network settings and the accounts.
+//!
+//! Where the file is found, first match wins:
+//!
+//! 1. the path given to [`Config::load`] (the `tincan --config FILE` option);
+//! 2. the `TINCAN_CONFIG` environment variable (when set and not empty);
+//! 3. `$XDG_CONFIG_HOME/tincan/config.toml`, or `~/.config/tincan/config.toml`.
+//!
+//! A file named by 1 or 2 must exist; the default file may be missing, which gives an empty
+//! configuration (no accounts, system DNS). Every key is documented in `docs/config.md`.
+//!
+//! ```
+//! use tincan::config::{Config, RegisterMode, TransportChoice};
+//!
+//! let text = r#"
+//! [network]
+//! dns_server = "127.0.0.1:5353"
+//!
+//! [[account]]
+//! name = "work"
+//! aor = "sip:alice@example.com"
+//! password_env = "TINCAN_WORK_PASSWORD"
+//! registrars = ["sip:reg1.example.com;transport=tcp", "sip:reg2.example.com"]
+//! register_mode = "all"
+//! "#;
+//! let config = Config::from_str_named(text, "example.toml").expect("a valid file");
+//! assert_eq!(config.network.dns_server, Some("127.0.0.1:5353".parse().unwrap()));
+//! let work = config.account("work").expect("declared above");
+//! assert_eq!(work.username, "alice");
+//! assert_eq!(work.transport, TransportChoice::Auto);
+//! assert_eq!(work.register_mode, RegisterMode::All);
+//! assert_eq!(work.expires, 3600);
+//! assert!(work.instance_id.starts_with("urn:uuid:"));
+//!
+//! // Errors give the place and the key.
+//! let err = Config::from_str_named("[network]\ndns_sever = \"x\"\n", "bad.toml").unwrap_err();
+//! assert!(err.to_string().starts_with("bad.toml:2:1: "), "{err}");
+//! assert!(err.to_string().contains("dns_sever"), "{err}");
+//! ```
+//!
+//! Passwords are [`Secret`]s: their `Debug` and `Display` print `<redacted>`, so a config or
+//! an account can be logged. `password_env` and `password_command` are read only when
+//! [`Account::password`] is called.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tincan_sip::message::{SipUri, Uri};
+use tincan_sip::transport::Transport;
+use toml::Spanned;
+
+/// The environment variable naming the config file.
+pub const CONFIG_ENV: &str = "TINCAN_CONFIG";
+
+/// Default registration lifetime in seconds (RFC 3261 §10.2.1.1 suggests 3600).
+pub const DEFAULT_EXPIRES: u32 = 3600;
+
+/// A loaded, validated configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// The file it was read from (`None` for the empty default configuration).
+    pub path: Option<PathBuf>,
+    /// `[network]`.
+    pub network: Network,
+    /// `[[account]]` tables, in file order.
+    pub accounts: Vec<Account>,
+}
+
+/// The `[network]` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Network {
+    /// `dns_server`: the DNS server (ADDR:PORT) for RFC 3263 lookups; `None` uses the
+    /// system's resolver.
+    pub dns_server: Option<SocketAddr>,
+    /// `bind`: the local address (ADDR:PORT) for SIP sockets; `None` lets the system choose.
+    pub bind: Option<SocketAddr>,
+}
+
+/// Which transport an account uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum TransportChoice {
+    /// RFC 3263 chooses (NAPTR, then SRV of every transport).
+    #[default]
+    Auto,
+    /// UDP only.
+    Udp,
+    /// TCP only.
+    Tcp,
+    /// TLS only.
+    Tls,
+}
+
+impl TransportChoice {
+    /// The forced transport, or `None` for [`TransportChoice::Auto`].
+    pub fn transport(self) -> Option<Transport> {
+        match self {
+            TransportChoice::Auto => None,
+            TransportChoice::Udp => Some(Transport::Udp),
+            TransportChoice::Tcp => Some(Transport::Tcp),
+            TransportChoice::Tls => Some(Transport::Tls),
+        }
+    }
+}
+
+/// How an account with several registrars registers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum RegisterMode {
+    /// One registrar at a time, in order: fail over to the next, fail back to the first.
+    #[default]
+    Failover,
+    /// Registered with every registrar at the same time.
+    All,
+}
+
+/// A password or other secret: `Debug` and `Display` print `<redacted>`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Secret {
+        Secret(secret.into())
+    }
+
+    /// The secret itself, for the one place that needs it (digest authentication).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Where an account's password comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PasswordSource {
+    /// `password`: written in the file.
+    Literal(Secret),
+    /// `password_env`: the value of this environment variable.
+    Env(String),
+    /// `password_command`: the first line of this shell command's standard output
+    /// (run with `sh -c`).
+    Command(String),
+}
+
+/// One `[[account]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Account {
+    /// `name`: unique among the accounts (`tincan register --account NAME`).
+    pub name: String,
+    /// `aor`: the address of record, a `sip:` or `sips:` URI.
+    pub aor: SipUri<'static>,
+    /// `username`: the digest authentication user (default: the aor's user part).
+    pub username: String,
+    /// `password` | `password_env` | `password_command`.
+    pub password_source: PasswordSource,
+    /// `transport`: default [`TransportChoice::Auto`].
+    pub transport: TransportChoice,
+    /// `registrars`: explicit registrars / outbound proxies in order; empty means "resolve
+    /// the aor's domain by RFC 3263".
+    pub registrars: Vec<SipUri<'static>>,
+    /// `register_mode`: default [`RegisterMode::Failover`].
+    pub register_mode: RegisterMode,
+    /// `expires`: the registration lifetime asked for, in seconds (default 3600).
+    pub expires: u32,
+    /// `outbound`: RFC 5626 (`+sip.instance`, `reg-id`, keep-alives); default true.
+    pub outbound: bool,
+    /// `instance_id`: the `+sip.instance` value, `urn:uuid:...` (default: derived from the
+    /// aor, see [`derive_instance_id`]).
+    pub instance_id: String,
+}
+
+impl Account {
+    /// The password, read from its source now (`password_env` and `password_command` are
+    /// read each time this is called, so a changed secret is picked up).
+    pub fn password(&self) -> Result<Secret, ConfigError> {
+        match &self.password_source {
+            PasswordSource::Literal(s) => Ok(s.clone()),
+            PasswordSource::Env(var) => match std::env::var(var) {
+                Ok(v) => Ok(Secret(v)),
+                Err(e) => Err(ConfigError::PasswordEnv {
+                    account: self.name.clone(),
+                    variable: var.clone(),
+                    reason: match e {
+                        std::env::VarError::NotPresent => "is not set",
+                        std::env::VarError::NotUnicode(_) => "is not valid UTF-8",
+                    },
+                }),
+            },
+            PasswordSource::Command(cmd) => run_password_command(&self.name, cmd),
+        }
+    }
+
+    /// The RFC 3263 destinations to register with: the registrars, or the aor's domain
+    /// (without its user part) when there are none.
+    pub fn registrar_uris(&self) -> Vec<SipUri<'static>> {
+        if !self.registrars.is_empty() {
+            return self.registrars.clone();
+        }
+        let mut domain = SipUri::new(self.aor.secure, self.aor.host.clone());
+        domain.port = self.aor.port;
+        vec![domain]
+    }
+}
+
+fn run_password_command(account: &str, command: &str) -> Result<Secret, ConfigError> {
+    let err = |reason: String| ConfigError::PasswordCommand {
+        account: account.to_owned(),
+        command: command.to_owned(),
+        reason,
+    };
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| err(format!("could not be started: {e}")))?;
+    if !out.status.success() {
+        return Err(err(format!("failed ({})", out.status)));
+    }
+    let text = String::from_utf8(out.stdout)
+        .map_err(|_| err("printed something that is not UTF-8".into()))?;
+    let first = text.lines().next().unwrap_or_default();
+    if first.is_empty() {
+        return Err(err("printed nothing on its first line".into()));
+    }
+    Ok(Secret(first.to_owned()))
+}
+
+/// The default RFC 5626 instance id for an aor: a UUID made from the SHA-256 of the aor
+/// (RFC 9562 version 8, "custom"), so it is the same on every run. Two devices sharing an
+/// account should set `instance_id` explicitly on one of them.
+pub fn derive_instance_id(aor: &SipUri<'_>) -> String {
+    let digest = Sha256::digest(format!("tincan +sip.instance {aor}").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest[..16]);
+    b[6] = (b[6] & 0x0f) | 0x80; // version 8
+    b[8] = (b[8] & 0x3f) | 0x80; // variant 10 (RFC 9562 §4.1)
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "urn:uuid:{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// Why a configuration could not be loaded, or a password read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key, or a value is wrong.
+    #[error("{origin}:{line}:{column}: {message}\n{excerpt}")]
+    Invalid {
+        /// The file name (or the name given to [`Config::from_str_named`]).
+        origin: String,
+        /// Line, from 1.
+        line: usize,
+        /// Column (in characters), from 1.
+        column: usize,
+        /// The key at fault, when known.
+        key: Option<String>,
+        /// What is wrong, naming the key and its section.
+        message: String,
+        /// The offending line with a caret under the column.
+        excerpt: String,
+    },
+    /// `password_env` names a variable that is missing.
+    #[error("account {account:?}: password_env variable {variable} {reason}")]
+    PasswordEnv {
+        /// The account.
+        account: String,
+        /// The variable.
+        variable: String,
+        /// `is not set`, `is not valid UTF-8`.
+        reason: &'static str,
+    },
+    /// `password_command` failed.
+    #[error("account {account:?}: password_command {command:?} {reason}")]
+    PasswordCommand {
+        /// The account.
+        account: String,
+        /// The command.
+        command: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+// ----- raw file layout (serde), validated into the public types -----
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    network: RawNetwork,
+    #[serde(default)]
+    account: Vec<RawAccount>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    dns_server: Option<Spanned<String>>,
+    bind: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    name: Spanned<String>,
+    aor: Spanned<String>,
+    username: Option<Spanned<String>>,
+    password: Option<Spanned<Secret>>,
+    password_env: Option<Spanned<String>>,
+    password_command: Option<Spanned<String>>,
+    #[serde(default)]
+    transport: TransportChoice,
+    registrars: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    register_mode: RegisterMode,
+    expires: Option<Spanned<u32>>,
+    outbound: Option<bool>,
+    instance_id: Option<Spanned<String>>,
+}
+
+impl Config {
+    /// Loads the configuration: from `path_override` (the `--config` option) if given, else
+    /// from the file named by `TINCAN_CONFIG`, else from the default path (see
+    /// [`Config::default_path`]). A missing default file gives [`Config::default`]; a missing
+    /// file named explicitly is an error.
+    pub fn load(path_override: Option<&Path>) -> Result<Config, ConfigError> {
+        let (path, explicit) = match Config::locate(
+            path_override,
+            std::env::var_os(CONFIG_ENV),
+            std::env::var_os("XDG_CONFIG_HOME"),
+            std::env::var_os("HOME"),
+        ) {
+            Some(x) => x,
+            None => return Ok(Config::default()),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let mut c = Config::from_str_named(&text, &path.display().to_string())?;
+                c.path = Some(path);
+                Ok(c)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !explicit => Ok(Config::default()),
+            Err(source) => Err(ConfigError::Read { path, source }),
+        }
+    }
+
+    /// Which file to read, and whether it was named explicitly (override or
+    /// `TINCAN_CONFIG`), given the override and the values of `TINCAN_CONFIG`,
+    /// `XDG_CONFIG_HOME` and `HOME`. `None` when there is no way to find a file.
+    pub fn locate(
+        path_override: Option<&Path>,
+        tincan_config: Option<OsString>,
+        xdg_config_home: Option<OsString>,
+        home: Option<OsString>,
+    ) -> Option<(PathBuf, bool)> {
+        if let Some(p) = path_override {
+            return Some((p.to_owned(), true));
+        }
+        if let Some(p) = tincan_config.filter(|p| !p.is_empty()) {
+            return Some((PathBuf::from(p), true));
+        }
+        Config::default_path(xdg_config_home, home).map(|p| (p, false))
+    }
+
+    /// `$XDG_CONFIG_HOME/tincan/config.toml` (an empty or relative `XDG_CONFIG_HOME` is
+    /// ignored, as the XDG spec says), else `$HOME/.config/tincan/config.toml`.
+    pub fn default_path(
+        xdg_config_home: Option<OsString>,
+        home: Option<OsString>,
+    ) -> Option<PathBuf> {
+        let base = match xdg_config_home
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+        {
+            Some(x) => x,
+            None => PathBuf::from(home.filter(|h| !h.is_empty())?).join(".config"),
+        };
+        Some(base.join("tincan").join("config.toml"))
+    }
+
+    /// Parses and validates a configuration's text; `origin` names it in error messages.
+    pub fn from_str_named(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let message = e.message().trim_end().to_owned();
+            Located::new(text, origin, span).error(None, None, message)
+        })?;
+        let invalid = |span: Range<usize>, key: &str, context: Option<&str>, message: String| {
+            Located::new(text, origin, span).error(Some(key), context, message)
+        };
+
+        let mut network = Network::default();
+        if let Some(s) = &raw.network.dns_server {
+            network.dns_server = Some(
+                parse_socket_addr(s.get_ref())
+                    .map_err(|m| invalid(s.span(), "dns_server", None, m))?,
+            );
+        }
+        if let Some(s) = &raw.network.bind {
+            network.bind = Some(
+                parse_socket_addr(s.get_ref()).map_err(|m| invalid(s.span(), "bind", None, m))?,
+            );
+        }
+
+        let mut accounts: Vec<Account> = Vec::with_capacity(raw.account.len());
+        for a in raw.account {
+            let name = a.name.get_ref().trim().to_owned();
+            let ctx = format!("in account {name:?}");
+            let bad = |span: Range<usize>, key: &str, message: String| {
+                invalid(span, key, Some(&ctx), message)
+            };
+            if name.is_empty() {
+                return Err(bad(a.name.span(), "name", "empty account name".into()));
+            }
+            if accounts.iter().any(|x| x.name == name) {
+                return Err(bad(
+                    a.name.span(),
+                    "name",
+                    "a second account has this name (names must be unique)".into(),
+                ));
+            }
+            let aor = parse_sip_uri(a.aor.get_ref()).map_err(|m| bad(a.aor.span(), "aor", m))?;
+            let username = match &a.username {
+                Some(u) if u.get_ref().is_empty() => {
+                    return Err(bad(u.span(), "username", "empty username".into()));
+                }
+                Some(u) => u.get_ref().clone(),
+                None => match aor.user_decoded() {
+                    Some(u) if !u.is_empty() => String::from_utf8_lossy(&u).into_owned(),
+                    _ => {
+                        return Err(bad(
+                            a.aor.span(),
+                            "aor",
+                            "the aor has no user part; set `username`".into(),
+                        ));
+                    }
+                },
+            };
+            let mut sources = Vec::new();
+            if let Some(p) = a.password {
+                sources.push((p.span(), PasswordSource::Literal(p.into_inner())));
+            }
+            if let Some(p) = a.password_env {
+                if p.get_ref().is_empty() || p.get_ref().contains(['=', '\0']) {
+                    return Err(bad(
+                        p.span(),
+                        "password_env",
+                        "not a valid environment variable name".into(),
+                    ));
+                }
+                sources.push((p.span(), PasswordSource::Env(p.into_inner())));
+            }
+            if let Some(p) = a.password_command {
+                if p.get_ref().trim().is_empty() {
+                    return Err(bad(p.span(), "password_command", "empty command".into()));
+                }
+                sources.push((p.span(), PasswordSource::Command(p.into_inner())));
+            }
+            let password_source = match sources.len() {
+                1 => sources.pop().expect("length checked to be 1").1,
+                0 => {
+                    return Err(bad(
+                        a.name.span(),
+                        "password",
+                        "no password: set one of `password`, `password_env`, \
+                             `password_command`"
+                            .into(),
+                    ));
+                }
+                _ => {
+                    return Err(bad(
+                        sources[1].0.clone(),
+                        "password",
+                        "more than one of `password`, `password_env`, \
+                             `password_command`: keep one"
+                            .into(),
+                    ));
+                }
+            };
+            let mut registrars = Vec::new();
+            for r in a.registrars.unwrap_or_default() {
+                registrars
+                    .push(parse_sip_uri(r.get_ref()).map_err(|m| bad(r.span(), "registrars", m))?);
+            }
+            let expires = match a.expires {
+                Some(e) if *e.get_ref() == 0 => {
+                    return Err(bad(
+                        e.span(),
+                        "expires",
+                        "must be at least 1 second (0 would unregister)".into(),
+                    ));
+                }
+                Some(e) => e.into_inner(),
+                None => DEFAULT_EXPIRES,
+            };
+            let instance_id = match a.instance_id {
+                Some(i) => {
+                    let v = i.get_ref().trim();
+                    if !is_urn_uuid(v) {
+                        return Err(bad(
+                            i.span(),
+                            "instance_id",
+                            "not a urn:uuid: \
+                                 (urn:uuid:xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)"
+                                .into(),
+                        ));
+                    }
+                    v.to_ascii_lowercase()
+                }
+                None => derive_instance_id(&aor),
+            };
+            accounts.push(Account {
+                name,
+                aor,
+                username,
+                password_source,
+                transport: a.transport,
+                registrars,
+                register_mode: a.register_mode,
+                expires,
+                outbound: a.outbound.unwrap_or(true),
+                instance_id,
+            });
+        }
+        Ok(Config {
+            path: None,
+            network,
+            accounts,
+        })
+    }
+
+    /// The account with this name.
+    pub fn account(&self, name: &str) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.name == name)
+    }
+}
+
+impl std::str::FromStr for Config {
+    type Err = ConfigError;
+
+    /// Same as [`Config::from_str_named`] with origin `config`.
+    fn from_str(text: &str) -> Result<Config, ConfigError> {
+        Config::from_str_named(text, "config")
+    }
+}
+
+fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
+    s.trim().parse().map_err(|_| {
+        format!("{s:?} is not an ADDR:PORT socket address (e.g. \"127.0.0.1:53\", \"[::1]:53\")")
+    })
+}
+
+fn parse_sip_uri(s: &str) -> Result<SipUri<'static>, String> {
+    match Uri::parse(s.trim()) {
+        Ok(Uri::Sip(u)) => Ok(u.into_owned()),
+        Ok(other) => Err(format!(
+            "{s:?} is a {}: URI, not a sip: or sips: URI",
+            other.scheme()
+        )),
+        Err(e) => Err(format!("{s:?} is not a valid SIP URI ({e})")),
+    }
+}
+
+fn is_urn_uuid(s: &str) -> bool {
+    let Some(u) = s
+        .get(..9)
+        .filter(|p| p.eq_ignore_ascii_case("urn:uuid:"))
+        .map(|_| &s[9..])
+    else {
+        return false;
+    };
+    u.len() == 36
+        && u.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// A byte span of the text turned into line, column, the key written there and an excerpt.
+struct Located<'a> {
+    text: &'a str,
+    origin: &'a str,
+    start: usize,
+}
+
+impl<'a> Located<'a> {
+    fn new(text: &'a str, origin: &'a str, span: Range<usize>) -> Located<'a> {
+        let mut start = span.start.min(text.len());
+        while !text.is_char_boundary(start) {
+            start -= 1;
+        }
+        Located {
+            text,
+            origin,
+            start,
+        }
+    }
+
+    /// The error at this place; `context` (e.g. `in account "work"`) replaces the section
+    /// read from the file.
+    fn error(&self, key: Option<&str>, context: Option<&str>, message: String) -> ConfigError {
+        let line_start = self.text[..self.start].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = self.text[self.start..]
+            .find('\n')
+            .map_or(self.text.len(), |i| self.start + i);
+        let line_text = self.text[line_start..line_end].trim_end_matches('\r');
+        let line = self.text[..line_start].matches('\n').count() + 1;
+        let column = self.text[line_start..self.start].chars().count() + 1;
+        // The key: given, or the `key =` written on the line of the error.
+        let key = key.map(str::to_owned).or_else(|| {
+            let (k, _) = line_text.split_once('=')?;
+            let k = k.trim().trim_matches(['"', '\'']);
+            (!k.is_empty() && !k.starts_with('[') && !k.starts_with('#')).then(|| k.to_owned())
+        });
+        let context = context
+            .map(str::to_owned)
+            .or_else(|| self.section(line_start).map(|s| format!("in {s}")));
+        let full = match (&key, context) {
+            (Some(k), Some(c)) => format!("key `{k}` {c}: {message}"),
+            (Some(k), None) => format!("key `{k}`: {message}"),
+            (None, Some(c)) => format!("{c}: {message}"),
+            (None, None) => message,
+        };
+        let gutter = line.to_string().len();
+        let excerpt = format!(
+            "{:gutter$} |\n{line} | {line_text}\n{:gutter$} | {:>col$}",
+            "",
+            "",
+            "^",
+            col = column
+        );
+        ConfigError::Invalid {
+            origin: self.origin.to_owned(),
+            line,
+            column,
+            key,
+            message: full,
+            excerpt,
+        }
+    }
+
+    /// The table header (`[network]`, `[[account]] #2`) before this line, if any.
+    fn section(&self, line_start: usize) -> Option<String> {
+        let before = &self.text[..line_start];
+        let mut header = None;
+        for l in before.lines().rev() {
+            let l = l.trim();
+            if l.starts_with('[') {
+                header = Some(l.split('#').next().unwrap_or(l).trim().to_owned());
+                break;
+            }
+        }
+        let header = header?;
+        if header.starts_with("[[") {
+            let n = before
+                .lines()
+                .filter(|l| l.trim().split('#').next().unwrap_or("").trim() == header)
+                .count();
+            Some(format!("{header} #{n}"))
+        } else {
+            Some(header)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_id_is_a_stable_v8_uuid() {
+        let aor = parse_sip_uri("sip:alice@example.com").unwrap();
+        let a = derive_instance_id(&aor);
+        assert_eq!(a, derive_instance_id(&aor));
+        assert!(is_urn_uuid(&a), "{a}");
+        assert_eq!(&a[9 + 14..9 + 15], "8", "{a}");
+        let other = parse_sip_uri("sip:bob@example.com").unwrap();
+        assert_ne!(a, derive_instance_id(&other));
+    }
+
+    #[test]
+    fn urn_uuid_check() {
+        assert!(is_urn_uuid("urn:uuid:00000000-0000-1000-8000-000000000000"));
+        assert!(is_urn_uuid("URN:UUID:ABCDEF00-0000-1000-8000-000000000000"));
+        assert!(!is_urn_uuid("urn:uuid:00000000-0000-1000-8000-00000000000"));
+        assert!(!is_urn_uuid("uuid:00000000-0000-1000-8000-000000000000"));
+        assert!(!is_urn_uuid(
+            "urn:uuid:0000000000-00-1000-8000-000000000000"
+        ));
+        assert!(!is_urn_uuid("urn:uu"));
+    }
+
+    #[test]
+    fn location_of_a_span() {
+        let text = "a = 1\n[network]\nbind = \"x\"\n";
+        let start = text.find("\"x\"").unwrap();
+        let e = Located::new(text, "f.toml", start..start + 3).error(None, None, "bad".into());
+        let ConfigError::Invalid {
+            line,
+            column,
+            key,
+            message,
+            ..
+        } = &e
+        else {
+            panic!("{e}")
+        };
+        assert_eq!((*line, *column), (3, 8));
+        assert_eq!(key.as_deref(), Some("bind"));
+        assert_eq!(message, "key `bind` in [network]: bad");
+        assert!(
+            e.to_string().contains("3 | bind = \"x\"\n  |        ^"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn secret_is_redacted() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s} {s:?}"), "<redacted> Secret(<redacted>)");
+        assert_eq!(s.expose(), "hunter2");
+    }
+}
