@@ -1,0 +1,121 @@
+//! A complete, valid config file: every key read, defaults filled in.
+
+use tincan::config::{Config, PasswordSource, RegisterMode, TransportChoice};
+
+const FULL: &str = r#"
+# Tincan test config
+[network]
+dns_server = "127.0.0.1:5353"
+bind = "[::1]:5070"
+
+[[account]]
+name = "work"
+aor = "sip:alice@example.com"
+username = "alice-auth"
+password = "hunter2"
+transport = "tls"
+registrars = ["sip:reg1.example.com;transport=tcp", "sips:reg2.example.com:5061"]
+register_mode = "all"
+expires = 600
+outbound = false
+instance_id = "urn:uuid:00000000-0000-1000-8000-00A0C91E6BF6"
+
+[[account]]
+name = "home"
+aor = "sips:bob@example.org"
+password_env = "HOME_SIP_PASSWORD"
+"#;
+
+#[test]
+fn every_key_is_read() {
+    let c = Config::from_str_named(FULL, "full.toml").expect("the file is valid");
+    assert_eq!(
+        c.network.dns_server,
+        Some("127.0.0.1:5353".parse().unwrap())
+    );
+    assert_eq!(c.network.bind, Some("[::1]:5070".parse().unwrap()));
+    assert_eq!(c.accounts.len(), 2);
+    let w = c.account("work").expect("declared");
+    assert_eq!(w.aor.to_string(), "sip:alice@example.com");
+    assert_eq!(w.username, "alice-auth");
+    assert_eq!(
+        w.password_source,
+        PasswordSource::Literal(tincan::config::Secret::new("hunter2"))
+    );
+    assert_eq!(w.transport, TransportChoice::Tls);
+    assert_eq!(
+        w.transport.transport(),
+        Some(tincan_sip::transport::Transport::Tls)
+    );
+    let regs: Vec<String> = w.registrars.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        regs,
+        [
+            "sip:reg1.example.com;transport=tcp",
+            "sips:reg2.example.com:5061"
+        ]
+    );
+    assert_eq!(w.registrar_uris().len(), 2);
+    assert_eq!(w.register_mode, RegisterMode::All);
+    assert_eq!(w.expires, 600);
+    assert!(!w.outbound);
+    // Written in upper case, kept in lower case (UUIDs compare case-insensitively).
+    assert_eq!(
+        w.instance_id,
+        "urn:uuid:00000000-0000-1000-8000-00a0c91e6bf6"
+    );
+}
+
+#[test]
+fn defaults() {
+    let c = Config::from_str_named(FULL, "full.toml").expect("the file is valid");
+    let h = c.account("home").expect("declared");
+    assert_eq!(h.username, "bob", "the aor's user part");
+    assert_eq!(
+        h.password_source,
+        PasswordSource::Env("HOME_SIP_PASSWORD".into())
+    );
+    assert_eq!(h.transport, TransportChoice::Auto);
+    assert_eq!(h.transport.transport(), None);
+    assert!(h.registrars.is_empty());
+    // Without registrars, the aor's domain is what RFC 3263 resolves.
+    let regs: Vec<String> = h.registrar_uris().iter().map(ToString::to_string).collect();
+    assert_eq!(regs, ["sips:example.org"]);
+    assert_eq!(h.register_mode, RegisterMode::Failover);
+    assert_eq!(h.expires, 3600);
+    assert!(h.outbound);
+    assert!(h.instance_id.starts_with("urn:uuid:"), "{}", h.instance_id);
+    // Stable: the same aor gives the same instance id in another file.
+    let again = Config::from_str_named(
+        "[[account]]\nname = \"x\"\naor = \"sips:bob@example.org\"\npassword = \"p\"\n",
+        "again.toml",
+    )
+    .unwrap();
+    assert_eq!(again.accounts[0].instance_id, h.instance_id);
+}
+
+#[test]
+fn an_empty_file_is_an_empty_config() {
+    let c = Config::from_str_named("", "empty.toml").unwrap();
+    assert_eq!(c, Config::default());
+    assert!(c.accounts.is_empty());
+    assert_eq!(c.network.dns_server, None);
+}
+
+#[test]
+fn the_user_part_is_unescaped_for_the_username() {
+    let c = Config::from_str_named(
+        "[[account]]\nname = \"a\"\naor = \"sip:al%69ce@example.com\"\npassword = \"p\"\n",
+        "escaped.toml",
+    )
+    .unwrap();
+    assert_eq!(c.accounts[0].username, "alice");
+}
+
+#[test]
+fn debug_output_never_shows_a_password() {
+    let c = Config::from_str_named(FULL, "full.toml").unwrap();
+    let debug = format!("{c:?} {c:#?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(debug.contains("<redacted>"), "{debug}");
+}
