@@ -13,7 +13,8 @@ use tincan_sip::driver::{Driver, DriverConfig, Handle, TlsSettings, TxError};
 use tincan_sip::message::{HeaderName, Method, RequestBuilder, Uri};
 use tincan_sip::resolve::hickory::HickoryBackend;
 use tincan_sip::resolve::{
-    self, CacheConfig, Destination, DnsCache, Lookup, ResolveConfig, ResolveError, Resolved,
+    self, CacheConfig, Destination, DnsCache, DnsRecord, Lookup, RecordData, ResolveConfig,
+    ResolveError, Resolved,
 };
 use tincan_sip::transport::{Target, Transport};
 
@@ -56,11 +57,14 @@ struct Probe {
     error: Option<String>,
 }
 
+/// The `--json` report: the chain as flat objects (`{"type": "SRV", "name": ..., "records":
+/// [{"type": "SRV", "ttl": 60, "priority": 10, ...}], "error": null}`), then the targets.
 #[derive(Serialize)]
 struct Report<'a> {
     uri: &'a str,
-    #[serde(flatten)]
-    resolved: &'a Resolved,
+    destination: &'a Destination,
+    lookups: Vec<serde_json::Value>,
+    targets: &'a [resolve::Target],
     #[serde(skip_serializing_if = "Option::is_none")]
     probes: Option<&'a [Probe]>,
 }
@@ -69,7 +73,48 @@ struct Report<'a> {
 struct Failure<'a> {
     uri: &'a str,
     error: String,
-    lookups: &'a [Lookup],
+    lookups: Vec<serde_json::Value>,
+}
+
+fn lookup_json(l: &Lookup) -> serde_json::Value {
+    let (records, error) = match &l.answer {
+        Ok(r) => (r.iter().map(record_json).collect(), None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    serde_json::json!({
+        "type": l.query.rtype.as_str(),
+        "name": l.query.name,
+        "records": records,
+        "error": error,
+    })
+}
+
+fn record_json(r: &DnsRecord) -> serde_json::Value {
+    match &r.data {
+        RecordData::Naptr {
+            order,
+            preference,
+            flags,
+            services,
+            regexp,
+            replacement,
+        } => serde_json::json!({
+            "type": "NAPTR", "ttl": r.ttl, "order": order, "preference": preference,
+            "flags": flags, "services": services, "regexp": regexp, "replacement": replacement,
+        }),
+        RecordData::Srv {
+            priority,
+            weight,
+            port,
+            target,
+        } => serde_json::json!({
+            "type": "SRV", "ttl": r.ttl, "priority": priority, "weight": weight,
+            "port": port, "target": target,
+        }),
+        RecordData::A(a) => serde_json::json!({"type": "A", "ttl": r.ttl, "address": a}),
+        RecordData::Aaaa(a) => serde_json::json!({"type": "AAAA", "ttl": r.ttl, "address": a}),
+        _ => serde_json::json!({"ttl": r.ttl, "text": r.to_string()}),
+    }
 }
 
 /// Runs the command with the config file named by `--config` (if any); returns the exit
@@ -139,7 +184,7 @@ async fn resolve_and_probe(args: &Args, config: &Config) -> ExitCode {
                 let f = Failure {
                     uri: &args.uri,
                     error: e.to_string(),
-                    lookups,
+                    lookups: lookups.iter().map(lookup_json).collect(),
                 };
                 println!(
                     "{}",
@@ -165,7 +210,9 @@ async fn resolve_and_probe(args: &Args, config: &Config) -> ExitCode {
     if args.json {
         let report = Report {
             uri: &args.uri,
-            resolved: &resolved,
+            destination: &resolved.destination,
+            lookups: resolved.lookups.iter().map(lookup_json).collect(),
+            targets: &resolved.targets,
             probes: probes.as_deref(),
         };
         println!(
