@@ -36,9 +36,17 @@ pub struct KamailioBuilder {
     secondary: bool,
     ipv6: bool,
     debug: u8,
+    port: Option<u16>,
 }
 
 impl KamailioBuilder {
+    /// Listen on this port (UDP and TCP) instead of a free one: to restart a registrar where
+    /// it was.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
     /// Adds a user (or changes the password of a lab user).
     pub fn user(mut self, name: &str, password: &str) -> Self {
         self.users.retain(|(n, _)| n != name);
@@ -69,7 +77,9 @@ impl KamailioBuilder {
     pub fn start(self) -> Result<Kamailio, PeerError> {
         let dir = WorkDir::new("kamailio")?;
         let ips: &[IpAddr] = if self.ipv6 { &[V4, V6] } else { &[V4] };
-        let port = ports::free_port_block(ips, Protocols::Both, 1);
+        let port = self
+            .port
+            .unwrap_or_else(|| ports::free_port_block(ips, Protocols::Both, 1));
         let secondary_port = self
             .secondary
             .then(|| ports::free_port_block(&[SECONDARY_IP], Protocols::Both, 1));
@@ -173,6 +183,7 @@ impl Kamailio {
             secondary: true,
             ipv6: true,
             debug: 2,
+            port: None,
         }
     }
 

@@ -396,7 +396,29 @@ async fn run_failover(
                 Err(e) => tried.push(format!("{uri}: {e}")),
             }
         }
-        let ordered = lock(&ctx.health).order(&candidates, Instant::now());
+        // Targets still cooling off are skipped while another one is healthy; when all are
+        // down, the attempt waits for the first cool-off to end (instead of hammering a dead
+        // server, which would only lengthen its cool-off).
+        let ordered: Vec<resolve::Target> = {
+            let health = lock(&ctx.health);
+            let now = Instant::now();
+            health
+                .order(&candidates, now)
+                .into_iter()
+                .filter(|t| !health.is_down(now, TargetKey::of(t)))
+                .collect()
+        };
+        if ordered.is_empty() && !candidates.is_empty() {
+            let wait = lock(&ctx.health)
+                .poll_timeout()
+                .map(|t| t.saturating_duration_since(Instant::now()))
+                .unwrap_or(Duration::from_secs(5))
+                .clamp(Duration::from_millis(200), Duration::from_secs(60));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => continue,
+                _ = stop.wait_for(|s| *s) => break,
+            }
+        }
         let mut registered = None;
         for target in ordered {
             let started = Instant::now();
