@@ -47,8 +47,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Parse(args) => cmd::parse::run(&args),
-        Command::Ping(args) => cmd::ping::run(&args),
+        Command::Ping(args) => cmd::ping::run(&args, cli.config.as_deref()),
         Command::Resolve(args) => cmd::resolve::run(&args, cli.config.as_deref()),
-        Command::Register(args) => cmd::register::run(&args, None),
+        Command::Register(args) => cmd::register::run(&args, cli.config.as_deref()),
     }
 }

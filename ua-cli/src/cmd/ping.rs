@@ -2,11 +2,12 @@
 //! sipsak.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use tincan::config::Config;
 use tincan_sip::driver::{Driver, DriverConfig, TlsSettings};
 use tincan_sip::message::{HeaderName, Method, RequestBuilder, Uri};
 use tincan_sip::resolve::hickory::HickoryBackend;
@@ -33,7 +34,8 @@ pub struct Args {
     /// Seconds between attempts.
     #[arg(long, default_value_t = 1.0)]
     interval: f64,
-    /// DNS server (ADDR:PORT) instead of the system's resolver.
+    /// DNS server (ADDR:PORT) instead of the config's `[network] dns_server` or the system's
+    /// resolver.
     #[arg(long)]
     dns_server: Option<SocketAddr>,
     /// Extra CA certificate (PEM) to trust for TLS.
@@ -51,8 +53,16 @@ struct Attempt<'a> {
     error: Option<&'a str>,
 }
 
-/// Runs the command; returns the exit status.
-pub fn run(args: &Args) -> ExitCode {
+/// Runs the command with the config file named by `--config` (if any; only its
+/// `[network] dns_server` is used); returns the exit status.
+pub fn run(args: &Args, config_path: Option<&Path>) -> ExitCode {
+    let config = match Config::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tincan ping: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -63,10 +73,10 @@ pub fn run(args: &Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    rt.block_on(ping(args))
+    rt.block_on(ping(args, config.network.dns_server))
 }
 
-async fn ping(args: &Args) -> ExitCode {
+async fn ping(args: &Args, config_dns: Option<SocketAddr>) -> ExitCode {
     let uri = match Uri::parse(&args.uri) {
         Ok(u @ Uri::Sip(_)) => u.into_owned(),
         _ => {
@@ -84,7 +94,7 @@ async fn ping(args: &Args) -> ExitCode {
     if let Some(t) = args.transport {
         dest.transport = Some(t.as_str().to_owned());
     }
-    let backend = match args.dns_server {
+    let backend = match args.dns_server.or(config_dns) {
         Some(s) => HickoryBackend::with_server(s),
         None => HickoryBackend::system(),
     };
