@@ -495,3 +495,37 @@ async fn probe_without_an_answer_exits_1() {
     assert!(o.stdout.contains("no answer (timeout)"), "{}", o.stdout);
     assert!(o.stderr.contains("no target answered"), "{}", o.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_over_ipv6() {
+    let any: SocketAddr = "[::1]:0".parse().unwrap();
+    let (server, mut incoming) = match Driver::start(DriverConfig::udp(any)).await {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("SKIP probe_over_ipv6: no IPv6 loopback here ({e})");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        while let Some(ev) = incoming.next().await {
+            if let IncomingEvent::Request(req) = ev {
+                let mut ok = response_to(&req.request, 200, None);
+                ok.set_to_tag("v6");
+                req.respond(ok).await.expect("the answer is sent");
+            }
+        }
+    });
+    let udp = server.local_address(Transport::Udp).unwrap();
+    let o = tincan_async(vec![
+        "resolve".into(),
+        "--probe".into(),
+        "--json".into(),
+        format!("sip:{udp}"),
+    ])
+    .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let v = json(&o);
+    assert_eq!(v["probes"][0]["addr"], udp.to_string(), "{v}");
+    assert_eq!(v["probes"][0]["status"], 200, "{v}");
+    server.shutdown().await;
+}

@@ -153,10 +153,13 @@ async fn ping(args: &Args, config_dns: Option<SocketAddr>) -> ExitCode {
         }
     };
     let tag = handle.token(10).await.unwrap_or_default();
-    let from_host = handle
-        .local_address(Transport::Udp)
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "tincan.invalid".into());
+    // The From host: our address when it is a real one, in URI form (IPv6 in brackets).
+    let from_host = match handle.local_address(Transport::Udp).map(|a| a.ip()) {
+        Some(ip) if ip.is_unspecified() => "tincan.invalid".to_owned(),
+        Some(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
+        Some(ip) => ip.to_string(),
+        None => "tincan.invalid".to_owned(),
+    };
     let mut any_final = false;
     for seq in 1..=args.count.max(1) {
         let request = RequestBuilder::new(Method::Options, &uri)
