@@ -8,6 +8,11 @@
 //! callback starts playing and after each underrun, and drops frames written when more than
 //! [`MAX_QUEUED_MS`] are already queued.
 //!
+//! A stream that stops without an error (a capture device that delivers nothing, an output
+//! whose queue does not drain, for [`STALL_FRAMES`]) counts as failed too: a dead sound
+//! server does not always call the error callback. Failed streams are closed on a thread of
+//! their own, as closing one can block in the backend.
+//!
 //! Stream errors from the backend are counted; a fatal one (device gone, stream
 //! invalidated, server gone) is reported once by the next `read_frame`/`write_frame` as
 //! [`DeviceError::StreamFailed`], after which the device is reopened (by the same
@@ -41,6 +46,11 @@ const RING_MS: u32 = 1000;
 
 /// Least time between two reopen attempts.
 const REOPEN_EVERY: Duration = Duration::from_secs(1);
+
+/// Frames (20 ms) without progress after which a stream counts as failed even though the
+/// backend reported nothing: a capture device that delivers nothing, an output whose queue
+/// does not drain. 4 s: twice the start-up stall of PulseAudio's ALSA plugin (~2 s).
+pub const STALL_FRAMES: u32 = 200;
 
 /// An audio device as `tincan devices` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,12 +251,23 @@ fn error_callback(shared: Arc<Shared>) -> impl FnMut(cpal::Error) + Send + 'stat
     move |e: cpal::Error| {
         shared.errors.fetch_add(1, Ordering::Relaxed);
         use cpal::ErrorKind as K;
-        if matches!(
-            e.kind(),
-            K::DeviceNotAvailable | K::StreamInvalidated | K::HostUnavailable | K::BackendError
-        ) {
+        // Over- and underruns and a followed default device are not fatal; anything else
+        // (device gone, stream invalidated, server gone, backend errors) is.
+        if !matches!(e.kind(), K::Xrun | K::DeviceChanged | K::RealtimeDenied) {
             shared.failed.store(true, Ordering::Release);
         }
+    }
+}
+
+/// Drops a failed stream on a thread of its own: closing a stream whose device or server
+/// is gone can block in the backend, and must not block the caller's media loop.
+fn drop_elsewhere(stream: cpal::Stream) {
+    let spawned = std::thread::Builder::new()
+        .name("tincan-audio-close".into())
+        .spawn(move || drop(stream));
+    // Without a thread, dropping here is the only option left.
+    if let Err(e) = spawned {
+        eprintln!("tincan: no thread to close a failed audio stream: {e}");
     }
 }
 
@@ -355,6 +376,8 @@ pub struct CpalSource {
     reported: bool,
     stats: DeviceStats,
     underruns: u64,
+    /// Consecutive reads that found no new samples.
+    starved: u32,
 }
 
 impl std::fmt::Debug for CpalSource {
@@ -382,6 +405,7 @@ impl CpalSource {
             reported: false,
             stats: DeviceStats::default(),
             underruns: 0,
+            starved: 0,
         })
     }
 
@@ -407,7 +431,7 @@ impl CpalSource {
         if let Some(s) = self.stream.take() {
             self.stats.errors += s.shared.errors.load(Ordering::Relaxed);
             self.stats.overflows += s.shared.overflows.load(Ordering::Relaxed);
-            drop(s.stream);
+            drop_elsewhere(s.stream);
         }
     }
 
@@ -429,19 +453,27 @@ impl CpalSource {
 impl AudioSource for CpalSource {
     fn read_frame(&mut self, frame: &mut [i16]) -> Result<SourceStatus, DeviceError> {
         check_frame(frame.len())?;
-        let failed = self
-            .stream
-            .as_ref()
-            .is_none_or(|s| s.shared.failed.load(Ordering::Acquire));
+        let stalled = self.starved >= STALL_FRAMES;
+        let failed = stalled
+            || self
+                .stream
+                .as_ref()
+                .is_none_or(|s| s.shared.failed.load(Ordering::Acquire));
         if failed {
             let name = self.stream.as_ref().map(|s| s.name.clone());
             self.retire();
+            self.starved = 0;
             if !self.reported {
                 self.reported = true;
                 self.last_attempt = Instant::now();
+                let message = if stalled {
+                    "the input stream delivered nothing for 4 s"
+                } else {
+                    "the input stream stopped"
+                };
                 return Err(DeviceError::StreamFailed {
                     device: name.unwrap_or_else(|| self.selector.to_string()),
-                    message: "the input stream stopped".to_owned(),
+                    message: message.to_owned(),
                 });
             }
             self.try_reopen();
@@ -456,6 +488,11 @@ impl AudioSource for CpalSource {
             .as_mut()
             .expect("reopened or never failed, checked above");
         let n = stream.consumer.slots();
+        if n == 0 {
+            self.starved += 1;
+        } else {
+            self.starved = 0;
+        }
         if n > 0
             && let Ok(chunk) = stream.consumer.read_chunk(n)
         {
@@ -597,6 +634,8 @@ pub struct CpalSink {
     last_attempt: Instant,
     reported: bool,
     stats: DeviceStats,
+    /// Consecutive writes that found the queue full (the device does not drain it).
+    blocked: u32,
 }
 
 impl std::fmt::Debug for CpalSink {
@@ -622,6 +661,7 @@ impl CpalSink {
             last_attempt: Instant::now(),
             reported: false,
             stats: DeviceStats::default(),
+            blocked: 0,
         })
     }
 
@@ -656,7 +696,7 @@ impl CpalSink {
             self.stats.errors += s.shared.errors.load(Ordering::Relaxed);
             self.stats.overflows += s.shared.overflows.load(Ordering::Relaxed);
             self.stats.underruns += s.shared.underruns.load(Ordering::Relaxed);
-            drop(s.stream);
+            drop_elsewhere(s.stream);
         }
     }
 }
@@ -664,19 +704,27 @@ impl CpalSink {
 impl AudioSink for CpalSink {
     fn write_frame(&mut self, frame: &[i16]) -> Result<(), DeviceError> {
         check_frame(frame.len())?;
-        let failed = self
-            .stream
-            .as_ref()
-            .is_none_or(|s| s.shared.failed.load(Ordering::Acquire));
+        let stalled = self.blocked >= STALL_FRAMES;
+        let failed = stalled
+            || self
+                .stream
+                .as_ref()
+                .is_none_or(|s| s.shared.failed.load(Ordering::Acquire));
         if failed {
             let name = self.stream.as_ref().map(|s| s.name.clone());
             self.retire();
+            self.blocked = 0;
             if !self.reported {
                 self.reported = true;
                 self.last_attempt = Instant::now();
+                let message = if stalled {
+                    "the output stream played nothing for 4 s"
+                } else {
+                    "the output stream stopped"
+                };
                 return Err(DeviceError::StreamFailed {
                     device: name.unwrap_or_else(|| self.selector.to_string()),
-                    message: "the output stream stopped".to_owned(),
+                    message: message.to_owned(),
                 });
             }
             if self.last_attempt.elapsed() >= REOPEN_EVERY {
@@ -694,8 +742,10 @@ impl AudioSink for CpalSink {
         }
         if self.queued_ms() > MAX_QUEUED_MS {
             self.stats.overflows += frame.len() as u64;
+            self.blocked += 1;
             return Ok(());
         }
+        self.blocked = 0;
         self.input.clear();
         self.input
             .extend(frame.iter().map(|&s| s.to_sample::<f32>()));
