@@ -582,6 +582,13 @@ impl JitterBuffer {
             return Slot::Idle;
         };
         self.last_packet_ts = None;
+        // Packets behind the cursor (a long packet moved it past them) are late.
+        while let Some((&ts, _)) = self.packets.first_key_value()
+            && ts < cursor
+        {
+            self.packets.remove(&ts);
+            self.stats.late += 1;
+        }
         if let Some(p) = self.packets.remove(&cursor) {
             self.cursor = Some(cursor + frame);
             self.last_packet_ts = Some(cursor);
@@ -604,12 +611,14 @@ impl JitterBuffer {
             self.stats.concealed += 1;
             return Slot::Conceal(ConcealReason::Underrun);
         };
-        let contiguous = self.last_played_seq.is_some_and(|s| first.seq == s + 1);
+        let contiguous = self
+            .last_played_seq
+            .is_some_and(|s| s.checked_add(1) == Some(first.seq));
         if contiguous {
             // A silent gap (DTX): nothing was lost. Drop the excess delay here, in silence.
             let excess = (level - target_units) / frame * frame;
             if excess > 0 {
-                let skip = excess.min(first_ts - cursor);
+                let skip = excess.min(first_ts - cursor).max(0);
                 let skipped = (skip / frame) as u64;
                 self.stats.silence += skipped;
                 self.stats.silence_skipped += skipped;
