@@ -64,12 +64,13 @@ impl Registrar {
         let req = Message::parse(req.to_bytes()).unwrap();
         self.seen.push(req.to_string());
         let expires: u32 = req.header(HeaderName::Expires).unwrap().parse().unwrap();
-        if let Some(min) = self.min_expires {
-            if expires != 0 && expires < min {
-                let mut r = response_to(&req, 423, None);
-                r.push_header(HeaderName::MinExpires, &min.to_string());
-                return r;
-            }
+        if let Some(min) = self.min_expires
+            && expires != 0
+            && expires < min
+        {
+            let mut r = response_to(&req, 423, None);
+            r.push_header(HeaderName::MinExpires, &min.to_string());
+            return r;
         }
         let Some(auth) = req.header(HeaderName::Authorization) else {
             return self.challenge(&req, false);

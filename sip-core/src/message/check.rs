@@ -125,6 +125,9 @@ fn validate_value(name: HeaderName, v: &str) -> Result<(), ParseError> {
 }
 
 pub(crate) fn check(msg: &Message, config: &CheckConfig<'_>) -> Result<(), ParseError> {
+    if let Some(uri) = msg.uri_text() {
+        super::parse::check_request_uri(uri.as_bytes()).map_err(ParseError::RequestUri)?;
+    }
     // Mandatory headers (§8.1.1; a response carries the same five, §8.2.6.2).
     for (name, label) in [
         (HeaderName::Via, "Via"),

@@ -35,19 +35,45 @@ macro_rules! header_names {
 
             /// Recognizes a header name in long or compact form, ignoring case.
             pub fn from_name(name: &str) -> HeaderName {
-                let bytes = name.as_bytes();
+                HeaderName::from_bytes(name.as_bytes())
+            }
+
+            /// [`from_name`](Self::from_name) on bytes: one table lookup by length and first
+            /// letter, then at most a few comparisons.
+            pub fn from_bytes(bytes: &[u8]) -> HeaderName {
                 if bytes.len() == 1 {
                     let c = bytes[0].to_ascii_lowercase() as char;
                     $( $( if c == $compact { return HeaderName::$variant; } )? )*
                     return HeaderName::Other;
                 }
-                $(
-                    if bytes.len() == $canonical.len() && name.eq_ignore_ascii_case($canonical) {
-                        return HeaderName::$variant;
-                    }
-                )*
-                HeaderName::Other
+                static TABLE: std::sync::OnceLock<Vec<Vec<(&'static [u8], HeaderName)>>> =
+                    std::sync::OnceLock::new();
+                let table = TABLE.get_or_init(|| {
+                    let mut t: Vec<Vec<(&'static [u8], HeaderName)>> = vec![Vec::new(); 32 * 27];
+                    $(
+                        let name: &'static [u8] = $canonical.as_bytes();
+                        t[bucket(name).expect("canonical names are short letters")]
+                            .push((name, HeaderName::$variant));
+                    )*
+                    t
+                });
+                let Some(i) = bucket(bytes) else {
+                    return HeaderName::Other;
+                };
+                table[i]
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(bytes))
+                    .map_or(HeaderName::Other, |(_, h)| *h)
             }
+        }
+
+        /// The table slot of a name: its length (under 32) and its first letter.
+        fn bucket(name: &[u8]) -> Option<usize> {
+            let first = name.first()?.to_ascii_lowercase();
+            if name.len() >= 32 || !first.is_ascii_lowercase() {
+                return None;
+            }
+            Some(name.len() * 27 + usize::from(first - b'a'))
         }
     };
 }

@@ -134,30 +134,44 @@ impl<'a> Iterator for TopLevel<'a> {
     fn next(&mut self) -> Option<&'a str> {
         let s = self.rest?;
         let bytes = s.as_bytes();
-        let mut in_quotes = false;
-        let mut in_angle = false;
         let mut i = 0;
-        while i < bytes.len() {
-            let b = bytes[i];
-            if in_quotes {
-                match b {
-                    b'\\' => i += 1,
-                    b'"' => in_quotes = false,
-                    _ => {}
+        // Jump from one interesting byte to the next (the separator, a quote, an angle
+        // bracket); most values have none of them.
+        while let Some(off) = memchr::memchr3(self.sep, b'"', b'<', &bytes[i..]) {
+            let at = i + off;
+            match bytes[at] {
+                b'"' => {
+                    // Skip the quoted string (with quoted-pairs).
+                    let mut j = at + 1;
+                    loop {
+                        match memchr::memchr2(b'"', b'\\', &bytes[j..]) {
+                            Some(k) if bytes[j + k] == b'\\' => j += k + 2,
+                            Some(k) => {
+                                j += k + 1;
+                                break;
+                            }
+                            None => {
+                                j = bytes.len();
+                                break;
+                            }
+                        }
+                        if j >= bytes.len() {
+                            break;
+                        }
+                    }
+                    i = j.min(bytes.len());
                 }
-            } else if in_angle {
-                if b == b'>' {
-                    in_angle = false;
+                b'<' => {
+                    i = memchr::memchr(b'>', &bytes[at..]).map_or(bytes.len(), |k| at + k + 1);
                 }
-            } else if b == b'"' {
-                in_quotes = true;
-            } else if b == b'<' {
-                in_angle = true;
-            } else if b == self.sep {
-                self.rest = Some(&s[i + 1..]);
-                return Some(&s[..i]);
+                _ => {
+                    self.rest = Some(&s[at + 1..]);
+                    return Some(&s[..at]);
+                }
             }
-            i += 1;
+            if i >= bytes.len() {
+                break;
+            }
         }
         self.rest = None;
         Some(s)
@@ -309,6 +323,24 @@ mod tests {
         let parts = split_top_level(r#""a,b" <sip:x@y;a=1,2>, <sip:z>"#, b',').unwrap();
         assert_eq!(parts.len(), 2);
         assert!(split_top_level(r#""open"#, b',').is_none());
+    }
+
+    #[test]
+    fn lazy_split_matches_eager_split() {
+        for text in [
+            r#""a,b" <sip:x@y;a=1,2>, <sip:z>"#,
+            "a,b,,c",
+            r#""q\"," x, y"#,
+            "<sip:a,b>",
+            "",
+            ",",
+            r#""unterminated, x"#,
+        ] {
+            let lazy: Vec<&str> = top_level(text, b',').collect();
+            if let Some(eager) = split_top_level(text, b',') {
+                assert_eq!(lazy, eager, "{text}");
+            }
+        }
     }
 
     #[test]

@@ -87,6 +87,8 @@ struct Entry {
     /// The whole line as received (without its CRLF), for verbatim printing. `None` once
     /// the header is changed or when it was added.
     line: Option<(u32, u32)>,
+    /// True when the value spans several lines (a fold): read through `unfolded`.
+    folded: bool,
     /// The value with folds replaced by spaces, made on first access when needed.
     unfolded: OnceLock<Box<str>>,
 }
@@ -293,7 +295,7 @@ impl Message {
                 } else {
                     e.name.as_str()
                 }))?;
-        if !raw.contains(['\r', '\n']) {
+        if !e.folded {
             return Ok(raw);
         }
         Ok(e.unfolded
@@ -462,6 +464,7 @@ impl Message {
             name_text: Slot::Owned(name_text.into()),
             value: Slot::Owned(value.into()),
             line: None,
+            folded: value.contains(['\r', '\n']),
             unfolded: OnceLock::new(),
         }
     }

@@ -77,7 +77,9 @@ pub(crate) fn parse(
     };
 
     // Header index.
-    let mut headers: Vec<Entry> = Vec::with_capacity(16);
+    let mut headers: Vec<Entry> = Vec::with_capacity(24);
+    let mut content_lengths = 0usize;
+    let mut content_length_at = 0usize;
     let mut body_start = b.len();
     while next < b.len() {
         let line_start = next;
@@ -101,6 +103,7 @@ pub(crate) fn parse(
                 });
             }
             prev.line = Some((ls, end as u32));
+            prev.folded = true;
             let mut vend = end;
             while vend > line_start && is_wsp(b[vend - 1]) {
                 vend -= 1;
@@ -151,13 +154,17 @@ pub(crate) fn parse(
         while ve > vs && is_wsp(l[ve - 1]) {
             ve -= 1;
         }
-        // The name is ASCII (token characters).
-        let name_str = std::str::from_utf8(name).unwrap_or_default();
+        let name = HeaderName::from_bytes(name);
+        if name == HeaderName::ContentLength {
+            content_lengths += 1;
+            content_length_at = headers.len();
+        }
         headers.push(Entry {
-            name: HeaderName::from_name(name_str),
+            name,
             name_text: Slot::Span(line_start as u32, (line_start + name_end) as u32),
             value: Slot::Span((line_start + vs) as u32, (line_start + ve) as u32),
             line: Some((line_start as u32, end as u32)),
+            folded: false,
             unfolded: OnceLock::new(),
         });
     }
@@ -171,19 +178,12 @@ pub(crate) fn parse(
     // Body, cut at Content-Length (§18.3); the Content-Length needs the buffer to be read.
     let body_start = body_start.min(b.len());
     let available = b.len() - body_start;
-    let lengths: Vec<usize> = msg
-        .headers
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| e.name == HeaderName::ContentLength)
-        .map(|(i, _)| i)
-        .collect();
     msg.buf = buf.clone();
     let mut body_len = available;
-    match lengths.as_slice() {
-        [] => {}
-        [i] => {
-            let text = msg.entry_text(&msg.headers[*i]);
+    match content_lengths {
+        0 => {}
+        1 => {
+            let text = msg.entry_text(&msg.headers[content_length_at]);
             match text.and_then(|t| ContentLength::parse(t).map_err(ParseError::from)) {
                 Ok(ContentLength(n)) => {
                     let n = n as usize;
@@ -283,15 +283,12 @@ fn parse_request_line(
     }
     let uri_start = offset + sp1 + 1;
     let slot = Slot::Span(uri_start as u32, (uri_start + uri.len()) as u32);
-    if defect.is_none()
-        && let Err(reason) = check_request_uri(uri)
-    {
-        *defect = Some(ParseError::RequestUri(reason));
-    }
+    // The Request-URI itself is checked by `Message::check` (lazily: indexing stays cheap).
     Ok(StartLine::Request { method, uri: slot })
 }
 
-fn check_request_uri(uri: &[u8]) -> Result<(), &'static str> {
+/// The Request-URI rules of RFC 3261 §19.1.1 and RFC 4475 §3.1.2.7/§3.1.2.11.
+pub(crate) fn check_request_uri(uri: &[u8]) -> Result<(), &'static str> {
     if uri.is_empty() {
         return Err("empty");
     }
