@@ -34,8 +34,8 @@ use tincan_sip::transport::{Target, Transport};
 
 pub use crate::config::RegisterMode;
 
-/// What an account registers.
-#[derive(Debug, Clone)]
+/// What an account registers. `Debug` does not print the password.
+#[derive(Clone)]
 pub struct AccountSpec {
     /// A name for events and logs.
     pub name: String,
@@ -55,6 +55,22 @@ pub struct AccountSpec {
     pub expires: u32,
     /// RFC 5626 instance id for `+sip.instance` (with `reg-id`), if outbound is on.
     pub instance_id: Option<String>,
+}
+
+impl std::fmt::Debug for AccountSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountSpec")
+            .field("name", &self.name)
+            .field("aor", &self.aor)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("transport", &self.transport)
+            .field("registrars", &self.registrars)
+            .field("mode", &self.mode)
+            .field("expires", &self.expires)
+            .field("instance_id", &self.instance_id)
+            .finish()
+    }
 }
 
 /// A registration state change of an account.

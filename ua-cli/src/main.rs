@@ -41,6 +41,8 @@ enum Command {
     /// Register the configured accounts and report each registrar's result, binding and time;
     /// with --once, unregister and exit (0 when every registration succeeded).
     Register(cmd::register::Args),
+    /// List the audio devices (id, name, input/output, defaults).
+    Devices(cmd::devices::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,5 +52,6 @@ fn main() -> ExitCode {
         Command::Ping(args) => cmd::ping::run(&args, cli.config.as_deref()),
         Command::Resolve(args) => cmd::resolve::run(&args, cli.config.as_deref()),
         Command::Register(args) => cmd::register::run(&args, cli.config.as_deref()),
+        Command::Devices(args) => cmd::devices::run(&args),
     }
 }

@@ -73,7 +73,7 @@ async fn register(args: &Args, config: Config) -> ExitCode {
         let password = match a.password() {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("tincan register: account {}: {e}", a.name);
+                eprintln!("tincan register: {e}");
                 return ExitCode::from(2);
             }
         };
