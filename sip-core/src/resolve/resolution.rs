@@ -14,6 +14,8 @@ use std::time::Instant;
 
 use rand_core::Rng;
 
+use crate::rng::SplitMix64;
+
 use super::dns::{DnsAnswer, DnsQuery, DnsRecord, RecordData, RecordType};
 use super::select::{NaptrStep, SrvStep, order_srv, select_naptr};
 use super::{Destination, Transport};
@@ -320,7 +322,7 @@ impl Resolution {
             outstanding: Vec::new(),
             answers: HashMap::new(),
             lookups: Vec::new(),
-            rng: SplitMix64(rng.next_u64()),
+            rng: SplitMix64::new(rng.next_u64()),
             result: None,
             destination,
         };
@@ -647,34 +649,5 @@ fn ok_records(a: Option<&DnsAnswer>) -> &[DnsRecord] {
     match a {
         Some(Ok(r)) => r,
         _ => &[],
-    }
-}
-
-/// SplitMix64: a tiny deterministic generator seeded from the caller's RNG, so a
-/// `Resolution` needs no generic parameter.
-#[derive(Debug, Clone)]
-struct SplitMix64(u64);
-
-impl rand_core::TryRng for SplitMix64 {
-    type Error = core::convert::Infallible;
-
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        Ok((self.try_next_u64()? >> 32) as u32)
-    }
-
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        Ok(z ^ (z >> 31))
-    }
-
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        for chunk in dst.chunks_mut(8) {
-            let v = self.try_next_u64()?.to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-        Ok(())
     }
 }
