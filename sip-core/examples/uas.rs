@@ -6,7 +6,7 @@
 //! stops: on Ctrl-C (SIGINT), SIGTERM, or once `--max-calls N` calls have been ended by a BYE.
 //!
 //! ```text
-//! cargo run --release -p tincan-sip --example uas -- [ADDR] [--max-calls N] [--quiet]
+//! cargo run --release -p tincan-sip --example uas -- [ADDR] [--max-calls N]
 //! ```
 //!
 //! `ADDR` defaults to `127.0.0.1:5060`; port 0 picks a free port (the bound addresses are
