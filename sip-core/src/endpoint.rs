@@ -640,7 +640,10 @@ impl Endpoint {
             _ => {}
         }
         if !self.config.methods.contains(&method) {
-            let mut response = response_to(&request, 501, None);
+            // §8.2.1: a method we know of but do not serve gets 405 with Allow; an unknown
+            // method, 501 (§21.5.2).
+            let status = if method.is_known() { 405 } else { 501 };
+            let mut response = response_to(&request, status, None);
             let allow: Vec<&str> = self.config.methods.iter().map(Method::as_str).collect();
             response.push_header(HeaderName::Allow, &allow.join(", "));
             self.stats.rejected += 1;
@@ -679,6 +682,7 @@ impl Endpoint {
         } else {
             Tx::ServerNonInvite(ServerNonInvite::new(
                 id,
+                now,
                 target,
                 source.connection,
                 self.config.timers,
@@ -714,6 +718,7 @@ impl Endpoint {
         let id = self.new_id();
         let mut tx = ServerNonInvite::new(
             id,
+            now,
             response_target(&cancel, &source),
             source.connection,
             self.config.timers,

@@ -968,9 +968,19 @@ impl Task {
     }
 
     async fn deliver(&mut self, ev: IncomingEvent) {
-        // A TU that does not read its incoming events must not stall the protocol: events
-        // over the channel's bound are dropped (the peer retransmits requests).
-        let _ = self.incoming.try_send(ev);
+        // A TU that does not read its incoming events must not stall the protocol. A request
+        // over the channel's bound is answered 503 with Retry-After (RFC 3261 §21.5.4) rather
+        // than dropped, so its transaction ends and the client knows to come back.
+        match self.incoming.try_send(ev) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(IncomingEvent::Request(req)))
+            | Err(mpsc::error::TrySendError::Closed(IncomingEvent::Request(req))) => {
+                let mut busy = crate::message::response_to(&req.request, 503, None);
+                busy.push_header(crate::message::HeaderName::RetryAfter, "1");
+                let _ = self.ep.send_response(Instant::now(), req.transaction, busy);
+            }
+            Err(_) => {}
+        }
     }
 }
 

@@ -32,11 +32,15 @@ pub(crate) struct ServerNonInvite {
     last_response: Option<Bytes>,
     /// Timer J, RFC 3261 §17.2.2: absorbs request retransmissions, 64*T1 (0 if reliable).
     timer_j: Option<Instant>,
+    /// Not in the RFC: a transaction the TU never answers is dropped after 64*T1 (the
+    /// client has given up by then, Timer F), so a silent TU cannot leak state.
+    abandon_at: Instant,
 }
 
 impl ServerNonInvite {
     pub(crate) fn new(
         id: TransactionId,
+        now: Instant,
         target: Target,
         connection: Option<ConnectionId>,
         timers: TimerConfig,
@@ -49,6 +53,7 @@ impl ServerNonInvite {
             timers,
             last_response: None,
             timer_j: None,
+            abandon_at: now + timers.t1_x64(),
         }
     }
 
@@ -67,11 +72,17 @@ impl ServerNonInvite {
     }
 
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.timer_j
+        match self.state {
+            State::Completed => self.timer_j,
+            _ => Some(self.abandon_at),
+        }
     }
 
     pub(crate) fn on_timeout(&mut self, now: Instant) -> Progress {
         if self.timer_j.is_some_and(|t| t <= now) {
+            return Progress::Terminated;
+        }
+        if self.state != State::Completed && self.abandon_at <= now {
             return Progress::Terminated;
         }
         Progress::Alive
