@@ -3,10 +3,23 @@
 //! The engine is a sans-IO core: packets and `now` go in, packets, PCM frames and timeouts
 //! come out. It knows nothing of SIP transactions; the `tincan` crate joins it to calls.
 //!
-//! This crate is a skeleton for now: the media engine is being built (issue 5).
+//! - [`rtp`], [`rtcp`]: RTP sessions (RFC 3550 sequence and jitter state, SR/RR, RTT),
+//!   rtcp-mux (RFC 5761), on the webrtc-rs `rtc-rtp`/`rtc-rtcp` data types.
+//! - [`srtp`]: SDES keys (`a=crypto`, RFC 4568) and SRTP/SRTCP through `rtc-srtp`.
+//! - [`codec`]: Opus (libopus), G.711 PCMU/PCMA, RFC 4733 telephone-event, RFC 3389 comfort
+//!   noise; [`resample`] between device and codec rates.
+//! - [`jitter`]: the adaptive jitter buffer with FEC and concealment.
+//! - [`device`]: audio sources and sinks (cpal, WAV, tone, voice-like, null, loopback).
+//! - [`quality`]: per-stream statistics and the ITU-T G.107 E-model MOS.
+//! - [`session`]: the sans-IO `MediaSession` joining them; [`driver`]: its tokio driver.
 //!
 //! ```
+//! use tincan_media::codec::CodecKind;
 //! assert_eq!(tincan_media::SAMPLE_RATE, 48_000);
+//! let mut enc = CodecKind::Pcmu.encoder().unwrap();
+//! let mut payload = Vec::new();
+//! enc.encode(&[0i16; 960], &mut payload).unwrap();
+//! assert_eq!(payload.len(), 160); // 20 ms of G.711 at 8 kHz
 //! ```
 #![forbid(unsafe_code)]
 
@@ -19,9 +32,9 @@ pub mod srtp;
 
 pub mod codec;
 pub mod device;
+#[cfg(feature = "tokio")]
+pub mod driver;
 pub mod jitter;
 pub mod quality;
 pub mod resample;
 pub mod session;
-#[cfg(feature = "tokio")]
-pub mod driver;

@@ -781,6 +781,11 @@ impl Endpoint {
     }
 
     fn handle_response(&mut self, now: Instant, response: Message, source: Source) {
+        // §8.1.3.3: a response with more than one Via is not for a UAC (RFC 4475 bcast).
+        if response.vias().nth(1).is_some() {
+            self.stats.dropped += 1;
+            return;
+        }
         let (Some(Ok(via)), Some(Ok(cseq))) = (response.top_via(), response.cseq()) else {
             self.stats.dropped += 1;
             return;

@@ -80,9 +80,9 @@ fn want(name: &str) -> Want {
         "insuf" | "multi01" | "mcl01" => Want::Reject(&[400]),
         "badbranch" | "unksm2" | "invut" | "regaut01" | "cparam01" | "sdp01" | "zeromf"
         | "cparam02" | "regescrt" | "inv2543" => Want::Accept,
-        // bcast: a 200 with two Vias. RFC 3261 §8.1.3.3 says a UAC SHOULD discard a response
-        // with more than one Via; the endpoint delivers it and leaves that to the TU.
-        "bcast" => Want::Accept,
+        // bcast: a 200 with two Vias. RFC 3261 §8.1.3.3: a UAC SHOULD discard a response with
+        // more than one Via; the endpoint does.
+        "bcast" => Want::Drop,
         // RFC 5118 §4.
         "ipv6-bad" => Want::Reject(&[400]),
         "ipv6-good"

@@ -19,7 +19,7 @@ use tincan_sip::transport::{Target, Transport};
 pub struct Args {
     /// The SIP URI to ping (`sip:host`, `sip:user@domain:port;transport=tcp`, `sips:...`).
     uri: String,
-    /// One JSON object per attempt (and one for the summary).
+    /// One JSON object per attempt.
     #[arg(long)]
     json: bool,
     /// Number of OPTIONS to send.
