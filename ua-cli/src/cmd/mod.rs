@@ -5,3 +5,24 @@ pub mod parse;
 pub mod ping;
 pub mod register;
 pub mod resolve;
+
+/// What every network command starts with: the config file (named by `--config`, or the
+/// default one) and a single-threaded tokio runtime. On failure the error is printed with the
+/// command's name and the usage exit status (2) is returned.
+pub fn setup(
+    command: &str,
+    config_path: Option<&std::path::Path>,
+) -> Result<(tincan::config::Config, tokio::runtime::Runtime), std::process::ExitCode> {
+    let config = tincan::config::Config::load(config_path).map_err(|e| {
+        eprintln!("tincan {command}: {e}");
+        std::process::ExitCode::from(2)
+    })?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("tincan {command}: {e}");
+            std::process::ExitCode::from(2)
+        })?;
+    Ok((config, rt))
+}

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tincan::config::Config;
 use tincan_sip::driver::{Driver, DriverConfig, TlsSettings};
 use tincan_sip::message::{HeaderName, Method, RequestBuilder, Uri};
 use tincan_sip::resolve::hickory::HickoryBackend;
@@ -56,22 +55,9 @@ struct Attempt<'a> {
 /// Runs the command with the config file named by `--config` (if any; only its
 /// `[network] dns_server` is used); returns the exit status.
 pub fn run(args: &Args, config_path: Option<&Path>) -> ExitCode {
-    let config = match Config::load(config_path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("tincan ping: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tincan ping: {e}");
-            return ExitCode::from(2);
-        }
+    let (config, rt) = match super::setup("ping", config_path) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     rt.block_on(ping(args, config.network.dns_server))
 }

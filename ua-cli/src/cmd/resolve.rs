@@ -121,22 +121,9 @@ fn record_json(r: &DnsRecord) -> serde_json::Value {
 /// status: 0 when there are targets (and, with `--probe`, one answered), 1 when there are
 /// none (or none answered), 2 on usage errors (bad URI, bad config file).
 pub fn run(args: &Args, config_path: Option<&Path>) -> ExitCode {
-    let config = match Config::load(config_path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("tincan resolve: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tincan resolve: {e}");
-            return ExitCode::from(2);
-        }
+    let (config, rt) = match super::setup("resolve", config_path) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     rt.block_on(resolve_and_probe(args, &config))
 }
