@@ -179,8 +179,9 @@ impl fmt::Debug for Params<'_> {
 /// every parameter has a token name and a token, host or quoted-string value; no empty
 /// parameter (`;;`).
 pub(crate) fn validate_header_params(raw: &str) -> Result<(), &'static str> {
-    let pieces = lex::split_top_level(raw, b';').ok_or("unterminated quoted string")?;
-    for piece in pieces {
+    // No allocation: an unterminated quoted string ends the last piece, whose value then
+    // fails the quoted-string check below.
+    for piece in lex::top_level(raw, b';') {
         let piece = trim_lws(piece);
         if piece.is_empty() {
             return Err("empty parameter");
