@@ -35,15 +35,13 @@
 //! ```
 
 use std::cmp::Reverse;
-use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use bytes::Bytes;
 use rand_core::Rng;
 
-use crate::message::typed::{self, BRANCH_MAGIC_COOKIE, CSeq, Via};
+use crate::message::typed::{BRANCH_MAGIC_COOKIE, CSeq, Via};
 use crate::message::{
     CheckConfig, HeaderName, Message, Method, ParseError, ParseLimits, Verdict, response_to,
 };
@@ -928,46 +926,19 @@ impl Endpoint {
         target: &mut Target,
         branch: &str,
     ) -> Result<(), SendError> {
-        let mut transport = target.transport;
         let local = self
-            .local_address_for(transport, target.addr)
-            .ok_or(SendError::NoLocalAddress(transport))?;
-        let mut via = Via::new(
-            transport.via_token(),
-            host_of(local.ip()),
-            Some(local.port()),
-            branch,
-        );
-        via.params = {
-            let mut p = crate::message::Params::default();
-            p.set("rport", None);
-            p.set("branch", Some(branch));
-            p
-        };
-        request.prepend_header(HeaderName::Via, &via.to_string());
+            .local_address_for(target.transport, target.addr)
+            .ok_or(SendError::NoLocalAddress(target.transport))?;
+        request.prepend_header(HeaderName::Via, &our_via(target.transport, local, branch));
         // §18.1.1: a request over 1300 bytes on UDP goes over TCP when we can.
-        if transport == Transport::Udp
+        if target.transport == Transport::Udp
             && request.to_bytes().len() > self.config.udp_max_request
             && let Some(tcp_local) = self.local_address_for(Transport::Tcp, target.addr)
         {
-            transport = Transport::Tcp;
             target.transport = Transport::Tcp;
             request.remove_first_value(HeaderName::Via);
-            let mut via = Via::new(
-                "TCP",
-                host_of(tcp_local.ip()),
-                Some(tcp_local.port()),
-                branch,
-            );
-            via.params = {
-                let mut p = crate::message::Params::default();
-                p.set("rport", None);
-                p.set("branch", Some(branch));
-                p
-            };
-            request.prepend_header(HeaderName::Via, &via.to_string());
+            request.prepend_header(HeaderName::Via, &our_via(Transport::Tcp, tcp_local, branch));
         }
-        let _ = transport;
         Ok(())
     }
 
@@ -1108,6 +1079,21 @@ impl Endpoint {
     }
 }
 
+/// Our Via for a request: `SIP/2.0/<T> local;rport;branch=...` (RFC 3261 §8.1.1.7, RFC 3581).
+fn our_via(transport: Transport, local: SocketAddr, branch: &str) -> String {
+    let mut via = Via::new(
+        transport.via_token(),
+        host_of(local.ip()),
+        Some(local.port()),
+        branch,
+    );
+    let mut params = crate::message::Params::default();
+    params.set("rport", None);
+    params.set("branch", Some(branch));
+    via.params = params;
+    via.to_string()
+}
+
 fn host_of(ip: IpAddr) -> crate::message::Host<'static> {
     match ip {
         IpAddr::V4(a) => crate::message::Host::V4(a),
@@ -1245,16 +1231,3 @@ fn ack_key(request: &Message) -> Option<(Box<str>, u32)> {
     let cseq = request.cseq()?.ok()?;
     Some((call_id.as_str().into(), cseq.seq))
 }
-
-#[allow(dead_code)]
-fn _assert_types(_: &typed::Via<'_>) {}
-
-#[allow(dead_code)]
-fn _entry_api(m: &mut HashMap<u8, u8>) {
-    if let MapEntry::Vacant(v) = m.entry(0) {
-        v.insert(0);
-    }
-}
-
-#[allow(dead_code)]
-fn _bytes(_: Bytes) {}

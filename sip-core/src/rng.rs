@@ -12,6 +12,19 @@ impl SplitMix64 {
     pub fn new(seed: u64) -> SplitMix64 {
         SplitMix64(seed)
     }
+
+    /// A generator seeded from the operating system (for drivers; tests use [`new`](Self::new)).
+    pub fn from_os() -> SplitMix64 {
+        SplitMix64(os_seed())
+    }
+}
+
+/// A seed from the operating system: `RandomState` is keyed from its generator.
+pub fn os_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish()
 }
 
 impl rand_core::TryRng for SplitMix64 {

@@ -158,7 +158,7 @@ async fn targets_for(
         dest.transport = Some(t.as_str().to_owned());
     }
     let mut cache = DnsCache::new(CacheConfig::default());
-    let mut rng = tincan_sip::rng::SplitMix64::new(seed());
+    let mut rng = tincan_sip::rng::SplitMix64::from_os();
     let resolved = resolve::resolve(
         dest,
         ResolveConfig::default(),
@@ -178,13 +178,6 @@ fn send_target(t: &resolve::Target) -> Target {
         target.server_name = Some(t.host.clone());
     }
     target
-}
-
-fn seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.finish()
 }
 
 /// The contact URI for a flow to `target`.
@@ -254,7 +247,7 @@ impl Binding {
 
     /// Sends the queued REGISTER(s) until the registration settles, each within `budget`.
     async fn drive(&mut self, ctx: &AccountContext, budget: Duration) -> Attempt {
-        let mut rng = tincan_sip::rng::SplitMix64::new(seed());
+        let mut rng = tincan_sip::rng::SplitMix64::from_os();
         loop {
             let Some(req) = self.reg.poll_request() else {
                 break;
@@ -331,16 +324,11 @@ impl Binding {
     }
 }
 
-trait KeyOf {
-    fn of_target(t: &Target) -> TargetKey;
-}
-
-impl KeyOf for TargetKey {
-    fn of_target(t: &Target) -> TargetKey {
-        TargetKey {
-            transport: t.transport,
-            addr: t.addr,
-        }
+/// The health-table key of a transport target.
+fn key_of(t: &Target) -> TargetKey {
+    TargetKey {
+        transport: t.transport,
+        addr: t.addr,
     }
 }
 
@@ -599,7 +587,7 @@ async fn stay_registered(
             continue;
         }
         let started = Instant::now();
-        let mut rng = tincan_sip::rng::SplitMix64::new(seed());
+        let mut rng = tincan_sip::rng::SplitMix64::from_os();
         binding.reg.handle_timeout(Instant::now(), &mut rng);
         match binding.drive(ctx, ctx.policy.budget(false)).await {
             Attempt::Registered { expires, bindings } => {
@@ -619,11 +607,7 @@ async fn stay_registered(
                     elapsed_ms: ms(started),
                 });
                 if let FailoverDecision::TryNext(cause) = ctx.policy.decide(outcome) {
-                    lock(&ctx.health).mark_failed(
-                        Instant::now(),
-                        TargetKey::of_target(&binding.target),
-                        cause,
-                    );
+                    lock(&ctx.health).mark_failed(Instant::now(), key_of(&binding.target), cause);
                 }
                 return Stay::Lost;
             }

@@ -485,7 +485,7 @@ impl Driver {
                 ));
             }
         }
-        let seed = config.seed.unwrap_or_else(os_seed);
+        let seed = config.seed.unwrap_or_else(crate::rng::os_seed);
         let mut endpoint = Endpoint::new(
             config.endpoint.clone(),
             Box::new(crate::rng::SplitMix64::new(seed)),
@@ -523,14 +523,6 @@ impl Driver {
         tokio::spawn(task.run(net_rx, cmd_rx));
         Ok((handle, Incoming { rx: in_rx }))
     }
-}
-
-fn os_seed() -> u64 {
-    // RandomState is keyed from the operating system's generator.
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(u64::from(std::process::id()));
-    h.finish()
 }
 
 async fn udp_reader(sock: Arc<UdpSocket>, local: SocketAddr, tx: mpsc::Sender<NetEvent>) {

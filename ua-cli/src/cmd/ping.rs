@@ -91,7 +91,7 @@ async fn ping(args: &Args, config_dns: Option<SocketAddr>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let mut rng = tincan_sip::rng::SplitMix64::new(seed());
+    let mut rng = tincan_sip::rng::SplitMix64::from_os();
     let mut cache = DnsCache::new(CacheConfig::default());
     let resolved = match resolve::resolve(
         dest,
@@ -217,11 +217,4 @@ async fn ping(args: &Args, config_dns: Option<SocketAddr>) -> ExitCode {
         }
         ExitCode::from(1)
     }
-}
-
-fn seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.finish()
 }

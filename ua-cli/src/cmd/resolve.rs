@@ -150,7 +150,7 @@ async fn resolve_and_probe(args: &Args, config: &Config) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let mut rng = tincan_sip::rng::SplitMix64::new(seed());
+    let mut rng = tincan_sip::rng::SplitMix64::from_os();
     let mut cache = DnsCache::new(CacheConfig::default());
     let resolved = resolve::resolve(
         dest,
@@ -391,11 +391,4 @@ async fn start_driver(
         }
     }
     Err(last_err.expect("at least one address family is tried, targets being non-empty"))
-}
-
-fn seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.finish()
 }
