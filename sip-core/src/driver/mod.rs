@@ -204,28 +204,37 @@ pub struct ClientTransaction {
     pub id: TransactionId,
     rx: mpsc::UnboundedReceiver<TxUpdate>,
     done: bool,
+    /// An INVITE: after a 2xx, more 2xx may come (retransmissions, other forks, RFC 6026).
+    invite: bool,
+    accepted: bool,
 }
 
 impl ClientTransaction {
     /// The next response (provisional or final), an error, or `None` after the final.
+    ///
+    /// For an INVITE answered with a 2xx, retransmitted and forked 2xx keep arriving until the
+    /// transaction ends (Timer M, 64*T1); each needs its ACK.
     pub async fn next(&mut self) -> Option<Result<Message, TxError>> {
         if self.done {
             return None;
         }
         match self.rx.recv().await {
             Some(TxUpdate::Response(m)) => {
-                if m.status().unwrap_or(0) >= 200 {
+                let status = m.status().unwrap_or(0);
+                if status >= 200 && !(self.invite && status < 300) {
                     self.done = true;
+                } else if status >= 200 {
+                    self.accepted = true;
                 }
                 Some(Ok(m))
             }
             Some(TxUpdate::Failed(e)) => {
                 self.done = true;
-                Some(Err(e))
+                (!self.accepted).then_some(Err(e))
             }
             None => {
                 self.done = true;
-                Some(Err(TxError::Stopped))
+                (!self.accepted).then_some(Err(TxError::Stopped))
             }
         }
     }
@@ -760,6 +769,7 @@ impl Task {
                 reply,
             } => {
                 self.ensure_local(target.transport, target.addr);
+                let invite = request.method() == Some(&crate::message::Method::Invite);
                 match self.ep.send_request(now, request, target) {
                     Ok(id) => {
                         let (tx, rx) = mpsc::unbounded_channel();
@@ -768,6 +778,8 @@ impl Task {
                             id,
                             rx,
                             done: false,
+                            invite,
+                            accepted: false,
                         }));
                     }
                     Err(e) => {

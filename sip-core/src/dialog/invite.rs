@@ -1,0 +1,1032 @@
+//! One call: the INVITE session of RFC 3261 §13-§15 on top of [`Dialog`]s.
+//!
+//! ```text
+//!  UAC: Calling --1xx(tag)--> Early --2xx--> Confirmed --BYE--> Terminated
+//!         |  hangup: CANCEL; a 2xx that crosses it gets ACK + BYE (the CANCEL/200 race)
+//!         '--3xx-6xx / timeout--> Terminated
+//!  UAS: Incoming --accept: 2xx--> Answered --ACK--> Confirmed --BYE--> Terminated
+//!         '--reject / CANCEL--> Terminated       '--no ACK (64*T1)--> BYE, Terminated
+//! ```
+//!
+//! Forking (§13.2.2.4): every provisional with a new To tag makes an early dialog; the first
+//! 2xx wins and confirms its dialog; a 2xx from another branch is acknowledged and ended with
+//! a BYE. Re-INVITE (§14) changes the session (hold, resume, codec); when both sides send one
+//! at once the loser gets 491 and retries after the random wait of §14.1.
+//!
+//! The session owns no transactions: it gives [`Output`]s (requests to send in new client
+//! transactions, ACKs, a CANCEL, responses to the initial INVITE) and takes back the
+//! responses, requests and failures that concern it. SDP bodies are opaque bytes here.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::{Dialog, DialogError, DialogId};
+use crate::message::typed::{CSeq, Method, NameAddr};
+use crate::message::{HeaderName, Message, RequestBuilder, Uri, response_to};
+use crate::rng::SplitMix64;
+
+/// The methods a Tincan call answers, for `Allow` (RFC 3261 §20.5).
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+
+/// The SDP content type.
+pub const SDP: &str = "application/sdp";
+
+/// RFC 3261 §14.1: after a 491, the owner of the Call-ID waits 2.1 to 4 s...
+const GLARE_OWNER: (u64, u64) = (2100, 4000);
+/// ... and the other side 0 to 2 s, both in units of 10 ms.
+const GLARE_OTHER: (u64, u64) = (0, 2000);
+
+/// What a new session needs from the user agent.
+#[derive(Debug, Clone)]
+pub struct InviteConfig {
+    /// Our address of record (From as UAC), without a tag.
+    pub local_uri: NameAddr<'static>,
+    /// Our tag.
+    pub local_tag: String,
+    /// Our Contact header value (`<sip:alice@192.0.2.1:5060>`).
+    pub contact: String,
+    /// The Call-ID (UAC; a UAS takes the request's).
+    pub call_id: String,
+    /// The first CSeq number (UAC).
+    pub cseq: u32,
+    /// Seed for the glare back-off.
+    pub seed: u64,
+    /// Extra headers for every request we create (`User-Agent`...), as (name, value).
+    pub extra_headers: Vec<(String, String)>,
+}
+
+/// The session's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// UAC: INVITE sent, no dialog yet.
+    Calling,
+    /// UAC: at least one early dialog.
+    Early,
+    /// UAS: INVITE received, not answered.
+    Incoming,
+    /// UAS: 2xx sent, waiting for the ACK.
+    Answered,
+    /// The call is up.
+    Confirmed,
+    /// Over.
+    Terminated,
+}
+
+/// Why a call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndReason {
+    /// We hung up (BYE sent, or CANCEL before the answer).
+    LocalHangup,
+    /// The peer hung up (BYE, or CANCEL before we answered).
+    RemoteHangup,
+    /// The call did not connect: a final response 300-699.
+    Rejected {
+        /// The status.
+        status: u16,
+        /// Its reason phrase.
+        reason: String,
+    },
+    /// No answer in time, or the transport failed.
+    Timeout,
+    /// We answered but never got the ACK (§13.3.1.4).
+    AckTimeout,
+    /// The dialog was lost (481/408 to an in-dialog request).
+    DialogGone {
+        /// The status.
+        status: u16,
+    },
+}
+
+/// Something the application should know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// A provisional response (UAC), with early media SDP if any.
+    Progress {
+        /// 180, 183...
+        status: u16,
+        /// Reason phrase.
+        reason: String,
+        /// Its SDP, if any.
+        body: Option<Bytes>,
+    },
+    /// UAC: the call was answered. When `offer` is true the 2xx carries an offer (we sent
+    /// none): call [`InviteSession::ack_with_answer`].
+    Answered {
+        /// The 2xx's SDP.
+        body: Option<Bytes>,
+        /// Whether `body` is an offer awaiting our answer in the ACK.
+        offer: bool,
+    },
+    /// UAS: the ACK arrived; the call is up. `body` is the answer when we offered in the 2xx.
+    Confirmed {
+        /// The ACK's SDP.
+        body: Option<Bytes>,
+    },
+    /// The peer sent a re-INVITE: answer it with [`InviteSession::answer_reinvite`]. `body`
+    /// is its offer, or `None` when it asks for ours.
+    Reinvite {
+        /// The offer.
+        body: Option<Bytes>,
+    },
+    /// Our re-INVITE was accepted, with the peer's answer.
+    ReinviteAccepted {
+        /// The answer.
+        body: Option<Bytes>,
+    },
+    /// Our re-INVITE was refused; the call goes on as before.
+    ReinviteRejected {
+        /// The status.
+        status: u16,
+    },
+    /// The ACK of our 2xx to the peer's re-INVITE (with the answer when we offered).
+    ReinviteConfirmed {
+        /// The ACK's SDP.
+        body: Option<Bytes>,
+    },
+    /// A DTMF key arrived in an INFO (application/dtmf-relay).
+    Dtmf {
+        /// The key.
+        digit: char,
+        /// How long it was held.
+        duration: Duration,
+    },
+    /// The call ended.
+    Ended(EndReason),
+}
+
+/// What the session asks its driver to do.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Output {
+    /// Send in a new client transaction; resolve `next_hop` (RFC 3263) for the transport.
+    Request {
+        /// The request.
+        request: Message,
+        /// Where it goes first.
+        next_hop: Uri<'static>,
+    },
+    /// Send an ACK for a 2xx (no transaction).
+    Ack {
+        /// The ACK.
+        ack: Message,
+        /// Where it goes first.
+        next_hop: Uri<'static>,
+    },
+    /// CANCEL the initial INVITE's client transaction.
+    Cancel,
+    /// Respond on the initial INVITE's server transaction.
+    Respond(Message),
+}
+
+/// The answer to an in-dialog request.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum RequestOutcome {
+    /// Send this response now.
+    Respond(Message),
+    /// A re-INVITE: a [`SessionEvent::Reinvite`] was queued; respond with
+    /// [`InviteSession::answer_reinvite`].
+    Deferred,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Uac,
+    Uas,
+}
+
+/// One call.
+#[derive(Debug)]
+pub struct InviteSession {
+    role: Role,
+    state: SessionState,
+    config: InviteConfig,
+    /// The initial INVITE (ours as UAC, the peer's as UAS).
+    invite: Message,
+    invite_seq: u32,
+    /// UAC: early dialogs from forks, by remote tag.
+    early: Vec<Dialog>,
+    /// The confirmed dialog (UAS: from the start).
+    dialog: Option<Dialog>,
+    /// The ACK we sent for the winning 2xx, resent on its retransmissions.
+    last_ack: Option<(u32, Message)>,
+    cancelling: bool,
+    /// UAS: hang up once the ACK arrives.
+    bye_after_ack: bool,
+    /// Our re-INVITE in flight: its CSeq and body.
+    reinvite_out: Option<(u32, Option<Bytes>)>,
+    /// A re-INVITE to retry after a 491, at this instant.
+    glare_retry: Option<(Instant, Option<Bytes>)>,
+    /// The peer's re-INVITE waiting for our answer.
+    reinvite_in: Option<Message>,
+    /// Whether our 2xx to the peer's re-INVITE (or the initial INVITE) carried an offer.
+    offered_in_2xx: bool,
+    rng: SplitMix64,
+    outputs: VecDeque<Output>,
+    events: VecDeque<SessionEvent>,
+}
+
+impl InviteSession {
+    /// Starts a call (UAC): queues the INVITE to `request_uri` with `to` as To, a preloaded
+    /// route set (`routes`, e.g. an outbound proxy `<sip:proxy;lr>`) and an SDP offer (or
+    /// `None` to let the peer offer in its 2xx).
+    pub fn outgoing(
+        config: InviteConfig,
+        request_uri: Uri<'static>,
+        to: NameAddr<'static>,
+        routes: &[String],
+        offer: Option<Bytes>,
+    ) -> InviteSession {
+        let mut from = config.local_uri.clone();
+        from.params.set("tag", Some(&config.local_tag));
+        let mut b = RequestBuilder::new(Method::Invite, &request_uri);
+        for r in routes {
+            b = b.header(HeaderName::Route, r);
+        }
+        b = b
+            .header(HeaderName::From, &from.to_string())
+            .header(HeaderName::To, &to.to_string())
+            .call_id(&config.call_id)
+            .cseq(config.cseq)
+            .header(HeaderName::Contact, &config.contact)
+            .header(HeaderName::Allow, ALLOW);
+        for (n, v) in &config.extra_headers {
+            b = b.header_named(n, v);
+        }
+        if let Some(body) = offer {
+            b = b.body(SDP, body);
+        }
+        let invite = b.build();
+        let next_hop = routes
+            .first()
+            .and_then(|r| NameAddr::parse_as(HeaderName::Route, r).ok())
+            .map(|r| r.uri.into_owned())
+            .unwrap_or_else(|| request_uri.clone());
+        let seed = config.seed;
+        let invite_seq = config.cseq;
+        let mut outputs = VecDeque::new();
+        outputs.push_back(Output::Request {
+            request: invite.clone(),
+            next_hop,
+        });
+        InviteSession {
+            role: Role::Uac,
+            state: SessionState::Calling,
+            config,
+            invite,
+            invite_seq,
+            early: Vec::new(),
+            dialog: None,
+            last_ack: None,
+            cancelling: false,
+            bye_after_ack: false,
+            reinvite_out: None,
+            glare_retry: None,
+            reinvite_in: None,
+            offered_in_2xx: false,
+            rng: SplitMix64::new(seed),
+            outputs,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Takes an incoming INVITE (UAS). The call waits for [`ring`](Self::ring),
+    /// [`accept`](Self::accept) or [`reject`](Self::reject).
+    ///
+    /// # Errors
+    ///
+    /// The response to send (400) when the INVITE cannot make a dialog (no Contact...).
+    pub fn incoming(config: InviteConfig, invite: &Message) -> Result<InviteSession, Message> {
+        let dialog = Dialog::uas(invite, &config.local_tag, &config.contact).map_err(|e| {
+            let mut r = response_to(invite, 400, Some(&e.to_string()));
+            r.set_to_tag(&config.local_tag);
+            r
+        })?;
+        let invite_seq = invite.cseq().and_then(Result::ok).map_or(0, |c| c.seq);
+        let seed = config.seed;
+        Ok(InviteSession {
+            role: Role::Uas,
+            state: SessionState::Incoming,
+            config,
+            invite: invite.clone(),
+            invite_seq,
+            early: Vec::new(),
+            dialog: Some(dialog),
+            last_ack: None,
+            cancelling: false,
+            bye_after_ack: false,
+            reinvite_out: None,
+            glare_retry: None,
+            reinvite_in: None,
+            offered_in_2xx: false,
+            rng: SplitMix64::new(seed),
+            outputs: VecDeque::new(),
+            events: VecDeque::new(),
+        })
+    }
+
+    /// The state.
+    pub fn state(&self) -> SessionState {
+        self.state
+    }
+
+    /// The confirmed dialog (UAS: from the start).
+    pub fn dialog(&self) -> Option<&Dialog> {
+        self.dialog.as_ref()
+    }
+
+    /// The Call-ID.
+    pub fn call_id(&self) -> &str {
+        &self.config.call_id
+    }
+
+    /// Our tag.
+    pub fn local_tag(&self) -> &str {
+        &self.config.local_tag
+    }
+
+    /// The initial INVITE (ours as UAC, the peer's as UAS).
+    pub fn invite(&self) -> &Message {
+        &self.invite
+    }
+
+    /// Whether this session is a UAC (we called).
+    pub fn is_outgoing(&self) -> bool {
+        self.role == Role::Uac
+    }
+
+    /// Whether a received request belongs to this call (its dialog, or the initial INVITE's
+    /// Call-ID and From tag for a UAS).
+    pub fn matches_request(&self, request: &Message) -> bool {
+        if let Some(d) = &self.dialog
+            && d.matches_request(request)
+        {
+            return true;
+        }
+        // The ACK or BYE of an early UAS dialog carries our To tag too; a CANCEL has none.
+        let Some(Ok(call_id)) = request.call_id() else {
+            return false;
+        };
+        if call_id.as_str() != self.config.call_id {
+            return false;
+        }
+        let to_tag = request.to().and_then(Result::ok);
+        let to_tag = to_tag.as_ref().and_then(|t| t.tag());
+        match self.role {
+            Role::Uas => to_tag.is_none_or(|t| t == self.config.local_tag),
+            Role::Uac => self
+                .early
+                .iter()
+                .any(|d| d.matches_request(request)),
+        }
+    }
+
+    /// The next thing to send.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) wants to run (the glare retry).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.glare_retry.as_ref().map(|(t, _)| *t)
+    }
+
+    /// Runs what is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some((at, _)) = &self.glare_retry
+            && *at <= now
+        {
+            let (_, body) = self.glare_retry.take().expect("checked just above");
+            if self.state == SessionState::Confirmed && self.reinvite_out.is_none() {
+                self.send_reinvite(body);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ UAS side
+
+    fn uas_response(&self, status: u16, body: Option<Bytes>) -> Message {
+        let mut r = response_to(&self.invite, status, None);
+        r.set_to_tag(&self.config.local_tag);
+        if status > 100 && status < 300 {
+            r.push_header(HeaderName::Contact, &self.config.contact);
+        }
+        if (200..300).contains(&status) {
+            r.push_header(HeaderName::Allow, ALLOW);
+        }
+        if let Some(b) = body {
+            set_body(&mut r, b);
+        }
+        r
+    }
+
+    /// UAS: sends 180 Ringing, or 183 Session Progress with early media SDP.
+    pub fn ring(&mut self, early_media: Option<Bytes>) {
+        if self.state != SessionState::Incoming {
+            return;
+        }
+        let status = if early_media.is_some() { 183 } else { 180 };
+        let r = self.uas_response(status, early_media);
+        self.outputs.push_back(Output::Respond(r));
+    }
+
+    /// UAS: answers 200 with our SDP (the answer, or an offer when the INVITE had none).
+    pub fn accept(&mut self, body: Option<Bytes>) {
+        if self.state != SessionState::Incoming {
+            return;
+        }
+        self.offered_in_2xx = self.invite.body().is_empty() && body.is_some();
+        let r = self.uas_response(200, body);
+        if let Some(d) = &mut self.dialog {
+            d.confirm();
+        }
+        self.state = SessionState::Answered;
+        self.outputs.push_back(Output::Respond(r));
+    }
+
+    /// UAS: refuses the call (486 Busy Here, 603 Decline, 488 Not Acceptable Here...).
+    pub fn reject(&mut self, status: u16, warning: Option<&str>) {
+        if self.state != SessionState::Incoming {
+            return;
+        }
+        let mut r = self.uas_response(status, None);
+        if let Some(w) = warning {
+            r.push_header(HeaderName::Warning, w);
+        }
+        self.outputs.push_back(Output::Respond(r));
+        self.end(EndReason::LocalHangup);
+    }
+
+    /// UAS: the initial INVITE was cancelled (the endpoint sent 200 to the CANCEL and 487).
+    pub fn on_cancelled(&mut self) {
+        if self.state == SessionState::Incoming {
+            self.end(EndReason::RemoteHangup);
+        }
+    }
+
+    /// An ACK for our 2xx (initial or re-INVITE).
+    pub fn on_ack(&mut self, _now: Instant, ack: &Message) {
+        let seq = ack.cseq().and_then(Result::ok).map_or(0, |c| c.seq);
+        let body = (!ack.body().is_empty()).then(|| ack.body().clone());
+        if self.state == SessionState::Answered && seq == self.invite_seq {
+            self.state = SessionState::Confirmed;
+            self.events.push_back(SessionEvent::Confirmed {
+                body: body.filter(|_| self.offered_in_2xx),
+            });
+            if self.bye_after_ack {
+                self.send_bye();
+                self.end(EndReason::LocalHangup);
+            }
+        } else if self.state == SessionState::Confirmed
+            && self.reinvite_in.is_none()
+            && seq != self.invite_seq
+        {
+            self.events.push_back(SessionEvent::ReinviteConfirmed {
+                body: body.filter(|_| self.offered_in_2xx),
+            });
+        }
+    }
+
+    /// UAS: our 2xx was never acknowledged (§13.3.1.4): the call ends with a BYE.
+    pub fn on_ack_timeout(&mut self) {
+        if self.state == SessionState::Answered {
+            self.send_bye();
+            self.end(EndReason::AckTimeout);
+        }
+    }
+
+    // ------------------------------------------------------------------ UAC side
+
+    /// A response to one of our requests in this call (the INVITE, a re-INVITE, BYE, INFO).
+    pub fn on_response(&mut self, now: Instant, response: &Message) {
+        let Some(Ok(cseq)) = response.cseq() else {
+            return;
+        };
+        let status = response.status().unwrap_or(0);
+        match cseq.method {
+            Method::Invite if cseq.seq == self.invite_seq && self.role == Role::Uac => {
+                self.on_invite_response(response, status)
+            }
+            Method::Invite => self.on_reinvite_response(now, response, cseq.seq, status),
+            Method::Bye => {
+                if status >= 200 {
+                    self.end(EndReason::LocalHangup);
+                }
+            }
+            _ => {
+                if matches!(status, 481 | 408) {
+                    self.send_bye_if_up();
+                    self.end(EndReason::DialogGone { status });
+                }
+            }
+        }
+    }
+
+    fn on_invite_response(&mut self, response: &Message, status: u16) {
+        let body = (!response.body().is_empty()).then(|| response.body().clone());
+        let to_tag = response
+            .to()
+            .and_then(Result::ok)
+            .and_then(|t| t.tag().map(str::to_owned));
+        match status {
+            100 => {}
+            101..=199 => {
+                if self.state == SessionState::Terminated {
+                    return;
+                }
+                if let Some(tag) = &to_tag {
+                    match self.early.iter_mut().find(|d| &d.id().remote_tag == tag) {
+                        Some(d) => d.receive_response(response),
+                        None => {
+                            if let Ok(d) = Dialog::uac(&self.invite, response) {
+                                self.early.push(d);
+                            }
+                        }
+                    }
+                    if self.state == SessionState::Calling {
+                        self.state = SessionState::Early;
+                    }
+                }
+                self.events.push_back(SessionEvent::Progress {
+                    status,
+                    reason: response.reason().unwrap_or_default().into_owned(),
+                    body,
+                });
+            }
+            200..=299 => {
+                let Some(tag) = to_tag else { return };
+                if let Some(d) = &self.dialog {
+                    if d.id().remote_tag == tag {
+                        // A retransmission of the winning 2xx: our ACK got lost.
+                        if let Some((_, ack)) = &self.last_ack {
+                            let next_hop = d.next_hop();
+                            self.outputs.push_back(Output::Ack {
+                                ack: ack.clone(),
+                                next_hop,
+                            });
+                        }
+                    } else {
+                        self.ack_and_bye(response);
+                    }
+                    return;
+                }
+                if self.state == SessionState::Terminated {
+                    // A late 2xx after we gave up: acknowledge it and end that dialog.
+                    self.ack_and_bye(response);
+                    return;
+                }
+                let mut dialog = match self.early.iter().position(|d| d.id().remote_tag == tag) {
+                    Some(i) => self.early.swap_remove(i),
+                    None => match Dialog::uac(&self.invite, response) {
+                        Ok(d) => d,
+                        Err(_) => return,
+                    },
+                };
+                dialog.receive_response(response);
+                self.early.clear();
+                self.dialog = Some(dialog);
+                let offer = self.invite.body().is_empty() && body.is_some();
+                if self.cancelling {
+                    // The CANCEL/200 race (§9.1): the call was answered as we hung up.
+                    self.send_ack(None);
+                    self.send_bye();
+                    self.end(EndReason::LocalHangup);
+                    return;
+                }
+                self.state = SessionState::Confirmed;
+                if !offer {
+                    self.send_ack(None);
+                }
+                self.events.push_back(SessionEvent::Answered { body, offer });
+            }
+            _ => {
+                if self.dialog.is_some() || self.state == SessionState::Terminated {
+                    return;
+                }
+                let reason = if self.cancelling && status == 487 {
+                    EndReason::LocalHangup
+                } else if status == 408 {
+                    EndReason::Timeout
+                } else {
+                    EndReason::Rejected {
+                        status,
+                        reason: response.reason().unwrap_or_default().into_owned(),
+                    }
+                };
+                self.end(reason);
+            }
+        }
+    }
+
+    /// UAC: answers the offer of a 2xx in the ACK ([`SessionEvent::Answered`] with `offer`).
+    pub fn ack_with_answer(&mut self, answer: Option<Bytes>) {
+        if self.last_ack.is_none() && self.dialog.is_some() {
+            self.send_ack(answer);
+        }
+    }
+
+    fn send_ack(&mut self, body: Option<Bytes>) {
+        let Some(d) = &self.dialog else { return };
+        let ack = d.ack(self.invite_seq, body.map(|b| (SDP, b)));
+        self.last_ack = Some((self.invite_seq, ack.clone()));
+        self.outputs.push_back(Output::Ack {
+            ack,
+            next_hop: d.next_hop(),
+        });
+    }
+
+    /// A forked 2xx we don't want: ACK it and end its dialog with a BYE (§13.2.2.4).
+    fn ack_and_bye(&mut self, response: &Message) {
+        let Ok(mut other) = Dialog::uac(&self.invite, response) else {
+            return;
+        };
+        let next_hop = other.next_hop();
+        let ack = other.ack(self.invite_seq, None);
+        self.outputs.push_back(Output::Ack {
+            ack,
+            next_hop: next_hop.clone(),
+        });
+        let bye = self.with_extra(other.request(Method::Bye));
+        self.outputs.push_back(Output::Request {
+            request: bye,
+            next_hop,
+        });
+    }
+
+    /// The initial INVITE's client transaction failed (Timer B, transport error).
+    pub fn on_invite_failure(&mut self) {
+        if self.role == Role::Uac && self.dialog.is_none() && self.state != SessionState::Terminated
+        {
+            self.end(if self.cancelling {
+                EndReason::LocalHangup
+            } else {
+                EndReason::Timeout
+            });
+        }
+    }
+
+    /// An in-dialog request of ours got no response (timeout or transport error): for BYE
+    /// the call is over anyway; for a re-INVITE or INFO the dialog is gone (§12.2.1.2).
+    pub fn on_request_failure(&mut self, method: &Method) {
+        match method {
+            Method::Bye => self.end(EndReason::LocalHangup),
+            _ if self.state == SessionState::Confirmed => {
+                self.reinvite_out = None;
+                self.send_bye();
+                self.end(EndReason::DialogGone { status: 408 });
+            }
+            _ => {}
+        }
+    }
+
+    // ------------------------------------------------------------------ both sides
+
+    /// Ends the call: CANCEL before the answer (UAC), 603 Decline (UAS, unanswered), BYE
+    /// once it is up.
+    pub fn hangup(&mut self) {
+        match (self.role, self.state) {
+            (_, SessionState::Terminated) => {}
+            (Role::Uac, SessionState::Calling | SessionState::Early) => {
+                if !self.cancelling {
+                    self.cancelling = true;
+                    self.outputs.push_back(Output::Cancel);
+                }
+            }
+            (Role::Uas, SessionState::Incoming) => self.reject(603, None),
+            (Role::Uas, SessionState::Answered) => self.bye_after_ack = true,
+            _ => {
+                self.send_bye();
+                self.end(EndReason::LocalHangup);
+            }
+        }
+    }
+
+    fn send_bye_if_up(&mut self) {
+        if self.state == SessionState::Confirmed {
+            self.send_bye();
+        }
+    }
+
+    fn send_bye(&mut self) {
+        let Some(d) = &mut self.dialog else { return };
+        let next_hop = d.next_hop();
+        let bye = d.request(Method::Bye);
+        let bye = self.with_extra(bye);
+        self.outputs.push_back(Output::Request {
+            request: bye,
+            next_hop,
+        });
+    }
+
+    fn with_extra(&self, mut request: Message) -> Message {
+        for (n, v) in &self.config.extra_headers {
+            request.push_header_named(n, v);
+        }
+        request
+    }
+
+    fn end(&mut self, reason: EndReason) {
+        if self.state != SessionState::Terminated {
+            self.state = SessionState::Terminated;
+            self.glare_retry = None;
+            self.events.push_back(SessionEvent::Ended(reason));
+        }
+    }
+
+    /// Sends a re-INVITE with a new offer (hold, resume, codec change). `Err` when the call
+    /// is not up or another re-INVITE is in progress.
+    pub fn reinvite(&mut self, offer: Option<Bytes>) -> Result<(), &'static str> {
+        if self.state != SessionState::Confirmed {
+            return Err("the call is not up");
+        }
+        if self.reinvite_out.is_some() || self.reinvite_in.is_some() {
+            return Err("a re-INVITE is already in progress");
+        }
+        self.glare_retry = None;
+        self.send_reinvite(offer);
+        Ok(())
+    }
+
+    fn send_reinvite(&mut self, offer: Option<Bytes>) {
+        let Some(d) = &mut self.dialog else { return };
+        let next_hop = d.next_hop();
+        let mut req = d.request(Method::Invite);
+        req.push_header(HeaderName::Allow, ALLOW);
+        if let Some(body) = &offer {
+            set_body(&mut req, body.clone());
+        }
+        let seq = d.local_seq();
+        let req = self.with_extra(req);
+        self.reinvite_out = Some((seq, offer));
+        self.outputs.push_back(Output::Request {
+            request: req,
+            next_hop,
+        });
+    }
+
+    fn on_reinvite_response(&mut self, now: Instant, response: &Message, seq: u32, status: u16) {
+        let Some((pending, _)) = &self.reinvite_out else {
+            // A retransmitted 2xx of a re-INVITE we already acknowledged.
+            if (200..300).contains(&status)
+                && let Some(d) = &self.dialog
+                && let Some((ack_seq, ack)) = &self.last_ack
+                && *ack_seq == seq
+            {
+                self.outputs.push_back(Output::Ack {
+                    ack: ack.clone(),
+                    next_hop: d.next_hop(),
+                });
+            }
+            return;
+        };
+        if *pending != seq || status < 200 {
+            return;
+        }
+        let (_, offer) = self.reinvite_out.take().expect("checked just above");
+        match status {
+            200..=299 => {
+                let Some(d) = &mut self.dialog else { return };
+                d.receive_response(response);
+                let ack = d.ack(seq, None);
+                self.last_ack = Some((seq, ack.clone()));
+                self.outputs.push_back(Output::Ack {
+                    ack,
+                    next_hop: d.next_hop(),
+                });
+                let body = (!response.body().is_empty()).then(|| response.body().clone());
+                self.events.push_back(SessionEvent::ReinviteAccepted { body });
+            }
+            491 => {
+                let (lo, hi) = if self.role == Role::Uac {
+                    GLARE_OWNER
+                } else {
+                    GLARE_OTHER
+                };
+                let steps = (hi - lo) / 10 + 1;
+                let wait = lo + (self.rng_next() % steps) * 10;
+                self.glare_retry = Some((now + Duration::from_millis(wait), offer));
+                self.events
+                    .push_back(SessionEvent::ReinviteRejected { status: 491 });
+            }
+            481 | 408 => {
+                self.end(EndReason::DialogGone { status });
+            }
+            _ => self
+                .events
+                .push_back(SessionEvent::ReinviteRejected { status }),
+        }
+    }
+
+    fn rng_next(&mut self) -> u64 {
+        use rand_core::TryRng;
+        let Ok(v) = self.rng.try_next_u64();
+        v
+    }
+
+    /// A request inside this call from the peer (BYE, re-INVITE, INFO, OPTIONS...). Not for
+    /// ACK ([`on_ack`](Self::on_ack)) or CANCEL (the endpoint answers it).
+    pub fn on_request(&mut self, _now: Instant, request: &Message) -> RequestOutcome {
+        let method = request.method().cloned().unwrap_or(Method::Options);
+        let Some(d) = &mut self.dialog else {
+            return RequestOutcome::Respond(response_to(request, 481, None));
+        };
+        if let Err(e) = d.receive_request(request) {
+            let status = if matches!(e, DialogError::CSeqOutOfOrder { .. }) {
+                500
+            } else {
+                400
+            };
+            return RequestOutcome::Respond(response_to(request, status, None));
+        }
+        match method {
+            Method::Bye => {
+                if self.state == SessionState::Incoming {
+                    // §15.1.2: a BYE before our final response: 487 for the INVITE.
+                    let r = self.uas_response(487, None);
+                    self.outputs.push_back(Output::Respond(r));
+                }
+                self.end(EndReason::RemoteHangup);
+                RequestOutcome::Respond(response_to(request, 200, None))
+            }
+            Method::Invite => {
+                if self.state == SessionState::Terminated {
+                    return RequestOutcome::Respond(response_to(request, 481, None));
+                }
+                if self.reinvite_out.is_some() || self.state == SessionState::Answered {
+                    // §14.2: glare, or an offer while ours is pending.
+                    return RequestOutcome::Respond(response_to(request, 491, None));
+                }
+                if self.reinvite_in.is_some() {
+                    let mut r = response_to(request, 500, None);
+                    let wait = self.rng_next() % 10;
+                    r.push_header(HeaderName::RetryAfter, &wait.to_string());
+                    return RequestOutcome::Respond(r);
+                }
+                let body = (!request.body().is_empty()).then(|| request.body().clone());
+                self.reinvite_in = Some(request.clone());
+                self.events.push_back(SessionEvent::Reinvite { body });
+                RequestOutcome::Deferred
+            }
+            Method::Info => {
+                let content_type = request
+                    .content_type()
+                    .and_then(Result::ok)
+                    .map(|c| (c.0.mtype.to_ascii_lowercase(), c.0.subtype.to_ascii_lowercase()));
+                match content_type.as_ref().map(|(a, b)| (a.as_str(), b.as_str())) {
+                    Some(("application", "dtmf-relay" | "dtmf")) => {
+                        if let Some((digit, duration)) = parse_dtmf_info(request.body()) {
+                            self.events
+                                .push_back(SessionEvent::Dtmf { digit, duration });
+                        }
+                        RequestOutcome::Respond(response_to(request, 200, None))
+                    }
+                    None if request.body().is_empty() => {
+                        RequestOutcome::Respond(response_to(request, 200, None))
+                    }
+                    _ => {
+                        let mut r = response_to(request, 415, None);
+                        r.push_header(HeaderName::Accept, "application/dtmf-relay");
+                        RequestOutcome::Respond(r)
+                    }
+                }
+            }
+            Method::Options => {
+                let mut r = response_to(request, 200, None);
+                r.push_header(HeaderName::Allow, ALLOW);
+                RequestOutcome::Respond(r)
+            }
+            _ => {
+                let mut r = response_to(request, 405, None);
+                r.push_header(HeaderName::Allow, ALLOW);
+                RequestOutcome::Respond(r)
+            }
+        }
+    }
+
+    /// Answers the peer's re-INVITE ([`SessionEvent::Reinvite`]): 200 with our SDP, or a
+    /// failure status (488) that leaves the session as it was. Returns the response to send
+    /// on the re-INVITE's server transaction.
+    pub fn answer_reinvite(&mut self, status: u16, body: Option<Bytes>) -> Option<Message> {
+        let request = self.reinvite_in.take()?;
+        let mut r = response_to(&request, status, None);
+        if (200..300).contains(&status) {
+            r.push_header(HeaderName::Contact, &self.config.contact);
+            r.push_header(HeaderName::Allow, ALLOW);
+            self.offered_in_2xx = request.body().is_empty() && body.is_some();
+            if let Some(b) = body {
+                set_body(&mut r, b);
+            }
+        }
+        Some(r)
+    }
+
+    /// Sends a DTMF key in an INFO (application/dtmf-relay), the fallback when the peer did
+    /// not negotiate RFC 4733 telephone-event.
+    pub fn send_dtmf_info(&mut self, digit: char, duration: Duration) -> Result<(), &'static str> {
+        if self.state != SessionState::Confirmed {
+            return Err("the call is not up");
+        }
+        if !matches!(digit, '0'..='9' | '*' | '#' | 'A'..='D' | 'a'..='d') {
+            return Err("not a dtmf key");
+        }
+        let Some(d) = &mut self.dialog else {
+            return Err("the call is not up");
+        };
+        let next_hop = d.next_hop();
+        let mut info = d.request(Method::Info);
+        let body = format!(
+            "Signal={}\r\nDuration={}\r\n",
+            digit.to_ascii_uppercase(),
+            duration.as_millis()
+        );
+        info.set_body(Some("application/dtmf-relay"), Bytes::from(body));
+        let len = info.body().len().to_string();
+        info.set_header(HeaderName::ContentLength, &len);
+        let info = self.with_extra(info);
+        self.outputs.push_back(Output::Request {
+            request: info,
+            next_hop,
+        });
+        Ok(())
+    }
+
+    /// The dialog id, once there is a dialog.
+    pub fn dialog_id(&self) -> Option<&DialogId> {
+        self.dialog.as_ref().map(Dialog::id)
+    }
+
+    /// The CSeq of the initial INVITE.
+    pub fn invite_cseq(&self) -> CSeq {
+        CSeq {
+            seq: self.invite_seq,
+            method: Method::Invite,
+        }
+    }
+}
+
+fn set_body(message: &mut Message, body: Bytes) {
+    let len = body.len().to_string();
+    message.set_body(Some(SDP), body);
+    message.set_header(HeaderName::ContentLength, &len);
+}
+
+/// Reads an `application/dtmf-relay` body (`Signal=5`, `Duration=160`) or an
+/// `application/dtmf` one (`5`).
+fn parse_dtmf_info(body: &[u8]) -> Option<(char, Duration)> {
+    let text = std::str::from_utf8(body).ok()?;
+    let mut digit = None;
+    let mut duration = Duration::from_millis(250);
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some((k, v)) = line.split_once('=') {
+            let v = v.trim();
+            match k.trim().to_ascii_lowercase().as_str() {
+                "signal" => digit = v.chars().next(),
+                "duration" => {
+                    if let Ok(ms) = v.parse::<u64>() {
+                        duration = Duration::from_millis(ms.min(60_000));
+                    }
+                }
+                _ => {}
+            }
+        } else if line.len() == 1 {
+            digit = line.chars().next();
+        }
+    }
+    let digit = digit?.to_ascii_uppercase();
+    let digit = match digit {
+        '0'..='9' | '*' | '#' | 'A'..='D' => digit,
+        // RFC 4733 event codes 10 and 11 written as numbers by some phones.
+        _ => return None,
+    };
+    Some((digit, duration))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dtmf_relay_bodies() {
+        assert_eq!(
+            parse_dtmf_info(b"Signal=5\r\nDuration=160\r\n"),
+            Some(('5', Duration::from_millis(160)))
+        );
+        assert_eq!(
+            parse_dtmf_info(b"Signal= #\nDuration= 100"),
+            Some(('#', Duration::from_millis(100)))
+        );
+        assert_eq!(parse_dtmf_info(b"*"), Some(('*', Duration::from_millis(250))));
+        assert_eq!(parse_dtmf_info(b"Signal=X"), None);
+        assert_eq!(parse_dtmf_info(b"\xff"), None);
+    }
+}
