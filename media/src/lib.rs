@@ -37,4 +37,5 @@ pub mod driver;
 pub mod jitter;
 pub mod quality;
 pub mod resample;
+pub mod sdp;
 pub mod session;
