@@ -201,12 +201,7 @@ impl Message {
     /// Appends a header line copied from another message, exactly as it was received.
     pub fn copy_header_from(&mut self, other: &Message, name: HeaderName) {
         for e in other.entries(name) {
-            let text = other
-                .slot_str(&e.value)
-                .map(str::to_owned)
-                .unwrap_or_else(|| {
-                    String::from_utf8_lossy(other.slot_bytes(&e.value)).into_owned()
-                });
+            let text = String::from_utf8_lossy(other.entry_value_bytes(e)).into_owned();
             self.push_header(name, &text);
         }
     }

@@ -39,44 +39,138 @@ macro_rules! header_names {
             }
 
             /// [`from_name`](Self::from_name) on bytes: one table lookup by length and first
-            /// letter, then at most a few comparisons.
+            /// letter (a table built at compile time), then at most a few comparisons.
+            #[inline]
             pub fn from_bytes(bytes: &[u8]) -> HeaderName {
-                if bytes.len() == 1 {
-                    let c = bytes[0].to_ascii_lowercase() as char;
-                    $( $( if c == $compact { return HeaderName::$variant; } )? )*
-                    return HeaderName::Other;
-                }
-                static TABLE: std::sync::OnceLock<Vec<Vec<(&'static [u8], HeaderName)>>> =
-                    std::sync::OnceLock::new();
-                let table = TABLE.get_or_init(|| {
-                    let mut t: Vec<Vec<(&'static [u8], HeaderName)>> = vec![Vec::new(); 32 * 27];
-                    $(
-                        let name: &'static [u8] = $canonical.as_bytes();
-                        t[bucket(name).expect("canonical names are short letters")]
-                            .push((name, HeaderName::$variant));
-                    )*
-                    t
-                });
-                let Some(i) = bucket(bytes) else {
+                let Some(&first) = bytes.first() else {
                     return HeaderName::Other;
                 };
-                table[i]
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case(bytes))
-                    .map_or(HeaderName::Other, |(_, h)| *h)
+                // Upper-case ASCII letters become lower-case; nothing else lands in a..=z.
+                let first = first | 0x20;
+                if !first.is_ascii_lowercase() || bytes.len() >= MAX_NAME_LEN {
+                    return HeaderName::Other;
+                }
+                let letter = usize::from(first - b'a');
+                if bytes.len() == 1 {
+                    return COMPACT[letter];
+                }
+                for &i in &BUCKETS[bytes.len() * 26 + letter] {
+                    if i == EMPTY {
+                        break;
+                    }
+                    // Same length (the bucket), so only the bytes are compared.
+                    let known = &LOWER[usize::from(i)];
+                    if eq_known(bytes, known) {
+                        return known.header;
+                    }
+                }
+                HeaderName::Other
             }
         }
 
-        /// The table slot of a name: its length (under 32) and its first letter.
-        fn bucket(name: &[u8]) -> Option<usize> {
-            let first = name.first()?.to_ascii_lowercase();
-            if name.len() >= 32 || !first.is_ascii_lowercase() {
-                return None;
-            }
-            Some(name.len() * 27 + usize::from(first - b'a'))
-        }
+        /// Every known header with its canonical name.
+        const NAMES: &[(&str, HeaderName)] = &[ $( ($canonical, HeaderName::$variant), )* ];
+
+        /// The header of each compact form, by letter (`a` first).
+        const COMPACT: [HeaderName; 26] = {
+            let mut t = [HeaderName::Other; 26];
+            $( $( t[($compact as u8 - b'a') as usize] = HeaderName::$variant; )? )*
+            t
+        };
     };
 }
+
+/// Longest header name the table knows, plus one.
+const MAX_NAME_LEN: usize = 32;
+/// At most this many known names share a length and a first letter.
+const PER_BUCKET: usize = 4;
+/// An unused place in a bucket.
+const EMPTY: u8 = u8::MAX;
+
+/// A known name in lower case and its case mask (0x20 on letters), padded with zeros.
+struct Lower {
+    name: [u8; MAX_NAME_LEN],
+    case: [u8; MAX_NAME_LEN],
+    header: HeaderName,
+}
+
+/// `NAMES` in lower case with their case masks.
+const LOWER: [Lower; NAMES.len()] = {
+    let mut t = [const {
+        Lower {
+            name: [0; MAX_NAME_LEN],
+            case: [0; MAX_NAME_LEN],
+            header: HeaderName::Other,
+        }
+    }; NAMES.len()];
+    let mut i = 0;
+    while i < NAMES.len() {
+        let name = NAMES[i].0.as_bytes();
+        let mut j = 0;
+        while j < name.len() {
+            t[i].name[j] = name[j].to_ascii_lowercase();
+            if name[j].is_ascii_alphabetic() {
+                t[i].case[j] = 0x20;
+            }
+            j += 1;
+        }
+        t[i].header = NAMES[i].1;
+        i += 1;
+    }
+    t
+};
+
+/// Compares a name with a known one, ignoring ASCII case, eight bytes at a time:
+/// `byte | 0x20` lower-cases a letter, and the case mask leaves other bytes as they are.
+#[inline]
+fn eq_known(bytes: &[u8], known: &Lower) -> bool {
+    let n = bytes.len();
+    if n < 8 {
+        return (0..n).all(|i| bytes[i] | known.case[i] == known.name[i]);
+    }
+    let word = |s: &[u8], at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    let same = |at: usize| word(bytes, at) | word(&known.case, at) == word(&known.name, at);
+    let mut i = 0;
+    while i + 8 <= n {
+        if !same(i) {
+            return false;
+        }
+        i += 8;
+    }
+    // The last eight bytes (overlapping the ones already compared).
+    i == n || same(n - 8)
+}
+
+/// Indexes into `NAMES` by name length and first letter (`len * 26 + letter`).
+const BUCKETS: [[u8; PER_BUCKET]; MAX_NAME_LEN * 26] = {
+    let mut t = [[EMPTY; PER_BUCKET]; MAX_NAME_LEN * 26];
+    let mut i = 0;
+    while i < NAMES.len() {
+        let name = NAMES[i].0.as_bytes();
+        assert!(name.len() < MAX_NAME_LEN, "header names are short");
+        let first = name[0].to_ascii_lowercase();
+        assert!(
+            first.is_ascii_lowercase(),
+            "header names start with a letter"
+        );
+        let bucket = &mut t[name.len() * 26 + (first - b'a') as usize];
+        let mut j = 0;
+        while bucket[j] != EMPTY {
+            j += 1;
+            assert!(
+                j < PER_BUCKET,
+                "too many names of one length and first letter"
+            );
+        }
+        bucket[j] = i as u8;
+        i += 1;
+    }
+    t
+};
 
 header_names! {
     /// `Accept` (RFC 3261 §20.1).

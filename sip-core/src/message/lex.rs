@@ -33,9 +33,96 @@ pub(crate) const fn is_word_char(b: u8) -> bool {
         )
 }
 
+/// `unreserved` (RFC 3261 §25.1): alphanum / mark.
+pub(crate) const fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        )
+}
+
+/// Character classes of [`CLASSES`], one bit each.
+pub(crate) mod class {
+    /// `token` (RFC 3261 §25.1).
+    pub(crate) const TOKEN: u8 = 1;
+    /// `word` (RFC 3261 §25.1, Call-ID).
+    pub(crate) const WORD: u8 = 1 << 1;
+    /// The characters of a SIP URI's user part (unreserved, escaped, user-unreserved).
+    pub(crate) const USER: u8 = 1 << 2;
+    /// The characters of a SIP URI's password.
+    pub(crate) const PASSWORD: u8 = 1 << 3;
+    /// `paramchar` of a SIP URI parameter (param-unreserved, unreserved, escaped).
+    pub(crate) const PARAM: u8 = 1 << 4;
+    /// `hnv-unreserved`, unreserved, escaped: a SIP URI header name or value.
+    pub(crate) const HEADER: u8 = 1 << 5;
+    /// Letters, digits, `-`, `.` and `_`: what a host name is made of.
+    pub(crate) const HOST: u8 = 1 << 6;
+    /// A header parameter's token value, or a host in one (`token` / `[` / `]` / `:`).
+    pub(crate) const PARAM_VALUE: u8 = 1 << 7;
+}
+
+const fn classes_of(b: u8) -> u8 {
+    let mut c = 0;
+    if is_token_char(b) {
+        c |= class::TOKEN;
+    }
+    if is_word_char(b) {
+        c |= class::WORD;
+    }
+    if is_unreserved(b)
+        || matches!(
+            b,
+            b'%' | b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/'
+        )
+    {
+        c |= class::USER;
+    }
+    if is_unreserved(b) || matches!(b, b'%' | b'&' | b'=' | b'+' | b'$' | b',') {
+        c |= class::PASSWORD;
+    }
+    if is_unreserved(b) || matches!(b, b'%' | b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$') {
+        c |= class::PARAM;
+    }
+    if is_unreserved(b) || matches!(b, b'%' | b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$') {
+        c |= class::HEADER;
+    }
+    if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_') {
+        c |= class::HOST;
+    }
+    if is_token_char(b) || matches!(b, b'[' | b']' | b':') {
+        c |= class::PARAM_VALUE;
+    }
+    c
+}
+
+/// The [`class`] bits of every byte: one table lookup instead of a chain of comparisons.
+pub(crate) static CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = classes_of(i as u8);
+        i += 1;
+    }
+    t
+};
+
+/// True when `b` is in all of the classes of `mask` (one bit of [`class`], usually).
+#[inline]
+pub(crate) fn is(b: u8, mask: u8) -> bool {
+    CLASSES[usize::from(b)] & mask == mask
+}
+
+/// True when every byte of `s` is in the class `mask`.
+#[inline]
+pub(crate) fn all_in(s: &[u8], mask: u8) -> bool {
+    s.iter().all(|&b| is(b, mask))
+}
+
 /// True when `s` is a non-empty `token`.
+#[inline]
 pub(crate) fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(is_token_char)
+    !s.is_empty() && all_in(s.as_bytes(), class::TOKEN)
 }
 
 /// True for SP and HTAB.
@@ -43,16 +130,45 @@ pub(crate) const fn is_wsp(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
+/// True for SP, HTAB, CR and LF.
+#[inline]
+const fn is_lws_byte(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
 /// Strips linear white space (SP, HTAB, and CR/LF of folds already in the value) at both ends.
+#[inline]
 pub(crate) fn trim_lws(s: &str) -> &str {
-    s.trim_matches(|c| c == ' ' || c == '\t' || c == '\r' || c == '\n')
+    let b = s.as_bytes();
+    let mut start = 0;
+    while start < b.len() && is_lws_byte(b[start]) {
+        start += 1;
+    }
+    let mut end = b.len();
+    while end > start && is_lws_byte(b[end - 1]) {
+        end -= 1;
+    }
+    // Only ASCII bytes were skipped: both ends are character boundaries.
+    s.get(start..end).unwrap_or_default()
+}
+
+/// The index of the first SP or HTAB in `s`.
+#[inline]
+pub(crate) fn find_wsp(s: &str) -> Option<usize> {
+    memchr::memchr2(b' ', b'\t', s.as_bytes())
+}
+
+/// The index of the first `needle` byte (ASCII) in `s`.
+#[inline]
+pub(crate) fn find_byte(s: &str, needle: u8) -> Option<usize> {
+    memchr::memchr(needle, s.as_bytes())
 }
 
 /// Replaces each line fold (CRLF or LF followed by SP/HTAB) with a single space.
 ///
 /// Borrows when there is no fold, the common case.
 pub(crate) fn unfold(s: &str) -> Cow<'_, str> {
-    if !s.contains(['\r', '\n']) {
+    if memchr::memchr2(b'\r', b'\n', s.as_bytes()).is_none() {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len());
@@ -211,7 +327,7 @@ pub(crate) fn unquote(s: &str) -> Cow<'_, str> {
         .strip_prefix('"')
         .and_then(|s| s.strip_suffix('"'))
         .unwrap_or(s);
-    if !inner.contains('\\') {
+    if find_byte(inner, b'\\').is_none() {
         return Cow::Borrowed(inner);
     }
     let mut out = String::with_capacity(inner.len());
@@ -268,7 +384,7 @@ pub(crate) fn parse_decimal(s: &str, max: u64) -> Option<u64> {
 
 /// Undoes `%HH` escapes. Borrows when there are none; returns `None` on a broken escape.
 pub(crate) fn percent_decode(s: &str) -> Option<Cow<'_, [u8]>> {
-    if !s.contains('%') {
+    if find_byte(s, b'%').is_none() {
         return Some(Cow::Borrowed(s.as_bytes()));
     }
     let bytes = s.as_bytes();
@@ -300,6 +416,9 @@ const fn hex_val(b: u8) -> Option<u8> {
 /// True when `s` contains only `%HH` escapes that are well formed.
 pub(crate) fn escapes_ok(s: &str) -> bool {
     let b = s.as_bytes();
+    if memchr::memchr(b'%', b).is_none() {
+        return true;
+    }
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {

@@ -32,7 +32,6 @@ mod uri;
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::OnceLock;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -76,21 +75,73 @@ enum Slot {
     Owned(Box<str>),
 }
 
-/// One header line of a message.
+/// One header line of a message: byte offsets into the received buffer, or text the
+/// application set. Kept small (32 bytes) so that the index of a message fits in one small
+/// allocation.
 #[derive(Clone, Debug)]
 struct Entry {
     name: HeaderName,
-    /// The name as received (compact or long form), or as set.
-    name_text: Slot,
-    /// The value: after the colon, white space trimmed, folds kept.
-    value: Slot,
-    /// The whole line as received (without its CRLF), for verbatim printing. `None` once
-    /// the header is changed or when it was added.
-    line: Option<(u32, u32)>,
-    /// True when the value spans several lines (a fold): read through `unfolded`.
+    /// True when the value spans several lines (a fold): read through the unfolded text.
     folded: bool,
-    /// The value with folds replaced by spaces, made on first access when needed.
-    unfolded: OnceLock<Box<str>>,
+    /// Start of the line (and of the name as received).
+    line_start: u32,
+    /// End of the name as received (compact or long form).
+    name_end: u32,
+    /// The value: after the colon, white space trimmed, folds kept.
+    value_start: u32,
+    value_end: u32,
+    /// End of the whole line as received (with its folds, without its last CRLF).
+    line_end: u32,
+    /// Text that is not a span of the buffer: a header the application set, or the value of
+    /// a received folded header with its folds replaced by spaces.
+    text: Option<Box<EntryText>>,
+}
+
+/// The text of an [`Entry`] that is not (only) a span of the received buffer.
+#[derive(Clone, Debug)]
+enum EntryText {
+    /// A header set by the application: no line to print verbatim.
+    Set {
+        /// The name as set.
+        name: Box<str>,
+        /// The value as set.
+        value: Box<str>,
+        /// The value with folds replaced by spaces, when it has folds.
+        unfolded: Option<Box<str>>,
+    },
+    /// A received folded value (valid UTF-8) with its folds replaced by spaces.
+    Unfolded(Box<str>),
+}
+
+impl Entry {
+    /// A received header line.
+    fn received(
+        name: HeaderName,
+        line_start: usize,
+        name_end: usize,
+        value: (usize, usize),
+        line_end: usize,
+    ) -> Entry {
+        Entry {
+            name,
+            folded: false,
+            line_start: line_start as u32,
+            name_end: name_end as u32,
+            value_start: value.0 as u32,
+            value_end: value.1 as u32,
+            line_end: line_end as u32,
+            text: None,
+        }
+    }
+
+    /// The whole line as received (without its CRLF), for verbatim printing. `None` once the
+    /// header is changed or when it was added.
+    fn line(&self) -> Option<(usize, usize)> {
+        match self.text.as_deref() {
+            Some(EntryText::Set { .. }) => None,
+            _ => Some((self.line_start as usize, self.line_end as usize)),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -189,6 +240,29 @@ impl Message {
         std::str::from_utf8(self.slot_bytes(slot)).ok()
     }
 
+    /// The bytes of a span of the received buffer.
+    fn span(&self, start: u32, end: u32) -> &[u8] {
+        self.buf
+            .get(start as usize..end as usize)
+            .unwrap_or_default()
+    }
+
+    /// The name of a header line as received or set.
+    fn entry_name_bytes<'s>(&'s self, e: &'s Entry) -> &'s [u8] {
+        match e.text.as_deref() {
+            Some(EntryText::Set { name, .. }) => name.as_bytes(),
+            _ => self.span(e.line_start, e.name_end),
+        }
+    }
+
+    /// The raw value of a header line (folds kept).
+    fn entry_value_bytes<'s>(&'s self, e: &'s Entry) -> &'s [u8] {
+        match e.text.as_deref() {
+            Some(EntryText::Set { value, .. }) => value.as_bytes(),
+            _ => self.span(e.value_start, e.value_end),
+        }
+    }
+
     /// True for a request.
     pub fn is_request(&self) -> bool {
         matches!(self.start, StartLine::Request { .. })
@@ -277,8 +351,8 @@ impl Message {
     pub fn headers(&self) -> impl Iterator<Item = HeaderRef<'_>> + '_ {
         self.headers.iter().map(|e| HeaderRef {
             name: e.name,
-            raw_name: self.slot_str(&e.name_text).unwrap_or(""),
-            value: self.slot_bytes(&e.value),
+            raw_name: std::str::from_utf8(self.entry_name_bytes(e)).unwrap_or(""),
+            value: self.entry_value_bytes(e),
         })
     }
 
@@ -288,18 +362,22 @@ impl Message {
     }
 
     fn entry_text<'s>(&'s self, e: &'s Entry) -> Result<&'s str, ParseError> {
-        let raw =
-            self.slot_str(&e.value)
-                .ok_or(ParseError::NotUtf8(if e.name == HeaderName::Other {
-                    "an unknown"
-                } else {
-                    e.name.as_str()
-                }))?;
-        if !e.folded {
-            return Ok(raw);
+        match e.text.as_deref() {
+            Some(EntryText::Unfolded(text)) => return Ok(text),
+            Some(EntryText::Set {
+                unfolded: Some(text),
+                ..
+            }) => return Ok(text),
+            _ => {}
         }
-        Ok(e.unfolded
-            .get_or_init(|| lex::unfold(raw).into_owned().into_boxed_str()))
+        // Not folded, or folded but not UTF-8 (then no unfolded text was made).
+        std::str::from_utf8(self.entry_value_bytes(e)).map_err(|_| {
+            ParseError::NotUtf8(if e.name == HeaderName::Other {
+                "an unknown"
+            } else {
+                e.name.as_str()
+            })
+        })
     }
 
     fn entries(&self, name: HeaderName) -> impl Iterator<Item = &Entry> + '_ {
@@ -335,8 +413,8 @@ impl Message {
                 if known == HeaderName::Other {
                     e.name == HeaderName::Other
                         && self
-                            .slot_str(&e.name_text)
-                            .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                            .entry_name_bytes(e)
+                            .eq_ignore_ascii_case(name.as_bytes())
                 } else {
                     e.name == known
                 }
@@ -350,18 +428,13 @@ impl Message {
         &'s self,
     ) -> impl Iterator<Item = Result<T, ParseError>> + 's {
         let list = T::NAME.is_list();
-        self.entries(T::NAME).flat_map(move |e| {
-            let values: Box<dyn Iterator<Item = Result<T, ParseError>> + 's> = match self
-                .entry_text(e)
-            {
-                Err(err) => Box::new(std::iter::once(Err(err))),
-                Ok(text) if list => Box::new(
-                    split_list(text).map(|v| v.and_then(|v| T::parse(v).map_err(ParseError::from))),
-                ),
-                Ok(text) => Box::new(std::iter::once(T::parse(text).map_err(ParseError::from))),
-            };
-            values
-        })
+        // One concrete iterator per line (no boxed iterator per header line).
+        self.entries(T::NAME)
+            .flat_map(move |e| match self.entry_text(e) {
+                Err(err) => LineValues::One(Some(Err(err))),
+                Ok(text) if list => LineValues::List(split_list(text)),
+                Ok(text) => LineValues::One(Some(T::parse(text).map_err(ParseError::from))),
+            })
     }
 
     /// The first value of a typed header; `None` when the header is absent.
@@ -459,13 +532,20 @@ impl Message {
         } else {
             name.as_str()
         };
+        let folded = memchr::memchr2(b'\r', b'\n', value.as_bytes()).is_some();
         Entry {
             name,
-            name_text: Slot::Owned(name_text.into()),
-            value: Slot::Owned(value.into()),
-            line: None,
-            folded: value.contains(['\r', '\n']),
-            unfolded: OnceLock::new(),
+            folded,
+            line_start: 0,
+            name_end: 0,
+            value_start: 0,
+            value_end: 0,
+            line_end: 0,
+            text: Some(Box::new(EntryText::Set {
+                name: name_text.into(),
+                value: value.into(),
+                unfolded: folded.then(|| lex::unfold(value).into_owned().into_boxed_str()),
+            })),
         }
     }
 
@@ -568,12 +648,12 @@ impl Message {
             }
         }
         for e in &self.headers {
-            match e.line {
-                Some((a, b)) => out.put_slice(&self.buf[a as usize..b as usize]),
+            match e.line() {
+                Some((a, b)) => out.put_slice(self.buf.get(a..b).unwrap_or_default()),
                 None => {
-                    out.put_slice(self.slot_bytes(&e.name_text));
+                    out.put_slice(self.entry_name_bytes(e));
                     out.put_slice(b": ");
-                    out.put_slice(self.slot_bytes(&e.value));
+                    out.put_slice(self.entry_value_bytes(e));
                 }
             }
             out.put_slice(b"\r\n");
@@ -623,17 +703,48 @@ fn itoa_buf(mut n: u32) -> NumBuf {
     NumBuf { buf, start: i }
 }
 
-/// Splits a list header's line at top-level commas; an empty element is an error
-/// (`;;`-style separators, RFC 4475 §3.1.2.1).
-fn split_list(text: &str) -> impl Iterator<Item = Result<&str, ParseError>> + '_ {
-    lex::top_level(text, b',').map(|v| {
-        let v = lex::trim_lws(v);
-        if v.is_empty() {
+/// The values of one header line, as [`Message::get_all`] reads them: the elements of a
+/// list header's line, or one value.
+enum LineValues<'s, T> {
+    /// A list header's line, split at top-level commas.
+    List(SplitList<'s>),
+    /// One value (or the error of the line).
+    One(Option<Result<T, ParseError>>),
+}
+
+impl<'s, T: Header<'s>> Iterator for LineValues<'s, T> {
+    type Item = Result<T, ParseError>;
+
+    fn next(&mut self) -> Option<Result<T, ParseError>> {
+        match self {
+            LineValues::List(elements) => elements
+                .next()
+                .map(|v| v.and_then(|v| T::parse(v).map_err(ParseError::from))),
+            LineValues::One(value) => value.take(),
+        }
+    }
+}
+
+/// The elements of a list header's line (see [`split_list`]).
+struct SplitList<'s>(lex::TopLevel<'s>);
+
+impl<'s> Iterator for SplitList<'s> {
+    type Item = Result<&'s str, ParseError>;
+
+    fn next(&mut self) -> Option<Result<&'s str, ParseError>> {
+        let v = lex::trim_lws(self.0.next()?);
+        Some(if v.is_empty() {
             Err(ParseError::HeaderLine("empty element in a list"))
         } else {
             Ok(v)
-        }
-    })
+        })
+    }
+}
+
+/// Splits a list header's line at top-level commas; an empty element is an error
+/// (`;;`-style separators, RFC 4475 §3.1.2.1).
+fn split_list(text: &str) -> SplitList<'_> {
+    SplitList(lex::top_level(text, b','))
 }
 
 impl fmt::Display for Message {
@@ -678,12 +789,12 @@ impl PartialEq for Message {
             && self.headers.iter().zip(&other.headers).all(|(a, b)| {
                 a.name == b.name
                     && self
-                        .slot_bytes(&a.name_text)
-                        .eq_ignore_ascii_case(other.slot_bytes(&b.name_text))
+                        .entry_name_bytes(a)
+                        .eq_ignore_ascii_case(other.entry_name_bytes(b))
                         | (a.name != HeaderName::Other)
                     && match (self.entry_text(a), other.entry_text(b)) {
                         (Ok(x), Ok(y)) => x == y,
-                        _ => self.slot_bytes(&a.value) == other.slot_bytes(&b.value),
+                        _ => self.entry_value_bytes(a) == other.entry_value_bytes(b),
                     }
             })
     }

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use super::lex::{self, is_token_char, trim_lws};
+use super::lex::{self, class, trim_lws};
 
 /// A `;name[=value]` list, kept as its text (zero-copy) and iterated on demand.
 ///
@@ -58,19 +58,7 @@ impl<'a> Params<'a> {
     pub fn iter(&self) -> impl Iterator<Item = Param<'_>> + '_ {
         lex::top_level(&self.raw, b';').filter_map(|p| {
             let p = trim_lws(p);
-            if p.is_empty() {
-                return None;
-            }
-            Some(match p.find('=') {
-                Some(eq) => Param {
-                    name: trim_lws(&p[..eq]),
-                    value: Some(trim_lws(&p[eq + 1..])),
-                },
-                None => Param {
-                    name: p,
-                    value: None,
-                },
-            })
+            (!p.is_empty()).then(|| split_param(p))
         })
     }
 
@@ -141,6 +129,21 @@ impl<'a> Params<'a> {
     }
 }
 
+/// Splits a parameter (trimmed, not empty) at its first `=`.
+#[inline]
+fn split_param(p: &str) -> Param<'_> {
+    match lex::find_byte(p, b'=') {
+        Some(eq) => Param {
+            name: trim_lws(&p[..eq]),
+            value: Some(trim_lws(&p[eq + 1..])),
+        },
+        None => Param {
+            name: p,
+            value: None,
+        },
+    }
+}
+
 fn push_param(out: &mut String, name: &str, value: Option<&str>) {
     out.push_str(name);
     if let Some(v) = value {
@@ -179,6 +182,15 @@ impl fmt::Debug for Params<'_> {
 /// every parameter has a token name and a token, host or quoted-string value; no empty
 /// parameter (`;;`).
 pub(crate) fn validate_header_params(raw: &str) -> Result<(), &'static str> {
+    validate_header_params_with(raw, |_, _| Ok(()))
+}
+
+/// [`validate_header_params`], and `check` on each parameter (name and value as written) in
+/// the same pass: what a header with rules of its own for some parameters (Via) needs.
+pub(crate) fn validate_header_params_with(
+    raw: &str,
+    mut check: impl FnMut(&str, Option<&str>) -> Result<(), &'static str>,
+) -> Result<(), &'static str> {
     // No allocation: an unterminated quoted string ends the last piece, whose value then
     // fails the quoted-string check below.
     for piece in lex::top_level(raw, b';') {
@@ -186,10 +198,7 @@ pub(crate) fn validate_header_params(raw: &str) -> Result<(), &'static str> {
         if piece.is_empty() {
             return Err("empty parameter");
         }
-        let (name, value) = match piece.find('=') {
-            Some(eq) => (trim_lws(&piece[..eq]), Some(trim_lws(&piece[eq + 1..]))),
-            None => (piece, None),
-        };
+        let Param { name, value } = split_param(piece);
         if !lex::is_token(name) {
             return Err("bad parameter name");
         }
@@ -198,14 +207,11 @@ pub(crate) fn validate_header_params(raw: &str) -> Result<(), &'static str> {
                 if lex::quoted_end(v) != Some(v.len()) {
                     return Err("bad quoted parameter value");
                 }
-            } else if v.is_empty()
-                || !v
-                    .bytes()
-                    .all(|b| is_token_char(b) || matches!(b, b'[' | b']' | b':'))
-            {
+            } else if v.is_empty() || !lex::all_in(v.as_bytes(), class::PARAM_VALUE) {
                 return Err("bad parameter value");
             }
         }
+        check(name, value)?;
     }
     Ok(())
 }

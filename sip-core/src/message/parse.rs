@@ -1,13 +1,11 @@
 //! The message parser: start line, the header index, and the body cut by Content-Length.
 
-use std::sync::OnceLock;
-
 use bytes::Bytes;
 
-use super::lex::{is_token_char, is_wsp};
+use super::lex::{self, is_wsp};
 use super::typed::{ContentLength, Header, Method};
 use super::uri::Uri;
-use super::{Entry, HeaderName, Message, ParseError, ParseLimits, Slot, StartLine};
+use super::{Entry, EntryText, HeaderName, Message, ParseError, ParseLimits, Slot, StartLine};
 
 /// How the end of the body is found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,10 +74,11 @@ pub(crate) fn parse(
         parse_request_line(line, pos, &mut defect)?
     };
 
-    // Header index.
+    // Header index: one pass over the lines, one table lookup per name.
     let mut headers: Vec<Entry> = Vec::with_capacity(24);
     let mut content_lengths = 0usize;
     let mut content_length_at = 0usize;
+    let mut any_folded = false;
     let mut body_start = b.len();
     while next < b.len() {
         let line_start = next;
@@ -96,31 +95,28 @@ pub(crate) fn parse(
                     "first header line starts with white space",
                 ));
             };
-            let (ls, _) = prev.line.expect("received headers keep their line");
-            if end - ls as usize > limits.max_line_length {
+            if end - prev.line_start as usize > limits.max_line_length {
                 return Err(ParseError::LineTooLong {
                     limit: limits.max_line_length,
                 });
             }
-            prev.line = Some((ls, end as u32));
+            prev.line_end = end as u32;
             prev.folded = true;
+            any_folded = true;
             let mut vend = end;
             while vend > line_start && is_wsp(b[vend - 1]) {
                 vend -= 1;
             }
-            if let Slot::Span(vs, ve) = &mut prev.value
-                && vend > line_start
-                && b[line_start..vend].iter().any(|c| !is_wsp(*c))
-            {
-                if *ve == *vs {
+            if vend > line_start && b[line_start..vend].iter().any(|c| !is_wsp(*c)) {
+                if prev.value_end == prev.value_start {
                     // The value starts on this continuation line.
                     let mut s = line_start;
                     while s < vend && is_wsp(b[s]) {
                         s += 1;
                     }
-                    *vs = s as u32;
+                    prev.value_start = s as u32;
                 }
-                *ve = vend as u32;
+                prev.value_end = vend as u32;
             }
             continue;
         }
@@ -135,16 +131,23 @@ pub(crate) fn parse(
             });
         }
         let l = &b[line_start..end];
-        let Some(colon) = memchr::memchr(b':', l) else {
-            return Err(ParseError::HeaderLine("no colon"));
-        };
-        let mut name_end = colon;
-        while name_end > 0 && is_wsp(l[name_end - 1]) {
-            name_end -= 1;
+        // field-name = token, then optional white space and the colon.
+        let name_end = l
+            .iter()
+            .position(|&c| !lex::is(c, lex::class::TOKEN))
+            .unwrap_or(l.len());
+        let mut colon = name_end;
+        while colon < l.len() && is_wsp(l[colon]) {
+            colon += 1;
         }
-        let name = &l[..name_end];
-        if name.is_empty() || !name.iter().all(|&c| is_token_char(c)) {
-            return Err(ParseError::HeaderLine("header name is not a token"));
+        if name_end == 0 || l.get(colon) != Some(&b':') {
+            return Err(ParseError::HeaderLine(
+                if memchr::memchr(b':', l).is_none() {
+                    "no colon"
+                } else {
+                    "header name is not a token"
+                },
+            ));
         }
         let mut vs = colon + 1;
         while vs < l.len() && is_wsp(l[vs]) {
@@ -154,19 +157,32 @@ pub(crate) fn parse(
         while ve > vs && is_wsp(l[ve - 1]) {
             ve -= 1;
         }
-        let name = HeaderName::from_bytes(name);
+        let name = HeaderName::from_bytes(&l[..name_end]);
         if name == HeaderName::ContentLength {
             content_lengths += 1;
             content_length_at = headers.len();
         }
-        headers.push(Entry {
+        headers.push(Entry::received(
             name,
-            name_text: Slot::Span(line_start as u32, (line_start + name_end) as u32),
-            value: Slot::Span((line_start + vs) as u32, (line_start + ve) as u32),
-            line: Some((line_start as u32, end as u32)),
-            folded: false,
-            unfolded: OnceLock::new(),
-        });
+            line_start,
+            line_start + name_end,
+            (line_start + vs, line_start + ve),
+            end,
+        ));
+    }
+    if any_folded {
+        // Folds are rare: their values are unfolded once here, so that every read of the
+        // header is a plain slice.
+        for e in headers.iter_mut().filter(|e| e.folded) {
+            let raw = b
+                .get(e.value_start as usize..e.value_end as usize)
+                .unwrap_or_default();
+            if let Ok(raw) = std::str::from_utf8(raw) {
+                e.text = Some(Box::new(EntryText::Unfolded(
+                    lex::unfold(raw).into_owned().into_boxed_str(),
+                )));
+            }
+        }
     }
 
     let mut msg = Message {

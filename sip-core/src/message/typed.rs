@@ -10,7 +10,7 @@ use std::fmt;
 
 use super::header::HeaderName;
 use super::lex::{self, is_token, is_token_char, trim_lws};
-use super::params::{Params, validate_header_params};
+use super::params::{Params, validate_header_params, validate_header_params_with};
 use super::uri::{Host, SipUri, Uri, split_host_port};
 
 /// A header value that did not parse.
@@ -45,10 +45,19 @@ fn owned(c: Cow<'_, str>) -> Cow<'static, str> {
 
 /// Splits `value;params` at the first top-level `;`, validating the params.
 fn split_params(name: HeaderName, s: &str) -> Result<(&str, Params<'_>), HeaderError> {
+    split_params_with(name, s, |_, _| Ok(()))
+}
+
+/// [`split_params`], with `check` applied to each parameter in the validating pass.
+fn split_params_with(
+    name: HeaderName,
+    s: &str,
+    check: impl FnMut(&str, Option<&str>) -> Result<(), &'static str>,
+) -> Result<(&str, Params<'_>), HeaderError> {
     match lex::top_level(s, b';').next() {
         Some(head) if head.len() < s.len() => {
             let rest = &s[head.len() + 1..];
-            validate_header_params(rest).map_err(|r| err(name, r))?;
+            validate_header_params_with(rest, check).map_err(|r| err(name, r))?;
             Ok((trim_lws(head), Params::from_raw(Cow::Borrowed(rest))))
         }
         _ => Ok((trim_lws(s), Params::default())),
@@ -220,39 +229,29 @@ impl<'a> Header<'a> for Via<'a> {
 
     fn parse(value: &'a str) -> Result<Self, HeaderError> {
         let n = Self::NAME;
-        let (head, params) = split_params(n, value)?;
+        // The via-params with rules of their own are checked in the validating pass.
+        let (head, params) = split_params_with(n, value, check_via_param)?;
         // sent-protocol = protocol-name SLASH protocol-version SLASH transport, LWS around "/".
-        let mut parts = head.splitn(3, '/');
-        let name = trim_lws(parts.next().ok_or(err(n, "sent-protocol"))?);
-        let version = trim_lws(parts.next().ok_or(err(n, "sent-protocol"))?);
-        let rest = trim_lws(parts.next().ok_or(err(n, "sent-protocol"))?);
+        let (name, version, rest) = match head.strip_prefix("SIP/2.0/") {
+            Some(rest) => ("SIP", "2.0", trim_lws(rest)),
+            None => {
+                let mut parts = head.splitn(3, '/');
+                let name = trim_lws(parts.next().ok_or(err(n, "sent-protocol"))?);
+                let version = trim_lws(parts.next().ok_or(err(n, "sent-protocol"))?);
+                let rest = trim_lws(parts.next().ok_or(err(n, "sent-protocol"))?);
+                (name, version, rest)
+            }
+        };
         if !is_token(name) || !is_token(version) {
             return Err(err(n, "sent-protocol"));
         }
-        let split = rest.find([' ', '\t']).ok_or(err(n, "missing sent-by"))?;
+        let split = lex::find_wsp(rest).ok_or(err(n, "missing sent-by"))?;
         let transport = &rest[..split];
         let sent_by = trim_lws(&rest[split..]);
         if !is_token(transport) {
             return Err(err(n, "transport"));
         }
         let (host, port) = split_host_port(sent_by).map_err(|_| err(n, "sent-by"))?;
-        for p in params.iter() {
-            let v = p.value;
-            let ok = match p.name.to_ascii_lowercase().as_str() {
-                "ttl" => v.and_then(|v| lex::parse_decimal(v, 255)).is_some(),
-                "maddr" => v.is_some_and(|v| Host::parse(v).is_ok()),
-                "received" => v.is_some_and(|v| {
-                    let v = v.trim_start_matches('[').trim_end_matches(']');
-                    v.parse::<std::net::IpAddr>().is_ok()
-                }),
-                "branch" => v.is_some_and(is_token),
-                "rport" => v.is_none_or(|v| lex::parse_decimal(v, 65535).is_some()),
-                _ => true,
-            };
-            if !ok {
-                return Err(err(n, "via-param"));
-            }
-        }
         let protocol = if name.eq_ignore_ascii_case("SIP") && version == "2.0" {
             Cow::Borrowed("SIP/2.0")
         } else {
@@ -266,6 +265,27 @@ impl<'a> Header<'a> for Via<'a> {
             params,
         })
     }
+}
+
+/// The via-params of RFC 3261 §20.42 and RFC 3581 with a grammar of their own.
+fn check_via_param(name: &str, v: Option<&str>) -> Result<(), &'static str> {
+    let ok = if name.eq_ignore_ascii_case("branch") {
+        v.is_some_and(is_token)
+    } else if name.eq_ignore_ascii_case("rport") {
+        v.is_none_or(|v| lex::parse_decimal(v, 65535).is_some())
+    } else if name.eq_ignore_ascii_case("received") {
+        v.is_some_and(|v| {
+            let v = v.trim_start_matches('[').trim_end_matches(']');
+            v.parse::<std::net::IpAddr>().is_ok()
+        })
+    } else if name.eq_ignore_ascii_case("ttl") {
+        v.and_then(|v| lex::parse_decimal(v, 255)).is_some()
+    } else if name.eq_ignore_ascii_case("maddr") {
+        v.is_some_and(|v| Host::parse(v).is_ok())
+    } else {
+        true
+    };
+    if ok { Ok(()) } else { Err("via-param") }
 }
 
 impl fmt::Display for Via<'_> {
@@ -334,16 +354,15 @@ impl<'a> NameAddr<'a> {
             } else {
                 // *(token LWS)
                 if !display
-                    .split([' ', '\t'])
-                    .filter(|w| !w.is_empty())
-                    .all(is_token)
+                    .bytes()
+                    .all(|b| lex::is(b, lex::class::TOKEN) || lex::is_wsp(b))
                 {
                     return Err(err(name, "display name"));
                 }
                 Some(Cow::Borrowed(display))
             };
             let after = &s[lt + 1..];
-            let gt = after.find('>').ok_or(err(name, "missing '>'"))?;
+            let gt = lex::find_byte(after, b'>').ok_or(err(name, "missing '>'"))?;
             let uri_text = &after[..gt];
             if uri_text.is_empty()
                 || uri_text.starts_with([' ', '\t'])
@@ -358,9 +377,9 @@ impl<'a> NameAddr<'a> {
             }
             // addr-spec: the URI ends at the first ';' (what follows are header params);
             // it may not contain ',', '?' or ';' (RFC 3261 §20).
-            let end = s.find([';', ' ', '\t']).unwrap_or(s.len());
+            let end = memchr::memchr3(b';', b' ', b'\t', s.as_bytes()).unwrap_or(s.len());
             let uri_text = &s[..end];
-            if uri_text.contains(['?', ',']) {
+            if memchr::memchr2(b'?', b',', uri_text.as_bytes()).is_some() {
                 return Err(err(name, "addr-spec with '?' or ',' needs <>"));
             }
             (None, uri_text, &s[end..])
@@ -389,7 +408,7 @@ fn find_laquot(s: &str) -> Option<usize> {
     } else {
         0
     };
-    s[start..].find('<').map(|i| i + start)
+    lex::find_byte(&s[start..], b'<').map(|i| i + start)
 }
 
 impl fmt::Display for NameAddr<'_> {
@@ -545,7 +564,8 @@ impl Header<'_> for CSeq {
 
     fn parse(value: &str) -> Result<Self, HeaderError> {
         let n = Self::NAME;
-        let mut words = value.split([' ', '\t']).filter(|w| !w.is_empty());
+        // Two words separated by SP/HTAB.
+        let mut words = Words(value);
         let seq = words.next().ok_or(err(n, "missing number"))?;
         let method = words.next().ok_or(err(n, "missing method"))?;
         if words.next().is_some() {
@@ -557,6 +577,24 @@ impl Header<'_> for CSeq {
             seq: seq as u32,
             method,
         })
+    }
+}
+
+/// The words of a text separated by runs of SP and HTAB.
+struct Words<'a>(&'a str);
+
+impl<'a> Iterator for Words<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let s = self.0.trim_start_matches([' ', '\t']);
+        if s.is_empty() {
+            self.0 = s;
+            return None;
+        }
+        let end = lex::find_wsp(s).unwrap_or(s.len());
+        self.0 = &s[end..];
+        Some(&s[..end])
     }
 }
 
@@ -587,8 +625,17 @@ impl<'a> Header<'a> for CallId<'a> {
 
     fn parse(value: &'a str) -> Result<Self, HeaderError> {
         let v = trim_lws(value);
-        let mut parts = v.splitn(2, '@');
-        let ok = parts.all(|w| !w.is_empty() && w.bytes().all(lex::is_word_char));
+        // word [ "@" word ]: '@' is not a word character.
+        let ok = match lex::find_byte(v, b'@') {
+            Some(at) => {
+                let (a, b) = (&v.as_bytes()[..at], &v.as_bytes()[at + 1..]);
+                !a.is_empty()
+                    && !b.is_empty()
+                    && lex::all_in(a, lex::class::WORD)
+                    && lex::all_in(b, lex::class::WORD)
+            }
+            None => !v.is_empty() && lex::all_in(v.as_bytes(), lex::class::WORD),
+        };
         if !ok {
             return Err(err(Self::NAME, "not a word[@word]"));
         }

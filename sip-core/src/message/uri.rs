@@ -119,20 +119,23 @@ impl Host<'_> {
                 .map(Host::V6)
                 .ok_or(UriError::Bad("IPv6 reference"));
         }
-        if s.is_empty() {
+        let b = s.as_bytes();
+        let Some(&first) = b.first() else {
             return Err(UriError::Bad("host"));
-        }
-        if s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-            && let Ok(a) = s.parse::<Ipv4Addr>()
+        };
+        if first.is_ascii_digit()
+            && let Some(a) = parse_ipv4(b)
         {
             return Ok(Host::V4(a));
         }
         // hostname = *( domainlabel "." ) toplabel [ "." ]; we also accept "_" seen in the wild.
-        let ok = s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
-            && !s.starts_with(['.', '-'])
-            && !s.contains("..");
+        // One pass: host characters, no leading '.' or '-', no "..".
+        let mut prev = b'.';
+        let mut ok = first != b'-';
+        for &c in b {
+            ok &= lex::is(c, lex::class::HOST) && !(c == b'.' && prev == b'.');
+            prev = c;
+        }
         if !ok {
             return Err(UriError::Bad("host"));
         }
@@ -148,6 +151,33 @@ impl fmt::Display for Host<'_> {
             Host::V6(a) => write!(f, "[{a}]"),
         }
     }
+}
+
+/// Parses a dotted-quad IPv4 address as `Ipv4Addr::from_str` does (four decimal octets of
+/// one to three digits, no leading zero, at most 255), without its generic parser.
+fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (k, octet) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if s.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let start = i;
+        let mut v: u32 = 0;
+        while i < s.len() && i - start < 3 && s[i].is_ascii_digit() {
+            v = v * 10 + u32::from(s[i] - b'0');
+            i += 1;
+        }
+        let digits = i - start;
+        if digits == 0 || v > 255 || (digits > 1 && s[start] == b'0') {
+            return None;
+        }
+        *octet = v as u8;
+    }
+    (i == s.len()).then_some(Ipv4Addr::from(octets))
 }
 
 /// Parses an IPv6 address. RFC 5118 §4.10: the RFC 3261 ABNF also produced `x:::d.d.d.d`
@@ -167,7 +197,7 @@ fn parse_ipv6(s: &str) -> Option<Ipv6Addr> {
 /// Splits `host[:port]`, with `[v6]:port` support.
 pub(crate) fn split_host_port(s: &str) -> Result<(Host<'_>, Option<u16>), UriError> {
     let (host, port) = if s.starts_with('[') {
-        let close = s.find(']').ok_or(UriError::Bad("IPv6 reference"))?;
+        let close = lex::find_byte(s, b']').ok_or(UriError::Bad("IPv6 reference"))?;
         let rest = &s[close + 1..];
         let port = match rest.strip_prefix(':') {
             Some(p) => Some(p),
@@ -176,7 +206,7 @@ pub(crate) fn split_host_port(s: &str) -> Result<(Host<'_>, Option<u16>), UriErr
         };
         (&s[..=close], port)
     } else {
-        match s.rfind(':') {
+        match memchr::memrchr(b':', s.as_bytes()) {
             Some(i) => (&s[..i], Some(&s[i + 1..])),
             None => (s, None),
         }
@@ -192,33 +222,14 @@ pub(crate) fn split_host_port(s: &str) -> Result<(Host<'_>, Option<u16>), UriErr
     Ok((Host::parse(host)?, port))
 }
 
-/// `unreserved` (RFC 3261 §25.1): alphanum / mark.
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
-        )
-}
-
-fn is_user_char(b: u8) -> bool {
-    is_unreserved(b)
-        || matches!(
-            b,
-            b'%' | b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/'
-        )
-}
-
-fn is_password_char(b: u8) -> bool {
-    is_unreserved(b) || matches!(b, b'%' | b'&' | b'=' | b'+' | b'$' | b',')
+/// True when every byte of `s` is in `class` and its `%HH` escapes are well formed.
+#[inline]
+fn chars_ok(s: &str, class: u8) -> bool {
+    lex::all_in(s.as_bytes(), class) && lex::escapes_ok(s)
 }
 
 fn is_param_char(b: u8) -> bool {
-    is_unreserved(b) || matches!(b, b'%' | b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$')
-}
-
-fn is_header_char(b: u8) -> bool {
-    is_unreserved(b) || matches!(b, b'%' | b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$')
+    lex::is(b, lex::class::PARAM)
 }
 
 fn is_scheme(s: &str) -> bool {
@@ -232,7 +243,7 @@ fn is_scheme(s: &str) -> bool {
 impl<'a> Uri<'a> {
     /// Parses an absolute URI. `sip`, `sips` and `tel` are interpreted, others kept opaque.
     pub fn parse(s: &'a str) -> Result<Uri<'a>, UriError> {
-        let colon = s.find(':').ok_or(UriError::MissingScheme)?;
+        let colon = lex::find_byte(s, b':').ok_or(UriError::MissingScheme)?;
         let scheme = &s[..colon];
         if !is_scheme(scheme) {
             return Err(UriError::MissingScheme);
@@ -337,66 +348,64 @@ impl<'a> SipUri<'a> {
     }
 
     fn parse_parts(secure: bool, rest: &'a str) -> Result<SipUri<'a>, UriError> {
-        let (userinfo, hostpart) = match rest.find('@') {
+        use lex::{class, find_byte};
+        let (userinfo, hostpart) = match find_byte(rest, b'@') {
             Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
             None => (None, rest),
         };
-        if hostpart.contains('@') {
+        if find_byte(hostpart, b'@').is_some() {
             return Err(UriError::Bad("userinfo (several '@')"));
         }
         let (user, password) = match userinfo {
             None => (None, None),
             Some(ui) => {
                 // The password is after the first ':' (user chars do not include ':').
-                let (u, p) = match ui.find(':') {
+                let (u, p) = match find_byte(ui, b':') {
                     Some(c) => (&ui[..c], Some(&ui[c + 1..])),
                     None => (ui, None),
                 };
-                if u.is_empty() || !u.bytes().all(is_user_char) || !lex::escapes_ok(u) {
+                if u.is_empty() || !chars_ok(u, class::USER) {
                     return Err(UriError::Bad("user"));
                 }
                 if let Some(p) = p
-                    && (!p.bytes().all(is_password_char) || !lex::escapes_ok(p))
+                    && !chars_ok(p, class::PASSWORD)
                 {
                     return Err(UriError::Bad("password"));
                 }
                 (Some(Cow::Borrowed(u)), p.map(Cow::Borrowed))
             }
         };
-        let (hostpart, headers) = match hostpart.find('?') {
+        let (hostpart, headers) = match find_byte(hostpart, b'?') {
             Some(q) => (&hostpart[..q], Some(&hostpart[q + 1..])),
             None => (hostpart, None),
         };
-        let (hostport, params) = match hostpart.find(';') {
+        let (hostport, params) = match find_byte(hostpart, b';') {
             Some(sc) => (&hostpart[..sc], &hostpart[sc + 1..]),
             None => (hostpart, ""),
         };
         let (host, port) = split_host_port(hostport)?;
-        for piece in params.split(';') {
-            if params.is_empty() {
-                break;
-            }
-            let (name, value) = match piece.find('=') {
-                Some(eq) => (&piece[..eq], Some(&piece[eq + 1..])),
-                None => (piece, None),
-            };
-            if name.is_empty() || !name.bytes().all(is_param_char) || !lex::escapes_ok(name) {
-                return Err(UriError::Bad("uri-parameter"));
-            }
-            if let Some(v) = value
-                && (v.is_empty() || !v.bytes().all(is_param_char) || !lex::escapes_ok(v))
-            {
-                return Err(UriError::Bad("uri-parameter value"));
+        if !params.is_empty() {
+            for piece in params.split(';') {
+                let (name, value) = match find_byte(piece, b'=') {
+                    Some(eq) => (&piece[..eq], Some(&piece[eq + 1..])),
+                    None => (piece, None),
+                };
+                if name.is_empty() || !chars_ok(name, class::PARAM) {
+                    return Err(UriError::Bad("uri-parameter"));
+                }
+                if let Some(v) = value
+                    && (v.is_empty() || !chars_ok(v, class::PARAM))
+                {
+                    return Err(UriError::Bad("uri-parameter value"));
+                }
             }
         }
         if let Some(h) = headers {
             for piece in h.split('&') {
                 let (name, value) = piece.split_once('=').ok_or(UriError::Bad("uri header"))?;
                 if name.is_empty()
-                    || !name.bytes().all(is_header_char)
-                    || !value.bytes().all(is_header_char)
-                    || !lex::escapes_ok(name)
-                    || !lex::escapes_ok(value)
+                    || !chars_ok(name, class::HEADER)
+                    || !chars_ok(value, class::HEADER)
                 {
                     return Err(UriError::Bad("uri header"));
                 }
