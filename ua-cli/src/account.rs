@@ -148,7 +148,7 @@ fn lock(h: &Mutex<TargetHealth>) -> std::sync::MutexGuard<'_, TargetHealth> {
 }
 
 /// Resolves a registrar URI (or the AOR domain) into ordered targets.
-async fn targets_for(
+pub(crate) async fn targets_for(
     ctx: &AccountContext,
     uri: &str,
     transport: Option<Transport>,
@@ -172,7 +172,7 @@ async fn targets_for(
 }
 
 /// The transport target of a resolved one (server name for TLS from the URI's domain).
-fn send_target(t: &resolve::Target) -> Target {
+pub(crate) fn send_target(t: &resolve::Target) -> Target {
     let mut target = Target::new(t.transport, t.addr);
     if t.host.parse::<std::net::IpAddr>().is_err() {
         target.server_name = Some(t.host.clone());

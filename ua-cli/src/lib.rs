@@ -6,3 +6,5 @@
 pub mod config;
 
 pub mod account;
+pub mod call;
+pub mod demo;

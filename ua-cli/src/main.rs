@@ -43,6 +43,20 @@ enum Command {
     Register(cmd::register::Args),
     /// List the audio devices (id, name, input/output, defaults).
     Devices(cmd::devices::Args),
+    /// Call a SIP URI: through an account's registrar, or straight to the callee's domain
+    /// (RFC 3263). Hangs up on Ctrl-C or after --duration.
+    ///
+    /// Exit status: 0 when the call was answered and ended normally, 1 otherwise (the final
+    /// SIP status is printed), 2 on usage errors.
+    Call(cmd::call::CallArgs),
+    /// Wait for calls: registered with an account, or on --bind for direct calls.
+    Listen(cmd::call::ListenArgs),
+    /// Two Tincan phones call each other on loopback (SRTP, Opus, voice both ways) and check
+    /// that the audio arrives intact: no provider and no sound card needed. --audio: an echo
+    /// test through the default sound devices.
+    ///
+    /// Exit status: 0 when the audio arrived intact both ways, 1 otherwise.
+    Demo(cmd::demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -53,5 +67,8 @@ fn main() -> ExitCode {
         Command::Resolve(args) => cmd::resolve::run(&args, cli.config.as_deref()),
         Command::Register(args) => cmd::register::run(&args, cli.config.as_deref()),
         Command::Devices(args) => cmd::devices::run(&args),
+        Command::Call(args) => cmd::call::run_call(&args, cli.config.as_deref()),
+        Command::Listen(args) => cmd::call::run_listen(&args, cli.config.as_deref()),
+        Command::Demo(args) => cmd::demo::run(&args),
     }
 }

@@ -223,6 +223,10 @@ pub struct InviteSession {
     glare_retry: Option<(Instant, Option<Bytes>)>,
     /// The peer's re-INVITE waiting for our answer.
     reinvite_in: Option<Message>,
+    /// The CSeq of the peer's re-INVITE we answered 2xx, until its ACK. The peer numbers its
+    /// requests on its own, so this can equal `invite_seq` (a callee's first re-INVITE has
+    /// CSeq 1 like many callers' INVITE).
+    reinvite_acked_seq: Option<u32>,
     /// Whether our 2xx to the peer's re-INVITE (or the initial INVITE) carried an offer.
     offered_in_2xx: bool,
     rng: SplitMix64,
@@ -287,6 +291,7 @@ impl InviteSession {
             reinvite_out: None,
             glare_retry: None,
             reinvite_in: None,
+            reinvite_acked_seq: None,
             offered_in_2xx: false,
             rng: SplitMix64::new(seed),
             outputs,
@@ -322,6 +327,7 @@ impl InviteSession {
             reinvite_out: None,
             glare_retry: None,
             reinvite_in: None,
+            reinvite_acked_seq: None,
             offered_in_2xx: false,
             rng: SplitMix64::new(seed),
             outputs: VecDeque::new(),
@@ -378,10 +384,7 @@ impl InviteSession {
         let to_tag = to_tag.as_ref().and_then(|t| t.tag());
         match self.role {
             Role::Uas => to_tag.is_none_or(|t| t == self.config.local_tag),
-            Role::Uac => self
-                .early
-                .iter()
-                .any(|d| d.matches_request(request)),
+            Role::Uac => self.early.iter().any(|d| d.matches_request(request)),
         }
     }
 
@@ -486,10 +489,10 @@ impl InviteSession {
                 self.send_bye();
                 self.end(EndReason::LocalHangup);
             }
-        } else if self.state == SessionState::Confirmed
-            && self.reinvite_in.is_none()
-            && seq != self.invite_seq
-        {
+        } else if self.state == SessionState::Confirmed && self.reinvite_acked_seq == Some(seq) {
+            // The first ACK of our 2xx to the peer's re-INVITE; copies for 2xx
+            // retransmissions are not reported again.
+            self.reinvite_acked_seq = None;
             self.events.push_back(SessionEvent::ReinviteConfirmed {
                 body: body.filter(|_| self.offered_in_2xx),
             });
@@ -517,6 +520,12 @@ impl InviteSession {
                 self.on_invite_response(response, status)
             }
             Method::Invite => self.on_reinvite_response(now, response, cseq.seq, status),
+            // Only our dialog's answers end the call: the BYE that ends a losing fork's
+            // dialog (§13.2.2.4) gets its own 200, which must not end the winner's.
+            _ if !self
+                .dialog
+                .as_ref()
+                .is_some_and(|d| d.matches_response(response)) => {}
             Method::Bye => {
                 if status >= 200 {
                     self.end(EndReason::LocalHangup);
@@ -606,7 +615,8 @@ impl InviteSession {
                 if !offer {
                     self.send_ack(None);
                 }
-                self.events.push_back(SessionEvent::Answered { body, offer });
+                self.events
+                    .push_back(SessionEvent::Answered { body, offer });
             }
             _ => {
                 if self.dialog.is_some() || self.state == SessionState::Terminated {
@@ -625,6 +635,47 @@ impl InviteSession {
                 self.end(reason);
             }
         }
+    }
+
+    /// UAC: sends the initial INVITE again with new headers (the `Authorization` or
+    /// `Proxy-Authorization` answering a 401/407), with the next CSeq (RFC 3261 §22.2). Call
+    /// it instead of [`on_response`](Self::on_response) for the challenge. Returns false when
+    /// the call is past the point where that makes sense.
+    pub fn resend_invite_with(&mut self, headers: &[(String, String)]) -> bool {
+        if self.role != Role::Uac
+            || !matches!(self.state, SessionState::Calling | SessionState::Early)
+            || self.cancelling
+        {
+            return false;
+        }
+        let mut invite = self.invite.clone();
+        invite.remove_header(HeaderName::Authorization);
+        invite.remove_header(HeaderName::ProxyAuthorization);
+        for (n, v) in headers {
+            invite.push_header_named(n, v);
+        }
+        self.invite_seq = self.invite_seq.wrapping_add(1);
+        invite.set(&CSeq {
+            seq: self.invite_seq,
+            method: Method::Invite,
+        });
+        let next_hop = invite
+            .routes()
+            .next()
+            .and_then(Result::ok)
+            .map(|r| r.0.uri.into_owned())
+            .or_else(|| invite.uri().map(Uri::into_owned));
+        let Some(next_hop) = next_hop else {
+            return false;
+        };
+        self.invite = invite.clone();
+        self.early.clear();
+        self.state = SessionState::Calling;
+        self.outputs.push_back(Output::Request {
+            request: invite,
+            next_hop,
+        });
+        true
     }
 
     /// UAC: answers the offer of a 2xx in the ACK ([`SessionEvent::Answered`] with `offer`).
@@ -803,7 +854,8 @@ impl InviteSession {
                     next_hop: d.next_hop(),
                 });
                 let body = (!response.body().is_empty()).then(|| response.body().clone());
-                self.events.push_back(SessionEvent::ReinviteAccepted { body });
+                self.events
+                    .push_back(SessionEvent::ReinviteAccepted { body });
             }
             491 => {
                 let (lo, hi) = if self.role == Role::Uac {
@@ -877,10 +929,12 @@ impl InviteSession {
                 RequestOutcome::Deferred
             }
             Method::Info => {
-                let content_type = request
-                    .content_type()
-                    .and_then(Result::ok)
-                    .map(|c| (c.0.mtype.to_ascii_lowercase(), c.0.subtype.to_ascii_lowercase()));
+                let content_type = request.content_type().and_then(Result::ok).map(|c| {
+                    (
+                        c.0.mtype.to_ascii_lowercase(),
+                        c.0.subtype.to_ascii_lowercase(),
+                    )
+                });
                 match content_type.as_ref().map(|(a, b)| (a.as_str(), b.as_str())) {
                     Some(("application", "dtmf-relay" | "dtmf")) => {
                         if let Some((digit, duration)) = parse_dtmf_info(request.body()) {
@@ -925,6 +979,7 @@ impl InviteSession {
             if let Some(b) = body {
                 set_body(&mut r, b);
             }
+            self.reinvite_acked_seq = request.cseq().and_then(Result::ok).map(|c| c.seq);
         }
         Some(r)
     }
@@ -1025,7 +1080,10 @@ mod tests {
             parse_dtmf_info(b"Signal= #\nDuration= 100"),
             Some(('#', Duration::from_millis(100)))
         );
-        assert_eq!(parse_dtmf_info(b"*"), Some(('*', Duration::from_millis(250))));
+        assert_eq!(
+            parse_dtmf_info(b"*"),
+            Some(('*', Duration::from_millis(250)))
+        );
         assert_eq!(parse_dtmf_info(b"Signal=X"), None);
         assert_eq!(parse_dtmf_info(b"\xff"), None);
     }

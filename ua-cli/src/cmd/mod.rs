@@ -1,5 +1,7 @@
 //! One module per `tincan` subcommand.
 
+pub mod call;
+pub mod demo;
 pub mod devices;
 pub mod parse;
 pub mod ping;

@@ -1,0 +1,530 @@
+//! `tincan call URI` and `tincan listen`: place or take calls from the terminal.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tincan::account::{AccountContext, AccountEvent, AccountSpec, run_account};
+use tincan::call::{Call, CallEvent, CallOptions, Phone, PhoneConfig};
+use tincan::config::Config;
+use tincan_media::codec::CodecKind;
+use tincan_media::device::{
+    AudioSink, AudioSource, CpalSink, CpalSource, DeviceSelector, NullSink, NullSource, WavSink,
+    WavSource,
+};
+use tincan_media::sdp::SrtpPolicy;
+use tincan_sip::driver::{Driver, DriverConfig};
+use tincan_sip::resolve::hickory::HickoryBackend;
+use tokio::sync::{mpsc, watch};
+
+/// Codec choice on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CodecArg {
+    /// Opus (48 kHz).
+    Opus,
+    /// G.711 mu-law.
+    Pcmu,
+    /// G.711 A-law.
+    Pcma,
+}
+
+/// SRTP policy on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SrtpArg {
+    /// Plain RTP.
+    Off,
+    /// SRTP when the peer agrees.
+    Optional,
+    /// SRTP or no call.
+    Required,
+}
+
+/// What `call` and `listen` share.
+#[derive(Debug, clap::Args)]
+pub struct Common {
+    /// Use this account of the config (register, call through its registrar).
+    #[arg(long)]
+    account: Option<String>,
+    /// Send this WAV file instead of the microphone.
+    #[arg(long)]
+    play: Option<PathBuf>,
+    /// Record what the peer sends to this WAV file instead of the speaker.
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// Preferred codec (the others stay as fallbacks).
+    #[arg(long, value_enum)]
+    codec: Option<CodecArg>,
+    /// SRTP policy.
+    #[arg(long, value_enum, default_value = "optional")]
+    srtp: SrtpArg,
+    /// One JSON object per event per line.
+    #[arg(long)]
+    json: bool,
+    /// Local SIP address to bind (default: the config's, else any address, any port).
+    #[arg(long)]
+    bind: Option<SocketAddr>,
+    /// DNS server (ADDR:PORT) instead of the config's or the system's.
+    #[arg(long)]
+    dns_server: Option<SocketAddr>,
+    /// No audio devices: send silence, drop what arrives (unless --play/--record).
+    #[arg(long)]
+    no_audio: bool,
+}
+
+/// Arguments of `tincan call`.
+#[derive(Debug, clap::Args)]
+pub struct CallArgs {
+    /// Who to call: a SIP URI (`sip:bob@example.com`) or `user@domain`.
+    uri: String,
+    /// Hang up after this many seconds of conversation.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// DTMF keys to send once the call is answered.
+    #[arg(long)]
+    dtmf: Option<String>,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// Arguments of `tincan listen`.
+#[derive(Debug, clap::Args)]
+pub struct ListenArgs {
+    /// Answer every call at once.
+    #[arg(long)]
+    auto_answer: bool,
+    /// Exit after this many calls.
+    #[arg(long)]
+    max_calls: Option<u32>,
+    /// Hang up each call after this many seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+    #[command(flatten)]
+    common: Common,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("tincan: {e}");
+            ExitCode::from(2)
+        })
+}
+
+/// Runs `tincan call`.
+pub fn run_call(args: &CallArgs, config_path: Option<&Path>) -> ExitCode {
+    let config = match Config::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tincan call: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(call(args, config))
+}
+
+/// Runs `tincan listen`.
+pub fn run_listen(args: &ListenArgs, config_path: Option<&Path>) -> ExitCode {
+    let config = match Config::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tincan listen: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(listen(args, config))
+}
+
+/// A started phone, with its account registration if any.
+struct Setup {
+    phone: Phone,
+    stop_account: Option<watch::Sender<bool>>,
+    account_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup, ExitCode> {
+    let fail = |msg: String, code: u8| {
+        eprintln!("tincan {command}: {msg}");
+        ExitCode::from(code)
+    };
+    let mut pc = PhoneConfig {
+        srtp: match common.srtp {
+            SrtpArg::Off => SrtpPolicy::Off,
+            SrtpArg::Optional => SrtpPolicy::Optional,
+            SrtpArg::Required => SrtpPolicy::Required,
+        },
+        dns_server: common.dns_server.or(config.network.dns_server),
+        ..PhoneConfig::default()
+    };
+    if let Some(c) = common.codec {
+        let first = match c {
+            CodecArg::Opus => CodecKind::Opus,
+            CodecArg::Pcmu => CodecKind::Pcmu,
+            CodecArg::Pcma => CodecKind::Pcma,
+        };
+        pc.codecs.retain(|k| *k != first);
+        pc.codecs.insert(0, first);
+    }
+    let mut spec = None;
+    if let Some(name) = &common.account {
+        let Some(a) = config.accounts.iter().find(|a| a.name == *name) else {
+            return Err(fail(format!("no account named {name:?} in the config"), 2));
+        };
+        let password = a.password().map_err(|e| fail(e.to_string(), 2))?;
+        let registrars: Vec<String> = a.registrar_uris().iter().map(ToString::to_string).collect();
+        pc.user = a.aor.user.as_deref().unwrap_or("tincan").to_owned();
+        pc.domain = Some(a.aor.host.to_string());
+        pc.credentials = Some((a.username.clone(), password.expose().to_owned()));
+        pc.outbound_proxy = registrars.first().cloned();
+        pc.transport = a.transport.transport();
+        spec = Some(AccountSpec {
+            name: a.name.clone(),
+            aor: a.aor.to_string(),
+            username: a.username.clone(),
+            password: password.expose().to_owned(),
+            transport: a.transport.transport(),
+            registrars,
+            mode: a.register_mode,
+            expires: a.expires,
+            instance_id: a.outbound.then(|| a.instance_id.clone()),
+        });
+    }
+    let bind = common
+        .bind
+        .or(config.network.bind)
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    pc.bind = bind;
+    let mut dc = DriverConfig::udp(bind);
+    if bind.port() != 0 {
+        dc.tcp = vec![bind];
+    }
+    let (sip, incoming) = Driver::start(dc)
+        .await
+        .map_err(|e| fail(e.to_string(), 1))?;
+    let dns = match pc.dns_server {
+        Some(s) => HickoryBackend::with_server(s),
+        None => HickoryBackend::system(),
+    }
+    .map_err(|e| fail(format!("DNS: {e}"), 1))?;
+    let phone = Phone::with_driver(pc, sip, incoming, dns);
+    let Some(spec) = spec else {
+        return Ok(Setup {
+            phone,
+            stop_account: None,
+            account_task: None,
+        });
+    };
+    let ctx: AccountContext = phone.context().clone();
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(run_account(ctx, spec, ev_tx, stop_rx));
+    // Wait for the first registration result.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let ev = tokio::select! {
+            ev = ev_rx.recv() => ev,
+            () = tokio::time::sleep_until(deadline) => None,
+        };
+        match ev {
+            Some(AccountEvent::Registered {
+                account, registrar, ..
+            }) => {
+                if common.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"event": "registered", "account": account, "registrar": registrar})
+                    );
+                } else {
+                    println!("{account}: registered at {registrar}");
+                }
+                break;
+            }
+            Some(AccountEvent::Unavailable { account, tried }) => {
+                eprintln!(
+                    "tincan {command}: {account} is not registered (tried {})",
+                    tried.join("; ")
+                );
+                break;
+            }
+            Some(_) => continue,
+            None => {
+                eprintln!("tincan {command}: no registration result in 40 s");
+                break;
+            }
+        }
+    }
+    // Keep draining account events in the background.
+    tokio::spawn(async move { while ev_rx.recv().await.is_some() {} });
+    Ok(Setup {
+        phone,
+        stop_account: Some(stop_tx),
+        account_task: Some(task),
+    })
+}
+
+impl Setup {
+    async fn finish(self) {
+        if let Some(stop) = self.stop_account {
+            let _ = stop.send(true);
+        }
+        if let Some(task) = self.account_task {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        self.phone.shutdown().await;
+    }
+}
+
+/// The audio devices for a call.
+fn devices(common: &Common) -> Result<(Box<dyn AudioSource>, Box<dyn AudioSink>), String> {
+    let source: Box<dyn AudioSource> = match &common.play {
+        Some(p) => {
+            Box::new(WavSource::open(p).map_err(|e| format!("cannot play {}: {e}", p.display()))?)
+        }
+        None if common.no_audio => Box::new(NullSource::new()),
+        None => match CpalSource::open(DeviceSelector::Default) {
+            Ok(s) => Box::new(s),
+            Err(e) => {
+                eprintln!("tincan: no microphone ({e}); sending silence");
+                Box::new(NullSource::new())
+            }
+        },
+    };
+    let sink: Box<dyn AudioSink> = match &common.record {
+        Some(p) => Box::new(
+            WavSink::create(p).map_err(|e| format!("cannot record to {}: {e}", p.display()))?,
+        ),
+        None if common.no_audio => Box::new(NullSink::new()),
+        None => match CpalSink::open(DeviceSelector::Default) {
+            Ok(s) => Box::new(s),
+            Err(e) => {
+                eprintln!("tincan: no speaker ({e}); dropping received audio");
+                Box::new(NullSink::new())
+            }
+        },
+    };
+    Ok((source, sink))
+}
+
+/// Prints an event; returns the exit code when it ends the call.
+fn show(event: &CallEvent, json: bool) -> Option<ExitCode> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(event).expect("call events serialize")
+        );
+    } else {
+        match event {
+            CallEvent::Calling { uri, target, .. } => println!("calling {uri} via {target}"),
+            CallEvent::Progress { status, reason } => println!("{status} {reason}"),
+            CallEvent::Answered {
+                setup_ms,
+                codec,
+                srtp,
+                remote_rtp,
+            } => println!(
+                "answered in {setup_ms} ms: {codec}{} to {remote_rtp}",
+                if *srtp { " over SRTP" } else { "" }
+            ),
+            CallEvent::Quality(q) => println!(
+                "rtp sent {} received {} lost {:.1}% jitter {:.1} ms{} MOS {:.2}",
+                q.packets_sent,
+                q.packets_received,
+                q.loss_percent,
+                q.jitter_ms,
+                q.rtt_ms
+                    .map(|r| format!(" rtt {r:.0} ms"))
+                    .unwrap_or_default(),
+                q.mos
+            ),
+            CallEvent::Dtmf { digit, via } => println!("dtmf {digit} ({via})"),
+            CallEvent::Hold { by_peer } => {
+                println!("on hold{}", if *by_peer { " (by the peer)" } else { "" })
+            }
+            CallEvent::Resumed { by_peer } => {
+                println!("resumed{}", if *by_peer { " (by the peer)" } else { "" })
+            }
+            CallEvent::Warning { message } => println!("warning: {message}"),
+            CallEvent::Ended {
+                reason,
+                status,
+                status_text,
+                duration_s,
+                quality,
+                ..
+            } => {
+                let status = status
+                    .map(|s| format!(" ({s} {})", status_text.clone().unwrap_or_default()))
+                    .unwrap_or_default();
+                println!(
+                    "call ended: {reason}{status} after {duration_s:.1} s; sent {} received {} lost {:.1}% MOS {:.2}",
+                    quality.packets_sent,
+                    quality.packets_received,
+                    quality.loss_percent,
+                    quality.mos
+                );
+            }
+            _ => {}
+        }
+    }
+    match event {
+        CallEvent::Ended {
+            answered, reason, ..
+        } => Some(
+            if *answered && matches!(reason.as_str(), "local_hangup" | "remote_hangup") {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            },
+        ),
+        _ => None,
+    }
+}
+
+/// Follows a call to its end: hangs up on Ctrl-C or after `duration`, sends `dtmf` once up.
+async fn follow(mut call: Call, json: bool, duration: Option<f64>, dtmf: Option<&str>) -> ExitCode {
+    let mut hangup_at: Option<tokio::time::Instant> = None;
+    let mut hung_up = false;
+    loop {
+        let ev = tokio::select! {
+            ev = call.next_event() => ev,
+            _ = tokio::signal::ctrl_c(), if !hung_up => {
+                hung_up = true;
+                call.hangup();
+                continue;
+            }
+            () = async {
+                match hangup_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            }, if !hung_up => {
+                hung_up = true;
+                call.hangup();
+                continue;
+            }
+        };
+        let Some(ev) = ev else {
+            return ExitCode::from(1);
+        };
+        if let CallEvent::Answered { .. } = ev {
+            if let Some(d) = duration {
+                hangup_at = Some(tokio::time::Instant::now() + Duration::from_secs_f64(d.max(0.0)));
+            }
+            if let Some(digits) = dtmf {
+                call.send_dtmf(digits);
+            }
+        }
+        if let Some(code) = show(&ev, json) {
+            return code;
+        }
+    }
+}
+
+async fn call(args: &CallArgs, config: Config) -> ExitCode {
+    let (source, sink) = match devices(&args.common) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("tincan call: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let setup = match setup("call", &args.common, &config).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let options = CallOptions {
+        source,
+        sink,
+        ..CallOptions::default()
+    };
+    let code = match setup.phone.call(&args.uri, options).await {
+        Ok(call) => follow(call, args.common.json, args.duration, args.dtmf.as_deref()).await,
+        Err(e) => {
+            eprintln!("tincan call: {e}");
+            ExitCode::from(1)
+        }
+    };
+    setup.finish().await;
+    code
+}
+
+async fn listen(args: &ListenArgs, config: Config) -> ExitCode {
+    let mut setup = match setup("listen", &args.common, &config).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let addr = setup.phone.local_address();
+    if args.common.json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "listening", "address": addr.map(|a| a.to_string())})
+        );
+    } else if let Some(a) = addr {
+        println!("listening on udp:{a}");
+    }
+    let mut taken = 0u32;
+    let mut code = ExitCode::SUCCESS;
+    let mut calls = tokio::task::JoinSet::new();
+    loop {
+        if args.max_calls.is_some_and(|m| taken >= m) {
+            break;
+        }
+        let incoming = tokio::select! {
+            c = setup.phone.next_incoming() => c,
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        let Some(incoming) = incoming else { break };
+        taken += 1;
+        if args.common.json {
+            println!(
+                "{}",
+                serde_json::json!({"event": "incoming", "from": incoming.from, "to": incoming.to})
+            );
+        } else {
+            println!("incoming call from {}", incoming.from);
+        }
+        let (source, sink) = match devices(&args.common) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("tincan listen: {e}");
+                incoming.reject(500);
+                continue;
+            }
+        };
+        incoming.ring();
+        if !args.auto_answer {
+            println!("press Enter to answer");
+            let mut line = String::new();
+            let _ =
+                tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line)).await;
+        }
+        let call = incoming.accept(source, sink);
+        let json = args.common.json;
+        let duration = args.duration;
+        calls.spawn(async move { follow_answered(call, json, duration).await });
+    }
+    while let Some(r) = calls.join_next().await {
+        if let Ok(c) = r
+            && c != ExitCode::SUCCESS
+        {
+            code = c;
+        }
+    }
+    setup.finish().await;
+    code
+}
+
+async fn follow_answered(call: Call, json: bool, duration: Option<f64>) -> ExitCode {
+    follow(call, json, duration, None).await
+}

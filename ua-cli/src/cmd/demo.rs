@@ -1,0 +1,223 @@
+//! `tincan demo`: two Tincan phones on loopback call each other with SRTP and Opus; a
+//! voice-like signal flows both ways, live state and quality are shown, and a summary says
+//! whether the audio arrived intact. With `--audio`, the default sound devices are used as an
+//! echo test instead.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tincan::call::{CallEvent, CallOptions, Phone, PhoneConfig};
+use tincan::demo::{DemoConfig, run_demo};
+use tincan_media::codec::CodecKind;
+use tincan_media::device::{CpalSink, CpalSource, DeviceSelector, LoopbackDevice};
+use tincan_media::sdp::SrtpPolicy;
+
+/// Arguments of `tincan demo`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Seconds of conversation.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Use the default microphone and speaker: what you say comes back through the call.
+    #[arg(long)]
+    audio: bool,
+    /// One JSON object per event per line, then the summary object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the command.
+pub fn run(args: &Args) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tincan demo: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.audio {
+        return rt.block_on(echo(args));
+    }
+    let json = args.json;
+    let config = DemoConfig {
+        seconds: args.seconds.clamp(1.0, 600.0),
+        ..DemoConfig::default()
+    };
+    if !json {
+        println!(
+            "Tincan demo: alice calls bob on 127.0.0.1 (SIP over UDP, Opus, SRTP required), {} s of voice each way",
+            config.seconds
+        );
+    }
+    let result = rt.block_on(run_demo(&config, |who, ev| {
+        let who = if who == "caller" { "alice" } else { "bob" };
+        if json {
+            let mut v = serde_json::to_value(ev).expect("call events serialize");
+            v["party"] = who.into();
+            println!("{v}");
+            return;
+        }
+        match ev {
+            CallEvent::Calling { target, .. } if who == "alice" => {
+                println!("[alice] calling bob via {target}")
+            }
+            CallEvent::Progress { status, reason } => println!("[{who}] {status} {reason}"),
+            CallEvent::Answered {
+                setup_ms,
+                codec,
+                srtp,
+                ..
+            } if who == "alice" => println!(
+                "[alice] answered in {setup_ms} ms: {codec}{}",
+                if *srtp { " over SRTP" } else { "" }
+            ),
+            CallEvent::Quality(q) if who == "alice" => println!(
+                "[alice] rtp sent {} received {} lost {:.1}% jitter {:.1} ms MOS {:.2}",
+                q.packets_sent, q.packets_received, q.loss_percent, q.jitter_ms, q.mos
+            ),
+            CallEvent::Ended { reason, .. } => println!("[{who}] call ended: {reason}"),
+            CallEvent::Warning { message } => println!("[{who}] warning: {message}"),
+            _ => {}
+        }
+    }));
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tincan demo: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if json {
+        let mut v = serde_json::to_value(&report).expect("the report serializes");
+        v["event"] = "summary".into();
+        v["ok"] = report.ok().into();
+        println!("{v}");
+    } else {
+        let dir = |name: &str, c: &tincan::demo::AudioCheck| {
+            println!(
+                "  {name}: {:.1} s received, {:.0}% of the speech matched (correlation {:.2}), delay {:.0} ms: {}",
+                c.received_s,
+                c.matched * 100.0,
+                c.correlation,
+                c.delay_ms,
+                if c.intact { "intact" } else { "NOT intact" }
+            )
+        };
+        println!("summary:");
+        println!(
+            "  setup {} ms, codec {}{}",
+            report.setup_ms,
+            report.codec,
+            if report.srtp { ", SRTP" } else { "" }
+        );
+        for (who, q) in [("alice", &report.caller), ("bob", &report.callee)] {
+            println!(
+                "  {who}: sent {} received {} lost {:.1}% jitter {:.1} ms concealed {:.1}% MOS {:.2}",
+                q.packets_sent,
+                q.packets_received,
+                q.loss_percent,
+                q.jitter_ms,
+                q.concealed_percent,
+                q.mos
+            );
+        }
+        dir("alice -> bob", &report.caller_to_callee);
+        dir("bob -> alice", &report.callee_to_caller);
+        println!(
+            "  result: {}",
+            if report.ok() {
+                "OK, the audio arrived intact both ways"
+            } else {
+                "FAILED"
+            }
+        );
+    }
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Echo test: alice uses the sound devices, bob sends back what he receives.
+async fn echo(args: &Args) -> ExitCode {
+    let source = match CpalSource::open(DeviceSelector::Default) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tincan demo --audio: no microphone: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let sink = match CpalSink::open(DeviceSelector::Default) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tincan demo --audio: no speaker: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let config = |user: &str| PhoneConfig {
+        bind: "127.0.0.1:0".parse().expect("a valid literal"),
+        user: user.into(),
+        codecs: vec![CodecKind::Opus],
+        srtp: SrtpPolicy::Required,
+        ..PhoneConfig::default()
+    };
+    let (alice, mut bob) = match (
+        Phone::start(config("alice")).await,
+        Phone::start(config("bob")).await,
+    ) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("tincan demo: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let Some(bob_addr) = bob.local_address() else {
+        return ExitCode::from(1);
+    };
+    tokio::spawn(async move {
+        if let Some(incoming) = bob.next_incoming().await {
+            let (back_sink, back_source) = LoopbackDevice::new(50).split();
+            let mut call = incoming.accept(Box::new(back_source), Box::new(back_sink));
+            while call.next_event().await.is_some() {}
+        }
+    });
+    let options = CallOptions {
+        source: Box::new(source),
+        sink: Box::new(sink),
+        ..CallOptions::default()
+    };
+    let mut call = match alice.call(&format!("sip:bob@{bob_addr}"), options).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tincan demo: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    println!(
+        "echo test: speak, you should hear yourself; {} s",
+        args.seconds
+    );
+    let end = tokio::time::Instant::now() + Duration::from_secs_f64(args.seconds.max(1.0));
+    let mut code = ExitCode::from(1);
+    loop {
+        tokio::select! {
+            ev = call.next_event() => match ev {
+                Some(CallEvent::Ended { answered, .. }) => {
+                    if answered { code = ExitCode::SUCCESS; }
+                    break;
+                }
+                Some(CallEvent::Quality(q)) => println!("rtp sent {} received {} MOS {:.2}", q.packets_sent, q.packets_received, q.mos),
+                Some(_) => {}
+                None => break,
+            },
+            () = tokio::time::sleep_until(end) => call.hangup(),
+        }
+    }
+    alice.shutdown().await;
+    code
+}
