@@ -210,7 +210,7 @@ pub fn check_audio(received: &[i16], reference: &[i16]) -> AudioCheck {
     }
     // Then piece by piece, following the delay as the jitter buffer moves it (a concealed
     // or dropped frame shifts what follows by 20 ms).
-    let mut lag = best.0 * rate / 100;
+    let mut lag = (best.0 * rate / 100) as isize;
     let piece = rate / 4;
     let slack = rate / 1000 * 60; // +-60 ms around the previous piece's delay
     let mut scores = Vec::new();
@@ -223,9 +223,12 @@ pub fn check_audio(received: &[i16], reference: &[i16]) -> AudioCheck {
             start += piece;
             continue;
         }
-        let center = start + lag;
+        if received.len() < piece {
+            break;
+        }
+        let center = (start as isize + lag).max(0) as usize;
         let lo = center.saturating_sub(slack);
-        let hi = (center + slack).min(received.len().saturating_sub(piece));
+        let hi = (center + slack).min(received.len() - piece);
         if lo > hi {
             break;
         }
@@ -246,9 +249,10 @@ pub fn check_audio(received: &[i16], reference: &[i16]) -> AudioCheck {
             }
         }
         scores.push(fine.1);
-        delays.push((fine.0 - start) as f64 * 1000.0 / rate as f64);
+        let found = fine.0 as isize - start as isize;
+        delays.push(found as f64 * 1000.0 / rate as f64);
         if fine.1 >= 0.5 {
-            lag = fine.0 - start;
+            lag = found;
         }
         start += piece;
     }
