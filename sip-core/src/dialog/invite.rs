@@ -305,12 +305,17 @@ impl InviteSession {
     /// # Errors
     ///
     /// The response to send (400) when the INVITE cannot make a dialog (no Contact...).
-    pub fn incoming(config: InviteConfig, invite: &Message) -> Result<InviteSession, Message> {
+    // The error is the response to send at once, on a rare path: boxing it would only
+    // change the API others code against.
+    #[allow(clippy::result_large_err)]
+    pub fn incoming(mut config: InviteConfig, invite: &Message) -> Result<InviteSession, Message> {
         let dialog = Dialog::uas(invite, &config.local_tag, &config.contact).map_err(|e| {
             let mut r = response_to(invite, 400, Some(&e.to_string()));
             r.set_to_tag(&config.local_tag);
             r
         })?;
+        // The call is the INVITE's: `call_id()` and request matching use its Call-ID.
+        config.call_id.clone_from(&dialog.id().call_id);
         let invite_seq = invite.cseq().and_then(Result::ok).map_or(0, |c| c.seq);
         let seed = config.seed;
         Ok(InviteSession {
@@ -398,8 +403,13 @@ impl InviteSession {
         self.events.pop_front()
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) wants to run (the glare retry).
+    /// When [`handle_timeout`](Self::handle_timeout) wants to run (the glare retry). A retry
+    /// waits while the peer's re-INVITE is unanswered (§14.1: no new INVITE transaction while
+    /// another is in progress in either direction); it is due at once after the answer.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.reinvite_in.is_some() {
+            return None;
+        }
         self.glare_retry.as_ref().map(|(t, _)| *t)
     }
 
@@ -407,6 +417,7 @@ impl InviteSession {
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some((at, _)) = &self.glare_retry
             && *at <= now
+            && self.reinvite_in.is_none()
         {
             let (_, body) = self.glare_retry.take().expect("checked just above");
             if self.state == SessionState::Confirmed && self.reinvite_out.is_none() {
@@ -891,6 +902,10 @@ impl InviteSession {
         let Some(d) = &mut self.dialog else {
             return RequestOutcome::Respond(response_to(request, 481, None));
         };
+        if !d.matches_request(request) {
+            // Another dialog's request (§12.2.2): not ours to take, whatever the driver did.
+            return RequestOutcome::Respond(response_to(request, 481, None));
+        }
         if let Err(e) = d.receive_request(request) {
             let status = if matches!(e, DialogError::CSeqOutOfOrder { .. }) {
                 500

@@ -311,8 +311,10 @@ impl Dialog {
             if let Uri::Sip(u) = &mut first {
                 u.headers = None;
             }
-            let mut routes: Vec<String> =
-                self.route_set[1..].iter().map(ToString::to_string).collect();
+            let mut routes: Vec<String> = self.route_set[1..]
+                .iter()
+                .map(ToString::to_string)
+                .collect();
             routes.push(NameAddr::new(self.remote_target.clone()).to_string());
             (first, routes)
         };
@@ -445,8 +447,13 @@ Content-Length: 0\n\n")
         assert_eq!(d.next_hop().to_string(), "sip:p1.atlanta.com;lr");
         let bye = d.request(Method::Bye);
         let text = bye.to_string();
-        assert!(text.starts_with("BYE sip:bob@192.0.2.4 SIP/2.0\r\n"), "{text}");
-        assert!(text.contains("Route: <sip:p1.atlanta.com;lr>\r\nRoute: <sip:p2.biloxi.com;lr>\r\n"));
+        assert!(
+            text.starts_with("BYE sip:bob@192.0.2.4 SIP/2.0\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Route: <sip:p1.atlanta.com;lr>\r\nRoute: <sip:p2.biloxi.com;lr>\r\n")
+        );
         assert!(text.contains("CSeq: 314160 BYE\r\n"));
         assert!(text.contains("To: Bob <sip:bob@biloxi.com>;tag=a6c85cf\r\n"));
         let ack = d.ack(314159, None);
@@ -481,7 +488,10 @@ Content-Length: 0\n\n")
         inv.set_header(HeaderName::RecordRoute, "<sip:strict.example.com>");
         let mut d = Dialog::uas(&inv, "t", "<sip:bob@192.0.2.4>").unwrap();
         let text = d.request(Method::Bye).to_string();
-        assert!(text.starts_with("BYE sip:strict.example.com SIP/2.0\r\n"), "{text}");
+        assert!(
+            text.starts_with("BYE sip:strict.example.com SIP/2.0\r\n"),
+            "{text}"
+        );
         assert!(text.contains("Route: <sip:alice@pc33.atlanta.com>\r\n"));
     }
 }

@@ -19,6 +19,8 @@ use tincan_sip::message::{HeaderName, Message, Method, RequestBuilder, Uri};
 use tincan_sip::rng::SplitMix64;
 use tincan_sip::transport::{Received, Target, Transport};
 
+pub mod ua;
+
 /// Network behaviour.
 #[derive(Debug, Clone, Copy)]
 pub struct NetConfig {
@@ -51,6 +53,8 @@ pub struct Node {
     pub events: Vec<(Duration, Event)>,
     /// Every message this node sent: (time, first line).
     pub sent: Vec<(Duration, String)>,
+    /// Every message this node sent, whole: (time, destination node or `None`, bytes).
+    pub wire: Vec<(Duration, Option<usize>, Bytes)>,
     /// When false, this node's outgoing datagrams are all lost.
     pub online: bool,
 }
@@ -68,6 +72,23 @@ pub struct Sim {
     in_flight: BinaryHeap<Reverse<InFlight>>,
     /// Every delivery and drop, for determinism checks.
     pub trace: Vec<String>,
+    /// Drops the datagrams it returns true for: (from, to, first line). Applies to every
+    /// transport, after `online` and before the random loss.
+    pub drop_if: Option<DropFilter>,
+}
+
+/// A deterministic loss rule: (from node, to node, first line) -> drop.
+pub type DropFilter = Box<dyn FnMut(usize, usize, &str) -> bool>;
+
+/// A transaction user driven by [`Sim::run_tu`]: it takes every endpoint event and has
+/// timers of its own (a dialog layer, a registration refresh...), all in virtual time.
+pub trait Tu {
+    /// One event of node `node`, which came out at virtual time `at`.
+    fn on_event(&mut self, sim: &mut Sim, node: usize, at: Duration, event: Event);
+    /// The next instant the TU wants [`handle_timeout`](Tu::handle_timeout).
+    fn poll_timeout(&mut self) -> Option<Instant>;
+    /// Runs the TU's timers due at `sim.now`.
+    fn handle_timeout(&mut self, sim: &mut Sim);
 }
 
 impl Sim {
@@ -82,6 +103,7 @@ impl Sim {
             seq: 0,
             in_flight: BinaryHeap::new(),
             trace: Vec::new(),
+            drop_if: None,
         }
     }
 
@@ -96,6 +118,7 @@ impl Sim {
             transport,
             events: Vec::new(),
             sent: Vec::new(),
+            wire: Vec::new(),
             online: true,
         });
         self.nodes.len() - 1
@@ -124,13 +147,19 @@ impl Sim {
                     .unwrap_or("")
                     .to_owned();
                 self.nodes[i].sent.push((elapsed, first.clone()));
-                let Some(to) = self.nodes.iter().position(|n| n.addr == t.target.addr) else {
+                let dest = self.nodes.iter().position(|n| n.addr == t.target.addr);
+                self.nodes[i].wire.push((elapsed, dest, t.payload.clone()));
+                let Some(to) = dest else {
                     self.trace
                         .push(format!("{elapsed:?} {i} -> nowhere {first}"));
                     continue;
                 };
                 let reliable = t.target.transport.is_reliable();
-                let copies = if !self.nodes[i].online {
+                let filtered = match &mut self.drop_if {
+                    Some(f) => f(i, to, &first),
+                    None => false,
+                };
+                let copies = if !self.nodes[i].online || filtered {
                     0
                 } else if reliable {
                     1
@@ -181,6 +210,12 @@ impl Sim {
         let Some(t) = self.next_time() else {
             return false;
         };
+        self.step_to(t);
+        true
+    }
+
+    /// Moves the clock to `t` (never back) and runs the deliveries and timers due then.
+    pub fn step_to(&mut self, t: Instant) {
         self.now = self.now.max(t);
         while let Some(Reverse((at, ..))) = self.in_flight.peek() {
             if *at > self.now {
@@ -208,7 +243,49 @@ impl Sim {
             n.ep.handle_timeout(self.now);
         }
         self.drain();
-        true
+    }
+
+    /// Puts raw bytes on the wire from node `from` to node `to` (the network's delay applies,
+    /// not its loss): a test's hand-made message, or a copy of one that a proxy would fork.
+    pub fn inject(&mut self, from: usize, to: usize, payload: Bytes) {
+        let at = self.now + self.net.delay;
+        self.seq += 1;
+        self.in_flight
+            .push(Reverse((at, self.seq, from, to, payload)));
+    }
+
+    /// Runs with a [`Tu`] until `d`: endpoint events go to the TU as they come out, and the
+    /// clock also stops at the TU's own deadlines.
+    pub fn run_tu<T: Tu + ?Sized>(&mut self, d: Duration, tu: &mut T) {
+        let end = self.start + d;
+        loop {
+            self.drain();
+            let mut busy = false;
+            for i in 0..self.nodes.len() {
+                let events = std::mem::take(&mut self.nodes[i].events);
+                for (t, e) in events {
+                    busy = true;
+                    tu.on_event(self, i, t, e);
+                }
+            }
+            if tu.poll_timeout().is_some_and(|t| t <= self.now) {
+                busy = true;
+                tu.handle_timeout(self);
+            }
+            self.drain();
+            if busy || self.nodes.iter().any(|n| !n.events.is_empty()) {
+                continue;
+            }
+            let next = match (self.next_time(), tu.poll_timeout()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match next {
+                Some(t) if t <= end => self.step_to(t),
+                _ => break,
+            }
+        }
+        self.now = self.now.max(end);
     }
 
     /// Runs until virtual time `d` after the start (or until idle).
