@@ -743,13 +743,13 @@ impl Endpoint {
         self.after(id, progress);
         let terminated = match self.slots.get(&invite_id).map(|s| &s.tx) {
             Some(Tx::ServerInvite(t)) if t.is_proceeding() => {
-                let mut resp = response_to(t.request(), 487, None);
-                resp.set_to_tag(&self.random_token(10));
-                Some(resp)
+                Some((response_to(t.request(), 487, None), t.last_to_tag()))
             }
             _ => None,
         };
-        if let Some(resp) = terminated {
+        if let Some((mut resp, tag)) = terminated {
+            let tag = tag.unwrap_or_else(|| self.random_token(10));
+            resp.set_to_tag(&tag);
             let resp = self.with_server_header(resp);
             if let Some(Slot {
                 tx: Tx::ServerInvite(t),

@@ -77,7 +77,6 @@ fn cancel_before_any_provisional_waits_for_one() {
 }
 
 #[test]
-#[ignore = "endpoint bug: the 487 it sends on CANCEL has a fresh To tag, not the 180's"]
 fn the_487_keeps_the_provisional_to_tag() {
     // RFC 3261 §8.2.6.2: every response to a request (but 100) carries the same To tag.
     let (mut sim, mut phones) = alice_and_bob(2, NetConfig::perfect());

@@ -192,6 +192,13 @@ impl ServerInvite {
     }
 
     /// A response from the TU.
+    /// The To tag of the last provisional or final response sent, if any: a 487 after CANCEL
+    /// keeps the tag of the early dialog the 1xx created (RFC 3261 §8.2.6.2).
+    pub(crate) fn last_to_tag(&self) -> Option<String> {
+        let msg = crate::message::Message::parse(self.last_response.clone()?).ok()?;
+        msg.to()?.ok()?.tag().map(str::to_owned)
+    }
+
     pub(crate) fn send_response(
         &mut self,
         now: Instant,
