@@ -79,6 +79,8 @@ pub struct PhoneConfig {
     pub credentials: Option<(String, String)>,
     /// Media port range.
     pub media_ports: PortRange,
+    /// Offer and accept RFC 4733 telephone-event; without it DTMF goes in SIP INFO.
+    pub telephone_event: bool,
 }
 
 impl Default for PhoneConfig {
@@ -95,6 +97,7 @@ impl Default for PhoneConfig {
             outbound_proxy: None,
             credentials: None,
             media_ports: PortRange::Any,
+            telephone_event: true,
         }
     }
 }
@@ -263,6 +266,13 @@ pub enum CallEvent {
         /// Whether the peer did it.
         by_peer: bool,
     },
+    /// A re-INVITE changed the codec (or the SRTP keys); media goes on with the new one.
+    CodecChanged {
+        /// The new codec.
+        codec: String,
+        /// Whether media is SRTP.
+        srtp: bool,
+    },
     /// Something went wrong without ending the call.
     Warning {
         /// What.
@@ -270,8 +280,8 @@ pub enum CallEvent {
     },
     /// The call is over.
     Ended {
-        /// `local_hangup`, `remote_hangup`, `rejected`, `timeout`, `ack_timeout`,
-        /// `dialog_gone`, `media_failed`.
+        /// `local_hangup`, `remote_hangup`, `rejected`, `timeout`, `unreachable`,
+        /// `ack_timeout`, `dialog_gone`.
         reason: String,
         /// The final SIP status when the call did not connect.
         status: Option<u16>,
@@ -300,6 +310,8 @@ enum CallInput {
     Failure {
         method: Method,
         initial: bool,
+        /// What was tried and how each failed.
+        tried: Vec<String>,
     },
     Command(Command),
     Accept {
@@ -317,6 +329,7 @@ enum Command {
     Resume,
     Reject(u16),
     Ring,
+    Codec(CodecKind),
 }
 
 /// A call in progress; events come from [`next_event`](Self::next_event).
@@ -358,6 +371,12 @@ impl Call {
     /// Resumes a held call.
     pub fn resume(&self) {
         let _ = self.input.send(CallInput::Command(Command::Resume));
+    }
+
+    /// Offers `codec` first in a re-INVITE; [`CallEvent::CodecChanged`] follows when the peer
+    /// takes it.
+    pub fn change_codec(&self, codec: CodecKind) {
+        let _ = self.input.send(CallInput::Command(Command::Codec(codec)));
     }
 }
 
@@ -595,6 +614,8 @@ impl Phone {
             auth_tries: 0,
             uri: request_uri.to_string(),
             cancel_pending: false,
+            reinvite_purpose: None,
+            unreachable: false,
         };
         tokio::spawn(task.run(input_rx));
         Ok(Call {
@@ -690,6 +711,7 @@ impl MediaPlan {
         local.rtcp_port = rtcp.map(|a| a.port());
         local.codecs = codecs.unwrap_or_else(|| config.codecs.clone());
         local.srtp = srtp.unwrap_or(config.srtp);
+        local.telephone_event = config.telephone_event;
         local.session_id = seed >> 1 & 0x7fff_ffff_ffff;
         local.session_version = 1;
         if local.srtp != SrtpPolicy::Off {
@@ -752,6 +774,17 @@ struct CallTask {
     auth_tries: u32,
     uri: String,
     cancel_pending: bool,
+    reinvite_purpose: Option<Purpose>,
+    /// Every target of the INVITE refused it (ICMP, connection refused).
+    unreachable: bool,
+}
+
+/// Why we sent the re-INVITE in flight.
+#[derive(Debug, Clone, Copy)]
+enum Purpose {
+    Hold,
+    Resume,
+    Codec,
 }
 
 impl CallTask {
@@ -810,7 +843,17 @@ impl CallTask {
                     target: format!("{}:{}", target.transport.as_str(), target.addr),
                 });
             }
-            CallInput::Failure { method, initial } => {
+            CallInput::Failure {
+                method,
+                initial,
+                tried,
+            } => {
+                if !tried.is_empty() {
+                    self.warn(format!("{method} failed: {}", tried.join("; ")));
+                    if initial && tried.iter().all(|t| t.ends_with("transport error")) {
+                        self.unreachable = true;
+                    }
+                }
                 if initial {
                     self.session.on_invite_failure();
                 } else {
@@ -923,6 +966,16 @@ impl CallTask {
                     }
                 }
             }
+            Command::Codec(codec) => {
+                self.media.local.codecs.retain(|c| *c != codec);
+                self.media.local.codecs.insert(0, codec);
+                self.media.bump();
+                let offer = Bytes::from(self.media.offer().to_string());
+                match self.session.reinvite(Some(offer)) {
+                    Ok(()) => self.reinvite_purpose = Some(Purpose::Codec),
+                    Err(e) => self.warn(format!("cannot re-INVITE: {e}")),
+                }
+            }
             Command::Hold | Command::Resume => {
                 let hold = matches!(c, Command::Hold);
                 self.media.local.direction = if hold {
@@ -933,7 +986,10 @@ impl CallTask {
                 self.media.bump();
                 let offer = Bytes::from(self.media.offer().to_string());
                 match self.session.reinvite(Some(offer)) {
-                    Ok(()) => self.held = hold,
+                    Ok(()) => {
+                        self.reinvite_purpose =
+                            Some(if hold { Purpose::Hold } else { Purpose::Resume })
+                    }
                     Err(e) => self.warn(format!("cannot re-INVITE: {e}")),
                 }
             }
@@ -959,7 +1015,7 @@ impl CallTask {
         match parse_sdp(&offer).and_then(|o| sdp::answer(&o, &self.media.local)) {
             Ok((answer, negotiated)) => {
                 self.session.accept(Some(Bytes::from(answer.to_string())));
-                self.start_media(negotiated);
+                self.start_media(negotiated).await;
             }
             Err(e) => {
                 let warning = e
@@ -971,25 +1027,30 @@ impl CallTask {
         }
     }
 
-    fn start_media(&mut self, negotiated: Negotiated) {
+    async fn start_media(&mut self, negotiated: Negotiated) {
         if let Some(h) = &self.handle {
             // Already running (early media, or a re-INVITE): follow the new description.
-            let h_remote = (negotiated.remote_rtp, negotiated.remote_rtcp);
-            let direction = negotiated.direction;
             let codec_changed = self.negotiated.as_ref().is_some_and(|n| {
-                n.codec != negotiated.codec || n.payload_type != negotiated.payload_type
+                n.codec != negotiated.codec
+                    || n.payload_type != negotiated.payload_type
+                    || n.srtp != negotiated.srtp
+                    || n.telephone_event_payload_type != negotiated.telephone_event_payload_type
             });
-            let commands = h;
-            let fut_remote = commands.set_remote(h_remote.0, h_remote.1);
-            let fut_dir = commands.set_direction(direction);
-            // Both only queue a command: drive them to completion right here.
-            futures_now(fut_remote);
-            futures_now(fut_dir);
             if codec_changed {
-                self.warn(format!(
-                    "the peer changed the codec to {}: not supported mid-call yet",
-                    negotiated.codec.name()
-                ));
+                let ssrc = (tincan_sip::rng::os_seed() >> 16) as u32;
+                let config = negotiated.session_config(ssrc, tincan_sip::rng::os_seed());
+                if let Err(e) = h.reconfigure(config).await {
+                    self.warn(format!("cannot switch to {}: {e}", negotiated.codec.name()));
+                    return;
+                }
+                let _ = self.events.send(CallEvent::CodecChanged {
+                    codec: negotiated.codec.name().to_ascii_lowercase(),
+                    srtp: negotiated.srtp.is_some(),
+                });
+            } else {
+                h.set_remote(negotiated.remote_rtp, negotiated.remote_rtcp)
+                    .await;
+                h.set_direction(negotiated.direction).await;
             }
             self.negotiated = Some(negotiated);
             return;
@@ -1013,7 +1074,7 @@ impl CallTask {
                 self.answered_at.get_or_insert_with(Instant::now);
                 let _ = self.events.send(CallEvent::Answered {
                     setup_ms: self.started.elapsed().as_millis() as u64,
-                    codec: negotiated.codec.name().to_owned(),
+                    codec: negotiated.codec.name().to_ascii_lowercase(),
                     srtp: negotiated.srtp.is_some(),
                     remote_rtp: negotiated.remote_rtp.to_string(),
                 });
@@ -1055,9 +1116,9 @@ impl CallTask {
         }
     }
 
-    fn apply_answer(&mut self, body: &Bytes) {
+    async fn apply_answer(&mut self, body: &Bytes) {
         match parse_sdp(body).and_then(|a| sdp::apply_answer(&self.media.local, &a)) {
-            Ok(n) => self.start_media(n),
+            Ok(n) => self.start_media(n).await,
             Err(e) => {
                 self.warn(format!("the answer is unusable: {e}"));
                 self.session.hangup();
@@ -1098,7 +1159,7 @@ impl CallTask {
                         parse_sdp(&b).and_then(|a| sdp::apply_answer(&self.media.local, &a))
                 {
                     // Early media (183 with SDP).
-                    self.start_media(n);
+                    self.start_media(n).await;
                 }
             }
             SessionEvent::Answered { body, offer } => match (body, offer) {
@@ -1107,7 +1168,7 @@ impl CallTask {
                         Ok((answer, n)) => {
                             self.session
                                 .ack_with_answer(Some(Bytes::from(answer.to_string())));
-                            self.start_media(n);
+                            self.start_media(n).await;
                         }
                         Err(e) => {
                             self.warn(format!("the 2xx offer is unusable: {e}"));
@@ -1116,7 +1177,7 @@ impl CallTask {
                         }
                     }
                 }
-                (Some(b), false) => self.apply_answer(&b),
+                (Some(b), false) => self.apply_answer(&b).await,
                 (None, _) => {
                     if self.handle.is_none() {
                         self.warn("the answer has no SDP".into());
@@ -1126,28 +1187,42 @@ impl CallTask {
             },
             SessionEvent::Confirmed { body } => {
                 if let Some(b) = body {
-                    self.apply_answer(&b);
+                    self.apply_answer(&b).await;
                 }
             }
             SessionEvent::Reinvite { body } => self.on_reinvite(body).await,
             SessionEvent::ReinviteAccepted { body } => {
                 if let Some(b) = body {
-                    self.apply_answer(&b);
+                    self.apply_answer(&b).await;
                 }
-                let _ = self.events.send(if self.held {
-                    CallEvent::Hold { by_peer: false }
-                } else {
-                    CallEvent::Resumed { by_peer: false }
-                });
+                match self.reinvite_purpose.take() {
+                    Some(Purpose::Hold) => {
+                        self.held = true;
+                        let _ = self.events.send(CallEvent::Hold { by_peer: false });
+                    }
+                    Some(Purpose::Resume) => {
+                        self.held = false;
+                        let _ = self.events.send(CallEvent::Resumed { by_peer: false });
+                    }
+                    _ => {}
+                }
             }
             SessionEvent::ReinviteRejected { status } => {
                 if status != 491 {
+                    // Refused: the session stays as it was.
+                    if self.reinvite_purpose.take().is_some() {
+                        self.media.local.direction = if self.held {
+                            Direction::SendOnly
+                        } else {
+                            Direction::SendRecv
+                        };
+                    }
                     self.warn(format!("re-INVITE refused with {status}"));
                 }
             }
             SessionEvent::ReinviteConfirmed { body } => {
                 if let Some(b) = body {
-                    self.apply_answer(&b);
+                    self.apply_answer(&b).await;
                 }
             }
             SessionEvent::Dtmf { digit, .. } => {
@@ -1186,7 +1261,7 @@ impl CallTask {
                     let r = self
                         .session
                         .answer_reinvite(200, Some(Bytes::from(answer.to_string())));
-                    self.start_media(n);
+                    self.start_media(n).await;
                     r
                 }
                 Err(e) => self.session.answer_reinvite(e.status_code(), None),
@@ -1206,6 +1281,7 @@ impl CallTask {
             EndReason::LocalHangup => ("local_hangup", None, None),
             EndReason::RemoteHangup => ("remote_hangup", None, None),
             EndReason::Rejected { status, reason } => ("rejected", Some(status), Some(reason)),
+            EndReason::Timeout if self.unreachable => ("unreachable", None, None),
             EndReason::Timeout => ("timeout", self.final_status.as_ref().map(|s| s.0), None),
             EndReason::AckTimeout => ("ack_timeout", None, None),
             EndReason::DialogGone { status } => ("dialog_gone", Some(status), None),
@@ -1224,7 +1300,7 @@ impl CallTask {
             duration_s: self
                 .answered_at
                 .map_or(0.0, |t| (t.elapsed().as_secs_f64() * 10.0).round() / 10.0),
-            codec: codec.map(|c| c.name().to_owned()),
+            codec: codec.map(|c| c.name().to_ascii_lowercase()),
             quality: codec.map(|c| Quality::of(&stats, c)).unwrap_or_default(),
         });
     }
@@ -1275,14 +1351,6 @@ impl CallTask {
     }
 }
 
-/// Polls a ready-to-complete future once (the media handle's commands only enqueue).
-fn futures_now<F: std::future::Future<Output = ()>>(fut: F) {
-    let waker = std::task::Waker::noop();
-    let mut cx = std::task::Context::from_waker(waker);
-    let mut fut = std::pin::pin!(fut);
-    let _ = fut.as_mut().poll(&mut cx);
-}
-
 async fn next_media_event(handle: &mut Option<MediaHandle>) -> Option<MediaEvent> {
     match handle {
         Some(h) => h.next_event().await,
@@ -1313,18 +1381,25 @@ async fn send_request(
         Some(t) => t,
         None => match resolve_ordered(&shared, &next_hop.to_string()).await {
             Ok(t) => t,
-            Err(_) => {
-                let _ = input.send(CallInput::Failure { method, initial });
+            Err(e) => {
+                let tried = vec![e.to_string()];
+                let _ = input.send(CallInput::Failure {
+                    method,
+                    initial,
+                    tried,
+                });
                 return;
             }
         },
     };
+    let mut tried = Vec::new();
     let budget = shared.ctx.policy.budget(true);
     let count = targets.len();
     for (i, t) in targets.iter().enumerate() {
         let last = i + 1 == count;
         let target = send_target(t);
         let key = TargetKey::of(t);
+        let name = format!("{}:{}", t.transport.as_str(), t.addr);
         let mut tx = match shared
             .ctx
             .sip
@@ -1332,15 +1407,20 @@ async fn send_request(
             .await
         {
             Ok(tx) => tx,
-            Err(_) => continue,
+            Err(e) => {
+                tried.push(format!("{name}: {e}"));
+                continue;
+            }
         };
         if initial {
             let _ = input.send(CallInput::InviteTx(tx.id));
             let _ = input.send(CallInput::InviteSentTo(target.clone()));
         }
-        // The first response must come within the budget, or the next target is tried
-        // (the last target gets the whole transaction timeout).
-        let first = if last {
+        // The first response must come within the budget, or the next target is tried. A
+        // live server answers an INVITE with 100 Trying within 200 ms (RFC 3261 §17.2.1), so
+        // an INVITE with no answer at all from the last target fails after the budget too,
+        // instead of Timer B's 32 s; other requests get the whole transaction time there.
+        let first = if last && !initial {
             Ok(tx.next().await)
         } else {
             tokio::time::timeout(budget, tx.next()).await
@@ -1349,6 +1429,7 @@ async fn send_request(
             Ok(r) => r,
             Err(_) => {
                 mark(&shared, key, FailureCause::Timeout);
+                tried.push(format!("{name}: no response in {} ms", budget.as_millis()));
                 continue;
             }
         };
@@ -1368,11 +1449,16 @@ async fn send_request(
                     let _ = input.send(CallInput::Response(resp));
                 }
                 Some(Err(e)) => {
+                    tried.push(format!("{name}: {e}"));
                     if !last && !matches!(e, TxError::Stopped) {
                         mark(&shared, key, FailureCause::Timeout);
                         break;
                     }
-                    let _ = input.send(CallInput::Failure { method, initial });
+                    let _ = input.send(CallInput::Failure {
+                        method,
+                        initial,
+                        tried,
+                    });
                     return;
                 }
                 None => return,
@@ -1383,7 +1469,11 @@ async fn send_request(
             }
         }
     }
-    let _ = input.send(CallInput::Failure { method, initial });
+    let _ = input.send(CallInput::Failure {
+        method,
+        initial,
+        tried,
+    });
 }
 
 async fn forward_rest(tx: &mut ClientTransaction) -> Option<Result<Message, TxError>> {
@@ -1572,6 +1662,8 @@ async fn new_incoming(
         auth_tries: 0,
         uri: req.request.uri_text().unwrap_or("").to_owned(),
         cancel_pending: false,
+        reinvite_purpose: None,
+        unreachable: false,
     };
     tokio::spawn(task.run(input_rx));
     Some(IncomingCall {

@@ -165,6 +165,10 @@ enum Command {
     SetRemote(SocketAddr, Option<SocketAddr>),
     Dtmf(char, Duration, oneshot::Sender<Result<(), SessionError>>),
     Direction(Direction),
+    Reconfigure(
+        Box<SessionConfig>,
+        oneshot::Sender<Result<(), SessionError>>,
+    ),
     Stop(oneshot::Sender<()>),
 }
 
@@ -212,6 +216,22 @@ impl MediaHandle {
     /// Changes the direction (hold/resume).
     pub async fn set_direction(&self, direction: Direction) {
         let _ = self.commands.send(Command::Direction(direction));
+    }
+
+    /// Switches to a new negotiated configuration (a re-INVITE changed the codec, payload
+    /// types or keys) on the same ports and devices. The stream restarts with a new SSRC, as
+    /// RFC 3550 allows; the statistics start again.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError`] if the new session cannot be created (the old one keeps running).
+    pub async fn reconfigure(&self, config: SessionConfig) -> Result<(), SessionError> {
+        let (tx, rx) = oneshot::channel();
+        let stopped = || SessionError::Dtmf("media session has stopped".into());
+        self.commands
+            .send(Command::Reconfigure(Box::new(config), tx))
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 
     /// The next event (DTMF, SSRC change, latching, stats every second, timeout, BYE);
@@ -346,6 +366,24 @@ async fn run(
                         let _ = reply.send(session.send_dtmf(now, digit, duration));
                     }
                     Some(Command::Direction(d)) => session.set_direction(d),
+                    Some(Command::Reconfigure(mut config, reply)) => {
+                        if config.ntp_at_start == 0 {
+                            config.ntp_at_start = ntp_now();
+                        }
+                        let result = MediaSession::new(*config, now).map(|mut next| {
+                            // Say goodbye on the old stream (RTCP BYE), then switch.
+                            session.stop(now);
+                            while let Some(t) = session.poll_transmit() {
+                                let socket = match (t.kind, ports.rtcp.as_ref()) {
+                                    (PortKind::Rtcp, Some(rtcp)) => rtcp,
+                                    _ => &ports.rtp,
+                                };
+                                let _ = socket.try_send_to(&t.bytes, t.to);
+                            }
+                            std::mem::swap(&mut session, &mut next);
+                        });
+                        let _ = reply.send(result);
+                    }
                     Some(Command::Stop(done)) => {
                         session.stop(now);
                         stopped = Some(done);
