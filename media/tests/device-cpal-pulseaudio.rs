@@ -25,6 +25,9 @@ const CHILD_ENV: &str = "TINCAN_PULSE_CHILD";
 const PID_ENV: &str = "TINCAN_PULSE_PID";
 const DIR_ENV: &str = "TINCAN_PULSE_DIR";
 const TEST_NAME: &str = "tone_round_trip_through_pulseaudio_null_sink";
+const CI_TEST_NAME: &str = "tone_round_trip_through_ci_null_sink";
+/// Set by `.ci/run` (scripts/pulseaudio-null-sink.sh): the CI's PulseAudio server.
+const CI_SERVER_ENV: &str = "TINCAN_CI_PULSE_SERVER";
 
 struct Pulse {
     child: Child,
@@ -121,23 +124,59 @@ fn tone_round_trip_through_pulseaudio_null_sink() {
     }
     let pulse = start_pulse();
     let server = format!("unix:{}", pulse.dir.join("native").display());
+    run_child(
+        TEST_NAME,
+        &server,
+        &pulse.dir,
+        &[(PID_ENV, pulse.child.id().to_string())],
+    );
+    drop(pulse);
+}
+
+/// The same round trip through the PulseAudio null sink that `.ci/run` starts
+/// (`scripts/pulseaudio-null-sink.sh`, which exports `TINCAN_CI_PULSE_SERVER`). Outside CI the
+/// variable is unset and the private server of the test above covers the path.
+#[test]
+fn tone_round_trip_through_ci_null_sink() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        let (sink, source) = child_tone(false);
+        drop((sink, source));
+        return;
+    }
+    let Some(server) = std::env::var_os(CI_SERVER_ENV) else {
+        eprintln!(
+            "\n!!!!!! SKIP {CI_TEST_NAME}: {CI_SERVER_ENV} unset (.ci/run starts the CI null sink) !!!!!!\n"
+        );
+        return;
+    };
+    let server = server.to_string_lossy().into_owned();
+    let dir = std::env::temp_dir().join(format!("tincan-ci-pulse-child-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir is writable");
+    run_child(CI_TEST_NAME, &server, &dir, &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `test` of this binary in a child process with `PULSE_SERVER=server`, for at most 90 s.
+fn run_child(test: &str, server: &str, dir: &Path, extra: &[(&str, String)]) {
     // The child writes to files (no pipe to fill) and gets 90 s: a device call that
     // blocks must fail the test, not hang the run.
-    let out_path = pulse.dir.join("child.out");
-    let err_path = pulse.dir.join("child.err");
-    let mut child = Command::new(std::env::current_exe().expect("the test binary has a path"))
-        .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
+    let out_path = dir.join(format!("{test}.out"));
+    let err_path = dir.join(format!("{test}.err"));
+    let mut command = Command::new(std::env::current_exe().expect("the test binary has a path"));
+    command
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, "1")
-        .env(PID_ENV, pulse.child.id().to_string())
-        .env(DIR_ENV, &pulse.dir)
-        .env("PULSE_SERVER", &server)
-        .env("HOME", &pulse.dir)
-        .env("XDG_RUNTIME_DIR", &pulse.dir)
+        .env(DIR_ENV, dir)
+        .env("PULSE_SERVER", server)
+        .env("HOME", dir)
+        .env("XDG_RUNTIME_DIR", dir)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_path).expect("log file"))
-        .stderr(std::fs::File::create(&err_path).expect("log file"))
-        .spawn()
-        .expect("the test binary runs");
+        .stderr(std::fs::File::create(&err_path).expect("log file"));
+    for (k, v) in extra {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("the test binary runs");
     let deadline = Instant::now() + Duration::from_secs(90);
     let status = loop {
         if let Some(status) = child.try_wait().expect("child status") {
@@ -157,13 +196,22 @@ fn tone_round_trip_through_pulseaudio_null_sink() {
     let status = status.expect("the device child finished within 90 s");
     assert!(status.success(), "child failed");
     assert!(text.contains("1 passed"), "the child ran the device test");
-    drop(pulse);
 }
 
-/// In the child: play 3 s of 1 kHz through the default output, record the default input.
+/// In the child: the tone round trip, then the server loss and reopen.
 fn child_round_trip() {
-    let devices = list_devices().expect("devices list");
-    println!("devices: {devices:#?}");
+    let (sink, source) = child_tone(true);
+    let mut tone = ToneSource::new(1000.0, -6.0);
+    device_loss_and_reopen(sink, source, &mut tone);
+}
+
+/// In the child: play 3 s of 1 kHz through the default output, record the default input,
+/// check the tone came back; returns the open devices.
+fn child_tone(list: bool) -> (CpalSink, CpalSource) {
+    if list {
+        let devices = list_devices().expect("devices list");
+        println!("devices: {devices:#?}");
+    }
     let mut sink = CpalSink::open(DeviceSelector::Default).expect("default output opens");
     let mut source = CpalSource::open(DeviceSelector::Default).expect("default input opens");
     println!("output {:?}, input {:?}", sink.format(), source.format());
@@ -221,8 +269,7 @@ fn child_round_trip() {
     // -6 dBFS peak = 16422, RMS 11612; allow for level changes in the server.
     assert!(rms > 3000.0, "level {rms}");
     assert!(share > 0.8, "tone share {share}");
-
-    device_loss_and_reopen(sink, source, &mut tone);
+    (sink, source)
 }
 
 /// Kills the server under the running streams: both devices report the failure once,
