@@ -74,7 +74,7 @@ macro_rules! header_names {
         /// The header of each compact form, by letter (`a` first).
         const COMPACT: [HeaderName; 26] = {
             let mut t = [HeaderName::Other; 26];
-            $( $( t[($compact as u8 - b'a') as usize] = HeaderName::$variant; )? )*
+            $( $( t[($compact as u32 - 'a' as u32) as usize] = HeaderName::$variant; )? )*
             t
         };
     };
@@ -382,6 +382,22 @@ mod tests {
         assert_eq!(HeaderName::from_name("call-id"), HeaderName::CallId);
         assert_eq!(HeaderName::from_name("X-Custom"), HeaderName::Other);
         assert_eq!(HeaderName::from_name("q"), HeaderName::Other);
+        assert_eq!(
+            HeaderName::from_name("CONTENT-length"),
+            HeaderName::ContentLength
+        );
+        assert_eq!(
+            HeaderName::from_name("www-authenticate"),
+            HeaderName::WwwAuthenticate
+        );
+        assert_eq!(HeaderName::from_name("Call\rID"), HeaderName::Other);
+        assert_eq!(HeaderName::from_name("Contact_"), HeaderName::Other);
+        assert_eq!(HeaderName::from_name(""), HeaderName::Other);
+        for name in NAMES {
+            let upper = name.0.to_ascii_uppercase();
+            assert_eq!(HeaderName::from_name(&upper), name.1, "{upper}");
+            assert_eq!(HeaderName::from_name(name.0), name.1);
+        }
         for (c, n) in [
             ('i', HeaderName::CallId),
             ('m', HeaderName::Contact),

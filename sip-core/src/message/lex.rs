@@ -152,23 +152,115 @@ pub(crate) fn trim_lws(s: &str) -> &str {
     s.get(start..end).unwrap_or_default()
 }
 
+// Byte search in short texts (header values, URIs: tens of bytes). `memchr`'s vector code
+// has a fixed cost per call (dispatch, setup) that dominates on such texts; these read eight
+// bytes at a time in plain integer code instead ("SWAR": a byte equal to the needle becomes
+// a zero byte, found with the `has-zero` bit trick).
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The eight bytes at `at`, little-endian.
+#[inline(always)]
+fn word(s: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&s[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// A word with the high bit set in each byte of `w` equal to `needle` (the lowest set bit
+/// is exact; bits above it may be spurious).
+#[inline(always)]
+const fn eq_bytes(w: u64, needle: u8) -> u64 {
+    let x = w ^ (ONES * needle as u64);
+    x.wrapping_sub(ONES) & !x & HIGHS
+}
+
+/// Index of the first byte of `s` that is one of `needles` (up to three; repeat one to
+/// look for fewer).
+#[inline(always)]
+pub(crate) fn find3(s: &[u8], a: u8, b: u8, c: u8) -> Option<usize> {
+    let mut i = 0;
+    while i + 8 <= s.len() {
+        let w = word(s, i);
+        let hits = eq_bytes(w, a) | eq_bytes(w, b) | eq_bytes(w, c);
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    let n = s.len();
+    if i == n {
+        return None;
+    }
+    // The last bytes in one more word: read overlapping the bytes already searched (which
+    // hold no needle, so the first hit is a new one), or zero-padded for a short text.
+    let (w, base, valid) = if n >= 8 {
+        (word(s, n - 8), n - 8, u64::MAX)
+    } else {
+        let mut w = [0u8; 8];
+        w[..n].copy_from_slice(s);
+        (u64::from_le_bytes(w), 0, (1u64 << (8 * n)) - 1)
+    };
+    let hits = (eq_bytes(w, a) | eq_bytes(w, b) | eq_bytes(w, c)) & valid;
+    (hits != 0).then(|| base + (hits.trailing_zeros() / 8) as usize)
+}
+
+/// Index of the first `needle` byte in `s`.
+#[inline]
+pub(crate) fn find(s: &[u8], needle: u8) -> Option<usize> {
+    find3(s, needle, needle, needle)
+}
+
 /// The index of the first SP or HTAB in `s`.
 #[inline]
 pub(crate) fn find_wsp(s: &str) -> Option<usize> {
-    memchr::memchr2(b' ', b'\t', s.as_bytes())
+    find3(s.as_bytes(), b' ', b'\t', b'\t')
 }
 
 /// The index of the first `needle` byte (ASCII) in `s`.
 #[inline]
 pub(crate) fn find_byte(s: &str, needle: u8) -> Option<usize> {
-    memchr::memchr(needle, s.as_bytes())
+    find(s.as_bytes(), needle)
+}
+
+/// The pieces of a text between `sep` bytes, like `str::split` with one ASCII byte.
+pub(crate) struct Pieces<'a> {
+    rest: Option<&'a str>,
+    sep: u8,
+}
+
+impl<'a> Pieces<'a> {
+    /// Splits `s` at every `sep`.
+    pub(crate) fn new(s: &'a str, sep: u8) -> Pieces<'a> {
+        Pieces { rest: Some(s), sep }
+    }
+}
+
+impl<'a> Iterator for Pieces<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        let s = self.rest?;
+        match find(s.as_bytes(), self.sep) {
+            Some(i) => {
+                self.rest = Some(&s[i + 1..]);
+                Some(&s[..i])
+            }
+            None => {
+                self.rest = None;
+                Some(s)
+            }
+        }
+    }
 }
 
 /// Replaces each line fold (CRLF or LF followed by SP/HTAB) with a single space.
 ///
 /// Borrows when there is no fold, the common case.
 pub(crate) fn unfold(s: &str) -> Cow<'_, str> {
-    if memchr::memchr2(b'\r', b'\n', s.as_bytes()).is_none() {
+    if find3(s.as_bytes(), b'\r', b'\n', b'\n').is_none() {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len());
@@ -253,14 +345,14 @@ impl<'a> Iterator for TopLevel<'a> {
         let mut i = 0;
         // Jump from one interesting byte to the next (the separator, a quote, an angle
         // bracket); most values have none of them.
-        while let Some(off) = memchr::memchr3(self.sep, b'"', b'<', &bytes[i..]) {
+        while let Some(off) = find3(&bytes[i..], self.sep, b'"', b'<') {
             let at = i + off;
             match bytes[at] {
                 b'"' => {
                     // Skip the quoted string (with quoted-pairs).
                     let mut j = at + 1;
                     loop {
-                        match memchr::memchr2(b'"', b'\\', &bytes[j..]) {
+                        match find3(&bytes[j..], b'"', b'\\', b'\\') {
                             Some(k) if bytes[j + k] == b'\\' => j += k + 2,
                             Some(k) => {
                                 j += k + 1;
@@ -278,7 +370,7 @@ impl<'a> Iterator for TopLevel<'a> {
                     i = j.min(bytes.len());
                 }
                 b'<' => {
-                    i = memchr::memchr(b'>', &bytes[at..]).map_or(bytes.len(), |k| at + k + 1);
+                    i = find(&bytes[at..], b'>').map_or(bytes.len(), |k| at + k + 1);
                 }
                 _ => {
                     self.rest = Some(&s[at + 1..]);
@@ -416,7 +508,7 @@ const fn hex_val(b: u8) -> Option<u8> {
 /// True when `s` contains only `%HH` escapes that are well formed.
 pub(crate) fn escapes_ok(s: &str) -> bool {
     let b = s.as_bytes();
-    if memchr::memchr(b'%', b).is_none() {
+    if find(b, b'%').is_none() {
         return true;
     }
     let mut i = 0;
@@ -458,6 +550,25 @@ mod tests {
             let lazy: Vec<&str> = top_level(text, b',').collect();
             if let Some(eager) = split_top_level(text, b',') {
                 assert_eq!(lazy, eager, "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn word_search_matches_a_byte_loop() {
+        let text = b"SIP/2.0/UDP 192.0.2.10:5060;rport;branch=z9hG4bK\"a,b\"<x>;%\t end";
+        for start in 0..text.len() {
+            for end in start..=text.len() {
+                let s = &text[start..end];
+                for (a, b, c) in [
+                    (b';', b'"', b'<'),
+                    (b' ', b'\t', b'\t'),
+                    (b'%', b'%', b'%'),
+                    (0, 0, 0),
+                ] {
+                    let expected = s.iter().position(|&x| x == a || x == b || x == c);
+                    assert_eq!(find3(s, a, b, c), expected);
+                }
             }
         }
     }

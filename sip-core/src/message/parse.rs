@@ -18,7 +18,7 @@ pub(crate) enum Mode {
 /// line). A line ends with CRLF or a bare LF.
 #[inline]
 fn next_line(b: &[u8], from: usize) -> Option<(usize, usize)> {
-    let lf = memchr::memchr(b'\n', &b[from..])? + from;
+    let lf = lex::find(&b[from..], b'\n')? + from;
     let end = if lf > from && b[lf - 1] == b'\r' {
         lf - 1
     } else {
@@ -232,7 +232,7 @@ fn parse_status_line(
     defect: &mut Option<ParseError>,
 ) -> Result<StartLine, ParseError> {
     // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
-    let sp1 = memchr::memchr(b' ', line).ok_or(ParseError::StartLine("no status code"))?;
+    let sp1 = lex::find(line, b' ').ok_or(ParseError::StartLine("no status code"))?;
     match is_sip_version(&line[..sp1]) {
         Some(true) => {}
         Some(false) => {
@@ -243,7 +243,7 @@ fn parse_status_line(
         None => return Err(ParseError::StartLine("bad SIP-Version")),
     }
     let rest = &line[sp1 + 1..];
-    let code_end = memchr::memchr(b' ', rest).unwrap_or(rest.len());
+    let code_end = lex::find(rest, b' ').unwrap_or(rest.len());
     let code = &rest[..code_end];
     if code.len() != 3 || !code.iter().all(u8::is_ascii_digit) {
         return Err(ParseError::StatusCode);
@@ -270,13 +270,13 @@ fn parse_request_line(
     defect: &mut Option<ParseError>,
 ) -> Result<StartLine, ParseError> {
     // Request-Line = Method SP Request-URI SP SIP-Version
-    let sp1 = memchr::memchr(b' ', line).ok_or(ParseError::StartLine("no Request-URI"))?;
+    let sp1 = lex::find(line, b' ').ok_or(ParseError::StartLine("no Request-URI"))?;
     let method = std::str::from_utf8(&line[..sp1])
         .ok()
         .and_then(Method::parse)
         .ok_or(ParseError::StartLine("method is not a token"))?;
     let rest = &line[sp1 + 1..];
-    let sp2 = memchr::memchr(b' ', rest).ok_or(ParseError::StartLine("no SIP-Version"))?;
+    let sp2 = lex::find(rest, b' ').ok_or(ParseError::StartLine("no SIP-Version"))?;
     let uri = &rest[..sp2];
     let version = &rest[sp2 + 1..];
     match is_sip_version(version) {

@@ -228,6 +228,9 @@ impl<'a> Header<'a> for Via<'a> {
     const NAME: HeaderName = HeaderName::Via;
 
     fn parse(value: &'a str) -> Result<Self, HeaderError> {
+        if let Some(via) = Via::parse_plain(value) {
+            return Ok(via);
+        }
         let n = Self::NAME;
         // The via-params with rules of their own are checked in the validating pass.
         let (head, params) = split_params_with(n, value, check_via_param)?;
@@ -263,6 +266,42 @@ impl<'a> Header<'a> for Via<'a> {
             host,
             port,
             params,
+        })
+    }
+}
+
+impl<'a> Via<'a> {
+    /// The usual Via in one pass: `SIP/2.0/TRANSPORT host[:port][;params]` with no white
+    /// space but the one space, no IPv6 reference, plain parameters. `None` when the value
+    /// needs the general parser (which also reports every error).
+    fn parse_plain(value: &'a str) -> Option<Via<'a>> {
+        let rest = value.strip_prefix("SIP/2.0/")?;
+        let b = rest.as_bytes();
+        let transport_end = b.iter().position(|&c| !lex::is(c, lex::class::TOKEN))?;
+        if transport_end == 0 || b[transport_end] != b' ' {
+            return None;
+        }
+        let sent_by_start = transport_end + 1;
+        let sent_by_end = b[sent_by_start..]
+            .iter()
+            .position(|&c| !(lex::is(c, lex::class::HOST) || c == b':'))
+            .map_or(b.len(), |i| i + sent_by_start);
+        let params = match b.get(sent_by_end) {
+            None => None,
+            Some(b';') => Some(&rest[sent_by_end + 1..]),
+            Some(_) => return None,
+        };
+        let (host, port) = split_host_port(&rest[sent_by_start..sent_by_end]).ok()?;
+        if let Some(params) = params {
+            validate_header_params_with(params, check_via_param).ok()?;
+        }
+        let params = params.unwrap_or_default();
+        Some(Via {
+            protocol: Cow::Borrowed("SIP/2.0"),
+            transport: Cow::Borrowed(&rest[..transport_end]),
+            host,
+            port,
+            params: Params::from_raw(Cow::Borrowed(params)),
         })
     }
 }
@@ -342,12 +381,24 @@ impl<'a> NameAddr<'a> {
         if s.is_empty() {
             return Err(err(name, "empty value"));
         }
-        let (display, uri_text, rest) = if let Some(lt) = find_laquot(s) {
+        // A quoted display name is read once: its end is where '<' is looked for from.
+        let quoted = if s.starts_with('"') {
+            lex::quoted_end(s)
+        } else {
+            None
+        };
+        let laquot = match quoted {
+            Some(end) => lex::find_byte(&s[end..], b'<').map(|i| i + end),
+            None if s.starts_with('"') => None,
+            None => lex::find_byte(s, b'<'),
+        };
+        let (display, uri_text, rest) = if let Some(lt) = laquot {
             let display = trim_lws(&s[..lt]);
             let display = if display.is_empty() {
                 None
             } else if display.starts_with('"') {
-                if lex::quoted_end(display) != Some(display.len()) {
+                // `display` starts like `s`: its quoted string ends where `s`'s does.
+                if quoted != Some(display.len()) {
                     return Err(err(name, "display name"));
                 }
                 Some(lex::unquote(display))
@@ -377,9 +428,9 @@ impl<'a> NameAddr<'a> {
             }
             // addr-spec: the URI ends at the first ';' (what follows are header params);
             // it may not contain ',', '?' or ';' (RFC 3261 §20).
-            let end = memchr::memchr3(b';', b' ', b'\t', s.as_bytes()).unwrap_or(s.len());
+            let end = lex::find3(s.as_bytes(), b';', b' ', b'\t').unwrap_or(s.len());
             let uri_text = &s[..end];
-            if memchr::memchr2(b'?', b',', uri_text.as_bytes()).is_some() {
+            if lex::find3(uri_text.as_bytes(), b'?', b',', b',').is_some() {
                 return Err(err(name, "addr-spec with '?' or ',' needs <>"));
             }
             (None, uri_text, &s[end..])
@@ -399,16 +450,6 @@ impl<'a> NameAddr<'a> {
             params,
         })
     }
-}
-
-/// Finds the `<` that opens the URI, skipping a quoted display name.
-fn find_laquot(s: &str) -> Option<usize> {
-    let start = if s.starts_with('"') {
-        lex::quoted_end(s)?
-    } else {
-        0
-    };
-    lex::find_byte(&s[start..], b'<').map(|i| i + start)
 }
 
 impl fmt::Display for NameAddr<'_> {

@@ -206,7 +206,7 @@ pub(crate) fn split_host_port(s: &str) -> Result<(Host<'_>, Option<u16>), UriErr
         };
         (&s[..=close], port)
     } else {
-        match memchr::memrchr(b':', s.as_bytes()) {
+        match s.bytes().rposition(|b| b == b':') {
             Some(i) => (&s[..i], Some(&s[i + 1..])),
             None => (s, None),
         }
@@ -243,6 +243,14 @@ fn is_scheme(s: &str) -> bool {
 impl<'a> Uri<'a> {
     /// Parses an absolute URI. `sip`, `sips` and `tel` are interpreted, others kept opaque.
     pub fn parse(s: &'a str) -> Result<Uri<'a>, UriError> {
+        // The usual schemes first, without looking for the colon.
+        let b = s.as_bytes();
+        if b.len() >= 4 && b[..4].eq_ignore_ascii_case(b"sip:") {
+            return SipUri::parse_parts(false, &s[4..]).map(Uri::Sip);
+        }
+        if b.len() >= 5 && b[..5].eq_ignore_ascii_case(b"sips:") {
+            return SipUri::parse_parts(true, &s[5..]).map(Uri::Sip);
+        }
         let colon = lex::find_byte(s, b':').ok_or(UriError::MissingScheme)?;
         let scheme = &s[..colon];
         if !is_scheme(scheme) {
@@ -349,14 +357,37 @@ impl<'a> SipUri<'a> {
 
     fn parse_parts(secure: bool, rest: &'a str) -> Result<SipUri<'a>, UriError> {
         use lex::{class, find_byte};
-        let (userinfo, hostpart) = match find_byte(rest, b'@') {
-            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
-            None => (None, rest),
-        };
-        if find_byte(hostpart, b'@').is_some() {
-            return Err(UriError::Bad("userinfo (several '@')"));
+        // One pass for the delimiters: the first '@' ends the userinfo; after it, the first
+        // '?' starts the headers and the first ';' before that the parameters ('?' and ';'
+        // may appear in the user part).
+        let mut at = None;
+        let mut question = None;
+        let mut semicolon = None;
+        let bytes = rest.as_bytes();
+        let mut from = 0;
+        while let Some(off) = lex::find3(&bytes[from..], b'@', b'?', b';') {
+            let i = from + off;
+            match bytes[i] {
+                b'@' if at.is_some() => return Err(UriError::Bad("userinfo (several '@')")),
+                b'@' => {
+                    at = Some(i);
+                    question = None;
+                    semicolon = None;
+                }
+                b'?' if question.is_none() => question = Some(i),
+                b';' if question.is_none() && semicolon.is_none() => semicolon = Some(i),
+                _ => {}
+            }
+            from = i + 1;
         }
-        let (user, password) = match userinfo {
+        let host_start = at.map_or(0, |a| a + 1);
+        let hostpart_end = question.unwrap_or(rest.len());
+        let headers = question.map(|q| &rest[q + 1..]);
+        let (hostport, params) = match semicolon {
+            Some(sc) => (&rest[host_start..sc], &rest[sc + 1..hostpart_end]),
+            None => (&rest[host_start..hostpart_end], ""),
+        };
+        let (user, password) = match at.map(|a| &rest[..a]) {
             None => (None, None),
             Some(ui) => {
                 // The password is after the first ':' (user chars do not include ':').
@@ -375,17 +406,9 @@ impl<'a> SipUri<'a> {
                 (Some(Cow::Borrowed(u)), p.map(Cow::Borrowed))
             }
         };
-        let (hostpart, headers) = match find_byte(hostpart, b'?') {
-            Some(q) => (&hostpart[..q], Some(&hostpart[q + 1..])),
-            None => (hostpart, None),
-        };
-        let (hostport, params) = match find_byte(hostpart, b';') {
-            Some(sc) => (&hostpart[..sc], &hostpart[sc + 1..]),
-            None => (hostpart, ""),
-        };
         let (host, port) = split_host_port(hostport)?;
         if !params.is_empty() {
-            for piece in params.split(';') {
+            for piece in lex::Pieces::new(params, b';') {
                 let (name, value) = match find_byte(piece, b'=') {
                     Some(eq) => (&piece[..eq], Some(&piece[eq + 1..])),
                     None => (piece, None),
@@ -652,6 +675,57 @@ mod tests {
         assert!(
             !sip("sip:carol@chicago.com?Subject=next%20meeting")
                 .equivalent(&sip("sip:carol@chicago.com?Subject=another%20meeting"))
+        );
+    }
+
+    #[test]
+    fn ipv4_like_the_standard_parser() {
+        let cases = [
+            "192.0.2.10",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.0.0.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.",
+            "1.2.3.4.5",
+            "1..2.3",
+            "1.2.3.04",
+            "1.2.3.0",
+            "1234.1.1.1",
+            "1.2.3.-4",
+            "",
+            "1",
+            "10.0.0.1a",
+        ];
+        for c in cases {
+            assert_eq!(parse_ipv4(c.as_bytes()), c.parse().ok(), "{c:?}");
+        }
+        assert_eq!(Host::parse("1.2.3").unwrap(), Host::Name("1.2.3".into()));
+        assert!(Host::parse("a..b").is_err());
+        assert!(Host::parse(".a").is_err());
+        assert!(Host::parse("-a").is_err());
+        assert!(Host::parse("a-.b_c.").is_ok());
+    }
+
+    #[test]
+    fn delimiters_in_the_user_part() {
+        let u = sip("sip:a?b;c@host;lr?x=y");
+        assert_eq!(u.user.as_deref(), Some("a?b;c"));
+        assert!(u.params.contains("lr"));
+        assert_eq!(u.headers.as_deref(), Some("x=y"));
+        // A ';' after the '?' belongs to the headers (where it is not allowed).
+        assert_eq!(
+            SipUri::parse("sip:host?h=v;w"),
+            Err(UriError::Bad("uri header"))
+        );
+        assert!(SipUri::parse("sip:a@b@c").is_err());
+        assert!(
+            Uri::parse("SIPS:alice@host")
+                .unwrap()
+                .as_sip()
+                .unwrap()
+                .secure
         );
     }
 
