@@ -1104,13 +1104,11 @@ impl CallTask {
                 }
             }
             MediaEvent::DeviceError { message } => self.warn(message),
-            MediaEvent::Timeout { silent_for } => {
-                if !self.peer_held && !self.held {
-                    self.warn(format!(
-                        "no audio from the peer for {:.0} s",
-                        silent_for.as_secs_f64()
-                    ));
-                }
+            MediaEvent::Timeout { silent_for } if !self.peer_held && !self.held => {
+                self.warn(format!(
+                    "no audio from the peer for {:.0} s",
+                    silent_for.as_secs_f64()
+                ));
             }
             _ => {}
         }
@@ -1185,11 +1183,7 @@ impl CallTask {
                     }
                 }
             },
-            SessionEvent::Confirmed { body } => {
-                if let Some(b) = body {
-                    self.apply_answer(&b).await;
-                }
-            }
+            SessionEvent::Confirmed { body: Some(b) } => self.apply_answer(&b).await,
             SessionEvent::Reinvite { body } => self.on_reinvite(body).await,
             SessionEvent::ReinviteAccepted { body } => {
                 if let Some(b) = body {
@@ -1207,24 +1201,19 @@ impl CallTask {
                     _ => {}
                 }
             }
-            SessionEvent::ReinviteRejected { status } => {
-                if status != 491 {
-                    // Refused: the session stays as it was.
-                    if self.reinvite_purpose.take().is_some() {
-                        self.media.local.direction = if self.held {
-                            Direction::SendOnly
-                        } else {
-                            Direction::SendRecv
-                        };
-                    }
-                    self.warn(format!("re-INVITE refused with {status}"));
+            // 491: the session retries after the glare back-off.
+            SessionEvent::ReinviteRejected { status } if status != 491 => {
+                // Refused: the session stays as it was.
+                if self.reinvite_purpose.take().is_some() {
+                    self.media.local.direction = if self.held {
+                        Direction::SendOnly
+                    } else {
+                        Direction::SendRecv
+                    };
                 }
+                self.warn(format!("re-INVITE refused with {status}"));
             }
-            SessionEvent::ReinviteConfirmed { body } => {
-                if let Some(b) = body {
-                    self.apply_answer(&b).await;
-                }
-            }
+            SessionEvent::ReinviteConfirmed { body: Some(b) } => self.apply_answer(&b).await,
             SessionEvent::Dtmf { digit, .. } => {
                 let _ = self.events.send(CallEvent::Dtmf { digit, via: "info" });
             }
