@@ -5,7 +5,7 @@
 //! request that created it). It builds in-dialog requests with loose or strict routing
 //! (§12.2.1.1) and checks the ones it receives (§12.2.2).
 //!
-//! An [`InviteSession`](invite::InviteSession) runs one call on top of dialogs: early dialogs
+//! An [`InviteSession`] runs one call on top of dialogs: early dialogs
 //! and forking, CANCEL and its race with a 2xx, ACK, BYE, re-INVITE with 491 glare handling and
 //! DTMF over INFO. Both are sans-IO: they take messages and `now`, and give back messages to
 //! send and events.
