@@ -628,7 +628,8 @@ impl<'a> Iterator for Words<'a> {
     type Item = &'a str;
 
     fn next(&mut self) -> Option<&'a str> {
-        let s = self.0.trim_start_matches([' ', '\t']);
+        let skip = self.0.bytes().take_while(|&b| lex::is_wsp(b)).count();
+        let s = &self.0[skip..];
         if s.is_empty() {
             self.0 = s;
             return None;
