@@ -124,6 +124,19 @@ pub fn rms(samples: &[i16]) -> f64 {
     (sum / samples.len() as f64).sqrt()
 }
 
+/// How much of the first channel is sound: the total length of the 20 ms windows whose RMS
+/// level is above `threshold` (e.g. 300 for speech or a tone, against silence or comfort
+/// noise).
+pub fn active_duration(wav: &Wav, threshold: f64) -> Duration {
+    let window = (wav.sample_rate / 50).max(1) as usize;
+    let active = wav
+        .first_channel()
+        .chunks_exact(window)
+        .filter(|w| rms(w) > threshold)
+        .count();
+    Duration::from_millis(20 * active as u64)
+}
+
 /// Zero-crossing frequency estimate: crossings / 2 / seconds.
 pub fn zero_crossing_frequency(samples: &[i16], sample_rate: u32) -> f64 {
     if samples.len() < 2 {

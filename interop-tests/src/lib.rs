@@ -6,7 +6,9 @@
 //! softphone with a [`BaresipControl`] client) and [`sipsak`]. Every peer gets its own
 //! scratch directory and free ports, so tests run in parallel; every peer is stopped by PID
 //! when dropped, also when the test panics (and then its logs are printed and its directory
-//! is kept). [`audio`] checks recorded WAV files (level, tone frequency, duration).
+//! is kept). [`audio`] checks recorded WAV files (level, tone frequency, duration);
+//! [`pcap`] writes PCMU RTP captures for sipp's `play_pcap_audio`; [`TincanProcess`] runs the
+//! `tincan` binary under test the same way and reads its `--json` events back.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -34,10 +36,12 @@ pub mod audio;
 pub mod baresip;
 pub mod dnsmasq;
 pub mod kamailio;
+pub mod pcap;
 pub mod peer;
 pub mod ports;
 pub mod sipp;
 pub mod sipsak;
+pub mod tincan;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -52,6 +56,7 @@ pub use ports::{
     free_tcp_port_v6, free_udp_port, free_udp_port_v6,
 };
 pub use sipp::{Sipp, SippOutcome, SippPeer, Transport};
+pub use tincan::{Tincan, TincanProcess};
 
 /// The harness's copies of the lab configs and scenarios (`interop-tests/lab`).
 pub fn lab_dir() -> PathBuf {

@@ -1,0 +1,149 @@
+//! The `tincan` binary under test, run as a peer: its own scratch directory (config, WAV files,
+//! recordings), its log (stdout and stderr) and its `--json` events read back from the log.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tincan_interop_tests::TincanProcess;
+//!
+//! let mut call = TincanProcess::new("caller")
+//!     .expect("scratch dir")
+//!     .spawn(["call", "sip:service@127.0.0.1:5070", "--no-audio", "--json"])
+//!     .expect("tincan starts");
+//! call.wait_event("answered", Duration::from_secs(10)).expect("answered");
+//! assert_eq!(call.wait_exit(Duration::from_secs(20)).expect("exits"), Some(0));
+//! ```
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::peer::{Peer, PeerError, WorkDir};
+
+/// A `tincan` process about to be started: write its files into [`TincanProcess::dir`] first.
+#[derive(Debug)]
+pub struct TincanProcess {
+    name: String,
+    dir: WorkDir,
+    lifetime: Duration,
+}
+
+impl TincanProcess {
+    /// A scratch directory for a `tincan` run named `name` (log `<name>.log`).
+    pub fn new(name: &str) -> Result<Self, PeerError> {
+        Ok(Self {
+            name: name.to_owned(),
+            dir: WorkDir::new(&format!("tincan-{name}"))?,
+            lifetime: Duration::from_secs(60),
+        })
+    }
+
+    /// The scratch directory (the process's working directory).
+    pub fn dir(&self) -> &WorkDir {
+        &self.dir
+    }
+
+    /// `dir()/file`.
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    /// Maximum lifetime (default 60 s): a safety net, tests end their calls long before.
+    pub fn lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// Starts `tincan args...` (the binary of this workspace, see [`crate::tincan_binary`]).
+    pub fn spawn<I, S>(self, args: I) -> Result<Tincan, PeerError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let peer = Peer::builder(&self.name, crate::tincan_binary())
+            .args(args)
+            .env("RUST_BACKTRACE", "1")
+            .lifetime(self.lifetime)
+            .stop_grace(Duration::from_secs(2))
+            .spawn_in(self.dir)?;
+        Ok(Tincan { peer })
+    }
+}
+
+/// A running `tincan`; stopped by PID on drop.
+#[derive(Debug)]
+pub struct Tincan {
+    peer: Peer,
+}
+
+impl Tincan {
+    /// The process guard (log, scratch dir, PID).
+    pub fn peer(&mut self) -> &mut Peer {
+        &mut self.peer
+    }
+
+    /// `dir()/file` of its scratch directory.
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.peer.dir().join(file)
+    }
+
+    /// Its scratch directory.
+    pub fn dir(&self) -> &Path {
+        self.peer.dir().path()
+    }
+
+    /// Everything it printed so far.
+    pub fn log(&self) -> String {
+        self.peer.log()
+    }
+
+    /// The `--json` events printed so far (lines of the log that parse as JSON objects with an
+    /// `event` field), in order.
+    pub fn events(&self) -> Vec<Value> {
+        json_events(&self.peer.log())
+    }
+
+    /// The events named `name` (`"answered"`, `"dtmf"`, ...) printed so far.
+    pub fn events_named(&self, name: &str) -> Vec<Value> {
+        self.events()
+            .into_iter()
+            .filter(|e| e["event"] == name)
+            .collect()
+    }
+
+    /// Waits for the first event named `name`; returns it.
+    pub fn wait_event(&mut self, name: &str, timeout: Duration) -> Result<Value, PeerError> {
+        self.wait_event_count(name, 1, timeout)
+    }
+
+    /// Waits until `count` events named `name` were printed; returns the last of them.
+    pub fn wait_event_count(
+        &mut self,
+        name: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Value, PeerError> {
+        let what = || format!("{count} json event(s) {name:?}");
+        self.peer.wait_until(timeout, what, |peer| {
+            json_events(&peer.log())
+                .into_iter()
+                .filter(|e| e["event"] == name)
+                .nth(count - 1)
+        })
+    }
+
+    /// Waits for it to exit by itself; its exit code (`None`: killed by a signal).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<Option<i32>, PeerError> {
+        self.peer.wait(timeout).map(|s| s.code())
+    }
+}
+
+/// The JSON objects with an `event` field among the lines of `log`.
+pub fn json_events(log: &str) -> Vec<Value> {
+    log.lines()
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("event").is_some())
+        .collect()
+}
