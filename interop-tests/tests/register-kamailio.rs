@@ -1,5 +1,5 @@
 //! `tincan register` against a real kamailio registrar with digest auth: UDP, TCP and IPv6,
-//! a wrong password, and failover from a refused and a black-holed registrar.
+//! a wrong password, and failover from a refused (TCP and UDP) and a black-holed registrar.
 
 use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
@@ -181,4 +181,40 @@ fn fails_over_from_refused_and_black_holed_registrars() {
     // The per-target budget (4 s), not Timer F (32 s).
     assert!(hole_ms < 10_000, "{hole_ms} ms");
     drop(hole);
+}
+
+#[test]
+fn fails_over_from_a_refused_udp_registrar_at_once() {
+    if !require_peers(&["kamailio", "kamcmd"]) {
+        return;
+    }
+    let kamailio = Kamailio::start().expect("kamailio starts");
+    // Refused over UDP: a closed UDP port; the ICMP port unreachable (seen through
+    // IP_RECVERR) fails the REGISTER at once instead of after the 4 s budget.
+    let closed = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let o = register(
+        "reg-refused-udp",
+        &account(
+            &[format!("sip:{closed}"), format!("sip:{}", kamailio.addr())],
+            "uatpw",
+        ),
+    );
+    assert_eq!(o.code, 0, "{:?} {}", o.events, o.stderr);
+    let failed = o
+        .events
+        .iter()
+        .find(|e| e["event"] == "failed")
+        .expect("the first fails");
+    assert!(
+        failed["error"].as_str().unwrap().contains("transport"),
+        "{failed}"
+    );
+    let refused_ms = failed["elapsed_ms"].as_u64().unwrap();
+    println!("time to fail over from a refused UDP registrar: {refused_ms} ms");
+    assert!(registered_at(&o)[0].contains(&kamailio.addr().to_string()));
+    // A transport error, not the 4 s per-target budget.
+    assert!(refused_ms < 4_000, "{refused_ms} ms");
 }

@@ -11,6 +11,7 @@ pub mod dialog;
 #[cfg(feature = "tokio")]
 pub mod driver;
 pub mod endpoint;
+pub mod flow;
 pub mod message;
 pub mod register;
 pub mod resolve;

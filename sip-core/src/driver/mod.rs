@@ -27,6 +27,7 @@
 //! ```
 #![allow(clippy::disallowed_methods)] // The driver is where the clock is read.
 
+mod icmp;
 mod stream;
 pub mod tls;
 
@@ -190,6 +191,63 @@ impl Incoming {
     }
 }
 
+/// What happens on a watched stream connection (see [`Handle::flow`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FlowSignal {
+    /// A CRLF keep-alive pong arrived (RFC 5626 §4.4.1).
+    Pong,
+    /// The connection closed, was reset, or was closed by the driver (idle, [`Flow::close`]).
+    Closed,
+}
+
+/// A watch on the stream connection (the RFC 5626 "flow") that carries requests to a target:
+/// send keep-alive pings on it, hear its pongs and its end.
+#[derive(Debug)]
+pub struct Flow {
+    connection: ConnectionId,
+    handle: Handle,
+    rx: mpsc::UnboundedReceiver<FlowSignal>,
+    closed: bool,
+}
+
+impl Flow {
+    /// The connection watched.
+    pub fn connection(&self) -> ConnectionId {
+        self.connection
+    }
+
+    /// Sends a CRLF CRLF ping on the connection. False when the connection is gone.
+    pub async fn ping(&self) -> Result<bool, DriverError> {
+        let connection = self.connection;
+        self.handle
+            .call(|reply| Command::Ping { connection, reply })
+            .await
+    }
+
+    /// The next pong or the end of the connection (then `Closed` for ever).
+    pub async fn next(&mut self) -> FlowSignal {
+        if self.closed {
+            return FlowSignal::Closed;
+        }
+        let signal = self.rx.recv().await.unwrap_or(FlowSignal::Closed);
+        if signal == FlowSignal::Closed {
+            self.closed = true;
+        }
+        signal
+    }
+
+    /// Closes the connection (a flow considered dead): the next request to its target opens
+    /// a new one.
+    pub async fn close(&self) {
+        let connection = self.connection;
+        let _ = self
+            .handle
+            .call(|reply| Command::CloseConnection { connection, reply })
+            .await;
+    }
+}
+
 /// What a client transaction produces.
 #[derive(Debug)]
 enum TxUpdate {
@@ -276,6 +334,18 @@ enum Command {
         len: usize,
         reply: oneshot::Sender<String>,
     },
+    WatchFlow {
+        key: (Transport, SocketAddr),
+        reply: oneshot::Sender<Option<(ConnectionId, mpsc::UnboundedReceiver<FlowSignal>)>>,
+    },
+    Ping {
+        connection: ConnectionId,
+        reply: oneshot::Sender<bool>,
+    },
+    CloseConnection {
+        connection: ConnectionId,
+        reply: oneshot::Sender<()>,
+    },
     Shutdown {
         done: oneshot::Sender<()>,
     },
@@ -356,6 +426,19 @@ impl Handle {
         self.call(|reply| Command::Token { len, reply }).await
     }
 
+    /// A watch on the stream connection currently used for requests to `target` (TCP or
+    /// TLS); `None` for UDP or when no connection to it is open.
+    pub async fn flow(&self, target: &Target) -> Result<Option<Flow>, DriverError> {
+        let key = (target.transport, target.addr);
+        let watched = self.call(|reply| Command::WatchFlow { key, reply }).await?;
+        Ok(watched.map(|(connection, rx)| Flow {
+            connection,
+            handle: self.clone(),
+            rx,
+            closed: false,
+        }))
+    }
+
     /// A new Call-ID (`random@host`).
     pub fn new_call_id(&self) -> String {
         let host = self
@@ -428,6 +511,8 @@ pub(crate) enum NetEvent {
         key: (Transport, SocketAddr),
         result: io::Result<stream::NewConnection>,
     },
+    /// An ICMP error said this UDP destination is unreachable.
+    Unreachable(SocketAddr),
 }
 
 /// Starts the driver.
@@ -457,6 +542,7 @@ impl Driver {
                 addr: *addr,
                 source,
             })?;
+            icmp::enable(&sock, bound.is_ipv6());
             let sock = Arc::new(sock);
             local.push((Transport::Udp, bound));
             udp.insert(bound, sock.clone());
@@ -548,9 +634,25 @@ async fn udp_reader(sock: Arc<UdpSocket>, local: SocketAddr, tx: mpsc::Sender<Ne
                     return;
                 }
             }
-            // ICMP errors surface here on some systems; the socket stays usable.
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
+            // An ICMP error (IP_RECVERR): the queued errors name the unreachable destinations.
+            // The socket stays usable.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionRefused
+                        | io::ErrorKind::HostUnreachable
+                        | io::ErrorKind::NetworkUnreachable
+                ) =>
+            {
+                for dest in icmp::drain(&sock) {
+                    if tx.send(NetEvent::Unreachable(dest)).await.is_err() {
+                        return;
+                    }
+                }
+            }
             Err(_) => {
+                // Whatever else is queued must not keep the socket readable for ever.
+                let _ = icmp::drain(&sock);
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 if tx.is_closed() {
                     return;
@@ -565,6 +667,22 @@ struct Conn {
     peer: SocketAddr,
     writer: mpsc::Sender<Bytes>,
     last_used: Instant,
+    ping_sent: Arc<std::sync::atomic::AtomicBool>,
+    reader: tokio::task::AbortHandle,
+    /// Watchers of this connection as a flow ([`Handle::flow`]).
+    watchers: Vec<mpsc::UnboundedSender<FlowSignal>>,
+}
+
+impl Conn {
+    fn signal(&mut self, signal: FlowSignal) {
+        self.watchers.retain(|w| w.send(signal).is_ok());
+    }
+}
+
+/// A client transaction's channel, and its UDP destination (for ICMP errors).
+struct ClientTx {
+    tx: mpsc::UnboundedSender<TxUpdate>,
+    udp_dest: Option<SocketAddr>,
 }
 
 struct Task {
@@ -576,7 +694,7 @@ struct Task {
     by_target: HashMap<(Transport, SocketAddr), ConnectionId>,
     /// Transmits waiting for a connection being opened.
     pending: HashMap<(Transport, SocketAddr), Vec<Transmit>>,
-    client_txs: HashMap<TransactionId, mpsc::UnboundedSender<TxUpdate>>,
+    client_txs: HashMap<TransactionId, ClientTx>,
     incoming: mpsc::Sender<IncomingEvent>,
     handle: Handle,
     net_tx: mpsc::Sender<NetEvent>,
@@ -697,15 +815,24 @@ impl Task {
                             .try_send(Bytes::from_static(crate::message::framing::PONG));
                     }
                 }
-                stream::StreamEvent::Pong => {}
-                stream::StreamEvent::Closed => {
-                    if let Some(c) = self.conns.remove(&id)
-                        && self.by_target.get(&(c.transport, c.peer)) == Some(&id)
-                    {
-                        self.by_target.remove(&(c.transport, c.peer));
+                stream::StreamEvent::Pong => {
+                    if let Some(c) = self.conns.get_mut(&id) {
+                        c.signal(FlowSignal::Pong);
                     }
                 }
+                stream::StreamEvent::Closed => self.remove_connection(id),
             },
+            NetEvent::Unreachable(dest) => {
+                let failed: Vec<TransactionId> = self
+                    .client_txs
+                    .iter()
+                    .filter(|(_, c)| c.udp_dest == Some(dest))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for tx in failed {
+                    self.ep.handle_transport_error(now, tx);
+                }
+            }
             NetEvent::Accepted(nc) => self.register(nc),
             NetEvent::Connected { key, result } => {
                 let waiting = self.pending.remove(&key).unwrap_or_default();
@@ -739,8 +866,22 @@ impl Task {
                 peer: nc.peer,
                 writer: nc.writer,
                 last_used: Instant::now(),
+                ping_sent: nc.ping_sent,
+                reader: nc.reader,
+                watchers: Vec::new(),
             },
         );
+    }
+
+    /// Forgets a connection (closed by the peer, idle, or declared dead); dropping its writer
+    /// ends the writer task, which closes it. Its watchers hear `Closed`.
+    fn remove_connection(&mut self, id: ConnectionId) {
+        if let Some(mut c) = self.conns.remove(&id) {
+            if self.by_target.get(&(c.transport, c.peer)) == Some(&id) {
+                self.by_target.remove(&(c.transport, c.peer));
+            }
+            c.signal(FlowSignal::Closed);
+        }
     }
 
     fn close_idle(&mut self) {
@@ -753,10 +894,7 @@ impl Task {
             .map(|(id, _)| *id)
             .collect();
         for id in stale {
-            if let Some(c) = self.conns.remove(&id) {
-                self.by_target.remove(&(c.transport, c.peer));
-                // Dropping the writer ends the writer task, which closes the connection.
-            }
+            self.remove_connection(id);
         }
     }
 
@@ -770,10 +908,11 @@ impl Task {
             } => {
                 self.ensure_local(target.transport, target.addr);
                 let invite = request.method() == Some(&crate::message::Method::Invite);
+                let udp_dest = (target.transport == Transport::Udp).then_some(target.addr);
                 match self.ep.send_request(now, request, target) {
                     Ok(id) => {
                         let (tx, rx) = mpsc::unbounded_channel();
-                        self.client_txs.insert(id, tx);
+                        self.client_txs.insert(id, ClientTx { tx, udp_dest });
                         let _ = reply.send(Ok(ClientTransaction {
                             id,
                             rx,
@@ -803,6 +942,37 @@ impl Task {
             }
             Command::Token { len, reply } => {
                 let _ = reply.send(self.ep.random_token(len));
+            }
+            Command::WatchFlow { key, reply } => {
+                let watched = self
+                    .by_target
+                    .get(&key)
+                    .copied()
+                    .and_then(|id| self.conns.get_mut(&id).map(|c| (id, c)))
+                    .map(|(id, c)| {
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        c.watchers.push(tx);
+                        (id, rx)
+                    });
+                let _ = reply.send(watched);
+            }
+            Command::Ping { connection, reply } => {
+                let sent = self.conns.get_mut(&connection).is_some_and(|c| {
+                    c.last_used = now;
+                    c.ping_sent
+                        .store(true, std::sync::atomic::Ordering::Release);
+                    c.writer
+                        .try_send(Bytes::from_static(crate::message::framing::PING))
+                        .is_ok()
+                });
+                let _ = reply.send(sent);
+            }
+            Command::CloseConnection { connection, reply } => {
+                if let Some(c) = self.conns.get(&connection) {
+                    c.reader.abort();
+                }
+                self.remove_connection(connection);
+                let _ = reply.send(());
             }
             Command::Shutdown { done } => self.begin_shutdown(Some(done)),
         }
@@ -923,18 +1093,18 @@ impl Task {
                 transaction,
                 response,
             } => {
-                if let Some(tx) = self.client_txs.get(&transaction) {
-                    let _ = tx.send(TxUpdate::Response(response));
+                if let Some(c) = self.client_txs.get(&transaction) {
+                    let _ = c.tx.send(TxUpdate::Response(response));
                 }
             }
             Event::Timeout { transaction } => {
-                if let Some(tx) = self.client_txs.remove(&transaction) {
-                    let _ = tx.send(TxUpdate::Failed(TxError::Timeout));
+                if let Some(c) = self.client_txs.remove(&transaction) {
+                    let _ = c.tx.send(TxUpdate::Failed(TxError::Timeout));
                 }
             }
             Event::TransportError { transaction } => {
-                if let Some(tx) = self.client_txs.remove(&transaction) {
-                    let _ = tx.send(TxUpdate::Failed(TxError::TransportError));
+                if let Some(c) = self.client_txs.remove(&transaction) {
+                    let _ = c.tx.send(TxUpdate::Failed(TxError::TransportError));
                 }
             }
             Event::Terminated { transaction } => {

@@ -4,7 +4,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,6 +30,11 @@ pub(crate) struct NewConnection {
     pub transport: Transport,
     pub peer: SocketAddr,
     pub writer: mpsc::Sender<Bytes>,
+    /// Set by the driver before it writes a keep-alive ping: the reader then takes a lone
+    /// CRLF as its pong at once (RFC 5626 §4.4.1).
+    pub ping_sent: Arc<AtomicBool>,
+    /// Ends the reader (a connection closed by us whose peer went silent).
+    pub reader: tokio::task::AbortHandle,
 }
 
 /// Starts the reader and writer tasks of a connection.
@@ -53,7 +58,9 @@ where
         }
         let _ = wr.shutdown().await;
     });
-    tokio::spawn(async move {
+    let ping_sent = Arc::new(AtomicBool::new(false));
+    let pinged = Arc::clone(&ping_sent);
+    let reader = tokio::spawn(async move {
         let mut framer = StreamFramer::default();
         let mut buf = vec![0u8; 16 * 1024];
         'read: loop {
@@ -61,6 +68,9 @@ where
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
+            if pinged.swap(false, Ordering::AcqRel) {
+                framer.ping_sent();
+            }
             framer.push(&buf[..n]);
             loop {
                 let ev = match framer.next_frame() {
@@ -83,6 +93,8 @@ where
         transport,
         peer,
         writer: wtx,
+        ping_sent,
+        reader: reader.abort_handle(),
     }
 }
 

@@ -187,6 +187,7 @@ pub struct Registration {
     unregistering: bool,
     events: std::collections::VecDeque<RegistrationEvent>,
     auth_rounds: u32,
+    flow_timer: Option<u32>,
 }
 
 /// Most 401/407 rounds for one REGISTER before giving up (a loop of stale nonces).
@@ -211,6 +212,7 @@ impl Registration {
             unregistering: false,
             events: std::collections::VecDeque::new(),
             auth_rounds: 0,
+            flow_timer: None,
         }
     }
 
@@ -222,6 +224,12 @@ impl Registration {
     /// The state.
     pub fn state(&self) -> &RegistrationState {
         &self.state
+    }
+
+    /// The keep-alive interval the registrar asked for in the `Flow-Timer` header of its last
+    /// 2xx (seconds, RFC 5626 §5.4), if it sent one.
+    pub fn flow_timer(&self) -> Option<u32> {
+        self.flow_timer
     }
 
     /// True while registered.
@@ -458,6 +466,11 @@ impl Registration {
             self.events.push_back(RegistrationEvent::Unregistered);
             return;
         }
+        self.flow_timer = response
+            .header_lines_named("Flow-Timer")
+            .next()
+            .and_then(Result::ok)
+            .and_then(|v| v.trim().parse().ok());
         let bindings: Vec<String> = response
             .contacts()
             .filter_map(Result::ok)
@@ -536,5 +549,37 @@ impl Registration {
             }
             Err(e) => self.fail(now, RegisterError::Challenge(e.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a base instant; the code under test never reads the clock
+mod tests {
+    use super::*;
+    use crate::rng::SplitMix64;
+
+    #[test]
+    fn the_flow_timer_of_the_200_is_kept() {
+        let config = RegistrationConfig::new(
+            "sip:alice@example.test",
+            "sip:alice@192.0.2.1:5060;transport=tcp",
+            "alice",
+            "secret",
+        )
+        .unwrap();
+        let mut reg = Registration::new(config, "c@192.0.2.1".into(), "t".into());
+        let now = Instant::now();
+        reg.start(now);
+        let req = reg.poll_request().unwrap();
+        let mut ok = crate::message::response_to(&req, 200, None);
+        ok.push_header(
+            HeaderName::Contact,
+            "<sip:alice@192.0.2.1:5060;transport=tcp>;expires=600",
+        );
+        ok.push_header_named("Flow-Timer", " 25");
+        let ok = Message::parse(bytes::Bytes::from(ok.to_bytes().to_vec())).unwrap();
+        reg.handle_response(now, &ok, &mut SplitMix64::new(1));
+        assert!(reg.is_registered());
+        assert_eq!(reg.flow_timer(), Some(25));
     }
 }
