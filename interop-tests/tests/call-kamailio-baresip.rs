@@ -1,0 +1,338 @@
+//! Calls through kamailio (digest auth on INVITE) between Tincan, registered as alice from a
+//! config file's `[[account]]`, and baresip registered as bob: both directions, PCMU and Opus,
+//! tones at known frequencies checked in both recordings, DTMF both ways, hold and resume by
+//! baresip, hang-up from either side.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use tincan_interop_tests::{
+    Baresip, BaresipControl, Kamailio, Tincan, TincanProcess, audio, free_port, require_peers,
+    tincan_binary,
+};
+
+/// The tone Tincan sends.
+const TINCAN_HZ: f64 = 440.0;
+/// The tone baresip sends.
+const BARESIP_HZ: u32 = 880;
+/// baresip's default offer: Opus first.
+const ALL_CODECS: &str = "opus/48000/2,PCMU/8000/1,PCMA/8000/1";
+const WAIT: Duration = Duration::from_secs(10);
+
+/// kamailio and baresip bob (auto-answer, an 880 Hz tone, `codecs` as its `audio_codecs`)
+/// registered with it.
+fn lab(codecs: &str) -> Option<(Kamailio, Baresip, BaresipControl)> {
+    if !require_peers(&["kamailio", "baresip"]) {
+        return None;
+    }
+    tincan_binary();
+    let kamailio = Kamailio::start().expect("kamailio starts");
+    let mut bob = Baresip::builder("bob", "bobpw")
+        .outbound(kamailio.addr())
+        .tone(BARESIP_HZ)
+        .codecs(codecs)
+        .start()
+        .expect("baresip bob starts");
+    bob.wait_registered(WAIT).expect("bob registers");
+    let ctl = bob.control().expect("ctrl_tcp connects");
+    Some((kamailio, bob, ctl))
+}
+
+/// A scratch dir for Tincan with `config.toml` (account alice at `kamailio`) and a 440 Hz
+/// `tone.wav` of 20 s.
+fn tincan_alice(name: &str, kamailio: &Kamailio) -> TincanProcess {
+    let process = TincanProcess::new(name).expect("scratch dir");
+    let config = format!(
+        "[[account]]\nname = \"alice\"\naor = \"sip:alice@example.test\"\npassword = \"alicepw\"\n\
+         transport = \"udp\"\nregistrars = [\"sip:{}\"]\nexpires = 300\noutbound = false\n",
+        kamailio.addr()
+    );
+    process
+        .dir()
+        .write("config.toml", config)
+        .expect("config written");
+    audio::write_tone_wav(
+        process.path("tone.wav"),
+        TINCAN_HZ,
+        Duration::from_secs(20),
+        48_000,
+        12_000,
+    )
+    .expect("tone written");
+    process
+}
+
+/// `tincan --config config.toml <command> --account alice --play tone.wav --record rec.wav
+/// --json --bind 127.0.0.1:<free> extra...`.
+fn spawn(process: TincanProcess, command: &str, extra: &[&str]) -> Tincan {
+    let mut args: Vec<String> = vec![
+        "--config".into(),
+        process.path("config.toml").display().to_string(),
+        command.into(),
+    ];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args.extend([
+        "--account".into(),
+        "alice".into(),
+        "--play".into(),
+        process.path("tone.wav").display().to_string(),
+        "--record".into(),
+        process.path("rec.wav").display().to_string(),
+        "--json".into(),
+        "--bind".into(),
+        format!("127.0.0.1:{}", free_port()),
+    ]);
+    process.spawn(args).expect("tincan starts")
+}
+
+fn codec_is(event: &Value, codec: &str) -> bool {
+    event["codec"]
+        .as_str()
+        .is_some_and(|c| c.eq_ignore_ascii_case(codec))
+}
+
+/// Asserts that the recording at `path` holds a tone of `hz`.
+fn assert_tone(path: &Path, hz: f64, who: &str) {
+    let report = audio::analyse_file(path)
+        .unwrap_or_else(|e| panic!("{who}'s recording {}: {e}", path.display()));
+    eprintln!("{who} heard {report:?}");
+    assert!(
+        (report.frequency - hz).abs() < 20.0,
+        "{who} should hear {hz} Hz: {report:?}"
+    );
+    assert!(
+        report.rms > 1_000.0,
+        "{who}'s recording is too quiet: {report:?}"
+    );
+    assert!(
+        report.duration >= Duration::from_millis(1_500),
+        "{who}'s recording is too short: {report:?}"
+    );
+}
+
+/// baresip's recording of what it received in its only call.
+fn baresip_heard(bob: &Baresip) -> std::path::PathBuf {
+    let files = bob.decoded_recordings();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files[0].clone()
+}
+
+/// Waits for baresip's next `CALL_DTMF_START` events and returns their keys.
+fn baresip_keys(ctl: &mut BaresipControl, count: usize) -> String {
+    (0..count)
+        .map(|_| {
+            let e = ctl
+                .wait_event("CALL_DTMF_START", WAIT)
+                .expect("baresip receives a DTMF key");
+            e.field("param").unwrap_or("?").to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn tincan_calls_baresip_pcmu_sends_dtmf_and_hangs_up() {
+    let Some((kamailio, bob, mut bob_ctl)) = lab(ALL_CODECS) else {
+        return;
+    };
+    let process = tincan_alice("alice-calls-pcmu", &kamailio);
+    let mut alice = spawn(
+        process,
+        "call",
+        &[
+            "sip:bob@example.test",
+            "--codec",
+            "pcmu",
+            "--dtmf",
+            "123",
+            "--duration",
+            "4",
+        ],
+    );
+    alice
+        .wait_event("registered", WAIT)
+        .expect("tincan registers as alice");
+    let answered = alice.wait_event("answered", WAIT).expect("baresip answers");
+    assert!(codec_is(&answered, "PCMU"), "{answered}");
+    assert_eq!(answered["srtp"], false, "{answered}");
+    bob_ctl
+        .wait_event("CALL_ESTABLISHED", WAIT)
+        .expect("bob's call is up");
+    assert_eq!(baresip_keys(&mut bob_ctl, 3), "123");
+
+    let code = alice
+        .wait_exit(Duration::from_secs(15))
+        .expect("tincan hangs up after --duration");
+    assert_eq!(code, Some(0), "{}", alice.log());
+    let ended = alice.events_named("ended").pop().expect("an ended event");
+    assert_eq!(ended["reason"], "local_hangup", "{ended}");
+    bob_ctl
+        .wait_event("CALL_CLOSED", WAIT)
+        .expect("bob's call is closed by tincan's BYE");
+
+    assert_tone(&alice.path("rec.wav"), f64::from(BARESIP_HZ), "tincan");
+    assert_tone(&baresip_heard(&bob), TINCAN_HZ, "baresip");
+    drop(bob);
+    drop(kamailio);
+}
+
+#[test]
+fn tincan_calls_baresip_opus_held_resumed_and_hung_up_by_baresip() {
+    let Some((kamailio, bob, mut bob_ctl)) = lab(ALL_CODECS) else {
+        return;
+    };
+    let process = tincan_alice("alice-calls-opus", &kamailio);
+    let mut alice = spawn(
+        process,
+        "call",
+        &["sip:bob@example.test", "--codec", "opus"],
+    );
+    let answered = alice.wait_event("answered", WAIT).expect("baresip answers");
+    assert!(codec_is(&answered, "opus"), "{answered}");
+    bob_ctl
+        .wait_event("CALL_ESTABLISHED", WAIT)
+        .expect("bob's call is up");
+    // baresip restarts its player on hold; its sndfile recording stops there
+    std::thread::sleep(Duration::from_secs(3));
+
+    bob_ctl.hold().expect("hold accepted");
+    let hold = alice
+        .wait_event("hold", WAIT)
+        .expect("tincan sees the hold");
+    assert_eq!(hold["by_peer"], true, "{hold}");
+    bob_ctl
+        .wait_event("CALL_REMOTE_SDP", WAIT)
+        .expect("bob gets the answer to the hold");
+    bob_ctl.resume().expect("resume accepted");
+    let resumed = alice
+        .wait_event("resumed", WAIT)
+        .expect("tincan sees the resume");
+    assert_eq!(resumed["by_peer"], true, "{resumed}");
+    std::thread::sleep(Duration::from_secs(2));
+
+    bob_ctl.hangup().expect("hangup accepted");
+    let code = alice
+        .wait_exit(WAIT)
+        .expect("tincan ends the call on baresip's BYE");
+    assert_eq!(code, Some(0), "{}", alice.log());
+    let ended = alice.events_named("ended").pop().expect("an ended event");
+    assert_eq!(ended["reason"], "remote_hangup", "{ended}");
+    assert!(codec_is(&ended, "opus"), "{ended}");
+
+    assert_tone(&alice.path("rec.wav"), f64::from(BARESIP_HZ), "tincan");
+    // the audio came back after the resume: the last second of tincan's recording
+    let wav = audio::read_wav(alice.path("rec.wav")).expect("readable wav");
+    let last = wav.after(wav.duration().saturating_sub(Duration::from_secs(1)));
+    let hz = audio::dominant_frequency(&last, wav.sample_rate);
+    assert!(
+        (hz - f64::from(BARESIP_HZ)).abs() < 20.0 && audio::rms(&last) > 1_000.0,
+        "after the resume tincan heard {hz} Hz at rms {:.0}",
+        audio::rms(&last)
+    );
+    assert_tone(&baresip_heard(&bob), TINCAN_HZ, "baresip");
+    drop(bob);
+    drop(kamailio);
+}
+
+#[test]
+fn baresip_calls_tincan_listen_sends_dtmf_and_tincan_hangs_up() {
+    let Some((kamailio, bob, mut bob_ctl)) = lab(ALL_CODECS) else {
+        return;
+    };
+    let process = tincan_alice("alice-listens", &kamailio);
+    let mut alice = spawn(
+        process,
+        "listen",
+        &["--auto-answer", "--max-calls", "1", "--duration", "5"],
+    );
+    alice
+        .wait_event("registered", WAIT)
+        .expect("tincan registers as alice");
+    kamailio_has_alice(&kamailio);
+
+    bob_ctl
+        .dial("sip:alice@example.test")
+        .expect("dial accepted");
+    bob_ctl
+        .wait_event("CALL_ESTABLISHED", WAIT)
+        .expect("tincan answers");
+    let incoming = alice
+        .wait_event("incoming", WAIT)
+        .expect("an incoming event");
+    assert!(
+        incoming["from"].as_str().is_some_and(|f| f.contains("bob")),
+        "{incoming}"
+    );
+    let answered = alice.wait_event("answered", WAIT).expect("answered");
+    assert!(
+        codec_is(&answered, "opus"),
+        "baresip offers opus first: {answered}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    bob_ctl.send_dtmf("45#").expect("sndcode accepted");
+    alice
+        .wait_event_count("dtmf", 3, WAIT)
+        .expect("tincan reports three keys");
+    let keys: String = alice
+        .events_named("dtmf")
+        .iter()
+        .filter_map(|e| e["digit"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(keys, "45#", "{}", alice.log());
+
+    // --duration 5: tincan hangs up, listen exits after its one call
+    bob_ctl
+        .wait_event("CALL_CLOSED", Duration::from_secs(15))
+        .expect("tincan's BYE closes bob's call");
+    let code = alice
+        .wait_exit(WAIT)
+        .expect("listen exits after --max-calls 1");
+    assert_eq!(code, Some(0), "{}", alice.log());
+    let ended = alice.events_named("ended").pop().expect("an ended event");
+    assert_eq!(ended["reason"], "local_hangup", "{ended}");
+
+    assert_tone(&alice.path("rec.wav"), f64::from(BARESIP_HZ), "tincan");
+    assert_tone(&baresip_heard(&bob), TINCAN_HZ, "baresip");
+    drop(bob);
+    drop(kamailio);
+}
+
+#[test]
+fn baresip_calls_tincan_listen_pcmu_only_and_hangs_up() {
+    let Some((kamailio, bob, mut bob_ctl)) = lab("PCMU/8000/1") else {
+        return;
+    };
+    let process = tincan_alice("alice-listens-pcmu", &kamailio);
+    let mut alice = spawn(process, "listen", &["--auto-answer", "--max-calls", "1"]);
+    alice
+        .wait_event("registered", WAIT)
+        .expect("tincan registers as alice");
+    kamailio_has_alice(&kamailio);
+    bob_ctl
+        .dial("sip:alice@example.test")
+        .expect("dial accepted");
+    bob_ctl
+        .wait_event("CALL_ESTABLISHED", WAIT)
+        .expect("tincan answers");
+    let answered = alice.wait_event("answered", WAIT).expect("answered");
+    assert!(codec_is(&answered, "PCMU"), "{answered}");
+    std::thread::sleep(Duration::from_secs(3));
+    bob_ctl.hangup().expect("hangup accepted");
+    let code = alice
+        .wait_exit(WAIT)
+        .expect("listen exits after --max-calls 1");
+    assert_eq!(code, Some(0), "{}", alice.log());
+    let ended = alice.events_named("ended").pop().expect("an ended event");
+    assert_eq!(ended["reason"], "remote_hangup", "{ended}");
+
+    assert_tone(&alice.path("rec.wav"), f64::from(BARESIP_HZ), "tincan");
+    assert_tone(&baresip_heard(&bob), TINCAN_HZ, "baresip");
+    drop(bob);
+    drop(kamailio);
+}
+
+fn kamailio_has_alice(kamailio: &Kamailio) {
+    let contacts = kamailio.contacts("alice").expect("kamcmd works");
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    assert!(contacts[0].contains("127.0.0.1"), "{contacts:?}");
+}
