@@ -199,8 +199,20 @@ pub(crate) fn parse(
     match content_lengths {
         0 => {}
         1 => {
-            let text = msg.entry_text(&msg.headers[content_length_at]);
-            match text.and_then(|t| ContentLength::parse(t).map_err(ParseError::from)) {
+            let e = &msg.headers[content_length_at];
+            // The usual value, a few digits on one line, is read from the bytes directly.
+            let digits = b
+                .get(e.value_start as usize..e.value_end as usize)
+                .filter(|d| !e.folded && !d.is_empty() && d.len() <= 9)
+                .filter(|d| d.iter().all(u8::is_ascii_digit))
+                .map(|d| d.iter().fold(0u32, |n, &c| n * 10 + u32::from(c - b'0')));
+            let length = match digits {
+                Some(n) => Ok(ContentLength(n)),
+                None => msg
+                    .entry_text(e)
+                    .and_then(|t| ContentLength::parse(t).map_err(ParseError::from)),
+            };
+            match length {
                 Ok(ContentLength(n)) => {
                     let n = n as usize;
                     if n > available {
