@@ -260,9 +260,9 @@ pub(crate) fn validate_header_params_with(
 }
 
 /// The usual case of [`validate_header_params_with`] in one pass over the bytes: parameters
-/// written `name[=value]` with token names and token/host values, no quotes, no white space.
-/// Gives the same answer as the general path, or `None` when the list needs that path (a
-/// quote, white space, any other byte, or an error to report).
+/// written `name[=value]` with token names and token/host values or quoted values without
+/// escapes, no white space. Gives the same answer as the general path, or `None` when the
+/// list needs that path (white space, an escape, any other byte, or an error to report).
 #[inline]
 fn validate_plain_params(
     raw: &str,
@@ -271,7 +271,8 @@ fn validate_plain_params(
     let b = raw.as_bytes();
     let mut start = 0;
     let mut eq = None;
-    for i in 0..=b.len() {
+    let mut i = 0;
+    while i <= b.len() {
         let c = b.get(i).copied().unwrap_or(b';');
         if c == b';' {
             let name_end = eq.unwrap_or(i);
@@ -291,9 +292,19 @@ fn validate_plain_params(
             } else if !lex::is(c, class::TOKEN) {
                 return None;
             }
+        } else if c == b'"' && eq == Some(i - 1) {
+            // A quoted value without escapes or folds, followed by the end of the parameter.
+            let close = i + 1 + lex::find(&b[i + 1..], b'"')?;
+            if lex::find3(&b[i + 1..close], b'\\', b'\r', b'\n').is_some()
+                || b.get(close + 1).is_some_and(|&c| c != b';')
+            {
+                return None;
+            }
+            i = close;
         } else if !lex::is(c, class::PARAM_VALUE) {
             return None;
         }
+        i += 1;
     }
     Some(Ok(()))
 }
@@ -358,6 +369,56 @@ mod tests {
         assert_eq!(p.to_string(), ";a=1;rport=5060;received=10.0.0.1");
         p.remove("a");
         assert_eq!(p.as_str(), "rport=5060;received=10.0.0.1");
+    }
+
+    #[test]
+    fn plain_validation_agrees_with_the_general_path() {
+        for raw in [
+            "expires=3600;+sip.instance=\"<urn:uuid:1>\";reg-id=1",
+            "a=\"x;y\"",
+            "a=\"x\"b",
+            "a=\"x\\\"y\"",
+            "a=\"unterminated",
+            "a=\"\"",
+            "a=b\"c\"",
+            "a=\"x\";;b",
+            "tag=1;x",
+            "tag=1; x",
+            "=1",
+            "a=",
+            "a==b",
+        ] {
+            let plain = validate_plain_params(raw, &mut |_, _| Ok(()));
+            let general = {
+                let mut ok = Ok(());
+                for piece in lex::top_level(raw, b';') {
+                    let piece = trim_lws(piece);
+                    let Param { name, value } = split_param(piece);
+                    let bad = piece.is_empty()
+                        || !lex::is_token(name)
+                        || value.is_some_and(|v| {
+                            if v.starts_with('"') {
+                                lex::quoted_end(v) != Some(v.len())
+                            } else {
+                                v.is_empty() || !lex::all_in(v.as_bytes(), class::PARAM_VALUE)
+                            }
+                        });
+                    if bad {
+                        ok = Err(());
+                        break;
+                    }
+                }
+                ok
+            };
+            if let Some(plain) = plain {
+                assert_eq!(plain.map_err(|_| ()), general, "{raw:?}");
+            }
+            assert_eq!(
+                validate_header_params(raw).map_err(|_| ()),
+                general,
+                "{raw:?}"
+            );
+        }
     }
 
     #[test]
