@@ -12,6 +12,13 @@
 //!   its own, so the account stays reachable while any one is up.
 //!
 //! Every state change is an [`AccountEvent`].
+//!
+//! With RFC 5626 outbound on (`instance_id` set), each TCP/TLS registration flow is kept
+//! alive with CRLF pings ([`tincan_sip::flow::FlowKeepAlive`]: every `Flow-Timer` seconds, or
+//! [`AccountContext::keepalive`]); when the pong is missing or the connection closes, the
+//! account registers again at once over a new connection ([`AccountEvent::FlowFailed`], then
+//! [`AccountEvent::FlowRecovered`]), and fails over when that does not work. UDP flows get no
+//! keep-alives (no STUN): their REGISTER refreshes keep them.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -19,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use tincan_sip::driver::{Handle, TxError};
+use tincan_sip::driver::{Flow, FlowSignal, Handle, TxError};
+use tincan_sip::flow::{FlowEvent, FlowKeepAlive, KeepAliveConfig};
 use tincan_sip::message::{HeaderName, Method, RequestBuilder, SipUri, Uri};
 use tincan_sip::register::{
     RegisterError, Registration, RegistrationConfig, RegistrationEvent, RegistrationState,
@@ -115,6 +123,28 @@ pub enum AccountEvent {
         /// The registrar target.
         registrar: String,
     },
+    /// The flow (TCP/TLS connection) of a registration died: its keep-alive ping got no pong,
+    /// or the connection closed (RFC 5626 §4.4.1). The account registers again at once over a
+    /// new flow.
+    FlowFailed {
+        /// Account name.
+        account: String,
+        /// The registrar target.
+        registrar: String,
+        /// Why the flow is considered dead.
+        reason: String,
+    },
+    /// Registered again over a new flow after [`AccountEvent::FlowFailed`] (RFC 5626 §4.5).
+    FlowRecovered {
+        /// Account name.
+        account: String,
+        /// The registrar target.
+        registrar: String,
+        /// Granted expiry, seconds.
+        expires: u32,
+        /// Time from noticing the dead flow to the 200 on the new one, milliseconds.
+        elapsed_ms: u64,
+    },
 }
 
 /// Services shared by every account of a user agent.
@@ -128,6 +158,9 @@ pub struct AccountContext {
     pub health: Arc<Mutex<TargetHealth>>,
     /// Per-target budgets.
     pub policy: FailoverPolicy,
+    /// Keep-alives on the TCP/TLS flows of outbound accounts when the registrar sends no
+    /// `Flow-Timer` (its `Flow-Timer` replaces the interval); `None`: no keep-alives.
+    pub keepalive: Option<KeepAliveConfig>,
 }
 
 impl AccountContext {
@@ -138,6 +171,7 @@ impl AccountContext {
             dns: Arc::new(dns),
             health: Arc::new(Mutex::new(TargetHealth::new(HealthConfig::default()))),
             policy: FailoverPolicy::default(),
+            keepalive: Some(KeepAliveConfig::stream()),
         }
     }
 }
@@ -555,19 +589,98 @@ async fn stay_registered(
     events: &mpsc::UnboundedSender<AccountEvent>,
     stop: &mut watch::Receiver<bool>,
 ) -> Stay {
+    let mut rng = tincan_sip::rng::SplitMix64::from_os();
+    let mut flow = watch_flow(ctx, spec, binding, &mut rng).await;
+    // Fail-back: better targets are probed at most this often.
+    let probe_every = Duration::from_secs(5);
+    let mut next_probe = Instant::now() + probe_every;
     loop {
         let refresh_at = binding
             .reg
             .poll_timeout()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(30));
-        // Fail-back: probe better targets whose cool-off ended.
-        let probe_every = Duration::from_secs(5);
-        let wake = refresh_at.min(Instant::now() + probe_every);
+        let mut wake = refresh_at.min(next_probe);
+        if let Some(at) = flow.as_ref().and_then(|(_, k)| k.poll_timeout()) {
+            wake = wake.min(at);
+        }
+        let signal = async {
+            match flow.as_mut() {
+                Some((f, _)) => f.next().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = tokio::time::sleep_until(wake.into()) => {}
+            s = signal => {
+                if let Some((_, keepalive)) = flow.as_mut() {
+                    match s {
+                        FlowSignal::Pong => keepalive.handle_pong(Instant::now(), &mut rng),
+                        _ => keepalive.handle_closed(Instant::now()),
+                    }
+                }
+            }
             _ = stop.wait_for(|s| *s) => return Stay::Stopped,
         }
-        if rank > 0 {
+        // Keep-alive: send the due ping, notice a missing pong or a closed connection.
+        let mut dead = None;
+        if let Some((f, keepalive)) = flow.as_mut() {
+            keepalive.handle_timeout(Instant::now(), &mut rng);
+            while let Some(ev) = keepalive.poll_event() {
+                match ev {
+                    // The connection is already gone when the ping cannot be written.
+                    FlowEvent::SendPing if !f.ping().await.unwrap_or(false) => {
+                        keepalive.handle_closed(Instant::now());
+                    }
+                    FlowEvent::Failed(why) => dead = Some(why),
+                    _ => {}
+                }
+            }
+        }
+        if let Some(why) = dead {
+            if let Some((f, _)) = flow.take() {
+                f.close().await;
+            }
+            let _ = events.send(AccountEvent::FlowFailed {
+                account: spec.name.clone(),
+                registrar: binding.target.to_string(),
+                reason: why.to_string(),
+            });
+            // RFC 5626 §4.5: a new flow (the driver opens a new connection for the next
+            // request) and a new REGISTER on it at once.
+            let started = Instant::now();
+            binding.reg.start(started);
+            match binding.drive(ctx, ctx.policy.budget(true)).await {
+                Attempt::Registered { expires, .. } => {
+                    let _ = events.send(AccountEvent::FlowRecovered {
+                        account: spec.name.clone(),
+                        registrar: binding.target.to_string(),
+                        expires,
+                        elapsed_ms: ms(started),
+                    });
+                    flow = watch_flow(ctx, spec, binding, &mut rng).await;
+                    continue;
+                }
+                Attempt::Failed { outcome, error } => {
+                    let _ = events.send(AccountEvent::Failed {
+                        account: spec.name.clone(),
+                        registrar: binding.target.to_string(),
+                        error: error.to_string(),
+                        elapsed_ms: ms(started),
+                    });
+                    if let FailoverDecision::TryNext(cause) = ctx.policy.decide(outcome) {
+                        lock(&ctx.health).mark_failed(
+                            Instant::now(),
+                            key_of(&binding.target),
+                            cause,
+                        );
+                    }
+                    return Stay::Lost;
+                }
+                Attempt::Unregistered => return Stay::Lost,
+            }
+        }
+        if rank > 0 && Instant::now() >= next_probe {
+            next_probe = Instant::now() + probe_every;
             let better: Vec<resolve::Target> = preferred[..rank.min(preferred.len())].to_vec();
             for t in better {
                 let key = TargetKey::of(&t);
@@ -587,7 +700,6 @@ async fn stay_registered(
             continue;
         }
         let started = Instant::now();
-        let mut rng = tincan_sip::rng::SplitMix64::from_os();
         binding.reg.handle_timeout(Instant::now(), &mut rng);
         match binding.drive(ctx, ctx.policy.budget(false)).await {
             Attempt::Registered { expires, bindings } => {
@@ -598,6 +710,13 @@ async fn stay_registered(
                     bindings,
                     elapsed_ms: ms(started),
                 });
+                // The registrar may have changed its Flow-Timer, or the refresh went over a
+                // new connection.
+                if flow.as_ref().is_none_or(|(_, k)| k.is_failed())
+                    || binding.reg.flow_timer().is_some()
+                {
+                    flow = watch_flow(ctx, spec, binding, &mut rng).await;
+                }
             }
             Attempt::Failed { outcome, error } => {
                 let _ = events.send(AccountEvent::Failed {
@@ -617,6 +736,24 @@ async fn stay_registered(
             return Stay::Lost;
         }
     }
+}
+
+/// The keep-alive watch of a registration's flow: for outbound accounts registered over TCP
+/// or TLS, when keep-alives are on (RFC 5626 §4.4.1). The registrar's `Flow-Timer` sets the
+/// interval.
+async fn watch_flow(
+    ctx: &AccountContext,
+    spec: &AccountSpec,
+    binding: &Binding,
+    rng: &mut tincan_sip::rng::SplitMix64,
+) -> Option<(Flow, FlowKeepAlive)> {
+    let config = ctx.keepalive?;
+    if spec.instance_id.is_none() || binding.target.transport == Transport::Udp {
+        return None;
+    }
+    let config = config.with_flow_timer(binding.reg.flow_timer().unwrap_or(0));
+    let flow = ctx.sip.flow(&binding.target).await.ok().flatten()?;
+    Some((flow, FlowKeepAlive::new(config, Instant::now(), rng)))
 }
 
 /// An OPTIONS probe: true when the target answers anything within the probe budget.

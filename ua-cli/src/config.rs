@@ -83,6 +83,10 @@ pub struct Network {
     pub dns_server: Option<SocketAddr>,
     /// `bind`: the local address (ADDR:PORT) for SIP sockets; `None` lets the system choose.
     pub bind: Option<SocketAddr>,
+    /// `keepalive_interval`: seconds between RFC 5626 keep-alive pings on TCP/TLS flows of
+    /// outbound accounts when the registrar sends no `Flow-Timer`; `None` means the RFC's
+    /// 120 s, `Some(0)` turns keep-alives off.
+    pub keepalive_interval: Option<u32>,
 }
 
 /// Which transport an account uses.
@@ -339,6 +343,7 @@ struct RawConfig {
 struct RawNetwork {
     dns_server: Option<Spanned<String>>,
     bind: Option<Spanned<String>>,
+    keepalive_interval: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -443,6 +448,7 @@ impl Config {
                 parse_socket_addr(s.get_ref()).map_err(|m| invalid(s.span(), "bind", None, m))?,
             );
         }
+        network.keepalive_interval = raw.network.keepalive_interval;
 
         let mut accounts: Vec<Account> = Vec::with_capacity(raw.account.len());
         for a in raw.account {

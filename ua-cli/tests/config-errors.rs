@@ -57,7 +57,7 @@ fn unknown_key_in_network_lists_the_valid_ones() {
         "[network]\ndns_sever = \"127.0.0.1:53\"\n",
         2,
         "dns_sever",
-        "expected `dns_server` or `bind`",
+        "expected one of `dns_server`, `bind`, `keepalive_interval`",
     );
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tincan::account::{AccountContext, AccountEvent, AccountSpec, run_account};
 use tincan::config::Config;
 use tincan_sip::driver::{Driver, DriverConfig};
+use tincan_sip::flow::KeepAliveConfig;
 use tincan_sip::resolve::hickory::HickoryBackend;
 use tokio::sync::{mpsc, watch};
 
@@ -127,7 +128,16 @@ async fn register(args: &Args, config: Config) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let ctx = AccountContext::new(sip.clone(), dns);
+    let mut ctx = AccountContext::new(sip.clone(), dns);
+    ctx.keepalive = match config.network.keepalive_interval {
+        Some(0) => None,
+        Some(secs) => {
+            let mut k = KeepAliveConfig::stream();
+            k.interval = Duration::from_secs(u64::from(secs));
+            Some(k)
+        }
+        None => Some(KeepAliveConfig::stream()),
+    };
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -224,5 +234,18 @@ fn print_event(ev: &AccountEvent, json: bool) {
         AccountEvent::Unregistered { account, registrar } => {
             println!("{account}: unregistered from {registrar}")
         }
+        AccountEvent::FlowFailed {
+            account,
+            registrar,
+            reason,
+        } => println!("{account}: flow to {registrar} failed ({reason}); registering again"),
+        AccountEvent::FlowRecovered {
+            account,
+            registrar,
+            expires,
+            elapsed_ms,
+        } => println!(
+            "{account}: registered again at {registrar} over a new flow for {expires} s in {elapsed_ms} ms"
+        ),
     }
 }
