@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use tincan_media::codec::CodecKind;
 use tincan_media::device::{AudioSink, AudioSource, NullSink, NullSource};
@@ -423,6 +423,25 @@ struct Shared {
     ctx: AccountContext,
     config: Arc<PhoneConfig>,
     dispatch: mpsc::UnboundedSender<Dispatch>,
+    /// Requests of calls not yet handed to the driver (their next hop is being resolved).
+    pending: Arc<watch::Sender<usize>>,
+}
+
+/// One request of a call on its way to the driver; [`Phone::shutdown`] waits for these, so
+/// that the BYE of a hang-up just before it is not lost.
+struct PendingRequest(Arc<watch::Sender<usize>>);
+
+impl PendingRequest {
+    fn new(shared: &Shared) -> Self {
+        shared.pending.send_modify(|n| *n += 1);
+        Self(shared.pending.clone())
+    }
+}
+
+impl Drop for PendingRequest {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 /// A SIP user agent that places and answers calls.
@@ -470,6 +489,7 @@ impl Phone {
             ctx,
             config: Arc::new(config),
             dispatch,
+            pending: Arc::new(watch::channel(0).0),
         };
         let dispatcher = tokio::spawn(dispatch_loop(
             shared.clone(),
@@ -627,6 +647,8 @@ impl Phone {
 
     /// Stops the dispatcher and the SIP driver (in-flight transactions get the grace period).
     pub async fn shutdown(self) {
+        let mut pending = self.shared.pending.subscribe();
+        let _ = tokio::time::timeout(Duration::from_secs(2), pending.wait_for(|n| *n == 0)).await;
         self.shared.ctx.sip.shutdown().await;
         self.dispatcher.abort();
     }
@@ -1309,16 +1331,19 @@ impl CallTask {
                 };
                 let shared = self.shared.clone();
                 let input = self.input.clone();
+                let pending = PendingRequest::new(&shared);
                 tokio::spawn(send_request(
-                    shared, request, next_hop, targets, initial, input,
+                    shared, request, next_hop, targets, initial, input, pending,
                 ));
             }
             Output::Ack { ack, next_hop } => {
                 let shared = self.shared.clone();
+                let pending = PendingRequest::new(&shared);
                 tokio::spawn(async move {
                     if let Ok(targets) = resolve_ordered(&shared, &next_hop.to_string()).await {
                         let _ = sip.send_ack(ack, send_target(&targets[0])).await;
                     }
+                    drop(pending);
                 });
             }
             Output::Cancel => {
@@ -1364,7 +1389,9 @@ async fn send_request(
     targets: Option<Vec<tincan_sip::resolve::Target>>,
     initial: bool,
     input: mpsc::UnboundedSender<CallInput>,
+    pending: PendingRequest,
 ) {
+    let mut pending = Some(pending);
     let method = request.method().cloned().unwrap_or(Method::Options);
     let targets = match targets {
         Some(t) => t,
@@ -1401,6 +1428,8 @@ async fn send_request(
                 continue;
             }
         };
+        // The driver has it now: its shutdown gives it the grace period.
+        drop(pending.take());
         if initial {
             let _ = input.send(CallInput::InviteTx(tx.id));
             let _ = input.send(CallInput::InviteSentTo(target.clone()));
