@@ -574,7 +574,11 @@ impl Phone {
                 uri: next_hop.to_string(),
                 reason: format!("no local {} socket for {}", first.transport, first.addr),
             })?;
-        let call_id = shared.ctx.sip.new_call_id();
+        let call_id = format!(
+            "{}@{}",
+            shared.ctx.sip.token(20).await?,
+            host_of(local.ip())
+        );
         let local_tag = shared.ctx.sip.token(10).await?;
         let seed = tincan_sip::rng::os_seed() ^ u64::from(local.port());
         let mut media = MediaPlan::new(
@@ -636,6 +640,7 @@ impl Phone {
             cancel_pending: false,
             reinvite_purpose: None,
             unreachable: false,
+            announced: None,
         };
         tokio::spawn(task.run(input_rx));
         Ok(Call {
@@ -799,6 +804,8 @@ struct CallTask {
     reinvite_purpose: Option<Purpose>,
     /// Every target of the INVITE refused it (ICMP, connection refused).
     unreachable: bool,
+    /// The target of the last `calling` event.
+    announced: Option<Target>,
 }
 
 /// Why we sent the re-INVITE in flight.
@@ -858,13 +865,16 @@ impl CallTask {
                     let _ = self.shared.ctx.sip.cancel(id).await;
                 }
             }
-            CallInput::InviteSentTo(target) => {
+            // Once per target: a retry with credentials goes to the same one.
+            CallInput::InviteSentTo(target) if self.announced.as_ref() != Some(&target) => {
                 let _ = self.events.send(CallEvent::Calling {
                     call_id: self.session.call_id().to_owned(),
                     uri: self.uri.clone(),
                     target: format!("{}:{}", target.transport.as_str(), target.addr),
                 });
+                self.announced = Some(target);
             }
+            CallInput::InviteSentTo(_) => {}
             CallInput::Failure {
                 method,
                 initial,
@@ -1682,6 +1692,7 @@ async fn new_incoming(
         cancel_pending: false,
         reinvite_purpose: None,
         unreachable: false,
+        announced: None,
     };
     tokio::spawn(task.run(input_rx));
     Some(IncomingCall {

@@ -52,7 +52,8 @@ pub struct Common {
     /// Record what the peer sends to this WAV file instead of the speaker.
     #[arg(long)]
     record: Option<PathBuf>,
-    /// Preferred codec (the others stay as fallbacks).
+    /// Use only this codec (default: Opus, then PCMU, then PCMA; answers follow the caller's
+    /// order).
     #[arg(long, value_enum)]
     codec: Option<CodecArg>,
     /// SRTP policy.
@@ -173,8 +174,8 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
             CodecArg::Pcmu => CodecKind::Pcmu,
             CodecArg::Pcma => CodecKind::Pcma,
         };
-        pc.codecs.retain(|k| *k != first);
-        pc.codecs.insert(0, first);
+        // The user's choice: offered alone, and the only one accepted in answers.
+        pc.codecs = vec![first];
     }
     let mut spec = None;
     if let Some(name) = &common.account {
