@@ -286,8 +286,11 @@ impl Setup {
     }
 }
 
+/// A call's audio: what it sends, where what it receives goes.
+type Devices = (Box<dyn AudioSource>, Box<dyn AudioSink>);
+
 /// The audio devices for a call.
-fn devices(common: &Common) -> Result<(Box<dyn AudioSource>, Box<dyn AudioSink>), String> {
+fn devices(common: &Common) -> Result<Devices, String> {
     let source: Box<dyn AudioSource> = match &common.play {
         Some(p) => {
             Box::new(WavSource::open(p).map_err(|e| format!("cannot play {}: {e}", p.display()))?)
@@ -393,12 +396,34 @@ fn show(event: &CallEvent, json: bool) -> Option<ExitCode> {
 }
 
 /// Follows a call to its end: hangs up on Ctrl-C or after `duration`, sends `dtmf` once up.
-async fn follow(mut call: Call, json: bool, duration: Option<f64>, dtmf: Option<&str>) -> ExitCode {
+async fn follow(
+    mut call: Call,
+    json: bool,
+    duration: Option<f64>,
+    dtmf: Option<&str>,
+    mut keys: Option<mpsc::UnboundedReceiver<String>>,
+) -> ExitCode {
     let mut hangup_at: Option<tokio::time::Instant> = None;
     let mut hung_up = false;
     loop {
         let ev = tokio::select! {
             ev = call.next_event() => ev,
+            line = async {
+                match keys.as_mut() {
+                    Some(k) => k.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                match line {
+                    Some(line) => {
+                        if command(&call, &line) {
+                            hung_up = true;
+                        }
+                    }
+                    None => keys = None,
+                }
+                continue;
+            }
             _ = tokio::signal::ctrl_c(), if !hung_up => {
                 hung_up = true;
                 call.hangup();
@@ -450,7 +475,20 @@ async fn call(args: &CallArgs, config: Config) -> ExitCode {
         ..CallOptions::default()
     };
     let code = match setup.phone.call(&args.uri, options).await {
-        Ok(call) => follow(call, args.common.json, args.duration, args.dtmf.as_deref()).await,
+        Ok(call) => {
+            if !args.common.json {
+                eprintln!("{KEYS_HELP}");
+            }
+            let keys = Some(stdin_lines());
+            follow(
+                call,
+                args.common.json,
+                args.duration,
+                args.dtmf.as_deref(),
+                keys,
+            )
+            .await
+        }
         Err(e) => {
             eprintln!("tincan call: {e}");
             ExitCode::from(1)
@@ -527,5 +565,55 @@ async fn listen(args: &ListenArgs, config: Config) -> ExitCode {
 }
 
 async fn follow_answered(call: Call, json: bool, duration: Option<f64>) -> ExitCode {
-    follow(call, json, duration, None).await
+    follow(call, json, duration, None, None).await
+}
+
+/// The commands `tincan call` reads from its standard input, one per line.
+const KEYS_HELP: &str =
+    "commands: hold | resume | dtmf DIGITS (or just the digits) | codec opus|pcmu|pcma | hangup";
+
+/// Lines of standard input, read on their own thread (reading stdin blocks).
+fn stdin_lines() -> mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Runs one command line on the call; true when it hung up.
+fn command(call: &Call, line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    let Some(verb) = words.next() else {
+        return false;
+    };
+    match verb.to_ascii_lowercase().as_str() {
+        "h" | "hold" => call.hold(),
+        "r" | "resume" | "unhold" => call.resume(),
+        "q" | "hangup" | "bye" => {
+            call.hangup();
+            return true;
+        }
+        "d" | "dtmf" => call.send_dtmf(&words.collect::<String>()),
+        "c" | "codec" => match words.next().map(str::to_ascii_lowercase).as_deref() {
+            Some("opus") => call.change_codec(CodecKind::Opus),
+            Some("pcmu") => call.change_codec(CodecKind::Pcmu),
+            Some("pcma") => call.change_codec(CodecKind::Pcma),
+            _ => eprintln!("{KEYS_HELP}"),
+        },
+        digits
+            if digits
+                .chars()
+                .all(|c| matches!(c, '0'..='9' | '*' | '#' | 'a'..='d')) =>
+        {
+            call.send_dtmf(&digits.to_ascii_uppercase())
+        }
+        _ => eprintln!("{KEYS_HELP}"),
+    }
+    false
 }
