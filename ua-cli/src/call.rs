@@ -607,41 +607,18 @@ impl Phone {
         };
         let session =
             InviteSession::outgoing(invite_config, request_uri.clone(), to, &routes, offer);
-        let (input, input_rx) = mpsc::unbounded_channel();
-        let (events_tx, events) = mpsc::unbounded_channel();
+        let mut task = CallTask::new(shared, session, media, request_uri.to_string());
+        task.source = Some(options.source);
+        task.sink = Some(options.sink);
+        task.initial_targets = Some(targets);
+        task.digest = config
+            .credentials
+            .as_ref()
+            .map(|(u, p)| DigestClient::new(u.clone(), p.clone()));
         let _ = shared
             .dispatch
-            .send(Dispatch::Register(call_id.clone(), input.clone()));
-        let task = CallTask {
-            shared: shared.clone(),
-            session,
-            input: input.clone(),
-            events: events_tx,
-            media,
-            source: Some(options.source),
-            sink: Some(options.sink),
-            handle: None,
-            negotiated: None,
-            invite_tx: None,
-            initial_targets: Some(targets),
-            reinvite_tx: HashMap::new(),
-            started: Instant::now(),
-            answered_at: None,
-            held: false,
-            peer_held: false,
-            final_status: None,
-            last_stats: SessionStats::default(),
-            digest: config
-                .credentials
-                .as_ref()
-                .map(|(u, p)| DigestClient::new(u.clone(), p.clone())),
-            auth_tries: 0,
-            uri: request_uri.to_string(),
-            cancel_pending: false,
-            reinvite_purpose: None,
-            unreachable: false,
-            announced: None,
-        };
+            .send(Dispatch::Register(call_id.clone(), task.input.clone()));
+        let (input, input_rx, events) = task.channels();
         tokio::spawn(task.run(input_rx));
         Ok(Call {
             call_id,
@@ -781,7 +758,9 @@ struct CallTask {
     shared: Shared,
     session: InviteSession,
     input: mpsc::UnboundedSender<CallInput>,
+    input_rx: Option<mpsc::UnboundedReceiver<CallInput>>,
     events: mpsc::UnboundedSender<CallEvent>,
+    events_rx: Option<mpsc::UnboundedReceiver<CallEvent>>,
     media: MediaPlan,
     source: Option<Box<dyn AudioSource>>,
     sink: Option<Box<dyn AudioSink>>,
@@ -817,6 +796,57 @@ enum Purpose {
 }
 
 impl CallTask {
+    /// A call task with nothing happened yet; the caller sets what differs.
+    fn new(shared: &Shared, session: InviteSession, media: MediaPlan, uri: String) -> CallTask {
+        let (input, input_rx) = mpsc::unbounded_channel();
+        let (events, events_rx) = mpsc::unbounded_channel();
+        CallTask {
+            shared: shared.clone(),
+            session,
+            input,
+            input_rx: Some(input_rx),
+            events,
+            events_rx: Some(events_rx),
+            media,
+            source: None,
+            sink: None,
+            handle: None,
+            negotiated: None,
+            invite_tx: None,
+            initial_targets: None,
+            reinvite_tx: HashMap::new(),
+            started: Instant::now(),
+            answered_at: None,
+            held: false,
+            peer_held: false,
+            final_status: None,
+            last_stats: SessionStats::default(),
+            digest: None,
+            auth_tries: 0,
+            uri,
+            cancel_pending: false,
+            reinvite_purpose: None,
+            unreachable: false,
+            announced: None,
+        }
+    }
+
+    /// The application's ends of the task's channels, and its own input receiver.
+    #[allow(clippy::type_complexity)]
+    fn channels(
+        &mut self,
+    ) -> (
+        mpsc::UnboundedSender<CallInput>,
+        mpsc::UnboundedReceiver<CallInput>,
+        mpsc::UnboundedReceiver<CallEvent>,
+    ) {
+        (
+            self.input.clone(),
+            self.input_rx.take().expect("channels are taken once"),
+            self.events_rx.take().expect("channels are taken once"),
+        )
+    }
+
     async fn run(mut self, mut input: mpsc::UnboundedReceiver<CallInput>) {
         self.flush().await;
         loop {
@@ -1665,35 +1695,10 @@ async fn new_incoming(
         .unwrap_or("")
         .to_owned();
     let to = req.request.header(HeaderName::To).unwrap_or("").to_owned();
-    let (input, input_rx) = mpsc::unbounded_channel();
-    let (events_tx, events) = mpsc::unbounded_channel();
-    let task = CallTask {
-        shared: shared.clone(),
-        session,
-        input: input.clone(),
-        events: events_tx,
-        media,
-        source: None,
-        sink: None,
-        handle: None,
-        negotiated: None,
-        invite_tx: Some(req.transaction),
-        initial_targets: None,
-        reinvite_tx: HashMap::new(),
-        started: Instant::now(),
-        answered_at: None,
-        held: false,
-        peer_held: false,
-        final_status: None,
-        last_stats: SessionStats::default(),
-        digest: None,
-        auth_tries: 0,
-        uri: req.request.uri_text().unwrap_or("").to_owned(),
-        cancel_pending: false,
-        reinvite_purpose: None,
-        unreachable: false,
-        announced: None,
-    };
+    let uri = req.request.uri_text().unwrap_or("").to_owned();
+    let mut task = CallTask::new(shared, session, media, uri);
+    task.invite_tx = Some(req.transaction);
+    let (input, input_rx, events) = task.channels();
     tokio::spawn(task.run(input_rx));
     Some(IncomingCall {
         from,
