@@ -270,21 +270,36 @@ impl InviteSession {
             .and_then(|r| NameAddr::parse_as(HeaderName::Route, r).ok())
             .map(|r| r.uri.into_owned())
             .unwrap_or_else(|| request_uri.clone());
-        let seed = config.seed;
         let invite_seq = config.cseq;
         let mut outputs = VecDeque::new();
         outputs.push_back(Output::Request {
             request: invite.clone(),
             next_hop,
         });
+        let mut session = InviteSession::new(Role::Uac, config, invite, invite_seq, None);
+        session.outputs = outputs;
+        session
+    }
+
+    fn new(
+        role: Role,
+        config: InviteConfig,
+        invite: Message,
+        invite_seq: u32,
+        dialog: Option<Dialog>,
+    ) -> InviteSession {
+        let seed = config.seed;
         InviteSession {
-            role: Role::Uac,
-            state: SessionState::Calling,
+            role,
+            state: match role {
+                Role::Uac => SessionState::Calling,
+                Role::Uas => SessionState::Incoming,
+            },
             config,
             invite,
             invite_seq,
             early: Vec::new(),
-            dialog: None,
+            dialog,
             last_ack: None,
             cancelling: false,
             bye_after_ack: false,
@@ -294,7 +309,7 @@ impl InviteSession {
             reinvite_acked_seq: None,
             offered_in_2xx: false,
             rng: SplitMix64::new(seed),
-            outputs,
+            outputs: VecDeque::new(),
             events: VecDeque::new(),
         }
     }
@@ -317,27 +332,13 @@ impl InviteSession {
         // The call is the INVITE's: `call_id()` and request matching use its Call-ID.
         config.call_id.clone_from(&dialog.id().call_id);
         let invite_seq = invite.cseq().and_then(Result::ok).map_or(0, |c| c.seq);
-        let seed = config.seed;
-        Ok(InviteSession {
-            role: Role::Uas,
-            state: SessionState::Incoming,
+        Ok(InviteSession::new(
+            Role::Uas,
             config,
-            invite: invite.clone(),
+            invite.clone(),
             invite_seq,
-            early: Vec::new(),
-            dialog: Some(dialog),
-            last_ack: None,
-            cancelling: false,
-            bye_after_ack: false,
-            reinvite_out: None,
-            glare_retry: None,
-            reinvite_in: None,
-            reinvite_acked_seq: None,
-            offered_in_2xx: false,
-            rng: SplitMix64::new(seed),
-            outputs: VecDeque::new(),
-            events: VecDeque::new(),
-        })
+            Some(dialog),
+        ))
     }
 
     /// The state.
