@@ -433,6 +433,16 @@ impl InviteSession {
         let mut r = response_to(&self.invite, status, None);
         r.set_to_tag(&self.config.local_tag);
         if status > 100 && status < 300 {
+            // A response that creates a dialog carries the request's Record-Route values, in
+            // order (RFC 3261 §12.1.1): the caller's route set comes from them.
+            let routes: Vec<&str> = self
+                .invite
+                .header_lines_named("Record-Route")
+                .filter_map(Result::ok)
+                .collect();
+            for route in routes {
+                r.push_header(HeaderName::RecordRoute, route);
+            }
             r.push_header(HeaderName::Contact, &self.config.contact);
         }
         if (200..300).contains(&status) {
@@ -1085,6 +1095,59 @@ fn parse_dtmf_info(body: &[u8]) -> Option<(char, Duration)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dialog_creating_responses_copy_the_record_route_values_in_order() {
+        let invite = Message::parse(Bytes::from_static(
+            b"INVITE sip:bob@192.0.2.2:5060 SIP/2.0\r\n\
+              Via: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bK-p2\r\n\
+              Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-a1\r\n\
+              Record-Route: <sip:192.0.2.9;lr;ftag=a1>\r\n\
+              Record-Route: <sip:p1.example.com;lr>, <sip:p0.example.com;lr>\r\n\
+              From: <sip:alice@example.com>;tag=a1\r\n\
+              To: <sip:bob@example.com>\r\n\
+              Call-ID: rr-copy@192.0.2.1\r\n\
+              CSeq: 1 INVITE\r\n\
+              Contact: <sip:alice@192.0.2.1:5060>\r\n\
+              Max-Forwards: 69\r\n\
+              Content-Length: 0\r\n\r\n",
+        ))
+        .expect("a well-formed INVITE");
+        let config = InviteConfig {
+            local_uri: NameAddr::parse_as(HeaderName::From, "<sip:bob@example.com>")
+                .expect("a well-formed name-addr")
+                .into_owned(),
+            local_tag: "b1".to_owned(),
+            contact: "<sip:bob@192.0.2.2:5060>".to_owned(),
+            call_id: String::new(),
+            cseq: 1,
+            seed: 7,
+            extra_headers: Vec::new(),
+        };
+        let mut session = InviteSession::incoming(config, &invite).expect("a valid INVITE");
+        session.ring(None);
+        session.accept(None);
+        let mut statuses = Vec::new();
+        while let Some(out) = session.poll_output() {
+            let Output::Respond(r) = out else { continue };
+            let routes: Vec<String> = r
+                .record_routes()
+                .filter_map(Result::ok)
+                .map(|rr| rr.0.uri.to_string())
+                .collect();
+            assert_eq!(
+                routes,
+                [
+                    "sip:192.0.2.9;lr;ftag=a1",
+                    "sip:p1.example.com;lr",
+                    "sip:p0.example.com;lr"
+                ],
+                "{r:?}"
+            );
+            statuses.push(r.status());
+        }
+        assert_eq!(statuses, [Some(180), Some(200)]);
+    }
 
     #[test]
     fn dtmf_relay_bodies() {
