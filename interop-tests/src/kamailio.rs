@@ -37,9 +37,17 @@ pub struct KamailioBuilder {
     ipv6: bool,
     debug: u8,
     port: Option<u16>,
+    template: String,
 }
 
 impl KamailioBuilder {
+    /// Another cfg of `interop-tests/lab/kamailio/` as the template (default
+    /// `kamailio.cfg`), e.g. `kamailio-no-record-route.cfg`; it needs the same markers.
+    pub fn template(mut self, file: &str) -> Self {
+        file.clone_into(&mut self.template);
+        self
+    }
+
     /// Listen on this port (UDP and TCP) instead of a free one: to restart a registrar where
     /// it was.
     pub fn port(mut self, port: u16) -> Self {
@@ -84,8 +92,9 @@ impl KamailioBuilder {
             .secondary
             .then(|| ports::free_port_block(&[SECONDARY_IP], Protocols::Both, 1));
 
-        let template = std::fs::read_to_string(crate::lab_file("kamailio/kamailio.cfg"))
-            .map_err(|e| PeerError::io("reading lab/kamailio/kamailio.cfg", e))?;
+        let template =
+            std::fs::read_to_string(crate::lab_file(&format!("kamailio/{}", self.template)))
+                .map_err(|e| PeerError::io(format!("reading lab/kamailio/{}", self.template), e))?;
         let mut listen = vec![
             format!("listen=udp:127.0.0.1:{port}"),
             format!("listen=tcp:127.0.0.1:{port}"),
@@ -112,7 +121,10 @@ impl KamailioBuilder {
         .and_then(|c| replace_between(&c, "#@users-begin", "#@users-end", &users.join("\n")))
         .ok_or_else(|| PeerError::Protocol {
             name: "kamailio".to_owned(),
-            message: "lab/kamailio/kamailio.cfg lost its @listen/@users markers".to_owned(),
+            message: format!(
+                "lab/kamailio/{} lost its @listen/@users markers",
+                self.template
+            ),
         })?
         .replacen("debug=2", &format!("debug={}", self.debug), 1);
         let cfg_path = dir.write("kamailio.cfg", cfg)?;
@@ -184,6 +196,7 @@ impl Kamailio {
             ipv6: true,
             debug: 2,
             port: None,
+            template: "kamailio.cfg".to_owned(),
         }
     }
 

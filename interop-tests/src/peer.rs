@@ -221,6 +221,7 @@ pub struct PeerBuilder {
     envs: Vec<(OsString, OsString)>,
     lifetime: Duration,
     stop_grace: Duration,
+    stdin: bool,
 }
 
 impl PeerBuilder {
@@ -261,8 +262,15 @@ impl PeerBuilder {
         self
     }
 
-    /// Starts the program in `dir` (its working directory), stdin from /dev/null, stdout and
-    /// stderr appended to `dir/<name>.log`.
+    /// Gives the program a pipe as standard input (default: /dev/null), written with
+    /// [`Peer::write_stdin`]; closed when the peer is dropped.
+    pub fn stdin_piped(mut self) -> Self {
+        self.stdin = true;
+        self
+    }
+
+    /// Starts the program in `dir` (its working directory), stdin from /dev/null (or a pipe,
+    /// see [`PeerBuilder::stdin_piped`]), stdout and stderr appended to `dir/<name>.log`.
     pub fn spawn_in(self, dir: WorkDir) -> Result<Peer, PeerError> {
         // The program runs under `timeout`, which would only report a missing program as
         // exit code 127: check first.
@@ -293,7 +301,11 @@ impl PeerBuilder {
             .args(&self.args)
             .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .current_dir(dir.path())
-            .stdin(Stdio::null())
+            .stdin(if self.stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(log)
             .stderr(log2)
             .process_group(0);
@@ -337,6 +349,7 @@ impl Peer {
             envs: Vec::new(),
             lifetime: Duration::from_secs(120),
             stop_grace: Duration::from_secs(3),
+            stdin: false,
         }
     }
 
@@ -376,6 +389,23 @@ impl Peer {
     /// The last lines of the log.
     pub fn log_tail(&self) -> String {
         tail(&self.log, TAIL_LINES)
+    }
+
+    /// Writes `line` and a newline to the program's standard input (started with
+    /// [`PeerBuilder::stdin_piped`]).
+    pub fn write_stdin(&mut self, line: &str) -> Result<(), PeerError> {
+        use std::io::Write;
+        let what = || format!("writing {line:?} to the stdin of {}", self.name);
+        let Some(stdin) = self.child.stdin.as_mut() else {
+            return Err(PeerError::io(
+                what(),
+                io::Error::new(io::ErrorKind::NotConnected, "stdin is not a pipe"),
+            ));
+        };
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| stdin.flush())
+            .map_err(|e| PeerError::io(what(), e))
     }
 
     /// Whether the program still runs.

@@ -27,6 +27,7 @@ pub struct TincanProcess {
     name: String,
     dir: WorkDir,
     lifetime: Duration,
+    stdin: bool,
 }
 
 impl TincanProcess {
@@ -36,6 +37,7 @@ impl TincanProcess {
             name: name.to_owned(),
             dir: WorkDir::new(&format!("tincan-{name}"))?,
             lifetime: Duration::from_secs(60),
+            stdin: false,
         })
     }
 
@@ -55,18 +57,28 @@ impl TincanProcess {
         self
     }
 
+    /// Gives the process a pipe as standard input, for [`Tincan::command`] (`tincan call`
+    /// reads `hold`, `resume`, `dtmf 123`, `codec pcmu`, `hangup` from it).
+    pub fn with_stdin(mut self) -> Self {
+        self.stdin = true;
+        self
+    }
+
     /// Starts `tincan args...` (the binary of this workspace, see [`crate::tincan_binary`]).
     pub fn spawn<I, S>(self, args: I) -> Result<Tincan, PeerError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let peer = Peer::builder(&self.name, crate::tincan_binary())
+        let mut builder = Peer::builder(&self.name, crate::tincan_binary())
             .args(args)
             .env("RUST_BACKTRACE", "1")
             .lifetime(self.lifetime)
-            .stop_grace(Duration::from_secs(2))
-            .spawn_in(self.dir)?;
+            .stop_grace(Duration::from_secs(2));
+        if self.stdin {
+            builder = builder.stdin_piped();
+        }
+        let peer = builder.spawn_in(self.dir)?;
         Ok(Tincan { peer })
     }
 }
@@ -91,6 +103,11 @@ impl Tincan {
     /// Its scratch directory.
     pub fn dir(&self) -> &Path {
         self.peer.dir().path()
+    }
+
+    /// Sends one command line to its standard input (see [`TincanProcess::with_stdin`]).
+    pub fn command(&mut self, line: &str) -> Result<(), PeerError> {
+        self.peer.write_stdin(line)
     }
 
     /// Everything it printed so far.
