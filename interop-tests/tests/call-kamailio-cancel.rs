@@ -1,0 +1,240 @@
+//! Tincan (alice, config-file account) calls baresip (bob) through kamailio, driven from
+//! `tincan call`'s standard input:
+//!
+//! - bob does not answer (`answermode=manual`) and alice types `hangup` while it rings:
+//!   Tincan sends CANCEL, kamailio relays it to baresip, baresip closes the call
+//!   (`CALL_CLOSED` "Connection reset by peer": baresip 1.0's words for a CANCEL) and answers
+//!   the INVITE with 487, which kamailio relays back. Tincan ends `local_hangup` with
+//!   `answered: false` and status 487, and exits 1 (a call that was not answered, see
+//!   docs/calls.md).
+//! - bob answers and alice types `hold`, then `resume`: Tincan reports `hold` / `resumed` with
+//!   `by_peer: false`, baresip receives both re-INVITEs (`CALL_REMOTE_SDP`), stops sending
+//!   while held (it answers the `sendonly` offer with `recvonly`) and its audio comes back
+//!   after the resume.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tincan_interop_tests::{
+    Baresip, BaresipControl, Kamailio, Tincan, TincanProcess, audio, free_port, require_peers,
+    tincan_binary,
+};
+
+/// The tone Tincan sends.
+const TINCAN_HZ: f64 = 440.0;
+/// The tone baresip sends.
+const BARESIP_HZ: u32 = 880;
+const WAIT: Duration = Duration::from_secs(10);
+
+/// kamailio and baresip bob (an 880 Hz tone, answering by itself or not) registered with it.
+fn lab(auto_answer: bool) -> Option<(Kamailio, Baresip, BaresipControl)> {
+    if !require_peers(&["kamailio", "baresip"]) {
+        return None;
+    }
+    tincan_binary();
+    let kamailio = Kamailio::start().expect("kamailio starts");
+    let mut bob = Baresip::builder("bob", "bobpw")
+        .outbound(kamailio.addr())
+        .tone(BARESIP_HZ)
+        .auto_answer(auto_answer)
+        .start()
+        .expect("baresip bob starts");
+    bob.wait_registered(WAIT).expect("bob registers");
+    let ctl = bob.control().expect("ctrl_tcp connects");
+    Some((kamailio, bob, ctl))
+}
+
+/// `tincan call sip:bob@example.test extra...` as alice (account in `config.toml`, a 440 Hz
+/// `tone.wav`, recording to `rec.wav`, `--json`), reading commands from a pipe.
+fn alice_calls_bob(name: &str, kamailio: &Kamailio, extra: &[&str]) -> Tincan {
+    let process = TincanProcess::new(name).expect("scratch dir").with_stdin();
+    let config = format!(
+        "[[account]]\nname = \"alice\"\naor = \"sip:alice@example.test\"\npassword = \"alicepw\"\n\
+         transport = \"udp\"\nregistrars = [\"sip:{}\"]\nexpires = 300\noutbound = false\n",
+        kamailio.addr()
+    );
+    process
+        .dir()
+        .write("config.toml", config)
+        .expect("config written");
+    audio::write_tone_wav(
+        process.path("tone.wav"),
+        TINCAN_HZ,
+        Duration::from_secs(30),
+        48_000,
+        12_000,
+    )
+    .expect("tone written");
+    let mut args: Vec<String> = vec![
+        "--config".into(),
+        process.path("config.toml").display().to_string(),
+        "call".into(),
+        "sip:bob@example.test".into(),
+    ];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args.extend([
+        "--account".into(),
+        "alice".into(),
+        "--play".into(),
+        process.path("tone.wav").display().to_string(),
+        "--record".into(),
+        process.path("rec.wav").display().to_string(),
+        "--json".into(),
+        "--bind".into(),
+        format!("127.0.0.1:{}", free_port()),
+    ]);
+    process.spawn(args).expect("tincan starts")
+}
+
+fn last_event(phone: &Tincan, name: &str) -> Value {
+    phone
+        .events_named(name)
+        .pop()
+        .unwrap_or_else(|| panic!("no {name:?} event:\n{}", phone.log()))
+}
+
+/// `packets_received` of the last `quality` event so far.
+fn received(phone: &Tincan) -> u64 {
+    phone
+        .events_named("quality")
+        .last()
+        .and_then(|q| q["packets_received"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Waits for `n` more `quality` events than `after`; returns the last `packets_received`.
+fn received_after(phone: &mut Tincan, after: usize, n: usize) -> u64 {
+    phone
+        .wait_event_count("quality", after + n, WAIT)
+        .expect("quality events go on");
+    received(phone)
+}
+
+#[test]
+fn tincan_cancels_a_ringing_call_through_kamailio() {
+    let Some((mut kamailio, bob, mut bob_ctl)) = lab(false) else {
+        return;
+    };
+    let mut alice = alice_calls_bob("alice-cancels", &kamailio, &["--codec", "pcmu"]);
+    alice
+        .wait_event("registered", WAIT)
+        .expect("alice registers");
+    let incoming = bob_ctl
+        .wait_event("CALL_INCOMING", WAIT)
+        .expect("bob's phone rings");
+    eprintln!("bob: {}", incoming.json);
+    let ringing = alice
+        .wait_event("progress", WAIT)
+        .expect("alice hears the ringing");
+    assert_eq!(ringing["status"], 180, "{ringing}");
+    std::thread::sleep(Duration::from_millis(500));
+
+    alice.command("hangup").expect("alice reads stdin");
+    let closed = bob_ctl
+        .wait_event("CALL_CLOSED", WAIT)
+        .expect("the CANCEL closes bob's ringing call");
+    eprintln!("bob: {}", closed.json);
+    let code = alice
+        .wait_exit(WAIT)
+        .expect("alice exits once the INVITE is cancelled");
+    let ended = last_event(&alice, "ended");
+    eprintln!("alice: {ended}");
+    assert_eq!(ended["reason"], "local_hangup", "{ended}");
+    assert_eq!(ended["answered"], false, "{ended}");
+    assert_eq!(ended["status"], 487, "{ended}");
+    assert_eq!(code, Some(1), "not answered: exit 1\n{}", alice.log());
+    assert!(alice.events_named("answered").is_empty(), "{}", alice.log());
+
+    let kinds: Vec<String> = bob_ctl.seen().iter().map(|e| e.kind.clone()).collect();
+    assert!(
+        !kinds.iter().any(|k| k == "CALL_ESTABLISHED"),
+        "bob never answered: {kinds:?}"
+    );
+    // kamailio relayed the CANCEL (its request log) and the 487 (its reply log)
+    let log = kamailio.peer().log();
+    assert!(
+        log.lines().any(|l| l.contains("REQ CANCEL sip:bob")),
+        "no CANCEL through kamailio:\n{log}"
+    );
+    assert!(
+        log.lines().any(|l| l.contains("REPLY 487")),
+        "no 487 through kamailio:\n{log}"
+    );
+    drop(bob);
+    drop(kamailio);
+}
+
+#[test]
+fn tincan_holds_and_resumes_baresip_from_stdin() {
+    let Some((kamailio, bob, mut bob_ctl)) = lab(true) else {
+        return;
+    };
+    let mut alice = alice_calls_bob("alice-holds", &kamailio, &["--codec", "opus"]);
+    let answered = alice.wait_event("answered", WAIT).expect("baresip answers");
+    assert_eq!(answered["codec"], "opus", "{answered}");
+    bob_ctl
+        .wait_event("CALL_ESTABLISHED", WAIT)
+        .expect("bob's call is up");
+    alice
+        .wait_event_count("quality", 2, WAIT)
+        .expect("quality events");
+
+    alice.command("hold").expect("alice reads stdin");
+    let hold = alice.wait_event("hold", WAIT).expect("tincan holds");
+    assert_eq!(hold["by_peer"], false, "{hold}");
+    let offer = bob_ctl
+        .wait_event("CALL_REMOTE_SDP", WAIT)
+        .expect("bob gets the hold offer");
+    eprintln!("bob, hold: {}", offer.json);
+    // bob answered recvonly: nothing comes from him while he is held
+    let n = alice.events_named("quality").len();
+    let held_from = received_after(&mut alice, n, 1);
+    let held_to = received_after(&mut alice, n, 3);
+    eprintln!("received while held: {held_from} -> {held_to}");
+    assert!(
+        held_to <= held_from + 5,
+        "baresip kept sending while held: {held_from} -> {held_to}\n{}",
+        alice.log()
+    );
+
+    alice.command("resume").expect("alice reads stdin");
+    let resumed = alice.wait_event("resumed", WAIT).expect("tincan resumes");
+    assert_eq!(resumed["by_peer"], false, "{resumed}");
+    let offer = bob_ctl
+        .wait_event("CALL_REMOTE_SDP", WAIT)
+        .expect("bob gets the resume offer");
+    eprintln!("bob, resume: {}", offer.json);
+    let n = alice.events_named("quality").len();
+    let back_from = received_after(&mut alice, n, 1);
+    let back_to = received_after(&mut alice, n, 3);
+    eprintln!("received after the resume: {back_from} -> {back_to}");
+    assert!(
+        back_to >= back_from + 50,
+        "baresip's audio did not come back: {back_from} -> {back_to}\n{}",
+        alice.log()
+    );
+
+    alice.command("hangup").expect("alice reads stdin");
+    let code = alice.wait_exit(WAIT).expect("alice hangs up");
+    assert_eq!(code, Some(0), "{}", alice.log());
+    let ended = last_event(&alice, "ended");
+    assert_eq!(ended["reason"], "local_hangup", "{ended}");
+    bob_ctl
+        .wait_event("CALL_CLOSED", WAIT)
+        .expect("alice's BYE closes bob's call");
+    // the audio came back after the resume: the last second of tincan's recording
+    let wav = audio::read_wav(alice.path("rec.wav")).expect("readable wav");
+    let last = wav.after(wav.duration().saturating_sub(Duration::from_secs(1)));
+    let hz = audio::dominant_frequency(&last, wav.sample_rate);
+    eprintln!(
+        "tincan's last second: {hz:.0} Hz at rms {:.0}",
+        audio::rms(&last)
+    );
+    assert!(
+        (hz - f64::from(BARESIP_HZ)).abs() < 20.0 && audio::rms(&last) > 1_000.0,
+        "after the resume tincan heard {hz} Hz at rms {:.0}",
+        audio::rms(&last)
+    );
+    drop(bob);
+    drop(kamailio);
+}
