@@ -165,7 +165,19 @@ fn call_frame(c: &mut Criterion<CpuTime>) {
         ("opus complexity 5", CodecKind::Opus, opus(5)),
         ("opus complexity 1", CodecKind::Opus, opus(1)),
         (
-            "opus high density (complexity 1, wideband)",
+            "opus complexity 1, wideband",
+            CodecKind::Opus,
+            Box::new(
+                OpusEncoder::new(OpusConfig {
+                    packet_loss_percent: 5,
+                    complexity: 1,
+                    ..OpusConfig::high_density()
+                })
+                .expect("encoder"),
+            ),
+        ),
+        (
+            "opus high density (complexity 0, wideband)",
             CodecKind::Opus,
             Box::new(
                 OpusEncoder::new(OpusConfig {
@@ -174,6 +186,11 @@ fn call_frame(c: &mut Criterion<CpuTime>) {
                 })
                 .expect("encoder"),
             ),
+        ),
+        (
+            "opus high density, clean network (no FEC data)",
+            CodecKind::Opus,
+            Box::new(OpusEncoder::new(OpusConfig::high_density()).expect("encoder")),
         ),
         (
             "PCMU",

@@ -71,11 +71,13 @@ impl OpusBandwidth {
 
 impl OpusConfig {
     /// Settings for many calls per core (a gateway or a load test rather than one
-    /// softphone call): complexity 1 and wideband at most, about a third of the default's
-    /// encoding CPU (docs/benchmarks-media.md), still HD voice.
+    /// softphone call): complexity 0 and wideband at most, under a quarter of the default's
+    /// call CPU (docs/benchmarks-media.md: about 250 calls per core), still HD voice; the
+    /// decoded waveform follows the input as closely as at complexity 9
+    /// (media/tests/opus-high-density-quality.rs).
     pub fn high_density() -> OpusConfig {
         OpusConfig {
-            complexity: 1,
+            complexity: 0,
             max_bandwidth: OpusBandwidth::Wideband,
             ..OpusConfig::default()
         }
