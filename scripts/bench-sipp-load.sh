@@ -69,7 +69,7 @@ UAS_ADDR=$(sed -n 's/^listening udp \([^ ]*\) .*/\1/p' "$WORK/uas.log")
 # sipp's built-in uas, the reference.
 SIPP_UAS_PORT=$(free_port)
 sipp -sn uas -i 127.0.0.1 -p "$SIPP_UAS_PORT" -mp "$(free_port)" -cp "$(free_port)" \
-    -buff_size "$BUFF_SIZE" -nostdin -timeout 600s >"$WORK/sipp-uas.log" 2>&1 &
+    -buff_size "$BUFF_SIZE" -nostdin -timeout 3600s >"$WORK/sipp-uas.log" 2>&1 &
 SIPP_UAS_PID=$!
 PIDS+=("$SIPP_UAS_PID")
 sleep 1
@@ -87,6 +87,9 @@ run_uac() {
     # The subshell runs only sipp, so `times` (children's user and system time) is sipp's.
     (
         cd "$dir"
+        # sipp's own -timeout has been seen not to fire (a uac stuck at start-up for 15
+        # minutes on a loaded machine): coreutils timeout bounds it for certain.
+        timeout -k 5 $((SECONDS_PER_RATE * 5 + 30)) \
         sipp -sn uac "$addr" -i 127.0.0.1 -p "$(free_port)" -mp "$(free_port)" -cp "$(free_port)" \
             -r "$rate" -m "$calls" -l $((rate * 2)) -buff_size "$BUFF_SIZE" \
             -timeout $((SECONDS_PER_RATE * 5 + 10))s -nostdin -trace_screen \

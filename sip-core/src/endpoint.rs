@@ -75,6 +75,9 @@ pub struct EndpointConfig {
     pub udp_max_request: usize,
     /// Seconds in the Retry-After of a 503 sent when overloaded.
     pub overload_retry_after: u32,
+    /// Transactions expected to be live at once: the transaction table is sized for this
+    /// many up front, so that it does not rehash as it grows under load.
+    pub expected_transactions: usize,
 }
 
 impl Default for EndpointConfig {
@@ -104,6 +107,7 @@ impl Default for EndpointConfig {
             user_agent: Some(concat!("Tincan/", env!("CARGO_PKG_VERSION")).to_owned()),
             udp_max_request: UDP_MAX_REQUEST,
             overload_retry_after: 5,
+            expected_transactions: 1024,
         }
     }
 }
@@ -236,36 +240,44 @@ impl Tx {
     }
 }
 
-/// Server transaction matching key (RFC 3261 §17.2.3): branch, sent-by, method (ACK folded
-/// into INVITE); or for RFC 2543 peers without the magic cookie, the request's identifying
-/// fields.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum ServerKey {
-    Rfc3261 {
-        branch: Box<str>,
-        sent_by: Box<str>,
-        method: Box<str>,
-    },
-    Rfc2543 {
-        uri: Box<str>,
-        from_tag: Box<str>,
-        call_id: Box<str>,
-        cseq: u32,
-        method: Box<str>,
-        via: Box<str>,
-    },
-}
-
-/// Client transaction matching key (RFC 3261 §17.1.3): branch and CSeq method.
-type ClientKey = (Box<str>, Box<str>);
+/// A transaction matching key in one allocation, its parts joined by `\n` (which no header
+/// value holds):
+/// - server (RFC 3261 §17.2.3): `METHOD \n branch \n sent-by`, ACK folded into INVITE, the
+///   sent-by in lower case; for RFC 2543 peers without the magic cookie, `\x01` then the
+///   Request-URI, From tag, Call-ID, CSeq number, method and top Via;
+/// - client (§17.1.3): `branch \n CSeq method`;
+/// - ACK of a 2xx: `Call-ID \n CSeq number`.
+///
+/// Lookups write the key into a buffer the endpoint keeps, so that only an insertion
+/// allocates.
+type Key = Box<str>;
 
 #[derive(Debug)]
 struct Slot {
     tx: Tx,
-    server_key: Option<ServerKey>,
-    client_key: Option<ClientKey>,
-    ack_key: Option<(Box<str>, u32)>,
+    server_key: Option<Key>,
+    client_key: Option<Key>,
+    ack_key: Option<Key>,
     scheduled: Option<Instant>,
+}
+
+/// What the endpoint takes from a received request's top Via, parsed once.
+#[derive(Debug)]
+struct RequestVia {
+    /// Where responses go (RFC 3261 §18.2.2, RFC 3581 §4), `received` and `rport` applied.
+    target: Target,
+    /// How the request matches server transactions.
+    matching: Matching,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Matching {
+    /// A magic-cookie branch: the endpoint's `via_key` holds `branch \n sent-by`.
+    Rfc3261,
+    /// No magic cookie: the RFC 2543 fields.
+    Rfc2543,
+    /// No usable Via.
+    None,
 }
 
 /// The transport and transaction layers of a SIP user agent.
@@ -274,10 +286,14 @@ pub struct Endpoint {
     rng: Box<dyn Rng + Send>,
     next_id: u64,
     slots: HashMap<TransactionId, Slot>,
-    server_keys: HashMap<ServerKey, TransactionId>,
-    client_keys: HashMap<ClientKey, TransactionId>,
+    server_keys: HashMap<Key, TransactionId>,
+    client_keys: HashMap<Key, TransactionId>,
     /// Accepted INVITE server transactions by (Call-ID, CSeq), to match the ACK of a 2xx.
-    ack_keys: HashMap<(Box<str>, u32), TransactionId>,
+    ack_keys: HashMap<Key, TransactionId>,
+    /// The `branch \n sent-by` of the request being handled (see [`Matching::Rfc3261`]).
+    via_key: String,
+    /// Where lookup keys are written.
+    key_buf: String,
     /// CANCELs asked for before the INVITE got a provisional response (§9.1).
     pending_cancels: HashMap<TransactionId, ()>,
     deadlines: BinaryHeap<Reverse<(Instant, TransactionId)>>,
@@ -301,16 +317,19 @@ impl std::fmt::Debug for Endpoint {
 impl Endpoint {
     /// A new endpoint. `rng` makes branches, tags and Call-IDs: seed it in tests.
     pub fn new(config: EndpointConfig, rng: Box<dyn Rng + Send>) -> Endpoint {
+        let expected = config.expected_transactions.min(config.max_transactions);
         Endpoint {
             config,
             rng,
             next_id: 1,
-            slots: HashMap::new(),
-            server_keys: HashMap::new(),
+            slots: HashMap::with_capacity(expected),
+            server_keys: HashMap::with_capacity(expected),
             client_keys: HashMap::new(),
-            ack_keys: HashMap::new(),
+            ack_keys: HashMap::with_capacity(expected / 2),
+            via_key: String::with_capacity(128),
+            key_buf: String::with_capacity(128),
             pending_cancels: HashMap::new(),
-            deadlines: BinaryHeap::new(),
+            deadlines: BinaryHeap::with_capacity(expected),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             local: Vec::new(),
@@ -443,7 +462,9 @@ impl Endpoint {
             let progress = match &mut slot.tx {
                 Tx::ClientInvite(t) => t.on_timeout(now, &mut out),
                 Tx::ClientNonInvite(t) => t.on_timeout(now, &mut out),
-                Tx::ServerInvite(t) => t.on_timeout(now, &mut out),
+                Tx::ServerInvite(t) => {
+                    t.on_timeout(now, &mut out, self.config.user_agent.as_deref())
+                }
                 Tx::ServerNonInvite(t) => t.on_timeout(now),
             };
             self.after(id, progress);
@@ -541,13 +562,111 @@ impl Endpoint {
             self.handle_response(now, msg, source);
             return;
         }
-        // §18.2.1: note where the request really came from.
-        apply_received(&mut msg, &source);
+        // The top Via is parsed once here, for §18.2.1 (received, rport), the response
+        // target and the transaction key.
+        let via = self.inspect_via(&mut msg, &source);
         if let Some(problem) = problem {
             self.reject(&msg, &source, &problem);
             return;
         }
-        self.handle_request(now, msg, source);
+        self.handle_request(now, msg, source, via);
+    }
+
+    /// Reads the top Via of a received request once: notes where the request really came
+    /// from (RFC 3261 §18.2.1, RFC 3581 §4: `received` when the sent-by host is not the
+    /// source address, `rport` filled when asked for), works out where responses go
+    /// (§18.2.2), and leaves `branch \n sent-by` in `via_key` for matching (§17.2.3).
+    fn inspect_via(&mut self, request: &mut Message, source: &Source) -> RequestVia {
+        use std::fmt::Write;
+        let (rewrite, target, matching) = {
+            let Some(Ok(via)) = request.top_via() else {
+                return RequestVia {
+                    target: Target::new(source.transport, source.addr),
+                    matching: Matching::None,
+                };
+            };
+            let host_ip = via.host.ip();
+            let host_matches = host_ip == Some(source.addr.ip());
+            let wants_rport = matches!(via.rport(), Some(None));
+            // Where responses go, as if received and rport were already in the Via.
+            let transport = if source.connection.is_some() {
+                source.transport
+            } else {
+                Transport::from_token(&via.transport).unwrap_or(source.transport)
+            };
+            let target = if source.connection.is_some() {
+                Target::new(transport, source.addr)
+            } else {
+                let received = if host_matches {
+                    via.received().and_then(|r| r.parse::<IpAddr>().ok())
+                } else {
+                    Some(source.addr.ip())
+                };
+                let ip = received.or(host_ip).unwrap_or(source.addr.ip());
+                let port = match (wants_rport, via.rport()) {
+                    (true, _) => source.addr.port(),
+                    (false, Some(Some(p))) => p,
+                    _ => via.port.unwrap_or(transport.default_port()),
+                };
+                Target::new(transport, SocketAddr::new(ip, port))
+            };
+            let matching = match via.branch() {
+                Some(b)
+                    if b.starts_with(BRANCH_MAGIC_COOKIE)
+                        && b.len() > BRANCH_MAGIC_COOKIE.len() =>
+                {
+                    self.via_key.clear();
+                    self.via_key.push_str(b);
+                    self.via_key.push('\n');
+                    let at = self.via_key.len();
+                    let _ = write!(self.via_key, "{}", via.host);
+                    if let Some(p) = via.port {
+                        let _ = write!(self.via_key, ":{p}");
+                    }
+                    self.via_key[at..].make_ascii_lowercase();
+                    Matching::Rfc3261
+                }
+                _ => Matching::Rfc2543,
+            };
+            let rewrite = (!host_matches || wants_rport).then(|| {
+                let mut via = via.into_owned();
+                if !host_matches {
+                    via.params
+                        .set("received", Some(&source.addr.ip().to_string()));
+                }
+                if wants_rport {
+                    via.params
+                        .set("rport", Some(&source.addr.port().to_string()));
+                }
+                via.to_string()
+            });
+            (rewrite, target, matching)
+        };
+        if let Some(via) = rewrite {
+            request.remove_first_value(HeaderName::Via);
+            request.prepend_header(HeaderName::Via, &via);
+        }
+        RequestVia { target, matching }
+    }
+
+    /// Writes the server transaction key of `request` for `method` into `key_buf` (see
+    /// [`Key`]); false when the request has none.
+    fn server_key(&mut self, request: &Message, method: &Method, via: &RequestVia) -> bool {
+        let method = match method {
+            Method::Ack => "INVITE",
+            m => m.as_str(),
+        };
+        self.key_buf.clear();
+        match via.matching {
+            Matching::Rfc3261 => {
+                self.key_buf.push_str(method);
+                self.key_buf.push('\n');
+                self.key_buf.push_str(&self.via_key);
+                true
+            }
+            Matching::Rfc2543 => rfc2543_key(request, method, &mut self.key_buf).is_some(),
+            Matching::None => false,
+        }
     }
 
     fn reject(&mut self, request: &Message, source: &Source, problem: &ParseError) {
@@ -583,12 +702,15 @@ impl Endpoint {
         });
     }
 
-    fn handle_request(&mut self, now: Instant, request: Message, source: Source) {
+    fn handle_request(&mut self, now: Instant, request: Message, source: Source, via: RequestVia) {
         let Some(method) = request.method().cloned() else {
             return;
         };
-        let key = server_key(&request, &method);
-        if let Some(&id) = key.as_ref().and_then(|k| self.server_keys.get(k)) {
+        let keyed = self.server_key(&request, &method, &via);
+        if let Some(&id) = keyed
+            .then(|| self.server_keys.get(self.key_buf.as_str()))
+            .flatten()
+        {
             self.stats.retransmissions_absorbed += 1;
             let mut out = Out {
                 transmits: &mut self.transmits,
@@ -612,8 +734,8 @@ impl Endpoint {
         match method {
             Method::Ack => {
                 // The ACK of a 2xx (§13.3.1.4, RFC 6026): stop retransmitting, tell the TU.
-                if let Some(ack_key) = ack_key(&request)
-                    && let Some(&id) = self.ack_keys.get(&ack_key)
+                if ack_key(&request, &mut self.key_buf)
+                    && let Some(&id) = self.ack_keys.get(self.key_buf.as_str())
                 {
                     if let Some(Slot {
                         tx: Tx::ServerInvite(t),
@@ -632,7 +754,7 @@ impl Endpoint {
                 return;
             }
             Method::Cancel => {
-                self.handle_cancel(now, request, source);
+                self.handle_cancel(now, request, source, via);
                 return;
             }
             _ => {}
@@ -661,13 +783,10 @@ impl Endpoint {
             self.send_stateless(&request, &source, response);
             return;
         }
+        let key: Option<Key> = keyed.then(|| self.key_buf.as_str().into());
         let id = self.new_id();
-        let target = response_target(&request, &source);
+        let target = via.target;
         let tx = if method == Method::Invite {
-            let mut trying = response_to(&request, 100, None);
-            if let Some(server) = &self.config.user_agent {
-                trying.push_header(HeaderName::Server, server);
-            }
             Tx::ServerInvite(ServerInvite::new(
                 id,
                 now,
@@ -675,7 +794,6 @@ impl Endpoint {
                 target,
                 source.connection,
                 self.config.timers,
-                trying.to_bytes(),
             ))
         } else {
             Tx::ServerNonInvite(ServerNonInvite::new(
@@ -703,10 +821,12 @@ impl Endpoint {
         });
     }
 
-    fn handle_cancel(&mut self, now: Instant, cancel: Message, source: Source) {
+    fn handle_cancel(&mut self, now: Instant, cancel: Message, source: Source, via: RequestVia) {
         // §9.2: the CANCEL matches the INVITE it cancels by the INVITE's transaction key.
-        let invite_key = server_key(&cancel, &Method::Invite);
-        let invite = invite_key.and_then(|k| self.server_keys.get(&k).copied());
+        let invite = self
+            .server_key(&cancel, &Method::Invite, &via)
+            .then(|| self.server_keys.get(self.key_buf.as_str()).copied())
+            .flatten();
         let Some(invite_id) = invite else {
             let response = response_to(&cancel, 481, None);
             self.send_stateless(&cancel, &source, response);
@@ -714,13 +834,11 @@ impl Endpoint {
         };
         // The CANCEL is a non-INVITE server transaction of its own.
         let id = self.new_id();
-        let mut tx = ServerNonInvite::new(
-            id,
-            now,
-            response_target(&cancel, &source),
-            source.connection,
-            self.config.timers,
-        );
+        let key: Option<Key> = self
+            .server_key(&cancel, &Method::Cancel, &via)
+            .then(|| self.key_buf.as_str().into());
+        let mut tx =
+            ServerNonInvite::new(id, now, via.target, source.connection, self.config.timers);
         let ok = self.with_server_header(response_to(&cancel, 200, None));
         let mut out = Out {
             transmits: &mut self.transmits,
@@ -729,7 +847,6 @@ impl Endpoint {
         let progress = tx
             .send_response(now, 200, ok.to_bytes(), &mut out)
             .unwrap_or(Progress::Terminated);
-        let key = server_key(&cancel, &Method::Cancel);
         self.insert(
             id,
             Slot {
@@ -789,11 +906,11 @@ impl Endpoint {
             return;
         };
         let status = response.status().unwrap_or(0);
-        let key: ClientKey = (
-            via.branch().unwrap_or("").into(),
-            cseq.method.as_str().into(),
-        );
-        let Some(&id) = self.client_keys.get(&key) else {
+        self.key_buf.clear();
+        self.key_buf.push_str(via.branch().unwrap_or(""));
+        self.key_buf.push('\n');
+        self.key_buf.push_str(cseq.method.as_str());
+        let Some(&id) = self.client_keys.get(self.key_buf.as_str()) else {
             if cseq.method == Method::Invite && (200..300).contains(&status) {
                 self.events
                     .push_back(Event::StrayResponse { response, source });
@@ -912,7 +1029,7 @@ impl Endpoint {
             Slot {
                 tx,
                 server_key: None,
-                client_key: Some((branch.into(), method.as_str().into())),
+                client_key: Some(format!("{branch}\n{}", method.as_str()).into()),
                 ack_key: None,
                 scheduled: None,
             },
@@ -983,9 +1100,8 @@ impl Endpoint {
             Tx::ServerInvite(t) => {
                 t.send_response(now, status, payload, &mut out)
                     .map_err(SendError::State)?;
-                if (200..300).contains(&status)
-                    && let Some(key) = ack_key(t.request())
-                {
+                if (200..300).contains(&status) && ack_key(t.request(), &mut self.key_buf) {
+                    let key: Key = self.key_buf.as_str().into();
                     slot.ack_key = Some(key.clone());
                     self.ack_keys.insert(key, transaction);
                 }
@@ -1061,7 +1177,7 @@ impl Endpoint {
             Slot {
                 tx: Tx::ClientNonInvite(tx),
                 server_key: None,
-                client_key: Some((branch.into(), "CANCEL".into())),
+                client_key: Some(format!("{branch}\nCANCEL").into()),
                 ack_key: None,
                 scheduled: None,
             },
@@ -1131,34 +1247,6 @@ fn build_cancel(invite: &Message) -> Message {
     cancel
 }
 
-/// RFC 3261 §18.2.1 and RFC 3581 §4: add `received` when the sent-by host is not the source
-/// address, and fill `rport` when the client asked for it.
-fn apply_received(request: &mut Message, source: &Source) {
-    let Some(Ok(via)) = request.top_via() else {
-        return;
-    };
-    let host_matches = via.host.ip() == Some(source.addr.ip());
-    let wants_rport = matches!(via.rport(), Some(None));
-    if host_matches && !wants_rport {
-        return;
-    }
-    let mut via = via.into_owned();
-    if !host_matches {
-        via.params
-            .set("received", Some(&source.addr.ip().to_string()));
-    }
-    if wants_rport {
-        via.params
-            .set("rport", Some(&source.addr.port().to_string()));
-    }
-    replace_top_via(request, &via);
-}
-
-fn replace_top_via(request: &mut Message, via: &Via<'_>) {
-    request.remove_first_value(HeaderName::Via);
-    request.prepend_header(HeaderName::Via, &via.to_string());
-}
-
 /// Where a response to `request` goes (RFC 3261 §18.2.2, RFC 3581 §4).
 fn response_target(request: &Message, source: &Source) -> Target {
     let via = request.top_via().and_then(Result::ok);
@@ -1187,47 +1275,33 @@ fn response_target(request: &Message, source: &Source) -> Target {
     Target::new(transport, SocketAddr::new(ip, port))
 }
 
-fn server_key(request: &Message, method: &Method) -> Option<ServerKey> {
+/// The RFC 2543 server key (§17.2.3: Request-URI, From tag, Call-ID, CSeq, top Via) into
+/// `key` (see [`Key`]). (An ACK also needs the To tag of our response; INVITE retransmissions
+/// have none.)
+fn rfc2543_key(request: &Message, method: &str, key: &mut String) -> Option<()> {
+    use std::fmt::Write;
     let via = request.top_via()?.ok()?;
-    let method_key: Box<str> = match method {
-        Method::Ack => "INVITE".into(),
-        m => m.as_str().into(),
-    };
-    let sent_by = match via.port {
-        Some(p) => format!("{}:{p}", via.host),
-        None => via.host.to_string(),
-    };
-    match via.branch() {
-        Some(b) if b.starts_with(BRANCH_MAGIC_COOKIE) && b.len() > BRANCH_MAGIC_COOKIE.len() => {
-            Some(ServerKey::Rfc3261 {
-                branch: b.into(),
-                sent_by: sent_by.to_ascii_lowercase().into(),
-                method: method_key,
-            })
-        }
-        _ => {
-            // RFC 2543 matching (§17.2.3): Request-URI, From tag, Call-ID, CSeq, top Via.
-            // (An ACK also needs the To tag of our response; INVITE retransmissions have none.)
-            let from_tag = request
-                .from()
-                .and_then(Result::ok)
-                .and_then(|f| f.tag().map(str::to_owned))
-                .unwrap_or_default();
-            let cseq = request.cseq()?.ok()?;
-            Some(ServerKey::Rfc2543 {
-                uri: request.uri_text().unwrap_or("").into(),
-                from_tag: from_tag.into(),
-                call_id: request.call_id()?.ok()?.as_str().into(),
-                cseq: cseq.seq,
-                method: method_key,
-                via: via.to_string().into(),
-            })
-        }
-    }
+    let cseq = request.cseq()?.ok()?;
+    let call_id = request.call_id()?.ok()?;
+    let from = request.from().and_then(Result::ok);
+    let from_tag = from.as_ref().and_then(|f| f.tag()).unwrap_or("");
+    let _ = write!(
+        key,
+        "\x01\n{}\n{from_tag}\n{}\n{}\n{method}\n{via}",
+        request.uri_text().unwrap_or(""),
+        call_id.as_str(),
+        cseq.seq,
+    );
+    Some(())
 }
 
-fn ack_key(request: &Message) -> Option<(Box<str>, u32)> {
-    let call_id = request.call_id()?.ok()?;
-    let cseq = request.cseq()?.ok()?;
-    Some((call_id.as_str().into(), cseq.seq))
+/// The key matching the ACK of a 2xx to `request` (Call-ID, CSeq number) into `key`.
+fn ack_key(request: &Message, key: &mut String) -> bool {
+    use std::fmt::Write;
+    key.clear();
+    let (Some(Ok(call_id)), Some(Ok(cseq))) = (request.call_id(), request.cseq()) else {
+        return false;
+    };
+    let _ = write!(key, "{}\n{}", call_id.as_str(), cseq.seq);
+    true
 }

@@ -69,6 +69,10 @@ pub struct DriverConfig {
     pub shutdown_grace: Duration,
     /// Seed for the endpoint's generator (branches, tags); `None` seeds from the OS.
     pub seed: Option<u64>,
+    /// Receive and send buffer size of the UDP sockets in bytes (`SO_RCVBUF`, `SO_SNDBUF`,
+    /// capped by the system's `net.core.rmem_max` / `wmem_max`); `None` keeps the system's
+    /// default. A larger buffer rides out bursts under load instead of dropping datagrams.
+    pub udp_buffer_size: Option<usize>,
 }
 
 impl DriverConfig {
@@ -84,6 +88,7 @@ impl DriverConfig {
             connect_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(4),
             seed: None,
+            udp_buffer_size: None,
         }
     }
 }
@@ -170,6 +175,14 @@ impl ServerRequest {
     /// Sends a response on the transaction (call it more than once for provisionals).
     pub async fn respond(&self, response: Message) -> Result<(), DriverError> {
         self.handle.respond(self.transaction, response).await
+    }
+
+    /// Sends a response on the transaction without waiting for the driver to take it: the
+    /// cheap way for a TU that answers at once (no round trip through the driver task). The
+    /// endpoint's refusal (a second final response...) is not reported; use
+    /// [`respond`](Self::respond) to hear it.
+    pub fn respond_now(&self, response: Message) -> Result<(), DriverError> {
+        self.handle.respond_now(self.transaction, response)
     }
 
     /// A handle to the driver.
@@ -355,6 +368,9 @@ enum Command {
 #[derive(Debug, Clone)]
 pub struct Handle {
     tx: mpsc::Sender<Command>,
+    /// Responses sent without a reply ([`Handle::respond_now`]). Unbounded, but bounded in
+    /// practice by the endpoint's table: each one answers a live server transaction.
+    responses: mpsc::UnboundedSender<(TransactionId, Message)>,
     local: Arc<Vec<(Transport, SocketAddr)>>,
 }
 
@@ -405,6 +421,18 @@ impl Handle {
                 reply,
             })
             .await??)
+    }
+
+    /// Answers a server transaction without waiting for the driver (see
+    /// [`ServerRequest::respond_now`]). Fails only when the driver has stopped.
+    pub fn respond_now(
+        &self,
+        transaction: TransactionId,
+        response: Message,
+    ) -> Result<(), DriverError> {
+        self.responses
+            .send((transaction, response))
+            .map_err(|_| DriverError::Stopped)
     }
 
     /// Sends the ACK of a 2xx.
@@ -543,6 +571,9 @@ impl Driver {
                 source,
             })?;
             icmp::enable(&sock, bound.is_ipv6());
+            if let Some(size) = config.udp_buffer_size {
+                set_buffer_size(&sock, size);
+            }
             let sock = Arc::new(sock);
             local.push((Transport::Udp, bound));
             udp.insert(bound, sock.clone());
@@ -591,9 +622,11 @@ impl Driver {
             }
         }
         let (cmd_tx, cmd_rx) = mpsc::channel(1024);
+        let (resp_tx, resp_rx) = mpsc::unbounded_channel();
         let (in_tx, in_rx) = mpsc::channel(4096);
         let handle = Handle {
             tx: cmd_tx,
+            responses: resp_tx,
             local: Arc::new(local.clone()),
         };
         let task = Task {
@@ -606,16 +639,14 @@ impl Driver {
             pending: HashMap::new(),
             client_txs: HashMap::new(),
             incoming: in_tx,
-            handle: Handle {
-                tx: handle.tx.clone(),
-                local: handle.local.clone(),
-            },
+            handle: handle.clone(),
+            backlog: std::collections::VecDeque::new(),
             net_tx,
             client_tls: tokio_rustls::TlsConnector::from(client_tls),
             next_conn: std::mem::take(&mut next_conn),
             shutdown: None,
         };
-        tokio::spawn(task.run(net_rx, cmd_rx));
+        tokio::spawn(task.run(net_rx, cmd_rx, resp_rx));
         Ok((handle, Incoming { rx: in_rx }))
     }
 }
@@ -696,6 +727,10 @@ struct Task {
     pending: HashMap<(Transport, SocketAddr), Vec<Transmit>>,
     client_txs: HashMap<TransactionId, ClientTx>,
     incoming: mpsc::Sender<IncomingEvent>,
+    /// Events the TU's channel had no room for, delivered in order before anything else;
+    /// while it is not empty the driver reads no more from the network (backpressure: the
+    /// peers retransmit), so nothing is ever dropped.
+    backlog: std::collections::VecDeque<IncomingEvent>,
     handle: Handle,
     net_tx: mpsc::Sender<NetEvent>,
     client_tls: tokio_rustls::TlsConnector,
@@ -708,18 +743,34 @@ impl Task {
         mut self,
         mut net_rx: mpsc::Receiver<NetEvent>,
         mut cmd_rx: mpsc::Receiver<Command>,
+        mut resp_rx: mpsc::UnboundedReceiver<(TransactionId, Message)>,
     ) {
         let mut idle = tokio::time::interval(Duration::from_secs(5));
         idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut commands_open = true;
+        let mut took_network = false;
         loop {
             self.flush().await;
+            if std::mem::take(&mut took_network) {
+                // Let the TU run between batches of received messages, so that its answers
+                // come back while the next batch waits in the socket, not behind thousands
+                // of events (the select below is always ready under load and would not
+                // yield to the scheduler by itself).
+                tokio::task::yield_now().await;
+            }
             if let Some((deadline, _)) = &self.shutdown
                 && (self.ep.in_flight_count() == 0 || Instant::now() >= *deadline)
             {
                 break;
             }
-            let deadline = self.ep.poll_timeout();
+            let mut deadline = self.ep.poll_timeout();
+            // Under a steady load some branch below is always ready: run due timers here so
+            // that they never wait for a quiet moment.
+            if deadline.is_some_and(|d| d <= Instant::now()) {
+                self.ep.handle_timeout(Instant::now());
+                self.flush().await;
+                deadline = self.ep.poll_timeout();
+            }
             let sleep = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d.into()).await,
@@ -732,8 +783,23 @@ impl Task {
                     None => std::future::pending().await,
                 }
             };
+            let backlogged = !self.backlog.is_empty();
+            let incoming = self.incoming.clone();
             tokio::select! {
-                Some(ev) = net_rx.recv() => {
+                Some((id, response)) = resp_rx.recv() => {
+                    self.respond(id, response);
+                    while let Ok((id, response)) = resp_rx.try_recv() {
+                        self.respond(id, response);
+                    }
+                }
+                permit = incoming.reserve(), if backlogged => {
+                    if let (Ok(permit), Some(ev)) = (permit, self.backlog.pop_front()) {
+                        permit.send(ev);
+                    }
+                    self.drain_backlog();
+                }
+                Some(ev) = net_rx.recv(), if !backlogged => {
+                    took_network = true;
                     self.on_net(ev);
                     // Take whatever else is ready without going round the loop.
                     for _ in 0..64 {
@@ -1019,7 +1085,7 @@ impl Task {
             }
         }
         while let Some(e) = self.ep.poll_event() {
-            self.dispatch(e).await;
+            self.dispatch(e);
         }
     }
 
@@ -1087,7 +1153,7 @@ impl Task {
         }
     }
 
-    async fn dispatch(&mut self, e: Event) {
+    fn dispatch(&mut self, e: Event) {
         match e {
             Event::Response {
                 transaction,
@@ -1121,42 +1187,78 @@ impl Task {
                     source,
                     handle: self.handle.clone(),
                 });
-                self.deliver(ev).await;
+                self.deliver(ev);
             }
             Event::Request {
                 transaction: None,
                 request,
                 source,
-            } => self.deliver(IncomingEvent::Ack { request, source }).await,
+            } => self.deliver(IncomingEvent::Ack { request, source }),
             Event::AckTimeout { transaction } => {
-                self.deliver(IncomingEvent::AckTimeout(transaction)).await
+                self.deliver(IncomingEvent::AckTimeout(transaction))
             }
-            Event::Cancelled { transaction } => {
-                self.deliver(IncomingEvent::Cancelled(transaction)).await
-            }
+            Event::Cancelled { transaction } => self.deliver(IncomingEvent::Cancelled(transaction)),
             Event::StrayResponse { response, source } => {
                 self.deliver(IncomingEvent::StrayResponse { response, source })
-                    .await
             }
         }
     }
 
-    async fn deliver(&mut self, ev: IncomingEvent) {
-        // A TU that does not read its incoming events must not stall the protocol. A request
-        // over the channel's bound is answered 503 with Retry-After (RFC 3261 §21.5.4) rather
-        // than dropped, so its transaction ends and the client knows to come back.
+    /// Hands an event to the TU. Nothing is dropped: when the TU's channel is full the event
+    /// waits in the backlog, and the run loop stops reading the network until the TU has
+    /// caught up. Only when the TU has gone (its receiver dropped) is a request answered
+    /// 503 with Retry-After (RFC 3261 §21.5.4), so that its transaction ends.
+    fn deliver(&mut self, ev: IncomingEvent) {
+        if !self.backlog.is_empty() {
+            self.backlog.push_back(ev);
+            return;
+        }
         match self.incoming.try_send(ev) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(IncomingEvent::Request(req)))
-            | Err(mpsc::error::TrySendError::Closed(IncomingEvent::Request(req))) => {
+            Err(mpsc::error::TrySendError::Full(ev)) => self.backlog.push_back(ev),
+            Err(mpsc::error::TrySendError::Closed(IncomingEvent::Request(req))) => {
                 let mut busy = crate::message::response_to(&req.request, 503, None);
                 busy.push_header(crate::message::HeaderName::RetryAfter, "1");
                 let _ = self.ep.send_response(Instant::now(), req.transaction, busy);
             }
-            Err(_) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
+
+    /// Moves what the TU's channel has room for from the backlog.
+    fn drain_backlog(&mut self) {
+        while let Some(ev) = self.backlog.pop_front() {
+            match self.incoming.try_send(ev) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(ev)) => {
+                    self.backlog.push_front(ev);
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(ev)) => {
+                    self.backlog.clear();
+                    self.deliver(ev);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A response from [`Handle::respond_now`].
+    fn respond(&mut self, transaction: TransactionId, response: Message) {
+        let _ = self.ep.send_response(Instant::now(), transaction, response);
+    }
 }
+
+/// Sets a UDP socket's receive and send buffer sizes (best effort).
+#[cfg(target_os = "linux")]
+fn set_buffer_size(sock: &UdpSocket, size: usize) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    let _ = setsockopt(sock, sockopt::RcvBuf, &size);
+    let _ = setsockopt(sock, sockopt::SndBuf, &size);
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_buffer_size(_sock: &UdpSocket, _size: usize) {}
 
 /// The local address the system would use to reach `dest` (no packet is sent).
 fn route_ip(dest: SocketAddr) -> Option<IpAddr> {

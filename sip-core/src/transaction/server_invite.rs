@@ -40,8 +40,8 @@ pub(crate) struct ServerInvite {
     connection: Option<ConnectionId>,
     timers: TimerConfig,
     last_response: Option<Bytes>,
-    /// The automatic 100 Trying and when to send it.
-    trying: Option<(Instant, Bytes)>,
+    /// When to send the automatic 100 Trying; it is built only then (most TUs answer first).
+    trying: Option<Instant>,
     /// Timer G, RFC 3261 §17.2.1: non-2xx final retransmission, T1 doubling to T2 (unreliable);
     /// also the UAS core's 2xx retransmission schedule in Accepted (§13.3.1.4, any transport).
     timer_g: Option<(Instant, Duration)>,
@@ -62,7 +62,6 @@ impl ServerInvite {
         target: Target,
         connection: Option<ConnectionId>,
         timers: TimerConfig,
-        trying: Bytes,
     ) -> ServerInvite {
         ServerInvite {
             id,
@@ -72,7 +71,7 @@ impl ServerInvite {
             connection,
             timers,
             last_response: None,
-            trying: Some((now + TRYING_DELAY, trying)),
+            trying: Some(now + TRYING_DELAY),
             timer_g: None,
             timer_h: None,
             timer_i: None,
@@ -107,7 +106,7 @@ impl ServerInvite {
 
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         [
-            self.trying.as_ref().map(|(t, _)| *t),
+            self.trying,
             self.timer_g.map(|(t, _)| t),
             self.timer_h,
             self.timer_i,
@@ -118,7 +117,13 @@ impl ServerInvite {
         .min()
     }
 
-    pub(crate) fn on_timeout(&mut self, now: Instant, out: &mut Out<'_>) -> Progress {
+    /// Runs the timers due at `now`; `server` is the `Server` header of the automatic 100.
+    pub(crate) fn on_timeout(
+        &mut self,
+        now: Instant,
+        out: &mut Out<'_>,
+        server: Option<&str>,
+    ) -> Progress {
         if self.timer_i.is_some_and(|t| t <= now) {
             return Progress::Terminated;
         }
@@ -136,13 +141,15 @@ impl ServerInvite {
             });
             return Progress::Terminated;
         }
-        if let Some((at, trying)) = self.trying.take() {
-            if at <= now {
-                self.send(out, trying.clone());
-                self.last_response = Some(trying);
-            } else {
-                self.trying = Some((at, trying));
+        if self.trying.is_some_and(|at| at <= now) {
+            self.trying = None;
+            let mut trying = crate::message::response_to(&self.request, 100, None);
+            if let Some(server) = server {
+                trying.push_header(crate::message::HeaderName::Server, server);
             }
+            let trying = trying.to_bytes();
+            self.send(out, trying.clone());
+            self.last_response = Some(trying);
         }
         if let Some((at, interval)) = self.timer_g
             && at <= now
