@@ -81,6 +81,10 @@ pub struct PhoneConfig {
     pub media_ports: PortRange,
     /// Offer and accept RFC 4733 telephone-event; without it DTMF goes in SIP INFO.
     pub telephone_event: bool,
+    /// Hang up when no RTP arrives for this long while neither side holds the call (as
+    /// Linphone's `nortp_timeout`): the peer is gone, e.g. its BYE could not reach us through a
+    /// dead proxy. `None`: only warn.
+    pub rtp_timeout_hangup: Option<Duration>,
 }
 
 impl Default for PhoneConfig {
@@ -98,6 +102,7 @@ impl Default for PhoneConfig {
             credentials: None,
             media_ports: PortRange::Any,
             telephone_event: true,
+            rtp_timeout_hangup: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -281,7 +286,8 @@ pub enum CallEvent {
     /// The call is over.
     Ended {
         /// `local_hangup`, `remote_hangup`, `rejected`, `timeout`, `unreachable`,
-        /// `ack_timeout`, `dialog_gone`.
+        /// `ack_timeout`, `dialog_gone`, `media_timeout` (no RTP for
+        /// [`PhoneConfig::rtp_timeout_hangup`]).
         reason: String,
         /// The final SIP status when the call did not connect.
         status: Option<u16>,
@@ -785,6 +791,8 @@ struct CallTask {
     unreachable: bool,
     /// The target of the last `calling` event.
     announced: Option<Target>,
+    /// We hung up because no RTP came.
+    media_timeout: bool,
 }
 
 /// Why we sent the re-INVITE in flight.
@@ -828,6 +836,7 @@ impl CallTask {
             reinvite_purpose: None,
             unreachable: false,
             announced: None,
+            media_timeout: false,
         }
     }
 
@@ -1100,7 +1109,7 @@ impl CallTask {
             });
             if codec_changed {
                 let ssrc = (tincan_sip::rng::os_seed() >> 16) as u32;
-                let config = negotiated.session_config(ssrc, tincan_sip::rng::os_seed());
+                let config = self.session_config(&negotiated, ssrc);
                 if let Err(e) = h.reconfigure(config).await {
                     self.warn(format!("cannot switch to {}: {e}", negotiated.codec.name()));
                     return;
@@ -1121,7 +1130,7 @@ impl CallTask {
             return;
         };
         let ssrc = (tincan_sip::rng::os_seed() >> 16) as u32;
-        let config = negotiated.session_config(ssrc, tincan_sip::rng::os_seed());
+        let config = self.session_config(&negotiated, ssrc);
         let source = self
             .source
             .take()
@@ -1171,9 +1180,28 @@ impl CallTask {
                     "no audio from the peer for {:.0} s",
                     silent_for.as_secs_f64()
                 ));
+                if self.shared.config.rtp_timeout_hangup.is_some()
+                    && self.session.state() == SessionState::Confirmed
+                {
+                    self.media_timeout = true;
+                    self.session.hangup();
+                }
             }
             _ => {}
         }
+    }
+
+    /// The media session's configuration for what was negotiated.
+    fn session_config(
+        &self,
+        negotiated: &Negotiated,
+        ssrc: u32,
+    ) -> tincan_media::session::SessionConfig {
+        let mut config = negotiated.session_config(ssrc, tincan_sip::rng::os_seed());
+        if let Some(t) = self.shared.config.rtp_timeout_hangup {
+            config.rtp_timeout = t;
+        }
+        config
     }
 
     async fn apply_answer(&mut self, body: &Bytes) {
@@ -1329,6 +1357,7 @@ impl CallTask {
             None => self.last_stats,
         };
         let (reason, status, status_text) = match reason {
+            EndReason::LocalHangup if self.media_timeout => ("media_timeout", None, None),
             EndReason::LocalHangup => ("local_hangup", None, None),
             EndReason::RemoteHangup => ("remote_hangup", None, None),
             EndReason::Rejected { status, reason } => ("rejected", Some(status), Some(reason)),

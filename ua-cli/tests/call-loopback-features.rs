@@ -220,3 +220,80 @@ async fn an_unreachable_callee_fails_with_a_clear_error_and_no_panic() {
     );
     alice.shutdown().await;
 }
+
+/// A peer that answers and then goes silent (no RTP, no BYE: its BYE was lost, or it
+/// crashed): the call hangs up by itself after `rtp_timeout_hangup` with `media_timeout`,
+/// and the BYE goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_peer_is_hung_up_after_the_rtp_timeout() {
+    use tincan_sip::message::{HeaderName, Message, response_to};
+    let peer = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let peer_addr = peer.local_addr().unwrap();
+    let alice = Phone::start(PhoneConfig {
+        rtp_timeout_hangup: Some(Duration::from_secs(2)),
+        ..config("alice", true)
+    })
+    .await
+    .unwrap();
+    let mut call = alice
+        .call(&format!("sip:bob@{peer_addr}"), CallOptions::default())
+        .await
+        .unwrap();
+    let fake_peer = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        let mut methods = Vec::new();
+        loop {
+            let Ok(Ok((n, from))) =
+                tokio::time::timeout(Duration::from_secs(15), peer.recv_from(&mut buf)).await
+            else {
+                return methods;
+            };
+            let Ok(msg) = Message::parse(bytes::Bytes::copy_from_slice(&buf[..n])) else {
+                continue;
+            };
+            let Some(method) = msg.method().cloned() else {
+                continue;
+            };
+            methods.push(method.as_str().to_owned());
+            match method.as_str() {
+                "INVITE" => {
+                    let sdp = format!(
+                        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                         m=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+                        peer_addr.port() + 2
+                    );
+                    let mut ok = response_to(&msg, 200, None);
+                    ok.set_to_tag("silent");
+                    ok.push_header(HeaderName::Contact, &format!("<sip:bob@{peer_addr}>"));
+                    ok.set_body(Some("application/sdp"), bytes::Bytes::from(sdp));
+                    let len = ok.body().len().to_string();
+                    ok.set_header(HeaderName::ContentLength, &len);
+                    peer.send_to(&ok.to_bytes(), from).await.unwrap();
+                }
+                "BYE" => {
+                    let ok = response_to(&msg, 200, None);
+                    peer.send_to(&ok.to_bytes(), from).await.unwrap();
+                    return methods;
+                }
+                _ => {}
+            }
+        }
+    });
+    wait_for(&mut call, "answer", |e| {
+        matches!(e, CallEvent::Answered { .. })
+    })
+    .await;
+    let ev = wait_for(&mut call, "end", |e| matches!(e, CallEvent::Ended { .. })).await;
+    assert!(
+        matches!(&ev, CallEvent::Ended { reason, answered: true, .. } if reason == "media_timeout"),
+        "{ev:?}"
+    );
+    let methods = fake_peer.await.unwrap();
+    assert_eq!(methods.first().map(String::as_str), Some("INVITE"));
+    assert_eq!(
+        methods.last().map(String::as_str),
+        Some("BYE"),
+        "{methods:?}"
+    );
+    alice.shutdown().await;
+}
