@@ -297,3 +297,49 @@ async fn a_silent_peer_is_hung_up_after_the_rtp_timeout() {
     );
     alice.shutdown().await;
 }
+
+/// Late offer (RFC 3264 §5 in RFC 3261 §13.2.1): the INVITE carries no SDP, the callee offers in
+/// its 200 and the caller answers in the ACK; media then flows both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_offer_is_answered_in_the_ack() {
+    let alice = Phone::start(config("alice", true)).await.unwrap();
+    let mut bob = Phone::start(config("bob", true)).await.unwrap();
+    let bob_addr = bob.local_address().unwrap();
+    let options = CallOptions {
+        source: Box::new(ToneSource::new(440.0, -12.0)),
+        late_offer: true,
+        ..CallOptions::default()
+    };
+    let mut caller = alice
+        .call(&format!("sip:bob@{bob_addr}"), options)
+        .await
+        .unwrap();
+    let incoming = tokio::time::timeout(Duration::from_secs(5), bob.next_incoming())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut callee = incoming.accept(
+        Box::new(ToneSource::new(660.0, -12.0)),
+        Box::new(NullSink::new()),
+    );
+    wait_for(&mut caller, "answer", |e| {
+        matches!(e, CallEvent::Answered { .. })
+    })
+    .await;
+    wait_for(&mut callee, "answer from the ACK", |e| {
+        matches!(e, CallEvent::Answered { .. })
+    })
+    .await;
+    for call in [&mut caller, &mut callee] {
+        wait_for(
+            call,
+            "media",
+            |e| matches!(e, CallEvent::Quality(q) if q.packets_received > 20),
+        )
+        .await;
+    }
+    caller.hangup();
+    wait_for(&mut callee, "end", |e| matches!(e, CallEvent::Ended { .. })).await;
+    alice.shutdown().await;
+    bob.shutdown().await;
+}
