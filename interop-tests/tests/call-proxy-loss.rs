@@ -172,7 +172,9 @@ fn call_and_kill_the_proxy(
             killed_at.elapsed()
         );
         assert!(
-            counts.windows(2).all(|w| w[1] > w[0]) && counts[counts.len() - 1] >= counts[0] + 50,
+            // Quality events come every second and also when an RTCP report arrives, so two
+            // in a row may carry the same count: never less, and 50 more packets in the end.
+            counts.windows(2).all(|w| w[1] >= w[0]) && counts[counts.len() - 1] >= counts[0] + 50,
             "RTP stopped after the proxy died: {counts:?}"
         );
     }
