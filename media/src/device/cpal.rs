@@ -245,6 +245,8 @@ struct Shared {
     errors: AtomicU64,
     overflows: AtomicU64,
     underruns: AtomicU64,
+    /// What the backend said when the stream failed (set once, by the audio thread).
+    failure: std::sync::OnceLock<String>,
 }
 
 fn error_callback(shared: Arc<Shared>) -> impl FnMut(cpal::Error) + Send + 'static {
@@ -253,7 +255,16 @@ fn error_callback(shared: Arc<Shared>) -> impl FnMut(cpal::Error) + Send + 'stat
         use cpal::ErrorKind as K;
         // Over- and underruns and a followed default device are not fatal; anything else
         // (device gone, stream invalidated, server gone, backend errors) is.
-        if !matches!(e.kind(), K::Xrun | K::DeviceChanged | K::RealtimeDenied) {
+        // ALSA's PulseAudio plugin answers EIO to `snd_pcm_avail*` while its stream is still
+        // connecting (seen at the first frames on a loaded machine); cpal's stream thread goes
+        // on and the audio flows once the server is ready. A stream that never recovers is
+        // caught by the stall check (nothing played for 4 s).
+        let transient = e.kind() == K::BackendError && {
+            let text = e.to_string();
+            text.contains("snd_pcm_avail") && text.contains("I/O error")
+        };
+        if !transient && !matches!(e.kind(), K::Xrun | K::DeviceChanged | K::RealtimeDenied) {
+            let _ = shared.failure.set(format!("{:?}: {e}", e.kind()));
             shared.failed.store(true, Ordering::Release);
         }
     }
@@ -712,19 +723,23 @@ impl AudioSink for CpalSink {
                 .is_none_or(|s| s.shared.failed.load(Ordering::Acquire));
         if failed {
             let name = self.stream.as_ref().map(|s| s.name.clone());
+            let cause = self
+                .stream
+                .as_ref()
+                .and_then(|s| s.shared.failure.get().cloned());
             self.retire();
             self.blocked = 0;
             if !self.reported {
                 self.reported = true;
                 self.last_attempt = Instant::now();
-                let message = if stalled {
-                    "the output stream played nothing for 4 s"
-                } else {
-                    "the output stream stopped"
+                let message = match (stalled, cause) {
+                    (true, _) => "the output stream played nothing for 4 s".to_owned(),
+                    (false, Some(cause)) => format!("the output stream stopped ({cause})"),
+                    (false, None) => "the output stream stopped".to_owned(),
                 };
                 return Err(DeviceError::StreamFailed {
                     device: name.unwrap_or_else(|| self.selector.to_string()),
-                    message: message.to_owned(),
+                    message,
                 });
             }
             if self.last_attempt.elapsed() >= REOPEN_EVERY {
