@@ -176,7 +176,7 @@ impl AccountContext {
     }
 }
 
-fn lock(h: &Mutex<TargetHealth>) -> std::sync::MutexGuard<'_, TargetHealth> {
+pub(crate) fn lock(h: &Mutex<TargetHealth>) -> std::sync::MutexGuard<'_, TargetHealth> {
     // A panic while holding the lock cannot leave the table inconsistent (plain data).
     h.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -220,11 +220,22 @@ fn contact_for(ctx: &AccountContext, user: &str, target: &Target) -> String {
         .sip
         .local_address_for(target.transport, target.addr)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5060)));
-    let host = match local {
-        SocketAddr::V4(a) => a.ip().to_string(),
-        SocketAddr::V6(a) => format!("[{}]", a.ip()),
-    };
-    match target.transport {
+    contact_uri(user, local, target.transport)
+}
+
+/// An IP address as a URI host: IPv6 in brackets.
+pub(crate) fn host_literal(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(a) => a.to_string(),
+        std::net::IpAddr::V6(a) => format!("[{a}]"),
+    }
+}
+
+/// `sip:user@local` for a flow over `transport` (with `;transport=` unless UDP), IPv6
+/// addresses in brackets.
+pub(crate) fn contact_uri(user: &str, local: SocketAddr, transport: Transport) -> String {
+    let host = host_literal(local.ip());
+    match transport {
         Transport::Udp => format!("sip:{user}@{host}:{}", local.port()),
         t => format!("sip:{user}@{host}:{};transport={}", local.port(), t.param()),
     }

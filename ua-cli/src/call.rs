@@ -42,8 +42,7 @@ use tincan_sip::dialog::{
     EndReason, InviteConfig, InviteSession, Output, RequestOutcome, SessionEvent, SessionState,
 };
 use tincan_sip::driver::{
-    ClientTransaction, Driver, DriverConfig, Handle, Incoming, IncomingEvent, ServerRequest,
-    TxError,
+    Driver, DriverConfig, Handle, Incoming, IncomingEvent, ServerRequest, TxError,
 };
 use tincan_sip::message::typed::NameAddr;
 use tincan_sip::message::{HeaderName, Message, Method, Uri, response_to};
@@ -52,7 +51,7 @@ use tincan_sip::resolve::hickory::HickoryBackend;
 use tincan_sip::transaction::TransactionId;
 use tincan_sip::transport::{Target, Transport};
 
-use crate::account::{AccountContext, send_target, targets_for};
+use crate::account::{AccountContext, contact_uri, host_literal, lock, send_target, targets_for};
 
 /// How a [`Phone`] is set up.
 #[derive(Debug, Clone)]
@@ -583,7 +582,7 @@ impl Phone {
         let call_id = format!(
             "{}@{}",
             shared.ctx.sip.token(20).await?,
-            host_of(local.ip())
+            host_literal(local.ip())
         );
         let local_tag = shared.ctx.sip.token(10).await?;
         let seed = tincan_sip::rng::os_seed() ^ u64::from(local.port());
@@ -596,7 +595,10 @@ impl Phone {
         )
         .await?;
         let offer = (!options.late_offer).then(|| Bytes::from(media.offer().to_string()));
-        let from_domain = config.domain.clone().unwrap_or_else(|| host_of(local.ip()));
+        let from_domain = config
+            .domain
+            .clone()
+            .unwrap_or_else(|| host_literal(local.ip()));
         let local_uri = name_addr(
             config.display_name.as_deref(),
             &format!("sip:{}@{}", config.user, from_domain),
@@ -642,13 +644,6 @@ impl Phone {
     }
 }
 
-fn host_of(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(a) => a.to_string(),
-        IpAddr::V6(a) => format!("[{a}]"),
-    }
-}
-
 fn name_addr(display: Option<&str>, uri: &str) -> NameAddr<'static> {
     let mut n = NameAddr::new(Uri::parse(uri).map(Uri::into_owned).unwrap_or_else(|_| {
         Uri::parse("sip:tincan@invalid")
@@ -662,15 +657,7 @@ fn name_addr(display: Option<&str>, uri: &str) -> NameAddr<'static> {
 }
 
 fn contact(user: &str, local: SocketAddr, transport: Transport) -> String {
-    let host = host_of(local.ip());
-    match transport {
-        Transport::Udp => format!("<sip:{user}@{host}:{}>", local.port()),
-        t => format!(
-            "<sip:{user}@{host}:{};transport={}>",
-            local.port(),
-            t.param()
-        ),
-    }
+    format!("<{}>", contact_uri(user, local, transport))
 }
 
 /// Resolves `uri` and orders the targets by the health table (known-down ones last).
@@ -690,12 +677,7 @@ async fn resolve_ordered(
             reason: "no servers found".into(),
         });
     }
-    let health = shared
-        .ctx
-        .health
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    Ok(health.order(&targets, Instant::now()))
+    Ok(lock(&shared.ctx.health).order(&targets, Instant::now()))
 }
 
 /// The local side of the media: ports, keys, what we offer.
@@ -1550,7 +1532,7 @@ async fn send_request(
                 }
                 None => return,
             }
-            next = forward_rest(&mut tx).await;
+            next = tx.next().await;
             if next.is_none() {
                 return;
             }
@@ -1563,26 +1545,12 @@ async fn send_request(
     });
 }
 
-async fn forward_rest(tx: &mut ClientTransaction) -> Option<Result<Message, TxError>> {
-    tx.next().await
-}
-
 fn mark(shared: &Shared, key: TargetKey, cause: FailureCause) {
-    let mut h = shared
-        .ctx
-        .health
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    h.mark_failed(Instant::now(), key, cause);
+    lock(&shared.ctx.health).mark_failed(Instant::now(), key, cause);
 }
 
 fn mark_ok(shared: &Shared, key: TargetKey) {
-    let mut h = shared
-        .ctx
-        .health
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    h.mark_ok(key);
+    lock(&shared.ctx.health).mark_ok(key);
 }
 
 /// Routes incoming requests to their calls; new INVITEs become [`IncomingCall`]s.

@@ -140,25 +140,10 @@ pub fn voice_reference(len: usize) -> Vec<i16> {
     out
 }
 
-/// [`corr`] on every other sample: for the coarse search.
-fn corr_sparse(a: &[i16], b: &[i16]) -> f64 {
+/// Normalized correlation of `a` and `b` over every `step`-th sample (2 for the coarse search).
+fn corr(a: &[i16], b: &[i16], step: usize) -> f64 {
     let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
-    for (x, y) in a.iter().zip(b).step_by(2) {
-        let (x, y) = (f64::from(*x), f64::from(*y));
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    if aa == 0.0 || bb == 0.0 {
-        0.0
-    } else {
-        ab / (aa * bb).sqrt()
-    }
-}
-
-fn corr(a: &[i16], b: &[i16]) -> f64 {
-    let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
-    for (x, y) in a.iter().zip(b) {
+    for (x, y) in a.iter().zip(b).step_by(step) {
         let (x, y) = (f64::from(*x), f64::from(*y));
         ab += x * y;
         aa += x * x;
@@ -235,7 +220,7 @@ pub fn check_audio(received: &[i16], reference: &[i16]) -> AudioCheck {
         let mut top = (lo, f64::MIN);
         let mut at = lo;
         while at <= hi {
-            let c = corr_sparse(r, &received[at..at + piece]);
+            let c = corr(r, &received[at..at + piece], 2);
             if c > top.1 {
                 top = (at, c);
             }
@@ -243,7 +228,7 @@ pub fn check_audio(received: &[i16], reference: &[i16]) -> AudioCheck {
         }
         let mut fine = (top.0, f64::MIN);
         for at in top.0.saturating_sub(4)..=(top.0 + 4).min(hi) {
-            let c = corr(r, &received[at..at + piece]);
+            let c = corr(r, &received[at..at + piece], 1);
             if c > fine.1 {
                 fine = (at, c);
             }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tincan::account::{AccountContext, AccountEvent, AccountSpec, run_account};
+use tincan::account::{AccountContext, AccountEvent, run_account};
 use tincan::call::{Call, CallEvent, CallOptions, Phone, PhoneConfig};
 use tincan::config::Config;
 use tincan_media::codec::CodecKind;
@@ -182,24 +182,13 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
         let Some(a) = config.accounts.iter().find(|a| a.name == *name) else {
             return Err(fail(format!("no account named {name:?} in the config"), 2));
         };
-        let password = a.password().map_err(|e| fail(e.to_string(), 2))?;
-        let registrars: Vec<String> = a.registrar_uris().iter().map(ToString::to_string).collect();
+        let a_spec = super::account_spec(a).map_err(|e| fail(e.to_string(), 2))?;
         pc.user = a.aor.user.as_deref().unwrap_or("tincan").to_owned();
         pc.domain = Some(a.aor.host.to_string());
-        pc.credentials = Some((a.username.clone(), password.expose().to_owned()));
-        pc.outbound_proxy = registrars.first().cloned();
-        pc.transport = a.transport.transport();
-        spec = Some(AccountSpec {
-            name: a.name.clone(),
-            aor: a.aor.to_string(),
-            username: a.username.clone(),
-            password: password.expose().to_owned(),
-            transport: a.transport.transport(),
-            registrars,
-            mode: a.register_mode,
-            expires: a.expires,
-            instance_id: a.outbound.then(|| a.instance_id.clone()),
-        });
+        pc.credentials = Some((a_spec.username.clone(), a_spec.password.clone()));
+        pc.outbound_proxy = a_spec.registrars.first().cloned();
+        pc.transport = a_spec.transport;
+        spec = Some(a_spec);
     }
     let bind = common
         .bind
@@ -551,7 +540,7 @@ async fn listen(args: &ListenArgs, config: Config) -> ExitCode {
         let call = incoming.accept(source, sink);
         let json = args.common.json;
         let duration = args.duration;
-        calls.spawn(async move { follow_answered(call, json, duration).await });
+        calls.spawn(async move { follow(call, json, duration, None, None).await });
     }
     while let Some(r) = calls.join_next().await {
         if let Ok(c) = r
@@ -562,10 +551,6 @@ async fn listen(args: &ListenArgs, config: Config) -> ExitCode {
     }
     setup.finish().await;
     code
-}
-
-async fn follow_answered(call: Call, json: bool, duration: Option<f64>) -> ExitCode {
-    follow(call, json, duration, None, None).await
 }
 
 /// The commands `tincan call` reads from its standard input, one per line.

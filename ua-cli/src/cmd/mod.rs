@@ -28,3 +28,22 @@ pub fn setup(
         })?;
     Ok((config, rt))
 }
+
+/// What an `[[account]]` of the config registers (its password read from wherever the config
+/// says).
+pub fn account_spec(
+    a: &tincan::config::Account,
+) -> Result<tincan::account::AccountSpec, tincan::config::ConfigError> {
+    let password = a.password()?;
+    Ok(tincan::account::AccountSpec {
+        name: a.name.clone(),
+        aor: a.aor.to_string(),
+        username: a.username.clone(),
+        password: password.expose().to_owned(),
+        transport: a.transport.transport(),
+        registrars: a.registrar_uris().iter().map(ToString::to_string).collect(),
+        mode: a.register_mode,
+        expires: a.expires,
+        instance_id: a.outbound.then(|| a.instance_id.clone()),
+    })
+}

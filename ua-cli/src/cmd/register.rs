@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tincan::account::{AccountContext, AccountEvent, AccountSpec, run_account};
+use tincan::account::{AccountContext, AccountEvent, run_account};
 use tincan::config::Config;
 use tincan_sip::driver::{Driver, DriverConfig};
 use tincan_sip::flow::KeepAliveConfig;
@@ -71,24 +71,13 @@ async fn register(args: &Args, config: Config) -> ExitCode {
     }
     let mut specs = Vec::new();
     for a in &accounts {
-        let password = match a.password() {
-            Ok(p) => p,
+        match super::account_spec(a) {
+            Ok(spec) => specs.push(spec),
             Err(e) => {
                 eprintln!("tincan register: {e}");
                 return ExitCode::from(2);
             }
-        };
-        specs.push(AccountSpec {
-            name: a.name.clone(),
-            aor: a.aor.to_string(),
-            username: a.username.clone(),
-            password: password.expose().to_owned(),
-            transport: a.transport.transport(),
-            registrars: a.registrar_uris().iter().map(ToString::to_string).collect(),
-            mode: a.register_mode,
-            expires: a.expires,
-            instance_id: a.outbound.then(|| a.instance_id.clone()),
-        });
+        }
     }
     let dns = match args.dns_server.or(config.network.dns_server) {
         Some(s) => HickoryBackend::with_server(s),
