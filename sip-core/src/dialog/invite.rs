@@ -449,7 +449,7 @@ impl InviteSession {
             r.push_header(HeaderName::Allow, ALLOW);
         }
         if let Some(b) = body {
-            set_body(&mut r, b);
+            r.set_body(Some(SDP), b);
         }
         r
     }
@@ -835,7 +835,7 @@ impl InviteSession {
         let mut req = d.request(Method::Invite);
         req.push_header(HeaderName::Allow, ALLOW);
         if let Some(body) = &offer {
-            set_body(&mut req, body.clone());
+            req.set_body(Some(SDP), body.clone());
         }
         let seq = d.local_seq();
         let req = self.with_extra(req);
@@ -1003,7 +1003,7 @@ impl InviteSession {
             r.push_header(HeaderName::Allow, ALLOW);
             self.offered_in_2xx = request.body().is_empty() && body.is_some();
             if let Some(b) = body {
-                set_body(&mut r, b);
+                r.set_body(Some(SDP), b);
             }
             self.reinvite_acked_seq = request.cseq().and_then(Result::ok).map(|c| c.seq);
         }
@@ -1030,8 +1030,6 @@ impl InviteSession {
             duration.as_millis()
         );
         info.set_body(Some("application/dtmf-relay"), Bytes::from(body));
-        let len = info.body().len().to_string();
-        info.set_header(HeaderName::ContentLength, &len);
         let info = self.with_extra(info);
         self.outputs.push_back(Output::Request {
             request: info,
@@ -1052,12 +1050,6 @@ impl InviteSession {
             method: Method::Invite,
         }
     }
-}
-
-fn set_body(message: &mut Message, body: Bytes) {
-    let len = body.len().to_string();
-    message.set_body(Some(SDP), body);
-    message.set_header(HeaderName::ContentLength, &len);
 }
 
 /// Reads an `application/dtmf-relay` body (`Signal=5`, `Duration=160`) or an

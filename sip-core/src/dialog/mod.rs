@@ -98,6 +98,31 @@ fn malformed(what: &'static str) -> DialogError {
     DialogError::Malformed(what)
 }
 
+/// The Call-ID and CSeq number of the request that creates a dialog.
+fn call_id_and_seq(request: &Message) -> Result<(String, u32), DialogError> {
+    let call_id = request
+        .call_id()
+        .and_then(Result::ok)
+        .ok_or(malformed("Call-ID"))?
+        .as_str()
+        .to_owned();
+    let seq = request
+        .cseq()
+        .and_then(Result::ok)
+        .ok_or(malformed("CSeq"))?
+        .seq;
+    Ok((call_id, seq))
+}
+
+/// The Record-Route values of a message, in message order.
+fn record_route(message: &Message) -> Vec<NameAddr<'static>> {
+    message
+        .record_routes()
+        .filter_map(Result::ok)
+        .map(|r| r.0.into_owned())
+        .collect()
+}
+
 fn contact_uri(message: &Message) -> Option<Uri<'static>> {
     let contact = message.contacts().next()?.ok()?;
     Some(contact.address()?.uri.clone().into_owned())
@@ -119,26 +144,13 @@ impl Dialog {
             .ok_or(malformed("To"))?
             .0
             .into_owned();
+        let (call_id, seq) = call_id_and_seq(request)?;
         let id = DialogId {
-            call_id: request
-                .call_id()
-                .and_then(Result::ok)
-                .ok_or(malformed("Call-ID"))?
-                .as_str()
-                .to_owned(),
+            call_id,
             local_tag: local.tag().ok_or(malformed("From tag"))?.to_owned(),
             remote_tag: remote.tag().ok_or(malformed("To tag"))?.to_owned(),
         };
-        let seq = request
-            .cseq()
-            .and_then(Result::ok)
-            .ok_or(malformed("CSeq"))?
-            .seq;
-        let mut route_set: Vec<NameAddr<'static>> = response
-            .record_routes()
-            .filter_map(Result::ok)
-            .map(|r| r.0.into_owned())
-            .collect();
+        let mut route_set = record_route(response);
         route_set.reverse();
         let status = response.status().unwrap_or(0);
         // A 1xx without Contact still makes an early dialog; the target is then the R-URI.
@@ -186,26 +198,13 @@ impl Dialog {
         if local.tag().is_none() {
             local.params.set("tag", Some(local_tag));
         }
+        let (call_id, seq) = call_id_and_seq(request)?;
         let id = DialogId {
-            call_id: request
-                .call_id()
-                .and_then(Result::ok)
-                .ok_or(malformed("Call-ID"))?
-                .as_str()
-                .to_owned(),
+            call_id,
             local_tag: local.tag().unwrap_or(local_tag).to_owned(),
             remote_tag: remote.tag().ok_or(malformed("From tag"))?.to_owned(),
         };
-        let seq = request
-            .cseq()
-            .and_then(Result::ok)
-            .ok_or(malformed("CSeq"))?
-            .seq;
-        let route_set = request
-            .record_routes()
-            .filter_map(Result::ok)
-            .map(|r| r.0.into_owned())
-            .collect();
+        let route_set = record_route(request);
         let remote_target = contact_uri(request).ok_or(malformed("Contact"))?;
         let secure = request.uri().is_some_and(|u| u.scheme() == "sips");
         Ok(Dialog {
@@ -288,8 +287,6 @@ impl Dialog {
         let mut ack = self.build(Method::Ack, seq);
         if let Some((content_type, body)) = body {
             ack.set_body(Some(content_type), body);
-            let len = ack.body().len().to_string();
-            ack.set_header(HeaderName::ContentLength, &len);
         }
         ack
     }
