@@ -56,7 +56,7 @@ pub use ports::{
     free_tcp_port_v6, free_udp_port, free_udp_port_v6,
 };
 pub use sipp::{Sipp, SippOutcome, SippPeer, Transport};
-pub use tincan::{Tincan, TincanProcess};
+pub use tincan::{JsonCommand, Tincan, TincanProcess};
 
 /// The harness's copies of the lab configs and scenarios (`interop-tests/lab`).
 pub fn lab_dir() -> PathBuf {

@@ -164,3 +164,59 @@ pub fn json_events(log: &str) -> Vec<Value> {
         .filter(|v| v.get("event").is_some())
         .collect()
 }
+
+/// A `tincan` command run with a config file (`TINCAN_CONFIG`) whose `--json` lines arrive on
+/// a channel as they are printed (echoed to the test's output); killed by PID on drop. For the
+/// register tests, which follow the events live instead of from a log.
+#[derive(Debug)]
+pub struct JsonCommand {
+    child: std::process::Child,
+    rx: std::sync::mpsc::Receiver<Value>,
+}
+
+impl JsonCommand {
+    /// Starts `tincan ARGS` with `TINCAN_CONFIG=config` (stderr discarded).
+    pub fn spawn(args: &[&str], config: &Path) -> JsonCommand {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(crate::tincan_binary())
+            .args(args)
+            .env("TINCAN_CONFIG", config)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("tincan runs");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    println!("{line}");
+                    if tx.send(v).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        JsonCommand { child, rx }
+    }
+
+    /// The next event `what` accepts within `timeout` (events before it are passed over).
+    pub fn wait_for(&self, timeout: Duration, what: impl Fn(&Value) -> bool) -> Option<Value> {
+        let end = std::time::Instant::now() + timeout;
+        while let Some(left) = end.checked_duration_since(std::time::Instant::now()) {
+            match self.rx.recv_timeout(left) {
+                Ok(v) if what(&v) => return Some(v),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+}
+
+impl Drop for JsonCommand {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

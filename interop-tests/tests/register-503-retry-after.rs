@@ -4,41 +4,12 @@
 //! for the Retry-After time: the next thing it hears from Tincan (the fail-back probe) comes
 //! no earlier. Prints the measured times.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use tincan_interop_tests::{Kamailio, Sipp, WorkDir, require_peers, tincan_binary};
+use tincan_interop_tests::{JsonCommand, Kamailio, Sipp, WorkDir, require_peers, tincan_binary};
 
 /// The Retry-After the sipp registrar sends, seconds.
 const RETRY_AFTER: u64 = 8;
-
-fn wait_for(
-    rx: &mpsc::Receiver<serde_json::Value>,
-    timeout: Duration,
-    what: impl Fn(&serde_json::Value) -> bool,
-) -> Option<serde_json::Value> {
-    let end = Instant::now() + timeout;
-    while let Some(left) = end.checked_duration_since(Instant::now()) {
-        match rx.recv_timeout(left) {
-            Ok(v) if what(&v) => return Some(v),
-            Ok(_) => continue,
-            Err(_) => return None,
-        }
-    }
-    None
-}
-
-/// Kills the child on drop, by PID.
-struct ChildGuard(std::process::Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// SIP requests sipp has received so far (its `-trace_msg` log).
 fn received(sipp: &tincan_interop_tests::SippPeer, method: &str) -> usize {
@@ -77,38 +48,22 @@ fn a_503_with_retry_after_moves_to_the_next_registrar_and_keeps_away_for_that_lo
         ),
     )
     .unwrap();
-    let bin = tincan_binary();
+    // Built before the clock starts (the first call of a run compiles it).
+    tincan_binary();
     let started = Instant::now();
-    let mut child = Command::new(bin)
-        .args(["register", "--json"])
-        .env("TINCAN_CONFIG", &cfg)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tincan runs");
-    let stdout = child.stdout.take().unwrap();
-    let _guard = ChildGuard(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                println!("{line}");
-                if tx.send(v).is_err() {
-                    return;
-                }
-            }
-        }
-    });
+    let tincan = JsonCommand::spawn(&["register", "--json"], &cfg);
     let sipp_target = format!("udp:{}", sipp.addr());
     let kamailio_target = format!("udp:{}", kamailio.addr());
-    let failed = wait_for(&rx, Duration::from_secs(15), |v| {
-        v["event"] == "failed" && v["registrar"] == sipp_target.as_str()
-    })
-    .expect("the 503 registrar fails");
+    let failed = tincan
+        .wait_for(Duration::from_secs(15), |v| {
+            v["event"] == "failed" && v["registrar"] == sipp_target.as_str()
+        })
+        .expect("the 503 registrar fails");
     let refused_at = Instant::now();
     let error = failed["error"].as_str().unwrap();
     assert!(error.contains("503"), "{error}");
-    let registered = wait_for(&rx, Duration::from_secs(10), |v| v["event"] == "registered")
+    let registered = tincan
+        .wait_for(Duration::from_secs(10), |v| v["event"] == "registered")
         .expect("registered at the second registrar");
     assert_eq!(registered["registrar"], kamailio_target.as_str());
     println!(

@@ -1,28 +1,10 @@
 //! `register_mode = "all"` with two kamailio registrars: one is killed and restarted; the
 //! account stays registered through the other and comes back on the first.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
-use tincan_interop_tests::{Kamailio, WorkDir, require_peers, tincan_binary};
-
-fn wait_for(
-    rx: &mpsc::Receiver<serde_json::Value>,
-    timeout: Duration,
-    what: impl Fn(&serde_json::Value) -> bool,
-) -> Option<serde_json::Value> {
-    let end = Instant::now() + timeout;
-    while let Some(left) = end.checked_duration_since(Instant::now()) {
-        match rx.recv_timeout(left) {
-            Ok(v) if what(&v) => return Some(v),
-            Ok(_) => continue,
-            Err(_) => return None,
-        }
-    }
-    None
-}
+use tincan_interop_tests::{JsonCommand, Kamailio, WorkDir, require_peers};
 
 #[test]
 fn stays_registered_through_the_other_registrar_and_comes_back() {
@@ -50,33 +32,16 @@ fn stays_registered_through_the_other_registrar_and_comes_back() {
         b.addr()
     )
     .unwrap();
-    let mut child = Command::new(tincan_binary())
-        .args(["register", "--json"])
-        .env("TINCAN_CONFIG", &cfg)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tincan runs");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                println!("{line}");
-                if tx.send(v).is_err() {
-                    return;
-                }
-            }
-        }
-    });
+    let tincan = JsonCommand::spawn(&["register", "--json"], &cfg);
     let a_addr = a.addr().to_string();
     let b_addr = b.addr().to_string();
     let at = |addr: &str, v: &serde_json::Value| {
         v["event"] == "registered" && v["registrar"].as_str().is_some_and(|r| r.contains(addr))
     };
-    let guard = scopeguard(child);
     assert!(
-        wait_for(&rx, Duration::from_secs(15), |v| at(&a_addr, v)).is_some(),
+        tincan
+            .wait_for(Duration::from_secs(15), |v| at(&a_addr, v))
+            .is_some(),
         "registered at A"
     );
     assert!(
@@ -87,13 +52,15 @@ fn stays_registered_through_the_other_registrar_and_comes_back() {
     // A dies: the account stays registered at B (its refreshes keep succeeding).
     a.stop();
     let killed = Instant::now();
-    let failed = wait_for(&rx, Duration::from_secs(20), |v| {
+    let failed = tincan.wait_for(Duration::from_secs(20), |v| {
         v["event"] == "failed" && v["registrar"].as_str().is_some_and(|r| r.contains(&a_addr))
     });
     assert!(failed.is_some(), "the refresh to A fails");
     println!("A's loss noticed after {} ms", killed.elapsed().as_millis());
     assert!(
-        wait_for(&rx, Duration::from_secs(15), |v| at(&b_addr, v)).is_some(),
+        tincan
+            .wait_for(Duration::from_secs(15), |v| at(&b_addr, v))
+            .is_some(),
         "B keeps refreshing"
     );
     assert!(
@@ -110,7 +77,9 @@ fn stays_registered_through_the_other_registrar_and_comes_back() {
         .expect("kamailio A again");
     let restarted = Instant::now();
     assert!(
-        wait_for(&rx, Duration::from_secs(60), |v| at(&a_addr, v)).is_some(),
+        tincan
+            .wait_for(Duration::from_secs(60), |v| at(&a_addr, v))
+            .is_some(),
         "registered at A again"
     );
     println!(
@@ -118,19 +87,5 @@ fn stays_registered_through_the_other_registrar_and_comes_back() {
         restarted.elapsed().as_millis()
     );
     assert!(!a2.contacts("uat").unwrap().is_empty());
-    drop(guard);
-}
-
-/// Kills the child on drop, by PID.
-struct ChildGuard(std::process::Child);
-
-fn scopeguard(child: std::process::Child) -> ChildGuard {
-    ChildGuard(child)
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    drop(tincan);
 }

@@ -3,14 +3,13 @@
 //! under the account is replaced at once, and a flow that goes silent (black-holed) is
 //! declared dead when its pong is missing, then replaced.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tincan_interop_tests::{Kamailio, WorkDir, require_peers, tincan_binary};
+use tincan_interop_tests::{JsonCommand, Kamailio, WorkDir, require_peers};
 
 /// One relayed connection: both sockets, and whether it is black-holed.
 struct Relayed {
@@ -120,32 +119,6 @@ fn pump(
     });
 }
 
-fn wait_for(
-    rx: &mpsc::Receiver<serde_json::Value>,
-    timeout: Duration,
-    what: impl Fn(&serde_json::Value) -> bool,
-) -> Option<serde_json::Value> {
-    let end = Instant::now() + timeout;
-    while let Some(left) = end.checked_duration_since(Instant::now()) {
-        match rx.recv_timeout(left) {
-            Ok(v) if what(&v) => return Some(v),
-            Ok(_) => continue,
-            Err(_) => return None,
-        }
-    }
-    None
-}
-
-/// Kills the child on drop, by PID.
-struct ChildGuard(std::process::Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_dead_tcp_flow_is_noticed_and_replaced() {
     if !require_peers(&["kamailio", "kamcmd"]) {
@@ -167,35 +140,18 @@ fn a_dead_tcp_flow_is_noticed_and_replaced() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(tincan_binary())
-        .args(["register", "--json"])
-        .env("TINCAN_CONFIG", &cfg)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tincan runs");
-    let stdout = child.stdout.take().unwrap();
-    let _guard = ChildGuard(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                println!("{line}");
-                if tx.send(v).is_err() {
-                    return;
-                }
-            }
-        }
-    });
+    let tincan = JsonCommand::spawn(&["register", "--json"], &cfg);
     let is = |name: &'static str| move |v: &serde_json::Value| v["event"] == name;
     assert!(
-        wait_for(&rx, Duration::from_secs(15), is("registered")).is_some(),
+        tincan
+            .wait_for(Duration::from_secs(15), is("registered"))
+            .is_some(),
         "registered through the relay"
     );
 
     // Pings every 1.6-2 s are answered: no failure for longer than a ping + the 10 s pong
     // deadline.
-    let quiet = wait_for(&rx, Duration::from_secs(13), |v| {
+    let quiet = tincan.wait_for(Duration::from_secs(13), |v| {
         v["event"] == "flow_failed" || v["event"] == "failed"
     });
     assert!(quiet.is_none(), "a live flow was declared dead: {quiet:?}");
@@ -206,14 +162,17 @@ fn a_dead_tcp_flow_is_noticed_and_replaced() {
     // The connection is closed under the account: a new flow and a new REGISTER at once.
     let closed = Instant::now();
     relay.close_all();
-    let failed = wait_for(&rx, Duration::from_secs(5), is("flow_failed")).expect("flow_failed");
+    let failed = tincan
+        .wait_for(Duration::from_secs(5), is("flow_failed"))
+        .expect("flow_failed");
     assert!(
         failed["reason"].as_str().unwrap().contains("closed"),
         "{failed}"
     );
     let noticed = closed.elapsed();
-    let recovered =
-        wait_for(&rx, Duration::from_secs(10), is("flow_recovered")).expect("flow_recovered");
+    let recovered = tincan
+        .wait_for(Duration::from_secs(10), is("flow_recovered"))
+        .expect("flow_recovered");
     println!(
         "connection closed: noticed after {} ms, registered again over a new flow after {} ms \
          (REGISTER round trips {} ms)",
@@ -231,13 +190,17 @@ fn a_dead_tcp_flow_is_noticed_and_replaced() {
     // The flow goes silent: the missing pong gives it away within a ping + 10 s.
     let silenced = Instant::now();
     relay.silence_all();
-    let failed = wait_for(&rx, Duration::from_secs(20), is("flow_failed")).expect("flow_failed");
+    let failed = tincan
+        .wait_for(Duration::from_secs(20), is("flow_failed"))
+        .expect("flow_failed");
     assert!(
         failed["reason"].as_str().unwrap().contains("pong"),
         "{failed}"
     );
     let noticed = silenced.elapsed();
-    wait_for(&rx, Duration::from_secs(10), is("flow_recovered")).expect("flow_recovered");
+    tincan
+        .wait_for(Duration::from_secs(10), is("flow_recovered"))
+        .expect("flow_recovered");
     println!(
         "black-holed flow: declared dead after {} ms, registered again over a new flow after {} ms",
         noticed.as_millis(),
