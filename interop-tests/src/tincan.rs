@@ -64,6 +64,54 @@ impl TincanProcess {
         self
     }
 
+    /// A phone registered at `registrar` as `user@example.test` (the lab kamailio's domain):
+    /// writes `config.toml` with that `[[account]]` (UDP, 300 s, no outbound) and `tone.wav`,
+    /// `tone_hz` for `tone_len`, for [`spawn_phone`](Self::spawn_phone).
+    pub fn kamailio_account(
+        self,
+        user: &str,
+        password: &str,
+        registrar: std::net::SocketAddr,
+        tone_hz: f64,
+        tone_len: Duration,
+    ) -> Self {
+        let config = format!(
+            "[[account]]\nname = \"{user}\"\naor = \"sip:{user}@example.test\"\n\
+             password = \"{password}\"\ntransport = \"udp\"\nregistrars = [\"sip:{registrar}\"]\n\
+             expires = 300\noutbound = false\n"
+        );
+        self.dir
+            .write("config.toml", config)
+            .expect("config written");
+        crate::audio::write_tone_wav(self.path("tone.wav"), tone_hz, tone_len, 48_000, 12_000)
+            .expect("tone written");
+        self
+    }
+
+    /// `tincan --config config.toml <command> extra... --account <account> --play tone.wav
+    /// --record rec.wav --json --bind 127.0.0.1:<free>` (after
+    /// [`kamailio_account`](Self::kamailio_account)).
+    pub fn spawn_phone(self, account: &str, command: &str, extra: &[&str]) -> Tincan {
+        let mut args: Vec<String> = vec![
+            "--config".into(),
+            self.path("config.toml").display().to_string(),
+            command.into(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        args.extend([
+            "--account".into(),
+            account.into(),
+            "--play".into(),
+            self.path("tone.wav").display().to_string(),
+            "--record".into(),
+            self.path("rec.wav").display().to_string(),
+            "--json".into(),
+            "--bind".into(),
+            format!("127.0.0.1:{}", crate::free_port()),
+        ]);
+        self.spawn(args).expect("tincan starts")
+    }
+
     /// Starts `tincan args...` (the binary of this workspace, see [`crate::tincan_binary`]).
     pub fn spawn<I, S>(self, args: I) -> Result<Tincan, PeerError>
     where

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tincan_interop_tests::{
-    Baresip, BaresipControl, Kamailio, Tincan, TincanProcess, audio, free_port, require_peers,
-    tincan_binary,
+    Baresip, BaresipControl, Kamailio, Tincan, TincanProcess, audio, require_peers, tincan_binary,
 };
 
 /// The tone Tincan sends.
@@ -42,48 +41,20 @@ fn lab(codecs: &str) -> Option<(Kamailio, Baresip, BaresipControl)> {
 /// A scratch dir for Tincan with `config.toml` (account alice at `kamailio`) and a 440 Hz
 /// `tone.wav` of 20 s.
 fn tincan_alice(name: &str, kamailio: &Kamailio) -> TincanProcess {
-    let process = TincanProcess::new(name).expect("scratch dir");
-    let config = format!(
-        "[[account]]\nname = \"alice\"\naor = \"sip:alice@example.test\"\npassword = \"alicepw\"\n\
-         transport = \"udp\"\nregistrars = [\"sip:{}\"]\nexpires = 300\noutbound = false\n",
-        kamailio.addr()
-    );
-    process
-        .dir()
-        .write("config.toml", config)
-        .expect("config written");
-    audio::write_tone_wav(
-        process.path("tone.wav"),
-        TINCAN_HZ,
-        Duration::from_secs(20),
-        48_000,
-        12_000,
-    )
-    .expect("tone written");
-    process
+    TincanProcess::new(name)
+        .expect("scratch dir")
+        .kamailio_account(
+            "alice",
+            "alicepw",
+            kamailio.addr(),
+            TINCAN_HZ,
+            Duration::from_secs(20),
+        )
 }
 
-/// `tincan --config config.toml <command> --account alice --play tone.wav --record rec.wav
-/// --json --bind 127.0.0.1:<free> extra...`.
+/// alice's `tincan <command> extra...` ([`TincanProcess::spawn_phone`]).
 fn spawn(process: TincanProcess, command: &str, extra: &[&str]) -> Tincan {
-    let mut args: Vec<String> = vec![
-        "--config".into(),
-        process.path("config.toml").display().to_string(),
-        command.into(),
-    ];
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    args.extend([
-        "--account".into(),
-        "alice".into(),
-        "--play".into(),
-        process.path("tone.wav").display().to_string(),
-        "--record".into(),
-        process.path("rec.wav").display().to_string(),
-        "--json".into(),
-        "--bind".into(),
-        format!("127.0.0.1:{}", free_port()),
-    ]);
-    process.spawn(args).expect("tincan starts")
+    process.spawn_phone("alice", command, extra)
 }
 
 fn codec_is(event: &Value, codec: &str) -> bool {

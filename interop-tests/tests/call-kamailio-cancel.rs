@@ -16,8 +16,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tincan_interop_tests::{
-    Baresip, BaresipControl, Kamailio, Tincan, TincanProcess, audio, free_port, require_peers,
-    tincan_binary,
+    Baresip, BaresipControl, Kamailio, Tincan, TincanProcess, audio, require_peers, tincan_binary,
 };
 
 /// The tone Tincan sends.
@@ -47,43 +46,21 @@ fn lab(auto_answer: bool) -> Option<(Kamailio, Baresip, BaresipControl)> {
 /// `tincan call sip:bob@example.test extra...` as alice (account in `config.toml`, a 440 Hz
 /// `tone.wav`, recording to `rec.wav`, `--json`), reading commands from a pipe.
 fn alice_calls_bob(name: &str, kamailio: &Kamailio, extra: &[&str]) -> Tincan {
-    let process = TincanProcess::new(name).expect("scratch dir").with_stdin();
-    let config = format!(
-        "[[account]]\nname = \"alice\"\naor = \"sip:alice@example.test\"\npassword = \"alicepw\"\n\
-         transport = \"udp\"\nregistrars = [\"sip:{}\"]\nexpires = 300\noutbound = false\n",
-        kamailio.addr()
-    );
-    process
-        .dir()
-        .write("config.toml", config)
-        .expect("config written");
-    audio::write_tone_wav(
-        process.path("tone.wav"),
-        TINCAN_HZ,
-        Duration::from_secs(30),
-        48_000,
-        12_000,
-    )
-    .expect("tone written");
-    let mut args: Vec<String> = vec![
-        "--config".into(),
-        process.path("config.toml").display().to_string(),
-        "call".into(),
-        "sip:bob@example.test".into(),
-    ];
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    args.extend([
-        "--account".into(),
-        "alice".into(),
-        "--play".into(),
-        process.path("tone.wav").display().to_string(),
-        "--record".into(),
-        process.path("rec.wav").display().to_string(),
-        "--json".into(),
-        "--bind".into(),
-        format!("127.0.0.1:{}", free_port()),
-    ]);
-    process.spawn(args).expect("tincan starts")
+    TincanProcess::new(name)
+        .expect("scratch dir")
+        .with_stdin()
+        .kamailio_account(
+            "alice",
+            "alicepw",
+            kamailio.addr(),
+            TINCAN_HZ,
+            Duration::from_secs(30),
+        )
+        .spawn_phone(
+            "alice",
+            "call",
+            &[&["sip:bob@example.test"], extra].concat(),
+        )
 }
 
 fn last_event(phone: &Tincan, name: &str) -> Value {

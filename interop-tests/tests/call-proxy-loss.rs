@@ -18,9 +18,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 use serde_json::Value;
-use tincan_interop_tests::{
-    Kamailio, Tincan, TincanProcess, audio, free_port, require_peer, tincan_binary,
-};
+use tincan_interop_tests::{Kamailio, Tincan, TincanProcess, audio, require_peer, tincan_binary};
 
 /// The tone alice sends.
 const ALICE_HZ: f64 = 440.0;
@@ -32,49 +30,14 @@ const AFTER_KILL: Duration = Duration::from_millis(2_500);
 
 /// A scratch dir with `config.toml` (account `user` at `kamailio`) and a `hz` `tone.wav`.
 fn phone(name: &str, user: &str, password: &str, hz: f64, kamailio: &Kamailio) -> TincanProcess {
-    let process = TincanProcess::new(name).expect("scratch dir");
-    let config = format!(
-        "[[account]]\nname = \"{user}\"\naor = \"sip:{user}@example.test\"\n\
-         password = \"{password}\"\ntransport = \"udp\"\nregistrars = [\"sip:{}\"]\n\
-         expires = 300\noutbound = false\n",
-        kamailio.addr()
-    );
-    process
-        .dir()
-        .write("config.toml", config)
-        .expect("config written");
-    audio::write_tone_wav(
-        process.path("tone.wav"),
-        hz,
-        Duration::from_secs(30),
-        48_000,
-        12_000,
-    )
-    .expect("tone written");
-    process
+    TincanProcess::new(name)
+        .expect("scratch dir")
+        .kamailio_account(user, password, kamailio.addr(), hz, Duration::from_secs(30))
 }
 
-/// `tincan --config config.toml <command> extra... --account <user> --play tone.wav
-/// --record rec.wav --json --bind 127.0.0.1:<free>`.
+/// `user`'s `tincan <command> extra...` ([`TincanProcess::spawn_phone`]).
 fn spawn(process: TincanProcess, user: &str, command: &str, extra: &[&str]) -> Tincan {
-    let mut args: Vec<String> = vec![
-        "--config".into(),
-        process.path("config.toml").display().to_string(),
-        command.into(),
-    ];
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    args.extend([
-        "--account".into(),
-        user.into(),
-        "--play".into(),
-        process.path("tone.wav").display().to_string(),
-        "--record".into(),
-        process.path("rec.wav").display().to_string(),
-        "--json".into(),
-        "--bind".into(),
-        format!("127.0.0.1:{}", free_port()),
-    ]);
-    process.spawn(args).expect("tincan starts")
+    process.spawn_phone(user, command, extra)
 }
 
 /// How many `quality` events it printed so far.
