@@ -16,5 +16,6 @@ pub mod message;
 pub mod register;
 pub mod resolve;
 pub mod rng;
+pub mod stun;
 pub mod transaction;
 pub mod transport;
