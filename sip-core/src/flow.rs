@@ -593,7 +593,7 @@ mod tests {
                     panic!("{ev:?}")
                 };
                 sent += 1;
-                if rand_core::Rng::next_u32(&mut net) % 3 != 0 {
+                if !rand_core::Rng::next_u32(&mut net).is_multiple_of(3) {
                     answered += 1;
                     f.handle_binding_response(
                         at + Duration::from_millis(30),

@@ -43,6 +43,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::endpoint::{Endpoint, EndpointConfig, Event, SendError, Source};
 use crate::message::Message;
+use crate::stun;
 use crate::transaction::TransactionId;
 use crate::transport::{ConnectionId, Received, Target, Transmit, Transport};
 
@@ -204,7 +205,7 @@ impl Incoming {
     }
 }
 
-/// What happens on a watched stream connection (see [`Handle::flow`]).
+/// What happens on a watched flow (see [`Handle::flow`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FlowSignal {
@@ -212,33 +213,95 @@ pub enum FlowSignal {
     Pong,
     /// The connection closed, was reset, or was closed by the driver (idle, [`Flow::close`]).
     Closed,
+    /// A STUN Binding response to a request sent with [`Flow::send_binding`] (or
+    /// [`Flow::ping`]) arrived from the flow's target (UDP, RFC 5626 §4.4.2).
+    BindingResponse {
+        /// The transaction it answers.
+        transaction: stun::TransactionId,
+        /// XOR-MAPPED-ADDRESS (or MAPPED-ADDRESS): the flow's address as the target sees it.
+        mapped: Option<SocketAddr>,
+        /// The ERROR-CODE of an error response.
+        error: Option<u16>,
+    },
+    /// An ICMP error said the flow's target is unreachable (UDP).
+    Unreachable,
 }
 
-/// A watch on the stream connection (the RFC 5626 "flow") that carries requests to a target:
-/// send keep-alive pings on it, hear its pongs and its end.
+/// Which flow a [`Flow`] watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FlowKind {
+    /// A TCP or TLS connection.
+    Stream(ConnectionId),
+    /// The driver's UDP socket of the target's family, and the target.
+    Datagram(SocketAddr),
+}
+
+/// A watch on the RFC 5626 "flow" that carries requests to a target: the stream connection
+/// (TCP, TLS), or the driver's UDP socket and the target's address (UDP). Send keep-alive
+/// pings on it (CRLF CRLF, or STUN Binding requests), hear its pongs and its end.
 #[derive(Debug)]
 pub struct Flow {
-    connection: ConnectionId,
+    kind: FlowKind,
     handle: Handle,
     rx: mpsc::UnboundedReceiver<FlowSignal>,
     closed: bool,
 }
 
 impl Flow {
-    /// The connection watched.
-    pub fn connection(&self) -> ConnectionId {
-        self.connection
+    /// The connection watched (`None` for a UDP flow).
+    pub fn connection(&self) -> Option<ConnectionId> {
+        match self.kind {
+            FlowKind::Stream(id) => Some(id),
+            FlowKind::Datagram(_) => None,
+        }
     }
 
-    /// Sends a CRLF CRLF ping on the connection. False when the connection is gone.
+    /// True for a UDP flow (keep-alives are STUN Binding requests, [`Flow::send_binding`]).
+    pub fn is_datagram(&self) -> bool {
+        matches!(self.kind, FlowKind::Datagram(_))
+    }
+
+    /// Sends a keep-alive ping: CRLF CRLF on a connection, or a STUN Binding request with a
+    /// fresh transaction id on a UDP flow (its response comes as
+    /// [`FlowSignal::BindingResponse`]; to retransmit with the same id, use
+    /// [`send_binding`](Self::send_binding)). False when the connection is gone.
     pub async fn ping(&self) -> Result<bool, DriverError> {
-        let connection = self.connection;
+        match self.kind {
+            FlowKind::Stream(connection) => {
+                self.handle
+                    .call(|reply| Command::Ping { connection, reply })
+                    .await
+            }
+            FlowKind::Datagram(_) => {
+                let id = stun::TransactionId::random(&mut crate::rng::SplitMix64::from_os());
+                self.send_binding(id).await
+            }
+        }
+    }
+
+    /// Sends a STUN Binding request (with FINGERPRINT) with this transaction id to a UDP
+    /// flow's target, from the socket that carries SIP to it (RFC 5626 §4.4.2); the response
+    /// is reported as [`FlowSignal::BindingResponse`]. Sending the same id again is a
+    /// retransmission. False for a stream flow, or when there is no socket for the target's
+    /// address family.
+    pub async fn send_binding(
+        &self,
+        transaction: stun::TransactionId,
+    ) -> Result<bool, DriverError> {
+        let FlowKind::Datagram(target) = self.kind else {
+            return Ok(false);
+        };
         self.handle
-            .call(|reply| Command::Ping { connection, reply })
+            .call(|reply| Command::SendBinding {
+                target,
+                transaction,
+                reply,
+            })
             .await
     }
 
-    /// The next pong or the end of the connection (then `Closed` for ever).
+    /// The next pong, Binding response or ICMP report, or the end of the connection (then
+    /// `Closed` for ever; a UDP flow ends only when the driver stops).
     pub async fn next(&mut self) -> FlowSignal {
         if self.closed {
             return FlowSignal::Closed;
@@ -251,9 +314,11 @@ impl Flow {
     }
 
     /// Closes the connection (a flow considered dead): the next request to its target opens
-    /// a new one.
+    /// a new one. Nothing to close on a UDP flow: the socket is shared.
     pub async fn close(&self) {
-        let connection = self.connection;
+        let FlowKind::Stream(connection) = self.kind else {
+            return;
+        };
         let _ = self
             .handle
             .call(|reply| Command::CloseConnection { connection, reply })
@@ -349,7 +414,12 @@ enum Command {
     },
     WatchFlow {
         key: (Transport, SocketAddr),
-        reply: oneshot::Sender<Option<(ConnectionId, mpsc::UnboundedReceiver<FlowSignal>)>>,
+        reply: oneshot::Sender<Option<(FlowKind, mpsc::UnboundedReceiver<FlowSignal>)>>,
+    },
+    SendBinding {
+        target: SocketAddr,
+        transaction: stun::TransactionId,
+        reply: oneshot::Sender<bool>,
     },
     Ping {
         connection: ConnectionId,
@@ -454,13 +524,15 @@ impl Handle {
         self.call(|reply| Command::Token { len, reply }).await
     }
 
-    /// A watch on the stream connection currently used for requests to `target` (TCP or
-    /// TLS); `None` for UDP or when no connection to it is open.
+    /// A watch on the flow that carries requests to `target`: the stream connection
+    /// currently used for it (TCP or TLS; `None` when none is open), or for UDP the driver's
+    /// socket of the target's family and the target address (`None` when there is no such
+    /// socket).
     pub async fn flow(&self, target: &Target) -> Result<Option<Flow>, DriverError> {
         let key = (target.transport, target.addr);
         let watched = self.call(|reply| Command::WatchFlow { key, reply }).await?;
-        Ok(watched.map(|(connection, rx)| Flow {
-            connection,
+        Ok(watched.map(|(kind, rx)| Flow {
+            kind,
             handle: self.clone(),
             rx,
             closed: false,
@@ -645,6 +717,8 @@ impl Driver {
             client_tls: tokio_rustls::TlsConnector::from(client_tls),
             next_conn: std::mem::take(&mut next_conn),
             shutdown: None,
+            udp_flows: HashMap::new(),
+            stun_pending: HashMap::new(),
         };
         tokio::spawn(task.run(net_rx, cmd_rx, resp_rx));
         Ok((handle, Incoming { rx: in_rx }))
@@ -736,6 +810,10 @@ struct Task {
     client_tls: tokio_rustls::TlsConnector,
     next_conn: Arc<std::sync::atomic::AtomicU64>,
     shutdown: Option<(Instant, Vec<oneshot::Sender<()>>)>,
+    /// Watchers of UDP flows, by target address.
+    udp_flows: HashMap<SocketAddr, Vec<mpsc::UnboundedSender<FlowSignal>>>,
+    /// STUN Binding requests sent on UDP flows: their target and when they were last sent.
+    stun_pending: HashMap<stun::TransactionId, (SocketAddr, Instant)>,
 }
 
 impl Task {
@@ -844,6 +922,11 @@ impl Task {
                 local,
                 source,
                 payload,
+            } if stun::is_stun(&payload) => self.on_stun(local, source, &payload),
+            NetEvent::Datagram {
+                local,
+                source,
+                payload,
             } => self.ep.handle_received(
                 now,
                 Received {
@@ -898,6 +981,7 @@ impl Task {
                 for tx in failed {
                     self.ep.handle_transport_error(now, tx);
                 }
+                signal_udp_flow(&mut self.udp_flows, dest, FlowSignal::Unreachable);
             }
             NetEvent::Accepted(nc) => self.register(nc),
             NetEvent::Connected { key, result } => {
@@ -962,6 +1046,14 @@ impl Task {
         for id in stale {
             self.remove_connection(id);
         }
+        // STUN transactions last 39.5 s at most (RFC 5389 §7.2.1); forget unanswered ones
+        // well after, and the watchers of UDP flows that were dropped.
+        self.stun_pending
+            .retain(|_, (_, sent)| now.duration_since(*sent) < Duration::from_secs(120));
+        self.udp_flows.retain(|_, watchers| {
+            watchers.retain(|w| !w.is_closed());
+            !watchers.is_empty()
+        });
     }
 
     fn on_command(&mut self, cmd: Command) {
@@ -1009,6 +1101,33 @@ impl Task {
             Command::Token { len, reply } => {
                 let _ = reply.send(self.ep.random_token(len));
             }
+            Command::WatchFlow {
+                key: (Transport::Udp, target),
+                reply,
+            } => {
+                let watched = self.udp_socket_for(target).map(|_| {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    self.udp_flows.entry(target).or_default().push(tx);
+                    (FlowKind::Datagram(target), rx)
+                });
+                let _ = reply.send(watched);
+            }
+            Command::SendBinding {
+                target,
+                transaction,
+                reply,
+            } => {
+                let sent = self.udp_socket_for(target).is_some_and(|sock| {
+                    let request = stun::binding_request(transaction, true);
+                    self.stun_pending.insert(transaction, (target, now));
+                    // A full send buffer loses this one; the keep-alive retransmits.
+                    match sock.try_send_to(&request, target) {
+                        Ok(_) => true,
+                        Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+                    }
+                });
+                let _ = reply.send(sent);
+            }
             Command::WatchFlow { key, reply } => {
                 let watched = self
                     .by_target
@@ -1018,7 +1137,7 @@ impl Task {
                     .map(|(id, c)| {
                         let (tx, rx) = mpsc::unbounded_channel();
                         c.watchers.push(tx);
-                        (id, rx)
+                        (FlowKind::Stream(id), rx)
                     });
                 let _ = reply.send(watched);
             }
@@ -1089,12 +1208,55 @@ impl Task {
         }
     }
 
-    async fn send_udp(&mut self, t: Transmit) {
-        let sock = self
-            .udp
+    /// The UDP socket that carries SIP to `dest` (the first bound one of its family).
+    fn udp_socket_for(&self, dest: SocketAddr) -> Option<Arc<UdpSocket>> {
+        self.udp
             .iter()
-            .find(|(a, _)| a.is_ipv4() == t.target.addr.is_ipv4())
-            .map(|(_, s)| s.clone());
+            .find(|(a, _)| a.is_ipv4() == dest.is_ipv4())
+            .map(|(_, s)| s.clone())
+    }
+
+    /// A STUN message on a UDP socket (RFC 5626 §5.1: never handed to the SIP parser).
+    /// Binding responses go to the watchers of the flow whose request they answer; Binding
+    /// requests (peers keeping their flow to us alive) are answered with the address they
+    /// came from. Anything else is dropped.
+    fn on_stun(&mut self, local: SocketAddr, source: SocketAddr, payload: &[u8]) {
+        let Ok(message) = stun::Message::parse(payload) else {
+            return;
+        };
+        if message.method != stun::BINDING {
+            return;
+        }
+        match message.class {
+            stun::Class::Request => {
+                if let Some(sock) = self.udp.get(&local) {
+                    let response =
+                        stun::binding_success(message.transaction, source, message.fingerprint);
+                    // Best effort: the peer retransmits.
+                    let _ = sock.try_send_to(&response, source);
+                }
+            }
+            stun::Class::SuccessResponse | stun::Class::ErrorResponse => {
+                let Some((target, _)) = self.stun_pending.get(&message.transaction).copied() else {
+                    return;
+                };
+                if target != source {
+                    return;
+                }
+                self.stun_pending.remove(&message.transaction);
+                let signal = FlowSignal::BindingResponse {
+                    transaction: message.transaction,
+                    mapped: message.mapped_address(),
+                    error: message.error.as_ref().map(|e| e.code),
+                };
+                signal_udp_flow(&mut self.udp_flows, target, signal);
+            }
+            stun::Class::Indication => {}
+        }
+    }
+
+    async fn send_udp(&mut self, t: Transmit) {
+        let sock = self.udp_socket_for(t.target.addr);
         let Some(sock) = sock else {
             if let Some(tx) = t.transaction {
                 self.ep.handle_transport_error(Instant::now(), tx);
@@ -1246,6 +1408,20 @@ impl Task {
     /// A response from [`Handle::respond_now`].
     fn respond(&mut self, transaction: TransactionId, response: Message) {
         let _ = self.ep.send_response(Instant::now(), transaction, response);
+    }
+}
+
+/// Tells the watchers of the UDP flow to `target` (those still listening).
+fn signal_udp_flow(
+    flows: &mut HashMap<SocketAddr, Vec<mpsc::UnboundedSender<FlowSignal>>>,
+    target: SocketAddr,
+    signal: FlowSignal,
+) {
+    if let Some(watchers) = flows.get_mut(&target) {
+        watchers.retain(|w| w.send(signal).is_ok());
+        if watchers.is_empty() {
+            flows.remove(&target);
+        }
     }
 }
 
