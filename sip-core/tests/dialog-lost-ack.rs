@@ -148,3 +148,34 @@ fn ack_never_arrives_ends_with_bye_after_64_t1() {
     assert_eq!(sim.nodes[1].ep.transaction_count(), 0);
     assert!(phones[0].errors.is_empty() && phones[1].errors.is_empty());
 }
+
+#[test]
+fn reinvite_ack_never_arrives_ends_with_bye_after_64_t1() {
+    let (mut sim, mut phones) = alice_and_bob(13, NetConfig::perfect());
+    let (a, b) = connected(&mut sim, &mut phones, secs(1.0));
+    // From now on every ACK of Alice's is lost: those of her re-INVITE (the call's own ACK
+    // got through while connecting).
+    sim.drop_if = Some(Box::new(|from, _, line| {
+        from == 0 && line.starts_with("ACK ")
+    }));
+    phones[1].answer_reinvites = Some(util::ua::answer_direction);
+    phones[0]
+        .act(&mut sim, a, |s| {
+            s.reinvite(Some(sdp("alice", 2, "sendonly")))
+        })
+        .unwrap();
+    run(&mut sim, &mut phones, secs(40.0));
+
+    // Bob answered at 1.01 s and resent the 2xx on the §13.3.1.4 schedule until 64*T1
+    // (§14.2: a re-INVITE's 2xx is retransmitted like the INVITE's).
+    let oks = times_ms(&sim, 1, "SIP/2.0 200", "2 INVITE");
+    let expected: Vec<u64> = SCHEDULE_MS.iter().map(|t| t + 1010).collect();
+    assert_eq!(oks, expected);
+    // Then Bob gives up on the call: a BYE, and the call ends with AckTimeout.
+    assert_eq!(phones[1].ends(b), [(33.01, EndReason::AckTimeout)]);
+    let byes = sent(&sim, 1, "BYE");
+    assert_eq!(byes.len(), 1);
+    assert_eq!(ms(byes[0].0), 33_010);
+    assert_eq!(phones[0].ends(a), [(33.02, EndReason::RemoteHangup)]);
+    assert!(phones[0].errors.is_empty() && phones[1].errors.is_empty());
+}

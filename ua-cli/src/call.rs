@@ -1584,6 +1584,10 @@ async fn dispatch_loop(
                             .map(|c| c.as_str().to_owned())
                             .unwrap_or_default();
                         if let Some(call) = calls.get(&call_id) {
+                            if req.request.method() == Some(&Method::Invite) {
+                                // A re-INVITE: its ACK timeout (§14.2) ends this call too.
+                                invites.insert(req.transaction, call_id);
+                            }
                             let _ = call.send(CallInput::Request(req));
                             continue;
                         }

@@ -521,9 +521,15 @@ impl InviteSession {
         }
     }
 
-    /// UAS: our 2xx was never acknowledged (§13.3.1.4): the call ends with a BYE.
+    /// UAS: our 2xx to the INVITE (§13.3.1.4) or to the peer's re-INVITE (§14.2) was never
+    /// acknowledged: the call ends with a BYE.
     pub fn on_ack_timeout(&mut self) {
-        if self.state == SessionState::Answered {
+        let unacked = match self.state {
+            SessionState::Answered => true,
+            SessionState::Confirmed => self.reinvite_acked_seq.take().is_some(),
+            _ => false,
+        };
+        if unacked {
             self.send_bye();
             self.end(EndReason::AckTimeout);
         }

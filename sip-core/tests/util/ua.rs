@@ -46,6 +46,9 @@ pub struct Call {
     pub invite_tx: Option<TransactionId>,
     /// The peer's re-INVITE waiting for [`Phone::answer_reinvite`].
     pub reinvite_tx: Option<TransactionId>,
+    /// The server transaction of the peer's re-INVITE we answered last (its ACK timeout
+    /// belongs to this call).
+    pub answered_reinvite_tx: Option<TransactionId>,
 }
 
 /// Answers a re-INVITE's offer (`None`: the peer asks for ours) with our SDP.
@@ -175,6 +178,7 @@ impl Phone {
             session,
             invite_tx: None,
             reinvite_tx: None,
+            answered_reinvite_tx: None,
         });
         let call = self.calls.len() - 1;
         self.flush(sim, call);
@@ -205,6 +209,7 @@ impl Phone {
         let response = c.session.answer_reinvite(status, body);
         match (response, c.reinvite_tx.take()) {
             (Some(r), Some(tx)) => {
+                c.answered_reinvite_tx = Some(tx);
                 if let Err(e) = sim.nodes[self.node].ep.send_response(sim.now, tx, r) {
                     self.errors.push(format!("re-INVITE answer: {e}"));
                 }
@@ -307,7 +312,9 @@ impl Phone {
     }
 
     fn call_of_tx(&self, tx: TransactionId) -> Option<usize> {
-        self.calls.iter().position(|c| c.invite_tx == Some(tx))
+        self.calls
+            .iter()
+            .position(|c| c.invite_tx == Some(tx) || c.answered_reinvite_tx == Some(tx))
     }
 
     /// One endpoint event of our node.
@@ -438,6 +445,7 @@ impl Phone {
                         session,
                         invite_tx: Some(tx),
                         reinvite_tx: None,
+                        answered_reinvite_tx: None,
                     });
                     let call = self.calls.len() - 1;
                     match self.on_invite.clone() {
