@@ -14,7 +14,11 @@
 //! flow has failed when no response comes, when the destination is reported unreachable
 //! (ICMP), or when the XOR-MAPPED-ADDRESS of a response differs from the previous one: the
 //! NAT in between has rebound the flow, and the registrar would send requests to the old
-//! address (§4.4.2).
+//! address (§4.4.2). Not every registrar answers STUN: a UDP flow whose peer has never
+//! answered a Binding request, and whose registrar did not announce outbound support (a
+//! `Flow-Timer`, [`FlowKeepAlive::peer_supports_keepalive`]), takes a timed-out transaction
+//! as "no STUN here" ([`FlowEvent::StunUnsupported`]) and stops pinging instead of failing
+//! the flow every 64 s; the flow is then kept by its REGISTER refreshes.
 //!
 //! [`FlowKeepAlive`] owns only the timing: the caller sends the ping when told
 //! ([`FlowEvent::SendPing`], or [`FlowEvent::SendBinding`] with the transaction id to use),
@@ -206,6 +210,9 @@ pub enum FlowEvent {
     /// Send a STUN Binding request with this transaction id on the flow now (UDP); a
     /// retransmission repeats the id.
     SendBinding(TransactionId),
+    /// The peer has never answered a STUN Binding request on this flow and was not known to
+    /// support keep-alives: it does not do STUN. Keep-alives stop (the flow is not failed).
+    StunUnsupported,
     /// The flow is dead: open a new one and register again (RFC 5626 §4.5). Reported once.
     Failed(FlowFailure),
 }
@@ -220,6 +227,8 @@ enum State {
         deadline: Instant,
         stun: Option<Stun>,
     },
+    /// Keep-alives stopped: the peer does not answer STUN.
+    Stopped,
     /// Failed (reported).
     Failed,
 }
@@ -242,6 +251,8 @@ pub struct FlowKeepAlive {
     events: VecDeque<FlowEvent>,
     /// The mapped address of the last STUN response.
     mapped: Option<SocketAddr>,
+    /// The peer answers keep-alives: it answered one, or its registrar said so.
+    peer_answers: bool,
 }
 
 impl FlowKeepAlive {
@@ -254,7 +265,22 @@ impl FlowKeepAlive {
             config,
             events: VecDeque::new(),
             mapped: None,
+            peer_answers: false,
         }
+    }
+
+    /// The registrar announced outbound keep-alive support (a `Flow-Timer` in its 2xx,
+    /// RFC 5626 §5.4): an unanswered STUN Binding request fails the flow even before the
+    /// first response.
+    pub fn peer_supports_keepalive(&mut self) {
+        self.peer_answers = true;
+    }
+
+    /// True once the peer has answered a keep-alive on this flow (or was said to support
+    /// them): a new flow to the same peer can start from this knowledge
+    /// ([`peer_supports_keepalive`](Self::peer_supports_keepalive)).
+    pub fn peer_answered(&self) -> bool {
+        self.peer_answers
     }
 
     /// The mapped address of the last STUN Binding response (UDP flows): the flow's address
@@ -286,7 +312,7 @@ impl FlowKeepAlive {
                     }),
             } => Some(at.min(deadline)),
             State::AwaitingPong { deadline, .. } => Some(deadline),
-            State::Failed => None,
+            State::Stopped | State::Failed => None,
         }
     }
 
@@ -308,6 +334,13 @@ impl FlowKeepAlive {
                     self.events.push_back(FlowEvent::SendPing);
                 }
                 self.state = State::AwaitingPong { deadline, stun };
+            }
+            State::AwaitingPong {
+                deadline,
+                stun: Some(_),
+            } if deadline <= now && !self.peer_answers => {
+                self.state = State::Stopped;
+                self.events.push_back(FlowEvent::StunUnsupported);
             }
             State::AwaitingPong { deadline, stun } if deadline <= now => {
                 self.fail(if stun.is_some() {
@@ -364,6 +397,7 @@ impl FlowKeepAlive {
         if stun.transaction != transaction {
             return;
         }
+        self.peer_answers = true;
         if let Some(current) = mapped {
             match self.mapped.replace(current) {
                 Some(previous) if previous != current => {
@@ -545,8 +579,11 @@ mod tests {
         let mut rng = SplitMix64::new(11);
         let t0 = Instant::now();
         let mut f = FlowKeepAlive::new(KeepAliveConfig::datagram(), t0, &mut rng);
+        // A first keep-alive is answered: the peer does STUN.
+        let (at, id) = next_binding(&mut f, &mut rng);
+        f.handle_binding_response(at, id, None, &mut rng);
         let (first, id) = next_binding(&mut f, &mut rng);
-        assert!(first - t0 >= Duration::from_millis(19_200) && first - t0 <= secs(24));
+        assert!(first - at >= Duration::from_millis(19_200) && first - at <= secs(24));
         let mut sends = vec![Duration::ZERO];
         loop {
             let at = f.poll_timeout().unwrap();
@@ -620,7 +657,9 @@ mod tests {
         // A response to another transaction (stale, forged) is ignored.
         f.handle_binding_response(at, TransactionId([0; 12]), Some(b), &mut rng);
         assert_eq!(f.mapped_address(), None);
+        assert!(!f.peer_answered());
         f.handle_binding_response(at, id, Some(a), &mut rng);
+        assert!(f.peer_answered());
         // An error response (no address) is a pong and keeps the known address.
         let (at, id) = next_binding(&mut f, &mut rng);
         f.handle_binding_response(at, id, None, &mut rng);
@@ -647,5 +686,32 @@ mod tests {
             f.poll_event(),
             Some(FlowEvent::Failed(FlowFailure::Unreachable))
         );
+    }
+
+    /// A registrar that never answers STUN: keep-alives stop after the first transaction,
+    /// the flow is not failed. One that announced support fails the flow instead.
+    #[test]
+    fn a_peer_that_never_answers_stun_is_not_a_dead_flow() {
+        let mut rng = SplitMix64::new(15);
+        let t0 = Instant::now();
+        let mut f = FlowKeepAlive::new(KeepAliveConfig::datagram(), t0, &mut rng);
+        let (first, _) = next_binding(&mut f, &mut rng);
+        while let Some(at) = f.poll_timeout() {
+            f.handle_timeout(at, &mut rng);
+            if let Some(FlowEvent::StunUnsupported) = f.poll_event() {
+                assert_eq!(at - first, Duration::from_millis(39_500));
+            }
+        }
+        assert!(!f.is_failed());
+        assert_eq!(f.poll_timeout(), None);
+
+        let mut f = FlowKeepAlive::new(KeepAliveConfig::datagram(), t0, &mut rng);
+        f.peer_supports_keepalive();
+        next_binding(&mut f, &mut rng);
+        while let Some(at) = f.poll_timeout() {
+            f.handle_timeout(at, &mut rng);
+            while f.poll_event().is_some() {}
+        }
+        assert!(f.is_failed());
     }
 }

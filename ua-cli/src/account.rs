@@ -17,8 +17,12 @@
 //! alive with CRLF pings ([`tincan_sip::flow::FlowKeepAlive`]: every `Flow-Timer` seconds, or
 //! [`AccountContext::keepalive`]); when the pong is missing or the connection closes, the
 //! account registers again at once over a new connection ([`AccountEvent::FlowFailed`], then
-//! [`AccountEvent::FlowRecovered`]), and fails over when that does not work. UDP flows get no
-//! keep-alives (no STUN): their REGISTER refreshes keep them.
+//! [`AccountEvent::FlowRecovered`]), and fails over when that does not work. UDP flows are
+//! kept alive with STUN Binding requests to the registrar on the SIP socket (RFC 5626
+//! §4.4.2, [`AccountContext::udp_keepalive`]: every 24 s or `Flow-Timer`, retransmitted as
+//! RFC 5389 says); no response within the STUN transaction (39.5 s by default), an ICMP
+//! unreachable, or a changed XOR-MAPPED-ADDRESS (the NAT rebound the flow) fails the flow
+//! the same way.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -123,9 +127,10 @@ pub enum AccountEvent {
         /// The registrar target.
         registrar: String,
     },
-    /// The flow (TCP/TLS connection) of a registration died: its keep-alive ping got no pong,
-    /// or the connection closed (RFC 5626 §4.4.1). The account registers again at once over a
-    /// new flow.
+    /// The flow of a registration died: over TCP/TLS its keep-alive ping got no pong or the
+    /// connection closed (RFC 5626 §4.4.1); over UDP its STUN keep-alive got no response,
+    /// the registrar was reported unreachable, or the mapped address changed (§4.4.2). The
+    /// account registers again at once over a new flow.
     FlowFailed {
         /// Account name.
         account: String,
@@ -161,6 +166,10 @@ pub struct AccountContext {
     /// Keep-alives on the TCP/TLS flows of outbound accounts when the registrar sends no
     /// `Flow-Timer` (its `Flow-Timer` replaces the interval); `None`: no keep-alives.
     pub keepalive: Option<KeepAliveConfig>,
+    /// STUN keep-alives on the UDP flows of outbound accounts (RFC 5626 §4.4.2; default
+    /// [`KeepAliveConfig::datagram`]; the registrar's `Flow-Timer` replaces the interval);
+    /// `None`: no keep-alives on UDP flows.
+    pub udp_keepalive: Option<KeepAliveConfig>,
 }
 
 impl AccountContext {
@@ -172,6 +181,7 @@ impl AccountContext {
             health: Arc::new(Mutex::new(TargetHealth::new(HealthConfig::default()))),
             policy: FailoverPolicy::default(),
             keepalive: Some(KeepAliveConfig::stream()),
+            udp_keepalive: Some(KeepAliveConfig::datagram()),
         }
     }
 }
@@ -601,7 +611,10 @@ async fn stay_registered(
     stop: &mut watch::Receiver<bool>,
 ) -> Stay {
     let mut rng = tincan_sip::rng::SplitMix64::from_os();
-    let mut flow = watch_flow(ctx, spec, binding, &mut rng).await;
+    // Whether this registrar has answered a keep-alive on one of the binding's flows: a new
+    // flow to it then treats a missing STUN response as a failure from the start.
+    let mut answers = false;
+    let mut flow = watch_flow(ctx, spec, binding, answers, &mut rng).await;
     // Fail-back: better targets are probed at most this often.
     let probe_every = Duration::from_secs(5);
     let mut next_probe = Instant::now() + probe_every;
@@ -624,9 +637,16 @@ async fn stay_registered(
             _ = tokio::time::sleep_until(wake.into()) => {}
             s = signal => {
                 if let Some((_, keepalive)) = flow.as_mut() {
+                    let now = Instant::now();
                     match s {
-                        FlowSignal::Pong => keepalive.handle_pong(Instant::now(), &mut rng),
-                        _ => keepalive.handle_closed(Instant::now()),
+                        FlowSignal::Pong => keepalive.handle_pong(now, &mut rng),
+                        FlowSignal::BindingResponse {
+                            transaction,
+                            mapped,
+                            ..
+                        } => keepalive.handle_binding_response(now, transaction, mapped, &mut rng),
+                        FlowSignal::Unreachable => keepalive.handle_unreachable(now),
+                        _ => keepalive.handle_closed(now),
                     }
                 }
             }
@@ -642,11 +662,15 @@ async fn stay_registered(
                     FlowEvent::SendPing if !f.ping().await.unwrap_or(false) => {
                         keepalive.handle_closed(Instant::now());
                     }
+                    FlowEvent::SendBinding(id) if !f.send_binding(id).await.unwrap_or(false) => {
+                        keepalive.handle_unreachable(Instant::now());
+                    }
                     FlowEvent::Failed(why) => dead = Some(why),
                     _ => {}
                 }
             }
         }
+        answers |= flow.as_ref().is_some_and(|(_, k)| k.peer_answered());
         if let Some(why) = dead {
             if let Some((f, _)) = flow.take() {
                 f.close().await;
@@ -668,7 +692,7 @@ async fn stay_registered(
                         expires,
                         elapsed_ms: ms(started),
                     });
-                    flow = watch_flow(ctx, spec, binding, &mut rng).await;
+                    flow = watch_flow(ctx, spec, binding, answers, &mut rng).await;
                     continue;
                 }
                 Attempt::Failed { outcome, error } => {
@@ -726,7 +750,7 @@ async fn stay_registered(
                 if flow.as_ref().is_none_or(|(_, k)| k.is_failed())
                     || binding.reg.flow_timer().is_some()
                 {
-                    flow = watch_flow(ctx, spec, binding, &mut rng).await;
+                    flow = watch_flow(ctx, spec, binding, answers, &mut rng).await;
                 }
             }
             Attempt::Failed { outcome, error } => {
@@ -749,22 +773,30 @@ async fn stay_registered(
     }
 }
 
-/// The keep-alive watch of a registration's flow: for outbound accounts registered over TCP
-/// or TLS, when keep-alives are on (RFC 5626 §4.4.1). The registrar's `Flow-Timer` sets the
-/// interval.
+/// The keep-alive watch of a registration's flow: for outbound accounts, when keep-alives
+/// are on: CRLF pings over TCP or TLS (RFC 5626 §4.4.1), STUN Binding requests over UDP
+/// (§4.4.2). The registrar's `Flow-Timer` sets the interval. `answers`: the registrar has
+/// answered keep-alives on an earlier flow.
 async fn watch_flow(
     ctx: &AccountContext,
     spec: &AccountSpec,
     binding: &Binding,
+    answers: bool,
     rng: &mut tincan_sip::rng::SplitMix64,
 ) -> Option<(Flow, FlowKeepAlive)> {
-    let config = ctx.keepalive?;
-    if spec.instance_id.is_none() || binding.target.transport == Transport::Udp {
-        return None;
-    }
+    let config = match binding.target.transport {
+        Transport::Udp => ctx.udp_keepalive?,
+        _ => ctx.keepalive?,
+    };
+    spec.instance_id.as_ref()?;
     let config = config.with_flow_timer(binding.reg.flow_timer().unwrap_or(0));
     let flow = ctx.sip.flow(&binding.target).await.ok().flatten()?;
-    Some((flow, FlowKeepAlive::new(config, Instant::now(), rng)))
+    let mut keepalive = FlowKeepAlive::new(config, Instant::now(), rng);
+    // A Flow-Timer says the registrar supports outbound keep-alives (RFC 5626 §5.4).
+    if answers || binding.reg.flow_timer().is_some() {
+        keepalive.peer_supports_keepalive();
+    }
+    Some((flow, keepalive))
 }
 
 /// An OPTIONS probe: true when the target answers anything within the probe budget.

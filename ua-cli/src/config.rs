@@ -87,6 +87,14 @@ pub struct Network {
     /// outbound accounts when the registrar sends no `Flow-Timer`; `None` means the RFC's
     /// 120 s, `Some(0)` turns keep-alives off.
     pub keepalive_interval: Option<u32>,
+    /// `udp_keepalive_interval`: seconds between RFC 5626 STUN keep-alives on UDP flows of
+    /// outbound accounts when the registrar sends no `Flow-Timer`; `None` means the RFC's
+    /// 24 s, `Some(0)` turns them off.
+    pub udp_keepalive_interval: Option<u32>,
+    /// `stun_rto_ms`: the initial retransmission timeout of a STUN keep-alive in
+    /// milliseconds (RFC 5389 §7.2.1); the transaction fails after 79 times it. `None` means
+    /// 500 ms (39.5 s).
+    pub stun_rto_ms: Option<u32>,
 }
 
 /// Which transport an account uses.
@@ -344,6 +352,8 @@ struct RawNetwork {
     dns_server: Option<Spanned<String>>,
     bind: Option<Spanned<String>>,
     keepalive_interval: Option<u32>,
+    udp_keepalive_interval: Option<u32>,
+    stun_rto_ms: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -449,6 +459,8 @@ impl Config {
             );
         }
         network.keepalive_interval = raw.network.keepalive_interval;
+        network.udp_keepalive_interval = raw.network.udp_keepalive_interval;
+        network.stun_rto_ms = raw.network.stun_rto_ms;
 
         let mut accounts: Vec<Account> = Vec::with_capacity(raw.account.len());
         for a in raw.account {
@@ -724,6 +736,23 @@ mod tests {
         assert_eq!(&a[9 + 14..9 + 15], "8", "{a}");
         let other = parse_sip_uri("sip:bob@example.com").unwrap();
         assert_ne!(a, derive_instance_id(&other));
+    }
+
+    #[test]
+    fn keepalive_keys() {
+        let c = Config::from_str_named(
+            "[network]\nkeepalive_interval = 30\nudp_keepalive_interval = 2\nstun_rto_ms = 50\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.network.keepalive_interval, Some(30));
+        assert_eq!(c.network.udp_keepalive_interval, Some(2));
+        assert_eq!(c.network.stun_rto_ms, Some(50));
+        let d = Config::from_str_named("", "t.toml").unwrap();
+        assert_eq!(
+            (d.network.udp_keepalive_interval, d.network.stun_rto_ms),
+            (None, None)
+        );
     }
 
     #[test]

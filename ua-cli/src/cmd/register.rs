@@ -127,6 +127,19 @@ async fn register(args: &Args, config: Config) -> ExitCode {
         }
         None => Some(KeepAliveConfig::stream()),
     };
+    ctx.udp_keepalive = match config.network.udp_keepalive_interval {
+        Some(0) => None,
+        secs => {
+            let mut k = KeepAliveConfig::datagram();
+            if let Some(secs) = secs {
+                k.interval = Duration::from_secs(u64::from(secs));
+            }
+            if let Some(ms) = config.network.stun_rto_ms {
+                k = k.with_stun_rto(Duration::from_millis(u64::from(ms)));
+            }
+            Some(k)
+        }
+    };
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
