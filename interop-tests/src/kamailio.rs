@@ -305,6 +305,18 @@ impl Kamailio {
         self.peer.dir().path().to_owned()
     }
 
+    /// Freezes kamailio and all its workers (SIGSTOP to its process group): its sockets stay
+    /// bound and nothing answers, as a black-holed server. [`resume`](Self::resume) thaws
+    /// it; stopping a frozen instance works too.
+    pub fn pause(&mut self) {
+        self.peer.signal_group(rustix::process::Signal::STOP);
+    }
+
+    /// Thaws an instance frozen by [`pause`](Self::pause).
+    pub fn resume(&mut self) {
+        self.peer.signal_group(rustix::process::Signal::CONT);
+    }
+
     /// Stops kamailio and its workers.
     pub fn stop(mut self) {
         self.peer.stop();

@@ -523,6 +523,17 @@ impl Peer {
         }
     }
 
+    /// Sends a signal to the program's whole process group (the `timeout` wrapper, the
+    /// program and every worker it forked): e.g. SIGSTOP to freeze a multi-process server so
+    /// that it black-holes its sockets (they stay bound, nothing answers), SIGCONT to thaw it.
+    pub fn signal_group(&mut self, signal: Signal) {
+        if self.try_status().is_none()
+            && let Some(pgid) = to_pid(self.pid)
+        {
+            let _ = rustix::process::kill_process_group(pgid, signal);
+        }
+    }
+
     /// Stops the program: SIGTERM, wait up to the stop grace, SIGTERM again (baresip needs a
     /// second one when its registrar is gone), wait again, then SIGKILL; finally SIGKILL to
     /// whatever is left of its process group, so no child survives. Returns how it exited.
