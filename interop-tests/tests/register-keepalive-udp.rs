@@ -277,3 +277,33 @@ fn a_killed_udp_registrar_is_noticed_by_the_next_keepalive() {
         killed.elapsed().as_millis()
     );
 }
+
+/// The lab's kamailio without the stun module parses STUN as (broken) SIP and answers
+/// nothing: the first keep-alive's transaction times out, keep-alives stop, and the flow is
+/// not declared dead (its REGISTER refreshes keep it).
+#[test]
+fn a_registrar_without_stun_raises_no_false_alarm() {
+    if !require_peers(&["kamailio", "kamcmd"]) {
+        return;
+    }
+    let plain = Kamailio::builder()
+        .secondary(false)
+        .ipv6(false)
+        .start()
+        .expect("kamailio starts");
+    let dir = WorkDir::new("keepalive-udp-nostun").unwrap();
+    let cfg = write_config(&dir, &[format!("sip:{};transport=udp", plain.addr())]);
+    let tincan = JsonCommand::spawn(&["register", "--json"], &cfg);
+    assert!(
+        tincan
+            .wait_for(Duration::from_secs(15), registered_at(plain.addr()))
+            .is_some(),
+        "registered"
+    );
+    // Two keep-alive intervals and a STUN transaction (2 + 3.95 s), and more.
+    let alarm = tincan.wait_for(Duration::from_secs(10), |v| {
+        v["event"] == "flow_failed" || v["event"] == "failed"
+    });
+    assert!(alarm.is_none(), "{alarm:?}");
+    assert!(!plain.contacts("uat").unwrap().is_empty());
+}
