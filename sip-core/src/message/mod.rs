@@ -361,6 +361,7 @@ impl Message {
         self.headers.len()
     }
 
+    #[inline]
     fn entry_text<'s>(&'s self, e: &'s Entry) -> Result<&'s str, ParseError> {
         match e.text.as_deref() {
             Some(EntryText::Unfolded(text)) => return Ok(text),
@@ -424,6 +425,7 @@ impl Message {
 
     /// Every value of a typed header: all lines, and for list headers every comma-separated
     /// element of each line.
+    #[inline]
     pub fn get_all<'s, T: Header<'s> + 's>(
         &'s self,
     ) -> impl Iterator<Item = Result<T, ParseError>> + 's {
@@ -438,6 +440,7 @@ impl Message {
     }
 
     /// The first value of a typed header; `None` when the header is absent.
+    #[inline]
     pub fn get<'s, T: Header<'s> + 's>(&'s self) -> Option<Result<T, ParseError>> {
         let e = self.entries(T::NAME).next()?;
         let text = match self.entry_text(e) {
@@ -463,6 +466,7 @@ impl Message {
     }
 
     /// The topmost Via value.
+    #[inline]
     pub fn top_via(&self) -> Option<Result<typed::Via<'_>, ParseError>> {
         self.get()
     }
@@ -473,21 +477,25 @@ impl Message {
     }
 
     /// From.
+    #[inline]
     pub fn from(&self) -> Option<Result<typed::From<'_>, ParseError>> {
         self.get()
     }
 
     /// To.
+    #[inline]
     pub fn to(&self) -> Option<Result<typed::To<'_>, ParseError>> {
         self.get()
     }
 
     /// Call-ID.
+    #[inline]
     pub fn call_id(&self) -> Option<Result<typed::CallId<'_>, ParseError>> {
         self.get()
     }
 
     /// CSeq.
+    #[inline]
     pub fn cseq(&self) -> Option<Result<typed::CSeq, ParseError>> {
         self.get()
     }
@@ -498,6 +506,7 @@ impl Message {
     }
 
     /// Every Contact value.
+    #[inline]
     pub fn contacts(&self) -> impl Iterator<Item = Result<typed::Contact<'_>, ParseError>> + '_ {
         self.get_all()
     }
@@ -726,13 +735,22 @@ impl<'s, T: Header<'s>> Iterator for LineValues<'s, T> {
 }
 
 /// The elements of a list header's line (see [`split_list`]).
-struct SplitList<'s>(lex::TopLevel<'s>);
+enum SplitList<'s> {
+    /// A line without any comma: one element (the usual case), no splitting.
+    One(Option<&'s str>),
+    /// Split at top-level commas.
+    Many(lex::TopLevel<'s>),
+}
 
 impl<'s> Iterator for SplitList<'s> {
     type Item = Result<&'s str, ParseError>;
 
     fn next(&mut self) -> Option<Result<&'s str, ParseError>> {
-        let v = lex::trim_lws(self.0.next()?);
+        let v = match self {
+            SplitList::One(v) => v.take()?,
+            SplitList::Many(parts) => parts.next()?,
+        };
+        let v = lex::trim_lws(v);
         Some(if v.is_empty() {
             Err(ParseError::HeaderLine("empty element in a list"))
         } else {
@@ -744,7 +762,11 @@ impl<'s> Iterator for SplitList<'s> {
 /// Splits a list header's line at top-level commas; an empty element is an error
 /// (`;;`-style separators, RFC 4475 §3.1.2.1).
 fn split_list(text: &str) -> SplitList<'_> {
-    SplitList(lex::top_level(text, b','))
+    if lex::find(text.as_bytes(), b',').is_none() {
+        SplitList::One(Some(text))
+    } else {
+        SplitList::Many(lex::top_level(text, b','))
+    }
 }
 
 impl fmt::Display for Message {

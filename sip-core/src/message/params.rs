@@ -269,44 +269,50 @@ fn validate_plain_params(
     check: &mut impl FnMut(&str, Option<&str>) -> Result<(), &'static str>,
 ) -> Option<Result<(), &'static str>> {
     let b = raw.as_bytes();
-    let mut start = 0;
-    let mut eq = None;
+    let n = b.len();
     let mut i = 0;
-    while i <= b.len() {
-        let c = b.get(i).copied().unwrap_or(b';');
-        if c == b';' {
-            let name_end = eq.unwrap_or(i);
-            if name_end == start || eq.is_some_and(|e| e + 1 == i) {
-                // An empty parameter, name or value: the general path says which.
-                return None;
-            }
-            let value = eq.map(|e| &raw[e + 1..i]);
-            if check(&raw[start..name_end], value).is_err() {
-                return None;
-            }
-            start = i + 1;
-            eq = None;
-        } else if eq.is_none() {
-            if c == b'=' {
-                eq = Some(i);
-            } else if !lex::is(c, class::TOKEN) {
-                return None;
-            }
-        } else if c == b'"' && eq == Some(i - 1) {
-            // A quoted value without escapes or folds, followed by the end of the parameter.
-            let close = i + 1 + lex::find(&b[i + 1..], b'"')?;
-            if lex::find3(&b[i + 1..close], b'\\', b'\r', b'\n').is_some()
-                || b.get(close + 1).is_some_and(|&c| c != b';')
-            {
-                return None;
-            }
-            i = close;
-        } else if !lex::is(c, class::PARAM_VALUE) {
+    loop {
+        // name: a token
+        let start = i;
+        while i < n && lex::is(b[i], class::TOKEN) {
+            i += 1;
+        }
+        if i == start {
+            // An empty parameter or name, or another byte: the general path says which.
             return None;
         }
-        i += 1;
+        let name = &raw[start..i];
+        let value = if b.get(i) == Some(&b'=') {
+            i += 1;
+            let value_start = i;
+            if b.get(i) == Some(&b'"') {
+                // A quoted value without escapes or folds.
+                let close = i + 1 + lex::find(&b[i + 1..], b'"')?;
+                if lex::find3(&b[i + 1..close], b'\\', b'\r', b'\n').is_some() {
+                    return None;
+                }
+                i = close + 1;
+            } else {
+                while i < n && lex::is(b[i], class::PARAM_VALUE) {
+                    i += 1;
+                }
+                if i == value_start {
+                    return None;
+                }
+            }
+            Some(&raw[value_start..i])
+        } else {
+            None
+        };
+        if check(name, value).is_err() {
+            return None;
+        }
+        match b.get(i) {
+            None => return Some(Ok(())),
+            Some(b';') => i += 1,
+            Some(_) => return None,
+        }
     }
-    Some(Ok(()))
 }
 
 #[cfg(test)]
@@ -387,6 +393,13 @@ mod tests {
             "=1",
             "a=",
             "a==b",
+            "rport;branch=z9hG4bK776asdhds",
+            "a;b;c",
+            "maddr=[::1];ttl=1",
+            "a=b;",
+            ";a",
+            "a b",
+            "a=\"x\";b=c",
         ] {
             let plain = validate_plain_params(raw, &mut |_, _| Ok(()));
             let general = {

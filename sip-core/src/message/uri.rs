@@ -356,6 +356,83 @@ impl<'a> SipUri<'a> {
     }
 
     fn parse_parts(secure: bool, rest: &'a str) -> Result<SipUri<'a>, UriError> {
+        match SipUri::parse_plain(secure, rest) {
+            Some(uri) => Ok(uri),
+            None => SipUri::parse_general(secure, rest),
+        }
+    }
+
+    /// The usual SIP URI in one pass: `[user@]host[:port][;params]` with no password,
+    /// `%` escape, URI headers or IPv6 reference. Gives what [`SipUri::parse_general`]
+    /// gives, or `None` when the URI needs that path (which also reports every error).
+    fn parse_plain(secure: bool, rest: &'a str) -> Option<SipUri<'a>> {
+        use lex::{class, is};
+        let b = rest.as_bytes();
+        // The user part, if the first byte outside the user characters is an '@'.
+        let mut i = 0;
+        while i < b.len() && is(b[i], class::USER) && b[i] != b'%' {
+            i += 1;
+        }
+        let (user, host_start) = match b.get(i) {
+            Some(b'@') if i > 0 => (Some(Cow::Borrowed(&rest[..i])), i + 1),
+            Some(b'@') => return None,
+            _ => (None, 0),
+        };
+        let mut i = host_start;
+        while i < b.len() && is(b[i], class::HOST) {
+            i += 1;
+        }
+        let host = Host::parse(&rest[host_start..i]).ok()?;
+        let port = if b.get(i) == Some(&b':') {
+            let start = i + 1;
+            i = start;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            Some(lex::parse_decimal(&rest[start..i], u64::from(u16::MAX))? as u16)
+        } else {
+            None
+        };
+        let params = match b.get(i) {
+            None => "",
+            Some(b';') => {
+                // name[=value] pieces of parameter characters, none empty, no escape.
+                let start = i + 1;
+                let mut piece = start;
+                let mut eq = None;
+                for (k, &c) in b.iter().enumerate().skip(start) {
+                    if c == b';' {
+                        if k == piece || eq.is_some_and(|e| e + 1 == k) {
+                            return None;
+                        }
+                        piece = k + 1;
+                        eq = None;
+                    } else if c == b'=' && eq.is_none() && k > piece {
+                        eq = Some(k);
+                    } else if !is(c, class::PARAM) || c == b'%' {
+                        return None;
+                    }
+                }
+                if b.len() == piece || eq.is_some_and(|e| e + 1 == b.len()) {
+                    return None;
+                }
+                &rest[start..]
+            }
+            Some(_) => return None,
+        };
+        Some(SipUri {
+            secure,
+            user,
+            password: None,
+            host,
+            port,
+            params: Params::from_raw(Cow::Borrowed(params)),
+            headers: None,
+        })
+    }
+
+    /// Any SIP URI (after the scheme), or the error that makes it invalid.
+    fn parse_general(secure: bool, rest: &'a str) -> Result<SipUri<'a>, UriError> {
         use lex::{class, find_byte};
         // One pass for the delimiters: the first '@' ends the userinfo; after it, the first
         // '?' starts the headers and the first ';' before that the parameters ('?' and ';'
@@ -609,6 +686,74 @@ impl fmt::Display for Uri<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one-pass path gives exactly what the general path gives, whenever it answers.
+    fn plain_agrees(rest: &str) -> bool {
+        match SipUri::parse_plain(false, rest) {
+            Some(plain) => {
+                assert_eq!(
+                    Ok(&plain),
+                    SipUri::parse_general(false, rest).as_ref(),
+                    "{rest:?}"
+                );
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[test]
+    fn plain_path_agrees_with_the_general_one() {
+        for rest in [
+            "alice@example.com",
+            "alice@192.0.2.10:5060",
+            "bob@example.com;transport=tcp;lr",
+            "example.com",
+            "example.com:5061;transport=tls",
+            "proxy.example.com;lr",
+            "alice;x=1@host",
+            "alice?x@host",
+            "1.2.3.999",
+            "a_b.example.com:5060",
+            "+15555550100@gw.example.com;user=phone",
+            "alice@host;maddr=[::1]",
+            "alice@host;a=b:c",
+        ] {
+            assert!(plain_agrees(rest), "{rest:?} should take the one-pass path");
+        }
+        // Forms the one-pass path leaves to the general one (valid or not).
+        for rest in [
+            "",
+            "@host",
+            "alice@",
+            "alice:secret@host",
+            "al%41ice@host",
+            "alice@host;a=%41",
+            "alice@host?subject=x",
+            "alice@[2001:db8::1]:5060",
+            "alice@host:",
+            "alice@host:99999",
+            "alice@host;",
+            "alice@host;;lr",
+            "alice@host;=x",
+            "alice@host;a=",
+            "alice@host;a=b=c",
+            "alice@host;a@b",
+            "alice@host@other",
+            "alice@ho st",
+            "alice@-host",
+            "alice@a..b",
+        ] {
+            assert!(!plain_agrees(rest), "{rest:?} should take the general path");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plain_path_never_disagrees(rest in "[a-c0-2@:;=.%?\\[\\]_+-]{0,24}") {
+            plain_agrees(&rest);
+        }
+    }
 
     fn sip(s: &str) -> SipUri<'_> {
         SipUri::parse(s).unwrap()
