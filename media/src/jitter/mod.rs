@@ -28,6 +28,10 @@
 //!
 //! An empty buffer at playout time (underrun) conceals without moving the cursor: the
 //! packet that is late is still played when it comes, and the delay has grown by a frame.
+//! A sender in DTX that sends nothing in its pauses (as [`crate::session::MediaSession`]
+//! does) looks the same until its next talkspurt: when that packet follows the last one in
+//! sequence with a timestamp jump, those slots are recounted as silence and the cursor moves
+//! over them, so a pause neither counts as underruns nor grows the delay.
 //! A packet missing while later ones are buffered is lost: its slot is recovered from the
 //! next packet's FEC when that one is buffered, concealed otherwise; if it then arrives it
 //! is late and dropped.
@@ -254,6 +258,12 @@ pub struct JitterBuffer {
     stretch_level: Option<i64>,
     /// Levels (timestamp units) at the last pops.
     levels: VecDeque<i64>,
+    /// Pops since the last packet played that found the buffer empty and left the cursor
+    /// where it was, and how many of them were counted as underruns: if the next packet
+    /// follows in sequence with a timestamp jump, they were a DTX pause (see the
+    /// [module documentation](self)).
+    stalled: u64,
+    stalled_underruns: u64,
     stats: JitterStats,
 }
 
@@ -285,6 +295,8 @@ impl JitterBuffer {
             packet_units,
             stretch_level: None,
             levels: VecDeque::new(),
+            stalled: 0,
+            stalled_underruns: 0,
             stats: JitterStats::default(),
         };
         jb.stats.target_delay = jb.target();
@@ -576,7 +588,7 @@ impl JitterBuffer {
         self.next_slot(level, target)
     }
 
-    fn next_slot(&mut self, level: i64, target_units: i64) -> Slot {
+    fn next_slot(&mut self, mut level: i64, target_units: i64) -> Slot {
         let frame = self.packet_units;
         let Some(mut cursor) = self.cursor else {
             return Slot::Idle;
@@ -590,6 +602,8 @@ impl JitterBuffer {
             self.stats.late += 1;
         }
         if let Some(p) = self.packets.remove(&cursor) {
+            self.stalled = 0;
+            self.stalled_underruns = 0;
             self.cursor = Some(cursor + frame);
             self.last_packet_ts = Some(cursor);
             self.last_played_seq = Some(p.seq);
@@ -602,11 +616,13 @@ impl JitterBuffer {
             };
         }
         let Some((&first_ts, first)) = self.packets.iter().next() else {
+            self.stalled += 1;
             if self.last_was_dtx {
                 // The sender is in DTX: an empty buffer is silence, not lateness.
                 self.stats.silence += 1;
                 return Slot::Silence;
             }
+            self.stalled_underruns += 1;
             self.stats.underruns += 1;
             self.stats.concealed += 1;
             return Slot::Conceal(ConcealReason::Underrun);
@@ -614,6 +630,32 @@ impl JitterBuffer {
         let contiguous = self
             .last_played_seq
             .is_some_and(|s| s.checked_add(1) == Some(first.seq));
+        if contiguous && self.stalled > 0 {
+            // The stream went on in sequence after a timestamp jump: the sender paused (DTX
+            // without DTX packets, RFC 7587 §3.1.3), it was not late. The slots played from
+            // an empty buffer were that pause: count them as silence, and move the cursor
+            // over them (media time went on), so that the delay does not grow by the pause.
+            let gap = ((first_ts - cursor) / frame).max(0) as u64;
+            let run = self.stalled.min(gap);
+            let underruns = self.stalled_underruns.min(run);
+            self.stats.underruns -= underruns;
+            self.stats.concealed -= underruns;
+            self.stats.silence += underruns;
+            cursor += run as i64 * frame;
+            self.cursor = Some(cursor);
+            level = (level - run as i64 * frame).max(0);
+            self.stats.current_delay = self.config.units_to_duration(level);
+            if let Some(l) = self.levels.back_mut() {
+                *l = level;
+            }
+            self.stalled = 0;
+            self.stalled_underruns = 0;
+            if cursor >= first_ts {
+                return self.next_slot(level, target_units);
+            }
+        }
+        self.stalled = 0;
+        self.stalled_underruns = 0;
         if contiguous {
             // A silent gap (DTX): nothing was lost. Drop the excess delay here, in silence.
             let excess = (level - target_units) / frame * frame;
@@ -917,7 +959,47 @@ mod tests {
         let st = jb.stats();
         assert_eq!((st.lost, st.late, st.fec_recovered), (0, 0, 0));
         assert_eq!(played_seqs(&pops).len(), 100);
-        assert!(st.silence >= 9, "silence {}", st.silence);
+        // The 10 frames of pause are silence, not underruns or concealment; nothing is
+        // skipped (the pause was played, not dropped) and the delay stays at one frame
+        // through it. The only underruns are the pops after the stream's end.
+        let last = pops
+            .iter()
+            .rposition(|p| matches!(p.slot, Slot::Packet { .. }))
+            .expect("packets played");
+        let trailing = (pops.len() - 1 - last) as u64;
+        assert_eq!(
+            (st.silence, st.silence_skipped, st.underruns, st.concealed),
+            (10, 0, trailing, trailing),
+            "{st:?}"
+        );
+        assert!(pops[5..=last].iter().all(|p| p.delay_ms <= 40.0));
+    }
+
+    /// A DTX pause in a jittery stream: the talkspurt after it comes late, the buffer keeps
+    /// its delay (no extra frame for the pause) and loses nothing.
+    #[test]
+    fn dtx_gap_under_jitter_keeps_the_delay() {
+        let mut jb = new_jb();
+        let mut rng = Rng(7);
+        let mut arrivals = stream(100, 20.0, 0, |_| 30.0);
+        for a in &mut arrivals {
+            a.at_ms += rng.uniform().abs() * 15.0;
+        }
+        arrivals.extend((0..100u64).map(|i| Arrival {
+            at_ms: (125 + i) as f64 * 20.0 + 30.0 + rng.uniform().abs() * 15.0,
+            seq: 1100 + i,
+            ts: (125 + i as u32) * FRAME,
+        }));
+        let pops = run(&mut jb, arrivals, 240, 5.0);
+        let st = jb.stats();
+        assert_eq!((st.lost, st.late), (0, 0), "{st:?}");
+        assert_eq!(played_seqs(&pops).len(), 200);
+        let before = pops[80].delay_ms.max(pops[90].delay_ms);
+        let after = pops[200..].iter().map(|p| p.delay_ms).fold(0.0, f64::max);
+        assert!(
+            after <= before + 20.0,
+            "delay {before} ms before, {after} ms after"
+        );
     }
 
     #[test]
