@@ -83,13 +83,19 @@ impl ComfortNoiseGenerator {
 
     /// Appends one 48 kHz frame of noise to `out`; returns [`FRAME_SAMPLES`].
     pub fn generate(&mut self, out: &mut Vec<i16>) -> usize {
+        self.generate_samples(FRAME_SAMPLES, out)
+    }
+
+    /// Appends `samples` of noise to `out` (one frame at another PCM rate); returns
+    /// `samples`.
+    pub fn generate_samples(&mut self, samples: usize, out: &mut Vec<i16>) -> usize {
         // Uniform noise in [-a, a] has RMS a / sqrt(3).
         let a = self.rms * 3f64.sqrt();
-        for _ in 0..FRAME_SAMPLES {
+        for _ in 0..samples {
             let v = self.next_uniform() * a;
             out.push(v.clamp(-32768.0, 32767.0) as i16);
         }
-        FRAME_SAMPLES
+        samples
     }
 }
 

@@ -137,28 +137,51 @@ const fn table(alaw: bool) -> [i16; 256] {
 static ULAW_TABLE: [i16; 256] = table(false);
 static ALAW_TABLE: [i16; 256] = table(true);
 
-/// A G.711 encoder: 48 kHz frames in, 160-byte payloads out.
+/// Checks a PCM rate for the G.711 wrappers: 8 kHz to 192 kHz, whole samples per 20 ms.
+fn check_rate(law: Law, rate: u32) -> Result<u32, CodecError> {
+    if (8_000..=192_000).contains(&rate) && rate.is_multiple_of(50) {
+        Ok(rate)
+    } else {
+        Err(CodecError::SampleRate {
+            codec: law.name(),
+            rate,
+        })
+    }
+}
+
+/// A G.711 encoder: 48 kHz frames in (or frames at the rate it was built for), 160-byte
+/// payloads out.
 #[derive(Debug, Clone)]
 pub struct G711Encoder {
     law: Law,
+    sample_rate: u32,
     resampler: Resampler,
     scratch: Vec<i16>,
 }
 
 impl G711Encoder {
-    /// A new encoder for `law`.
+    /// A new encoder for `law`, taking 48 kHz PCM.
     pub fn new(law: Law) -> G711Encoder {
-        G711Encoder {
+        G711Encoder::with_sample_rate(law, crate::SAMPLE_RATE)
+            .expect("the pipeline rate is a valid pcm rate")
+    }
+
+    /// A new encoder for `law` taking PCM at `sample_rate` (8 kHz to 192 kHz, a multiple of
+    /// 50 Hz), resampled to 8 kHz.
+    pub fn with_sample_rate(law: Law, sample_rate: u32) -> Result<G711Encoder, CodecError> {
+        let sample_rate = check_rate(law, sample_rate)?;
+        Ok(G711Encoder {
             law,
-            resampler: Resampler::new(crate::SAMPLE_RATE, CLOCK_RATE),
+            sample_rate,
+            resampler: Resampler::new(sample_rate, CLOCK_RATE),
             scratch: Vec::with_capacity(FRAME_BYTES),
-        }
+        })
     }
 }
 
 impl AudioEncoder for G711Encoder {
     fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<usize, CodecError> {
-        check_frame(pcm)?;
+        check_frame(pcm, self.sample_rate)?;
         self.scratch.clear();
         self.resampler.process(pcm, &mut self.scratch);
         let law = self.law;
@@ -173,6 +196,10 @@ impl AudioEncoder for G711Encoder {
     fn frame_samples(&self) -> usize {
         FRAME_BYTES
     }
+
+    fn sample_rate(&self) -> u32 {
+        self.sample_rate
+    }
 }
 
 /// Samples of 8 kHz history kept for concealment (60 ms).
@@ -181,10 +208,12 @@ const HISTORY: usize = 480;
 const PITCH_MIN: usize = 20;
 const PITCH_MAX: usize = 120;
 
-/// A G.711 decoder: payloads in, 48 kHz frames out, with pitch-repetition concealment.
+/// A G.711 decoder: payloads in, 48 kHz frames (or frames at the rate it was built for)
+/// out, with pitch-repetition concealment.
 #[derive(Debug, Clone)]
 pub struct G711Decoder {
     law: Law,
+    sample_rate: u32,
     resampler: Resampler,
     narrow: Vec<i16>,
     /// The last [`HISTORY`] samples at 8 kHz (decoded or concealed).
@@ -198,17 +227,26 @@ pub struct G711Decoder {
 }
 
 impl G711Decoder {
-    /// A new decoder for `law`.
+    /// A new decoder for `law`, giving 48 kHz PCM.
     pub fn new(law: Law) -> G711Decoder {
-        G711Decoder {
+        G711Decoder::with_sample_rate(law, crate::SAMPLE_RATE)
+            .expect("the pipeline rate is a valid pcm rate")
+    }
+
+    /// A new decoder for `law` giving PCM at `sample_rate` (8 kHz to 192 kHz, a multiple of
+    /// 50 Hz), resampled from 8 kHz.
+    pub fn with_sample_rate(law: Law, sample_rate: u32) -> Result<G711Decoder, CodecError> {
+        let sample_rate = check_rate(law, sample_rate)?;
+        Ok(G711Decoder {
             law,
-            resampler: Resampler::new(CLOCK_RATE, crate::SAMPLE_RATE),
+            sample_rate,
+            resampler: Resampler::new(CLOCK_RATE, sample_rate),
             narrow: Vec::with_capacity(FRAME_BYTES * 4),
             history: vec![0; HISTORY],
             lost_run: 0,
             period: PITCH_MAX,
             cursor: 0,
-        }
+        })
     }
 
     fn remember(&mut self, samples: &[i16]) {
@@ -283,6 +321,10 @@ impl AudioDecoder for G711Decoder {
         self.cursor = (self.cursor + FRAME_BYTES) % self.period;
         self.lost_run += 1;
         Ok(self.resampler.process(&frame, out))
+    }
+
+    fn sample_rate(&self) -> u32 {
+        self.sample_rate
     }
 }
 

@@ -1,8 +1,13 @@
 //! Audio codecs behind one pair of traits, [`AudioEncoder`] and [`AudioDecoder`].
 //!
-//! Every codec takes and gives PCM at the pipeline rate ([`crate::SAMPLE_RATE`], 48 kHz mono,
-//! `i16`) in frames of [`FRAME_SAMPLES`] (20 ms), whatever its own RTP clock rate: the G.711
-//! wrappers resample to and from 8 kHz inside. The rest of the pipeline is codec-agnostic.
+//! Every codec takes and gives 20 ms frames of mono `i16` PCM at its PCM rate
+//! ([`AudioEncoder::sample_rate`], [`AudioDecoder::sample_rate`]): the pipeline rate
+//! ([`crate::SAMPLE_RATE`], 48 kHz, frames of [`FRAME_SAMPLES`]) unless it was built for
+//! another device or mixer rate (Opus takes 8, 12, 16, 24 or 48 kHz, see
+//! [`opus::OpusConfig::sample_rate`]; G.711 resamples from any rate). The PCM rate is
+//! independent of the RTP clock rate: the G.711 wrappers resample to and from 8 kHz inside,
+//! and Opus timestamps count at 48 kHz whatever its PCM rate (RFC 7587 §4.1). The rest of the
+//! pipeline is codec-agnostic.
 //!
 //! - [`opus`]: Opus (RFC 6716, RFC 7587) through libopus, with in-band FEC, DTX and PLC.
 //! - [`g711`]: PCMU and PCMA (ITU-T G.711) in pure Rust.
@@ -39,6 +44,11 @@ pub const FRAME_SAMPLES: usize = (SAMPLE_RATE as usize) / 50;
 /// The frame duration of the pipeline, in milliseconds.
 pub const FRAME_MS: u32 = 20;
 
+/// Samples in one 20 ms frame of PCM at `sample_rate` (960 at 48 kHz, 320 at 16 kHz).
+pub const fn frame_samples_at(sample_rate: u32) -> usize {
+    (sample_rate / (1000 / FRAME_MS)) as usize
+}
+
 /// Why a codec could not encode, decode or be created.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -59,6 +69,14 @@ pub enum CodecError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The codec cannot take or give PCM at this rate (caller misuse).
+    #[error("{codec} does not support a pcm rate of {rate} Hz")]
+    SampleRate {
+        /// The codec's name.
+        codec: &'static str,
+        /// The rate asked for.
+        rate: u32,
+    },
     /// libopus reported an error.
     #[error("opus {function} failed: {description}")]
     Opus {
@@ -78,9 +96,11 @@ impl From<::opus::Error> for CodecError {
     }
 }
 
-/// An audio encoder: 20 ms of 48 kHz mono PCM in, one RTP payload out.
+/// An audio encoder: 20 ms of mono PCM (at [`AudioEncoder::sample_rate`]) in, one RTP
+/// payload out.
 pub trait AudioEncoder: Send {
-    /// Encodes one frame of [`FRAME_SAMPLES`] samples, appending the payload to `out`.
+    /// Encodes one 20 ms frame ([`frame_samples_at`] its [`AudioEncoder::sample_rate`]:
+    /// [`FRAME_SAMPLES`] at 48 kHz), appending the payload to `out`.
     ///
     /// Returns the number of bytes appended. For Opus with DTX on, a payload of 2 bytes or
     /// fewer is a DTX frame that the caller need not send.
@@ -91,6 +111,12 @@ pub trait AudioEncoder: Send {
 
     /// RTP timestamp units one frame advances (960 for Opus, 160 for G.711).
     fn frame_samples(&self) -> usize;
+
+    /// The rate of the PCM it takes, in Hz: the pipeline rate ([`crate::SAMPLE_RATE`]) unless
+    /// it was built for another.
+    fn sample_rate(&self) -> u32 {
+        SAMPLE_RATE
+    }
 
     /// Tells the encoder the packet loss percentage the receiver sees (0 to 100), so that it
     /// can spend bits on redundancy. Codecs without in-band FEC ignore it.
@@ -104,14 +130,16 @@ pub trait AudioEncoder: Send {
     }
 }
 
-/// An audio decoder: RTP payloads in, 48 kHz mono PCM out, with loss concealment.
+/// An audio decoder: RTP payloads in, mono PCM (at [`AudioDecoder::sample_rate`]) out, with
+/// loss concealment.
 pub trait AudioDecoder: Send {
-    /// Decodes one payload, appending the PCM (48 kHz mono) to `out`; returns the number of
-    /// samples appended ([`FRAME_SAMPLES`] for a 20 ms payload).
+    /// Decodes one payload, appending the PCM (mono, at [`AudioDecoder::sample_rate`]) to
+    /// `out`; returns the number of samples appended ([`FRAME_SAMPLES`] for a 20 ms payload
+    /// at 48 kHz).
     fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<usize, CodecError>;
 
-    /// Generates one frame ([`FRAME_SAMPLES`]) of concealment for a lost packet (packet loss
-    /// concealment, PLC), appending it to `out`; returns the number of samples appended.
+    /// Generates one 20 ms frame of concealment for a lost packet (packet loss concealment,
+    /// PLC), appending it to `out`; returns the number of samples appended.
     fn conceal(&mut self, out: &mut Vec<i16>) -> Result<usize, CodecError>;
 
     /// Recovers the lost frame that precedes `next_payload` from the in-band forward error
@@ -127,6 +155,12 @@ pub trait AudioDecoder: Send {
     /// Whether [`AudioDecoder::decode_fec`] really uses redundancy (true for Opus).
     fn has_fec(&self) -> bool {
         false
+    }
+
+    /// The rate of the PCM it gives, in Hz: the pipeline rate ([`crate::SAMPLE_RATE`]) unless
+    /// it was built for another.
+    fn sample_rate(&self) -> u32 {
+        SAMPLE_RATE
     }
 }
 
@@ -211,19 +245,45 @@ impl CodecKind {
 
     /// A new encoder with Tincan's defaults for this codec.
     pub fn encoder(self) -> Result<Box<dyn AudioEncoder>, CodecError> {
+        self.encoder_with(&opus::OpusConfig::default())
+    }
+
+    /// A new decoder for this codec (48 kHz PCM).
+    pub fn decoder(self) -> Result<Box<dyn AudioDecoder>, CodecError> {
+        self.decoder_at(SAMPLE_RATE)
+    }
+
+    /// A new encoder taking PCM at `opus.sample_rate`: Opus with these settings, G.711
+    /// resampling from that rate.
+    pub fn encoder_with(
+        self,
+        opus: &opus::OpusConfig,
+    ) -> Result<Box<dyn AudioEncoder>, CodecError> {
         Ok(match self {
-            CodecKind::Opus => Box::new(opus::OpusEncoder::new(opus::OpusConfig::default())?),
-            CodecKind::Pcmu => Box::new(g711::G711Encoder::new(g711::Law::Mu)),
-            CodecKind::Pcma => Box::new(g711::G711Encoder::new(g711::Law::A)),
+            CodecKind::Opus => Box::new(opus::OpusEncoder::new(opus.clone())?),
+            CodecKind::Pcmu => Box::new(g711::G711Encoder::with_sample_rate(
+                g711::Law::Mu,
+                opus.sample_rate,
+            )?),
+            CodecKind::Pcma => Box::new(g711::G711Encoder::with_sample_rate(
+                g711::Law::A,
+                opus.sample_rate,
+            )?),
         })
     }
 
-    /// A new decoder for this codec.
-    pub fn decoder(self) -> Result<Box<dyn AudioDecoder>, CodecError> {
+    /// A new decoder giving PCM at `sample_rate` (for Opus one of 8, 12, 16, 24 or 48 kHz).
+    pub fn decoder_at(self, sample_rate: u32) -> Result<Box<dyn AudioDecoder>, CodecError> {
         Ok(match self {
-            CodecKind::Opus => Box::new(opus::OpusDecoder::new()?),
-            CodecKind::Pcmu => Box::new(g711::G711Decoder::new(g711::Law::Mu)),
-            CodecKind::Pcma => Box::new(g711::G711Decoder::new(g711::Law::A)),
+            CodecKind::Opus => Box::new(opus::OpusDecoder::with_sample_rate(sample_rate)?),
+            CodecKind::Pcmu => Box::new(g711::G711Decoder::with_sample_rate(
+                g711::Law::Mu,
+                sample_rate,
+            )?),
+            CodecKind::Pcma => Box::new(g711::G711Decoder::with_sample_rate(
+                g711::Law::A,
+                sample_rate,
+            )?),
         })
     }
 }
@@ -234,13 +294,14 @@ impl std::fmt::Display for CodecKind {
     }
 }
 
-/// Checks that `pcm` is exactly one pipeline frame.
-pub(crate) fn check_frame(pcm: &[i16]) -> Result<(), CodecError> {
-    if pcm.len() == FRAME_SAMPLES {
+/// Checks that `pcm` is exactly one 20 ms frame at `sample_rate`.
+pub(crate) fn check_frame(pcm: &[i16], sample_rate: u32) -> Result<(), CodecError> {
+    let expected = frame_samples_at(sample_rate);
+    if pcm.len() == expected {
         Ok(())
     } else {
         Err(CodecError::FrameSize {
-            expected: FRAME_SAMPLES,
+            expected,
             got: pcm.len(),
         })
     }

@@ -1,10 +1,15 @@
 //! Opus (RFC 6716) through libopus (the `opus` crate, bundled libopus 1.6.1), RTP payload
-//! format RFC 7587: 48 kHz mono, 20 ms frames, VOIP application, in-band FEC, optional DTX.
+//! format RFC 7587: mono, 20 ms frames, VOIP application, in-band FEC, optional DTX.
+//!
+//! The encoder takes and the decoder gives PCM at 48 kHz by default, or at 8, 12, 16 or
+//! 24 kHz ([`OpusConfig::sample_rate`], [`OpusDecoder::with_sample_rate`]): a mixer or PBX
+//! that works at 16 kHz spares libopus its internal resamplers (with a wideband cap SILK codes
+//! at 16 kHz anyway). RTP timestamps count at 48 kHz whatever the PCM rate (RFC 7587 §4.1).
 //!
 //! [`adapt_to_loss`] turns the loss a receiver reports in RTCP into an encoder setting
 //! ([`OpusAdaptation`]); apply it with [`OpusEncoder::apply`].
 
-use super::{AudioDecoder, AudioEncoder, CodecError, FRAME_SAMPLES, check_frame};
+use super::{AudioDecoder, AudioEncoder, CodecError, FRAME_SAMPLES, check_frame, frame_samples_at};
 
 /// The Opus RTP clock rate (RFC 7587 §4.1: always 48000).
 pub const CLOCK_RATE: u32 = 48_000;
@@ -14,6 +19,23 @@ const MAX_PACKET: usize = 1275 * 3 + 7;
 
 /// The longest duration one Opus packet can carry: 120 ms at 48 kHz.
 const MAX_PACKET_SAMPLES: usize = 5760;
+
+/// The PCM rates libopus encodes from and decodes to (RFC 6716 §2, `opus_encoder_create`).
+pub const SAMPLE_RATES: [u32; 5] = [8_000, 12_000, 16_000, 24_000, 48_000];
+
+/// The PCM rate of [`OpusConfig::high_density`]: SILK's internal rate for wideband.
+pub const HIGH_DENSITY_SAMPLE_RATE: u32 = 16_000;
+
+fn check_rate(rate: u32) -> Result<u32, CodecError> {
+    if SAMPLE_RATES.contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(CodecError::SampleRate {
+            codec: "opus",
+            rate,
+        })
+    }
+}
 
 /// Default target bitrate for wideband voice, bits per second.
 pub const DEFAULT_BITRATE: u32 = 24_000;
@@ -40,6 +62,11 @@ pub struct OpusConfig {
     pub complexity: u8,
     /// The widest audio band the encoder may code.
     pub max_bandwidth: OpusBandwidth,
+    /// The rate of the PCM the encoder takes (one of [`SAMPLE_RATES`]): 48 kHz, the
+    /// pipeline rate, by default. Frames are 20 ms at this rate (320 samples at 16 kHz). The
+    /// RTP clock stays 48 kHz (RFC 7587 §4.1); a decoder may give another rate than the
+    /// peer's encoder took.
+    pub sample_rate: u32,
 }
 
 /// Audio bandwidths Opus codes (RFC 6716 §2).
@@ -70,15 +97,19 @@ impl OpusBandwidth {
 }
 
 impl OpusConfig {
-    /// Settings for many calls per core (a gateway or a load test rather than one
-    /// softphone call): complexity 0 and wideband at most, under a quarter of the default's
-    /// call CPU (docs/benchmarks-media.md: about 250 calls per core), still HD voice; the
-    /// decoded waveform follows the input as closely as at complexity 9
-    /// (media/tests/opus-high-density-quality.rs).
+    /// Settings for many calls per core (a conference bridge, a PBX or a load test rather
+    /// than one softphone call): complexity 0, wideband at most, and PCM at 16 kHz
+    /// ([`HIGH_DENSITY_SAMPLE_RATE`]: the caller's device or mixer rate; SILK codes wideband
+    /// at 16 kHz, so libopus resamples nothing). Still HD voice; the decoded waveform follows
+    /// the input as closely as at complexity 9 (media/tests/opus-high-density-quality.rs);
+    /// CPU per call and calls per core are in docs/benchmarks-media.md. Pair it with
+    /// [`OpusDecoder::with_sample_rate`]`(HIGH_DENSITY_SAMPLE_RATE)` (a
+    /// [`crate::session::SessionConfig`] with this `opus` setting does).
     pub fn high_density() -> OpusConfig {
         OpusConfig {
             complexity: 0,
             max_bandwidth: OpusBandwidth::Wideband,
+            sample_rate: HIGH_DENSITY_SAMPLE_RATE,
             ..OpusConfig::default()
         }
     }
@@ -93,22 +124,30 @@ impl Default for OpusConfig {
             packet_loss_percent: 0,
             complexity: 9,
             max_bandwidth: OpusBandwidth::Fullband,
+            sample_rate: CLOCK_RATE,
         }
     }
 }
 
-/// An Opus encoder for 48 kHz mono 20 ms frames.
+/// An Opus encoder for mono 20 ms frames at [`OpusConfig::sample_rate`] (48 kHz by default).
 #[derive(Debug)]
 pub struct OpusEncoder {
     inner: opus::Encoder,
     config: OpusConfig,
+    /// Where libopus writes a packet ([`MAX_PACKET`] bytes, zeroed once, not per frame).
+    scratch: Vec<u8>,
 }
 
 impl OpusEncoder {
     /// A new encoder (VOIP application, mono).
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::SampleRate`] if `config.sample_rate` is not one of [`SAMPLE_RATES`];
+    /// [`CodecError::Opus`] if libopus refuses a setting.
     pub fn new(config: OpusConfig) -> Result<OpusEncoder, CodecError> {
-        let mut inner =
-            opus::Encoder::new(CLOCK_RATE, opus::Channels::Mono, opus::Application::Voip)?;
+        let rate = check_rate(config.sample_rate)?;
+        let mut inner = opus::Encoder::new(rate, opus::Channels::Mono, opus::Application::Voip)?;
         inner.set_bitrate(opus::Bitrate::Bits(config.bitrate as i32))?;
         inner.set_inband_fec(config.fec)?;
         inner.set_dtx(config.dtx)?;
@@ -116,7 +155,11 @@ impl OpusEncoder {
         inner.set_complexity(i32::from(config.complexity.min(10)))?;
         inner.set_signal(opus::Signal::Voice)?;
         inner.set_max_bandwidth(config.max_bandwidth.to_libopus())?;
-        Ok(OpusEncoder { inner, config })
+        Ok(OpusEncoder {
+            inner,
+            config,
+            scratch: vec![0; MAX_PACKET],
+        })
     }
 
     /// The settings in force.
@@ -145,19 +188,10 @@ impl OpusEncoder {
 
 impl AudioEncoder for OpusEncoder {
     fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<usize, CodecError> {
-        check_frame(pcm)?;
-        let start = out.len();
-        out.resize(start + MAX_PACKET, 0);
-        match self.inner.encode(pcm, &mut out[start..]) {
-            Ok(n) => {
-                out.truncate(start + n);
-                Ok(n)
-            }
-            Err(e) => {
-                out.truncate(start);
-                Err(e.into())
-            }
-        }
+        check_frame(pcm, self.config.sample_rate)?;
+        let n = self.inner.encode(pcm, &mut self.scratch)?;
+        out.extend_from_slice(&self.scratch[..n]);
+        Ok(n)
     }
 
     fn clock_rate(&self) -> u32 {
@@ -166,6 +200,10 @@ impl AudioEncoder for OpusEncoder {
 
     fn frame_samples(&self) -> usize {
         FRAME_SAMPLES
+    }
+
+    fn sample_rate(&self) -> u32 {
+        self.config.sample_rate
     }
 
     fn set_packet_loss(&mut self, percent: u8) {
@@ -187,19 +225,36 @@ impl AudioEncoder for OpusEncoder {
     }
 }
 
-/// An Opus decoder producing 48 kHz mono.
+/// An Opus decoder producing mono PCM at 48 kHz, or at the rate it was built for.
 #[derive(Debug)]
 pub struct OpusDecoder {
     inner: opus::Decoder,
+    sample_rate: u32,
+    /// Samples in 20 ms at `sample_rate`.
+    frame: usize,
     scratch: Vec<i16>,
 }
 
 impl OpusDecoder {
-    /// A new decoder.
+    /// A new decoder giving 48 kHz PCM.
     pub fn new() -> Result<OpusDecoder, CodecError> {
+        OpusDecoder::with_sample_rate(CLOCK_RATE)
+    }
+
+    /// A new decoder giving PCM at `sample_rate` (one of [`SAMPLE_RATES`]). It decodes any
+    /// Opus packet, whatever rate and bandwidth the peer's encoder used.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::SampleRate`] for another rate.
+    pub fn with_sample_rate(sample_rate: u32) -> Result<OpusDecoder, CodecError> {
+        let rate = check_rate(sample_rate)?;
         Ok(OpusDecoder {
-            inner: opus::Decoder::new(CLOCK_RATE, opus::Channels::Mono)?,
-            scratch: vec![0; MAX_PACKET_SAMPLES],
+            inner: opus::Decoder::new(rate, opus::Channels::Mono)?,
+            sample_rate: rate,
+            frame: frame_samples_at(rate),
+            // 120 ms, the longest packet, at this rate.
+            scratch: vec![0; MAX_PACKET_SAMPLES * rate as usize / CLOCK_RATE as usize],
         })
     }
 
@@ -235,11 +290,12 @@ impl AudioDecoder for OpusDecoder {
                 reason: "empty payload",
             });
         }
-        self.run(payload, false, MAX_PACKET_SAMPLES, out)
+        let max = self.scratch.len();
+        self.run(payload, false, max, out)
     }
 
     fn conceal(&mut self, out: &mut Vec<i16>) -> Result<usize, CodecError> {
-        self.run(&[], false, FRAME_SAMPLES, out)
+        self.run(&[], false, self.frame, out)
     }
 
     fn decode_fec(&mut self, next_payload: &[u8], out: &mut Vec<i16>) -> Result<usize, CodecError> {
@@ -248,11 +304,15 @@ impl AudioDecoder for OpusDecoder {
         }
         // With fec = true libopus decodes the LBRR copy of the previous frame carried in
         // `next_payload`, or conceals when there is none.
-        self.run(next_payload, true, FRAME_SAMPLES, out)
+        self.run(next_payload, true, self.frame, out)
     }
 
     fn has_fec(&self) -> bool {
         true
+    }
+
+    fn sample_rate(&self) -> u32 {
+        self.sample_rate
     }
 }
 
@@ -407,6 +467,100 @@ mod tests {
         a.decode_fec(&packets[11], &mut fec).unwrap();
         b.conceal(&mut plc).unwrap();
         assert_ne!(fec, plc);
+    }
+
+    /// At 16 kHz the encoder takes 320-sample frames and still stamps 960 RTP units; a
+    /// 16 kHz decoder gives 320 samples per packet (also for PLC and FEC), a 48 kHz one 960
+    /// from the same packets: the rates of the two ends are independent.
+    #[test]
+    fn sixteen_khz_pcm_with_48_khz_rtp_clock() {
+        let config = OpusConfig::high_density();
+        assert_eq!(config.sample_rate, 16_000);
+        let mut enc = OpusEncoder::new(OpusConfig {
+            packet_loss_percent: 10,
+            ..config
+        })
+        .unwrap();
+        assert_eq!(enc.sample_rate(), 16_000);
+        assert_eq!(enc.clock_rate(), 48_000);
+        assert_eq!(enc.frame_samples(), 960);
+        assert!(matches!(
+            enc.encode(&[0; FRAME_SAMPLES], &mut Vec::new()),
+            Err(CodecError::FrameSize {
+                expected: 320,
+                got: 960
+            })
+        ));
+        let tone16: Vec<i16> = tone(FRAME_SAMPLES * 10).into_iter().step_by(3).collect();
+        let packets: Vec<Vec<u8>> = tone16
+            .chunks(320)
+            .map(|f| {
+                let mut p = Vec::new();
+                enc.encode(f, &mut p).unwrap();
+                p
+            })
+            .collect();
+        assert_eq!(
+            ::opus::packet::get_nb_samples(&packets[0], 48_000).unwrap(),
+            960
+        );
+        let mut narrow = OpusDecoder::with_sample_rate(16_000).unwrap();
+        let mut wide = OpusDecoder::new().unwrap();
+        assert_eq!(narrow.sample_rate(), 16_000);
+        let mut out = Vec::new();
+        for p in &packets[..5] {
+            assert_eq!(narrow.decode(p, &mut out).unwrap(), 320);
+            assert_eq!(wide.decode(p, &mut Vec::new()).unwrap(), 960);
+        }
+        assert_eq!(narrow.decode_fec(&packets[6], &mut out).unwrap(), 320);
+        assert_eq!(narrow.conceal(&mut out).unwrap(), 320);
+        // The 440 Hz tone comes back at 16 kHz: the decoded signal is not silence.
+        let rms = (out[960..1600]
+            .iter()
+            .map(|&s| f64::from(s).powi(2))
+            .sum::<f64>()
+            / 640.0)
+            .sqrt();
+        assert!(rms > 2000.0, "rms {rms}");
+    }
+
+    #[test]
+    fn unsupported_rates_are_refused() {
+        for rate in [0, 11_025, 22_050, 44_100, 96_000] {
+            assert_eq!(
+                OpusEncoder::new(OpusConfig {
+                    sample_rate: rate,
+                    ..OpusConfig::default()
+                })
+                .unwrap_err(),
+                CodecError::SampleRate {
+                    codec: "opus",
+                    rate
+                }
+            );
+            assert!(OpusDecoder::with_sample_rate(rate).is_err());
+        }
+        for rate in SAMPLE_RATES {
+            let config = OpusConfig {
+                sample_rate: rate,
+                ..OpusConfig::default()
+            };
+            assert_eq!(OpusEncoder::new(config).unwrap().sample_rate(), rate);
+        }
+    }
+
+    #[test]
+    fn default_profile_is_unchanged() {
+        let d = OpusConfig::default();
+        assert_eq!(
+            (d.complexity, d.max_bandwidth, d.sample_rate, d.fec, d.dtx),
+            (9, OpusBandwidth::Fullband, 48_000, true, false)
+        );
+        let h = OpusConfig::high_density();
+        assert_eq!(
+            (h.complexity, h.max_bandwidth, h.sample_rate, h.bitrate),
+            (0, OpusBandwidth::Wideband, 16_000, DEFAULT_BITRATE)
+        );
     }
 
     #[test]

@@ -260,6 +260,11 @@ impl MediaHandle {
 
 /// Starts the driver task on the current tokio runtime.
 ///
+/// The audio devices exchange 48 kHz frames ([`crate::SAMPLE_RATE`]): the driver runs the
+/// session at that rate whatever [`SessionConfig::sample_rate`] says (the codec settings,
+/// [`SessionConfig::opus`], are kept). Other PCM rates are for callers that drive
+/// [`MediaSession`] themselves, such as a 16 kHz mixer.
+///
 /// # Errors
 ///
 /// [`SessionError`] if the session cannot be created (codec, SRTP keys).
@@ -274,6 +279,7 @@ pub fn spawn(
     if config.ntp_at_start == 0 {
         config.ntp_at_start = ntp_now();
     }
+    config.sample_rate = crate::SAMPLE_RATE;
     let session = MediaSession::new(config, Instant::now())?;
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (event_tx, events) = mpsc::unbounded_channel();
@@ -370,6 +376,8 @@ async fn run(
                         if config.ntp_at_start == 0 {
                             config.ntp_at_start = ntp_now();
                         }
+                        // The devices' rate, as in `spawn`.
+                        config.sample_rate = crate::SAMPLE_RATE;
                         let result = MediaSession::new(*config, now).map(|mut next| {
                             // Say goodbye on the old stream (RTCP BYE), then switch.
                             session.stop(now);

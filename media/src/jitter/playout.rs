@@ -18,9 +18,9 @@
 use std::time::Instant;
 
 use super::{ConcealReason, InsertOutcome, JitterBuffer, JitterConfig, JitterStats, Slot};
-use crate::codec::{AudioDecoder, FRAME_SAMPLES};
+use crate::codec::{AudioDecoder, FRAME_SAMPLES, frame_samples_at};
 
-/// Samples of the short cross-fade when a quiet frame is dropped (2.5 ms).
+/// The short cross-fade when a quiet frame is dropped: 2.5 ms, in samples at 48 kHz.
 const SHORT_FADE: usize = 120;
 
 /// Frames a shrink may wait for a quiet frame before it cross-fades two speech frames.
@@ -41,19 +41,27 @@ pub enum FrameKind {
     Silence,
 }
 
-/// One 20 ms frame of 48 kHz mono PCM.
+/// One 20 ms frame of mono PCM at the decoder's rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlayoutFrame<'a> {
     /// What produced it.
     pub kind: FrameKind,
-    /// [`FRAME_SAMPLES`] samples.
+    /// [`FRAME_SAMPLES`] samples at 48 kHz ([`Playout::frame_samples`] at the decoder's
+    /// [`AudioDecoder::sample_rate`]).
     pub pcm: &'a [i16],
 }
 
-/// A jitter buffer joined to a decoder.
+/// A jitter buffer joined to a decoder. It plays 20 ms frames at the decoder's PCM rate
+/// ([`AudioDecoder::sample_rate`]); the jitter buffer counts in RTP timestamp units.
 pub struct Playout {
     jitter: JitterBuffer,
     decoder: Box<dyn AudioDecoder>,
+    /// The decoder's PCM rate.
+    sample_rate: u32,
+    /// Samples per 20 ms frame at `sample_rate`.
+    frame_len: usize,
+    /// Samples of the short cross-fade at `sample_rate`.
+    short_fade: usize,
     frame: Vec<i16>,
     extra: Vec<i16>,
     /// Decoded samples not played yet (packets longer than a frame).
@@ -80,14 +88,19 @@ impl std::fmt::Debug for Playout {
 impl Playout {
     /// A playout for one stream.
     pub fn new(config: JitterConfig, decoder: Box<dyn AudioDecoder>) -> Playout {
+        let sample_rate = decoder.sample_rate();
+        let frame_len = frame_samples_at(sample_rate);
         Playout {
             jitter: JitterBuffer::new(config),
             decoder,
-            frame: Vec::with_capacity(FRAME_SAMPLES * 2),
-            extra: Vec::with_capacity(FRAME_SAMPLES * 2),
-            carry: Vec::with_capacity(FRAME_SAMPLES * 7),
+            sample_rate,
+            frame_len,
+            short_fade: (SHORT_FADE * frame_len / FRAME_SAMPLES).max(1),
+            frame: Vec::with_capacity(frame_len * 2),
+            extra: Vec::with_capacity(frame_len * 2),
+            carry: Vec::with_capacity(frame_len * 7),
             carry_kind: FrameKind::Idle,
-            decoded: Vec::with_capacity(FRAME_SAMPLES * 6),
+            decoded: Vec::with_capacity(frame_len * 6),
             mean_energy: 0.0,
             shrink_wait: 0,
             decode_errors: 0,
@@ -104,6 +117,16 @@ impl Playout {
         marker: bool,
     ) -> InsertOutcome {
         self.jitter.insert(now, seq, timestamp, payload, marker)
+    }
+
+    /// The PCM rate of the frames it plays (the decoder's).
+    pub fn sample_rate(&self) -> u32 {
+        self.sample_rate
+    }
+
+    /// Samples in each frame it plays (20 ms at [`Playout::sample_rate`]).
+    pub fn frame_samples(&self) -> usize {
+        self.frame_len
     }
 
     /// The jitter buffer's counters.
@@ -152,13 +175,13 @@ impl Playout {
     /// shrink ([`JitterBuffer::pop_extra`]).
     fn fill(&mut self, now: Option<Instant>, frame: &mut Vec<i16>) -> FrameKind {
         frame.clear();
-        if self.carry.len() >= FRAME_SAMPLES {
-            frame.extend(self.carry.drain(..FRAME_SAMPLES));
+        if self.carry.len() >= self.frame_len {
+            frame.extend(self.carry.drain(..self.frame_len));
             return self.carry_kind;
         }
         let mut kind = self.carry_kind;
         let mut first = true;
-        while self.carry.len() < FRAME_SAMPLES {
+        while self.carry.len() < self.frame_len {
             let slot = match (first, now) {
                 (true, Some(now)) => self.jitter.pop(now),
                 (true, None) => self.jitter.pop_extra(),
@@ -170,11 +193,11 @@ impl Playout {
             kind = self.render(slot, &mut decoded);
             if is_packet && kind == FrameKind::Decoded {
                 let rate = u64::from(self.jitter.config().clock_rate);
-                let units = decoded.len() as u64 * rate / u64::from(crate::SAMPLE_RATE);
+                let units = decoded.len() as u64 * rate / u64::from(self.sample_rate);
                 self.jitter.set_packet_duration(units as u32);
             }
             if decoded.is_empty() || kind == FrameKind::Idle {
-                decoded.resize(FRAME_SAMPLES, 0);
+                decoded.resize(self.frame_len, 0);
             }
             self.carry.extend_from_slice(&decoded);
             self.decoded = decoded;
@@ -183,9 +206,9 @@ impl Playout {
             }
         }
         self.carry_kind = kind;
-        let n = self.carry.len().min(FRAME_SAMPLES);
+        let n = self.carry.len().min(self.frame_len);
         frame.extend(self.carry.drain(..n));
-        frame.resize(FRAME_SAMPLES, 0);
+        frame.resize(self.frame_len, 0);
         kind
     }
 
@@ -198,18 +221,22 @@ impl Playout {
             return;
         }
         let mut extra = std::mem::take(&mut self.extra);
-        if self.carry.len() >= FRAME_SAMPLES {
+        if self.carry.len() >= self.frame_len {
             // A long packet left a frame behind: that is the one to drop into.
             extra.clear();
-            extra.extend(self.carry.drain(..FRAME_SAMPLES));
+            extra.extend(self.carry.drain(..self.frame_len));
             self.jitter.note_shrink();
         } else {
             self.fill(None, &mut extra);
         }
         // Quiet: play the next frame, its start faded in from the dropped one (2.5 ms).
         // Loud: cross-fade the whole frame from the dropped one to the next.
-        let fade = if quiet { SHORT_FADE } else { FRAME_SAMPLES };
-        for i in 0..FRAME_SAMPLES {
+        let fade = if quiet {
+            self.short_fade
+        } else {
+            self.frame_len
+        };
+        for i in 0..self.frame_len {
             let w = if i < fade {
                 (i as f32 + 0.5) / fade as f32
             } else {
@@ -255,7 +282,7 @@ impl Playout {
             }
         };
         if kind != FrameKind::Decoded {
-            out.resize(FRAME_SAMPLES, 0);
+            out.resize(self.frame_len, 0);
         }
         kind
     }

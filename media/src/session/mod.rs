@@ -32,8 +32,9 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::codec::opus::OpusConfig;
 use crate::codec::telephone_event::{ReceivedEvent, TelephoneEventReceiver, TelephoneEventSender};
-use crate::codec::{AudioEncoder, CodecError, CodecKind, FRAME_SAMPLES};
+use crate::codec::{AudioEncoder, CodecError, CodecKind, frame_samples_at};
 use crate::rtcp::interval::{IntervalParams, rtcp_interval};
 use crate::rtcp::{self, Report, SenderInfo};
 use crate::rtp::{PortKind, ReceiveStream, RtpPacket, RtpSender, SequenceOutcome, is_rtcp};
@@ -117,6 +118,15 @@ pub struct SessionConfig {
     pub ntp_at_start: u64,
     /// Session bandwidth in bits per second (RTCP gets 5 %, RFC 3550 §6.2).
     pub session_bandwidth: u32,
+    /// The PCM rate of [`MediaSession::send_frame`] and [`MediaSession::playout`]: the
+    /// device or mixer rate, 48 kHz ([`crate::SAMPLE_RATE`]) by default. With Opus one of
+    /// [`crate::codec::opus::SAMPLE_RATES`] (a 16 kHz bridge spares libopus its resamplers);
+    /// G.711 resamples from and to it. RTP timestamps keep the codec's clock rate.
+    pub sample_rate: u32,
+    /// The Opus encoder settings when the codec is Opus (its `sample_rate` is replaced by
+    /// [`SessionConfig::sample_rate`]); [`OpusConfig::default`] unless set, see
+    /// [`SessionConfig::with_opus`].
+    pub opus: OpusConfig,
 }
 
 impl SessionConfig {
@@ -146,7 +156,23 @@ impl SessionConfig {
             seed: u64::from(local_ssrc),
             ntp_at_start: 0,
             session_bandwidth: 64_000,
+            sample_rate: crate::SAMPLE_RATE,
+            opus: OpusConfig::default(),
         }
+    }
+
+    /// Uses these Opus settings, and their PCM rate as the session's
+    /// ([`SessionConfig::sample_rate`]): `with_opus(OpusConfig::high_density())` makes a
+    /// 16 kHz high-density session.
+    pub fn with_opus(mut self, opus: OpusConfig) -> Self {
+        self.sample_rate = opus.sample_rate;
+        self.opus = opus;
+        self
+    }
+
+    /// Samples in one 20 ms frame at [`SessionConfig::sample_rate`].
+    pub fn frame_samples(&self) -> usize {
+        frame_samples_at(self.sample_rate)
     }
 }
 
@@ -325,6 +351,8 @@ pub struct MediaSession {
     encoder: Box<dyn AudioEncoder>,
     clock_rate: u32,
     frame_units: u32,
+    /// PCM samples per 20 ms frame at the session's rate.
+    frame_len: usize,
     sender: RtpSender,
     /// Media time of the next frame to send, in RTP units from the start.
     media_time: u32,
@@ -381,8 +409,11 @@ impl MediaSession {
     /// keys are refused.
     pub fn new(config: SessionConfig, now: Instant) -> Result<Self, SessionError> {
         let mut rng = SplitMix64(config.seed);
-        let encoder = config.codec.encoder()?;
-        let decoder = config.codec.decoder()?;
+        let encoder = config.codec.encoder_with(&OpusConfig {
+            sample_rate: config.sample_rate,
+            ..config.opus.clone()
+        })?;
+        let decoder = config.codec.decoder_at(config.sample_rate)?;
         let clock_rate = config.codec.clock_rate();
         let frame_units = config.codec.frame_samples() as u32;
         // RFC 3550 §5.1: random initial sequence number and timestamp.
@@ -434,6 +465,7 @@ impl MediaSession {
             encoder,
             clock_rate,
             frame_units,
+            frame_len: config.frame_samples(),
             sender,
             media_time: 0,
             marker_next: true,
@@ -521,7 +553,8 @@ impl MediaSession {
         self.rtcp_latched = false;
     }
 
-    /// Encodes and sends one 20 ms frame of captured audio ([`FRAME_SAMPLES`] at 48 kHz).
+    /// Encodes and sends one 20 ms frame of captured audio ([`SessionConfig::frame_samples`]
+    /// at [`SessionConfig::sample_rate`]: [`crate::codec::FRAME_SAMPLES`] at 48 kHz).
     ///
     /// Call it every 20 ms of capture whatever the direction: media time advances; nothing is
     /// sent while not sending. While a DTMF event is being sent, it replaces the audio
@@ -841,15 +874,33 @@ impl MediaSession {
         )
     }
 
-    /// Pulls one 20 ms frame for the loudspeaker ([`FRAME_SAMPLES`] at 48 kHz): decoded
+    /// Pulls one 20 ms frame for the loudspeaker ([`SessionConfig::frame_samples`] at
+    /// [`SessionConfig::sample_rate`]: [`crate::codec::FRAME_SAMPLES`] at 48 kHz): decoded
     /// audio, FEC-recovered or concealed audio, comfort noise, or silence.
     pub fn playout(&mut self, now: Instant) -> Vec<i16> {
-        let mut out = Vec::with_capacity(FRAME_SAMPLES);
-        if self.config.direction.receives() {
-            self.playout.play(now, &mut out);
-        }
-        out.resize(FRAME_SAMPLES, 0);
+        let mut out = Vec::with_capacity(self.frame_len);
+        self.playout_into(now, &mut out);
         out
+    }
+
+    /// [`MediaSession::playout`] into a caller's buffer (cleared first), so that a server
+    /// running many sessions allocates nothing per frame.
+    pub fn playout_into(&mut self, now: Instant, out: &mut Vec<i16>) {
+        out.clear();
+        if self.config.direction.receives() {
+            self.playout.play(now, out);
+        }
+        out.resize(self.frame_len, 0);
+    }
+
+    /// The PCM rate of [`MediaSession::send_frame`] and [`MediaSession::playout`].
+    pub fn sample_rate(&self) -> u32 {
+        self.config.sample_rate
+    }
+
+    /// Samples in one 20 ms frame at [`MediaSession::sample_rate`].
+    pub fn frame_samples(&self) -> usize {
+        self.frame_len
     }
 
     /// Drives timers: RTCP reports (RFC 3550 §6.2), statistics, the RTP timeout.

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::codec::comfort_noise::ComfortNoiseGenerator;
-use crate::codec::{AudioDecoder, CodecKind, FRAME_SAMPLES};
+use crate::codec::{AudioDecoder, CodecKind, FRAME_SAMPLES, frame_samples_at};
 use crate::jitter::playout::{FrameKind, Playout as AdaptivePlayout};
 use crate::jitter::{ConcealReason, InsertOutcome, JitterConfig};
 
@@ -32,6 +32,9 @@ pub struct PlayoutCounters {
 
 pub(crate) struct Playout {
     codec: CodecKind,
+    /// The PCM rate played (the session's), and its samples per 20 ms frame.
+    sample_rate: u32,
+    frame_len: usize,
     adaptive: AdaptivePlayout,
     /// Built on the first packet that is not 20 ms long; used from then on.
     fallback: Option<TimestampPlayout>,
@@ -44,8 +47,11 @@ pub(crate) struct Playout {
 
 impl Playout {
     pub(crate) fn new(codec: CodecKind, decoder: Box<dyn AudioDecoder>, seed: u64) -> Self {
+        let sample_rate = decoder.sample_rate();
         Self {
             codec,
+            sample_rate,
+            frame_len: frame_samples_at(sample_rate),
             adaptive: AdaptivePlayout::new(JitterConfig::for_codec(codec), decoder),
             fallback: None,
             seed,
@@ -89,7 +95,7 @@ impl Playout {
         self.in_comfort_noise = false;
         if self.fallback.is_none() && !self.is_one_frame(payload) {
             // From now on the timestamp-driven playout handles this stream.
-            match self.codec.decoder() {
+            match self.codec.decoder_at(self.sample_rate) {
                 Ok(decoder) => {
                     self.fallback = Some(TimestampPlayout::new(
                         decoder,
@@ -124,7 +130,7 @@ impl Playout {
         }
     }
 
-    /// Plays one 20 ms frame (48 kHz mono), appending exactly [`FRAME_SAMPLES`] samples.
+    /// Plays one 20 ms frame (mono, at the session's PCM rate), appending exactly one frame.
     pub(crate) fn play(&mut self, now: Instant, out: &mut Vec<i16>) {
         let start = out.len();
         if let Some(f) = self.fallback.as_mut() {
@@ -136,13 +142,13 @@ impl Playout {
                 FrameKind::Silence | FrameKind::Concealed(ConcealReason::Underrun)
             );
             if self.in_comfort_noise && silent {
-                self.comfort_noise.generate(out);
+                self.comfort_noise.generate_samples(self.frame_len, out);
                 self.comfort_noise_frames += 1;
             } else {
                 out.extend_from_slice(frame.pcm);
             }
         }
-        out.resize(start + FRAME_SAMPLES, 0);
+        out.resize(start + self.frame_len, 0);
     }
 
     pub(crate) fn counters(&self) -> PlayoutCounters {

@@ -11,9 +11,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::SAMPLE_RATE;
 use crate::codec::comfort_noise::ComfortNoiseGenerator;
-use crate::codec::{AudioDecoder, FRAME_SAMPLES};
+use crate::codec::{AudioDecoder, frame_samples_at};
 
 use super::playout::PlayoutCounters;
 
@@ -35,6 +34,9 @@ enum Slot {
 
 pub(crate) struct TimestampPlayout {
     decoder: Box<dyn AudioDecoder>,
+    /// The decoder's PCM rate, and its samples per 20 ms frame.
+    sample_rate: u32,
+    frame_len: usize,
     comfort_noise: ComfortNoiseGenerator,
     clock_rate: u32,
     /// RTP timestamp units per 20 ms frame.
@@ -46,7 +48,7 @@ pub(crate) struct TimestampPlayout {
     slots: BTreeMap<i64, Slot>,
     /// Extended timestamp of the next media to decode, once playing.
     next_ts: Option<i64>,
-    /// Decoded PCM (48 kHz) waiting to be played.
+    /// Decoded PCM (at `sample_rate`) waiting to be played.
     pcm: VecDeque<i16>,
     scratch: Vec<i16>,
     /// Frames to wait after the first packet before playing.
@@ -64,8 +66,12 @@ pub(crate) struct TimestampPlayout {
 impl TimestampPlayout {
     pub(crate) fn new(decoder: Box<dyn AudioDecoder>, clock_rate: u32, seed: u64) -> Self {
         let clock_rate = clock_rate.max(50);
+        let sample_rate = decoder.sample_rate();
+        let frame_len = frame_samples_at(sample_rate);
         Self {
             decoder,
+            sample_rate,
+            frame_len,
             comfort_noise: ComfortNoiseGenerator::new(seed),
             clock_rate,
             frame_units: i64::from(clock_rate / 50),
@@ -73,8 +79,8 @@ impl TimestampPlayout {
             last_ts: 0,
             slots: BTreeMap::new(),
             next_ts: None,
-            pcm: VecDeque::with_capacity(FRAME_SAMPLES * 4),
-            scratch: Vec::with_capacity(FRAME_SAMPLES * 6),
+            pcm: VecDeque::with_capacity(frame_len * 4),
+            scratch: Vec::with_capacity(frame_len * 6),
             target: INITIAL_TARGET_FRAMES,
             waited: 0,
             surplus_frames: 0,
@@ -112,7 +118,7 @@ impl TimestampPlayout {
         };
         let units = (self.last_ts + self.frame_units - next).max(0) as u64;
         let nanos = units * 1_000_000_000 / u64::from(self.clock_rate)
-            + self.pcm.len() as u64 * 1_000_000_000 / u64::from(SAMPLE_RATE);
+            + self.pcm.len() as u64 * 1_000_000_000 / u64::from(self.sample_rate);
         std::time::Duration::from_nanos(nanos)
     }
 
@@ -132,9 +138,9 @@ impl TimestampPlayout {
         self.last_ts + delta
     }
 
-    /// RTP units for `samples` at the pipeline rate.
+    /// RTP units for `samples` at the PCM rate.
     fn units(&self, samples: usize) -> i64 {
-        samples as i64 * i64::from(self.clock_rate) / i64::from(SAMPLE_RATE)
+        samples as i64 * i64::from(self.clock_rate) / i64::from(self.sample_rate)
     }
 
     /// Files an audio packet (already validated RTP of the audio payload type).
@@ -168,31 +174,31 @@ impl TimestampPlayout {
         self.slots.insert(ts, slot);
     }
 
-    /// Plays one 20 ms frame (48 kHz mono), appending exactly [`FRAME_SAMPLES`] samples.
+    /// Plays one 20 ms frame (mono, at the decoder's rate), appending exactly one frame.
     pub(crate) fn play(&mut self, out: &mut Vec<i16>) {
         let start = out.len();
         if self.next_ts.is_none() && !self.try_start() {
-            out.resize(start + FRAME_SAMPLES, 0);
+            out.resize(start + self.frame_len, 0);
             return;
         }
         if std::mem::take(&mut self.pause_one) {
             // Stretch: one frame of concealment without consuming media.
             self.scratch.clear();
             self.conceal_into_scratch();
-            out.extend_from_slice(&self.scratch[..self.scratch.len().min(FRAME_SAMPLES)]);
-            out.resize(start + FRAME_SAMPLES, 0);
+            out.extend_from_slice(&self.scratch[..self.scratch.len().min(self.frame_len)]);
+            out.resize(start + self.frame_len, 0);
             return;
         }
         if self.should_shrink() {
             // Drop one frame of media to shorten the delay.
-            self.fill(FRAME_SAMPLES * 2);
-            self.pcm.drain(..FRAME_SAMPLES);
+            self.fill(self.frame_len * 2);
+            self.pcm.drain(..self.frame_len);
             self.counters.skipped += 1;
         }
-        self.fill(FRAME_SAMPLES);
-        let n = self.pcm.len().min(FRAME_SAMPLES);
+        self.fill(self.frame_len);
+        let n = self.pcm.len().min(self.frame_len);
         out.extend(self.pcm.drain(..n));
-        out.resize(start + FRAME_SAMPLES, 0);
+        out.resize(start + self.frame_len, 0);
     }
 
     /// Starts playing `target` frames after the first packet arrived.
@@ -240,7 +246,8 @@ impl TimestampPlayout {
                 Some(ts) => {
                     // Missing media before the next packet.
                     if self.in_comfort_noise {
-                        self.comfort_noise.generate(&mut self.scratch);
+                        self.comfort_noise
+                            .generate_samples(self.frame_len, &mut self.scratch);
                         self.counters.comfort_noise += 1;
                     } else if ts - next == self.frame_units
                         && self.decoder.has_fec()
@@ -266,7 +273,8 @@ impl TimestampPlayout {
                     // Underrun: nothing buffered. Conceal, and restart playout with the
                     // next packet after a fresh wait.
                     if self.in_comfort_noise {
-                        self.comfort_noise.generate(&mut self.scratch);
+                        self.comfort_noise
+                            .generate_samples(self.frame_len, &mut self.scratch);
                         self.counters.comfort_noise += 1;
                     } else {
                         self.conceal_into_scratch();
@@ -297,7 +305,8 @@ impl TimestampPlayout {
             Slot::ComfortNoise(payload) => {
                 let _ = self.comfort_noise.update(&payload);
                 self.in_comfort_noise = true;
-                self.comfort_noise.generate(&mut self.scratch);
+                self.comfort_noise
+                    .generate_samples(self.frame_len, &mut self.scratch);
                 self.counters.comfort_noise += 1;
             }
         }
@@ -305,7 +314,7 @@ impl TimestampPlayout {
 
     fn conceal_into_scratch(&mut self) {
         if self.decoder.conceal(&mut self.scratch).is_err() || self.scratch.is_empty() {
-            self.scratch.resize(FRAME_SAMPLES, 0);
+            self.scratch.resize(self.frame_len, 0);
         }
         self.counters.concealed += 1;
     }
