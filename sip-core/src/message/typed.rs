@@ -1161,7 +1161,7 @@ impl fmt::Display for Accept<'_> {
 pub struct Warning<'a> {
     /// The three-digit warn-code.
     pub code: u16,
-    /// The warn-agent (host[:port] or pseudonym).
+    /// The warn-agent (`host[:port]` or pseudonym).
     pub agent: Cow<'a, str>,
     /// The warn-text, unquoted.
     pub text: Cow<'a, str>,
