@@ -333,6 +333,18 @@ fn tel_digits(n: &str) -> String {
         .collect()
 }
 
+/// For the fuzz targets: panics when the one-pass SIP URI path answers differently from the
+/// general one on `rest` (the text after `sip:`).
+pub(crate) fn check_plain_path(rest: &str) {
+    if let Some(plain) = SipUri::parse_plain(false, rest) {
+        assert_eq!(
+            Ok(plain),
+            SipUri::parse_general(false, rest),
+            "the one-pass URI path differs on {rest:?}"
+        );
+    }
+}
+
 impl<'a> SipUri<'a> {
     /// Parses a whole `sip:`/`sips:` URI.
     pub fn parse(s: &'a str) -> Result<SipUri<'a>, UriError> {
