@@ -397,6 +397,21 @@ impl Endpoint {
             .count()
     }
 
+    /// Forgets a client non-INVITE transaction still waiting for its final response when
+    /// nobody waits for that response any more (the TU gave up on it, as a failover does
+    /// after its per-target budget): no more retransmissions, and a late response is a stray.
+    /// Returns `false`, changing nothing, for any other transaction (an INVITE ends through
+    /// its CANCEL or its final response).
+    pub fn abandon(&mut self, transaction: TransactionId) -> bool {
+        match self.slots.get(&transaction).map(|s| &s.tx) {
+            Some(Tx::ClientNonInvite(t)) if t.in_flight() => {
+                self.remove(transaction);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Counters.
     pub fn stats(&self) -> EndpointStats {
         self.stats

@@ -86,11 +86,17 @@ async fn exchange(
     let invite = request(Method::Invite, b_addr, &a);
     let mut tx = a.request(invite.clone(), target.clone()).await.unwrap();
     let mut statuses = Vec::new();
+    // Up to the final response (after a 2xx the transaction itself lives on for 64*T1, for
+    // 2xx retransmissions and other forks: RFC 6026).
     while let Some(r) = tokio::time::timeout(Duration::from_secs(5), tx.next())
         .await
         .unwrap()
     {
-        statuses.push(r.unwrap().status().unwrap());
+        let status = r.unwrap().status().unwrap();
+        statuses.push(status);
+        if status >= 200 {
+            break;
+        }
     }
     assert_eq!(statuses.last(), Some(&200), "{statuses:?}");
     let mut ack = invite.clone();
@@ -197,4 +203,42 @@ async fn refused_tcp_is_a_transport_error() {
         .await
         .unwrap();
     assert_eq!(r.unwrap_err(), tincan_sip::driver::TxError::TransportError);
+}
+
+/// A graceful shutdown waits for the requests somebody still waits for, not for those the
+/// TU gave up on (dropped `ClientTransaction`, as a failover does after its budget): those
+/// are abandoned instead of holding the shutdown back for the whole grace period.
+#[tokio::test]
+async fn shutdown_waits_only_for_wanted_requests() {
+    // A socket that reads and never answers.
+    let hole = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = hole.local_addr().unwrap();
+    let target = Target::new(Transport::Udp, addr);
+
+    let mut c = config("127.0.0.1", None);
+    c.shutdown_grace = Duration::from_secs(60);
+    let (a, _a_in) = Driver::start(c).await.unwrap();
+    let tx = a
+        .request(request(Method::Options, addr, &a), target.clone())
+        .await
+        .unwrap();
+    drop(tx);
+    tokio::time::timeout(Duration::from_secs(20), a.shutdown())
+        .await
+        .expect("the shutdown does not wait for an abandoned request");
+
+    let mut c = config("127.0.0.1", None);
+    c.shutdown_grace = Duration::from_millis(800);
+    let (b, _b_in) = Driver::start(c).await.unwrap();
+    let _wanted = b
+        .request(request(Method::Options, addr, &b), target)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    b.shutdown().await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "a request still waited for holds the shutdown for its grace period ({:?})",
+        started.elapsed()
+    );
 }

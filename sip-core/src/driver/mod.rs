@@ -836,6 +836,9 @@ impl Task {
                 // yield to the scheduler by itself).
                 tokio::task::yield_now().await;
             }
+            if self.shutdown.is_some() {
+                self.abandon_orphans();
+            }
             if let Some((deadline, _)) = &self.shutdown
                 && (self.ep.in_flight_count() == 0 || Instant::now() >= *deadline)
             {
@@ -902,6 +905,22 @@ impl Task {
         if let Some((_, waiters)) = self.shutdown.take() {
             for w in waiters {
                 let _ = w.send(());
+            }
+        }
+    }
+
+    /// Client transactions whose [`ClientTransaction`] was dropped (the TU gave up on them)
+    /// are not waited for: a shutdown waits only for what somebody still wants.
+    fn abandon_orphans(&mut self) {
+        let orphans: Vec<TransactionId> = self
+            .client_txs
+            .iter()
+            .filter(|(_, c)| c.tx.is_closed())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in orphans {
+            if self.ep.abandon(id) {
+                self.client_txs.remove(&id);
             }
         }
     }
