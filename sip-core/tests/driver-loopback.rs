@@ -234,7 +234,7 @@ async fn shutdown_waits_only_for_wanted_requests() {
         .request(request(Method::Options, addr, &b), target)
         .await
         .unwrap();
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     b.shutdown().await;
     assert!(
         started.elapsed() >= Duration::from_millis(700),
