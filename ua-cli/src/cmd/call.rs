@@ -215,7 +215,8 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
             account_task: None,
         });
     };
-    let ctx: AccountContext = phone.context().clone();
+    let mut ctx: AccountContext = phone.context().clone();
+    super::apply_keepalives(&config.network, &mut ctx);
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let task = tokio::spawn(run_account(ctx, spec, ev_tx, stop_rx));

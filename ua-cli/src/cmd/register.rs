@@ -9,7 +9,6 @@ use std::time::Duration;
 use tincan::account::{AccountContext, AccountEvent, run_account};
 use tincan::config::Config;
 use tincan_sip::driver::{Driver, DriverConfig};
-use tincan_sip::flow::KeepAliveConfig;
 use tincan_sip::resolve::hickory::HickoryBackend;
 use tokio::sync::{mpsc, watch};
 
@@ -118,28 +117,7 @@ async fn register(args: &Args, config: Config) -> ExitCode {
         }
     };
     let mut ctx = AccountContext::new(sip.clone(), dns);
-    ctx.keepalive = match config.network.keepalive_interval {
-        Some(0) => None,
-        Some(secs) => {
-            let mut k = KeepAliveConfig::stream();
-            k.interval = Duration::from_secs(u64::from(secs));
-            Some(k)
-        }
-        None => Some(KeepAliveConfig::stream()),
-    };
-    ctx.udp_keepalive = match config.network.udp_keepalive_interval {
-        Some(0) => None,
-        secs => {
-            let mut k = KeepAliveConfig::datagram();
-            if let Some(secs) = secs {
-                k.interval = Duration::from_secs(u64::from(secs));
-            }
-            if let Some(ms) = config.network.stun_rto_ms {
-                k = k.with_stun_rto(Duration::from_millis(u64::from(ms)));
-            }
-            Some(k)
-        }
-    };
+    super::apply_keepalives(&config.network, &mut ctx);
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
