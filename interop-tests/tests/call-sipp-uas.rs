@@ -3,12 +3,14 @@
 //! Tincan hangs up after `--duration`. Tincan records what it receives; the recording must
 //! hold the audio sipp sent, for about as long as it was sent.
 
-use std::path::Path;
+use std::ffi::OsStr;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
 use tincan_interop_tests::{
-    Sipp, TincanProcess, WorkDir, audio, lab_file, pcap, require_peer, tincan_binary,
+    Sipp, Tincan, TincanProcess, WorkDir, audio, lab_file, pcap, require_peer, tincan_binary,
 };
 
 /// Debian's capture of PCMA RTP (236 packets, about 7 s of speech).
@@ -53,6 +55,34 @@ fn recording(path: &Path) -> audio::Wav {
     audio::read_wav(path).unwrap_or_else(|e| panic!("{} unreadable: {e}", path.display()))
 }
 
+/// Runs `tincan call sip:service@<uas> --record out.wav --no-audio --json [extra...]` until it
+/// exits by itself within `within`; returns its exit code, its JSON events, the recording's
+/// path and the process (which keeps the scratch directory, and the recording, alive).
+fn call_recording(
+    uas: SocketAddr,
+    name: &str,
+    extra: &[&str],
+    within: Duration,
+) -> (Option<i32>, Vec<Value>, PathBuf, Tincan) {
+    let caller = TincanProcess::new(name).expect("scratch dir");
+    let out = caller.path("out.wav");
+    let target = format!("sip:service@{uas}");
+    let mut args: Vec<&OsStr> = vec![
+        "call".as_ref(),
+        target.as_ref(),
+        "--record".as_ref(),
+        out.as_os_str(),
+        "--no-audio".as_ref(),
+        "--json".as_ref(),
+    ];
+    args.extend(extra.iter().map(|a| OsStr::new(*a)));
+    let mut caller = caller.spawn(args).expect("tincan starts");
+    let code = caller
+        .wait_exit(within)
+        .expect("tincan call ends by itself");
+    (code, caller.events(), out, caller)
+}
+
 #[test]
 fn tincan_records_the_g711a_pcap_and_sipp_hangs_up() {
     if !require_peer("sipp") {
@@ -69,22 +99,8 @@ fn tincan_records_the_g711a_pcap_and_sipp_hangs_up() {
         .timeout(Duration::from_secs(40))
         .spawn()
         .expect("sipp uas starts");
-    let caller = TincanProcess::new("call-g711a").expect("scratch dir");
-    let out = caller.path("out.wav");
-    let mut caller = caller
-        .spawn([
-            "call".as_ref(),
-            format!("sip:service@{}", uas.addr()).as_ref(),
-            "--record".as_ref(),
-            out.as_os_str(),
-            "--no-audio".as_ref(),
-            "--json".as_ref(),
-        ])
-        .expect("tincan starts");
-    let code = caller
-        .wait_exit(Duration::from_secs(30))
-        .expect("tincan call ends by itself once sipp hangs up");
-    let events = caller.events();
+    let (code, events, out, caller) =
+        call_recording(uas.addr(), "call-g711a", &[], Duration::from_secs(30));
     assert_eq!(code, Some(0), "{}", caller.log());
     let answered = event(&events, "answered");
     assert!(codec_is(answered, "PCMA"), "{answered}");
@@ -143,22 +159,8 @@ fn tincan_records_a_pcmu_tone_and_sipp_hangs_up() {
     .timeout(Duration::from_secs(30))
     .spawn()
     .expect("sipp uas starts");
-    let caller = TincanProcess::new("call-pcmu").expect("scratch dir");
-    let out = caller.path("out.wav");
-    let mut caller = caller
-        .spawn([
-            "call".as_ref(),
-            format!("sip:service@{}", uas.addr()).as_ref(),
-            "--record".as_ref(),
-            out.as_os_str(),
-            "--no-audio".as_ref(),
-            "--json".as_ref(),
-        ])
-        .expect("tincan starts");
-    let code = caller
-        .wait_exit(Duration::from_secs(25))
-        .expect("tincan call ends by itself once sipp hangs up");
-    let events = caller.events();
+    let (code, events, out, caller) =
+        call_recording(uas.addr(), "call-pcmu", &[], Duration::from_secs(25));
     assert_eq!(code, Some(0), "{}", caller.log());
     let answered = event(&events, "answered");
     assert!(codec_is(answered, "PCMU"), "{answered}");
@@ -201,26 +203,12 @@ fn tincan_hangs_up_after_its_duration() {
     .timeout(Duration::from_secs(30))
     .spawn()
     .expect("sipp uas starts");
-    let caller = TincanProcess::new("call-duration").expect("scratch dir");
-    let out = caller.path("out.wav");
-    let mut caller = caller
-        .spawn([
-            "call".as_ref(),
-            format!("sip:service@{}", uas.addr()).as_ref(),
-            "--duration".as_ref(),
-            "2".as_ref(),
-            "--record".as_ref(),
-            out.as_os_str(),
-            "--no-audio".as_ref(),
-            "--json".as_ref(),
-            "--bind".as_ref(),
-            "127.0.0.1:0".as_ref(),
-        ])
-        .expect("tincan starts");
-    let code = caller
-        .wait_exit(Duration::from_secs(20))
-        .expect("tincan call hangs up by itself");
-    let events = caller.events();
+    let (code, events, out, caller) = call_recording(
+        uas.addr(),
+        "call-duration",
+        &["--duration", "2", "--bind", "127.0.0.1:0"],
+        Duration::from_secs(20),
+    );
     assert_eq!(code, Some(0), "{}", caller.log());
     let ended = event(&events, "ended");
     assert_eq!(ended["reason"], "local_hangup", "{ended}");
