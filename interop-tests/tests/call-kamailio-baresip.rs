@@ -101,6 +101,16 @@ fn baresip_keys(ctl: &mut BaresipControl, count: usize) -> String {
         .collect()
 }
 
+/// Waits (up to `within`) for tincan to exit by itself with status 0 (`why`: what should have
+/// ended it) and returns its `ended` event, whose reason must be `reason`.
+fn exits_after_call(alice: &mut Tincan, within: Duration, why: &str, reason: &str) -> Value {
+    let code = alice.wait_exit(within).expect(why);
+    assert_eq!(code, Some(0), "{}", alice.log());
+    let ended = alice.events_named("ended").pop().expect("an ended event");
+    assert_eq!(ended["reason"], reason, "{ended}");
+    ended
+}
+
 #[test]
 fn tincan_calls_baresip_pcmu_sends_dtmf_and_hangs_up() {
     let Some((kamailio, bob, mut bob_ctl)) = lab(ALL_CODECS) else {
@@ -131,12 +141,12 @@ fn tincan_calls_baresip_pcmu_sends_dtmf_and_hangs_up() {
         .expect("bob's call is up");
     assert_eq!(baresip_keys(&mut bob_ctl, 3), "123");
 
-    let code = alice
-        .wait_exit(Duration::from_secs(15))
-        .expect("tincan hangs up after --duration");
-    assert_eq!(code, Some(0), "{}", alice.log());
-    let ended = alice.events_named("ended").pop().expect("an ended event");
-    assert_eq!(ended["reason"], "local_hangup", "{ended}");
+    exits_after_call(
+        &mut alice,
+        Duration::from_secs(15),
+        "tincan hangs up after --duration",
+        "local_hangup",
+    );
     bob_ctl
         .wait_event("CALL_CLOSED", WAIT)
         .expect("bob's call is closed by tincan's BYE");
@@ -182,12 +192,12 @@ fn tincan_calls_baresip_opus_held_resumed_and_hung_up_by_baresip() {
     std::thread::sleep(Duration::from_secs(2));
 
     bob_ctl.hangup().expect("hangup accepted");
-    let code = alice
-        .wait_exit(WAIT)
-        .expect("tincan ends the call on baresip's BYE");
-    assert_eq!(code, Some(0), "{}", alice.log());
-    let ended = alice.events_named("ended").pop().expect("an ended event");
-    assert_eq!(ended["reason"], "remote_hangup", "{ended}");
+    let ended = exits_after_call(
+        &mut alice,
+        WAIT,
+        "tincan ends the call on baresip's BYE",
+        "remote_hangup",
+    );
     assert!(codec_is(&ended, "opus"), "{ended}");
 
     assert_tone(&alice.path("rec.wav"), f64::from(BARESIP_HZ), "tincan");
@@ -255,12 +265,12 @@ fn baresip_calls_tincan_listen_sends_dtmf_and_tincan_hangs_up() {
     bob_ctl
         .wait_event("CALL_CLOSED", Duration::from_secs(15))
         .expect("tincan's BYE closes bob's call");
-    let code = alice
-        .wait_exit(WAIT)
-        .expect("listen exits after --max-calls 1");
-    assert_eq!(code, Some(0), "{}", alice.log());
-    let ended = alice.events_named("ended").pop().expect("an ended event");
-    assert_eq!(ended["reason"], "local_hangup", "{ended}");
+    exits_after_call(
+        &mut alice,
+        WAIT,
+        "listen exits after --max-calls 1",
+        "local_hangup",
+    );
 
     assert_tone(&alice.path("rec.wav"), f64::from(BARESIP_HZ), "tincan");
     assert_tone(&baresip_heard(&bob), TINCAN_HZ, "baresip");
@@ -289,12 +299,12 @@ fn baresip_calls_tincan_listen_pcmu_only_and_hangs_up() {
     assert!(codec_is(&answered, "PCMU"), "{answered}");
     std::thread::sleep(Duration::from_secs(3));
     bob_ctl.hangup().expect("hangup accepted");
-    let code = alice
-        .wait_exit(WAIT)
-        .expect("listen exits after --max-calls 1");
-    assert_eq!(code, Some(0), "{}", alice.log());
-    let ended = alice.events_named("ended").pop().expect("an ended event");
-    assert_eq!(ended["reason"], "remote_hangup", "{ended}");
+    exits_after_call(
+        &mut alice,
+        WAIT,
+        "listen exits after --max-calls 1",
+        "remote_hangup",
+    );
 
     assert_tone(&alice.path("rec.wav"), f64::from(BARESIP_HZ), "tincan");
     assert_tone(&baresip_heard(&bob), TINCAN_HZ, "baresip");
