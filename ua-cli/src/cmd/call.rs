@@ -14,7 +14,6 @@ use tincan_media::device::{
     WavSource,
 };
 use tincan_media::sdp::SrtpPolicy;
-use tincan_sip::driver::{Driver, DriverConfig};
 use tincan_sip::resolve::hickory::HickoryBackend;
 use tokio::sync::{mpsc, watch};
 
@@ -195,11 +194,8 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
         .or(config.network.bind)
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     pc.bind = bind;
-    let mut dc = DriverConfig::udp(bind);
-    if bind.port() != 0 {
-        dc.tcp = vec![bind];
-    }
-    let (sip, incoming) = Driver::start(dc)
+    // A TCP listener only on a chosen port (outgoing TCP needs none).
+    let (sip, incoming) = super::start_driver(bind, bind.port() != 0)
         .await
         .map_err(|e| fail(e.to_string(), 1))?;
     let dns = match pc.dns_server {

@@ -79,3 +79,33 @@ pub fn apply_keepalives(
         }
     };
 }
+
+/// Starts the SIP driver on `bind` (UDP; TCP too when `tcp`), with a second, IPv6 socket when
+/// `bind` is IPv4, so that IPv6 registrars and peers work too (best effort: without IPv6 on
+/// the machine, the IPv4 socket alone).
+pub async fn start_driver(
+    bind: std::net::SocketAddr,
+    tcp: bool,
+) -> Result<
+    (tincan_sip::driver::Handle, tincan_sip::driver::Incoming),
+    tincan_sip::driver::DriverError,
+> {
+    use tincan_sip::driver::{Driver, DriverConfig};
+    let mut dc = DriverConfig::udp(bind);
+    if tcp {
+        dc.tcp = vec![bind];
+    }
+    if bind.is_ipv4() {
+        let v6 = std::net::SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), 0);
+        dc.udp.push(v6);
+        if tcp {
+            dc.tcp.push(v6);
+        }
+        if let Ok(started) = Driver::start(dc.clone()).await {
+            return Ok(started);
+        }
+        dc.udp.truncate(1);
+        dc.tcp.truncate(1);
+    }
+    Driver::start(dc).await
+}

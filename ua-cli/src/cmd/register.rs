@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use tincan::account::{AccountContext, AccountEvent, run_account};
 use tincan::config::Config;
-use tincan_sip::driver::{Driver, DriverConfig};
 use tincan_sip::resolve::hickory::HickoryBackend;
 use tokio::sync::{mpsc, watch};
 
@@ -93,22 +92,7 @@ async fn register(args: &Args, config: Config) -> ExitCode {
         .network
         .bind
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let mut dc = DriverConfig::udp(bind);
-    dc.tcp = vec![bind];
-    if bind.is_ipv4() {
-        // A second, IPv6 socket so that IPv6 registrars work too (best effort).
-        let v6: SocketAddr = SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), 0);
-        dc.udp.push(v6);
-        dc.tcp.push(v6);
-    }
-    let started = match Driver::start(dc.clone()).await {
-        Ok(x) => Ok(x),
-        Err(_) => {
-            dc.udp.truncate(1);
-            dc.tcp.truncate(1);
-            Driver::start(dc).await
-        }
-    };
+    let started = super::start_driver(bind, true).await;
     let (sip, _incoming) = match started {
         Ok(x) => x,
         Err(e) => {
