@@ -194,8 +194,9 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
         .or(config.network.bind)
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     pc.bind = bind;
-    // A TCP listener only on a chosen port (outgoing TCP needs none).
-    let (sip, incoming) = super::start_driver(bind, bind.port() != 0)
+    // TCP too (on an ephemeral port when none is chosen): calls over TCP need a local TCP
+    // address for their Via and Contact.
+    let (sip, incoming) = super::start_driver(bind, true)
         .await
         .map_err(|e| fail(e.to_string(), 1))?;
     let dns = match pc.dns_server {

@@ -1,6 +1,7 @@
-//! `tincan call` to an IPv6 peer without `--bind`: the caller's default IPv4 wildcard bind
-//! comes with an IPv6 socket too (as `tincan register` has), so a direct call to
-//! `sip:bob@[::1]:port` connects. (Before, it failed with "no local udp socket".)
+//! Direct calls from `tincan call` without `--bind` to a `tincan listen`: to an IPv6 peer (the
+//! caller's default IPv4 wildcard comes with an IPv6 socket too, as `tincan register` has),
+//! and over TCP (`;transport=tcp`: the caller has a TCP socket on an ephemeral port). Before,
+//! both failed with "no local udp/tcp socket".
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -14,19 +15,17 @@ fn tincan(dir: &std::path::Path) -> Command {
     c
 }
 
-#[test]
-fn direct_call_to_an_ipv6_peer_without_bind() {
-    if std::net::UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("\n!!!!!! SKIP: no IPv6 loopback on this machine !!!!!!\n");
-        return;
-    }
-    let dir = std::env::temp_dir().join(format!("tincan-call-ipv6-{}", std::process::id()));
+/// Starts `tincan listen --bind <bind>` (auto-answer, one call), calls
+/// `sip:bob@<its address><uri_params>` without `--bind`, and returns the caller's `answered`
+/// event.
+fn direct_call(name: &str, bind: &str, uri_params: &str) -> serde_json::Value {
+    let dir = std::env::temp_dir().join(format!("tincan-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut listener = tincan(&dir)
         .args([
             "listen",
             "--bind",
-            "[::1]:0",
+            bind,
             "--auto-answer",
             "--max-calls",
             "1",
@@ -39,6 +38,7 @@ fn direct_call_to_an_ipv6_peer_without_bind() {
         .stderr(Stdio::null())
         .spawn()
         .expect("tincan listen runs");
+    // Kept open until the end: the listener writes its events there.
     let mut lines = BufReader::new(listener.stdout.take().unwrap()).lines();
     let listening: serde_json::Value = lines
         .by_ref()
@@ -51,7 +51,7 @@ fn direct_call_to_an_ipv6_peer_without_bind() {
     let out = tincan(&dir)
         .args([
             "call",
-            &format!("sip:bob@{address}"),
+            &format!("sip:bob@{address}{uri_params}"),
             "--duration",
             "1",
             "--no-audio",
@@ -62,18 +62,28 @@ fn direct_call_to_an_ipv6_peer_without_bind() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let _ = listener.kill();
     let _ = listener.wait();
+    drop(lines);
     let _ = std::fs::remove_dir_all(&dir);
     assert!(
         out.status.success(),
-        "tincan call to {address} failed: {}\n{stdout}\n{}",
+        "tincan call to {address}{uri_params} failed: {}\n{stdout}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let answered: serde_json::Value = stdout
+    stdout
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .find(|v: &serde_json::Value| v["event"] == "answered")
-        .unwrap_or_else(|| panic!("no answered event:\n{stdout}"));
+        .unwrap_or_else(|| panic!("no answered event:\n{stdout}"))
+}
+
+#[test]
+fn to_an_ipv6_peer_without_bind() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("\n!!!!!! SKIP: no IPv6 loopback on this machine !!!!!!\n");
+        return;
+    }
+    let answered = direct_call("call-ipv6", "[::1]:0", "");
     assert!(
         answered["remote_rtp"]
             .as_str()
@@ -81,4 +91,16 @@ fn direct_call_to_an_ipv6_peer_without_bind() {
             .starts_with("[::1]:"),
         "{answered}"
     );
+}
+
+#[test]
+fn over_tcp_without_bind() {
+    // A fixed port for the listener: `listen` opens its TCP socket on a chosen port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let answered = direct_call("call-tcp", &format!("127.0.0.1:{port}"), ";transport=tcp");
+    assert_eq!(answered["codec"], "opus", "{answered}");
 }
