@@ -61,7 +61,8 @@ pub struct Common {
     /// One JSON object per event per line.
     #[arg(long)]
     json: bool,
-    /// Local SIP address to bind (default: the config's, else any address, any port).
+    /// Local SIP address to bind (default: the config's, else any address; port 5060 for
+    /// `listen` without an account, so that direct calls find it, any port otherwise).
     #[arg(long)]
     bind: Option<SocketAddr>,
     /// DNS server (ADDR:PORT) instead of the config's or the system's.
@@ -146,6 +147,18 @@ pub fn run_listen(args: &ListenArgs, config_path: Option<&Path>) -> ExitCode {
     rt.block_on(listen(args, config))
 }
 
+/// The SIP address when neither `--bind` nor the config gives one: `listen` for direct calls
+/// (no account) takes the standard SIP port, 5060, as pjsua and baresip do; everything else an
+/// ephemeral port (a registration tells the registrar where we are).
+fn default_bind(command: &str, account: bool) -> SocketAddr {
+    let port = if command == "listen" && !account {
+        5060
+    } else {
+        0
+    };
+    SocketAddr::from(([0, 0, 0, 0], port))
+}
+
 /// A started phone, with its account registration if any.
 struct Setup {
     phone: Phone,
@@ -192,7 +205,7 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
     let bind = common
         .bind
         .or(config.network.bind)
-        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        .unwrap_or_else(|| default_bind(command, spec.is_some()));
     pc.bind = bind;
     // TCP too (on an ephemeral port when none is chosen): calls over TCP need a local TCP
     // address for their Via and Contact.
@@ -599,4 +612,16 @@ fn command(call: &Call, line: &str) -> bool {
         _ => eprintln!("{KEYS_HELP}"),
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_bind;
+
+    #[test]
+    fn listen_without_an_account_takes_the_sip_port() {
+        assert_eq!(default_bind("listen", false).to_string(), "0.0.0.0:5060");
+        assert_eq!(default_bind("listen", true).to_string(), "0.0.0.0:0");
+        assert_eq!(default_bind("call", false).to_string(), "0.0.0.0:0");
+    }
 }
