@@ -696,20 +696,7 @@ async fn stay_registered(
                     continue;
                 }
                 Attempt::Failed { outcome, error } => {
-                    let _ = events.send(AccountEvent::Failed {
-                        account: spec.name.clone(),
-                        registrar: binding.target.to_string(),
-                        error: error.to_string(),
-                        elapsed_ms: ms(started),
-                    });
-                    if let FailoverDecision::TryNext(cause) = ctx.policy.decide(outcome) {
-                        lock(&ctx.health).mark_failed(
-                            Instant::now(),
-                            key_of(&binding.target),
-                            cause,
-                        );
-                    }
-                    return Stay::Lost;
+                    return lost(ctx, spec, binding, events, outcome, &error, started);
                 }
                 Attempt::Unregistered => return Stay::Lost,
             }
@@ -754,16 +741,7 @@ async fn stay_registered(
                 }
             }
             Attempt::Failed { outcome, error } => {
-                let _ = events.send(AccountEvent::Failed {
-                    account: spec.name.clone(),
-                    registrar: binding.target.to_string(),
-                    error: error.to_string(),
-                    elapsed_ms: ms(started),
-                });
-                if let FailoverDecision::TryNext(cause) = ctx.policy.decide(outcome) {
-                    lock(&ctx.health).mark_failed(Instant::now(), key_of(&binding.target), cause);
-                }
-                return Stay::Lost;
+                return lost(ctx, spec, binding, events, outcome, &error, started);
             }
             Attempt::Unregistered => return Stay::Lost,
         }
@@ -771,6 +749,30 @@ async fn stay_registered(
             return Stay::Lost;
         }
     }
+}
+
+/// A REGISTER of the registration in place (over a new flow, or a refresh) failed: the
+/// failure is reported, its target marked down when the failure says another one may do
+/// better, and the account goes looking for a registrar again.
+fn lost(
+    ctx: &AccountContext,
+    spec: &AccountSpec,
+    binding: &Binding,
+    events: &mpsc::UnboundedSender<AccountEvent>,
+    outcome: AttemptOutcome,
+    error: &RegisterError,
+    started: Instant,
+) -> Stay {
+    let _ = events.send(AccountEvent::Failed {
+        account: spec.name.clone(),
+        registrar: binding.target.to_string(),
+        error: error.to_string(),
+        elapsed_ms: ms(started),
+    });
+    if let FailoverDecision::TryNext(cause) = ctx.policy.decide(outcome) {
+        lock(&ctx.health).mark_failed(Instant::now(), key_of(&binding.target), cause);
+    }
+    Stay::Lost
 }
 
 /// The keep-alive watch of a registration's flow: for outbound accounts, when keep-alives
