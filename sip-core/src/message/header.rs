@@ -120,29 +120,42 @@ const LOWER: [Lower; NAMES.len()] = {
     t
 };
 
-/// Compares a name with a known one, ignoring ASCII case, eight bytes at a time:
-/// `byte | 0x20` lower-cases a letter, and the case mask leaves other bytes as they are.
+/// Compares a name with a known one, ignoring ASCII case, a word at a time: `byte | 0x20`
+/// lower-cases a letter, and the case mask leaves other bytes as they are. A name shorter
+/// than a word is compared as two overlapping halves (the known name is padded, so its
+/// arrays can be read past its length).
 #[inline]
 fn eq_known(bytes: &[u8], known: &Lower) -> bool {
     let n = bytes.len();
-    if n < 8 {
-        return (0..n).all(|i| bytes[i] | known.case[i] == known.name[i]);
+    macro_rules! same {
+        ($int:ty, $at:expr) => {{
+            const W: usize = std::mem::size_of::<$int>();
+            let at = $at;
+            let read = |s: &[u8]| {
+                let mut w = [0u8; W];
+                w.copy_from_slice(&s[at..at + W]);
+                <$int>::from_le_bytes(w)
+            };
+            read(bytes) | read(&known.case) == read(&known.name)
+        }};
     }
-    let word = |s: &[u8], at: usize| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&s[at..at + 8]);
-        u64::from_le_bytes(w)
-    };
-    let same = |at: usize| word(bytes, at) | word(&known.case, at) == word(&known.name, at);
-    let mut i = 0;
-    while i + 8 <= n {
-        if !same(i) {
-            return false;
+    match n {
+        0 => true,
+        1 => bytes[0] | known.case[0] == known.name[0],
+        2..4 => same!(u16, 0) && same!(u16, n - 2),
+        4..8 => same!(u32, 0) && same!(u32, n - 4),
+        _ => {
+            let mut i = 0;
+            while i + 8 <= n {
+                if !same!(u64, i) {
+                    return false;
+                }
+                i += 8;
+            }
+            // The last eight bytes (overlapping the ones already compared).
+            i == n || same!(u64, n - 8)
         }
-        i += 8;
     }
-    // The last eight bytes (overlapping the ones already compared).
-    i == n || same(n - 8)
 }
 
 /// Indexes into `NAMES` by name length and first letter (`len * 26 + letter`).

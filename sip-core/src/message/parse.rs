@@ -14,11 +14,46 @@ pub(crate) enum Mode {
     Datagram,
 }
 
+/// The first line feed in `s`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn find_lf(s: &[u8]) -> Option<usize> {
+    // SSE2 is part of x86-64: `new` never fails there.
+    match memchr::arch::x86_64::sse2::memchr::One::new(b'\n') {
+        Some(one) => one.find(s),
+        None => lex::find(s, b'\n'),
+    }
+}
+
+/// The first colon or line feed in `s`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn find_colon_or_lf(s: &[u8]) -> Option<usize> {
+    match memchr::arch::x86_64::sse2::memchr::Two::new(b':', b'\n') {
+        Some(two) => two.find(s),
+        None => lex::find3(s, b':', b'\n', b'\n'),
+    }
+}
+
+/// The first line feed in `s`.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn find_lf(s: &[u8]) -> Option<usize> {
+    lex::find(s, b'\n')
+}
+
+/// The first colon or line feed in `s`.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn find_colon_or_lf(s: &[u8]) -> Option<usize> {
+    lex::find3(s, b':', b'\n', b'\n')
+}
+
 /// Finds the next line end at or after `from`: returns (end of line content, start of next
 /// line). A line ends with CRLF or a bare LF.
-#[inline]
+#[inline(always)]
 fn next_line(b: &[u8], from: usize) -> Option<(usize, usize)> {
-    let lf = lex::find(&b[from..], b'\n')? + from;
+    let lf = find_lf(&b[from..])? + from;
     let end = if lf > from && b[lf - 1] == b'\r' {
         lf - 1
     } else {
@@ -29,6 +64,9 @@ fn next_line(b: &[u8], from: usize) -> Option<(usize, usize)> {
 
 fn is_sip_version(v: &[u8]) -> Option<bool> {
     // SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT (case-insensitive, §7.1)
+    if v == b"SIP/2.0" {
+        return Some(true);
+    }
     if v.len() < 7 || !v[..4].eq_ignore_ascii_case(b"SIP/") {
         return None;
     }
@@ -82,13 +120,64 @@ pub(crate) fn parse(
     let mut body_start = b.len();
     while next < b.len() {
         let line_start = next;
+        let first = b[line_start];
+        if first != b'\r' && first != b'\n' && !is_wsp(first) {
+            // The usual line, `name: value`: the first colon or line feed, then the line
+            // feed, so that each byte of the line is looked at once by a word-wide search.
+            let (colon, end, after) = match find_colon_or_lf(&b[line_start..]) {
+                Some(at) if b[line_start + at] == b':' => {
+                    let colon = line_start + at;
+                    let (end, after) = next_line(b, colon + 1).unwrap_or((b.len(), b.len()));
+                    (colon, end, after)
+                }
+                _ => return Err(ParseError::HeaderLine("no colon")),
+            };
+            next = after;
+            if headers.len() >= limits.max_headers {
+                return Err(ParseError::TooManyHeaders {
+                    limit: limits.max_headers,
+                });
+            }
+            if end - line_start > limits.max_line_length {
+                return Err(ParseError::LineTooLong {
+                    limit: limits.max_line_length,
+                });
+            }
+            // field-name = token, then optional white space and the colon.
+            let mut name_end = colon;
+            while name_end > line_start && is_wsp(b[name_end - 1]) {
+                name_end -= 1;
+            }
+            let raw_name = &b[line_start..name_end];
+            let name = HeaderName::from_bytes(raw_name);
+            // A known name is a token; any other is checked here.
+            if name == HeaderName::Other
+                && (raw_name.is_empty() || !lex::all_in(raw_name, lex::class::TOKEN))
+            {
+                return Err(ParseError::HeaderLine("header name is not a token"));
+            }
+            let mut vs = colon + 1;
+            while vs < end && is_wsp(b[vs]) {
+                vs += 1;
+            }
+            let mut ve = end;
+            while ve > vs && is_wsp(b[ve - 1]) {
+                ve -= 1;
+            }
+            if name == HeaderName::ContentLength {
+                content_lengths += 1;
+                content_length_at = headers.len();
+            }
+            headers.push(Entry::received(name, line_start, name_end, (vs, ve), end));
+            continue;
+        }
         let (end, after) = next_line(b, line_start).unwrap_or((b.len(), b.len()));
         if end == line_start {
             body_start = after;
             break;
         }
         next = after;
-        if is_wsp(b[line_start]) {
+        if is_wsp(first) {
             // A fold continues the previous header (RFC 3261 §7.3.1).
             let Some(prev) = headers.last_mut() else {
                 return Err(ParseError::HeaderLine(
@@ -120,54 +209,13 @@ pub(crate) fn parse(
             }
             continue;
         }
-        if headers.len() >= limits.max_headers {
-            return Err(ParseError::TooManyHeaders {
-                limit: limits.max_headers,
-            });
-        }
-        if end - line_start > limits.max_line_length {
-            return Err(ParseError::LineTooLong {
-                limit: limits.max_line_length,
-            });
-        }
-        let l = &b[line_start..end];
-        // field-name = token, then optional white space and the colon.
-        let name_end = l
-            .iter()
-            .position(|&c| !lex::is(c, lex::class::TOKEN))
-            .unwrap_or(l.len());
-        let mut colon = name_end;
-        while colon < l.len() && is_wsp(l[colon]) {
-            colon += 1;
-        }
-        if name_end == 0 || l.get(colon) != Some(&b':') {
-            return Err(ParseError::HeaderLine(
-                if memchr::memchr(b':', l).is_none() {
-                    "no colon"
-                } else {
-                    "header name is not a token"
-                },
-            ));
-        }
-        let mut vs = colon + 1;
-        while vs < l.len() && is_wsp(l[vs]) {
-            vs += 1;
-        }
-        let mut ve = l.len();
-        while ve > vs && is_wsp(l[ve - 1]) {
-            ve -= 1;
-        }
-        let name = HeaderName::from_bytes(&l[..name_end]);
-        if name == HeaderName::ContentLength {
-            content_lengths += 1;
-            content_length_at = headers.len();
-        }
-        headers.push(Entry::received(
-            name,
-            line_start,
-            line_start + name_end,
-            (line_start + vs, line_start + ve),
-            end,
+        // A line that starts with a bare CR: not a header line.
+        return Err(ParseError::HeaderLine(
+            if memchr::memchr(b':', &b[line_start..end]).is_none() {
+                "no colon"
+            } else {
+                "header name is not a token"
+            },
         ));
     }
     if any_folded {
@@ -244,7 +292,9 @@ fn parse_status_line(
     defect: &mut Option<ParseError>,
 ) -> Result<StartLine, ParseError> {
     // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
-    let sp1 = lex::find(line, b' ').ok_or(ParseError::StartLine("no status code"))?;
+    let Some(sp1) = lex::find(line, b' ') else {
+        return Err(ParseError::StartLine("no status code"));
+    };
     match is_sip_version(&line[..sp1]) {
         Some(true) => {}
         Some(false) => {
@@ -282,13 +332,26 @@ fn parse_request_line(
     defect: &mut Option<ParseError>,
 ) -> Result<StartLine, ParseError> {
     // Request-Line = Method SP Request-URI SP SIP-Version
-    let sp1 = lex::find(line, b' ').ok_or(ParseError::StartLine("no Request-URI"))?;
-    let method = std::str::from_utf8(&line[..sp1])
-        .ok()
-        .and_then(Method::parse)
-        .ok_or(ParseError::StartLine("method is not a token"))?;
+    let Some(sp1) = lex::find(line, b' ') else {
+        return Err(ParseError::StartLine("no Request-URI"));
+    };
+    // The usual methods without a UTF-8 check; any other through `Method::parse`.
+    let method = match &line[..sp1] {
+        b"INVITE" => Some(Method::Invite),
+        b"ACK" => Some(Method::Ack),
+        b"BYE" => Some(Method::Bye),
+        b"CANCEL" => Some(Method::Cancel),
+        b"OPTIONS" => Some(Method::Options),
+        b"REGISTER" => Some(Method::Register),
+        other => std::str::from_utf8(other).ok().and_then(Method::parse),
+    };
+    let Some(method) = method else {
+        return Err(ParseError::StartLine("method is not a token"));
+    };
     let rest = &line[sp1 + 1..];
-    let sp2 = lex::find(rest, b' ').ok_or(ParseError::StartLine("no SIP-Version"))?;
+    let Some(sp2) = lex::find(rest, b' ') else {
+        return Err(ParseError::StartLine("no SIP-Version"));
+    };
     let uri = &rest[..sp2];
     let version = &rest[sp2 + 1..];
     match is_sip_version(version) {
