@@ -464,6 +464,30 @@ impl std::fmt::Debug for Phone {
     }
 }
 
+/// The Request-URI [`Phone::call`] sends to for what a user typed: `sip:`/`sips:` URIs as
+/// they are, `bob@example.com` or `example.com` as `sip:` URIs. Callers can check a target
+/// before they open devices or start anything.
+pub fn request_uri(uri: &str) -> Result<Uri<'static>, CallError> {
+    let text = if uri.contains(':') && !uri.contains('@') || uri.starts_with("sip") {
+        uri.to_owned()
+    } else {
+        format!("sip:{uri}")
+    };
+    let request_uri = Uri::parse(&text)
+        .map_err(|e| CallError::BadUri {
+            uri: uri.to_owned(),
+            reason: e.to_string(),
+        })?
+        .into_owned();
+    if request_uri.as_sip().is_none() {
+        return Err(CallError::BadUri {
+            uri: uri.to_owned(),
+            reason: "only sip: and sips: URIs can be called".into(),
+        });
+    }
+    Ok(request_uri)
+}
+
 impl Phone {
     /// Binds the SIP sockets and starts dispatching.
     pub async fn start(config: PhoneConfig) -> Result<Phone, CallError> {
@@ -532,23 +556,7 @@ impl Phone {
     /// Calls `uri` (a SIP URI, or `user@domain`): through the outbound proxy if one is set,
     /// otherwise straight to the callee's domain (RFC 3263).
     pub async fn call(&self, uri: &str, options: CallOptions) -> Result<Call, CallError> {
-        let text = if uri.contains(':') && !uri.contains('@') || uri.starts_with("sip") {
-            uri.to_owned()
-        } else {
-            format!("sip:{uri}")
-        };
-        let request_uri = Uri::parse(&text)
-            .map_err(|e| CallError::BadUri {
-                uri: uri.to_owned(),
-                reason: e.to_string(),
-            })?
-            .into_owned();
-        if request_uri.as_sip().is_none() {
-            return Err(CallError::BadUri {
-                uri: uri.to_owned(),
-                reason: "only sip: and sips: URIs can be called".into(),
-            });
-        }
+        let request_uri = request_uri(uri)?;
         let shared = &self.shared;
         let config = &shared.config;
         let (next_hop, routes) = match &config.outbound_proxy {

@@ -104,3 +104,21 @@ fn over_tcp_without_bind() {
     let answered = direct_call("call-tcp", &format!("127.0.0.1:{port}"), ";transport=tcp");
     assert_eq!(answered["codec"], "opus", "{answered}");
 }
+
+/// A target that cannot be called is refused before any audio device is opened or any
+/// socket bound (`--play` names a file that does not exist: opening it would fail first).
+#[test]
+fn a_bad_target_is_refused_before_the_devices() {
+    let dir = std::env::temp_dir().join(format!("tincan-badtarget-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for target in ["tel:+15551234", "sip:bob@[::1"] {
+        let out = tincan(&dir)
+            .args(["call", target, "--play", "/nonexistent/tone.wav"])
+            .output()
+            .expect("tincan call runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{target}: {stderr}");
+        assert!(stderr.contains(target), "{target}: {stderr}");
+        assert!(!stderr.contains("tone.wav"), "{target}: {stderr}");
+    }
+}

@@ -458,6 +458,11 @@ async fn follow(
 }
 
 async fn call(args: &CallArgs, config: Config) -> ExitCode {
+    // A target that cannot be called is reported before any device is opened.
+    if let Err(e) = tincan::call::request_uri(&args.uri) {
+        eprintln!("tincan call: {e}");
+        return ExitCode::from(2);
+    }
     let (source, sink) = match devices(&args.common) {
         Ok(d) => d,
         Err(e) => {
