@@ -242,14 +242,15 @@ pub(crate) fn parse(
     // Body, cut at Content-Length (§18.3); the Content-Length needs the buffer to be read.
     let body_start = body_start.min(b.len());
     let available = b.len() - body_start;
-    msg.buf = buf.clone();
+    msg.buf = buf;
     let mut body_len = available;
     match content_lengths {
         0 => {}
         1 => {
             let e = &msg.headers[content_length_at];
             // The usual value, a few digits on one line, is read from the bytes directly.
-            let digits = b
+            let digits = msg
+                .buf
                 .get(e.value_start as usize..e.value_end as usize)
                 .filter(|d| !e.folded && !d.is_empty() && d.len() <= 9)
                 .filter(|d| d.iter().all(u8::is_ascii_digit))
@@ -282,7 +283,7 @@ pub(crate) fn parse(
         }
     }
     let Mode::Datagram = mode;
-    msg.body = buf.slice(body_start..body_start + body_len);
+    msg.body = msg.buf.slice(body_start..body_start + body_len);
     Ok((msg, defect))
 }
 
