@@ -239,16 +239,16 @@ impl<'a> Header<'a> for Via<'a> {
             Some(rest) => ("SIP", "2.0", trim_lws(rest)),
             None => {
                 let mut parts = head.splitn(3, '/');
-                let name = trim_lws(parts.next().ok_or(err(n, "sent-protocol"))?);
-                let version = trim_lws(parts.next().ok_or(err(n, "sent-protocol"))?);
-                let rest = trim_lws(parts.next().ok_or(err(n, "sent-protocol"))?);
+                let name = trim_lws(parts.next().ok_or_else(|| err(n, "sent-protocol"))?);
+                let version = trim_lws(parts.next().ok_or_else(|| err(n, "sent-protocol"))?);
+                let rest = trim_lws(parts.next().ok_or_else(|| err(n, "sent-protocol"))?);
                 (name, version, rest)
             }
         };
         if !is_token(name) || !is_token(version) {
             return Err(err(n, "sent-protocol"));
         }
-        let split = lex::find_wsp(rest).ok_or(err(n, "missing sent-by"))?;
+        let split = lex::find_wsp(rest).ok_or_else(|| err(n, "missing sent-by"))?;
         let transport = &rest[..split];
         let sent_by = trim_lws(&rest[split..]);
         if !is_token(transport) {
@@ -413,7 +413,7 @@ impl<'a> NameAddr<'a> {
                 Some(Cow::Borrowed(display))
             };
             let after = &s[lt + 1..];
-            let gt = lex::find_byte(after, b'>').ok_or(err(name, "missing '>'"))?;
+            let gt = lex::find_byte(after, b'>').ok_or_else(|| err(name, "missing '>'"))?;
             let uri_text = &after[..gt];
             if uri_text.is_empty()
                 || uri_text.starts_with([' ', '\t'])
@@ -440,7 +440,9 @@ impl<'a> NameAddr<'a> {
         let params = if rest.is_empty() {
             Params::default()
         } else {
-            let p = rest.strip_prefix(';').ok_or(err(name, "text after URI"))?;
+            let p = rest
+                .strip_prefix(';')
+                .ok_or_else(|| err(name, "text after URI"))?;
             validate_header_params(p).map_err(|r| err(name, r))?;
             Params::from_raw(Cow::Borrowed(p))
         };
@@ -607,13 +609,14 @@ impl Header<'_> for CSeq {
         let n = Self::NAME;
         // Two words separated by SP/HTAB.
         let mut words = Words(value);
-        let seq = words.next().ok_or(err(n, "missing number"))?;
-        let method = words.next().ok_or(err(n, "missing method"))?;
+        let seq = words.next().ok_or_else(|| err(n, "missing number"))?;
+        let method = words.next().ok_or_else(|| err(n, "missing method"))?;
         if words.next().is_some() {
             return Err(err(n, "extra text"));
         }
-        let seq = lex::parse_decimal(seq, u64::from(u32::MAX)).ok_or(err(n, "bad number"))?;
-        let method = Method::parse(method).ok_or(err(n, "bad method"))?;
+        let seq =
+            lex::parse_decimal(seq, u64::from(u32::MAX)).ok_or_else(|| err(n, "bad number"))?;
+        let method = Method::parse(method).ok_or_else(|| err(n, "bad method"))?;
         Ok(CSeq {
             seq: seq as u32,
             method,
@@ -752,7 +755,7 @@ impl<'a> Header<'a> for SessionExpires<'a> {
     fn parse(value: &'a str) -> Result<Self, HeaderError> {
         let (head, params) = split_params(Self::NAME, value)?;
         let delta = lex::parse_decimal(head, u64::from(u32::MAX))
-            .ok_or(err(Self::NAME, "delta-seconds"))? as u32;
+            .ok_or_else(|| err(Self::NAME, "delta-seconds"))? as u32;
         Ok(SessionExpires { delta, params })
     }
 }
@@ -777,7 +780,7 @@ impl<'a> Header<'a> for MinSe<'a> {
     fn parse(value: &'a str) -> Result<Self, HeaderError> {
         let (head, params) = split_params(Self::NAME, value)?;
         let delta = lex::parse_decimal(head, u64::from(u32::MAX))
-            .ok_or(err(Self::NAME, "delta-seconds"))? as u32;
+            .ok_or_else(|| err(Self::NAME, "delta-seconds"))? as u32;
         Ok(MinSe { delta, params })
     }
 }
@@ -808,9 +811,11 @@ impl Header<'_> for RAck {
             return Err(err(n, "expected 'rseq cseq method'"));
         };
         Ok(RAck {
-            rseq: lex::parse_decimal(rseq, u64::from(u32::MAX)).ok_or(err(n, "rseq"))? as u32,
-            cseq: lex::parse_decimal(cseq, u64::from(u32::MAX)).ok_or(err(n, "cseq"))? as u32,
-            method: Method::parse(method).ok_or(err(n, "method"))?,
+            rseq: lex::parse_decimal(rseq, u64::from(u32::MAX)).ok_or_else(|| err(n, "rseq"))?
+                as u32,
+            cseq: lex::parse_decimal(cseq, u64::from(u32::MAX)).ok_or_else(|| err(n, "cseq"))?
+                as u32,
+            method: Method::parse(method).ok_or_else(|| err(n, "method"))?,
         })
     }
 }
@@ -839,18 +844,20 @@ impl<'a> Header<'a> for RetryAfter<'a> {
         let v = trim_lws(value);
         let digits_end = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
         let delta = lex::parse_decimal(&v[..digits_end], u64::from(u32::MAX))
-            .ok_or(err(n, "delta-seconds"))? as u32;
+            .ok_or_else(|| err(n, "delta-seconds"))? as u32;
         let mut rest = trim_lws(&v[digits_end..]);
         let mut comment = None;
         if rest.starts_with('(') {
-            let close = comment_end(rest).ok_or(err(n, "comment"))?;
+            let close = comment_end(rest).ok_or_else(|| err(n, "comment"))?;
             comment = Some(Cow::Borrowed(&rest[1..close - 1]));
             rest = trim_lws(&rest[close..]);
         }
         let params = if rest.is_empty() {
             Params::default()
         } else {
-            let p = rest.strip_prefix(';').ok_or(err(n, "text after value"))?;
+            let p = rest
+                .strip_prefix(';')
+                .ok_or_else(|| err(n, "text after value"))?;
             validate_header_params(p).map_err(|r| err(n, r))?;
             Params::from_raw(Cow::Borrowed(p))
         };
@@ -1094,7 +1101,9 @@ impl<'a> MediaType<'a> {
 
     fn parse_as(name: HeaderName, value: &'a str) -> Result<MediaType<'a>, HeaderError> {
         let (head, params) = split_params(name, value)?;
-        let (t, s) = head.split_once('/').ok_or(err(name, "missing '/'"))?;
+        let (t, s) = head
+            .split_once('/')
+            .ok_or_else(|| err(name, "missing '/'"))?;
         let (t, s) = (trim_lws(t), trim_lws(s));
         if !is_token(t) || !is_token(s) {
             return Err(err(name, "media type"));
@@ -1172,12 +1181,16 @@ impl<'a> Header<'a> for Warning<'a> {
     fn parse(value: &'a str) -> Result<Self, HeaderError> {
         let n = Self::NAME;
         let v = trim_lws(value);
-        let (code, rest) = v.split_once([' ', '\t']).ok_or(err(n, "missing agent"))?;
+        let (code, rest) = v
+            .split_once([' ', '\t'])
+            .ok_or_else(|| err(n, "missing agent"))?;
         if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
             return Err(err(n, "warn-code is not three digits"));
         }
         let rest = trim_lws(rest);
-        let (agent, text) = rest.split_once([' ', '\t']).ok_or(err(n, "missing text"))?;
+        let (agent, text) = rest
+            .split_once([' ', '\t'])
+            .ok_or_else(|| err(n, "missing text"))?;
         let text = trim_lws(text);
         if agent.is_empty()
             || !agent
@@ -1312,7 +1325,7 @@ impl Header<'_> for Date {
         let n = Self::NAME;
         // wkday "," SP date1 SP time SP "GMT"; date1 = 2DIGIT SP month SP 4DIGIT
         let v = trim_lws(value);
-        let (wkday, rest) = v.split_once(',').ok_or(err(n, "weekday"))?;
+        let (wkday, rest) = v.split_once(',').ok_or_else(|| err(n, "weekday"))?;
         if !WEEKDAYS.contains(&wkday) {
             return Err(err(n, "weekday"));
         }
@@ -1327,12 +1340,12 @@ impl Header<'_> for Date {
             (s.len() == len)
                 .then(|| lex::parse_decimal(s, max))
                 .flatten()
-                .ok_or(err(n, "rfc1123-date"))
+                .ok_or_else(|| err(n, "rfc1123-date"))
         };
         let month = MONTHS
             .iter()
             .position(|m| m == month)
-            .ok_or(err(n, "month"))? as u8
+            .ok_or_else(|| err(n, "month"))? as u8
             + 1;
         let t: Vec<&str> = time.split(':').collect();
         let [h, m, s] = t.as_slice() else {
@@ -1408,9 +1421,13 @@ impl<'a> AuthValue<'a> {
         };
         let mut params = Vec::new();
         if !rest.is_empty() {
-            for piece in lex::split_top_level(rest, b',').ok_or(err(name, "unterminated quote"))? {
+            for piece in
+                lex::split_top_level(rest, b',').ok_or_else(|| err(name, "unterminated quote"))?
+            {
                 let piece = trim_lws(piece);
-                let (n, val) = piece.split_once('=').ok_or(err(name, "auth-param"))?;
+                let (n, val) = piece
+                    .split_once('=')
+                    .ok_or_else(|| err(name, "auth-param"))?;
                 let (n, val) = (trim_lws(n), trim_lws(val));
                 if !is_token(n) {
                     return Err(err(name, "auth-param name"));
