@@ -152,6 +152,21 @@ pub(crate) fn trim_lws(s: &str) -> &str {
     s.get(start..end).unwrap_or_default()
 }
 
+/// `a.eq_ignore_ascii_case(b)` for short texts, in a loop that folds away when `b` is a
+/// constant (a parameter or scheme name): a letter of `b` compares with its case bit
+/// ignored, any other byte exactly.
+#[inline(always)]
+pub(crate) fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(&x, &y)| {
+            if y.is_ascii_alphabetic() {
+                x | 0x20 == y | 0x20
+            } else {
+                x == y
+            }
+        })
+}
+
 // Byte search in short texts (header values, URIs: tens of bytes). `memchr`'s vector code
 // has a fixed cost per call (dispatch, setup) that dominates on such texts; these read eight
 // bytes at a time in plain integer code instead ("SWAR": a byte equal to the needle becomes

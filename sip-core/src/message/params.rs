@@ -63,10 +63,17 @@ impl<'a> Params<'a> {
     }
 
     /// Looks a parameter up by name (case-insensitive). `Some(None)` is a flag parameter.
+    #[inline(always)]
     pub fn get(&self, name: &str) -> Option<Option<&str>> {
-        if let Some(found) = get_plain(&self.raw, name) {
-            return found;
+        match get_plain(&self.raw, name) {
+            Some(found) => found,
+            None => self.get_general(name),
         }
+    }
+
+    /// [`Params::get`] on any list.
+    #[inline(never)]
+    fn get_general(&self, name: &str) -> Option<Option<&str>> {
         self.iter()
             .find(|p| p.name.eq_ignore_ascii_case(name))
             .map(|p| p.value)
@@ -133,33 +140,52 @@ impl<'a> Params<'a> {
 }
 
 /// [`Params::get`] in one pass over a list written plainly up to the parameter looked for:
-/// no quote or angle bracket, no white space around names and values. `None` when the list
-/// needs the general path (which gives the same answer on plain lists).
-#[inline]
+/// no quote or angle bracket, no white space at the ends of a parameter or around the `=`
+/// of the one found. `None` when the list (or the name) needs the general path, which
+/// gives the same answer on plain lists.
+#[inline(always)]
 fn get_plain<'r>(raw: &'r str, name: &str) -> Option<Option<Option<&'r str>>> {
     let lws = |c: u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n');
     let b = raw.as_bytes();
+    let n = name.as_bytes();
+    // A name the general path would never match as written (white space at its ends, an
+    // '='): let it answer.
+    match (n.first(), n.last()) {
+        (Some(&first), Some(&last)) if !lws(first) && !lws(last) => {}
+        _ => return None,
+    }
+    if lex::find(n, b'=').is_some() {
+        return None;
+    }
     let mut start = 0;
     loop {
+        // The piece starting at `start` runs to the next ';' (a quote or an angle bracket
+        // may hide a ';': general path).
         let end = match lex::find3(&b[start..], b';', b'"', b'<') {
             Some(i) if b[start + i] == b';' => start + i,
             Some(_) => return None,
             None => b.len(),
         };
-        let piece = &b[start..end];
-        if let (Some(&first), Some(&last)) = (piece.first(), piece.last()) {
-            let name_end = lex::find(piece, b'=').unwrap_or(piece.len());
-            if lws(first) || lws(last) || (name_end > 0 && lws(piece[name_end - 1])) {
+        if end > start {
+            if lws(b[start]) || lws(b[end - 1]) {
                 return None;
             }
-            if name_end == name.len() && piece[..name_end].eq_ignore_ascii_case(name.as_bytes()) {
-                if name_end == piece.len() {
-                    return Some(Some(None));
+            // The piece's name is `name` when it starts with it and ends there (at '=', or
+            // at the end of a flag). Names never hold ';', so this stays inside the piece.
+            let piece = &b[start..end];
+            if piece.len() >= n.len() && lex::eq_ignore_case(&piece[..n.len()], n) {
+                match piece.get(n.len()) {
+                    None => return Some(Some(None)),
+                    Some(b'=') => {
+                        let value = start + n.len() + 1;
+                        if value < end && lws(b[value]) {
+                            return None;
+                        }
+                        return Some(Some(Some(&raw[value..end])));
+                    }
+                    Some(&c) if lws(c) => return None,
+                    Some(_) => {}
                 }
-                if piece.get(name_end + 1).is_some_and(|&c| lws(c)) {
-                    return None;
-                }
-                return Some(Some(Some(&raw[start + name_end + 1..end])));
             }
         }
         if end == b.len() {
@@ -352,11 +378,18 @@ mod tests {
             "expires=3600;+sip.instance=\"<urn:uuid:1>\";reg-id=1",
             "lr",
             "",
+            "a b=1;tag=2",
+            "tag=1 ",
+            "a=b=c",
+            "=x;tag",
+            "tagx=1;Tag=2",
+            "\u{e9}=1;tag=\u{e9}",
         ];
         for raw in lists {
             let p = Params::from_raw(Cow::Borrowed(raw));
             for name in [
-                "tag", "rport", "branch", "expires", "reg-id", "lr", "x", "t",
+                "tag", "rport", "branch", "expires", "reg-id", "lr", "x", "t", "a b", "a=b",
+                "tag ", " tag", "", "\u{e9}",
             ] {
                 let general = p
                     .iter()
