@@ -20,6 +20,15 @@ pub fn fuzz_one_datagram(data: &[u8]) {
                 super::uri::check_plain_path(rest);
             }
         }
+        // The one-pass Via and parameter lookup paths, on every line and on what follows
+        // each ';' of it.
+        for line in text.split(['\r', '\n']) {
+            let value = line.split_once(':').map_or(line, |(_, v)| v.trim_start());
+            typed::check_plain_via(value);
+            for (i, _) in line.match_indices(';') {
+                super::params::check_plain_get(&line[i + 1..]);
+            }
+        }
     }
     let Ok(msg) = Message::parse(Bytes::copy_from_slice(data)) else {
         return;

@@ -467,7 +467,26 @@ pub(crate) fn quote(s: &str) -> String {
 
 /// Parses a decimal number made only of ASCII digits (leading zeros allowed), with an upper
 /// bound. Returns `None` on any other character, emptiness or overflow.
+#[inline]
 pub(crate) fn parse_decimal(s: &str, max: u64) -> Option<u64> {
+    // Up to 19 digits cannot overflow a u64: no checked arithmetic on the usual numbers.
+    if s.is_empty() || s.len() > 19 {
+        return parse_long_decimal(s, max);
+    }
+    let mut v: u64 = 0;
+    for b in s.bytes() {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + u64::from(d);
+    }
+    (v <= max).then_some(v)
+}
+
+/// [`parse_decimal`] of an empty text or one of 20 bytes or more.
+#[cold]
+fn parse_long_decimal(s: &str, max: u64) -> Option<u64> {
     if s.is_empty() || s.len() > 20 {
         // A longer digit string is over any bound we check, unless it is all leading zeros.
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -601,6 +620,19 @@ mod tests {
         assert_eq!(parse_decimal("000000000000000000000000001", 9), Some(1));
         assert_eq!(parse_decimal("-1", 9), None);
         assert_eq!(parse_decimal("", 9), None);
+        assert_eq!(
+            parse_decimal("18446744073709551615", u64::MAX),
+            Some(u64::MAX)
+        );
+        assert_eq!(parse_decimal("18446744073709551616", u64::MAX), None);
+        assert_eq!(
+            parse_decimal("9999999999999999999", u64::MAX),
+            Some(9_999_999_999_999_999_999)
+        );
+        assert_eq!(parse_decimal("65536", 65535), None);
+        assert_eq!(parse_decimal("5060", 65535), Some(5060));
+        assert_eq!(parse_decimal("50/0", 65535), None);
+        assert_eq!(parse_decimal("50:0", 65535), None);
     }
 
     #[test]

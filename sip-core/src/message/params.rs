@@ -195,6 +195,29 @@ fn get_plain<'r>(raw: &'r str, name: &str) -> Option<Option<Option<&'r str>>> {
     }
 }
 
+/// For the fuzz targets: panics when the one-pass lookup answers differently from the
+/// general one on the list `raw`.
+pub(crate) fn check_plain_get(raw: &str) {
+    let p = Params::from_raw(Cow::Borrowed(raw));
+    for name in [
+        "branch",
+        "tag",
+        "expires",
+        "rport",
+        "received",
+        "lr",
+        "transport",
+    ] {
+        if let Some(plain) = get_plain(raw, name) {
+            assert_eq!(
+                plain,
+                p.get_general(name),
+                "the one-pass parameter lookup differs on {raw:?} for {name}"
+            );
+        }
+    }
+}
+
 /// Splits a parameter (trimmed, not empty) at its first `=`.
 #[inline]
 fn split_param(p: &str) -> Param<'_> {
@@ -248,14 +271,15 @@ impl fmt::Debug for Params<'_> {
 /// every parameter has a token name and a token, host or quoted-string value; no empty
 /// parameter (`;;`).
 pub(crate) fn validate_header_params(raw: &str) -> Result<(), &'static str> {
-    validate_header_params_with(raw, |_, _| Ok(()))
+    validate_header_params_with(raw, |_, _, _| Ok(()))
 }
 
-/// [`validate_header_params`], and `check` on each parameter (name and value as written) in
-/// the same pass: what a header with rules of its own for some parameters (Via) needs.
+/// [`validate_header_params`], and `check` on each parameter (name and value as written, and
+/// whether the value is a token) in the same pass: what a header with rules of its own for
+/// some parameters (Via) needs.
 pub(crate) fn validate_header_params_with(
     raw: &str,
-    mut check: impl FnMut(&str, Option<&str>) -> Result<(), &'static str>,
+    mut check: impl FnMut(&str, Option<&str>, bool) -> Result<(), &'static str>,
 ) -> Result<(), &'static str> {
     if let Some(plain) = validate_plain_params(raw, &mut check) {
         return plain;
@@ -280,7 +304,7 @@ pub(crate) fn validate_header_params_with(
                 return Err("bad parameter value");
             }
         }
-        check(name, value)?;
+        check(name, value, value.is_some_and(lex::is_token))?;
     }
     Ok(())
 }
@@ -292,7 +316,7 @@ pub(crate) fn validate_header_params_with(
 #[inline]
 fn validate_plain_params(
     raw: &str,
-    check: &mut impl FnMut(&str, Option<&str>) -> Result<(), &'static str>,
+    check: &mut impl FnMut(&str, Option<&str>, bool) -> Result<(), &'static str>,
 ) -> Option<Result<(), &'static str>> {
     let b = raw.as_bytes();
     let n = b.len();
@@ -308,6 +332,8 @@ fn validate_plain_params(
             return None;
         }
         let name = &raw[start..i];
+        // The classes all the bytes of a token value are in.
+        let mut value_classes = 0;
         let value = if b.get(i) == Some(&b'=') {
             i += 1;
             let value_start = i;
@@ -319,7 +345,13 @@ fn validate_plain_params(
                 }
                 i = close + 1;
             } else {
-                while i < n && lex::is(b[i], class::PARAM_VALUE) {
+                value_classes = u8::MAX;
+                while i < n {
+                    let c = lex::CLASSES[usize::from(b[i])];
+                    if c & class::PARAM_VALUE == 0 {
+                        break;
+                    }
+                    value_classes &= c;
                     i += 1;
                 }
                 if i == value_start {
@@ -330,7 +362,7 @@ fn validate_plain_params(
         } else {
             None
         };
-        if check(name, value).is_err() {
+        if check(name, value, value_classes & class::TOKEN != 0).is_err() {
             return None;
         }
         match b.get(i) {
@@ -434,7 +466,7 @@ mod tests {
             "a b",
             "a=\"x\";b=c",
         ] {
-            let plain = validate_plain_params(raw, &mut |_, _| Ok(()));
+            let plain = validate_plain_params(raw, &mut |_, _, _| Ok(()));
             let general = {
                 let mut ok = Ok(());
                 for piece in lex::top_level(raw, b';') {

@@ -11,7 +11,7 @@ use std::fmt;
 use super::header::HeaderName;
 use super::lex::{self, is_token, is_token_char, trim_lws};
 use super::params::{Params, validate_header_params, validate_header_params_with};
-use super::uri::{Host, SipUri, Uri, split_host_port};
+use super::uri::{Host, SipUri, Uri, parse_host_chars, split_host_port};
 
 /// A header value that did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,14 +45,14 @@ fn owned(c: Cow<'_, str>) -> Cow<'static, str> {
 
 /// Splits `value;params` at the first top-level `;`, validating the params.
 fn split_params(name: HeaderName, s: &str) -> Result<(&str, Params<'_>), HeaderError> {
-    split_params_with(name, s, |_, _| Ok(()))
+    split_params_with(name, s, |_, _, _| Ok(()))
 }
 
 /// [`split_params`], with `check` applied to each parameter in the validating pass.
 fn split_params_with(
     name: HeaderName,
     s: &str,
-    check: impl FnMut(&str, Option<&str>) -> Result<(), &'static str>,
+    check: impl FnMut(&str, Option<&str>, bool) -> Result<(), &'static str>,
 ) -> Result<(&str, Params<'_>), HeaderError> {
     match lex::top_level(s, b';').next() {
         Some(head) if head.len() < s.len() => {
@@ -228,10 +228,29 @@ impl<'a> Header<'a> for Via<'a> {
     const NAME: HeaderName = HeaderName::Via;
 
     fn parse(value: &'a str) -> Result<Self, HeaderError> {
-        if let Some(via) = Via::parse_plain(value) {
-            return Ok(via);
+        match Via::parse_plain(value) {
+            Some(via) => Ok(via),
+            None => Via::parse_general(value),
         }
-        let n = Self::NAME;
+    }
+}
+
+/// For the fuzz targets: panics when the one-pass Via path answers differently from the
+/// general one on `value`.
+pub(crate) fn check_plain_via(value: &str) {
+    if let Some(plain) = Via::parse_plain(value) {
+        assert_eq!(
+            Ok(plain),
+            Via::parse_general(value),
+            "the one-pass Via path differs on {value:?}"
+        );
+    }
+}
+
+impl<'a> Via<'a> {
+    /// Any Via value, or the error that makes it invalid.
+    fn parse_general(value: &'a str) -> Result<Via<'a>, HeaderError> {
+        let n = HeaderName::Via;
         // The via-params with rules of their own are checked in the validating pass.
         let (head, params) = split_params_with(n, value, check_via_param)?;
         // sent-protocol = protocol-name SLASH protocol-version SLASH transport, LWS around "/".
@@ -281,17 +300,29 @@ impl<'a> Via<'a> {
         if transport_end == 0 || b[transport_end] != b' ' {
             return None;
         }
-        let sent_by_start = transport_end + 1;
-        let sent_by_end = b[sent_by_start..]
-            .iter()
-            .position(|&c| !(lex::is(c, lex::class::HOST) || c == b':'))
-            .map_or(b.len(), |i| i + sent_by_start);
-        let params = match b.get(sent_by_end) {
+        // sent-by: host characters, then digits after a ':' (what split_host_port and
+        // Host::parse accept of such text, read in the same pass).
+        let host_start = transport_end + 1;
+        let mut i = host_start;
+        while i < b.len() && lex::is(b[i], lex::class::HOST) {
+            i += 1;
+        }
+        let host = parse_host_chars(&rest[host_start..i])?;
+        let port = if b.get(i) == Some(&b':') {
+            let start = i + 1;
+            i = start;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            Some(lex::parse_decimal(&rest[start..i], u64::from(u16::MAX))? as u16)
+        } else {
+            None
+        };
+        let params = match b.get(i) {
             None => None,
-            Some(b';') => Some(&rest[sent_by_end + 1..]),
+            Some(b';') => Some(&rest[i + 1..]),
             Some(_) => return None,
         };
-        let (host, port) = split_host_port(&rest[sent_by_start..sent_by_end]).ok()?;
         if let Some(params) = params {
             validate_header_params_with(params, check_via_param).ok()?;
         }
@@ -306,25 +337,36 @@ impl<'a> Via<'a> {
     }
 }
 
-/// The via-params of RFC 3261 §20.42 and RFC 3581 with a grammar of their own.
-fn check_via_param(name: &str, v: Option<&str>) -> Result<(), &'static str> {
-    let ok = if name.eq_ignore_ascii_case("branch") {
-        v.is_some_and(is_token)
-    } else if name.eq_ignore_ascii_case("rport") {
+/// The via-params of RFC 3261 §20.42 and RFC 3581 with a grammar of their own; `token` says
+/// whether the value is a token (the validating pass knows it).
+#[inline]
+fn check_via_param(name: &str, v: Option<&str>, token: bool) -> Result<(), &'static str> {
+    let is = |known: &str| lex::eq_ignore_case(name.as_bytes(), known.as_bytes());
+    let ok = if is("branch") {
+        token
+    } else if is("rport") {
         v.is_none_or(|v| lex::parse_decimal(v, 65535).is_some())
-    } else if name.eq_ignore_ascii_case("received") {
+    } else if is("received") || is("ttl") || is("maddr") {
+        check_via_address_param(name, v)
+    } else {
+        true
+    };
+    if ok { Ok(()) } else { Err("via-param") }
+}
+
+/// [`check_via_param`] for `received`, `ttl` and `maddr`.
+#[inline(never)]
+fn check_via_address_param(name: &str, v: Option<&str>) -> bool {
+    if name.eq_ignore_ascii_case("received") {
         v.is_some_and(|v| {
             let v = v.trim_start_matches('[').trim_end_matches(']');
             v.parse::<std::net::IpAddr>().is_ok()
         })
     } else if name.eq_ignore_ascii_case("ttl") {
         v.and_then(|v| lex::parse_decimal(v, 255)).is_some()
-    } else if name.eq_ignore_ascii_case("maddr") {
-        v.is_some_and(|v| Host::parse(v).is_ok())
     } else {
-        true
-    };
-    if ok { Ok(()) } else { Err("via-param") }
+        v.is_some_and(|v| Host::parse(v).is_ok())
+    }
 }
 
 impl fmt::Display for Via<'_> {

@@ -153,31 +153,68 @@ impl fmt::Display for Host<'_> {
     }
 }
 
-/// Parses a dotted-quad IPv4 address as `Ipv4Addr::from_str` does (four decimal octets of
-/// one to three digits, no leading zero, at most 255), without its generic parser.
-fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
-    let mut octets = [0u8; 4];
-    let mut i = 0;
-    for (k, octet) in octets.iter_mut().enumerate() {
-        if k > 0 {
-            if s.get(i) != Some(&b'.') {
-                return None;
-            }
-            i += 1;
-        }
-        let start = i;
-        let mut v: u32 = 0;
-        while i < s.len() && i - start < 3 && s[i].is_ascii_digit() {
-            v = v * 10 + u32::from(s[i] - b'0');
-            i += 1;
-        }
-        let digits = i - start;
-        if digits == 0 || v > 255 || (digits > 1 && s[start] == b'0') {
+/// [`Host::parse`] on a text made only of host characters (letters, digits, `-`, `.`, `_`),
+/// as the one-pass paths scan it: the same host, without checking the characters again.
+/// `None` where [`Host::parse`] gives an error.
+#[inline]
+pub(crate) fn parse_host_chars(s: &str) -> Option<Host<'_>> {
+    let b = s.as_bytes();
+    debug_assert!(lex::all_in(b, lex::class::HOST));
+    let &first = b.first()?;
+    if first.is_ascii_digit()
+        && let Some(a) = parse_ipv4(b)
+    {
+        return Some(Host::V4(a));
+    }
+    if first == b'-' {
+        return None;
+    }
+    // No leading '.' and no "..": no '.' right after a '.' (or after the start).
+    let mut prev_dot = true;
+    for &c in b {
+        let dot = c == b'.';
+        if dot && prev_dot {
             return None;
         }
-        *octet = v as u8;
+        prev_dot = dot;
     }
-    (i == s.len()).then_some(Ipv4Addr::from(octets))
+    Some(Host::Name(Cow::Borrowed(s)))
+}
+
+/// Parses a dotted-quad IPv4 address as `Ipv4Addr::from_str` does (four decimal octets of
+/// one to three digits, no leading zero, at most 255), without its generic parser.
+///
+/// One pass over the bytes: digits build the octet, a '.' closes it.
+fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
+    if s.len() > 15 {
+        return None;
+    }
+    let mut octets = [0u8; 4];
+    let mut k = 0;
+    let mut v: u32 = 0;
+    let mut digits = 0;
+    for &c in s {
+        if c.is_ascii_digit() {
+            // At most three digits, no leading zero.
+            if digits == 3 || (digits == 1 && v == 0) {
+                return None;
+            }
+            v = v * 10 + u32::from(c - b'0');
+            digits += 1;
+        } else if c == b'.' && k < 3 && digits > 0 && v <= 255 {
+            octets[k] = v as u8;
+            k += 1;
+            v = 0;
+            digits = 0;
+        } else {
+            return None;
+        }
+    }
+    if k != 3 || digits == 0 || v > 255 {
+        return None;
+    }
+    octets[3] = v as u8;
+    Some(Ipv4Addr::from(octets))
 }
 
 /// Parses an IPv6 address. RFC 5118 §4.10: the RFC 3261 ABNF also produced `x:::d.d.d.d`
@@ -394,7 +431,7 @@ impl<'a> SipUri<'a> {
         while i < b.len() && is(b[i], class::HOST) {
             i += 1;
         }
-        let host = Host::parse(&rest[host_start..i]).ok()?;
+        let host = parse_host_chars(&rest[host_start..i])?;
         let port = if b.get(i) == Some(&b':') {
             let start = i + 1;
             i = start;
@@ -854,6 +891,18 @@ mod tests {
             "",
             "1",
             "10.0.0.1a",
+            "1.2.3.4a",
+            "1.2.3.",
+            ".1.2.3",
+            "1.2.3.255",
+            "1.2.3.256",
+            "192.0.2.10",
+            "0.00.0.0",
+            "1.2.3.400",
+            "999.1.1.1",
+            "1.2.3.4 ",
+            "100.200.250.255",
+            "1.2.3.4.5.6.7.8",
         ];
         for c in cases {
             assert_eq!(parse_ipv4(c.as_bytes()), c.parse().ok(), "{c:?}");
