@@ -32,6 +32,7 @@ mod uri;
 
 use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -429,14 +430,12 @@ impl Message {
     pub fn get_all<'s, T: Header<'s> + 's>(
         &'s self,
     ) -> impl Iterator<Item = Result<T, ParseError>> + 's {
-        let list = T::NAME.is_list();
-        // One concrete iterator per line (no boxed iterator per header line).
-        self.entries(T::NAME)
-            .flat_map(move |e| match self.entry_text(e) {
-                Err(err) => LineValues::One(Some(Err(err))),
-                Ok(text) if list => LineValues::List(split_list(text)),
-                Ok(text) => LineValues::One(Some(T::parse(text).map_err(ParseError::from))),
-            })
+        AllValues {
+            msg: self,
+            entries: self.headers.iter(),
+            line: None,
+            value: PhantomData,
+        }
     }
 
     /// The first value of a typed header; `None` when the header is absent.
@@ -712,24 +711,36 @@ fn itoa_buf(mut n: u32) -> NumBuf {
     NumBuf { buf, start: i }
 }
 
-/// The values of one header line, as [`Message::get_all`] reads them: the elements of a
-/// list header's line, or one value.
-enum LineValues<'s, T> {
-    /// A list header's line, split at top-level commas.
-    List(SplitList<'s>),
-    /// One value (or the error of the line).
-    One(Option<Result<T, ParseError>>),
+/// The values of a typed header, as [`Message::get_all`] reads them: the lines of the
+/// header, and the elements of each line of a list header. Holds no parsed value between
+/// calls (values are large): each is parsed when asked for and handed out.
+struct AllValues<'s, T> {
+    msg: &'s Message,
+    /// The header lines not read yet.
+    entries: std::slice::Iter<'s, Entry>,
+    /// The elements left of the list header line being read.
+    line: Option<SplitList<'s>>,
+    value: PhantomData<fn() -> T>,
 }
 
-impl<'s, T: Header<'s>> Iterator for LineValues<'s, T> {
+impl<'s, T: Header<'s>> Iterator for AllValues<'s, T> {
     type Item = Result<T, ParseError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Result<T, ParseError>> {
-        match self {
-            LineValues::List(elements) => elements
-                .next()
-                .map(|v| v.and_then(|v| T::parse(v).map_err(ParseError::from))),
-            LineValues::One(value) => value.take(),
+        loop {
+            if let Some(elements) = &mut self.line {
+                match elements.next() {
+                    Some(v) => return Some(v.and_then(|v| T::parse(v).map_err(ParseError::from))),
+                    None => self.line = None,
+                }
+            }
+            let e = self.entries.find(|e| e.name == T::NAME)?;
+            match self.msg.entry_text(e) {
+                Err(err) => return Some(Err(err)),
+                Ok(text) if T::NAME.is_list() => self.line = Some(split_list(text)),
+                Ok(text) => return Some(T::parse(text).map_err(ParseError::from)),
+            }
         }
     }
 }
