@@ -404,8 +404,16 @@ impl<'a> Iterator for TopLevel<'a> {
 /// Finds the end of a quoted string that starts at `s[0] == '"'`; returns the index just past
 /// the closing quote.
 pub(crate) fn quoted_end(s: &str) -> Option<usize> {
+    quoted_end_escaped(s).map(|(end, _)| end)
+}
+
+/// [`quoted_end`], and whether the quoted string holds a quoted-pair (so that [`unquote`]
+/// has something to undo).
+#[inline]
+pub(crate) fn quoted_end_escaped(s: &str) -> Option<(usize, bool)> {
     let bytes = s.as_bytes();
     debug_assert_eq!(bytes.first(), Some(&b'"'));
+    let mut escaped = false;
     let mut i = 1;
     while i < bytes.len() {
         match bytes[i] {
@@ -415,9 +423,10 @@ pub(crate) fn quoted_end(s: &str) -> Option<usize> {
                 if next == b'\r' || next == b'\n' || next > 0x7f {
                     return None;
                 }
+                escaped = true;
                 i += 2;
             }
-            b'"' => return Some(i + 1),
+            b'"' => return Some((i + 1, escaped)),
             b'\r' | b'\n' => {
                 // Only a fold (CRLF WSP) may appear inside.
                 i += 1;

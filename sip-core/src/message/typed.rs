@@ -425,10 +425,12 @@ impl<'a> NameAddr<'a> {
         }
         // A quoted display name is read once: its end is where '<' is looked for from.
         let quoted = if s.starts_with('"') {
-            lex::quoted_end(s)
+            lex::quoted_end_escaped(s)
         } else {
             None
         };
+        let escaped = quoted.is_some_and(|(_, escaped)| escaped);
+        let quoted = quoted.map(|(end, _)| end);
         let laquot = match quoted {
             Some(end) => lex::find_byte(&s[end..], b'<').map(|i| i + end),
             None if s.starts_with('"') => None,
@@ -443,7 +445,12 @@ impl<'a> NameAddr<'a> {
                 if quoted != Some(display.len()) {
                     return Err(err(name, "display name"));
                 }
-                Some(lex::unquote(display))
+                if escaped {
+                    Some(lex::unquote(display))
+                } else {
+                    // No quoted-pair: the text between the quotes, as unquote gives it.
+                    Some(Cow::Borrowed(&display[1..display.len() - 1]))
+                }
             } else {
                 // *(token LWS)
                 if !display
@@ -649,6 +656,22 @@ impl Header<'_> for CSeq {
 
     fn parse(value: &str) -> Result<Self, HeaderError> {
         let n = Self::NAME;
+        // The usual `digits SP method`: the two words are found in one pass.
+        let b = value.as_bytes();
+        let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits > 0
+            && b.get(digits) == Some(&b' ')
+            && let Some(method) = value.get(digits + 1..)
+            && !method.is_empty()
+            && !method.bytes().any(lex::is_wsp)
+            && let Some(seq) = lex::parse_decimal(&value[..digits], u64::from(u32::MAX))
+            && let Some(method) = Method::parse(method)
+        {
+            return Ok(CSeq {
+                seq: seq as u32,
+                method,
+            });
+        }
         // Two words separated by SP/HTAB.
         let mut words = Words(value);
         let seq = words.next().ok_or_else(|| err(n, "missing number"))?;
@@ -712,17 +735,19 @@ impl<'a> Header<'a> for CallId<'a> {
 
     fn parse(value: &'a str) -> Result<Self, HeaderError> {
         let v = trim_lws(value);
-        // word [ "@" word ]: '@' is not a word character.
-        let ok = match lex::find_byte(v, b'@') {
-            Some(at) => {
-                let (a, b) = (&v.as_bytes()[..at], &v.as_bytes()[at + 1..]);
-                !a.is_empty()
-                    && !b.is_empty()
-                    && lex::all_in(a, lex::class::WORD)
-                    && lex::all_in(b, lex::class::WORD)
+        // word [ "@" word ]: '@' is not a word character. One pass: word characters and at
+        // most one '@', neither first nor last.
+        let b = v.as_bytes();
+        let mut ats = 0;
+        let mut ok = !b.is_empty();
+        for &c in b {
+            if c == b'@' {
+                ats += 1;
+            } else {
+                ok &= lex::is(c, lex::class::WORD);
             }
-            None => !v.is_empty() && lex::all_in(v.as_bytes(), lex::class::WORD),
-        };
+        }
+        let ok = ok && ats <= 1 && b.first() != Some(&b'@') && b.last() != Some(&b'@');
         if !ok {
             return Err(err(Self::NAME, "not a word[@word]"));
         }
@@ -1614,6 +1639,31 @@ mod tests {
     fn scalars() {
         assert_eq!(CSeq::parse("0009\t INVITE").unwrap().seq, 9);
         assert!(CSeq::parse("36893488147419103232 INVITE").is_err());
+        assert!(CSeq::parse("4294967296 INVITE").is_err());
+        assert_eq!(CSeq::parse("4294967295 ACK").unwrap().seq, u32::MAX);
+        assert_eq!(CSeq::parse("1 INVITE").unwrap().method, Method::Invite);
+        assert_eq!(CSeq::parse("1  BYE").unwrap().method, Method::Bye);
+        assert_eq!(CSeq::parse("1 FOO\t").unwrap().method.as_str(), "FOO");
+        assert!(CSeq::parse("1 INV ITE").is_err());
+        assert!(CSeq::parse("1 ").is_err());
+        assert!(CSeq::parse("1 IN\rVITE").is_err());
+        for (id, ok) in [
+            ("a84b4c76e66710@192.0.2.10", true),
+            ("a", true),
+            ("@b", false),
+            ("a@", false),
+            ("a@b@c", false),
+            ("@", false),
+            ("", false),
+            ("a b", false),
+            ("<a>:{b}@[c]", true),
+        ] {
+            assert_eq!(CallId::parse(id).is_ok(), ok, "{id:?}");
+        }
+        let f = From::parse(r#""A \"B\"" <sip:a@b>"#).unwrap();
+        assert_eq!(f.display_name.as_deref(), Some(r#"A "B""#));
+        let f = From::parse(r#""" <sip:a@b>"#).unwrap();
+        assert_eq!(f.display_name.as_deref(), Some(""));
         assert_eq!(MaxForwards::parse("0068").unwrap(), MaxForwards(68));
         assert!(MaxForwards::parse("300").is_err());
         assert_eq!(
