@@ -25,6 +25,16 @@ pub fn fuzz_one_datagram(data: &[u8]) {
         for line in text.split(['\r', '\n']) {
             let value = line.split_once(':').map_or(line, |(_, v)| v.trim_start());
             typed::check_plain_via(value);
+            // A line the one-pass path reads whole is the one element of the line.
+            if let Some(via) = <typed::Via<'_> as typed::Header<'_>>::parse_line(value) {
+                let mut elements = super::split_list(value);
+                let first = elements.next().and_then(Result::ok);
+                assert!(
+                    elements.next().is_none()
+                        && first.map(<typed::Via<'_> as typed::Header<'_>>::parse) == Some(Ok(via)),
+                    "a Via line read whole differs from its one element: {value:?}"
+                );
+            }
             for (i, _) in line.match_indices(';') {
                 super::params::check_plain_get(&line[i + 1..]);
             }

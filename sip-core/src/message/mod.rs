@@ -447,6 +447,9 @@ impl Message {
             Err(err) => return Some(Err(err)),
         };
         let first = if T::NAME.is_list() {
+            if let Some(value) = T::parse_line(text) {
+                return Some(Ok(value));
+            }
             match split_list(text).next() {
                 Some(Ok(v)) => v,
                 Some(Err(err)) => return Some(Err(err)),
@@ -738,7 +741,10 @@ impl<'s, T: Header<'s>> Iterator for AllValues<'s, T> {
             let e = self.entries.find(|e| e.name == T::NAME)?;
             match self.msg.entry_text(e) {
                 Err(err) => return Some(Err(err)),
-                Ok(text) if T::NAME.is_list() => self.line = Some(split_list(text)),
+                Ok(text) if T::NAME.is_list() => match T::parse_line(text) {
+                    Some(value) => return Some(Ok(value)),
+                    None => self.line = Some(split_list(text)),
+                },
                 Ok(text) => return Some(T::parse(text).map_err(ParseError::from)),
             }
         }

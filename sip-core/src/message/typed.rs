@@ -30,6 +30,16 @@ pub trait Header<'a>: Sized + fmt::Display {
     /// Parses one value (for list headers, one element of the comma-separated list). Line
     /// folds are already replaced with spaces.
     fn parse(value: &'a str) -> Result<Self, HeaderError>;
+
+    /// For list headers: parses a whole line in one pass when it holds a single value in a
+    /// shape the type reads without splitting (no comma outside quotes), giving what
+    /// [`parse`](Self::parse) gives on that one element. `None` (the default) sends the line
+    /// through the general path: split at commas, then `parse` each element.
+    #[inline]
+    fn parse_line(line: &'a str) -> Option<Self> {
+        let _ = line;
+        None
+    }
 }
 
 fn err(name: HeaderName, reason: &'static str) -> HeaderError {
@@ -232,6 +242,13 @@ impl<'a> Header<'a> for Via<'a> {
             Some(via) => Ok(via),
             None => Via::parse_general(value),
         }
+    }
+
+    /// The one-pass path accepts no comma but inside a quoted parameter value, no white
+    /// space at either end: a line it reads is one element, as split and trimmed.
+    #[inline]
+    fn parse_line(line: &'a str) -> Option<Self> {
+        Via::parse_plain(line)
     }
 }
 
@@ -1610,6 +1627,32 @@ mod tests {
         assert_eq!(v.rport(), Some(Some(5061)));
         assert!(Via::parse("SIP/2.0/UDP host;;branch=x").is_err());
         assert!(Via::parse("SIP/2.0/UDP host;ttl=300").is_err());
+    }
+
+    #[test]
+    fn via_lines_read_whole_or_split() {
+        use crate::message::Message;
+        let msg = |via: &str| {
+            let text = format!(
+                "OPTIONS sip:b@example.com SIP/2.0\r\nVia: {via}\r\nVia: SIP/2.0/TCP last\r\n\
+                 To: <sip:b@example.com>\r\nFrom: <sip:a@example.com>;tag=1\r\n\
+                 Call-ID: x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            );
+            Message::parse(bytes::Bytes::from(text)).unwrap()
+        };
+        let m = msg("SIP/2.0/UDP h;x=\"a,b\";branch=z9hG4bK1");
+        let top = m.top_via().unwrap().unwrap();
+        assert_eq!(top.branch(), Some("z9hG4bK1"));
+        assert_eq!(top.params.get("x"), Some(Some("\"a,b\"")));
+        assert_eq!(m.vias().count(), 2);
+        let m = msg("SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b:5070;branch=z9hG4bK2");
+        let vias: Vec<_> = m.vias().map(Result::unwrap).collect();
+        assert_eq!(vias.len(), 3);
+        assert_eq!(vias[1].port, Some(5070));
+        assert_eq!(m.top_via().unwrap().unwrap().branch(), Some("z9hG4bK1"));
+        let m = msg("SIP/2.0/UDP a;branch=z9hG4bK1,,SIP/2.0/UDP b");
+        assert!(m.top_via().unwrap().is_ok());
+        assert!(m.vias().any(|v| v.is_err()));
     }
 
     #[test]
