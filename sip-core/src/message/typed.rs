@@ -752,19 +752,17 @@ impl<'a> Header<'a> for CallId<'a> {
 
     fn parse(value: &'a str) -> Result<Self, HeaderError> {
         let v = trim_lws(value);
-        // word [ "@" word ]: '@' is not a word character. One pass: word characters and at
-        // most one '@', neither first nor last.
-        let b = v.as_bytes();
-        let mut ats = 0;
-        let mut ok = !b.is_empty();
-        for &c in b {
-            if c == b'@' {
-                ats += 1;
-            } else {
-                ok &= lex::is(c, lex::class::WORD);
+        // word [ "@" word ]: '@' is not a word character.
+        let ok = match lex::find_byte(v, b'@') {
+            Some(at) => {
+                let (a, b) = (&v.as_bytes()[..at], &v.as_bytes()[at + 1..]);
+                !a.is_empty()
+                    && !b.is_empty()
+                    && lex::all_in(a, lex::class::WORD)
+                    && lex::all_in(b, lex::class::WORD)
             }
-        }
-        let ok = ok && ats <= 1 && b.first() != Some(&b'@') && b.last() != Some(&b'@');
+            None => !v.is_empty() && lex::all_in(v.as_bytes(), lex::class::WORD),
+        };
         if !ok {
             return Err(err(Self::NAME, "not a word[@word]"));
         }
