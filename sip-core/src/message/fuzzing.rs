@@ -35,6 +35,16 @@ pub fn fuzz_one_datagram(data: &[u8]) {
                     "a Via line read whole differs from its one element: {value:?}"
                 );
             }
+            if let Some(contact) = <typed::Contact<'_> as typed::Header<'_>>::parse_line(value) {
+                let mut elements = super::split_list(value);
+                let first = elements.next().and_then(Result::ok);
+                assert!(
+                    elements.next().is_none()
+                        && first.map(<typed::Contact<'_> as typed::Header<'_>>::parse)
+                            == Some(Ok(contact)),
+                    "a Contact line read whole differs from its one element: {value:?}"
+                );
+            }
             for (i, _) in line.match_indices(';') {
                 super::params::check_plain_get(&line[i + 1..]);
             }

@@ -646,6 +646,16 @@ impl<'a> Header<'a> for Contact<'a> {
         }
         NameAddr::parse_as(Self::NAME, value).map(Contact::Address)
     }
+
+    /// A line without any comma is one element (`parse` trims it as the split would); a
+    /// value that does not parse goes the general way, which reports the error.
+    #[inline]
+    fn parse_line(line: &'a str) -> Option<Self> {
+        if lex::find_byte(line, b',').is_some() || trim_lws(line).is_empty() {
+            return None;
+        }
+        Self::parse(line).ok()
+    }
 }
 
 impl fmt::Display for Contact<'_> {
