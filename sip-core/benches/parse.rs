@@ -24,7 +24,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cpu_time::ThreadTime;
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use tincan_sip::message::{Message, Method};
 
 /// A message of the benchmark.
@@ -192,7 +192,7 @@ mod compare {
     use bytes::Bytes;
 
     /// Parses a message and reads the [`Extract`] fields from it.
-    type Typed = fn(&Bytes) -> Option<Extract>;
+    pub(crate) type Typed = fn(&Bytes) -> Option<Extract>;
 
     /// The other parsers, each doing the same work as [`super::tincan_typed`].
     pub(crate) const PARSERS: [(&str, Typed); 3] = [
@@ -333,4 +333,111 @@ criterion_group! {
     config = cpu_time_criterion();
     targets = bench_parse
 }
-criterion_main!(benches);
+
+/// Criterion's benches, or with `PARSE_PAIRED=<rounds>` (and `bench-compare`) the paired
+/// comparison of [`paired`].
+fn main() {
+    #[cfg(feature = "bench-compare")]
+    if let Some(rounds) = std::env::var("PARSE_PAIRED")
+        .ok()
+        .and_then(|r| r.parse().ok())
+    {
+        paired::run(rounds);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
+
+/// Ratios measured in pairs: criterion measures one parser for seconds, then the next, so a
+/// shared machine whose speed drifts between them moves the ratio (by 30 % between runs
+/// here). This mode interleaves short bursts of every parser, round after round, in a
+/// rotating order, and reports the median of each round's ratio, so that a slow phase of
+/// the machine slows both sides of a ratio alike.
+///
+/// ```text
+/// PARSE_PAIRED=400 cargo bench -p tincan-sip --bench parse --features bench-compare
+/// ```
+#[cfg(feature = "bench-compare")]
+mod paired {
+    use std::hint::black_box;
+
+    use bytes::Bytes;
+    use cpu_time::ThreadTime;
+
+    use super::{SAMPLES, compare, tincan_typed};
+
+    /// Iterations of one parser in one burst, unless `PARSE_BURST` says otherwise: a
+    /// burst long enough that the caches hold the parser's code and data, as in criterion's
+    /// loop, and short enough that the machine's speed does not drift within a round.
+    const BURST: u32 = 1000;
+
+    /// CPU time per message of `n` parses, in nanoseconds.
+    fn burst(typed: compare::Typed, buf: &Bytes, n: u32) -> f64 {
+        let start = ThreadTime::now();
+        for _ in 0..n {
+            black_box(typed(black_box(buf)));
+        }
+        start.elapsed().as_nanos() as f64 / f64::from(n)
+    }
+
+    /// The median of `v` (sorted in place).
+    fn median(v: &mut [f64]) -> f64 {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    }
+
+    /// The first and third quartiles of sorted `v`.
+    fn quartiles(v: &[f64]) -> (f64, f64) {
+        (v[v.len() / 4], v[v.len() * 3 / 4])
+    }
+
+    pub(super) fn run(rounds: usize) {
+        let n = std::env::var("PARSE_BURST")
+            .ok()
+            .and_then(|b| b.parse().ok())
+            .unwrap_or(BURST);
+        let mut parsers: Vec<(&str, compare::Typed)> = vec![("tincan", tincan_typed)];
+        parsers.extend(compare::PARSERS);
+        println!("paired: {rounds} rounds of {n} parses per parser, thread CPU time per message");
+        println!(
+            "| message | parser | median ns/msg | msg/s | tincan faster by (median of rounds, IQR) |"
+        );
+        println!("|---|---|---|---|---|");
+        for sample in &SAMPLES {
+            let buf = Bytes::from_static(sample.bytes);
+            let expected = tincan_typed(&buf);
+            let live: Vec<_> = parsers
+                .iter()
+                .filter(|(_, typed)| typed(&buf).is_some() && typed(&buf) == expected)
+                .collect();
+            // Warm-up: one burst each.
+            for (_, typed) in &live {
+                burst(*typed, &buf, n);
+            }
+            let mut times = vec![Vec::with_capacity(rounds); live.len()];
+            for round in 0..rounds {
+                for k in 0..live.len() {
+                    let i = (round + k) % live.len();
+                    times[i].push(burst(live[i].1, &buf, n));
+                }
+            }
+            for (i, (name, _)) in live.iter().enumerate() {
+                let mut ratios: Vec<f64> = (0..rounds).map(|r| times[i][r] / times[0][r]).collect();
+                let ratio = median(&mut ratios);
+                let (q1, q3) = quartiles(&ratios);
+                let ns = median(&mut times[i].clone());
+                println!(
+                    "| {} | {name} | {ns:.0} | {:.0}k | {} |",
+                    sample.name,
+                    1e6 / ns,
+                    if i == 0 {
+                        "-".to_owned()
+                    } else {
+                        format!("{ratio:.2}x ({q1:.2}-{q3:.2})")
+                    }
+                );
+            }
+        }
+    }
+}
