@@ -248,7 +248,14 @@ impl<'a> Header<'a> for Via<'a> {
     /// space at either end: a line it reads is one element, as split and trimmed.
     #[inline]
     fn parse_line(line: &'a str) -> Option<Self> {
-        Via::parse_plain(line)
+        // White space at an end (a value set with it: received lines are trimmed) goes the
+        // general way, which trims the element.
+        match line.as_bytes() {
+            [first, .., last] if !lex::is_wsp(*first) && !lex::is_wsp(*last) => {
+                Via::parse_plain(line)
+            }
+            _ => None,
+        }
     }
 }
 
