@@ -11,7 +11,7 @@ use std::fmt;
 use super::header::HeaderName;
 use super::lex::{self, is_token, is_token_char, trim_lws};
 use super::params::{Params, validate_header_params, validate_header_params_with};
-use super::uri::{Host, SipUri, Uri, parse_host_chars, split_host_port};
+use super::uri::{Host, SipUri, Uri, scan_host_port, split_host_port};
 
 /// A header value that did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -326,22 +326,7 @@ impl<'a> Via<'a> {
         }
         // sent-by: host characters, then digits after a ':' (what split_host_port and
         // Host::parse accept of such text, read in the same pass).
-        let host_start = transport_end + 1;
-        let mut i = host_start;
-        while i < b.len() && lex::is(b[i], lex::class::HOST) {
-            i += 1;
-        }
-        let host = parse_host_chars(&rest[host_start..i])?;
-        let port = if b.get(i) == Some(&b':') {
-            let start = i + 1;
-            i = start;
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-            }
-            Some(lex::parse_decimal(&rest[start..i], u64::from(u16::MAX))? as u16)
-        } else {
-            None
-        };
+        let (host, port, i) = scan_host_port(rest, transport_end + 1)?;
         let params = match b.get(i) {
             None => None,
             Some(b';') => Some(&rest[i + 1..]),

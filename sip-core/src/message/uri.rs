@@ -153,6 +153,30 @@ impl fmt::Display for Host<'_> {
     }
 }
 
+/// The one-pass reading of `host[:port]` in `s` from `start`: host characters, then digits
+/// after a `:` (what [`split_host_port`] and [`Host::parse`] accept of such text). Returns the
+/// host, the port and the index after them; `None` where the general path would refuse.
+#[inline(always)]
+pub(crate) fn scan_host_port(s: &str, start: usize) -> Option<(Host<'_>, Option<u16>, usize)> {
+    let b = s.as_bytes();
+    let mut i = start;
+    while i < b.len() && lex::is(b[i], lex::class::HOST) {
+        i += 1;
+    }
+    let host = parse_host_chars(&s[start..i])?;
+    let port = if b.get(i) == Some(&b':') {
+        let digits = i + 1;
+        i = digits;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        Some(lex::parse_decimal(&s[digits..i], u64::from(u16::MAX))? as u16)
+    } else {
+        None
+    };
+    Some((host, port, i))
+}
+
 /// [`Host::parse`] on a text made only of host characters (letters, digits, `-`, `.`, `_`),
 /// as the one-pass paths scan it: the same host, without checking the characters again.
 /// `None` where [`Host::parse`] gives an error.
@@ -427,21 +451,7 @@ impl<'a> SipUri<'a> {
             Some(b'@') => return None,
             _ => (None, 0),
         };
-        let mut i = host_start;
-        while i < b.len() && is(b[i], class::HOST) {
-            i += 1;
-        }
-        let host = parse_host_chars(&rest[host_start..i])?;
-        let port = if b.get(i) == Some(&b':') {
-            let start = i + 1;
-            i = start;
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-            }
-            Some(lex::parse_decimal(&rest[start..i], u64::from(u16::MAX))? as u16)
-        } else {
-            None
-        };
+        let (host, port, i) = scan_host_port(rest, host_start)?;
         let params = match b.get(i) {
             None => "",
             Some(b';') => {
