@@ -336,17 +336,7 @@ fn parse_request_line(
     let Some(sp1) = lex::find(line, b' ') else {
         return Err(ParseError::StartLine("no Request-URI"));
     };
-    // The usual methods without a UTF-8 check; any other through `Method::parse`.
-    let method = match &line[..sp1] {
-        b"INVITE" => Some(Method::Invite),
-        b"ACK" => Some(Method::Ack),
-        b"BYE" => Some(Method::Bye),
-        b"CANCEL" => Some(Method::Cancel),
-        b"OPTIONS" => Some(Method::Options),
-        b"REGISTER" => Some(Method::Register),
-        other => std::str::from_utf8(other).ok().and_then(Method::parse),
-    };
-    let Some(method) = method else {
+    let Some(method) = Method::from_bytes(&line[..sp1]) else {
         return Err(ParseError::StartLine("method is not a token"));
     };
     let rest = &line[sp1 + 1..];

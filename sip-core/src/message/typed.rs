@@ -115,23 +115,32 @@ pub enum Method {
 impl Method {
     /// Reads a method token (case-sensitive, RFC 3261 §7.1). `None` if not a token.
     pub fn parse(s: &str) -> Option<Method> {
-        Some(match s {
-            "INVITE" => Method::Invite,
-            "ACK" => Method::Ack,
-            "BYE" => Method::Bye,
-            "CANCEL" => Method::Cancel,
-            "OPTIONS" => Method::Options,
-            "REGISTER" => Method::Register,
-            "PRACK" => Method::Prack,
-            "SUBSCRIBE" => Method::Subscribe,
-            "NOTIFY" => Method::Notify,
-            "PUBLISH" => Method::Publish,
-            "INFO" => Method::Info,
-            "REFER" => Method::Refer,
-            "MESSAGE" => Method::Message,
-            "UPDATE" => Method::Update,
-            _ if is_token(s) => Method::Extension(s.into()),
-            _ => return None,
+        Self::from_bytes(s.as_bytes())
+    }
+
+    /// [`parse`](Self::parse) on bytes: a known method without a UTF-8 check (the request
+    /// line's method as received).
+    #[inline]
+    pub(crate) fn from_bytes(b: &[u8]) -> Option<Method> {
+        Some(match b {
+            b"INVITE" => Method::Invite,
+            b"ACK" => Method::Ack,
+            b"BYE" => Method::Bye,
+            b"CANCEL" => Method::Cancel,
+            b"OPTIONS" => Method::Options,
+            b"REGISTER" => Method::Register,
+            b"PRACK" => Method::Prack,
+            b"SUBSCRIBE" => Method::Subscribe,
+            b"NOTIFY" => Method::Notify,
+            b"PUBLISH" => Method::Publish,
+            b"INFO" => Method::Info,
+            b"REFER" => Method::Refer,
+            b"MESSAGE" => Method::Message,
+            b"UPDATE" => Method::Update,
+            other => match std::str::from_utf8(other) {
+                Ok(s) if is_token(s) => Method::Extension(s.into()),
+                _ => return None,
+            },
         })
     }
 
