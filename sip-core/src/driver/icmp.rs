@@ -6,10 +6,50 @@
 //! time and drains the queue when a receive fails, so a refused UDP target fails its
 //! transactions in milliseconds instead of after the per-target budget. Elsewhere these are
 //! no-ops (the target then costs its budget, as before).
+//!
+//! The kernel also hands a pending ICMP error to the next `sendto` on the socket, whatever
+//! its destination, and that datagram is then not sent. So every send goes through
+//! [`send_to`], which reads the queued errors and sends again: a request to a live peer is
+//! never lost to an earlier one to a dead server (a BYE straight to the peer's Contact just
+//! after a REGISTER to the registrar that died).
 
+use std::io;
 use std::net::SocketAddr;
 
 use tokio::net::UdpSocket;
+
+/// Whether `e` (from a send or receive on an unconnected UDP socket) is an ICMP error
+/// reported for an earlier datagram: port, host or network unreachable.
+pub(crate) fn is_icmp_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+    )
+}
+
+/// Sends `payload` to `dest` now (`WouldBlock` when the socket buffer is full). An ICMP
+/// error of an earlier datagram that the send reports instead is read off the socket (its
+/// destinations are added to `unreachable`) and the send is tried again, a few times at most.
+pub(crate) fn send_to(
+    sock: &UdpSocket,
+    payload: &[u8],
+    dest: SocketAddr,
+    unreachable: &mut Vec<SocketAddr>,
+) -> io::Result<usize> {
+    let mut result = sock.try_send_to(payload, dest);
+    for _ in 0..4 {
+        match &result {
+            Err(e) if is_icmp_error(e) => {
+                unreachable.extend(drain(sock));
+                result = sock.try_send_to(payload, dest);
+            }
+            _ => break,
+        }
+    }
+    result
+}
 
 /// Asks the kernel to queue ICMP errors on `sock` (best effort).
 #[cfg(target_os = "linux")]
@@ -119,6 +159,74 @@ mod tests {
             .expect("a transport error, not a wait for Timer F (32 s)");
         assert_eq!(result.unwrap_err(), TxError::TransportError);
         eprintln!("refused UDP target failed after {:?}", started.elapsed());
+        handle.shutdown().await;
+    }
+
+    fn options(
+        handle: &crate::driver::Handle,
+        to: std::net::SocketAddr,
+    ) -> crate::message::Message {
+        let text = format!("sip:bob@{to}");
+        let uri = Uri::parse(&text).unwrap();
+        RequestBuilder::new(Method::Options, &uri)
+            .header(HeaderName::From, "<sip:alice@127.0.0.1>;tag=x1")
+            .header(HeaderName::To, "<sip:bob@127.0.0.1>")
+            .call_id(&handle.new_call_id())
+            .cseq(1)
+            .build()
+    }
+
+    /// A request to a dead server and one to a live peer, sent together. Linux hands the
+    /// dead server's ICMP error to the next `sendto` on the socket, whatever its destination,
+    /// and drops that datagram: the request to the live peer must still go out (a BYE
+    /// straight to the peer's Contact was lost this way, sent just after a REGISTER to the
+    /// registrar that had died), and the request to the dead server must still fail fast.
+    #[tokio::test]
+    async fn an_icmp_error_does_not_take_the_next_datagram_with_it() {
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let dead = closed.local_addr().unwrap();
+        drop(closed);
+        let live = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        live.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let (handle, _incoming) = Driver::start(DriverConfig::udp("127.0.0.1:0".parse().unwrap()))
+            .await
+            .unwrap();
+        // Both at once: the driver sends the second before its reader can see the ICMP error
+        // of the first (on a busy machine the reader loses that race now and then).
+        let started = Instant::now();
+        let live_addr = live.local_addr().unwrap();
+        let (to_dead, to_live) = tokio::join!(
+            handle.request(options(&handle, dead), Target::new(Transport::Udp, dead)),
+            handle.request(
+                options(&handle, live_addr),
+                Target::new(Transport::Udp, live_addr)
+            ),
+        );
+        let (mut to_dead, mut to_live) = (to_dead.unwrap(), to_live.unwrap());
+
+        let result = tokio::time::timeout(Duration::from_secs(2), to_dead.final_response())
+            .await
+            .expect(
+                "the dead server's ICMP error fails its request without waiting for a datagram",
+            );
+        assert_eq!(result.unwrap_err(), TxError::TransportError);
+        eprintln!(
+            "the dead server's request failed after {:?}",
+            started.elapsed()
+        );
+        let live = tokio::task::spawn_blocking(move || {
+            let mut buf = [0u8; 2048];
+            live.recv_from(&mut buf).map(|(n, _)| buf[..n].to_vec())
+        })
+        .await
+        .unwrap()
+        .expect("the live peer's request was sent");
+        eprintln!("live got it after {:?}", started.elapsed());
+        assert!(live.starts_with(b"OPTIONS sip:bob@"), "{live:?}");
+        // ... and its transaction did not fail: it waits for the peer's answer
+        let live_result =
+            tokio::time::timeout(Duration::from_millis(100), to_live.final_response()).await;
+        assert!(live_result.is_err(), "{live_result:?}");
         handle.shutdown().await;
     }
 }

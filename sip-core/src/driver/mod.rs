@@ -741,14 +741,7 @@ async fn udp_reader(sock: Arc<UdpSocket>, local: SocketAddr, tx: mpsc::Sender<Ne
             }
             // An ICMP error (IP_RECVERR): the queued errors name the unreachable destinations.
             // The socket stays usable.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::ConnectionRefused
-                        | io::ErrorKind::HostUnreachable
-                        | io::ErrorKind::NetworkUnreachable
-                ) =>
-            {
+            Err(e) if icmp::is_icmp_error(&e) => {
                 for dest in icmp::drain(&sock) {
                     if tx.send(NetEvent::Unreachable(dest)).await.is_err() {
                         return;
@@ -990,18 +983,7 @@ impl Task {
                 }
                 stream::StreamEvent::Closed => self.remove_connection(id),
             },
-            NetEvent::Unreachable(dest) => {
-                let failed: Vec<TransactionId> = self
-                    .client_txs
-                    .iter()
-                    .filter(|(_, c)| c.udp_dest == Some(dest))
-                    .map(|(id, _)| *id)
-                    .collect();
-                for tx in failed {
-                    self.ep.handle_transport_error(now, tx);
-                }
-                signal_udp_flow(&mut self.udp_flows, dest, FlowSignal::Unreachable);
-            }
+            NetEvent::Unreachable(dest) => self.on_unreachable(now, dest),
             NetEvent::Accepted(nc) => self.register(nc),
             NetEvent::Connected { key, result } => {
                 let waiting = self.pending.remove(&key).unwrap_or_default();
@@ -1140,7 +1122,7 @@ impl Task {
                     let request = stun::binding_request(transaction, true);
                     self.stun_pending.insert(transaction, (target, now));
                     // A full send buffer loses this one; the keep-alive retransmits.
-                    match sock.try_send_to(&request, target) {
+                    match self.send_datagram(&sock, &request, target) {
                         Ok(_) => true,
                         Err(e) => e.kind() == io::ErrorKind::WouldBlock,
                     }
@@ -1228,6 +1210,38 @@ impl Task {
     }
 
     /// The UDP socket that carries SIP to `dest` (the first bound one of its family).
+    /// An ICMP error said `dest` is unreachable (UDP): its client transactions fail, its
+    /// flow's watchers hear of it.
+    fn on_unreachable(&mut self, now: Instant, dest: SocketAddr) {
+        let failed: Vec<TransactionId> = self
+            .client_txs
+            .iter()
+            .filter(|(_, c)| c.udp_dest == Some(dest))
+            .map(|(id, _)| *id)
+            .collect();
+        for tx in failed {
+            self.ep.handle_transport_error(now, tx);
+        }
+        signal_udp_flow(&mut self.udp_flows, dest, FlowSignal::Unreachable);
+    }
+
+    /// Sends a datagram now ([`icmp::send_to`]); the destinations of the earlier datagrams
+    /// whose ICMP errors it came across are handled as unreachable.
+    fn send_datagram(
+        &mut self,
+        sock: &UdpSocket,
+        payload: &[u8],
+        dest: SocketAddr,
+    ) -> io::Result<usize> {
+        let mut unreachable = Vec::new();
+        let result = icmp::send_to(sock, payload, dest, &mut unreachable);
+        let now = Instant::now();
+        for dest in unreachable {
+            self.on_unreachable(now, dest);
+        }
+        result
+    }
+
     fn udp_socket_for(&self, dest: SocketAddr) -> Option<Arc<UdpSocket>> {
         self.udp
             .iter()
@@ -1248,11 +1262,11 @@ impl Task {
         }
         match message.class {
             stun::Class::Request => {
-                if let Some(sock) = self.udp.get(&local) {
+                if let Some(sock) = self.udp.get(&local).cloned() {
                     let response =
                         stun::binding_success(message.transaction, source, message.fingerprint);
                     // Best effort: the peer retransmits.
-                    let _ = sock.try_send_to(&response, source);
+                    let _ = self.send_datagram(&sock, &response, source);
                 }
             }
             stun::Class::SuccessResponse | stun::Class::ErrorResponse => {
@@ -1282,11 +1296,16 @@ impl Task {
             }
             return;
         };
-        let result = match sock.try_send_to(&t.payload, t.target.addr) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                sock.send_to(&t.payload, t.target.addr).await
+        let result = loop {
+            match self.send_datagram(&sock, &t.payload, t.target.addr) {
+                // The socket buffer is full: wait for room.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Err(e) = sock.writable().await {
+                        break Err(e);
+                    }
+                }
+                r => break r,
             }
-            r => r,
         };
         if result.is_err()
             && let Some(tx) = t.transaction
