@@ -24,6 +24,8 @@ use crate::ports::Protocols;
 const POLL: Duration = Duration::from_millis(25);
 /// Lines of each log printed when a test fails.
 const TAIL_LINES: usize = 60;
+/// Lines of a SIP trace shown for a failed test (its last dozen messages or so).
+const TRACE_TAIL_LINES: usize = 200;
 
 /// What went wrong with a peer.
 #[derive(Debug, thiserror::Error)]
@@ -190,8 +192,14 @@ impl Drop for WorkDir {
             );
             if failed {
                 for log in files_matching(&self.path, r"\.(log|out)$") {
-                    eprintln!("----- {} (last {TAIL_LINES} lines)", log.display());
-                    eprintln!("{}", tail(&log, TAIL_LINES));
+                    // A SIP trace's last messages (a dozen or so) say more than 60 lines.
+                    let lines = if log.ends_with("sip-trace.log") {
+                        TRACE_TAIL_LINES
+                    } else {
+                        TAIL_LINES
+                    };
+                    eprintln!("----- {} (last {lines} lines)", log.display());
+                    eprintln!("{}", tail(&log, lines));
                 }
             }
         } else {

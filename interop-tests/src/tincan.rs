@@ -118,7 +118,12 @@ impl TincanProcess {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        // Every SIP message of the run, for the failure report (`sip-trace.log` in the kept
+        // scratch dir, its tail printed with the other logs).
+        let trace = self.path("sip-trace.log");
         let mut builder = Peer::builder(&self.name, crate::tincan_binary())
+            .arg("--sip-trace")
+            .arg(trace)
             .args(args)
             .env("RUST_BACKTRACE", "1")
             .lifetime(self.lifetime)

@@ -243,3 +243,86 @@ async fn shutdown_waits_only_for_wanted_requests() {
         started.elapsed()
     );
 }
+
+/// A traced driver sees each SIP message it sends and receives once, with its transport,
+/// peer and bytes (UDP and TCP); the answering driver's own trace mirrors it.
+#[tokio::test]
+async fn the_trace_sees_every_message_both_ways() {
+    use std::sync::{Arc, Mutex};
+    use tincan_sip::driver::{Direction, Tracer};
+
+    type Seen = Arc<Mutex<Vec<(Direction, Transport, SocketAddr, String)>>>;
+    fn traced(seen: &Seen) -> DriverConfig {
+        let mut c = config("127.0.0.1", None);
+        let seen = seen.clone();
+        c.trace = Some(Tracer::new(move |r| {
+            let first_line = String::from_utf8_lossy(r.payload)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            seen.lock()
+                .unwrap()
+                .push((r.direction, r.transport, r.remote, first_line));
+        }));
+        c
+    }
+    let (a_seen, b_seen) = (Seen::default(), Seen::default());
+    let (b, b_in) = Driver::start(traced(&b_seen)).await.unwrap();
+    let answering = answer_all(b_in);
+    let (a, _a_in) = Driver::start(traced(&a_seen)).await.unwrap();
+    for transport in [Transport::Udp, Transport::Tcp] {
+        let b_addr = b.local_address(transport).unwrap();
+        let mut tx = a
+            .request(
+                request(Method::Options, b_addr, &a),
+                Target::new(transport, b_addr),
+            )
+            .await
+            .unwrap();
+        let resp = tokio::time::timeout(Duration::from_secs(5), tx.final_response())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(resp.status(), Some(200));
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+    answering.await.unwrap();
+
+    let a_seen = a_seen.lock().unwrap().clone();
+    let summary: Vec<_> = a_seen
+        .iter()
+        .map(|(d, t, _, line)| (*d, *t, line.split(' ').next().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (Direction::Sent, Transport::Udp, "OPTIONS".to_owned()),
+            (Direction::Received, Transport::Udp, "SIP/2.0".to_owned()),
+            (Direction::Sent, Transport::Tcp, "OPTIONS".to_owned()),
+            (Direction::Received, Transport::Tcp, "SIP/2.0".to_owned()),
+        ],
+        "{a_seen:?}"
+    );
+    assert_eq!(a_seen[0].2, b.local_address(Transport::Udp).unwrap());
+    assert_eq!(a_seen[2].2, b.local_address(Transport::Tcp).unwrap());
+    assert!(a_seen[1].3.starts_with("SIP/2.0 200"), "{a_seen:?}");
+    // b received what a sent and sent what a received
+    let b_seen = b_seen.lock().unwrap().clone();
+    let b_summary: Vec<_> = b_seen
+        .iter()
+        .map(|(d, t, _, l)| (*d, *t, l.clone()))
+        .collect();
+    let mirrored: Vec<_> = a_seen
+        .iter()
+        .map(|(d, t, _, l)| {
+            let d = match d {
+                Direction::Sent => Direction::Received,
+                Direction::Received => Direction::Sent,
+            };
+            (d, *t, l.clone())
+        })
+        .collect();
+    assert_eq!(b_summary, mirrored);
+}

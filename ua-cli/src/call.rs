@@ -84,6 +84,9 @@ pub struct PhoneConfig {
     /// Linphone's `nortp_timeout`): the peer is gone, e.g. its BYE could not reach us through a
     /// dead proxy. `None`: only warn.
     pub rtp_timeout_hangup: Option<Duration>,
+    /// Sees every SIP message the phone sends or receives ([`crate::trace::to_path`] writes
+    /// them to a file); `None` traces nothing.
+    pub sip_trace: Option<tincan_sip::driver::Tracer>,
 }
 
 impl Default for PhoneConfig {
@@ -102,6 +105,7 @@ impl Default for PhoneConfig {
             media_ports: PortRange::Any,
             telephone_event: true,
             rtp_timeout_hangup: Some(Duration::from_secs(30)),
+            sip_trace: None,
         }
     }
 }
@@ -495,6 +499,7 @@ impl Phone {
         if config.bind.port() != 0 {
             dc.tcp = vec![config.bind];
         }
+        dc.trace = config.sip_trace.clone();
         let (sip, incoming) = Driver::start(dc).await?;
         let dns = match config.dns_server {
             Some(server) => HickoryBackend::with_server(server),

@@ -8,3 +8,4 @@ pub mod config;
 pub mod account;
 pub mod call;
 pub mod demo;
+pub mod trace;

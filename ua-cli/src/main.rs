@@ -15,6 +15,11 @@ struct Cli {
     /// or ~/.config/tincan/config.toml).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// Append every SIP message sent or received to FILE (`-`: standard error), each with a
+    /// time stamp, the transport and both addresses (call, listen, register, ping, resolve,
+    /// demo --audio).
+    #[arg(long, global = true, value_name = "FILE")]
+    sip_trace: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,6 +66,15 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(path) = &cli.sip_trace
+        && let Err(e) = cmd::set_sip_trace(path)
+    {
+        eprintln!(
+            "tincan: cannot write the SIP trace to {}: {e}",
+            path.display()
+        );
+        return ExitCode::from(2);
+    }
     match cli.command {
         Command::Parse(args) => cmd::parse::run(&args),
         Command::Ping(args) => cmd::ping::run(&args, cli.config.as_deref()),

@@ -30,6 +30,7 @@
 mod icmp;
 mod stream;
 pub mod tls;
+mod trace;
 
 use std::collections::HashMap;
 use std::io;
@@ -48,6 +49,7 @@ use crate::transaction::TransactionId;
 use crate::transport::{ConnectionId, Received, Target, Transmit, Transport};
 
 pub use tls::{TlsError, TlsSettings};
+pub use trace::{Direction, TraceRecord, Tracer};
 
 /// How the driver binds and behaves.
 #[derive(Debug, Clone)]
@@ -74,6 +76,8 @@ pub struct DriverConfig {
     /// capped by the system's `net.core.rmem_max` / `wmem_max`); `None` keeps the system's
     /// default. A larger buffer rides out bursts under load instead of dropping datagrams.
     pub udp_buffer_size: Option<usize>,
+    /// Sees every SIP message sent or received (a SIP trace); `None` traces nothing.
+    pub trace: Option<Tracer>,
 }
 
 impl DriverConfig {
@@ -90,6 +94,7 @@ impl DriverConfig {
             shutdown_grace: Duration::from_secs(4),
             seed: None,
             udp_buffer_size: None,
+            trace: None,
         }
     }
 }
@@ -939,16 +944,25 @@ impl Task {
                 local,
                 source,
                 payload,
-            } => self.ep.handle_received(
-                now,
-                Received {
-                    transport: Transport::Udp,
+            } => {
+                self.trace(
+                    Direction::Received,
+                    Transport::Udp,
+                    Some(local),
                     source,
-                    local,
-                    connection: None,
-                    payload,
-                },
-            ),
+                    &payload,
+                );
+                self.ep.handle_received(
+                    now,
+                    Received {
+                        transport: Transport::Udp,
+                        source,
+                        local,
+                        connection: None,
+                        payload,
+                    },
+                );
+            }
             NetEvent::Stream(id, ev) => match ev {
                 stream::StreamEvent::Message(payload) => {
                     let Some(c) = self.conns.get_mut(&id) else {
@@ -967,6 +981,13 @@ impl Task {
                         connection: Some(id),
                         payload,
                     };
+                    self.trace(
+                        Direction::Received,
+                        received.transport,
+                        Some(received.local),
+                        received.source,
+                        &received.payload,
+                    );
                     self.ep.handle_received(now, received);
                 }
                 stream::StreamEvent::Ping => {
@@ -1210,6 +1231,31 @@ impl Task {
     }
 
     /// The UDP socket that carries SIP to `dest` (the first bound one of its family).
+    /// Hands a SIP message to the configured [`Tracer`], if any (not keep-alives: a payload
+    /// of line ends only).
+    fn trace(
+        &self,
+        direction: Direction,
+        transport: Transport,
+        local: Option<SocketAddr>,
+        remote: SocketAddr,
+        payload: &[u8],
+    ) {
+        let Some(tracer) = &self.config.trace else {
+            return;
+        };
+        if payload.iter().all(|&b| b == b'\r' || b == b'\n') {
+            return;
+        }
+        tracer.record(&TraceRecord {
+            direction,
+            transport,
+            local,
+            remote,
+            payload,
+        });
+    }
+
     /// An ICMP error said `dest` is unreachable (UDP): its client transactions fail, its
     /// flow's watchers hear of it.
     fn on_unreachable(&mut self, now: Instant, dest: SocketAddr) {
@@ -1307,10 +1353,24 @@ impl Task {
                 r => break r,
             }
         };
-        if result.is_err()
-            && let Some(tx) = t.transaction
-        {
-            self.ep.handle_transport_error(Instant::now(), tx);
+        match result {
+            Ok(_) => {
+                if self.config.trace.is_some() {
+                    let local = sock.local_addr().ok();
+                    self.trace(
+                        Direction::Sent,
+                        Transport::Udp,
+                        local,
+                        t.target.addr,
+                        &t.payload,
+                    );
+                }
+            }
+            Err(_) => {
+                if let Some(tx) = t.transaction {
+                    self.ep.handle_transport_error(Instant::now(), tx);
+                }
+            }
         }
     }
 
@@ -1321,6 +1381,8 @@ impl Task {
             if let Some(c) = self.conns.get_mut(&id) {
                 c.last_used = Instant::now();
                 if c.writer.try_send(t.payload.clone()).is_ok() {
+                    let (transport, peer) = (c.transport, c.peer);
+                    self.trace(Direction::Sent, transport, None, peer, &t.payload);
                     return;
                 }
             }

@@ -164,6 +164,7 @@ async fn echo(args: &Args) -> ExitCode {
         user: user.into(),
         codecs: vec![CodecKind::Opus],
         srtp: SrtpPolicy::Required,
+        sip_trace: super::sip_trace(),
         ..PhoneConfig::default()
     };
     let (alice, mut bob) = match (

@@ -8,6 +8,21 @@ pub mod ping;
 pub mod register;
 pub mod resolve;
 
+/// The tracer of `--sip-trace`, once set.
+static SIP_TRACE: std::sync::OnceLock<tincan_sip::driver::Tracer> = std::sync::OnceLock::new();
+
+/// Opens the `--sip-trace` file (`-`: standard error) for the drivers this process starts.
+pub fn set_sip_trace(path: &std::path::Path) -> std::io::Result<()> {
+    let tracer = tincan::trace::to_path(path)?;
+    let _ = SIP_TRACE.set(tracer);
+    Ok(())
+}
+
+/// The tracer of `--sip-trace`, if given.
+pub fn sip_trace() -> Option<tincan_sip::driver::Tracer> {
+    SIP_TRACE.get().cloned()
+}
+
 /// What every network command starts with: the config file (named by `--config`, or the
 /// default one) and a single-threaded tokio runtime. On failure the error is printed with the
 /// command's name and the usage exit status (2) is returned.
@@ -92,6 +107,7 @@ pub async fn start_driver(
 > {
     use tincan_sip::driver::{Driver, DriverConfig};
     let mut dc = DriverConfig::udp(bind);
+    dc.trace = sip_trace();
     if tcp {
         dc.tcp = vec![bind];
     }

@@ -131,6 +131,7 @@ async fn ping(args: &Args, config_dns: Option<SocketAddr>) -> ExitCode {
     }
     config.tls = tls;
     config.shutdown_grace = Duration::from_millis(100);
+    config.trace = super::sip_trace();
     let (handle, _incoming) = match Driver::start(config).await {
         Ok(x) => x,
         Err(e) => {

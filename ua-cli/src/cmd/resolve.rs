@@ -385,6 +385,7 @@ async fn start_driver(
         }
         dc.tls = tls.clone();
         dc.shutdown_grace = Duration::from_millis(100);
+        dc.trace = super::sip_trace();
         match Driver::start(dc).await {
             Ok((handle, _incoming)) => return Ok(handle),
             Err(e) => last_err = Some(e),
