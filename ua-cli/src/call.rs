@@ -883,6 +883,15 @@ impl CallTask {
             .shared
             .dispatch
             .send(Dispatch::Unregister(self.session.call_id().to_owned()));
+        // Requests that reached the call after it ended are answered, not dropped: the
+        // peer's BYE that crossed ours (both hung up at once) would otherwise be retransmitted
+        // until its Timer F. From now on the dispatcher answers them itself.
+        input.close();
+        while let Some(msg) = input.recv().await {
+            if let CallInput::Request(req) = msg {
+                answer_after_end(req).await;
+            }
+        }
     }
 
     async fn on_input(&mut self, msg: CallInput) {
@@ -1567,6 +1576,18 @@ fn mark_ok(shared: &Shared, key: TargetKey) {
 }
 
 /// Routes incoming requests to their calls; new INVITEs become [`IncomingCall`]s.
+/// Answers a request for a call that has ended: a BYE (one that crossed ours, both sides
+/// hanging up at once) with 200, since the dialog it ends is gone either way; anything else
+/// with 481 (RFC 3261 §12.2.2).
+async fn answer_after_end(req: ServerRequest) {
+    let status = if req.request.method() == Some(&Method::Bye) {
+        200
+    } else {
+        481
+    };
+    let _ = req.respond(response_to(&req.request, status, None)).await;
+}
+
 async fn dispatch_loop(
     shared: Shared,
     mut incoming: Incoming,
@@ -1597,11 +1618,23 @@ async fn dispatch_loop(
                             .map(|c| c.as_str().to_owned())
                             .unwrap_or_default();
                         if let Some(call) = calls.get(&call_id) {
-                            if req.request.method() == Some(&Method::Invite) {
-                                // A re-INVITE: its ACK timeout (§14.2) ends this call too.
-                                invites.insert(req.transaction, call_id);
+                            let transaction = req.transaction;
+                            let invite = req.request.method() == Some(&Method::Invite);
+                            match call.send(CallInput::Request(req)) {
+                                Ok(()) => {
+                                    if invite {
+                                        // A re-INVITE: its ACK timeout (§14.2) ends this call too.
+                                        invites.insert(transaction, call_id);
+                                    }
+                                }
+                                Err(mpsc::error::SendError(input)) => {
+                                    // The call has just ended (its Unregister is on its way).
+                                    calls.remove(&call_id);
+                                    if let CallInput::Request(req) = input {
+                                        answer_after_end(req).await;
+                                    }
+                                }
                             }
-                            let _ = call.send(CallInput::Request(req));
                             continue;
                         }
                         let method = req.request.method().cloned();

@@ -343,3 +343,37 @@ async fn late_offer_is_answered_in_the_ack() {
     alice.shutdown().await;
     bob.shutdown().await;
 }
+
+/// BYE glare: both sides hang up at the same moment, so each BYE crosses the other's. Both
+/// calls end `local_hangup` at once, each BYE gets its answer (200, or 481 for a dialog the
+/// other side already ended) instead of waiting out Timer F, and both phones shut down well
+/// within their grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_sides_hang_up_at_once() {
+    for round in 0..5 {
+        let (alice, bob, mut caller, mut callee) = connect(true).await;
+        caller.hangup();
+        callee.hangup();
+        for (call, who) in [(&mut caller, "caller"), (&mut callee, "callee")] {
+            let ev = wait_for(call, "end", |e| matches!(e, CallEvent::Ended { .. })).await;
+            assert!(
+                matches!(&ev, CallEvent::Ended { reason, answered: true, .. } if reason == "local_hangup"),
+                "round {round}, {who}: {ev:?}"
+            );
+        }
+        let started = std::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            alice.shutdown().await;
+            bob.shutdown().await;
+        })
+        .await
+        .unwrap_or_else(|_| panic!("round {round}: the phones did not shut down"));
+        // Each BYE was answered: no transaction was left for the shutdown to wait out (its
+        // grace is 4 s; Timer F would be 32 s).
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "round {round}: shutdown took {:?}",
+            started.elapsed()
+        );
+    }
+}
