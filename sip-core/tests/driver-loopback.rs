@@ -326,3 +326,79 @@ async fn the_trace_sees_every_message_both_ways() {
         .collect();
     assert_eq!(b_summary, mirrored);
 }
+
+/// A free port on both 0.0.0.0 and [::] for UDP and TCP (best effort: checked by binding).
+fn free_dual_stack_port() -> u16 {
+    for _ in 0..100 {
+        let port = std::net::UdpSocket::bind("0.0.0.0:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // One at a time: a dual-stack [::] socket would collide with a 0.0.0.0 one.
+        let free = std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
+            && std::net::UdpSocket::bind(("::", port)).is_ok()
+            && std::net::TcpListener::bind(("::", port)).is_ok();
+        if free {
+            return port;
+        }
+    }
+    panic!("no port free on both families")
+}
+
+/// `0.0.0.0:P` and `[::]:P` in one driver (UDP and TCP): the IPv6 sockets are IPv6-only, so
+/// both families listen on the same port (a `tincan listen` on 5060), and each answers.
+#[tokio::test]
+async fn ipv4_and_ipv6_on_the_same_port() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("SKIP: no IPv6 loopback on this machine");
+        return;
+    }
+    let port = free_dual_stack_port();
+    let v4: SocketAddr = format!("0.0.0.0:{port}").parse().unwrap();
+    let v6: SocketAddr = format!("[::]:{port}").parse().unwrap();
+    let mut c = DriverConfig::udp(v4);
+    c.udp.push(v6);
+    c.tcp = vec![v4, v6];
+    let (b, b_in) = Driver::start(c).await.expect("both families on one port");
+    let answering = answer_all(b_in);
+    for (ip, transport) in [
+        ("127.0.0.1", Transport::Udp),
+        ("[::1]", Transport::Udp),
+        ("127.0.0.1", Transport::Tcp),
+        ("[::1]", Transport::Tcp),
+    ] {
+        let (a, _a_in) = Driver::start(config(ip, None)).await.unwrap();
+        let to: SocketAddr = format!("{ip}:{port}").parse().unwrap();
+        let mut tx = a
+            .request(request(Method::Options, to, &a), Target::new(transport, to))
+            .await
+            .unwrap();
+        let resp = tokio::time::timeout(Duration::from_secs(5), tx.final_response())
+            .await
+            .unwrap_or_else(|_| panic!("{transport} {to}: no answer"))
+            .unwrap();
+        assert_eq!(resp.status(), Some(200), "{transport} {to}");
+        a.shutdown().await;
+    }
+    b.shutdown().await;
+    answering.await.unwrap();
+}
+
+/// A start that fails on one of its addresses leaves none of the others bound: the caller can
+/// retry with fewer (the CLI retries without its IPv6 socket).
+#[tokio::test]
+async fn a_failed_start_leaves_no_socket_behind() {
+    let port = free_dual_stack_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut c = DriverConfig::udp(addr);
+    c.tcp = vec![addr, taken.local_addr().unwrap()];
+    assert!(Driver::start(c).await.is_err());
+    let mut c = DriverConfig::udp(addr);
+    c.tcp = vec![addr];
+    let (handle, _incoming) = Driver::start(c)
+        .await
+        .expect("the failed start released its sockets");
+    handle.shutdown().await;
+}

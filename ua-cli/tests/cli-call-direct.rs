@@ -19,6 +19,16 @@ fn tincan(dir: &std::path::Path) -> Command {
 /// `sip:bob@<its address><uri_params>` without `--bind`, and returns the caller's `answered`
 /// event.
 fn direct_call(name: &str, bind: &str, uri_params: &str) -> serde_json::Value {
+    direct_call_to(name, bind, None, uri_params)
+}
+
+/// [`direct_call`] to `call_address` (instead of the one the listener prints).
+fn direct_call_to(
+    name: &str,
+    bind: &str,
+    call_address: Option<&str>,
+    uri_params: &str,
+) -> serde_json::Value {
     let dir = std::env::temp_dir().join(format!("tincan-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut listener = tincan(&dir)
@@ -46,7 +56,10 @@ fn direct_call(name: &str, bind: &str, uri_params: &str) -> serde_json::Value {
         .filter_map(|l| serde_json::from_str(&l).ok())
         .find(|v: &serde_json::Value| v["event"] == "listening")
         .expect("a listening event");
-    let address = listening["address"].as_str().unwrap().to_owned();
+    let address = call_address.map_or_else(
+        || listening["address"].as_str().unwrap().to_owned(),
+        str::to_owned,
+    );
 
     let out = tincan(&dir)
         .args([
@@ -84,6 +97,45 @@ fn to_an_ipv6_peer_without_bind() {
         return;
     }
     let answered = direct_call("call-ipv6", "[::1]:0", "");
+    assert!(
+        answered["remote_rtp"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("[::1]:"),
+        "{answered}"
+    );
+}
+
+/// `listen --bind 0.0.0.0:P` listens on `[::]:P` too (the IPv6 socket is IPv6-only so that
+/// both can have the port): a caller that found the listener's IPv6 address (AAAA) reaches it
+/// on the same port, as pjsua and baresip listen on 5060 in both families.
+#[test]
+fn a_listener_on_an_ipv4_wildcard_answers_on_the_same_port_over_ipv6() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("\n!!!!!! SKIP: no IPv6 loopback on this machine !!!!!!\n");
+        return;
+    }
+    // A port free in both families (each bound alone: [::] would also take the IPv4 port).
+    let port = (0..100)
+        .map(|_| {
+            std::net::UdpSocket::bind("0.0.0.0:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        })
+        .find(|&p| {
+            std::net::TcpListener::bind(("0.0.0.0", p)).is_ok()
+                && std::net::UdpSocket::bind(("::", p)).is_ok()
+                && std::net::TcpListener::bind(("::", p)).is_ok()
+        })
+        .expect("a port free in both families");
+    let answered = direct_call_to(
+        "call-v4-listener-over-v6",
+        &format!("0.0.0.0:{port}"),
+        Some(&format!("[::1]:{port}")),
+        "",
+    );
     assert!(
         answered["remote_rtp"]
             .as_str()

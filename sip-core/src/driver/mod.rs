@@ -27,6 +27,7 @@
 //! ```
 #![allow(clippy::disallowed_methods)] // The driver is where the clock is read.
 
+mod bind;
 mod icmp;
 mod stream;
 pub mod tls;
@@ -39,7 +40,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::endpoint::{Endpoint, EndpointConfig, Event, SendError, Source};
@@ -634,8 +635,10 @@ impl Driver {
         let (net_tx, net_rx) = mpsc::channel::<NetEvent>(4096);
         let mut local = Vec::new();
         let mut udp = HashMap::new();
+        // IPv6 sockets next to IPv4 ones are IPv6-only, so that both can have the same port.
+        let udp_v6_only = config.udp.iter().any(SocketAddr::is_ipv4);
         for addr in &config.udp {
-            let sock = UdpSocket::bind(addr)
+            let sock = bind::udp(*addr, udp_v6_only)
                 .await
                 .map_err(|source| DriverError::Bind {
                     transport: Transport::Udp,
@@ -653,17 +656,20 @@ impl Driver {
             }
             let sock = Arc::new(sock);
             local.push((Transport::Udp, bound));
-            udp.insert(bound, sock.clone());
-            tokio::spawn(udp_reader(sock, bound, net_tx.clone()));
+            udp.insert(bound, sock);
         }
         let mut next_conn = Arc::new(std::sync::atomic::AtomicU64::new(1));
+        // Every socket is bound before any task starts: a bind that fails leaves nothing
+        // behind (a caller may retry with other addresses, e.g. the same IPv4 port alone).
+        let mut listeners = Vec::new();
         for (transport, addrs) in [
             (Transport::Tcp, &config.tcp),
             (Transport::Tls, &config.tls_listen),
         ] {
+            let v6_only = addrs.iter().any(SocketAddr::is_ipv4);
             for addr in addrs {
                 let listener =
-                    TcpListener::bind(addr)
+                    bind::tcp(*addr, v6_only)
                         .await
                         .map_err(|source| DriverError::Bind {
                             transport,
@@ -676,17 +682,23 @@ impl Driver {
                     source,
                 })?;
                 local.push((transport, bound));
-                let acceptor = (transport == Transport::Tls).then(|| {
-                    tokio_rustls::TlsAcceptor::from(server_tls.clone().expect("checked above"))
-                });
-                tokio::spawn(stream::accept_loop(
-                    listener,
-                    transport,
-                    acceptor,
-                    net_tx.clone(),
-                    Arc::clone(&next_conn),
-                ));
+                listeners.push((transport, listener));
             }
+        }
+        for (&bound, sock) in &udp {
+            tokio::spawn(udp_reader(sock.clone(), bound, net_tx.clone()));
+        }
+        for (transport, listener) in listeners {
+            let acceptor = (transport == Transport::Tls).then(|| {
+                tokio_rustls::TlsAcceptor::from(server_tls.clone().expect("checked above"))
+            });
+            tokio::spawn(stream::accept_loop(
+                listener,
+                transport,
+                acceptor,
+                net_tx.clone(),
+                Arc::clone(&next_conn),
+            ));
         }
         let seed = config.seed.unwrap_or_else(crate::rng::os_seed);
         let mut endpoint = Endpoint::new(

@@ -96,8 +96,9 @@ pub fn apply_keepalives(
 }
 
 /// Starts the SIP driver on `bind` (UDP; TCP too when `tcp`), with a second, IPv6 socket when
-/// `bind` is IPv4, so that IPv6 registrars and peers work too (best effort: without IPv6 on
-/// the machine, the IPv4 socket alone).
+/// `bind` is IPv4, so that IPv6 registrars and peers work too: on `bind`'s port (a `listen`
+/// on 5060 is on `[::]:5060` too), else on any port when that one is taken, else (no IPv6 on
+/// the machine) the IPv4 socket alone.
 pub async fn start_driver(
     bind: std::net::SocketAddr,
     tcp: bool,
@@ -112,16 +113,22 @@ pub async fn start_driver(
         dc.tcp = vec![bind];
     }
     if bind.is_ipv4() {
-        let v6 = std::net::SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), 0);
-        dc.udp.push(v6);
-        if tcp {
-            dc.tcp.push(v6);
+        let ports = if bind.port() == 0 {
+            vec![0]
+        } else {
+            vec![bind.port(), 0]
+        };
+        for port in ports {
+            let v6 = std::net::SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), port);
+            let mut both = dc.clone();
+            both.udp.push(v6);
+            if tcp {
+                both.tcp.push(v6);
+            }
+            if let Ok(started) = Driver::start(both).await {
+                return Ok(started);
+            }
         }
-        if let Ok(started) = Driver::start(dc.clone()).await {
-            return Ok(started);
-        }
-        dc.udp.truncate(1);
-        dc.tcp.truncate(1);
     }
     Driver::start(dc).await
 }
