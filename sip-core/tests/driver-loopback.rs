@@ -59,6 +59,19 @@ fn request(method: Method, to: SocketAddr, handle: &Handle) -> tincan_sip::messa
         .build()
 }
 
+/// Sends OPTIONS from `a` to `target` and returns the final status (panics after 5 s).
+async fn options_status(a: &Handle, target: Target) -> u16 {
+    let mut tx = a
+        .request(request(Method::Options, target.addr, a), target.clone())
+        .await
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), tx.final_response())
+        .await
+        .unwrap_or_else(|_| panic!("{} {}: no answer", target.transport, target.addr))
+        .unwrap();
+    resp.status().unwrap()
+}
+
 async fn exchange(
     transport: Transport,
     ip: &str,
@@ -73,15 +86,7 @@ async fn exchange(
     if transport == Transport::Tls {
         target.server_name = Some("localhost".into());
     }
-    let mut tx = a
-        .request(request(Method::Options, b_addr, &a), target.clone())
-        .await
-        .unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(5), tx.final_response())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(resp.status(), Some(200));
+    assert_eq!(options_status(&a, target.clone()).await, 200);
 
     let invite = request(Method::Invite, b_addr, &a);
     let mut tx = a.request(invite.clone(), target.clone()).await.unwrap();
@@ -273,18 +278,10 @@ async fn the_trace_sees_every_message_both_ways() {
     let (a, _a_in) = Driver::start(traced(&a_seen)).await.unwrap();
     for transport in [Transport::Udp, Transport::Tcp] {
         let b_addr = b.local_address(transport).unwrap();
-        let mut tx = a
-            .request(
-                request(Method::Options, b_addr, &a),
-                Target::new(transport, b_addr),
-            )
-            .await
-            .unwrap();
-        let resp = tokio::time::timeout(Duration::from_secs(5), tx.final_response())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(resp.status(), Some(200));
+        assert_eq!(
+            options_status(&a, Target::new(transport, b_addr)).await,
+            200
+        );
     }
     a.shutdown().await;
     b.shutdown().await;
@@ -370,15 +367,8 @@ async fn ipv4_and_ipv6_on_the_same_port() {
     ] {
         let (a, _a_in) = Driver::start(config(ip, None)).await.unwrap();
         let to: SocketAddr = format!("{ip}:{port}").parse().unwrap();
-        let mut tx = a
-            .request(request(Method::Options, to, &a), Target::new(transport, to))
-            .await
-            .unwrap();
-        let resp = tokio::time::timeout(Duration::from_secs(5), tx.final_response())
-            .await
-            .unwrap_or_else(|_| panic!("{transport} {to}: no answer"))
-            .unwrap();
-        assert_eq!(resp.status(), Some(200), "{transport} {to}");
+        let status = options_status(&a, Target::new(transport, to)).await;
+        assert_eq!(status, 200, "{transport} {to}");
         a.shutdown().await;
     }
     b.shutdown().await;
