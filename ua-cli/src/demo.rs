@@ -24,6 +24,8 @@ pub struct DemoConfig {
     pub codec: CodecKind,
     /// SRTP policy of both phones.
     pub srtp: SrtpPolicy,
+    /// Sees every SIP message of both phones (`tincan --sip-trace FILE demo`).
+    pub sip_trace: Option<tincan_sip::driver::Tracer>,
 }
 
 impl Default for DemoConfig {
@@ -32,6 +34,7 @@ impl Default for DemoConfig {
             seconds: 5.0,
             codec: CodecKind::Opus,
             srtp: SrtpPolicy::Required,
+            sip_trace: None,
         }
     }
 }
@@ -265,6 +268,7 @@ pub async fn run_demo(
         user: user.into(),
         codecs: vec![config.codec],
         srtp: config.srtp,
+        sip_trace: config.sip_trace.clone(),
         ..PhoneConfig::default()
     };
     let caller = Phone::start(phone_config("alice")).await?;

@@ -17,7 +17,7 @@ struct Cli {
     config: Option<PathBuf>,
     /// Append every SIP message sent or received to FILE (`-`: standard error), each with a
     /// time stamp, the transport and both addresses (call, listen, register, ping, resolve,
-    /// demo --audio).
+    /// demo).
     #[arg(long, global = true, value_name = "FILE")]
     sip_trace: Option<PathBuf>,
     #[command(subcommand)]

@@ -95,3 +95,43 @@ fn an_unwritable_trace_file_is_a_usage_error() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The demo's two phones share the trace: every message is there twice, sent by one and
+/// received by the other (INVITE, its 100/180/200, ACK, BYE and its 200).
+#[test]
+fn the_demo_traces_both_phones() {
+    let dir = std::env::temp_dir().join(format!("tincan-sip-trace-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("trace.log");
+    let _ = std::fs::remove_file(&trace);
+    let out = tincan(&dir)
+        .arg("--sip-trace")
+        .arg(&trace)
+        .args(["demo", "--json", "--seconds", "1"])
+        .output()
+        .expect("tincan demo runs");
+    assert!(out.status.success(), "{out:?}");
+    let text = std::fs::read_to_string(&trace).expect("the trace file");
+    // (direction, first line of the message)
+    let mut messages = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.ends_with(" bytes)") {
+            let direction = line.split(' ').nth(1).unwrap_or_default().to_owned();
+            messages.push((direction, lines.next().unwrap_or_default().to_owned()));
+        }
+    }
+    for start in ["INVITE sip:", "ACK sip:", "BYE sip:", "SIP/2.0 200 OK"] {
+        for direction in ["sent", "received"] {
+            assert!(
+                messages
+                    .iter()
+                    .any(|(d, l)| d == direction && l.starts_with(start)),
+                "no {direction} {start}:\n{text}"
+            );
+        }
+    }
+    let sent = messages.iter().filter(|(d, _)| d == "sent").count();
+    assert_eq!(sent * 2, messages.len(), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -45,6 +45,7 @@ pub fn run(args: &Args) -> ExitCode {
     let json = args.json;
     let config = DemoConfig {
         seconds: args.seconds.clamp(1.0, 600.0),
+        sip_trace: super::sip_trace(),
         ..DemoConfig::default()
     };
     if !json {
