@@ -553,6 +553,11 @@ impl Phone {
         self.shared.ctx.sip.local_address(Transport::Udp)
     }
 
+    /// Every address the phone listens on, with its transport (UDP, TCP; IPv4 and IPv6).
+    pub fn local_addresses(&self) -> Vec<(Transport, SocketAddr)> {
+        self.shared.ctx.sip.local_addresses().to_vec()
+    }
+
     /// The next incoming call; `None` when the phone stopped.
     pub async fn next_incoming(&mut self) -> Option<IncomingCall> {
         self.incoming.recv().await

@@ -19,16 +19,17 @@ fn tincan(dir: &std::path::Path) -> Command {
 /// `sip:bob@<its address><uri_params>` without `--bind`, and returns the caller's `answered`
 /// event.
 fn direct_call(name: &str, bind: &str, uri_params: &str) -> serde_json::Value {
-    direct_call_to(name, bind, None, uri_params)
+    direct_call_to(name, bind, None, uri_params).1
 }
 
-/// [`direct_call`] to `call_address` (instead of the one the listener prints).
+/// [`direct_call`] to `call_address` (instead of the one the listener prints); returns the
+/// listener's `listening` event too.
 fn direct_call_to(
     name: &str,
     bind: &str,
     call_address: Option<&str>,
     uri_params: &str,
-) -> serde_json::Value {
+) -> (serde_json::Value, serde_json::Value) {
     let dir = std::env::temp_dir().join(format!("tincan-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut listener = tincan(&dir)
@@ -83,11 +84,12 @@ fn direct_call_to(
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    stdout
+    let answered = stdout
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .find(|v: &serde_json::Value| v["event"] == "answered")
-        .unwrap_or_else(|| panic!("no answered event:\n{stdout}"))
+        .unwrap_or_else(|| panic!("no answered event:\n{stdout}"));
+    (listening, answered)
 }
 
 #[test]
@@ -134,13 +136,20 @@ fn a_listener_on_an_ipv4_wildcard_answers_on_the_same_port_over_ipv6() {
                 && std::net::TcpListener::bind(("::", p)).is_ok()
         })
         .expect("a port free in both families");
-    let answered = direct_call_to(
+    let (listening, answered) = direct_call_to(
         "call-v4-listener-over-v6",
         &format!("0.0.0.0:{port}"),
         Some(&format!("[::1]:{port}")),
         "",
     );
     assert_media_over_ipv6(&answered);
+    let addresses = &listening["addresses"];
+    for a in [format!("udp:0.0.0.0:{port}"), format!("udp:[::]:{port}")] {
+        assert!(
+            addresses.as_array().unwrap().iter().any(|x| *x == *a),
+            "{listening}"
+        );
+    }
 }
 
 #[test]

@@ -509,13 +509,24 @@ async fn listen(args: &ListenArgs, config: Config) -> ExitCode {
         Err(code) => return code,
     };
     let addr = setup.phone.local_address();
+    // Every socket, e.g. udp:0.0.0.0:5060 and udp:[::]:5060 (both families on the port).
+    let all: Vec<String> = setup
+        .phone
+        .local_addresses()
+        .iter()
+        .map(|(t, a)| format!("{}:{a}", t.as_str()))
+        .collect();
     if args.common.json {
         println!(
             "{}",
-            serde_json::json!({"event": "listening", "address": addr.map(|a| a.to_string())})
+            serde_json::json!({
+                "event": "listening",
+                "address": addr.map(|a| a.to_string()),
+                "addresses": all,
+            })
         );
-    } else if let Some(a) = addr {
-        println!("listening on udp:{a}");
+    } else if addr.is_some() {
+        println!("listening on {}", all.join(", "));
     }
     let mut taken = 0u32;
     let mut code = ExitCode::SUCCESS;
