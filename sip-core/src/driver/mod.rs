@@ -1242,7 +1242,6 @@ impl Task {
         }
     }
 
-    /// The UDP socket that carries SIP to `dest` (the first bound one of its family).
     /// Hands a SIP message to the configured [`Tracer`], if any (not keep-alives: a payload
     /// of line ends only).
     fn trace(
@@ -1300,6 +1299,7 @@ impl Task {
         result
     }
 
+    /// The UDP socket that carries SIP to `dest` (the first bound one of its family).
     fn udp_socket_for(&self, dest: SocketAddr) -> Option<Arc<UdpSocket>> {
         self.udp
             .iter()
