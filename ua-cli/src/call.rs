@@ -1580,7 +1580,6 @@ fn mark_ok(shared: &Shared, key: TargetKey) {
     lock(&shared.ctx.health).mark_ok(key);
 }
 
-/// Routes incoming requests to their calls; new INVITEs become [`IncomingCall`]s.
 /// Answers a request for a call that has ended: a BYE (one that crossed ours, both sides
 /// hanging up at once) with 200, since the dialog it ends is gone either way; anything else
 /// with 481 (RFC 3261 §12.2.2).
@@ -1593,6 +1592,7 @@ async fn answer_after_end(req: ServerRequest) {
     let _ = req.respond(response_to(&req.request, status, None)).await;
 }
 
+/// Routes incoming requests to their calls; new INVITEs become [`IncomingCall`]s.
 async fn dispatch_loop(
     shared: Shared,
     mut incoming: Incoming,
