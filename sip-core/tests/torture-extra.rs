@@ -379,8 +379,11 @@ fn inv2543_body_is_the_rest_of_the_datagram() -> Result<(), String> {
 
 fn contact_uri<'c>(
     contact: &'c tincan_sip::message::typed::Contact<'_>,
-) -> Option<&'c tincan_sip::message::SipUri<'c>> {
-    contact.address()?.uri.as_sip()
+) -> Option<tincan_sip::message::SipUri<'c>> {
+    match contact.address()?.uri().ok()? {
+        tincan_sip::message::Uri::Sip(u) => Some(u),
+        _ => None,
+    }
 }
 
 fn request_host_port(name: &str, host: &str, port: Option<u16>) -> Result<(), String> {

@@ -114,7 +114,8 @@ fn mpart01_body_is_framed_by_content_length() {
 fn escnull_keeps_the_whole_user() {
     let msg = Message::parse(Bytes::from(read("escnull"))).unwrap();
     let to = msg.to().unwrap().unwrap();
-    let user = to.uri.as_sip().unwrap().user_decoded().unwrap();
+    let uri = to.uri().unwrap();
+    let user = uri.as_sip().unwrap().user_decoded().unwrap();
     assert_eq!(&*user, b"null-\0-null");
     assert_eq!(msg.contacts().count(), 2);
 }

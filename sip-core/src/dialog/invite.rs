@@ -268,7 +268,7 @@ impl InviteSession {
         let next_hop = routes
             .first()
             .and_then(|r| NameAddr::parse_as(HeaderName::Route, r).ok())
-            .map(|r| r.uri.into_owned())
+            .and_then(|r| r.uri().ok().map(Uri::into_owned))
             .unwrap_or_else(|| request_uri.clone());
         let invite_seq = config.cseq;
         let mut outputs = VecDeque::new();
@@ -691,7 +691,7 @@ impl InviteSession {
             .routes()
             .next()
             .and_then(Result::ok)
-            .map(|r| r.0.uri.into_owned())
+            .and_then(|r| r.uri().ok().map(Uri::into_owned))
             .or_else(|| invite.uri().map(Uri::into_owned));
         let Some(next_hop) = next_hop else {
             return false;
@@ -1131,7 +1131,7 @@ mod tests {
             let routes: Vec<String> = r
                 .record_routes()
                 .filter_map(Result::ok)
-                .map(|rr| rr.0.uri.to_string())
+                .map(|rr| rr.0.uri_str().to_string())
                 .collect();
             assert_eq!(
                 routes,

@@ -114,18 +114,19 @@ fn call_id_and_seq(request: &Message) -> Result<(String, u32), DialogError> {
     Ok((call_id, seq))
 }
 
-/// The Record-Route values of a message, in message order.
+/// The Record-Route values of a message whose URIs parse, in message order.
 fn record_route(message: &Message) -> Vec<NameAddr<'static>> {
     message
         .record_routes()
         .filter_map(Result::ok)
+        .filter(|r| r.uri().is_ok())
         .map(|r| r.0.into_owned())
         .collect()
 }
 
 fn contact_uri(message: &Message) -> Option<Uri<'static>> {
     let contact = message.contacts().next()?.ok()?;
-    Some(contact.address()?.uri.clone().into_owned())
+    Some(contact.address()?.uri().ok()?.into_owned())
 }
 
 impl Dialog {
@@ -271,7 +272,7 @@ impl Dialog {
     pub fn next_hop(&self) -> Uri<'static> {
         self.route_set
             .first()
-            .map(|r| r.uri.clone())
+            .and_then(|r| r.uri().ok().map(Uri::into_owned))
             .unwrap_or_else(|| self.remote_target.clone())
     }
 
@@ -292,10 +293,10 @@ impl Dialog {
     }
 
     fn build(&self, method: Method, seq: u32) -> Message {
-        let loose = self
-            .route_set
-            .first()
-            .is_none_or(|r| r.uri.as_sip().is_some_and(|u| u.params.contains("lr")));
+        let loose = self.route_set.first().is_none_or(|r| {
+            r.uri()
+                .is_ok_and(|u| u.as_sip().is_some_and(|u| u.params.contains("lr")))
+        });
         let (request_uri, routes): (Uri<'static>, Vec<String>) = if loose {
             (
                 self.remote_target.clone(),
@@ -304,7 +305,9 @@ impl Dialog {
         } else {
             // Strict routing (§12.2.1.1): the first route becomes the Request-URI and the
             // remote target the last Route.
-            let mut first = self.route_set[0].uri.clone();
+            let mut first = self.route_set[0]
+                .uri()
+                .map_or_else(|_| self.remote_target.clone(), Uri::into_owned);
             if let Uri::Sip(u) = &mut first {
                 u.headers = None;
             }

@@ -78,18 +78,29 @@ fn validate_value(name: HeaderName, v: &str) -> Result<(), ParseError> {
     fn p<'a, T: Header<'a>>(v: &'a str) -> Result<(), ParseError> {
         T::parse(v).map(drop).map_err(ParseError::from)
     }
+    /// A name-addr header: its URI too (typed reads parse it only when asked).
+    fn na(name: HeaderName, v: &str) -> Result<(), ParseError> {
+        let a = typed::NameAddr::parse_as(name, v)?;
+        a.uri().map(drop).map_err(|_| {
+            ParseError::from(typed::HeaderError {
+                name: name.as_str(),
+                reason: "URI",
+            })
+        })
+    }
     match name {
         HeaderName::Via => p::<typed::Via<'_>>(v),
-        HeaderName::From => p::<typed::From<'_>>(v),
-        HeaderName::To => p::<typed::To<'_>>(v),
+        HeaderName::From => na(name, v),
+        HeaderName::To => na(name, v),
         HeaderName::CallId => p::<typed::CallId<'_>>(v),
         HeaderName::CSeq => p::<typed::CSeq>(v),
-        HeaderName::Contact => p::<typed::Contact<'_>>(v),
+        HeaderName::Contact if super::lex::trim_lws(v) == "*" => Ok(()),
+        HeaderName::Contact => na(name, v),
         HeaderName::MaxForwards => p::<typed::MaxForwards>(v),
-        HeaderName::Route => p::<typed::Route<'_>>(v),
-        HeaderName::RecordRoute => p::<typed::RecordRoute<'_>>(v),
-        HeaderName::Path => p::<typed::Path<'_>>(v),
-        HeaderName::ServiceRoute => p::<typed::ServiceRoute<'_>>(v),
+        HeaderName::Route => na(name, v),
+        HeaderName::RecordRoute => na(name, v),
+        HeaderName::Path => na(name, v),
+        HeaderName::ServiceRoute => na(name, v),
         HeaderName::ContentLength => p::<typed::ContentLength>(v),
         HeaderName::ContentType => p::<typed::ContentType<'_>>(v),
         HeaderName::Expires => p::<typed::Expires>(v),
@@ -107,8 +118,8 @@ fn validate_value(name: HeaderName, v: &str) -> Result<(), ParseError> {
         HeaderName::Event => p::<typed::Event<'_>>(v),
         HeaderName::AllowEvents => p::<typed::AllowEvents<'_>>(v),
         HeaderName::SubscriptionState => p::<typed::SubscriptionState<'_>>(v),
-        HeaderName::ReferTo => p::<typed::ReferTo<'_>>(v),
-        HeaderName::ReferredBy => p::<typed::ReferredBy<'_>>(v),
+        HeaderName::ReferTo => na(name, v),
+        HeaderName::ReferredBy => na(name, v),
         HeaderName::Replaces => p::<typed::Replaces<'_>>(v),
         HeaderName::SessionExpires => p::<typed::SessionExpires<'_>>(v),
         HeaderName::MinSe => p::<typed::MinSe<'_>>(v),
@@ -119,7 +130,7 @@ fn validate_value(name: HeaderName, v: &str) -> Result<(), ParseError> {
         HeaderName::Date => p::<typed::Date>(v),
         HeaderName::Accept => p::<typed::Accept<'_>>(v),
         HeaderName::ContentEncoding => p::<typed::ContentEncoding<'_>>(v),
-        HeaderName::ReplyTo => p::<typed::ReplyTo<'_>>(v),
+        HeaderName::ReplyTo => na(name, v),
         _ => Ok(()),
     }
 }
@@ -212,4 +223,43 @@ pub(crate) fn check(msg: &Message, config: &CheckConfig<'_>) -> Result<(), Parse
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(extra: &str, from: &str, to: &str, contact: &str) -> Vec<u8> {
+        format!(
+            "OPTIONS sip:bob@example.com SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\
+             From: {from};tag=1\r\nTo: {to}\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\n\
+             Contact: {contact}\r\n{extra}Content-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    /// Typed reads leave a name-addr's URI unparsed; the check still parses every one.
+    #[test]
+    fn every_name_addr_uri_is_checked() {
+        let good = "<sip:a@example.com>";
+        let bad = "<sip:@example.com>";
+        assert_eq!(verdict(&request("", good, good, good)), Verdict::Accept);
+        assert_eq!(verdict(&request("", good, good, "*")), Verdict::Accept);
+        for msg in [
+            request("", bad, good, good),
+            request("", good, bad, good),
+            request("", good, good, bad),
+            request("", "sip:a@b c", good, good),
+            request("Route: <sip:p1;lr>, <sip:@p2>\r\n", good, good, good),
+            request("Record-Route: <sip:p1:99999;lr>\r\n", good, good, good),
+        ] {
+            let (v, e) = diagnose(&msg);
+            assert!(
+                matches!(v, Verdict::Reject { status: 400, .. }),
+                "{}: {v:?} {e:?}",
+                String::from_utf8_lossy(&msg)
+            );
+        }
+    }
 }

@@ -65,12 +65,26 @@ pub fn fuzz_one_datagram(data: &[u8]) {
             )
         });
     }
-    let _ = msg.from().map(|f| f.map(|f| f.tag().map(str::len)));
+    let _ = msg
+        .from()
+        .map(|f| f.map(|f| (f.tag().map(str::len), f.uri().is_ok())));
     let _ = msg.to().map(|t| t.map(|t| t.to_string()));
     let _ = msg.call_id();
     let _ = msg.cseq();
     let _ = msg.max_forwards();
-    let _ = msg.contacts().count();
+    for c in msg.contacts().flatten() {
+        // A name-addr's URI is parsed when read; it must print as it parsed.
+        if let Some(Ok(uri)) = c.address().map(typed::NameAddr::uri) {
+            let again = uri.to_string();
+            assert_eq!(
+                crate::message::Uri::parse(&again)
+                    .map(|u| u.to_string())
+                    .as_deref(),
+                Ok(again.as_str()),
+                "a Contact URI reprints differently"
+            );
+        }
+    }
     let _ = msg.routes().count();
     let _ = msg.record_routes().count();
     let _ = msg.content_type();

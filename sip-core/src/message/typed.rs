@@ -11,7 +11,7 @@ use std::fmt;
 use super::header::HeaderName;
 use super::lex::{self, is_token, is_token_char, trim_lws};
 use super::params::{Params, validate_header_params, validate_header_params_with};
-use super::uri::{Host, SipUri, Uri, scan_host_port, split_host_port};
+use super::uri::{Host, SipUri, Uri, UriError, scan_host_port, split_host_port};
 
 /// A header value that did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -401,24 +401,51 @@ impl fmt::Display for Via<'_> {
 
 /// `name-addr` or `addr-spec` with header parameters (From, To, Contact, Route, Record-Route,
 /// Refer-To, Referred-By, Reply-To, Path, Service-Route).
+///
+/// The URI is kept as text and parsed when it is read ([`NameAddr::uri`]), as Kamailio and
+/// reSIProcate do: reading a From tag or a Contact's `expires` does not pay for parsing a URI
+/// nobody looks at. [`Message::check`](super::Message::check) parses every name-addr URI of a
+/// received message, so a message it accepts has URIs that parse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameAddr<'a> {
     /// The display name, unquoted (quoted-pairs undone).
     pub display_name: Option<Cow<'a, str>>,
-    /// The URI.
-    pub uri: Uri<'a>,
+    /// The URI's text (inside `<>` when it had them).
+    uri: Cow<'a, str>,
     /// Header parameters (`tag`, `q`, `expires`...), not URI parameters.
     pub params: Params<'a>,
 }
 
 impl<'a> NameAddr<'a> {
     /// A name-addr around `uri` with no display name and no parameters.
-    pub fn new(uri: Uri<'a>) -> NameAddr<'a> {
+    pub fn new(uri: Uri<'_>) -> NameAddr<'a> {
         NameAddr {
             display_name: None,
-            uri,
+            uri: Cow::Owned(uri.to_string()),
             params: Params::default(),
         }
+    }
+
+    /// The URI, parsed from its text.
+    ///
+    /// ```
+    /// use tincan_sip::message::{HeaderName, typed::NameAddr};
+    /// let a = NameAddr::parse_as(HeaderName::To, "Bob <sip:bob@example.com>").unwrap();
+    /// assert_eq!(a.uri().unwrap().as_sip().unwrap().host.to_string(), "example.com");
+    /// assert!(NameAddr::parse_as(HeaderName::To, "<sip:@x>").unwrap().uri().is_err());
+    /// ```
+    pub fn uri(&self) -> Result<Uri<'_>, UriError> {
+        Uri::parse(&self.uri)
+    }
+
+    /// The URI's text, as received (or as printed by [`NameAddr::new`]/[`NameAddr::set_uri`]).
+    pub fn uri_str(&self) -> &str {
+        &self.uri
+    }
+
+    /// Replaces the URI.
+    pub fn set_uri(&mut self, uri: &Uri<'_>) {
+        self.uri = Cow::Owned(uri.to_string());
     }
 
     /// The `tag` parameter (From/To).
@@ -430,7 +457,7 @@ impl<'a> NameAddr<'a> {
     pub fn into_owned(self) -> NameAddr<'static> {
         NameAddr {
             display_name: self.display_name.map(owned),
-            uri: self.uri.into_owned(),
+            uri: owned(self.uri),
             params: self.params.into_owned(),
         }
     }
@@ -502,7 +529,6 @@ impl<'a> NameAddr<'a> {
             }
             (None, uri_text, &s[end..])
         };
-        let uri = Uri::parse(uri_text).map_err(|_| err(name, "URI"))?;
         let rest = trim_lws(rest);
         let params = if rest.is_empty() {
             Params::default()
@@ -515,7 +541,7 @@ impl<'a> NameAddr<'a> {
         };
         Ok(NameAddr {
             display_name: display,
-            uri,
+            uri: Cow::Borrowed(uri_text),
             params,
         })
     }
@@ -1673,7 +1699,7 @@ mod tests {
         assert_eq!(f.tag(), Some("98asjd8"));
         let t = To::parse("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
         assert_eq!(t.tag(), Some("1918181833n"));
-        assert!(matches!(t.uri, Uri::Sip(_)));
+        assert!(matches!(t.uri(), Ok(Uri::Sip(_))));
         let c = From::parse("caller<sip:caller@example.com>;tag=323").unwrap();
         assert_eq!(c.display_name.as_deref(), Some("caller"));
         assert!(To::parse(r#""Watson, Thomas" < sip:t.watson@example.org >"#).is_err());
@@ -1684,7 +1710,16 @@ mod tests {
         assert_eq!(Contact::parse(" * ").unwrap(), Contact::Star);
         let c = Contact::parse("sip:+19725552222@gw1.example.net;unknownparam").unwrap();
         assert!(c.address().unwrap().params.contains("unknownparam"));
-        assert!(c.address().unwrap().uri.as_sip().unwrap().params.is_empty());
+        assert!(
+            c.address()
+                .unwrap()
+                .uri()
+                .unwrap()
+                .as_sip()
+                .unwrap()
+                .params
+                .is_empty()
+        );
     }
 
     #[test]

@@ -478,8 +478,8 @@ impl Registration {
             .collect();
         // The expiry granted to our contact (§10.2.4): its expires parameter, else Expires.
         let ours = response.contacts().filter_map(Result::ok).find(|c| {
-            c.address().is_some_and(|a| match &a.uri {
-                Uri::Sip(u) => u.equivalent(&self.config.contact),
+            c.address().is_some_and(|a| match &a.uri() {
+                Ok(Uri::Sip(u)) => u.equivalent(&self.config.contact),
                 _ => false,
             }) || self.config.instance_id.as_ref().is_some_and(|id| {
                 c.address()
