@@ -373,7 +373,11 @@ impl Message {
             _ => {}
         }
         // Not folded, or folded but not UTF-8 (then no unfolded text was made).
-        std::str::from_utf8(self.entry_value_bytes(e)).map_err(|_| {
+        let bytes = self.entry_value_bytes(e);
+        if let Ok(ascii) = ascii::AsciiStr::from_ascii(bytes) {
+            return Ok(ascii.as_str());
+        }
+        std::str::from_utf8(bytes).map_err(|_| {
             ParseError::NotUtf8(if e.name == HeaderName::Other {
                 "an unknown"
             } else {
