@@ -309,6 +309,17 @@ pub(crate) fn validate_header_params_with(
     Ok(())
 }
 
+/// True when the one-pass validation accepts `raw` as a header parameter list (text after
+/// the first `;`), which [`validate_header_params`] then accepts too. False when it is invalid
+/// or needs the general path.
+#[inline]
+pub(crate) fn plain_header_params(raw: &str) -> bool {
+    matches!(
+        validate_plain_params(raw, &mut |_, _, _| Ok(())),
+        Some(Ok(()))
+    )
+}
+
 /// The usual case of [`validate_header_params_with`] in one pass over the bytes: parameters
 /// written `name[=value]` with token names and token/host values or quoted values without
 /// escapes, no white space. Gives the same answer as the general path, or `None` when the
