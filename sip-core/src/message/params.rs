@@ -154,14 +154,14 @@ fn get_plain<'r>(raw: &'r str, name: &str) -> Option<Option<Option<&'r str>>> {
         (Some(&first), Some(&last)) if !lws(first) && !lws(last) => {}
         _ => return None,
     }
-    if lex::find(n, b'=').is_some() {
+    if lex::find3_short(n, b'=', b'=', b'=').is_some() {
         return None;
     }
     let mut start = 0;
     loop {
         // The piece starting at `start` runs to the next ';' (a quote or an angle bracket
         // may hide a ';': general path).
-        let end = match lex::find3(&b[start..], b';', b'"', b'<') {
+        let end = match lex::find3_short(&b[start..], b';', b'"', b'<') {
             Some(i) if b[start + i] == b';' => start + i,
             Some(_) => return None,
             None => b.len(),
@@ -350,8 +350,8 @@ fn validate_plain_params(
             let value_start = i;
             if b.get(i) == Some(&b'"') {
                 // A quoted value without escapes or folds.
-                let close = i + 1 + lex::find(&b[i + 1..], b'"')?;
-                if lex::find3(&b[i + 1..close], b'\\', b'\r', b'\n').is_some() {
+                let close = i + 1 + lex::find3_short(&b[i + 1..], b'"', b'"', b'"')?;
+                if lex::find3_short(&b[i + 1..close], b'\\', b'\r', b'\n').is_some() {
                     return None;
                 }
                 i = close + 1;

@@ -459,7 +459,7 @@ impl<'a> NameAddr<'a> {
             b'<' => (None, 0),
             b'"' => {
                 // A quoted string without quoted-pair, then white space up to the '<'.
-                let close = 1 + lex::find3(&b[1..], b'"', b'\\', b'\\')?;
+                let close = 1 + lex::find3_short(&b[1..], b'"', b'\\', b'\\')?;
                 if b[close] != b'"' {
                     return None;
                 }
@@ -512,11 +512,11 @@ impl<'a> NameAddr<'a> {
     #[inline(never)]
     fn parse_plain_addr_spec(value: &'a str) -> Option<NameAddr<'a>> {
         let b = value.as_bytes();
-        if lex::find(b, b'<').is_some() {
+        if lex::find3_short(b, b'<', b'<', b'<').is_some() {
             return None;
         }
-        let end = lex::find3(b, b';', b' ', b'\t').unwrap_or(b.len());
-        if lex::find3(&b[..end], b'?', b',', b',').is_some() {
+        let end = lex::find3_short(b, b';', b' ', b'\t').unwrap_or(b.len());
+        if lex::find3_short(&b[..end], b'?', b',', b',').is_some() {
             return None;
         }
         let (secure, uri_start) = sip_scheme(b)?;
@@ -594,9 +594,9 @@ impl<'a> NameAddr<'a> {
             }
             // addr-spec: the URI ends at the first ';' (what follows are header params);
             // it may not contain ',', '?' or ';' (RFC 3261 §20).
-            let end = lex::find3(s.as_bytes(), b';', b' ', b'\t').unwrap_or(s.len());
+            let end = lex::find3_short(s.as_bytes(), b';', b' ', b'\t').unwrap_or(s.len());
             let uri_text = &s[..end];
-            if lex::find3(uri_text.as_bytes(), b'?', b',', b',').is_some() {
+            if lex::find3_short(uri_text.as_bytes(), b'?', b',', b',').is_some() {
                 return Err(err(name, "addr-spec with '?' or ',' needs <>"));
             }
             (None, uri_text, &s[end..])
