@@ -670,8 +670,12 @@ macro_rules! name_addr_header {
 
         impl<'a> Header<'a> for $ty<'a> {
             const NAME: HeaderName = $name;
+            #[inline]
             fn parse(value: &'a str) -> Result<Self, HeaderError> {
-                NameAddr::parse_as(Self::NAME, value).map($ty)
+                match NameAddr::parse_plain(value) {
+                    Some(plain) => Ok($ty(plain)),
+                    None => NameAddr::parse_general(Self::NAME, value).map($ty),
+                }
             }
         }
 
