@@ -825,6 +825,11 @@ mod tests {
 
     proptest::proptest! {
         #[test]
+        fn ipv4_never_disagrees_with_the_standard_parser(s in "[0-9.]{0,17}|[0-3.a]{0,9}") {
+            proptest::prop_assert_eq!(parse_ipv4(s.as_bytes()), s.parse().ok());
+        }
+
+        #[test]
         fn plain_path_never_disagrees(rest in "[a-c0-2@:;=.%?\\[\\]_+-]{0,24}") {
             plain_agrees(&rest);
         }
