@@ -25,6 +25,7 @@ pub fn fuzz_one_datagram(data: &[u8]) {
         for line in text.split(['\r', '\n']) {
             let value = line.split_once(':').map_or(line, |(_, v)| v.trim_start());
             typed::check_plain_via(value);
+            typed::check_plain_name_addr(value);
             // A line the one-pass path reads whole is the one element of the line.
             if let Some(via) = <typed::Via<'_> as typed::Header<'_>>::parse_line(value) {
                 let mut elements = super::split_list(value);

@@ -183,6 +183,28 @@ fn word(s: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(w)
 }
 
+/// The bytes of `s` (shorter than eight) as the low bytes of a word, the others zero. Two
+/// overlapping fixed-size reads instead of a copy of variable length (a call to `memcpy`).
+#[inline(always)]
+fn short_word(s: &[u8]) -> u64 {
+    let n = s.len();
+    debug_assert!(n < 8);
+    if n >= 4 {
+        let mut lo = [0u8; 4];
+        let mut hi = [0u8; 4];
+        lo.copy_from_slice(&s[..4]);
+        hi.copy_from_slice(&s[n - 4..]);
+        // The bytes both reads hold are the same: or-ing them keeps them.
+        u64::from(u32::from_le_bytes(lo)) | u64::from(u32::from_le_bytes(hi)) << (8 * (n - 4))
+    } else if n >= 2 {
+        let lo = u16::from_le_bytes([s[0], s[1]]);
+        let hi = u16::from_le_bytes([s[n - 2], s[n - 1]]);
+        u64::from(lo) | u64::from(hi) << (8 * (n - 2))
+    } else {
+        s.first().map_or(0, |&b| u64::from(b))
+    }
+}
+
 /// A word with the high bit set in each byte of `w` equal to `needle` (the lowest set bit
 /// is exact; bits above it may be spurious).
 #[inline(always)]
@@ -195,6 +217,26 @@ const fn eq_bytes(w: u64, needle: u8) -> u64 {
 /// look for fewer).
 #[inline(always)]
 pub(crate) fn find3(s: &[u8], a: u8, b: u8, c: u8) -> Option<usize> {
+    find3_with(s, a, b, c, |s| {
+        let mut w = [0u8; 8];
+        w[..s.len()].copy_from_slice(s);
+        u64::from_le_bytes(w)
+    })
+}
+
+/// [`find3`] for the typed header paths, which search many texts shorter than eight bytes
+/// (a parameter, a name): such a text is read in fixed-size pieces rather than copied
+/// (a copy of variable length is a call to `memcpy`). Kept apart from `find3` so that the
+/// message index (`parse.rs`) keeps the code it was tuned with.
+#[inline(always)]
+pub(crate) fn find3_short(s: &[u8], a: u8, b: u8, c: u8) -> Option<usize> {
+    find3_with(s, a, b, c, short_word)
+}
+
+/// [`find3`], with `short` reading a text shorter than eight bytes as the low bytes of a
+/// word (the others zero).
+#[inline(always)]
+fn find3_with(s: &[u8], a: u8, b: u8, c: u8, short: impl Fn(&[u8]) -> u64) -> Option<usize> {
     let mut i = 0;
     while i + 8 <= s.len() {
         let w = word(s, i);
@@ -213,9 +255,7 @@ pub(crate) fn find3(s: &[u8], a: u8, b: u8, c: u8) -> Option<usize> {
     let (w, base, valid) = if n >= 8 {
         (word(s, n - 8), n - 8, u64::MAX)
     } else {
-        let mut w = [0u8; 8];
-        w[..n].copy_from_slice(s);
-        (u64::from_le_bytes(w), 0, (1u64 << (8 * n)) - 1)
+        (short(s), 0, (1u64 << (8 * n)) - 1)
     };
     let hits = (eq_bytes(w, a) | eq_bytes(w, b) | eq_bytes(w, c)) & valid;
     (hits != 0).then(|| base + (hits.trailing_zeros() / 8) as usize)
@@ -230,13 +270,13 @@ pub(crate) fn find(s: &[u8], needle: u8) -> Option<usize> {
 /// The index of the first SP or HTAB in `s`.
 #[inline]
 pub(crate) fn find_wsp(s: &str) -> Option<usize> {
-    find3(s.as_bytes(), b' ', b'\t', b'\t')
+    find3_short(s.as_bytes(), b' ', b'\t', b'\t')
 }
 
 /// The index of the first `needle` byte (ASCII) in `s`.
 #[inline]
 pub(crate) fn find_byte(s: &str, needle: u8) -> Option<usize> {
-    find(s.as_bytes(), needle)
+    find3_short(s.as_bytes(), needle, needle, needle)
 }
 
 /// The pieces of a text between `sep` bytes, like `str::split` with one ASCII byte.
@@ -360,14 +400,14 @@ impl<'a> Iterator for TopLevel<'a> {
         let mut i = 0;
         // Jump from one interesting byte to the next (the separator, a quote, an angle
         // bracket); most values have none of them.
-        while let Some(off) = find3(&bytes[i..], self.sep, b'"', b'<') {
+        while let Some(off) = find3_short(&bytes[i..], self.sep, b'"', b'<') {
             let at = i + off;
             match bytes[at] {
                 b'"' => {
                     // Skip the quoted string (with quoted-pairs).
                     let mut j = at + 1;
                     loop {
-                        match find3(&bytes[j..], b'"', b'\\', b'\\') {
+                        match find3_short(&bytes[j..], b'"', b'\\', b'\\') {
                             Some(k) if bytes[j + k] == b'\\' => j += k + 2,
                             Some(k) => {
                                 j += k + 1;
@@ -611,6 +651,7 @@ mod tests {
                 ] {
                     let expected = s.iter().position(|&x| x == a || x == b || x == c);
                     assert_eq!(find3(s, a, b, c), expected);
+                    assert_eq!(find3_short(s, a, b, c), expected);
                 }
             }
         }

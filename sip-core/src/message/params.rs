@@ -154,14 +154,14 @@ fn get_plain<'r>(raw: &'r str, name: &str) -> Option<Option<Option<&'r str>>> {
         (Some(&first), Some(&last)) if !lws(first) && !lws(last) => {}
         _ => return None,
     }
-    if lex::find(n, b'=').is_some() {
+    if lex::find3_short(n, b'=', b'=', b'=').is_some() {
         return None;
     }
     let mut start = 0;
     loop {
         // The piece starting at `start` runs to the next ';' (a quote or an angle bracket
         // may hide a ';': general path).
-        let end = match lex::find3(&b[start..], b';', b'"', b'<') {
+        let end = match lex::find3_short(&b[start..], b';', b'"', b'<') {
             Some(i) if b[start + i] == b';' => start + i,
             Some(_) => return None,
             None => b.len(),
@@ -309,6 +309,17 @@ pub(crate) fn validate_header_params_with(
     Ok(())
 }
 
+/// True when the one-pass validation accepts `raw` as a header parameter list (text after
+/// the first `;`), which [`validate_header_params`] then accepts too. False when it is invalid
+/// or needs the general path.
+#[inline]
+pub(crate) fn plain_header_params(raw: &str) -> bool {
+    matches!(
+        validate_plain_params(raw, &mut |_, _, _| Ok(())),
+        Some(Ok(()))
+    )
+}
+
 /// The usual case of [`validate_header_params_with`] in one pass over the bytes: parameters
 /// written `name[=value]` with token names and token/host values or quoted values without
 /// escapes, no white space. Gives the same answer as the general path, or `None` when the
@@ -339,8 +350,8 @@ fn validate_plain_params(
             let value_start = i;
             if b.get(i) == Some(&b'"') {
                 // A quoted value without escapes or folds.
-                let close = i + 1 + lex::find(&b[i + 1..], b'"')?;
-                if lex::find3(&b[i + 1..close], b'\\', b'\r', b'\n').is_some() {
+                let close = i + 1 + lex::find3_short(&b[i + 1..], b'"', b'"', b'"')?;
+                if lex::find3_short(&b[i + 1..close], b'\\', b'\r', b'\n').is_some() {
                     return None;
                 }
                 i = close + 1;

@@ -10,7 +10,9 @@ use std::fmt;
 
 use super::header::HeaderName;
 use super::lex::{self, is_token, is_token_char, trim_lws};
-use super::params::{Params, validate_header_params, validate_header_params_with};
+use super::params::{
+    Params, plain_header_params, validate_header_params, validate_header_params_with,
+};
 use super::uri::{Host, SipUri, Uri, UriError, scan_host_port, split_host_port};
 
 /// A header value that did not parse.
@@ -463,7 +465,104 @@ impl<'a> NameAddr<'a> {
     }
 
     /// Parses a name-addr / addr-spec with its parameters; `name` is for error messages.
+    #[inline]
     pub fn parse_as(name: HeaderName, value: &'a str) -> Result<NameAddr<'a>, HeaderError> {
+        match NameAddr::parse_plain(value) {
+            Some(plain) => Ok(plain),
+            None => NameAddr::parse_general(name, value),
+        }
+    }
+
+    /// The usual name-addr or addr-spec in one pass: `"display" <uri>`, `token words <uri>`,
+    /// `<uri>` or `uri`, then plain parameters, with no quoted-pair in the display name and no
+    /// white space at the ends. Gives what [`parse_general`](Self::parse_general) gives, or
+    /// `None` when the value needs that path (which also reports every error). Like it, it
+    /// leaves the URI as text.
+    #[inline]
+    fn parse_plain(value: &'a str) -> Option<NameAddr<'a>> {
+        let b = value.as_bytes();
+        // The display name and the index of the '<'.
+        let (display_name, lt) = match *b.first()? {
+            b'<' => (None, 0),
+            b'"' => {
+                // A quoted string without quoted-pair, then white space up to the '<'.
+                let close = 1 + lex::find3_short(&b[1..], b'"', b'\\', b'\\')?;
+                if b[close] != b'"' {
+                    return None;
+                }
+                let mut lt = close + 1;
+                while lt < b.len() && lex::is_wsp(b[lt]) {
+                    lt += 1;
+                }
+                (Some(Cow::Borrowed(&value[1..close])), lt)
+            }
+            first if lex::is(first, lex::class::TOKEN) => {
+                // *(token LWS): token characters and white space up to the '<'.
+                let mut lt = 1;
+                while lt < b.len() && (lex::is(b[lt], lex::class::TOKEN) || lex::is_wsp(b[lt])) {
+                    lt += 1;
+                }
+                if b.get(lt) != Some(&b'<') {
+                    return NameAddr::parse_plain_addr_spec(value);
+                }
+                let mut end = lt;
+                while lex::is_wsp(b[end - 1]) {
+                    end -= 1;
+                }
+                (Some(Cow::Borrowed(&value[..end])), lt)
+            }
+            _ => return None,
+        };
+        if b.get(lt) != Some(&b'<') {
+            return None;
+        }
+        // The URI up to the first '>': not empty, no white space at its ends.
+        let gt = lt + 1 + lex::find_byte(&value[lt + 1..], b'>')?;
+        let uri = &value[lt + 1..gt];
+        match uri.as_bytes() {
+            [first, .., last] if !lex::is_wsp(*first) && !lex::is_wsp(*last) => {}
+            [one] if !lex::is_wsp(*one) => {}
+            _ => return None,
+        }
+        let params = match b.get(gt + 1) {
+            None => "",
+            Some(b';') if plain_header_params(&value[gt + 2..]) => &value[gt + 2..],
+            Some(_) => return None,
+        };
+        Some(NameAddr {
+            display_name,
+            uri: Cow::Borrowed(uri),
+            params: Params::from_raw(Cow::Borrowed(params)),
+        })
+    }
+
+    /// [`parse_plain`](Self::parse_plain) of an addr-spec: the URI up to the first `;`
+    /// (header parameters follow), no `<` anywhere, no `?` or `,` in the URI.
+    #[inline(never)]
+    fn parse_plain_addr_spec(value: &'a str) -> Option<NameAddr<'a>> {
+        let b = value.as_bytes();
+        if lex::find3_short(b, b'<', b'<', b'<').is_some() {
+            return None;
+        }
+        let end = lex::find3_short(b, b';', b' ', b'\t').unwrap_or(b.len());
+        if lex::find3_short(&b[..end], b'?', b',', b',').is_some() {
+            return None;
+        }
+        let params = match b.get(end) {
+            None => "",
+            Some(b';') if plain_header_params(&value[end + 1..]) => &value[end + 1..],
+            Some(_) => return None,
+        };
+        Some(NameAddr {
+            display_name: None,
+            uri: Cow::Borrowed(&value[..end]),
+            params: Params::from_raw(Cow::Borrowed(params)),
+        })
+    }
+
+    /// Any name-addr or addr-spec, or the error that makes it invalid.
+    #[inline(never)]
+    fn parse_general(name: HeaderName, value: &'a str) -> Result<NameAddr<'a>, HeaderError> {
         let s = trim_lws(value);
         if s.is_empty() {
             return Err(err(name, "empty value"));
@@ -522,9 +621,9 @@ impl<'a> NameAddr<'a> {
             }
             // addr-spec: the URI ends at the first ';' (what follows are header params);
             // it may not contain ',', '?' or ';' (RFC 3261 §20).
-            let end = lex::find3(s.as_bytes(), b';', b' ', b'\t').unwrap_or(s.len());
+            let end = lex::find3_short(s.as_bytes(), b';', b' ', b'\t').unwrap_or(s.len());
             let uri_text = &s[..end];
-            if lex::find3(uri_text.as_bytes(), b'?', b',', b',').is_some() {
+            if lex::find3_short(uri_text.as_bytes(), b'?', b',', b',').is_some() {
                 return Err(err(name, "addr-spec with '?' or ',' needs <>"));
             }
             (None, uri_text, &s[end..])
@@ -544,6 +643,18 @@ impl<'a> NameAddr<'a> {
             uri: Cow::Borrowed(uri_text),
             params,
         })
+    }
+}
+
+/// For the fuzz targets: panics when the one-pass name-addr path answers differently from
+/// the general one on `value`.
+pub(crate) fn check_plain_name_addr(value: &str) {
+    if let Some(plain) = NameAddr::parse_plain(value) {
+        assert_eq!(
+            Ok(plain),
+            NameAddr::parse_general(HeaderName::To, value),
+            "the one-pass name-addr path differs on {value:?}"
+        );
     }
 }
 
@@ -572,8 +683,12 @@ macro_rules! name_addr_header {
 
         impl<'a> Header<'a> for $ty<'a> {
             const NAME: HeaderName = $name;
+            #[inline]
             fn parse(value: &'a str) -> Result<Self, HeaderError> {
-                NameAddr::parse_as(Self::NAME, value).map($ty)
+                match NameAddr::parse_plain(value) {
+                    Some(plain) => Ok($ty(plain)),
+                    None => NameAddr::parse_general(Self::NAME, value).map($ty),
+                }
             }
         }
 
@@ -667,17 +782,30 @@ impl<'a> Contact<'a> {
 impl<'a> Header<'a> for Contact<'a> {
     const NAME: HeaderName = HeaderName::Contact;
 
+    #[inline]
     fn parse(value: &'a str) -> Result<Self, HeaderError> {
+        if value != "*"
+            && let Some(plain) = NameAddr::parse_plain(value)
+        {
+            return Ok(Contact::Address(plain));
+        }
         if trim_lws(value) == "*" {
             return Ok(Contact::Star);
         }
-        NameAddr::parse_as(Self::NAME, value).map(Contact::Address)
+        NameAddr::parse_general(Self::NAME, value).map(Contact::Address)
     }
 
-    /// A line without any comma is one element (`parse` trims it as the split would); a
-    /// value that does not parse goes the general way, which reports the error.
+    /// A line the one-pass name-addr path reads is one element: it has a comma only inside
+    /// a quoted string or `<>`, and no white space at its ends. Otherwise a line without
+    /// any comma is one element (`parse` trims it as the split would); a value that does
+    /// not parse goes the general way, which reports the error.
     #[inline]
     fn parse_line(line: &'a str) -> Option<Self> {
+        if line != "*"
+            && let Some(plain) = NameAddr::parse_plain(line)
+        {
+            return Some(Contact::Address(plain));
+        }
         if lex::find_byte(line, b',').is_some() || trim_lws(line).is_empty() {
             return None;
         }
@@ -1708,6 +1836,8 @@ mod tests {
         assert!(Contact::parse("sip:user@example.com?Route=%3Csip:sip.example.com%3E").is_err());
         assert!(Contact::parse("<sip:user@example.com?Route=%3Csip:sip.example.com%3E>").is_ok());
         assert_eq!(Contact::parse(" * ").unwrap(), Contact::Star);
+        assert_eq!(Contact::parse("*").unwrap(), Contact::Star);
+        assert_eq!(Contact::parse_line("*"), Some(Contact::Star));
         let c = Contact::parse("sip:+19725552222@gw1.example.net;unknownparam").unwrap();
         assert!(c.address().unwrap().params.contains("unknownparam"));
         assert!(
@@ -1720,6 +1850,105 @@ mod tests {
                 .params
                 .is_empty()
         );
+    }
+
+    /// The one-pass name-addr path gives exactly what the general path gives, whenever it
+    /// answers.
+    fn plain_name_addr_agrees(value: &str) -> bool {
+        match NameAddr::parse_plain(value) {
+            Some(plain) => {
+                assert_eq!(
+                    Ok(&plain),
+                    NameAddr::parse_general(HeaderName::To, value).as_ref(),
+                    "{value:?}"
+                );
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[test]
+    fn plain_name_addr_path_agrees_with_the_general_one() {
+        for value in [
+            "<sip:alice@example.com>",
+            "\"Alice\" <sip:alice@example.com>;tag=9fxced76sl",
+            "\"Alice\"<sip:alice@example.com>",
+            "\"A, x\" <sip:a@b>",
+            "\"\" <sip:a@b>",
+            "\"\u{e9}\" <sip:a@b>",
+            "Alice <sip:alice@example.com>",
+            "Alice  Liddell \t<sip:alice@example.com>",
+            "A<sip:a@b>",
+            "<sips:bob@192.0.2.4:5061;transport=tls>;expires=60;q=0.5",
+            "<SIP:bob@host>",
+            "<sip:a@b>;lr",
+            "<sip:alice@198.51.100.10:26389;transport=udp;ob>;expires=3591;+sip.instance=\"<urn:uuid:6513270e>\";reg-id=1",
+            "<sip:a,b@host>",
+            "<sip:host;lr>",
+            "sip:alice@example.com",
+            "sip:alice@example.com;tag=1",
+            "SIPS:bob@host;expires=0",
+            "<sip:1.2.3>",
+            // The URI is text until read: these take the one-pass path too.
+            "*",
+            "<sip:a%41@b>",
+            "<sip:a@b?x=y>",
+            "<sip:a:pw@b>",
+            "<sip:[::1]>",
+            "<tel:+1234>",
+            "<urn:x:y>",
+            "<sip:>",
+            "tel:+1234",
+            "<sip:a@-b>",
+            "<sip:a@b..c>",
+        ] {
+            assert!(
+                plain_name_addr_agrees(value),
+                "{value:?} should take the one-pass path"
+            );
+        }
+        // Forms the one-pass path leaves to the general one (valid or not).
+        for value in [
+            "",
+            " <sip:a@b>",
+            "<sip:a@b> ",
+            "<sip:a@b>;",
+            "<sip:a@b>;tag=\"x\\\"y\"",
+            "<sip:a@b> ;tag=1",
+            "<sip:a@b>x",
+            "<sip:a@b",
+            "< sip:a@b>",
+            "<sip:a@b >",
+            "<>",
+            "\"A\\\"B\" <sip:a@b>",
+            "\"A\" x <sip:a@b>",
+            "\"open <sip:a@b>",
+            "\"A\"",
+            "A B",
+            "A, B <sip:a@b>",
+            "A@B <sip:a@b>",
+            "sip:a@b?x=y",
+            "sip:a,b@c",
+            "sip:a@b;x=\"<\"",
+            "sip:a@b x",
+            "sip:a;b@c",
+            "<sip:a@b><sip:c@d>",
+        ] {
+            assert!(
+                !plain_name_addr_agrees(value),
+                "{value:?} should take the general path"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plain_name_addr_path_never_disagrees(
+            value in "[\"<>a-c0-2@:;=. \\\\,%?_+-]{0,28}|(\"[a ,]{0,3}\" ?)?<sip:[a@.:;=0-2]{0,12}>[;a-c=\"<>0-2]{0,10}",
+        ) {
+            plain_name_addr_agrees(&value);
+        }
     }
 
     #[test]

@@ -160,10 +160,33 @@ impl fmt::Display for Host<'_> {
 pub(crate) fn scan_host_port(s: &str, start: usize) -> Option<(Host<'_>, Option<u16>, usize)> {
     let b = s.as_bytes();
     let mut i = start;
-    while i < b.len() && lex::is(b[i], lex::class::HOST) {
+    // Host characters, checked as Host::parse checks them in the same pass: no '.' first or
+    // right after another, and whether they are all digits and dots (maybe an IPv4 address).
+    let mut prev_dot = true;
+    let mut numeric = true;
+    while i < b.len() {
+        let c = b[i];
+        if !lex::is(c, lex::class::HOST) {
+            break;
+        }
+        let dot = c == b'.';
+        if dot && prev_dot {
+            return None;
+        }
+        prev_dot = dot;
+        numeric &= dot || c.is_ascii_digit();
         i += 1;
     }
-    let host = parse_host_chars(&s[start..i])?;
+    if i == start {
+        return None;
+    }
+    // Digits and dots, the first not a dot: an IPv4 address if it reads as one, else a name
+    // (`1.2.3`); other names may not start with '-'.
+    let host = match numeric.then(|| parse_ipv4(&b[start..i])).flatten() {
+        Some(a) => Host::V4(a),
+        None if b[start] == b'-' => return None,
+        None => Host::Name(Cow::Borrowed(&s[start..i])),
+    };
     let port = if b.get(i) == Some(&b':') {
         let digits = i + 1;
         i = digits;
@@ -175,34 +198,6 @@ pub(crate) fn scan_host_port(s: &str, start: usize) -> Option<(Host<'_>, Option<
         None
     };
     Some((host, port, i))
-}
-
-/// [`Host::parse`] on a text made only of host characters (letters, digits, `-`, `.`, `_`),
-/// as the one-pass paths scan it: the same host, without checking the characters again.
-/// `None` where [`Host::parse`] gives an error.
-#[inline]
-pub(crate) fn parse_host_chars(s: &str) -> Option<Host<'_>> {
-    let b = s.as_bytes();
-    debug_assert!(lex::all_in(b, lex::class::HOST));
-    let &first = b.first()?;
-    if first.is_ascii_digit()
-        && let Some(a) = parse_ipv4(b)
-    {
-        return Some(Host::V4(a));
-    }
-    if first == b'-' {
-        return None;
-    }
-    // No leading '.' and no "..": no '.' right after a '.' (or after the start).
-    let mut prev_dot = true;
-    for &c in b {
-        let dot = c == b'.';
-        if dot && prev_dot {
-            return None;
-        }
-        prev_dot = dot;
-    }
-    Some(Host::Name(Cow::Borrowed(s)))
 }
 
 /// Parses a dotted-quad IPv4 address as `Ipv4Addr::from_str` does (four decimal octets of
@@ -438,56 +433,77 @@ impl<'a> SipUri<'a> {
     /// The usual SIP URI in one pass: `[user@]host[:port][;params]` with no password,
     /// `%` escape, URI headers or IPv6 reference. Gives what [`SipUri::parse_general`]
     /// gives, or `None` when the URI needs that path (which also reports every error).
-    fn parse_plain(secure: bool, rest: &'a str) -> Option<SipUri<'a>> {
+    pub(crate) fn parse_plain(secure: bool, rest: &'a str) -> Option<SipUri<'a>> {
+        match SipUri::scan_plain(secure, rest, 0) {
+            Some((uri, end)) if end == rest.len() => Some(uri),
+            _ => None,
+        }
+    }
+
+    /// [`parse_plain`](Self::parse_plain) on the text of `s` from `start` (after the scheme)
+    /// up to the first byte that no part of such a URI holds (none holds `>` or white
+    /// space): the URI and the index of that byte. The URI is what `parse_plain` gives on
+    /// the text up to that index; `None` when that text (or the text up to the end) needs
+    /// the general path.
+    #[inline(always)]
+    pub(crate) fn scan_plain(
+        secure: bool,
+        s: &'a str,
+        start: usize,
+    ) -> Option<(SipUri<'a>, usize)> {
         use lex::{class, is};
-        let b = rest.as_bytes();
+        let b = s.as_bytes();
         // The user part, if the first byte outside the user characters is an '@'.
-        let mut i = 0;
+        let mut i = start;
         while i < b.len() && is(b[i], class::USER) && b[i] != b'%' {
             i += 1;
         }
         let (user, host_start) = match b.get(i) {
-            Some(b'@') if i > 0 => (Some(Cow::Borrowed(&rest[..i])), i + 1),
+            Some(b'@') if i > start => (Some(Cow::Borrowed(&s[start..i])), i + 1),
             Some(b'@') => return None,
-            _ => (None, 0),
+            _ => (None, start),
         };
-        let (host, port, i) = scan_host_port(rest, host_start)?;
-        let params = match b.get(i) {
-            None => "",
-            Some(b';') => {
-                // name[=value] pieces of parameter characters, none empty, no escape.
-                let start = i + 1;
-                let mut piece = start;
-                let mut eq = None;
-                for (k, &c) in b.iter().enumerate().skip(start) {
-                    if c == b';' {
-                        if k == piece || eq.is_some_and(|e| e + 1 == k) {
-                            return None;
-                        }
-                        piece = k + 1;
-                        eq = None;
-                    } else if c == b'=' && eq.is_none() && k > piece {
-                        eq = Some(k);
-                    } else if !is(c, class::PARAM) || c == b'%' {
+        let (host, port, mut i) = scan_host_port(s, host_start)?;
+        let params = if b.get(i) == Some(&b';') {
+            // name[=value] pieces of parameter characters, none empty, no escape.
+            let params_start = i + 1;
+            let mut piece = params_start;
+            let mut eq = None;
+            i = params_start;
+            while i < b.len() {
+                let c = b[i];
+                if c == b';' {
+                    if i == piece || eq.is_some_and(|e| e + 1 == i) {
                         return None;
                     }
+                    piece = i + 1;
+                    eq = None;
+                } else if c == b'=' && eq.is_none() && i > piece {
+                    eq = Some(i);
+                } else if !is(c, class::PARAM) || c == b'%' {
+                    break;
                 }
-                if b.len() == piece || eq.is_some_and(|e| e + 1 == b.len()) {
-                    return None;
-                }
-                &rest[start..]
+                i += 1;
             }
-            Some(_) => return None,
+            if i == piece || eq.is_some_and(|e| e + 1 == i) {
+                return None;
+            }
+            &s[params_start..i]
+        } else {
+            ""
         };
-        Some(SipUri {
-            secure,
-            user,
-            password: None,
-            host,
-            port,
-            params: Params::from_raw(Cow::Borrowed(params)),
-            headers: None,
-        })
+        Some((
+            SipUri {
+                secure,
+                user,
+                password: None,
+                host,
+                port,
+                params: Params::from_raw(Cow::Borrowed(params)),
+                headers: None,
+            },
+            i,
+        ))
     }
 
     /// Any SIP URI (after the scheme), or the error that makes it invalid.
@@ -808,6 +824,11 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn ipv4_never_disagrees_with_the_standard_parser(s in "[0-9.]{0,17}|[0-3.a]{0,9}") {
+            proptest::prop_assert_eq!(parse_ipv4(s.as_bytes()), s.parse().ok());
+        }
+
         #[test]
         fn plain_path_never_disagrees(rest in "[a-c0-2@:;=.%?\\[\\]_+-]{0,24}") {
             plain_agrees(&rest);
