@@ -436,6 +436,7 @@ impl<'a> NameAddr<'a> {
     /// assert_eq!(a.uri().unwrap().as_sip().unwrap().host.to_string(), "example.com");
     /// assert!(NameAddr::parse_as(HeaderName::To, "<sip:@x>").unwrap().uri().is_err());
     /// ```
+    #[inline]
     pub fn uri(&self) -> Result<Uri<'_>, UriError> {
         Uri::parse(&self.uri)
     }

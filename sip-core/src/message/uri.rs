@@ -298,7 +298,22 @@ fn is_scheme(s: &str) -> bool {
 
 impl<'a> Uri<'a> {
     /// Parses an absolute URI. `sip`, `sips` and `tel` are interpreted, others kept opaque.
+    #[inline]
     pub fn parse(s: &'a str) -> Result<Uri<'a>, UriError> {
+        // The usual `sip:` URI in one pass, inlined where it is read (the value is large:
+        // built in place rather than moved out through the layers of the general path).
+        if s.len() >= 4
+            && s.as_bytes()[..4].eq_ignore_ascii_case(b"sip:")
+            && let Some(uri) = SipUri::parse_plain(false, &s[4..])
+        {
+            return Ok(Uri::Sip(uri));
+        }
+        Uri::parse_general(s)
+    }
+
+    /// [`Uri::parse`] of any URI.
+    #[inline(never)]
+    fn parse_general(s: &'a str) -> Result<Uri<'a>, UriError> {
         // The usual schemes first, without looking for the colon.
         let b = s.as_bytes();
         if b.len() >= 4 && b[..4].eq_ignore_ascii_case(b"sip:") {
@@ -433,6 +448,7 @@ impl<'a> SipUri<'a> {
     /// The usual SIP URI in one pass: `[user@]host[:port][;params]` with no password,
     /// `%` escape, URI headers or IPv6 reference. Gives what [`SipUri::parse_general`]
     /// gives, or `None` when the URI needs that path (which also reports every error).
+    #[inline]
     pub(crate) fn parse_plain(secure: bool, rest: &'a str) -> Option<SipUri<'a>> {
         match SipUri::scan_plain(secure, rest, 0) {
             Some((uri, end)) if end == rest.len() => Some(uri),
