@@ -119,27 +119,12 @@ impl Host<'_> {
                 .map(Host::V6)
                 .ok_or(UriError::Bad("IPv6 reference"));
         }
-        let b = s.as_bytes();
-        let Some(&first) = b.first() else {
-            return Err(UriError::Bad("host"));
-        };
-        if first.is_ascii_digit()
-            && let Some(a) = parse_ipv4(b)
-        {
-            return Ok(Host::V4(a));
+        // hostname = *( domainlabel "." ) toplabel [ "." ] (we also accept "_" seen in the
+        // wild) or IPv4address: the whole text read as a host, with no port after it.
+        match scan_host_port(s, 0) {
+            Some((host, None, end)) if end == s.len() => Ok(host),
+            _ => Err(UriError::Bad("host")),
         }
-        // hostname = *( domainlabel "." ) toplabel [ "." ]; we also accept "_" seen in the wild.
-        // One pass: host characters, no leading '.' or '-', no "..".
-        let mut prev = b'.';
-        let mut ok = first != b'-';
-        for &c in b {
-            ok &= lex::is(c, lex::class::HOST) && !(c == b'.' && prev == b'.');
-            prev = c;
-        }
-        if !ok {
-            return Err(UriError::Bad("host"));
-        }
-        Ok(Host::Name(Cow::Borrowed(s)))
     }
 }
 
@@ -314,10 +299,11 @@ impl<'a> Uri<'a> {
     /// [`Uri::parse`] of any URI.
     #[inline(never)]
     fn parse_general(s: &'a str) -> Result<Uri<'a>, UriError> {
-        // The usual schemes first, without looking for the colon.
+        // The usual schemes first, without looking for the colon. A `sip:` URI is here when
+        // the one-pass path of `Uri::parse` did not read it.
         let b = s.as_bytes();
         if b.len() >= 4 && b[..4].eq_ignore_ascii_case(b"sip:") {
-            return SipUri::parse_parts(false, &s[4..]).map(Uri::Sip);
+            return SipUri::parse_general(false, &s[4..]).map(Uri::Sip);
         }
         if b.len() >= 5 && b[..5].eq_ignore_ascii_case(b"sips:") {
             return SipUri::parse_parts(true, &s[5..]).map(Uri::Sip);
@@ -449,35 +435,18 @@ impl<'a> SipUri<'a> {
     /// `%` escape, URI headers or IPv6 reference. Gives what [`SipUri::parse_general`]
     /// gives, or `None` when the URI needs that path (which also reports every error).
     #[inline]
-    pub(crate) fn parse_plain(secure: bool, rest: &'a str) -> Option<SipUri<'a>> {
-        match SipUri::scan_plain(secure, rest, 0) {
-            Some((uri, end)) if end == rest.len() => Some(uri),
-            _ => None,
-        }
-    }
-
-    /// [`parse_plain`](Self::parse_plain) on the text of `s` from `start` (after the scheme)
-    /// up to the first byte that no part of such a URI holds (none holds `>` or white
-    /// space): the URI and the index of that byte. The URI is what `parse_plain` gives on
-    /// the text up to that index; `None` when that text (or the text up to the end) needs
-    /// the general path.
-    #[inline(always)]
-    pub(crate) fn scan_plain(
-        secure: bool,
-        s: &'a str,
-        start: usize,
-    ) -> Option<(SipUri<'a>, usize)> {
+    fn parse_plain(secure: bool, s: &'a str) -> Option<SipUri<'a>> {
         use lex::{class, is};
         let b = s.as_bytes();
         // The user part, if the first byte outside the user characters is an '@'.
-        let mut i = start;
+        let mut i = 0;
         while i < b.len() && is(b[i], class::USER) && b[i] != b'%' {
             i += 1;
         }
         let (user, host_start) = match b.get(i) {
-            Some(b'@') if i > start => (Some(Cow::Borrowed(&s[start..i])), i + 1),
+            Some(b'@') if i > 0 => (Some(Cow::Borrowed(&s[..i])), i + 1),
             Some(b'@') => return None,
-            _ => (None, start),
+            _ => (None, 0),
         };
         let (host, port, mut i) = scan_host_port(s, host_start)?;
         let params = if b.get(i) == Some(&b';') {
@@ -497,29 +466,28 @@ impl<'a> SipUri<'a> {
                 } else if c == b'=' && eq.is_none() && i > piece {
                     eq = Some(i);
                 } else if !is(c, class::PARAM) || c == b'%' {
-                    break;
+                    return None;
                 }
                 i += 1;
             }
             if i == piece || eq.is_some_and(|e| e + 1 == i) {
                 return None;
             }
-            &s[params_start..i]
-        } else {
+            &s[params_start..]
+        } else if i == b.len() {
             ""
+        } else {
+            return None;
         };
-        Some((
-            SipUri {
-                secure,
-                user,
-                password: None,
-                host,
-                port,
-                params: Params::from_raw(Cow::Borrowed(params)),
-                headers: None,
-            },
-            i,
-        ))
+        Some(SipUri {
+            secure,
+            user,
+            password: None,
+            host,
+            port,
+            params: Params::from_raw(Cow::Borrowed(params)),
+            headers: None,
+        })
     }
 
     /// Any SIP URI (after the scheme), or the error that makes it invalid.
