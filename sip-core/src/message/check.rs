@@ -78,9 +78,8 @@ fn validate_value(name: HeaderName, v: &str) -> Result<(), ParseError> {
     fn p<'a, T: Header<'a>>(v: &'a str) -> Result<(), ParseError> {
         T::parse(v).map(drop).map_err(ParseError::from)
     }
-    /// A name-addr header: its URI too (typed reads parse it only when asked).
-    fn na(name: HeaderName, v: &str) -> Result<(), ParseError> {
-        let a = typed::NameAddr::parse_as(name, v)?;
+    /// The URI of a name-addr header's value (typed reads parse it only when asked).
+    fn uri(name: HeaderName, a: &typed::NameAddr<'_>) -> Result<(), ParseError> {
         a.uri().map(drop).map_err(|_| {
             ParseError::from(typed::HeaderError {
                 name: name.as_str(),
@@ -88,14 +87,20 @@ fn validate_value(name: HeaderName, v: &str) -> Result<(), ParseError> {
             })
         })
     }
+    /// A name-addr header, its URI included.
+    fn na(name: HeaderName, v: &str) -> Result<(), ParseError> {
+        uri(name, &typed::NameAddr::parse_as(name, v)?)
+    }
     match name {
         HeaderName::Via => p::<typed::Via<'_>>(v),
         HeaderName::From => na(name, v),
         HeaderName::To => na(name, v),
         HeaderName::CallId => p::<typed::CallId<'_>>(v),
         HeaderName::CSeq => p::<typed::CSeq>(v),
-        HeaderName::Contact if super::lex::trim_lws(v) == "*" => Ok(()),
-        HeaderName::Contact => na(name, v),
+        HeaderName::Contact => match typed::Contact::parse(v)? {
+            typed::Contact::Star => Ok(()),
+            typed::Contact::Address(a) => uri(name, &a),
+        },
         HeaderName::MaxForwards => p::<typed::MaxForwards>(v),
         HeaderName::Route => na(name, v),
         HeaderName::RecordRoute => na(name, v),
