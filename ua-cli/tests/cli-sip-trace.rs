@@ -2,6 +2,7 @@
 //! transport and both addresses, appended to FILE.
 
 use std::net::UdpSocket;
+use std::path::PathBuf;
 use std::process::Command;
 
 use tincan_sip::message::{Message, response_to};
@@ -13,6 +14,16 @@ fn tincan(dir: &std::path::Path) -> Command {
         .env_remove("TINCAN_CONFIG")
         .env("HOME", dir);
     c
+}
+
+/// A scratch directory of this test process (`tag` tells the tests apart), and the path of a
+/// trace file in it that does not exist yet.
+fn scratch(tag: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("tincan-sip-trace-{tag}{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("trace.log");
+    let _ = std::fs::remove_file(&trace);
+    (dir, trace)
 }
 
 /// A server on loopback that answers one OPTIONS with 200.
@@ -33,10 +44,7 @@ fn answer_one_options() -> (u16, std::thread::JoinHandle<()>) {
 
 #[test]
 fn ping_with_a_sip_trace_writes_the_options_and_the_200() {
-    let dir = std::env::temp_dir().join(format!("tincan-sip-trace-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let trace = dir.join("trace.log");
-    let _ = std::fs::remove_file(&trace);
+    let (dir, trace) = scratch("");
     let (port, server) = answer_one_options();
     let out = tincan(&dir)
         .arg("--sip-trace")
@@ -76,8 +84,7 @@ fn ping_with_a_sip_trace_writes_the_options_and_the_200() {
 
 #[test]
 fn an_unwritable_trace_file_is_a_usage_error() {
-    let dir = std::env::temp_dir().join(format!("tincan-sip-trace-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let (dir, _) = scratch("bad-");
     let out = tincan(&dir)
         .args([
             "--sip-trace",
@@ -100,10 +107,7 @@ fn an_unwritable_trace_file_is_a_usage_error() {
 /// received by the other (INVITE, its 100/180/200, ACK, BYE and its 200).
 #[test]
 fn the_demo_traces_both_phones() {
-    let dir = std::env::temp_dir().join(format!("tincan-sip-trace-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let trace = dir.join("trace.log");
-    let _ = std::fs::remove_file(&trace);
+    let (dir, trace) = scratch("demo-");
     let out = tincan(&dir)
         .arg("--sip-trace")
         .arg(&trace)
