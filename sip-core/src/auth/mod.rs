@@ -28,8 +28,11 @@
 //! assert!(answers[0].credentials.to_string().contains("nc=00000001"));
 //! ```
 
+pub mod challenge;
 pub mod digest;
 pub mod header;
+
+pub use challenge::{ChallengeAnswer, answer_challenge};
 
 pub use digest::{
     Algorithm, AuthError, Authorization, ChallengeKind, DigestChallenge, DigestClient,

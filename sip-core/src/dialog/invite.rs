@@ -1044,6 +1044,32 @@ impl InviteSession {
         Ok(())
     }
 
+    /// An in-dialog request of ours (BYE, INFO) that a proxy or the peer challenged (401/407),
+    /// again with `headers` (the credentials answering the challenge) and the dialog's next
+    /// CSeq (RFC 3261 §22.2: a retried request is a new request of the dialog). `None` when
+    /// there is no dialog any more, or for a re-INVITE, whose offer/answer state is tied to
+    /// its CSeq.
+    pub fn retry_in_dialog(
+        &mut self,
+        request: &Message,
+        headers: &[(String, String)],
+    ) -> Option<Message> {
+        let method = request.method()?.clone();
+        if method == Method::Invite {
+            return None;
+        }
+        let d = self.dialog.as_mut()?;
+        let seq = d.request(method.clone()).cseq().and_then(Result::ok)?.seq;
+        let mut retried = request.clone();
+        retried.remove_header(HeaderName::Authorization);
+        retried.remove_header(HeaderName::ProxyAuthorization);
+        for (n, v) in headers {
+            retried.push_header_named(n, v);
+        }
+        retried.set(&CSeq { seq, method });
+        Some(retried)
+    }
+
     /// The dialog id, once there is a dialog.
     pub fn dialog_id(&self) -> Option<&DialogId> {
         self.dialog.as_ref().map(Dialog::id)
