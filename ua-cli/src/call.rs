@@ -682,7 +682,7 @@ fn contact(user: &str, local: SocketAddr, transport: Transport) -> String {
 async fn resolve_ordered(
     shared: &Shared,
     uri: &str,
-) -> Result<Vec<tincan_sip::resolve::Target>, CallError> {
+) -> Result<Vec<tincan_sip::resolve::ResolvedTarget>, CallError> {
     let targets = targets_for(&shared.ctx, uri, shared.config.transport)
         .await
         .map_err(|reason| CallError::Unreachable {
@@ -773,7 +773,7 @@ struct CallTask {
     handle: Option<MediaHandle>,
     negotiated: Option<Negotiated>,
     invite_tx: Option<TransactionId>,
-    initial_targets: Option<Vec<tincan_sip::resolve::Target>>,
+    initial_targets: Option<Vec<tincan_sip::resolve::ResolvedTarget>>,
     /// Server transactions of the peer's re-INVITEs waiting for our answer.
     reinvite_tx: HashMap<u32, ServerRequest>,
     started: Instant,
@@ -1464,7 +1464,7 @@ async fn send_request(
     shared: Shared,
     request: Message,
     next_hop: Uri<'static>,
-    targets: Option<Vec<tincan_sip::resolve::Target>>,
+    targets: Option<Vec<tincan_sip::resolve::ResolvedTarget>>,
     initial: bool,
     input: mpsc::UnboundedSender<CallInput>,
     pending: PendingRequest,

@@ -2,8 +2,8 @@
 //!
 //! - [`Resolution`]: the sans-IO state machine for one SIP/SIPS URI: it says which DNS
 //!   queries it needs ([`Resolution::poll_query`]), takes the answers
-//!   ([`Resolution::handle_answer`]) and finally gives the ordered [`Target`]s plus the whole
-//!   lookup chain, or a [`ResolveError`] naming every record tried.
+//!   ([`Resolution::handle_answer`]) and finally gives the ordered [`ResolvedTarget`]s plus the
+//!   whole lookup chain, or a [`ResolveError`] naming every record tried.
 //! - [`DnsCache`]: answers keyed by (name, type), kept for their TTL (negative answers
 //!   briefly), `now` injected.
 //! - [`TargetHealth`] and [`FailoverPolicy`]: failover with memory: which targets recently
@@ -67,8 +67,8 @@ pub use health::{
     TargetKey, TargetStatus,
 };
 pub use resolution::{
-    AddressFamily, AddressStep, Lookup, Resolution, ResolveConfig, ResolveError, Resolved, Target,
-    TargetSource, TriedLookups,
+    AddressFamily, AddressStep, Lookup, Resolution, ResolveConfig, ResolveError, Resolved,
+    ResolvedTarget, TargetSource, TriedLookups,
 };
 pub use select::{NaptrStep, SrvStep, order_srv, select_naptr};
 

@@ -64,7 +64,7 @@ struct Report<'a> {
     uri: &'a str,
     destination: &'a Destination,
     lookups: Vec<serde_json::Value>,
-    targets: &'a [resolve::Target],
+    targets: &'a [resolve::ResolvedTarget],
     #[serde(skip_serializing_if = "Option::is_none")]
     probes: Option<&'a [Probe]>,
 }
