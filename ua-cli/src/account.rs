@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
+use tincan_sip::driver::dns::{self, HickoryBackend};
 use tincan_sip::driver::{Flow, FlowSignal, Handle, TxError};
 use tincan_sip::flow::{FlowEvent, FlowKeepAlive, KeepAliveConfig};
 use tincan_sip::message::{HeaderName, Method, RequestBuilder, SipUri, Uri};
@@ -40,7 +41,6 @@ use tincan_sip::resolve::health::{
     AttemptOutcome, FailoverDecision, FailoverPolicy, FailureCause, HealthConfig, TargetHealth,
     TargetKey,
 };
-use tincan_sip::resolve::hickory::HickoryBackend;
 use tincan_sip::resolve::{self, CacheConfig, Destination, DnsCache, ResolveConfig};
 use tincan_sip::transport::{Target, Transport};
 
@@ -203,7 +203,7 @@ pub(crate) async fn targets_for(
     }
     let mut cache = DnsCache::new(CacheConfig::default());
     let mut rng = tincan_sip::rng::SplitMix64::from_os();
-    let resolved = resolve::resolve(
+    let resolved = dns::resolve(
         dest,
         ResolveConfig::default(),
         &*ctx.dns,

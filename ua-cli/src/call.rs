@@ -41,13 +41,13 @@ use tincan_sip::auth::{ChallengeKind, Credentials, DigestClient, DigestRequest};
 use tincan_sip::dialog::{
     EndReason, InviteConfig, InviteSession, Output, RequestOutcome, SessionEvent, SessionState,
 };
+use tincan_sip::driver::dns::HickoryBackend;
 use tincan_sip::driver::{
     Driver, DriverConfig, Handle, Incoming, IncomingEvent, ServerRequest, TxError,
 };
 use tincan_sip::message::typed::NameAddr;
 use tincan_sip::message::{HeaderName, Message, Method, Uri, response_to};
 use tincan_sip::resolve::health::{FailureCause, TargetKey};
-use tincan_sip::resolve::hickory::HickoryBackend;
 use tincan_sip::transaction::TransactionId;
 use tincan_sip::transport::{Target, Transport};
 
