@@ -6,12 +6,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tincan_sip::resolve::{
-    AddressStep, FailureCause, HealthConfig, Target, TargetHealth, TargetKey, TargetSource,
+    AddressStep, FailureCause, HealthConfig, ResolvedTarget, TargetHealth, TargetKey, TargetSource,
     TargetStatus, Transport,
 };
 
-fn target(port: u16, priority: u16) -> Target {
-    Target {
+fn target(port: u16, priority: u16) -> ResolvedTarget {
+    ResolvedTarget {
         transport: Transport::Udp,
         addr: SocketAddr::from(([192, 0, 2, 1], port)),
         host: "example.test".into(),
@@ -25,7 +25,7 @@ fn target(port: u16, priority: u16) -> Target {
     }
 }
 
-fn ports(ts: &[Target]) -> Vec<u16> {
+fn ports(ts: &[ResolvedTarget]) -> Vec<u16> {
     ts.iter().map(|t| t.addr.port()).collect()
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::{FakeDns, rng, run};
 use tincan_sip::resolve::{
     AttemptOutcome, Destination, FailoverDecision, FailoverPolicy, Resolution, ResolveConfig,
-    Target, TargetHealth, TargetKey,
+    ResolvedTarget, TargetHealth, TargetKey,
 };
 
 /// How a simulated server behaves.
@@ -27,7 +27,7 @@ enum Server {
 /// port that answered and the virtual time spent.
 fn request(
     now: Instant,
-    targets: &[Target],
+    targets: &[ResolvedTarget],
     health: &mut TargetHealth,
     policy: &FailoverPolicy,
     server: impl Fn(u16) -> Server,
@@ -61,7 +61,7 @@ fn request(
     panic!("no target answered");
 }
 
-fn targets() -> Vec<Target> {
+fn targets() -> Vec<ResolvedTarget> {
     let mut dns = FakeDns::new();
     dns.srv("_sip._udp.failover.test", 10, 0, 5060, "dead.failover.test")
         .srv(

@@ -70,7 +70,8 @@ fn ttl_zero_is_not_cached_and_huge_ttls_are_capped() {
 #[cfg(feature = "tokio")]
 #[tokio::test(flavor = "current_thread")]
 async fn second_resolution_is_answered_from_the_cache() {
-    use tincan_sip::resolve::{Destination, ResolveConfig, resolve};
+    use tincan_sip::driver::dns::resolve;
+    use tincan_sip::resolve::{Destination, ResolveConfig};
     let mut dns = common::FakeDns::new();
     dns.srv("_sip._udp.cached.test", 10, 0, 5060, "a.cached.test")
         .a("a.cached.test", [192, 0, 2, 1]);

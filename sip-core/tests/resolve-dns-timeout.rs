@@ -8,8 +8,8 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use rand_core::SeedableRng;
-use tincan_sip::resolve::hickory::{HickoryBackend, HickoryConfig};
-use tincan_sip::resolve::{Destination, DnsCache, DnsError, ResolveConfig, ResolveError, resolve};
+use tincan_sip::driver::dns::{HickoryBackend, HickoryConfig, resolve};
+use tincan_sip::resolve::{Destination, DnsCache, DnsError, ResolveConfig, ResolveError};
 
 #[tokio::test(flavor = "current_thread")]
 async fn black_holed_dns_server_gives_timeouts_naming_each_record() {

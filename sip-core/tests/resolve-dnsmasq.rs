@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use rand_core::SeedableRng;
 use rand_xorshift::XorShiftRng;
-use tincan_sip::resolve::hickory::{HickoryBackend, HickoryConfig};
+use tincan_sip::driver::dns::{HickoryBackend, HickoryConfig, resolve};
 use tincan_sip::resolve::{
-    Destination, DnsCache, DnsError, DnsQuery, RecordType, ResolveConfig, ResolveError, resolve,
+    Destination, DnsCache, DnsError, DnsQuery, RecordType, ResolveConfig, ResolveError,
 };
 
 /// A dnsmasq child process, killed (by PID) and reaped on drop.

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
+use tincan_sip::driver::dns::{self, HickoryBackend};
 use tincan_sip::driver::{Flow, FlowSignal, Handle, TxError};
 use tincan_sip::flow::{FlowEvent, FlowKeepAlive, KeepAliveConfig};
 use tincan_sip::message::{HeaderName, Method, RequestBuilder, SipUri, Uri};
@@ -40,7 +41,6 @@ use tincan_sip::resolve::health::{
     AttemptOutcome, FailoverDecision, FailoverPolicy, FailureCause, HealthConfig, TargetHealth,
     TargetKey,
 };
-use tincan_sip::resolve::hickory::HickoryBackend;
 use tincan_sip::resolve::{self, CacheConfig, Destination, DnsCache, ResolveConfig};
 use tincan_sip::transport::{Target, Transport};
 
@@ -196,14 +196,14 @@ pub(crate) async fn targets_for(
     ctx: &AccountContext,
     uri: &str,
     transport: Option<Transport>,
-) -> Result<Vec<resolve::Target>, String> {
+) -> Result<Vec<resolve::ResolvedTarget>, String> {
     let mut dest = Destination::parse(uri).map_err(|e| e.to_string())?;
     if let Some(t) = transport {
         dest.transport = Some(t.as_str().to_owned());
     }
     let mut cache = DnsCache::new(CacheConfig::default());
     let mut rng = tincan_sip::rng::SplitMix64::from_os();
-    let resolved = resolve::resolve(
+    let resolved = dns::resolve(
         dest,
         ResolveConfig::default(),
         &*ctx.dns,
@@ -216,7 +216,7 @@ pub(crate) async fn targets_for(
 }
 
 /// The transport target of a resolved one (server name for TLS from the URI's domain).
-pub(crate) fn send_target(t: &resolve::Target) -> Target {
+pub(crate) fn send_target(t: &resolve::ResolvedTarget) -> Target {
     let mut target = Target::new(t.transport, t.addr);
     if t.host.parse::<std::net::IpAddr>().is_err() {
         target.server_name = Some(t.host.clone());
@@ -458,7 +458,7 @@ async fn run_failover(
         // Targets still cooling off are skipped while another one is healthy; when all are
         // down, the attempt waits for the first cool-off to end (instead of hammering a dead
         // server, which would only lengthen its cool-off).
-        let ordered: Vec<resolve::Target> = {
+        let ordered: Vec<resolve::ResolvedTarget> = {
             let health = lock(&ctx.health);
             let now = Instant::now();
             health
@@ -606,7 +606,7 @@ async fn stay_registered(
     spec: &AccountSpec,
     binding: &mut Binding,
     rank: usize,
-    preferred: &[resolve::Target],
+    preferred: &[resolve::ResolvedTarget],
     events: &mpsc::UnboundedSender<AccountEvent>,
     stop: &mut watch::Receiver<bool>,
 ) -> Stay {
@@ -703,7 +703,8 @@ async fn stay_registered(
         }
         if rank > 0 && Instant::now() >= next_probe {
             next_probe = Instant::now() + probe_every;
-            let better: Vec<resolve::Target> = preferred[..rank.min(preferred.len())].to_vec();
+            let better: Vec<resolve::ResolvedTarget> =
+                preferred[..rank.min(preferred.len())].to_vec();
             for t in better {
                 let key = TargetKey::of(&t);
                 let t = send_target(&t);

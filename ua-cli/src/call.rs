@@ -41,13 +41,13 @@ use tincan_sip::auth::{ChallengeKind, Credentials, DigestClient, DigestRequest};
 use tincan_sip::dialog::{
     EndReason, InviteConfig, InviteSession, Output, RequestOutcome, SessionEvent, SessionState,
 };
+use tincan_sip::driver::dns::HickoryBackend;
 use tincan_sip::driver::{
     Driver, DriverConfig, Handle, Incoming, IncomingEvent, ServerRequest, TxError,
 };
 use tincan_sip::message::typed::NameAddr;
 use tincan_sip::message::{HeaderName, Message, Method, Uri, response_to};
 use tincan_sip::resolve::health::{FailureCause, TargetKey};
-use tincan_sip::resolve::hickory::HickoryBackend;
 use tincan_sip::transaction::TransactionId;
 use tincan_sip::transport::{Target, Transport};
 
@@ -682,7 +682,7 @@ fn contact(user: &str, local: SocketAddr, transport: Transport) -> String {
 async fn resolve_ordered(
     shared: &Shared,
     uri: &str,
-) -> Result<Vec<tincan_sip::resolve::Target>, CallError> {
+) -> Result<Vec<tincan_sip::resolve::ResolvedTarget>, CallError> {
     let targets = targets_for(&shared.ctx, uri, shared.config.transport)
         .await
         .map_err(|reason| CallError::Unreachable {
@@ -773,7 +773,7 @@ struct CallTask {
     handle: Option<MediaHandle>,
     negotiated: Option<Negotiated>,
     invite_tx: Option<TransactionId>,
-    initial_targets: Option<Vec<tincan_sip::resolve::Target>>,
+    initial_targets: Option<Vec<tincan_sip::resolve::ResolvedTarget>>,
     /// Server transactions of the peer's re-INVITEs waiting for our answer.
     reinvite_tx: HashMap<u32, ServerRequest>,
     started: Instant,
@@ -1464,7 +1464,7 @@ async fn send_request(
     shared: Shared,
     request: Message,
     next_hop: Uri<'static>,
-    targets: Option<Vec<tincan_sip::resolve::Target>>,
+    targets: Option<Vec<tincan_sip::resolve::ResolvedTarget>>,
     initial: bool,
     input: mpsc::UnboundedSender<CallInput>,
     pending: PendingRequest,

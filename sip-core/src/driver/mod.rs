@@ -28,6 +28,7 @@
 #![allow(clippy::disallowed_methods)] // The driver is where the clock is read.
 
 mod bind;
+pub mod dns;
 mod icmp;
 mod stream;
 pub mod tls;

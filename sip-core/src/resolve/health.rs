@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::Transport;
-use super::resolution::Target;
+use super::resolution::ResolvedTarget;
 
 /// A target's identity in the health table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,7 +30,7 @@ pub struct TargetKey {
 
 impl TargetKey {
     /// The key of `target`.
-    pub fn of(target: &Target) -> Self {
+    pub fn of(target: &ResolvedTarget) -> Self {
         TargetKey {
             transport: target.transport,
             addr: target.addr,
@@ -225,8 +225,8 @@ impl TargetHealth {
 
     /// `targets` reordered: those not cooling off first, in their given (RFC 3263) order,
     /// then those cooling off, the one recovering soonest first. Nothing is dropped.
-    pub fn order(&self, targets: &[Target], now: Instant) -> Vec<Target> {
-        let (mut up, mut down): (Vec<&Target>, Vec<&Target>) = targets
+    pub fn order(&self, targets: &[ResolvedTarget], now: Instant) -> Vec<ResolvedTarget> {
+        let (mut up, mut down): (Vec<&ResolvedTarget>, Vec<&ResolvedTarget>) = targets
             .iter()
             .partition(|t| !self.is_down(now, TargetKey::of(t)));
         down.sort_by_key(|t| {

@@ -2,16 +2,17 @@
 //!
 //! - [`Resolution`]: the sans-IO state machine for one SIP/SIPS URI: it says which DNS
 //!   queries it needs ([`Resolution::poll_query`]), takes the answers
-//!   ([`Resolution::handle_answer`]) and finally gives the ordered [`Target`]s plus the whole
-//!   lookup chain, or a [`ResolveError`] naming every record tried.
+//!   ([`Resolution::handle_answer`]) and finally gives the ordered [`ResolvedTarget`]s plus the
+//!   whole lookup chain, or a [`ResolveError`] naming every record tried.
 //! - [`DnsCache`]: answers keyed by (name, type), kept for their TTL (negative answers
 //!   briefly), `now` injected.
 //! - [`TargetHealth`] and [`FailoverPolicy`]: failover with memory: which targets recently
 //!   failed, how long they cool off, when to probe them, and whether a given failure means
 //!   "try the next target".
-//! - [`DnsBackend`] (a trait for the real DNS) and, with the `tokio` feature,
-//!   [`resolve()`] (drives a resolution with a backend and a cache) and
-//!   [`hickory::HickoryBackend`].
+//!
+//! Everything here is sans-IO. The real DNS is the driver's (`tokio` feature):
+//! `driver::dns::resolve` drives a [`Resolution`] with a `driver::dns::DnsBackend` (such as
+//! `driver::dns::HickoryBackend`) and a [`DnsCache`].
 //!
 //! ```
 //! use std::time::Instant;
@@ -53,13 +54,6 @@ pub mod health;
 pub mod resolution;
 pub mod select;
 
-mod backend;
-#[cfg(feature = "tokio")]
-pub mod hickory;
-
-pub use backend::DnsBackend;
-#[cfg(feature = "tokio")]
-pub use backend::resolve;
 pub use cache::{CacheConfig, DnsCache};
 pub use dns::{DnsAnswer, DnsError, DnsQuery, DnsRecord, RecordData, RecordType};
 pub use health::{
@@ -67,8 +61,8 @@ pub use health::{
     TargetKey, TargetStatus,
 };
 pub use resolution::{
-    AddressFamily, AddressStep, Lookup, Resolution, ResolveConfig, ResolveError, Resolved, Target,
-    TargetSource, TriedLookups,
+    AddressFamily, AddressStep, Lookup, Resolution, ResolveConfig, ResolveError, Resolved,
+    ResolvedTarget, TargetSource, TriedLookups,
 };
 pub use select::{NaptrStep, SrvStep, order_srv, select_naptr};
 

@@ -112,7 +112,7 @@ pub struct TargetSource {
 /// One place to send a request, in the order to try.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
-pub struct Target {
+pub struct ResolvedTarget {
     /// The transport.
     pub transport: Transport,
     /// The address and port.
@@ -128,7 +128,7 @@ pub struct Target {
     pub source: TargetSource,
 }
 
-impl fmt::Display for Target {
+impl fmt::Display for ResolvedTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -231,7 +231,7 @@ pub struct Resolved {
     /// Every query asked, in the order the answers came, with its answer.
     pub lookups: Vec<Lookup>,
     /// The targets, best first.
-    pub targets: Vec<Target>,
+    pub targets: Vec<ResolvedTarget>,
 }
 
 impl fmt::Display for Resolved {
@@ -432,7 +432,7 @@ impl Resolution {
             // §4.2: a numeric IP needs no lookup.
             let t = self.default_transport;
             let port = self.destination.port.unwrap_or(t.default_port());
-            let target = Target {
+            let target = ResolvedTarget {
                 transport: t,
                 addr: SocketAddr::new(ip, port),
                 host: ip.to_string(),
@@ -551,7 +551,7 @@ impl Resolution {
                 self.enter_address(hosts);
             }
             Stage::Address(hosts) => {
-                let mut targets: Vec<Target> = Vec::new();
+                let mut targets: Vec<ResolvedTarget> = Vec::new();
                 for h in &hosts {
                     for rtype in self.config.family.queries() {
                         let q = DnsQuery::new(&h.name, *rtype);
@@ -568,7 +568,7 @@ impl Resolution {
                             {
                                 continue;
                             }
-                            targets.push(Target {
+                            targets.push(ResolvedTarget {
                                 transport: h.transport,
                                 addr,
                                 host: self.domain.clone(),
@@ -635,7 +635,7 @@ impl Resolution {
         self.result = Some(Err(e));
     }
 
-    fn finish(&mut self, targets: Vec<Target>) {
+    fn finish(&mut self, targets: Vec<ResolvedTarget>) {
         self.stage = Stage::Done;
         self.result = Some(Ok(Resolved {
             destination: self.destination.clone(),

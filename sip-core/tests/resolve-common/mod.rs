@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use tincan_sip::resolve::{
-    DnsAnswer, DnsBackend, DnsError, DnsQuery, DnsRecord, RecordData, RecordType, Resolution,
-    ResolveError, Resolved,
+    DnsAnswer, DnsError, DnsQuery, DnsRecord, RecordData, RecordType, Resolution, ResolveError,
+    Resolved,
 };
 
 /// A fake DNS: answers from a table; unknown names are NXDOMAIN. Records every question.
@@ -109,7 +109,8 @@ impl FakeDns {
     }
 }
 
-impl DnsBackend for FakeDns {
+#[cfg(feature = "tokio")]
+impl tincan_sip::driver::dns::DnsBackend for FakeDns {
     async fn query(&self, query: &DnsQuery) -> DnsAnswer {
         self.answer(query)
     }

@@ -14,7 +14,7 @@ use tincan_media::device::{
     WavSource,
 };
 use tincan_media::sdp::SrtpPolicy;
-use tincan_sip::resolve::hickory::HickoryBackend;
+use tincan_sip::driver::dns::HickoryBackend;
 use tokio::sync::{mpsc, watch};
 
 /// Codec choice on the command line.

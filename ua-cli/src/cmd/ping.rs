@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use tincan_sip::driver::dns::{self, HickoryBackend};
 use tincan_sip::driver::{Driver, DriverConfig, TlsSettings};
 use tincan_sip::message::{HeaderName, Method, RequestBuilder, Uri};
-use tincan_sip::resolve::hickory::HickoryBackend;
-use tincan_sip::resolve::{self, CacheConfig, Destination, DnsCache, ResolveConfig};
+use tincan_sip::resolve::{CacheConfig, Destination, DnsCache, ResolveConfig};
 use tincan_sip::transport::{Target, Transport};
 
 /// Arguments of `tincan ping`.
@@ -93,7 +93,7 @@ async fn ping(args: &Args, config_dns: Option<SocketAddr>) -> ExitCode {
     };
     let mut rng = tincan_sip::rng::SplitMix64::from_os();
     let mut cache = DnsCache::new(CacheConfig::default());
-    let resolved = match resolve::resolve(
+    let resolved = match dns::resolve(
         dest,
         ResolveConfig::default(),
         &backend,

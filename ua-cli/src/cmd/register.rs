@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tincan::account::{AccountContext, AccountEvent, run_account};
 use tincan::config::Config;
-use tincan_sip::resolve::hickory::HickoryBackend;
+use tincan_sip::driver::dns::HickoryBackend;
 use tokio::sync::{mpsc, watch};
 
 /// Arguments of `tincan register`.

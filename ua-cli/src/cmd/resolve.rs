@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tincan::config::Config;
+use tincan_sip::driver::dns::{self, HickoryBackend};
 use tincan_sip::driver::{Driver, DriverConfig, Handle, TlsSettings, TxError};
 use tincan_sip::message::{HeaderName, Method, RequestBuilder, Uri};
-use tincan_sip::resolve::hickory::HickoryBackend;
 use tincan_sip::resolve::{
     self, CacheConfig, Destination, DnsCache, DnsRecord, Lookup, RecordData, ResolveConfig,
     ResolveError, Resolved,
@@ -64,7 +64,7 @@ struct Report<'a> {
     uri: &'a str,
     destination: &'a Destination,
     lookups: Vec<serde_json::Value>,
-    targets: &'a [resolve::Target],
+    targets: &'a [resolve::ResolvedTarget],
     #[serde(skip_serializing_if = "Option::is_none")]
     probes: Option<&'a [Probe]>,
 }
@@ -152,7 +152,7 @@ async fn resolve_and_probe(args: &Args, config: &Config) -> ExitCode {
     };
     let mut rng = tincan_sip::rng::SplitMix64::from_os();
     let mut cache = DnsCache::new(CacheConfig::default());
-    let resolved = resolve::resolve(
+    let resolved = dns::resolve(
         dest,
         ResolveConfig::default(),
         &backend,

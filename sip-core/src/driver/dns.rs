@@ -1,7 +1,16 @@
-//! The hickory-resolver 0.26 DNS backend (tokio feature).
+//! DNS for the driver: the [`DnsBackend`] seam, the hickory-resolver 0.26 backend
+//! ([`HickoryBackend`]) and [`resolve`], which drives a sans-IO [`Resolution`] with a backend
+//! and a [`DnsCache`].
+//!
+//! The RFC 3263 procedure itself (which questions, in which order, what the answers mean) is
+//! the sans-IO [`crate::resolve`] module; this is the I/O around it: it asks real DNS servers
+//! and reads the clock for the cache.
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
@@ -10,8 +19,86 @@ use hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{RData, RecordType as HickoryType};
 
-use super::backend::DnsBackend;
-use super::dns::{DnsAnswer, DnsError, DnsQuery, DnsRecord, RecordData, RecordType};
+use crate::resolve::{
+    Destination, DnsAnswer, DnsCache, DnsError, DnsQuery, DnsRecord, RecordData, RecordType,
+    Resolution, ResolveConfig, ResolveError, Resolved, TriedLookups,
+};
+
+/// Something that answers DNS questions: hickory-resolver ([`HickoryBackend`]), a table in
+/// tests.
+///
+/// Report NODATA as `Ok(vec![])`, a missing name as [`DnsError::NxDomain`], and give
+/// up on a question after the backend's own timeout with [`DnsError::Timeout`].
+pub trait DnsBackend {
+    /// Ask one question.
+    fn query(&self, query: &DnsQuery) -> impl Future<Output = DnsAnswer> + Send;
+}
+
+/// Resolve `destination` with `backend`, answering from and filling `cache`. The questions of
+/// each RFC 3263 stage run concurrently. This is driver code: it reads the clock for the
+/// cache.
+pub async fn resolve<B, R>(
+    destination: Destination,
+    config: ResolveConfig,
+    backend: &B,
+    cache: &mut DnsCache,
+    rng: &mut R,
+) -> Result<Resolved, ResolveError>
+where
+    B: DnsBackend + ?Sized,
+    R: rand_core::Rng + ?Sized,
+{
+    let domain = destination.host.clone();
+    let mut res = Resolution::new(destination, config, rng);
+    loop {
+        let mut batch = Vec::new();
+        while let Some(q) = res.poll_query_cached(Instant::now(), cache) {
+            batch.push(q);
+        }
+        if batch.is_empty() {
+            return res.poll_result().unwrap_or_else(|| {
+                // Unreachable by construction: a resolution with nothing to ask is done.
+                Err(ResolveError::NoServers {
+                    domain,
+                    tried: TriedLookups::default(),
+                })
+            });
+        }
+        let answers = join_all(batch.iter().map(|q| backend.query(q)).collect()).await;
+        let now = Instant::now();
+        for (q, answer) in batch.into_iter().zip(answers) {
+            cache.insert(now, q.clone(), answer.clone());
+            res.handle_answer(now, &q, answer);
+        }
+    }
+}
+
+/// Run futures concurrently on the current task and collect their outputs in order.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, out) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if out.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *out = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs
+        .into_iter()
+        .map(|o| o.expect("poll_fn returns only when every future is ready"))
+        .collect()
+}
 
 /// The DNS backend could not be set up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,7 +143,7 @@ impl HickoryConfig {
     }
 }
 
-/// DNS through hickory-resolver. Its own cache is off: [`super::DnsCache`] caches.
+/// DNS through hickory-resolver. Its own cache is off: [`DnsCache`] caches.
 #[derive(Clone)]
 pub struct HickoryBackend {
     resolver: TokioResolver,
