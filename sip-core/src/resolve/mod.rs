@@ -9,6 +9,9 @@
 //! - [`TargetHealth`] and [`FailoverPolicy`]: failover with memory: which targets recently
 //!   failed, how long they cool off, when to probe them, and whether a given failure means
 //!   "try the next target".
+//! - [`Failover`]: the sans-IO machine that routes one request over its ordered targets, each
+//!   within a budget adapted to the target's round-trip time, and says what was tried when
+//!   all fail.
 //! - [`DnsBackend`] (a trait for the real DNS) and, with the `tokio` feature,
 //!   [`resolve()`] (drives a resolution with a backend and a cache) and
 //!   [`hickory::HickoryBackend`].
@@ -49,6 +52,7 @@ use std::net::IpAddr;
 
 pub mod cache;
 pub mod dns;
+pub mod failover;
 pub mod health;
 pub mod resolution;
 pub mod select;
@@ -62,6 +66,9 @@ pub use backend::DnsBackend;
 pub use backend::resolve;
 pub use cache::{CacheConfig, DnsCache};
 pub use dns::{DnsAnswer, DnsError, DnsQuery, DnsRecord, RecordData, RecordType};
+pub use failover::{
+    AttemptFailure, FailedAttempt, Failover, FailoverConfig, FailoverEvent, RequestKind, RetryError,
+};
 pub use health::{
     AttemptOutcome, FailoverDecision, FailoverPolicy, FailureCause, HealthConfig, TargetHealth,
     TargetKey, TargetStatus,
