@@ -7,6 +7,10 @@
 //! down we still try). When a cool-off ends, [`TargetHealth::due_probes`] hands the target to
 //! the driver to probe (OPTIONS); [`TargetHealth::mark_ok`] brings it back.
 //!
+//! The table also keeps each target's smoothed round-trip time ([`TargetHealth::record_rtt`],
+//! [`TargetHealth::rtt`]), which the [`Failover`](super::failover::Failover) machine turns
+//! into an adaptive per-target budget.
+//!
 //! [`FailoverPolicy`] holds the per-target response budgets and decides, for each outcome of
 //! an attempt, whether the request moves on to the next target (RFC 3263 §4.3).
 
@@ -16,6 +20,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::Transport;
+use super::failover::FailoverConfig;
 use super::resolution::ResolvedTarget;
 
 /// A target's identity in the health table.
@@ -133,11 +138,18 @@ pub enum TargetStatus {
     },
 }
 
+/// The weight of a new round-trip sample in the smoothed RTT: alpha = 1/8, as RFC 6298 §2.3
+/// does for TCP (`SRTT <- (1 - alpha) * SRTT + alpha * R'`). Stored as the divisor.
+const SRTT_ALPHA_DIVISOR: u32 = 8;
+
 /// The health of every target, shared by all requests and accounts (the driver owns it).
 #[derive(Debug, Clone, Default)]
 pub struct TargetHealth {
     config: HealthConfig,
     entries: HashMap<TargetKey, Entry>,
+    /// Smoothed round-trip time per target (RFC 6298 §2 SRTT); kept across failures and
+    /// recoveries, since a slow server that failed once is still slow when it comes back.
+    srtt: HashMap<TargetKey, Duration>,
 }
 
 impl TargetHealth {
@@ -146,7 +158,27 @@ impl TargetHealth {
         TargetHealth {
             config,
             entries: HashMap::new(),
+            srtt: HashMap::new(),
         }
+    }
+
+    /// Record a round-trip sample for `key` (time from sending a request to its first
+    /// response). The first sample is taken as it is; later ones are smoothed as RFC 6298
+    /// §2.2-2.3 does: `SRTT <- 7/8 * SRTT + 1/8 * R'`. A response to a retransmission makes
+    /// the sample longer than the true round trip (RFC 6298 §3, Karn), never shorter, so the
+    /// budget derived from it errs on the patient side.
+    pub fn record_rtt(&mut self, key: TargetKey, rtt: Duration) {
+        self.srtt
+            .entry(key)
+            .and_modify(|srtt| {
+                *srtt = (*srtt * (SRTT_ALPHA_DIVISOR - 1) + rtt) / SRTT_ALPHA_DIVISOR;
+            })
+            .or_insert(rtt);
+    }
+
+    /// The smoothed round-trip time of `key`, if any response from it was ever timed.
+    pub fn rtt(&self, key: TargetKey) -> Option<Duration> {
+        self.srtt.get(&key).copied()
     }
 
     /// Record a failure; returns the end of the cool-off. A 503 with `Retry-After` cools off
@@ -197,7 +229,7 @@ impl TargetHealth {
         decision
     }
 
-    /// The target answered: forget its failures.
+    /// The target answered: forget its failures (its smoothed RTT is kept).
     pub fn mark_ok(&mut self, key: TargetKey) {
         self.entries.remove(&key);
     }
@@ -335,6 +367,17 @@ impl Default for FailoverPolicy {
 }
 
 impl FailoverPolicy {
+    /// The settings of the adaptive [`Failover`](super::failover::Failover) machine that match
+    /// this policy: its `interactive_budget` is the longest per-target budget (used when the
+    /// target's round-trip time is unknown and its RTT-derived budget is longer), the rest
+    /// [`FailoverConfig::default`].
+    pub fn failover_config(&self) -> FailoverConfig {
+        let mut config = FailoverConfig::default();
+        config.max_budget = self.interactive_budget;
+        config.min_budget = config.min_budget.min(self.interactive_budget);
+        config
+    }
+
     /// The budget for one attempt.
     pub fn budget(&self, interactive: bool) -> Duration {
         if interactive {
@@ -360,5 +403,53 @@ impl FailoverPolicy {
             } => FailoverDecision::TryNext(FailureCause::ServiceUnavailable { retry_after }),
             AttemptOutcome::Response { .. } => FailoverDecision::Done,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(port: u16) -> TargetKey {
+        TargetKey {
+            transport: Transport::Udp,
+            addr: SocketAddr::from(([192, 0, 2, 1], port)),
+        }
+    }
+
+    #[test]
+    fn srtt_takes_the_first_sample_then_smooths_by_an_eighth() {
+        let mut h = TargetHealth::default();
+        assert_eq!(h.rtt(key(1)), None);
+        h.record_rtt(key(1), Duration::from_millis(400));
+        assert_eq!(h.rtt(key(1)), Some(Duration::from_millis(400)));
+        // 7/8 * 400 + 1/8 * 800 = 450.
+        h.record_rtt(key(1), Duration::from_millis(800));
+        assert_eq!(h.rtt(key(1)), Some(Duration::from_millis(450)));
+        assert_eq!(h.rtt(key(2)), None);
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a base instant; the code under test never reads the clock
+    fn failures_and_recovery_keep_the_rtt() {
+        let now = Instant::now();
+        let mut h = TargetHealth::default();
+        h.record_rtt(key(1), Duration::from_millis(30));
+        h.mark_failed(now, key(1), FailureCause::Timeout);
+        assert_eq!(h.rtt(key(1)), Some(Duration::from_millis(30)));
+        h.mark_ok(key(1));
+        assert_eq!(h.rtt(key(1)), Some(Duration::from_millis(30)));
+        assert_eq!(h.status(now, key(1)), TargetStatus::Up);
+    }
+
+    #[test]
+    fn the_policy_gives_its_interactive_budget_as_the_cap() {
+        let config = FailoverPolicy::default().failover_config();
+        assert_eq!(config, FailoverConfig::default());
+        let mut policy = FailoverPolicy::default();
+        policy.interactive_budget = Duration::from_millis(500);
+        let config = policy.failover_config();
+        assert_eq!(config.max_budget, Duration::from_millis(500));
+        assert_eq!(config.min_budget, Duration::from_millis(500));
     }
 }

@@ -9,6 +9,9 @@
 //! - [`TargetHealth`] and [`FailoverPolicy`]: failover with memory: which targets recently
 //!   failed, how long they cool off, when to probe them, and whether a given failure means
 //!   "try the next target".
+//! - [`Failover`]: the sans-IO machine that routes one request over its ordered targets, each
+//!   within a budget adapted to the target's round-trip time, and says what was tried when
+//!   all fail.
 //!
 //! Everything here is sans-IO. The real DNS is the driver's (`tokio` feature):
 //! `driver::dns::resolve` drives a [`Resolution`] with a `driver::dns::DnsBackend` (such as
@@ -50,12 +53,16 @@ use std::net::IpAddr;
 
 pub mod cache;
 pub mod dns;
+pub mod failover;
 pub mod health;
 pub mod resolution;
 pub mod select;
 
 pub use cache::{CacheConfig, DnsCache};
 pub use dns::{DnsAnswer, DnsError, DnsQuery, DnsRecord, RecordData, RecordType};
+pub use failover::{
+    AttemptFailure, FailedAttempt, Failover, FailoverConfig, FailoverEvent, RequestKind, RetryError,
+};
 pub use health::{
     AttemptOutcome, FailoverDecision, FailoverPolicy, FailureCause, HealthConfig, TargetHealth,
     TargetKey, TargetStatus,
