@@ -8,4 +8,5 @@ pub mod config;
 pub mod account;
 pub mod call;
 pub mod demo;
+pub mod phone;
 pub mod trace;

@@ -1,0 +1,162 @@
+//! How a phone and its accounts are set up.
+
+use std::time::Duration;
+
+use tincan_media::codec::CodecKind;
+use tincan_media::sdp::SrtpPolicy;
+use tincan_sip::endpoint::EndpointConfig;
+use tincan_sip::resolve::HealthConfig;
+use tincan_sip::resolve::failover::FailoverConfig;
+use tincan_sip::transport::Transport;
+
+pub use crate::config::RegisterMode;
+
+/// The phone core's configuration (what does not depend on sockets).
+#[derive(Debug, Clone)]
+pub struct PhoneConfig {
+    /// Our user name for calls placed without an account (From and Contact user part).
+    pub user: String,
+    /// Our display name for calls placed without an account.
+    pub display_name: Option<String>,
+    /// The domain of our From URI for calls placed without an account; `None`: the local
+    /// address.
+    pub domain: Option<String>,
+    /// Codecs in order of preference.
+    pub codecs: Vec<CodecKind>,
+    /// SRTP policy.
+    pub srtp: SrtpPolicy,
+    /// Offer and accept RFC 4733 telephone-event; without it DTMF goes in SIP INFO.
+    pub telephone_event: bool,
+    /// Hang up when no RTP arrives for this long while neither side holds the call (as
+    /// Linphone's `nortp_timeout`). `None`: only warn.
+    pub rtp_timeout_hangup: Option<Duration>,
+    /// Force a transport for requests of calls placed without an account.
+    pub transport: Option<Transport>,
+    /// An outbound proxy (`sip:proxy.example.com`) for calls placed without an account.
+    pub outbound_proxy: Option<String>,
+    /// Per-target budgets of the failover machine.
+    pub failover: FailoverConfig,
+    /// How long failed targets cool off.
+    pub health: HealthConfig,
+    /// The transaction layer's configuration.
+    pub endpoint: EndpointConfig,
+    /// Longest wait for one DNS answer before it counts as a timeout.
+    pub dns_timeout: Duration,
+}
+
+impl Default for PhoneConfig {
+    fn default() -> Self {
+        let mut endpoint = EndpointConfig::default();
+        endpoint.methods = super::ALLOWED_METHODS.to_vec();
+        PhoneConfig {
+            user: "tincan".into(),
+            display_name: None,
+            domain: None,
+            codecs: CodecKind::ALL.to_vec(),
+            srtp: SrtpPolicy::Optional,
+            telephone_event: true,
+            rtp_timeout_hangup: Some(Duration::from_secs(30)),
+            transport: None,
+            outbound_proxy: None,
+            failover: FailoverConfig::default(),
+            health: HealthConfig::default(),
+            endpoint,
+            dns_timeout: Duration::from_secs(4),
+        }
+    }
+}
+
+/// One SIP account: an address of record, its credentials (given once, used for REGISTER,
+/// INVITE and every other challenged request), its registrars and outbound proxy.
+/// `Debug` does not print the password.
+#[derive(Clone)]
+pub struct AccountConfig {
+    /// A name for events and logs.
+    pub name: String,
+    /// The address of record (`sip:alice@example.com`).
+    pub aor: String,
+    /// Our display name in calls.
+    pub display_name: Option<String>,
+    /// Digest username.
+    pub username: String,
+    /// Digest password.
+    pub password: String,
+    /// Forced transport (`None`: RFC 3263 chooses).
+    pub transport: Option<Transport>,
+    /// Explicit registrars (SIP URIs), in order; empty: the AOR's domain.
+    pub registrars: Vec<String>,
+    /// Where calls of this account go first; `None`: its registrars in order (with failover
+    /// across them), as most providers expect.
+    pub outbound_proxy: Option<String>,
+    /// One registrar at a time, or all at once.
+    pub mode: RegisterMode,
+    /// Requested expiry, seconds.
+    pub expires: u32,
+    /// Whether to register at all (an account may only place calls).
+    pub register: bool,
+    /// RFC 5626 instance id for `+sip.instance` (with `reg-id`), if outbound is on.
+    pub instance_id: Option<String>,
+}
+
+impl AccountConfig {
+    /// An account for `aor` with these credentials, registering with the AOR's domain.
+    pub fn new(
+        name: impl Into<String>,
+        aor: impl Into<String>,
+        username: impl Into<String>,
+        password: impl Into<String>,
+    ) -> AccountConfig {
+        AccountConfig {
+            name: name.into(),
+            aor: aor.into(),
+            display_name: None,
+            username: username.into(),
+            password: password.into(),
+            transport: None,
+            registrars: Vec::new(),
+            outbound_proxy: None,
+            mode: RegisterMode::Failover,
+            expires: 600,
+            register: true,
+            instance_id: None,
+        }
+    }
+
+    /// The domain of the address of record.
+    pub fn domain(&self) -> &str {
+        let rest = self.aor.split_once(':').map_or(&*self.aor, |(_, r)| r);
+        let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+        host.split([';', '?', '>']).next().unwrap_or(host)
+    }
+}
+
+impl std::fmt::Debug for AccountConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountConfig")
+            .field("name", &self.name)
+            .field("aor", &self.aor)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("registrars", &self.registrars)
+            .field("outbound_proxy", &self.outbound_proxy)
+            .field("mode", &self.mode)
+            .field("expires", &self.expires)
+            .field("register", &self.register)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a call placed with [`PhoneCore::call`](super::PhoneCore::call) uses.
+#[derive(Debug, Clone, Default)]
+pub struct CallParams {
+    /// Place it through this account (its outbound proxy or registrars, its credentials, its
+    /// From); `None`: the account whose domain matches the callee's, or the only one, or
+    /// straight to the callee's domain when there is none.
+    pub account: Option<super::AccountId>,
+    /// Codecs for this call (overrides the phone's).
+    pub codecs: Option<Vec<CodecKind>>,
+    /// SRTP policy for this call (overrides the phone's).
+    pub srtp: Option<SrtpPolicy>,
+    /// Send no offer in the INVITE (the callee offers in its 2xx, we answer in the ACK).
+    pub late_offer: bool,
+}

@@ -1,0 +1,410 @@
+//! What the phone core tells its owner: typed events for calls and accounts, and the errors of
+//! the commands that can fail at once.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tincan_media::codec::CodecKind;
+use tincan_media::quality::StreamStats;
+use tincan_media::session::SessionStats;
+use tincan_sip::resolve::failover::FailedAttempt;
+use tincan_sip::transport::Target;
+
+/// A call of a phone, named by the phone (not the SIP Call-ID, which the peer chooses for
+/// incoming calls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct CallId(pub u64);
+
+impl std::fmt::Display for CallId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "call-{}", self.0)
+    }
+}
+
+/// An account of a phone, in the order the accounts were added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct AccountId(pub usize);
+
+/// Everything the phone reports, in the order it happened.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum PhoneEvent {
+    /// A new call arrived: answer it with [`PhoneCore::accept`](super::PhoneCore::accept),
+    /// refuse it with [`PhoneCore::reject`](super::PhoneCore::reject). Its later events are
+    /// [`PhoneEvent::Call`]s.
+    Incoming(IncomingCall),
+    /// Something happened to a call.
+    Call {
+        /// The call.
+        call: CallId,
+        /// What.
+        event: CallEvent,
+    },
+    /// Something happened to an account's registration.
+    Account {
+        /// The account.
+        account: AccountId,
+        /// What.
+        event: AccountEvent,
+    },
+}
+
+/// A call waiting to be answered.
+#[derive(Debug, Clone)]
+pub struct IncomingCall {
+    /// The call.
+    pub call: CallId,
+    /// The SIP Call-ID.
+    pub call_id: String,
+    /// The caller (the From header's value).
+    pub from: String,
+    /// The callee (the To header's value).
+    pub to: String,
+    /// The account whose address of record (or registered contact) it was sent to, if any.
+    pub account: Option<AccountId>,
+}
+
+/// How a DTMF key arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DtmfVia {
+    /// RFC 4733 telephone-event in the media.
+    Rfc4733,
+    /// A SIP INFO with `application/dtmf-relay`.
+    Info,
+}
+
+/// What happens to a call.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum CallEvent {
+    /// The INVITE went out to a server (once per server tried).
+    Calling {
+        /// The SIP Call-ID.
+        call_id: String,
+        /// The Request-URI.
+        uri: String,
+        /// Where it was sent.
+        target: Target,
+    },
+    /// A provisional response (180, 183...).
+    Progress {
+        /// The status.
+        status: u16,
+        /// Its reason phrase.
+        reason: String,
+    },
+    /// The call is up and media flows.
+    Answered {
+        /// From the call's start to the answer.
+        setup: Duration,
+        /// The codec.
+        codec: CodecKind,
+        /// Whether the media is SRTP.
+        srtp: bool,
+        /// Where our RTP goes.
+        remote_rtp: SocketAddr,
+    },
+    /// Live quality figures (every second while media flows).
+    Quality(Quality),
+    /// A DTMF key from the peer.
+    Dtmf {
+        /// The key.
+        digit: char,
+        /// How it came.
+        via: DtmfVia,
+    },
+    /// The call was put on hold.
+    Hold {
+        /// Whether the peer did it (it sent a sendonly/inactive offer).
+        by_peer: bool,
+    },
+    /// The call was taken off hold.
+    Resumed {
+        /// Whether the peer did it.
+        by_peer: bool,
+    },
+    /// A re-INVITE changed the codec or the SRTP keys; media goes on with the new ones.
+    CodecChanged {
+        /// The new codec.
+        codec: CodecKind,
+        /// Whether the media is SRTP.
+        srtp: bool,
+    },
+    /// Something went wrong without ending the call.
+    Warning(CallWarning),
+    /// The call is over; no event follows.
+    Ended(CallEnd),
+}
+
+/// A problem that did not end the call.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum CallWarning {
+    /// A server did not work; the request went on to the next one (or failed, when it was
+    /// the last).
+    TargetFailed {
+        /// The request's method.
+        method: String,
+        /// The server and what happened there.
+        attempt: FailedAttempt,
+    },
+    /// The peer required SRTP (488 to our RTP/AVP offer): the call is placed again with an
+    /// RTP/SAVP offer (as baresip's `mediaenc` and Linphone do).
+    SrtpRequired,
+    /// A re-INVITE of ours was refused; the call goes on as before.
+    ReinviteRefused {
+        /// The status.
+        status: u16,
+    },
+    /// No RTP from the peer while neither side holds the call.
+    NoMedia {
+        /// For how long.
+        silent_for: Duration,
+    },
+    /// A DTMF key could not be sent.
+    Dtmf {
+        /// The key.
+        digit: char,
+        /// Why.
+        reason: String,
+    },
+    /// The audio device or the media session reported a problem.
+    Media(String),
+    /// The peer's SDP could not be used.
+    Sdp(String),
+}
+
+impl std::fmt::Display for CallWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallWarning::TargetFailed { method, attempt } => write!(f, "{method} {attempt}"),
+            CallWarning::SrtpRequired => {
+                f.write_str("the peer requires SRTP (488): calling again with RTP/SAVP")
+            }
+            CallWarning::ReinviteRefused { status } => write!(f, "re-INVITE refused with {status}"),
+            CallWarning::NoMedia { silent_for } => write!(
+                f,
+                "no audio from the peer for {:.0} s",
+                silent_for.as_secs_f64()
+            ),
+            CallWarning::Dtmf { digit, reason } => write!(f, "dtmf {digit}: {reason}"),
+            CallWarning::Media(m) => write!(f, "media: {m}"),
+            CallWarning::Sdp(m) => write!(f, "sdp: {m}"),
+        }
+    }
+}
+
+/// Why a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EndReason {
+    /// We hung up.
+    LocalHangup,
+    /// The peer hung up.
+    RemoteHangup,
+    /// The call did not connect: a final response 300-699 (see [`CallEnd::status`]).
+    Rejected,
+    /// Nobody answered in time.
+    Timeout,
+    /// No server could be reached (every target refused or was unreachable, or DNS failed).
+    Unreachable,
+    /// We answered but the ACK never came (RFC 3261 §13.3.1.4).
+    AckTimeout,
+    /// The dialog was lost (481/408 to an in-dialog request).
+    DialogGone,
+    /// No RTP came for the configured time while neither side held the call.
+    MediaTimeout,
+    /// The phone is shutting down.
+    Shutdown,
+}
+
+impl EndReason {
+    /// The name used in logs and `--json` (`local_hangup`...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::LocalHangup => "local_hangup",
+            EndReason::RemoteHangup => "remote_hangup",
+            EndReason::Rejected => "rejected",
+            EndReason::Timeout => "timeout",
+            EndReason::Unreachable => "unreachable",
+            EndReason::AckTimeout => "ack_timeout",
+            EndReason::DialogGone => "dialog_gone",
+            EndReason::MediaTimeout => "media_timeout",
+            EndReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// The end of a call.
+#[derive(Debug, Clone)]
+pub struct CallEnd {
+    /// Why.
+    pub reason: EndReason,
+    /// The final SIP status when the call did not connect.
+    pub status: Option<u16>,
+    /// Its reason phrase.
+    pub status_text: Option<String>,
+    /// Whether the call was answered.
+    pub answered: bool,
+    /// From the answer to the end.
+    pub duration: Duration,
+    /// The codec, if the call was answered.
+    pub codec: Option<CodecKind>,
+    /// The final quality figures.
+    pub quality: Quality,
+    /// The servers that were tried and failed, when the call could not be placed.
+    pub tried: Vec<FailedAttempt>,
+    /// DNS or configuration problems met while locating the next hop.
+    pub errors: Vec<String>,
+}
+
+/// Quality figures of a call, live and in the summary.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Quality {
+    /// RTP packets sent.
+    pub packets_sent: u64,
+    /// RTP packets received.
+    pub packets_received: u64,
+    /// Packets lost from the peer's stream.
+    pub packets_lost: i64,
+    /// Loss percentage of the peer's stream.
+    pub loss_percent: f64,
+    /// Interarrival jitter, milliseconds.
+    pub jitter_ms: f64,
+    /// Round-trip time, milliseconds, once RTCP measured it.
+    pub rtt_ms: Option<f64>,
+    /// Concealed share of played frames, percent.
+    pub concealed_percent: f64,
+    /// E-model MOS estimate (1-4.5).
+    pub mos: f64,
+    /// SRTP packets refused.
+    pub srtp_rejected: u64,
+}
+
+impl Quality {
+    /// The figures of a media session's statistics for `codec`.
+    pub fn of(stats: &SessionStats, codec: CodecKind) -> Quality {
+        let q: StreamStats = stats.to_quality_stats(codec);
+        let est = q.quality();
+        let expected = stats.packets_received as i64 + stats.packets_lost.max(0);
+        Quality {
+            packets_sent: stats.packets_sent,
+            packets_received: stats.packets_received,
+            packets_lost: stats.packets_lost,
+            loss_percent: if expected > 0 {
+                100.0 * stats.packets_lost.max(0) as f64 / expected as f64
+            } else {
+                0.0
+            },
+            jitter_ms: stats.jitter.as_secs_f64() * 1000.0,
+            rtt_ms: stats.rtt.map(|d| d.as_secs_f64() * 1000.0),
+            concealed_percent: 100.0 * stats.concealment_ratio(),
+            mos: (est.mos * 100.0).round() / 100.0,
+            srtp_rejected: stats.srtp_rejected,
+        }
+    }
+}
+
+/// What happens to an account's registration.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum AccountEvent {
+    /// Registered (or refreshed) with a registrar.
+    Registered {
+        /// The registrar.
+        registrar: Target,
+        /// The granted expiry.
+        expires: Duration,
+        /// Every binding the registrar returned.
+        bindings: Vec<String>,
+        /// From the first REGISTER of this attempt to the 200.
+        elapsed: Duration,
+    },
+    /// A registrar did not work; in failover mode the next one is tried.
+    Failed {
+        /// The registrar and what happened there.
+        attempt: FailedAttempt,
+    },
+    /// The registrar refused our credentials (401/403 after answering its challenge): no
+    /// other registrar is tried, since it would say the same.
+    AuthenticationFailed {
+        /// The registrar.
+        registrar: Target,
+        /// The final status.
+        status: u16,
+    },
+    /// A registrar refused the REGISTER (a final response other than a challenge, 503 or
+    /// 403); the slot tries again later.
+    Rejected {
+        /// The registrar.
+        registrar: Target,
+        /// The status.
+        status: u16,
+        /// What it said.
+        reason: String,
+    },
+    /// The account could not register anywhere; it tries again after `retry_in`.
+    Unavailable {
+        /// What was tried.
+        tried: Vec<FailedAttempt>,
+        /// DNS or configuration problems met on the way.
+        errors: Vec<String>,
+        /// When the next attempt starts.
+        retry_in: Duration,
+    },
+    /// The binding was removed (unregistered).
+    Unregistered {
+        /// The registrar.
+        registrar: Target,
+    },
+}
+
+/// Why a command could not be carried out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PhoneError {
+    /// The caller asked for something that cannot be (a bad URI, an unknown account...).
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    /// The phone is shutting down and takes no new calls.
+    #[error("the phone is shutting down")]
+    ShuttingDown,
+}
+
+/// A command the caller got wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UsageError {
+    /// The URI is not one we can call.
+    #[error("cannot call {uri}: {reason}")]
+    BadUri {
+        /// The URI as given.
+        uri: String,
+        /// Why.
+        reason: String,
+    },
+    /// No such call (it ended, or never was).
+    #[error("no call {0}")]
+    UnknownCall(CallId),
+    /// No such account.
+    #[error("no account {0}")]
+    UnknownAccount(String),
+    /// The call is not in a state that allows this.
+    #[error("{call}: {reason}")]
+    WrongState {
+        /// The call.
+        call: CallId,
+        /// Why.
+        reason: &'static str,
+    },
+    /// An account's configuration is not usable.
+    #[error("account {account}: {reason}")]
+    BadAccount {
+        /// The account's name.
+        account: String,
+        /// Why.
+        reason: String,
+    },
+}

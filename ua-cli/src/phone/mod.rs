@@ -1,0 +1,943 @@
+//! The phone core: accounts and calls as one sans-IO state machine.
+//!
+//! [`PhoneCore`] owns the transaction layer ([`Endpoint`]), the phone's DNS cache, the target
+//! health table, every account's registrations and every call (an [`InviteSession`] with its
+//! SDP offer/answer and the control of its media session). It reads no clock, owns no socket,
+//! spawns nothing: like `Endpoint` and `MediaSession` it takes inputs with the time they
+//! happened and says what to do.
+//!
+//! - Inputs: received bytes ([`handle_received`](PhoneCore::handle_received)), transport
+//!   failures, DNS answers ([`handle_dns_answer`](PhoneCore::handle_dns_answer)), media
+//!   events, the passing of time ([`handle_timeout`](PhoneCore::handle_timeout)) and the
+//!   application's commands ([`call`](PhoneCore::call), [`accept`](PhoneCore::accept),
+//!   [`hangup`](PhoneCore::hangup), [`add_account`](PhoneCore::add_account)...).
+//! - Outputs: bytes to send ([`poll_transmit`](PhoneCore::poll_transmit)), DNS questions
+//!   ([`poll_dns_query`](PhoneCore::poll_dns_query)), media commands
+//!   ([`poll_media`](PhoneCore::poll_media)), events for the application
+//!   ([`poll_event`](PhoneCore::poll_event)) and the next deadline
+//!   ([`poll_timeout`](PhoneCore::poll_timeout)). Drain them all after every input.
+//!
+//! Every request a user waits on (REGISTER, INVITE, BYE...) is resolved once and sent over
+//! its ordered targets by the one failover machine of [`tincan_sip::resolve::failover`],
+//! whose per-target budget adapts to the target's round-trip time: a black-holed proxy is
+//! passed in about a second. An ACK, a CANCEL or an in-dialog request goes where its dialog
+//! already knows. Digest challenges are answered for every request with the credentials of
+//! the account the call or registration belongs to.
+//!
+//! The tokio driver ([`crate::phone::driver`]) is one task that feeds this core and carries
+//! out what it asks; tests drive it in virtual time instead.
+
+mod account;
+mod call;
+pub mod config;
+mod dns;
+pub mod driver;
+pub mod event;
+mod route;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use rand_core::Rng;
+use tincan_media::session::{Direction, MediaEvent, SessionConfig, SessionStats};
+use tincan_sip::endpoint::{Endpoint, Event, Source};
+use tincan_sip::message::{HeaderName, Message, Method, response_to};
+use tincan_sip::resolve::failover::{AttemptFailure, Failover, FailoverEvent, RequestKind};
+use tincan_sip::resolve::{Destination, DnsAnswer, DnsQuery, ResolveConfig, TargetHealth};
+use tincan_sip::transaction::TransactionId;
+use tincan_sip::transport::{Received, Transmit, Transport};
+
+pub use config::{AccountConfig, CallParams, PhoneConfig, RegisterMode};
+pub use event::{
+    AccountEvent, AccountId, CallEnd, CallEvent, CallId, CallWarning, DtmfVia, EndReason,
+    IncomingCall, PhoneError, PhoneEvent, Quality, UsageError,
+};
+
+use account::Account;
+use call::Call;
+use dns::{Dns, ResolutionId};
+use route::{Owner, Phase, Route, RouteId};
+
+/// The methods the phone handles, for `Allow` and the endpoint's 501 (RFC 3261 §8.2.1):
+/// anything else is answered 501 Not Implemented.
+pub const ALLOWED_METHODS: &[Method] = &[
+    Method::Invite,
+    Method::Ack,
+    Method::Cancel,
+    Method::Bye,
+    Method::Options,
+    Method::Info,
+];
+
+/// The `Allow` header value for [`ALLOWED_METHODS`].
+pub fn allow_header() -> String {
+    ALLOWED_METHODS
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What the core asks of the media side. Each call's media lives in the driver (sockets and
+/// audio devices); the core decides what it does.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum MediaCommand {
+    /// Bind RTP (and RTCP) ports on `ip` for the call; answer with
+    /// [`PhoneCore::handle_media_bound`].
+    Bind {
+        /// The call.
+        call: CallId,
+        /// The local address the call's SIP goes from.
+        ip: IpAddr,
+    },
+    /// Start the media session with the call's bound ports and audio devices.
+    Start {
+        /// The call.
+        call: CallId,
+        /// What was negotiated.
+        config: Box<SessionConfig>,
+    },
+    /// Switch a running session to a new negotiated configuration (codec, keys).
+    Reconfigure {
+        /// The call.
+        call: CallId,
+        /// The new configuration.
+        config: Box<SessionConfig>,
+    },
+    /// Point a running session at new remote addresses.
+    SetRemote {
+        /// The call.
+        call: CallId,
+        /// RTP.
+        rtp: SocketAddr,
+        /// RTCP (without rtcp-mux).
+        rtcp: Option<SocketAddr>,
+    },
+    /// Change a running session's direction (hold, resume).
+    SetDirection {
+        /// The call.
+        call: CallId,
+        /// The direction.
+        direction: Direction,
+    },
+    /// Send an RFC 4733 DTMF key.
+    SendDtmf {
+        /// The call.
+        call: CallId,
+        /// The key.
+        digit: char,
+        /// How long.
+        duration: Duration,
+    },
+    /// The call is over: stop its session (if it started) and free its ports and devices;
+    /// answer with [`PhoneCore::handle_media_stopped`].
+    Stop {
+        /// The call.
+        call: CallId,
+    },
+}
+
+/// Accounts and calls as one sans-IO state machine (see the [module docs](self)).
+pub struct PhoneCore {
+    config: PhoneConfig,
+    endpoint: Endpoint,
+    rng: Box<dyn Rng + Send>,
+    dns: Dns,
+    health: TargetHealth,
+    routes: HashMap<RouteId, Route>,
+    next_route: RouteId,
+    /// Which route and attempt each client transaction belongs to.
+    transactions: HashMap<TransactionId, (RouteId, usize)>,
+    /// Routes waiting for each resolution.
+    resolving: HashMap<ResolutionId, RouteId>,
+    /// Outgoing calls locating their next hop, by resolution.
+    call_resolutions: HashMap<ResolutionId, CallId>,
+    /// Account slots locating their registrars, by resolution.
+    account_resolutions: HashMap<ResolutionId, (AccountId, usize)>,
+    calls: HashMap<CallId, Call>,
+    /// SIP Call-ID -> call.
+    call_ids: HashMap<String, CallId>,
+    /// Call-IDs of calls that ended lately: a BYE crossing ours is answered 200.
+    ended_call_ids: VecDeque<String>,
+    next_call: u64,
+    accounts: Vec<Account>,
+    events: VecDeque<PhoneEvent>,
+    media: VecDeque<MediaCommand>,
+    shutting_down: bool,
+}
+
+impl std::fmt::Debug for PhoneCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhoneCore")
+            .field("calls", &self.calls.len())
+            .field("accounts", &self.accounts.len())
+            .field("routes", &self.routes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PhoneCore {
+    /// A phone with no account and no call. `rng` draws every tag, Call-ID, branch, cnonce,
+    /// SSRC and SRTP key: the driver passes the OS generator, tests a seeded one.
+    pub fn new(config: PhoneConfig, rng: Box<dyn Rng + Send>) -> PhoneCore {
+        let mut rng = rng;
+        let endpoint_rng = Box::new(tincan_sip::rng::SplitMix64::new(rng.next_u64()));
+        let endpoint = Endpoint::new(config.endpoint.clone(), endpoint_rng);
+        let mut resolve = ResolveConfig::default();
+        if let Some(t) = config.transport {
+            resolve = resolve.with_transports(vec![t]);
+        }
+        PhoneCore {
+            dns: Dns::new(resolve, config.dns_timeout),
+            health: TargetHealth::new(config.health.clone()),
+            config,
+            endpoint,
+            rng,
+            routes: HashMap::new(),
+            next_route: 1,
+            transactions: HashMap::new(),
+            resolving: HashMap::new(),
+            call_resolutions: HashMap::new(),
+            account_resolutions: HashMap::new(),
+            calls: HashMap::new(),
+            call_ids: HashMap::new(),
+            ended_call_ids: VecDeque::new(),
+            next_call: 1,
+            accounts: Vec::new(),
+            events: VecDeque::new(),
+            media: VecDeque::new(),
+            shutting_down: false,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PhoneConfig {
+        &self.config
+    }
+
+    /// A local address the driver bound (with a concrete IP: a wildcard socket is announced
+    /// as the address the system routes from, added per destination).
+    pub fn add_local_address(&mut self, transport: Transport, addr: SocketAddr) {
+        self.endpoint.add_local_address(transport, addr);
+    }
+
+    /// The transaction layer (for the driver: local addresses, statistics).
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The transaction layer, mutably (the driver adds local addresses as it learns them).
+    pub fn endpoint_mut(&mut self) -> &mut Endpoint {
+        &mut self.endpoint
+    }
+
+    /// The target health table shared by every request of the phone.
+    pub fn health(&self) -> &TargetHealth {
+        &self.health
+    }
+
+    /// DNS questions asked of the network since the start.
+    pub fn dns_queries_asked(&self) -> u64 {
+        self.dns.asked_total
+    }
+
+    /// The calls in progress.
+    pub fn calls(&self) -> impl Iterator<Item = CallId> + '_ {
+        self.calls.keys().copied()
+    }
+
+    /// The SIP Call-ID of a call.
+    pub fn sip_call_id(&self, call: CallId) -> Option<&str> {
+        self.calls.get(&call).map(|c| c.call_id.as_str())
+    }
+
+    // ------------------------------------------------------------------------ outputs
+
+    /// The next bytes to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.endpoint.poll_transmit()
+    }
+
+    /// The next DNS question to ask (answer with [`handle_dns_answer`](Self::handle_dns_answer)).
+    pub fn poll_dns_query(&mut self) -> Option<DnsQuery> {
+        self.dns.poll_query()
+    }
+
+    /// The next media command.
+    pub fn poll_media(&mut self) -> Option<MediaCommand> {
+        self.media.pop_front()
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<PhoneEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is due next.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let mut next = self.endpoint.poll_timeout();
+        let mut take = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n: Instant| n.min(t)));
+            }
+        };
+        take(self.dns.poll_timeout());
+        for route in self.routes.values() {
+            if let Phase::Sending(f) = &route.phase {
+                take(f.poll_timeout());
+            }
+        }
+        for call in self.calls.values() {
+            take(call.session.as_ref().and_then(|s| s.poll_timeout()));
+        }
+        for account in &self.accounts {
+            take(account.poll_timeout());
+        }
+        next
+    }
+
+    /// Whether the phone has nothing left to do after [`shutdown`](Self::shutdown): no call,
+    /// no registration being removed, no transaction in flight.
+    pub fn is_idle(&self) -> bool {
+        self.calls.is_empty()
+            && self.accounts.iter().all(Account::is_idle)
+            && self.endpoint.in_flight_count() == 0
+    }
+
+    // ------------------------------------------------------------------------- inputs
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.endpoint.handle_timeout(now);
+        self.dns.handle_timeout(now);
+        let due: Vec<RouteId> = self
+            .routes
+            .iter()
+            .filter(|(_, r)| matches!(&r.phase, Phase::Sending(f) if f.poll_timeout().is_some_and(|t| t <= now)))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(Route {
+                phase: Phase::Sending(f),
+                ..
+            }) = self.routes.get_mut(&id)
+            {
+                f.handle_timeout(now, &mut self.health);
+            }
+            self.drive_route(now, id);
+        }
+        let calls: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| {
+                c.session
+                    .as_ref()
+                    .and_then(|s| s.poll_timeout())
+                    .is_some_and(|t| t <= now)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in calls {
+            if let Some(s) = self.calls.get_mut(&id).and_then(|c| c.session.as_mut()) {
+                s.handle_timeout(now);
+            }
+            self.flush_call(now, id);
+        }
+        for i in 0..self.accounts.len() {
+            self.account_timeout(now, i);
+        }
+        self.process(now);
+    }
+
+    /// Bytes received on a socket (a UDP datagram or a framed stream message).
+    pub fn handle_received(&mut self, now: Instant, received: Received) {
+        self.endpoint.handle_received(now, received);
+        self.process(now);
+    }
+
+    /// Sending a transaction's message failed (connection refused, no route...).
+    pub fn handle_transport_error(&mut self, now: Instant, transaction: TransactionId) {
+        self.endpoint.handle_transport_error(now, transaction);
+        self.process(now);
+    }
+
+    /// An ICMP error said a UDP destination is unreachable: the requests sent there fail at
+    /// once and move on to their next target.
+    pub fn handle_unreachable(&mut self, now: Instant, dest: SocketAddr) {
+        let hit: Vec<(TransactionId, RouteId, usize)> = self
+            .transactions
+            .iter()
+            .filter_map(|(tx, (route, attempt))| {
+                let r = self.routes.get(route)?;
+                let (_, target) = r.attempts.get(*attempt)?;
+                (target.transport == Transport::Udp && target.addr == dest)
+                    .then_some((*tx, *route, *attempt))
+            })
+            .collect();
+        for (tx, route, attempt) in hit {
+            self.transactions.remove(&tx);
+            self.endpoint.abandon(tx);
+            self.attempt_failed(now, route, attempt, AttemptFailure::Unreachable);
+        }
+        self.process(now);
+    }
+
+    /// The network's answer to a question from [`poll_dns_query`](Self::poll_dns_query).
+    pub fn handle_dns_answer(&mut self, now: Instant, query: &DnsQuery, answer: DnsAnswer) {
+        self.dns.handle_answer(now, query, answer);
+        self.process(now);
+    }
+
+    /// The media ports of a call are bound (after [`MediaCommand::Bind`]); `Err` when they
+    /// could not be.
+    pub fn handle_media_bound(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        ports: Result<(u16, Option<u16>), String>,
+    ) {
+        self.media_bound(now, call, ports);
+        self.process(now);
+    }
+
+    /// An event of a call's media session.
+    pub fn handle_media_event(&mut self, now: Instant, call: CallId, event: MediaEvent) {
+        self.media_event(now, call, event);
+        self.process(now);
+    }
+
+    /// A call's media has stopped (after [`MediaCommand::Stop`]), with its final figures.
+    pub fn handle_media_stopped(&mut self, now: Instant, call: CallId, stats: SessionStats) {
+        self.media_stopped(now, call, stats);
+        self.process(now);
+    }
+
+    /// Stops taking calls, hangs up every call and unregisters every account; the driver
+    /// runs until [`is_idle`](Self::is_idle) (or its grace period ends).
+    pub fn shutdown(&mut self, now: Instant) {
+        self.shutting_down = true;
+        self.endpoint.set_accepting(false);
+        let calls: Vec<CallId> = self.calls.keys().copied().collect();
+        for c in calls {
+            let _ = self.hangup(now, c);
+        }
+        for i in 0..self.accounts.len() {
+            self.account_stop(now, i);
+        }
+        self.process(now);
+    }
+
+    // ----------------------------------------------------------------------- internals
+
+    /// Drains the endpoint's events and everything they cause, until nothing moves.
+    fn process(&mut self, now: Instant) {
+        loop {
+            let mut moved = false;
+            while let Some(ev) = self.endpoint.poll_event() {
+                moved = true;
+                self.on_endpoint_event(now, ev);
+            }
+            while let Some((id, result)) = self.dns.poll_done() {
+                moved = true;
+                if let Some(route) = self.resolving.remove(&id) {
+                    self.route_resolved(now, route, result);
+                } else if let Some(call) = self.call_resolutions.remove(&id) {
+                    let result = result.map(|r| r.targets).map_err(|e| e.to_string());
+                    self.call_located(now, call, result);
+                } else if let Some((account, slot)) = self.account_resolutions.remove(&id) {
+                    let result = result.map(|r| r.targets).map_err(|e| e.to_string());
+                    self.slot_located(now, account, slot, result);
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        self.collect_routes();
+    }
+
+    fn collect_routes(&mut self) {
+        self.routes.retain(|_, r| !r.is_finished());
+    }
+
+    fn on_endpoint_event(&mut self, now: Instant, event: Event) {
+        match event {
+            Event::Request {
+                transaction: Some(tx),
+                request,
+                source,
+            } => self.on_request(now, tx, request, source),
+            Event::Request {
+                transaction: None,
+                request,
+                ..
+            } => {
+                if let Some(call) = self.call_of(&request) {
+                    if let Some(s) = self.calls.get_mut(&call).and_then(|c| c.session.as_mut()) {
+                        s.on_ack(now, &request);
+                    }
+                    self.flush_call(now, call);
+                }
+            }
+            Event::Response {
+                transaction,
+                response,
+            } => self.on_response(now, transaction, response),
+            Event::StrayResponse { response, .. } => {
+                if let Some(call) = self.call_of(&response) {
+                    if let Some(s) = self.calls.get_mut(&call).and_then(|c| c.session.as_mut()) {
+                        s.on_response(now, &response);
+                    }
+                    self.flush_call(now, call);
+                }
+            }
+            Event::Timeout { transaction } => {
+                if let Some((route, attempt)) = self.transactions.remove(&transaction) {
+                    self.attempt_failed(now, route, attempt, AttemptFailure::Timeout);
+                }
+            }
+            Event::TransportError { transaction } => {
+                if let Some((route, attempt)) = self.transactions.remove(&transaction) {
+                    self.attempt_failed(now, route, attempt, AttemptFailure::TransportError);
+                }
+            }
+            Event::AckTimeout { transaction } => {
+                if let Some(call) = self.call_of_server_tx(transaction) {
+                    if let Some(s) = self.calls.get_mut(&call).and_then(|c| c.session.as_mut()) {
+                        s.on_ack_timeout();
+                    }
+                    self.flush_call(now, call);
+                }
+            }
+            Event::Cancelled { transaction } => {
+                if let Some(call) = self.call_of_server_tx(transaction) {
+                    if let Some(s) = self.calls.get_mut(&call).and_then(|c| c.session.as_mut()) {
+                        s.on_cancelled();
+                    }
+                    self.flush_call(now, call);
+                }
+            }
+            Event::Terminated { transaction } => {
+                if let Some((route, attempt)) = self.transactions.remove(&transaction)
+                    && let Some(r) = self.routes.get_mut(&route)
+                    && let Some(a) = r.attempts.get_mut(attempt)
+                {
+                    a.0 = None;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The call a message belongs to, by its Call-ID.
+    fn call_of(&self, message: &Message) -> Option<CallId> {
+        let id = message.call_id().and_then(Result::ok)?;
+        self.call_ids.get(id.as_str()).copied()
+    }
+
+    fn call_of_server_tx(&self, tx: TransactionId) -> Option<CallId> {
+        self.calls
+            .iter()
+            .find(|(_, c)| c.server_invite == Some(tx) || c.reinvites_in.values().any(|t| *t == tx))
+            .map(|(id, _)| *id)
+    }
+
+    fn on_request(&mut self, now: Instant, tx: TransactionId, request: Message, source: Source) {
+        if let Some(call) = self.call_of(&request) {
+            self.call_request(now, call, tx, &request);
+            return;
+        }
+        let method = request.method().cloned();
+        let to_tag = request
+            .to()
+            .and_then(Result::ok)
+            .is_some_and(|t| t.tag().is_some());
+        let response = match (method, to_tag) {
+            (Some(Method::Invite), false) => {
+                self.incoming_call(now, tx, &request, &source);
+                return;
+            }
+            (Some(Method::Options), false) => {
+                let mut r = response_to(&request, 200, None);
+                r.push_header(HeaderName::Allow, &allow_header());
+                r.push_header(HeaderName::Accept, "application/sdp");
+                r
+            }
+            // A BYE that crossed ours when both hung up at once: the dialog it ends is gone
+            // either way.
+            (Some(Method::Bye), true) if self.recently_ended(&request) => {
+                response_to(&request, 200, None)
+            }
+            // RFC 3261 §12.2.2: a request inside a dialog we do not know.
+            (_, true) => response_to(&request, 481, None),
+            // Out of a dialog, a method we handle only inside one (BYE, INFO).
+            _ => response_to(&request, 481, None),
+        };
+        let _ = self.endpoint.send_response(now, tx, response);
+    }
+
+    fn recently_ended(&self, request: &Message) -> bool {
+        request
+            .call_id()
+            .and_then(Result::ok)
+            .is_some_and(|id| self.ended_call_ids.iter().any(|e| e == id.as_str()))
+    }
+
+    // -------------------------------------------------------------------------- routes
+
+    /// Starts sending `request` towards `next_hop`: over `known` targets when the owner
+    /// already has them (its dialog's), else after resolving the hop.
+    fn start_route(
+        &mut self,
+        now: Instant,
+        owner: Owner,
+        request: Message,
+        next_hop: String,
+        known: Option<Vec<tincan_sip::resolve::ResolvedTarget>>,
+    ) -> RouteId {
+        let kind = if request.method() == Some(&Method::Invite) {
+            RequestKind::Invite
+        } else {
+            RequestKind::NonInvite
+        };
+        let id = self.next_route;
+        self.next_route += 1;
+        let mut route = Route::new(owner, request, next_hop.clone(), kind);
+        match known {
+            Some(targets) => {
+                route.phase = Phase::Sending(Failover::new(
+                    now,
+                    targets,
+                    kind,
+                    self.config.failover.clone(),
+                    &self.health,
+                ));
+                self.routes.insert(id, route);
+                self.drive_route(now, id);
+            }
+            None => {
+                let dest = match Destination::parse(&next_hop) {
+                    Ok(mut d) => {
+                        if let Some(t) = self.transport_of(owner) {
+                            d.transport = Some(t.param().to_owned());
+                        }
+                        d
+                    }
+                    Err(e) => {
+                        self.routes.insert(id, route);
+                        self.route_failed(now, id, vec![], vec![e.to_string()]);
+                        return id;
+                    }
+                };
+                let res = self.dns.start(now, dest, &mut *self.rng);
+                route.phase = Phase::Resolving(res);
+                self.routes.insert(id, route);
+                self.resolving.insert(res, id);
+            }
+        }
+        id
+    }
+
+    /// The forced transport of an owner's account (or the phone's).
+    fn transport_of(&self, owner: Owner) -> Option<Transport> {
+        let account = match owner {
+            Owner::Register(a, _) => Some(a),
+            o => o
+                .call()
+                .and_then(|c| self.calls.get(&c))
+                .and_then(|c| c.account),
+        };
+        match account {
+            Some(a) => self.accounts.get(a.0).and_then(|a| a.config.transport),
+            None => self.config.transport,
+        }
+    }
+
+    fn route_resolved(
+        &mut self,
+        now: Instant,
+        id: RouteId,
+        result: Result<tincan_sip::resolve::Resolved, tincan_sip::resolve::ResolveError>,
+    ) {
+        let Some(route) = self.routes.get(&id) else {
+            return;
+        };
+        let (owner, hop, kind) = (route.owner, route.next_hop.clone(), route.kind);
+        match result {
+            Ok(resolved) if !resolved.targets.is_empty() => {
+                if let Some(call) = owner.call().and_then(|c| self.calls.get_mut(&c)) {
+                    call.known_hops
+                        .entry(hop)
+                        .or_insert_with(|| resolved.targets.clone());
+                }
+                let failover = Failover::new(
+                    now,
+                    resolved.targets,
+                    kind,
+                    self.config.failover.clone(),
+                    &self.health,
+                );
+                if let Some(r) = self.routes.get_mut(&id) {
+                    r.phase = Phase::Sending(failover);
+                }
+                self.drive_route(now, id);
+            }
+            Ok(_) => self.route_failed(now, id, vec![], vec![format!("{hop}: no servers found")]),
+            Err(e) => self.route_failed(now, id, vec![], vec![e.to_string()]),
+        }
+    }
+
+    /// Carries out what a route's failover machine asks.
+    fn drive_route(&mut self, now: Instant, id: RouteId) {
+        loop {
+            let Some(route) = self.routes.get_mut(&id) else {
+                return;
+            };
+            let Phase::Sending(f) = &mut route.phase else {
+                return;
+            };
+            let Some(ev) = f.poll_event() else {
+                return;
+            };
+            match ev {
+                FailoverEvent::Send { attempt, target } => {
+                    let owner = route.owner;
+                    let transport_target = route::transport_target(&target);
+                    self.ensure_local(&transport_target);
+                    let Some(request) = self.request_for_attempt(now, id, &transport_target) else {
+                        continue;
+                    };
+                    let Some(route) = self.routes.get_mut(&id) else {
+                        return;
+                    };
+                    route.request = request.clone();
+                    while route.attempts.len() <= attempt {
+                        route.attempts.push((None, transport_target.clone()));
+                    }
+                    route.attempts[attempt].1 = transport_target.clone();
+                    if let Owner::Invite(call) = owner {
+                        self.invite_sent(call, &transport_target);
+                    }
+                    if let Owner::Ack(_) = owner {
+                        let _ = self.endpoint.send_ack(request, transport_target);
+                        if let Some(r) = self.routes.get_mut(&id) {
+                            r.phase = Phase::Done;
+                        }
+                        return;
+                    }
+                    match self.endpoint.send_request(now, request, transport_target) {
+                        Ok(tx) => {
+                            if let Some(r) = self.routes.get_mut(&id) {
+                                r.attempts[attempt].0 = Some(tx);
+                            }
+                            self.transactions.insert(tx, (id, attempt));
+                        }
+                        Err(_) => {
+                            if let Some(Route {
+                                phase: Phase::Sending(f),
+                                ..
+                            }) = self.routes.get_mut(&id)
+                            {
+                                f.handle_failure(
+                                    now,
+                                    attempt,
+                                    AttemptFailure::TransportError,
+                                    &mut self.health,
+                                );
+                            }
+                        }
+                    }
+                }
+                FailoverEvent::Abandon { attempt } => {
+                    if let Some(tx) = route.attempts.get_mut(attempt).and_then(|a| a.0.take()) {
+                        self.transactions.remove(&tx);
+                        self.endpoint.abandon(tx);
+                    }
+                }
+                FailoverEvent::Exhausted { tried } => {
+                    route.phase = Phase::Done;
+                    self.route_failed(now, id, tried, Vec::new());
+                    return;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Makes sure the endpoint has a local address for a target's transport and family.
+    fn ensure_local(&mut self, target: &tincan_sip::transport::Target) {
+        if self
+            .endpoint
+            .local_address_for(target.transport, target.addr)
+            .is_some()
+        {
+            return;
+        }
+        // A transport with no socket of its own (a TLS client without a listener) sends from
+        // an ephemeral port: announce the UDP address's IP.
+        let fallback = self
+            .endpoint
+            .local_addresses()
+            .iter()
+            .find(|(_, a)| a.is_ipv4() == target.addr.is_ipv4())
+            .map(|(_, a)| *a);
+        if let Some(a) = fallback {
+            self.endpoint.add_local_address(target.transport, a);
+        }
+    }
+
+    /// The request a route sends to `target` (a REGISTER is built for its target's flow).
+    fn request_for_attempt(
+        &mut self,
+        now: Instant,
+        id: RouteId,
+        target: &tincan_sip::transport::Target,
+    ) -> Option<Message> {
+        let route = self.routes.get(&id)?;
+        match route.owner {
+            Owner::Register(account, slot) => self.register_request(now, account, slot, target),
+            _ => Some(route.request.clone()),
+        }
+    }
+
+    fn on_response(&mut self, now: Instant, tx: TransactionId, response: Message) {
+        let Some(&(id, attempt)) = self.transactions.get(&tx) else {
+            return;
+        };
+        let status = response.status().unwrap_or(0);
+        if status >= 200
+            && self
+                .routes
+                .get(&id)
+                .is_some_and(|r| r.kind == RequestKind::NonInvite)
+        {
+            self.transactions.remove(&tx);
+            if let Some(a) = self
+                .routes
+                .get_mut(&id)
+                .and_then(|r| r.attempts.get_mut(attempt))
+            {
+                a.0 = None;
+            }
+        }
+        let retry_after = response
+            .get::<tincan_sip::message::typed::RetryAfter<'_>>()
+            .and_then(Result::ok)
+            .map(|r| Duration::from_secs(u64::from(r.delta)));
+        let Some(route) = self.routes.get_mut(&id) else {
+            return;
+        };
+        let deliver = match &mut route.phase {
+            Phase::Sending(f) => {
+                f.handle_response(now, attempt, status, retry_after, &mut self.health)
+            }
+            _ => true,
+        };
+        if (100..200).contains(&status) {
+            route.provisional.get_or_insert(attempt);
+        }
+        if deliver {
+            let owner = route.owner;
+            if matches!(status, 401 | 407) && self.answer_challenge(now, id, &response) {
+                return;
+            }
+            self.deliver_response(now, owner, id, response);
+        }
+        self.drive_route(now, id);
+    }
+
+    /// Answers a 401/407 with the owner's credentials and sends the request again to the
+    /// same target; false when there are none, or they were refused.
+    fn answer_challenge(&mut self, now: Instant, id: RouteId, response: &Message) -> bool {
+        let Some(route) = self.routes.get(&id) else {
+            return false;
+        };
+        if route.challenges >= 2 {
+            return false;
+        }
+        let owner = route.owner;
+        let request = route.request.clone();
+        let retried = match owner {
+            // The registration answers its own challenges (its state machine keeps the CSeq).
+            Owner::Register(..) | Owner::Ack(_) | Owner::Nobody => return false,
+            Owner::Invite(call) => self.retry_invite(now, call, &request, response),
+            Owner::InDialog(call) => self.retry_in_dialog(call, &request, response),
+        };
+        let Some(retried) = retried else {
+            return false;
+        };
+        let Some(route) = self.routes.get_mut(&id) else {
+            return false;
+        };
+        route.challenges += 1;
+        route.request = retried;
+        if let Phase::Sending(f) = &mut route.phase {
+            let _ = f.retry_same(now, &self.health);
+        }
+        self.drive_route(now, id);
+        true
+    }
+
+    fn deliver_response(&mut self, now: Instant, owner: Owner, id: RouteId, response: Message) {
+        match owner {
+            Owner::Invite(call) | Owner::InDialog(call) => {
+                self.call_response(now, call, id, &response)
+            }
+            Owner::Register(account, slot) => {
+                self.register_response(now, account, slot, id, &response)
+            }
+            Owner::Ack(_) | Owner::Nobody => {}
+        }
+    }
+
+    fn attempt_failed(&mut self, now: Instant, id: RouteId, attempt: usize, why: AttemptFailure) {
+        let Some(route) = self.routes.get_mut(&id) else {
+            return;
+        };
+        if let Some(a) = route.attempts.get_mut(attempt) {
+            a.0 = None;
+        }
+        if let Phase::Sending(f) = &mut route.phase {
+            f.handle_failure(now, attempt, why, &mut self.health);
+        }
+        self.drive_route(now, id);
+    }
+
+    /// A request that could not be delivered anywhere.
+    fn route_failed(
+        &mut self,
+        now: Instant,
+        id: RouteId,
+        tried: Vec<tincan_sip::resolve::failover::FailedAttempt>,
+        errors: Vec<String>,
+    ) {
+        let Some(route) = self.routes.get_mut(&id) else {
+            return;
+        };
+        route.phase = Phase::Done;
+        let owner = route.owner;
+        let method = route.request.method().cloned().unwrap_or(Method::Options);
+        match owner {
+            Owner::Invite(call) | Owner::InDialog(call) | Owner::Ack(call) => {
+                self.call_request_failed(now, call, owner, &method, tried, errors)
+            }
+            Owner::Register(account, slot) => {
+                self.register_failed(now, account, slot, tried, errors)
+            }
+            Owner::Nobody => {}
+        }
+    }
+
+    fn new_call_id(&mut self) -> CallId {
+        let id = CallId(self.next_call);
+        self.next_call += 1;
+        id
+    }
+
+    /// A random token of `len` alphanumerics from the phone's generator.
+    fn token(&mut self, len: usize) -> String {
+        self.endpoint.random_token(len)
+    }
+}
