@@ -5,6 +5,10 @@
 //! shutdown. UDP sockets and stream connections have small reader tasks that only receive
 //! and frame; writers only write. The protocol lives in the endpoint.
 //!
+//! The sockets and connections are [`transports::Transports`]: the driver task owns one next
+//! to its [`Endpoint`], and a driver that owns a sans-IO core of its own can use it the same
+//! way (see the [`transports`] module).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use tincan_sip::driver::{Driver, DriverConfig};
