@@ -54,7 +54,7 @@ use crate::transport::{ConnectionId, Target, Transport};
 
 pub use tls::{TlsError, TlsSettings};
 pub use trace::{Direction, TraceRecord, Tracer};
-pub use transports::{NetInput, Transports, TransportsConfig};
+use transports::{NetInput, Transports, TransportsConfig};
 
 /// How the driver binds and behaves.
 #[derive(Debug, Clone)]
