@@ -637,6 +637,27 @@ mod tests {
     }
 
     #[test]
+    fn a_provisional_answer_to_a_non_invite_stops_the_clock() {
+        let t0 = Instant::now();
+        let mut health = TargetHealth::default();
+        let mut f = Failover::new(
+            t0,
+            vec![target(1), target(2)],
+            RequestKind::NonInvite,
+            FailoverConfig::default(),
+            &health,
+        );
+        drain(&mut f);
+        assert!(f.handle_response(t0 + 50 * MS, 0, 100, None, &mut health));
+        assert_eq!(f.poll_timeout(), None);
+        f.handle_timeout(t0 + Duration::from_secs(5), &mut health);
+        assert_eq!(drain(&mut f), []);
+        assert!(!f.is_done());
+        assert!(f.handle_response(t0 + 6000 * MS, 0, 200, None, &mut health));
+        assert!(f.is_done());
+    }
+
+    #[test]
     fn retry_needs_a_final_answer() {
         let t0 = Instant::now();
         let mut health = TargetHealth::default();
