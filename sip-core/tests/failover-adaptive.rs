@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tincan_sip::resolve::{
     AddressStep, AttemptFailure, Failover, FailoverConfig, FailoverEvent, FailureCause,
-    RequestKind, Target, TargetHealth, TargetKey, TargetSource, TargetStatus, Transport,
+    RequestKind, ResolvedTarget, TargetHealth, TargetKey, TargetSource, TargetStatus, Transport,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -30,8 +30,8 @@ enum Server {
     Answers(Vec<(u64, u16, Option<u64>)>),
 }
 
-fn target(port: u16) -> Target {
-    Target {
+fn target(port: u16) -> ResolvedTarget {
+    ResolvedTarget {
         transport: Transport::Udp,
         addr: ([127, 0, 0, 1], port).into(),
         host: "failover.test".into(),
