@@ -49,7 +49,7 @@ use crate::transaction::client_invite::ClientInvite;
 use crate::transaction::client_non_invite::ClientNonInvite;
 use crate::transaction::server_invite::ServerInvite;
 use crate::transaction::server_non_invite::ServerNonInvite;
-use crate::transaction::{Out, Progress, TimerConfig, TransactionId};
+use crate::transaction::{Out, Progress, Report, ReportSink, TimerConfig, TransactionId};
 use crate::transport::{ConnectionId, Received, Target, Transmit, Transport, UDP_MAX_REQUEST};
 
 /// How an [`Endpoint`] behaves.
@@ -182,6 +182,24 @@ pub enum Event {
         /// The transaction.
         transaction: TransactionId,
     },
+}
+
+/// The transactions report straight into the event queue, in order.
+impl ReportSink for VecDeque<Event> {
+    fn report(&mut self, report: Report) {
+        self.push_back(match report {
+            Report::Response {
+                transaction,
+                response,
+            } => Event::Response {
+                transaction,
+                response,
+            },
+            Report::Timeout { transaction } => Event::Timeout { transaction },
+            Report::TransportError { transaction } => Event::TransportError { transaction },
+            Report::AckTimeout { transaction } => Event::AckTimeout { transaction },
+        });
+    }
 }
 
 /// Why a request or response could not be sent.
@@ -472,7 +490,7 @@ impl Endpoint {
             slot.scheduled = None;
             let mut out = Out {
                 transmits: &mut self.transmits,
-                events: &mut self.events,
+                reports: &mut self.events,
             };
             let progress = match &mut slot.tx {
                 Tx::ClientInvite(t) => t.on_timeout(now, &mut out),
@@ -729,7 +747,7 @@ impl Endpoint {
             self.stats.retransmissions_absorbed += 1;
             let mut out = Out {
                 transmits: &mut self.transmits,
-                events: &mut self.events,
+                reports: &mut self.events,
             };
             let progress = match (&mut self.slots.get_mut(&id).map(|s| &mut s.tx), &method) {
                 (Some(Tx::ServerInvite(t)), Method::Ack) => t.on_ack(now),
@@ -857,7 +875,7 @@ impl Endpoint {
         let ok = self.with_server_header(response_to(&cancel, 200, None));
         let mut out = Out {
             transmits: &mut self.transmits,
-            events: &mut self.events,
+            reports: &mut self.events,
         };
         let progress = tx
             .send_response(now, 200, ok.to_bytes(), &mut out)
@@ -890,7 +908,7 @@ impl Endpoint {
             {
                 let mut out = Out {
                     transmits: &mut self.transmits,
-                    events: &mut self.events,
+                    reports: &mut self.events,
                 };
                 let _ = t.send_response(now, 487, resp.to_bytes(), &mut out);
             }
@@ -936,7 +954,7 @@ impl Endpoint {
         };
         let mut out = Out {
             transmits: &mut self.transmits,
-            events: &mut self.events,
+            reports: &mut self.events,
         };
         let mut send_cancel = false;
         let progress = match self.slots.get_mut(&id).map(|s| &mut s.tx) {
@@ -960,7 +978,7 @@ impl Endpoint {
     pub fn handle_transport_error(&mut self, _now: Instant, transaction: TransactionId) {
         let mut out = Out {
             transmits: &mut self.transmits,
-            events: &mut self.events,
+            reports: &mut self.events,
         };
         let progress = match self.slots.get_mut(&transaction).map(|s| &mut s.tx) {
             Some(Tx::ClientInvite(t)) => t.on_transport_error(&mut out),
@@ -1042,7 +1060,7 @@ impl Endpoint {
         let id = self.new_id();
         let mut out = Out {
             transmits: &mut self.transmits,
-            events: &mut self.events,
+            reports: &mut self.events,
         };
         let tx = if method == Method::Invite {
             Tx::ClientInvite(ClientInvite::start(
@@ -1135,7 +1153,7 @@ impl Endpoint {
             .ok_or(SendError::UnknownTransaction(transaction))?;
         let mut out = Out {
             transmits: &mut self.transmits,
-            events: &mut self.events,
+            reports: &mut self.events,
         };
         let progress = match &mut slot.tx {
             Tx::ServerInvite(t) => {
@@ -1202,7 +1220,7 @@ impl Endpoint {
         let id = self.new_id();
         let mut out = Out {
             transmits: &mut self.transmits,
-            events: &mut self.events,
+            reports: &mut self.events,
         };
         let tx = ClientNonInvite::start(
             id,
