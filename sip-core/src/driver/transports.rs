@@ -339,6 +339,9 @@ impl Transports {
     /// (with `connect_timeout`). A failure comes out of [`next`](Self::next) as
     /// [`NetInput::TransportError`] (when the transmit has a transaction); ICMP errors of
     /// earlier datagrams found while sending come out as [`NetInput::Unreachable`].
+    ///
+    /// Not cancel-safe: await it to the end (it waits only while a UDP socket buffer is
+    /// full); a send dropped while it waits loses that datagram.
     pub async fn send(&mut self, transmit: Transmit) {
         match transmit.target.transport {
             Transport::Udp => self.send_udp(transmit).await,
