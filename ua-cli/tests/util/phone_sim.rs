@@ -178,7 +178,9 @@ impl Sim {
     pub fn add_proxy(&mut self, addr: &str) -> usize {
         let addr: SocketAddr = addr.parse().expect("a socket address");
         let seed = self.rng.next_u64();
-        let mut ep = Endpoint::new(EndpointConfig::default(), Box::new(SplitMix64::new(seed)));
+        let mut config = EndpointConfig::default();
+        config.methods.push(Method::Register);
+        let mut ep = Endpoint::new(config, Box::new(SplitMix64::new(seed)));
         ep.add_local_address(Transport::Udp, addr);
         self.nodes.push(Node {
             addr,
@@ -210,6 +212,10 @@ impl Sim {
 
     pub fn core(&mut self, node: usize) -> &mut PhoneCore {
         &mut self.phone_mut(node).core
+    }
+
+    pub fn core_ref(&self, node: usize) -> &PhoneCore {
+        &self.phone(node).core
     }
 
     pub fn proxy(&self, node: usize) -> &Proxy {
@@ -637,7 +643,9 @@ impl Proxy {
         };
         r.push_header(
             name,
-            &format!("Digest realm=\"{REALM}\", nonce=\"n0nce{status}\", qop=\"auth\", algorithm=MD5"),
+            &format!(
+                "Digest realm=\"{REALM}\", nonce=\"n0nce{status}\", qop=\"auth\", algorithm=MD5"
+            ),
         );
         let _ = self.ep.send_response(now, tx, r);
     }
@@ -656,8 +664,10 @@ impl Proxy {
                 source,
             } => {
                 let method = request.method().cloned();
-                self.received
-                    .push((elapsed, method.as_ref().map_or("?", Method::as_str).to_owned()));
+                self.received.push((
+                    elapsed,
+                    method.as_ref().map_or("?", Method::as_str).to_owned(),
+                ));
                 let has_to_tag = request
                     .to()
                     .and_then(Result::ok)
@@ -669,12 +679,17 @@ impl Proxy {
                             self.challenge(now, tx, &request, 407);
                             return;
                         }
-                        let _ = self.ep.send_response(now, tx, response_to(&request, 100, None));
-                        let user = request
-                            .uri()
-                            .and_then(|u| u.as_sip().and_then(|s| s.user.as_deref().map(str::to_owned)));
+                        let _ = self
+                            .ep
+                            .send_response(now, tx, response_to(&request, 100, None));
+                        let user = request.uri().and_then(|u| {
+                            u.as_sip()
+                                .and_then(|s| s.user.as_deref().map(str::to_owned))
+                        });
                         let Some(contact) = user.and_then(|u| locations.get(&u).copied()) else {
-                            let _ = self.ep.send_response(now, tx, response_to(&request, 404, None));
+                            let _ =
+                                self.ep
+                                    .send_response(now, tx, response_to(&request, 404, None));
                             return;
                         };
                         let mut fwd = request.clone();
@@ -684,19 +699,26 @@ impl Proxy {
                         fwd.set_uri(&uri);
                         fwd.remove_header(HeaderName::ProxyAuthorization);
                         let _ = self.next_hop(&mut fwd);
-                        fwd.prepend_header(HeaderName::RecordRoute, &format!("<sip:{};lr>", self.addr));
+                        fwd.prepend_header(
+                            HeaderName::RecordRoute,
+                            &format!("<sip:{};lr>", self.addr),
+                        );
                         self.forward(now, tx, request, source, fwd, contact);
                     }
                     Some(_) if has_to_tag => {
                         let mut fwd = request.clone();
                         let Some(next) = self.next_hop(&mut fwd) else {
-                            let _ = self.ep.send_response(now, tx, response_to(&request, 404, None));
+                            let _ =
+                                self.ep
+                                    .send_response(now, tx, response_to(&request, 404, None));
                             return;
                         };
                         self.forward(now, tx, request, source, fwd, next);
                     }
                     _ => {
-                        let _ = self.ep.send_response(now, tx, response_to(&request, 404, None));
+                        let _ = self
+                            .ep
+                            .send_response(now, tx, response_to(&request, 404, None));
                     }
                 }
             }
@@ -773,7 +795,10 @@ impl Proxy {
         fwd: Message,
         to: SocketAddr,
     ) {
-        match self.ep.send_request(now, fwd, Target::new(Transport::Udp, to)) {
+        match self
+            .ep
+            .send_request(now, fwd, Target::new(Transport::Udp, to))
+        {
             Ok(client) => {
                 self.forwards.insert(
                     client,
