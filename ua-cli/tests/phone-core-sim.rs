@@ -152,6 +152,74 @@ fn register_with_digest_then_call_through_the_proxy() {
     );
     assert_eq!(sim.core(alice).calls().count(), 0);
     assert_eq!(sim.core(bob).calls().count(), 0);
+
+    // Shutting down removes the bindings.
+    sim.act(alice, |c, now| c.shutdown(now));
+    sim.act(bob, |c, now| c.shutdown(now));
+    sim.run_for(secs(40.0));
+    for node in [alice, bob] {
+        let unregistered = sim.phone(node).events.iter().any(|(_, e)| {
+            matches!(
+                e,
+                PhoneEvent::Account {
+                    event: AccountEvent::Unregistered { .. },
+                    ..
+                }
+            )
+        });
+        assert!(unregistered, "node {node} unregistered");
+        assert!(sim.core(node).is_idle(), "node {node} idle");
+    }
+    assert!(
+        sim.locations.is_empty(),
+        "bindings left: {:?}",
+        sim.locations
+    );
+}
+
+#[test]
+fn caller_cancels_a_ringing_call_and_callee_rejects_the_next() {
+    let mut sim = Sim::new(8, NetConfig::perfect());
+    let alice = sim.add_phone(ALICE, "alice");
+    let bob = sim.add_phone(BOB, "bob");
+    let a = call(&mut sim, alice, &format!("sip:bob@{BOB}"));
+    let b = wait_incoming(&mut sim, bob, 1.0);
+    sim.act(bob, |c, now| c.ring(now, b)).expect("ringing");
+    sim.run_for(secs(1.0));
+    sim.act(alice, |c, now| c.hangup(now, a)).expect("hangup");
+    sim.run_for(secs(1.0));
+    assert_eq!(
+        sim.ended(alice, a).map(|e| e.1),
+        Some(EndReason::LocalHangup)
+    );
+    assert_eq!(
+        sim.ended(bob, b).map(|e| e.1),
+        Some(EndReason::RemoteHangup)
+    );
+    assert_eq!(sim.sent(alice, "CANCEL").len(), 1);
+
+    let a2 = call(&mut sim, alice, &format!("sip:bob@{BOB}"));
+    sim.run_for(secs(1.0));
+    let b2 = *sim.incoming(bob).last().expect("a second call");
+    assert_ne!(b2, b);
+    sim.act(bob, |c, now| c.reject(now, b2, 486))
+        .expect("rejected");
+    sim.run_for(secs(1.0));
+    let end = sim
+        .call_events(alice)
+        .into_iter()
+        .find_map(|(_, c, e)| match e {
+            CallEvent::Ended(end) if c == a2 => Some(end),
+            _ => None,
+        })
+        .expect("the second call ended");
+    assert_eq!((end.reason, end.status), (EndReason::Rejected, Some(486)));
+    assert_eq!(
+        sim.ended(bob, b2).map(|e| e.1),
+        Some(EndReason::LocalHangup)
+    );
+    sim.run_for(secs(40.0));
+    assert!(sim.core(alice).is_idle() && sim.core(bob).is_idle());
 }
 
 /// A call over a network that loses 30 % of the datagrams: direct, or through the proxy
@@ -316,7 +384,11 @@ fn cancel_racing_the_200() {
         sim.ended(alice, a).map(|e| e.1),
         Some(EndReason::LocalHangup)
     );
-    assert!(sim.ended(bob, b).is_some(), "bob's call ended");
+    assert!(sim.answered(bob, b), "bob answered");
+    assert_eq!(
+        sim.ended(bob, b).map(|e| e.1),
+        Some(EndReason::RemoteHangup)
+    );
     assert!(
         !sim.sent(alice, "BYE").is_empty(),
         "alice BYEd the late 2xx"
