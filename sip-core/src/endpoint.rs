@@ -49,7 +49,7 @@ use crate::transaction::client_invite::ClientInvite;
 use crate::transaction::client_non_invite::ClientNonInvite;
 use crate::transaction::server_invite::ServerInvite;
 use crate::transaction::server_non_invite::ServerNonInvite;
-use crate::transaction::{Out, Progress, TimerConfig, TransactionId};
+use crate::transaction::{Out, Progress, Report, ReportSink, TimerConfig, TransactionId};
 use crate::transport::{ConnectionId, Received, Target, Transmit, Transport, UDP_MAX_REQUEST};
 
 /// How an [`Endpoint`] behaves.
@@ -182,6 +182,24 @@ pub enum Event {
         /// The transaction.
         transaction: TransactionId,
     },
+}
+
+/// The transactions report straight into the event queue, in order.
+impl ReportSink for VecDeque<Event> {
+    fn report(&mut self, report: Report) {
+        self.push_back(match report {
+            Report::Response {
+                transaction,
+                response,
+            } => Event::Response {
+                transaction,
+                response,
+            },
+            Report::Timeout { transaction } => Event::Timeout { transaction },
+            Report::TransportError { transaction } => Event::TransportError { transaction },
+            Report::AckTimeout { transaction } => Event::AckTimeout { transaction },
+        });
+    }
 }
 
 /// Why a request or response could not be sent.
@@ -480,7 +498,7 @@ impl Endpoint {
             slot.scheduled = None;
             let mut out = Out {
                 transmits: &mut self.transmits,
-                events: &mut self.events,
+                reports: &mut self.events,
             };
             let progress = match &mut slot.tx {
                 Tx::ClientInvite(t) => t.on_timeout(now, &mut out),
@@ -737,7 +755,7 @@ impl Endpoint {
             self.stats.retransmissions_absorbed += 1;
             let mut out = Out {
                 transmits: &mut self.transmits,
-                events: &mut self.events,
+                reports: &mut self.events,
             };
             let progress = match (&mut self.slots.get_mut(&id).map(|s| &mut s.tx), &method) {
                 (Some(Tx::ServerInvite(t)), Method::Ack) => t.on_ack(now),
@@ -865,7 +883,7 @@ impl Endpoint {
         let ok = self.with_server_header(response_to(&cancel, 200, None));
         let mut out = Out {
             transmits: &mut self.transmits,
-            events: &mut self.events,
+            reports: &mut self.events,
         };
         let progress = tx
             .send_response(now, 200, ok.to_bytes(), &mut out)
@@ -898,7 +916,7 @@ impl Endpoint {
             {
                 let mut out = Out {
                     transmits: &mut self.transmits,
-                    events: &mut self.events,
+                    reports: &mut self.events,
                 };
                 let _ = t.send_response(now, 487, resp.to_bytes(), &mut out);
             }
@@ -944,7 +962,7 @@ impl Endpoint {
         };
         let mut out = Out {
             transmits: &mut self.transmits,
-            events: &mut self.events,
+            reports: &mut self.events,
         };
         let mut send_cancel = false;
         let progress = match self.slots.get_mut(&id).map(|s| &mut s.tx) {
@@ -968,7 +986,7 @@ impl Endpoint {
     pub fn handle_transport_error(&mut self, _now: Instant, transaction: TransactionId) {
         let mut out = Out {
             transmits: &mut self.transmits,
-            events: &mut self.events,
+            reports: &mut self.events,
         };
         let progress = match self.slots.get_mut(&transaction).map(|s| &mut s.tx) {
             Some(Tx::ClientInvite(t)) => t.on_transport_error(&mut out),
@@ -978,6 +996,32 @@ impl Endpoint {
             None => return,
         };
         self.after(transaction, progress);
+    }
+
+    /// Reports that an ICMP error said `dest` is unreachable over UDP (the driver reads it off
+    /// its socket's error queue, or finds it on a later send): every client transaction whose
+    /// target is UDP to `dest` fails as on [`handle_transport_error`](Self::handle_transport_error)
+    /// (an [`Event::TransportError`] for each one still waiting for its final response), in
+    /// the order they were sent. Transactions sent over a stream to the same address, and
+    /// server transactions, are untouched.
+    pub fn handle_unreachable(&mut self, now: Instant, dest: SocketAddr) {
+        let mut failed: Vec<TransactionId> = self
+            .slots
+            .iter()
+            .filter(|(_, slot)| {
+                let target = match &slot.tx {
+                    Tx::ClientInvite(t) => t.target(),
+                    Tx::ClientNonInvite(t) => t.target(),
+                    Tx::ServerInvite(_) | Tx::ServerNonInvite(_) => return false,
+                };
+                target.transport == Transport::Udp && target.addr == dest
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        failed.sort_unstable_by_key(|id| id.0);
+        for transaction in failed {
+            self.handle_transport_error(now, transaction);
+        }
     }
 
     // ------------------------------------------------------------------------------- sends
@@ -1024,7 +1068,7 @@ impl Endpoint {
         let id = self.new_id();
         let mut out = Out {
             transmits: &mut self.transmits,
-            events: &mut self.events,
+            reports: &mut self.events,
         };
         let tx = if method == Method::Invite {
             Tx::ClientInvite(ClientInvite::start(
@@ -1117,7 +1161,7 @@ impl Endpoint {
             .ok_or(SendError::UnknownTransaction(transaction))?;
         let mut out = Out {
             transmits: &mut self.transmits,
-            events: &mut self.events,
+            reports: &mut self.events,
         };
         let progress = match &mut slot.tx {
             Tx::ServerInvite(t) => {
@@ -1184,7 +1228,7 @@ impl Endpoint {
         let id = self.new_id();
         let mut out = Out {
             transmits: &mut self.transmits,
-            events: &mut self.events,
+            reports: &mut self.events,
         };
         let tx = ClientNonInvite::start(
             id,
@@ -1327,4 +1371,87 @@ fn ack_key(request: &Message, key: &mut String) -> bool {
     };
     let _ = write!(key, "{}\n{}", call_id.as_str(), cseq.seq);
     true
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a base instant; the code under test never reads the clock
+mod tests {
+    use super::*;
+    use crate::message::RequestBuilder;
+    use crate::rng::SplitMix64;
+
+    fn request(method: Method, to: SocketAddr, call_id: &str) -> Message {
+        let text = format!("sip:bob@{to}");
+        let uri = crate::message::Uri::parse(&text).unwrap();
+        RequestBuilder::new(method, &uri)
+            .header(HeaderName::From, "<sip:alice@127.0.0.1>;tag=1")
+            .header(HeaderName::To, "<sip:bob@127.0.0.1>")
+            .call_id(call_id)
+            .cseq(1)
+            .build()
+    }
+
+    fn failed(ep: &mut Endpoint) -> Vec<TransactionId> {
+        let mut failed = Vec::new();
+        while let Some(event) = ep.poll_event() {
+            if let Event::TransportError { transaction } = event {
+                failed.push(transaction);
+            }
+        }
+        failed
+    }
+
+    /// An ICMP unreachable for a UDP destination fails the client transactions sent there
+    /// over UDP (INVITE and non-INVITE), and only those: not one to another address, not one
+    /// to the same address over TCP.
+    #[test]
+    fn unreachable_fails_the_udp_client_transactions_to_that_destination() {
+        let now = Instant::now();
+        let mut ep = Endpoint::new(EndpointConfig::default(), Box::new(SplitMix64::new(7)));
+        ep.add_local_address(Transport::Udp, "127.0.0.1:5060".parse().unwrap());
+        ep.add_local_address(Transport::Tcp, "127.0.0.1:5060".parse().unwrap());
+        let dead: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+        let live: SocketAddr = "127.0.0.1:5080".parse().unwrap();
+        let options = ep
+            .send_request(
+                now,
+                request(Method::Options, dead, "c1"),
+                Target::new(Transport::Udp, dead),
+            )
+            .unwrap();
+        let invite = ep
+            .send_request(
+                now,
+                request(Method::Invite, dead, "c2"),
+                Target::new(Transport::Udp, dead),
+            )
+            .unwrap();
+        let elsewhere = ep
+            .send_request(
+                now,
+                request(Method::Options, live, "c3"),
+                Target::new(Transport::Udp, live),
+            )
+            .unwrap();
+        let over_tcp = ep
+            .send_request(
+                now,
+                request(Method::Options, dead, "c4"),
+                Target::new(Transport::Tcp, dead),
+            )
+            .unwrap();
+        while ep.poll_transmit().is_some() {}
+        assert!(failed(&mut ep).is_empty());
+
+        ep.handle_unreachable(now, dead);
+        assert_eq!(failed(&mut ep), vec![options, invite]);
+        assert!(ep.transaction_target(options).is_none());
+        assert!(ep.transaction_target(invite).is_none());
+        assert!(ep.transaction_target(elsewhere).is_some());
+        assert!(ep.transaction_target(over_tcp).is_some());
+
+        // Nothing left to fail.
+        ep.handle_unreachable(now, dead);
+        assert!(failed(&mut ep).is_empty());
+    }
 }

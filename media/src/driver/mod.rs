@@ -240,6 +240,13 @@ impl MediaHandle {
         self.events.recv().await
     }
 
+    /// Takes the event stream out of the handle, for a driver that forwards the events of
+    /// many sessions into one place; [`next_event`](Self::next_event) then returns `None`.
+    pub fn take_events(&mut self) -> mpsc::UnboundedReceiver<MediaEvent> {
+        let (_, closed) = mpsc::unbounded_channel();
+        std::mem::replace(&mut self.events, closed)
+    }
+
     /// An event if one is waiting.
     pub fn try_event(&mut self) -> Option<MediaEvent> {
         self.events.try_recv().ok()

@@ -9,6 +9,12 @@
 //! - [`playout::Playout`] adds a decoder: it turns slots into PCM and shrinks the delay
 //!   without clicks (dropping a quiet frame, or cross-fading when there is none).
 //!
+//! A media session plays a received stream through `stream_playout::StreamPlayout`: the
+//! [`playout::Playout`] above for 20 ms packets, the timestamp-driven
+//! `timestamp_playout::TimestampPlayout` for streams of other packet durations (30 ms G.711
+//! from sipp or older PBXes), and RFC 3389 comfort noise; both count into one
+//! [`PlayoutCounters`].
+//!
 //! # How the delay is chosen
 //! Each packet's relative delay is `d = arrival - timestamp / clock_rate`. Its excursion
 //! above the smallest `d` of the last [`JitterConfig::window`] packets is how late the
@@ -37,6 +43,8 @@
 //! is late and dropped.
 
 pub mod playout;
+pub(crate) mod stream_playout;
+pub(crate) mod timestamp_playout;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -218,6 +226,25 @@ impl JitterStats {
             n => self.fec_recovered as f64 / n as f64,
         }
     }
+}
+
+/// Counters of the receive pipeline.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlayoutCounters {
+    /// Frames decoded from a packet.
+    pub decoded: u64,
+    /// Frames rebuilt from the next packet's FEC.
+    pub fec_recovered: u64,
+    /// Frames concealed (PLC) because their packet was missing.
+    pub concealed: u64,
+    /// Comfort-noise frames generated.
+    pub comfort_noise: u64,
+    /// Packets that arrived after their playout time and were dropped.
+    pub late: u64,
+    /// Duplicate packets dropped.
+    pub duplicates: u64,
+    /// Frames skipped to shorten the playout delay.
+    pub skipped: u64,
 }
 
 #[derive(Debug, Clone)]

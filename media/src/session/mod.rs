@@ -25,9 +25,6 @@
 //! # let _ = Duration::ZERO;
 //! ```
 
-mod playout;
-mod timestamp_playout;
-
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -35,12 +32,13 @@ use std::time::{Duration, Instant};
 use crate::codec::opus::OpusConfig;
 use crate::codec::telephone_event::{ReceivedEvent, TelephoneEventReceiver, TelephoneEventSender};
 use crate::codec::{AudioEncoder, CodecError, CodecKind, frame_samples_at};
+use crate::jitter::stream_playout::StreamPlayout;
 use crate::rtcp::interval::{IntervalParams, rtcp_interval};
 use crate::rtcp::{self, Report, SenderInfo};
 use crate::rtp::{PortKind, ReceiveStream, RtpPacket, RtpSender, SequenceOutcome, is_rtcp};
 use crate::srtp::{CryptoAttribute, SrtpError, SrtpSession};
 
-pub use playout::PlayoutCounters;
+pub use crate::jitter::PlayoutCounters;
 
 /// RFC 3551 §4.1 / common practice: declare the remote silent after this long without RTP.
 pub const DEFAULT_RTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -370,7 +368,7 @@ pub struct MediaSession {
     remote: Option<ReceiveStream>,
     /// A new SSRC seen once while the current one is alive: (ssrc, sequence).
     pending_ssrc: Option<(u32, u16)>,
-    playout: playout::Playout,
+    playout: StreamPlayout,
     remote_rtp: SocketAddr,
     remote_rtcp: SocketAddr,
     rtp_latched: bool,
@@ -477,7 +475,7 @@ impl MediaSession {
             srtp,
             remote: None,
             pending_ssrc: None,
-            playout: playout::Playout::new(config.codec, decoder, playout_seed),
+            playout: StreamPlayout::new(config.codec, decoder, playout_seed),
             rtp_latched: false,
             rtcp_latched: false,
             last_rtp_at: None,

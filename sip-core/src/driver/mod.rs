@@ -5,6 +5,10 @@
 //! shutdown. UDP sockets and stream connections have small reader tasks that only receive
 //! and frame; writers only write. The protocol lives in the endpoint.
 //!
+//! The sockets and connections are [`transports::Transports`]: the driver task owns one next
+//! to its [`Endpoint`], and a driver that owns a sans-IO core of its own can use it the same
+//! way (see the [`transports`] module).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use tincan_sip::driver::{Driver, DriverConfig};
@@ -33,25 +37,25 @@ mod icmp;
 mod stream;
 pub mod tls;
 mod trace;
+pub mod transports;
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::endpoint::{Endpoint, EndpointConfig, Event, SendError, Source};
 use crate::message::Message;
 use crate::stun;
 use crate::transaction::TransactionId;
-use crate::transport::{ConnectionId, Received, Target, Transmit, Transport};
+use crate::transport::{ConnectionId, Target, Transport};
 
 pub use tls::{TlsError, TlsSettings};
 pub use trace::{Direction, TraceRecord, Tracer};
+use transports::{NetInput, Transports, TransportsConfig};
 
 /// How the driver binds and behaves.
 #[derive(Debug, Clone)]
@@ -97,6 +101,20 @@ impl DriverConfig {
             seed: None,
             udp_buffer_size: None,
             trace: None,
+        }
+    }
+
+    /// The sockets part of this configuration, for [`Transports::bind`].
+    pub fn transports(&self) -> TransportsConfig {
+        TransportsConfig {
+            udp: self.udp.clone(),
+            tcp: self.tcp.clone(),
+            tls_listen: self.tls_listen.clone(),
+            tls: self.tls.clone(),
+            idle_timeout: self.idle_timeout,
+            connect_timeout: self.connect_timeout,
+            udp_buffer_size: self.udp_buffer_size,
+            trace: self.trace.clone(),
         }
     }
 }
@@ -202,13 +220,13 @@ impl ServerRequest {
 /// The stream of [`IncomingEvent`]s.
 #[derive(Debug)]
 pub struct Incoming {
-    rx: mpsc::Receiver<IncomingEvent>,
+    events: mpsc::Receiver<IncomingEvent>,
 }
 
 impl Incoming {
     /// The next event; `None` when the driver stopped.
     pub async fn next(&mut self) -> Option<IncomingEvent> {
-        self.rx.recv().await
+        self.events.recv().await
     }
 }
 
@@ -250,7 +268,7 @@ enum FlowKind {
 pub struct Flow {
     kind: FlowKind,
     handle: Handle,
-    rx: mpsc::UnboundedReceiver<FlowSignal>,
+    signals: mpsc::UnboundedReceiver<FlowSignal>,
     closed: bool,
 }
 
@@ -313,7 +331,7 @@ impl Flow {
         if self.closed {
             return FlowSignal::Closed;
         }
-        let signal = self.rx.recv().await.unwrap_or(FlowSignal::Closed);
+        let signal = self.signals.recv().await.unwrap_or(FlowSignal::Closed);
         if signal == FlowSignal::Closed {
             self.closed = true;
         }
@@ -345,7 +363,7 @@ enum TxUpdate {
 pub struct ClientTransaction {
     /// The transaction.
     pub id: TransactionId,
-    rx: mpsc::UnboundedReceiver<TxUpdate>,
+    updates: mpsc::UnboundedReceiver<TxUpdate>,
     done: bool,
     /// An INVITE: after a 2xx, more 2xx may come (retransmissions, other forks, RFC 6026).
     invite: bool,
@@ -361,7 +379,7 @@ impl ClientTransaction {
         if self.done {
             return None;
         }
-        match self.rx.recv().await {
+        match self.updates.recv().await {
             Some(TxUpdate::Response(m)) => {
                 let status = m.status().unwrap_or(0);
                 if status >= 200 && !(self.invite && status < 300) {
@@ -444,7 +462,7 @@ enum Command {
 /// Commands the driver; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Handle {
-    tx: mpsc::Sender<Command>,
+    commands: mpsc::Sender<Command>,
     /// Responses sent without a reply ([`Handle::respond_now`]). Unbounded, but bounded in
     /// practice by the endpoint's table: each one answers a live server transaction.
     responses: mpsc::UnboundedSender<(TransactionId, Message)>,
@@ -462,12 +480,12 @@ impl Handle {
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, DriverError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
+        let (reply, answer) = oneshot::channel();
+        self.commands
             .send(make(reply))
             .await
             .map_err(|_| DriverError::Stopped)?;
-        rx.await.map_err(|_| DriverError::Stopped)
+        answer.await.map_err(|_| DriverError::Stopped)
     }
 
     /// Sends a request in a new client transaction.
@@ -538,10 +556,10 @@ impl Handle {
     pub async fn flow(&self, target: &Target) -> Result<Option<Flow>, DriverError> {
         let key = (target.transport, target.addr);
         let watched = self.call(|reply| Command::WatchFlow { key, reply }).await?;
-        Ok(watched.map(|(kind, rx)| Flow {
+        Ok(watched.map(|(kind, signals)| Flow {
             kind,
             handle: self.clone(),
-            rx,
+            signals,
             closed: false,
         }))
     }
@@ -569,22 +587,7 @@ impl Handle {
     /// address of that transport and family, with a wildcard IP replaced by the address the
     /// system routes from.
     pub fn local_address_for(&self, transport: Transport, dest: SocketAddr) -> Option<SocketAddr> {
-        let bound = self
-            .local
-            .iter()
-            .filter(|(t, a)| *t == transport && a.is_ipv4() == dest.is_ipv4())
-            .map(|(_, a)| *a)
-            .find(|a| a.ip().is_unspecified() || a.ip().is_loopback() == dest.ip().is_loopback())
-            .or_else(|| {
-                self.local
-                    .iter()
-                    .find(|(t, a)| *t == transport && a.is_ipv4() == dest.is_ipv4())
-                    .map(|(_, a)| *a)
-            })?;
-        if bound.ip().is_unspecified() {
-            return Some(SocketAddr::new(route_ip(dest)?, bound.port()));
-        }
-        Some(bound)
+        transports::local_address_for(&self.local, transport, dest)
     }
 
     /// The bound address of a transport (the first of its family when several).
@@ -598,28 +601,11 @@ impl Handle {
     /// Stops accepting requests, lets in-flight transactions finish (up to the grace
     /// period), then stops.
     pub async fn shutdown(&self) {
-        let (done, rx) = oneshot::channel();
-        if self.tx.send(Command::Shutdown { done }).await.is_ok() {
-            let _ = rx.await;
+        let (done, stopped) = oneshot::channel();
+        if self.commands.send(Command::Shutdown { done }).await.is_ok() {
+            let _ = stopped.await;
         }
     }
-}
-
-/// What reader, listener and connector tasks tell the driver task.
-pub(crate) enum NetEvent {
-    Datagram {
-        local: SocketAddr,
-        source: SocketAddr,
-        payload: Bytes,
-    },
-    Stream(ConnectionId, stream::StreamEvent),
-    Accepted(stream::NewConnection),
-    Connected {
-        key: (Transport, SocketAddr),
-        result: io::Result<stream::NewConnection>,
-    },
-    /// An ICMP error said this UDP destination is unreachable.
-    Unreachable(SocketAddr),
 }
 
 /// Starts the driver.
@@ -628,211 +614,73 @@ pub struct Driver;
 impl Driver {
     /// Binds the listeners, spawns the driver task, returns its handle and incoming stream.
     pub async fn start(config: DriverConfig) -> Result<(Handle, Incoming), DriverError> {
-        let client_tls = tls::client_config(&config.tls)?;
-        let server_tls = tls::server_config(&config.tls)?;
-        if !config.tls_listen.is_empty() && server_tls.is_none() {
-            return Err(TlsError::NoServerCertificate.into());
-        }
-        let (net_tx, net_rx) = mpsc::channel::<NetEvent>(4096);
-        let mut local = Vec::new();
-        let mut udp = HashMap::new();
-        // IPv6 sockets next to IPv4 ones are IPv6-only, so that both can have the same port.
-        let udp_v6_only = config.udp.iter().any(SocketAddr::is_ipv4);
-        for addr in &config.udp {
-            let sock = bind::udp(*addr, udp_v6_only)
-                .await
-                .map_err(|source| DriverError::Bind {
-                    transport: Transport::Udp,
-                    addr: *addr,
-                    source,
-                })?;
-            let bound = sock.local_addr().map_err(|source| DriverError::Bind {
-                transport: Transport::Udp,
-                addr: *addr,
-                source,
-            })?;
-            icmp::enable(&sock, bound.is_ipv6());
-            if let Some(size) = config.udp_buffer_size {
-                set_buffer_size(&sock, size);
-            }
-            let sock = Arc::new(sock);
-            local.push((Transport::Udp, bound));
-            udp.insert(bound, sock);
-        }
-        let mut next_conn = Arc::new(std::sync::atomic::AtomicU64::new(1));
-        // Every socket is bound before any task starts: a bind that fails leaves nothing
-        // behind (a caller may retry with other addresses, e.g. the same IPv4 port alone).
-        let mut listeners = Vec::new();
-        for (transport, addrs) in [
-            (Transport::Tcp, &config.tcp),
-            (Transport::Tls, &config.tls_listen),
-        ] {
-            let v6_only = addrs.iter().any(SocketAddr::is_ipv4);
-            for addr in addrs {
-                let listener =
-                    bind::tcp(*addr, v6_only)
-                        .await
-                        .map_err(|source| DriverError::Bind {
-                            transport,
-                            addr: *addr,
-                            source,
-                        })?;
-                let bound = listener.local_addr().map_err(|source| DriverError::Bind {
-                    transport,
-                    addr: *addr,
-                    source,
-                })?;
-                local.push((transport, bound));
-                listeners.push((transport, listener));
-            }
-        }
-        for (&bound, sock) in &udp {
-            tokio::spawn(udp_reader(sock.clone(), bound, net_tx.clone()));
-        }
-        for (transport, listener) in listeners {
-            let acceptor = (transport == Transport::Tls).then(|| {
-                tokio_rustls::TlsAcceptor::from(server_tls.clone().expect("checked above"))
-            });
-            tokio::spawn(stream::accept_loop(
-                listener,
-                transport,
-                acceptor,
-                net_tx.clone(),
-                Arc::clone(&next_conn),
-            ));
-        }
+        let transports = Transports::bind(config.transports()).await?;
         let seed = config.seed.unwrap_or_else(crate::rng::os_seed);
         let mut endpoint = Endpoint::new(
             config.endpoint.clone(),
             Box::new(crate::rng::SplitMix64::new(seed)),
         );
-        for (t, a) in &local {
+        for (t, a) in transports.local_addresses() {
             if !a.ip().is_unspecified() {
                 endpoint.add_local_address(*t, *a);
             }
         }
-        let (cmd_tx, cmd_rx) = mpsc::channel(1024);
-        let (resp_tx, resp_rx) = mpsc::unbounded_channel();
-        let (in_tx, in_rx) = mpsc::channel(4096);
+        let (commands, command_queue) = mpsc::channel(1024);
+        let (responses, response_queue) = mpsc::unbounded_channel();
+        let (incoming, incoming_queue) = mpsc::channel(4096);
         let handle = Handle {
-            tx: cmd_tx,
-            responses: resp_tx,
-            local: Arc::new(local.clone()),
+            commands,
+            responses,
+            local: Arc::new(transports.local_addresses().to_vec()),
         };
         let task = Task {
             ep: endpoint,
-            config,
-            udp,
-            local,
-            conns: HashMap::new(),
-            by_target: HashMap::new(),
-            pending: HashMap::new(),
+            transports,
+            shutdown_grace: config.shutdown_grace,
             client_txs: HashMap::new(),
-            incoming: in_tx,
+            incoming,
             handle: handle.clone(),
             backlog: std::collections::VecDeque::new(),
-            net_tx,
-            client_tls: tokio_rustls::TlsConnector::from(client_tls),
-            next_conn: std::mem::take(&mut next_conn),
             shutdown: None,
+            conn_flows: HashMap::new(),
             udp_flows: HashMap::new(),
-            stun_pending: HashMap::new(),
         };
-        tokio::spawn(task.run(net_rx, cmd_rx, resp_rx));
-        Ok((handle, Incoming { rx: in_rx }))
+        tokio::spawn(task.run(command_queue, response_queue));
+        Ok((
+            handle,
+            Incoming {
+                events: incoming_queue,
+            },
+        ))
     }
 }
 
-async fn udp_reader(sock: Arc<UdpSocket>, local: SocketAddr, tx: mpsc::Sender<NetEvent>) {
-    let mut buf = vec![0u8; 65_536];
-    loop {
-        match sock.recv_from(&mut buf).await {
-            Ok((n, source)) => {
-                let ev = NetEvent::Datagram {
-                    local,
-                    source,
-                    payload: Bytes::copy_from_slice(&buf[..n]),
-                };
-                if tx.send(ev).await.is_err() {
-                    return;
-                }
-            }
-            // An ICMP error (IP_RECVERR): the queued errors name the unreachable destinations.
-            // The socket stays usable.
-            Err(e) if icmp::is_icmp_error(&e) => {
-                for dest in icmp::drain(&sock) {
-                    if tx.send(NetEvent::Unreachable(dest)).await.is_err() {
-                        return;
-                    }
-                }
-            }
-            Err(_) => {
-                // Whatever else is queued must not keep the socket readable for ever.
-                let _ = icmp::drain(&sock);
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                if tx.is_closed() {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-struct Conn {
-    transport: Transport,
-    peer: SocketAddr,
-    writer: mpsc::Sender<Bytes>,
-    last_used: Instant,
-    ping_sent: Arc<std::sync::atomic::AtomicBool>,
-    reader: tokio::task::AbortHandle,
-    /// Watchers of this connection as a flow ([`Handle::flow`]).
-    watchers: Vec<mpsc::UnboundedSender<FlowSignal>>,
-}
-
-impl Conn {
-    fn signal(&mut self, signal: FlowSignal) {
-        self.watchers.retain(|w| w.send(signal).is_ok());
-    }
-}
-
-/// A client transaction's channel, and its UDP destination (for ICMP errors).
-struct ClientTx {
-    tx: mpsc::UnboundedSender<TxUpdate>,
-    udp_dest: Option<SocketAddr>,
-}
-
+/// The driver task: the [`Endpoint`] and the [`Transports`] it sends through, the channels of
+/// the client transactions and flows it reports to.
 struct Task {
     ep: Endpoint,
-    config: DriverConfig,
-    udp: HashMap<SocketAddr, Arc<UdpSocket>>,
-    local: Vec<(Transport, SocketAddr)>,
-    conns: HashMap<ConnectionId, Conn>,
-    by_target: HashMap<(Transport, SocketAddr), ConnectionId>,
-    /// Transmits waiting for a connection being opened.
-    pending: HashMap<(Transport, SocketAddr), Vec<Transmit>>,
-    client_txs: HashMap<TransactionId, ClientTx>,
+    transports: Transports,
+    shutdown_grace: Duration,
+    /// Where each client transaction's responses go.
+    client_txs: HashMap<TransactionId, mpsc::UnboundedSender<TxUpdate>>,
     incoming: mpsc::Sender<IncomingEvent>,
     /// Events the TU's channel had no room for, delivered in order before anything else;
     /// while it is not empty the driver reads no more from the network (backpressure: the
     /// peers retransmit), so nothing is ever dropped.
     backlog: std::collections::VecDeque<IncomingEvent>,
     handle: Handle,
-    net_tx: mpsc::Sender<NetEvent>,
-    client_tls: tokio_rustls::TlsConnector,
-    next_conn: Arc<std::sync::atomic::AtomicU64>,
     shutdown: Option<(Instant, Vec<oneshot::Sender<()>>)>,
+    /// Watchers of stream connections as flows ([`Handle::flow`]).
+    conn_flows: HashMap<ConnectionId, Vec<mpsc::UnboundedSender<FlowSignal>>>,
     /// Watchers of UDP flows, by target address.
     udp_flows: HashMap<SocketAddr, Vec<mpsc::UnboundedSender<FlowSignal>>>,
-    /// STUN Binding requests sent on UDP flows: their target and when they were last sent.
-    stun_pending: HashMap<stun::TransactionId, (SocketAddr, Instant)>,
 }
 
 impl Task {
     async fn run(
         mut self,
-        mut net_rx: mpsc::Receiver<NetEvent>,
-        mut cmd_rx: mpsc::Receiver<Command>,
-        mut resp_rx: mpsc::UnboundedReceiver<(TransactionId, Message)>,
+        mut command_queue: mpsc::Receiver<Command>,
+        mut response_queue: mpsc::UnboundedReceiver<(TransactionId, Message)>,
     ) {
         let mut idle = tokio::time::interval(Duration::from_secs(5));
         idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -869,18 +717,19 @@ impl Task {
                     None => std::future::pending().await,
                 }
             };
+            let shutdown_deadline = self.shutdown.as_ref().map(|(d, _)| *d);
             let shutdown_tick = async {
-                match &self.shutdown {
-                    Some((d, _)) => tokio::time::sleep_until((*d).into()).await,
+                match shutdown_deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
                     None => std::future::pending().await,
                 }
             };
             let backlogged = !self.backlog.is_empty();
             let incoming = self.incoming.clone();
             tokio::select! {
-                Some((id, response)) = resp_rx.recv() => {
+                Some((id, response)) = response_queue.recv() => {
                     self.respond(id, response);
-                    while let Ok((id, response)) = resp_rx.try_recv() {
+                    while let Ok((id, response)) = response_queue.try_recv() {
                         self.respond(id, response);
                     }
                 }
@@ -890,18 +739,18 @@ impl Task {
                     }
                     self.drain_backlog();
                 }
-                Some(ev) = net_rx.recv(), if !backlogged => {
+                Some(input) = self.transports.next(), if !backlogged => {
                     took_network = true;
-                    self.on_net(ev);
+                    self.on_input(input);
                     // Take whatever else is ready without going round the loop.
                     for _ in 0..64 {
-                        match net_rx.try_recv() {
-                            Ok(ev) => self.on_net(ev),
-                            Err(_) => break,
+                        match self.transports.try_next() {
+                            Some(input) => self.on_input(input),
+                            None => break,
                         }
                     }
                 }
-                cmd = cmd_rx.recv(), if commands_open => match cmd {
+                cmd = command_queue.recv(), if commands_open => match cmd {
                     Some(cmd) => self.on_command(cmd),
                     None => {
                         commands_open = false;
@@ -926,7 +775,7 @@ impl Task {
         let orphans: Vec<TransactionId> = self
             .client_txs
             .iter()
-            .filter(|(_, c)| c.tx.is_closed())
+            .filter(|(_, updates)| updates.is_closed())
             .map(|(id, _)| *id)
             .collect();
         for id in orphans {
@@ -937,7 +786,7 @@ impl Task {
     }
 
     fn begin_shutdown(&mut self, done: Option<oneshot::Sender<()>>) {
-        let deadline = Instant::now() + self.config.shutdown_grace;
+        let deadline = Instant::now() + self.shutdown_grace;
         let entry = self.shutdown.get_or_insert((deadline, Vec::new()));
         if let Some(d) = done {
             entry.1.push(d);
@@ -945,147 +794,58 @@ impl Task {
         self.ep.set_accepting(false);
     }
 
-    fn on_net(&mut self, ev: NetEvent) {
+    /// What the network said: to the endpoint, or to the watchers of a flow.
+    fn on_input(&mut self, input: NetInput) {
         let now = Instant::now();
-        match ev {
-            NetEvent::Datagram {
-                local,
-                source,
-                payload,
-            } if stun::is_stun(&payload) => self.on_stun(local, source, &payload),
-            NetEvent::Datagram {
-                local,
-                source,
-                payload,
+        match input {
+            NetInput::Received(received) => self.ep.handle_received(now, received),
+            NetInput::TransportError(tx) => self.ep.handle_transport_error(now, tx),
+            // An ICMP error said `dest` is unreachable (UDP): its client transactions fail,
+            // its flow's watchers hear of it.
+            NetInput::Unreachable(dest) => {
+                self.ep.handle_unreachable(now, dest);
+                signal_flow(&mut self.udp_flows, dest, FlowSignal::Unreachable);
+            }
+            NetInput::Pong(id) => signal_flow(&mut self.conn_flows, id, FlowSignal::Pong),
+            NetInput::Closed(id) => {
+                signal_flow(&mut self.conn_flows, id, FlowSignal::Closed);
+                self.conn_flows.remove(&id);
+            }
+            NetInput::BindingResponse {
+                target,
+                transaction,
+                mapped,
+                error,
             } => {
-                self.trace(
-                    Direction::Received,
-                    Transport::Udp,
-                    Some(local),
-                    source,
-                    &payload,
-                );
-                self.ep.handle_received(
-                    now,
-                    Received {
-                        transport: Transport::Udp,
-                        source,
-                        local,
-                        connection: None,
-                        payload,
-                    },
-                );
-            }
-            NetEvent::Stream(id, ev) => match ev {
-                stream::StreamEvent::Message(payload) => {
-                    let Some(c) = self.conns.get_mut(&id) else {
-                        return;
-                    };
-                    c.last_used = now;
-                    let received = Received {
-                        transport: c.transport,
-                        source: c.peer,
-                        local: self
-                            .local
-                            .iter()
-                            .find(|(t, _)| *t == c.transport)
-                            .map(|(_, a)| *a)
-                            .unwrap_or(c.peer),
-                        connection: Some(id),
-                        payload,
-                    };
-                    self.trace(
-                        Direction::Received,
-                        received.transport,
-                        Some(received.local),
-                        received.source,
-                        &received.payload,
-                    );
-                    self.ep.handle_received(now, received);
-                }
-                stream::StreamEvent::Ping => {
-                    if let Some(c) = self.conns.get(&id) {
-                        let _ = c
-                            .writer
-                            .try_send(Bytes::from_static(crate::message::framing::PONG));
-                    }
-                }
-                stream::StreamEvent::Pong => {
-                    if let Some(c) = self.conns.get_mut(&id) {
-                        c.signal(FlowSignal::Pong);
-                    }
-                }
-                stream::StreamEvent::Closed => self.remove_connection(id),
-            },
-            NetEvent::Unreachable(dest) => self.on_unreachable(now, dest),
-            NetEvent::Accepted(nc) => self.register(nc),
-            NetEvent::Connected { key, result } => {
-                let waiting = self.pending.remove(&key).unwrap_or_default();
-                match result {
-                    Ok(nc) => {
-                        let id = nc.id;
-                        self.register(nc);
-                        for mut t in waiting {
-                            t.connection = Some(id);
-                            self.send_stream(t);
-                        }
-                    }
-                    Err(_) => {
-                        for t in waiting {
-                            if let Some(tx) = t.transaction {
-                                self.ep.handle_transport_error(now, tx);
-                            }
-                        }
-                    }
-                }
+                let signal = FlowSignal::BindingResponse {
+                    transaction,
+                    mapped,
+                    error,
+                };
+                signal_flow(&mut self.udp_flows, target, signal);
             }
         }
     }
 
-    fn register(&mut self, nc: stream::NewConnection) {
-        self.by_target.insert((nc.transport, nc.peer), nc.id);
-        self.conns.insert(
-            nc.id,
-            Conn {
-                transport: nc.transport,
-                peer: nc.peer,
-                writer: nc.writer,
-                last_used: Instant::now(),
-                ping_sent: nc.ping_sent,
-                reader: nc.reader,
-                watchers: Vec::new(),
-            },
-        );
-    }
-
-    /// Forgets a connection (closed by the peer, idle, or declared dead); dropping its writer
-    /// ends the writer task, which closes it. Its watchers hear `Closed`.
-    fn remove_connection(&mut self, id: ConnectionId) {
-        if let Some(mut c) = self.conns.remove(&id) {
-            if self.by_target.get(&(c.transport, c.peer)) == Some(&id) {
-                self.by_target.remove(&(c.transport, c.peer));
-            }
-            c.signal(FlowSignal::Closed);
+    /// Hands the endpoint what the transports produced themselves (send errors, ICMP errors
+    /// found while sending, closed connections), without reading more from the network.
+    fn on_ready_inputs(&mut self) -> bool {
+        let mut any = false;
+        while let Some(input) = self.transports.poll_ready() {
+            self.on_input(input);
+            any = true;
         }
+        any
     }
 
     fn close_idle(&mut self) {
-        let now = Instant::now();
-        let idle = self.config.idle_timeout;
-        let stale: Vec<ConnectionId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| now.duration_since(c.last_used) > idle)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in stale {
-            self.remove_connection(id);
-        }
-        // STUN transactions last 39.5 s at most (RFC 5389 §7.2.1); forget unanswered ones
-        // well after, and the watchers of UDP flows that were dropped.
-        self.stun_pending
-            .retain(|_, (_, sent)| now.duration_since(*sent) < Duration::from_secs(120));
+        self.transports.close_idle();
+        // Forget the watchers of flows that were dropped.
         self.udp_flows.retain(|_, watchers| {
+            watchers.retain(|w| !w.is_closed());
+            !watchers.is_empty()
+        });
+        self.conn_flows.retain(|_, watchers| {
             watchers.retain(|w| !w.is_closed());
             !watchers.is_empty()
         });
@@ -1099,16 +859,16 @@ impl Task {
                 target,
                 reply,
             } => {
-                self.ensure_local(target.transport, target.addr);
+                self.transports
+                    .ensure_local(&mut self.ep, target.transport, target.addr);
                 let invite = request.method() == Some(&crate::message::Method::Invite);
-                let udp_dest = (target.transport == Transport::Udp).then_some(target.addr);
                 match self.ep.send_request(now, request, target) {
                     Ok(id) => {
-                        let (tx, rx) = mpsc::unbounded_channel();
-                        self.client_txs.insert(id, ClientTx { tx, udp_dest });
+                        let (sender, updates) = mpsc::unbounded_channel();
+                        self.client_txs.insert(id, sender);
                         let _ = reply.send(Ok(ClientTransaction {
                             id,
-                            rx,
+                            updates,
                             done: false,
                             invite,
                             accepted: false,
@@ -1127,7 +887,8 @@ impl Task {
                 let _ = reply.send(self.ep.send_response(now, transaction, response));
             }
             Command::Ack { ack, target, reply } => {
-                self.ensure_local(target.transport, target.addr);
+                self.transports
+                    .ensure_local(&mut self.ep, target.transport, target.addr);
                 let _ = reply.send(self.ep.send_ack(ack, target));
             }
             Command::Cancel { transaction, reply } => {
@@ -1140,10 +901,10 @@ impl Task {
                 key: (Transport::Udp, target),
                 reply,
             } => {
-                let watched = self.udp_socket_for(target).map(|_| {
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    self.udp_flows.entry(target).or_default().push(tx);
-                    (FlowKind::Datagram(target), rx)
+                let watched = self.transports.udp_socket_for(target).map(|_| {
+                    let (watcher, signals) = mpsc::unbounded_channel();
+                    self.udp_flows.entry(target).or_default().push(watcher);
+                    (FlowKind::Datagram(target), signals)
                 });
                 let _ = reply.send(watched);
             }
@@ -1152,279 +913,49 @@ impl Task {
                 transaction,
                 reply,
             } => {
-                let sent = self.udp_socket_for(target).is_some_and(|sock| {
-                    let request = stun::binding_request(transaction, true);
-                    self.stun_pending.insert(transaction, (target, now));
-                    // A full send buffer loses this one; the keep-alive retransmits.
-                    match self.send_datagram(&sock, &request, target) {
-                        Ok(_) => true,
-                        Err(e) => e.kind() == io::ErrorKind::WouldBlock,
-                    }
-                });
+                let sent = self.transports.send_binding(target, transaction);
+                // ICMP errors it came across fail their transactions now, as they would
+                // have had they been read by the socket's reader.
+                self.on_ready_inputs();
                 let _ = reply.send(sent);
             }
-            Command::WatchFlow { key, reply } => {
-                let watched = self
-                    .by_target
-                    .get(&key)
-                    .copied()
-                    .and_then(|id| self.conns.get_mut(&id).map(|c| (id, c)))
-                    .map(|(id, c)| {
-                        let (tx, rx) = mpsc::unbounded_channel();
-                        c.watchers.push(tx);
-                        (FlowKind::Stream(id), rx)
-                    });
+            Command::WatchFlow {
+                key: (transport, addr),
+                reply,
+            } => {
+                let watched = self.transports.connection_to(transport, addr).map(|id| {
+                    let (watcher, signals) = mpsc::unbounded_channel();
+                    self.conn_flows.entry(id).or_default().push(watcher);
+                    (FlowKind::Stream(id), signals)
+                });
                 let _ = reply.send(watched);
             }
             Command::Ping { connection, reply } => {
-                let sent = self.conns.get_mut(&connection).is_some_and(|c| {
-                    c.last_used = now;
-                    c.ping_sent
-                        .store(true, std::sync::atomic::Ordering::Release);
-                    c.writer
-                        .try_send(Bytes::from_static(crate::message::framing::PING))
-                        .is_ok()
-                });
-                let _ = reply.send(sent);
+                let _ = reply.send(self.transports.ping(connection));
             }
             Command::CloseConnection { connection, reply } => {
-                if let Some(c) = self.conns.get(&connection) {
-                    c.reader.abort();
-                }
-                self.remove_connection(connection);
+                self.transports.close(connection);
+                // Its watchers hear `Closed` before the closer hears back.
+                self.on_ready_inputs();
                 let _ = reply.send(());
             }
             Command::Shutdown { done } => self.begin_shutdown(Some(done)),
         }
     }
 
-    /// Makes sure the endpoint knows a concrete local address for `transport` towards `dest`
-    /// (for the Via): a socket bound to a wildcard address is resolved to the address the
-    /// system would route from.
-    fn ensure_local(&mut self, transport: Transport, dest: SocketAddr) {
-        if let Some(a) = self.ep.local_address_for(transport, dest)
-            && a.ip().is_loopback() == dest.ip().is_loopback()
-        {
-            return;
-        }
-        let bound = self
-            .local
-            .iter()
-            .find(|(t, a)| *t == transport && a.is_ipv4() == dest.is_ipv4())
-            .or_else(|| self.local.iter().find(|(t, _)| *t == Transport::Udp))
-            .map(|(_, a)| *a);
-        let Some(bound) = bound else {
-            return;
-        };
-        let ip = if bound.ip().is_unspecified() {
-            route_ip(dest).unwrap_or(bound.ip())
-        } else {
-            bound.ip()
-        };
-        let port = self
-            .local
-            .iter()
-            .find(|(t, a)| *t == transport && a.is_ipv4() == dest.is_ipv4())
-            .map(|(_, a)| a.port())
-            .unwrap_or(bound.port());
-        self.ep
-            .add_local_address(transport, SocketAddr::new(ip, port));
-    }
-
+    /// Sends what the endpoint has to send, hands it what sending produced (until neither has
+    /// more), then delivers its events.
     async fn flush(&mut self) {
-        while let Some(t) = self.ep.poll_transmit() {
-            match t.target.transport {
-                Transport::Udp => self.send_udp(t).await,
-                Transport::Tcp | Transport::Tls => self.send_stream(t),
+        loop {
+            while let Some(t) = self.ep.poll_transmit() {
+                self.transports.send(t).await;
+            }
+            if !self.on_ready_inputs() {
+                break;
             }
         }
         while let Some(e) = self.ep.poll_event() {
             self.dispatch(e);
-        }
-    }
-
-    /// Hands a SIP message to the configured [`Tracer`], if any (not keep-alives: a payload
-    /// of line ends only).
-    fn trace(
-        &self,
-        direction: Direction,
-        transport: Transport,
-        local: Option<SocketAddr>,
-        remote: SocketAddr,
-        payload: &[u8],
-    ) {
-        let Some(tracer) = &self.config.trace else {
-            return;
-        };
-        if payload.iter().all(|&b| b == b'\r' || b == b'\n') {
-            return;
-        }
-        tracer.record(&TraceRecord {
-            direction,
-            transport,
-            local,
-            remote,
-            payload,
-        });
-    }
-
-    /// An ICMP error said `dest` is unreachable (UDP): its client transactions fail, its
-    /// flow's watchers hear of it.
-    fn on_unreachable(&mut self, now: Instant, dest: SocketAddr) {
-        let failed: Vec<TransactionId> = self
-            .client_txs
-            .iter()
-            .filter(|(_, c)| c.udp_dest == Some(dest))
-            .map(|(id, _)| *id)
-            .collect();
-        for tx in failed {
-            self.ep.handle_transport_error(now, tx);
-        }
-        signal_udp_flow(&mut self.udp_flows, dest, FlowSignal::Unreachable);
-    }
-
-    /// Sends a datagram now ([`icmp::send_to`]); the destinations of the earlier datagrams
-    /// whose ICMP errors it came across are handled as unreachable.
-    fn send_datagram(
-        &mut self,
-        sock: &UdpSocket,
-        payload: &[u8],
-        dest: SocketAddr,
-    ) -> io::Result<usize> {
-        let mut unreachable = Vec::new();
-        let result = icmp::send_to(sock, payload, dest, &mut unreachable);
-        let now = Instant::now();
-        for dest in unreachable {
-            self.on_unreachable(now, dest);
-        }
-        result
-    }
-
-    /// The UDP socket that carries SIP to `dest` (the first bound one of its family).
-    fn udp_socket_for(&self, dest: SocketAddr) -> Option<Arc<UdpSocket>> {
-        self.udp
-            .iter()
-            .find(|(a, _)| a.is_ipv4() == dest.is_ipv4())
-            .map(|(_, s)| s.clone())
-    }
-
-    /// A STUN message on a UDP socket (RFC 5626 §5.1: never handed to the SIP parser).
-    /// Binding responses go to the watchers of the flow whose request they answer; Binding
-    /// requests (peers keeping their flow to us alive) are answered with the address they
-    /// came from. Anything else is dropped.
-    fn on_stun(&mut self, local: SocketAddr, source: SocketAddr, payload: &[u8]) {
-        let Ok(message) = stun::Message::parse(payload) else {
-            return;
-        };
-        if message.method != stun::BINDING {
-            return;
-        }
-        match message.class {
-            stun::Class::Request => {
-                if let Some(sock) = self.udp.get(&local).cloned() {
-                    let response =
-                        stun::binding_success(message.transaction, source, message.fingerprint);
-                    // Best effort: the peer retransmits.
-                    let _ = self.send_datagram(&sock, &response, source);
-                }
-            }
-            stun::Class::SuccessResponse | stun::Class::ErrorResponse => {
-                let Some((target, _)) = self.stun_pending.get(&message.transaction).copied() else {
-                    return;
-                };
-                if target != source {
-                    return;
-                }
-                self.stun_pending.remove(&message.transaction);
-                let signal = FlowSignal::BindingResponse {
-                    transaction: message.transaction,
-                    mapped: message.mapped_address(),
-                    error: message.error.as_ref().map(|e| e.code),
-                };
-                signal_udp_flow(&mut self.udp_flows, target, signal);
-            }
-            stun::Class::Indication => {}
-        }
-    }
-
-    async fn send_udp(&mut self, t: Transmit) {
-        let sock = self.udp_socket_for(t.target.addr);
-        let Some(sock) = sock else {
-            if let Some(tx) = t.transaction {
-                self.ep.handle_transport_error(Instant::now(), tx);
-            }
-            return;
-        };
-        let result = loop {
-            match self.send_datagram(&sock, &t.payload, t.target.addr) {
-                // The socket buffer is full: wait for room.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if let Err(e) = sock.writable().await {
-                        break Err(e);
-                    }
-                }
-                r => break r,
-            }
-        };
-        match result {
-            Ok(_) => {
-                if self.config.trace.is_some() {
-                    let local = sock.local_addr().ok();
-                    self.trace(
-                        Direction::Sent,
-                        Transport::Udp,
-                        local,
-                        t.target.addr,
-                        &t.payload,
-                    );
-                }
-            }
-            Err(_) => {
-                if let Some(tx) = t.transaction {
-                    self.ep.handle_transport_error(Instant::now(), tx);
-                }
-            }
-        }
-    }
-
-    fn send_stream(&mut self, t: Transmit) {
-        let key = (t.target.transport, t.target.addr);
-        let conn = t.connection.or_else(|| self.by_target.get(&key).copied());
-        if let Some(id) = conn {
-            if let Some(c) = self.conns.get_mut(&id) {
-                c.last_used = Instant::now();
-                if c.writer.try_send(t.payload.clone()).is_ok() {
-                    let (transport, peer) = (c.transport, c.peer);
-                    self.trace(Direction::Sent, transport, None, peer, &t.payload);
-                    return;
-                }
-            }
-            if t.connection.is_some() {
-                // The connection a response belongs to is gone (§18.2.2 would try the Via
-                // address; the peer will retransmit over a new connection).
-                if let Some(tx) = t.transaction {
-                    self.ep.handle_transport_error(Instant::now(), tx);
-                }
-                return;
-            }
-        }
-        let waiting = self.pending.entry(key).or_default();
-        let first = waiting.is_empty();
-        waiting.push(t.clone());
-        if first {
-            let id = ConnectionId(
-                self.next_conn
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            );
-            let server_name = t.target.server_name.clone();
-            tokio::spawn(stream::connect(
-                id,
-                key,
-                server_name,
-                self.client_tls.clone(),
-                self.config.connect_timeout,
-                self.net_tx.clone(),
-            ));
         }
     }
 
@@ -1434,18 +965,18 @@ impl Task {
                 transaction,
                 response,
             } => {
-                if let Some(c) = self.client_txs.get(&transaction) {
-                    let _ = c.tx.send(TxUpdate::Response(response));
+                if let Some(updates) = self.client_txs.get(&transaction) {
+                    let _ = updates.send(TxUpdate::Response(response));
                 }
             }
             Event::Timeout { transaction } => {
-                if let Some(c) = self.client_txs.remove(&transaction) {
-                    let _ = c.tx.send(TxUpdate::Failed(TxError::Timeout));
+                if let Some(updates) = self.client_txs.remove(&transaction) {
+                    let _ = updates.send(TxUpdate::Failed(TxError::Timeout));
                 }
             }
             Event::TransportError { transaction } => {
-                if let Some(c) = self.client_txs.remove(&transaction) {
-                    let _ = c.tx.send(TxUpdate::Failed(TxError::TransportError));
+                if let Some(updates) = self.client_txs.remove(&transaction) {
+                    let _ = updates.send(TxUpdate::Failed(TxError::TransportError));
                 }
             }
             Event::Terminated { transaction } => {
@@ -1524,39 +1055,16 @@ impl Task {
     }
 }
 
-/// Tells the watchers of the UDP flow to `target` (those still listening).
-fn signal_udp_flow(
-    flows: &mut HashMap<SocketAddr, Vec<mpsc::UnboundedSender<FlowSignal>>>,
-    target: SocketAddr,
+/// Tells the watchers of a flow (those still listening).
+fn signal_flow<K: std::hash::Hash + Eq>(
+    flows: &mut HashMap<K, Vec<mpsc::UnboundedSender<FlowSignal>>>,
+    key: K,
     signal: FlowSignal,
 ) {
-    if let Some(watchers) = flows.get_mut(&target) {
+    if let Some(watchers) = flows.get_mut(&key) {
         watchers.retain(|w| w.send(signal).is_ok());
         if watchers.is_empty() {
-            flows.remove(&target);
+            flows.remove(&key);
         }
     }
-}
-
-/// Sets a UDP socket's receive and send buffer sizes (best effort).
-#[cfg(target_os = "linux")]
-fn set_buffer_size(sock: &UdpSocket, size: usize) {
-    use nix::sys::socket::{setsockopt, sockopt};
-    let _ = setsockopt(sock, sockopt::RcvBuf, &size);
-    let _ = setsockopt(sock, sockopt::SndBuf, &size);
-}
-
-#[cfg(not(target_os = "linux"))]
-fn set_buffer_size(_sock: &UdpSocket, _size: usize) {}
-
-/// The local address the system would use to reach `dest` (no packet is sent).
-fn route_ip(dest: SocketAddr) -> Option<IpAddr> {
-    let bind: SocketAddr = if dest.is_ipv4() {
-        "0.0.0.0:0".parse().ok()?
-    } else {
-        "[::]:0".parse().ok()?
-    };
-    let s = std::net::UdpSocket::bind(bind).ok()?;
-    s.connect(dest).ok()?;
-    s.local_addr().ok().map(|a| a.ip())
 }

@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use super::NetEvent;
+use super::transports::NetEvent;
 use crate::message::framing::{Frame, StreamFramer};
 use crate::transport::{ConnectionId, Transport};
 
@@ -49,9 +49,9 @@ where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let (wtx, mut wrx) = mpsc::channel::<Bytes>(256);
+    let (writer, mut writes) = mpsc::channel::<Bytes>(256);
     tokio::spawn(async move {
-        while let Some(b) = wrx.recv().await {
+        while let Some(b) = writes.recv().await {
             if wr.write_all(&b).await.is_err() {
                 break;
             }
@@ -92,7 +92,7 @@ where
         id,
         transport,
         peer,
-        writer: wtx,
+        writer,
         ping_sent,
         reader: reader.abort_handle(),
     }

@@ -253,6 +253,7 @@ impl fmt::Display for FailedAttempt {
 /// What the owner of a [`Failover`] must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[allow(clippy::large_enum_variant)] // a few per request, drained at once: a Box would only cost an allocation
 pub enum FailoverEvent {
     /// Send the request (a new client transaction) to this target now. `attempt` numbers
     /// attempts from 0; the owner reports on the attempt under this number.
@@ -417,6 +418,12 @@ impl Failover {
             health.record_rtt(key, now.saturating_duration_since(a.sent_at));
         }
         let unavailable = AttemptFailure::ServiceUnavailable { retry_after };
+        let live = matches!(a.state, AttemptState::Waiting | AttemptState::Responding);
+        if live && status == 503 && !last {
+            // Marks the target failed too.
+            self.move_on(now, attempt, unavailable, health);
+            return false;
+        }
         if status == 503 {
             health.mark_failed(now, key, unavailable.cause());
         } else {
@@ -426,10 +433,6 @@ impl Failover {
             AttemptState::Abandoned | AttemptState::Superseded => false,
             // Retransmitted or forked finals of the answer (several 2xx to an INVITE).
             AttemptState::Answered => true,
-            AttemptState::Waiting | AttemptState::Responding if status == 503 && !last => {
-                self.move_on(now, attempt, unavailable, health);
-                false
-            }
             AttemptState::Waiting | AttemptState::Responding => {
                 if status >= 200 {
                     a.state = AttemptState::Answered;
@@ -588,8 +591,10 @@ mod tests {
         assert_eq!(c.budget(other, Some(400 * MS)), 1600 * MS);
         assert_eq!(c.budget(invite, Some(3000 * MS)), 4000 * MS);
         assert_eq!(c.budget(invite, Some(Duration::MAX)), 4000 * MS);
-        let mut crossed = FailoverConfig::default();
-        crossed.min_budget = Duration::from_secs(10);
+        let crossed = FailoverConfig {
+            min_budget: Duration::from_secs(10),
+            ..FailoverConfig::default()
+        };
         assert_eq!(crossed.budget(invite, Some(20 * MS)), 4000 * MS);
         assert_eq!(crossed.budget(other, None), 4000 * MS);
     }
@@ -629,6 +634,27 @@ mod tests {
         assert_eq!(drain(&mut f), []);
         assert_eq!(f.poll_timeout(), Some(t0 + 2000 * MS));
         assert_eq!(f.current(), Some(&target(1)));
+    }
+
+    #[test]
+    fn a_provisional_answer_to_a_non_invite_stops_the_clock() {
+        let t0 = Instant::now();
+        let mut health = TargetHealth::default();
+        let mut f = Failover::new(
+            t0,
+            vec![target(1), target(2)],
+            RequestKind::NonInvite,
+            FailoverConfig::default(),
+            &health,
+        );
+        drain(&mut f);
+        assert!(f.handle_response(t0 + 50 * MS, 0, 100, None, &mut health));
+        assert_eq!(f.poll_timeout(), None);
+        f.handle_timeout(t0 + Duration::from_secs(5), &mut health);
+        assert_eq!(drain(&mut f), []);
+        assert!(!f.is_done());
+        assert!(f.handle_response(t0 + 6000 * MS, 0, 200, None, &mut health));
+        assert!(f.is_done());
     }
 
     #[test]

@@ -372,10 +372,12 @@ impl FailoverPolicy {
     /// target's round-trip time is unknown and its RTT-derived budget is longer), the rest
     /// [`FailoverConfig::default`].
     pub fn failover_config(&self) -> FailoverConfig {
-        let mut config = FailoverConfig::default();
-        config.max_budget = self.interactive_budget;
-        config.min_budget = config.min_budget.min(self.interactive_budget);
-        config
+        let default = FailoverConfig::default();
+        FailoverConfig {
+            min_budget: default.min_budget.min(self.interactive_budget),
+            max_budget: self.interactive_budget,
+            ..default
+        }
     }
 
     /// The budget for one attempt.
@@ -446,8 +448,10 @@ mod tests {
     fn the_policy_gives_its_interactive_budget_as_the_cap() {
         let config = FailoverPolicy::default().failover_config();
         assert_eq!(config, FailoverConfig::default());
-        let mut policy = FailoverPolicy::default();
-        policy.interactive_budget = Duration::from_millis(500);
+        let policy = FailoverPolicy {
+            interactive_budget: Duration::from_millis(500),
+            ..FailoverPolicy::default()
+        };
         let config = policy.failover_config();
         assert_eq!(config.max_budget, Duration::from_millis(500));
         assert_eq!(config.min_budget, Duration::from_millis(500));

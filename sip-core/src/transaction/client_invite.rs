@@ -12,11 +12,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::endpoint::Event;
 use crate::message::{HeaderName, Message, Method, typed};
 use crate::transport::{ConnectionId, Target, Transmit};
 
-use super::{Out, Progress, TimerConfig, TransactionId};
+use super::{Out, Progress, Report, TimerConfig, TransactionId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -127,7 +126,7 @@ impl ClientInvite {
             return Progress::Terminated;
         }
         if self.timer_b.is_some_and(|b| b <= now) {
-            out.events.push_back(Event::Timeout {
+            out.reports.report(Report::Timeout {
                 transaction: self.id,
             });
             return Progress::Terminated;
@@ -155,7 +154,7 @@ impl ClientInvite {
                 self.timer_a = None;
                 // Timer B only guards Calling (§17.1.1.2).
                 self.timer_b = None;
-                out.events.push_back(Event::Response {
+                out.reports.report(Report::Response {
                     transaction: self.id,
                     response,
                 });
@@ -166,7 +165,7 @@ impl ClientInvite {
                 self.timer_a = None;
                 self.timer_b = None;
                 self.timer_m = Some(now + self.timers.t1_x64());
-                out.events.push_back(Event::Response {
+                out.reports.report(Report::Response {
                     transaction: self.id,
                     response,
                 });
@@ -174,7 +173,7 @@ impl ClientInvite {
             }
             (State::Accepted, 200..=299) => {
                 // RFC 6026 §8.4: retransmitted or forked 2xx go to the TU, which ACKs them.
-                out.events.push_back(Event::Response {
+                out.reports.report(Report::Response {
                     transaction: self.id,
                     response,
                 });
@@ -187,7 +186,7 @@ impl ClientInvite {
                 self.state = State::Completed;
                 self.timer_a = None;
                 self.timer_b = None;
-                out.events.push_back(Event::Response {
+                out.reports.report(Report::Response {
                     transaction: self.id,
                     response,
                 });
@@ -213,7 +212,7 @@ impl ClientInvite {
         if !self.is_pending() {
             return Progress::Alive;
         }
-        out.events.push_back(Event::TransportError {
+        out.reports.report(Report::TransportError {
             transaction: self.id,
         });
         Progress::Terminated

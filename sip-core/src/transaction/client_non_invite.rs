@@ -11,11 +11,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::endpoint::Event;
 use crate::message::Message;
 use crate::transport::{ConnectionId, Target, Transmit};
 
-use super::{Out, Progress, TimerConfig, TransactionId};
+use super::{Out, Progress, Report, TimerConfig, TransactionId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -97,7 +96,7 @@ impl ClientNonInvite {
             return Progress::Terminated;
         }
         if self.timer_f.is_some_and(|f| f <= now) {
-            out.events.push_back(Event::Timeout {
+            out.reports.report(Report::Timeout {
                 transaction: self.id,
             });
             return Progress::Terminated;
@@ -133,14 +132,14 @@ impl ClientNonInvite {
                         self.timer_e = Some((at, self.timers.t2));
                     }
                 }
-                out.events.push_back(Event::Response {
+                out.reports.report(Report::Response {
                     transaction: self.id,
                     response,
                 });
                 Progress::Alive
             }
             State::Trying | State::Proceeding => {
-                out.events.push_back(Event::Response {
+                out.reports.report(Report::Response {
                     transaction: self.id,
                     response,
                 });
@@ -160,7 +159,7 @@ impl ClientNonInvite {
         if self.state == State::Completed {
             return Progress::Alive;
         }
-        out.events.push_back(Event::TransportError {
+        out.reports.report(Report::TransportError {
             transaction: self.id,
         });
         Progress::Terminated

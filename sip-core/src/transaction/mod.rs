@@ -12,11 +12,12 @@ pub mod server_invite;
 pub mod server_non_invite;
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::time::Duration;
 
-use crate::endpoint::Event;
+use crate::message::Message;
 use crate::transport::Transmit;
+// Defined in `transport`, below this layer, because a `Transmit` carries it.
+pub use crate::transport::TransactionId;
 
 /// The base timer values of RFC 3261 §17.1.1.1 and Table 4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,27 +61,34 @@ impl TimerConfig {
     }
 }
 
-/// A transaction of an [`Endpoint`](crate::endpoint::Endpoint).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TransactionId(pub(crate) u64);
-
-impl fmt::Display for TransactionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "tx{}", self.0)
-    }
+/// What a transaction tells its user (RFC 3261 §17: the transaction user). The endpoint
+/// passes each report on as the [`Event`](crate::endpoint::Event) of the same name.
+#[derive(Debug)]
+pub(crate) enum Report {
+    /// A response passed up by a client transaction (RFC 3261 §17.1.1.2, §17.1.2.2).
+    Response {
+        transaction: TransactionId,
+        response: Message,
+    },
+    /// No final response before Timer B or F (RFC 3261 §17.1.1.2, §17.1.2.2).
+    Timeout { transaction: TransactionId },
+    /// The transport failed to send (RFC 3261 §17.1.4, §17.2.4).
+    TransportError { transaction: TransactionId },
+    /// A final response to an INVITE was never acknowledged (Timer H, or the 2xx
+    /// retransmission of RFC 3261 §13.3.1.4 ran 64*T1).
+    AckTimeout { transaction: TransactionId },
 }
 
-impl TransactionId {
-    /// The number inside, for logs.
-    pub fn get(self) -> u64 {
-        self.0
-    }
+/// Where a transaction's reports go: the endpoint's event queue.
+pub(crate) trait ReportSink {
+    /// Take one report, in order.
+    fn report(&mut self, report: Report);
 }
 
 /// Where a transaction's output goes.
 pub(crate) struct Out<'a> {
     pub transmits: &'a mut VecDeque<Transmit>,
-    pub events: &'a mut VecDeque<Event>,
+    pub reports: &'a mut dyn ReportSink,
 }
 
 /// What a state machine says after handling an input or a timeout.

@@ -13,10 +13,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::endpoint::Event;
 use crate::transport::{ConnectionId, Target, Transmit};
 
-use super::{Out, Progress, TimerConfig, TransactionId};
+use super::{Out, Progress, Report, TimerConfig, TransactionId};
 
 /// RFC 3261 §17.2.1: a server INVITE transaction sends 100 Trying when the TU has not
 /// answered within 200 ms.
@@ -129,14 +128,14 @@ impl ServerInvite {
         }
         if self.timer_l.is_some_and(|t| t <= now) {
             if !self.acked {
-                out.events.push_back(Event::AckTimeout {
+                out.reports.report(Report::AckTimeout {
                     transaction: self.id,
                 });
             }
             return Progress::Terminated;
         }
         if self.timer_h.is_some_and(|t| t <= now) {
-            out.events.push_back(Event::AckTimeout {
+            out.reports.report(Report::AckTimeout {
                 transaction: self.id,
             });
             return Progress::Terminated;
@@ -254,7 +253,7 @@ impl ServerInvite {
     }
 
     pub(crate) fn on_transport_error(&mut self, out: &mut Out<'_>) -> Progress {
-        out.events.push_back(Event::TransportError {
+        out.reports.report(Report::TransportError {
             transaction: self.id,
         });
         Progress::Terminated

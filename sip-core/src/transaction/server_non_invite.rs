@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use crate::transport::{ConnectionId, Target, Transmit};
 
-use super::{Out, Progress, TimerConfig, TransactionId};
+use super::{Out, Progress, Report, TimerConfig, TransactionId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -121,10 +121,9 @@ impl ServerNonInvite {
     }
 
     pub(crate) fn on_transport_error(&mut self, out: &mut Out<'_>) -> Progress {
-        out.events
-            .push_back(crate::endpoint::Event::TransportError {
-                transaction: self.id,
-            });
+        out.reports.report(Report::TransportError {
+            transaction: self.id,
+        });
         Progress::Terminated
     }
 }

@@ -123,6 +123,25 @@ impl FromStr for Transport {
     }
 }
 
+/// A transaction of an [`Endpoint`](crate::endpoint::Endpoint) (also
+/// `tincan_sip::transaction::TransactionId`). Defined here, below the transaction layer,
+/// because a [`Transmit`] carries the id of the transaction that sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TransactionId(pub(crate) u64);
+
+impl fmt::Display for TransactionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "tx{}", self.0)
+    }
+}
+
+impl TransactionId {
+    /// The number inside, for logs.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
 /// A stream connection of the driver (TCP or TLS), named by the driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnectionId(pub u64);
@@ -167,7 +186,7 @@ pub struct Transmit {
     /// The message.
     pub payload: Bytes,
     /// The transaction that sent it, to report a transport error against.
-    pub transaction: Option<crate::transaction::TransactionId>,
+    pub transaction: Option<TransactionId>,
 }
 
 /// Bytes the driver received: one datagram, or one message framed from a stream.

@@ -886,7 +886,7 @@ impl PhoneCore {
             && call
                 .local_media
                 .as_ref()
-                .is_some_and(|m| m.crypto.len() > 0)
+                .is_some_and(|m| !m.crypto.is_empty())
         {
             // The peer requires SRTP: place the call again with an RTP/SAVP offer.
             call.srtp_retried = true;
@@ -1012,7 +1012,7 @@ impl PhoneCore {
                         id,
                         CallWarning::TargetFailed {
                             method: method.to_string(),
-                            attempt: a,
+                            attempt: Box::new(a),
                         },
                     );
                 }
@@ -1470,6 +1470,17 @@ impl PhoneCore {
         let media_running = call.media_running;
         let bound = call.local_media.is_some() || call.stage == Stage::Binding;
         call.stage = Stage::Ending;
+        // A call still locating its next hop: nobody waits for those answers any more.
+        let locating: Vec<_> = self
+            .call_resolutions
+            .iter()
+            .filter(|(_, c)| **c == id)
+            .map(|(r, _)| *r)
+            .collect();
+        for r in locating {
+            self.call_resolutions.remove(&r);
+            self.dns.cancel(r);
+        }
         if media_running || bound {
             self.media.push_back(MediaCommand::Stop { call: id });
         }

@@ -46,8 +46,10 @@ pub struct PhoneConfig {
 
 impl Default for PhoneConfig {
     fn default() -> Self {
-        let mut endpoint = EndpointConfig::default();
-        endpoint.methods = super::ALLOWED_METHODS.to_vec();
+        let endpoint = EndpointConfig {
+            methods: super::ALLOWED_METHODS.to_vec(),
+            ..EndpointConfig::default()
+        };
         PhoneConfig {
             user: "tincan".into(),
             display_name: None,

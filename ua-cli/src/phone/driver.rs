@@ -1,1 +1,766 @@
-//! The tokio driver of the phone core.
+//! The tokio driver of the phone core: one task that feeds [`PhoneCore`] received bytes, DNS
+//! answers, media events, commands and timeouts, and carries out what it polls.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use tincan::phone::driver::{CallOptions, Phone};
+//! use tincan::phone::{AccountConfig, CallEvent, PhoneEvent};
+//!
+//! let mut phone = Phone::builder()
+//!     .account(AccountConfig::new("work", "sip:alice@example.com", "alice", "secret"))
+//!     .start()
+//!     .await?;
+//! let call = phone.call("bob", CallOptions::default()).await?;
+//! while let Some(event) = phone.next_event().await {
+//!     if let PhoneEvent::Call { call: c, event: CallEvent::Ended(end) } = &event
+//!         && *c == call
+//!     {
+//!         println!("ended: {}", end.reason.as_str());
+//!         break;
+//!     }
+//! }
+//! phone.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Sockets come from [`Transports`] (UDP, TCP, TLS, ICMP errors); each DNS question is asked
+//! by a small task that posts the answer back; each call's media session runs in its own
+//! media task ([`tincan_media::driver`]) whose events are forwarded here. The core decides
+//! everything; this loop only moves bytes and events.
+#![allow(clippy::disallowed_methods)] // The driver is where the clock is read.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use tincan_media::codec::CodecKind;
+use tincan_media::device::{AudioSink, AudioSource, NullSink, NullSource};
+use tincan_media::driver::{MediaHandle, MediaPorts, PortRange};
+use tincan_media::session::{MediaEvent, SessionStats};
+use tincan_sip::driver::dns::{DnsBackend, HickoryBackend};
+use tincan_sip::driver::transports::{NetInput, Transports, TransportsConfig};
+use tincan_sip::driver::{TlsSettings, Tracer};
+use tincan_sip::resolve::{DnsAnswer, DnsQuery};
+use tincan_sip::transport::Transport;
+
+use super::{
+    AccountConfig, AccountId, CallId, CallParams, MediaCommand, PhoneConfig, PhoneCore, PhoneError,
+    PhoneEvent, UsageError,
+};
+
+/// How long a shutdown waits for calls to end and bindings to be removed.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+
+/// Why a phone could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The SIP sockets could not be bound.
+    #[error(transparent)]
+    Bind(#[from] tincan_sip::driver::DriverError),
+    /// The DNS resolver could not be set up.
+    #[error("dns: {0}")]
+    Dns(#[from] tincan_sip::driver::dns::BackendError),
+    /// An account is not usable.
+    #[error(transparent)]
+    Account(#[from] UsageError),
+}
+
+/// Sets up a [`Phone`].
+#[derive(Debug)]
+pub struct PhoneBuilder {
+    config: PhoneConfig,
+    accounts: Vec<AccountConfig>,
+    bind: SocketAddr,
+    tcp: bool,
+    dns_server: Option<SocketAddr>,
+    media_ports: PortRange,
+    trace: Option<Tracer>,
+    tls: TlsSettings,
+}
+
+impl PhoneBuilder {
+    /// The core's configuration (codecs, SRTP, budgets...).
+    pub fn config(mut self, config: PhoneConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Adds an account (it registers as soon as the phone starts, unless told not to).
+    pub fn account(mut self, account: AccountConfig) -> Self {
+        self.accounts.push(account);
+        self
+    }
+
+    /// The SIP address to bind (UDP, and TCP on the same port when it is not 0); default
+    /// `0.0.0.0:0`.
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// Listen on TCP too (on the bind address's port).
+    pub fn tcp(mut self, on: bool) -> Self {
+        self.tcp = on;
+        self
+    }
+
+    /// A DNS server to ask instead of the system's.
+    pub fn dns_server(mut self, server: SocketAddr) -> Self {
+        self.dns_server = Some(server);
+        self
+    }
+
+    /// Media port range.
+    pub fn media_ports(mut self, range: PortRange) -> Self {
+        self.media_ports = range;
+        self
+    }
+
+    /// Sees every SIP message sent or received.
+    pub fn sip_trace(mut self, tracer: Tracer) -> Self {
+        self.trace = Some(tracer);
+        self
+    }
+
+    /// TLS trust and certificates.
+    pub fn tls(mut self, tls: TlsSettings) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Binds the sockets, starts the driver task and the accounts.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError`] when a socket cannot be bound, DNS cannot be set up or an account is
+    /// not usable.
+    pub async fn start(self) -> Result<Phone, StartError> {
+        let mut tc = TransportsConfig::udp(self.bind);
+        if self.tcp || self.bind.port() != 0 {
+            tc.tcp = vec![self.bind];
+        }
+        tc.tls = self.tls;
+        tc.trace = self.trace;
+        let transports = Transports::bind(tc).await?;
+        let dns = match self.dns_server {
+            Some(server) => HickoryBackend::with_server(server)?,
+            None => HickoryBackend::system()?,
+        };
+        let mut core = PhoneCore::new(
+            self.config,
+            Box::new(tincan_sip::rng::SplitMix64::from_os()),
+        );
+        announce_local_addresses(&mut core, transports.local_addresses());
+        let now = Instant::now();
+        let mut ids = Vec::new();
+        for a in self.accounts {
+            ids.push(core.add_account(now, a)?);
+        }
+        let local = transports.local_addresses().to_vec();
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (event_tx, events) = mpsc::unbounded_channel();
+        let (dns_tx, dns_rx) = mpsc::unbounded_channel();
+        let (media_tx, media_rx) = mpsc::unbounded_channel();
+        let task = Task {
+            core,
+            transports,
+            dns: Arc::new(dns),
+            dns_tx,
+            media_tx,
+            media: HashMap::new(),
+            media_ports: self.media_ports,
+            events: event_tx,
+            shutdown: None,
+        };
+        let handle = tokio::spawn(task.run(command_rx, dns_rx, media_rx));
+        Ok(Phone {
+            commands,
+            events,
+            local,
+            accounts: ids,
+            task: Some(handle),
+        })
+    }
+}
+
+/// Announces the addresses of wildcard sockets: for each family the loopback address and the
+/// address the system routes from (no packet is sent), so that Via, Contact and SDP carry a
+/// real address towards either kind of destination.
+fn announce_local_addresses(core: &mut PhoneCore, bound: &[(Transport, SocketAddr)]) {
+    let udp_port = |v4: bool| {
+        bound
+            .iter()
+            .find(|(t, a)| *t == Transport::Udp && a.is_ipv4() == v4)
+            .map(|(_, a)| a.port())
+    };
+    for transport in [Transport::Udp, Transport::Tcp, Transport::Tls] {
+        for v4 in [true, false] {
+            let own = bound
+                .iter()
+                .find(|(t, a)| *t == transport && a.is_ipv4() == v4)
+                .map(|(_, a)| *a);
+            let Some(port) = own.map(|a| a.port()).or_else(|| udp_port(v4)) else {
+                continue;
+            };
+            let ip = own
+                .map(|a| a.ip())
+                .or_else(|| {
+                    bound
+                        .iter()
+                        .find(|(t, a)| *t == Transport::Udp && a.is_ipv4() == v4)
+                        .map(|(_, a)| a.ip())
+                })
+                .unwrap_or(if v4 {
+                    IpAddr::from([0, 0, 0, 0])
+                } else {
+                    IpAddr::from([0u16; 8])
+                });
+            if !ip.is_unspecified() {
+                core.add_local_address(transport, SocketAddr::new(ip, port));
+                continue;
+            }
+            let (loopback, probe): (IpAddr, SocketAddr) = if v4 {
+                ([127, 0, 0, 1].into(), ([192, 0, 2, 1], 9).into())
+            } else {
+                (
+                    [0, 0, 0, 0, 0, 0, 0, 1].into(),
+                    ([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1], 9).into(),
+                )
+            };
+            core.add_local_address(transport, SocketAddr::new(loopback, port));
+            if let Some(routed) = route_ip(probe) {
+                core.add_local_address(transport, SocketAddr::new(routed, port));
+            }
+        }
+    }
+}
+
+/// The local address the system would use to reach `dest` (a UDP connect: no packet is sent).
+fn route_ip(dest: SocketAddr) -> Option<IpAddr> {
+    let bind: SocketAddr = if dest.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        ([0u16; 8], 0).into()
+    };
+    let s = std::net::UdpSocket::bind(bind).ok()?;
+    s.connect(dest).ok()?;
+    s.local_addr().ok().map(|a| a.ip())
+}
+
+/// What a call's audio is and how it starts.
+pub struct CallOptions {
+    /// What we send.
+    pub source: Box<dyn AudioSource>,
+    /// Where received audio goes.
+    pub sink: Box<dyn AudioSink>,
+    /// Account, codecs, SRTP, late offer.
+    pub params: CallParams,
+}
+
+impl Default for CallOptions {
+    fn default() -> Self {
+        CallOptions {
+            source: Box::new(NullSource::new()),
+            sink: Box::new(NullSink::new()),
+            params: CallParams::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for CallOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallOptions")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
+type Reply<T> = oneshot::Sender<Result<T, PhoneError>>;
+
+/// What the application asks of the driver.
+enum Command {
+    Call(String, CallOptions, Reply<CallId>),
+    Accept(CallId, Box<dyn AudioSource>, Box<dyn AudioSink>, Reply<()>),
+    Ring(CallId, Reply<()>),
+    Reject(CallId, u16, Reply<()>),
+    Hangup(CallId, Reply<()>),
+    Hold(CallId, Reply<()>),
+    Resume(CallId, Reply<()>),
+    Dtmf(CallId, String, Reply<()>),
+    Codec(CallId, CodecKind, Reply<()>),
+    AddAccount(AccountConfig, Reply<AccountId>),
+    Unregister(AccountId),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A running phone: commands go in, [`PhoneEvent`]s come out of
+/// [`next_event`](Self::next_event).
+#[derive(Debug)]
+pub struct Phone {
+    commands: mpsc::UnboundedSender<Command>,
+    events: mpsc::UnboundedReceiver<PhoneEvent>,
+    local: Vec<(Transport, SocketAddr)>,
+    accounts: Vec<AccountId>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Command")
+    }
+}
+
+impl Phone {
+    /// A phone to set up.
+    pub fn builder() -> PhoneBuilder {
+        PhoneBuilder {
+            config: PhoneConfig::default(),
+            accounts: Vec::new(),
+            bind: SocketAddr::from(([0, 0, 0, 0], 0)),
+            tcp: false,
+            dns_server: None,
+            media_ports: PortRange::Any,
+            trace: None,
+            tls: TlsSettings::system(),
+        }
+    }
+
+    /// The next event; `None` once the phone has stopped.
+    pub async fn next_event(&mut self) -> Option<PhoneEvent> {
+        self.events.recv().await
+    }
+
+    /// Every address the phone listens on, with its transport.
+    pub fn local_addresses(&self) -> &[(Transport, SocketAddr)] {
+        &self.local
+    }
+
+    /// The accounts given to the builder, in order.
+    pub fn accounts(&self) -> &[AccountId] {
+        &self.accounts
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, PhoneError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(make(reply))
+            .map_err(|_| PhoneError::ShuttingDown)?;
+        rx.await.map_err(|_| PhoneError::ShuttingDown)?
+    }
+
+    /// Places a call (see [`PhoneCore::call`]).
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] for a URI that cannot be called, an unknown account, or a phone that
+    /// is shutting down.
+    pub async fn call(&self, uri: &str, options: CallOptions) -> Result<CallId, PhoneError> {
+        self.ask(|r| Command::Call(uri.to_owned(), options, r))
+            .await
+    }
+
+    /// Answers an incoming call with these audio devices.
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] when the call is not an unanswered incoming call.
+    pub async fn accept(
+        &self,
+        call: CallId,
+        source: Box<dyn AudioSource>,
+        sink: Box<dyn AudioSink>,
+    ) -> Result<(), PhoneError> {
+        self.ask(|r| Command::Accept(call, source, sink, r)).await
+    }
+
+    /// Sends 180 Ringing.
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] when the call is not an unanswered incoming call.
+    pub async fn ring(&self, call: CallId) -> Result<(), PhoneError> {
+        self.ask(|r| Command::Ring(call, r)).await
+    }
+
+    /// Refuses an incoming call.
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] when the call is not an unanswered incoming call.
+    pub async fn reject(&self, call: CallId, status: u16) -> Result<(), PhoneError> {
+        self.ask(|r| Command::Reject(call, status, r)).await
+    }
+
+    /// Hangs up.
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] for an unknown call.
+    pub async fn hangup(&self, call: CallId) -> Result<(), PhoneError> {
+        self.ask(|r| Command::Hangup(call, r)).await
+    }
+
+    /// Puts a call on hold.
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] when the call is not up.
+    pub async fn hold(&self, call: CallId) -> Result<(), PhoneError> {
+        self.ask(|r| Command::Hold(call, r)).await
+    }
+
+    /// Takes a call off hold.
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] when the call is not up.
+    pub async fn resume(&self, call: CallId) -> Result<(), PhoneError> {
+        self.ask(|r| Command::Resume(call, r)).await
+    }
+
+    /// Sends DTMF keys.
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] for an unknown call.
+    pub async fn send_dtmf(&self, call: CallId, digits: &str) -> Result<(), PhoneError> {
+        self.ask(|r| Command::Dtmf(call, digits.to_owned(), r))
+            .await
+    }
+
+    /// Offers `codec` first in a re-INVITE.
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] when the call is not up.
+    pub async fn change_codec(&self, call: CallId, codec: CodecKind) -> Result<(), PhoneError> {
+        self.ask(|r| Command::Codec(call, codec, r)).await
+    }
+
+    /// Adds an account to the running phone.
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] when the account is not usable.
+    pub async fn add_account(&self, account: AccountConfig) -> Result<AccountId, PhoneError> {
+        self.ask(|r| Command::AddAccount(account, r)).await
+    }
+
+    /// Removes an account's bindings.
+    pub fn unregister(&self, account: AccountId) {
+        let _ = self.commands.send(Command::Unregister(account));
+    }
+
+    /// Hangs up every call, unregisters every account (for up to 4 s), then stops.
+    pub async fn shutdown(mut self) {
+        let (done, rx) = oneshot::channel();
+        if self.commands.send(Command::Shutdown(done)).is_ok() {
+            let _ = rx.await;
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+/// A call's media on the driver side: its devices until the session starts, its ports, its
+/// running session.
+#[derive(Default)]
+struct Media {
+    devices: Option<(Box<dyn AudioSource>, Box<dyn AudioSink>)>,
+    ports: Option<MediaPorts>,
+    handle: Option<MediaHandle>,
+}
+
+enum MediaInput {
+    Event(MediaEvent),
+    Stopped(SessionStats),
+}
+
+struct Task {
+    core: PhoneCore,
+    transports: Transports,
+    dns: Arc<HickoryBackend>,
+    dns_tx: mpsc::UnboundedSender<(DnsQuery, DnsAnswer)>,
+    media_tx: mpsc::UnboundedSender<(CallId, MediaInput)>,
+    media: HashMap<CallId, Media>,
+    media_ports: PortRange,
+    events: mpsc::UnboundedSender<PhoneEvent>,
+    shutdown: Option<(Instant, Vec<oneshot::Sender<()>>)>,
+}
+
+impl Task {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut dns: mpsc::UnboundedReceiver<(DnsQuery, DnsAnswer)>,
+        mut media: mpsc::UnboundedReceiver<(CallId, MediaInput)>,
+    ) {
+        let mut idle = tokio::time::interval(Duration::from_secs(5));
+        idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            self.carry_out().await;
+            if let Some((deadline, _)) = &self.shutdown
+                && (self.core.is_idle() || Instant::now() >= *deadline)
+            {
+                break;
+            }
+            let deadline = self.core.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let shutdown_tick = async {
+                match &self.shutdown {
+                    Some((d, _)) => tokio::time::sleep_until((*d).into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                input = self.transports.next() => {
+                    if let Some(input) = input {
+                        self.on_net(input);
+                    }
+                }
+                Some((query, answer)) = dns.recv() => {
+                    self.core.handle_dns_answer(Instant::now(), &query, answer);
+                }
+                Some((call, input)) = media.recv() => {
+                    let now = Instant::now();
+                    match input {
+                        MediaInput::Event(ev) => self.core.handle_media_event(now, call, ev),
+                        MediaInput::Stopped(stats) => self.core.handle_media_stopped(now, call, stats),
+                    }
+                }
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    None => self.begin_shutdown(None),
+                },
+                () = sleep => self.core.handle_timeout(Instant::now()),
+                _ = idle.tick() => self.transports.close_idle(),
+                () = shutdown_tick => {}
+            }
+        }
+        // Whatever media is left stops with the phone.
+        for (_, m) in self.media.drain() {
+            if let Some(h) = m.handle {
+                let _ = h.stop().await;
+            }
+        }
+        if let Some((_, waiters)) = self.shutdown.take() {
+            for w in waiters {
+                let _ = w.send(());
+            }
+        }
+    }
+
+    fn on_net(&mut self, input: NetInput) {
+        let now = Instant::now();
+        match input {
+            NetInput::Received(r) => self.core.handle_received(now, r),
+            NetInput::TransportError(tx) => self.core.handle_transport_error(now, tx),
+            NetInput::Unreachable(dest) => self.core.handle_unreachable(now, dest),
+            _ => {}
+        }
+    }
+
+    fn begin_shutdown(&mut self, done: Option<oneshot::Sender<()>>) {
+        let now = Instant::now();
+        let entry = self
+            .shutdown
+            .get_or_insert_with(|| (now + SHUTDOWN_GRACE, Vec::new()));
+        if let Some(d) = done {
+            entry.1.push(d);
+        }
+        self.core.shutdown(now);
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        let now = Instant::now();
+        let core = &mut self.core;
+        match cmd {
+            Command::Call(uri, options, reply) => {
+                let result = core.call(now, &uri, options.params);
+                if let Ok(call) = &result {
+                    self.media.insert(
+                        *call,
+                        Media {
+                            devices: Some((options.source, options.sink)),
+                            ..Media::default()
+                        },
+                    );
+                }
+                let _ = reply.send(result);
+            }
+            Command::Accept(call, source, sink, reply) => {
+                self.media.entry(call).or_default().devices = Some((source, sink));
+                let _ = reply.send(core.accept(now, call));
+            }
+            Command::Ring(call, reply) => {
+                let _ = reply.send(core.ring(now, call));
+            }
+            Command::Reject(call, status, reply) => {
+                let _ = reply.send(core.reject(now, call, status));
+            }
+            Command::Hangup(call, reply) => {
+                let _ = reply.send(core.hangup(now, call));
+            }
+            Command::Hold(call, reply) => {
+                let _ = reply.send(core.hold(now, call));
+            }
+            Command::Resume(call, reply) => {
+                let _ = reply.send(core.resume(now, call));
+            }
+            Command::Dtmf(call, digits, reply) => {
+                let _ = reply.send(core.send_dtmf(now, call, &digits));
+            }
+            Command::Codec(call, codec, reply) => {
+                let _ = reply.send(core.change_codec(now, call, codec));
+            }
+            Command::AddAccount(account, reply) => {
+                let _ = reply.send(core.add_account(now, account).map_err(PhoneError::from));
+            }
+            Command::Unregister(account) => core.unregister(now, account),
+            Command::Shutdown(done) => self.begin_shutdown(Some(done)),
+        }
+    }
+
+    /// Carries out everything the core asks, until it asks nothing more.
+    async fn carry_out(&mut self) {
+        loop {
+            let mut moved = false;
+            while let Some(t) = self.core.poll_transmit() {
+                moved = true;
+                self.transports.send(t).await;
+            }
+            while let Some(input) = self.transports.poll_ready() {
+                moved = true;
+                self.on_net(input);
+            }
+            while let Some(q) = self.core.poll_dns_query() {
+                moved = true;
+                let dns = Arc::clone(&self.dns);
+                let tx = self.dns_tx.clone();
+                tokio::spawn(async move {
+                    let answer = dns.query(&q).await;
+                    let _ = tx.send((q, answer));
+                });
+            }
+            while let Some(cmd) = self.core.poll_media() {
+                moved = true;
+                self.on_media_command(cmd).await;
+            }
+            while let Some(ev) = self.core.poll_event() {
+                moved = true;
+                // Nobody listening is fine: the phone keeps working (and answers calls
+                // nobody takes with the session's own timers).
+                let _ = self.events.send(ev);
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    async fn on_media_command(&mut self, cmd: MediaCommand) {
+        let now = Instant::now();
+        match cmd {
+            MediaCommand::Bind { call, ip } => {
+                let bound = MediaPorts::bind(ip, self.media_ports, false).await;
+                let result = match bound {
+                    Ok(ports) => {
+                        let rtp = ports.rtp_addr().port();
+                        let rtcp = ports.rtcp_addr().map(|a| a.port());
+                        self.media.entry(call).or_default().ports = Some(ports);
+                        Ok((rtp, rtcp))
+                    }
+                    Err(e) => Err(format!("cannot bind rtp on {ip}: {e}")),
+                };
+                self.core.handle_media_bound(now, call, result);
+            }
+            MediaCommand::Start { call, config } => {
+                let m = self.media.entry(call).or_default();
+                let (Some(ports), devices) = (m.ports.take(), m.devices.take()) else {
+                    return;
+                };
+                let (source, sink) = devices
+                    .unwrap_or_else(|| (Box::new(NullSource::new()), Box::new(NullSink::new())));
+                match tincan_media::driver::spawn(ports, *config, source, sink) {
+                    Ok(mut handle) => {
+                        let mut rx = handle.take_events();
+                        let tx = self.media_tx.clone();
+                        tokio::spawn(async move {
+                            while let Some(ev) = rx.recv().await {
+                                if tx.send((call, MediaInput::Event(ev))).is_err() {
+                                    return;
+                                }
+                            }
+                        });
+                        m.handle = Some(handle);
+                    }
+                    Err(e) => {
+                        let ev = MediaEvent::DeviceError {
+                            message: format!("media failed: {e}"),
+                        };
+                        self.core.handle_media_event(now, call, ev);
+                    }
+                }
+            }
+            MediaCommand::Reconfigure { call, config } => {
+                if let Some(h) = self.media.get(&call).and_then(|m| m.handle.as_ref())
+                    && let Err(e) = h.reconfigure(*config).await
+                {
+                    let ev = MediaEvent::DeviceError {
+                        message: format!("cannot switch codec: {e}"),
+                    };
+                    self.core.handle_media_event(now, call, ev);
+                }
+            }
+            MediaCommand::SetRemote { call, rtp, rtcp } => {
+                if let Some(h) = self.media.get(&call).and_then(|m| m.handle.as_ref()) {
+                    h.set_remote(rtp, rtcp).await;
+                }
+            }
+            MediaCommand::SetDirection { call, direction } => {
+                if let Some(h) = self.media.get(&call).and_then(|m| m.handle.as_ref()) {
+                    h.set_direction(direction).await;
+                }
+            }
+            MediaCommand::SendDtmf {
+                call,
+                digit,
+                duration,
+            } => {
+                if let Some(h) = self.media.get(&call).and_then(|m| m.handle.as_ref())
+                    && let Err(e) = h.send_dtmf(digit, duration).await
+                {
+                    let ev = MediaEvent::DeviceError {
+                        message: format!("dtmf {digit}: {e}"),
+                    };
+                    self.core.handle_media_event(now, call, ev);
+                }
+            }
+            MediaCommand::Stop { call } => {
+                let handle = self.media.remove(&call).and_then(|m| m.handle);
+                let tx = self.media_tx.clone();
+                match handle {
+                    Some(h) => {
+                        tokio::spawn(async move {
+                            let stats = h.stop().await;
+                            let _ = tx.send((call, MediaInput::Stopped(stats)));
+                        });
+                    }
+                    None => {
+                        let _ = tx.send((call, MediaInput::Stopped(SessionStats::default())));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -147,7 +147,7 @@ pub enum CallWarning {
         /// The request's method.
         method: String,
         /// The server and what happened there.
-        attempt: FailedAttempt,
+        attempt: Box<FailedAttempt>,
     },
     /// The peer required SRTP (488 to our RTP/AVP offer): the call is placed again with an
     /// RTP/SAVP offer (as baresip's `mediaenc` and Linphone do).

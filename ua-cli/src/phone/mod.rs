@@ -632,7 +632,7 @@ impl PhoneCore {
                     }
                 };
                 let res = self.dns.start(now, dest, &mut *self.rng);
-                route.phase = Phase::Resolving(res);
+                route.phase = Phase::Resolving;
                 self.routes.insert(id, route);
                 self.resolving.insert(res, id);
             }
@@ -861,7 +861,7 @@ impl PhoneCore {
         let request = route.request.clone();
         let retried = match owner {
             // The registration answers its own challenges (its state machine keeps the CSeq).
-            Owner::Register(..) | Owner::Ack(_) | Owner::Nobody => return false,
+            Owner::Register(..) | Owner::Ack(_) => return false,
             Owner::Invite(call) => self.retry_invite(now, call, &request, response),
             Owner::InDialog(call) => self.retry_in_dialog(call, &request, response),
         };
@@ -888,7 +888,7 @@ impl PhoneCore {
             Owner::Register(account, slot) => {
                 self.register_response(now, account, slot, id, &response)
             }
-            Owner::Ack(_) | Owner::Nobody => {}
+            Owner::Ack(_) => {}
         }
     }
 
@@ -926,7 +926,6 @@ impl PhoneCore {
             Owner::Register(account, slot) => {
                 self.register_failed(now, account, slot, tried, errors)
             }
-            Owner::Nobody => {}
         }
     }
 

@@ -9,7 +9,6 @@ use tincan_sip::resolve::failover::{Failover, RequestKind};
 use tincan_sip::transaction::TransactionId;
 use tincan_sip::transport::Target;
 
-use super::dns::ResolutionId;
 use super::event::{AccountId, CallId};
 
 /// An outgoing request of the phone, named by the phone.
@@ -26,8 +25,6 @@ pub(crate) enum Owner {
     Ack(CallId),
     /// A REGISTER of an account's registration slot.
     Register(AccountId, usize),
-    /// Nobody waits (the BYE of a stray 2xx).
-    Nobody,
 }
 
 impl Owner {
@@ -42,7 +39,7 @@ impl Owner {
 /// Where a request is on its way.
 pub(crate) enum Phase {
     /// Its next hop is being resolved.
-    Resolving(ResolutionId),
+    Resolving,
     /// Going over the targets.
     Sending(Failover),
     /// Nothing more will be sent.
@@ -85,11 +82,6 @@ impl Route {
             provisional: None,
             challenges: 0,
         }
-    }
-
-    /// The live client transaction of the latest attempt.
-    pub(crate) fn live_transaction(&self) -> Option<TransactionId> {
-        self.attempts.iter().rev().find_map(|(t, _)| *t)
     }
 
     /// Whether nothing of this request is left in flight.

@@ -1,41 +1,25 @@
-//! The receive half of the pipeline: the adaptive jitter buffer and decoder
-//! ([`crate::jitter::playout::Playout`]) for 20 ms packets, the timestamp-driven fallback for
-//! other packet durations, and RFC 3389 comfort noise.
+//! The playout of one received stream, as a media session uses it: the adaptive jitter buffer
+//! and decoder ([`super::playout::Playout`]) for 20 ms packets, the timestamp-driven fallback
+//! ([`super::timestamp_playout::TimestampPlayout`]) for other packet durations, and RFC 3389
+//! comfort noise.
 
 use std::time::{Duration, Instant};
 
 use crate::codec::comfort_noise::ComfortNoiseGenerator;
 use crate::codec::{AudioDecoder, CodecKind, FRAME_SAMPLES, frame_samples_at};
-use crate::jitter::playout::{FrameKind, Playout as AdaptivePlayout};
-use crate::jitter::{ConcealReason, InsertOutcome, JitterConfig};
 
+use super::playout::{FrameKind, Playout};
 use super::timestamp_playout::TimestampPlayout;
+use super::{ConcealReason, InsertOutcome, JitterConfig, PlayoutCounters};
 
-/// Counters of the receive pipeline.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PlayoutCounters {
-    /// Frames decoded from a packet.
-    pub decoded: u64,
-    /// Frames rebuilt from the next packet's FEC.
-    pub fec_recovered: u64,
-    /// Frames concealed (PLC) because their packet was missing.
-    pub concealed: u64,
-    /// Comfort-noise frames generated.
-    pub comfort_noise: u64,
-    /// Packets that arrived after their playout time and were dropped.
-    pub late: u64,
-    /// Duplicate packets dropped.
-    pub duplicates: u64,
-    /// Frames skipped to shorten the playout delay.
-    pub skipped: u64,
-}
-
-pub(crate) struct Playout {
+/// The playout of one received stream: picks the adaptive or the timestamp-driven playout
+/// by packet duration and fills DTX gaps with comfort noise.
+pub(crate) struct StreamPlayout {
     codec: CodecKind,
     /// The PCM rate played (the session's), and its samples per 20 ms frame.
     sample_rate: u32,
     frame_len: usize,
-    adaptive: AdaptivePlayout,
+    adaptive: Playout,
     /// Built on the first packet that is not 20 ms long; used from then on.
     fallback: Option<TimestampPlayout>,
     seed: u64,
@@ -45,14 +29,14 @@ pub(crate) struct Playout {
     comfort_noise_frames: u64,
 }
 
-impl Playout {
+impl StreamPlayout {
     pub(crate) fn new(codec: CodecKind, decoder: Box<dyn AudioDecoder>, seed: u64) -> Self {
         let sample_rate = decoder.sample_rate();
         Self {
             codec,
             sample_rate,
             frame_len: frame_samples_at(sample_rate),
-            adaptive: AdaptivePlayout::new(JitterConfig::for_codec(codec), decoder),
+            adaptive: Playout::new(JitterConfig::for_codec(codec), decoder),
             fallback: None,
             seed,
             comfort_noise: ComfortNoiseGenerator::new(seed ^ 0x5eed),

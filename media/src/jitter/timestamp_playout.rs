@@ -1,5 +1,6 @@
 //! The fallback playout for streams whose packets are not 20 ms long (e.g. 30 ms G.711 from
-//! sipp or older PBXes), which the adaptive jitter buffer (`crate::jitter`) does not take.
+//! sipp or older PBXes), which the adaptive jitter buffer ([`super::JitterBuffer`]) does not
+//! take.
 //!
 //! A small adaptive playout buffer: packets are filed by (extended) RTP timestamp, decoded in
 //! timestamp order into a PCM queue, and playout is pulled one 20 ms frame at a time, so any
@@ -14,7 +15,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::codec::comfort_noise::ComfortNoiseGenerator;
 use crate::codec::{AudioDecoder, frame_samples_at};
 
-use super::playout::PlayoutCounters;
+use super::PlayoutCounters;
 
 /// Smallest playout delay, in 20 ms frames.
 pub(crate) const MIN_TARGET_FRAMES: u32 = 1;
