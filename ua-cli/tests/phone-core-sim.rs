@@ -440,3 +440,31 @@ fn failover_registrars_next_call_goes_to_the_second() {
         Some(EndReason::RemoteHangup)
     );
 }
+
+#[test]
+fn registration_refresh_moves_to_the_second_registrar_when_the_first_dies() {
+    let mut sim = Sim::new(9, NetConfig::perfect());
+    let alice = sim.add_phone(ALICE, "alice");
+    let p1 = sim.add_proxy(P1);
+    let _p2 = sim.add_proxy(P2);
+    sim.add_account(alice, account("alice", &[P1, P2]));
+    sim.run_for(secs(2.0));
+    sim.nodes[p1].online = false;
+    sim.run_for(secs(700.0));
+    let registrars: Vec<std::net::SocketAddr> = sim
+        .phone(alice)
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            PhoneEvent::Account {
+                event: AccountEvent::Registered { registrar, .. },
+                ..
+            } => Some(registrar.addr),
+            _ => None,
+        })
+        .collect();
+    let (p1, p2) = (P1.parse().unwrap(), P2.parse().unwrap());
+    assert_eq!(registrars.first(), Some(&p1), "{registrars:?}");
+    assert_eq!(registrars.last(), Some(&p2), "{registrars:?}");
+    assert!(sim.core(alice).is_registered(tincan::phone::AccountId(0)));
+}
