@@ -418,11 +418,19 @@ impl Endpoint {
     /// Forgets a client non-INVITE transaction still waiting for its final response when
     /// nobody waits for that response any more (the TU gave up on it, as a failover does
     /// after its per-target budget): no more retransmissions, and a late response is a stray.
-    /// Returns `false`, changing nothing, for any other transaction (an INVITE ends through
-    /// its CANCEL or its final response).
+    /// A client INVITE can be forgotten the same way only while nothing at all came back
+    /// for it: no CANCEL may be sent before a provisional response (RFC 3261 §9.1), and a
+    /// caller who hung up, or a failover that moved on from a black-holed server, must not
+    /// keep retransmitting it until Timer B. Returns `false`, changing nothing, for any
+    /// other transaction (an INVITE that was answered ends through its CANCEL or its final
+    /// response).
     pub fn abandon(&mut self, transaction: TransactionId) -> bool {
         match self.slots.get(&transaction).map(|s| &s.tx) {
             Some(Tx::ClientNonInvite(t)) if t.in_flight() => {
+                self.remove(transaction);
+                true
+            }
+            Some(Tx::ClientInvite(t)) if t.is_pending() && !t.provisional_seen() => {
                 self.remove(transaction);
                 true
             }

@@ -1,0 +1,853 @@
+//! Test harness: [`PhoneCore`]s and a test proxy on a simulated network in virtual time.
+//!
+//! The phone-core counterpart of `sip-core/tests/util/mod.rs`: a seeded network loses and
+//! delays datagrams between nodes; time only moves when nothing is left to do at the current
+//! instant, so minutes of SIP timers run in milliseconds and a seed always gives the same
+//! trace. A node can be taken offline: everything it sends and everything sent to it is lost
+//! (a black-holed server).
+//!
+//! What a driver does around a phone, the harness does at once: a `MediaCommand::Bind` is
+//! answered with fake ports, a `Stop` with default figures, and DNS questions from a small
+//! static zone (counted). The proxy is a plain [`Endpoint`] with a stateful proxy on top:
+//! REGISTER challenged (401) then stored by AOR user; an out-of-dialog INVITE challenged (407)
+//! then forwarded to the callee's contact with a Record-Route of the proxy; in-dialog requests
+//! and ACKs forwarded to their next hop; responses relayed back.
+#![allow(dead_code)]
+// The simulation takes one real instant as its epoch; everything after is virtual.
+#![allow(clippy::disallowed_methods)]
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand_core::Rng;
+use tincan::phone::{
+    AccountConfig, CallEvent, CallId, EndReason, MediaCommand, PhoneConfig, PhoneCore, PhoneEvent,
+};
+use tincan_media::session::SessionStats;
+use tincan_sip::endpoint::{Endpoint, EndpointConfig, Event, Source};
+use tincan_sip::message::{HeaderName, Message, Method, Uri, response_to};
+use tincan_sip::resolve::{DnsAnswer, DnsError, DnsQuery, DnsRecord, RecordData, RecordType};
+use tincan_sip::rng::SplitMix64;
+use tincan_sip::transaction::TransactionId;
+use tincan_sip::transport::{Received, Target, Transport};
+
+/// The test domain of [`Sim::zone`].
+pub const DOMAIN: &str = "example.test";
+/// The first proxy of the test domain (SRV priority 10).
+pub const P1: &str = "127.0.0.10:5060";
+/// The second proxy of the test domain (SRV priority 20).
+pub const P2: &str = "127.0.0.11:5060";
+/// The digest realm of the proxies.
+pub const REALM: &str = "example.test";
+
+/// Network behaviour.
+#[derive(Debug, Clone, Copy)]
+pub struct NetConfig {
+    /// Probability a datagram is lost.
+    pub loss: f64,
+    /// One-way delay.
+    pub delay: Duration,
+}
+
+impl NetConfig {
+    pub fn perfect() -> NetConfig {
+        NetConfig {
+            loss: 0.0,
+            delay: Duration::from_millis(10),
+        }
+    }
+
+    pub fn lossy(loss: f64) -> NetConfig {
+        NetConfig {
+            loss,
+            ..NetConfig::perfect()
+        }
+    }
+}
+
+/// A phone core and what came out of it.
+pub struct PhoneNode {
+    pub core: PhoneCore,
+    /// Every event with the virtual time it came out.
+    pub events: Vec<(Duration, PhoneEvent)>,
+    next_port: u16,
+}
+
+/// A forwarded request: the server transaction it came in on and the request as received.
+struct Forward {
+    server: TransactionId,
+    request: Message,
+    source: Source,
+}
+
+/// A stateful test proxy and registrar over a plain [`Endpoint`].
+pub struct Proxy {
+    pub ep: Endpoint,
+    pub addr: SocketAddr,
+    /// Client transaction -> what it forwards.
+    forwards: HashMap<TransactionId, Forward>,
+    /// Requests seen: (time, method).
+    pub received: Vec<(Duration, String)>,
+}
+
+pub enum Kind {
+    Phone(Box<PhoneNode>),
+    Proxy(Box<Proxy>),
+}
+
+pub struct Node {
+    pub addr: SocketAddr,
+    pub kind: Kind,
+    /// When false, everything it sends and everything sent to it is lost.
+    pub online: bool,
+    /// Everything it sent: (time, destination, first line).
+    pub sent: Vec<(Duration, SocketAddr, String)>,
+}
+
+/// A datagram on the wire: delivery time, sequence, from, to, bytes.
+type InFlight = (Instant, u64, usize, usize, Bytes);
+
+pub struct Sim {
+    pub start: Instant,
+    pub now: Instant,
+    pub nodes: Vec<Node>,
+    pub net: NetConfig,
+    rng: SplitMix64,
+    seq: u64,
+    in_flight: BinaryHeap<Reverse<InFlight>>,
+    /// Every delivery and loss: "time from->to first-line".
+    pub trace: Vec<String>,
+    /// The static DNS zone.
+    pub zone: HashMap<DnsQuery, DnsAnswer>,
+    /// The proxies' shared location service: AOR user -> contact address.
+    pub locations: HashMap<String, SocketAddr>,
+}
+
+impl Sim {
+    pub fn new(seed: u64, net: NetConfig) -> Sim {
+        let start = Instant::now();
+        Sim {
+            start,
+            now: start,
+            nodes: Vec::new(),
+            net,
+            rng: SplitMix64::new(seed),
+            seq: 0,
+            in_flight: BinaryHeap::new(),
+            trace: Vec::new(),
+            zone: zone(),
+            locations: HashMap::new(),
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    /// A phone core at `addr` (no account).
+    pub fn add_phone(&mut self, addr: &str, user: &str) -> usize {
+        let config = PhoneConfig {
+            user: user.to_owned(),
+            ..PhoneConfig::default()
+        };
+        self.add_phone_with(addr, config)
+    }
+
+    pub fn add_phone_with(&mut self, addr: &str, config: PhoneConfig) -> usize {
+        let addr: SocketAddr = addr.parse().expect("a socket address");
+        let seed = self.rng.next_u64();
+        let mut core = PhoneCore::new(config, Box::new(SplitMix64::new(seed)));
+        core.add_local_address(Transport::Udp, addr);
+        self.nodes.push(Node {
+            addr,
+            kind: Kind::Phone(Box::new(PhoneNode {
+                core,
+                events: Vec::new(),
+                next_port: 40000 + 100 * self.nodes.len() as u16,
+            })),
+            online: true,
+            sent: Vec::new(),
+        });
+        self.nodes.len() - 1
+    }
+
+    /// A proxy and registrar at `addr`.
+    pub fn add_proxy(&mut self, addr: &str) -> usize {
+        let addr: SocketAddr = addr.parse().expect("a socket address");
+        let seed = self.rng.next_u64();
+        let mut config = EndpointConfig::default();
+        config.methods.push(Method::Register);
+        let mut ep = Endpoint::new(config, Box::new(SplitMix64::new(seed)));
+        ep.add_local_address(Transport::Udp, addr);
+        self.nodes.push(Node {
+            addr,
+            kind: Kind::Proxy(Box::new(Proxy {
+                ep,
+                addr,
+                forwards: HashMap::new(),
+                received: Vec::new(),
+            })),
+            online: true,
+            sent: Vec::new(),
+        });
+        self.nodes.len() - 1
+    }
+
+    pub fn phone(&self, node: usize) -> &PhoneNode {
+        match &self.nodes[node].kind {
+            Kind::Phone(p) => p,
+            Kind::Proxy(_) => panic!("node {node} is a proxy"),
+        }
+    }
+
+    pub fn phone_mut(&mut self, node: usize) -> &mut PhoneNode {
+        match &mut self.nodes[node].kind {
+            Kind::Phone(p) => p,
+            Kind::Proxy(_) => panic!("node {node} is a proxy"),
+        }
+    }
+
+    pub fn core(&mut self, node: usize) -> &mut PhoneCore {
+        &mut self.phone_mut(node).core
+    }
+
+    pub fn core_ref(&self, node: usize) -> &PhoneCore {
+        &self.phone(node).core
+    }
+
+    pub fn proxy(&self, node: usize) -> &Proxy {
+        match &self.nodes[node].kind {
+            Kind::Proxy(p) => p,
+            Kind::Phone(_) => panic!("node {node} is a phone"),
+        }
+    }
+
+    /// Runs a command on a phone at the current instant, then settles what it caused.
+    pub fn act<R>(&mut self, node: usize, f: impl FnOnce(&mut PhoneCore, Instant) -> R) -> R {
+        let now = self.now;
+        let r = f(self.core(node), now);
+        self.settle();
+        r
+    }
+
+    /// Adds an account to a phone.
+    pub fn add_account(&mut self, node: usize, config: AccountConfig) {
+        self.act(node, |c, now| c.add_account(now, config))
+            .expect("a usable account");
+    }
+
+    /// DNS questions the phone asked.
+    pub fn dns_queries_asked(&self, node: usize) -> u64 {
+        self.phone(node).core.dns_queries_asked()
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn node_at(&self, addr: SocketAddr) -> Option<usize> {
+        self.nodes.iter().position(|n| n.addr == addr)
+    }
+
+    fn put_on_wire(&mut self, from: usize, to_addr: SocketAddr, payload: Bytes) {
+        let elapsed = self.elapsed();
+        let first = first_line(&payload);
+        self.nodes[from]
+            .sent
+            .push((elapsed, to_addr, first.clone()));
+        let Some(to) = self.node_at(to_addr) else {
+            self.trace
+                .push(format!("{elapsed:?} {from}->{to_addr} nowhere {first}"));
+            return;
+        };
+        if !self.nodes[from].online || self.unit() < self.net.loss {
+            self.trace
+                .push(format!("{elapsed:?} {from}->{to} lost {first}"));
+            return;
+        }
+        self.seq += 1;
+        let at = self.now + self.net.delay;
+        self.in_flight
+            .push(Reverse((at, self.seq, from, to, payload)));
+    }
+
+    /// Carries out everything node `i` asks at this instant; true when anything moved.
+    fn drain_node(&mut self, i: usize) -> bool {
+        let now = self.now;
+        let elapsed = self.elapsed();
+        let mut moved = false;
+        let mut wire = Vec::new();
+        match &mut self.nodes[i].kind {
+            Kind::Phone(p) => {
+                while let Some(t) = p.core.poll_transmit() {
+                    moved = true;
+                    wire.push((t.target.addr, t.payload));
+                }
+                while let Some(q) = p.core.poll_dns_query() {
+                    moved = true;
+                    let answer = self
+                        .zone
+                        .get(&q)
+                        .cloned()
+                        .unwrap_or(Err(DnsError::NxDomain));
+                    p.core.handle_dns_answer(now, &q, answer);
+                }
+                while let Some(m) = p.core.poll_media() {
+                    moved = true;
+                    match m {
+                        MediaCommand::Bind { call, .. } => {
+                            let port = p.next_port;
+                            p.next_port += 2;
+                            p.core
+                                .handle_media_bound(now, call, Ok((port, Some(port + 1))));
+                        }
+                        MediaCommand::Stop { call } => {
+                            p.core
+                                .handle_media_stopped(now, call, SessionStats::default());
+                        }
+                        _ => {}
+                    }
+                }
+                while let Some(e) = p.core.poll_event() {
+                    moved = true;
+                    p.events.push((elapsed, e));
+                }
+            }
+            Kind::Proxy(p) => {
+                while let Some(e) = p.ep.poll_event() {
+                    moved = true;
+                    p.on_event(now, elapsed, e, &mut self.locations);
+                }
+                while let Some(t) = p.ep.poll_transmit() {
+                    moved = true;
+                    wire.push((t.target.addr, t.payload));
+                }
+            }
+        }
+        for (to, payload) in wire {
+            self.put_on_wire(i, to, payload);
+        }
+        moved
+    }
+
+    /// Drains every node until nothing is left to do at this instant.
+    pub fn settle(&mut self) {
+        loop {
+            let mut moved = false;
+            for i in 0..self.nodes.len() {
+                moved |= self.drain_node(i);
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn next_time(&mut self) -> Option<Instant> {
+        let mut next = self.in_flight.peek().map(|Reverse((t, ..))| *t);
+        for n in &mut self.nodes {
+            let t = match &mut n.kind {
+                Kind::Phone(p) => p.core.poll_timeout(),
+                Kind::Proxy(p) => p.ep.poll_timeout(),
+            };
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |x: Instant| x.min(t)));
+            }
+        }
+        next
+    }
+
+    /// Moves the clock to `t` and runs the deliveries and timers due then.
+    fn step_to(&mut self, t: Instant) {
+        self.now = self.now.max(t);
+        let now = self.now;
+        let elapsed = self.elapsed();
+        while let Some(Reverse((at, ..))) = self.in_flight.peek() {
+            if *at > now {
+                break;
+            }
+            let Reverse((_, _, from, to, mut payload)) =
+                self.in_flight.pop().expect("peeked just above");
+            let first = first_line(&payload);
+            if !self.nodes[to].online {
+                self.trace
+                    .push(format!("{elapsed:?} {from}->{to} black-holed {first}"));
+                continue;
+            }
+            self.trace.push(format!("{elapsed:?} {from}->{to} {first}"));
+            let (source, local) = (self.nodes[from].addr, self.nodes[to].addr);
+            let received = |payload| Received {
+                transport: Transport::Udp,
+                source,
+                local,
+                connection: None,
+                payload,
+            };
+            match &mut self.nodes[to].kind {
+                Kind::Phone(p) => {
+                    let r = received(payload);
+                    p.core.handle_received(now, r);
+                }
+                Kind::Proxy(p) => {
+                    payload = only_top_via(payload);
+                    let r = received(payload);
+                    p.ep.handle_received(now, r);
+                }
+            }
+            self.settle();
+        }
+        for i in 0..self.nodes.len() {
+            match &mut self.nodes[i].kind {
+                Kind::Phone(p) => {
+                    if p.core.poll_timeout().is_some_and(|t| t <= now) {
+                        p.core.handle_timeout(now);
+                    }
+                }
+                Kind::Proxy(p) => {
+                    if p.ep.poll_timeout().is_some_and(|t| t <= now) {
+                        p.ep.handle_timeout(now);
+                    }
+                }
+            }
+        }
+        self.settle();
+    }
+
+    /// Runs until virtual time `d` after the start.
+    pub fn run_until(&mut self, d: Duration) {
+        let end = self.start + d;
+        loop {
+            self.settle();
+            match self.next_time() {
+                Some(t) if t <= end => self.step_to(t),
+                _ => break,
+            }
+        }
+        self.now = self.now.max(end);
+    }
+
+    /// Runs for `d` more.
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.elapsed() + d;
+        self.run_until(until);
+    }
+
+    /// Runs until `pred` holds (checked after every instant), at most until `limit`; returns
+    /// whether it held.
+    pub fn run_until_with(&mut self, limit: Duration, mut pred: impl FnMut(&Sim) -> bool) -> bool {
+        let end = self.start + limit;
+        loop {
+            self.settle();
+            if pred(self) {
+                return true;
+            }
+            match self.next_time() {
+                Some(t) if t <= end => self.step_to(t),
+                _ => {
+                    self.now = self.now.max(end);
+                    return pred(self);
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ event look-ups
+
+    /// Every call event of a phone: (time, call, event).
+    pub fn call_events(&self, node: usize) -> Vec<(Duration, CallId, CallEvent)> {
+        self.phone(node)
+            .events
+            .iter()
+            .filter_map(|(t, e)| match e {
+                PhoneEvent::Call { call, event } => Some((*t, *call, event.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The incoming calls a phone was offered.
+    pub fn incoming(&self, node: usize) -> Vec<CallId> {
+        self.phone(node)
+            .events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                PhoneEvent::Incoming(i) => Some(i.call),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// How a phone's call ended, if it did, and when.
+    pub fn ended(&self, node: usize, call: CallId) -> Option<(Duration, EndReason)> {
+        self.call_events(node)
+            .into_iter()
+            .find_map(|(t, c, e)| match e {
+                CallEvent::Ended(end) if c == call => Some((t, end.reason)),
+                _ => None,
+            })
+    }
+
+    /// Whether a phone's call was answered.
+    pub fn answered(&self, node: usize, call: CallId) -> bool {
+        self.call_events(node)
+            .iter()
+            .any(|(_, c, e)| *c == call && matches!(e, CallEvent::Answered { .. }))
+    }
+
+    /// Messages a node sent whose first line starts with `prefix`: (time, destination).
+    pub fn sent(&self, node: usize, prefix: &str) -> Vec<(Duration, SocketAddr)> {
+        self.nodes[node]
+            .sent
+            .iter()
+            .filter(|(_, _, l)| l.starts_with(prefix))
+            .map(|(t, a, _)| (*t, *a))
+            .collect()
+    }
+}
+
+fn first_line(payload: &[u8]) -> String {
+    String::from_utf8_lossy(payload)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// The endpoint drops a response with more than one Via (RFC 3261 §8.1.3.3: it is not for a
+/// UAC). A proxy is not a UAC: the harness keeps only the top Via (the proxy's own, which
+/// matches its client transaction); the relay puts back the Vias of the request it forwarded.
+fn only_top_via(payload: Bytes) -> Bytes {
+    let Ok(mut m) = Message::parse(payload.clone()) else {
+        return payload;
+    };
+    if m.is_request() || m.vias().nth(1).is_none() {
+        return payload;
+    }
+    let Some(top) = m
+        .header_lines_named("Via")
+        .filter_map(Result::ok)
+        .next()
+        .map(str::to_owned)
+    else {
+        return payload;
+    };
+    m.remove_header(HeaderName::Via);
+    m.prepend_header(HeaderName::Via, &top);
+    m.to_bytes()
+}
+
+/// The static zone: `example.test` has no NAPTR, SRV for UDP only (p1 then p2), and A records.
+fn zone() -> HashMap<DnsQuery, DnsAnswer> {
+    let mut z = HashMap::new();
+    let rec = |data| DnsRecord::new(300, data);
+    z.insert(DnsQuery::new(DOMAIN, RecordType::Naptr), Ok(vec![]));
+    let srv = |priority, target: &str| {
+        rec(RecordData::Srv {
+            priority,
+            weight: 0,
+            port: 5060,
+            target: target.to_owned(),
+        })
+    };
+    z.insert(
+        DnsQuery::new(&format!("_sip._udp.{DOMAIN}"), RecordType::Srv),
+        Ok(vec![
+            srv(10, &format!("p1.{DOMAIN}")),
+            srv(20, &format!("p2.{DOMAIN}")),
+        ]),
+    );
+    for name in ["_sip._tcp", "_sips._tcp"] {
+        z.insert(
+            DnsQuery::new(&format!("{name}.{DOMAIN}"), RecordType::Srv),
+            Ok(vec![]),
+        );
+    }
+    for (host, ip) in [("p1", [127, 0, 0, 10]), ("p2", [127, 0, 0, 11])] {
+        let name = format!("{host}.{DOMAIN}");
+        z.insert(
+            DnsQuery::new(&name, RecordType::A),
+            Ok(vec![rec(RecordData::A(ip.into()))]),
+        );
+        z.insert(DnsQuery::new(&name, RecordType::Aaaa), Ok(vec![]));
+    }
+    z.insert(DnsQuery::new(DOMAIN, RecordType::A), Ok(vec![]));
+    z.insert(DnsQuery::new(DOMAIN, RecordType::Aaaa), Ok(vec![]));
+    z
+}
+
+/// An account of `user` in the test domain (password "secret").
+pub fn account(user: &str, registrars: &[&str]) -> AccountConfig {
+    let mut a = AccountConfig::new(user, format!("sip:{user}@{DOMAIN}"), user, "secret");
+    a.registrars = registrars.iter().map(|r| format!("sip:{r}")).collect();
+    a
+}
+
+/// The address a URI names (its IP literal and port, 5060 when none).
+fn addr_of(uri: &str) -> Option<SocketAddr> {
+    let uri = uri.trim();
+    let uri = uri
+        .strip_prefix('<')
+        .and_then(|u| u.split('>').next())
+        .unwrap_or(uri);
+    let parsed = Uri::parse(uri).ok()?;
+    let sip = parsed.as_sip()?;
+    let ip: IpAddr = sip.host.ip()?;
+    Some(SocketAddr::new(ip, sip.port.unwrap_or(5060)))
+}
+
+fn to_user(request: &Message) -> Option<String> {
+    let to = request.to()?.ok()?;
+    let uri = to.uri().ok()?;
+    uri.as_sip()?.user.as_deref().map(str::to_owned)
+}
+
+impl Proxy {
+    fn is_us(&self, route: &str) -> bool {
+        addr_of(route) == Some(self.addr)
+    }
+
+    /// Removes the top Route when it names us; the next hop is the next Route or the
+    /// Request-URI.
+    fn next_hop(&self, request: &mut Message) -> Option<SocketAddr> {
+        let top = request
+            .header_lines_named("Route")
+            .filter_map(Result::ok)
+            .next()
+            .map(str::to_owned);
+        if let Some(r) = &top
+            && self.is_us(r)
+        {
+            request.remove_first_value(HeaderName::Route);
+        }
+        let next = request
+            .header_lines_named("Route")
+            .filter_map(Result::ok)
+            .next()
+            .map(str::to_owned);
+        match next {
+            Some(r) => addr_of(&r),
+            None => addr_of(request.uri_text()?),
+        }
+    }
+
+    fn challenge(&mut self, now: Instant, tx: TransactionId, request: &Message, status: u16) {
+        let mut r = response_to(request, status, None);
+        r.set_to_tag("proxy");
+        let name = if status == 401 {
+            HeaderName::WwwAuthenticate
+        } else {
+            HeaderName::ProxyAuthenticate
+        };
+        r.push_header(
+            name,
+            &format!(
+                "Digest realm=\"{REALM}\", nonce=\"n0nce{status}\", qop=\"auth\", algorithm=MD5"
+            ),
+        );
+        let _ = self.ep.send_response(now, tx, r);
+    }
+
+    fn on_event(
+        &mut self,
+        now: Instant,
+        elapsed: Duration,
+        event: Event,
+        locations: &mut HashMap<String, SocketAddr>,
+    ) {
+        match event {
+            Event::Request {
+                transaction: Some(tx),
+                request,
+                source,
+            } => {
+                let method = request.method().cloned();
+                self.received.push((
+                    elapsed,
+                    method.as_ref().map_or("?", Method::as_str).to_owned(),
+                ));
+                let has_to_tag = request
+                    .to()
+                    .and_then(Result::ok)
+                    .is_some_and(|t| t.tag().is_some());
+                match method {
+                    Some(Method::Register) => self.register(now, tx, &request, locations),
+                    Some(Method::Invite) if !has_to_tag => {
+                        if request.header(HeaderName::ProxyAuthorization).is_none() {
+                            self.challenge(now, tx, &request, 407);
+                            return;
+                        }
+                        let _ = self
+                            .ep
+                            .send_response(now, tx, response_to(&request, 100, None));
+                        let user = request.uri().and_then(|u| {
+                            u.as_sip()
+                                .and_then(|s| s.user.as_deref().map(str::to_owned))
+                        });
+                        let Some(contact) = user.and_then(|u| locations.get(&u).copied()) else {
+                            let _ =
+                                self.ep
+                                    .send_response(now, tx, response_to(&request, 404, None));
+                            return;
+                        };
+                        let mut fwd = request.clone();
+                        let uri = Uri::parse(&format!("sip:{contact}"))
+                            .expect("a valid uri")
+                            .into_owned();
+                        fwd.set_uri(&uri);
+                        fwd.remove_header(HeaderName::ProxyAuthorization);
+                        let _ = self.next_hop(&mut fwd);
+                        fwd.prepend_header(
+                            HeaderName::RecordRoute,
+                            &format!("<sip:{};lr>", self.addr),
+                        );
+                        self.forward(now, tx, request, source, fwd, contact);
+                    }
+                    Some(_) if has_to_tag => {
+                        let mut fwd = request.clone();
+                        let Some(next) = self.next_hop(&mut fwd) else {
+                            let _ =
+                                self.ep
+                                    .send_response(now, tx, response_to(&request, 404, None));
+                            return;
+                        };
+                        self.forward(now, tx, request, source, fwd, next);
+                    }
+                    _ => {
+                        let _ = self
+                            .ep
+                            .send_response(now, tx, response_to(&request, 404, None));
+                    }
+                }
+            }
+            Event::Request {
+                transaction: None,
+                mut request,
+                ..
+            } => {
+                // The ACK of a 2xx: on to the next hop.
+                self.received.push((elapsed, "ACK".to_owned()));
+                if let Some(next) = self.next_hop(&mut request) {
+                    let _ = self.ep.send_ack(request, Target::new(Transport::Udp, next));
+                }
+            }
+            Event::Response {
+                transaction,
+                response,
+            } => {
+                let status = response.status().unwrap_or(0);
+                if status == 100 {
+                    return;
+                }
+                let Some(f) = self.forwards.get(&transaction) else {
+                    return;
+                };
+                let mut relayed = response.clone();
+                relayed.remove_header(HeaderName::Via);
+                // The Vias of the request as it came to us, in order, first.
+                let vias: Vec<String> = f
+                    .request
+                    .header_lines_named("Via")
+                    .filter_map(Result::ok)
+                    .map(str::to_owned)
+                    .collect();
+                for v in vias.iter().rev() {
+                    relayed.prepend_header(HeaderName::Via, v);
+                }
+                let (server, request, source) = (f.server, f.request.clone(), f.source.clone());
+                if self.ep.send_response(now, server, relayed.clone()).is_err()
+                    && (200..300).contains(&status)
+                {
+                    // A 2xx retransmission after the first went: statelessly, as RFC 3261
+                    // §16.7 step 10 forwards 2xx.
+                    self.ep.send_response_stateless(&request, &source, relayed);
+                }
+            }
+            Event::Cancelled { transaction } => {
+                let client: Vec<TransactionId> = self
+                    .forwards
+                    .iter()
+                    .filter(|(_, f)| f.server == transaction)
+                    .map(|(c, _)| *c)
+                    .collect();
+                for c in client {
+                    let _ = self.ep.cancel(now, c);
+                }
+            }
+            Event::Timeout { transaction } => {
+                if let Some(f) = self.forwards.get(&transaction) {
+                    let r = response_to(&f.request, 408, None);
+                    let _ = self.ep.send_response(now, f.server, r);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn forward(
+        &mut self,
+        now: Instant,
+        server: TransactionId,
+        request: Message,
+        source: Source,
+        fwd: Message,
+        to: SocketAddr,
+    ) {
+        match self
+            .ep
+            .send_request(now, fwd, Target::new(Transport::Udp, to))
+        {
+            Ok(client) => {
+                self.forwards.insert(
+                    client,
+                    Forward {
+                        server,
+                        request,
+                        source,
+                    },
+                );
+            }
+            Err(_) => {
+                let _ = self
+                    .ep
+                    .send_response(now, server, response_to(&request, 500, None));
+            }
+        }
+    }
+
+    fn register(
+        &mut self,
+        now: Instant,
+        tx: TransactionId,
+        request: &Message,
+        locations: &mut HashMap<String, SocketAddr>,
+    ) {
+        if request.header(HeaderName::Authorization).is_none() {
+            self.challenge(now, tx, request, 401);
+            return;
+        }
+        let user = to_user(request).unwrap_or_default();
+        let contact = request.header(HeaderName::Contact).map(str::to_owned);
+        let expires = request
+            .header(HeaderName::Expires)
+            .and_then(|e| e.trim().parse::<u32>().ok())
+            .unwrap_or(3600);
+        let mut r = response_to(request, 200, None);
+        r.set_to_tag("reg");
+        match contact {
+            Some(c) if expires > 0 => {
+                if let Some(a) = addr_of(c.split(';').next().unwrap_or(&c)) {
+                    locations.insert(user, a);
+                }
+                let value = c.split('>').next().unwrap_or(&c);
+                r.push_header(HeaderName::Contact, &format!("{value}>;expires={expires}"));
+            }
+            _ => {
+                locations.remove(&user);
+            }
+        }
+        let _ = self.ep.send_response(now, tx, r);
+    }
+}
