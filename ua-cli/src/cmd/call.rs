@@ -5,17 +5,23 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tincan::account::{AccountContext, AccountEvent, run_account};
-use tincan::call::{Call, CallEvent, CallOptions, Phone, PhoneConfig};
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
 use tincan::config::Config;
+use tincan::phone::driver::{CallOptions, Phone, StartError};
+use tincan::phone::{
+    AccountConfig, AccountEvent, AccountId, CallEnd, CallEvent, CallId, CallParams, EndReason,
+    PhoneConfig, PhoneEvent,
+};
 use tincan_media::codec::CodecKind;
 use tincan_media::device::{
     AudioSink, AudioSource, CpalSink, CpalSource, DeviceSelector, NullSink, NullSource, WavSink,
     WavSource,
 };
 use tincan_media::sdp::SrtpPolicy;
-use tincan_sip::driver::dns::HickoryBackend;
-use tokio::sync::{mpsc, watch};
+use tincan_sip::transport::Target;
+use tokio::sync::mpsc;
 
 /// Codec choice on the command line.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -159,11 +165,37 @@ fn default_bind(command: &str, account: bool) -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], port))
 }
 
-/// A started phone, with its account registration if any.
+/// A started phone, with the account the command uses.
 struct Setup {
     phone: Phone,
-    stop_account: Option<watch::Sender<bool>>,
-    account_task: Option<tokio::task::JoinHandle<()>>,
+    /// The account named by `--account` (registered), if any.
+    account: Option<AccountId>,
+}
+
+/// The phone's accounts from the config: every account (so that a call to one of their
+/// domains, or a bare user, goes through it), registering only the one named by `--account`.
+fn accounts(
+    config: &Config,
+    chosen: Option<&str>,
+) -> Result<Vec<AccountConfig>, tincan::config::ConfigError> {
+    let mut out = Vec::new();
+    for a in &config.accounts {
+        let spec = super::account_spec(a)?;
+        let mut ac = AccountConfig::new(spec.name, spec.aor, spec.username, spec.password);
+        ac.transport = spec.transport;
+        ac.registrars = spec.registrars;
+        ac.mode = spec.mode;
+        ac.expires = spec.expires;
+        ac.instance_id = spec.instance_id;
+        ac.register = chosen == Some(a.name.as_str());
+        out.push(ac);
+    }
+    Ok(out)
+}
+
+/// `udp:127.0.0.1:5060`.
+fn target_text(t: &Target) -> String {
+    format!("{}:{}", t.transport.as_str(), t.addr)
 }
 
 async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup, ExitCode> {
@@ -177,7 +209,6 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
             SrtpArg::Optional => SrtpPolicy::Optional,
             SrtpArg::Required => SrtpPolicy::Required,
         },
-        dns_server: common.dns_server.or(config.network.dns_server),
         ..PhoneConfig::default()
     };
     if let Some(c) = common.codec {
@@ -189,100 +220,123 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
         // The user's choice: offered alone, and the only one accepted in answers.
         pc.codecs = vec![first];
     }
-    let mut spec = None;
-    if let Some(name) = &common.account {
-        let Some(a) = config.accounts.iter().find(|a| a.name == *name) else {
-            return Err(fail(format!("no account named {name:?} in the config"), 2));
-        };
-        let a_spec = super::account_spec(a).map_err(|e| fail(e.to_string(), 2))?;
-        pc.user = a.aor.user.as_deref().unwrap_or("tincan").to_owned();
-        pc.domain = Some(a.aor.host.to_string());
-        pc.credentials = Some((a_spec.username.clone(), a_spec.password.clone()));
-        pc.outbound_proxy = a_spec.registrars.first().cloned();
-        pc.transport = a_spec.transport;
-        spec = Some(a_spec);
+    if let Some(name) = &common.account
+        && !config.accounts.iter().any(|a| a.name == *name)
+    {
+        return Err(fail(format!("no account named {name:?} in the config"), 2));
     }
+    let accounts =
+        accounts(config, common.account.as_deref()).map_err(|e| fail(e.to_string(), 2))?;
     let bind = common
         .bind
         .or(config.network.bind)
-        .unwrap_or_else(|| default_bind(command, spec.is_some()));
-    pc.bind = bind;
+        .unwrap_or_else(|| default_bind(command, common.account.is_some()));
     // TCP too (on an ephemeral port when none is chosen): calls over TCP need a local TCP
-    // address for their Via and Contact.
-    let (sip, incoming) = super::start_driver(bind, true)
-        .await
-        .map_err(|e| fail(e.to_string(), 1))?;
-    let dns = match pc.dns_server {
-        Some(s) => HickoryBackend::with_server(s),
-        None => HickoryBackend::system(),
+    // address for their Via and Contact; IPv6 next to IPv4.
+    let mut builder = Phone::builder()
+        .config(pc)
+        .bind(bind)
+        .tcp(true)
+        .dual_stack(true);
+    if let Some(dns) = common.dns_server.or(config.network.dns_server) {
+        builder = builder.dns_server(dns);
     }
-    .map_err(|e| fail(format!("DNS: {e}"), 1))?;
-    let phone = Phone::with_driver(pc, sip, incoming, dns);
-    let Some(spec) = spec else {
+    if let Some(t) = super::sip_trace() {
+        builder = builder.sip_trace(t);
+    }
+    for a in accounts {
+        builder = builder.account(a);
+    }
+    let mut phone = builder.start().await.map_err(|e| match e {
+        StartError::Account(e) => fail(e.to_string(), 2),
+        e => fail(e.to_string(), 1),
+    })?;
+    let account = common
+        .account
+        .as_deref()
+        .and_then(|name| config.accounts.iter().position(|a| a.name == name))
+        .and_then(|i| phone.accounts().get(i).copied());
+    let Some(account) = account else {
         return Ok(Setup {
             phone,
-            stop_account: None,
-            account_task: None,
+            account: None,
         });
     };
-    let mut ctx: AccountContext = phone.context().clone();
-    super::apply_keepalives(&config.network, &mut ctx);
-    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(run_account(ctx, spec, ev_tx, stop_rx));
-    // Wait for the first registration result.
+    let name = common.account.clone().unwrap_or_default();
+    // The first registration result decides: registered, or a clear error and no phone.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
     loop {
         let ev = tokio::select! {
-            ev = ev_rx.recv() => ev,
+            ev = phone.next_event() => ev,
             () = tokio::time::sleep_until(deadline) => None,
         };
-        match ev {
-            Some(AccountEvent::Registered {
-                account, registrar, ..
-            }) => {
+        let Some(PhoneEvent::Account { account: a, event }) = ev else {
+            if ev.is_none() {
+                let code = fail(format!("{name}: no registration result in 40 s"), 1);
+                phone.shutdown().await;
+                return Err(code);
+            }
+            continue;
+        };
+        if a != account {
+            continue;
+        }
+        match event {
+            AccountEvent::Registered { registrar, .. } => {
+                let registrar = target_text(&registrar);
                 if common.json {
                     println!(
                         "{}",
-                        serde_json::json!({"event": "registered", "account": account, "registrar": registrar})
+                        json!({"event": "registered", "account": name, "registrar": registrar})
                     );
                 } else {
-                    println!("{account}: registered at {registrar}");
+                    println!("{name}: registered at {registrar}");
                 }
-                break;
+                return Ok(Setup {
+                    phone,
+                    account: Some(account),
+                });
             }
-            Some(AccountEvent::Unavailable { account, tried }) => {
-                eprintln!(
-                    "tincan {command}: {account} is not registered (tried {})",
-                    tried.join("; ")
+            AccountEvent::AuthenticationFailed { registrar, status } => {
+                let code = fail(
+                    format!(
+                        "{name}: {} refused the credentials ({status}): check the username and password",
+                        target_text(&registrar)
+                    ),
+                    1,
                 );
-                break;
+                phone.shutdown().await;
+                return Err(code);
             }
-            Some(_) => continue,
-            None => {
-                eprintln!("tincan {command}: no registration result in 40 s");
-                break;
+            AccountEvent::Rejected {
+                registrar,
+                status,
+                reason,
+            } => {
+                let code = fail(
+                    format!(
+                        "{name}: {} refused the registration: {status} {reason}",
+                        target_text(&registrar)
+                    ),
+                    1,
+                );
+                phone.shutdown().await;
+                return Err(code);
             }
+            AccountEvent::Unavailable { tried, errors, .. } => {
+                let mut all: Vec<String> = tried.iter().map(ToString::to_string).collect();
+                all.extend(errors);
+                eprintln!(
+                    "tincan {command}: {name} is not registered (tried {})",
+                    all.join("; ")
+                );
+                return Ok(Setup {
+                    phone,
+                    account: Some(account),
+                });
+            }
+            _ => continue,
         }
-    }
-    // Keep draining account events in the background.
-    tokio::spawn(async move { while ev_rx.recv().await.is_some() {} });
-    Ok(Setup {
-        phone,
-        stop_account: Some(stop_tx),
-        account_task: Some(task),
-    })
-}
-
-impl Setup {
-    async fn finish(self) {
-        if let Some(stop) = self.stop_account {
-            let _ = stop.send(true);
-        }
-        if let Some(task) = self.account_task {
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-        }
-        self.phone.shutdown().await;
     }
 }
 
@@ -320,24 +374,96 @@ fn devices(common: &Common) -> Result<Devices, String> {
     Ok((source, sink))
 }
 
+/// The `--json` line of a call event (the format `tincan call` has always printed).
+fn event_json(event: &CallEvent) -> Option<Value> {
+    Some(match event {
+        CallEvent::Calling {
+            call_id,
+            uri,
+            target,
+        } => {
+            json!({"event": "calling", "call_id": call_id, "uri": uri, "target": target_text(target)})
+        }
+        CallEvent::Progress { status, reason } => {
+            json!({"event": "progress", "status": status, "reason": reason})
+        }
+        CallEvent::Answered {
+            setup,
+            codec,
+            srtp,
+            remote_rtp,
+        } => json!({
+            "event": "answered",
+            "setup_ms": setup.as_millis() as u64,
+            "codec": codec.name().to_ascii_lowercase(),
+            "srtp": srtp,
+            "remote_rtp": remote_rtp.to_string(),
+        }),
+        CallEvent::Quality(q) => {
+            let mut v = serde_json::to_value(q).expect("quality serializes");
+            v["event"] = json!("quality");
+            v
+        }
+        CallEvent::Dtmf { digit, via } => json!({"event": "dtmf", "digit": digit, "via": via}),
+        CallEvent::Hold { by_peer } => json!({"event": "hold", "by_peer": by_peer}),
+        CallEvent::Resumed { by_peer } => json!({"event": "resumed", "by_peer": by_peer}),
+        CallEvent::CodecChanged { codec, srtp } => json!({
+            "event": "codec_changed",
+            "codec": codec.name().to_ascii_lowercase(),
+            "srtp": srtp,
+        }),
+        CallEvent::Warning(w) => json!({"event": "warning", "message": w.to_string()}),
+        CallEvent::Ended(end) => {
+            let mut v = json!({
+                "event": "ended",
+                "reason": reason_text(end.reason),
+                "status": end.status,
+                "status_text": end.status_text,
+                "answered": end.answered,
+                "duration_s": (end.duration.as_secs_f64() * 10.0).round() / 10.0,
+                "codec": end.codec.map(|c| c.name().to_ascii_lowercase()),
+                "quality": end.quality,
+            });
+            if !end.tried.is_empty() || !end.errors.is_empty() {
+                let tried: Vec<String> = end.tried.iter().map(ToString::to_string).collect();
+                v["tried"] = json!(tried);
+                v["errors"] = json!(end.errors);
+            }
+            v
+        }
+        _ => return None,
+    })
+}
+
+/// The reason as `tincan call` prints it (a shutdown is our hang-up).
+fn reason_text(reason: EndReason) -> &'static str {
+    match reason {
+        EndReason::Shutdown => "local_hangup",
+        r => r.as_str(),
+    }
+}
+
 /// Prints an event; returns the exit code when it ends the call.
 fn show(event: &CallEvent, json: bool) -> Option<ExitCode> {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string(event).expect("call events serialize")
-        );
+        if let Some(v) = event_json(event) {
+            println!("{v}");
+        }
     } else {
         match event {
-            CallEvent::Calling { uri, target, .. } => println!("calling {uri} via {target}"),
+            CallEvent::Calling { uri, target, .. } => {
+                println!("calling {uri} via {}", target_text(target))
+            }
             CallEvent::Progress { status, reason } => println!("{status} {reason}"),
             CallEvent::Answered {
-                setup_ms,
+                setup,
                 codec,
                 srtp,
                 remote_rtp,
             } => println!(
-                "answered in {setup_ms} ms: {codec}{} to {remote_rtp}",
+                "answered in {} ms: {}{} to {remote_rtp}",
+                setup.as_millis(),
+                codec.name().to_ascii_lowercase(),
                 if *srtp { " over SRTP" } else { "" }
             ),
             CallEvent::Quality(q) => println!(
@@ -351,53 +477,69 @@ fn show(event: &CallEvent, json: bool) -> Option<ExitCode> {
                     .unwrap_or_default(),
                 q.mos
             ),
-            CallEvent::Dtmf { digit, via } => println!("dtmf {digit} ({via})"),
+            CallEvent::Dtmf { digit, via } => println!(
+                "dtmf {digit} ({})",
+                match via {
+                    tincan::phone::DtmfVia::Rfc4733 => "rfc4733",
+                    _ => "info",
+                }
+            ),
             CallEvent::Hold { by_peer } => {
                 println!("on hold{}", if *by_peer { " (by the peer)" } else { "" })
             }
             CallEvent::Resumed { by_peer } => {
                 println!("resumed{}", if *by_peer { " (by the peer)" } else { "" })
             }
-            CallEvent::Warning { message } => println!("warning: {message}"),
-            CallEvent::Ended {
-                reason,
-                status,
-                status_text,
-                duration_s,
-                quality,
-                ..
-            } => {
-                let status = status
-                    .map(|s| format!(" ({s} {})", status_text.clone().unwrap_or_default()))
+            CallEvent::Warning(w) => println!("warning: {w}"),
+            CallEvent::Ended(end) => {
+                let status = end
+                    .status
+                    .map(|s| format!(" ({s} {})", end.status_text.clone().unwrap_or_default()))
                     .unwrap_or_default();
                 println!(
-                    "call ended: {reason}{status} after {duration_s:.1} s; sent {} received {} lost {:.1}% MOS {:.2}",
-                    quality.packets_sent,
-                    quality.packets_received,
-                    quality.loss_percent,
-                    quality.mos
+                    "call ended: {}{status} after {:.1} s; sent {} received {} lost {:.1}% MOS {:.2}",
+                    reason_text(end.reason),
+                    end.duration.as_secs_f64(),
+                    end.quality.packets_sent,
+                    end.quality.packets_received,
+                    end.quality.loss_percent,
+                    end.quality.mos
                 );
+                for t in &end.tried {
+                    println!("  tried {t}");
+                }
+                for e in &end.errors {
+                    println!("  {e}");
+                }
             }
             _ => {}
         }
     }
     match event {
-        CallEvent::Ended {
-            answered, reason, ..
-        } => Some(
-            if *answered && matches!(reason.as_str(), "local_hangup" | "remote_hangup") {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            },
-        ),
+        CallEvent::Ended(end) => Some(exit_code(end)),
         _ => None,
     }
 }
 
-/// Follows a call to its end: hangs up on Ctrl-C or after `duration`, sends `dtmf` once up.
+/// 0 for a call that was answered and hung up by either side, 1 otherwise.
+fn exit_code(end: &CallEnd) -> ExitCode {
+    if end.answered
+        && matches!(
+            end.reason,
+            EndReason::LocalHangup | EndReason::RemoteHangup | EndReason::Shutdown
+        )
+    {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Follows the call to its end: hangs up on Ctrl-C or after `duration`, sends `dtmf` once up,
+/// runs the commands typed on standard input. Calls to us meanwhile are refused (486).
 async fn follow(
-    mut call: Call,
+    phone: &mut Phone,
+    call: CallId,
     json: bool,
     duration: Option<f64>,
     dtmf: Option<&str>,
@@ -407,7 +549,7 @@ async fn follow(
     let mut hung_up = false;
     loop {
         let ev = tokio::select! {
-            ev = call.next_event() => ev,
+            ev = phone.next_event() => ev,
             line = async {
                 match keys.as_mut() {
                     Some(k) => k.recv().await,
@@ -416,7 +558,7 @@ async fn follow(
             } => {
                 match line {
                     Some(line) => {
-                        if command(&call, &line) {
+                        if command(phone, call, &line).await {
                             hung_up = true;
                         }
                     }
@@ -426,7 +568,7 @@ async fn follow(
             }
             _ = tokio::signal::ctrl_c(), if !hung_up => {
                 hung_up = true;
-                call.hangup();
+                let _ = phone.hangup(call).await;
                 continue;
             }
             () = async {
@@ -436,19 +578,27 @@ async fn follow(
                 }
             }, if !hung_up => {
                 hung_up = true;
-                call.hangup();
+                let _ = phone.hangup(call).await;
                 continue;
             }
         };
         let Some(ev) = ev else {
             return ExitCode::from(1);
         };
+        let ev = match ev {
+            PhoneEvent::Call { call: c, event } if c == call => event,
+            PhoneEvent::Incoming(other) => {
+                let _ = phone.reject(other.call, 486).await;
+                continue;
+            }
+            _ => continue,
+        };
         if let CallEvent::Answered { .. } = ev {
             if let Some(d) = duration {
                 hangup_at = Some(tokio::time::Instant::now() + Duration::from_secs_f64(d.max(0.0)));
             }
             if let Some(digits) = dtmf {
-                call.send_dtmf(digits);
+                let _ = phone.send_dtmf(call, digits).await;
             }
         }
         if let Some(code) = show(&ev, json) {
@@ -459,7 +609,14 @@ async fn follow(
 
 async fn call(args: &CallArgs, config: Config) -> ExitCode {
     // A target that cannot be called is reported before any device is opened.
-    if let Err(e) = tincan::call::request_uri(&args.uri) {
+    let default_domain = args
+        .common
+        .account
+        .as_deref()
+        .and_then(|n| config.accounts.iter().find(|a| a.name == n))
+        .or_else(|| (config.accounts.len() == 1).then(|| &config.accounts[0]))
+        .map(|a| a.aor.host.to_string());
+    if let Err(e) = tincan::phone::call::request_uri(&args.uri, default_domain.as_deref()) {
         eprintln!("tincan call: {e}");
         return ExitCode::from(2);
     }
@@ -470,22 +627,26 @@ async fn call(args: &CallArgs, config: Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let setup = match setup("call", &args.common, &config).await {
+    let Setup { mut phone, account } = match setup("call", &args.common, &config).await {
         Ok(s) => s,
         Err(code) => return code,
     };
     let options = CallOptions {
         source,
         sink,
-        ..CallOptions::default()
+        params: CallParams {
+            account,
+            ..CallParams::default()
+        },
     };
-    let code = match setup.phone.call(&args.uri, options).await {
+    let code = match phone.call(&args.uri, options).await {
         Ok(call) => {
             if !args.common.json {
                 eprintln!("{KEYS_HELP}");
             }
             let keys = Some(stdin_lines());
             follow(
+                &mut phone,
                 call,
                 args.common.json,
                 args.duration,
@@ -499,27 +660,29 @@ async fn call(args: &CallArgs, config: Config) -> ExitCode {
             ExitCode::from(1)
         }
     };
-    setup.finish().await;
+    phone.shutdown().await;
     code
 }
 
 async fn listen(args: &ListenArgs, config: Config) -> ExitCode {
-    let mut setup = match setup("listen", &args.common, &config).await {
+    let Setup { mut phone, .. } = match setup("listen", &args.common, &config).await {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let addr = setup.phone.local_address();
+    let local = phone.local_addresses().to_vec();
+    let addr = local
+        .iter()
+        .find(|(t, _)| t.as_str() == "udp")
+        .map(|(_, a)| *a);
     // Every socket, e.g. udp:0.0.0.0:5060 and udp:[::]:5060 (both families on the port).
-    let all: Vec<String> = setup
-        .phone
-        .local_addresses()
+    let all: Vec<String> = local
         .iter()
         .map(|(t, a)| format!("{}:{a}", t.as_str()))
         .collect();
     if args.common.json {
         println!(
             "{}",
-            serde_json::json!({
+            json!({
                 "event": "listening",
                 "address": addr.map(|a| a.to_string()),
                 "addresses": all,
@@ -528,55 +691,104 @@ async fn listen(args: &ListenArgs, config: Config) -> ExitCode {
     } else if addr.is_some() {
         println!("listening on {}", all.join(", "));
     }
+    let json = args.common.json;
     let mut taken = 0u32;
     let mut code = ExitCode::SUCCESS;
-    let mut calls = tokio::task::JoinSet::new();
+    // Calls taken and not ended, with when to hang each up.
+    let mut calls: HashMap<CallId, Option<tokio::time::Instant>> = HashMap::new();
+    let mut stopping = false;
     loop {
-        if args.max_calls.is_some_and(|m| taken >= m) {
+        if args.max_calls.is_some_and(|m| taken >= m) && calls.is_empty()
+            || stopping && calls.is_empty()
+        {
             break;
         }
-        let incoming = tokio::select! {
-            c = setup.phone.next_incoming() => c,
-            _ = tokio::signal::ctrl_c() => None,
-        };
-        let Some(incoming) = incoming else { break };
-        taken += 1;
-        if args.common.json {
-            println!(
-                "{}",
-                serde_json::json!({"event": "incoming", "from": incoming.from, "to": incoming.to})
-            );
-        } else {
-            println!("incoming call from {}", incoming.from);
-        }
-        let (source, sink) = match devices(&args.common) {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("tincan listen: {e}");
-                incoming.reject(500);
+        let next_hangup = calls.values().flatten().min().copied();
+        let ev = tokio::select! {
+            ev = phone.next_event() => ev,
+            _ = tokio::signal::ctrl_c(), if !stopping => {
+                stopping = true;
+                for c in calls.keys() {
+                    let _ = phone.hangup(*c).await;
+                }
+                continue;
+            }
+            () = async {
+                match next_hangup {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let now = tokio::time::Instant::now();
+                for (c, at) in calls.iter_mut() {
+                    if at.is_some_and(|t| t <= now) {
+                        *at = None;
+                        let _ = phone.hangup(*c).await;
+                    }
+                }
                 continue;
             }
         };
-        incoming.ring();
-        if !args.auto_answer {
-            println!("press Enter to answer");
-            let mut line = String::new();
-            let _ =
-                tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line)).await;
+        let Some(ev) = ev else { break };
+        match ev {
+            PhoneEvent::Incoming(incoming) => {
+                if stopping || args.max_calls.is_some_and(|m| taken >= m) {
+                    let _ = phone.reject(incoming.call, 486).await;
+                    continue;
+                }
+                taken += 1;
+                if json {
+                    println!(
+                        "{}",
+                        json!({"event": "incoming", "from": incoming.from, "to": incoming.to})
+                    );
+                } else {
+                    println!("incoming call from {}", incoming.from);
+                }
+                let (source, sink) = match devices(&args.common) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        eprintln!("tincan listen: {e}");
+                        let _ = phone.reject(incoming.call, 500).await;
+                        continue;
+                    }
+                };
+                let _ = phone.ring(incoming.call).await;
+                if !args.auto_answer {
+                    println!("press Enter to answer");
+                    let mut line = String::new();
+                    let _ =
+                        tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line))
+                            .await;
+                }
+                calls.insert(incoming.call, None);
+                if let Err(e) = phone.accept(incoming.call, source, sink).await {
+                    eprintln!("tincan listen: {e}");
+                }
+            }
+            PhoneEvent::Call { call, event } => {
+                if !calls.contains_key(&call) {
+                    continue;
+                }
+                if let CallEvent::Answered { .. } = event
+                    && let Some(d) = args.duration
+                {
+                    calls.insert(
+                        call,
+                        Some(tokio::time::Instant::now() + Duration::from_secs_f64(d.max(0.0))),
+                    );
+                }
+                if let Some(c) = show(&event, json) {
+                    calls.remove(&call);
+                    if c != ExitCode::SUCCESS {
+                        code = c;
+                    }
+                }
+            }
+            _ => {}
         }
-        let call = incoming.accept(source, sink);
-        let json = args.common.json;
-        let duration = args.duration;
-        calls.spawn(async move { follow(call, json, duration, None, None).await });
     }
-    while let Some(r) = calls.join_next().await {
-        if let Ok(c) = r
-            && c != ExitCode::SUCCESS
-        {
-            code = c;
-        }
-    }
-    setup.finish().await;
+    phone.shutdown().await;
     code
 }
 
@@ -599,33 +811,42 @@ fn stdin_lines() -> mpsc::UnboundedReceiver<String> {
 }
 
 /// Runs one command line on the call; true when it hung up.
-fn command(call: &Call, line: &str) -> bool {
+async fn command(phone: &Phone, call: CallId, line: &str) -> bool {
     let mut words = line.split_whitespace();
     let Some(verb) = words.next() else {
         return false;
     };
-    match verb.to_ascii_lowercase().as_str() {
-        "h" | "hold" => call.hold(),
-        "r" | "resume" | "unhold" => call.resume(),
+    let result = match verb.to_ascii_lowercase().as_str() {
+        "h" | "hold" => phone.hold(call).await,
+        "r" | "resume" | "unhold" => phone.resume(call).await,
         "q" | "hangup" | "bye" => {
-            call.hangup();
+            let _ = phone.hangup(call).await;
             return true;
         }
-        "d" | "dtmf" => call.send_dtmf(&words.collect::<String>()),
+        "d" | "dtmf" => phone.send_dtmf(call, &words.collect::<String>()).await,
         "c" | "codec" => match words.next().map(str::to_ascii_lowercase).as_deref() {
-            Some("opus") => call.change_codec(CodecKind::Opus),
-            Some("pcmu") => call.change_codec(CodecKind::Pcmu),
-            Some("pcma") => call.change_codec(CodecKind::Pcma),
-            _ => eprintln!("{KEYS_HELP}"),
+            Some("opus") => phone.change_codec(call, CodecKind::Opus).await,
+            Some("pcmu") => phone.change_codec(call, CodecKind::Pcmu).await,
+            Some("pcma") => phone.change_codec(call, CodecKind::Pcma).await,
+            _ => {
+                eprintln!("{KEYS_HELP}");
+                Ok(())
+            }
         },
         digits
             if digits
                 .chars()
                 .all(|c| matches!(c, '0'..='9' | '*' | '#' | 'a'..='d')) =>
         {
-            call.send_dtmf(&digits.to_ascii_uppercase())
+            phone.send_dtmf(call, &digits.to_ascii_uppercase()).await
         }
-        _ => eprintln!("{KEYS_HELP}"),
+        _ => {
+            eprintln!("{KEYS_HELP}");
+            Ok(())
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("tincan call: {e}");
     }
     false
 }

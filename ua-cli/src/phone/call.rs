@@ -300,6 +300,8 @@ impl PhoneCore {
                 vec![p.clone()]
             }
             (None, Some(a)) if !a.config.registrars.is_empty() => a.config.registrars.clone(),
+            // The provider's servers, found by RFC 3263 from the account's domain.
+            (None, Some(a)) => vec![format!("sip:{}", a.config.domain())],
             _ => vec![call.uri.clone()],
         };
         call.next_hop = hops[0].clone();

@@ -76,6 +76,7 @@ pub struct PhoneBuilder {
     accounts: Vec<AccountConfig>,
     bind: SocketAddr,
     tcp: bool,
+    dual_stack: bool,
     dns_server: Option<SocketAddr>,
     media_ports: PortRange,
     trace: Option<Tracer>,
@@ -105,6 +106,14 @@ impl PhoneBuilder {
     /// Listen on TCP too (on the bind address's port).
     pub fn tcp(mut self, on: bool) -> Self {
         self.tcp = on;
+        self
+    }
+
+    /// With an IPv4 bind address, bind an IPv6 socket next to it (IPv6-only) so that IPv6
+    /// peers and registrars work too: on the same port when it is free (a `listen` on 5060 is
+    /// on `[::]:5060` too), else on any port, else (no IPv6 on the machine) none.
+    pub fn dual_stack(mut self, on: bool) -> Self {
+        self.dual_stack = on;
         self
     }
 
@@ -145,7 +154,30 @@ impl PhoneBuilder {
         }
         tc.tls = self.tls;
         tc.trace = self.trace;
-        let transports = Transports::bind(tc).await?;
+        let mut transports = None;
+        if self.dual_stack && self.bind.is_ipv4() {
+            let ports = if self.bind.port() == 0 {
+                vec![0]
+            } else {
+                vec![self.bind.port(), 0]
+            };
+            for port in ports {
+                let v6 = SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), port);
+                let mut both = tc.clone();
+                both.udp.push(v6);
+                if !both.tcp.is_empty() {
+                    both.tcp.push(v6);
+                }
+                if let Ok(t) = Transports::bind(both).await {
+                    transports = Some(t);
+                    break;
+                }
+            }
+        }
+        let transports = match transports {
+            Some(t) => t,
+            None => Transports::bind(tc).await?,
+        };
         let dns = match self.dns_server {
             Some(server) => HickoryBackend::with_server(server)?,
             None => HickoryBackend::system()?,
@@ -322,6 +354,7 @@ impl Phone {
             accounts: Vec::new(),
             bind: SocketAddr::from(([0, 0, 0, 0], 0)),
             tcp: false,
+            dual_stack: false,
             dns_server: None,
             media_ports: PortRange::Any,
             trace: None,

@@ -28,7 +28,7 @@
 //! out what it asks; tests drive it in virtual time instead.
 
 mod account;
-mod call;
+pub mod call;
 pub mod config;
 mod dns;
 pub mod driver;
