@@ -122,8 +122,14 @@ use super::resolution::ResolvedTarget;
 pub enum RequestKind {
     /// An INVITE (RFC 3261 §17.1.1).
     Invite,
-    /// Any other request (RFC 3261 §17.1.2).
+    /// Any other request (RFC 3261 §17.1.2), one a proxy may forward before answering
+    /// (BYE, INFO, MESSAGE...).
     NonInvite,
+    /// A non-INVITE the next hop answers itself: a REGISTER to its registrar, an OPTIONS
+    /// ping of the server. Judged like [`NonInvite`](Self::NonInvite), with
+    /// `min_budget` when the target's RTT is unknown (the server answers at once; nothing
+    /// further away is waited for), so a black-holed registrar is passed in about a second.
+    Direct,
 }
 
 /// The per-target budgets of a [`Failover`].
@@ -159,13 +165,15 @@ impl Default for FailoverConfig {
 impl FailoverConfig {
     /// The budget of one attempt at a target whose smoothed RTT is `srtt`:
     /// `rtt_factor × srtt` clamped to `min_budget..=max_budget` when known; otherwise
-    /// `min_budget` for an INVITE and twice `min_budget` for a non-INVITE (see the
+    /// `min_budget` for an INVITE or a [`RequestKind::Direct`] request and twice `min_budget`
+    /// for another non-INVITE (see the
     /// [module documentation](self)). `max_budget` wins if the two bounds cross.
     pub fn budget(&self, kind: RequestKind, srtt: Option<Duration>) -> Duration {
         let budget = match (srtt, kind) {
             (Some(srtt), _) => srtt.saturating_mul(self.rtt_factor).max(self.min_budget),
             (None, RequestKind::Invite) => self.min_budget,
             (None, RequestKind::NonInvite) => self.min_budget.saturating_mul(2),
+            (None, RequestKind::Direct) => self.min_budget,
         };
         budget.min(self.max_budget)
     }
@@ -534,7 +542,7 @@ impl Failover {
             kind => self.config.budget(kind, health.rtt(TargetKey::of(&target))),
         };
         let deadline = match self.kind {
-            RequestKind::NonInvite if last => None,
+            RequestKind::NonInvite | RequestKind::Direct if last => None,
             _ => Some(now + budget),
         };
         let n = self.attempts.len();
@@ -597,6 +605,38 @@ mod tests {
         };
         assert_eq!(crossed.budget(invite, Some(20 * MS)), 4000 * MS);
         assert_eq!(crossed.budget(other, None), 4000 * MS);
+    }
+
+    #[test]
+    fn a_black_holed_registrar_is_passed_in_a_second() {
+        let c = FailoverConfig::default();
+        assert_eq!(c.budget(RequestKind::Direct, None), 1000 * MS);
+        assert_eq!(c.budget(RequestKind::Direct, Some(400 * MS)), 1600 * MS);
+        let t0 = Instant::now();
+        let mut health = TargetHealth::default();
+        let mut f = Failover::new(
+            t0,
+            vec![target(1), target(2)],
+            RequestKind::Direct,
+            c,
+            &health,
+        );
+        drain(&mut f);
+        assert_eq!(f.poll_timeout(), Some(t0 + 1000 * MS));
+        f.handle_timeout(t0 + 1000 * MS, &mut health);
+        let events = drain(&mut f);
+        assert!(
+            matches!(
+                &events[..],
+                [
+                    FailoverEvent::Abandon { attempt: 0 },
+                    FailoverEvent::Send { attempt: 1, .. }
+                ]
+            ),
+            "{events:?}"
+        );
+        // The last target of a REGISTER has the whole transaction time (Timer F).
+        assert_eq!(f.poll_timeout(), None);
     }
 
     #[test]

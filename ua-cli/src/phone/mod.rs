@@ -597,10 +597,11 @@ impl PhoneCore {
         next_hop: String,
         known: Option<Vec<tincan_sip::resolve::ResolvedTarget>>,
     ) -> RouteId {
-        let kind = if request.method() == Some(&Method::Invite) {
-            RequestKind::Invite
-        } else {
-            RequestKind::NonInvite
+        let kind = match request.method() {
+            Some(Method::Invite) => RequestKind::Invite,
+            // Answered by the next hop itself: a black-holed registrar costs about a second.
+            Some(Method::Register | Method::Options) => RequestKind::Direct,
+            _ => RequestKind::NonInvite,
         };
         let id = self.next_route;
         self.next_route += 1;
@@ -811,7 +812,7 @@ impl PhoneCore {
             && self
                 .routes
                 .get(&id)
-                .is_some_and(|r| r.kind == RequestKind::NonInvite)
+                .is_some_and(|r| r.kind != RequestKind::Invite)
         {
             self.transactions.remove(&tx);
             if let Some(a) = self
