@@ -493,6 +493,12 @@ impl Failover {
         Ok(self.send(now, target, health))
     }
 
+    /// The attempts that failed so far, in order (what [`FailoverEvent::Exhausted`] will
+    /// list): the last one says why the latest [`FailoverEvent::Abandon`] happened.
+    pub fn tried(&self) -> &[FailedAttempt] {
+        &self.tried
+    }
+
     /// The target of the current attempt: the one in flight, or the one that answered (the
     /// one the dialog continues with). `None` once the targets are exhausted.
     pub fn current(&self) -> Option<&ResolvedTarget> {

@@ -449,14 +449,6 @@ impl PhoneCore {
         s.state = SlotState::Waiting(now + retry_in);
         s.reg = None;
         s.target = None;
-        for attempt in &tried {
-            self.account_event(
-                account,
-                AccountEvent::Failed {
-                    attempt: attempt.clone(),
-                },
-            );
-        }
         self.account_event(
             account,
             AccountEvent::Unavailable {

@@ -1009,15 +1009,8 @@ impl PhoneCore {
                 }
             }
             Owner::InDialog(_) => {
-                for a in tried {
-                    self.warn(
-                        id,
-                        CallWarning::TargetFailed {
-                            method: method.to_string(),
-                            attempt: Box::new(a),
-                        },
-                    );
-                }
+                // Each failed target was reported as it failed.
+                let _ = tried;
                 if let Some(s) = self.calls.get_mut(&id).and_then(|c| c.session.as_mut()) {
                     s.on_request_failure(method);
                 }

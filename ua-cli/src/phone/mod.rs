@@ -752,9 +752,15 @@ impl PhoneCore {
                     }
                 }
                 FailoverEvent::Abandon { attempt } => {
+                    let failed = f.tried().last().cloned();
+                    let owner = route.owner;
+                    let method = route.request.method().map(ToString::to_string);
                     if let Some(tx) = route.attempts.get_mut(attempt).and_then(|a| a.0.take()) {
                         self.transactions.remove(&tx);
                         self.endpoint.abandon(tx);
+                    }
+                    if let Some(failed) = failed {
+                        self.attempt_abandoned(owner, method.unwrap_or_default(), failed);
                     }
                 }
                 FailoverEvent::Exhausted { tried } => {
@@ -904,6 +910,32 @@ impl PhoneCore {
             f.handle_failure(now, attempt, why, &mut self.health);
         }
         self.drive_route(now, id);
+    }
+
+    /// One target of a request failed and the request moved on (or gives up next): the
+    /// owner hears which and why.
+    fn attempt_abandoned(
+        &mut self,
+        owner: Owner,
+        method: String,
+        failed: tincan_sip::resolve::failover::FailedAttempt,
+    ) {
+        match owner {
+            Owner::Register(account, _) => self.events.push_back(PhoneEvent::Account {
+                account,
+                event: AccountEvent::Failed { attempt: failed },
+            }),
+            Owner::Invite(call) | Owner::InDialog(call) => {
+                self.events.push_back(PhoneEvent::Call {
+                    call,
+                    event: CallEvent::Warning(CallWarning::TargetFailed {
+                        method,
+                        attempt: Box::new(failed),
+                    }),
+                })
+            }
+            Owner::Ack(_) => {}
+        }
     }
 
     /// A request that could not be delivered anywhere.
