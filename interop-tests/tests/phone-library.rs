@@ -5,7 +5,9 @@
 //!   the INVITE with the account's credentials (given once); bob answers; alice hangs up;
 //! - B1: a call straight to a domain whose NAPTR lists SIPS first (the lab dnsmasq's
 //!   example.test, nothing listening for TLS) moves on to TCP/UDP and reaches the phone
-//!   listening there, instead of failing on the first target.
+//!   listening there, instead of failing on the first target; the ACK, the BYE and a second
+//!   call within the records' TTL ask dnsmasq nothing more (one resolution per dialog target,
+//!   one cache per phone).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -146,7 +148,7 @@ async fn a_call_to_a_domain_whose_first_target_is_tls_moves_on() {
         .start()
         .await
         .expect("bob starts");
-    let dns = Dnsmasq::start(&DnsRecords::example_test(port, None, free_tcp_port()))
+    let mut dns = Dnsmasq::start(&DnsRecords::example_test(port, None, free_tcp_port()))
         .expect("dnsmasq starts");
     let mut alice = Phone::builder()
         .bind("127.0.0.1:0".parse().unwrap())
@@ -154,15 +156,37 @@ async fn a_call_to_a_domain_whose_first_target_is_tls_moves_on() {
         .start()
         .await
         .expect("alice starts");
+    let queries = |dns: &mut Dnsmasq| dns.peer().log().matches("query[").count();
+    let before = queries(&mut dns);
     let call = alice
         .call("sip:someone@example.test", CallOptions::default())
         .await
         .expect("the call starts");
     answer_next(&mut bob).await;
     wait_for(&mut alice, "alice answered", answered).await;
+    let resolved = queries(&mut dns);
+    assert!(resolved > before, "the domain was resolved");
     alice.hangup(call).await.expect("hang up");
     let end = wait_for(&mut alice, "alice ended", ended).await;
     assert_eq!(end.reason, EndReason::LocalHangup);
+    wait_for(&mut bob, "bob ended", ended).await;
+    // The ACK and the BYE went where the dialog knew: no DNS query after the INVITE's.
+    assert_eq!(queries(&mut dns), resolved, "{}", dns.peer().log());
+    // A second call to the domain within the records' TTL asks nothing either (one cache
+    // per phone).
+    let call = alice
+        .call("sip:someone@example.test", CallOptions::default())
+        .await
+        .expect("the second call starts");
+    answer_next(&mut bob).await;
+    wait_for(&mut alice, "alice answered again", answered).await;
+    alice.hangup(call).await.expect("hang up");
+    wait_for(&mut alice, "alice ended again", ended).await;
+    assert_eq!(queries(&mut dns), resolved, "{}", dns.peer().log());
+    println!(
+        "MEASURED: {} DNS queries for two calls to example.test (NAPTR, SRV, A/AAAA once)",
+        resolved - before
+    );
     alice.shutdown().await;
     bob.shutdown().await;
 }
