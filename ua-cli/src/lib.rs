@@ -7,5 +7,4 @@ pub mod config;
 
 pub mod account;
 pub mod call;
-pub mod demo;
 pub mod trace;

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use tincan::call::{CallEvent, CallOptions, Phone, PhoneConfig};
-use tincan::demo::{DemoConfig, run_demo};
 use tincan_media::codec::CodecKind;
 use tincan_media::device::LoopbackDevice;
 #[cfg(feature = "cpal")]
@@ -15,6 +14,10 @@ use tincan_media::device::{CpalSink, CpalSource, DeviceSelector};
 use tincan_media::sdp::SrtpPolicy;
 
 use super::call::Devices;
+
+mod two_phones;
+
+use two_phones::{AudioCheck, DemoConfig, run_demo};
 
 /// Arguments of `tincan demo`.
 #[derive(Debug, clap::Args)]
@@ -102,7 +105,7 @@ pub fn run(args: &Args) -> ExitCode {
         v["ok"] = report.ok().into();
         println!("{v}");
     } else {
-        let dir = |name: &str, c: &tincan::demo::AudioCheck| {
+        let dir = |name: &str, c: &AudioCheck| {
             println!(
                 "  {name}: {:.1} s received, {:.0}% of the speech matched (correlation {:.2}), delay {:.0} ms: {}",
                 c.received_s,
