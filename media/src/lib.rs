@@ -9,7 +9,8 @@
 //! - [`codec`]: Opus (libopus), G.711 PCMU/PCMA, RFC 4733 telephone-event, RFC 3389 comfort
 //!   noise; [`resample`] between device and codec rates.
 //! - [`jitter`]: the adaptive jitter buffer with FEC and concealment.
-//! - [`device`]: audio sources and sinks (cpal, WAV, tone, voice-like, null, loopback).
+//! - [`device`]: audio sources and sinks (cpal with the default `cpal` feature, WAV, tone,
+//!   voice-like, null, loopback).
 //! - [`quality`]: per-stream statistics and the ITU-T G.107 E-model MOS.
 //! - [`session`]: the sans-IO `MediaSession` joining them; [`driver`]: its tokio driver.
 //!

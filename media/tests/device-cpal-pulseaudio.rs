@@ -6,6 +6,7 @@
 //! device part runs in a child process of this test binary with `PULSE_SERVER` set (the
 //! ALSA default device routes to PulseAudio when it is reachable). Without `pulseaudio` the
 //! test prints a loud SKIP and passes; CI installs it (scripts/install-deps.sh).
+#![cfg(feature = "cpal")] // the cpal devices are a (default) feature
 #![allow(clippy::disallowed_methods)] // a real device runs on the wall clock
 
 #[path = "codec-util/mod.rs"]

@@ -46,6 +46,5 @@ pub mod config;
 
 pub mod account;
 pub mod call;
-pub mod demo;
 pub mod phone;
 pub mod trace;

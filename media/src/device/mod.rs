@@ -1,16 +1,16 @@
 //! Audio devices behind two traits, [`AudioSource`] and [`AudioSink`], exchanging 20 ms
 //! frames of 48 kHz mono `i16` PCM ([`crate::codec::FRAME_SAMPLES`] samples).
 //!
-//! - [`cpal`]: real input and output devices ([`CpalSource`], [`CpalSink`],
-//!   [`list_devices`]); the audio callback exchanges samples with the caller through a
-//!   lock-free single-producer single-consumer ring and never locks or allocates.
+//! - `cpal` (feature `cpal`, on by default): real input and output devices (`CpalSource`,
+//!   `CpalSink`, `list_devices`); the audio callback exchanges samples with the caller
+//!   through a lock-free single-producer single-consumer ring and never locks or allocates.
 //! - [`wav`]: WAV files ([`WavSource`] reads any rate and channel count, [`WavSink`] writes).
 //! - [`tone`]: a sine ([`ToneSource`]) and a voice-like test signal ([`VoiceSource`]).
 //! - [`null`]: silence in, discard out ([`NullSource`], [`NullSink`]).
 //! - [`loopback`]: an in-memory sink -> source pair ([`LoopbackDevice`]).
 //!
 //! Devices are pulled and pushed by the caller's 20 ms playout clock; real devices run on
-//! their own clock, so [`CpalSource`] reports an [`SourceStatus::Underrun`] (silence) when
+//! their own clock, so `CpalSource` reports an [`SourceStatus::Underrun`] (silence) when
 //! the device has not delivered a frame yet and drops the oldest audio when it is too far
 //! ahead, keeping the latency bounded.
 //!
@@ -28,12 +28,14 @@
 //! assert_eq!(back, frame);
 //! ```
 
+#[cfg(feature = "cpal")]
 pub mod cpal;
 pub mod loopback;
 pub mod null;
 pub mod tone;
 pub mod wav;
 
+#[cfg(feature = "cpal")]
 pub use self::cpal::{CpalSink, CpalSource, DeviceInfo, DeviceSelector, list_devices};
 pub use loopback::{LoopbackDevice, LoopbackSink, LoopbackSource};
 pub use null::{NullSink, NullSource};

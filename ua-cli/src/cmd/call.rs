@@ -15,10 +15,9 @@ use tincan::phone::{
     PhoneConfig, PhoneEvent,
 };
 use tincan_media::codec::CodecKind;
-use tincan_media::device::{
-    AudioSink, AudioSource, CpalSink, CpalSource, DeviceSelector, NullSink, NullSource, WavSink,
-    WavSource,
-};
+use tincan_media::device::{AudioSink, AudioSource, NullSink, NullSource, WavSink, WavSource};
+#[cfg(feature = "cpal")]
+use tincan_media::device::{CpalSink, CpalSource, DeviceSelector};
 use tincan_media::sdp::SrtpPolicy;
 use tincan_sip::transport::Target;
 use tokio::sync::mpsc;
@@ -341,7 +340,7 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
 }
 
 /// A call's audio: what it sends, where what it receives goes.
-type Devices = (Box<dyn AudioSource>, Box<dyn AudioSink>);
+pub(super) type Devices = (Box<dyn AudioSource>, Box<dyn AudioSink>);
 
 /// The audio devices for a call.
 fn devices(common: &Common) -> Result<Devices, String> {
@@ -350,28 +349,54 @@ fn devices(common: &Common) -> Result<Devices, String> {
             Box::new(WavSource::open(p).map_err(|e| format!("cannot play {}: {e}", p.display()))?)
         }
         None if common.no_audio => Box::new(NullSource::new()),
-        None => match CpalSource::open(DeviceSelector::Default) {
-            Ok(s) => Box::new(s),
-            Err(e) => {
-                eprintln!("tincan: no microphone ({e}); sending silence");
-                Box::new(NullSource::new())
-            }
-        },
+        None => microphone(),
     };
     let sink: Box<dyn AudioSink> = match &common.record {
         Some(p) => Box::new(
             WavSink::create(p).map_err(|e| format!("cannot record to {}: {e}", p.display()))?,
         ),
         None if common.no_audio => Box::new(NullSink::new()),
-        None => match CpalSink::open(DeviceSelector::Default) {
-            Ok(s) => Box::new(s),
-            Err(e) => {
-                eprintln!("tincan: no speaker ({e}); dropping received audio");
-                Box::new(NullSink::new())
-            }
-        },
+        None => speaker(),
     };
     Ok((source, sink))
+}
+
+/// The default microphone, or silence when there is none.
+#[cfg(feature = "cpal")]
+fn microphone() -> Box<dyn AudioSource> {
+    match CpalSource::open(DeviceSelector::Default) {
+        Ok(s) => Box::new(s),
+        Err(e) => {
+            eprintln!("tincan: no microphone ({e}); sending silence");
+            Box::new(NullSource::new())
+        }
+    }
+}
+
+/// The default speaker, or nowhere when there is none.
+#[cfg(feature = "cpal")]
+fn speaker() -> Box<dyn AudioSink> {
+    match CpalSink::open(DeviceSelector::Default) {
+        Ok(s) => Box::new(s),
+        Err(e) => {
+            eprintln!("tincan: no speaker ({e}); dropping received audio");
+            Box::new(NullSink::new())
+        }
+    }
+}
+
+/// Silence: this build has no audio devices.
+#[cfg(not(feature = "cpal"))]
+fn microphone() -> Box<dyn AudioSource> {
+    eprintln!("tincan: built without audio devices (feature `cpal`); sending silence");
+    Box::new(NullSource::new())
+}
+
+/// Nowhere: this build has no audio devices.
+#[cfg(not(feature = "cpal"))]
+fn speaker() -> Box<dyn AudioSink> {
+    eprintln!("tincan: built without audio devices (feature `cpal`); dropping received audio");
+    Box::new(NullSink::new())
 }
 
 /// The `--json` line of a call event (the format `tincan call` has always printed).

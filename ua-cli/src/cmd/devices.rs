@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+#[cfg(feature = "cpal")]
 use tincan_media::device::list_devices;
 
 /// Arguments of `tincan devices`.
@@ -13,6 +14,7 @@ pub struct Args {
 }
 
 /// Runs the command.
+#[cfg(feature = "cpal")]
 pub fn run(args: &Args) -> ExitCode {
     let devices = match list_devices() {
         Ok(d) => d,
@@ -55,4 +57,11 @@ pub fn run(args: &Args) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Runs the command: this build has no audio devices.
+#[cfg(not(feature = "cpal"))]
+pub fn run(_args: &Args) -> ExitCode {
+    eprintln!("tincan devices: this tincan is built without audio devices (feature `cpal`)");
+    ExitCode::from(1)
 }

@@ -1,6 +1,6 @@
 //! The demo: two Tincan phones in one process on loopback, one calls the other over SIP with
 //! SRTP and Opus, a voice-like signal flows both ways, and the received audio is compared
-//! with what was sent.
+//! with what was sent. Binary code: it uses the `tincan` library's public API only.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,7 +10,7 @@ use tincan_media::codec::CodecKind;
 use tincan_media::device::{AudioSink, AudioSource, DeviceError, SourceStatus, VoiceSource};
 use tincan_media::sdp::SrtpPolicy;
 
-use crate::call::{CallError, CallEvent, CallOptions, Phone, PhoneConfig, Quality};
+use tincan::call::{CallError, CallEvent, CallOptions, Phone, PhoneConfig, Quality};
 
 /// Loudness of the demo's voice signal.
 const VOICE_DBFS: f64 = -12.0;

@@ -7,10 +7,17 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use tincan::call::{CallEvent, CallOptions, Phone, PhoneConfig};
-use tincan::demo::{DemoConfig, run_demo};
 use tincan_media::codec::CodecKind;
-use tincan_media::device::{CpalSink, CpalSource, DeviceSelector, LoopbackDevice};
+use tincan_media::device::LoopbackDevice;
+#[cfg(feature = "cpal")]
+use tincan_media::device::{CpalSink, CpalSource, DeviceSelector};
 use tincan_media::sdp::SrtpPolicy;
+
+use super::call::Devices;
+
+mod two_phones;
+
+use two_phones::{AudioCheck, DemoConfig, run_demo};
 
 /// Arguments of `tincan demo`.
 #[derive(Debug, clap::Args)]
@@ -98,7 +105,7 @@ pub fn run(args: &Args) -> ExitCode {
         v["ok"] = report.ok().into();
         println!("{v}");
     } else {
-        let dir = |name: &str, c: &tincan::demo::AudioCheck| {
+        let dir = |name: &str, c: &AudioCheck| {
             println!(
                 "  {name}: {:.1} s received, {:.0}% of the speech matched (correlation {:.2}), delay {:.0} ms: {}",
                 c.received_s,
@@ -146,17 +153,10 @@ pub fn run(args: &Args) -> ExitCode {
 
 /// Echo test: alice uses the sound devices, bob sends back what he receives.
 async fn echo(args: &Args) -> ExitCode {
-    let source = match CpalSource::open(DeviceSelector::Default) {
-        Ok(s) => s,
+    let (source, sink) = match sound_devices() {
+        Ok(devices) => devices,
         Err(e) => {
-            eprintln!("tincan demo --audio: no microphone: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let sink = match CpalSink::open(DeviceSelector::Default) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("tincan demo --audio: no speaker: {e}");
+            eprintln!("tincan demo --audio: {e}");
             return ExitCode::from(1);
         }
     };
@@ -189,8 +189,8 @@ async fn echo(args: &Args) -> ExitCode {
         }
     });
     let options = CallOptions {
-        source: Box::new(source),
-        sink: Box::new(sink),
+        source,
+        sink,
         ..CallOptions::default()
     };
     let mut call = match alice.call(&format!("sip:bob@{bob_addr}"), options).await {
@@ -222,4 +222,19 @@ async fn echo(args: &Args) -> ExitCode {
     }
     alice.shutdown().await;
     code
+}
+
+/// The default microphone and speaker.
+#[cfg(feature = "cpal")]
+fn sound_devices() -> Result<Devices, String> {
+    let source =
+        CpalSource::open(DeviceSelector::Default).map_err(|e| format!("no microphone: {e}"))?;
+    let sink = CpalSink::open(DeviceSelector::Default).map_err(|e| format!("no speaker: {e}"))?;
+    Ok((Box::new(source), Box::new(sink)))
+}
+
+/// This build has no audio devices.
+#[cfg(not(feature = "cpal"))]
+fn sound_devices() -> Result<Devices, String> {
+    Err("this tincan is built without audio devices (feature `cpal`)".to_owned())
 }
