@@ -10,12 +10,13 @@
 //! ```
 //! use std::time::Instant;
 //! use tincan_sip::endpoint::{Endpoint, EndpointConfig, Event};
-//! use tincan_sip::rng::SplitMix64;
+//! use rand_core::SeedableRng;
+//! use tincan_sip::rng::XorShiftRng;
 //! use tincan_sip::transport::{Transport, Target};
 //! use tincan_sip::message::{HeaderName, Method, RequestBuilder, Uri};
 //!
 //! let now = Instant::now();
-//! let mut ep = Endpoint::new(EndpointConfig::default(), Box::new(SplitMix64::new(1)));
+//! let mut ep = Endpoint::new(EndpointConfig::default(), Box::new(XorShiftRng::seed_from_u64(1)));
 //! ep.add_local_address(Transport::Udp, "127.0.0.1:5060".parse().unwrap());
 //! let uri = Uri::parse("sip:bob@127.0.0.1:5070").unwrap();
 //! let options = RequestBuilder::new(Method::Options, &uri)

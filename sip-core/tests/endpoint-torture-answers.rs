@@ -24,11 +24,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rand_core::SeedableRng;
 use tincan_sip::endpoint::{Endpoint, EndpointConfig, Event};
 use tincan_sip::message::{
     HeaderName, Message, Method, ParseLimits, RequestBuilder, Uri, response_to,
 };
-use tincan_sip::rng::SplitMix64;
+use tincan_sip::rng::XorShiftRng;
 use tincan_sip::transaction::TransactionId;
 use tincan_sip::transport::{Received, Target, Transmit, Transport};
 
@@ -133,7 +134,7 @@ fn config_with_register() -> EndpointConfig {
 }
 
 fn endpoint(config: EndpointConfig) -> Endpoint {
-    let mut ep = Endpoint::new(config, Box::new(SplitMix64::new(7)));
+    let mut ep = Endpoint::new(config, Box::new(XorShiftRng::seed_from_u64(7)));
     ep.add_local_address(Transport::Udp, LOCAL.parse().expect("literal address"));
     ep
 }
@@ -546,7 +547,10 @@ fn responses(events: &[Event]) -> Vec<u16> {
 fn bad_datagrams_do_not_disturb_a_transaction_in_progress() {
     let caller_addr: SocketAddr = "192.0.2.9:5060".parse().expect("literal address");
     let local: SocketAddr = LOCAL.parse().expect("literal address");
-    let mut caller = Endpoint::new(EndpointConfig::default(), Box::new(SplitMix64::new(3)));
+    let mut caller = Endpoint::new(
+        EndpointConfig::default(),
+        Box::new(XorShiftRng::seed_from_u64(3)),
+    );
     caller.add_local_address(Transport::Udp, caller_addr);
     let mut net = Net {
         now: Instant::now(),

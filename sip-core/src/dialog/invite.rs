@@ -25,7 +25,8 @@ use bytes::Bytes;
 use super::{Dialog, DialogError, DialogId};
 use crate::message::typed::{CSeq, Method, NameAddr};
 use crate::message::{HeaderName, Message, RequestBuilder, Uri, response_to};
-use crate::rng::SplitMix64;
+use crate::rng::XorShiftRng;
+use rand_core::SeedableRng;
 
 /// The methods a Tincan call answers, for `Allow` (RFC 3261 §20.5).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
@@ -229,7 +230,7 @@ pub struct InviteSession {
     reinvite_acked_seq: Option<u32>,
     /// Whether our 2xx to the peer's re-INVITE (or the initial INVITE) carried an offer.
     offered_in_2xx: bool,
-    rng: SplitMix64,
+    rng: XorShiftRng,
     outputs: VecDeque<Output>,
     events: VecDeque<SessionEvent>,
 }
@@ -308,7 +309,7 @@ impl InviteSession {
             reinvite_in: None,
             reinvite_acked_seq: None,
             offered_in_2xx: false,
-            rng: SplitMix64::new(seed),
+            rng: XorShiftRng::seed_from_u64(seed),
             outputs: VecDeque::new(),
             events: VecDeque::new(),
         }
