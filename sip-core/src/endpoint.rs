@@ -67,8 +67,10 @@ pub struct EndpointConfig {
     pub max_events: usize,
     /// Option tags understood in Require (RFC 3261 §8.2.2.3).
     pub supported: Vec<String>,
-    /// Methods the transaction user handles; others get 501 Not Implemented with Allow
-    /// (RFC 3261 §8.2.1). ACK and CANCEL are always handled.
+    /// Methods the transaction user handles, and the endpoint's `Allow`; others get
+    /// [`unhandled_method_status`] with Allow (RFC 3261 §8.2.1). ACK and CANCEL are always
+    /// handled. The default is a Tincan user agent's,
+    /// [`dialog::invite::METHODS`](crate::dialog::invite::METHODS).
     pub methods: Vec<Method>,
     /// `User-Agent` for requests and `Server` for responses, when set.
     pub user_agent: Option<String>,
@@ -92,19 +94,7 @@ impl Default for EndpointConfig {
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
-            methods: vec![
-                Method::Invite,
-                Method::Ack,
-                Method::Bye,
-                Method::Cancel,
-                Method::Options,
-                Method::Info,
-                Method::Message,
-                Method::Notify,
-                Method::Refer,
-                Method::Update,
-                Method::Prack,
-            ],
+            methods: crate::dialog::invite::METHODS.to_vec(),
             user_agent: Some(concat!("Tincan/", env!("CARGO_PKG_VERSION")).to_owned()),
             udp_max_request: UDP_MAX_REQUEST,
             overload_retry_after: 5,
@@ -776,9 +766,7 @@ impl Endpoint {
             _ => {}
         }
         if !self.config.methods.contains(&method) {
-            // §8.2.1: a method we know of but do not serve gets 405 with Allow; an unknown
-            // method, 501 (§21.5.2).
-            let status = if method.is_known() { 405 } else { 501 };
+            let status = unhandled_method_status(&method);
             let mut response = response_to(&request, status, None);
             let allow: Vec<&str> = self.config.methods.iter().map(Method::as_str).collect();
             response.push_header(HeaderName::Allow, &allow.join(", "));
@@ -1208,6 +1196,25 @@ impl Endpoint {
             Tx::ClientNonInvite(t) => Some(t.target()),
             _ => None,
         }
+    }
+}
+
+/// The status for a request whose method the transaction user does not handle, sent with
+/// `Allow`:
+/// - 405 Method Not Allowed for a method of RFC 3261 itself (REGISTER at a user agent): every
+///   SIP element understands it, it is only not served here (§8.2.1, §21.4.6);
+/// - 501 Not Implemented for any other method (SUBSCRIBE, MESSAGE, REFER, an unknown token):
+///   the extension is not implemented for any user (§21.5.2), so no other address here would
+///   take it either.
+pub fn unhandled_method_status(method: &Method) -> u16 {
+    match method {
+        Method::Invite
+        | Method::Ack
+        | Method::Bye
+        | Method::Cancel
+        | Method::Options
+        | Method::Register => 405,
+        _ => 501,
     }
 }
 

@@ -12,9 +12,10 @@
 //! - One bad datagram does not disturb a transaction in progress: a whole INVITE/180/200/ACK
 //!   and an OPTIONS run with every torture datagram interleaved between their steps.
 //!
-//! The endpoint here handles REGISTER like the other methods, so that the REGISTER torture
-//! messages reach the parse and check stages; [`a_ua_answers_register_with_405`] checks what
-//! the default user-agent configuration does with one.
+//! The endpoint here handles REGISTER and MESSAGE like the other methods, so that the REGISTER
+//! torture messages and `mpart01` (a MESSAGE with a multipart body) reach the parse and check
+//! stages; [`a_ua_answers_register_with_405`] checks what the default user-agent configuration
+//! does with a REGISTER (a MESSAGE gets 501: `tests/endpoint-unimplemented-method-501.rs`).
 
 // Virtual time starts at one real instant.
 #![allow(clippy::disallowed_methods)]
@@ -130,6 +131,7 @@ fn is_response(bytes: &[u8]) -> bool {
 fn config_with_register() -> EndpointConfig {
     let mut config = EndpointConfig::default();
     config.methods.push(Method::Register);
+    config.methods.push(Method::Message);
     config
 }
 

@@ -1651,7 +1651,19 @@ async fn dispatch_loop(
                                 r.push_header(HeaderName::Accept, "application/sdp");
                                 let _ = req.respond(r).await;
                             }
+                            (Some(method), _)
+                                if !tincan_sip::dialog::invite::METHODS.contains(&method) =>
+                            {
+                                // A method we do not implement (the endpoint answers those
+                                // unless its method list was widened): 501 (§21.5.2), not 481.
+                                let status = tincan_sip::endpoint::unhandled_method_status(&method);
+                                let mut r = response_to(&req.request, status, None);
+                                r.push_header(HeaderName::Allow, tincan_sip::dialog::invite::ALLOW);
+                                let _ = req.respond(r).await;
+                            }
                             _ => {
+                                // §12.2.2: an in-dialog request (BYE, INFO, a re-INVITE...)
+                                // for a dialog we do not have.
                                 let _ = req.respond(response_to(&req.request, 481, None)).await;
                             }
                         }

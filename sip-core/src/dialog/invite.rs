@@ -28,7 +28,21 @@ use crate::message::{HeaderName, Message, RequestBuilder, Uri, response_to};
 use crate::rng::XorShiftRng;
 use rand_core::SeedableRng;
 
-/// The methods a Tincan call answers, for `Allow` (RFC 3261 §20.5).
+/// The methods a Tincan user agent handles: the default
+/// [`EndpointConfig::methods`](crate::endpoint::EndpointConfig::methods), so that every other
+/// method gets 501 (or 405) from the endpoint, and, as [`ALLOW`], the `Allow` of its 200 to OPTIONS, its 2xx to INVITE and its
+/// refusals (RFC 3261 §20.5). PRACK, UPDATE, REFER, SUBSCRIBE, NOTIFY, MESSAGE and PUBLISH are
+/// not implemented.
+pub const METHODS: &[Method] = &[
+    Method::Invite,
+    Method::Ack,
+    Method::Cancel,
+    Method::Bye,
+    Method::Options,
+    Method::Info,
+];
+
+/// [`METHODS`] as an `Allow` value (RFC 3261 §20.5); a test keeps the two equal.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
 
 /// The SDP content type.
@@ -992,7 +1006,8 @@ impl InviteSession {
                 RequestOutcome::Respond(r)
             }
             _ => {
-                let mut r = response_to(request, 405, None);
+                let status = crate::endpoint::unhandled_method_status(&method);
+                let mut r = response_to(request, status, None);
                 r.push_header(HeaderName::Allow, ALLOW);
                 RequestOutcome::Respond(r)
             }
@@ -1094,6 +1109,12 @@ fn parse_dtmf_info(body: &[u8]) -> Option<(char, Duration)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allow_is_the_method_list() {
+        let listed: Vec<&str> = METHODS.iter().map(Method::as_str).collect();
+        assert_eq!(ALLOW, listed.join(", "));
+    }
 
     #[test]
     fn dialog_creating_responses_copy_the_record_route_values_in_order() {

@@ -300,7 +300,10 @@ impl Registration {
             .header(HeaderName::Contact, &self.contact_value(expires))
             .header(HeaderName::Expires, &expires.to_string());
         if self.config.instance_id.is_some() {
-            b = b.header(HeaderName::Supported, "outbound, path");
+            b = b.header(
+                HeaderName::Supported,
+                &crate::message::SUPPORTED_EXTENSIONS.join(", "),
+            );
         }
         let mut msg = b.build();
         self.sent_credentials.clear();
