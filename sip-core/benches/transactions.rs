@@ -24,9 +24,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rand_core::SeedableRng;
 use tincan_sip::endpoint::{Endpoint, EndpointConfig, Event};
 use tincan_sip::message::{HeaderName, Message, Method, RequestBuilder, Uri, response_to};
-use tincan_sip::rng::SplitMix64;
+use tincan_sip::rng::XorShiftRng;
 use tincan_sip::transaction::TransactionId;
 use tincan_sip::transport::{Received, Target, Transport};
 
@@ -45,9 +46,15 @@ impl Pair {
     fn new() -> Pair {
         let caller_addr: SocketAddr = "127.0.0.1:5070".parse().expect("literal address");
         let callee_addr: SocketAddr = "127.0.0.1:5060".parse().expect("literal address");
-        let mut caller = Endpoint::new(EndpointConfig::default(), Box::new(SplitMix64::new(1)));
+        let mut caller = Endpoint::new(
+            EndpointConfig::default(),
+            Box::new(XorShiftRng::seed_from_u64(1)),
+        );
         caller.add_local_address(Transport::Udp, caller_addr);
-        let mut callee = Endpoint::new(EndpointConfig::default(), Box::new(SplitMix64::new(2)));
+        let mut callee = Endpoint::new(
+            EndpointConfig::default(),
+            Box::new(XorShiftRng::seed_from_u64(2)),
+        );
         callee.add_local_address(Transport::Udp, callee_addr);
         Pair {
             now: Instant::now(),

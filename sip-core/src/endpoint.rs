@@ -10,12 +10,13 @@
 //! ```
 //! use std::time::Instant;
 //! use tincan_sip::endpoint::{Endpoint, EndpointConfig, Event};
-//! use tincan_sip::rng::SplitMix64;
+//! use rand_core::SeedableRng;
+//! use tincan_sip::rng::XorShiftRng;
 //! use tincan_sip::transport::{Transport, Target};
 //! use tincan_sip::message::{HeaderName, Method, RequestBuilder, Uri};
 //!
 //! let now = Instant::now();
-//! let mut ep = Endpoint::new(EndpointConfig::default(), Box::new(SplitMix64::new(1)));
+//! let mut ep = Endpoint::new(EndpointConfig::default(), Box::new(XorShiftRng::seed_from_u64(1)));
 //! ep.add_local_address(Transport::Udp, "127.0.0.1:5060".parse().unwrap());
 //! let uri = Uri::parse("sip:bob@127.0.0.1:5070").unwrap();
 //! let options = RequestBuilder::new(Method::Options, &uri)
@@ -66,8 +67,10 @@ pub struct EndpointConfig {
     pub max_events: usize,
     /// Option tags understood in Require (RFC 3261 §8.2.2.3).
     pub supported: Vec<String>,
-    /// Methods the transaction user handles; others get 501 Not Implemented with Allow
-    /// (RFC 3261 §8.2.1). ACK and CANCEL are always handled.
+    /// Methods the transaction user handles, and the endpoint's `Allow`; others get
+    /// [`unhandled_method_status`] with Allow (RFC 3261 §8.2.1). ACK and CANCEL are always
+    /// handled. The default is a Tincan user agent's,
+    /// [`dialog::invite::METHODS`](crate::dialog::invite::METHODS).
     pub methods: Vec<Method>,
     /// `User-Agent` for requests and `Server` for responses, when set.
     pub user_agent: Option<String>,
@@ -91,19 +94,7 @@ impl Default for EndpointConfig {
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
-            methods: vec![
-                Method::Invite,
-                Method::Ack,
-                Method::Bye,
-                Method::Cancel,
-                Method::Options,
-                Method::Info,
-                Method::Message,
-                Method::Notify,
-                Method::Refer,
-                Method::Update,
-                Method::Prack,
-            ],
+            methods: crate::dialog::invite::METHODS.to_vec(),
             user_agent: Some(concat!("Tincan/", env!("CARGO_PKG_VERSION")).to_owned()),
             udp_max_request: UDP_MAX_REQUEST,
             overload_retry_after: 5,
@@ -801,9 +792,7 @@ impl Endpoint {
             _ => {}
         }
         if !self.config.methods.contains(&method) {
-            // §8.2.1: a method we know of but do not serve gets 405 with Allow; an unknown
-            // method, 501 (§21.5.2).
-            let status = if method.is_known() { 405 } else { 501 };
+            let status = unhandled_method_status(&method);
             let mut response = response_to(&request, status, None);
             let allow: Vec<&str> = self.config.methods.iter().map(Method::as_str).collect();
             response.push_header(HeaderName::Allow, &allow.join(", "));
@@ -1262,6 +1251,25 @@ impl Endpoint {
     }
 }
 
+/// The status for a request whose method the transaction user does not handle, sent with
+/// `Allow`:
+/// - 405 Method Not Allowed for a method of RFC 3261 itself (REGISTER at a user agent): every
+///   SIP element understands it, it is only not served here (§8.2.1, §21.4.6);
+/// - 501 Not Implemented for any other method (SUBSCRIBE, MESSAGE, REFER, an unknown token):
+///   the extension is not implemented for any user (§21.5.2), so no other address here would
+///   take it either.
+pub fn unhandled_method_status(method: &Method) -> u16 {
+    match method {
+        Method::Invite
+        | Method::Ack
+        | Method::Bye
+        | Method::Cancel
+        | Method::Options
+        | Method::Register => 405,
+        _ => 501,
+    }
+}
+
 /// Our Via for a request: `SIP/2.0/<T> local;rport;branch=...` (RFC 3261 §8.1.1.7, RFC 3581).
 fn our_via(transport: Transport, local: SocketAddr, branch: &str) -> String {
     let mut via = Via::new(
@@ -1378,7 +1386,8 @@ fn ack_key(request: &Message, key: &mut String) -> bool {
 mod tests {
     use super::*;
     use crate::message::RequestBuilder;
-    use crate::rng::SplitMix64;
+    use crate::rng::XorShiftRng;
+    use rand_core::SeedableRng;
 
     fn request(method: Method, to: SocketAddr, call_id: &str) -> Message {
         let text = format!("sip:bob@{to}");
@@ -1407,7 +1416,10 @@ mod tests {
     #[test]
     fn unreachable_fails_the_udp_client_transactions_to_that_destination() {
         let now = Instant::now();
-        let mut ep = Endpoint::new(EndpointConfig::default(), Box::new(SplitMix64::new(7)));
+        let mut ep = Endpoint::new(
+            EndpointConfig::default(),
+            Box::new(XorShiftRng::seed_from_u64(7)),
+        );
         ep.add_local_address(Transport::Udp, "127.0.0.1:5060".parse().unwrap());
         ep.add_local_address(Transport::Tcp, "127.0.0.1:5060".parse().unwrap());
         let dead: SocketAddr = "127.0.0.1:5070".parse().unwrap();

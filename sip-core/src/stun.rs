@@ -14,10 +14,11 @@
 //! timeout) lives in [`crate::flow`].
 //!
 //! ```
-//! use tincan_sip::rng::SplitMix64;
+//! use rand_core::SeedableRng;
+//! use tincan_sip::rng::XorShiftRng;
 //! use tincan_sip::stun::{self, Class, Message, TransactionId};
 //!
-//! let mut rng = SplitMix64::new(1);
+//! let mut rng = XorShiftRng::seed_from_u64(1);
 //! let id = TransactionId::random(&mut rng);
 //! let request = stun::binding_request(id, true);
 //! assert!(stun::is_stun(&request));
@@ -392,8 +393,9 @@ fn crc32(bytes: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::SplitMix64;
+    use crate::rng::XorShiftRng;
     use proptest::prelude::*;
+    use rand_core::SeedableRng;
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();
@@ -464,7 +466,7 @@ mod tests {
 
     #[test]
     fn request_and_responses_round_trip() {
-        let mut rng = SplitMix64::new(9);
+        let mut rng = XorShiftRng::seed_from_u64(9);
         for addr in ["10.1.2.3:5060", "[2001:db8::1]:40000", "0.0.0.0:0"] {
             let id = TransactionId::random(&mut rng);
             for fp in [false, true] {

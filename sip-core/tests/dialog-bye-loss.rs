@@ -30,7 +30,7 @@ fn lossy_bye_is_retransmitted_and_answered_once() {
     phones[0].act(&mut sim, a, |s| s.hangup());
     run(&mut sim, &mut phones, secs(60.0));
 
-    // Seed 41 loses the first BYE and the 200s to the next two: four BYEs on Timer E.
+    // Seed 347 loses the first BYE and the 200s to the next two: four BYEs on Timer E.
     let first_bye = sim.trace.iter().find(|l| l.contains("BYE")).unwrap();
     assert!(first_bye.contains("0->1 lost BYE"), "{:#?}", sim.trace);
     assert_eq!(lines(&sim, "0->1 lost BYE"), 1, "{:#?}", sim.trace);
@@ -83,7 +83,7 @@ fn lossy_bye_is_retransmitted_and_answered_once() {
     }
 }
 
-const SEED: u64 = 41;
+const SEED: u64 = 347;
 
 #[test]
 fn unanswered_bye_times_out_without_a_second_end() {

@@ -6,10 +6,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use rand_core::SeedableRng;
 use tincan_sip::driver::transports::{NetInput, Transports, TransportsConfig};
 use tincan_sip::endpoint::{Endpoint, EndpointConfig, Event};
 use tincan_sip::message::{HeaderName, Message, Method, RequestBuilder, Uri, response_to};
-use tincan_sip::rng::SplitMix64;
+use tincan_sip::rng::XorShiftRng;
 use tincan_sip::transaction::TransactionId;
 use tincan_sip::transport::{Target, Transport};
 
@@ -26,7 +27,10 @@ impl Node {
         let net = Transports::bind(TransportsConfig::udp("127.0.0.1:0".parse().unwrap()))
             .await
             .unwrap();
-        let mut ep = Endpoint::new(EndpointConfig::default(), Box::new(SplitMix64::new(seed)));
+        let mut ep = Endpoint::new(
+            EndpointConfig::default(),
+            Box::new(XorShiftRng::seed_from_u64(seed)),
+        );
         for (transport, addr) in net.local_addresses() {
             ep.add_local_address(*transport, *addr);
         }

@@ -6,8 +6,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use rand_core::SeedableRng;
 use tincan_sip::driver::{Driver, DriverConfig, FlowSignal};
-use tincan_sip::rng::SplitMix64;
+use tincan_sip::rng::XorShiftRng;
 use tincan_sip::stun::{self, Class, Message, TransactionId};
 use tincan_sip::transport::{Target, Transport};
 use tokio::net::UdpSocket;
@@ -42,7 +43,7 @@ async fn binding_requests_and_responses_on_a_udp_flow() {
     assert_eq!(flow.connection(), None);
 
     // A Binding request from the SIP socket, with FINGERPRINT.
-    let mut rng = SplitMix64::new(1);
+    let mut rng = XorShiftRng::seed_from_u64(1);
     let id = TransactionId::random(&mut rng);
     assert!(flow.send_binding(id).await.unwrap());
     let (request, from) = recv(&registrar).await;
@@ -124,7 +125,7 @@ async fn an_unreachable_udp_target_is_reported_to_its_flow() {
         .await
         .unwrap()
         .unwrap();
-    let id = TransactionId::random(&mut SplitMix64::new(2));
+    let id = TransactionId::random(&mut XorShiftRng::seed_from_u64(2));
     assert!(flow.send_binding(id).await.unwrap());
     assert_eq!(
         timeout(WAIT, flow.next())

@@ -12,9 +12,10 @@
 //! - One bad datagram does not disturb a transaction in progress: a whole INVITE/180/200/ACK
 //!   and an OPTIONS run with every torture datagram interleaved between their steps.
 //!
-//! The endpoint here handles REGISTER like the other methods, so that the REGISTER torture
-//! messages reach the parse and check stages; [`a_ua_answers_register_with_405`] checks what
-//! the default user-agent configuration does with one.
+//! The endpoint here handles REGISTER and MESSAGE like the other methods, so that the REGISTER
+//! torture messages and `mpart01` (a MESSAGE with a multipart body) reach the parse and check
+//! stages; [`a_ua_answers_register_with_405`] checks what the default user-agent configuration
+//! does with a REGISTER (a MESSAGE gets 501: `tests/endpoint-unimplemented-method-501.rs`).
 
 // Virtual time starts at one real instant.
 #![allow(clippy::disallowed_methods)]
@@ -24,11 +25,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rand_core::SeedableRng;
 use tincan_sip::endpoint::{Endpoint, EndpointConfig, Event};
 use tincan_sip::message::{
     HeaderName, Message, Method, ParseLimits, RequestBuilder, Uri, response_to,
 };
-use tincan_sip::rng::SplitMix64;
+use tincan_sip::rng::XorShiftRng;
 use tincan_sip::transaction::TransactionId;
 use tincan_sip::transport::{Received, Target, Transmit, Transport};
 
@@ -129,11 +131,12 @@ fn is_response(bytes: &[u8]) -> bool {
 fn config_with_register() -> EndpointConfig {
     let mut config = EndpointConfig::default();
     config.methods.push(Method::Register);
+    config.methods.push(Method::Message);
     config
 }
 
 fn endpoint(config: EndpointConfig) -> Endpoint {
-    let mut ep = Endpoint::new(config, Box::new(SplitMix64::new(7)));
+    let mut ep = Endpoint::new(config, Box::new(XorShiftRng::seed_from_u64(7)));
     ep.add_local_address(Transport::Udp, LOCAL.parse().expect("literal address"));
     ep
 }
@@ -546,7 +549,10 @@ fn responses(events: &[Event]) -> Vec<u16> {
 fn bad_datagrams_do_not_disturb_a_transaction_in_progress() {
     let caller_addr: SocketAddr = "192.0.2.9:5060".parse().expect("literal address");
     let local: SocketAddr = LOCAL.parse().expect("literal address");
-    let mut caller = Endpoint::new(EndpointConfig::default(), Box::new(SplitMix64::new(3)));
+    let mut caller = Endpoint::new(
+        EndpointConfig::default(),
+        Box::new(XorShiftRng::seed_from_u64(3)),
+    );
     caller.add_local_address(Transport::Udp, caller_addr);
     let mut net = Net {
         now: Instant::now(),

@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rand_core::SeedableRng;
 use tincan_sip::auth::digest::{
     Algorithm, DigestCredentials, Qop, ResponseInputs, digest_response,
 };
@@ -14,7 +15,7 @@ use tincan_sip::message::{HeaderName, Message, response_to};
 use tincan_sip::register::{
     RegisterError, Registration, RegistrationConfig, RegistrationEvent, RegistrationState,
 };
-use tincan_sip::rng::SplitMix64;
+use tincan_sip::rng::XorShiftRng;
 
 /// A registrar that challenges with `algorithms`, checks the answer with `password`, and
 /// grants `grant` seconds.
@@ -137,7 +138,7 @@ fn exchange(
     reg: &mut Registration,
     registrar: &mut Registrar,
     now: Instant,
-    rng: &mut SplitMix64,
+    rng: &mut XorShiftRng,
 ) -> Vec<RegistrationEvent> {
     while let Some(req) = reg.poll_request() {
         let resp = registrar.handle(&req);
@@ -150,7 +151,7 @@ fn exchange(
 #[test]
 fn registers_after_a_challenge_and_refreshes_with_the_next_nonce_count() {
     let t0 = Instant::now();
-    let mut rng = SplitMix64::new(9);
+    let mut rng = XorShiftRng::seed_from_u64(9);
     let mut reg = registration("secret");
     let mut registrar = Registrar::new("secret");
     reg.start(t0);
@@ -184,7 +185,7 @@ fn registers_after_a_challenge_and_refreshes_with_the_next_nonce_count() {
 #[test]
 fn stale_nonce_is_retried_without_failing() {
     let t0 = Instant::now();
-    let mut rng = SplitMix64::new(1);
+    let mut rng = XorShiftRng::seed_from_u64(1);
     let mut reg = registration("secret");
     let mut registrar = Registrar::new("secret");
     registrar.stale_next = true;
@@ -200,7 +201,7 @@ fn stale_nonce_is_retried_without_failing() {
 #[test]
 fn wrong_password_fails_clearly_and_is_not_retried() {
     let t0 = Instant::now();
-    let mut rng = SplitMix64::new(2);
+    let mut rng = XorShiftRng::seed_from_u64(2);
     let mut reg = registration("wrong");
     let mut registrar = Registrar::new("secret");
     reg.start(t0);
@@ -229,7 +230,7 @@ fn wrong_password_fails_clearly_and_is_not_retried() {
 #[test]
 fn strongest_algorithm_is_chosen() {
     let t0 = Instant::now();
-    let mut rng = SplitMix64::new(3);
+    let mut rng = XorShiftRng::seed_from_u64(3);
     let mut reg = registration("secret");
     let mut registrar = Registrar::new("secret");
     registrar.algorithms = vec!["MD5", "SHA-256", "SHA-512-256"];
@@ -246,7 +247,7 @@ fn strongest_algorithm_is_chosen() {
 #[test]
 fn interval_too_brief_follows_min_expires() {
     let t0 = Instant::now();
-    let mut rng = SplitMix64::new(4);
+    let mut rng = XorShiftRng::seed_from_u64(4);
     let mut c = RegistrationConfig::new(
         "sip:alice@example.test",
         "sip:alice@192.0.2.1",
@@ -273,7 +274,7 @@ fn interval_too_brief_follows_min_expires() {
 #[test]
 fn service_unavailable_retries_after_retry_after() {
     let t0 = Instant::now();
-    let mut rng = SplitMix64::new(5);
+    let mut rng = XorShiftRng::seed_from_u64(5);
     let mut reg = registration("secret");
     reg.start(t0);
     let req = reg.poll_request().unwrap();
@@ -297,7 +298,7 @@ fn service_unavailable_retries_after_retry_after() {
 #[test]
 fn unregister_sends_expires_zero() {
     let t0 = Instant::now();
-    let mut rng = SplitMix64::new(6);
+    let mut rng = XorShiftRng::seed_from_u64(6);
     let mut reg = registration("secret");
     let mut registrar = Registrar::new("secret");
     reg.start(t0);

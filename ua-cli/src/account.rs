@@ -202,7 +202,7 @@ pub(crate) async fn targets_for(
         dest.transport = Some(t.as_str().to_owned());
     }
     let mut cache = DnsCache::new(CacheConfig::default());
-    let mut rng = tincan_sip::rng::SplitMix64::from_os();
+    let mut rng = tincan_sip::driver::OsRng;
     let resolved = dns::resolve(
         dest,
         ResolveConfig::default(),
@@ -302,7 +302,7 @@ impl Binding {
 
     /// Sends the queued REGISTER(s) until the registration settles, each within `budget`.
     async fn drive(&mut self, ctx: &AccountContext, budget: Duration) -> Attempt {
-        let mut rng = tincan_sip::rng::SplitMix64::from_os();
+        let mut rng = tincan_sip::driver::OsRng;
         loop {
             let Some(req) = self.reg.poll_request() else {
                 break;
@@ -610,7 +610,7 @@ async fn stay_registered(
     events: &mpsc::UnboundedSender<AccountEvent>,
     stop: &mut watch::Receiver<bool>,
 ) -> Stay {
-    let mut rng = tincan_sip::rng::SplitMix64::from_os();
+    let mut rng = tincan_sip::driver::OsRng;
     // Whether this registrar has answered a keep-alive on one of the binding's flows: a new
     // flow to it then treats a missing STUN response as a failure from the start.
     let mut answers = false;
@@ -785,7 +785,7 @@ async fn watch_flow(
     spec: &AccountSpec,
     binding: &Binding,
     answers: bool,
-    rng: &mut tincan_sip::rng::SplitMix64,
+    rng: &mut tincan_sip::driver::OsRng,
 ) -> Option<(Flow, FlowKeepAlive)> {
     let config = match binding.target.transport {
         Transport::Udp => ctx.udp_keepalive?,

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rand_core::Rng;
 use tokio::sync::{mpsc, watch};
 
 use tincan_media::codec::CodecKind;
@@ -43,7 +44,7 @@ use tincan_sip::dialog::{
 };
 use tincan_sip::driver::dns::HickoryBackend;
 use tincan_sip::driver::{
-    Driver, DriverConfig, Handle, Incoming, IncomingEvent, ServerRequest, TxError,
+    Driver, DriverConfig, Handle, Incoming, IncomingEvent, OsRng, ServerRequest, TxError,
 };
 use tincan_sip::message::typed::NameAddr;
 use tincan_sip::message::{HeaderName, Message, Method, Uri, response_to};
@@ -603,7 +604,7 @@ impl Phone {
             host_literal(local.ip())
         );
         let local_tag = shared.ctx.sip.token(10).await?;
-        let seed = tincan_sip::rng::os_seed() ^ u64::from(local.port());
+        let seed = OsRng.next_u64();
         let mut media = MediaPlan::new(
             config,
             local.ip(),
@@ -725,9 +726,15 @@ impl MediaPlan {
         local.session_id = seed >> 1 & 0x7fff_ffff_ffff;
         local.session_version = 1;
         if local.srtp != SrtpPolicy::Off {
+            // SRTP master keys from the operating system's generator; if it fails, no call
+            // (never a weaker key).
+            let key = |tag, suite| {
+                CryptoAttribute::try_generate(tag, suite, OsRng::try_fill)
+                    .map_err(|e| CallError::Media(format!("no SRTP master key: {e}")))
+            };
             local.crypto = vec![
-                CryptoAttribute::generate(1, CryptoSuite::AesCm128HmacSha1_80, fill_random),
-                CryptoAttribute::generate(2, CryptoSuite::AesCm128HmacSha1_32, fill_random),
+                key(1, CryptoSuite::AesCm128HmacSha1_80)?,
+                key(2, CryptoSuite::AesCm128HmacSha1_32)?,
             ];
         }
         Ok(MediaPlan {
@@ -742,21 +749,6 @@ impl MediaPlan {
 
     fn bump(&mut self) {
         self.local.session_version += 1;
-    }
-}
-
-/// SRTP master keys come from the operating system's generator.
-fn fill_random(buf: &mut [u8]) {
-    use std::io::Read;
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom")
-        && f.read_exact(buf).is_ok()
-    {
-        return;
-    }
-    // No /dev/urandom: RandomState is keyed from the OS generator too.
-    for chunk in buf.chunks_mut(8) {
-        let v = tincan_sip::rng::os_seed().to_le_bytes();
-        chunk.copy_from_slice(&v[..chunk.len()]);
     }
 }
 
@@ -990,7 +982,7 @@ impl CallTask {
             .filter_map(|v| Credentials::parse(v).ok())
             .collect();
         let body = invite.body().clone();
-        let mut rng = tincan_sip::rng::SplitMix64::from_os();
+        let mut rng = OsRng;
         let Ok(auths) = digest.respond_to_values(
             kind,
             &values,
@@ -1117,7 +1109,7 @@ impl CallTask {
                     || n.telephone_event_payload_type != negotiated.telephone_event_payload_type
             });
             if codec_changed {
-                let ssrc = (tincan_sip::rng::os_seed() >> 16) as u32;
+                let ssrc = OsRng.next_u32();
                 let config = self.session_config(&negotiated, ssrc);
                 if let Err(e) = h.reconfigure(config).await {
                     self.warn(format!("cannot switch to {}: {e}", negotiated.codec.name()));
@@ -1138,7 +1130,7 @@ impl CallTask {
         let Some(ports) = self.media.ports.take() else {
             return;
         };
-        let ssrc = (tincan_sip::rng::os_seed() >> 16) as u32;
+        let ssrc = OsRng.next_u32();
         let config = self.session_config(&negotiated, ssrc);
         let source = self
             .source
@@ -1206,7 +1198,7 @@ impl CallTask {
         negotiated: &Negotiated,
         ssrc: u32,
     ) -> tincan_media::session::SessionConfig {
-        let mut config = negotiated.session_config(ssrc, tincan_sip::rng::os_seed());
+        let mut config = negotiated.session_config(ssrc, OsRng.next_u64());
         if let Some(t) = self.shared.config.rtp_timeout_hangup {
             config.rtp_timeout = t;
         }
@@ -1659,7 +1651,19 @@ async fn dispatch_loop(
                                 r.push_header(HeaderName::Accept, "application/sdp");
                                 let _ = req.respond(r).await;
                             }
+                            (Some(method), _)
+                                if !tincan_sip::dialog::invite::METHODS.contains(&method) =>
+                            {
+                                // A method we do not implement (the endpoint answers those
+                                // unless its method list was widened): 501 (§21.5.2), not 481.
+                                let status = tincan_sip::endpoint::unhandled_method_status(&method);
+                                let mut r = response_to(&req.request, status, None);
+                                r.push_header(HeaderName::Allow, tincan_sip::dialog::invite::ALLOW);
+                                let _ = req.respond(r).await;
+                            }
                             _ => {
+                                // §12.2.2: an in-dialog request (BYE, INFO, a re-INVITE...)
+                                // for a dialog we do not have.
                                 let _ = req.respond(response_to(&req.request, 481, None)).await;
                             }
                         }
@@ -1711,7 +1715,7 @@ async fn new_incoming(
     };
     let local = SocketAddr::new(local_ip, local.port());
     let local_tag = shared.ctx.sip.token(10).await.ok()?;
-    let seed = tincan_sip::rng::os_seed();
+    let seed = OsRng.next_u64();
     let call_id = req
         .request
         .call_id()

@@ -7,6 +7,9 @@
 //! The level byte is in -dBov (RFC 3389 §3.1): 0 dBov is the overload point of the
 //! system, here a full-scale 16-bit square wave (RMS 32767).
 
+use rand_core::{Rng, SeedableRng};
+use rand_xorshift::XorShiftRng;
+
 use super::{CodecError, FRAME_SAMPLES};
 
 /// The SDP encoding name (`a=rtpmap:13 CN/8000`, static payload type 13 per RFC 3551).
@@ -50,11 +53,12 @@ impl ComfortNoise {
 }
 
 /// Generates comfort noise at the last level received. Randomness comes from a seeded
-/// xorshift generator, so output is reproducible.
+/// `rand_xorshift::XorShiftRng` (the cores' one deterministic generator), so output is
+/// reproducible.
 #[derive(Debug, Clone)]
 pub struct ComfortNoiseGenerator {
     rms: f64,
-    state: u64,
+    rng: XorShiftRng,
 }
 
 impl ComfortNoiseGenerator {
@@ -62,7 +66,7 @@ impl ComfortNoiseGenerator {
     pub fn new(seed: u64) -> ComfortNoiseGenerator {
         ComfortNoiseGenerator {
             rms: 0.0,
-            state: seed | 1,
+            rng: XorShiftRng::seed_from_u64(seed),
         }
     }
 
@@ -73,12 +77,7 @@ impl ComfortNoiseGenerator {
     }
 
     fn next_uniform(&mut self) -> f64 {
-        // xorshift64*
-        self.state ^= self.state >> 12;
-        self.state ^= self.state << 25;
-        self.state ^= self.state >> 27;
-        let v = self.state.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        (v >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
     }
 
     /// Appends one 48 kHz frame of noise to `out`; returns [`FRAME_SAMPLES`].

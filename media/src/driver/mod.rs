@@ -107,11 +107,9 @@ impl MediaPorts {
                     ));
                 }
                 let pairs = u32::from((last - first) / 2 + 1);
-                // Start at a pseudo-random pair so two calls don't race for the same one.
-                let seed = std::process::id()
-                    ^ std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.subsec_nanos());
+                // Start at a random pair (the operating system's generator) so two calls don't
+                // race for the same one. Not key material: if the OS refuses, start at the first.
+                let seed = getrandom::u32().unwrap_or(0);
                 for i in 0..pairs {
                     let port = first + (((seed.wrapping_add(i)) % pairs) * 2) as u16;
                     if !rtcp_mux && port >= last {

@@ -29,6 +29,9 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use rand_core::{Rng, SeedableRng};
+use rand_xorshift::XorShiftRng;
+
 use crate::codec::opus::OpusConfig;
 use crate::codec::telephone_event::{ReceivedEvent, TelephoneEventReceiver, TelephoneEventSender};
 use crate::codec::{AudioEncoder, CodecError, CodecKind, frame_samples_at};
@@ -109,7 +112,10 @@ pub struct SessionConfig {
     pub rtp_timeout: Duration,
     /// Our RTCP CNAME (RFC 3550 §6.5.1; RFC 7022 recommends a random one per session).
     pub cname: String,
-    /// Seed of the session's RNG (initial sequence number and timestamp, RTCP intervals).
+    /// Seed of the session's deterministic generator (an `rand_xorshift::XorShiftRng`, the
+    /// type the SIP core uses too): initial sequence number and timestamp, RTCP intervals,
+    /// comfort noise. The application draws it from the operating system's generator; tests
+    /// fix it.
     pub seed: u64,
     /// Our NTP time (RFC 3550 §4, 32.32 fixed point) at the `now` given to
     /// [`MediaSession::new`]: the driver takes it from the wall clock; tests use any value.
@@ -322,30 +328,18 @@ pub enum MediaEvent {
     },
 }
 
-/// SplitMix64: the session's small deterministic RNG, seeded from the config.
-#[derive(Debug, Clone)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
+/// Uniform in [0, 1) from the session's generator (53 random bits).
+fn unit(rng: &mut XorShiftRng) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// One audio media stream.
 pub struct MediaSession {
     config: SessionConfig,
     start: Instant,
-    rng: SplitMix64,
+    /// The session's deterministic generator (RTCP interval jitter), seeded from
+    /// [`SessionConfig::seed`]: the same type as the SIP core's (docs/decisions.md).
+    rng: XorShiftRng,
     encoder: Box<dyn AudioEncoder>,
     clock_rate: u32,
     frame_units: u32,
@@ -406,7 +400,7 @@ impl MediaSession {
     /// [`SessionError::Codec`] if the codec cannot be created, [`SessionError::Srtp`] if the
     /// keys are refused.
     pub fn new(config: SessionConfig, now: Instant) -> Result<Self, SessionError> {
-        let mut rng = SplitMix64(config.seed);
+        let mut rng = XorShiftRng::seed_from_u64(config.seed);
         let encoder = config.codec.encoder_with(&OpusConfig {
             sample_rate: config.sample_rate,
             ..config.opus.clone()
@@ -442,7 +436,7 @@ impl MediaSession {
             we_sent: config.direction.sends(),
             initial: true,
         };
-        let first_rtcp = rtcp_interval(&params, rng.unit());
+        let first_rtcp = rtcp_interval(&params, unit(&mut rng));
         let playout_seed = rng.next_u64();
         // G.711 is one octet per sample: any multiple of 10 ms packs exactly.
         let ptime_ms = config.ptime.as_millis();
@@ -918,7 +912,7 @@ impl MediaSession {
             };
             self.rtcp_initial = false;
             self.sent_since_report = false;
-            self.next_rtcp = now + rtcp_interval(&params, self.rng.unit());
+            self.next_rtcp = now + rtcp_interval(&params, unit(&mut self.rng));
         }
         if now >= self.next_stats {
             self.refresh_stats();

@@ -110,19 +110,37 @@ impl CryptoAttribute {
     /// A fresh attribute with key and salt from `fill_random`, which must be a cryptographically
     /// secure RNG in production (the driver uses the operating system's) and may be seeded in tests.
     pub fn generate(tag: u32, suite: CryptoSuite, fill_random: impl FnOnce(&mut [u8])) -> Self {
+        let Ok(a) = Self::try_generate(tag, suite, |buf| {
+            fill_random(buf);
+            Ok::<(), std::convert::Infallible>(())
+        });
+        a
+    }
+
+    /// [`generate`](Self::generate) with a generator that can fail (the operating system's):
+    /// its error is returned and no attribute is made, never a weaker key.
+    ///
+    /// # Errors
+    ///
+    /// Whatever `fill_random` returns.
+    pub fn try_generate<E>(
+        tag: u32,
+        suite: CryptoSuite,
+        fill_random: impl FnOnce(&mut [u8]) -> Result<(), E>,
+    ) -> Result<Self, E> {
         let mut material = [0u8; MASTER_KEY_LEN + MASTER_SALT_LEN];
-        fill_random(&mut material);
+        fill_random(&mut material)?;
         let mut key = [0u8; MASTER_KEY_LEN];
         let mut salt = [0u8; MASTER_SALT_LEN];
         key.copy_from_slice(&material[..MASTER_KEY_LEN]);
         salt.copy_from_slice(&material[MASTER_KEY_LEN..]);
-        Self {
+        Ok(Self {
             tag,
             suite,
             key,
             salt,
             lifetime: None,
-        }
+        })
     }
 
     /// Parses the value of an `a=crypto` attribute (everything after `a=crypto:`).

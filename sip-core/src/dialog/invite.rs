@@ -25,9 +25,24 @@ use bytes::Bytes;
 use super::{Dialog, DialogError, DialogId};
 use crate::message::typed::{CSeq, Method, NameAddr};
 use crate::message::{HeaderName, Message, RequestBuilder, Uri, response_to};
-use crate::rng::SplitMix64;
+use crate::rng::XorShiftRng;
+use rand_core::SeedableRng;
 
-/// The methods a Tincan call answers, for `Allow` (RFC 3261 §20.5).
+/// The methods a Tincan user agent handles: the default
+/// [`EndpointConfig::methods`](crate::endpoint::EndpointConfig::methods), so that every other
+/// method gets 501 (or 405) from the endpoint, and, as [`ALLOW`], the `Allow` of its 200 to OPTIONS, its 2xx to INVITE and its
+/// refusals (RFC 3261 §20.5). PRACK, UPDATE, REFER, SUBSCRIBE, NOTIFY, MESSAGE and PUBLISH are
+/// not implemented.
+pub const METHODS: &[Method] = &[
+    Method::Invite,
+    Method::Ack,
+    Method::Cancel,
+    Method::Bye,
+    Method::Options,
+    Method::Info,
+];
+
+/// [`METHODS`] as an `Allow` value (RFC 3261 §20.5); a test keeps the two equal.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
 
 /// The SDP content type.
@@ -229,7 +244,7 @@ pub struct InviteSession {
     reinvite_acked_seq: Option<u32>,
     /// Whether our 2xx to the peer's re-INVITE (or the initial INVITE) carried an offer.
     offered_in_2xx: bool,
-    rng: SplitMix64,
+    rng: XorShiftRng,
     outputs: VecDeque<Output>,
     events: VecDeque<SessionEvent>,
 }
@@ -308,7 +323,7 @@ impl InviteSession {
             reinvite_in: None,
             reinvite_acked_seq: None,
             offered_in_2xx: false,
-            rng: SplitMix64::new(seed),
+            rng: XorShiftRng::seed_from_u64(seed),
             outputs: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -991,7 +1006,8 @@ impl InviteSession {
                 RequestOutcome::Respond(r)
             }
             _ => {
-                let mut r = response_to(request, 405, None);
+                let status = crate::endpoint::unhandled_method_status(&method);
+                let mut r = response_to(request, status, None);
                 r.push_header(HeaderName::Allow, ALLOW);
                 RequestOutcome::Respond(r)
             }
@@ -1119,6 +1135,12 @@ fn parse_dtmf_info(body: &[u8]) -> Option<(char, Duration)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allow_is_the_method_list() {
+        let listed: Vec<&str> = METHODS.iter().map(Method::as_str).collect();
+        assert_eq!(ALLOW, listed.join(", "));
+    }
 
     #[test]
     fn dialog_creating_responses_copy_the_record_route_values_in_order() {

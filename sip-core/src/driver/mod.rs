@@ -34,6 +34,7 @@
 mod bind;
 pub mod dns;
 mod icmp;
+mod os_rng;
 mod stream;
 pub mod tls;
 mod trace;
@@ -53,6 +54,7 @@ use crate::stun;
 use crate::transaction::TransactionId;
 use crate::transport::{ConnectionId, Target, Transport};
 
+pub use os_rng::{OsRng, OsRngError};
 pub use tls::{TlsError, TlsSettings};
 pub use trace::{Direction, TraceRecord, Tracer};
 use transports::{NetInput, Transports, TransportsConfig};
@@ -76,7 +78,9 @@ pub struct DriverConfig {
     pub connect_timeout: Duration,
     /// On shutdown, how long in-flight transactions may take to finish.
     pub shutdown_grace: Duration,
-    /// Seed for the endpoint's generator (branches, tags); `None` seeds from the OS.
+    /// Seed for a reproducible run: the endpoint's branches, tags and Call-IDs come from a
+    /// [`XorShiftRng`](crate::rng::XorShiftRng) with this seed. `None` (the default, and what
+    /// production uses): from the operating system's generator, [`OsRng`].
     pub seed: Option<u64>,
     /// Receive and send buffer size of the UDP sockets in bytes (`SO_RCVBUF`, `SO_SNDBUF`,
     /// capped by the system's `net.core.rmem_max` / `wmem_max`); `None` keeps the system's
@@ -298,7 +302,7 @@ impl Flow {
                     .await
             }
             FlowKind::Datagram(_) => {
-                let id = stun::TransactionId::random(&mut crate::rng::SplitMix64::from_os());
+                let id = stun::TransactionId::random(&mut OsRng);
                 self.send_binding(id).await
             }
         }
@@ -615,11 +619,13 @@ impl Driver {
     /// Binds the listeners, spawns the driver task, returns its handle and incoming stream.
     pub async fn start(config: DriverConfig) -> Result<(Handle, Incoming), DriverError> {
         let transports = Transports::bind(config.transports()).await?;
-        let seed = config.seed.unwrap_or_else(crate::rng::os_seed);
-        let mut endpoint = Endpoint::new(
-            config.endpoint.clone(),
-            Box::new(crate::rng::SplitMix64::new(seed)),
-        );
+        let rng: Box<dyn rand_core::Rng + Send> = match config.seed {
+            Some(seed) => {
+                Box::new(<crate::rng::XorShiftRng as rand_core::SeedableRng>::seed_from_u64(seed))
+            }
+            None => Box::new(OsRng),
+        };
+        let mut endpoint = Endpoint::new(config.endpoint.clone(), rng);
         for (t, a) in transports.local_addresses() {
             if !a.ip().is_unspecified() {
                 endpoint.add_local_address(*t, *a);

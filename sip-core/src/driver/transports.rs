@@ -15,10 +15,11 @@
 //! use std::time::Instant;
 //! use tincan_sip::driver::transports::{NetInput, Transports, TransportsConfig};
 //! use tincan_sip::endpoint::{Endpoint, EndpointConfig};
-//! use tincan_sip::rng::SplitMix64;
+//! use rand_core::SeedableRng;
+//! use tincan_sip::rng::XorShiftRng;
 //!
 //! let mut net = Transports::bind(TransportsConfig::udp("127.0.0.1:0".parse()?)).await?;
-//! let mut ep = Endpoint::new(EndpointConfig::default(), Box::new(SplitMix64::new(1)));
+//! let mut ep = Endpoint::new(EndpointConfig::default(), Box::new(XorShiftRng::seed_from_u64(1)));
 //! for (transport, addr) in net.local_addresses() {
 //!     ep.add_local_address(*transport, *addr);
 //! }

@@ -5,8 +5,17 @@ use bytes::Bytes;
 use super::typed::{self, Header};
 use super::{HeaderName, Message, ParseError, ParseLimits, Uri, Verdict, split_list};
 
-/// Option tags a Tincan user agent understands in `Require` (RFC 3261 §8.2.2.3).
-pub const SUPPORTED_EXTENSIONS: &[&str] = &["outbound", "path", "replaces"];
+/// Option tags a Tincan user agent understands in `Require` (RFC 3261 §8.2.2.3), and lists
+/// in the `Supported` of its REGISTERs: only extensions it implements.
+///
+/// - `outbound`: RFC 5626 client behaviour (instance id, reg-id, flows and their keep-alives).
+/// - `path`: RFC 3327's user agent side, which RFC 5626 §4.2.1 makes a UA announce: the UA
+///   lets the registrar's edge proxies record a Path and asks nothing more of the registrar.
+///
+/// Not `replaces` (RFC 3891): there is no transfer yet, so an INVITE with
+/// `Require: replaces` gets 420 with `Unsupported: replaces` instead of ringing as an
+/// unrelated call.
+pub const SUPPORTED_EXTENSIONS: &[&str] = &["outbound", "path"];
 
 /// What [`Message::check`] accepts.
 #[derive(Debug, Clone, Copy)]

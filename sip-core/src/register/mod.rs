@@ -300,7 +300,10 @@ impl Registration {
             .header(HeaderName::Contact, &self.contact_value(expires))
             .header(HeaderName::Expires, &expires.to_string());
         if self.config.instance_id.is_some() {
-            b = b.header(HeaderName::Supported, "outbound, path");
+            b = b.header(
+                HeaderName::Supported,
+                &crate::message::SUPPORTED_EXTENSIONS.join(", "),
+            );
         }
         let mut msg = b.build();
         self.sent_credentials.clear();
@@ -556,7 +559,8 @@ impl Registration {
 #[allow(clippy::disallowed_methods)] // a base instant; the code under test never reads the clock
 mod tests {
     use super::*;
-    use crate::rng::SplitMix64;
+    use crate::rng::XorShiftRng;
+    use rand_core::SeedableRng;
 
     #[test]
     fn the_flow_timer_of_the_200_is_kept() {
@@ -578,7 +582,7 @@ mod tests {
         );
         ok.push_header_named("Flow-Timer", " 25");
         let ok = Message::parse(bytes::Bytes::from(ok.to_bytes().to_vec())).unwrap();
-        reg.handle_response(now, &ok, &mut SplitMix64::new(1));
+        reg.handle_response(now, &ok, &mut XorShiftRng::seed_from_u64(1));
         assert!(reg.is_registered());
         assert_eq!(reg.flow_timer(), Some(25));
     }

@@ -45,16 +45,15 @@
 //!
 //! ## The last target
 //!
-//! There is nothing to move on to, so a budget would only cut the wait short:
-//!
-//! - a non-INVITE at the last target has no budget and gets the whole transaction time
-//!   (Timer F, 64*T1, RFC 3261 §17.1.2.2); only [`Failover::handle_failure`] ends it;
-//! - an INVITE with no answer at all from the last target fails after `max_budget` (4 s,
-//!   instead of Timer B's 32 s, RFC 3261 §17.1.1.2): a live proxy would have said 100 Trying
-//!   long before, and the caller is waiting. The last target gets `max_budget`, not the RTT
-//!   budget, because a wrong verdict there fails the call instead of moving it on;
-//! - a 503 from the last target is the answer: it goes to the transaction user (and the
-//!   health table still cools the target off for its Retry-After).
+//! There is nothing to move on to, so a budget would only cut the wait short: the last target
+//! gets the whole transaction time, Timer B for an INVITE and Timer F for a non-INVITE (64*T1,
+//! RFC 3261 §17.1.1.2, §17.1.2.2); only [`Failover::handle_failure`] ends it. A budget there
+//! would fail calls on a lossy path that the RFC timers carry through: at 30 % loss each way,
+//! an INVITE and its 100 Trying both get through within four sends (4 s) only 93 % of the
+//! time, within Timer B's seven sends 99 %. A user who does not want to wait hangs up (an
+//! INVITE nobody has answered is stopped at once, with no CANCEL, RFC 3261 §9.1). A 503 from
+//! the last target is the answer: it goes to the transaction user (and the health table
+//! still cools the target off for its Retry-After).
 //!
 //! ## What ends an attempt
 //!
@@ -148,7 +147,7 @@ pub struct FailoverConfig {
     /// Longest per-target budget: 4 s, the old fixed interactive budget
     /// ([`FailoverPolicy::interactive_budget`](super::FailoverPolicy::interactive_budget)):
     /// four UDP transmissions of a non-INVITE (0, 0.5, 1.5, 3.5 s, RFC 3261 §17.1.2.2). The
-    /// cap of every budget, and the budget of an INVITE at the last target.
+    /// cap of every budget.
     pub max_budget: Duration,
 }
 
@@ -382,8 +381,8 @@ impl Failover {
 
     /// Budget passed with no response: marks the target failed (`Timeout`) in `health`,
     /// queues Abandon and a Send to the next target, or Exhausted after the last. Does
-    /// nothing before the deadline. The last target of a non-INVITE has no budget; an INVITE
-    /// with no answer at all from the last target fails after `max_budget`.
+    /// nothing before the deadline. The last target has no budget: its transaction's Timer B
+    /// or F ends it ([`handle_failure`](Self::handle_failure)).
     pub fn handle_timeout(&mut self, now: Instant, health: &mut TargetHealth) {
         let Some(n) = self.live else { return };
         let attempt = &self.attempts[n];
@@ -543,14 +542,11 @@ impl Failover {
     /// Start an attempt at `target` (already taken out of `remaining`).
     fn send(&mut self, now: Instant, target: ResolvedTarget, health: &TargetHealth) -> usize {
         let last = self.remaining.is_empty();
-        let budget = match self.kind {
-            RequestKind::Invite if last => self.config.max_budget,
-            kind => self.config.budget(kind, health.rtt(TargetKey::of(&target))),
-        };
-        let deadline = match self.kind {
-            RequestKind::NonInvite | RequestKind::Direct if last => None,
-            _ => Some(now + budget),
-        };
+        let budget = self
+            .config
+            .budget(self.kind, health.rtt(TargetKey::of(&target)));
+        // The last target has nothing to move on to: it gets the whole transaction time.
+        let deadline = (!last).then_some(now + budget);
         let n = self.attempts.len();
         self.attempts.push(Attempt {
             target: target.clone(),

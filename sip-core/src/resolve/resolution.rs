@@ -14,7 +14,8 @@ use std::time::Instant;
 
 use rand_core::Rng;
 
-use crate::rng::SplitMix64;
+use crate::rng::XorShiftRng;
+use rand_core::SeedableRng;
 
 use super::dns::{DnsAnswer, DnsQuery, DnsRecord, RecordData, RecordType};
 use super::select::{NaptrStep, SrvStep, order_srv, select_naptr};
@@ -294,7 +295,7 @@ pub struct Resolution {
     outstanding: Vec<DnsQuery>,
     answers: HashMap<DnsQuery, DnsAnswer>,
     lookups: Vec<Lookup>,
-    rng: SplitMix64,
+    rng: XorShiftRng,
     result: Option<Result<Resolved, ResolveError>>,
 }
 
@@ -322,7 +323,7 @@ impl Resolution {
             outstanding: Vec::new(),
             answers: HashMap::new(),
             lookups: Vec::new(),
-            rng: SplitMix64::new(rng.next_u64()),
+            rng: XorShiftRng::seed_from_u64(rng.next_u64()),
             result: None,
             destination,
         };

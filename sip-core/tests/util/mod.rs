@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rand_core::Rng;
+use rand_core::SeedableRng;
 use tincan_sip::endpoint::{Endpoint, EndpointConfig, Event};
 use tincan_sip::message::{HeaderName, Message, Method, RequestBuilder, Uri};
-use tincan_sip::rng::SplitMix64;
+use tincan_sip::rng::XorShiftRng;
 use tincan_sip::transport::{Received, Target, Transport};
 
 pub mod ua;
@@ -67,7 +68,7 @@ pub struct Sim {
     pub now: Instant,
     pub nodes: Vec<Node>,
     pub net: NetConfig,
-    rng: SplitMix64,
+    rng: XorShiftRng,
     seq: u64,
     in_flight: BinaryHeap<Reverse<InFlight>>,
     /// Every delivery and drop, for determinism checks.
@@ -99,7 +100,7 @@ impl Sim {
             now: start,
             nodes: Vec::new(),
             net,
-            rng: SplitMix64::new(seed),
+            rng: XorShiftRng::seed_from_u64(seed),
             seq: 0,
             in_flight: BinaryHeap::new(),
             trace: Vec::new(),
@@ -110,7 +111,7 @@ impl Sim {
     pub fn add_node(&mut self, addr: &str, transport: Transport, config: EndpointConfig) -> usize {
         let addr: SocketAddr = addr.parse().unwrap();
         let seed = self.rng.next_u64();
-        let mut ep = Endpoint::new(config, Box::new(SplitMix64::new(seed)));
+        let mut ep = Endpoint::new(config, Box::new(XorShiftRng::seed_from_u64(seed)));
         ep.add_local_address(transport, addr);
         self.nodes.push(Node {
             ep,

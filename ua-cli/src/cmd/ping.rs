@@ -91,7 +91,7 @@ async fn ping(args: &Args, config_dns: Option<SocketAddr>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let mut rng = tincan_sip::rng::SplitMix64::from_os();
+    let mut rng = tincan_sip::driver::OsRng;
     let mut cache = DnsCache::new(CacheConfig::default());
     let resolved = match dns::resolve(
         dest,

@@ -150,7 +150,7 @@ async fn resolve_and_probe(args: &Args, config: &Config) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let mut rng = tincan_sip::rng::SplitMix64::from_os();
+    let mut rng = tincan_sip::driver::OsRng;
     let mut cache = DnsCache::new(CacheConfig::default());
     let resolved = dns::resolve(
         dest,

@@ -182,9 +182,10 @@ impl PhoneBuilder {
             Some(server) => HickoryBackend::with_server(server)?,
             None => HickoryBackend::system()?,
         };
-        let mut core = PhoneCore::new(
+        let mut core = PhoneCore::with_generators(
             self.config,
-            Box::new(tincan_sip::rng::SplitMix64::from_os()),
+            Box::new(tincan_sip::driver::OsRng),
+            Box::new(tincan_sip::driver::OsRng),
         );
         announce_local_addresses(&mut core, transports.local_addresses());
         let now = Instant::now();

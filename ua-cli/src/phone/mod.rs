@@ -60,23 +60,13 @@ use dns::{Dns, ResolutionId};
 use route::{Owner, Phase, Route, RouteId};
 
 /// The methods the phone handles, for `Allow` and the endpoint's 501 (RFC 3261 §8.2.1):
-/// anything else is answered 501 Not Implemented.
-pub const ALLOWED_METHODS: &[Method] = &[
-    Method::Invite,
-    Method::Ack,
-    Method::Cancel,
-    Method::Bye,
-    Method::Options,
-    Method::Info,
-];
+/// anything else is answered 501 Not Implemented (405 for RFC 3261's own REGISTER). The
+/// dialog layer's list: one list for every `Allow` the phone sends.
+pub const ALLOWED_METHODS: &[Method] = tincan_sip::dialog::invite::METHODS;
 
 /// The `Allow` header value for [`ALLOWED_METHODS`].
-pub fn allow_header() -> String {
-    ALLOWED_METHODS
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
+pub fn allow_header() -> &'static str {
+    tincan_sip::dialog::invite::ALLOW
 }
 
 /// What the core asks of the media side. Each call's media lives in the driver (sockets and
@@ -181,9 +171,21 @@ impl std::fmt::Debug for PhoneCore {
 impl PhoneCore {
     /// A phone with no account and no call. `rng` draws every tag, Call-ID, branch, cnonce,
     /// SSRC and SRTP key: the driver passes the OS generator, tests a seeded one.
-    pub fn new(config: PhoneConfig, rng: Box<dyn Rng + Send>) -> PhoneCore {
-        let mut rng = rng;
-        let endpoint_rng = Box::new(tincan_sip::rng::SplitMix64::new(rng.next_u64()));
+    pub fn new(config: PhoneConfig, mut rng: Box<dyn Rng + Send>) -> PhoneCore {
+        let seed = rng.next_u64();
+        let endpoint_rng =
+            Box::new(<tincan_sip::rng::XorShiftRng as rand_core::SeedableRng>::seed_from_u64(seed));
+        PhoneCore::with_generators(config, rng, endpoint_rng)
+    }
+
+    /// A phone whose transaction layer draws its tags, branches and Call-IDs from
+    /// `endpoint_rng` (the driver passes the OS generator to both: RFC 3261 §19.3 asks for
+    /// cryptographically random tags).
+    pub fn with_generators(
+        config: PhoneConfig,
+        rng: Box<dyn Rng + Send>,
+        endpoint_rng: Box<dyn Rng + Send>,
+    ) -> PhoneCore {
         let endpoint = Endpoint::new(config.endpoint.clone(), endpoint_rng);
         let mut resolve = ResolveConfig::default();
         if let Some(t) = config.transport {
@@ -561,7 +563,7 @@ impl PhoneCore {
             }
             (Some(Method::Options), false) => {
                 let mut r = response_to(&request, 200, None);
-                r.push_header(HeaderName::Allow, &allow_header());
+                r.push_header(HeaderName::Allow, allow_header());
                 r.push_header(HeaderName::Accept, "application/sdp");
                 r
             }

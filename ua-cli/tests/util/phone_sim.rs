@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rand_core::Rng;
+use rand_core::SeedableRng;
 use tincan::phone::{
     AccountConfig, CallEvent, CallId, EndReason, MediaCommand, PhoneConfig, PhoneCore, PhoneEvent,
 };
@@ -30,7 +31,7 @@ use tincan_media::session::SessionStats;
 use tincan_sip::endpoint::{Endpoint, EndpointConfig, Event, Source};
 use tincan_sip::message::{HeaderName, Message, Method, Uri, response_to};
 use tincan_sip::resolve::{DnsAnswer, DnsError, DnsQuery, DnsRecord, RecordData, RecordType};
-use tincan_sip::rng::SplitMix64;
+use tincan_sip::rng::XorShiftRng;
 use tincan_sip::transaction::TransactionId;
 use tincan_sip::transport::{Received, Target, Transport};
 
@@ -115,7 +116,7 @@ pub struct Sim {
     pub now: Instant,
     pub nodes: Vec<Node>,
     pub net: NetConfig,
-    rng: SplitMix64,
+    rng: XorShiftRng,
     seq: u64,
     in_flight: BinaryHeap<Reverse<InFlight>>,
     /// Every delivery and loss: "time from->to first-line".
@@ -134,7 +135,7 @@ impl Sim {
             now: start,
             nodes: Vec::new(),
             net,
-            rng: SplitMix64::new(seed),
+            rng: XorShiftRng::seed_from_u64(seed),
             seq: 0,
             in_flight: BinaryHeap::new(),
             trace: Vec::new(),
@@ -159,7 +160,7 @@ impl Sim {
     pub fn add_phone_with(&mut self, addr: &str, config: PhoneConfig) -> usize {
         let addr: SocketAddr = addr.parse().expect("a socket address");
         let seed = self.rng.next_u64();
-        let mut core = PhoneCore::new(config, Box::new(SplitMix64::new(seed)));
+        let mut core = PhoneCore::new(config, Box::new(XorShiftRng::seed_from_u64(seed)));
         core.add_local_address(Transport::Udp, addr);
         self.nodes.push(Node {
             addr,
@@ -180,7 +181,7 @@ impl Sim {
         let seed = self.rng.next_u64();
         let mut config = EndpointConfig::default();
         config.methods.push(Method::Register);
-        let mut ep = Endpoint::new(config, Box::new(SplitMix64::new(seed)));
+        let mut ep = Endpoint::new(config, Box::new(XorShiftRng::seed_from_u64(seed)));
         ep.add_local_address(Transport::Udp, addr);
         self.nodes.push(Node {
             addr,
