@@ -437,9 +437,24 @@ impl Endpoint {
     /// A random token of `len` alphanumerics (for branches, tags, Call-IDs).
     pub fn random_token(&mut self, len: usize) -> String {
         const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-        (0..len)
-            .map(|_| ALPHABET[(self.rng.next_u32() as usize) % ALPHABET.len()] as char)
-            .collect()
+        // Bytes come in one draw per token (one system call with the OS generator, not one per
+        // character); a byte of 248 or more (4 x 62) is skipped so that every character is
+        // equally likely.
+        let mut token = String::with_capacity(len);
+        let mut bytes = [0u8; 64];
+        while token.len() < len {
+            let want = (len - token.len() + len / 8 + 2).min(bytes.len());
+            self.rng.fill_bytes(&mut bytes[..want]);
+            for &b in &bytes[..want] {
+                if token.len() == len {
+                    break;
+                }
+                if b < 248 {
+                    token.push(ALPHABET[usize::from(b) % ALPHABET.len()] as char);
+                }
+            }
+        }
+        token
     }
 
     fn new_id(&mut self) -> TransactionId {

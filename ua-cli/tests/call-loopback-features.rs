@@ -3,57 +3,120 @@
 
 use std::time::Duration;
 
-use tincan::call::{Call, CallEvent, CallOptions, Phone, PhoneConfig};
+use tincan::phone::driver::{CallOptions, Phone};
+use tincan::phone::{CallEvent, CallId, DtmfVia, EndReason, PhoneConfig, PhoneEvent};
 use tincan_media::codec::CodecKind;
 use tincan_media::device::{NullSink, ToneSource};
 
 fn config(user: &str, telephone_event: bool) -> PhoneConfig {
     PhoneConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
         user: user.into(),
         telephone_event,
         ..PhoneConfig::default()
     }
 }
 
+async fn start(config: PhoneConfig) -> Phone {
+    Phone::builder()
+        .config(config)
+        .bind("127.0.0.1:0".parse().unwrap())
+        .start()
+        .await
+        .unwrap()
+}
+
+fn udp_addr(phone: &Phone) -> std::net::SocketAddr {
+    phone.local_addresses()[0].1
+}
+
+/// One phone with its one call.
+struct Side {
+    phone: Phone,
+    call: CallId,
+}
+
+impl Side {
+    async fn next_event(&mut self) -> Option<CallEvent> {
+        loop {
+            match self.phone.next_event().await? {
+                PhoneEvent::Call { call, event } if call == self.call => return Some(event),
+                _ => continue,
+            }
+        }
+    }
+    async fn hangup(&self) {
+        self.phone.hangup(self.call).await.unwrap();
+    }
+    async fn hold(&self) {
+        self.phone.hold(self.call).await.unwrap();
+    }
+    async fn resume(&self) {
+        self.phone.resume(self.call).await.unwrap();
+    }
+    async fn send_dtmf(&self, digits: &str) {
+        self.phone.send_dtmf(self.call, digits).await.unwrap();
+    }
+    async fn change_codec(&self, codec: CodecKind) {
+        self.phone.change_codec(self.call, codec).await.unwrap();
+    }
+    async fn shutdown(self) {
+        self.phone.shutdown().await;
+    }
+}
+
+fn ended(e: &CallEvent, reason: EndReason) -> bool {
+    matches!(e, CallEvent::Ended(end) if end.answered && end.reason == reason)
+}
+
 /// Waits for the first event `want` accepts, failing after 10 s.
-async fn wait_for(call: &mut Call, what: &str, want: impl Fn(&CallEvent) -> bool) -> CallEvent {
+async fn wait_for(call: &mut Side, what: &str, want: impl Fn(&CallEvent) -> bool) -> CallEvent {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let ev = tokio::time::timeout_at(deadline, call.next_event())
             .await
             .unwrap_or_else(|_| panic!("no {what} within 10 s"))
-            .unwrap_or_else(|| panic!("the call ended before {what}"));
+            .unwrap_or_else(|| panic!("the phone stopped before {what}"));
         if want(&ev) {
             return ev;
         }
     }
 }
 
-async fn connect(telephone_event: bool) -> (Phone, Phone, Call, Call) {
-    let alice = Phone::start(config("alice", telephone_event))
-        .await
-        .unwrap();
-    let mut bob = Phone::start(config("bob", telephone_event)).await.unwrap();
-    let bob_addr = bob.local_address().unwrap();
+async fn connect(telephone_event: bool) -> (Side, Side) {
+    let alice = start(config("alice", telephone_event)).await;
+    let mut bob = start(config("bob", telephone_event)).await;
+    let bob_addr = udp_addr(&bob);
     let options = CallOptions {
         source: Box::new(ToneSource::new(440.0, -12.0)),
         sink: Box::new(NullSink::new()),
         ..CallOptions::default()
     };
-    let mut caller = alice
+    let call = alice
         .call(&format!("sip:bob@{bob_addr}"), options)
         .await
         .unwrap();
-    let incoming = tokio::time::timeout(Duration::from_secs(5), bob.next_incoming())
-        .await
-        .unwrap()
-        .unwrap();
+    let incoming = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(PhoneEvent::Incoming(i)) = bob.next_event().await {
+                return i;
+            }
+        }
+    })
+    .await
+    .unwrap();
     assert!(incoming.from.contains("alice"), "{}", incoming.from);
-    let mut callee = incoming.accept(
+    bob.accept(
+        incoming.call,
         Box::new(ToneSource::new(660.0, -12.0)),
         Box::new(NullSink::new()),
-    );
+    )
+    .await
+    .unwrap();
+    let mut caller = Side { phone: alice, call };
+    let mut callee = Side {
+        phone: bob,
+        call: incoming.call,
+    };
     wait_for(&mut caller, "answer", |e| {
         matches!(e, CallEvent::Answered { .. })
     })
@@ -62,35 +125,35 @@ async fn connect(telephone_event: bool) -> (Phone, Phone, Call, Call) {
         matches!(e, CallEvent::Answered { .. })
     })
     .await;
-    (alice, bob, caller, callee)
+    (caller, callee)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dtmf_hold_resume_codec_change_and_callee_hangup() {
-    let (alice, bob, mut caller, mut callee) = connect(true).await;
+    let (mut caller, mut callee) = connect(true).await;
 
-    caller.send_dtmf("1#");
+    caller.send_dtmf("1#").await;
     for key in ['1', '#'] {
         let ev = wait_for(&mut callee, "dtmf", |e| matches!(e, CallEvent::Dtmf { .. })).await;
         let CallEvent::Dtmf { digit, via } = ev else {
             unreachable!()
         };
-        assert_eq!((digit, via), (key, "rfc4733"));
+        assert_eq!((digit, via), (key, DtmfVia::Rfc4733));
     }
-    callee.send_dtmf("7");
+    callee.send_dtmf("7").await;
     let ev = wait_for(&mut caller, "dtmf", |e| matches!(e, CallEvent::Dtmf { .. })).await;
     assert!(
         matches!(
             ev,
             CallEvent::Dtmf {
                 digit: '7',
-                via: "rfc4733"
+                via: DtmfVia::Rfc4733
             }
         ),
         "{ev:?}"
     );
 
-    caller.hold();
+    caller.hold().await;
     wait_for(&mut caller, "hold", |e| {
         matches!(e, CallEvent::Hold { by_peer: false })
     })
@@ -99,7 +162,7 @@ async fn dtmf_hold_resume_codec_change_and_callee_hangup() {
         matches!(e, CallEvent::Hold { by_peer: true })
     })
     .await;
-    caller.resume();
+    caller.resume().await;
     wait_for(&mut caller, "resume", |e| {
         matches!(e, CallEvent::Resumed { by_peer: false })
     })
@@ -109,14 +172,14 @@ async fn dtmf_hold_resume_codec_change_and_callee_hangup() {
     })
     .await;
 
-    caller.change_codec(CodecKind::Pcmu);
+    caller.change_codec(CodecKind::Pcmu).await;
     for call in [&mut caller, &mut callee] {
         let ev = wait_for(call, "codec change", |e| {
             matches!(e, CallEvent::CodecChanged { .. })
         })
         .await;
         assert!(
-            matches!(&ev, CallEvent::CodecChanged { codec, .. } if codec == "pcmu"),
+            matches!(&ev, CallEvent::CodecChanged { codec, .. } if *codec == CodecKind::Pcmu),
             "{ev:?}"
         );
     }
@@ -128,57 +191,51 @@ async fn dtmf_hold_resume_codec_change_and_callee_hangup() {
     )
     .await;
 
-    callee.hangup();
-    let ev = wait_for(&mut callee, "end", |e| matches!(e, CallEvent::Ended { .. })).await;
-    assert!(
-        matches!(&ev, CallEvent::Ended { reason, answered: true, .. } if reason == "local_hangup"),
-        "{ev:?}"
-    );
-    let ev = wait_for(&mut caller, "end", |e| matches!(e, CallEvent::Ended { .. })).await;
-    assert!(
-        matches!(&ev, CallEvent::Ended { reason, answered: true, .. } if reason == "remote_hangup"),
-        "{ev:?}"
-    );
-    alice.shutdown().await;
-    bob.shutdown().await;
+    callee.hangup().await;
+    let ev = wait_for(&mut callee, "end", |e| matches!(e, CallEvent::Ended(_))).await;
+    assert!(ended(&ev, EndReason::LocalHangup), "{ev:?}");
+    let ev = wait_for(&mut caller, "end", |e| matches!(e, CallEvent::Ended(_))).await;
+    assert!(ended(&ev, EndReason::RemoteHangup), "{ev:?}");
+    caller.shutdown().await;
+    callee.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dtmf_goes_in_sip_info_without_telephone_event() {
-    let (alice, bob, mut caller, mut callee) = connect(false).await;
-    caller.send_dtmf("5");
+    let (mut caller, mut callee) = connect(false).await;
+    caller.send_dtmf("5").await;
     let ev = wait_for(&mut callee, "dtmf", |e| matches!(e, CallEvent::Dtmf { .. })).await;
     assert!(
         matches!(
             ev,
             CallEvent::Dtmf {
                 digit: '5',
-                via: "info"
+                via: DtmfVia::Info
             }
         ),
         "{ev:?}"
     );
-    callee.send_dtmf("*");
+    callee.send_dtmf("*").await;
     let ev = wait_for(&mut caller, "dtmf", |e| matches!(e, CallEvent::Dtmf { .. })).await;
     assert!(
         matches!(
             ev,
             CallEvent::Dtmf {
                 digit: '*',
-                via: "info"
+                via: DtmfVia::Info
             }
         ),
         "{ev:?}"
     );
-    caller.hangup();
-    wait_for(&mut callee, "end", |e| matches!(e, CallEvent::Ended { .. })).await;
-    alice.shutdown().await;
-    bob.shutdown().await;
+    caller.hangup().await;
+    wait_for(&mut callee, "end", |e| matches!(e, CallEvent::Ended(_))).await;
+    caller.shutdown().await;
+    callee.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_callee_fails_with_a_clear_error_and_no_panic() {
-    let alice = Phone::start(config("alice", true)).await.unwrap();
+    let alice = start(config("alice", true)).await;
     // A bad URI is refused before anything is sent.
     assert!(
         alice
@@ -190,17 +247,18 @@ async fn an_unreachable_callee_fails_with_a_clear_error_and_no_panic() {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = socket.local_addr().unwrap().port();
     drop(socket);
-    let mut call = alice
+    let call = alice
         .call(
             &format!("sip:nobody@127.0.0.1:{port}"),
             CallOptions::default(),
         )
         .await
         .unwrap();
+    let mut call = Side { phone: alice, call };
     let ev = tokio::time::timeout(Duration::from_secs(40), async {
         loop {
             match call.next_event().await {
-                Some(e @ CallEvent::Ended { .. }) => return e,
+                Some(e @ CallEvent::Ended(_)) => return e,
                 Some(_) => continue,
                 None => panic!("no end event"),
             }
@@ -209,16 +267,10 @@ async fn an_unreachable_callee_fails_with_a_clear_error_and_no_panic() {
     .await
     .expect("the call ends");
     assert!(
-        matches!(
-            &ev,
-            CallEvent::Ended {
-                answered: false,
-                ..
-            }
-        ),
+        matches!(&ev, CallEvent::Ended(end) if !end.answered && end.reason == EndReason::Unreachable),
         "{ev:?}"
     );
-    alice.shutdown().await;
+    call.shutdown().await;
 }
 
 /// A peer that answers and then goes silent (no RTP, no BYE: its BYE was lost, or it
@@ -229,16 +281,16 @@ async fn a_silent_peer_is_hung_up_after_the_rtp_timeout() {
     use tincan_sip::message::{HeaderName, Message, response_to};
     let peer = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let peer_addr = peer.local_addr().unwrap();
-    let alice = Phone::start(PhoneConfig {
+    let alice = start(PhoneConfig {
         rtp_timeout_hangup: Some(Duration::from_secs(2)),
         ..config("alice", true)
     })
-    .await
-    .unwrap();
-    let mut call = alice
+    .await;
+    let call = alice
         .call(&format!("sip:bob@{peer_addr}"), CallOptions::default())
         .await
         .unwrap();
+    let mut call = Side { phone: alice, call };
     let fake_peer = tokio::spawn(async move {
         let mut buf = vec![0u8; 65536];
         let mut methods = Vec::new();
@@ -283,11 +335,8 @@ async fn a_silent_peer_is_hung_up_after_the_rtp_timeout() {
         matches!(e, CallEvent::Answered { .. })
     })
     .await;
-    let ev = wait_for(&mut call, "end", |e| matches!(e, CallEvent::Ended { .. })).await;
-    assert!(
-        matches!(&ev, CallEvent::Ended { reason, answered: true, .. } if reason == "media_timeout"),
-        "{ev:?}"
-    );
+    let ev = wait_for(&mut call, "end", |e| matches!(e, CallEvent::Ended(_))).await;
+    assert!(ended(&ev, EndReason::MediaTimeout), "{ev:?}");
     let methods = fake_peer.await.unwrap();
     assert_eq!(methods.first().map(String::as_str), Some("INVITE"));
     assert_eq!(
@@ -295,33 +344,49 @@ async fn a_silent_peer_is_hung_up_after_the_rtp_timeout() {
         Some("BYE"),
         "{methods:?}"
     );
-    alice.shutdown().await;
+    call.shutdown().await;
 }
 
 /// Late offer (RFC 3264 §5 in RFC 3261 §13.2.1): the INVITE carries no SDP, the callee offers in
 /// its 200 and the caller answers in the ACK; media then flows both ways.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_offer_is_answered_in_the_ack() {
-    let alice = Phone::start(config("alice", true)).await.unwrap();
-    let mut bob = Phone::start(config("bob", true)).await.unwrap();
-    let bob_addr = bob.local_address().unwrap();
+    let alice = start(config("alice", true)).await;
+    let mut bob = start(config("bob", true)).await;
+    let bob_addr = udp_addr(&bob);
     let options = CallOptions {
         source: Box::new(ToneSource::new(440.0, -12.0)),
-        late_offer: true,
+        params: tincan::phone::CallParams {
+            late_offer: true,
+            ..Default::default()
+        },
         ..CallOptions::default()
     };
-    let mut caller = alice
+    let call = alice
         .call(&format!("sip:bob@{bob_addr}"), options)
         .await
         .unwrap();
-    let incoming = tokio::time::timeout(Duration::from_secs(5), bob.next_incoming())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut callee = incoming.accept(
+    let incoming = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(PhoneEvent::Incoming(i)) = bob.next_event().await {
+                return i;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    bob.accept(
+        incoming.call,
         Box::new(ToneSource::new(660.0, -12.0)),
         Box::new(NullSink::new()),
-    );
+    )
+    .await
+    .unwrap();
+    let mut caller = Side { phone: alice, call };
+    let mut callee = Side {
+        phone: bob,
+        call: incoming.call,
+    };
     wait_for(&mut caller, "answer", |e| {
         matches!(e, CallEvent::Answered { .. })
     })
@@ -338,10 +403,10 @@ async fn late_offer_is_answered_in_the_ack() {
         )
         .await;
     }
-    caller.hangup();
-    wait_for(&mut callee, "end", |e| matches!(e, CallEvent::Ended { .. })).await;
-    alice.shutdown().await;
-    bob.shutdown().await;
+    caller.hangup().await;
+    wait_for(&mut callee, "end", |e| matches!(e, CallEvent::Ended(_))).await;
+    caller.shutdown().await;
+    callee.shutdown().await;
 }
 
 /// BYE glare: both sides hang up at the same moment, so each BYE crosses the other's. Both
@@ -352,25 +417,26 @@ async fn late_offer_is_answered_in_the_ack() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_sides_hang_up_at_once() {
     for round in 0..5 {
-        let (alice, bob, mut caller, mut callee) = connect(true).await;
-        caller.hangup();
-        callee.hangup();
+        let (mut caller, mut callee) = connect(true).await;
+        caller.hangup().await;
+        callee.hangup().await;
         for (call, who) in [(&mut caller, "caller"), (&mut callee, "callee")] {
-            let ev = wait_for(call, "end", |e| matches!(e, CallEvent::Ended { .. })).await;
+            let ev = wait_for(call, "end", |e| matches!(e, CallEvent::Ended(_))).await;
             // The callee may hang up before the caller's ACK reached it: it must then wait for
             // the ACK before its BYE (RFC 3261 §15), and the caller's BYE ends its call first.
-            let ok = |reason: &str| {
-                reason == "local_hangup" || who == "callee" && reason == "remote_hangup"
+            let ok = |reason: EndReason| {
+                reason == EndReason::LocalHangup
+                    || who == "callee" && reason == EndReason::RemoteHangup
             };
             assert!(
-                matches!(&ev, CallEvent::Ended { reason, answered: true, .. } if ok(reason)),
+                matches!(&ev, CallEvent::Ended(end) if end.answered && ok(end.reason)),
                 "round {round}, {who}: {ev:?}"
             );
         }
         let started = std::time::Instant::now();
         tokio::time::timeout(Duration::from_secs(10), async {
-            alice.shutdown().await;
-            bob.shutdown().await;
+            caller.shutdown().await;
+            callee.shutdown().await;
         })
         .await
         .unwrap_or_else(|_| panic!("round {round}: the phones did not shut down"));

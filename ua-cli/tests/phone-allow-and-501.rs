@@ -7,7 +7,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tincan::call::{Phone, PhoneConfig};
+use tincan::phone::driver::Phone;
+use tincan::phone::{PhoneConfig, PhoneEvent};
 use tincan_sip::dialog::invite::ALLOW;
 use tokio::net::UdpSocket;
 
@@ -51,14 +52,16 @@ fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn options_allow_501_420_and_481() {
-    let mut bob = Phone::start(PhoneConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        user: "bob".into(),
-        ..PhoneConfig::default()
-    })
-    .await
-    .unwrap();
-    let phone = bob.local_address().unwrap();
+    let mut bob = Phone::builder()
+        .config(PhoneConfig {
+            user: "bob".into(),
+            ..PhoneConfig::default()
+        })
+        .bind("127.0.0.1:0".parse().unwrap())
+        .start()
+        .await
+        .unwrap();
+    let phone = bob.local_addresses()[0].1;
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let to = format!("To: <sip:bob@{phone}>\r\n");
 
@@ -83,9 +86,15 @@ async fn options_allow_501_420_and_481() {
     assert!(r.starts_with("SIP/2.0 420"), "{r}");
     assert_eq!(header(&r, "Unsupported"), Some("replaces"), "{r}");
     assert!(
-        tokio::time::timeout(Duration::from_millis(300), bob.next_incoming())
-            .await
-            .is_err(),
+        tokio::time::timeout(Duration::from_millis(300), async {
+            loop {
+                if let Some(PhoneEvent::Incoming(_)) = bob.next_event().await {
+                    return;
+                }
+            }
+        })
+        .await
+        .is_err(),
         "the INVITE requiring replaces must not ring"
     );
 

@@ -193,7 +193,7 @@ fn accounts(
 }
 
 /// `udp:127.0.0.1:5060`.
-fn target_text(t: &Target) -> String {
+pub(crate) fn target_text(t: &Target) -> String {
     format!("{}:{}", t.transport.as_str(), t.addr)
 }
 
@@ -400,7 +400,7 @@ fn speaker() -> Box<dyn AudioSink> {
 }
 
 /// The `--json` line of a call event (the format `tincan call` has always printed).
-fn event_json(event: &CallEvent) -> Option<Value> {
+pub(crate) fn event_json(event: &CallEvent) -> Option<Value> {
     Some(match event {
         CallEvent::Calling {
             call_id,

@@ -169,15 +169,27 @@ pub fn request_uri(uri: &str, default_domain: Option<&str>) -> Result<Uri<'stati
         reason,
     };
     let lower = uri.to_ascii_lowercase();
+    if let Some((scheme, rest)) = lower.split_once(':')
+        && !scheme.is_empty()
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-".contains(c))
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && !rest.starts_with(|c: char| c.is_ascii_digit())
+        && scheme != "sip"
+        && scheme != "sips"
+    {
+        // Another scheme (tel:, mailto:...), not a host:port.
+        return Err(bad(format!(
+            "only sip: and sips: URIs can be called, not {scheme}:"
+        )));
+    }
     let text = if lower.starts_with("sip:") || lower.starts_with("sips:") {
         uri.to_owned()
     } else if uri.contains('@') {
         format!("sip:{uri}")
     } else if let Some(domain) = default_domain.filter(|_| !looks_like_host(uri)) {
         format!("sip:{uri}@{domain}")
-    } else if uri.contains(':') && !looks_like_host(uri) {
-        // Another scheme (tel:, mailto:...).
-        uri.to_owned()
     } else {
         format!("sip:{uri}")
     };
@@ -192,7 +204,10 @@ pub fn request_uri(uri: &str, default_domain: Option<&str>) -> Result<Uri<'stati
 
 /// Whether a text is a host (`example.com`, `127.0.0.1:5070`, `[::1]`) rather than a user.
 fn looks_like_host(text: &str) -> bool {
-    text.contains('.') || text.starts_with('[') || text.parse::<IpAddr>().is_ok()
+    text.contains('.')
+        || text.contains(':')
+        || text.starts_with('[')
+        || text.parse::<IpAddr>().is_ok()
 }
 
 /// An IP address as a URI host: IPv6 in brackets.
@@ -1529,4 +1544,31 @@ fn name_addr(display: Option<&str>, uri: &str) -> NameAddr<'static> {
         n.display_name = Some(d.to_owned().into());
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request_uri;
+
+    #[test]
+    fn what_a_user_types_becomes_a_request_uri() {
+        let uri =
+            |text: &str, domain: Option<&str>| request_uri(text, domain).map(|u| u.to_string());
+        let domain = Some("example.test");
+        assert_eq!(uri("bob", domain).unwrap(), "sip:bob@example.test");
+        assert_eq!(
+            uri("bob@example.com", domain).unwrap(),
+            "sip:bob@example.com"
+        );
+        assert_eq!(
+            uri("sips:bob@example.com", None).unwrap(),
+            "sips:bob@example.com"
+        );
+        assert_eq!(uri("example.com", domain).unwrap(), "sip:example.com");
+        assert_eq!(uri("127.0.0.1:5070", None).unwrap(), "sip:127.0.0.1:5070");
+        assert_eq!(uri("localhost:5070", domain).unwrap(), "sip:localhost:5070");
+        assert!(uri("mailto:bob@example.com", domain).is_err());
+        assert!(uri("tel:+15551234", domain).is_err());
+        assert!(uri("sip:", None).is_err());
+    }
 }

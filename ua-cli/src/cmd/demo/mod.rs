@@ -6,7 +6,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tincan::call::{CallEvent, CallOptions, Phone, PhoneConfig};
+use tincan::phone::driver::{CallOptions, Phone};
+use tincan::phone::{CallEvent, PhoneConfig, PhoneEvent};
 use tincan_media::codec::CodecKind;
 use tincan_media::device::LoopbackDevice;
 #[cfg(feature = "cpal")]
@@ -64,31 +65,36 @@ pub fn run(args: &Args) -> ExitCode {
     let result = rt.block_on(run_demo(&config, |who, ev| {
         let who = if who == "caller" { "alice" } else { "bob" };
         if json {
-            let mut v = serde_json::to_value(ev).expect("call events serialize");
-            v["party"] = who.into();
-            println!("{v}");
+            if let Some(mut v) = super::call::event_json(ev) {
+                v["party"] = who.into();
+                println!("{v}");
+            }
             return;
         }
         match ev {
             CallEvent::Calling { target, .. } if who == "alice" => {
-                println!("[alice] calling bob via {target}")
+                println!(
+                    "[alice] calling bob via {}",
+                    super::call::target_text(target)
+                )
             }
             CallEvent::Progress { status, reason } => println!("[{who}] {status} {reason}"),
             CallEvent::Answered {
-                setup_ms,
-                codec,
-                srtp,
-                ..
+                setup, codec, srtp, ..
             } if who == "alice" => println!(
-                "[alice] answered in {setup_ms} ms: {codec}{}",
+                "[alice] answered in {} ms: {}{}",
+                setup.as_millis(),
+                codec.name().to_ascii_lowercase(),
                 if *srtp { " over SRTP" } else { "" }
             ),
             CallEvent::Quality(q) if who == "alice" => println!(
                 "[alice] rtp sent {} received {} lost {:.1}% jitter {:.1} ms MOS {:.2}",
                 q.packets_sent, q.packets_received, q.loss_percent, q.jitter_ms, q.mos
             ),
-            CallEvent::Ended { reason, .. } => println!("[{who}] call ended: {reason}"),
-            CallEvent::Warning { message } => println!("[{who}] warning: {message}"),
+            CallEvent::Ended(end) => {
+                println!("[{who}] call ended: {}", two_phones::end_reason(end.reason))
+            }
+            CallEvent::Warning(w) => println!("[{who}] warning: {w}"),
             _ => {}
         }
     }));
@@ -160,32 +166,43 @@ async fn echo(args: &Args) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let config = |user: &str| PhoneConfig {
-        bind: "127.0.0.1:0".parse().expect("a valid literal"),
-        user: user.into(),
-        codecs: vec![CodecKind::Opus],
-        srtp: SrtpPolicy::Required,
-        sip_trace: super::sip_trace(),
-        ..PhoneConfig::default()
+    let phone = |user: &str| {
+        let core = PhoneConfig {
+            user: user.into(),
+            codecs: vec![CodecKind::Opus],
+            srtp: SrtpPolicy::Required,
+            ..PhoneConfig::default()
+        };
+        let mut b = Phone::builder()
+            .config(core)
+            .bind("127.0.0.1:0".parse().expect("a valid literal"));
+        if let Some(t) = super::sip_trace() {
+            b = b.sip_trace(t);
+        }
+        b.start()
     };
-    let (alice, mut bob) = match (
-        Phone::start(config("alice")).await,
-        Phone::start(config("bob")).await,
-    ) {
+    let (mut alice, mut bob) = match (phone("alice").await, phone("bob").await) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("tincan demo: {e}");
             return ExitCode::from(1);
         }
     };
-    let Some(bob_addr) = bob.local_address() else {
+    let Some(bob_addr) = bob.local_addresses().first().map(|(_, a)| *a) else {
         return ExitCode::from(1);
     };
     tokio::spawn(async move {
-        if let Some(incoming) = bob.next_incoming().await {
-            let (back_sink, back_source) = LoopbackDevice::new(50).split();
-            let mut call = incoming.accept(Box::new(back_source), Box::new(back_sink));
-            while call.next_event().await.is_some() {}
+        let mut taken = false;
+        while let Some(ev) = bob.next_event().await {
+            if let PhoneEvent::Incoming(incoming) = ev
+                && !taken
+            {
+                taken = true;
+                let (back_sink, back_source) = LoopbackDevice::new(50).split();
+                let _ = bob
+                    .accept(incoming.call, Box::new(back_source), Box::new(back_sink))
+                    .await;
+            }
         }
     });
     let options = CallOptions {
@@ -193,7 +210,7 @@ async fn echo(args: &Args) -> ExitCode {
         sink,
         ..CallOptions::default()
     };
-    let mut call = match alice.call(&format!("sip:bob@{bob_addr}"), options).await {
+    let call = match alice.call(&format!("sip:bob@{bob_addr}"), options).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("tincan demo: {e}");
@@ -206,18 +223,24 @@ async fn echo(args: &Args) -> ExitCode {
     );
     let end = tokio::time::Instant::now() + Duration::from_secs_f64(args.seconds.max(1.0));
     let mut code = ExitCode::from(1);
+    let mut hung_up = false;
     loop {
         tokio::select! {
-            ev = call.next_event() => match ev {
-                Some(CallEvent::Ended { answered, .. }) => {
-                    if answered { code = ExitCode::SUCCESS; }
+            ev = alice.next_event() => match ev {
+                Some(PhoneEvent::Call { call: c, event: CallEvent::Ended(e) }) if c == call => {
+                    if e.answered { code = ExitCode::SUCCESS; }
                     break;
                 }
-                Some(CallEvent::Quality(q)) => println!("rtp sent {} received {} MOS {:.2}", q.packets_sent, q.packets_received, q.mos),
+                Some(PhoneEvent::Call { call: c, event: CallEvent::Quality(q) }) if c == call => {
+                    println!("rtp sent {} received {} MOS {:.2}", q.packets_sent, q.packets_received, q.mos)
+                }
                 Some(_) => {}
                 None => break,
             },
-            () = tokio::time::sleep_until(end) => call.hangup(),
+            () = tokio::time::sleep_until(end), if !hung_up => {
+                hung_up = true;
+                let _ = alice.hangup(call).await;
+            }
         }
     }
     alice.shutdown().await;

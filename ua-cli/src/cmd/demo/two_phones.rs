@@ -10,7 +10,8 @@ use tincan_media::codec::CodecKind;
 use tincan_media::device::{AudioSink, AudioSource, DeviceError, SourceStatus, VoiceSource};
 use tincan_media::sdp::SrtpPolicy;
 
-use tincan::call::{CallError, CallEvent, CallOptions, Phone, PhoneConfig, Quality};
+use tincan::phone::driver::{CallOptions, Phone, StartError};
+use tincan::phone::{CallEvent, EndReason, PhoneConfig, PhoneError, PhoneEvent, Quality};
 
 /// Loudness of the demo's voice signal.
 const VOICE_DBFS: f64 = -12.0;
@@ -262,20 +263,30 @@ pub fn check_audio(received: &[i16], reference: &[i16]) -> AudioCheck {
 pub async fn run_demo(
     config: &DemoConfig,
     mut on_event: impl FnMut(&str, &CallEvent),
-) -> Result<DemoReport, CallError> {
-    let phone_config = |user: &str| PhoneConfig {
-        bind: "127.0.0.1:0".parse().expect("a valid literal"),
-        user: user.into(),
-        codecs: vec![config.codec],
-        srtp: config.srtp,
-        sip_trace: config.sip_trace.clone(),
-        ..PhoneConfig::default()
+) -> Result<DemoReport, DemoError> {
+    let phone = |user: &str| {
+        let core = PhoneConfig {
+            user: user.into(),
+            codecs: vec![config.codec],
+            srtp: config.srtp,
+            ..PhoneConfig::default()
+        };
+        let mut b = Phone::builder()
+            .config(core)
+            .bind("127.0.0.1:0".parse().expect("a valid literal"));
+        if let Some(t) = &config.sip_trace {
+            b = b.sip_trace(t.clone());
+        }
+        b.start()
     };
-    let caller = Phone::start(phone_config("alice")).await?;
-    let mut callee = Phone::start(phone_config("bob")).await?;
+    let mut caller = phone("alice").await?;
+    let mut callee = phone("bob").await?;
     let bob = callee
-        .local_address()
-        .ok_or_else(|| CallError::Media("the callee has no address".into()))?;
+        .local_addresses()
+        .iter()
+        .find(|(t, _)| *t == tincan_sip::transport::Transport::Udp)
+        .map(|(_, a)| *a)
+        .ok_or(DemoError::NoAddress)?;
     let samples = (config.seconds * f64::from(SAMPLE_RATE)) as u64;
     let caller_capture = CaptureSink::new();
     let callee_capture = CaptureSink::new();
@@ -287,24 +298,36 @@ pub async fn run_demo(
         sink: Box::new(caller_capture.clone()),
         ..CallOptions::default()
     };
-    let mut call = caller.call(&format!("sip:bob@{bob}"), options).await?;
+    let call = caller.call(&format!("sip:bob@{bob}"), options).await?;
     let callee_task = {
         let capture = callee_capture.clone();
         tokio::spawn(async move {
-            let incoming = callee.next_incoming().await;
             let mut events = Vec::new();
-            if let Some(incoming) = incoming {
-                let source = Box::new(TimedVoice {
-                    voice: VoiceSource::new(VOICE_DBFS),
-                    left: samples,
-                });
-                let mut call = incoming.accept(source, Box::new(capture));
-                while let Some(ev) = call.next_event().await {
-                    let end = matches!(ev, CallEvent::Ended { .. });
-                    events.push(ev);
-                    if end {
-                        break;
+            let mut taken = None;
+            while let Some(ev) = callee.next_event().await {
+                match ev {
+                    PhoneEvent::Incoming(incoming) if taken.is_none() => {
+                        let source = Box::new(TimedVoice {
+                            voice: VoiceSource::new(VOICE_DBFS),
+                            left: samples,
+                        });
+                        taken = Some(incoming.call);
+                        if callee
+                            .accept(incoming.call, source, Box::new(capture.clone()))
+                            .await
+                            .is_err()
+                        {
+                            break;
+                        }
                     }
+                    PhoneEvent::Call { call, event } if Some(call) == taken => {
+                        let end = matches!(event, CallEvent::Ended(_));
+                        events.push(event);
+                        if end {
+                            break;
+                        }
+                    }
+                    _ => {}
                 }
             }
             callee.shutdown().await;
@@ -326,7 +349,7 @@ pub async fn run_demo(
     let give_up = tokio::time::Instant::now() + talk + Duration::from_secs(20);
     loop {
         let ev = tokio::select! {
-            ev = call.next_event() => ev,
+            ev = caller.next_event() => ev,
             () = async {
                 match hangup_at {
                     Some(t) => tokio::time::sleep_until(t).await,
@@ -334,33 +357,34 @@ pub async fn run_demo(
                 }
             } => {
                 hangup_at = None;
-                call.hangup();
+                let _ = caller.hangup(call).await;
                 continue;
             }
             () = tokio::time::sleep_until(give_up) => {
-                call.hangup();
+                let _ = caller.hangup(call).await;
                 None
             }
         };
         let Some(ev) = ev else { break };
+        let PhoneEvent::Call { call: c, event: ev } = ev else {
+            continue;
+        };
+        if c != call {
+            continue;
+        }
         on_event("caller", &ev);
         match &ev {
             CallEvent::Answered {
-                setup_ms,
-                codec,
-                srtp,
-                ..
+                setup, codec, srtp, ..
             } => {
-                report.setup_ms = *setup_ms;
-                report.codec = codec.clone();
+                report.setup_ms = setup.as_millis() as u64;
+                report.codec = codec.name().to_ascii_lowercase();
                 report.srtp = *srtp;
                 hangup_at = Some(tokio::time::Instant::now() + talk);
             }
-            CallEvent::Ended {
-                reason, quality, ..
-            } => {
-                report.ended = reason.clone();
-                report.caller = quality.clone();
+            CallEvent::Ended(end) => {
+                report.ended = end_reason(end.reason).into();
+                report.caller = end.quality.clone();
                 break;
             }
             _ => {}
@@ -373,8 +397,8 @@ pub async fn run_demo(
         .unwrap_or_default();
     for ev in &callee_events {
         on_event("callee", ev);
-        if let CallEvent::Ended { quality, .. } = ev {
-            report.callee = quality.clone();
+        if let CallEvent::Ended(end) = ev {
+            report.callee = end.quality.clone();
         }
     }
     caller.shutdown().await;
@@ -382,6 +406,28 @@ pub async fn run_demo(
     report.caller_to_callee = check_audio(&callee_capture.samples(), &reference);
     report.callee_to_caller = check_audio(&caller_capture.samples(), &reference);
     Ok(report)
+}
+
+/// The reason of an end as the demo reports it (`local_hangup` is a normal end).
+pub fn end_reason(reason: EndReason) -> &'static str {
+    match reason {
+        EndReason::Shutdown => "local_hangup",
+        r => r.as_str(),
+    }
+}
+
+/// Why the demo could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// A phone could not start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The call could not be placed.
+    #[error(transparent)]
+    Call(#[from] PhoneError),
+    /// The callee has no UDP address to call.
+    #[error("the callee has no address")]
+    NoAddress,
 }
 
 #[cfg(test)]
