@@ -88,10 +88,10 @@ fn optional_srtp_retries_with_savp_after_488_from_a_peer_that_requires_it() {
     );
     let ended = alice.events_named("ended").pop().expect("an ended event");
     assert_eq!(ended["reason"], "local_hangup", "{ended}");
-    // Not asserted: against baresip 1.0 one packet at the start of the call is refused
-    // (`srtp_rejected` 1 within the first second, no more in a 16 s call, RTCP RTTs measured
-    // later), with `--srtp required` and no retry too: not the retry's doing. The tones below
-    // cross both ways.
+    // Not asserted: baresip 1.0 (libre) opens its RTCP flow with a plain 16-byte RTCP APP
+    // packet named "PINGPONG" (`80 cc 00 03 <ssrc> PINGPONG`), which is no SRTCP packet and
+    // is rightly refused: `srtp_rejected` is 1 in every call with it (also with
+    // `--srtp required` and no retry), and no more later. The tones below cross both ways.
     println!(
         "MEASURED: srtp_rejected {} with baresip (packets_received {})",
         ended["quality"]["srtp_rejected"], ended["quality"]["packets_received"]
