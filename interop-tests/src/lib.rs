@@ -8,7 +8,8 @@
 //! when dropped, also when the test panics (and then its logs are printed and its directory
 //! is kept). [`audio`] checks recorded WAV files (level, tone frequency, duration);
 //! [`pcap`] writes PCMU RTP captures for sipp's `play_pcap_audio`; [`TincanProcess`] runs the
-//! `tincan` binary under test the same way and reads its `--json` events back.
+//! `tincan` binary under test the same way and reads its `--json` events back;
+//! [`tincan_example`] builds and finds the examples of the `tincan` package.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -175,23 +176,45 @@ pub fn sip_options_ping(target: SocketAddr, timeout: Duration) -> Result<String,
 pub fn tincan_binary() -> PathBuf {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BIN.get_or_init(|| {
-        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("interop-tests lives in the workspace")
-            .to_path_buf();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "-q", "-p", "tincan", "--bin", "tincan"])
-            .current_dir(&workspace)
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the tincan binary failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace.join("target"));
-        let bin = target.join("debug").join("tincan");
+        let bin = cargo_build(&["--bin", "tincan"]).join("tincan");
         assert!(bin.exists(), "{} missing after the build", bin.display());
         bin
     })
     .clone()
+}
+
+/// An example of the `tincan` package (`ua-cli/examples/<name>.rs`), built (debug) on first
+/// use: every example is built once per test process, as [`tincan_binary`] is.
+pub fn tincan_example(name: &str) -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let example = DIR
+        .get_or_init(|| cargo_build(&["--examples"]).join("examples"))
+        .join(name);
+    assert!(
+        example.exists(),
+        "{} missing after the build",
+        example.display()
+    );
+    example
+}
+
+/// Runs `cargo build -q -p tincan what...` in the workspace with the cargo and target
+/// directory of the test run; returns the profile's output directory (`target/debug`).
+fn cargo_build(what: &[&str]) -> PathBuf {
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("interop-tests lives in the workspace")
+        .to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "-q", "-p", "tincan"])
+        .args(what)
+        .current_dir(&workspace)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build -p tincan {what:?} failed");
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"))
+        .join("debug")
 }
