@@ -123,9 +123,29 @@ fn device_name(d: &cpal::Device) -> String {
         .unwrap_or_else(|_| "unnamed device".to_owned())
 }
 
+/// libasound writes its configuration errors (a machine without a sound card gets eight
+/// `ALSA lib ...` lines per device opened) straight to standard error. This sends them, for
+/// the calling thread (where cpal looks devices up and opens them), to a buffer nobody reads:
+/// the caller reports a missing device once, in its own words.
+fn quiet_alsa() {
+    #[cfg(target_os = "linux")]
+    {
+        std::thread_local! {
+            static QUIET: bool = alsa::Output::local_error_handler().is_ok();
+        }
+        QUIET.with(|_| {});
+    }
+}
+
+/// The default host, with libasound's error messages kept off standard error.
+fn default_host() -> cpal::Host {
+    quiet_alsa();
+    cpal::default_host()
+}
+
 /// Lists the default host's audio devices.
 pub fn list_devices() -> Result<Vec<DeviceInfo>, DeviceError> {
-    let host = cpal::default_host();
+    let host = default_host();
     let default_in = host.default_input_device().and_then(|d| device_id(&d));
     let default_out = host.default_output_device().and_then(|d| device_id(&d));
     let mut out = Vec::new();
@@ -144,7 +164,7 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>, DeviceError> {
 }
 
 fn find_device(selector: &DeviceSelector, input: bool) -> Result<cpal::Device, DeviceError> {
-    let host = cpal::default_host();
+    let host = default_host();
     let not_found = || DeviceError::NotFound(selector.to_string());
     let device = match selector {
         DeviceSelector::Default => {

@@ -361,13 +361,23 @@ fn devices(common: &Common) -> Result<Devices, String> {
     Ok((source, sink))
 }
 
+/// Whether the missing microphone was reported (once per process, not once per call).
+#[cfg(feature = "cpal")]
+static SAID_NO_MICROPHONE: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+/// Whether the missing speaker was reported.
+#[cfg(feature = "cpal")]
+static SAID_NO_SPEAKER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// The default microphone, or silence when there is none.
 #[cfg(feature = "cpal")]
 fn microphone() -> Box<dyn AudioSource> {
     match CpalSource::open(DeviceSelector::Default) {
         Ok(s) => Box::new(s),
         Err(e) => {
-            eprintln!("tincan: no microphone ({e}); sending silence");
+            if !SAID_NO_MICROPHONE.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                eprintln!("tincan: no microphone ({e}); sending silence");
+            }
             Box::new(NullSource::new())
         }
     }
@@ -379,7 +389,9 @@ fn speaker() -> Box<dyn AudioSink> {
     match CpalSink::open(DeviceSelector::Default) {
         Ok(s) => Box::new(s),
         Err(e) => {
-            eprintln!("tincan: no speaker ({e}); dropping received audio");
+            if !SAID_NO_SPEAKER.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                eprintln!("tincan: no speaker ({e}); dropping received audio");
+            }
             Box::new(NullSink::new())
         }
     }
