@@ -468,3 +468,39 @@ fn registration_refresh_moves_to_the_second_registrar_when_the_first_dies() {
     assert_eq!(registrars.last(), Some(&p2), "{registrars:?}");
     assert!(sim.core(alice).is_registered(tincan::phone::AccountId(0)));
 }
+
+/// The INVITE is stopped before any provisional (alice hangs up at once), but it had already
+/// left: bob answers a call alice no longer has. Alice acknowledges the stray 2xx and ends
+/// its dialog with a BYE (RFC 3261 §13.2.2.4), so bob's call does not stay up.
+#[test]
+fn a_2xx_after_the_call_ended_is_acked_and_byed() {
+    let mut sim = Sim::new(8, NetConfig::perfect());
+    let alice = sim.add_phone(ALICE, "alice");
+    let bob = sim.add_phone(BOB, "bob");
+    let a = sim
+        .act(alice, |c, now| {
+            c.call(now, &format!("sip:bob@{BOB}"), CallParams::default())
+        })
+        .expect("the call starts");
+    sim.settle();
+    sim.act(alice, |c, now| c.hangup(now, a)).expect("hangup");
+    sim.settle();
+    assert_eq!(
+        sim.ended(alice, a).map(|e| e.1),
+        Some(EndReason::LocalHangup)
+    );
+    let b = wait_incoming(&mut sim, bob, 1.0);
+    sim.act(bob, |c, now| c.accept(now, b)).expect("accepted");
+    sim.run_for(secs(40.0));
+    assert!(sim.answered(bob, b), "bob answered");
+    assert_eq!(
+        sim.ended(bob, b).map(|e| e.1),
+        Some(EndReason::RemoteHangup)
+    );
+    assert!(
+        !sim.sent(alice, "ACK").is_empty(),
+        "alice ACKed the late 2xx"
+    );
+    assert!(!sim.sent(alice, "BYE").is_empty(), "alice BYEd it");
+    assert_eq!(sim.core(bob).calls().count(), 0);
+}

@@ -487,14 +487,15 @@ impl PhoneCore {
                 transaction,
                 response,
             } => self.on_response(now, transaction, response),
-            Event::StrayResponse { response, .. } => {
-                if let Some(call) = self.call_of(&response) {
+            Event::StrayResponse { response, .. } => match self.call_of(&response) {
+                Some(call) => {
                     if let Some(s) = self.calls.get_mut(&call).and_then(|c| c.session.as_mut()) {
                         s.on_response(now, &response);
                     }
                     self.flush_call(now, call);
                 }
-            }
+                None => self.end_stray_dialog(now, &response),
+            },
             Event::Timeout { transaction } => {
                 if let Some((route, attempt)) = self.transactions.remove(&transaction) {
                     self.attempt_failed(now, route, attempt, AttemptFailure::Timeout);
@@ -531,6 +532,48 @@ impl PhoneCore {
             }
             _ => {}
         }
+    }
+
+    /// A 2xx to an INVITE of a call that is over (an attempt abandoned by the failover, an
+    /// INVITE stopped before any provisional, that still reached the callee): its dialog is
+    /// acknowledged and ended at once, so the callee's phone does not ring on (RFC 3261
+    /// §13.2.2.4, RFC 6026).
+    fn end_stray_dialog(&mut self, now: Instant, response: &Message) {
+        let is_invite_2xx = response.status().is_some_and(|s| (200..300).contains(&s))
+            && response
+                .cseq()
+                .and_then(Result::ok)
+                .is_some_and(|c| c.method == Method::Invite);
+        if !is_invite_2xx || !self.recently_ended(response) {
+            return;
+        }
+        // The dialog from the response alone: our side is its From, the INVITE's CSeq its.
+        let (Some(Ok(from)), Some(Ok(to)), Some(Ok(call_id)), Some(Ok(cseq))) = (
+            response.from(),
+            response.to(),
+            response.call_id(),
+            response.cseq(),
+        ) else {
+            return;
+        };
+        let Ok(to_uri) = to.0.uri() else { return };
+        let mut to_no_tag = to.0.clone().into_owned();
+        to_no_tag.params.remove("tag");
+        let invite = tincan_sip::message::RequestBuilder::new(Method::Invite, &to_uri)
+            .header(HeaderName::From, &from.0.to_string())
+            .header(HeaderName::To, &to_no_tag.to_string())
+            .call_id(call_id.as_str())
+            .cseq(cseq.seq)
+            .header(HeaderName::Contact, "<sip:tincan@invalid>")
+            .build();
+        let Ok(mut dialog) = tincan_sip::dialog::Dialog::uac(&invite, response) else {
+            return;
+        };
+        let hop = dialog.next_hop().to_string();
+        let ack = dialog.ack(cseq.seq, None);
+        let bye = dialog.request(Method::Bye);
+        self.start_route(now, Owner::Stray, ack, hop.clone(), None);
+        self.start_route(now, Owner::Stray, bye, hop, None);
     }
 
     /// The call a message belongs to, by its Call-ID.
@@ -723,7 +766,8 @@ impl PhoneCore {
                     if let Owner::Invite(call) = owner {
                         self.invite_sent(call, &transport_target);
                     }
-                    if let Owner::Ack(_) = owner {
+                    let is_ack = request.method() == Some(&Method::Ack);
+                    if matches!(owner, Owner::Ack(_)) || is_ack {
                         let _ = self.endpoint.send_ack(request, transport_target);
                         if let Some(r) = self.routes.get_mut(&id) {
                             r.phase = Phase::Done;
@@ -870,7 +914,7 @@ impl PhoneCore {
         let request = route.request.clone();
         let retried = match owner {
             // The registration answers its own challenges (its state machine keeps the CSeq).
-            Owner::Register(..) | Owner::Ack(_) => return false,
+            Owner::Register(..) | Owner::Ack(_) | Owner::Stray => return false,
             Owner::Invite(call) => self.retry_invite(now, call, &request, response),
             Owner::InDialog(call) => self.retry_in_dialog(call, &request, response),
         };
@@ -897,7 +941,7 @@ impl PhoneCore {
             Owner::Register(account, slot) => {
                 self.register_response(now, account, slot, id, &response)
             }
-            Owner::Ack(_) => {}
+            Owner::Ack(_) | Owner::Stray => {}
         }
     }
 
@@ -936,7 +980,7 @@ impl PhoneCore {
                     }),
                 })
             }
-            Owner::Ack(_) => {}
+            Owner::Ack(_) | Owner::Stray => {}
         }
     }
 
@@ -961,6 +1005,7 @@ impl PhoneCore {
             Owner::Register(account, slot) => {
                 self.register_failed(now, account, slot, tried, errors)
             }
+            Owner::Stray => {}
         }
     }
 

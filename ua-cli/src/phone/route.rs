@@ -25,6 +25,9 @@ pub(crate) enum Owner {
     Ack(CallId),
     /// A REGISTER of an account's registration slot.
     Register(AccountId, usize),
+    /// The ACK or BYE ending a 2xx that came after its call was over (RFC 3261 §13.2.2.4):
+    /// nobody waits for the outcome.
+    Stray,
 }
 
 impl Owner {
