@@ -491,6 +491,12 @@ impl Failover {
         self.live.map(|n| &self.attempts[n].target)
     }
 
+    /// The attempts that failed so far, in order (what [`FailoverEvent::Exhausted`] will
+    /// list): after an [`Abandon`](FailoverEvent::Abandon), the last one says why.
+    pub fn tried(&self) -> &[FailedAttempt] {
+        &self.tried
+    }
+
     /// Whether the request is over: a final response went to the transaction user, or every
     /// target failed.
     pub fn is_done(&self) -> bool {
@@ -517,7 +523,7 @@ impl Failover {
             self.live = None;
             self.done = true;
             self.events.push_back(FailoverEvent::Exhausted {
-                tried: std::mem::take(&mut self.tried),
+                tried: self.tried.clone(),
             });
             return;
         }
