@@ -297,7 +297,9 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
                     account: Some(account),
                 });
             }
-            AccountEvent::AuthenticationFailed { registrar, status } => {
+            AccountEvent::AuthenticationFailed {
+                registrar, status, ..
+            } => {
                 let code = fail(
                     format!(
                         "{name}: {} refused the credentials ({status}): check the username and password",

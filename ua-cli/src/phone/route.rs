@@ -25,6 +25,9 @@ pub(crate) enum Owner {
     Ack(CallId),
     /// A REGISTER of an account's registration slot.
     Register(AccountId, usize),
+    /// The REGISTER that removes a slot's backup binding once a fail-back to a preferred
+    /// registrar succeeded.
+    Unbind(AccountId, usize),
 }
 
 impl Owner {
