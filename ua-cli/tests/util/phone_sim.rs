@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rand_core::Rng;
 use tincan::phone::{
-    AccountConfig, CallEvent, CallId, EndReason, MediaCommand, PhoneConfig, PhoneCore, PhoneEvent,
+    AccountConfig, CallEvent, CallId, EndReason, FlowCommand, MediaCommand, PhoneConfig, PhoneCore,
+    PhoneEvent,
 };
 use tincan_media::session::SessionStats;
 use tincan_sip::endpoint::{Endpoint, EndpointConfig, Event, Source};
@@ -73,6 +74,11 @@ pub struct PhoneNode {
     pub core: PhoneCore,
     /// Every event with the virtual time it came out.
     pub events: Vec<(Duration, PhoneEvent)>,
+    /// Every flow command (keep-alives) with the virtual time it came out.
+    pub flows: Vec<(Duration, FlowCommand)>,
+    /// The phone's address as registrars see it in STUN responses (a NAT in between);
+    /// `None`: its own.
+    pub mapped: Option<SocketAddr>,
     next_port: u16,
 }
 
@@ -103,6 +109,8 @@ pub struct Node {
     pub kind: Kind,
     /// When false, everything it sends and everything sent to it is lost.
     pub online: bool,
+    /// A proxy answers STUN Binding requests (RFC 5626 §4.4.2) while online.
+    pub stun: bool,
     /// Everything it sent: (time, destination, first line).
     pub sent: Vec<(Duration, SocketAddr, String)>,
 }
@@ -166,9 +174,12 @@ impl Sim {
             kind: Kind::Phone(Box::new(PhoneNode {
                 core,
                 events: Vec::new(),
+                flows: Vec::new(),
+                mapped: None,
                 next_port: 40000 + 100 * self.nodes.len() as u16,
             })),
             online: true,
+            stun: false,
             sent: Vec::new(),
         });
         self.nodes.len() - 1
@@ -191,6 +202,7 @@ impl Sim {
                 received: Vec::new(),
             })),
             online: true,
+            stun: true,
             sent: Vec::new(),
         });
         self.nodes.len() - 1
@@ -280,6 +292,7 @@ impl Sim {
         let elapsed = self.elapsed();
         let mut moved = false;
         let mut wire = Vec::new();
+        let mut bindings = Vec::new();
         match &mut self.nodes[i].kind {
             Kind::Phone(p) => {
                 while let Some(t) = p.core.poll_transmit() {
@@ -311,6 +324,17 @@ impl Sim {
                         _ => {}
                     }
                 }
+                while let Some(f) = p.core.poll_flow() {
+                    moved = true;
+                    if let FlowCommand::SendBinding {
+                        target,
+                        transaction,
+                    } = &f
+                    {
+                        bindings.push((*target, *transaction, p.mapped));
+                    }
+                    p.flows.push((elapsed, f));
+                }
                 while let Some(e) = p.core.poll_event() {
                     moved = true;
                     p.events.push((elapsed, e));
@@ -329,6 +353,22 @@ impl Sim {
         }
         for (to, payload) in wire {
             self.put_on_wire(i, to, payload);
+        }
+        // STUN keep-alives are answered at once by an online proxy that does STUN.
+        let own = self.nodes[i].addr;
+        for (target, transaction, mapped) in bindings {
+            let answers = self.nodes[i].online
+                && self
+                    .node_at(target)
+                    .is_some_and(|n| self.nodes[n].online && self.nodes[n].stun);
+            if answers && let Kind::Phone(p) = &mut self.nodes[i].kind {
+                p.core.handle_binding_response(
+                    now,
+                    target,
+                    transaction,
+                    Some(mapped.unwrap_or(own)),
+                );
+            }
         }
         moved
     }
