@@ -180,13 +180,7 @@ fn accounts(
 ) -> Result<Vec<AccountConfig>, tincan::config::ConfigError> {
     let mut out = Vec::new();
     for a in &config.accounts {
-        let spec = super::account_spec(a)?;
-        let mut ac = AccountConfig::new(spec.name, spec.aor, spec.username, spec.password);
-        ac.transport = spec.transport;
-        ac.registrars = spec.registrars;
-        ac.mode = spec.mode;
-        ac.expires = spec.expires;
-        ac.instance_id = spec.instance_id;
+        let mut ac = super::account_config(a)?;
         ac.register = chosen == Some(a.name.as_str());
         out.push(ac);
     }
