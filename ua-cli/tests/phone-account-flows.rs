@@ -1,6 +1,7 @@
-//! The accounts of the phone core in virtual time: RFC 5626 flow keep-alives (STUN over UDP)
-//! that notice a NAT rebinding and a black-holed registrar and register again at once, and
-//! fail-back to the preferred registrar once it answers again.
+//! The accounts of the phone core in virtual time: RFC 5626 flow keep-alives (STUN over UDP,
+//! CRLF over TCP) that notice a NAT rebinding, a black-holed registrar, a closed or a silent
+//! connection and register again at once, and fail-back to the preferred registrar once it
+//! answers again.
 
 #[path = "util/phone_sim.rs"]
 mod phone_sim;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use phone_sim::{NetConfig, P1, P2, Sim, account};
 use tincan::phone::{AccountEvent, FlowCommand, PhoneConfig, PhoneEvent};
 use tincan_sip::flow::{FlowFailure, KeepAliveConfig};
+use tincan_sip::transport::{ConnectionId, Transport};
 
 const ALICE: &str = "127.0.0.1:5061";
 
@@ -282,4 +284,89 @@ fn a_fail_back_that_is_refused_keeps_the_backup_binding() {
         sim.core(alice).registrars(tincan::phone::AccountId(0))[0].addr,
         addr(P2)
     );
+}
+
+#[test]
+fn a_closed_or_silent_tcp_flow_is_replaced_over_a_new_connection() {
+    let mut sim = Sim::new(17, NetConfig::perfect());
+    let mut k = KeepAliveConfig::stream();
+    k.interval = secs(5.0);
+    let config = PhoneConfig {
+        user: "alice".into(),
+        keepalive: Some(k),
+        ..PhoneConfig::default()
+    };
+    let alice = sim.add_phone_with(ALICE, config);
+    sim.phone_mut(alice).connection = Some(ConnectionId(1));
+    let _p1 = sim.add_proxy(P1);
+    let mut a = outbound(&[P1]);
+    a.transport = Some(Transport::Tcp);
+    sim.add_account(alice, a);
+    sim.run_for(secs(1.0));
+    assert_eq!(
+        names_after(&sim, alice, secs(0.0)),
+        [format!("registered {P1}")]
+    );
+
+    // CRLF pings every 4-5 s on the connection the 200 came over, each answered.
+    sim.run_for(secs(30.0));
+    let pings: Vec<Duration> = sim
+        .phone(alice)
+        .flows
+        .iter()
+        .filter_map(|(t, f)| match f {
+            FlowCommand::Ping { connection } if *connection == ConnectionId(1) => Some(*t),
+            _ => None,
+        })
+        .collect();
+    assert!(pings.len() >= 6, "{pings:?}");
+    assert_eq!(names_after(&sim, alice, secs(0.0)).len(), 1);
+
+    // The registrar closes the connection: a new REGISTER at once, over a new one.
+    let closed = sim.elapsed();
+    sim.phone_mut(alice).connection = Some(ConnectionId(2));
+    sim.act(alice, |c, now| {
+        c.handle_connection_closed(now, ConnectionId(1))
+    });
+    sim.run_for(secs(1.0));
+    let (failed_at, failed) = first(&sim, alice, closed, &format!("flow_failed {P1}")).unwrap();
+    assert!(
+        matches!(
+            failed,
+            AccountEvent::FlowFailed {
+                reason: FlowFailure::Closed,
+                ..
+            }
+        ),
+        "{failed:?}"
+    );
+    assert_eq!(failed_at, closed);
+    let (recovered_at, _) = first(&sim, alice, closed, &format!("flow_recovered {P1}")).unwrap();
+    assert!(recovered_at - closed <= secs(0.05));
+
+    // The new connection goes silent: the missing pong gives it away within a ping and
+    // 10 s; its connection is closed and the next one carries the new REGISTER.
+    let silenced = sim.elapsed();
+    sim.phone_mut(alice).pongs = false;
+    sim.run_for(secs(16.0));
+    let (failed_at, failed) =
+        first(&sim, alice, silenced, &format!("flow_failed {P1}")).expect("flow_failed");
+    assert!(
+        matches!(
+            failed,
+            AccountEvent::FlowFailed {
+                reason: FlowFailure::NoPong,
+                ..
+            }
+        ),
+        "{failed:?}"
+    );
+    assert!(failed_at - silenced <= secs(15.0));
+    assert!(sim.phone(alice).flows.iter().any(|(t, f)| *t == failed_at
+        && *f
+            == FlowCommand::Close {
+                connection: ConnectionId(2)
+            }));
+    assert_eq!(sim.phone(alice).connection, Some(ConnectionId(3)));
+    assert!(first(&sim, alice, failed_at, &format!("flow_recovered {P1}")).is_some());
 }

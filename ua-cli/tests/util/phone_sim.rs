@@ -33,7 +33,7 @@ use tincan_sip::message::{HeaderName, Message, Method, Uri, response_to};
 use tincan_sip::resolve::{DnsAnswer, DnsError, DnsQuery, DnsRecord, RecordData, RecordType};
 use tincan_sip::rng::SplitMix64;
 use tincan_sip::transaction::TransactionId;
-use tincan_sip::transport::{Received, Target, Transport};
+use tincan_sip::transport::{ConnectionId, Received, Target, Transport};
 
 /// The test domain of [`Sim::zone`].
 pub const DOMAIN: &str = "example.test";
@@ -79,6 +79,12 @@ pub struct PhoneNode {
     /// The phone's address as registrars see it in STUN responses (a NAT in between);
     /// `None`: its own.
     pub mapped: Option<SocketAddr>,
+    /// Stream mode: everything the phone receives arrives over TCP on this connection (its
+    /// CRLF pings are answered while `pongs`); a `FlowCommand::Close` of it opens the next
+    /// one. `None`: UDP.
+    pub connection: Option<ConnectionId>,
+    /// Pings on the connection are answered (false: the flow is black-holed).
+    pub pongs: bool,
     next_port: u16,
 }
 
@@ -176,6 +182,8 @@ impl Sim {
                 events: Vec::new(),
                 flows: Vec::new(),
                 mapped: None,
+                connection: None,
+                pongs: true,
                 next_port: 40000 + 100 * self.nodes.len() as u16,
             })),
             online: true,
@@ -293,6 +301,7 @@ impl Sim {
         let mut moved = false;
         let mut wire = Vec::new();
         let mut bindings = Vec::new();
+        let mut stream = Vec::new();
         match &mut self.nodes[i].kind {
             Kind::Phone(p) => {
                 while let Some(t) = p.core.poll_transmit() {
@@ -333,6 +342,10 @@ impl Sim {
                     {
                         bindings.push((*target, *transaction, p.mapped));
                     }
+                    if let FlowCommand::Ping { connection } | FlowCommand::Close { connection } = &f
+                    {
+                        stream.push((f.clone(), *connection));
+                    }
                     p.flows.push((elapsed, f));
                 }
                 while let Some(e) = p.core.poll_event() {
@@ -353,6 +366,25 @@ impl Sim {
         }
         for (to, payload) in wire {
             self.put_on_wire(i, to, payload);
+        }
+        // Pings on the phone's connection are answered at once while it pongs; a closed
+        // connection is reported and the next one opened.
+        if let Kind::Phone(p) = &mut self.nodes[i].kind {
+            for (command, connection) in stream {
+                let current = p.connection == Some(connection);
+                match command {
+                    FlowCommand::Ping { .. } if current && p.pongs => {
+                        p.core.handle_pong(now, connection);
+                    }
+                    FlowCommand::Close { .. } => {
+                        if current {
+                            p.connection = Some(ConnectionId(connection.0 + 1));
+                        }
+                        p.core.handle_connection_closed(now, connection);
+                    }
+                    _ => {}
+                }
+            }
         }
         // STUN keep-alives are answered at once by an online proxy that does STUN.
         let own = self.nodes[i].addr;
@@ -419,11 +451,19 @@ impl Sim {
             }
             self.trace.push(format!("{elapsed:?} {from}->{to} {first}"));
             let (source, local) = (self.nodes[from].addr, self.nodes[to].addr);
+            let connection = match &self.nodes[to].kind {
+                Kind::Phone(p) => p.connection,
+                Kind::Proxy(_) => None,
+            };
             let received = |payload| Received {
-                transport: Transport::Udp,
+                transport: if connection.is_some() {
+                    Transport::Tcp
+                } else {
+                    Transport::Udp
+                },
                 source,
                 local,
-                connection: None,
+                connection,
                 payload,
             };
             match &mut self.nodes[to].kind {
