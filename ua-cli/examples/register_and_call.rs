@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use tincan::account::{AccountEvent, AccountSpec, RegisterMode, run_account};
-use tincan::call::{CallEvent, CallOptions, Phone, PhoneConfig};
+use tincan::phone::driver::{CallOptions, Phone};
+use tincan::phone::{AccountConfig, AccountEvent, CallEvent, CallParams, PhoneEvent};
 use tincan_media::device::{NullSink, ToneSource};
 
 #[tokio::main]
@@ -17,58 +17,63 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("usage: register_and_call AOR USERNAME PASSWORD CALLEE");
         std::process::exit(2);
     };
-    let domain = aor.rsplit('@').next().unwrap_or(aor).to_owned();
-    let phone = Phone::start(PhoneConfig {
-        user: user.clone(),
-        domain: Some(domain.clone()),
-        credentials: Some((user.clone(), password.clone())),
-        outbound_proxy: Some(format!("sip:{domain}")),
-        ..PhoneConfig::default()
-    })
-    .await?;
-
-    // Register (RFC 3263 finds the registrar; failover between its servers is built in).
-    let spec = AccountSpec {
-        name: "main".into(),
-        aor: aor.clone(),
-        username: user.clone(),
-        password: password.clone(),
-        transport: None,
-        registrars: Vec::new(),
-        mode: RegisterMode::Failover,
-        expires: 600,
-        instance_id: None,
-    };
-    let (events, mut account_events) = tokio::sync::mpsc::unbounded_channel();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(run_account(phone.context().clone(), spec, events, stopped));
-    if let Some(AccountEvent::Registered { registrar, .. }) = account_events.recv().await {
-        println!("registered at {registrar}");
+    // The account registers as soon as the phone starts (RFC 3263 finds the registrar;
+    // failover between its servers, and back, is built in).
+    let mut phone = Phone::builder()
+        .account(AccountConfig::new("main", aor, user, password))
+        .start()
+        .await?;
+    let account = phone.accounts()[0];
+    while let Some(event) = phone.next_event().await {
+        match event {
+            PhoneEvent::Account {
+                event: AccountEvent::Registered { registrar, .. },
+                ..
+            } => {
+                println!("registered at {registrar}");
+                break;
+            }
+            PhoneEvent::Account {
+                event: AccountEvent::Unavailable { tried, .. },
+                ..
+            } => {
+                eprintln!("not registered: {tried:?}");
+                break;
+            }
+            _ => {}
+        }
     }
 
     // Call: a 440 Hz tone for ten seconds, received audio dropped.
     let options = CallOptions {
         source: Box::new(ToneSource::new(440.0, -12.0)),
         sink: Box::new(NullSink::new()),
-        ..CallOptions::default()
+        params: CallParams {
+            account: Some(account),
+            ..CallParams::default()
+        },
     };
-    let mut call = phone.call(callee, options).await?;
+    let call = phone.call(callee, options).await?;
     let hangup = tokio::time::sleep(Duration::from_secs(10));
     tokio::pin!(hangup);
+    let mut hung_up = false;
     loop {
         tokio::select! {
-            event = call.next_event() => match event {
-                Some(CallEvent::Ended { reason, status, .. }) => {
-                    println!("ended: {reason} {status:?}");
+            event = phone.next_event() => match event {
+                Some(PhoneEvent::Call { call: c, event: CallEvent::Ended(end) }) if c == call => {
+                    println!("ended: {} {:?}", end.reason.as_str(), end.status);
                     break;
                 }
-                Some(event) => println!("{}", serde_json::to_string(&event)?),
+                Some(PhoneEvent::Call { call: c, event }) if c == call => println!("{event:?}"),
+                Some(_) => {}
                 None => break,
             },
-            () = &mut hangup => call.hangup(),
+            () = &mut hangup, if !hung_up => {
+                hung_up = true;
+                let _ = phone.hangup(call).await;
+            }
         }
     }
-    let _ = stop.send(true);
     phone.shutdown().await;
     Ok(())
 }
