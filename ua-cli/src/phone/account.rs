@@ -97,6 +97,8 @@ struct Backup {
     route: Option<RouteId>,
     /// Its next REGISTER (a challenge answered), for the failover's next send.
     pending: Option<Message>,
+    /// Its flow, kept for when the fail-back does not work.
+    flow: Option<Flow>,
 }
 
 impl Slot {
@@ -880,13 +882,13 @@ impl PhoneCore {
     /// Registers with the better registrars, keeping the current binding as a backup until
     /// one accepts.
     fn fail_back(&mut self, now: Instant, account: AccountId, slot: usize) {
-        self.drop_flow(account, slot);
         let Some(s) = self.slot_mut(account, slot) else {
             return;
         };
         if s.state != SlotState::Registered || s.backup.is_some() {
             return;
         }
+        let flow = s.flow.take();
         let (Some(reg), Some(target)) = (s.reg.take(), s.target.take()) else {
             return;
         };
@@ -897,6 +899,7 @@ impl PhoneCore {
             target,
             route: None,
             pending: None,
+            flow,
         });
         s.peer_answers = false;
         self.slot_route(now, account, slot, better);
@@ -914,6 +917,9 @@ impl PhoneCore {
         s.reg = Some(backup.reg);
         s.target = Some(backup.target);
         s.state = SlotState::Registered;
+        // Its flow goes on (a missed ping is sent at once).
+        s.flow = backup.flow;
+        s.peer_answers = s.flow.as_ref().is_some_and(|f| f.keepalive.peer_answered());
         self.watch_flow(now, account, slot, None);
         self.schedule_fail_back(now, account, slot);
         true
