@@ -303,7 +303,7 @@ impl PhoneCore {
                         dest.transport = Some(t.param().to_owned());
                     }
                     let res = self.dns.start(now, dest, &mut *self.rng);
-                    self.account_resolutions.insert(res, (account, slot));
+                    self.account_resolutions.insert(res, (account, slot, uri));
                 }
                 Err(e) => self.slot_located(now, account, slot, Err(format!("{uri}: {e}"))),
             }

@@ -188,7 +188,7 @@ pub struct PhoneCore {
     /// Outgoing calls locating their next hop, by resolution.
     call_resolutions: HashMap<ResolutionId, CallId>,
     /// Account slots locating their registrars, by resolution.
-    account_resolutions: HashMap<ResolutionId, (AccountId, usize)>,
+    account_resolutions: HashMap<ResolutionId, (AccountId, usize, String)>,
     calls: HashMap<CallId, Call>,
     /// SIP Call-ID -> call.
     call_ids: HashMap<String, CallId>,
@@ -499,8 +499,8 @@ impl PhoneCore {
                 } else if let Some(call) = self.call_resolutions.remove(&id) {
                     let result = result.map(|r| r.targets).map_err(|e| e.to_string());
                     self.call_located(now, call, result);
-                } else if let Some((account, slot)) = self.account_resolutions.remove(&id) {
-                    let result = result.map(|r| r.targets).map_err(|e| e.to_string());
+                } else if let Some((account, slot, uri)) = self.account_resolutions.remove(&id) {
+                    let result = result.map(|r| r.targets).map_err(|e| format!("{uri}: {e}"));
                     self.slot_located(now, account, slot, result);
                 }
             }
