@@ -205,6 +205,7 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
         },
         ..PhoneConfig::default()
     };
+    super::apply_keepalives(&config.network, &mut pc);
     if let Some(c) = common.codec {
         let first = match c {
             CodecArg::Opus => CodecKind::Opus,

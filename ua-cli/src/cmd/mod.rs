@@ -63,3 +63,36 @@ pub fn account_config(
     ac.instance_id = a.outbound.then(|| a.instance_id.clone());
     Ok(ac)
 }
+
+/// The keep-alive settings of `[network]` (`keepalive_interval`, `udp_keepalive_interval`,
+/// `stun_rto_ms`; 0 turns one off) in the phone's configuration (the flows of outbound
+/// accounts).
+pub fn apply_keepalives(
+    network: &tincan::config::Network,
+    config: &mut tincan::phone::PhoneConfig,
+) {
+    use std::time::Duration;
+    use tincan_sip::flow::KeepAliveConfig;
+    config.keepalive = match network.keepalive_interval {
+        Some(0) => None,
+        Some(secs) => {
+            let mut k = KeepAliveConfig::stream();
+            k.interval = Duration::from_secs(u64::from(secs));
+            Some(k)
+        }
+        None => Some(KeepAliveConfig::stream()),
+    };
+    config.udp_keepalive = match network.udp_keepalive_interval {
+        Some(0) => None,
+        secs => {
+            let mut k = KeepAliveConfig::datagram();
+            if let Some(secs) = secs {
+                k.interval = Duration::from_secs(u64::from(secs));
+            }
+            if let Some(ms) = network.stun_rto_ms {
+                k = k.with_stun_rto(Duration::from_millis(u64::from(ms)));
+            }
+            Some(k)
+        }
+    };
+}

@@ -11,10 +11,9 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tincan::config::{Config, Network};
+use tincan::config::Config;
 use tincan::phone::driver::{Phone, StartError};
 use tincan::phone::{AccountEvent, AccountId, PhoneConfig, PhoneEvent};
-use tincan_sip::flow::KeepAliveConfig;
 use tincan_sip::resolve::failover::{AttemptFailure, FailedAttempt};
 use tincan_sip::transport::Target;
 
@@ -101,33 +100,6 @@ pub fn run(args: &Args, config_path: Option<&Path>) -> ExitCode {
     rt.block_on(register(args, config))
 }
 
-/// The keep-alive settings of `[network]` (`keepalive_interval`, `udp_keepalive_interval`,
-/// `stun_rto_ms`; 0 turns one off) in the phone's configuration.
-pub fn apply_keepalives(network: &Network, config: &mut PhoneConfig) {
-    config.keepalive = match network.keepalive_interval {
-        Some(0) => None,
-        Some(secs) => {
-            let mut k = KeepAliveConfig::stream();
-            k.interval = Duration::from_secs(u64::from(secs));
-            Some(k)
-        }
-        None => Some(KeepAliveConfig::stream()),
-    };
-    config.udp_keepalive = match network.udp_keepalive_interval {
-        Some(0) => None,
-        secs => {
-            let mut k = KeepAliveConfig::datagram();
-            if let Some(secs) = secs {
-                k.interval = Duration::from_secs(u64::from(secs));
-            }
-            if let Some(ms) = network.stun_rto_ms {
-                k = k.with_stun_rto(Duration::from_millis(u64::from(ms)));
-            }
-            Some(k)
-        }
-    };
-}
-
 async fn register(args: &Args, config: Config) -> ExitCode {
     let chosen: Vec<_> = config
         .accounts
@@ -152,7 +124,7 @@ async fn register(args: &Args, config: Config) -> ExitCode {
         }
     }
     let mut pc = PhoneConfig::default();
-    apply_keepalives(&config.network, &mut pc);
+    super::apply_keepalives(&config.network, &mut pc);
     let bind = config
         .network
         .bind
