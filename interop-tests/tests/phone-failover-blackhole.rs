@@ -86,7 +86,7 @@ async fn a_black_holed_first_registrar_and_proxy_are_passed_in_a_second() {
     loop {
         match next(&mut alice, "alice registered").await {
             PhoneEvent::Account {
-                event: AccountEvent::Failed { attempt },
+                event: AccountEvent::Failed { attempt, .. },
                 ..
             } => failed = Some(attempt),
             PhoneEvent::Account {

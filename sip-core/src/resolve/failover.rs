@@ -492,16 +492,16 @@ impl Failover {
         Ok(self.send(now, target, health))
     }
 
-    /// The attempts that failed so far, in order (what [`FailoverEvent::Exhausted`] will
-    /// list): the last one says why the latest [`FailoverEvent::Abandon`] happened.
-    pub fn tried(&self) -> &[FailedAttempt] {
-        &self.tried
-    }
-
     /// The target of the current attempt: the one in flight, or the one that answered (the
     /// one the dialog continues with). `None` once the targets are exhausted.
     pub fn current(&self) -> Option<&ResolvedTarget> {
         self.live.map(|n| &self.attempts[n].target)
+    }
+
+    /// The attempts that failed so far, in order (what [`FailoverEvent::Exhausted`] will
+    /// list): after an [`Abandon`](FailoverEvent::Abandon), the last one says why.
+    pub fn tried(&self) -> &[FailedAttempt] {
+        &self.tried
     }
 
     /// Whether the request is over: a final response went to the transaction user, or every
@@ -530,7 +530,7 @@ impl Failover {
             self.live = None;
             self.done = true;
             self.events.push_back(FailoverEvent::Exhausted {
-                tried: std::mem::take(&mut self.tried),
+                tried: self.tried.clone(),
             });
             return;
         }

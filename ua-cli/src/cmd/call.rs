@@ -179,13 +179,7 @@ fn accounts(
 ) -> Result<Vec<AccountConfig>, tincan::config::ConfigError> {
     let mut out = Vec::new();
     for a in &config.accounts {
-        let spec = super::account_spec(a)?;
-        let mut ac = AccountConfig::new(spec.name, spec.aor, spec.username, spec.password);
-        ac.transport = spec.transport;
-        ac.registrars = spec.registrars;
-        ac.mode = spec.mode;
-        ac.expires = spec.expires;
-        ac.instance_id = spec.instance_id;
+        let mut ac = super::account_config(a)?;
         ac.register = chosen == Some(a.name.as_str());
         out.push(ac);
     }
@@ -210,6 +204,7 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
         },
         ..PhoneConfig::default()
     };
+    super::apply_keepalives(&config.network, &mut pc);
     if let Some(c) = common.codec {
         let first = match c {
             CodecArg::Opus => CodecKind::Opus,
@@ -296,7 +291,9 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
                     account: Some(account),
                 });
             }
-            AccountEvent::AuthenticationFailed { registrar, status } => {
+            AccountEvent::AuthenticationFailed {
+                registrar, status, ..
+            } => {
                 let code = fail(
                     format!(
                         "{name}: {} refused the credentials ({status}): check the username and password",

@@ -44,34 +44,36 @@ pub fn setup(
     Ok((config, rt))
 }
 
-/// What an `[[account]]` of the config registers (its password read from wherever the config
-/// says).
-pub fn account_spec(
+/// The phone account of a config `[[account]]` (its password read from wherever the config
+/// says), registering.
+pub fn account_config(
     a: &tincan::config::Account,
-) -> Result<tincan::account::AccountSpec, tincan::config::ConfigError> {
+) -> Result<tincan::phone::AccountConfig, tincan::config::ConfigError> {
     let password = a.password()?;
-    Ok(tincan::account::AccountSpec {
-        name: a.name.clone(),
-        aor: a.aor.to_string(),
-        username: a.username.clone(),
-        password: password.expose().to_owned(),
-        transport: a.transport.transport(),
-        registrars: a.registrar_uris().iter().map(ToString::to_string).collect(),
-        mode: a.register_mode,
-        expires: a.expires,
-        instance_id: a.outbound.then(|| a.instance_id.clone()),
-    })
+    let mut ac = tincan::phone::AccountConfig::new(
+        a.name.clone(),
+        a.aor.to_string(),
+        a.username.clone(),
+        password.expose().to_owned(),
+    );
+    ac.transport = a.transport.transport();
+    ac.registrars = a.registrar_uris().iter().map(ToString::to_string).collect();
+    ac.mode = a.register_mode;
+    ac.expires = a.expires;
+    ac.instance_id = a.outbound.then(|| a.instance_id.clone());
+    Ok(ac)
 }
 
 /// The keep-alive settings of `[network]` (`keepalive_interval`, `udp_keepalive_interval`,
-/// `stun_rto_ms`; 0 turns one off) applied to the accounts run with `ctx`.
+/// `stun_rto_ms`; 0 turns one off) in the phone's configuration (the flows of outbound
+/// accounts).
 pub fn apply_keepalives(
     network: &tincan::config::Network,
-    ctx: &mut tincan::account::AccountContext,
+    config: &mut tincan::phone::PhoneConfig,
 ) {
     use std::time::Duration;
     use tincan_sip::flow::KeepAliveConfig;
-    ctx.keepalive = match network.keepalive_interval {
+    config.keepalive = match network.keepalive_interval {
         Some(0) => None,
         Some(secs) => {
             let mut k = KeepAliveConfig::stream();
@@ -80,7 +82,7 @@ pub fn apply_keepalives(
         }
         None => Some(KeepAliveConfig::stream()),
     };
-    ctx.udp_keepalive = match network.udp_keepalive_interval {
+    config.udp_keepalive = match network.udp_keepalive_interval {
         Some(0) => None,
         secs => {
             let mut k = KeepAliveConfig::datagram();
@@ -93,42 +95,4 @@ pub fn apply_keepalives(
             Some(k)
         }
     };
-}
-
-/// Starts the SIP driver on `bind` (UDP; TCP too when `tcp`), with a second, IPv6 socket when
-/// `bind` is IPv4, so that IPv6 registrars and peers work too: on `bind`'s port (a `listen`
-/// on 5060 is on `[::]:5060` too), else on any port when that one is taken, else (no IPv6 on
-/// the machine) the IPv4 socket alone.
-pub async fn start_driver(
-    bind: std::net::SocketAddr,
-    tcp: bool,
-) -> Result<
-    (tincan_sip::driver::Handle, tincan_sip::driver::Incoming),
-    tincan_sip::driver::DriverError,
-> {
-    use tincan_sip::driver::{Driver, DriverConfig};
-    let mut dc = DriverConfig::udp(bind);
-    dc.trace = sip_trace();
-    if tcp {
-        dc.tcp = vec![bind];
-    }
-    if bind.is_ipv4() {
-        let ports = if bind.port() == 0 {
-            vec![0]
-        } else {
-            vec![bind.port(), 0]
-        };
-        for port in ports {
-            let v6 = std::net::SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), port);
-            let mut both = dc.clone();
-            both.udp.push(v6);
-            if tcp {
-                both.tcp.push(v6);
-            }
-            if let Ok(started) = Driver::start(both).await {
-                return Ok(started);
-            }
-        }
-    }
-    Driver::start(dc).await
 }

@@ -1,15 +1,21 @@
 //! `tincan register [--account NAME] [--once] [--json]`: register the configured accounts and
 //! report, per registrar, the result, the binding and the time it took.
+//!
+//! The accounts run in the phone core ([`tincan::phone::driver::Phone`]): failover over the
+//! registrars, fail-back to a preferred one, and RFC 5626 flow keep-alives (the `[network]`
+//! keep-alive settings) with a new flow and a new REGISTER when one fails.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tincan::account::{AccountContext, AccountEvent, run_account};
 use tincan::config::Config;
-use tincan_sip::driver::dns::HickoryBackend;
-use tokio::sync::{mpsc, watch};
+use tincan::phone::driver::{Phone, StartError};
+use tincan::phone::{AccountEvent, AccountId, PhoneConfig, PhoneEvent};
+use tincan_sip::resolve::failover::{AttemptFailure, FailedAttempt};
+use tincan_sip::transport::Target;
 
 /// Arguments of `tincan register`.
 #[derive(Debug, clap::Args)]
@@ -29,6 +35,46 @@ pub struct Args {
     /// With --once, seconds to wait for every account to settle.
     #[arg(long, default_value_t = 30)]
     wait: u64,
+}
+
+/// What `tincan register` prints for each account event (`--json`: one object a line).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum Line {
+    /// Registered with a registrar.
+    Registered {
+        account: String,
+        /// `udp:127.0.0.1:5060`.
+        registrar: String,
+        /// Granted expiry, seconds.
+        expires: u64,
+        bindings: Vec<String>,
+        elapsed_ms: u64,
+    },
+    /// A registrar failed; in failover mode the next one is tried.
+    Failed {
+        account: String,
+        registrar: String,
+        error: String,
+        elapsed_ms: u64,
+    },
+    /// The account could not register anywhere.
+    Unavailable { account: String, tried: Vec<String> },
+    /// The binding was removed.
+    Unregistered { account: String, registrar: String },
+    /// The flow of a registration died; the account registers again at once.
+    FlowFailed {
+        account: String,
+        registrar: String,
+        reason: String,
+    },
+    /// Registered again over a new flow.
+    FlowRecovered {
+        account: String,
+        registrar: String,
+        expires: u64,
+        elapsed_ms: u64,
+    },
 }
 
 /// Runs the command.
@@ -55,126 +101,261 @@ pub fn run(args: &Args, config_path: Option<&Path>) -> ExitCode {
 }
 
 async fn register(args: &Args, config: Config) -> ExitCode {
-    let accounts: Vec<_> = config
+    let chosen: Vec<_> = config
         .accounts
         .iter()
         .filter(|a| args.account.as_ref().is_none_or(|n| *n == a.name))
         .collect();
-    if accounts.is_empty() {
+    if chosen.is_empty() {
         match &args.account {
             Some(n) => eprintln!("tincan register: no account named {n:?} in the config"),
             None => eprintln!("tincan register: the config has no [[account]]"),
         }
         return ExitCode::from(2);
     }
-    let mut specs = Vec::new();
-    for a in &accounts {
-        match super::account_spec(a) {
-            Ok(spec) => specs.push(spec),
+    let mut accounts = Vec::new();
+    for a in &chosen {
+        match super::account_config(a) {
+            Ok(ac) => accounts.push(ac),
             Err(e) => {
                 eprintln!("tincan register: {e}");
                 return ExitCode::from(2);
             }
         }
     }
-    let dns = match args.dns_server.or(config.network.dns_server) {
-        Some(s) => HickoryBackend::with_server(s),
-        None => HickoryBackend::system(),
-    };
-    let dns = match dns {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("tincan register: DNS: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let mut pc = PhoneConfig::default();
+    super::apply_keepalives(&config.network, &mut pc);
     let bind = config
         .network
         .bind
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let started = super::start_driver(bind, true).await;
-    let (sip, _incoming) = match started {
-        Ok(x) => x,
+    let mut builder = Phone::builder()
+        .config(pc)
+        .bind(bind)
+        .tcp(true)
+        .dual_stack(true);
+    if let Some(dns) = args.dns_server.or(config.network.dns_server) {
+        builder = builder.dns_server(dns);
+    }
+    if let Some(t) = super::sip_trace() {
+        builder = builder.sip_trace(t);
+    }
+    let names: Vec<String> = accounts.iter().map(|a| a.name.clone()).collect();
+    for a in accounts {
+        builder = builder.account(a);
+    }
+    let mut phone = match builder.start().await {
+        Ok(p) => p,
+        Err(StartError::Dns(e)) => {
+            eprintln!("tincan register: DNS: {e}");
+            return ExitCode::from(1);
+        }
+        Err(StartError::Account(e)) => {
+            eprintln!("tincan register: {e}");
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("tincan register: {e}");
             return ExitCode::from(1);
         }
     };
-    let mut ctx = AccountContext::new(sip.clone(), dns);
-    super::apply_keepalives(&config.network, &mut ctx);
-    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks = Vec::new();
-    for spec in specs.clone() {
-        tasks.push(tokio::spawn(run_account(
-            ctx.clone(),
-            spec,
-            ev_tx.clone(),
-            stop_rx.clone(),
-        )));
-    }
-    drop(ev_tx);
-    let wanted = specs.len();
-    let mut registered = std::collections::HashSet::new();
-    let mut given_up = std::collections::HashSet::new();
+    // The phone's accounts are the builder's, in order.
+    let name_of: Vec<(AccountId, String)> = phone
+        .accounts()
+        .iter()
+        .copied()
+        .zip(names.iter().cloned())
+        .collect();
+    let wanted = names.len();
+    let mut registered = HashSet::new();
+    let mut given_up = HashSet::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.wait);
     let mut stopping = false;
+    // When each account's last event came: a refusal is timed from there.
+    let mut since: std::collections::HashMap<String, tokio::time::Instant> = names
+        .iter()
+        .map(|n| (n.clone(), tokio::time::Instant::now()))
+        .collect();
     loop {
         let next = tokio::select! {
-            ev = ev_rx.recv() => ev,
+            ev = phone.next_event() => ev,
             _ = tokio::signal::ctrl_c(), if !stopping => {
                 stopping = true;
-                let _ = stop_tx.send(true);
+                phone.begin_shutdown();
                 continue;
             }
             _ = tokio::time::sleep_until(deadline), if args.once && !stopping => {
                 stopping = true;
-                let _ = stop_tx.send(true);
+                phone.begin_shutdown();
                 continue;
             }
         };
         let Some(ev) = next else {
             break;
         };
-        print_event(&ev, args.json);
-        match &ev {
-            AccountEvent::Registered { account, .. } => {
-                registered.insert(account.clone());
+        let PhoneEvent::Account { account, event } = ev else {
+            continue;
+        };
+        let Some(name) = name_of
+            .iter()
+            .find(|(id, _)| *id == account)
+            .map(|(_, n)| n.clone())
+        else {
+            continue;
+        };
+        let now = tokio::time::Instant::now();
+        let waited = since
+            .insert(name.clone(), now)
+            .map_or(Duration::ZERO, |t| now.duration_since(t));
+        for line in lines(&name, &event, waited) {
+            print_line(&line, args.json);
+        }
+        match &event {
+            AccountEvent::Registered { .. } => {
+                registered.insert(name);
             }
-            AccountEvent::Unavailable { account, .. } => {
-                given_up.insert(account.clone());
-            }
-            AccountEvent::Failed { error, account, .. }
-                if error.contains("wrong username or password") =>
-            {
-                given_up.insert(account.clone());
+            AccountEvent::Unavailable { .. }
+            | AccountEvent::AuthenticationFailed { .. }
+            | AccountEvent::Rejected { .. } => {
+                given_up.insert(name);
             }
             _ => {}
         }
         if args.once && !stopping && registered.len() + given_up.len() >= wanted {
             stopping = true;
-            let _ = stop_tx.send(true);
+            phone.begin_shutdown();
         }
     }
-    for t in tasks {
-        let _ = t.await;
-    }
-    sip.shutdown().await;
-    let ok = specs.iter().all(|s| registered.contains(&s.name));
-    if ok {
+    phone.shutdown().await;
+    if names.iter().all(|n| registered.contains(n)) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     }
 }
 
-fn print_event(ev: &AccountEvent, json: bool) {
+/// The registrar as `tincan register` has always printed it: `udp:127.0.0.1:5060`.
+fn registrar(t: &Target) -> String {
+    format!("{}:{}", t.transport.as_str(), t.addr)
+}
+
+/// What went wrong at a registrar, in the words of a failed REGISTER.
+fn error_text(why: &AttemptFailure) -> String {
+    match why {
+        AttemptFailure::NoResponse { .. } | AttemptFailure::Timeout => {
+            "no response from the registrar".into()
+        }
+        AttemptFailure::TransportError | AttemptFailure::Unreachable => "transport error".into(),
+        AttemptFailure::ServiceUnavailable { .. } => {
+            "registrar answered 503 Service Unavailable".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+fn attempt_text(a: &FailedAttempt) -> String {
+    format!(
+        "{}:{}: {}",
+        a.target.transport.as_str(),
+        a.target.addr,
+        error_text(&a.why)
+    )
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+/// The lines an account event prints; `waited`: since the account's previous event (the
+/// time a refusal took).
+fn lines(account: &str, event: &AccountEvent, waited: Duration) -> Vec<Line> {
+    let account = account.to_owned();
+    match event {
+        AccountEvent::Registered {
+            registrar: r,
+            expires,
+            bindings,
+            elapsed,
+        } => vec![Line::Registered {
+            account,
+            registrar: registrar(r),
+            expires: expires.as_secs(),
+            bindings: bindings.clone(),
+            elapsed_ms: ms(*elapsed),
+        }],
+        AccountEvent::Failed { attempt, elapsed } => vec![Line::Failed {
+            account,
+            registrar: format!(
+                "{}:{}",
+                attempt.target.transport.as_str(),
+                attempt.target.addr
+            ),
+            error: error_text(&attempt.why),
+            elapsed_ms: ms(*elapsed),
+        }],
+        // A registrar that refuses: the next one would say the same.
+        AccountEvent::AuthenticationFailed {
+            registrar: r,
+            reason,
+            ..
+        }
+        | AccountEvent::Rejected {
+            registrar: r,
+            reason,
+            ..
+        } => vec![
+            Line::Failed {
+                account: account.clone(),
+                registrar: registrar(r),
+                error: reason.clone(),
+                elapsed_ms: ms(waited),
+            },
+            Line::Unavailable {
+                account,
+                tried: vec![format!("{}: {reason}", registrar(r))],
+            },
+        ],
+        AccountEvent::Unavailable { tried, errors, .. } => {
+            let mut all: Vec<String> = tried.iter().map(attempt_text).collect();
+            all.extend(errors.iter().cloned());
+            vec![Line::Unavailable {
+                account,
+                tried: all,
+            }]
+        }
+        AccountEvent::Unregistered { registrar: r } => vec![Line::Unregistered {
+            account,
+            registrar: registrar(r),
+        }],
+        AccountEvent::FlowFailed {
+            registrar: r,
+            reason,
+        } => vec![Line::FlowFailed {
+            account,
+            registrar: registrar(r),
+            reason: reason.to_string(),
+        }],
+        AccountEvent::FlowRecovered {
+            registrar: r,
+            expires,
+            elapsed,
+        } => vec![Line::FlowRecovered {
+            account,
+            registrar: registrar(r),
+            expires: expires.as_secs(),
+            elapsed_ms: ms(*elapsed),
+        }],
+        _ => Vec::new(),
+    }
+}
+
+fn print_line(line: &Line, json: bool) {
     if json {
-        println!("{}", serde_json::to_string(ev).expect("events serialize"));
+        println!("{}", serde_json::to_string(line).expect("events serialize"));
         return;
     }
-    match ev {
-        AccountEvent::Registered {
+    match line {
+        Line::Registered {
             account,
             registrar,
             expires,
@@ -186,24 +367,24 @@ fn print_event(ev: &AccountEvent, json: bool) {
                 println!("  binding {b}");
             }
         }
-        AccountEvent::Failed {
+        Line::Failed {
             account,
             registrar,
             error,
             elapsed_ms,
         } => println!("{account}: {registrar} failed after {elapsed_ms} ms: {error}"),
-        AccountEvent::Unavailable { account, tried } => {
+        Line::Unavailable { account, tried } => {
             println!("{account}: not registered; tried: {}", tried.join("; "))
         }
-        AccountEvent::Unregistered { account, registrar } => {
+        Line::Unregistered { account, registrar } => {
             println!("{account}: unregistered from {registrar}")
         }
-        AccountEvent::FlowFailed {
+        Line::FlowFailed {
             account,
             registrar,
             reason,
         } => println!("{account}: flow to {registrar} failed ({reason}); registering again"),
-        AccountEvent::FlowRecovered {
+        Line::FlowRecovered {
             account,
             registrar,
             expires,

@@ -3,26 +3,38 @@
 //! - [`RegisterMode::Failover`]: one slot over every registrar URI of the account (or its
 //!   AOR's domain), whose targets are tried in order by the failover machine; the first that
 //!   accepts the REGISTER holds the binding, refreshed there until it fails, when the slot
-//!   looks again from the top.
+//!   moves on to the other targets (and looks again from the top when none answers).
 //! - [`RegisterMode::All`]: one slot per registrar, each registered on its own, so the
 //!   account stays reachable while any one is up.
+//!
+//! Fail-back: while a slot is registered with a target of lower priority than others of its
+//! list, the better ones are probed with OPTIONS, one at a time, at most every
+//! [`PhoneConfig::fail_back_interval`](super::PhoneConfig::fail_back_interval) and only once
+//! their cool-off in the health table is over. When one answers, the slot registers there
+//! and removes the backup binding only after the preferred registrar accepted (no gap in
+//! reachability); when that REGISTER fails, the slot stays with its backup.
+//!
+//! With RFC 5626 outbound on, each registration's flow is kept alive and replaced at once
+//! when it fails (`super::flow`).
 //!
 //! Every state change is an [`AccountEvent`].
 
 use std::time::{Duration, Instant};
 
 use tincan_sip::auth::DigestClient;
-use tincan_sip::message::{Message, SipUri};
+use tincan_sip::message::{HeaderName, Message, Method, RequestBuilder, SipUri, Uri};
 use tincan_sip::register::{
     RegisterError, Registration, RegistrationConfig, RegistrationEvent, RegistrationState,
 };
-use tincan_sip::resolve::failover::FailedAttempt;
-use tincan_sip::resolve::{Destination, ResolvedTarget};
+use tincan_sip::resolve::failover::{AttemptFailure, FailedAttempt};
+use tincan_sip::resolve::{Destination, ResolvedTarget, TargetKey};
+use tincan_sip::transaction::TransactionId;
 use tincan_sip::transport::Target;
 
 use super::config::{AccountConfig, RegisterMode};
 use super::event::{AccountEvent, AccountId, PhoneEvent, UsageError};
-use super::route::{Owner, Phase, RouteId};
+use super::flow::Flow;
+use super::route::{Owner, Phase, RouteId, transport_target};
 use super::{PhoneCore, call::contact_uri};
 
 /// Where a slot is.
@@ -50,14 +62,99 @@ pub(super) struct Slot {
     candidates: Vec<ResolvedTarget>,
     errors: Vec<String>,
     /// The registration bound to `target`.
-    reg: Option<Registration>,
-    target: Option<Target>,
+    pub(super) reg: Option<Registration>,
+    pub(super) target: Option<Target>,
     route: Option<RouteId>,
     /// The next REGISTER of `reg` (a challenge answered), for the failover's next send.
     pending: Option<Message>,
-    started: Instant,
+    /// When the REGISTERs to the current target began (the `elapsed` of events).
+    attempt_started: Instant,
+    /// The target the last REGISTER of the current route went to.
+    last_sent: Option<Target>,
     /// Stop once the binding is removed (or now, when there is none).
     stopping: bool,
+    /// The registration's flow, kept alive (RFC 5626 outbound).
+    pub(super) flow: Option<Flow>,
+    /// The registrar answered keep-alives on an earlier flow: a new flow to it treats a
+    /// missing STUN response as a failure from the start.
+    pub(super) peer_answers: bool,
+    /// Since when, and with which registrar, the slot registers again over a new flow
+    /// after its flow failed.
+    pub(super) recovering: Option<(Instant, Target)>,
+    /// The binding at a lower-priority registrar while a fail-back is under way.
+    backup: Option<Backup>,
+    /// When the better registrars are probed next (registered at a lower-priority one).
+    next_probe: Option<Instant>,
+    /// The fail-back probe in flight: its transaction, target and deadline.
+    probe: Option<(TransactionId, ResolvedTarget, Instant)>,
+}
+
+/// A binding kept during a fail-back, removed once the preferred registrar accepted.
+struct Backup {
+    reg: Registration,
+    target: Target,
+    /// Its REGISTER with Expires: 0 is on its way.
+    route: Option<RouteId>,
+    /// Its next REGISTER (a challenge answered), for the failover's next send.
+    pending: Option<Message>,
+    /// Its flow, kept for when the fail-back does not work.
+    flow: Option<Flow>,
+}
+
+impl Slot {
+    fn new(uris: Vec<String>, reg_id: u32, now: Instant) -> Slot {
+        Slot {
+            uris,
+            reg_id,
+            state: SlotState::Idle,
+            candidates: Vec::new(),
+            errors: Vec::new(),
+            reg: None,
+            target: None,
+            route: None,
+            pending: None,
+            attempt_started: now,
+            last_sent: None,
+            stopping: false,
+            flow: None,
+            peer_answers: false,
+            recovering: None,
+            backup: None,
+            next_probe: None,
+            probe: None,
+        }
+    }
+
+    /// The position of a target among the candidates.
+    fn rank_of(&self, target: &Target) -> Option<usize> {
+        self.candidates
+            .iter()
+            .position(|c| c.addr == target.addr && c.transport == target.transport)
+    }
+
+    /// Every candidate, the one of `target` first (a refresh or a new flow goes there
+    /// first, then on to the others when it fails).
+    fn first(&self, target: Option<&Target>) -> Vec<ResolvedTarget> {
+        let Some(i) = target.and_then(|t| self.rank_of(t)) else {
+            return self.candidates.clone();
+        };
+        let mut all = vec![self.candidates[i].clone()];
+        all.extend(
+            self.candidates
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, c)| c.clone()),
+        );
+        all
+    }
+
+    /// The candidate of `target` alone.
+    fn only(&self, target: &Target) -> Vec<ResolvedTarget> {
+        self.rank_of(target)
+            .map(|i| vec![self.candidates[i].clone()])
+            .unwrap_or_default()
+    }
 }
 
 /// An account of the phone.
@@ -74,18 +171,29 @@ impl Account {
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
         self.slots
             .iter()
-            .filter_map(|s| match s.state {
-                SlotState::Registered => s.reg.as_ref().and_then(Registration::poll_timeout),
-                SlotState::Waiting(t) => Some(t),
-                _ => None,
+            .flat_map(|s| {
+                let registered = s.state == SlotState::Registered;
+                [
+                    match s.state {
+                        SlotState::Registered => {
+                            s.reg.as_ref().and_then(Registration::poll_timeout)
+                        }
+                        SlotState::Waiting(t) => Some(t),
+                        _ => None,
+                    },
+                    s.flow.as_ref().and_then(|f| f.keepalive.poll_timeout()),
+                    s.next_probe.filter(|_| registered && s.probe.is_none()),
+                    s.probe.as_ref().map(|p| p.2),
+                ]
             })
+            .flatten()
             .min()
     }
 
     pub(super) fn is_idle(&self) -> bool {
-        self.slots
-            .iter()
-            .all(|s| matches!(s.state, SlotState::Idle | SlotState::Waiting(_)))
+        self.slots.iter().all(|s| {
+            matches!(s.state, SlotState::Idle | SlotState::Waiting(_)) && s.backup.is_none()
+        })
     }
 }
 
@@ -123,19 +231,7 @@ impl PhoneCore {
             slots: slots
                 .into_iter()
                 .enumerate()
-                .map(|(i, uris)| Slot {
-                    uris,
-                    reg_id: i as u32 + 1,
-                    state: SlotState::Idle,
-                    candidates: Vec::new(),
-                    errors: Vec::new(),
-                    reg: None,
-                    target: None,
-                    route: None,
-                    pending: None,
-                    started: now,
-                    stopping: false,
-                })
+                .map(|(i, uris)| Slot::new(uris, i as u32 + 1, now))
                 .collect(),
             call_id: format!("{}@tincan", self.token(20)),
             tag: self.token(10),
@@ -172,6 +268,21 @@ impl PhoneCore {
             .is_some_and(|a| a.slots.iter().any(|s| s.state == SlotState::Registered))
     }
 
+    /// The registrars the account is registered with now (one per slot that holds a
+    /// binding).
+    pub fn registrars(&self, account: AccountId) -> Vec<Target> {
+        self.accounts
+            .get(account.0)
+            .map(|a| {
+                a.slots
+                    .iter()
+                    .filter(|s| s.state == SlotState::Registered)
+                    .filter_map(|s| s.target.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Removes the account's bindings (REGISTER with Expires: 0) and stops registering.
     pub fn unregister(&mut self, now: Instant, account: AccountId) {
         self.account_stop(now, account.0);
@@ -184,7 +295,6 @@ impl PhoneCore {
         let s = &mut self.accounts[account.0].slots[slot];
         s.candidates.clear();
         s.errors.clear();
-        s.started = now;
         s.state = SlotState::Locating(s.uris.len());
         for uri in s.uris.clone() {
             match Destination::parse(&uri) {
@@ -193,7 +303,7 @@ impl PhoneCore {
                         dest.transport = Some(t.param().to_owned());
                     }
                     let res = self.dns.start(now, dest, &mut *self.rng);
-                    self.account_resolutions.insert(res, (account, slot));
+                    self.account_resolutions.insert(res, (account, slot, uri));
                 }
                 Err(e) => self.slot_located(now, account, slot, Err(format!("{uri}: {e}"))),
             }
@@ -208,11 +318,7 @@ impl PhoneCore {
         slot: usize,
         result: Result<Vec<ResolvedTarget>, String>,
     ) {
-        let Some(s) = self
-            .accounts
-            .get_mut(account.0)
-            .and_then(|a| a.slots.get_mut(slot))
-        else {
+        let Some(s) = self.slot_mut(account, slot) else {
             return;
         };
         let SlotState::Locating(n) = s.state else {
@@ -230,26 +336,43 @@ impl PhoneCore {
             self.register_failed(now, account, slot, Vec::new(), Vec::new());
             return;
         }
-        s.state = SlotState::Registering;
         s.reg = None;
         s.target = None;
-        let hop = s.uris[0].clone();
+        s.recovering = None;
         let candidates = s.candidates.clone();
-        // The request is built for each target when the failover machine picks it.
+        self.slot_route(now, account, slot, candidates);
+    }
+
+    /// Sends the slot's next REGISTER over `targets` (built for each target when the
+    /// failover machine picks it).
+    fn slot_route(
+        &mut self,
+        now: Instant,
+        account: AccountId,
+        slot: usize,
+        targets: Vec<ResolvedTarget>,
+    ) {
+        let Some(s) = self.slot_mut(account, slot) else {
+            return;
+        };
+        s.state = SlotState::Registering;
+        s.last_sent = None;
+        s.next_probe = None;
+        let hop = s.uris[0].clone();
         let placeholder = placeholder_register(&self.accounts[account.0].config.aor);
         let route = self.start_route(
             now,
             Owner::Register(account, slot),
             placeholder,
             hop,
-            Some(candidates),
+            Some(targets),
         );
         if let Some(s) = self.slot_mut(account, slot) {
             s.route = Some(route);
         }
     }
 
-    fn slot_mut(&mut self, account: AccountId, slot: usize) -> Option<&mut Slot> {
+    pub(super) fn slot_mut(&mut self, account: AccountId, slot: usize) -> Option<&mut Slot> {
         self.accounts
             .get_mut(account.0)
             .and_then(|a| a.slots.get_mut(slot))
@@ -271,6 +394,10 @@ impl PhoneCore {
         let (call_id, tag) = (a.call_id.clone(), a.tag.clone());
         let config = a.config.clone();
         let s = a.slots.get_mut(slot)?;
+        if s.last_sent.as_ref() != Some(target) {
+            s.attempt_started = now;
+            s.last_sent = Some(target.clone());
+        }
         if s.target.as_ref() == Some(target)
             && let Some(reg) = s.reg.as_mut()
             && let Some(request) = s.pending.take().or_else(|| reg.poll_request())
@@ -296,8 +423,31 @@ impl PhoneCore {
         reg.start(now);
         let request = reg.poll_request();
         s.reg = Some(reg);
+        if s.target.as_ref() != Some(target) {
+            // Another registrar: what was learnt of the old one's flow does not carry over.
+            s.flow = None;
+            s.peer_answers = false;
+        }
         s.target = Some(target.clone());
         request
+    }
+
+    /// An attempt of the slot's REGISTER failed at one target (the route moves on).
+    pub(super) fn register_attempt_failed(
+        &mut self,
+        now: Instant,
+        account: AccountId,
+        slot: usize,
+        attempt: FailedAttempt,
+    ) {
+        let Some(s) = self.slot_mut(account, slot) else {
+            return;
+        };
+        if s.state != SlotState::Registering {
+            return;
+        }
+        let elapsed = now.saturating_duration_since(s.attempt_started);
+        self.account_event(account, AccountEvent::Failed { attempt, elapsed });
     }
 
     /// A final response (or provisional) to a REGISTER of the slot.
@@ -327,18 +477,8 @@ impl PhoneCore {
         reg.handle_response(now, response, rng);
         if let Some(next) = reg.poll_request() {
             // A challenge answered, or a 423 with a longer expiry: again to the same target.
-            if let Some(r) = self.routes.get_mut(&route) {
-                r.request = next;
-                if let Phase::Sending(f) = &mut r.phase {
-                    let _ = f.retry_same(now, &self.health);
-                }
-            }
-            // Kept for `register_request`, which the failover's Send asks.
-            let pending = self.routes.get(&route).map(|r| r.request.clone());
-            if let Some(s) = self.slot_mut(account, slot) {
-                s.pending = pending;
-            }
-            self.drive_route(now, route);
+            s.pending = Some(next.clone());
+            self.retry_same(now, route, next);
             return;
         }
         let mut last = None;
@@ -347,73 +487,94 @@ impl PhoneCore {
                 last = Some(ev);
             }
         }
+        let connection = self.receiving;
         let Some(s) = self.slot_mut(account, slot) else {
             return;
         };
         let target = s.target.clone();
-        let elapsed = now.saturating_duration_since(s.started);
+        let elapsed = now.saturating_duration_since(s.attempt_started);
         match last {
             Some(RegistrationEvent::Registered { expires, bindings }) => {
                 s.state = SlotState::Registered;
                 s.route = None;
-                if let Some(t) = &target {
-                    self.health.mark_ok(tincan_sip::resolve::TargetKey {
-                        transport: t.transport,
-                        addr: t.addr,
-                    });
-                }
-                if let Some(registrar) = target {
-                    self.account_event(
-                        account,
-                        AccountEvent::Registered {
-                            registrar,
-                            expires: Duration::from_secs(u64::from(expires)),
-                            bindings,
-                            elapsed,
-                        },
-                    );
-                }
+                let recovering = s.recovering.take();
+                let Some(registrar) = target else { return };
+                self.health.mark_ok(TargetKey {
+                    transport: registrar.transport,
+                    addr: registrar.addr,
+                });
+                let expires = Duration::from_secs(u64::from(expires));
+                let event = match recovering.filter(|(_, t)| *t == registrar) {
+                    Some((since, _)) => AccountEvent::FlowRecovered {
+                        registrar: registrar.clone(),
+                        expires,
+                        elapsed: now.saturating_duration_since(since),
+                    },
+                    None => AccountEvent::Registered {
+                        registrar: registrar.clone(),
+                        expires,
+                        bindings,
+                        elapsed,
+                    },
+                };
+                self.account_event(account, event);
+                let connection = connection
+                    .filter(|(t, a, _)| *t == registrar.transport && *a == registrar.addr)
+                    .map(|(_, _, c)| c);
+                self.watch_flow(now, account, slot, connection);
+                self.schedule_fail_back(now, account, slot);
+                self.unbind_backup(now, account, slot);
             }
             Some(RegistrationEvent::Unregistered) => {
                 s.state = SlotState::Idle;
                 s.reg = None;
                 s.route = None;
+                self.drop_flow(account, slot);
                 if let Some(registrar) = target {
                     self.account_event(account, AccountEvent::Unregistered { registrar });
                 }
             }
             Some(RegistrationEvent::Failed(error)) => {
                 s.route = None;
-                let retry = Duration::from_secs(60);
-                s.state = SlotState::Waiting(now + retry);
+                s.recovering = None;
                 let Some(registrar) = target else { return };
-                match error {
-                    RegisterError::AuthenticationFailed { .. } => {
-                        self.account_event(
-                            account,
-                            AccountEvent::AuthenticationFailed { registrar, status },
-                        );
+                let event = match error {
+                    RegisterError::AuthenticationFailed { .. }
+                    | RegisterError::Rejected { status: 403, .. } => {
+                        AccountEvent::AuthenticationFailed {
+                            registrar,
+                            status,
+                            reason: error.to_string(),
+                        }
                     }
-                    RegisterError::Rejected { status: 403, .. } => {
-                        self.account_event(
-                            account,
-                            AccountEvent::AuthenticationFailed { registrar, status },
-                        );
-                    }
-                    other => {
-                        self.account_event(
-                            account,
-                            AccountEvent::Rejected {
-                                registrar,
-                                status,
-                                reason: other.to_string(),
-                            },
-                        );
-                    }
+                    other => AccountEvent::Rejected {
+                        registrar,
+                        status,
+                        reason: other.to_string(),
+                    },
+                };
+                self.account_event(account, event);
+                if self.restore_backup(now, account, slot) {
+                    return;
+                }
+                self.drop_flow(account, slot);
+                if let Some(s) = self.slot_mut(account, slot) {
+                    s.state = SlotState::Waiting(now + Duration::from_secs(60));
                 }
             }
             _ => {}
         }
+    }
+
+    /// Sends a route's request again to the same target (a challenge answered).
+    fn retry_same(&mut self, now: Instant, route: RouteId, request: Message) {
+        if let Some(r) = self.routes.get_mut(&route) {
+            r.request = request;
+            if let Phase::Sending(f) = &mut r.phase {
+                let _ = f.retry_same(now, &self.health);
+            }
+        }
+        self.drive_route(now, route);
     }
 
     /// No registrar of the slot could be reached (or none was found).
@@ -436,19 +597,31 @@ impl PhoneCore {
         };
         let unregistering = s.state == SlotState::Unregistering;
         s.route = None;
+        s.recovering = None;
         let mut errors_all = std::mem::take(&mut s.errors);
         errors_all.extend(errors);
         if unregistering || s.stopping {
             s.state = SlotState::Idle;
             s.reg = None;
-            if let Some(registrar) = s.target.take() {
+            self.drop_flow(account, slot);
+            let target = self.slot_mut(account, slot).and_then(|s| s.target.take());
+            if let Some(registrar) = target {
                 self.account_event(account, AccountEvent::Unregistered { registrar });
             }
             return;
         }
+        // A fail-back that did not work: the backup binding is still there.
+        if self.restore_backup(now, account, slot) {
+            return;
+        }
+        self.drop_flow(account, slot);
+        let Some(s) = self.slot_mut(account, slot) else {
+            return;
+        };
         s.state = SlotState::Waiting(now + retry_in);
         s.reg = None;
         s.target = None;
+        // Each failed attempt was reported as it failed.
         self.account_event(
             account,
             AccountEvent::Unavailable {
@@ -459,10 +632,12 @@ impl PhoneCore {
         );
     }
 
-    /// Refreshes and retries that are due.
+    /// Refreshes, keep-alives, fail-back probes and retries that are due.
     pub(super) fn account_timeout(&mut self, now: Instant, account: usize) {
         let id = AccountId(account);
         for slot in 0..self.accounts[account].slots.len() {
+            self.flow_timeout(now, id, slot);
+            self.fail_back_timeout(now, id, slot);
             let state = self.accounts[account].slots[slot].state;
             match state {
                 SlotState::Waiting(t) if t <= now => self.slot_start(now, id, slot),
@@ -478,28 +653,9 @@ impl PhoneCore {
                         continue;
                     }
                     // The refresh goes to the registrar that holds the binding; when it
-                    // fails, the slot looks again from the top.
-                    let Some(target) = s.target.clone() else {
-                        continue;
-                    };
-                    let known = s
-                        .candidates
-                        .iter()
-                        .find(|c| c.addr == target.addr && c.transport == target.transport)
-                        .cloned();
-                    s.state = SlotState::Registering;
-                    s.started = now;
-                    let hop = s.uris[0].clone();
-                    let route = self.start_route(
-                        now,
-                        Owner::Register(id, slot),
-                        placeholder_register(&self.accounts[id.0].config.aor),
-                        hop,
-                        Some(known.into_iter().collect()),
-                    );
-                    if let Some(s) = self.slot_mut(id, slot) {
-                        s.route = Some(route);
-                    }
+                    // fails, on to the others.
+                    let targets = s.first(s.target.as_ref());
+                    self.slot_route(now, id, slot, targets);
                 }
                 _ => {}
             }
@@ -510,8 +666,13 @@ impl PhoneCore {
     pub(super) fn account_stop(&mut self, now: Instant, account: usize) {
         let id = AccountId(account);
         for slot in 0..self.accounts[account].slots.len() {
+            self.drop_flow(id, slot);
+            self.stop_probe(id, slot);
+            // A backup kept by a fail-back under way goes too.
+            self.unbind_backup(now, id, slot);
             let s = &mut self.accounts[account].slots[slot];
             s.stopping = true;
+            s.next_probe = None;
             match s.state {
                 SlotState::Registered | SlotState::Registering => {
                     let Some(reg) = s.reg.as_mut() else {
@@ -526,11 +687,7 @@ impl PhoneCore {
                         s.state = SlotState::Idle;
                         continue;
                     };
-                    let known = s
-                        .candidates
-                        .iter()
-                        .find(|c| c.addr == target.addr && c.transport == target.transport)
-                        .cloned();
+                    let known = s.only(&target);
                     if let Some(old) = s.route.take()
                         && let Some(r) = self.routes.get_mut(&old)
                     {
@@ -538,13 +695,14 @@ impl PhoneCore {
                     }
                     let s = &mut self.accounts[account].slots[slot];
                     s.state = SlotState::Unregistering;
+                    s.last_sent = None;
                     let hop = s.uris[0].clone();
                     let route = self.start_route(
                         now,
                         Owner::Register(id, slot),
                         placeholder_register(&self.accounts[id.0].config.aor),
                         hop,
-                        Some(known.into_iter().collect()),
+                        Some(known),
                     );
                     if let Some(s) = self.slot_mut(id, slot) {
                         s.route = Some(route);
@@ -555,9 +713,296 @@ impl PhoneCore {
         }
     }
 
-    fn account_event(&mut self, account: AccountId, event: AccountEvent) {
+    pub(super) fn account_event(&mut self, account: AccountId, event: AccountEvent) {
         self.events
             .push_back(PhoneEvent::Account { account, event });
+    }
+
+    /// The REGISTER of a flow that failed: the same registration again at once, to the same
+    /// registrar first (a new connection opens for it), then on to the others
+    /// (RFC 5626 §4.5).
+    pub(super) fn register_again(&mut self, now: Instant, account: AccountId, slot: usize) {
+        let Some(s) = self.slot_mut(account, slot) else {
+            return;
+        };
+        let Some(reg) = s.reg.as_mut() else {
+            return;
+        };
+        reg.start(now);
+        s.recovering = s.target.clone().map(|t| (now, t));
+        let targets = s.first(s.target.as_ref());
+        self.slot_route(now, account, slot, targets);
+    }
+
+    // --------------------------------------------------------------------- fail-back
+
+    /// After a registration: when the slot is bound to a target of lower priority than
+    /// others of its list, the better ones are probed from now on.
+    fn schedule_fail_back(&mut self, now: Instant, account: AccountId, slot: usize) {
+        let interval = self.config.fail_back_interval;
+        let Some(s) = self.slot_mut(account, slot) else {
+            return;
+        };
+        let rank = s.target.as_ref().and_then(|t| s.rank_of(t)).unwrap_or(0);
+        if rank > 0 {
+            s.next_probe.get_or_insert(now + interval);
+        } else {
+            s.next_probe = None;
+        }
+    }
+
+    /// Starts a due fail-back probe, or gives up one whose budget passed.
+    fn fail_back_timeout(&mut self, now: Instant, account: AccountId, slot: usize) {
+        let Some(s) = self.slot_mut(account, slot) else {
+            return;
+        };
+        if let Some((tx, _, deadline)) = &s.probe
+            && *deadline <= now
+        {
+            let tx = *tx;
+            let waited = self.config.probe_budget;
+            self.probe_failed(now, tx, AttemptFailure::NoResponse { waited });
+            return;
+        }
+        let interval = self.config.fail_back_interval;
+        let s = &mut self.accounts[account.0].slots[slot];
+        if s.state != SlotState::Registered
+            || s.probe.is_some()
+            || s.next_probe.is_none_or(|t| t > now)
+        {
+            return;
+        }
+        s.next_probe = Some(now + interval);
+        let rank = s.target.as_ref().and_then(|t| s.rank_of(t)).unwrap_or(0);
+        let better = s.candidates[..rank]
+            .iter()
+            .find(|c| !self.health.is_down(now, TargetKey::of(c)))
+            .cloned();
+        let Some(target) = better else { return };
+        let aor = self.accounts[account.0].config.aor.clone();
+        let Some(request) = self.probe_request(&aor, &target) else {
+            return;
+        };
+        let transport_target = transport_target(&target);
+        self.ensure_local(&transport_target);
+        let Ok(tx) = self.endpoint.send_request(now, request, transport_target) else {
+            self.health.mark_failed(
+                now,
+                TargetKey::of(&target),
+                AttemptFailure::TransportError.cause(),
+            );
+            return;
+        };
+        self.probes.insert(tx, (account, slot));
+        let deadline = now + self.config.probe_budget;
+        if let Some(s) = self.slot_mut(account, slot) {
+            s.probe = Some((tx, target, deadline));
+        }
+    }
+
+    /// An OPTIONS probe to a preferred registrar: `sip:addr`, From the account's AOR.
+    fn probe_request(&mut self, aor: &str, target: &ResolvedTarget) -> Option<Message> {
+        let uri = Uri::parse(&format!("sip:{}", target.addr))
+            .ok()?
+            .into_owned();
+        let tag = self.token(8);
+        let call_id = format!("{}@tincan", self.token(20));
+        Some(
+            RequestBuilder::new(Method::Options, &uri)
+                .header(HeaderName::From, &format!("<{aor}>;tag={tag}"))
+                .header(HeaderName::To, &format!("<{uri}>"))
+                .call_id(&call_id)
+                .cseq(1)
+                .build(),
+        )
+    }
+
+    /// A fail-back probe got a response: the registrar is back; the slot registers there.
+    pub(super) fn probe_answered(&mut self, now: Instant, tx: TransactionId, response: &Message) {
+        if response.status().unwrap_or(0) < 200 {
+            return;
+        }
+        let Some((account, slot)) = self.probes.remove(&tx) else {
+            return;
+        };
+        let Some(s) = self.slot_mut(account, slot) else {
+            return;
+        };
+        let Some((_, target, _)) = s.probe.take() else {
+            return;
+        };
+        self.health.mark_ok(TargetKey::of(&target));
+        self.fail_back(now, account, slot);
+        self.process(now);
+    }
+
+    /// A fail-back probe got no answer: the registrar cools off again.
+    pub(super) fn probe_failed(&mut self, now: Instant, tx: TransactionId, why: AttemptFailure) {
+        let Some((account, slot)) = self.probes.remove(&tx) else {
+            return;
+        };
+        self.endpoint.abandon(tx);
+        let Some(s) = self.slot_mut(account, slot) else {
+            return;
+        };
+        if let Some((_, target, _)) = s.probe.take() {
+            self.health
+                .mark_failed(now, TargetKey::of(&target), why.cause());
+        }
+    }
+
+    /// An ICMP unreachable for the target of a probe.
+    pub(super) fn probes_unreachable(&mut self, now: Instant, dest: std::net::SocketAddr) {
+        let hit: Vec<TransactionId> = self
+            .probes
+            .iter()
+            .filter(|(_, (a, s))| {
+                self.accounts[a.0].slots[*s]
+                    .probe
+                    .as_ref()
+                    .is_some_and(|p| p.1.addr == dest)
+            })
+            .map(|(tx, _)| *tx)
+            .collect();
+        for tx in hit {
+            self.probe_failed(now, tx, AttemptFailure::Unreachable);
+        }
+    }
+
+    fn stop_probe(&mut self, account: AccountId, slot: usize) {
+        let Some(s) = self.slot_mut(account, slot) else {
+            return;
+        };
+        if let Some((tx, _, _)) = s.probe.take() {
+            self.probes.remove(&tx);
+            self.endpoint.abandon(tx);
+        }
+    }
+
+    /// Registers with the better registrars, keeping the current binding as a backup until
+    /// one accepts.
+    fn fail_back(&mut self, now: Instant, account: AccountId, slot: usize) {
+        let Some(s) = self.slot_mut(account, slot) else {
+            return;
+        };
+        if s.state != SlotState::Registered || s.backup.is_some() {
+            return;
+        }
+        let flow = s.flow.take();
+        let (Some(reg), Some(target)) = (s.reg.take(), s.target.take()) else {
+            return;
+        };
+        let rank = s.rank_of(&target).unwrap_or(0);
+        let better = s.candidates[..rank].to_vec();
+        s.backup = Some(Backup {
+            reg,
+            target,
+            route: None,
+            pending: None,
+            flow,
+        });
+        s.peer_answers = false;
+        self.slot_route(now, account, slot, better);
+    }
+
+    /// The fail-back did not work: the slot goes on with its backup binding. False when
+    /// there is none.
+    fn restore_backup(&mut self, now: Instant, account: AccountId, slot: usize) -> bool {
+        let Some(s) = self.slot_mut(account, slot) else {
+            return false;
+        };
+        let Some(backup) = s.backup.take_if(|b| b.route.is_none()) else {
+            return false;
+        };
+        s.reg = Some(backup.reg);
+        s.target = Some(backup.target);
+        s.state = SlotState::Registered;
+        // Its flow goes on (a missed ping is sent at once).
+        s.flow = backup.flow;
+        s.peer_answers = s.flow.as_ref().is_some_and(|f| f.keepalive.peer_answered());
+        self.watch_flow(now, account, slot, None);
+        self.schedule_fail_back(now, account, slot);
+        true
+    }
+
+    /// Removes the backup binding of a fail-back (the preferred registrar accepted).
+    fn unbind_backup(&mut self, now: Instant, account: AccountId, slot: usize) {
+        let Some(s) = self.slot_mut(account, slot) else {
+            return;
+        };
+        let Some(backup) = s.backup.as_mut() else {
+            return;
+        };
+        if backup.route.is_some() {
+            return;
+        }
+        if !backup.reg.unregister(now) {
+            s.backup = None;
+            return;
+        }
+        let target = backup.target.clone();
+        let known = s.only(&target);
+        let hop = s.uris[0].clone();
+        let placeholder = placeholder_register(&self.accounts[account.0].config.aor);
+        let route = self.start_route(
+            now,
+            Owner::Unbind(account, slot),
+            placeholder,
+            hop,
+            Some(known),
+        );
+        if let Some(b) = self.slot_mut(account, slot).and_then(|s| s.backup.as_mut()) {
+            b.route = Some(route);
+        }
+    }
+
+    /// The REGISTER (Expires: 0) of a slot's backup binding.
+    pub(super) fn unbind_request(&mut self, account: AccountId, slot: usize) -> Option<Message> {
+        let b = self.slot_mut(account, slot)?.backup.as_mut()?;
+        b.pending.take().or_else(|| b.reg.poll_request())
+    }
+
+    /// A response to the REGISTER removing the backup binding.
+    pub(super) fn unbind_response(
+        &mut self,
+        now: Instant,
+        account: AccountId,
+        slot: usize,
+        route: RouteId,
+        response: &Message,
+    ) {
+        if response.status().unwrap_or(0) < 200 {
+            return;
+        }
+        let rng = &mut *self.rng;
+        let Some(b) = self
+            .accounts
+            .get_mut(account.0)
+            .and_then(|a| a.slots.get_mut(slot))
+            .and_then(|s| s.backup.as_mut())
+        else {
+            return;
+        };
+        b.reg.handle_response(now, response, rng);
+        if let Some(next) = b.reg.poll_request() {
+            b.pending = Some(next.clone());
+            self.retry_same(now, route, next);
+            return;
+        }
+        self.unbind_done(account, slot);
+    }
+
+    /// The backup binding is gone (or could not be removed: it expires by itself).
+    pub(super) fn unbind_done(&mut self, account: AccountId, slot: usize) {
+        let Some(b) = self.slot_mut(account, slot).and_then(|s| s.backup.take()) else {
+            return;
+        };
+        self.account_event(
+            account,
+            AccountEvent::Unregistered {
+                registrar: b.target,
+            },
+        );
     }
 }
 

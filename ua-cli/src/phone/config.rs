@@ -5,6 +5,7 @@ use std::time::Duration;
 use tincan_media::codec::CodecKind;
 use tincan_media::sdp::SrtpPolicy;
 use tincan_sip::endpoint::EndpointConfig;
+use tincan_sip::flow::KeepAliveConfig;
 use tincan_sip::resolve::HealthConfig;
 use tincan_sip::resolve::failover::FailoverConfig;
 use tincan_sip::transport::Transport;
@@ -42,6 +43,20 @@ pub struct PhoneConfig {
     pub endpoint: EndpointConfig,
     /// Longest wait for one DNS answer before it counts as a timeout.
     pub dns_timeout: Duration,
+    /// Keep-alives on the TCP/TLS registration flows of outbound accounts (those with an
+    /// `instance_id`): CRLF pings, RFC 5626 §4.4.1. The registrar's `Flow-Timer` replaces the
+    /// interval. `None`: no keep-alives on stream flows.
+    pub keepalive: Option<KeepAliveConfig>,
+    /// STUN Binding keep-alives on the UDP registration flows of outbound accounts
+    /// (RFC 5626 §4.4.2). The registrar's `Flow-Timer` replaces the interval. `None`: no
+    /// keep-alives on UDP flows.
+    pub udp_keepalive: Option<KeepAliveConfig>,
+    /// Fail-back: while an account is registered with a registrar of lower priority than
+    /// others of its list, the better ones (their cool-off over) are probed with OPTIONS at
+    /// most this often; the account moves back when one answers.
+    pub fail_back_interval: Duration,
+    /// How long a fail-back probe waits for an answer.
+    pub probe_budget: Duration,
 }
 
 impl Default for PhoneConfig {
@@ -64,6 +79,10 @@ impl Default for PhoneConfig {
             health: HealthConfig::default(),
             endpoint,
             dns_timeout: Duration::from_secs(4),
+            keepalive: Some(KeepAliveConfig::stream()),
+            udp_keepalive: Some(KeepAliveConfig::datagram()),
+            fail_back_interval: Duration::from_secs(5),
+            probe_budget: Duration::from_secs(4),
         }
     }
 }
@@ -96,7 +115,9 @@ pub struct AccountConfig {
     pub expires: u32,
     /// Whether to register at all (an account may only place calls).
     pub register: bool,
-    /// RFC 5626 instance id for `+sip.instance` (with `reg-id`), if outbound is on.
+    /// RFC 5626 instance id for `+sip.instance` (with `reg-id`), if outbound is on: the
+    /// registration flows are then kept alive as [`PhoneConfig::keepalive`] and
+    /// [`PhoneConfig::udp_keepalive`] say, and replaced at once when they fail.
     pub instance_id: Option<String>,
 }
 

@@ -47,8 +47,8 @@ use tincan_sip::resolve::{DnsAnswer, DnsQuery};
 use tincan_sip::transport::Transport;
 
 use super::{
-    AccountConfig, AccountId, CallId, CallParams, MediaCommand, PhoneConfig, PhoneCore, PhoneError,
-    PhoneEvent, UsageError,
+    AccountConfig, AccountId, CallId, CallParams, FlowCommand, MediaCommand, PhoneConfig,
+    PhoneCore, PhoneError, PhoneEvent, UsageError,
 };
 
 /// How long a shutdown waits for calls to end and bindings to be removed.
@@ -489,6 +489,14 @@ impl Phone {
         let _ = self.commands.send(Command::Unregister(account));
     }
 
+    /// Starts a shutdown without waiting for it: the events of the calls ending and the
+    /// bindings being removed still come out of [`next_event`](Self::next_event), which
+    /// returns `None` once the phone has stopped.
+    pub fn begin_shutdown(&self) {
+        let (done, _) = oneshot::channel();
+        let _ = self.commands.send(Command::Shutdown(done));
+    }
+
     /// Hangs up every call, unregisters every account (for up to 4 s), then stops.
     pub async fn shutdown(mut self) {
         let (done, rx) = oneshot::channel();
@@ -600,7 +608,39 @@ impl Task {
             NetInput::Received(r) => self.core.handle_received(now, r),
             NetInput::TransportError(tx) => self.core.handle_transport_error(now, tx),
             NetInput::Unreachable(dest) => self.core.handle_unreachable(now, dest),
+            NetInput::Pong(connection) => self.core.handle_pong(now, connection),
+            NetInput::Closed(connection) => self.core.handle_connection_closed(now, connection),
+            NetInput::BindingResponse {
+                target,
+                transaction,
+                mapped,
+                ..
+            } => self
+                .core
+                .handle_binding_response(now, target, transaction, mapped),
             _ => {}
+        }
+    }
+
+    /// Sends a keep-alive or closes a dead flow's connection.
+    fn on_flow_command(&mut self, cmd: FlowCommand) {
+        let now = Instant::now();
+        match cmd {
+            FlowCommand::Ping { connection } => {
+                // The connection is already gone when the ping cannot be written.
+                if !self.transports.ping(connection) {
+                    self.core.handle_connection_closed(now, connection);
+                }
+            }
+            FlowCommand::SendBinding {
+                target,
+                transaction,
+            } => {
+                if !self.transports.send_binding(target, transaction) {
+                    self.core.handle_unreachable(now, target);
+                }
+            }
+            FlowCommand::Close { connection } => self.transports.close(connection),
         }
     }
 
@@ -669,6 +709,12 @@ impl Task {
     async fn carry_out(&mut self) {
         loop {
             let mut moved = false;
+            // Flows first: a dead flow's connection is closed before the REGISTER that
+            // replaces it goes out (on a new connection).
+            while let Some(cmd) = self.core.poll_flow() {
+                moved = true;
+                self.on_flow_command(cmd);
+            }
             while let Some(t) = self.core.poll_transmit() {
                 moved = true;
                 self.transports.send(t).await;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tincan_media::codec::CodecKind;
 use tincan_media::quality::StreamStats;
 use tincan_media::session::SessionStats;
+use tincan_sip::flow::FlowFailure;
 use tincan_sip::resolve::failover::FailedAttempt;
 use tincan_sip::transport::Target;
 
@@ -322,10 +323,13 @@ pub enum AccountEvent {
         /// From the first REGISTER of this attempt to the 200.
         elapsed: Duration,
     },
-    /// A registrar did not work; in failover mode the next one is tried.
+    /// A registrar did not work (no answer in its budget, a transport error, an ICMP
+    /// unreachable, a 503); in failover mode the next one is tried.
     Failed {
         /// The registrar and what happened there.
         attempt: FailedAttempt,
+        /// The time spent on that registrar.
+        elapsed: Duration,
     },
     /// The registrar refused our credentials (401/403 after answering its challenge): no
     /// other registrar is tried, since it would say the same.
@@ -334,6 +338,9 @@ pub enum AccountEvent {
         registrar: Target,
         /// The final status.
         status: u16,
+        /// What went wrong ("authentication failed for realm ...: wrong username or
+        /// password").
+        reason: String,
     },
     /// A registrar refused the REGISTER (a final response other than a challenge, 503 or
     /// 403); the slot tries again later.
@@ -358,6 +365,27 @@ pub enum AccountEvent {
     Unregistered {
         /// The registrar.
         registrar: Target,
+    },
+    /// The flow of a registration died (RFC 5626 §4.4): over TCP/TLS its keep-alive ping got
+    /// no pong or the connection closed; over UDP its STUN keep-alive got no response, the
+    /// registrar was reported unreachable, or the mapped address changed. The account
+    /// registers again at once over a new flow (§4.5): [`AccountEvent::FlowRecovered`], or
+    /// failover to the next registrar when that fails.
+    FlowFailed {
+        /// The registrar.
+        registrar: Target,
+        /// Why the flow is considered dead.
+        reason: FlowFailure,
+    },
+    /// Registered again with the same registrar over a new flow after
+    /// [`AccountEvent::FlowFailed`] (RFC 5626 §4.5).
+    FlowRecovered {
+        /// The registrar.
+        registrar: Target,
+        /// The granted expiry.
+        expires: Duration,
+        /// From noticing the dead flow to the 200 on the new one.
+        elapsed: Duration,
     },
 }
 

@@ -13,7 +13,8 @@
 //!   [`hangup`](PhoneCore::hangup), [`add_account`](PhoneCore::add_account)...).
 //! - Outputs: bytes to send ([`poll_transmit`](PhoneCore::poll_transmit)), DNS questions
 //!   ([`poll_dns_query`](PhoneCore::poll_dns_query)), media commands
-//!   ([`poll_media`](PhoneCore::poll_media)), events for the application
+//!   ([`poll_media`](PhoneCore::poll_media)), keep-alives of registration flows
+//!   ([`poll_flow`](PhoneCore::poll_flow)), events for the application
 //!   ([`poll_event`](PhoneCore::poll_event)) and the next deadline
 //!   ([`poll_timeout`](PhoneCore::poll_timeout)). Drain them all after every input.
 //!
@@ -33,6 +34,7 @@ pub mod config;
 mod dns;
 pub mod driver;
 pub mod event;
+mod flow;
 mod route;
 
 use std::collections::{HashMap, VecDeque};
@@ -46,7 +48,7 @@ use tincan_sip::message::{HeaderName, Message, Method, response_to};
 use tincan_sip::resolve::failover::{AttemptFailure, Failover, FailoverEvent, RequestKind};
 use tincan_sip::resolve::{Destination, DnsAnswer, DnsQuery, ResolveConfig, TargetHealth};
 use tincan_sip::transaction::TransactionId;
-use tincan_sip::transport::{Received, Transmit, Transport};
+use tincan_sip::transport::{ConnectionId, Received, Transmit, Transport};
 
 pub use config::{AccountConfig, CallParams, PhoneConfig, RegisterMode};
 pub use event::{
@@ -129,6 +131,37 @@ pub enum MediaCommand {
     },
 }
 
+/// What the core asks of the transport side for the flows of its registrations
+/// (RFC 5626 keep-alives). Answer with [`PhoneCore::handle_pong`],
+/// [`PhoneCore::handle_binding_response`], [`PhoneCore::handle_connection_closed`] and
+/// [`PhoneCore::handle_unreachable`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FlowCommand {
+    /// Send a CRLF CRLF ping on this TCP/TLS connection (RFC 5626 §4.4.1). When it cannot
+    /// be written (the connection is gone), say so with
+    /// [`PhoneCore::handle_connection_closed`].
+    Ping {
+        /// The connection.
+        connection: ConnectionId,
+    },
+    /// Send a STUN Binding request with this transaction id to `target` from the SIP socket
+    /// of its family (RFC 5626 §4.4.2); the same id again is a retransmission. When it
+    /// cannot be sent, say so with [`PhoneCore::handle_unreachable`].
+    SendBinding {
+        /// The registrar.
+        target: SocketAddr,
+        /// The STUN transaction.
+        transaction: tincan_sip::stun::TransactionId,
+    },
+    /// Close this connection: its flow is dead; the next request to its target opens a new
+    /// one.
+    Close {
+        /// The connection.
+        connection: ConnectionId,
+    },
+}
+
 /// Accounts and calls as one sans-IO state machine (see the [module docs](self)).
 pub struct PhoneCore {
     config: PhoneConfig,
@@ -145,7 +178,7 @@ pub struct PhoneCore {
     /// Outgoing calls locating their next hop, by resolution.
     call_resolutions: HashMap<ResolutionId, CallId>,
     /// Account slots locating their registrars, by resolution.
-    account_resolutions: HashMap<ResolutionId, (AccountId, usize)>,
+    account_resolutions: HashMap<ResolutionId, (AccountId, usize, String)>,
     calls: HashMap<CallId, Call>,
     /// SIP Call-ID -> call.
     call_ids: HashMap<String, CallId>,
@@ -155,6 +188,12 @@ pub struct PhoneCore {
     accounts: Vec<Account>,
     events: VecDeque<PhoneEvent>,
     media: VecDeque<MediaCommand>,
+    flows: VecDeque<FlowCommand>,
+    /// What is being received (transport, source, connection): the REGISTER 200 it carries
+    /// tells which connection a TCP/TLS registration flow uses.
+    receiving: Option<(Transport, SocketAddr, ConnectionId)>,
+    /// Fail-back probes (OPTIONS) in flight: transaction -> account slot.
+    probes: HashMap<TransactionId, (AccountId, usize)>,
     shutting_down: bool,
 }
 
@@ -210,6 +249,9 @@ impl PhoneCore {
             accounts: Vec::new(),
             events: VecDeque::new(),
             media: VecDeque::new(),
+            flows: VecDeque::new(),
+            receiving: None,
+            probes: HashMap::new(),
             shutting_down: false,
         }
     }
@@ -270,6 +312,11 @@ impl PhoneCore {
     /// The next media command.
     pub fn poll_media(&mut self) -> Option<MediaCommand> {
         self.media.pop_front()
+    }
+
+    /// The next keep-alive command for a registration flow.
+    pub fn poll_flow(&mut self) -> Option<FlowCommand> {
+        self.flows.pop_front()
     }
 
     /// The next event for the application.
@@ -355,8 +402,12 @@ impl PhoneCore {
 
     /// Bytes received on a socket (a UDP datagram or a framed stream message).
     pub fn handle_received(&mut self, now: Instant, received: Received) {
+        self.receiving = received
+            .connection
+            .map(|c| (received.transport, received.source, c));
         self.endpoint.handle_received(now, received);
         self.process(now);
+        self.receiving = None;
     }
 
     /// Sending a transaction's message failed (connection refused, no route...).
@@ -366,8 +417,10 @@ impl PhoneCore {
     }
 
     /// An ICMP error said a UDP destination is unreachable: the requests sent there fail at
-    /// once and move on to their next target.
+    /// once and move on to their next target, and a registration flow to it fails.
     pub fn handle_unreachable(&mut self, now: Instant, dest: SocketAddr) {
+        self.flows_unreachable(now, dest);
+        self.probes_unreachable(now, dest);
         let hit: Vec<(TransactionId, RouteId, usize)> = self
             .transactions
             .iter()
@@ -448,8 +501,8 @@ impl PhoneCore {
                 } else if let Some(call) = self.call_resolutions.remove(&id) {
                     let result = result.map(|r| r.targets).map_err(|e| e.to_string());
                     self.call_located(now, call, result);
-                } else if let Some((account, slot)) = self.account_resolutions.remove(&id) {
-                    let result = result.map(|r| r.targets).map_err(|e| e.to_string());
+                } else if let Some((account, slot, uri)) = self.account_resolutions.remove(&id) {
+                    let result = result.map(|r| r.targets).map_err(|e| format!("{uri}: {e}"));
                     self.slot_located(now, account, slot, result);
                 }
             }
@@ -496,6 +549,12 @@ impl PhoneCore {
                 }
                 None => self.end_stray_dialog(now, &response),
             },
+            Event::Timeout { transaction } if self.probes.contains_key(&transaction) => {
+                self.probe_failed(now, transaction, AttemptFailure::Timeout);
+            }
+            Event::TransportError { transaction } if self.probes.contains_key(&transaction) => {
+                self.probe_failed(now, transaction, AttemptFailure::TransportError);
+            }
             Event::Timeout { transaction } => {
                 if let Some((route, attempt)) = self.transactions.remove(&transaction) {
                     self.attempt_failed(now, route, attempt, AttemptFailure::Timeout);
@@ -689,7 +748,7 @@ impl PhoneCore {
     /// The forced transport of an owner's account (or the phone's).
     fn transport_of(&self, owner: Owner) -> Option<Transport> {
         let account = match owner {
-            Owner::Register(a, _) => Some(a),
+            Owner::Register(a, _) | Owner::Unbind(a, _) => Some(a),
             o => o
                 .call()
                 .and_then(|c| self.calls.get(&c))
@@ -806,7 +865,12 @@ impl PhoneCore {
                         self.endpoint.abandon(tx);
                     }
                     if let Some(failed) = failed {
-                        self.attempt_abandoned(owner, method.unwrap_or_default(), failed);
+                        match owner {
+                            Owner::Register(account, slot) => {
+                                self.register_attempt_failed(now, account, slot, failed)
+                            }
+                            _ => self.attempt_abandoned(owner, method.unwrap_or_default(), failed),
+                        }
                     }
                 }
                 FailoverEvent::Exhausted { tried } => {
@@ -851,11 +915,16 @@ impl PhoneCore {
         let route = self.routes.get(&id)?;
         match route.owner {
             Owner::Register(account, slot) => self.register_request(now, account, slot, target),
+            Owner::Unbind(account, slot) => self.unbind_request(account, slot),
             _ => Some(route.request.clone()),
         }
     }
 
     fn on_response(&mut self, now: Instant, tx: TransactionId, response: Message) {
+        if self.probes.contains_key(&tx) {
+            self.probe_answered(now, tx, &response);
+            return;
+        }
         let Some(&(id, attempt)) = self.transactions.get(&tx) else {
             return;
         };
@@ -914,7 +983,7 @@ impl PhoneCore {
         let request = route.request.clone();
         let retried = match owner {
             // The registration answers its own challenges (its state machine keeps the CSeq).
-            Owner::Register(..) | Owner::Ack(_) | Owner::Stray => return false,
+            Owner::Register(..) | Owner::Unbind(..) | Owner::Ack(_) | Owner::Stray => return false,
             Owner::Invite(call) => self.retry_invite(now, call, &request, response),
             Owner::InDialog(call) => self.retry_in_dialog(call, &request, response),
         };
@@ -941,6 +1010,7 @@ impl PhoneCore {
             Owner::Register(account, slot) => {
                 self.register_response(now, account, slot, id, &response)
             }
+            Owner::Unbind(account, slot) => self.unbind_response(now, account, slot, id, &response),
             Owner::Ack(_) | Owner::Stray => {}
         }
     }
@@ -967,10 +1037,6 @@ impl PhoneCore {
         failed: tincan_sip::resolve::failover::FailedAttempt,
     ) {
         match owner {
-            Owner::Register(account, _) => self.events.push_back(PhoneEvent::Account {
-                account,
-                event: AccountEvent::Failed { attempt: failed },
-            }),
             Owner::Invite(call) | Owner::InDialog(call) => {
                 self.events.push_back(PhoneEvent::Call {
                     call,
@@ -980,7 +1046,8 @@ impl PhoneCore {
                     }),
                 })
             }
-            Owner::Ack(_) | Owner::Stray => {}
+            // A registration's attempts are reported by the account (with their elapsed time).
+            Owner::Register(..) | Owner::Unbind(..) | Owner::Ack(_) | Owner::Stray => {}
         }
     }
 
@@ -1005,6 +1072,7 @@ impl PhoneCore {
             Owner::Register(account, slot) => {
                 self.register_failed(now, account, slot, tried, errors)
             }
+            Owner::Unbind(account, slot) => self.unbind_done(account, slot),
             Owner::Stray => {}
         }
     }

@@ -28,6 +28,9 @@ pub(crate) enum Owner {
     /// The ACK or BYE ending a 2xx that came after its call was over (RFC 3261 §13.2.2.4):
     /// nobody waits for the outcome.
     Stray,
+    /// The REGISTER that removes a slot's backup binding once a fail-back to a preferred
+    /// registrar succeeded.
+    Unbind(AccountId, usize),
 }
 
 impl Owner {

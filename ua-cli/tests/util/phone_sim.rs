@@ -25,7 +25,8 @@ use bytes::Bytes;
 use rand_core::Rng;
 use rand_core::SeedableRng;
 use tincan::phone::{
-    AccountConfig, CallEvent, CallId, EndReason, MediaCommand, PhoneConfig, PhoneCore, PhoneEvent,
+    AccountConfig, CallEvent, CallId, EndReason, FlowCommand, MediaCommand, PhoneConfig, PhoneCore,
+    PhoneEvent,
 };
 use tincan_media::session::SessionStats;
 use tincan_sip::endpoint::{Endpoint, EndpointConfig, Event, Source};
@@ -33,7 +34,7 @@ use tincan_sip::message::{HeaderName, Message, Method, Uri, response_to};
 use tincan_sip::resolve::{DnsAnswer, DnsError, DnsQuery, DnsRecord, RecordData, RecordType};
 use tincan_sip::rng::XorShiftRng;
 use tincan_sip::transaction::TransactionId;
-use tincan_sip::transport::{Received, Target, Transport};
+use tincan_sip::transport::{ConnectionId, Received, Target, Transport};
 
 /// The test domain of [`Sim::zone`].
 pub const DOMAIN: &str = "example.test";
@@ -74,6 +75,17 @@ pub struct PhoneNode {
     pub core: PhoneCore,
     /// Every event with the virtual time it came out.
     pub events: Vec<(Duration, PhoneEvent)>,
+    /// Every flow command (keep-alives) with the virtual time it came out.
+    pub flows: Vec<(Duration, FlowCommand)>,
+    /// The phone's address as registrars see it in STUN responses (a NAT in between);
+    /// `None`: its own.
+    pub mapped: Option<SocketAddr>,
+    /// Stream mode: everything the phone receives arrives over TCP on this connection (its
+    /// CRLF pings are answered while `pongs`); a `FlowCommand::Close` of it opens the next
+    /// one. `None`: UDP.
+    pub connection: Option<ConnectionId>,
+    /// Pings on the connection are answered (false: the flow is black-holed).
+    pub pongs: bool,
     next_port: u16,
 }
 
@@ -104,6 +116,8 @@ pub struct Node {
     pub kind: Kind,
     /// When false, everything it sends and everything sent to it is lost.
     pub online: bool,
+    /// A proxy answers STUN Binding requests (RFC 5626 §4.4.2) while online.
+    pub stun: bool,
     /// Everything it sent: (time, destination, first line).
     pub sent: Vec<(Duration, SocketAddr, String)>,
 }
@@ -167,9 +181,14 @@ impl Sim {
             kind: Kind::Phone(Box::new(PhoneNode {
                 core,
                 events: Vec::new(),
+                flows: Vec::new(),
+                mapped: None,
+                connection: None,
+                pongs: true,
                 next_port: 40000 + 100 * self.nodes.len() as u16,
             })),
             online: true,
+            stun: false,
             sent: Vec::new(),
         });
         self.nodes.len() - 1
@@ -192,6 +211,7 @@ impl Sim {
                 received: Vec::new(),
             })),
             online: true,
+            stun: true,
             sent: Vec::new(),
         });
         self.nodes.len() - 1
@@ -281,6 +301,8 @@ impl Sim {
         let elapsed = self.elapsed();
         let mut moved = false;
         let mut wire = Vec::new();
+        let mut bindings = Vec::new();
+        let mut stream = Vec::new();
         match &mut self.nodes[i].kind {
             Kind::Phone(p) => {
                 while let Some(t) = p.core.poll_transmit() {
@@ -312,6 +334,21 @@ impl Sim {
                         _ => {}
                     }
                 }
+                while let Some(f) = p.core.poll_flow() {
+                    moved = true;
+                    if let FlowCommand::SendBinding {
+                        target,
+                        transaction,
+                    } = &f
+                    {
+                        bindings.push((*target, *transaction, p.mapped));
+                    }
+                    if let FlowCommand::Ping { connection } | FlowCommand::Close { connection } = &f
+                    {
+                        stream.push((f.clone(), *connection));
+                    }
+                    p.flows.push((elapsed, f));
+                }
                 while let Some(e) = p.core.poll_event() {
                     moved = true;
                     p.events.push((elapsed, e));
@@ -330,6 +367,41 @@ impl Sim {
         }
         for (to, payload) in wire {
             self.put_on_wire(i, to, payload);
+        }
+        // Pings on the phone's connection are answered at once while it pongs; a closed
+        // connection is reported and the next one opened.
+        if let Kind::Phone(p) = &mut self.nodes[i].kind {
+            for (command, connection) in stream {
+                let current = p.connection == Some(connection);
+                match command {
+                    FlowCommand::Ping { .. } if current && p.pongs => {
+                        p.core.handle_pong(now, connection);
+                    }
+                    FlowCommand::Close { .. } => {
+                        if current {
+                            p.connection = Some(ConnectionId(connection.0 + 1));
+                        }
+                        p.core.handle_connection_closed(now, connection);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // STUN keep-alives are answered at once by an online proxy that does STUN.
+        let own = self.nodes[i].addr;
+        for (target, transaction, mapped) in bindings {
+            let answers = self.nodes[i].online
+                && self
+                    .node_at(target)
+                    .is_some_and(|n| self.nodes[n].online && self.nodes[n].stun);
+            if answers && let Kind::Phone(p) = &mut self.nodes[i].kind {
+                p.core.handle_binding_response(
+                    now,
+                    target,
+                    transaction,
+                    Some(mapped.unwrap_or(own)),
+                );
+            }
         }
         moved
     }
@@ -380,11 +452,19 @@ impl Sim {
             }
             self.trace.push(format!("{elapsed:?} {from}->{to} {first}"));
             let (source, local) = (self.nodes[from].addr, self.nodes[to].addr);
+            let connection = match &self.nodes[to].kind {
+                Kind::Phone(p) => p.connection,
+                Kind::Proxy(_) => None,
+            };
             let received = |payload| Received {
-                transport: Transport::Udp,
+                transport: if connection.is_some() {
+                    Transport::Tcp
+                } else {
+                    Transport::Udp
+                },
                 source,
                 local,
-                connection: None,
+                connection,
                 payload,
             };
             match &mut self.nodes[to].kind {
