@@ -39,12 +39,9 @@
 //! ```
 //!
 //! See docs/library.md for the shape of the API, its events and errors, and how the driver
-//! runs the core. The older [`call`] and [`account`] modules (an async actor per call and per
-//! registration) still carry the `tincan` commands while they move to [`phone`].
+//! runs the core.
 #![forbid(unsafe_code)]
 pub mod config;
 
-pub mod account;
-pub mod call;
 pub mod phone;
 pub mod trace;

@@ -1,7 +1,7 @@
 //! The phone core: accounts and calls as one sans-IO state machine.
 //!
 //! [`PhoneCore`] owns the transaction layer ([`Endpoint`]), the phone's DNS cache, the target
-//! health table, every account's registrations and every call (an [`InviteSession`] with its
+//! health table, every account's registrations and every call (an [`InviteSession`](tincan_sip::dialog::InviteSession) with its
 //! SDP offer/answer and the control of its media session). It reads no clock, owns no socket,
 //! spawns nothing: like `Endpoint` and `MediaSession` it takes inputs with the time they
 //! happened and says what to do.
