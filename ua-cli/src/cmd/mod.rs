@@ -44,55 +44,19 @@ pub fn setup(
     Ok((config, rt))
 }
 
-/// The phone account of a config `[[account]]` (its password read from wherever the config
-/// says), registering.
+/// The phone account of a config `[[account]]` (see
+/// [`AccountConfig::from_config`](tincan::phone::AccountConfig::from_config)).
 pub fn account_config(
     a: &tincan::config::Account,
 ) -> Result<tincan::phone::AccountConfig, tincan::config::ConfigError> {
-    let password = a.password()?;
-    let mut ac = tincan::phone::AccountConfig::new(
-        a.name.clone(),
-        a.aor.to_string(),
-        a.username.clone(),
-        password.expose().to_owned(),
-    );
-    ac.transport = a.transport.transport();
-    ac.registrars = a.registrar_uris().iter().map(ToString::to_string).collect();
-    ac.mode = a.register_mode;
-    ac.expires = a.expires;
-    ac.instance_id = a.outbound.then(|| a.instance_id.clone());
-    Ok(ac)
+    tincan::phone::AccountConfig::from_config(a)
 }
 
-/// The keep-alive settings of `[network]` (`keepalive_interval`, `udp_keepalive_interval`,
-/// `stun_rto_ms`; 0 turns one off) in the phone's configuration (the flows of outbound
-/// accounts).
+/// The `[network]` keep-alive settings in the phone's configuration (see
+/// [`PhoneConfig::apply_network`](tincan::phone::PhoneConfig::apply_network)).
 pub fn apply_keepalives(
     network: &tincan::config::Network,
     config: &mut tincan::phone::PhoneConfig,
 ) {
-    use std::time::Duration;
-    use tincan_sip::flow::KeepAliveConfig;
-    config.keepalive = match network.keepalive_interval {
-        Some(0) => None,
-        Some(secs) => {
-            let mut k = KeepAliveConfig::stream();
-            k.interval = Duration::from_secs(u64::from(secs));
-            Some(k)
-        }
-        None => Some(KeepAliveConfig::stream()),
-    };
-    config.udp_keepalive = match network.udp_keepalive_interval {
-        Some(0) => None,
-        secs => {
-            let mut k = KeepAliveConfig::datagram();
-            if let Some(secs) = secs {
-                k.interval = Duration::from_secs(u64::from(secs));
-            }
-            if let Some(ms) = network.stun_rto_ms {
-                k = k.with_stun_rto(Duration::from_millis(u64::from(ms)));
-            }
-            Some(k)
-        }
-    };
+    config.apply_network(network);
 }

@@ -183,3 +183,60 @@ pub struct CallParams {
     /// Send no offer in the INVITE (the callee offers in its 2xx, we answer in the ACK).
     pub late_offer: bool,
 }
+
+impl AccountConfig {
+    /// The account of a config file's `[[account]]` (docs/config.md): its password read from
+    /// where the file says (inline, a file, an environment variable, a command).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`](crate::config::ConfigError) when the password cannot be read.
+    pub fn from_config(
+        a: &crate::config::Account,
+    ) -> Result<AccountConfig, crate::config::ConfigError> {
+        let password = a.password()?;
+        let mut ac = AccountConfig::new(
+            a.name.clone(),
+            a.aor.to_string(),
+            a.username.clone(),
+            password.expose().to_owned(),
+        );
+        ac.transport = a.transport.transport();
+        ac.registrars = a.registrar_uris().iter().map(ToString::to_string).collect();
+        ac.mode = a.register_mode;
+        ac.expires = a.expires;
+        ac.instance_id = a.outbound.then(|| a.instance_id.clone());
+        Ok(ac)
+    }
+}
+
+impl PhoneConfig {
+    /// The keep-alive settings of a config file's `[network]` (`keepalive_interval`,
+    /// `udp_keepalive_interval`, `stun_rto_ms`; 0 turns one off) for the flows of outbound
+    /// accounts.
+    pub fn apply_network(&mut self, network: &crate::config::Network) {
+        use tincan_sip::flow::KeepAliveConfig;
+        self.keepalive = match network.keepalive_interval {
+            Some(0) => None,
+            Some(secs) => {
+                let mut k = KeepAliveConfig::stream();
+                k.interval = Duration::from_secs(u64::from(secs));
+                Some(k)
+            }
+            None => Some(KeepAliveConfig::stream()),
+        };
+        self.udp_keepalive = match network.udp_keepalive_interval {
+            Some(0) => None,
+            secs => {
+                let mut k = KeepAliveConfig::datagram();
+                if let Some(secs) = secs {
+                    k.interval = Duration::from_secs(u64::from(secs));
+                }
+                if let Some(ms) = network.stun_rto_ms {
+                    k = k.with_stun_rto(Duration::from_millis(u64::from(ms)));
+                }
+                Some(k)
+            }
+        };
+    }
+}

@@ -90,6 +90,40 @@ impl PhoneBuilder {
         self
     }
 
+    /// Everything a config file (`~/.config/tincan/config.toml`, docs/config.md) says: every
+    /// `[[account]]` (each registering), and from `[network]` the bind address, the DNS
+    /// server and the keep-alive settings.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = tincan::config::Config::load(None)?;
+    /// let phone = tincan::phone::driver::Phone::builder()
+    ///     .config_file(&config)?
+    ///     .start()
+    ///     .await?;
+    /// # let _ = phone; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`](crate::config::ConfigError) when an account's password cannot be read.
+    pub fn config_file(
+        mut self,
+        file: &crate::config::Config,
+    ) -> Result<Self, crate::config::ConfigError> {
+        for a in &file.accounts {
+            self.accounts.push(AccountConfig::from_config(a)?);
+        }
+        if let Some(bind) = file.network.bind {
+            self.bind = bind;
+        }
+        if let Some(dns) = file.network.dns_server {
+            self.dns_server = Some(dns);
+        }
+        self.config.apply_network(&file.network);
+        Ok(self)
+    }
+
     /// Adds an account (it registers as soon as the phone starts, unless told not to).
     pub fn account(mut self, account: AccountConfig) -> Self {
         self.accounts.push(account);
