@@ -358,15 +358,7 @@ impl PhoneCore {
         s.state = SlotState::Registering;
         s.last_sent = None;
         s.next_probe = None;
-        let hop = s.uris[0].clone();
-        let placeholder = placeholder_register(&self.accounts[account.0].config.aor);
-        let route = self.start_route(
-            now,
-            Owner::Register(account, slot),
-            placeholder,
-            hop,
-            Some(targets),
-        );
+        let route = self.register_route(now, (account, slot), false, targets);
         if let Some(s) = self.slot_mut(account, slot) {
             s.route = Some(route);
         }
@@ -696,14 +688,7 @@ impl PhoneCore {
                     let s = &mut self.accounts[account].slots[slot];
                     s.state = SlotState::Unregistering;
                     s.last_sent = None;
-                    let hop = s.uris[0].clone();
-                    let route = self.start_route(
-                        now,
-                        Owner::Register(id, slot),
-                        placeholder_register(&self.accounts[id.0].config.aor),
-                        hop,
-                        Some(known),
-                    );
+                    let route = self.register_route(now, (id, slot), false, known);
                     if let Some(s) = self.slot_mut(id, slot) {
                         s.route = Some(route);
                     }
@@ -942,15 +927,7 @@ impl PhoneCore {
         }
         let target = backup.target.clone();
         let known = s.only(&target);
-        let hop = s.uris[0].clone();
-        let placeholder = placeholder_register(&self.accounts[account.0].config.aor);
-        let route = self.start_route(
-            now,
-            Owner::Unbind(account, slot),
-            placeholder,
-            hop,
-            Some(known),
-        );
+        let route = self.register_route(now, (account, slot), true, known);
         if let Some(b) = self.slot_mut(account, slot).and_then(|s| s.backup.as_mut()) {
             b.route = Some(route);
         }
@@ -1003,6 +980,28 @@ impl PhoneCore {
                 registrar: b.target,
             },
         );
+    }
+}
+
+impl PhoneCore {
+    /// A route for a REGISTER of an account's slot over `targets` (`unbind`: the one removing
+    /// its backup binding); the request itself is built for each target when the failover
+    /// machine picks it.
+    fn register_route(
+        &mut self,
+        now: Instant,
+        (account, slot): (AccountId, usize),
+        unbind: bool,
+        targets: Vec<ResolvedTarget>,
+    ) -> RouteId {
+        let owner = if unbind {
+            Owner::Unbind(account, slot)
+        } else {
+            Owner::Register(account, slot)
+        };
+        let hop = self.accounts[account.0].slots[slot].uris[0].clone();
+        let placeholder = placeholder_register(&self.accounts[account.0].config.aor);
+        self.start_route(now, owner, placeholder, hop, Some(targets))
     }
 }
 

@@ -740,31 +740,14 @@ impl PhoneCore {
         id: CallId,
         hold: bool,
     ) -> Result<(), PhoneError> {
-        let call = self.calls.get_mut(&id).ok_or(UsageError::UnknownCall(id))?;
-        let (Some(media), Some(session)) = (call.local_media.as_mut(), call.session.as_mut())
-        else {
-            return Err(UsageError::WrongState {
-                call: id,
-                reason: "the call is not up",
-            }
-            .into());
-        };
-        let before = media.direction;
-        media.direction = if hold {
-            Direction::SendOnly
-        } else {
-            Direction::SendRecv
-        };
-        media.session_version += 1;
-        let offer = Bytes::from(sdp::offer(media).to_string());
-        if let Err(reason) = session.reinvite(Some(offer)) {
-            media.direction = before;
-            return Err(UsageError::WrongState { call: id, reason }.into());
-        }
-        call.reinvite_purpose = Some(if hold { Purpose::Hold } else { Purpose::Resume });
-        self.flush_call(now, id);
-        self.process(now);
-        Ok(())
+        let purpose = if hold { Purpose::Hold } else { Purpose::Resume };
+        self.reinvite_with(now, id, purpose, |media| {
+            media.direction = if hold {
+                Direction::SendOnly
+            } else {
+                Direction::SendRecv
+            };
+        })
     }
 
     /// Offers `codec` first in a re-INVITE; [`CallEvent::CodecChanged`] follows when the peer
@@ -779,6 +762,22 @@ impl PhoneCore {
         id: CallId,
         codec: CodecKind,
     ) -> Result<(), PhoneError> {
+        self.reinvite_with(now, id, Purpose::Codec, |media| {
+            media.codecs.retain(|c| *c != codec);
+            media.codecs.insert(0, codec);
+        })
+    }
+
+    /// A re-INVITE offering our media as `change` leaves it (a new session version); when
+    /// the session refuses (the call is not up, another re-INVITE is in progress), our media
+    /// stays as it was.
+    fn reinvite_with(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        purpose: Purpose,
+        change: impl FnOnce(&mut LocalMedia),
+    ) -> Result<(), PhoneError> {
         let call = self.calls.get_mut(&id).ok_or(UsageError::UnknownCall(id))?;
         let (Some(media), Some(session)) = (call.local_media.as_mut(), call.session.as_mut())
         else {
@@ -788,14 +787,15 @@ impl PhoneCore {
             }
             .into());
         };
-        media.codecs.retain(|c| *c != codec);
-        media.codecs.insert(0, codec);
+        let before = media.clone();
+        change(media);
         media.session_version += 1;
         let offer = Bytes::from(sdp::offer(media).to_string());
-        session
-            .reinvite(Some(offer))
-            .map_err(|reason| UsageError::WrongState { call: id, reason })?;
-        call.reinvite_purpose = Some(Purpose::Codec);
+        if let Err(reason) = session.reinvite(Some(offer)) {
+            *media = before;
+            return Err(UsageError::WrongState { call: id, reason }.into());
+        }
+        call.reinvite_purpose = Some(purpose);
         self.flush_call(now, id);
         self.process(now);
         Ok(())
