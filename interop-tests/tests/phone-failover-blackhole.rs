@@ -7,7 +7,8 @@
 //! - a call through the same registrars (the health table now knows the black hole is down)
 //!   goes straight to kamailio; a second phone, with a fresh table, passes the black hole in
 //!   1 s: its INVITE goes to kamailio 1 s after the first `calling` (INVITE budget, RFC 3261
-//!   §17.2.1: a live proxy says 100 Trying within 200 ms).
+//!   §17.2.1: a live proxy says 100 Trying within 200 ms), and the abandoned INVITE is not
+//!   sent to the black hole again (B2: it was retransmitted to Timer B's end before).
 //!
 //! Run with `--nocapture` to see the measured times (docs/resilience.md).
 
@@ -47,6 +48,25 @@ async fn a_black_holed_first_registrar_and_proxy_are_passed_in_a_second() {
     let kamailio = Kamailio::start().expect("kamailio starts");
     let hole = UdpSocket::bind("127.0.0.1:0").expect("a black hole");
     let hole_addr: SocketAddr = hole.local_addr().unwrap();
+    // The black hole notes when each INVITE reached it (it answers nothing).
+    let invites_at = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Instant>::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let listener = {
+        let hole = hole.try_clone().unwrap();
+        hole.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let (invites_at, stop) = (invites_at.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 65_536];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok((n, _)) = hole.recv_from(&mut buf)
+                    && buf[..n].starts_with(b"INVITE ")
+                {
+                    invites_at.lock().unwrap().push(Instant::now());
+                }
+            }
+        })
+    };
     let registrars = vec![
         format!("sip:{hole_addr}"),
         format!("sip:{}", kamailio.addr()),
@@ -182,8 +202,26 @@ async fn a_black_holed_first_registrar_and_proxy_are_passed_in_a_second() {
             break;
         }
     }
+    // Timer A would resend an INVITE still alive 1.5 s and 3.5 s after the first send.
+    tokio::time::sleep(Duration::from_millis(2600)).await;
     for phone in [alice, bob, carol] {
         phone.shutdown().await;
     }
+    // B2: the abandoned INVITE was stopped when the call moved on: none reached the black
+    // hole after the move (Timer A would have resent it 0.5 s later, and on to 32 s).
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    listener.join().unwrap();
+    let moved = calling[1].1;
+    let late: Vec<Duration> = invites_at
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|t| **t > moved + Duration::from_millis(100))
+        .map(|t| t.duration_since(moved))
+        .collect();
+    assert!(
+        late.is_empty(),
+        "INVITEs to the black hole after the move: {late:?}"
+    );
     drop(hole);
 }

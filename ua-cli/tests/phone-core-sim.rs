@@ -114,7 +114,7 @@ fn direct_call_hold_resume_hangup() {
 }
 
 #[test]
-fn register_with_digest_then_call_through_the_proxy() {
+fn register_with_digest_then_call_through_the_proxy_hold_and_hang_up() {
     let mut sim = Sim::new(2, NetConfig::perfect());
     let alice = sim.add_phone(ALICE, "alice");
     let bob = sim.add_phone(BOB, "bob");
@@ -139,6 +139,14 @@ fn register_with_digest_then_call_through_the_proxy() {
         .filter(|(_, m)| m == "INVITE")
         .count();
     assert_eq!(invites, 2, "the INVITE and its retry with credentials");
+
+    // A re-INVITE through the proxy (it record-routes): hold, then resume.
+    sim.act(alice, |c, now| c.hold(now, a)).expect("hold");
+    sim.run_for(secs(1.0));
+    sim.act(alice, |c, now| c.resume(now, a)).expect("resume");
+    sim.run_for(secs(1.0));
+    assert_eq!(holds(&sim, alice), vec![(true, false), (false, false)]);
+    assert_eq!(holds(&sim, bob), vec![(true, true), (false, true)]);
 
     sim.act(alice, |c, now| c.hangup(now, a)).expect("hangup");
     sim.run_for(secs(1.0));
