@@ -17,14 +17,15 @@ struct Outcome {
 
 /// Writes a config with one account and runs `tincan register --once --json`.
 fn register(name: &str, account: &str) -> Outcome {
+    register_from(name, "127.0.0.1:0", account)
+}
+
+/// [`register`] with the phone bound to `bind`.
+fn register_from(name: &str, bind: &str, account: &str) -> Outcome {
     let dir = WorkDir::new(name).expect("scratch dir");
     let path = dir.path().join("config.toml");
     let mut f = std::fs::File::create(&path).unwrap();
-    writeln!(
-        f,
-        "[network]\nbind = \"127.0.0.1:0\"\n\n[[account]]\n{account}"
-    )
-    .unwrap();
+    writeln!(f, "[network]\nbind = \"{bind}\"\n\n[[account]]\n{account}").unwrap();
     let started = Instant::now();
     let out = Command::new(tincan_binary())
         .args(["register", "--once", "--json", "--wait", "20"])
@@ -93,10 +94,10 @@ fn registers_over_udp_tcp_and_ipv6() {
         println!("{label}: registered in {} ms", ev["elapsed_ms"]);
     }
     if let Some(v6) = kamailio.addr_v6() {
-        let o = register(
+        let o = register_from(
             "reg-v6",
-            &account(&[format!("sip:{v6}")], "uatpw")
-                .replace("bind = \"127.0.0.1:0\"", "bind = \"[::1]:0\""),
+            "[::1]:0",
+            &account(&[format!("sip:{v6}")], "uatpw"),
         );
         assert_eq!(o.code, 0, "v6: {:?} {}", o.events, o.stderr);
     }

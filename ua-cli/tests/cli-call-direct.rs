@@ -181,3 +181,45 @@ fn a_bad_target_is_refused_before_the_devices() {
         assert!(!stderr.contains("tone.wav"), "{target}: {stderr}");
     }
 }
+
+/// A named address is bound alone (issue 19, finding 6): `listen --bind 127.0.0.1:0` listens
+/// on 127.0.0.1 only, over UDP and TCP, and on no IPv6 socket.
+#[test]
+fn a_named_bind_address_is_bound_alone() {
+    let dir = std::env::temp_dir().join(format!("tincan-named-bind-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut listener = tincan(&dir)
+        .args([
+            "listen",
+            "--bind",
+            "127.0.0.1:0",
+            "--auto-answer",
+            "--no-audio",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tincan listen runs");
+    let mut lines = BufReader::new(listener.stdout.take().unwrap()).lines();
+    let listening: serde_json::Value = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_str(&l).ok())
+        .find(|v: &serde_json::Value| v["event"] == "listening")
+        .expect("a listening event");
+    let _ = listener.kill();
+    let _ = listener.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let addresses: Vec<&str> = listening["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert!(!addresses.is_empty(), "{listening}");
+    assert!(
+        addresses.iter().all(|a| a.contains("127.0.0.1:")),
+        "{listening}"
+    );
+}

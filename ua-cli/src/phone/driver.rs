@@ -143,9 +143,11 @@ impl PhoneBuilder {
         self
     }
 
-    /// With an IPv4 bind address, bind an IPv6 socket next to it (IPv6-only) so that IPv6
-    /// peers and registrars work too: on the same port when it is free (a `listen` on 5060 is
-    /// on `[::]:5060` too), else on any port, else (no IPv6 on the machine) none.
+    /// With the IPv4 wildcard as the bind address (`0.0.0.0`), bind an IPv6 socket next to it
+    /// (IPv6-only) so that IPv6 peers and registrars work too: on the same port when it is
+    /// free (a `listen` on 5060 is on `[::]:5060` too), else on any port, else (no IPv6 on the
+    /// machine) none. A named address (`127.0.0.1:5090`) is bound alone: a user who names an
+    /// address gets only that address.
     pub fn dual_stack(mut self, on: bool) -> Self {
         self.dual_stack = on;
         self
@@ -189,7 +191,7 @@ impl PhoneBuilder {
         tc.tls = self.tls;
         tc.trace = self.trace;
         let mut transports = None;
-        if self.dual_stack && self.bind.is_ipv4() {
+        if self.dual_stack && self.bind.is_ipv4() && self.bind.ip().is_unspecified() {
             let ports = if self.bind.port() == 0 {
                 vec![0]
             } else {
