@@ -64,6 +64,25 @@ fn hold_stops_sending_and_times_out_the_other_side() {
     p.played_a.clear();
     p.run(2000);
     assert!(rms(&p.played_a[48_000..]) > 5000.0);
+    // Resuming 17 s into the call (past the 5 s timeout) is no silence: the silence clock
+    // starts again at the resume, not at the session's start.
+    assert_eq!(timeouts(&p.events_a) + timeouts(&p.events_b), 0);
+}
+
+/// After a resume the silence clock starts at the resume: a peer that stays silent after it
+/// times out `rtp_timeout` later, not at once.
+#[test]
+fn a_silent_peer_after_a_resume_times_out_after_the_timeout() {
+    let mut p = pair();
+    p.run(1000);
+    p.a.set_direction(Direction::SendOnly);
+    p.run(10_000);
+    p.source_b = None;
+    p.a.set_direction(Direction::SendRecv);
+    p.run(4800);
+    assert_eq!(timeouts(&p.events_a), 0, "not at the resume");
+    p.run(400);
+    assert_eq!(timeouts(&p.events_a), 1, "rtp_timeout after the resume");
 }
 
 #[test]

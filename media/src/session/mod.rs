@@ -368,6 +368,10 @@ pub struct MediaSession {
     rtp_latched: bool,
     rtcp_latched: bool,
     last_rtp_at: Option<Instant>,
+    /// Where the current silence started when no RTP has come since: the session's start,
+    /// or the moment receiving resumed (hold ended), so that a resume is not taken for a
+    /// silence as long as the call.
+    silent_since: Option<Instant>,
     timed_out: bool,
     next_rtcp: Instant,
     rtcp_initial: bool,
@@ -473,6 +477,7 @@ impl MediaSession {
             rtp_latched: false,
             rtcp_latched: false,
             last_rtp_at: None,
+            silent_since: Some(now),
             timed_out: false,
             next_rtcp: now + first_rtcp,
             rtcp_initial: true,
@@ -522,6 +527,8 @@ impl MediaSession {
             self.playout.reset();
             self.timed_out = false;
             self.last_rtp_at = None;
+            // Starts at the next timer run (the direction changes without a clock reading).
+            self.silent_since = None;
         }
         self.config.direction = direction;
     }
@@ -922,7 +929,10 @@ impl MediaSession {
             }
         }
         if self.config.direction.receives() && !self.timed_out {
-            let since = self.last_rtp_at.unwrap_or(self.start);
+            let since = match self.last_rtp_at.or(self.silent_since) {
+                Some(t) => t,
+                None => *self.silent_since.insert(now),
+            };
             let silent_for = now.saturating_duration_since(since);
             if silent_for >= self.config.rtp_timeout {
                 self.timed_out = true;
@@ -1047,8 +1057,11 @@ impl MediaSession {
         }
         let mut t = self.next_rtcp.min(self.next_stats);
         if self.config.direction.receives() && !self.timed_out {
-            let since = self.last_rtp_at.unwrap_or(self.start);
-            t = t.min(since + self.config.rtp_timeout);
+            // A resume not yet seen by a timer run starts its silence at that run (the RTCP
+            // and stats timers bring one within a second).
+            if let Some(since) = self.last_rtp_at.or(self.silent_since) {
+                t = t.min(since + self.config.rtp_timeout);
+            }
         }
         Some(t)
     }
