@@ -735,12 +735,8 @@ impl Endpoint {
     }
 
     /// Sends a response without a transaction, to where §18.2.2 says.
-    fn send_stateless(&mut self, request: &Message, source: &Source, mut response: Message) {
-        if let Some(server) = &self.config.user_agent
-            && response.header(HeaderName::Server).is_none()
-        {
-            response.push_header(HeaderName::Server, server);
-        }
+    fn send_stateless(&mut self, request: &Message, source: &Source, response: Message) {
+        let response = self.with_server_header(response);
         self.transmits.push_back(Transmit {
             target: response_target(request, source),
             connection: source.connection,
@@ -931,11 +927,28 @@ impl Endpoint {
         }
     }
 
-    fn with_server_header(&self, mut response: Message) -> Message {
+    /// The `Server` header, and a To tag where the response has none (RFC 3261 §8.2.6.2: a
+    /// UAS tags the To of every response but a 100 Trying; the transaction user tags the
+    /// responses of a dialog itself, this covers the others: 200 to OPTIONS or CANCEL, 481,
+    /// 501...).
+    fn with_server_header(&mut self, mut response: Message) -> Message {
         if let Some(server) = &self.config.user_agent
             && response.header(HeaderName::Server).is_none()
         {
             response.push_header(HeaderName::Server, server);
+        }
+        self.with_to_tag(response)
+    }
+
+    fn with_to_tag(&mut self, mut response: Message) -> Message {
+        let untagged = response.status().is_some_and(|s| s > 100)
+            && response
+                .to()
+                .and_then(Result::ok)
+                .is_some_and(|to| to.tag().is_none());
+        if untagged {
+            let tag = self.random_token(10);
+            response.set_to_tag(&tag);
         }
         response
     }

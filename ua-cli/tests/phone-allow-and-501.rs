@@ -3,6 +3,7 @@
 //! with that `Allow`, not 481 or 405; an INVITE requiring `replaces` (no transfer yet) gets
 //! 420 with `Unsupported: replaces` and rings nothing; 481 is kept for an in-dialog request
 //! (To tag) of a handled method whose dialog the phone does not have (RFC 3261 §12.2.2).
+//! Every one of those responses tags its To (§8.2.6.2).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -68,12 +69,21 @@ async fn options_allow_501_420_and_481() {
     let ok = ask(&socket, phone, "OPTIONS", &to).await;
     assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
     assert_eq!(header(&ok, "Allow"), Some(ALLOW), "{ok}");
+    // RFC 3261 §8.2.6.2: every response but a 100 tags the To.
+    assert!(
+        header(&ok, "To").is_some_and(|t| t.contains(";tag=")),
+        "{ok}"
+    );
     assert_eq!(ALLOW, "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO");
 
     for method in ["SUBSCRIBE", "MESSAGE", "REFER"] {
         let r = ask(&socket, phone, method, &to).await;
         assert!(r.starts_with("SIP/2.0 501"), "{method}: {r}");
         assert_eq!(header(&r, "Allow"), Some(ALLOW), "{method}: {r}");
+        assert!(
+            header(&r, "To").is_some_and(|t| t.contains(";tag=")),
+            "{method}: {r}"
+        );
     }
 
     let r = ask(
@@ -85,6 +95,7 @@ async fn options_allow_501_420_and_481() {
     .await;
     assert!(r.starts_with("SIP/2.0 420"), "{r}");
     assert_eq!(header(&r, "Unsupported"), Some("replaces"), "{r}");
+    assert!(header(&r, "To").is_some_and(|t| t.contains(";tag=")), "{r}");
     assert!(
         tokio::time::timeout(Duration::from_millis(300), async {
             loop {
