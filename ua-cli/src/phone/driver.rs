@@ -30,7 +30,7 @@
 #![allow(clippy::disallowed_methods)] // The driver is where the clock is read.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -223,7 +223,7 @@ impl PhoneBuilder {
             Box::new(tincan_sip::driver::OsRng),
             Box::new(tincan_sip::driver::OsRng),
         );
-        announce_local_addresses(&mut core, transports.local_addresses());
+        announce_local_addresses(&mut core, &transports);
         let now = Instant::now();
         let mut ids = Vec::new();
         for a in self.accounts {
@@ -256,68 +256,25 @@ impl PhoneBuilder {
     }
 }
 
-/// Announces the addresses of wildcard sockets: for each family the loopback address and the
-/// address the system routes from (no packet is sent), so that Via, Contact and SDP carry a
-/// real address towards either kind of destination.
-fn announce_local_addresses(core: &mut PhoneCore, bound: &[(Transport, SocketAddr)]) {
-    let udp_port = |v4: bool| {
-        bound
-            .iter()
-            .find(|(t, a)| *t == Transport::Udp && a.is_ipv4() == v4)
-            .map(|(_, a)| a.port())
-    };
-    for transport in [Transport::Udp, Transport::Tcp, Transport::Tls] {
-        for v4 in [true, false] {
-            let own = bound
-                .iter()
-                .find(|(t, a)| *t == transport && a.is_ipv4() == v4)
-                .map(|(_, a)| *a);
-            let Some(port) = own.map(|a| a.port()).or_else(|| udp_port(v4)) else {
-                continue;
-            };
-            let ip = own
-                .map(|a| a.ip())
-                .or_else(|| {
-                    bound
-                        .iter()
-                        .find(|(t, a)| *t == Transport::Udp && a.is_ipv4() == v4)
-                        .map(|(_, a)| a.ip())
-                })
-                .unwrap_or(if v4 {
-                    IpAddr::from([0, 0, 0, 0])
-                } else {
-                    IpAddr::from([0u16; 8])
-                });
-            if !ip.is_unspecified() {
-                core.add_local_address(transport, SocketAddr::new(ip, port));
-                continue;
-            }
-            let (loopback, probe): (IpAddr, SocketAddr) = if v4 {
-                ([127, 0, 0, 1].into(), ([192, 0, 2, 1], 9).into())
-            } else {
-                (
-                    [0, 0, 0, 0, 0, 0, 0, 1].into(),
-                    ([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1], 9).into(),
-                )
-            };
-            core.add_local_address(transport, SocketAddr::new(loopback, port));
-            if let Some(routed) = route_ip(probe) {
-                core.add_local_address(transport, SocketAddr::new(routed, port));
+/// Announces the local addresses the core puts in Via, Contact and SDP: for each family, the
+/// one the sockets use towards loopback and towards the rest of the network
+/// ([`Transports::local_address_for`]: a wildcard socket's routed address; nothing is sent).
+/// A transport with no socket of its own (a TLS client) announces the UDP socket's address.
+fn announce_local_addresses(core: &mut PhoneCore, transports: &Transports) {
+    let probes: [SocketAddr; 4] = [
+        ([127, 0, 0, 1], 9).into(),
+        ([192, 0, 2, 1], 9).into(),
+        ([0, 0, 0, 0, 0, 0, 0, 1], 9).into(),
+        ([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1], 9).into(),
+    ];
+    for probe in probes {
+        let udp = transports.local_address_for(Transport::Udp, probe);
+        for transport in [Transport::Udp, Transport::Tcp, Transport::Tls] {
+            if let Some(a) = transports.local_address_for(transport, probe).or(udp) {
+                core.add_local_address(transport, a);
             }
         }
     }
-}
-
-/// The local address the system would use to reach `dest` (a UDP connect: no packet is sent).
-fn route_ip(dest: SocketAddr) -> Option<IpAddr> {
-    let bind: SocketAddr = if dest.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        ([0u16; 8], 0).into()
-    };
-    let s = std::net::UdpSocket::bind(bind).ok()?;
-    s.connect(dest).ok()?;
-    s.local_addr().ok().map(|a| a.ip())
 }
 
 /// What a call's audio is and how it starts.
