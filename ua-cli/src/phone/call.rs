@@ -1024,8 +1024,7 @@ impl PhoneCore {
                 }
             }
             Owner::InDialog(_) => {
-                // Each failed target was reported as it failed.
-                let _ = tried;
+                // Each failed target was reported as it failed (attempt_abandoned).
                 if let Some(s) = self.calls.get_mut(&id).and_then(|c| c.session.as_mut()) {
                     s.on_request_failure(method);
                 }

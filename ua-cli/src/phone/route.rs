@@ -92,9 +92,12 @@ impl Route {
 
     /// Whether nothing of this request is left in flight.
     pub(crate) fn is_finished(&self) -> bool {
-        matches!(self.phase, Phase::Done) && self.attempts.iter().all(|(t, _)| t.is_none())
-            || matches!(&self.phase, Phase::Sending(f) if f.is_done())
-                && self.attempts.iter().all(|(t, _)| t.is_none())
+        let over = match &self.phase {
+            Phase::Done => true,
+            Phase::Sending(f) => f.is_done(),
+            Phase::Resolving => false,
+        };
+        over && self.attempts.iter().all(|(t, _)| t.is_none())
     }
 }
 
