@@ -259,10 +259,31 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
     let name = common.account.clone().unwrap_or_default();
     // The first registration result decides: registered, or a clear error and no phone.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    // A registrar that never answers is waited for as long as RFC 3261's Timer F (32 s): say
+    // so once instead of staying silent.
+    let mut still_waiting = Some(tokio::time::Instant::now() + Duration::from_secs(5));
     loop {
         let ev = tokio::select! {
             ev = phone.next_event() => ev,
             () = tokio::time::sleep_until(deadline) => None,
+            () = async {
+                match still_waiting {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                still_waiting = None;
+                eprintln!(
+                    "tincan {command}: {name}: no answer from the registrar yet, still trying \
+                     (up to 32 s per registrar; Ctrl-C to stop)"
+                );
+                continue;
+            }
+            _ = tokio::signal::ctrl_c() => {
+                let code = fail(format!("{name}: interrupted before the registration finished"), 130);
+                phone.shutdown().await;
+                return Err(code);
+            }
         };
         let Some(PhoneEvent::Account { account: a, event }) = ev else {
             if ev.is_none() {
@@ -319,12 +340,17 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
                 phone.shutdown().await;
                 return Err(code);
             }
-            AccountEvent::Unavailable { tried, errors, .. } => {
+            AccountEvent::Unavailable {
+                tried,
+                errors,
+                retry_in,
+            } => {
                 let mut all: Vec<String> = tried.iter().map(ToString::to_string).collect();
                 all.extend(errors);
                 eprintln!(
-                    "tincan {command}: {name} is not registered (tried {})",
-                    all.join("; ")
+                    "tincan {command}: {name} is not registered (tried {}); retrying in {} s",
+                    all.join("; "),
+                    retry_in.as_secs()
                 );
                 return Ok(Setup {
                     phone,
