@@ -137,6 +137,24 @@ pub enum RegisterMode {
     All,
 }
 
+/// Which digest realms an account's password answers (`realm`). A 401/407 of any other realm
+/// is not answered: the answer is a hash of the password that whoever sent the challenge
+/// could attack offline (PJSIP answers only the realms of its credentials the same way).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RealmPolicy {
+    /// No `realm`: the first realm that challenges the account (normally its registrar's
+    /// challenge to the first REGISTER) is pinned for the account's lifetime; later
+    /// challenges of other realms are refused (trust on first use).
+    #[default]
+    FirstChallenge,
+    /// `realm = "x"` or `realm = ["x", "y"]`: only these realms (compared exactly).
+    Only(Vec<String>),
+    /// `realm = "*"`: any realm. Whoever challenges a request of the account (a downstream
+    /// proxy, a spoofed response) gets a hash of the password.
+    Any,
+}
+
 /// A password or other secret: `Debug` and `Display` print `<redacted>`.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
@@ -191,6 +209,9 @@ pub struct Account {
     pub username: String,
     /// `password` | `password_env` | `password_command`.
     pub password_source: PasswordSource,
+    /// `realm`: the digest realms the password answers (default:
+    /// [`RealmPolicy::FirstChallenge`]).
+    pub realm: RealmPolicy,
     /// `transport`: default [`TransportChoice::Auto`].
     pub transport: TransportChoice,
     /// `registrars`: explicit registrars / outbound proxies in order; empty means "resolve
@@ -365,6 +386,7 @@ struct RawAccount {
     password: Option<Spanned<Secret>>,
     password_env: Option<Spanned<String>>,
     password_command: Option<Spanned<String>>,
+    realm: Option<Spanned<toml::Value>>,
     #[serde(default)]
     transport: TransportChoice,
     registrars: Option<Vec<Spanned<String>>>,
@@ -537,6 +559,10 @@ impl Config {
                     ));
                 }
             };
+            let realm = match &a.realm {
+                Some(r) => parse_realm(r.get_ref()).map_err(|m| bad(r.span(), "realm", m))?,
+                None => RealmPolicy::FirstChallenge,
+            };
             let mut registrars = Vec::new();
             for r in a.registrars.unwrap_or_default() {
                 registrars
@@ -574,6 +600,7 @@ impl Config {
                 aor,
                 username,
                 password_source,
+                realm,
                 transport: a.transport,
                 registrars,
                 register_mode: a.register_mode,
@@ -618,6 +645,37 @@ fn parse_sip_uri(s: &str) -> Result<SipUri<'static>, String> {
             other.scheme()
         )),
         Err(e) => Err(format!("{s:?} is not a valid SIP URI ({e})")),
+    }
+}
+
+/// `realm`: a realm, `"*"`, or a list of realms.
+fn parse_realm(v: &toml::Value) -> Result<RealmPolicy, String> {
+    let one = |r: &str| -> Result<String, String> {
+        match r {
+            "" => Err("empty realm".into()),
+            "*" => Err("`*` (any realm) stands alone: write `realm = \"*\"`".into()),
+            r => Ok(r.to_owned()),
+        }
+    };
+    match v {
+        toml::Value::String(r) if r == "*" => Ok(RealmPolicy::Any),
+        toml::Value::String(r) => Ok(RealmPolicy::Only(vec![one(r)?])),
+        toml::Value::Array(list) if list.is_empty() => Err(
+            "an empty list: name at least one realm, or leave `realm` out to pin the \
+             registrar's"
+                .into(),
+        ),
+        toml::Value::Array(list) => list
+            .iter()
+            .map(|r| match r {
+                toml::Value::String(r) => one(r),
+                other => Err(format!("{other} is not a realm string")),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(RealmPolicy::Only),
+        other => Err(format!(
+            "{other} is not a realm: give a string (\"example.com\", \"*\") or a list of strings"
+        )),
     }
 }
 

@@ -304,6 +304,17 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
                 phone.shutdown().await;
                 return Err(code);
             }
+            AccountEvent::ChallengeRefused {
+                registrar,
+                challenge,
+            } => {
+                let code = fail(
+                    format!("{name}: {}: {challenge}", target_text(&registrar)),
+                    1,
+                );
+                phone.shutdown().await;
+                return Err(code);
+            }
             AccountEvent::Rejected {
                 registrar,
                 status,

@@ -216,6 +216,7 @@ async fn register(args: &Args, config: Config) -> ExitCode {
             }
             AccountEvent::Unavailable { .. }
             | AccountEvent::AuthenticationFailed { .. }
+            | AccountEvent::ChallengeRefused { .. }
             | AccountEvent::Rejected { .. } => {
                 given_up.insert(name);
             }
@@ -313,6 +314,22 @@ fn lines(account: &str, event: &AccountEvent, waited: Duration) -> Vec<Line> {
             Line::Unavailable {
                 account,
                 tried: vec![format!("{}: {reason}", registrar(r))],
+            },
+        ],
+        // We refused the challenge (its realm): the next registrar would get the same answer.
+        AccountEvent::ChallengeRefused {
+            registrar: r,
+            challenge,
+        } => vec![
+            Line::Failed {
+                account: account.clone(),
+                registrar: registrar(r),
+                error: challenge.to_string(),
+                elapsed_ms: ms(waited),
+            },
+            Line::Unavailable {
+                account,
+                tried: vec![format!("{}: {challenge}", registrar(r))],
             },
         ],
         AccountEvent::Unavailable { tried, errors, .. } => {
