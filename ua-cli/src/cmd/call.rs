@@ -129,6 +129,7 @@ pub fn run_call(args: &CallArgs, config_path: Option<&Path>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    super::print_config_warnings("call", &config);
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -145,6 +146,7 @@ pub fn run_listen(args: &ListenArgs, config_path: Option<&Path>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    super::print_config_warnings("listen", &config);
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,

@@ -86,6 +86,7 @@ pub fn run(args: &Args, config_path: Option<&Path>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    super::print_config_warnings("register", &config);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
