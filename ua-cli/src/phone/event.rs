@@ -220,11 +220,12 @@ impl std::fmt::Display for RefusedChallenge {
         write!(
             f,
             "refused to answer the {} challenge to {} for realm {:?}: the account's password \
-             is only for realm {} (set `realm` in the account's config if that realm is \
+             is only for realm{} {} (set `realm` in the account's config if that realm is \
              right)",
             self.status,
             self.method,
             self.realm,
+            if allowed.len() == 1 { "" } else { "s" },
             allowed.join(", ")
         )
     }
