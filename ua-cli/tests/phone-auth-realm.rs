@@ -1,7 +1,8 @@
 //! An account's password answers only its digest realms (issue 19, finding 4), in virtual
 //! time: the first challenge pins the realm; a later 401 to a REGISTER or a 407 of a
 //! downstream proxy to an INVITE for another realm is refused (no hash of the password goes
-//! out), reported, and the request fails with that challenge; a configured list of realms is
+//! out), reported, and the request fails with that challenge (a re-INVITE too); a
+//! configured list of realms is
 //! honoured; `realm = "*"` answers any realm.
 
 #[path = "util/phone_sim.rs"]
@@ -16,6 +17,7 @@ use tincan::phone::{
 };
 
 const ALICE: &str = "127.0.0.1:5061";
+const BOB: &str = "127.0.0.1:5062";
 /// A proxy behind P1 (bob's "contact"), in another realm.
 const DOWNSTREAM: &str = "127.0.0.12:5060";
 const EVIL: &str = "evil.example";
@@ -219,4 +221,63 @@ fn realm_star_answers_any_realm() {
     assert!(sim.run_until_with(secs(700), |s| registrations(s, alice) == 2));
     assert!(got_credentials_for(&sim, p1, EVIL), "the opt-out answers");
     assert!(refused_registers(&sim, alice).is_empty());
+}
+
+#[test]
+fn an_in_dialog_challenge_of_another_realm_is_refused() {
+    let (mut sim, p1, alice) = setup(account("alice", &[P1]));
+    let bob = sim.add_phone(BOB, "bob");
+    sim.add_account(bob, account("bob", &[P1]));
+    assert!(sim.run_until_with(secs(5), |s| registrations(s, alice) == 1
+        && registrations(s, bob) == 1));
+    let a = sim
+        .act(alice, |c, now| c.call(now, "bob", CallParams::default()))
+        .expect("a call");
+    assert!(sim.run_until_with(secs(10), |s| !s.incoming(bob).is_empty()));
+    let b = sim.incoming(bob)[0];
+    sim.act(bob, |c, now| c.accept(now, b)).expect("accepted");
+    assert!(sim.run_until_with(secs(15), |s| s.answered(alice, a)));
+
+    // From now on the proxy challenges in-dialog requests, for another realm: the hold's
+    // re-INVITE is refused with its 407, and the call goes on.
+    sim.proxy_mut(p1).realm = EVIL.into();
+    sim.proxy_mut(p1).challenge_in_dialog = true;
+    sim.act(alice, |c, now| c.hold(now, a)).expect("hold");
+    sim.run_for(secs(2));
+    let events: Vec<CallEvent> = sim
+        .call_events(alice)
+        .into_iter()
+        .filter(|(_, c, _)| *c == a)
+        .map(|(_, _, e)| e)
+        .collect();
+    let refused: Vec<&RefusedChallenge> = events
+        .iter()
+        .filter_map(|e| match e {
+            CallEvent::Warning(CallWarning::ChallengeRefused(r)) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [&RefusedChallenge {
+            method: "INVITE".into(),
+            status: 407,
+            realm: EVIL.into(),
+            allowed: vec![REALM.into()],
+        }],
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            CallEvent::Warning(CallWarning::ReinviteRefused { status: 407 })
+        )),
+        "{events:?}"
+    );
+    assert!(sim.ended(alice, a).is_none(), "the call goes on");
+    assert!(
+        !got_credentials_for(&sim, p1, EVIL),
+        "{:?}",
+        sim.proxy(p1).credentials
+    );
 }

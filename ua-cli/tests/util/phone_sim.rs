@@ -109,6 +109,8 @@ pub struct Proxy {
     pub realm: String,
     /// The `Authorization`/`Proxy-Authorization` values of the requests it received.
     pub credentials: Vec<String>,
+    /// It also challenges (407) in-dialog requests without credentials for its realm.
+    pub challenge_in_dialog: bool,
 }
 
 pub enum Kind {
@@ -216,6 +218,7 @@ impl Sim {
                 received: Vec::new(),
                 realm: REALM.to_owned(),
                 credentials: Vec::new(),
+                challenge_in_dialog: false,
             })),
             online: true,
             stun: true,
@@ -817,6 +820,13 @@ impl Proxy {
                             &format!("<sip:{};lr>", self.addr),
                         );
                         self.forward(now, tx, request, source, fwd, contact);
+                    }
+                    Some(_)
+                        if has_to_tag
+                            && self.challenge_in_dialog
+                            && !self.has_credentials(&request, "Proxy-Authorization") =>
+                    {
+                        self.challenge(now, tx, &request, 407);
                     }
                     Some(_) if has_to_tag => {
                         let mut fwd = request.clone();
