@@ -1,5 +1,5 @@
 //! `tincan register` against a real kamailio registrar with digest auth: UDP, TCP and IPv6,
-//! a wrong password, and failover from a refused (TCP and UDP) and a black-holed registrar.
+//! a wrong password, a configured realm (kamailio's answered, another refused), and failover from a refused (TCP and UDP) and a black-holed registrar.
 
 use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
@@ -124,6 +124,48 @@ fn wrong_password_is_a_clear_error() {
     assert!(
         o.took < Duration::from_secs(15),
         "no retry loop on a wrong password"
+    );
+}
+
+#[test]
+fn only_the_configured_realm_is_answered() {
+    if !require_peers(&["kamailio", "kamcmd"]) {
+        return;
+    }
+    let kamailio = Kamailio::start().expect("kamailio starts");
+    let registrar = format!("sip:{}", kamailio.addr());
+    // kamailio's realm (example.test) configured: registers.
+    let o = register(
+        "reg-realm-ok",
+        &format!(
+            "{}realm = \"example.test\"\n",
+            account(std::slice::from_ref(&registrar), "uatpw")
+        ),
+    );
+    assert_eq!(o.code, 0, "{:?} {}", o.events, o.stderr);
+    assert_eq!(registered_at(&o).len(), 1, "{:?}", o.events);
+    // Another realm configured: kamailio's 401 is not answered, and says so.
+    let o = register(
+        "reg-realm-other",
+        &format!("{}realm = \"other.test\"\n", account(&[registrar], "uatpw")),
+    );
+    assert_eq!(o.code, 1, "{:?} {}", o.events, o.stderr);
+    assert!(registered_at(&o).is_empty(), "{:?}", o.events);
+    let failed = o
+        .events
+        .iter()
+        .find(|e| e["event"] == "failed")
+        .expect("a failure event");
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error
+            .contains("refused to answer the 401 challenge to REGISTER for realm \"example.test\"")
+            && error.contains("\"other.test\""),
+        "{error}"
+    );
+    assert!(
+        o.took < Duration::from_secs(15),
+        "no retry loop on a refused realm"
     );
 }
 

@@ -239,6 +239,51 @@ fn realm_restriction_ignores_other_realms() {
 }
 
 #[test]
+fn a_challenge_only_of_other_realms_is_refused_by_name() {
+    // The password is for "mine" and "also": a challenge of "evil.example" alone gets no
+    // answer (an MD5 of the password the challenger could attack offline), and says why.
+    let mut c = DigestClient::new("alice", "secret").with_realms(["mine", "also"]);
+    let ch = challenges(&[r#"Digest realm="evil.example", nonce="n", qop="auth""#]);
+    let e = c
+        .respond(ChallengeKind::Www, &ch, &REGISTER, &[], &mut rng())
+        .unwrap_err();
+    assert_eq!(
+        e,
+        AuthError::RealmRefused {
+            realm: "evil.example".into()
+        }
+    );
+    assert!(e.to_string().contains("\"evil.example\""), "{e}");
+    // A listed realm is answered; without a list (None) any realm is.
+    let ch = challenges(&[r#"Digest realm="also", nonce="n", qop="auth""#]);
+    assert!(
+        c.respond(ChallengeKind::Www, &ch, &REGISTER, &[], &mut rng())
+            .is_ok()
+    );
+    c.set_realms(None);
+    let ch = challenges(&[r#"Digest realm="evil.example", nonce="n", qop="auth""#]);
+    assert!(
+        c.respond(ChallengeKind::Www, &ch, &REGISTER, &[], &mut rng())
+            .is_ok()
+    );
+}
+
+#[test]
+fn narrowing_the_realms_forgets_credentials_of_the_others() {
+    let mut c = DigestClient::new("alice", "secret");
+    let ch = challenges(&[r#"Digest realm="a", nonce="n", qop="auth""#]);
+    c.respond(ChallengeKind::Www, &ch, &REGISTER, &[], &mut rng())
+        .unwrap();
+    assert_eq!(c.authorize(&REGISTER, &mut rng()).len(), 1);
+    c.set_realms(Some(vec!["b".to_owned()]));
+    assert_eq!(c.realms(), Some(&["b".to_owned()][..]));
+    assert!(
+        c.authorize(&REGISTER, &mut rng()).is_empty(),
+        "no credentials for a realm no longer allowed"
+    );
+}
+
+#[test]
 fn nextnonce_from_authentication_info_is_used_next() {
     let mut c = DigestClient::new("alice", "secret");
     let mut r = rng();

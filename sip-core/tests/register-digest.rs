@@ -228,6 +228,41 @@ fn wrong_password_fails_clearly_and_is_not_retried() {
 }
 
 #[test]
+fn a_challenge_of_a_realm_not_allowed_is_refused_and_not_retried() {
+    let t0 = Instant::now();
+    let mut rng = XorShiftRng::seed_from_u64(2);
+    let mut c = RegistrationConfig::new(
+        "sip:alice@example.test",
+        "sip:alice@192.0.2.1:5060",
+        "alice",
+        "secret",
+    )
+    .unwrap();
+    c.realms = Some(vec!["other.test".into()]);
+    let mut reg = Registration::new(c, "reg-call@192.0.2.1".into(), "t1".into());
+    let mut registrar = Registrar::new("secret");
+    reg.start(t0);
+    let events = exchange(&mut reg, &mut registrar, t0, &mut rng);
+    assert_eq!(registrar.seen.len(), 1, "no REGISTER with credentials went");
+    assert_eq!(
+        events,
+        [RegistrationEvent::Failed(RegisterError::RealmRefused {
+            realm: "example.test".into(),
+            status: 401,
+        })]
+    );
+    assert_eq!(reg.poll_timeout(), None, "not retried in a loop");
+    // The same registration with the realm allowed registers.
+    reg.set_realms(Some(vec!["other.test".into(), "example.test".into()]));
+    reg.start(t0);
+    let events = exchange(&mut reg, &mut registrar, t0, &mut rng);
+    assert!(
+        matches!(events[..], [RegistrationEvent::Registered { .. }]),
+        "{events:?}"
+    );
+}
+
+#[test]
 fn strongest_algorithm_is_chosen() {
     let t0 = Instant::now();
     let mut rng = XorShiftRng::seed_from_u64(3);

@@ -40,7 +40,9 @@
 //!
 //! Passwords are [`Secret`]s: their `Debug` and `Display` print `<redacted>`, so a config or
 //! an account can be logged. `password_env` and `password_command` are read only when
-//! [`Account::password`] is called.
+//! [`Account::password`] is called; a `password_command` gets [`PASSWORD_COMMAND_TIMEOUT`] and
+//! its errors never show its arguments. [`Config::load`] lists what is usable but unwise in
+//! [`Config::warnings`] (a `password` in a file other users can read).
 
 use std::ffi::OsString;
 use std::fmt;
@@ -49,6 +51,7 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -58,6 +61,10 @@ use toml::Spanned;
 
 /// The environment variable naming the config file.
 pub const CONFIG_ENV: &str = "TINCAN_CONFIG";
+
+/// How long a `password_command` may run before it is killed and the password counts as
+/// unreadable.
+pub const PASSWORD_COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Default registration lifetime in seconds (RFC 3261 §10.2.1.1 suggests 3600).
 pub const DEFAULT_EXPIRES: u32 = 3600;
@@ -72,6 +79,34 @@ pub struct Config {
     pub network: Network,
     /// `[[account]]` tables, in file order.
     pub accounts: Vec<Account>,
+    /// What is usable but unwise (printed by the commands, never fatal).
+    pub warnings: Vec<ConfigWarning>,
+}
+
+/// A configuration Tincan uses, but should not have to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigWarning {
+    /// The file holds a `password` and other users may read it (as ssh and fetchmail warn).
+    PasswordFileReadable {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigWarning::PasswordFileReadable { path, mode } => write!(
+                f,
+                "{p} holds a password and other users can read it (mode {mode:04o}): \
+                 run `chmod 600 {p}`",
+                p = path.display()
+            ),
+        }
+    }
 }
 
 /// The `[network]` section.
@@ -137,6 +172,24 @@ pub enum RegisterMode {
     All,
 }
 
+/// Which digest realms an account's password answers (`realm`). A 401/407 of any other realm
+/// is not answered: the answer is a hash of the password that whoever sent the challenge
+/// could attack offline (PJSIP answers only the realms of its credentials the same way).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RealmPolicy {
+    /// No `realm`: the first realm that challenges the account (normally its registrar's
+    /// challenge to the first REGISTER) is pinned for the account's lifetime; later
+    /// challenges of other realms are refused (trust on first use).
+    #[default]
+    FirstChallenge,
+    /// `realm = "x"` or `realm = ["x", "y"]`: only these realms (compared exactly).
+    Only(Vec<String>),
+    /// `realm = "*"`: any realm. Whoever challenges a request of the account (a downstream
+    /// proxy, a spoofed response) gets a hash of the password.
+    Any,
+}
+
 /// A password or other secret: `Debug` and `Display` print `<redacted>`.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
@@ -191,6 +244,9 @@ pub struct Account {
     pub username: String,
     /// `password` | `password_env` | `password_command`.
     pub password_source: PasswordSource,
+    /// `realm`: the digest realms the password answers (default:
+    /// [`RealmPolicy::FirstChallenge`]).
+    pub realm: RealmPolicy,
     /// `transport`: default [`TransportChoice::Auto`].
     pub transport: TransportChoice,
     /// `registrars`: explicit registrars / outbound proxies in order; empty means "resolve
@@ -224,7 +280,18 @@ impl Account {
                     },
                 }),
             },
-            PasswordSource::Command(cmd) => run_password_command(&self.name, cmd),
+            PasswordSource::Command(cmd) => {
+                run_password_command(&self.name, cmd, PASSWORD_COMMAND_TIMEOUT)
+            }
+        }
+    }
+
+    /// [`Account::password`] with `timeout` for a `password_command` instead of
+    /// [`PASSWORD_COMMAND_TIMEOUT`].
+    pub fn password_within(&self, timeout: Duration) -> Result<Secret, ConfigError> {
+        match &self.password_source {
+            PasswordSource::Command(cmd) => run_password_command(&self.name, cmd, timeout),
+            _ => self.password(),
         }
     }
 
@@ -240,29 +307,123 @@ impl Account {
     }
 }
 
-fn run_password_command(account: &str, command: &str) -> Result<Secret, ConfigError> {
+/// Runs a `password_command` (`sh -c`, in its own process group) for at most `timeout`: the
+/// first line of its standard output is the password. A command that does not finish in time
+/// is killed with its whole process group. Errors name the program (the command's first word
+/// that is not a `VAR=value` assignment), never the rest of the command line, which may hold
+/// a secret.
+fn run_password_command(
+    account: &str,
+    command: &str,
+    timeout: Duration,
+) -> Result<Secret, ConfigError> {
     let err = |reason: String| ConfigError::PasswordCommand {
         account: account.to_owned(),
-        command: command.to_owned(),
+        program: program_name(command),
         reason,
     };
-    let out = Command::new("sh")
-        .arg("-c")
+    let mut sh = Command::new("sh");
+    sh.arg("-c")
         .arg(command)
         .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut sh, 0);
+    let mut child = sh
+        .spawn()
         .map_err(|e| err(format!("could not be started: {e}")))?;
-    if !out.status.success() {
-        return Err(err(format!("failed ({})", out.status)));
+    let deadline = std::time::Instant::now() + timeout;
+    // Its output is read, and its exit awaited, on helper threads; this one waits on the
+    // results until the deadline.
+    let stdout = read_to_end(child.stdout.take());
+    let stderr = read_to_end(child.stderr.take());
+    let pid = child.id();
+    let (exited, status) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = exited.send(child.wait());
+    });
+    let left = || deadline.saturating_duration_since(std::time::Instant::now());
+    let finished = status.recv_timeout(left()).ok().and_then(|s| {
+        let out = stdout.recv_timeout(left()).ok()?;
+        let err = stderr.recv_timeout(left()).ok()?;
+        Some((s, out, err))
+    });
+    let Some((status, out, stderr)) = finished else {
+        kill_group(pid);
+        // Reaped by the waiting thread once killed.
+        let _ = status.recv_timeout(Duration::from_secs(1));
+        return Err(err(format!(
+            "did not finish within {} s: killed",
+            timeout.as_secs_f64()
+        )));
+    };
+    let status = status.map_err(|e| err(format!("could not be waited for: {e}")))?;
+    if !status.success() {
+        let said = String::from_utf8_lossy(&stderr)
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(|l| format!(": {l}"))
+            .unwrap_or_default();
+        return Err(err(format!("failed ({status}){said}")));
     }
-    let text = String::from_utf8(out.stdout)
-        .map_err(|_| err("printed something that is not UTF-8".into()))?;
+    let text =
+        String::from_utf8(out).map_err(|_| err("printed something that is not UTF-8".into()))?;
     let first = text.lines().next().unwrap_or_default();
     if first.is_empty() {
         return Err(err("printed nothing on its first line".into()));
     }
     Ok(Secret(first.to_owned()))
+}
+
+/// A pipe of a child read to its end on a thread of its own.
+fn read_to_end(pipe: Option<impl io::Read + Send + 'static>) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut buf);
+        }
+        let _ = tx.send(buf);
+    });
+    rx
+}
+
+/// Kills the process group `pid` leads (a `password_command` and whatever it started).
+fn kill_group(pid: u32) {
+    #[cfg(unix)]
+    if let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+}
+
+/// The permission bits of `path` when its group or other users may read it.
+fn readable_by_others(path: &Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o7777;
+        (mode & 0o044 != 0).then_some(mode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// The program a shell command runs: its first word that is not a `VAR=value` assignment
+/// (the rest may be secret).
+fn program_name(command: &str) -> String {
+    command
+        .split_whitespace()
+        .find(|w| !w.contains('='))
+        .map(|w| w.trim_end_matches(';').to_owned())
+        .unwrap_or_else(|| "sh".to_owned())
 }
 
 /// The default RFC 5626 instance id for an aor: a UUID made from the SHA-256 of the aor
@@ -323,13 +484,14 @@ pub enum ConfigError {
         /// `is not set`, `is not valid UTF-8`.
         reason: &'static str,
     },
-    /// `password_command` failed.
-    #[error("account {account:?}: password_command {command:?} {reason}")]
+    /// `password_command` failed, or did not finish within [`PASSWORD_COMMAND_TIMEOUT`].
+    #[error("account {account:?}: password_command {program:?} {reason}")]
     PasswordCommand {
         /// The account.
         account: String,
-        /// The command.
-        command: String,
+        /// The program the command runs (its first word): the rest of the command line may
+        /// hold a secret and is never shown.
+        program: String,
         /// What went wrong.
         reason: String,
     },
@@ -365,6 +527,7 @@ struct RawAccount {
     password: Option<Spanned<Secret>>,
     password_env: Option<Spanned<String>>,
     password_command: Option<Spanned<String>>,
+    realm: Option<Spanned<toml::Value>>,
     #[serde(default)]
     transport: TransportChoice,
     registrars: Option<Vec<Spanned<String>>>,
@@ -393,6 +556,16 @@ impl Config {
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let mut c = Config::from_str_named(&text, &path.display().to_string())?;
+                if c.accounts
+                    .iter()
+                    .any(|a| matches!(a.password_source, PasswordSource::Literal(_)))
+                    && let Some(mode) = readable_by_others(&path)
+                {
+                    c.warnings.push(ConfigWarning::PasswordFileReadable {
+                        path: path.clone(),
+                        mode,
+                    });
+                }
                 c.path = Some(path);
                 Ok(c)
             }
@@ -537,6 +710,10 @@ impl Config {
                     ));
                 }
             };
+            let realm = match &a.realm {
+                Some(r) => parse_realm(r.get_ref()).map_err(|m| bad(r.span(), "realm", m))?,
+                None => RealmPolicy::FirstChallenge,
+            };
             let mut registrars = Vec::new();
             for r in a.registrars.unwrap_or_default() {
                 registrars
@@ -574,6 +751,7 @@ impl Config {
                 aor,
                 username,
                 password_source,
+                realm,
                 transport: a.transport,
                 registrars,
                 register_mode: a.register_mode,
@@ -586,6 +764,7 @@ impl Config {
             path: None,
             network,
             accounts,
+            warnings: Vec::new(),
         })
     }
 
@@ -618,6 +797,37 @@ fn parse_sip_uri(s: &str) -> Result<SipUri<'static>, String> {
             other.scheme()
         )),
         Err(e) => Err(format!("{s:?} is not a valid SIP URI ({e})")),
+    }
+}
+
+/// `realm`: a realm, `"*"`, or a list of realms.
+fn parse_realm(v: &toml::Value) -> Result<RealmPolicy, String> {
+    let one = |r: &str| -> Result<String, String> {
+        match r {
+            "" => Err("empty realm".into()),
+            "*" => Err("`*` (any realm) stands alone: write `realm = \"*\"`".into()),
+            r => Ok(r.to_owned()),
+        }
+    };
+    match v {
+        toml::Value::String(r) if r == "*" => Ok(RealmPolicy::Any),
+        toml::Value::String(r) => Ok(RealmPolicy::Only(vec![one(r)?])),
+        toml::Value::Array(list) if list.is_empty() => Err(
+            "an empty list: name at least one realm, or leave `realm` out to pin the \
+             registrar's"
+                .into(),
+        ),
+        toml::Value::Array(list) => list
+            .iter()
+            .map(|r| match r {
+                toml::Value::String(r) => one(r),
+                other => Err(format!("{other} is not a realm string")),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(RealmPolicy::Only),
+        other => Err(format!(
+            "{other} is not a realm: give a string (\"example.com\", \"*\") or a list of strings"
+        )),
     }
 }
 

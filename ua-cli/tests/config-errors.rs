@@ -211,3 +211,17 @@ fn an_error_never_shows_a_password() {
     assert!(!e.to_string().contains("hunter2"), "{e}");
     assert!(!format!("{e:?}").contains("hunter2"), "{e:?}");
 }
+
+#[test]
+fn bad_realms_are_named_with_their_line() {
+    let text = format!("{ACCOUNT}password = \"x\"\nrealm = \"\"\n");
+    check(&text, 5, "realm", "empty realm");
+    let text = format!("{ACCOUNT}password = \"x\"\nrealm = []\n");
+    check(&text, 5, "realm", "an empty list");
+    let text = format!("{ACCOUNT}password = \"x\"\nrealm = [\"a\", \"*\"]\n");
+    check(&text, 5, "realm", "stands alone");
+    let text = format!("{ACCOUNT}password = \"x\"\nrealm = 5\n");
+    check(&text, 5, "realm", "is not a realm");
+    let text = format!("{ACCOUNT}password = \"x\"\nrealm = [\"a\", 5]\n");
+    check(&text, 5, "realm", "is not a realm string");
+}

@@ -119,3 +119,31 @@ fn debug_output_never_shows_a_password() {
     assert!(!debug.contains("hunter2"), "{debug}");
     assert!(debug.contains("<redacted>"), "{debug}");
 }
+
+#[test]
+fn realm_one_a_list_or_any() {
+    use tincan::config::RealmPolicy;
+    let realm = |line: &str| {
+        let text = format!(
+            "[[account]]\nname = \"a\"\naor = \"sip:alice@example.com\"\npassword = \"x\"\n{line}\n"
+        );
+        Config::from_str_named(&text, "t.toml").unwrap().accounts[0]
+            .realm
+            .clone()
+    };
+    assert_eq!(realm(""), RealmPolicy::FirstChallenge);
+    assert_eq!(
+        realm("realm = \"example.com\""),
+        RealmPolicy::Only(vec!["example.com".into()])
+    );
+    assert_eq!(
+        realm("realm = [\"a.example\", \"b.example\"]"),
+        RealmPolicy::Only(vec!["a.example".into(), "b.example".into()])
+    );
+    assert_eq!(realm("realm = \"*\""), RealmPolicy::Any);
+    // The phone's account takes it over.
+    let text = "[[account]]\nname = \"a\"\naor = \"sip:alice@example.com\"\npassword = \"x\"\nrealm = \"r\"\n";
+    let c = Config::from_str_named(text, "t.toml").unwrap();
+    let ac = tincan::phone::AccountConfig::from_config(&c.accounts[0]).unwrap();
+    assert_eq!(ac.realm, RealmPolicy::Only(vec!["r".into()]));
+}

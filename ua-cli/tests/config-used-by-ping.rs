@@ -52,3 +52,23 @@ fn the_configured_dns_server_is_asked() {
         "asked the system resolver: {err}"
     );
 }
+
+#[test]
+fn a_password_file_others_can_read_is_warned_about_but_used() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = temp_file(
+        "open.toml",
+        "[network]\ndns_server = \"127.0.0.1:9\"\n\n[[account]]\nname = \"a\"\naor = \"sip:alice@example.test\"\npassword = \"hunter2\"\n",
+    );
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let (code, err) = ping(&f, "sip:example.test;transport=tcp");
+    assert!(
+        err.contains("tincan ping: warning: ")
+            && err.contains(&format!("chmod 600 {}", f.display())),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+    // Not fatal: the file was used (its DNS server was asked).
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("SRV _sip._tcp.example.test: timeout"), "{err}");
+}

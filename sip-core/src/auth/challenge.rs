@@ -35,7 +35,9 @@ impl ChallengeAnswer {
 ///
 /// # Errors
 ///
-/// [`AuthError`] when the response is not a challenge we can answer, or when the same realm
+/// [`AuthError`] when the response is not a challenge we can answer
+/// ([`AuthError::RealmRefused`] when every challenge is for a realm `client` does not answer:
+/// see [`DigestClient::with_realms`]), or when the same realm
 /// challenges credentials we already sent without `stale=true` (the password is wrong:
 /// retrying would loop).
 pub fn answer_challenge<R: Rng + ?Sized>(

@@ -48,12 +48,19 @@ pub enum AuthError {
         /// The value found.
         value: String,
     },
-    /// None of the challenges uses a scheme, algorithm and qop this client supports (or the
-    /// configured realm).
+    /// None of the challenges uses a scheme, algorithm and qop this client supports.
     #[error("no supported authentication challenge (offered: {offered})")]
     NoSupportedChallenge {
         /// A short description of each offered challenge.
         offered: String,
+    },
+    /// Every challenge the client could answer is for a realm its credentials are not for
+    /// (see [`DigestClient::with_realms`]): answering would hand the challenger a hash of the
+    /// password to attack offline.
+    #[error("challenge for realm {realm:?} refused: the credentials are not for that realm")]
+    RealmRefused {
+        /// The realm of the (first) refused challenge.
+        realm: String,
     },
     /// The server challenged again, without `stale=true`, a request that already carried
     /// credentials for this realm: the username or password is wrong (RFC 3261 §22.2).
@@ -575,7 +582,8 @@ struct Session {
 pub struct DigestClient {
     username: String,
     password: String,
-    realm: Option<String>,
+    /// The realms answered (`None`: any).
+    realms: Option<Vec<String>>,
     use_userhash: bool,
     sessions: HashMap<String, Session>,
     /// Nonce count per (realm, nonce): nc=00000001, 2, ... for each request using that nonce.
@@ -587,7 +595,7 @@ impl fmt::Debug for DigestClient {
         f.debug_struct("DigestClient")
             .field("username", &self.username)
             .field("password", &"<redacted>")
-            .field("realm", &self.realm)
+            .field("realms_allowed", &self.realms)
             .field("use_userhash", &self.use_userhash)
             .field("realms", &self.sessions.keys().collect::<Vec<_>>())
             .finish()
@@ -600,7 +608,7 @@ impl DigestClient {
         DigestClient {
             username: username.into(),
             password: password.into(),
-            realm: None,
+            realms: None,
             use_userhash: false,
             sessions: HashMap::new(),
             nonce_counts: HashMap::new(),
@@ -609,8 +617,37 @@ impl DigestClient {
 
     /// Only answer challenges of this realm (others are ignored).
     pub fn with_realm(mut self, realm: impl Into<String>) -> Self {
-        self.realm = Some(realm.into());
+        self.set_realms(Some(vec![realm.into()]));
         self
+    }
+
+    /// Only answer challenges of these realms (compared exactly, case included).
+    pub fn with_realms<S: Into<String>>(mut self, realms: impl IntoIterator<Item = S>) -> Self {
+        self.set_realms(Some(realms.into_iter().map(Into::into).collect()));
+        self
+    }
+
+    /// The realms answered from now on: `Some(list)` only those, `None` any. Challenges
+    /// answered before for realms no longer allowed are forgotten (no credentials go to them
+    /// up front either).
+    pub fn set_realms(&mut self, realms: Option<Vec<String>>) {
+        if let Some(allowed) = &realms {
+            self.sessions.retain(|r, _| allowed.contains(r));
+            self.nonce_counts.retain(|(r, _), _| allowed.contains(r));
+        }
+        self.realms = realms;
+    }
+
+    /// The realms this client answers (`None`: any).
+    pub fn realms(&self) -> Option<&[String]> {
+        self.realms.as_deref()
+    }
+
+    /// Whether credentials may go to `realm`.
+    fn answers(&self, realm: &str) -> bool {
+        self.realms
+            .as_ref()
+            .is_none_or(|allowed| allowed.iter().any(|r| r == realm))
     }
 
     /// Send a hashed username when the server offers `userhash=true` (RFC 7616 §3.4.4).
@@ -649,12 +686,14 @@ impl DigestClient {
     ) -> Result<Vec<Authorization>, AuthError> {
         let mut best: Vec<(DigestChallenge, Algorithm, Option<Qop>)> = Vec::new();
         let mut offered = Vec::new();
+        let mut refused = None;
         for c in challenges {
             offered.push(describe(c));
             let Ok(d) = DigestChallenge::from_challenge(c) else {
                 continue;
             };
-            if self.realm.as_ref().is_some_and(|r| *r != d.realm) {
+            if !self.answers(&d.realm) {
+                refused.get_or_insert(d.realm);
                 continue;
             }
             let (Some(alg), Ok(qop)) = (d.algorithm(), d.choose_qop()) else {
@@ -667,6 +706,9 @@ impl DigestClient {
             }
         }
         if best.is_empty() {
+            if let Some(realm) = refused {
+                return Err(AuthError::RealmRefused { realm });
+            }
             return Err(AuthError::NoSupportedChallenge {
                 offered: if offered.is_empty() {
                     "none".to_owned()

@@ -59,6 +59,9 @@ pub struct RegistrationConfig {
     pub retry_max: Duration,
     /// Routes (outbound proxy, `;lr`) to put in `Route`.
     pub route: Vec<SipUri<'static>>,
+    /// The digest realms the password is given to (`None`: any). A challenge of another
+    /// realm is refused: [`RegisterError::RealmRefused`].
+    pub realms: Option<Vec<String>>,
 }
 
 impl RegistrationConfig {
@@ -90,6 +93,7 @@ impl RegistrationConfig {
             retry_min: Duration::from_secs(30),
             retry_max: Duration::from_secs(1800),
             route: Vec::new(),
+            realms: None,
         })
     }
 }
@@ -106,6 +110,18 @@ pub enum RegisterError {
     AuthenticationFailed {
         /// The realm.
         realm: String,
+    },
+    /// The registrar (or a proxy on the way) challenged for a realm the password is not for
+    /// ([`RegistrationConfig::realms`]): not answered, so the REGISTER failed with that
+    /// 401/407.
+    #[error(
+        "refused to answer the {status} challenge of realm {realm:?}: the password is not for that realm"
+    )]
+    RealmRefused {
+        /// The realm of the challenge.
+        realm: String,
+        /// 401 or 407.
+        status: u16,
     },
     /// The registrar's challenge could not be answered.
     #[error("cannot authenticate: {0}")]
@@ -197,7 +213,8 @@ impl Registration {
     /// A registration with this Call-ID and From tag (RFC 3261 §10.2: one Call-ID for all
     /// the REGISTERs of a binding).
     pub fn new(config: RegistrationConfig, call_id: String, from_tag: String) -> Registration {
-        let digest = DigestClient::new(config.username.clone(), config.password.clone());
+        let mut digest = DigestClient::new(config.username.clone(), config.password.clone());
+        digest.set_realms(config.realms.clone());
         Registration {
             retry_delay: config.retry_min,
             config,
@@ -262,6 +279,12 @@ impl Registration {
         self.queue_register(0, None);
         self.state = RegistrationState::Unregistering;
         true
+    }
+
+    /// The digest realms the password is given to from now on (`None`: any).
+    pub fn set_realms(&mut self, realms: Option<Vec<String>>) {
+        self.digest.set_realms(realms.clone());
+        self.config.realms = realms;
     }
 
     /// Moves to another contact (a new flow after the old one died): the next REGISTER binds
@@ -437,7 +460,8 @@ impl Registration {
             return;
         }
         let retry = match &error {
-            RegisterError::AuthenticationFailed { .. } => None,
+            // Retrying would get the same answer: the credentials or the realm are wrong.
+            RegisterError::AuthenticationFailed { .. } | RegisterError::RealmRefused { .. } => None,
             RegisterError::Rejected {
                 retry_after: Some(s),
                 ..
@@ -549,6 +573,9 @@ impl Registration {
             }
             Err(crate::auth::digest::AuthError::Rejected { realm }) => {
                 self.fail(now, RegisterError::AuthenticationFailed { realm })
+            }
+            Err(crate::auth::digest::AuthError::RealmRefused { realm }) => {
+                self.fail(now, RegisterError::RealmRefused { realm, status })
             }
             Err(e) => self.fail(now, RegisterError::Challenge(e.to_string())),
         }

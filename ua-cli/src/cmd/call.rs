@@ -129,6 +129,7 @@ pub fn run_call(args: &CallArgs, config_path: Option<&Path>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    super::print_config_warnings("call", &config);
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -145,6 +146,7 @@ pub fn run_listen(args: &ListenArgs, config_path: Option<&Path>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    super::print_config_warnings("listen", &config);
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -320,6 +322,17 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
                         "{name}: {} refused the credentials ({status}): check the username and password",
                         target_text(&registrar)
                     ),
+                    1,
+                );
+                phone.shutdown().await;
+                return Err(code);
+            }
+            AccountEvent::ChallengeRefused {
+                registrar,
+                challenge,
+            } => {
+                let code = fail(
+                    format!("{name}: {}: {challenge}", target_text(&registrar)),
                     1,
                 );
                 phone.shutdown().await;

@@ -34,6 +34,7 @@ pub fn setup(
         eprintln!("tincan {command}: {e}");
         std::process::ExitCode::from(2)
     })?;
+    print_config_warnings(command, &config);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -42,6 +43,13 @@ pub fn setup(
             std::process::ExitCode::from(2)
         })?;
     Ok((config, rt))
+}
+
+/// Prints what is unwise in the config file (a password others can read), once, on stderr.
+pub fn print_config_warnings(command: &str, config: &tincan::config::Config) {
+    for w in &config.warnings {
+        eprintln!("tincan {command}: warning: {w}");
+    }
 }
 
 /// The phone account of a config `[[account]]` (see

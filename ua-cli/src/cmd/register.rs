@@ -86,6 +86,7 @@ pub fn run(args: &Args, config_path: Option<&Path>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    super::print_config_warnings("register", &config);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -216,6 +217,7 @@ async fn register(args: &Args, config: Config) -> ExitCode {
             }
             AccountEvent::Unavailable { .. }
             | AccountEvent::AuthenticationFailed { .. }
+            | AccountEvent::ChallengeRefused { .. }
             | AccountEvent::Rejected { .. } => {
                 given_up.insert(name);
             }
@@ -313,6 +315,22 @@ fn lines(account: &str, event: &AccountEvent, waited: Duration) -> Vec<Line> {
             Line::Unavailable {
                 account,
                 tried: vec![format!("{}: {reason}", registrar(r))],
+            },
+        ],
+        // We refused the challenge (its realm): the next registrar would get the same answer.
+        AccountEvent::ChallengeRefused {
+            registrar: r,
+            challenge,
+        } => vec![
+            Line::Failed {
+                account: account.clone(),
+                registrar: registrar(r),
+                error: challenge.to_string(),
+                elapsed_ms: ms(waited),
+            },
+            Line::Unavailable {
+                account,
+                tried: vec![format!("{}: {challenge}", registrar(r))],
             },
         ],
         AccountEvent::Unavailable { tried, errors, .. } => {

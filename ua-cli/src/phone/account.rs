@@ -21,7 +21,7 @@
 
 use std::time::{Duration, Instant};
 
-use tincan_sip::auth::DigestClient;
+use tincan_sip::auth::{Credentials, DigestClient};
 use tincan_sip::message::{HeaderName, Message, Method, RequestBuilder, SipUri, Uri};
 use tincan_sip::register::{
     RegisterError, Registration, RegistrationConfig, RegistrationEvent, RegistrationState,
@@ -31,8 +31,8 @@ use tincan_sip::resolve::{Destination, ResolvedTarget, TargetKey};
 use tincan_sip::transaction::TransactionId;
 use tincan_sip::transport::Target;
 
-use super::config::{AccountConfig, RegisterMode};
-use super::event::{AccountEvent, AccountId, PhoneEvent, UsageError};
+use super::config::{AccountConfig, RealmPolicy, RegisterMode};
+use super::event::{AccountEvent, AccountId, PhoneEvent, RefusedChallenge, UsageError};
 use super::flow::Flow;
 use super::route::{Owner, Phase, RouteId, transport_target};
 use super::{PhoneCore, call::contact_uri};
@@ -162,6 +162,9 @@ pub(super) struct Account {
     pub(super) config: AccountConfig,
     /// Answers challenges to this account's calls and in-dialog requests.
     pub(super) digest: DigestClient,
+    /// The realms pinned by the first challenge the account answered
+    /// ([`RealmPolicy::FirstChallenge`]); empty until then.
+    pinned: Vec<String>,
     pub(super) slots: Vec<Slot>,
     call_id: String,
     tag: String,
@@ -228,6 +231,7 @@ impl PhoneCore {
         let id = AccountId(self.accounts.len());
         let account = Account {
             digest: DigestClient::new(config.username.clone(), config.password.clone()),
+            pinned: Vec::new(),
             slots: slots
                 .into_iter()
                 .enumerate()
@@ -281,6 +285,49 @@ impl PhoneCore {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The digest realms the account's password may answer now: `None` for any
+    /// (`realm = "*"`, or none pinned yet by a first challenge).
+    pub(super) fn answerable_realms(&self, account: AccountId) -> Option<Vec<String>> {
+        let Some(a) = self.accounts.get(account.0) else {
+            return Some(Vec::new());
+        };
+        match &a.config.realm {
+            RealmPolicy::Only(list) => Some(list.clone()),
+            RealmPolicy::Any => None,
+            RealmPolicy::FirstChallenge if a.pinned.is_empty() => None,
+            RealmPolicy::FirstChallenge => Some(a.pinned.clone()),
+        }
+    }
+
+    /// `request` answers a challenge to the account: when it trusts its first challenge and
+    /// none is pinned yet, the realms of its credentials are pinned (trust on first use).
+    pub(super) fn pin_realms(&mut self, account: AccountId, request: &Message) {
+        let Some(a) = self.accounts.get_mut(account.0) else {
+            return;
+        };
+        if a.config.realm != RealmPolicy::FirstChallenge || !a.pinned.is_empty() {
+            return;
+        }
+        a.pinned = credential_realms(request);
+    }
+
+    /// The refusal of a challenge of `realm` for `method`, with the realms the account
+    /// answers.
+    pub(super) fn refused_challenge(
+        &self,
+        account: AccountId,
+        method: &str,
+        status: u16,
+        realm: String,
+    ) -> RefusedChallenge {
+        RefusedChallenge {
+            method: method.to_owned(),
+            status,
+            realm,
+            allowed: self.answerable_realms(account).unwrap_or_default(),
+        }
     }
 
     /// Removes the account's bindings (REGISTER with Expires: 0) and stops registering.
@@ -455,6 +502,7 @@ impl PhoneCore {
         if status < 200 {
             return;
         }
+        let realms = self.answerable_realms(account);
         let rng = &mut *self.rng;
         let Some(s) = self
             .accounts
@@ -466,10 +514,12 @@ impl PhoneCore {
         let Some(reg) = s.reg.as_mut() else {
             return;
         };
+        reg.set_realms(realms);
         reg.handle_response(now, response, rng);
         if let Some(next) = reg.poll_request() {
             // A challenge answered, or a 423 with a longer expiry: again to the same target.
             s.pending = Some(next.clone());
+            self.pin_realms(account, &next);
             self.retry_same(now, route, next);
             return;
         }
@@ -531,6 +581,12 @@ impl PhoneCore {
                 s.recovering = None;
                 let Some(registrar) = target else { return };
                 let event = match error {
+                    RegisterError::RealmRefused { realm, status } => {
+                        AccountEvent::ChallengeRefused {
+                            registrar,
+                            challenge: self.refused_challenge(account, "REGISTER", status, realm),
+                        }
+                    }
                     RegisterError::AuthenticationFailed { .. }
                     | RegisterError::Rejected { status: 403, .. } => {
                         AccountEvent::AuthenticationFailed {
@@ -951,6 +1007,7 @@ impl PhoneCore {
         if response.status().unwrap_or(0) < 200 {
             return;
         }
+        let realms = self.answerable_realms(account);
         let rng = &mut *self.rng;
         let Some(b) = self
             .accounts
@@ -960,6 +1017,7 @@ impl PhoneCore {
         else {
             return;
         };
+        b.reg.set_realms(realms);
         b.reg.handle_response(now, response, rng);
         if let Some(next) = b.reg.poll_request() {
             b.pending = Some(next.clone());
@@ -1003,6 +1061,16 @@ impl PhoneCore {
         let placeholder = placeholder_register(&self.accounts[account.0].config.aor);
         self.start_route(now, owner, placeholder, hop, Some(targets))
     }
+}
+
+/// The realms of the credentials a request carries.
+fn credential_realms(request: &Message) -> Vec<String> {
+    ["Authorization", "Proxy-Authorization"]
+        .into_iter()
+        .flat_map(|h| request.header_lines_named(h).filter_map(Result::ok))
+        .filter_map(|v| Credentials::parse(v).ok())
+        .filter_map(|c| c.param("realm").map(str::to_owned))
+        .collect()
 }
 
 /// A REGISTER standing for the ones built per target (the route asks for each).

@@ -15,7 +15,7 @@ use tincan_media::codec::CodecKind;
 use tincan_media::sdp::{self, LocalMedia, Negotiated, SessionDescription, SrtpPolicy};
 use tincan_media::session::{Direction, MediaEvent, SessionStats};
 use tincan_media::srtp::{CryptoAttribute, CryptoSuite};
-use tincan_sip::auth::{DigestClient, answer_challenge};
+use tincan_sip::auth::{AuthError, DigestClient, answer_challenge};
 use tincan_sip::dialog::{
     EndReason as SessionEnd, InviteConfig, InviteSession, Output, RequestOutcome, SessionEvent,
     SessionState,
@@ -983,9 +983,26 @@ impl PhoneCore {
         response: &Message,
     ) -> Option<Vec<(String, String)>> {
         let account = self.calls.get(&id)?.account?;
+        let realms = self.answerable_realms(account);
         let digest: &mut DigestClient = &mut self.accounts.get_mut(account.0)?.digest;
-        let answer = answer_challenge(digest, request, response, &mut *self.rng).ok()?;
-        Some(answer.headers)
+        digest.set_realms(realms);
+        match answer_challenge(digest, request, response, &mut *self.rng) {
+            Ok(answer) => {
+                self.pin_realms(account, &answer.apply(request));
+                Some(answer.headers)
+            }
+            Err(AuthError::RealmRefused { realm }) => {
+                let method = request.method().map(|m| m.to_string()).unwrap_or_default();
+                let status = response.status().unwrap_or(0);
+                let refused = self.refused_challenge(account, &method, status, realm);
+                self.events.push_back(PhoneEvent::Call {
+                    call: id,
+                    event: CallEvent::Warning(CallWarning::ChallengeRefused(refused)),
+                });
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     /// A request of the call could not be delivered anywhere.

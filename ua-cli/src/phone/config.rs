@@ -10,7 +10,7 @@ use tincan_sip::resolve::HealthConfig;
 use tincan_sip::resolve::failover::FailoverConfig;
 use tincan_sip::transport::Transport;
 
-pub use crate::config::RegisterMode;
+pub use crate::config::{RealmPolicy, RegisterMode};
 
 /// The phone core's configuration (what does not depend on sockets).
 #[derive(Debug, Clone)]
@@ -102,6 +102,13 @@ pub struct AccountConfig {
     pub username: String,
     /// Digest password.
     pub password: String,
+    /// Which digest realms the password answers; a 401/407 of another realm, to any request
+    /// of the account, is refused ([`AccountEvent::ChallengeRefused`](super::AccountEvent::ChallengeRefused),
+    /// [`CallWarning::ChallengeRefused`](super::CallWarning::ChallengeRefused)) and the
+    /// request fails with it. By default the first realm that challenges the account pins
+    /// (its registrar's, for an account that registers; the first challenge to a request
+    /// through its outbound proxy, registrars or domain, for one that does not).
+    pub realm: RealmPolicy,
     /// Forced transport (`None`: RFC 3263 chooses).
     pub transport: Option<Transport>,
     /// Explicit registrars (SIP URIs), in order; empty: the AOR's domain.
@@ -135,6 +142,7 @@ impl AccountConfig {
             display_name: None,
             username: username.into(),
             password: password.into(),
+            realm: RealmPolicy::FirstChallenge,
             transport: None,
             registrars: Vec::new(),
             outbound_proxy: None,
@@ -160,6 +168,7 @@ impl std::fmt::Debug for AccountConfig {
             .field("aor", &self.aor)
             .field("username", &self.username)
             .field("password", &"<redacted>")
+            .field("realm", &self.realm)
             .field("registrars", &self.registrars)
             .field("outbound_proxy", &self.outbound_proxy)
             .field("mode", &self.mode)
@@ -201,6 +210,7 @@ impl AccountConfig {
             a.username.clone(),
             password.expose().to_owned(),
         );
+        ac.realm = a.realm.clone();
         ac.transport = a.transport.transport();
         ac.registrars = a.registrar_uris().iter().map(ToString::to_string).collect();
         ac.mode = a.register_mode;

@@ -170,6 +170,10 @@ pub enum CallWarning {
         /// Why.
         reason: String,
     },
+    /// A 401/407 to a request of the call asked for credentials of a realm the account's
+    /// password is not for ([`AccountConfig::realm`](super::AccountConfig::realm)): it was not
+    /// answered, and the request fails with that 401/407 as its final response.
+    ChallengeRefused(RefusedChallenge),
     /// The audio device or the media session reported a problem.
     Media(String),
     /// The peer's SDP could not be used.
@@ -190,9 +194,40 @@ impl std::fmt::Display for CallWarning {
                 silent_for.as_secs_f64()
             ),
             CallWarning::Dtmf { digit, reason } => write!(f, "dtmf {digit}: {reason}"),
+            CallWarning::ChallengeRefused(r) => r.fmt(f),
             CallWarning::Media(m) => write!(f, "media: {m}"),
             CallWarning::Sdp(m) => write!(f, "sdp: {m}"),
         }
+    }
+}
+
+/// A challenge that was not answered because of its realm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedChallenge {
+    /// The method of the challenged request (`REGISTER`, `INVITE`, `BYE`...).
+    pub method: String,
+    /// 401 or 407.
+    pub status: u16,
+    /// The realm of the challenge.
+    pub realm: String,
+    /// The realms the account answers (configured, or pinned by its first challenge).
+    pub allowed: Vec<String>,
+}
+
+impl std::fmt::Display for RefusedChallenge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let allowed: Vec<String> = self.allowed.iter().map(|r| format!("{r:?}")).collect();
+        write!(
+            f,
+            "refused to answer the {} challenge to {} for realm {:?}: the account's password \
+             is only for realm{} {} (set `realm` in the account's config if that realm is \
+             right)",
+            self.status,
+            self.method,
+            self.realm,
+            if allowed.len() == 1 { "" } else { "s" },
+            allowed.join(", ")
+        )
     }
 }
 
@@ -341,6 +376,15 @@ pub enum AccountEvent {
         /// What went wrong ("authentication failed for realm ...: wrong username or
         /// password").
         reason: String,
+    },
+    /// A 401/407 to a REGISTER asked for credentials of a realm the account's password is not
+    /// for ([`AccountConfig::realm`](super::AccountConfig::realm)): it was not answered and
+    /// the registration failed with that 401/407; the account tries again later.
+    ChallengeRefused {
+        /// The registrar.
+        registrar: Target,
+        /// The refused challenge.
+        challenge: RefusedChallenge,
     },
     /// A registrar refused the REGISTER (a final response other than a challenge, 503 or
     /// 403); the slot tries again later.

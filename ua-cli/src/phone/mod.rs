@@ -50,10 +50,10 @@ use tincan_sip::resolve::{Destination, DnsAnswer, DnsQuery, ResolveConfig, Targe
 use tincan_sip::transaction::TransactionId;
 use tincan_sip::transport::{ConnectionId, Received, Transmit, Transport};
 
-pub use config::{AccountConfig, CallParams, PhoneConfig, RegisterMode};
+pub use config::{AccountConfig, CallParams, PhoneConfig, RealmPolicy, RegisterMode};
 pub use event::{
     AccountEvent, AccountId, CallEnd, CallEvent, CallId, CallWarning, DtmfVia, EndReason,
-    IncomingCall, PhoneError, PhoneEvent, Quality, UsageError,
+    IncomingCall, PhoneError, PhoneEvent, Quality, RefusedChallenge, UsageError,
 };
 
 use account::Account;

@@ -104,6 +104,13 @@ pub struct Proxy {
     forwards: HashMap<TransactionId, Forward>,
     /// Requests seen: (time, method).
     pub received: Vec<(Duration, String)>,
+    /// Its digest realm ([`REALM`] unless a test changes it): it challenges every REGISTER
+    /// and out-of-dialog INVITE without credentials for this realm.
+    pub realm: String,
+    /// The `Authorization`/`Proxy-Authorization` values of the requests it received.
+    pub credentials: Vec<String>,
+    /// It also challenges (407) in-dialog requests without credentials for its realm.
+    pub challenge_in_dialog: bool,
 }
 
 pub enum Kind {
@@ -209,6 +216,9 @@ impl Sim {
                 addr,
                 forwards: HashMap::new(),
                 received: Vec::new(),
+                realm: REALM.to_owned(),
+                credentials: Vec::new(),
+                challenge_in_dialog: false,
             })),
             online: true,
             stun: true,
@@ -241,6 +251,13 @@ impl Sim {
 
     pub fn proxy(&self, node: usize) -> &Proxy {
         match &self.nodes[node].kind {
+            Kind::Proxy(p) => p,
+            Kind::Phone(_) => panic!("node {node} is a phone"),
+        }
+    }
+
+    pub fn proxy_mut(&mut self, node: usize) -> &mut Proxy {
+        match &mut self.nodes[node].kind {
             Kind::Proxy(p) => p,
             Kind::Phone(_) => panic!("node {node} is a phone"),
         }
@@ -714,6 +731,15 @@ impl Proxy {
         }
     }
 
+    /// Whether the request carries credentials (`header`) for our realm.
+    fn has_credentials(&self, request: &Message, header: &str) -> bool {
+        let ours = format!("realm=\"{}\"", self.realm);
+        request
+            .header_lines_named(header)
+            .filter_map(Result::ok)
+            .any(|v| v.contains(&ours))
+    }
+
     fn challenge(&mut self, now: Instant, tx: TransactionId, request: &Message, status: u16) {
         let mut r = response_to(request, status, None);
         r.set_to_tag("proxy");
@@ -725,7 +751,8 @@ impl Proxy {
         r.push_header(
             name,
             &format!(
-                "Digest realm=\"{REALM}\", nonce=\"n0nce{status}\", qop=\"auth\", algorithm=MD5"
+                "Digest realm=\"{}\", nonce=\"n0nce{status}\", qop=\"auth\", algorithm=MD5",
+                self.realm
             ),
         );
         let _ = self.ep.send_response(now, tx, r);
@@ -745,6 +772,14 @@ impl Proxy {
                 source,
             } => {
                 let method = request.method().cloned();
+                for h in ["Authorization", "Proxy-Authorization"] {
+                    let values: Vec<String> = request
+                        .header_lines_named(h)
+                        .filter_map(Result::ok)
+                        .map(str::to_owned)
+                        .collect();
+                    self.credentials.extend(values);
+                }
                 self.received.push((
                     elapsed,
                     method.as_ref().map_or("?", Method::as_str).to_owned(),
@@ -756,7 +791,7 @@ impl Proxy {
                 match method {
                     Some(Method::Register) => self.register(now, tx, &request, locations),
                     Some(Method::Invite) if !has_to_tag => {
-                        if request.header(HeaderName::ProxyAuthorization).is_none() {
+                        if !self.has_credentials(&request, "Proxy-Authorization") {
                             self.challenge(now, tx, &request, 407);
                             return;
                         }
@@ -785,6 +820,13 @@ impl Proxy {
                             &format!("<sip:{};lr>", self.addr),
                         );
                         self.forward(now, tx, request, source, fwd, contact);
+                    }
+                    Some(_)
+                        if has_to_tag
+                            && self.challenge_in_dialog
+                            && !self.has_credentials(&request, "Proxy-Authorization") =>
+                    {
+                        self.challenge(now, tx, &request, 407);
                     }
                     Some(_) if has_to_tag => {
                         let mut fwd = request.clone();
@@ -905,7 +947,7 @@ impl Proxy {
         request: &Message,
         locations: &mut HashMap<String, SocketAddr>,
     ) {
-        if request.header(HeaderName::Authorization).is_none() {
+        if !self.has_credentials(request, "Authorization") {
             self.challenge(now, tx, request, 401);
             return;
         }
