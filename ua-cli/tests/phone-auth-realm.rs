@@ -281,3 +281,37 @@ fn an_in_dialog_challenge_of_another_realm_is_refused() {
         sim.proxy(p1).credentials
     );
 }
+
+/// A BYE challenged after the call ended on our side is still answered: the hang-up reaches
+/// the callee (the call is gone from the phone by then, its account's credentials are not).
+#[test]
+fn a_bye_challenged_after_the_hangup_is_answered() {
+    let (mut sim, p1, alice) = setup(account("alice", &[P1]));
+    let bob = sim.add_phone(BOB, "bob");
+    sim.add_account(bob, account("bob", &[P1]));
+    assert!(sim.run_until_with(secs(5), |s| registrations(s, alice) == 1
+        && registrations(s, bob) == 1));
+    let a = sim
+        .act(alice, |c, now| c.call(now, "bob", CallParams::default()))
+        .expect("a call");
+    assert!(sim.run_until_with(secs(10), |s| !s.incoming(bob).is_empty()));
+    let b = sim.incoming(bob)[0];
+    sim.act(bob, |c, now| c.accept(now, b)).expect("accepted");
+    assert!(sim.run_until_with(secs(15), |s| s.answered(alice, a)));
+
+    sim.proxy_mut(p1).challenge_in_dialog = true;
+    sim.act(alice, |c, now| c.hangup(now, a)).expect("hang-up");
+    assert!(
+        sim.run_until_with(secs(20), |s| s.ended(bob, b).is_some()),
+        "bob's call never ended: the challenged BYE was not sent again; proxy saw {:?}",
+        sim.proxy(p1).received
+    );
+    assert_eq!(
+        sim.ended(bob, b).map(|(_, r)| r),
+        Some(EndReason::RemoteHangup)
+    );
+    assert_eq!(
+        sim.ended(alice, a).map(|(_, r)| r),
+        Some(EndReason::LocalHangup)
+    );
+}

@@ -21,8 +21,8 @@ use tincan_sip::dialog::{
     SessionState,
 };
 use tincan_sip::endpoint::Source;
-use tincan_sip::message::typed::NameAddr;
-use tincan_sip::message::{Message, Method, Uri, response_to};
+use tincan_sip::message::typed::{CSeq, NameAddr};
+use tincan_sip::message::{HeaderName, Message, Method, Uri, response_to};
 use tincan_sip::resolve::ResolvedTarget;
 use tincan_sip::resolve::failover::{AttemptFailure, FailedAttempt};
 use tincan_sip::transaction::TransactionId;
@@ -972,8 +972,12 @@ impl PhoneCore {
         response: &Message,
     ) -> Option<Message> {
         let headers = self.challenge_headers(id, request, response)?;
-        let session = self.calls.get_mut(&id)?.session.as_mut()?;
-        session.retry_in_dialog(request, &headers)
+        let Some(call) = self.calls.get_mut(&id) else {
+            // The call ended (its BYE was the last request): the dialog is gone, so the retry
+            // is the challenged request with the credentials and the next CSeq (§8.1.3.5).
+            return retry_after_dialog(request, &headers);
+        };
+        call.session.as_mut()?.retry_in_dialog(request, &headers)
     }
 
     fn challenge_headers(
@@ -982,7 +986,10 @@ impl PhoneCore {
         request: &Message,
         response: &Message,
     ) -> Option<Vec<(String, String)>> {
-        let account = self.calls.get(&id)?.account?;
+        let account = match self.calls.get(&id) {
+            Some(call) => call.account?,
+            None => *self.ended_call_accounts.get(&id)?,
+        };
         let realms = self.answerable_realms(account);
         let digest: &mut DigestClient = &mut self.accounts.get_mut(account.0)?.digest;
         digest.set_realms(realms);
@@ -1536,6 +1543,14 @@ impl PhoneCore {
         let Some(mut call) = self.calls.remove(&id) else {
             return;
         };
+        if let Some(account) = call.account
+            && self
+                .routes
+                .values()
+                .any(|r| matches!(r.owner, Owner::InDialog(c) if c == id))
+        {
+            self.ended_call_accounts.insert(id, account);
+        }
         self.call_ids.remove(&call.call_id);
         self.ended_call_ids.push_back(call.call_id.clone());
         if self.ended_call_ids.len() > 64 {
@@ -1548,6 +1563,23 @@ impl PhoneCore {
             self.call_event(id, CallEvent::Ended(end));
         }
     }
+}
+
+/// A challenged in-dialog request sent again after its dialog ended: the same request with
+/// the new credentials and the next CSeq number.
+fn retry_after_dialog(request: &Message, headers: &[(String, String)]) -> Option<Message> {
+    let cseq = request.cseq().and_then(Result::ok)?;
+    let mut retried = request.clone();
+    retried.remove_header(HeaderName::Authorization);
+    retried.remove_header(HeaderName::ProxyAuthorization);
+    for (n, v) in headers {
+        retried.push_header_named(n, v);
+    }
+    retried.set(&CSeq {
+        seq: cseq.seq.checked_add(1)?,
+        method: cseq.method,
+    });
+    Some(retried)
 }
 
 fn name_addr(display: Option<&str>, uri: &str) -> NameAddr<'static> {

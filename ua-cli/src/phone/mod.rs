@@ -184,6 +184,9 @@ pub struct PhoneCore {
     call_ids: HashMap<String, CallId>,
     /// Call-IDs of calls that ended lately: a BYE crossing ours is answered 200.
     ended_call_ids: VecDeque<String>,
+    /// The accounts of ended calls whose last in-dialog request (their BYE) is still on its
+    /// way: a proxy may challenge that BYE after the call is gone.
+    ended_call_accounts: HashMap<CallId, AccountId>,
     next_call: u64,
     accounts: Vec<Account>,
     events: VecDeque<PhoneEvent>,
@@ -245,6 +248,7 @@ impl PhoneCore {
             calls: HashMap::new(),
             call_ids: HashMap::new(),
             ended_call_ids: VecDeque::new(),
+            ended_call_accounts: HashMap::new(),
             next_call: 1,
             accounts: Vec::new(),
             events: VecDeque::new(),
@@ -515,6 +519,14 @@ impl PhoneCore {
 
     fn collect_routes(&mut self) {
         self.routes.retain(|_, r| !r.is_finished());
+        if !self.ended_call_accounts.is_empty() {
+            let routes = &self.routes;
+            self.ended_call_accounts.retain(|call, _| {
+                routes
+                    .values()
+                    .any(|r| matches!(r.owner, Owner::InDialog(c) if c == *call))
+            });
+        }
     }
 
     fn on_endpoint_event(&mut self, now: Instant, event: Event) {
