@@ -97,7 +97,7 @@ fn silent_peer_times_out_once_in_virtual_time() {
         .events_a
         .iter()
         .filter_map(|e| match e {
-            MediaEvent::Timeout { silent_for } => Some(*silent_for),
+            MediaEvent::Timeout { silent_for, .. } => Some(*silent_for),
             _ => None,
         })
         .collect();
@@ -117,4 +117,118 @@ fn bye_reaches_the_peer() {
     p.run(100);
     assert!(p.events_a.contains(&MediaEvent::RemoteBye { ssrc: 0xB }));
     assert!(p.b.poll_timeout().is_none());
+}
+
+/// Runs a lone session (nobody sends it anything) through its timers until `until`,
+/// returning its timeouts as (seconds since `t0`, silent_for, hold_timeout).
+fn lone_timeouts(
+    s: &mut MediaSession,
+    t0: Instant,
+    from: Instant,
+    until: Duration,
+) -> Vec<(f64, Duration, bool)> {
+    let mut out = Vec::new();
+    let mut now = from;
+    while let Some(t) = s.poll_timeout() {
+        if t > t0 + until {
+            break;
+        }
+        now = now.max(t);
+        s.handle_timeout(now);
+        while s.poll_transmit().is_some() {}
+        while let Some(e) = s.poll_event() {
+            if let MediaEvent::Timeout {
+                silent_for,
+                hold_timeout,
+            } = e
+            {
+                out.push((
+                    now.duration_since(t0).as_secs_f64(),
+                    silent_for,
+                    hold_timeout,
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Issue 19, finding 3: a peer that never sends a single RTP packet is as silent as one that
+/// stopped: the clock starts at the session's start.
+#[test]
+fn a_peer_that_never_sends_times_out() {
+    let t0 = Instant::now();
+    let mut config = SessionConfig::new(0xA, CodecKind::Pcmu, 0, addr("127.0.0.1:5000"));
+    config.rtp_timeout = Duration::from_secs(5);
+    let mut s = MediaSession::new(config, t0).unwrap();
+    let t = lone_timeouts(&mut s, t0, t0, Duration::from_secs(60));
+    assert_eq!(t, [(5.0, Duration::from_secs(5), false)]);
+}
+
+/// Issue 19, finding 3: on hold RTP stops but RTCP goes on (RFC 3264 §8.4); a held call
+/// whose peer sends neither (it is gone, its BYE lost) times out after the hold timeout
+/// (5 min by default) instead of lasting forever.
+#[test]
+fn a_held_call_whose_peer_sends_nothing_times_out() {
+    for direction in [Direction::SendOnly, Direction::Inactive] {
+        let t0 = Instant::now();
+        let mut config = SessionConfig::new(0xA, CodecKind::Pcmu, 0, addr("127.0.0.1:5000"));
+        config.rtp_timeout = Duration::from_secs(5);
+        let mut s = MediaSession::new(config, t0).unwrap();
+        s.set_direction(direction);
+        let t = lone_timeouts(&mut s, t0, t0, Duration::from_secs(1000));
+        assert_eq!(t.len(), 1, "{direction:?}: {t:?}");
+        // The clock starts at the first timer run after the change of direction (within 1 s).
+        assert!((300.0..=301.0).contains(&t[0].0), "{direction:?}: {t:?}");
+        assert_eq!(t[0].1, Duration::from_secs(300), "{direction:?}");
+        assert!(t[0].2, "{direction:?}: the hold timeout");
+    }
+}
+
+/// The peer holds us (we receive only) and vanishes: the RTP timeout is reported (the phone
+/// ignores it while the peer holds the call), and the hold timeout after it ends the call.
+#[test]
+fn a_call_held_by_a_vanished_peer_still_times_out() {
+    let t0 = Instant::now();
+    let mut config = SessionConfig::new(0xA, CodecKind::Pcmu, 0, addr("127.0.0.1:5000"));
+    config.rtp_timeout = Duration::from_secs(5);
+    config.direction = Direction::RecvOnly;
+    let mut s = MediaSession::new(config, t0).unwrap();
+    let t = lone_timeouts(&mut s, t0, t0, Duration::from_secs(1000));
+    assert_eq!(
+        t,
+        [
+            (5.0, Duration::from_secs(5), false),
+            (300.0, Duration::from_secs(300), true)
+        ]
+    );
+}
+
+/// A held call whose peer keeps sending RTCP stays up; when the peer vanishes it times out
+/// `hold_timeout` after its last RTCP packet.
+#[test]
+fn a_held_call_lives_on_rtcp_and_ends_without_it() {
+    let mut p = pair();
+    p.a.set_direction(Direction::SendOnly);
+    p.b.set_direction(Direction::RecvOnly);
+    p.run(1000);
+    let t0 = p.now;
+    // A's hold timeout, 10 s, is above the RTCP interval (at most 7.5 s here).
+    let mut config = SessionConfig::new(0xA, CodecKind::Pcmu, 0, p.b_addr);
+    config.hold_timeout = Duration::from_secs(10);
+    config.direction = Direction::SendOnly;
+    p.a = MediaSession::new(config, t0).unwrap();
+    p.run(40_000);
+    assert_eq!(timeouts(&p.events_a), 0, "rtcp keeps a held call alive");
+    // B vanishes: nothing from it any more. A times out 10 s after B's last RTCP packet.
+    let gone = p.now;
+    let t = lone_timeouts(&mut p.a, gone, gone, Duration::from_secs(60));
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert!(t[0].0 <= 10.0, "{t:?}");
+    assert!(t[0].1 >= Duration::from_secs(10) && t[0].1 < Duration::from_millis(10_100));
+    assert!(t[0].2, "the hold timeout");
+    assert!(
+        p.a.poll_timeout().is_some(),
+        "the session goes on (the phone hangs up)"
+    );
 }

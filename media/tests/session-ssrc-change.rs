@@ -52,8 +52,13 @@ fn a_stray_packet_does_not_take_over() {
     let net = Network::new(7, Impairment::clean(Duration::from_millis(10)));
     let mut pair = Pair::new(t0, a, b, a_addr, b_addr, net);
     pair.run(500);
-    // Injected packets of another SSRC, out of sequence, from elsewhere.
-    for seq in [100u16, 7, 5000] {
+    // Injected packets of another SSRC, out of sequence, from elsewhere (dropped as a
+    // source on latching probation) and with B's address forged (dropped as an SSRC that
+    // is not in sequence).
+    for (seq, from) in [100u16, 7, 5000]
+        .into_iter()
+        .flat_map(|seq| [(seq, addr("127.0.0.66:6666")), (seq, b_addr)])
+    {
         let stray = RtpPacket {
             payload_type: 0,
             marker: false,
@@ -63,16 +68,13 @@ fn a_stray_packet_does_not_take_over() {
             payload: vec![0; 160].into(),
         };
         let now = pair.now;
-        pair.a.handle_packet(
-            now,
-            addr("127.0.0.66:6666"),
-            PortKind::Rtp,
-            &stray.to_bytes(),
-        );
+        pair.a
+            .handle_packet(now, from, PortKind::Rtp, &stray.to_bytes());
     }
     pair.run(500);
     assert_eq!(pair.a.remote_ssrc(), Some(0xB));
     assert_eq!(pair.a.remote_rtp(), b_addr);
+    assert_eq!(pair.a.stats().unknown_source, 3);
     assert_eq!(pair.a.stats().unknown_ssrc, 3);
     let tail = &pair.played_a[pair.played_a.len() - 9600..];
     assert!(rms(tail) > 5000.0);

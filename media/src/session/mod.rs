@@ -46,9 +46,32 @@ pub use crate::jitter::PlayoutCounters;
 /// RFC 3551 §4.1 / common practice: declare the remote silent after this long without RTP.
 pub const DEFAULT_RTP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A call, held or not, ends after this long without RTP or RTCP from the peer: RTCP goes
+/// on during hold (RFC 3264 §8.4), so a peer that sends neither is gone.
+/// Five minutes, Asterisk's usual `rtpholdtimeout`: peers that send no RTCP at all are rare,
+/// and a hold may well last longer than [`DEFAULT_RTP_TIMEOUT`].
+pub const DEFAULT_HOLD_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// A new SSRC replaces a live one only after two packets in sequence; after this long
 /// without RTP from the current source, its first packet suffices.
 pub const SSRC_SWITCH_SILENCE: Duration = Duration::from_secs(1);
+
+/// Latching probation: consecutive packets a new source address must send, with none from
+/// the current source in between, before its packets are taken as the peer's (and, with
+/// symmetric RTP, before our media goes there). PJSIP's `PJMEDIA_RTP_NAT_PROBATION_CNT`.
+pub const DEFAULT_LATCH_PACKETS: u32 = 10;
+
+/// Latching probation: the probation packets must span at least this much time per packet
+/// after the first (90 ms for 10 packets), 10 ms being the shortest packet time in use
+/// (RFC 3551 §4.2 frames). A burst from a stranger squeezed between two of the peer's
+/// packets cannot pass probation however fast it is sent.
+pub const LATCH_PACKET_SPACING: Duration = Duration::from_millis(10);
+
+/// Latching: once packets came from the current source, a new source is taken only after
+/// the current one has been silent this long (50 packet times at 20 ms; Opus DTX still
+/// sends a packet every 400 ms). A live peer is never replaced; a peer whose NAT binding
+/// changed loses about this much of our audio.
+pub const LATCH_SILENCE: Duration = Duration::from_secs(1);
 
 /// How often a [`MediaEvent::Stats`] is emitted (besides one per RTCP report received).
 pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
@@ -102,14 +125,27 @@ pub struct SessionConfig {
     pub remote_rtcp: Option<SocketAddr>,
     /// RTP and RTCP on one port (RFC 5761), when both sides offered `a=rtcp-mux`.
     pub rtcp_mux: bool,
-    /// Symmetric RTP (RFC 4961) with latching: send to where the peer's packets come from.
+    /// Symmetric RTP (RFC 4961) with latching: send to where the peer's packets come from,
+    /// once that source passed probation (see [`SessionConfig::latch_packets`]).
     pub symmetric_rtp: bool,
+    /// Latching probation: RTP from an address other than the current source (at first the
+    /// signalled one) is dropped until that address sent this many packets of one SSRC in a
+    /// row, spaced [`LATCH_PACKET_SPACING`] apart on average, with no packet from the current
+    /// source in between; and, once the current source was heard, until it has been silent
+    /// for [`LATCH_SILENCE`]. No new source is taken while we do not receive (hold). Then
+    /// the new address is the peer's (and, with [`SessionConfig::symmetric_rtp`], where our
+    /// media goes). [`DEFAULT_LATCH_PACKETS`] unless set; 0 counts as 1.
+    pub latch_packets: u32,
     /// SRTP keys: ours (to protect) and the peer's (to unprotect), from `a=crypto`.
     pub srtp: Option<(CryptoAttribute, CryptoAttribute)>,
     /// The media direction.
     pub direction: Direction,
     /// Raise [`MediaEvent::Timeout`] after this long without RTP while receiving.
     pub rtp_timeout: Duration,
+    /// Raise [`MediaEvent::Timeout`] (with `hold_timeout`) after this long without RTP or
+    /// RTCP, whatever the direction: the deadline of held calls, whose RTP stops by design
+    /// (RFC 3264 §8.4). [`DEFAULT_HOLD_TIMEOUT`] unless set.
+    pub hold_timeout: Duration,
     /// Our RTCP CNAME (RFC 3550 §6.5.1; RFC 7022 recommends a random one per session).
     pub cname: String,
     /// Seed of the session's deterministic generator (an `rand_xorshift::XorShiftRng`, the
@@ -134,8 +170,9 @@ pub struct SessionConfig {
 }
 
 impl SessionConfig {
-    /// A configuration with defaults: rtcp-mux off (RTCP to RTP port + 1), symmetric RTP on,
-    /// no SRTP, no telephone-event, sendrecv, 30 s RTP timeout.
+    /// A configuration with defaults: rtcp-mux off (RTCP to RTP port + 1), symmetric RTP on
+    /// with a 10-packet latching probation, no SRTP, no telephone-event, sendrecv, 30 s RTP
+    /// timeout, 5 min hold timeout.
     pub fn new(
         local_ssrc: u32,
         codec: CodecKind,
@@ -153,9 +190,11 @@ impl SessionConfig {
             remote_rtcp: None,
             rtcp_mux: false,
             symmetric_rtp: true,
+            latch_packets: DEFAULT_LATCH_PACKETS,
             srtp: None,
             direction: Direction::SendRecv,
             rtp_timeout: DEFAULT_RTP_TIMEOUT,
+            hold_timeout: DEFAULT_HOLD_TIMEOUT,
             cname: format!("tincan-{local_ssrc:08x}"),
             seed: u64::from(local_ssrc),
             ntp_at_start: 0,
@@ -240,6 +279,10 @@ pub struct SessionStats {
     /// RTP packets from another SSRC, dropped while the current source was alive and the
     /// new one had not yet sent two packets in sequence.
     pub unknown_ssrc: u64,
+    /// Packets from an address that is not the peer's, dropped: RTP from a source on
+    /// latching probation ([`SessionConfig::latch_packets`]), RTCP from another host than
+    /// the current RTP source's.
+    pub unknown_source: u64,
 }
 
 impl SessionStats {
@@ -301,19 +344,30 @@ pub enum MediaEvent {
         /// Its SSRC.
         ssrc: u32,
     },
-    /// Symmetric RTP: we now send RTP (or RTCP) to where the peer's packets come from.
+    /// Symmetric RTP: we now send RTP (or RTCP) to where the peer's packets come from. For
+    /// RTP, that source passed latching probation ([`SessionConfig::latch_packets`]): a NAT
+    /// between us and the peer, or (after `previous` fell silent) a peer that moved, or a
+    /// stranger who got there first (plain RTP cannot tell; SRTP can).
     RemoteLatched {
         /// Which of our ports the new address is for.
         kind: PortKind,
+        /// The address we sent to until now.
+        previous: SocketAddr,
         /// The address we now send to.
         address: SocketAddr,
     },
     /// Quality statistics: every [`STATS_INTERVAL`] and when an RTCP report arrives.
     Stats(SessionStats),
-    /// No RTP for [`SessionConfig::rtp_timeout`] while receiving.
+    /// No RTP for [`SessionConfig::rtp_timeout`] while receiving; or (`hold_timeout`)
+    /// neither RTP nor RTCP for [`SessionConfig::hold_timeout`], whatever the direction. The
+    /// silence clocks start at the session's start (and again at a change of direction): a
+    /// peer that never sends is silent too. Each is reported once per silence.
     Timeout {
-        /// Time since the last RTP packet (or since the start).
+        /// Time since the last packet (or since the start, or the change of direction).
         silent_for: Duration,
+        /// Whether this is the hold timeout (RTCP counted as life too), which ends held
+        /// calls as well.
+        hold_timeout: bool,
     },
     /// An audio device failed (emitted by the driver, [`crate::driver`]); the device tries
     /// to reopen and the call goes on (silence meanwhile).
@@ -331,6 +385,15 @@ pub enum MediaEvent {
 /// Uniform in [0, 1) from the session's generator (53 random bits).
 fn unit(rng: &mut XorShiftRng) -> f64 {
     (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A source address on latching probation.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    from: SocketAddr,
+    ssrc: u32,
+    packets: u32,
+    first_at: Instant,
 }
 
 /// One audio media stream.
@@ -365,14 +428,24 @@ pub struct MediaSession {
     playout: StreamPlayout,
     remote_rtp: SocketAddr,
     remote_rtcp: SocketAddr,
-    rtp_latched: bool,
-    rtcp_latched: bool,
+    /// Where the peer's RTP comes from: the signalled address until a source passes latching
+    /// probation. RTP from anywhere else is dropped.
+    rtp_source: SocketAddr,
+    /// When the last packet from `rtp_source` came (`None`: never heard).
+    source_heard_at: Option<Instant>,
+    /// A source on latching probation.
+    candidate: Option<Candidate>,
+    /// When the last RTP or RTCP packet accepted as the peer's came (the hold timeout).
+    last_peer_packet_at: Option<Instant>,
     last_rtp_at: Option<Instant>,
     /// Where the current silence started when no RTP has come since: the session's start,
     /// or the moment receiving resumed (hold ended), so that a resume is not taken for a
     /// silence as long as the call.
     silent_since: Option<Instant>,
+    /// The RTP timeout was reported for the current silence.
     timed_out: bool,
+    /// The hold timeout was reported for the current silence.
+    hold_timed_out: bool,
     next_rtcp: Instant,
     rtcp_initial: bool,
     sent_since_report: bool,
@@ -474,11 +547,14 @@ impl MediaSession {
             remote: None,
             pending_ssrc: None,
             playout: StreamPlayout::new(config.codec, decoder, playout_seed),
-            rtp_latched: false,
-            rtcp_latched: false,
+            rtp_source: config.remote_rtp,
+            source_heard_at: None,
+            candidate: None,
+            last_peer_packet_at: None,
             last_rtp_at: None,
             silent_since: Some(now),
             timed_out: false,
+            hold_timed_out: false,
             next_rtcp: now + first_rtcp,
             rtcp_initial: true,
             sent_since_report: false,
@@ -523,19 +599,27 @@ impl MediaSession {
         if direction.sends() && !self.config.direction.sends() {
             self.marker_next = true;
         }
-        if direction.receives() && !self.config.direction.receives() {
-            self.playout.reset();
+        if direction.receives() != self.config.direction.receives() {
+            if direction.receives() {
+                self.playout.reset();
+                self.last_rtp_at = None;
+            }
+            // The silence clocks start again at the next timer run (the direction changes
+            // without a clock reading).
             self.timed_out = false;
-            self.last_rtp_at = None;
-            // Starts at the next timer run (the direction changes without a clock reading).
+            self.hold_timed_out = false;
             self.silent_since = None;
         }
         self.config.direction = direction;
     }
 
     /// Points the session at new remote addresses (a re-INVITE changed `c=`/`m=`); latching
-    /// starts over.
+    /// starts over. The same addresses again (a re-INVITE for hold or resume) keep the
+    /// latched ones.
     pub fn set_remote(&mut self, rtp: SocketAddr, rtcp: Option<SocketAddr>) {
+        if self.config.remote_rtp == rtp && self.config.remote_rtcp == rtcp {
+            return;
+        }
         self.config.remote_rtp = rtp;
         self.config.remote_rtcp = rtcp;
         self.remote_rtp = rtp;
@@ -548,8 +632,9 @@ impl MediaSession {
                 a
             })
         };
-        self.rtp_latched = false;
-        self.rtcp_latched = false;
+        self.rtp_source = rtp;
+        self.source_heard_at = None;
+        self.candidate = None;
     }
 
     /// Encodes and sends one 20 ms frame of captured audio ([`SessionConfig::frame_samples`]
@@ -701,6 +786,17 @@ impl MediaSession {
             self.stats.unknown_payload_type += 1;
             return;
         }
+        // Latching with probation: RTP from another address than the peer's is dropped (it
+        // neither plays nor disturbs the peer's stream) until that address passes probation.
+        let moved = from != self.rtp_source;
+        if !moved {
+            self.candidate = None;
+        } else if !self.probation(now, from, packet.ssrc) {
+            self.stats.unknown_source += 1;
+            return;
+        }
+        self.source_heard_at = Some(now);
+        self.last_peer_packet_at = Some(now);
         // A new or changed SSRC resets the receive state (RFC 3550 §8.2 for a change). While
         // the current source is alive, a new one must first send two packets in sequence
         // (RFC 3550 A.1's probation): a stray or injected packet does not tear down the call.
@@ -719,7 +815,9 @@ impl MediaSession {
             }
         }
         self.pending_ssrc = None;
-        if old != Some(packet.ssrc) {
+        // A new source is a new stream even with the same SSRC: its probation packets were
+        // dropped, so its timing starts afresh.
+        if old != Some(packet.ssrc) || moved {
             self.remote = Some(ReceiveStream::new(
                 packet.ssrc,
                 packet.sequence,
@@ -728,10 +826,12 @@ impl MediaSession {
             ));
             self.playout.reset();
             self.dtmf_receiver = TelephoneEventReceiver::new();
-            self.events.push_back(MediaEvent::SsrcChanged {
-                old,
-                new: packet.ssrc,
-            });
+            if old != Some(packet.ssrc) {
+                self.events.push_back(MediaEvent::SsrcChanged {
+                    old,
+                    new: packet.ssrc,
+                });
+            }
         }
         let remote = self.remote.as_mut().expect("set just above when absent");
         let outcome = remote.update(packet.sequence, packet.timestamp, packet.payload.len(), now);
@@ -745,21 +845,9 @@ impl MediaSession {
         if !outcome.is_playable() {
             return;
         }
-        // Symmetric RTP (RFC 4961): a valid packet of the expected stream and payload type
-        // tells us where the peer really is.
-        if self.config.symmetric_rtp && from != self.remote_rtp {
-            self.remote_rtp = from;
-            self.rtp_latched = true;
-            self.events.push_back(MediaEvent::RemoteLatched {
-                kind: PortKind::Rtp,
-                address: from,
-            });
-            if self.config.rtcp_mux {
-                self.remote_rtcp = from;
-            }
-        }
         self.last_rtp_at = Some(now);
         self.timed_out = false;
+        self.hold_timed_out = false;
         if !self.config.direction.receives() {
             return;
         }
@@ -791,6 +879,53 @@ impl MediaSession {
         }
     }
 
+    /// Counts a packet from `from` (not the current source) towards its latching probation;
+    /// true when `from` passed it and is now the peer's source (and, with symmetric RTP,
+    /// where our RTP goes).
+    fn probation(&mut self, now: Instant, from: SocketAddr, ssrc: u32) -> bool {
+        let candidate = match &mut self.candidate {
+            Some(c) if c.from == from && c.ssrc == ssrc => {
+                c.packets = c.packets.saturating_add(1);
+                *c
+            }
+            // A new address, or another SSRC from it: probation starts over.
+            _ => *self.candidate.insert(Candidate {
+                from,
+                ssrc,
+                packets: 1,
+                first_at: now,
+            }),
+        };
+        let needed = self.config.latch_packets.max(1);
+        let span = now.saturating_duration_since(candidate.first_at);
+        let current_silent = self
+            .source_heard_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= LATCH_SILENCE);
+        if candidate.packets < needed
+            || span < LATCH_PACKET_SPACING * (needed - 1)
+            || !current_silent
+            || !self.config.direction.receives()
+        {
+            return false;
+        }
+        self.candidate = None;
+        self.rtp_source = from;
+        // Symmetric RTP (RFC 4961): the peer's packets tell us where it really is.
+        if self.config.symmetric_rtp && from != self.remote_rtp {
+            let previous = self.remote_rtp;
+            self.remote_rtp = from;
+            self.events.push_back(MediaEvent::RemoteLatched {
+                kind: PortKind::Rtp,
+                previous,
+                address: from,
+            });
+            if self.config.rtcp_mux {
+                self.remote_rtcp = from;
+            }
+        }
+        true
+    }
+
     fn handle_rtcp(&mut self, now: Instant, from: SocketAddr, port: PortKind, bytes: &[u8]) {
         let plain;
         let bytes = match self.srtp.as_mut() {
@@ -809,6 +944,15 @@ impl MediaSession {
         let Ok(compound) = rtcp::parse_compound(bytes) else {
             return;
         };
+        // RTCP counts only from the peer: its RTCP address, or the host whose RTP passed
+        // latching probation (a NAT maps its RTCP port elsewhere). A stranger's reports
+        // would steer the Opus bitrate and keep a held call alive.
+        if from != self.remote_rtcp && from.ip() != self.rtp_source.ip() {
+            self.stats.unknown_source += 1;
+            return;
+        }
+        self.last_peer_packet_at = Some(now);
+        self.hold_timed_out = false;
         self.avg_rtcp_size = (bytes.len() as f64 + 28.0) / 16.0 + self.avg_rtcp_size * 15.0 / 16.0;
         let remote_ssrc = self.remote_ssrc();
         let arrival_ntp = self.ntp_at(now);
@@ -847,10 +991,11 @@ impl MediaSession {
             && from_peer
             && from != self.remote_rtcp
         {
+            let previous = self.remote_rtcp;
             self.remote_rtcp = from;
-            self.rtcp_latched = true;
             self.events.push_back(MediaEvent::RemoteLatched {
                 kind: PortKind::Rtcp,
+                previous,
                 address: from,
             });
         }
@@ -928,17 +1073,42 @@ impl MediaSession {
                 self.next_stats += STATS_INTERVAL;
             }
         }
-        if self.config.direction.receives() && !self.timed_out {
-            let since = match self.last_rtp_at.or(self.silent_since) {
-                Some(t) => t,
-                None => *self.silent_since.insert(now),
-            };
-            let silent_for = now.saturating_duration_since(since);
-            if silent_for >= self.config.rtp_timeout {
-                self.timed_out = true;
-                self.events.push_back(MediaEvent::Timeout { silent_for });
-            }
+        let start = *self.silent_since.get_or_insert(now);
+        if self.rtp_deadline(start).is_some_and(|at| now >= at) {
+            self.timed_out = true;
+            let since = self.last_rtp_at.map_or(start, |t| t.max(start));
+            self.events.push_back(MediaEvent::Timeout {
+                silent_for: now.saturating_duration_since(since),
+                hold_timeout: false,
+            });
         }
+        if self.hold_deadline(start).is_some_and(|at| now >= at) {
+            self.hold_timed_out = true;
+            let since = self.last_peer_packet_at.map_or(start, |t| t.max(start));
+            self.events.push_back(MediaEvent::Timeout {
+                silent_for: now.saturating_duration_since(since),
+                hold_timeout: true,
+            });
+        }
+    }
+
+    /// When the RTP timeout falls due: only while receiving, once per silence. The silence
+    /// starts at `start` (the session's start or the change of direction) or at the last RTP
+    /// packet, whichever is later.
+    fn rtp_deadline(&self, start: Instant) -> Option<Instant> {
+        if self.timed_out || !self.config.direction.receives() {
+            return None;
+        }
+        Some(self.last_rtp_at.map_or(start, |t| t.max(start)) + self.config.rtp_timeout)
+    }
+
+    /// When the hold timeout falls due: neither RTP nor RTCP since `start` (or since the last
+    /// packet), once per silence.
+    fn hold_deadline(&self, start: Instant) -> Option<Instant> {
+        if self.hold_timed_out {
+            return None;
+        }
+        Some(self.last_peer_packet_at.map_or(start, |t| t.max(start)) + self.config.hold_timeout)
     }
 
     fn report(&mut self, now: Instant) -> Report {
@@ -1056,11 +1226,11 @@ impl MediaSession {
             return None;
         }
         let mut t = self.next_rtcp.min(self.next_stats);
-        if self.config.direction.receives() && !self.timed_out {
-            // A resume not yet seen by a timer run starts its silence at that run (the RTCP
-            // and stats timers bring one within a second).
-            if let Some(since) = self.last_rtp_at.or(self.silent_since) {
-                t = t.min(since + self.config.rtp_timeout);
+        // A change of direction not yet seen by a timer run starts its silence at that run
+        // (the RTCP and stats timers bring one within a second).
+        if let Some(start) = self.silent_since {
+            for deadline in [self.rtp_deadline(start), self.hold_deadline(start)] {
+                t = deadline.map_or(t, |d| t.min(d));
             }
         }
         Some(t)

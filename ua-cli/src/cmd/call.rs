@@ -11,13 +11,14 @@ use serde_json::{Value, json};
 use tincan::config::Config;
 use tincan::phone::driver::{CallOptions, Phone, StartError};
 use tincan::phone::{
-    AccountConfig, AccountEvent, AccountId, CallEnd, CallEvent, CallId, CallParams, EndReason,
-    PhoneConfig, PhoneEvent,
+    AccountConfig, AccountEvent, AccountId, CallEnd, CallEvent, CallId, CallParams, CallWarning,
+    EndReason, PhoneConfig, PhoneEvent,
 };
 use tincan_media::codec::CodecKind;
 use tincan_media::device::{AudioSink, AudioSource, NullSink, NullSource, WavSink, WavSource};
 #[cfg(feature = "cpal")]
 use tincan_media::device::{CpalSink, CpalSource, DeviceSelector};
+use tincan_media::rtp::PortKind;
 use tincan_media::sdp::SrtpPolicy;
 use tincan_sip::transport::Target;
 use tokio::sync::mpsc;
@@ -76,6 +77,10 @@ pub struct Common {
     /// No audio devices: send silence, drop what arrives (unless --play/--record).
     #[arg(long)]
     no_audio: bool,
+    /// Hang up a call after this many seconds without RTP from the peer, counted from the
+    /// answer (a held call: after 300 s without RTP or RTCP); 0 only warns.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    rtp_timeout: u32,
 }
 
 /// Arguments of `tincan call`.
@@ -204,6 +209,8 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
             SrtpArg::Optional => SrtpPolicy::Optional,
             SrtpArg::Required => SrtpPolicy::Required,
         },
+        rtp_timeout_hangup: (common.rtp_timeout > 0)
+            .then(|| Duration::from_secs(u64::from(common.rtp_timeout))),
         ..PhoneConfig::default()
     };
     super::apply_keepalives(&config.network, &mut pc);
@@ -485,7 +492,20 @@ pub(crate) fn event_json(event: &CallEvent) -> Option<Value> {
             "codec": codec.name().to_ascii_lowercase(),
             "srtp": srtp,
         }),
-        CallEvent::Warning(w) => json!({"event": "warning", "message": w.to_string()}),
+        CallEvent::Warning(w) => {
+            let mut v = json!({"event": "warning", "message": w.to_string()});
+            // A move of the media is worth its own fields: a NAT at the start, or a hijack.
+            if let CallWarning::MediaMoved { kind, from, to } = w {
+                v["warning"] = json!("media_moved");
+                v["port"] = json!(match kind {
+                    PortKind::Rtp => "rtp",
+                    PortKind::Rtcp => "rtcp",
+                });
+                v["from"] = json!(from.to_string());
+                v["to"] = json!(to.to_string());
+            }
+            v
+        }
         CallEvent::Ended(end) => {
             let mut v = json!({
                 "event": "ended",
@@ -933,5 +953,27 @@ mod tests {
         assert_eq!(default_bind("listen", false).to_string(), "0.0.0.0:5060");
         assert_eq!(default_bind("listen", true).to_string(), "0.0.0.0:0");
         assert_eq!(default_bind("call", false).to_string(), "0.0.0.0:0");
+    }
+
+    /// A move of the media is a warning with its own fields, so that scripts can tell a NAT
+    /// at the start of a call from a move later on.
+    #[test]
+    fn a_media_move_is_a_warning_with_its_addresses() {
+        use super::{CallEvent, CallWarning, PortKind, event_json};
+        let w = CallWarning::MediaMoved {
+            kind: PortKind::Rtp,
+            from: "127.0.0.1:5000".parse().expect("literal"),
+            to: "127.0.0.9:7000".parse().expect("literal"),
+        };
+        let v = event_json(&CallEvent::Warning(w)).expect("a json line");
+        assert_eq!(v["event"], "warning");
+        assert_eq!(v["warning"], "media_moved");
+        assert_eq!(v["port"], "rtp");
+        assert_eq!(v["from"], "127.0.0.1:5000");
+        assert_eq!(v["to"], "127.0.0.9:7000");
+        assert_eq!(
+            v["message"],
+            "rtp now goes to 127.0.0.9:7000 (was 127.0.0.1:5000): the peer's packets come from there"
+        );
     }
 }

@@ -1427,7 +1427,25 @@ impl PhoneCore {
                 }
             }
             MediaEvent::DeviceError { message } => self.warn(id, CallWarning::Media(message)),
-            MediaEvent::Timeout { silent_for } if !call.peer_held && !call.held => {
+            MediaEvent::RemoteLatched {
+                kind,
+                previous,
+                address,
+                ..
+            } => self.warn(
+                id,
+                CallWarning::MediaMoved {
+                    kind,
+                    from: previous,
+                    to: address,
+                },
+            ),
+            // The hold timeout (neither RTP nor RTCP) ends held calls too.
+            MediaEvent::Timeout {
+                silent_for,
+                hold_timeout,
+                ..
+            } if hold_timeout || (!call.peer_held && !call.held) => {
                 let hang_up = self.config.rtp_timeout_hangup.is_some() && call.is_up();
                 if hang_up {
                     call.media_timeout = true;
@@ -1435,7 +1453,13 @@ impl PhoneCore {
                         s.hangup();
                     }
                 }
-                self.warn(id, CallWarning::NoMedia { silent_for });
+                self.warn(
+                    id,
+                    CallWarning::NoMedia {
+                        silent_for,
+                        rtcp_too: hold_timeout,
+                    },
+                );
                 self.flush_call(now, id);
             }
             _ => {}

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tincan_media::codec::CodecKind;
 use tincan_media::quality::StreamStats;
+use tincan_media::rtp::PortKind;
 use tincan_media::session::SessionStats;
 use tincan_sip::flow::FlowFailure;
 use tincan_sip::resolve::failover::FailedAttempt;
@@ -158,10 +159,26 @@ pub enum CallWarning {
         /// The status.
         status: u16,
     },
-    /// No RTP from the peer while neither side holds the call.
+    /// No RTP from the peer while neither side holds the call; or (`rtcp_too`) neither RTP
+    /// nor RTCP, held or not (the media session's hold timeout, 5 minutes).
     NoMedia {
         /// For how long.
         silent_for: Duration,
+        /// Whether no RTCP came either.
+        rtcp_too: bool,
+    },
+    /// Our media now goes to another address: the peer's packets come from there (symmetric
+    /// RTP, RFC 4961) and that source passed latching probation (10 packets in a row; and,
+    /// if `from` had been heard, `from` silent for a second). Normal once at the start of a
+    /// call through a NAT; later in a call, the peer moved or (plain RTP cannot tell) a
+    /// stranger's packets took its place.
+    MediaMoved {
+        /// RTP or RTCP.
+        kind: PortKind,
+        /// Where it went until now.
+        from: SocketAddr,
+        /// Where it goes now.
+        to: SocketAddr,
     },
     /// A DTMF key could not be sent.
     Dtmf {
@@ -188,10 +205,29 @@ impl std::fmt::Display for CallWarning {
                 f.write_str("the peer requires SRTP (488): calling again with RTP/SAVP")
             }
             CallWarning::ReinviteRefused { status } => write!(f, "re-INVITE refused with {status}"),
-            CallWarning::NoMedia { silent_for } => write!(
+            CallWarning::NoMedia {
+                silent_for,
+                rtcp_too: false,
+            } => write!(
                 f,
                 "no audio from the peer for {:.0} s",
                 silent_for.as_secs_f64()
+            ),
+            CallWarning::NoMedia {
+                silent_for,
+                rtcp_too: true,
+            } => write!(
+                f,
+                "nothing (neither rtp nor rtcp) from the peer for {:.0} s",
+                silent_for.as_secs_f64()
+            ),
+            CallWarning::MediaMoved { kind, from, to } => write!(
+                f,
+                "{} now goes to {to} (was {from}): the peer's packets come from there",
+                match kind {
+                    PortKind::Rtp => "rtp",
+                    PortKind::Rtcp => "rtcp",
+                }
             ),
             CallWarning::Dtmf { digit, reason } => write!(f, "dtmf {digit}: {reason}"),
             CallWarning::ChallengeRefused(r) => r.fmt(f),
