@@ -137,6 +137,23 @@ pub fn active_duration(wav: &Wav, threshold: f64) -> Duration {
     Duration::from_millis(20 * active as u64)
 }
 
+/// The 20 ms frames of `samples` (at `sample_rate`) that hold a tone of `hz`: frames whose RMS
+/// level is above `min_rms` and at least half of whose power is at `hz` (a Goertzel filter;
+/// a pure sine puts about 0.5 of its mean square there, silence, noise and other tones next
+/// to nothing). Returns (frames with the tone, all whole frames).
+pub fn tone_frames(samples: &[i16], sample_rate: u32, hz: f64, min_rms: f64) -> (usize, usize) {
+    let window = (sample_rate / 50).max(1) as usize;
+    let frames = samples.chunks_exact(window);
+    let total = frames.len();
+    let with_tone = frames
+        .filter(|f| {
+            let level = rms(f);
+            level > min_rms && goertzel_power(f, sample_rate, hz) >= 0.25 * level * level
+        })
+        .count();
+    (with_tone, total)
+}
+
 /// Zero-crossing frequency estimate: crossings / 2 / seconds.
 pub fn zero_crossing_frequency(samples: &[i16], sample_rate: u32) -> f64 {
     if samples.len() < 2 {

@@ -42,6 +42,7 @@ pub mod peer;
 pub mod ports;
 pub mod sipp;
 pub mod sipsak;
+pub mod skip;
 pub mod tincan;
 
 use std::net::{SocketAddr, UdpSocket};
@@ -57,6 +58,7 @@ pub use ports::{
     free_tcp_port_v6, free_udp_port, free_udp_port_v6,
 };
 pub use sipp::{Sipp, SippOutcome, SippPeer, Transport};
+pub use skip::{ipv6_loopback, skip};
 pub use tincan::{JsonCommand, Tincan, TincanProcess};
 
 /// The harness's copies of the lab configs and scenarios (`interop-tests/lab`).
@@ -91,9 +93,9 @@ pub(crate) fn program(name: &str) -> PathBuf {
     find_program(name).unwrap_or_else(|| PathBuf::from(name))
 }
 
-/// Whether the peer program `name` is installed. When it is not: with `CI=true` in the
-/// environment this panics (interop tests never skip silently in CI); otherwise it prints a
-/// loud `SKIP` line to stderr and returns false, and the test should return early.
+/// Whether the peer program `name` is installed. When it is not, this is a
+/// [`skip::skip`]: a panic with `CI=true` in the environment (interop tests never skip in
+/// CI), otherwise a loud `TINCAN-SKIP` line, and false: the test should return early.
 ///
 /// ```no_run
 /// if !tincan_interop_tests::require_peer("kamailio") {
@@ -104,11 +106,9 @@ pub fn require_peer(name: &str) -> bool {
     if find_program(name).is_some() {
         return true;
     }
-    let message = format!("{name} not installed (run scripts/install-deps.sh --test)");
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true and {message}: interop tests must not skip in CI");
-    }
-    eprintln!("\n*** SKIP: {message} ***\n");
+    skip::skip(&format!(
+        "{name} not installed (run scripts/install-deps.sh --test)"
+    ));
     false
 }
 

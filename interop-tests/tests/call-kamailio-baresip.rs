@@ -4,9 +4,10 @@
 //! baresip, hang-up from either side.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tincan_interop_tests::tincan::json_events;
 use tincan_interop_tests::{
     Baresip, BaresipControl, Kamailio, Tincan, TincanProcess, audio, require_peers, tincan_binary,
 };
@@ -18,6 +19,10 @@ const BARESIP_HZ: u32 = 880;
 /// baresip's default offer: Opus first.
 const ALL_CODECS: &str = "opus/48000/2,PCMU/8000/1,PCMA/8000/1";
 const WAIT: Duration = Duration::from_secs(10);
+/// How many packets must arrive after a resume: 2 s of 20 ms packets.
+const RESUMED_PACKETS: u64 = 100;
+/// A generous upper bound for them to arrive on a loaded machine (not what is checked).
+const RESUMED_WAIT: Duration = Duration::from_secs(30);
 
 /// kamailio and baresip bob (auto-answer, an 880 Hz tone, `codecs` as its `audio_codecs`)
 /// registered with it.
@@ -61,6 +66,25 @@ fn codec_is(event: &Value, codec: &str) -> bool {
     event["codec"]
         .as_str()
         .is_some_and(|c| c.eq_ignore_ascii_case(codec))
+}
+
+/// Waits until a `quality` event counts `packets` received; returns when the test saw it
+/// and its count.
+fn wait_received(phone: &mut Tincan, packets: u64) -> (Instant, u64) {
+    let what = || format!("a quality event with {packets} packets received");
+    let event = phone
+        .peer()
+        .wait_until(RESUMED_WAIT, what, |peer| {
+            json_events(&peer.log())
+                .into_iter()
+                .filter(|e| e["event"] == "quality")
+                .find(|q| q["packets_received"].as_u64().is_some_and(|n| n >= packets))
+        })
+        .unwrap_or_else(|e| panic!("baresip's audio did not come back: {e}"));
+    (
+        Instant::now(),
+        event["packets_received"].as_u64().unwrap_or(0),
+    )
 }
 
 /// Asserts that the recording at `path` holds a tone of `hz`.
@@ -189,8 +213,18 @@ fn tincan_calls_baresip_opus_held_resumed_and_hung_up_by_baresip() {
         .wait_event("resumed", WAIT)
         .expect("tincan sees the resume");
     assert_eq!(resumed["by_peer"], true, "{resumed}");
-    std::thread::sleep(Duration::from_secs(2));
+    // baresip's audio flows again: packets after the first quality event after the resume,
+    // then 2 s of packets more (waited for, however slow the machine)
+    let n = alice.events_named("quality").len();
+    let back_from = alice
+        .wait_event_count("quality", n + 1, WAIT)
+        .expect("a quality event after the resume")["packets_received"]
+        .as_u64()
+        .unwrap_or(0);
+    let (flowing_at, flowing) = wait_received(&mut alice, back_from + 1);
+    wait_received(&mut alice, flowing + RESUMED_PACKETS);
 
+    let hangup_at = Instant::now();
     bob_ctl.hangup().expect("hangup accepted");
     let ended = exits_after_call(
         &mut alice,
@@ -201,14 +235,27 @@ fn tincan_calls_baresip_opus_held_resumed_and_hung_up_by_baresip() {
     assert!(codec_is(&ended, "opus"), "{ended}");
 
     assert_tone(&alice.path("rec.wav"), f64::from(BARESIP_HZ), "tincan");
-    // the audio came back after the resume: the last second of tincan's recording
+    // the audio came back after the resume, steadily: from when the test saw it flow again
+    // to the hang-up (200 ms in at each edge), nearly every 20 ms frame of tincan's recording
+    // (which ends at baresip's BYE) holds baresip's tone
     let wav = audio::read_wav(alice.path("rec.wav")).expect("readable wav");
-    let last = wav.after(wav.duration().saturating_sub(Duration::from_secs(1)));
-    let hz = audio::dominant_frequency(&last, wav.sample_rate);
+    let samples = wav.first_channel();
+    let rate = f64::from(wav.sample_rate);
+    let since = (hangup_at - flowing_at).saturating_sub(Duration::from_millis(200));
+    let start = samples
+        .len()
+        .saturating_sub((since.as_secs_f64() * rate) as usize);
+    let end = samples.len().saturating_sub((0.2 * rate) as usize);
+    let (with_tone, frames) = audio::tone_frames(
+        &samples[start..end],
+        wav.sample_rate,
+        f64::from(BARESIP_HZ),
+        1_000.0,
+    );
+    eprintln!("after the resume tincan heard {BARESIP_HZ} Hz in {with_tone} of {frames} frames");
     assert!(
-        (hz - f64::from(BARESIP_HZ)).abs() < 20.0 && audio::rms(&last) > 1_000.0,
-        "after the resume tincan heard {hz} Hz at rms {:.0}",
-        audio::rms(&last)
+        frames >= 75 && with_tone as f64 >= 0.9 * frames as f64,
+        "after the resume tincan heard {BARESIP_HZ} Hz in only {with_tone} of {frames} 20 ms frames"
     );
     assert_tone(&baresip_heard(&bob), TINCAN_HZ, "baresip");
     drop(bob);

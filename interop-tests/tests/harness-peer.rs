@@ -6,7 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::time::Duration;
 
-use tincan_interop_tests::{Peer, PeerError, WorkDir, require_peer};
+use tincan_interop_tests::{Peer, PeerError, WorkDir, require_peer, skip};
 
 /// Whether `pid` is gone (or a zombie waiting for its parent).
 fn gone(pid: u32) -> bool {
@@ -115,17 +115,37 @@ fn stop_escalates_to_sigkill() {
 
 #[test]
 fn missing_peer_is_a_loud_skip_or_a_ci_failure() {
-    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let result = catch_unwind(|| require_peer("no-such-sip-peer-program"));
-    if in_ci {
+    // In CI a missing peer is a failure (skip() panics under CI=true).
+    if skip::in_ci() {
+        let result = catch_unwind(|| require_peer("no-such-sip-peer-program"));
         assert!(
             result.is_err(),
             "CI=true must turn a missing peer into a failure"
         );
-    } else {
-        assert_eq!(result.ok(), Some(false));
     }
     assert!(require_peer("sh"));
+}
+
+/// A skip panics under CI; elsewhere it is appended to the skip log scripts/test.sh lists.
+#[test]
+fn a_skip_is_a_ci_failure_or_a_line_in_the_skip_log() {
+    let ci = catch_unwind(|| skip::report_skip("a reason", true, None));
+    assert!(ci.is_err(), "CI=true must turn a skip into a failure");
+
+    let dir = WorkDir::new("skip-log").expect("temp dir is writable");
+    let log = dir.join("skips.txt");
+    skip::report_skip("first reason", false, Some(log.clone()));
+    skip::report_skip("second reason", false, Some(log.clone()));
+    let text = std::fs::read_to_string(&log).expect("the skip log");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with(
+            "TINCAN-SKIP: harness_peer::a_skip_is_a_ci_failure_or_a_line_in_the_skip_log: "
+        ) && lines[0].ends_with(": first reason"),
+        "{text}"
+    );
+    assert!(lines[1].ends_with(": second reason"), "{text}");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Interop: Tincan's Opus packets, written to an Ogg Opus file by our own writer, are
 //! decoded by libopus' reference decoder `opusdec` (Debian `opus-tools`) into a WAV file
-//! that holds the tone we sent. Without `opusdec` the test prints a loud SKIP and passes;
-//! CI installs it (scripts/install-deps.sh).
+//! that holds the tone we sent. Without `opusdec` the test skips (`skip::skip`; a failure
+//! under `CI=true`); CI installs it (scripts/install-deps.sh).
 
 #[path = "codec-util/mod.rs"]
 mod util;
@@ -14,6 +14,9 @@ use tincan_media::codec::opus::{OpusConfig, OpusEncoder};
 use tincan_media::codec::{AudioEncoder, FRAME_SAMPLES};
 use tincan_media::device::{AudioSource, SourceStatus, ToneSource, WavSource};
 
+#[path = "../../interop-tests/src/skip.rs"]
+mod skip;
+
 fn on_path(bin: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|paths| {
         std::env::split_paths(&paths).any(|p| Path::new(&p).join(bin).is_file())
@@ -23,9 +26,7 @@ fn on_path(bin: &str) -> bool {
 #[test]
 fn opusdec_decodes_our_ogg_opus_file() {
     if !on_path("opusdec") {
-        eprintln!(
-            "\n!!!!!! SKIP opusdec_decodes_our_ogg_opus_file: opusdec not installed (Debian opus-tools; scripts/install-deps.sh) !!!!!!\n"
-        );
+        skip::skip("opusdec not installed (Debian opus-tools; scripts/install-deps.sh --test)");
         return;
     }
     let dir = std::env::temp_dir().join(format!("tincan-opusdec-{}", std::process::id()));

@@ -5,7 +5,8 @@
 //!   sample, and the G.711 decoder turns the stream into 48 kHz audio.
 //! - `dtmf_2833_<key>.pcap` (RFC 4733 telephone events): our receiver reports each key once.
 //!
-//! Without the captures (or sox) the tests print a loud SKIP and pass; CI installs them.
+//! Without the captures (or sox) the tests skip (`skip::skip`; a failure under `CI=true`);
+//! CI installs them.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -17,6 +18,9 @@ use tincan_media::codec::telephone_event::{ReceivedEvent, TelephoneEventReceiver
 use tincan_media::codec::{AudioDecoder, CodecKind, FRAME_SAMPLES};
 use tincan_media::jitter::JitterConfig;
 use tincan_media::jitter::playout::{FrameKind, Playout};
+
+#[path = "../../interop-tests/src/skip.rs"]
+mod skip;
 
 const DIR: &str = "/usr/share/sip-tester";
 
@@ -106,10 +110,10 @@ fn on_path(bin: &str) -> bool {
 fn g711a_capture_decodes_like_sox() {
     let path = Path::new(DIR).join("g711a.pcap");
     if !path.exists() || !on_path("sox") {
-        eprintln!(
-            "\n!!!!!! SKIP g711a_capture_decodes_like_sox: {} or sox missing (sip-tester, sox) !!!!!!\n",
+        skip::skip(&format!(
+            "{} or sox missing (Debian sip-tester, sox)",
             path.display()
-        );
+        ));
         return;
     }
     let mut packets = read_pcap(&path);
@@ -225,9 +229,9 @@ fn rfc4733_captures_give_their_keys() {
         ("star", '*'),
     ];
     if !Path::new(DIR).join("dtmf_2833_0.pcap").exists() {
-        eprintln!(
-            "\n!!!!!! SKIP rfc4733_captures_give_their_keys: {DIR}/dtmf_2833_*.pcap missing (sip-tester) !!!!!!\n"
-        );
+        skip::skip(&format!(
+            "{DIR}/dtmf_2833_*.pcap missing (Debian sip-tester)"
+        ));
         return;
     }
     for (name, key) in keys {

@@ -5,7 +5,8 @@
 //! The test starts `pulseaudio` with a private runtime directory and stops it by PID. The
 //! device part runs in a child process of this test binary with `PULSE_SERVER` set (the
 //! ALSA default device routes to PulseAudio when it is reachable). Without `pulseaudio` the
-//! test prints a loud SKIP and passes; CI installs it (scripts/install-deps.sh).
+//! test skips (`skip::skip`; a failure under `CI=true`); CI installs it
+//! (scripts/install-deps.sh).
 #![cfg(feature = "cpal")] // the cpal devices are a (default) feature
 #![allow(clippy::disallowed_methods)] // a real device runs on the wall clock
 
@@ -21,6 +22,9 @@ use tincan_media::device::{
     AudioSink, AudioSource, CpalSink, CpalSource, DeviceSelector, SourceStatus, ToneSource,
     list_devices,
 };
+
+#[path = "../../interop-tests/src/skip.rs"]
+mod skip;
 
 const CHILD_ENV: &str = "TINCAN_PULSE_CHILD";
 const PID_ENV: &str = "TINCAN_PULSE_PID";
@@ -118,9 +122,7 @@ fn tone_round_trip_through_pulseaudio_null_sink() {
         return;
     }
     if !on_path("pulseaudio") || !on_path("pactl") {
-        eprintln!(
-            "\n!!!!!! SKIP {TEST_NAME}: pulseaudio/pactl not installed (scripts/install-deps.sh installs them) !!!!!!\n"
-        );
+        skip::skip("pulseaudio/pactl not installed (scripts/install-deps.sh --test installs them)");
         return;
     }
     let pulse = start_pulse();
@@ -145,9 +147,9 @@ fn tone_round_trip_through_ci_null_sink() {
         return;
     }
     let Some(server) = std::env::var_os(CI_SERVER_ENV) else {
-        eprintln!(
-            "\n!!!!!! SKIP {CI_TEST_NAME}: {CI_SERVER_ENV} unset (.ci/run starts the CI null sink) !!!!!!\n"
-        );
+        skip::skip(&format!(
+            "{CI_SERVER_ENV} unset (.ci/run starts the CI null sink)"
+        ));
         return;
     };
     let server = server.to_string_lossy().into_owned();

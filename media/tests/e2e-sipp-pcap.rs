@@ -18,6 +18,9 @@ use tincan_media::codec::CodecKind;
 use tincan_media::rtp::{PortKind, RtpPacket};
 use tincan_media::session::{MediaEvent, MediaSession, SessionConfig};
 
+#[path = "../../interop-tests/src/skip.rs"]
+mod skip;
+
 const DIR: &str = "/usr/share/sip-tester";
 
 fn load(name: &str) -> Option<Vec<pcap::UdpRecord>> {
@@ -25,7 +28,9 @@ fn load(name: &str) -> Option<Vec<pcap::UdpRecord>> {
     match std::fs::read(&path) {
         Ok(bytes) => Some(pcap::udp_records(&bytes).expect("sipp's capture is classic pcap")),
         Err(e) => {
-            eprintln!("SKIPPED: {path} not readable ({e}); install Debian package sip-tester");
+            skip::skip(&format!(
+                "{path} not readable ({e}); install Debian package sip-tester"
+            ));
             None
         }
     }

@@ -701,12 +701,27 @@ mod tests {
         let t0 = Instant::now();
         let mut f = FlowKeepAlive::new(KeepAliveConfig::datagram(), t0, &mut rng);
         let (first, _) = next_binding(&mut f, &mut rng);
+        let mut events = Vec::new();
         while let Some(at) = f.poll_timeout() {
             f.handle_timeout(at, &mut rng);
-            if let Some(FlowEvent::StunUnsupported) = f.poll_event() {
-                assert_eq!(at - first, Duration::from_millis(39_500));
+            while let Some(event) = f.poll_event() {
+                events.push((at - first, event));
             }
         }
+        // Retransmissions of the first binding request, then, when its transaction timed
+        // out, StunUnsupported as the last event: the keep-alives stop.
+        let (last, sends) = events.split_last().expect("the flow reported events");
+        assert_eq!(
+            *last,
+            (Duration::from_millis(39_500), FlowEvent::StunUnsupported),
+            "{events:?}"
+        );
+        assert!(
+            sends
+                .iter()
+                .all(|(_, e)| matches!(e, FlowEvent::SendBinding(_))),
+            "{events:?}"
+        );
         assert!(!f.is_failed());
         assert_eq!(f.poll_timeout(), None);
 

@@ -8,6 +8,9 @@ use tincan_sip::driver::{Driver, DriverConfig, Handle, Incoming, IncomingEvent, 
 use tincan_sip::message::{HeaderName, Method, RequestBuilder, Uri, response_to};
 use tincan_sip::transport::{Target, Transport};
 
+#[path = "../../interop-tests/src/skip.rs"]
+mod skip;
+
 fn config(ip: &str, tls: Option<TlsSettings>) -> DriverConfig {
     let any: SocketAddr = format!("{ip}:0").parse().unwrap();
     let mut c = DriverConfig::udp(any);
@@ -129,8 +132,7 @@ async fn tcp_v4() {
 
 #[tokio::test]
 async fn udp_and_tcp_v6() {
-    if std::net::UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("SKIP: no IPv6 loopback on this machine");
+    if !skip::ipv6_loopback() {
         return;
     }
     exchange(Transport::Udp, "[::1]", None, None).await;
@@ -347,8 +349,7 @@ fn free_dual_stack_port() -> u16 {
 /// both families listen on the same port (a `tincan listen` on 5060), and each answers.
 #[tokio::test]
 async fn ipv4_and_ipv6_on_the_same_port() {
-    if std::net::UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("SKIP: no IPv6 loopback on this machine");
+    if !skip::ipv6_loopback() {
         return;
     }
     let port = free_dual_stack_port();

@@ -1,6 +1,6 @@
 //! A DNS server that never answers (a UDP socket that reads and drops everything): the hickory
 //! backend reports timeouts, and the resolution fails with an error naming them, in bounded
-//! time.
+//! time; the failures are cached, so an immediate retry sends no query at all.
 #![cfg(feature = "tokio")]
 #![allow(clippy::disallowed_methods)] // driver-side test: real sockets and clock
 
@@ -14,6 +14,8 @@ use tincan_sip::resolve::{Destination, DnsCache, DnsError, ResolveConfig, Resolv
 #[tokio::test(flavor = "current_thread")]
 async fn black_holed_dns_server_gives_timeouts_naming_each_record() {
     let sink = UdpSocket::bind("127.0.0.1:0").expect("bind a loopback UDP socket");
+    sink.set_nonblocking(true)
+        .expect("a non-blocking socket, to count the queries it holds");
     let mut cfg = HickoryConfig::default().with_server(sink.local_addr().unwrap());
     cfg.timeout = Duration::from_millis(200);
     cfg.attempts = 1;
@@ -45,7 +47,16 @@ async fn black_holed_dns_server_gives_timeouts_naming_each_record() {
         err.to_string().contains("SRV _sip._udp.example.test: "),
         "{err}"
     );
-    // The failures are cached briefly: an immediate retry does not wait again.
+    // Every query reached the black hole (and waits in its receive buffer, unanswered).
+    let queries = drain(&sink);
+    eprintln!("{queries} queries reached the black-holed server");
+    assert!(
+        queries >= 3,
+        "SRV, A and AAAA were asked: {queries} queries"
+    );
+
+    // The failures are cached briefly: an immediate retry asks nothing (so it does not wait
+    // for the timeouts again) and fails the same way.
     let t1 = Instant::now();
     let again = resolve(
         Destination::parse("sip:alice@example.test;transport=udp").unwrap(),
@@ -58,5 +69,23 @@ async fn black_holed_dns_server_gives_timeouts_naming_each_record() {
     .unwrap_err();
     assert_eq!(again, err);
     eprintln!("cached retry took {:?}", t1.elapsed());
+    assert_eq!(
+        drain(&sink),
+        0,
+        "the retry asked the server again instead of using the cached failures"
+    );
     drop(sink);
+}
+
+/// How many datagrams are waiting in `socket` (non-blocking); reads them all.
+fn drain(socket: &UdpSocket) -> usize {
+    let mut buf = [0u8; 1500];
+    let mut n = 0;
+    loop {
+        match socket.recv(&mut buf) {
+            Ok(_) => n += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return n,
+            Err(e) => panic!("reading the black-holed server's socket: {e}"),
+        }
+    }
 }

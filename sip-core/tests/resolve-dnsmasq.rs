@@ -2,7 +2,8 @@
 //! NAPTR, SRV (two priorities), A and AAAA records on a free loopback port.
 //!
 //! dnsmasq (Debian `dnsmasq-base`) is started by the test and stopped by its PID (also on
-//! panic, via Drop). Without the binary the test prints a loud SKIP and passes.
+//! panic, via Drop). Without the binary the test skips (`skip::skip`: a failure under
+//! `CI=true`).
 #![cfg(feature = "tokio")]
 #![allow(clippy::disallowed_methods)] // driver-side test: real clock for process start-up
 
@@ -18,6 +19,9 @@ use tincan_sip::driver::dns::{HickoryBackend, HickoryConfig, resolve};
 use tincan_sip::resolve::{
     Destination, DnsCache, DnsError, DnsQuery, RecordType, ResolveConfig, ResolveError,
 };
+
+#[path = "../../interop-tests/src/skip.rs"]
+mod skip;
 
 /// A dnsmasq child process, killed (by PID) and reaped on drop.
 struct Dnsmasq {
@@ -115,8 +119,9 @@ fn summary(r: &tincan_sip::resolve::Resolved) -> Vec<String> {
 #[tokio::test(flavor = "current_thread")]
 async fn resolves_naptr_srv_and_addresses_from_dnsmasq() {
     let Some(bin) = find_dnsmasq() else {
-        eprintln!("SKIP resolve-dnsmasq: dnsmasq not installed (Debian package dnsmasq-base)");
-        eprintln!("SKIP resolve-dnsmasq: run scripts/install-deps.sh to install the peers");
+        skip::skip(
+            "dnsmasq not installed (Debian dnsmasq-base; run scripts/install-deps.sh --test)",
+        );
         return;
     };
     let dns = start(&bin);

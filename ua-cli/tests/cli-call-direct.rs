@@ -6,6 +6,9 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+#[path = "../../interop-tests/src/skip.rs"]
+mod skip;
+
 fn tincan(dir: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tincan"));
     // No config file of the machine's user: an empty config home.
@@ -94,8 +97,7 @@ fn direct_call_to(
 
 #[test]
 fn to_an_ipv6_peer_without_bind() {
-    if std::net::UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("\n!!!!!! SKIP: no IPv6 loopback on this machine !!!!!!\n");
+    if !skip::ipv6_loopback() {
         return;
     }
     assert_media_over_ipv6(&direct_call("call-ipv6", "[::1]:0", ""));
@@ -117,8 +119,7 @@ fn assert_media_over_ipv6(answered: &serde_json::Value) {
 /// on the same port, as pjsua and baresip listen on 5060 in both families.
 #[test]
 fn a_listener_on_an_ipv4_wildcard_answers_on_the_same_port_over_ipv6() {
-    if std::net::UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("\n!!!!!! SKIP: no IPv6 loopback on this machine !!!!!!\n");
+    if !skip::ipv6_loopback() {
         return;
     }
     // A port free in both families (each bound alone: [::] would also take the IPv4 port).

@@ -3,6 +3,9 @@
 
 use std::process::Command;
 
+#[path = "../../interop-tests/src/skip.rs"]
+mod skip;
+
 #[test]
 fn demo_reports_intact_audio_both_ways() {
     let out = Command::new(env!("CARGO_BIN_EXE_tincan"))
@@ -39,9 +42,7 @@ fn demo_reports_intact_audio_both_ways() {
 #[test]
 fn demo_audio_echo_through_the_ci_null_sink() {
     let Some(server) = std::env::var_os("TINCAN_CI_PULSE_SERVER") else {
-        eprintln!(
-            "\n!!!!!! SKIP demo --audio: TINCAN_CI_PULSE_SERVER unset (.ci/run starts the null sink) !!!!!!\n"
-        );
+        skip::skip("demo --audio: TINCAN_CI_PULSE_SERVER unset (.ci/run starts the null sink)");
         return;
     };
     let dir = std::env::temp_dir().join(format!("tincan-demo-audio-{}", std::process::id()));

@@ -2,8 +2,8 @@
 //! a free loopback port, and `--probe` against a local SIP endpoint.
 //!
 //! dnsmasq (Debian `dnsmasq-base`) is started by the test and stopped by its PID (also on
-//! panic, via Drop). Without the binary the dnsmasq tests print a loud SKIP and pass, except
-//! when `CI=true`, where they fail.
+//! panic, via Drop). Without the binary the dnsmasq tests skip (`skip::skip`: a loud
+//! `TINCAN-SKIP` line), except when `CI=true`, where they fail.
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 use tincan_sip::driver::{Driver, DriverConfig, IncomingEvent};
 use tincan_sip::message::response_to;
 use tincan_sip::transport::Transport;
+
+#[path = "../../interop-tests/src/skip.rs"]
+mod skip;
 
 struct Output {
     code: i32,
@@ -128,11 +131,9 @@ fn find_dnsmasq(test: &str) -> Option<PathBuf> {
         .map(|d| d.join("dnsmasq"))
         .find(|p| p.is_file());
     if found.is_none() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{test}: dnsmasq not installed (Debian dnsmasq-base) and CI=true");
-        }
-        eprintln!("SKIP {test}: dnsmasq not installed (Debian package dnsmasq-base)");
-        eprintln!("SKIP {test}: run scripts/install-deps.sh to install the peers");
+        skip::skip(&format!(
+            "{test}: dnsmasq not installed (Debian dnsmasq-base; run scripts/install-deps.sh --test)"
+        ));
     }
     found
 }
@@ -498,14 +499,14 @@ async fn probe_without_an_answer_exits_1() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probe_over_ipv6() {
+    // Only a machine without IPv6 may skip; with it, the driver must start on [::1].
+    if !skip::ipv6_loopback() {
+        return;
+    }
     let any: SocketAddr = "[::1]:0".parse().unwrap();
-    let (server, mut incoming) = match Driver::start(DriverConfig::udp(any)).await {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("SKIP probe_over_ipv6: no IPv6 loopback here ({e})");
-            return;
-        }
-    };
+    let (server, mut incoming) = Driver::start(DriverConfig::udp(any))
+        .await
+        .expect("the driver starts on [::1] (this machine has IPv6)");
     tokio::spawn(async move {
         while let Some(ev) = incoming.next().await {
             if let IncomingEvent::Request(req) = ev {

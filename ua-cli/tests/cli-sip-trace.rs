@@ -5,7 +5,7 @@ use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::process::Command;
 
-use tincan_sip::message::{Message, response_to};
+use tincan_sip::message::{HeaderName, Message, Method, response_to};
 
 fn tincan(dir: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tincan"));
@@ -104,7 +104,9 @@ fn an_unwritable_trace_file_is_a_usage_error() {
 }
 
 /// The demo's two phones share the trace: every message is there twice, sent by one and
-/// received by the other (INVITE, its 100/180/200, ACK, BYE and its 200).
+/// received by the other: INVITE, its 200 (same Via branch and CSeq), ACK, BYE and its 200,
+/// in that order each way. The demo's callee answers at once: no 180, and no 100 (the answer
+/// comes well within 200 ms, RFC 3261 §17.2.1).
 #[test]
 fn the_demo_traces_both_phones() {
     let (dir, trace) = scratch("demo-");
@@ -122,26 +124,111 @@ fn the_demo_traces_both_phones() {
         "{out:?}"
     );
     let text = std::fs::read_to_string(&trace).expect("the trace file");
-    // (direction, first line of the message)
-    let mut messages = Vec::new();
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        if line.ends_with(" bytes)") {
-            let direction = line.split(' ').nth(1).unwrap_or_default().to_owned();
-            messages.push((direction, lines.next().unwrap_or_default().to_owned()));
+    let messages = trace_records(&text);
+    // The call: the first INVITE sent, its transaction (top Via branch) and its CSeq number.
+    let (_, caller, invite) = messages
+        .iter()
+        .find(|(d, _, m)| d == "sent" && m.method() == Some(&Method::Invite))
+        .unwrap_or_else(|| panic!("no INVITE sent:\n{text}"));
+    let call_id = invite.header(HeaderName::CallId).unwrap().to_owned();
+    let invite_branch = branch(invite);
+    let seq = invite.cseq().unwrap().unwrap().seq;
+    let callee = messages
+        .iter()
+        .find(|(d, _, m)| d == "received" && m.method() == Some(&Method::Invite))
+        .map(|(_, local, _)| local.clone())
+        .unwrap_or_else(|| panic!("no INVITE received:\n{text}"));
+    // Each phone's own records are in the order it sent and received them (the two phones'
+    // records interleave in any order).
+    for (phone, expected) in [
+        (
+            caller,
+            [
+                "sent INVITE",
+                "received 200 INVITE",
+                "sent ACK",
+                "sent BYE",
+                "received 200 BYE",
+            ],
+        ),
+        (
+            &callee,
+            [
+                "received INVITE",
+                "sent 200 INVITE",
+                "received ACK",
+                "received BYE",
+                "sent 200 BYE",
+            ],
+        ),
+    ] {
+        // Requests by method, responses as "<status> <method>" of the transaction they
+        // answer; a retransmission once.
+        let mut flow: Vec<String> = Vec::new();
+        for (direction, _, m) in messages.iter().filter(|(_, local, m)| {
+            local == phone && m.header(HeaderName::CallId) == Some(&call_id)
+        }) {
+            let cseq = m.cseq().unwrap().unwrap();
+            let step = match m.status() {
+                None => format!("{direction} {}", m.method().unwrap()),
+                Some(status) => {
+                    if cseq.method == Method::Invite {
+                        assert_eq!(
+                            branch(m),
+                            invite_branch,
+                            "a response to another INVITE:\n{text}"
+                        );
+                        assert_eq!(cseq.seq, seq, "a response to another INVITE:\n{text}");
+                    }
+                    format!("{direction} {status} {}", cseq.method)
+                }
+            };
+            if flow.last() != Some(&step) {
+                flow.push(step);
+            }
         }
+        assert_eq!(flow, expected, "{phone}:\n{text}");
     }
-    for start in ["INVITE sip:", "ACK sip:", "BYE sip:", "SIP/2.0 200 OK"] {
-        for direction in ["sent", "received"] {
-            assert!(
-                messages
-                    .iter()
-                    .any(|(d, l)| d == direction && l.starts_with(start)),
-                "no {direction} {start}:\n{text}"
-            );
-        }
-    }
-    let sent = messages.iter().filter(|(d, _)| d == "sent").count();
+    let sent = messages.iter().filter(|(d, _, _)| d == "sent").count();
     assert_eq!(sent * 2, messages.len(), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The records of a trace file: (direction, the phone's local address, message), in order. Each is a header line ending
+/// `(N bytes)`, the N bytes of the message and a blank line (`ua-cli/src/trace.rs`).
+fn trace_records(text: &str) -> Vec<(String, String, Message)> {
+    let mut records = Vec::new();
+    let mut rest = text;
+    while let Some(end) = rest.find('\n') {
+        let header = &rest[..end];
+        let n: usize = header
+            .rsplit_once(" (")
+            .and_then(|(_, n)| n.strip_suffix(" bytes)"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("not a record header: {header:?}\n{text}"));
+        // `<time> sent <transport> <local> -> <remote>` or `<time> received <transport>
+        // <remote> -> <local>`
+        let fields: Vec<&str> = header.split(' ').collect();
+        let direction = fields[1].to_owned();
+        let local = if direction == "sent" {
+            fields[3]
+        } else {
+            fields[5]
+        }
+        .to_owned();
+        let payload = &rest[end + 1..end + 1 + n];
+        let message = Message::parse(bytes::Bytes::copy_from_slice(payload.as_bytes()))
+            .unwrap_or_else(|e| panic!("{e}: {payload}"));
+        records.push((direction, local, message));
+        rest = rest[end + 1 + n..].trim_start_matches(['\r', '\n']);
+    }
+    records
+}
+
+/// The branch of the top Via.
+fn branch(m: &Message) -> String {
+    m.top_via()
+        .and_then(Result::ok)
+        .and_then(|v| v.branch().map(str::to_owned))
+        .unwrap_or_default()
 }
