@@ -1,5 +1,19 @@
 //! Stream connections (TCP, TLS): a reader task that only frames, a writer task that only
 //! writes, both ending when the connection does.
+//!
+//! The limits that keep a listener usable under attack (issue 19) live here too:
+//! - at most [`Limits::max_connections`] accepted connections at once (a semaphore permit per
+//!   connection, held until its socket is closed, TLS handshakes in progress included): one
+//!   accepted beyond that is closed at once, the newest refused rather than an older one
+//!   evicted, so that a flood of new connections cannot tear down working ones (kamailio's
+//!   `tcp_max_connections` does the same);
+//! - a message must arrive whole within [`Limits::message_timeout`] of its first byte, and an
+//!   accepted connection must bring its first frame within that time of being accepted
+//!   (slowloris): a connection between messages, with nothing partial buffered, is idle, not
+//!   slow, and has no deadline here (CRLF keep-alives of RFC 5626 flows keep working);
+//! - a TLS handshake must finish within [`Limits::handshake_timeout`];
+//! - `accept` failing (out of file descriptors: `EMFILE`, `ENFILE`) backs off briefly and
+//!   goes on; the listener never ends while the driver lives.
 
 use std::io;
 use std::net::SocketAddr;
@@ -10,18 +24,72 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::time::Instant;
 
 use super::transports::NetEvent;
 use crate::message::framing::{Frame, StreamFramer};
 use crate::transport::{ConnectionId, Transport};
 
-/// What a connection's reader reports.
+/// How long `accept` waits before trying again after an error (out of file descriptors, a
+/// connection reset before it was accepted): the listener stays readable while the error
+/// lasts, so retrying at once would spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What a connection's reader (or writer) reports.
 pub(crate) enum StreamEvent {
     Message(Bytes),
     Ping,
     Pong,
-    Closed,
+    /// The reader ended; nothing more will be read.
+    ReadEnded(ReadEnd),
+    /// Writing failed: the connection is dead both ways.
+    WriteFailed,
+}
+
+/// Why a connection's reader ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadEnd {
+    /// The peer closed its side (FIN; maybe only a half-close, `shutdown(SHUT_WR)`): what we
+    /// owe it can still be written.
+    Eof,
+    /// Bytes that cannot be framed followed (RFC 3261 §18.3: the stream cannot be
+    /// resynchronized). The whole messages before them were delivered and may be answered.
+    Malformed,
+    /// A message did not arrive whole within the message deadline (or a new connection sent
+    /// nothing in time).
+    Timeout,
+    /// A read error (reset).
+    Error,
+}
+
+/// The limits of stream connections (see the [module documentation](self)).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub max_connections: usize,
+    pub message_timeout: Duration,
+    pub handshake_timeout: Duration,
+}
+
+/// The cap on accepted connections, shared by every listener.
+#[derive(Clone)]
+pub(crate) struct Cap {
+    pub limits: Limits,
+    /// `limits.max_connections` permits; an accepted connection holds one until its socket
+    /// is closed.
+    pub permits: Arc<Semaphore>,
+    /// Connections refused because no permit was left.
+    pub refused: Arc<AtomicU64>,
+}
+
+/// What bounds a connection's reader.
+struct ReadLimits {
+    message_timeout: Duration,
+    /// The deadline of an accepted connection's first frame.
+    first_frame_by: Option<Instant>,
+    /// Its place under the connection cap, given back when both tasks have ended (the
+    /// socket is closed then).
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 /// A connection ready for use.
@@ -44,16 +112,29 @@ fn spawn_io<S>(
     peer: SocketAddr,
     stream: S,
     net: mpsc::Sender<NetEvent>,
+    limits: ReadLimits,
 ) -> NewConnection
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
+    let ReadLimits {
+        message_timeout,
+        first_frame_by,
+        permit,
+    } = limits;
+    let permit = permit.map(Arc::new);
     let (writer, mut writes) = mpsc::channel::<Bytes>(256);
+    let writer_net = net.clone();
+    let writer_permit = permit.clone();
     tokio::spawn(async move {
+        let _permit = writer_permit;
         while let Some(b) = writes.recv().await {
             if wr.write_all(&b).await.is_err() {
-                break;
+                let _ = writer_net
+                    .send(NetEvent::Stream(id, StreamEvent::WriteFailed))
+                    .await;
+                return;
             }
         }
         let _ = wr.shutdown().await;
@@ -61,32 +142,64 @@ where
     let ping_sent = Arc::new(AtomicBool::new(false));
     let pinged = Arc::clone(&ping_sent);
     let reader = tokio::spawn(async move {
+        let _permit = permit;
         let mut framer = StreamFramer::default();
         let mut buf = vec![0u8; 16 * 1024];
-        'read: loop {
-            let n = match rd.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
+        // When the message being received (or the first frame) must be whole.
+        let mut deadline = first_frame_by;
+        let end = 'read: loop {
+            let read = rd.read(&mut buf);
+            let result = match deadline {
+                Some(at) => match tokio::time::timeout_at(at, read).await {
+                    Ok(r) => r,
+                    Err(_) => break ReadEnd::Timeout,
+                },
+                None => read.await,
+            };
+            let n = match result {
+                Ok(0) => break ReadEnd::Eof,
+                Err(_) => break ReadEnd::Error,
                 Ok(n) => n,
             };
             if pinged.swap(false, Ordering::AcqRel) {
                 framer.ping_sent();
             }
+            let was_empty = framer.only_line_ends();
             framer.push(&buf[..n]);
+            let mut framed = false;
             loop {
                 let ev = match framer.next_frame() {
                     Ok(Some(Frame::Message(m))) => StreamEvent::Message(m),
                     Ok(Some(Frame::Ping)) => StreamEvent::Ping,
                     Ok(Some(Frame::Pong)) => StreamEvent::Pong,
                     Ok(None) => break,
-                    // Malformed framing cannot be resynchronized: close (RFC 3261 §18.3).
-                    Err(_) => break 'read,
+                    // Malformed framing cannot be resynchronized (RFC 3261 §18.3).
+                    Err(_) => break 'read ReadEnd::Malformed,
                 };
+                framed = true;
                 if net.send(NetEvent::Stream(id, ev)).await.is_err() {
                     return;
                 }
             }
-        }
-        let _ = net.send(NetEvent::Stream(id, StreamEvent::Closed)).await;
+            let now = Instant::now();
+            deadline = if framer.only_line_ends() {
+                // Nothing, or line ends only (a keep-alive in progress, or a lone CRLF some
+                // clients send): idle, not slow.
+                None
+            } else if framed {
+                // A new message began after the ones just framed: its clock starts now.
+                Some(now + message_timeout)
+            } else if was_empty {
+                // A message began with these bytes (no later than the first frame's deadline
+                // of a new connection).
+                Some(deadline.map_or(now + message_timeout, |d| d.min(now + message_timeout)))
+            } else {
+                deadline.or(Some(now + message_timeout))
+            };
+        };
+        let _ = net
+            .send(NetEvent::Stream(id, StreamEvent::ReadEnded(end)))
+            .await;
     });
     NewConnection {
         id,
@@ -98,37 +211,73 @@ where
     }
 }
 
-/// Accepts connections on a TCP or TLS listener.
+/// Accepts connections on a TCP or TLS listener, at most `cap.limits.max_connections` of
+/// them open at once (all listeners together).
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     transport: Transport,
     tls: Option<tokio_rustls::TlsAcceptor>,
     net: mpsc::Sender<NetEvent>,
     next_id: Arc<AtomicU64>,
+    cap: Cap,
 ) {
+    let limits = cap.limits;
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(_) => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // Out of file descriptors (EMFILE, ENFILE) or a connection gone before it was
+                // accepted: the pending connection stays in the backlog until fds free up.
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
                 if net.is_closed() {
                     return;
                 }
                 continue;
             }
         };
+        let Ok(permit) = Arc::clone(&cap.permits).try_acquire_owned() else {
+            // Over the cap: the newest connection is refused (closed at once).
+            cap.refused.fetch_add(1, Ordering::Relaxed);
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let id = ConnectionId(next_id.fetch_add(1, Ordering::Relaxed));
         let net = net.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
+            let accepted = Instant::now();
             let nc = match tls {
-                None => spawn_io(id, transport, peer, tcp, net.clone()),
+                None => spawn_io(
+                    id,
+                    transport,
+                    peer,
+                    tcp,
+                    net.clone(),
+                    ReadLimits {
+                        message_timeout: limits.message_timeout,
+                        first_frame_by: Some(accepted + limits.message_timeout),
+                        permit: Some(permit),
+                    },
+                ),
                 Some(acceptor) => {
                     let handshake =
-                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await;
+                        tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await;
                     match handshake {
-                        Ok(Ok(s)) => spawn_io(id, transport, peer, s, net.clone()),
+                        Ok(Ok(s)) => spawn_io(
+                            id,
+                            transport,
+                            peer,
+                            s,
+                            net.clone(),
+                            ReadLimits {
+                                message_timeout: limits.message_timeout,
+                                first_frame_by: Some(Instant::now() + limits.message_timeout),
+                                permit: Some(permit),
+                            },
+                        ),
+                        // A handshake that failed or took too long: the socket (and its
+                        // permit) are dropped here.
                         _ => return,
                     }
                 }
@@ -145,6 +294,7 @@ pub(crate) async fn connect(
     server_name: Option<String>,
     tls: tokio_rustls::TlsConnector,
     timeout: Duration,
+    message_timeout: Duration,
     net: mpsc::Sender<NetEvent>,
 ) {
     let (transport, addr) = key;
@@ -157,9 +307,31 @@ pub(crate) async fn connect(
                 let name = rustls::pki_types::ServerName::try_from(name)
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
                 let s = tls.connect(name, tcp).await?;
-                Ok(spawn_io(id, transport, addr, s, net.clone()))
+                Ok(spawn_io(
+                    id,
+                    transport,
+                    addr,
+                    s,
+                    net.clone(),
+                    ReadLimits {
+                        message_timeout,
+                        first_frame_by: None,
+                        permit: None,
+                    },
+                ))
             }
-            _ => Ok(spawn_io(id, transport, addr, tcp, net.clone())),
+            _ => Ok(spawn_io(
+                id,
+                transport,
+                addr,
+                tcp,
+                net.clone(),
+                ReadLimits {
+                    message_timeout,
+                    first_frame_by: None,
+                    permit: None,
+                },
+            )),
         }
     })
     .await

@@ -1,0 +1,287 @@
+//! Limits that keep the TCP and TLS listeners usable under attack (issue 19, finding 7):
+//! - at most `max_connections` accepted connections at once: the newest beyond the cap is
+//!   closed at once, the connections already open are kept, and once some close a fresh
+//!   connection is served again;
+//! - a message must arrive whole within `message_timeout` of its first byte (slowloris: a
+//!   byte every 500 ms is closed), and a new connection must bring a first message within
+//!   that time; a connection idle between messages is not slow (CRLF keep-alives work);
+//! - a TLS handshake must finish within `handshake_timeout`; the message deadline holds
+//!   inside TLS too.
+//!
+//! Durations are bounded above generously (a loaded CI machine); what is checked is the
+//! event: closed, kept, answered.
+#![allow(clippy::disallowed_methods)] // a driver loop reads the clock
+
+mod stream_server;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use stream_server::{Answer, PATIENCE, Read, closed_within, config, options, read_response, serve};
+use tincan_sip::driver::TlsSettings;
+use tincan_sip::transport::Transport;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The cap of these tests.
+const CAP: usize = 16;
+/// The message deadline of these tests.
+const DEADLINE: Duration = Duration::from_secs(2);
+/// How late past the deadline a close may come on a loaded machine.
+const MARGIN: Duration = Duration::from_secs(6);
+
+#[tokio::test]
+async fn the_connection_cap_holds_and_a_fresh_connection_is_served_once_some_close() {
+    let mut c = config();
+    c.max_connections = CAP;
+    // Long enough that only the cap acts here.
+    c.message_timeout = Duration::from_secs(120);
+    let server = serve(c, Answer::Now).await;
+    let addr = server.addr(Transport::Tcp);
+
+    // 40 slow connections, each with a message begun and never finished.
+    let mut conns = Vec::new();
+    for _ in 0..40 {
+        let mut s = TcpStream::connect(addr).await.expect("connects");
+        s.write_all(b"OPTIONS sip:").await.expect("writes");
+        conns.push(s);
+    }
+    // The 24 beyond the cap are closed by the server (refused as they are accepted).
+    let (closed_tx, mut closed_rx) = tokio::sync::mpsc::channel(64);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut watchers = Vec::new();
+    for (i, mut s) in conns.into_iter().enumerate() {
+        let closed_tx = closed_tx.clone();
+        let mut stop = stop_rx.clone();
+        watchers.push(tokio::spawn(async move {
+            tokio::select! {
+                closed = closed_within(&mut s, PATIENCE) => {
+                    if closed {
+                        let _ = closed_tx.send(i).await;
+                        return None;
+                    }
+                }
+                _ = stop.changed() => {}
+            }
+            Some(s)
+        }));
+    }
+    drop(closed_tx);
+    let mut closed = 0;
+    while closed < 40 - CAP {
+        let got = tokio::time::timeout(PATIENCE, closed_rx.recv()).await;
+        assert!(
+            matches!(got, Ok(Some(_))),
+            "only {closed} of the 40 connections were closed; want {} beyond the cap of {CAP}",
+            40 - CAP
+        );
+        closed += 1;
+    }
+    // The other 16 are kept: a 41st connection, refused, is closed before any of them.
+    let mut extra = TcpStream::connect(addr).await.expect("connects");
+    let me = extra.local_addr().expect("bound");
+    extra
+        .write_all(options(41, me).as_bytes())
+        .await
+        .expect("writes");
+    assert_eq!(
+        read_response(&mut extra, PATIENCE).await,
+        Read::Closed,
+        "a connection beyond the cap is refused"
+    );
+    stop_tx.send(true).expect("watchers listen");
+    let mut kept = Vec::new();
+    for w in watchers {
+        if let Some(s) = w.await.expect("watcher") {
+            kept.push(s);
+        }
+    }
+    assert_eq!(kept.len(), CAP, "the connections under the cap are kept");
+    assert!(closed_rx.recv().await.is_none(), "no more were closed");
+
+    // Once the slow ones are gone, a fresh connection is served.
+    drop(kept);
+    assert_eq!(request_on_a_fresh_connection(addr).await, Read::Status(200));
+}
+
+/// An OPTIONS on a new connection, tried again while connections are refused (the server
+/// hears of closed ones a little later), until answered or `PATIENCE` is over.
+async fn request_on_a_fresh_connection(addr: std::net::SocketAddr) -> Read {
+    let until = Instant::now() + PATIENCE;
+    let mut n = 100;
+    loop {
+        n += 1;
+        let mut s = TcpStream::connect(addr).await.expect("connects");
+        let me = s.local_addr().expect("bound");
+        s.write_all(options(n, me).as_bytes())
+            .await
+            .expect("writes");
+        let read = read_response(&mut s, PATIENCE).await;
+        if read != Read::Closed || Instant::now() > until {
+            return read;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Writes `bytes` one byte every 500 ms until done or the connection fails.
+async fn trickle<W: AsyncWrite + Unpin>(mut w: W, bytes: Vec<u8>) {
+    for b in bytes {
+        if w.write_all(&[b]).await.is_err() || w.flush().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Sends a message a byte every 500 ms on `s` and returns how long after its first byte the
+/// server closed the connection (`None`: not within the deadline and the margin).
+async fn slowloris<S>(s: S, message: String) -> Option<Duration>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut rd, wr) = tokio::io::split(s);
+    let started = Instant::now();
+    let writer = tokio::spawn(trickle(wr, message.into_bytes()));
+    let closed = closed_within(&mut rd, DEADLINE + MARGIN).await;
+    writer.abort();
+    closed.then(|| started.elapsed())
+}
+
+fn limits_config() -> tincan_sip::driver::transports::TransportsConfig {
+    let mut c = config();
+    c.message_timeout = DEADLINE;
+    c.handshake_timeout = DEADLINE;
+    c
+}
+
+#[tokio::test]
+async fn a_slowloris_connection_is_closed_while_a_whole_message_is_answered() {
+    let server = serve(limits_config(), Answer::Now).await;
+    let addr = server.addr(Transport::Tcp);
+    let slow = TcpStream::connect(addr).await.expect("connects");
+    let me = slow.local_addr().expect("bound");
+    let slow = tokio::spawn(slowloris(slow, options(1, me)));
+
+    let mut good = TcpStream::connect(addr).await.expect("connects");
+    let me = good.local_addr().expect("bound");
+    good.write_all(options(2, me).as_bytes())
+        .await
+        .expect("writes");
+    assert_eq!(read_response(&mut good, PATIENCE).await, Read::Status(200));
+
+    let closed_after = slow.await.expect("slowloris task");
+    let closed_after = closed_after.expect("the slow connection is closed");
+    assert!(
+        closed_after >= DEADLINE - Duration::from_millis(50),
+        "closed after {closed_after:?}, before the deadline"
+    );
+}
+
+#[tokio::test]
+async fn a_silent_new_connection_is_closed_an_idle_one_between_messages_is_not() {
+    let server = serve(limits_config(), Answer::Now).await;
+    let addr = server.addr(Transport::Tcp);
+    let mut silent = TcpStream::connect(addr).await.expect("connects");
+
+    let mut idle = TcpStream::connect(addr).await.expect("connects");
+    let me = idle.local_addr().expect("bound");
+    idle.write_all(options(1, me).as_bytes())
+        .await
+        .expect("writes");
+    assert_eq!(read_response(&mut idle, PATIENCE).await, Read::Status(200));
+
+    assert!(
+        closed_within(&mut silent, DEADLINE + MARGIN).await,
+        "a connection that never sends is closed"
+    );
+    // Well past the deadline, the idle connection is still open: a keep-alive ping gets its
+    // pong (RFC 5626 §4.4.1) and a request its answer.
+    tokio::time::sleep(DEADLINE + Duration::from_millis(500)).await;
+    idle.write_all(b"\r\n\r\n").await.expect("writes");
+    let mut pong = [0u8; 2];
+    let read = tokio::time::timeout(
+        PATIENCE,
+        tokio::io::AsyncReadExt::read_exact(&mut idle, &mut pong),
+    )
+    .await;
+    assert!(matches!(read, Ok(Ok(_))), "no pong: {read:?}");
+    assert_eq!(&pong, b"\r\n");
+    idle.write_all(options(2, me).as_bytes())
+        .await
+        .expect("writes");
+    assert_eq!(read_response(&mut idle, PATIENCE).await, Read::Status(200));
+}
+
+/// A server certificate for `localhost` and a client configuration that trusts it.
+fn tls_pair() -> (TlsSettings, Arc<rustls::ClientConfig>) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+        .expect("generates a certificate");
+    let server = TlsSettings {
+        server_cert_der: Some((
+            vec![cert.cert.der().to_vec()],
+            cert.signing_key.serialize_der(),
+        )),
+        ..TlsSettings::default()
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(cert.cert.der().clone())
+        .expect("a valid certificate");
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("default versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    (server, Arc::new(client))
+}
+
+async fn tls_connect(
+    addr: std::net::SocketAddr,
+    client: &Arc<rustls::ClientConfig>,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let tcp = TcpStream::connect(addr).await.expect("connects");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("a DNS name");
+    tokio_rustls::TlsConnector::from(Arc::clone(client))
+        .connect(name, tcp)
+        .await
+        .expect("handshakes")
+}
+
+#[tokio::test]
+async fn tls_a_stalled_handshake_and_a_slow_message_are_closed_a_whole_message_is_answered() {
+    let (server_tls, client) = tls_pair();
+    let mut c = limits_config();
+    c.tls = server_tls;
+    c.tls_listen = c.tcp.clone();
+    let server = serve(c, Answer::Now).await;
+    let addr = server.addr(Transport::Tls);
+
+    // A TCP connection that never starts its handshake.
+    let mut stalled = TcpStream::connect(addr).await.expect("connects");
+    let started = Instant::now();
+    assert!(
+        closed_within(&mut stalled, DEADLINE + MARGIN).await,
+        "a handshake that never finishes is given up"
+    );
+    assert!(started.elapsed() >= DEADLINE - Duration::from_millis(50));
+
+    // A handshake, then a message a byte every 500 ms.
+    let slow = tls_connect(addr, &client).await;
+    let me = slow.get_ref().0.local_addr().expect("bound");
+    let slow = tokio::spawn(slowloris(slow, options(1, me)));
+
+    // A whole message is answered.
+    let mut good = tls_connect(addr, &client).await;
+    let me = good.get_ref().0.local_addr().expect("bound");
+    good.write_all(options(2, me).as_bytes())
+        .await
+        .expect("writes");
+    good.flush().await.expect("flushes");
+    assert_eq!(read_response(&mut good, PATIENCE).await, Read::Status(200));
+
+    let closed_after = slow.await.expect("slowloris task");
+    assert!(closed_after.is_some(), "the slow TLS connection is closed");
+}
