@@ -285,3 +285,32 @@ async fn tls_a_stalled_handshake_and_a_slow_message_are_closed_a_whole_message_i
     let closed_after = slow.await.expect("slowloris task");
     assert!(closed_after.is_some(), "the slow TLS connection is closed");
 }
+
+#[tokio::test]
+async fn a_peer_that_never_reads_its_responses_is_closed() {
+    // Requests keep coming, the responses are never read: once the server's writes have
+    // stalled for the message deadline it gives up the connection (else its writer would
+    // wait for ever, and the connection's descriptor and place under the cap with it).
+    let server = serve(limits_config(), Answer::Now).await;
+    let addr = server.addr(Transport::Tcp);
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("sets SO_RCVBUF");
+    let s = socket.connect(addr).await.expect("connects");
+    let me = s.local_addr().expect("bound");
+    let (_rd, mut wr) = s.into_split();
+    let until = Instant::now() + PATIENCE;
+    let mut n = 0;
+    let closed = loop {
+        n += 1;
+        if wr.write_all(options(n, me).as_bytes()).await.is_err() {
+            break true;
+        }
+        if Instant::now() > until {
+            break false;
+        }
+        if n % 64 == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    assert!(closed, "{n} requests sent, the connection is still open");
+}

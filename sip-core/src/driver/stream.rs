@@ -11,6 +11,8 @@
 //!   accepted connection must bring its first frame within that time of being accepted
 //!   (slowloris): a connection between messages, with nothing partial buffered, is idle, not
 //!   slow, and has no deadline here (CRLF keep-alives of RFC 5626 flows keep working);
+//! - a message we send must be written whole within the same time (a peer that never reads
+//!   would otherwise hold the writer and the socket for ever);
 //! - a TLS handshake must finish within [`Limits::handshake_timeout`];
 //! - `accept` failing (out of file descriptors: `EMFILE`, `ENFILE`) backs off briefly and
 //!   goes on; the listener never ends while the driver lives.
@@ -82,8 +84,8 @@ pub(crate) struct Cap {
     pub refused: Arc<AtomicU64>,
 }
 
-/// What bounds a connection's reader.
-struct ReadLimits {
+/// What bounds a connection's reader and writer.
+struct IoLimits {
     message_timeout: Duration,
     /// The deadline of an accepted connection's first frame.
     first_frame_by: Option<Instant>,
@@ -112,13 +114,13 @@ fn spawn_io<S>(
     peer: SocketAddr,
     stream: S,
     net: mpsc::Sender<NetEvent>,
-    limits: ReadLimits,
+    limits: IoLimits,
 ) -> NewConnection
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let ReadLimits {
+    let IoLimits {
         message_timeout,
         first_frame_by,
         permit,
@@ -130,14 +132,18 @@ where
     tokio::spawn(async move {
         let _permit = writer_permit;
         while let Some(b) = writes.recv().await {
-            if wr.write_all(&b).await.is_err() {
+            // A peer that does not read what we write (its window stays shut) would hold the
+            // writer, the socket and its place under the cap for ever: a message must be
+            // written whole within the message deadline too.
+            let written = tokio::time::timeout(message_timeout, wr.write_all(&b)).await;
+            if !matches!(written, Ok(Ok(()))) {
                 let _ = writer_net
                     .send(NetEvent::Stream(id, StreamEvent::WriteFailed))
                     .await;
                 return;
             }
         }
-        let _ = wr.shutdown().await;
+        let _ = tokio::time::timeout(message_timeout, wr.shutdown()).await;
     });
     let ping_sent = Arc::new(AtomicBool::new(false));
     let pinged = Arc::clone(&ping_sent);
@@ -254,7 +260,7 @@ pub(crate) async fn accept_loop(
                     peer,
                     tcp,
                     net.clone(),
-                    ReadLimits {
+                    IoLimits {
                         message_timeout: limits.message_timeout,
                         first_frame_by: Some(accepted + limits.message_timeout),
                         permit: Some(permit),
@@ -270,7 +276,7 @@ pub(crate) async fn accept_loop(
                             peer,
                             s,
                             net.clone(),
-                            ReadLimits {
+                            IoLimits {
                                 message_timeout: limits.message_timeout,
                                 first_frame_by: Some(Instant::now() + limits.message_timeout),
                                 permit: Some(permit),
@@ -313,7 +319,7 @@ pub(crate) async fn connect(
                     addr,
                     s,
                     net.clone(),
-                    ReadLimits {
+                    IoLimits {
                         message_timeout,
                         first_frame_by: None,
                         permit: None,
@@ -326,7 +332,7 @@ pub(crate) async fn connect(
                 addr,
                 tcp,
                 net.clone(),
-                ReadLimits {
+                IoLimits {
                     message_timeout,
                     first_frame_by: None,
                     permit: None,

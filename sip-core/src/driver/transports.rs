@@ -108,6 +108,8 @@ pub struct TransportsConfig {
     /// first byte, and an accepted connection must bring its first message (or keep-alive)
     /// within this time of being accepted; else the connection is closed (slowloris). A
     /// connection between messages is idle, not slow: only `idle_timeout` applies to it.
+    /// A message we send must be written whole within this time too (a peer that does not
+    /// read is given up).
     pub message_timeout: Duration,
     /// Longest time an accepted TLS connection may take to finish its handshake.
     pub handshake_timeout: Duration,
