@@ -183,6 +183,9 @@ async fn a_silent_new_connection_is_closed_an_idle_one_between_messages_is_not()
     let server = serve(limits_config(), Answer::Now).await;
     let addr = server.addr(Transport::Tcp);
     let mut silent = TcpStream::connect(addr).await.expect("connects");
+    // Line ends are no message: a connection that sends only those is as silent.
+    let mut blank = TcpStream::connect(addr).await.expect("connects");
+    blank.write_all(b"\r\n").await.expect("writes");
 
     let mut idle = TcpStream::connect(addr).await.expect("connects");
     let me = idle.local_addr().expect("bound");
@@ -194,6 +197,10 @@ async fn a_silent_new_connection_is_closed_an_idle_one_between_messages_is_not()
     assert!(
         closed_within(&mut silent, DEADLINE + MARGIN).await,
         "a connection that never sends is closed"
+    );
+    assert!(
+        closed_within(&mut blank, DEADLINE + MARGIN).await,
+        "a connection that sends only a line end is closed"
     );
     // Well past the deadline, the idle connection is still open: a keep-alive ping gets its
     // pong (RFC 5626 §4.4.1) and a request its answer.

@@ -153,6 +153,9 @@ where
         let mut buf = vec![0u8; 16 * 1024];
         // When the message being received (or the first frame) must be whole.
         let mut deadline = first_frame_by;
+        // An accepted connection's first frame is due by then, whatever came before it (line
+        // ends are no frame).
+        let mut first_frame_by = first_frame_by;
         let end = 'read: loop {
             let read = rd.read(&mut buf);
             let result = match deadline {
@@ -188,17 +191,21 @@ where
                 }
             }
             let now = Instant::now();
+            if framed {
+                first_frame_by = None;
+            }
             deadline = if framer.only_line_ends() {
                 // Nothing, or line ends only (a keep-alive in progress, or a lone CRLF some
-                // clients send): idle, not slow.
-                None
+                // clients send): idle, not slow; but a new connection still owes its first
+                // frame.
+                first_frame_by
             } else if framed {
                 // A new message began after the ones just framed: its clock starts now.
                 Some(now + message_timeout)
             } else if was_empty {
                 // A message began with these bytes (no later than the first frame's deadline
                 // of a new connection).
-                Some(deadline.map_or(now + message_timeout, |d| d.min(now + message_timeout)))
+                Some(first_frame_by.map_or(now + message_timeout, |d| d.min(now + message_timeout)))
             } else {
                 deadline.or(Some(now + message_timeout))
             };

@@ -571,7 +571,8 @@ impl Transports {
                         return;
                     };
                     c.last_used = Instant::now();
-                    if !payload.starts_with(b"SIP/") {
+                    // A request is owed a final response (not a response, not an ACK).
+                    if !payload.starts_with(b"SIP/") && !payload.starts_with(b"ACK ") {
                         c.owed += 1;
                     }
                     let received = Received {
@@ -611,10 +612,7 @@ impl Transports {
                     }
                 }
                 stream::StreamEvent::ReadEnded(end) => self.read_ended(id, end),
-                stream::StreamEvent::WriteFailed => {
-                    self.lingering.remove(&id);
-                    self.close(id);
-                }
+                stream::StreamEvent::WriteFailed => self.close(id),
             },
             NetEvent::Unreachable(dest) => self.ready.push_back(NetInput::Unreachable(dest)),
             NetEvent::Accepted(nc) => self.register(nc),
