@@ -1,8 +1,8 @@
 //! Out of file descriptors (issue 19, finding 7). A server runs in a child process (this test
 //! binary again) whose `RLIMIT_NOFILE` is lowered with `ulimit -n` in a shell wrapper:
 //! - a flood of slow TCP connections takes at most half the descriptors (the connection cap
-//!   is lowered to half the limit): the server can still bind a UDP socket (a call's media
-//!   port) and open a connection. Before, the flood took every descriptor, and a call coming
+//!   is lowered to half the limit; the flood's newest connections replace its oldest): the
+//!   server can still bind a UDP socket (a call's media port) and open a connection. Before, the flood took every descriptor, and a call coming
 //!   in was answered 500 (its media ports could not be bound);
 //! - with every descriptor taken (by the process itself), `accept` fails with `EMFILE`: the
 //!   listener backs off and keeps going without spinning, an outgoing TCP request fails with
@@ -148,22 +148,43 @@ async fn the_listener_survives_running_out_of_file_descriptors() {
         flood.push(s);
     }
     let cap = NOFILE / 2;
+    let (closed_tx, mut closed_rx) = tokio::sync::mpsc::channel(NOFILE);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut watchers = Vec::new();
+    for mut s in flood {
+        let closed_tx = closed_tx.clone();
+        let mut stop = stop_rx.clone();
+        watchers.push(tokio::spawn(async move {
+            tokio::select! {
+                closed = closed_within(&mut s, PATIENCE) => {
+                    if closed {
+                        let _ = closed_tx.send(()).await;
+                        return None;
+                    }
+                }
+                _ = stop.changed() => {}
+            }
+            Some(s)
+        }));
+    }
+    drop(closed_tx);
+    // A few descriptors of the cap's half may be taken by the server's own sockets.
     let mut closed = 0;
-    let until = Instant::now() + PATIENCE;
-    // The newest are the ones refused: look at them first.
-    for s in flood.iter_mut().rev() {
-        let left = until.saturating_duration_since(Instant::now());
-        if closed_within(s, left.min(Duration::from_millis(200))).await {
-            closed += 1;
-        }
-        if closed >= NOFILE - cap || Instant::now() > until {
-            break;
+    while closed < NOFILE - cap - 8 {
+        let got = tokio::time::timeout(PATIENCE, closed_rx.recv()).await;
+        assert!(
+            matches!(got, Ok(Some(()))),
+            "only {closed} of {NOFILE} connections were closed; the cap is {cap}"
+        );
+        closed += 1;
+    }
+    stop_tx.send(true).expect("watchers listen");
+    let mut flood = Vec::new();
+    for w in watchers {
+        if let Some(s) = w.await.expect("watcher") {
+            flood.push(s);
         }
     }
-    assert!(
-        closed >= NOFILE - cap - 8,
-        "only {closed} of {NOFILE} connections were refused; the cap is {cap}"
-    );
     // The server still has descriptors for a call.
     server.tell("probe");
     assert_eq!(server.expect("probe "), "udp ok, tcp ok");

@@ -1,7 +1,8 @@
 //! Limits that keep the TCP and TLS listeners usable under attack (issue 19, finding 7):
-//! - at most `max_connections` accepted connections at once: the newest beyond the cap is
-//!   closed at once, the connections already open are kept, and once some close a fresh
-//!   connection is served again;
+//! - at most `max_connections` accepted connections at once: beyond the cap a new
+//!   connection takes the place of the slowest one (a message begun and not finished), so a
+//!   fresh request is answered while slow connections fill the cap; when none is slow, the
+//!   newest is refused and the connections that work are kept;
 //! - a message must arrive whole within `message_timeout` of its first byte (slowloris: a
 //!   byte every 500 ms is closed), and a new connection must bring a first message within
 //!   that time; a connection idle between messages is not slow (CRLF keep-alives work);
@@ -31,7 +32,7 @@ const DEADLINE: Duration = Duration::from_secs(2);
 const MARGIN: Duration = Duration::from_secs(6);
 
 #[tokio::test]
-async fn the_connection_cap_holds_and_a_fresh_connection_is_served_once_some_close() {
+async fn the_connection_cap_holds_and_a_fresh_connection_takes_the_place_of_a_slow_one() {
     let mut c = config();
     c.max_connections = CAP;
     // Long enough that only the cap acts here.
@@ -39,14 +40,14 @@ async fn the_connection_cap_holds_and_a_fresh_connection_is_served_once_some_clo
     let server = serve(c, Answer::Now).await;
     let addr = server.addr(Transport::Tcp);
 
-    // 40 slow connections, each with a message begun and never finished.
+    // 40 slow connections, each with a message begun and never finished: each one beyond
+    // the cap takes the place of the slowest (the oldest), 24 are closed, 16 kept.
     let mut conns = Vec::new();
     for _ in 0..40 {
         let mut s = TcpStream::connect(addr).await.expect("connects");
         s.write_all(b"OPTIONS sip:").await.expect("writes");
         conns.push(s);
     }
-    // The 24 beyond the cap are closed by the server (refused as they are accepted).
     let (closed_tx, mut closed_rx) = tokio::sync::mpsc::channel(64);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut watchers = Vec::new();
@@ -77,18 +78,19 @@ async fn the_connection_cap_holds_and_a_fresh_connection_is_served_once_some_clo
         );
         closed += 1;
     }
-    // The other 16 are kept: a 41st connection, refused, is closed before any of them.
-    let mut extra = TcpStream::connect(addr).await.expect("connects");
-    let me = extra.local_addr().expect("bound");
-    extra
-        .write_all(options(41, me).as_bytes())
+
+    // A whole request on a fresh connection is answered at once: it too takes the place of
+    // a slow connection (a 25th is closed).
+    let mut fresh = TcpStream::connect(addr).await.expect("connects");
+    let me = fresh.local_addr().expect("bound");
+    fresh
+        .write_all(options(1, me).as_bytes())
         .await
         .expect("writes");
-    assert_eq!(
-        read_response(&mut extra, PATIENCE).await,
-        Read::Closed,
-        "a connection beyond the cap is refused"
-    );
+    assert_eq!(read_response(&mut fresh, PATIENCE).await, Read::Status(200));
+    let got = tokio::time::timeout(PATIENCE, closed_rx.recv()).await;
+    assert!(matches!(got, Ok(Some(_))), "a slow connection made room");
+
     stop_tx.send(true).expect("watchers listen");
     let mut kept = Vec::new();
     for w in watchers {
@@ -96,11 +98,48 @@ async fn the_connection_cap_holds_and_a_fresh_connection_is_served_once_some_clo
             kept.push(s);
         }
     }
-    assert_eq!(kept.len(), CAP, "the connections under the cap are kept");
+    assert_eq!(kept.len(), CAP - 1, "the others are kept");
     assert!(closed_rx.recv().await.is_none(), "no more were closed");
+}
 
-    // Once the slow ones are gone, a fresh connection is served.
-    drop(kept);
+#[tokio::test]
+async fn at_the_cap_with_nobody_slow_the_newest_connection_is_refused() {
+    let mut c = config();
+    c.max_connections = CAP;
+    let server = serve(c, Answer::Now).await;
+    let addr = server.addr(Transport::Tcp);
+    // 16 connections that work: a request answered, then idle.
+    let mut idle = Vec::new();
+    for n in 0..CAP {
+        let mut s = TcpStream::connect(addr).await.expect("connects");
+        let me = s.local_addr().expect("bound");
+        s.write_all(options(n as u32, me).as_bytes())
+            .await
+            .expect("writes");
+        assert_eq!(read_response(&mut s, PATIENCE).await, Read::Status(200));
+        idle.push(s);
+    }
+    // The 17th is refused; none of the 16 is evicted for it.
+    let mut extra = TcpStream::connect(addr).await.expect("connects");
+    let me = extra.local_addr().expect("bound");
+    extra
+        .write_all(options(99, me).as_bytes())
+        .await
+        .expect("writes");
+    assert_eq!(read_response(&mut extra, PATIENCE).await, Read::Closed);
+    for (n, s) in idle.iter_mut().enumerate() {
+        let me = s.local_addr().expect("bound");
+        s.write_all(options(100 + n as u32, me).as_bytes())
+            .await
+            .expect("writes");
+        assert_eq!(
+            read_response(s, PATIENCE).await,
+            Read::Status(200),
+            "connection {n} still works"
+        );
+    }
+    // Once one closes, a fresh connection is served.
+    drop(idle.pop());
     assert_eq!(request_on_a_fresh_connection(addr).await, Read::Status(200));
 }
 
@@ -172,6 +211,7 @@ async fn a_slowloris_connection_is_closed_while_a_whole_message_is_answered() {
 
     let closed_after = slow.await.expect("slowloris task");
     let closed_after = closed_after.expect("the slow connection is closed");
+    eprintln!("the slow connection was closed {closed_after:?} after its first byte");
     assert!(
         closed_after >= DEADLINE - Duration::from_millis(50),
         "closed after {closed_after:?}, before the deadline"

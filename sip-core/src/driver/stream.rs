@@ -3,10 +3,13 @@
 //!
 //! The limits that keep a listener usable under attack (issue 19) live here too:
 //! - at most [`Limits::max_connections`] accepted connections at once (a semaphore permit per
-//!   connection, held until its socket is closed, TLS handshakes in progress included): one
-//!   accepted beyond that is closed at once, the newest refused rather than an older one
-//!   evicted, so that a flood of new connections cannot tear down working ones (kamailio's
-//!   `tcp_max_connections` does the same);
+//!   connection, held until its socket is closed, TLS handshakes in progress included). When
+//!   they are all taken, a new connection takes the place of the slowest one: the accepted
+//!   connection in the middle of a message (or still owing its first) whose deadline comes
+//!   first, a connection that would be closed soonest anyway. When none is slow, the new
+//!   connection is refused (closed at once): connections that work (idle between messages,
+//!   as flows and calls keep them) are never evicted for a newcomer, so that a flood of new
+//!   connections cannot tear them down (kamailio's `tcp_max_connections` refuses too);
 //! - a message must arrive whole within [`Limits::message_timeout`] of its first byte, and an
 //!   accepted connection must bring its first frame within that time of being accepted
 //!   (slowloris): a connection between messages, with nothing partial buffered, is idle, not
@@ -32,6 +35,9 @@ use tokio::time::Instant;
 use super::transports::NetEvent;
 use crate::message::framing::{Frame, StreamFramer};
 use crate::transport::{ConnectionId, Transport};
+
+/// How long a new connection waits for the place of a slow connection evicted for it.
+const EVICTION_WAIT: Duration = Duration::from_secs(1);
 
 /// How long `accept` waits before trying again after an error (out of file descriptors, a
 /// connection reset before it was accepted): the listener stays readable while the error
@@ -82,6 +88,15 @@ pub(crate) struct Cap {
     pub permits: Arc<Semaphore>,
     /// Connections refused because no permit was left.
     pub refused: Arc<AtomicU64>,
+    /// What [`NewConnection::slow_since`] counts from.
+    pub epoch: Instant,
+}
+
+/// Milliseconds from `epoch` to `at`, plus 1 (0 means "not slow").
+fn stamp(epoch: Instant, at: Option<Instant>) -> u64 {
+    at.map_or(0, |at| {
+        u64::try_from(at.saturating_duration_since(epoch).as_millis()).unwrap_or(u64::MAX - 1) + 1
+    })
 }
 
 /// What bounds a connection's reader and writer.
@@ -92,6 +107,8 @@ struct IoLimits {
     /// Its place under the connection cap, given back when both tasks have ended (the
     /// socket is closed then).
     permit: Option<OwnedSemaphorePermit>,
+    /// What `slow_since` counts from.
+    epoch: Instant,
 }
 
 /// A connection ready for use.
@@ -105,6 +122,13 @@ pub(crate) struct NewConnection {
     pub ping_sent: Arc<AtomicBool>,
     /// Ends the reader (a connection closed by us whose peer went silent).
     pub reader: tokio::task::AbortHandle,
+    /// The deadline of the message being received (or of an accepted connection's first
+    /// frame) in milliseconds from the cap's epoch, plus 1; 0 when none is under way. Kept
+    /// by the reader; the connection with the lowest non-zero value is the one a new
+    /// connection replaces when the cap is reached.
+    pub slow_since: Arc<AtomicU64>,
+    /// Accepted (it holds a place under the cap), not opened by us.
+    pub accepted: bool,
 }
 
 /// Starts the reader and writer tasks of a connection.
@@ -124,7 +148,11 @@ where
         message_timeout,
         first_frame_by,
         permit,
+        epoch,
     } = limits;
+    let accepted = permit.is_some();
+    let slow_since = Arc::new(AtomicU64::new(stamp(epoch, first_frame_by)));
+    let slow = Arc::clone(&slow_since);
     let permit = permit.map(Arc::new);
     let (writer, mut writes) = mpsc::channel::<Bytes>(256);
     let writer_net = net.clone();
@@ -209,6 +237,7 @@ where
             } else {
                 deadline.or(Some(now + message_timeout))
             };
+            slow.store(stamp(epoch, deadline), Ordering::Relaxed);
         };
         let _ = net
             .send(NetEvent::Stream(id, StreamEvent::ReadEnded(end)))
@@ -221,6 +250,8 @@ where
         writer,
         ping_sent,
         reader: reader.abort_handle(),
+        slow_since,
+        accepted,
     }
 }
 
@@ -248,8 +279,13 @@ pub(crate) async fn accept_loop(
                 continue;
             }
         };
-        let Ok(permit) = Arc::clone(&cap.permits).try_acquire_owned() else {
-            // Over the cap: the newest connection is refused (closed at once).
+        let permit = match Arc::clone(&cap.permits).try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            // At the cap: the slowest connection makes room, if there is one.
+            Err(_) => evict_for_new(&cap, &net).await,
+        };
+        let Some(permit) = permit else {
+            // Nobody slow: the newest connection is refused (closed at once).
             cap.refused.fetch_add(1, Ordering::Relaxed);
             drop(tcp);
             continue;
@@ -271,6 +307,7 @@ pub(crate) async fn accept_loop(
                         message_timeout: limits.message_timeout,
                         first_frame_by: Some(accepted + limits.message_timeout),
                         permit: Some(permit),
+                        epoch: cap.epoch,
                     },
                 ),
                 Some(acceptor) => {
@@ -287,6 +324,7 @@ pub(crate) async fn accept_loop(
                                 message_timeout: limits.message_timeout,
                                 first_frame_by: Some(Instant::now() + limits.message_timeout),
                                 permit: Some(permit),
+                                epoch: cap.epoch,
                             },
                         ),
                         // A handshake that failed or took too long: the socket (and its
@@ -298,6 +336,21 @@ pub(crate) async fn accept_loop(
             let _ = net.send(NetEvent::Accepted(nc)).await;
         });
     }
+}
+
+/// At the cap: asks the driver to close the slowest accepted connection and waits for its
+/// place. `None` when no connection was slow (or its place did not come free in time).
+async fn evict_for_new(cap: &Cap, net: &mpsc::Sender<NetEvent>) -> Option<OwnedSemaphorePermit> {
+    let (reply, evicted) = tokio::sync::oneshot::channel();
+    net.send(NetEvent::CapReached(reply)).await.ok()?;
+    let evicted = tokio::time::timeout(EVICTION_WAIT, evicted).await;
+    if !matches!(evicted, Ok(Ok(true))) {
+        return None;
+    }
+    tokio::time::timeout(EVICTION_WAIT, Arc::clone(&cap.permits).acquire_owned())
+        .await
+        .ok()?
+        .ok()
 }
 
 /// Opens a connection to a target, reporting the result to the driver.
@@ -330,6 +383,7 @@ pub(crate) async fn connect(
                         message_timeout,
                         first_frame_by: None,
                         permit: None,
+                        epoch: Instant::now(),
                     },
                 ))
             }
@@ -343,6 +397,7 @@ pub(crate) async fn connect(
                     message_timeout,
                     first_frame_by: None,
                     permit: None,
+                    epoch: Instant::now(),
                 },
             )),
         }

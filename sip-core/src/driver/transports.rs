@@ -98,8 +98,10 @@ pub struct TransportsConfig {
     /// Sees every SIP message sent or received (a SIP trace); `None` traces nothing.
     pub trace: Option<Tracer>,
     /// Most accepted TCP and TLS connections open at once, all listeners together (TLS
-    /// handshakes in progress count); one accepted beyond that is closed at once (the newest
-    /// is refused: an older connection is never evicted for it). Default
+    /// handshakes in progress count). At the cap, a new connection takes the place of the
+    /// slowest accepted one (in the middle of a message, or still owing its first, the one
+    /// whose deadline comes first); when none is slow the new one is refused (closed at
+    /// once): a connection that works is never evicted for a newcomer. Default
     /// [`DEFAULT_MAX_CONNECTIONS`]; [`Transports::bind`] lowers it to half the process's
     /// file descriptor limit (`RLIMIT_NOFILE`), so that connections alone cannot use up the
     /// descriptors calls need for their media sockets. Connections we open are not counted.
@@ -188,6 +190,9 @@ pub(crate) enum NetEvent {
     },
     /// An ICMP error said this UDP destination is unreachable.
     Unreachable(SocketAddr),
+    /// Every place under the connection cap is taken and a new connection waits: close the
+    /// slowest accepted connection, if one is slow, and say whether one was closed.
+    CapReached(tokio::sync::oneshot::Sender<bool>),
 }
 
 /// An open stream connection.
@@ -200,6 +205,10 @@ struct Conn {
     reader: tokio::task::AbortHandle,
     /// Requests received on it not yet given a final response on it.
     owed: usize,
+    /// See [`stream::NewConnection::slow_since`].
+    slow_since: Arc<AtomicU64>,
+    /// Accepted: it holds a place under the cap.
+    accepted: bool,
 }
 
 /// The write half of a connection that can no longer be read (see [`WRITE_LINGER`]).
@@ -313,6 +322,7 @@ impl Transports {
                 limits.max_connections.min(Semaphore::MAX_PERMITS),
             )),
             refused: Arc::clone(&refused),
+            epoch: tokio::time::Instant::now(),
         };
         for (bound, sock) in &udp {
             tokio::spawn(udp_reader(sock.clone(), *bound, event_sender.clone()));
@@ -616,6 +626,9 @@ impl Transports {
             },
             NetEvent::Unreachable(dest) => self.ready.push_back(NetInput::Unreachable(dest)),
             NetEvent::Accepted(nc) => self.register(nc),
+            NetEvent::CapReached(reply) => {
+                let _ = reply.send(self.evict_slowest());
+            }
             NetEvent::Connected { key, result } => {
                 let waiting = self.pending.remove(&key).unwrap_or_default();
                 match result {
@@ -651,6 +664,8 @@ impl Transports {
                 ping_sent: nc.ping_sent,
                 reader: nc.reader,
                 owed: 0,
+                slow_since: nc.slow_since,
+                accepted: nc.accepted,
             },
         );
     }
@@ -667,6 +682,26 @@ impl Transports {
         c.reader.abort();
         self.ready.push_back(NetInput::Closed(id));
         Some(c)
+    }
+
+    /// Closes the accepted connection whose message (or first frame) is due first, the one
+    /// that would be closed soonest anyway, to make room for a new one; false when no
+    /// accepted connection is in the middle of a message.
+    fn evict_slowest(&mut self) -> bool {
+        let slowest = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.accepted)
+            .map(|(id, c)| (c.slow_since.load(Ordering::Relaxed), *id))
+            .filter(|(since, _)| *since != 0)
+            .min();
+        match slowest {
+            Some((_, id)) => {
+                self.remove_connection(id);
+                true
+            }
+            None => false,
+        }
     }
 
     /// A connection's reader ended. The owner hears `Closed` now (nothing more comes from

@@ -178,9 +178,9 @@ impl PhoneBuilder {
         self
     }
 
-    /// Most TCP and TLS connections accepted at once; the newest beyond it is refused (see
-    /// [`TransportsConfig::max_connections`]: default 2048, at most half the process's file
-    /// descriptor limit).
+    /// Most TCP and TLS connections accepted at once; beyond it a new connection replaces a
+    /// slow one or is refused (see [`TransportsConfig::max_connections`]: default 2048, at
+    /// most half the process's file descriptor limit).
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = Some(max);
         self
