@@ -227,6 +227,9 @@ pub struct EndpointStats {
     pub overloaded: u64,
     /// Retransmissions absorbed by server transactions.
     pub retransmissions_absorbed: u64,
+    /// Merged requests (the same request arrived by another path) answered 482 (RFC 3261
+    /// §8.2.2.2).
+    pub merged: u64,
 }
 
 #[derive(Debug)]
@@ -267,6 +270,8 @@ struct Slot {
     server_key: Option<Key>,
     client_key: Option<Key>,
     ack_key: Option<Key>,
+    /// A server transaction of a request without a To tag: its [`merge_key`].
+    merge_key: Option<Key>,
     scheduled: Option<Instant>,
 }
 
@@ -299,6 +304,9 @@ pub struct Endpoint {
     client_keys: HashMap<Key, TransactionId>,
     /// Accepted INVITE server transactions by (Call-ID, CSeq), to match the ACK of a 2xx.
     ack_keys: HashMap<Key, TransactionId>,
+    /// Server transactions of requests without a To tag by [`merge_key`] (From tag,
+    /// Call-ID, CSeq), to find merged requests (RFC 3261 §8.2.2.2).
+    merge_keys: HashMap<Key, TransactionId>,
     /// The `branch \n sent-by` of the request being handled (see [`Matching::Rfc3261`]).
     via_key: String,
     /// Where lookup keys are written.
@@ -335,6 +343,7 @@ impl Endpoint {
             server_keys: HashMap::with_capacity(expected),
             client_keys: HashMap::new(),
             ack_keys: HashMap::with_capacity(expected / 2),
+            merge_keys: HashMap::with_capacity(expected),
             via_key: String::with_capacity(128),
             key_buf: String::with_capacity(128),
             pending_cancels: HashMap::new(),
@@ -549,6 +558,11 @@ impl Endpoint {
             {
                 self.ack_keys.remove(&k);
             }
+            if let Some(k) = slot.merge_key
+                && self.merge_keys.get(&k) == Some(&id)
+            {
+                self.merge_keys.remove(&k);
+            }
             self.pending_cancels.remove(&id);
             self.events.push_back(Event::Terminated { transaction: id });
         }
@@ -560,6 +574,9 @@ impl Endpoint {
         }
         if let Some(k) = &slot.client_key {
             self.client_keys.insert(k.clone(), id);
+        }
+        if let Some(k) = &slot.merge_key {
+            self.merge_keys.insert(k.clone(), id);
         }
         self.slots.insert(id, slot);
         self.after(id, Progress::Alive);
@@ -611,6 +628,13 @@ impl Endpoint {
         }
         // The top Via is parsed once here, for §18.2.1 (received, rport), the response
         // target and the transaction key.
+        if msg.top_via().is_none() {
+            // No Via at all: nowhere to send a response (§18.2.2, §8.1.3.3), not even a 400;
+            // dropped (§18.3). A Via that is there but malformed still gets its 400 (RFC 4475
+            // §3.1.2.1), at the source address.
+            self.stats.dropped += 1;
+            return;
+        }
         let via = self.inspect_via(&mut msg, &source);
         if let Some(problem) = problem {
             self.reject(&msg, &source, &problem);
@@ -825,6 +849,11 @@ impl Endpoint {
             return;
         }
         let key: Option<Key> = keyed.then(|| self.key_buf.as_str().into());
+        let merge_key: Option<Key> =
+            merge_key(&request, &mut self.key_buf).then(|| self.key_buf.as_str().into());
+        let merged = merge_key
+            .as_ref()
+            .is_some_and(|k| self.merge_keys.contains_key(k));
         let id = self.new_id();
         let target = via.target;
         let tx = if method == Method::Invite {
@@ -852,9 +881,19 @@ impl Endpoint {
                 server_key: key,
                 client_key: None,
                 ack_key: None,
+                merge_key: if merged { None } else { merge_key },
                 scheduled: None,
             },
         );
+        if merged {
+            // §8.2.2.2: the same request (From tag, Call-ID, CSeq) as an ongoing transaction,
+            // arrived by another path (another branch): 482, in a transaction of its own
+            // that absorbs its retransmissions and the ACK. The TU never sees it.
+            self.stats.merged += 1;
+            let response = response_to(&request, 482, None);
+            let _ = self.send_response(now, id, response);
+            return;
+        }
         self.events.push_back(Event::Request {
             transaction: Some(id),
             request,
@@ -895,6 +934,7 @@ impl Endpoint {
                 server_key: key,
                 client_key: None,
                 ack_key: None,
+                merge_key: None,
                 scheduled: None,
             },
         );
@@ -1115,6 +1155,7 @@ impl Endpoint {
                 server_key: None,
                 client_key: Some(format!("{branch}\n{}", method.as_str()).into()),
                 ack_key: None,
+                merge_key: None,
                 scheduled: None,
             },
         );
@@ -1263,6 +1304,7 @@ impl Endpoint {
                 server_key: None,
                 client_key: Some(format!("{branch}\nCANCEL").into()),
                 ack_key: None,
+                merge_key: None,
                 scheduled: None,
             },
         );
@@ -1396,6 +1438,35 @@ fn rfc2543_key(request: &Message, method: &str, key: &mut String) -> Option<()> 
         cseq.seq,
     );
     Some(())
+}
+
+/// The key of a request without a To tag that finds merged requests (RFC 3261 §8.2.2.2:
+/// From tag, Call-ID, CSeq number and method) into `key`; false for a request with a To tag
+/// or without these headers.
+fn merge_key(request: &Message, key: &mut String) -> bool {
+    use std::fmt::Write;
+    key.clear();
+    if request
+        .to()
+        .and_then(Result::ok)
+        .is_none_or(|to| to.tag().is_some())
+    {
+        return false;
+    }
+    let (Some(Ok(from)), Some(Ok(call_id)), Some(Ok(cseq))) =
+        (request.from(), request.call_id(), request.cseq())
+    else {
+        return false;
+    };
+    let _ = write!(
+        key,
+        "{}\n{}\n{}\n{}",
+        from.tag().unwrap_or(""),
+        call_id.as_str(),
+        cseq.seq,
+        cseq.method.as_str()
+    );
+    true
 }
 
 /// The key matching the ACK of a 2xx to `request` (Call-ID, CSeq number) into `key`.

@@ -88,6 +88,15 @@ pub struct DriverConfig {
     pub udp_buffer_size: Option<usize>,
     /// Sees every SIP message sent or received (a SIP trace); `None` traces nothing.
     pub trace: Option<Tracer>,
+    /// Most accepted TCP and TLS connections open at once
+    /// ([`TransportsConfig::max_connections`]).
+    pub max_connections: usize,
+    /// A stream message must arrive whole within this time of its first byte
+    /// ([`TransportsConfig::message_timeout`]).
+    pub message_timeout: Duration,
+    /// Longest TLS handshake of an accepted connection
+    /// ([`TransportsConfig::handshake_timeout`]).
+    pub handshake_timeout: Duration,
 }
 
 impl DriverConfig {
@@ -105,6 +114,9 @@ impl DriverConfig {
             seed: None,
             udp_buffer_size: None,
             trace: None,
+            max_connections: transports::DEFAULT_MAX_CONNECTIONS,
+            message_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(5),
         }
     }
 
@@ -119,6 +131,9 @@ impl DriverConfig {
             connect_timeout: self.connect_timeout,
             udp_buffer_size: self.udp_buffer_size,
             trace: self.trace.clone(),
+            max_connections: self.max_connections,
+            message_timeout: self.message_timeout,
+            handshake_timeout: self.handshake_timeout,
         }
     }
 }

@@ -51,7 +51,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use super::trace::{Direction, TraceRecord, Tracer};
 use super::{DriverError, bind, icmp, stream, tls};
@@ -65,6 +65,16 @@ use tls::{TlsError, TlsSettings};
 /// STUN transactions last 39.5 s at most (RFC 5389 §7.2.1): an unanswered Binding request
 /// is forgotten well after that, by [`Transports::close_idle`].
 const STUN_FORGET_AFTER: Duration = Duration::from_secs(120);
+
+/// How long at most the write half of a connection whose peer stopped sending (a half-close,
+/// `shutdown(SHUT_WR)`, or bytes that could not be framed) stays open for the final
+/// responses owed to the requests it brought: 64·T1, the longest a non-INVITE server
+/// transaction lives (Timer F, RFC 3261 §17.1.2.2). Closed as soon as every request it
+/// brought has its final response, or when writing fails.
+const WRITE_LINGER: Duration = Duration::from_secs(32);
+
+/// The default of [`TransportsConfig::max_connections`]: kamailio's `tcp_max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
 
 /// Which sockets [`Transports::bind`] binds, and how connections behave.
 #[derive(Debug, Clone)]
@@ -87,6 +97,24 @@ pub struct TransportsConfig {
     pub udp_buffer_size: Option<usize>,
     /// Sees every SIP message sent or received (a SIP trace); `None` traces nothing.
     pub trace: Option<Tracer>,
+    /// Most accepted TCP and TLS connections open at once, all listeners together (TLS
+    /// handshakes in progress count). At the cap, a new connection takes the place of the
+    /// slowest accepted one (in the middle of a message, or still owing its first, the one
+    /// whose deadline comes first); when none is slow the new one is refused (closed at
+    /// once): a connection that works is never evicted for a newcomer. Default
+    /// [`DEFAULT_MAX_CONNECTIONS`]; [`Transports::bind`] lowers it to half the process's
+    /// file descriptor limit (`RLIMIT_NOFILE`), so that connections alone cannot use up the
+    /// descriptors calls need for their media sockets. Connections we open are not counted.
+    pub max_connections: usize,
+    /// A SIP message on a TCP or TLS connection must arrive whole within this time of its
+    /// first byte, and an accepted connection must bring its first message (or keep-alive)
+    /// within this time of being accepted; else the connection is closed (slowloris). A
+    /// connection between messages is idle, not slow: only `idle_timeout` applies to it.
+    /// A message we send must be written whole within this time too (a peer that does not
+    /// read is given up).
+    pub message_timeout: Duration,
+    /// Longest time an accepted TLS connection may take to finish its handshake.
+    pub handshake_timeout: Duration,
 }
 
 impl TransportsConfig {
@@ -102,6 +130,9 @@ impl TransportsConfig {
             connect_timeout: Duration::from_secs(5),
             udp_buffer_size: None,
             trace: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            message_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -123,8 +154,12 @@ pub enum NetInput {
     Unreachable(SocketAddr),
     /// A CRLF keep-alive pong arrived on a stream connection (RFC 5626 §4.4.1).
     Pong(ConnectionId),
-    /// A stream connection closed: by the peer, reset, idle ([`Transports::close_idle`]), or
-    /// closed by the owner ([`Transports::close`]). Reported once per connection.
+    /// A stream connection closed: by the peer, reset, idle ([`Transports::close_idle`]), too
+    /// slow to bring a message ([`TransportsConfig::message_timeout`]), sending bytes that
+    /// cannot be framed, or closed by the owner ([`Transports::close`]). Reported once per
+    /// connection, as soon as nothing more can be read from it; responses owed to requests it
+    /// brought can still be sent on it for a while when the peer only stopped sending (a
+    /// half-close) or sent garbage after them.
     Closed(ConnectionId),
     /// A STUN Binding response (RFC 5389, RFC 5626 §4.4.2) on a UDP socket to a request sent
     /// with [`Transports::send_binding`], from that request's target.
@@ -155,6 +190,9 @@ pub(crate) enum NetEvent {
     },
     /// An ICMP error said this UDP destination is unreachable.
     Unreachable(SocketAddr),
+    /// Every place under the connection cap is taken and a new connection waits: close the
+    /// slowest accepted connection, if one is slow, and say whether one was closed.
+    CapReached(tokio::sync::oneshot::Sender<bool>),
 }
 
 /// An open stream connection.
@@ -165,6 +203,22 @@ struct Conn {
     last_used: Instant,
     ping_sent: Arc<AtomicBool>,
     reader: tokio::task::AbortHandle,
+    /// Requests received on it not yet given a final response on it.
+    owed: usize,
+    /// See [`stream::NewConnection::slow_since`].
+    slow_since: Arc<AtomicU64>,
+    /// Accepted: it holds a place under the cap.
+    accepted: bool,
+}
+
+/// The write half of a connection that can no longer be read (see [`WRITE_LINGER`]).
+struct Lingering {
+    transport: Transport,
+    peer: SocketAddr,
+    writer: mpsc::Sender<Bytes>,
+    until: Instant,
+    /// Requests it brought still waiting for their final response.
+    owed: usize,
 }
 
 /// The sockets and connections of a driver: UDP sockets, TCP and TLS listeners, the stream
@@ -176,6 +230,10 @@ pub struct Transports {
     udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
     local: Vec<(Transport, SocketAddr)>,
     conns: HashMap<ConnectionId, Conn>,
+    /// Connections no longer read whose write half stays open for the responses they are owed.
+    lingering: HashMap<ConnectionId, Lingering>,
+    /// Accepted connections refused because `max_connections` were open.
+    refused: Arc<AtomicU64>,
     by_target: HashMap<(Transport, SocketAddr), ConnectionId>,
     /// Transmits waiting for a connection being opened.
     pending: HashMap<(Transport, SocketAddr), Vec<Transmit>>,
@@ -252,6 +310,20 @@ impl Transports {
             }
         }
         let next_conn = Arc::new(AtomicU64::new(1));
+        let refused = Arc::new(AtomicU64::new(0));
+        let limits = stream::Limits {
+            max_connections: connection_cap(config.max_connections),
+            message_timeout: config.message_timeout,
+            handshake_timeout: config.handshake_timeout,
+        };
+        let cap = stream::Cap {
+            limits,
+            permits: Arc::new(Semaphore::new(
+                limits.max_connections.min(Semaphore::MAX_PERMITS),
+            )),
+            refused: Arc::clone(&refused),
+            epoch: tokio::time::Instant::now(),
+        };
         for (bound, sock) in &udp {
             tokio::spawn(udp_reader(sock.clone(), *bound, event_sender.clone()));
         }
@@ -265,6 +337,7 @@ impl Transports {
                 acceptor,
                 event_sender.clone(),
                 Arc::clone(&next_conn),
+                cap.clone(),
             ));
         }
         Ok(Transports {
@@ -272,6 +345,8 @@ impl Transports {
             udp,
             local,
             conns: HashMap::new(),
+            lingering: HashMap::new(),
+            refused,
             by_target: HashMap::new(),
             pending: HashMap::new(),
             events,
@@ -287,6 +362,18 @@ impl Transports {
     /// is replaced by the port picked).
     pub fn local_addresses(&self) -> &[(Transport, SocketAddr)] {
         &self.local
+    }
+
+    /// The stream connections open (opened and accepted), not counting the write halves
+    /// still open for responses after their peer stopped sending.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// How many accepted connections were refused because
+    /// [`max_connections`](TransportsConfig::max_connections) were open.
+    pub fn refused_connections(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// The local address to announce (Via, Contact, SDP) for `transport` towards `dest`: the
@@ -394,9 +481,7 @@ impl Transports {
     /// Closes a stream connection (a flow considered dead): the next transmit to its target
     /// opens a new one. [`NetInput::Closed`] comes out for it.
     pub fn close(&mut self, connection: ConnectionId) {
-        if let Some(c) = self.conns.get(&connection) {
-            c.reader.abort();
-        }
+        self.lingering.remove(&connection);
         self.remove_connection(connection);
     }
 
@@ -415,6 +500,7 @@ impl Transports {
         for id in stale {
             self.remove_connection(id);
         }
+        self.lingering.retain(|_, l| l.until > now);
         self.stun_pending
             .retain(|_, (_, sent)| now.duration_since(*sent) < STUN_FORGET_AFTER);
     }
@@ -495,6 +581,10 @@ impl Transports {
                         return;
                     };
                     c.last_used = Instant::now();
+                    // A request is owed a final response (not a response, not an ACK).
+                    if !payload.starts_with(b"SIP/") && !payload.starts_with(b"ACK ") {
+                        c.owed += 1;
+                    }
                     let received = Received {
                         transport: c.transport,
                         source: c.peer,
@@ -517,21 +607,28 @@ impl Transports {
                     self.ready.push_back(NetInput::Received(received));
                 }
                 stream::StreamEvent::Ping => {
-                    if let Some(c) = self.conns.get(&id) {
+                    if let Some(c) = self.conns.get_mut(&id) {
+                        // A keep-alive is use (RFC 5626 §4.4.1): the flow stays open.
+                        c.last_used = Instant::now();
                         let _ = c
                             .writer
                             .try_send(Bytes::from_static(crate::message::framing::PONG));
                     }
                 }
                 stream::StreamEvent::Pong => {
-                    if self.conns.contains_key(&id) {
+                    if let Some(c) = self.conns.get_mut(&id) {
+                        c.last_used = Instant::now();
                         self.ready.push_back(NetInput::Pong(id));
                     }
                 }
-                stream::StreamEvent::Closed => self.remove_connection(id),
+                stream::StreamEvent::ReadEnded(end) => self.read_ended(id, end),
+                stream::StreamEvent::WriteFailed => self.close(id),
             },
             NetEvent::Unreachable(dest) => self.ready.push_back(NetInput::Unreachable(dest)),
             NetEvent::Accepted(nc) => self.register(nc),
+            NetEvent::CapReached(reply) => {
+                let _ = reply.send(self.evict_slowest());
+            }
             NetEvent::Connected { key, result } => {
                 let waiting = self.pending.remove(&key).unwrap_or_default();
                 match result {
@@ -566,18 +663,66 @@ impl Transports {
                 last_used: Instant::now(),
                 ping_sent: nc.ping_sent,
                 reader: nc.reader,
+                owed: 0,
+                slow_since: nc.slow_since,
+                accepted: nc.accepted,
             },
         );
     }
 
-    /// Forgets a connection (closed by the peer, idle, or declared dead); dropping its writer
-    /// ends the writer task, which closes it. The owner hears `Closed`.
-    fn remove_connection(&mut self, id: ConnectionId) {
-        if let Some(c) = self.conns.remove(&id) {
-            if self.by_target.get(&(c.transport, c.peer)) == Some(&id) {
-                self.by_target.remove(&(c.transport, c.peer));
+    /// Forgets a connection (closed by the peer, idle, or declared dead); its reader is
+    /// stopped, and dropping its writer ends the writer task, which closes it. The owner hears
+    /// `Closed`.
+    fn remove_connection(&mut self, id: ConnectionId) -> Option<Conn> {
+        let c = self.conns.remove(&id)?;
+        if self.by_target.get(&(c.transport, c.peer)) == Some(&id) {
+            self.by_target.remove(&(c.transport, c.peer));
+        }
+        // A reader still waiting on a peer that went silent would keep the socket open.
+        c.reader.abort();
+        self.ready.push_back(NetInput::Closed(id));
+        Some(c)
+    }
+
+    /// Closes the accepted connection whose message (or first frame) is due first, the one
+    /// that would be closed soonest anyway, to make room for a new one; false when no
+    /// accepted connection is in the middle of a message.
+    fn evict_slowest(&mut self) -> bool {
+        let slowest = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.accepted)
+            .map(|(id, c)| (c.slow_since.load(Ordering::Relaxed), *id))
+            .filter(|(since, _)| *since != 0)
+            .min();
+        match slowest {
+            Some((_, id)) => {
+                self.remove_connection(id);
+                true
             }
-            self.ready.push_back(NetInput::Closed(id));
+            None => false,
+        }
+    }
+
+    /// A connection's reader ended. The owner hears `Closed` now (nothing more comes from
+    /// it, and no new request goes on it); when the peer only stopped sending (a half-close)
+    /// or sent bytes that cannot be framed after whole messages, the write half stays open
+    /// for [`WRITE_LINGER`] so that the responses owed to those messages still go out.
+    fn read_ended(&mut self, id: ConnectionId, end: stream::ReadEnd) {
+        let Some(c) = self.remove_connection(id) else {
+            return;
+        };
+        if matches!(end, stream::ReadEnd::Eof | stream::ReadEnd::Malformed) && c.owed > 0 {
+            self.lingering.insert(
+                id,
+                Lingering {
+                    transport: c.transport,
+                    peer: c.peer,
+                    writer: c.writer,
+                    until: Instant::now() + WRITE_LINGER,
+                    owed: c.owed,
+                },
+            );
         }
     }
 
@@ -708,13 +853,33 @@ impl Transports {
         let key = (t.target.transport, t.target.addr);
         let conn = t.connection.or_else(|| self.by_target.get(&key).copied());
         if let Some(id) = conn {
+            let is_final = is_final_response(&t.payload);
             if let Some(c) = self.conns.get_mut(&id) {
                 c.last_used = Instant::now();
                 if c.writer.try_send(t.payload.clone()).is_ok() {
+                    if is_final {
+                        c.owed = c.owed.saturating_sub(1);
+                    }
                     let (transport, peer) = (c.transport, c.peer);
                     self.trace(Direction::Sent, transport, None, peer, &t.payload);
                     return;
                 }
+            }
+            if let Some(l) = self.lingering.get_mut(&id)
+                && l.writer.try_send(t.payload.clone()).is_ok()
+            {
+                // A response on the write half of a connection its peer stopped sending on;
+                // after the last final response owed, the writer (dropped) writes what it
+                // has and closes.
+                let (transport, peer) = (l.transport, l.peer);
+                if is_final {
+                    l.owed = l.owed.saturating_sub(1);
+                    if l.owed == 0 {
+                        self.lingering.remove(&id);
+                    }
+                }
+                self.trace(Direction::Sent, transport, None, peer, &t.payload);
+                return;
             }
             if t.connection.is_some() {
                 // The connection a response belongs to is gone (§18.2.2 would try the Via
@@ -737,6 +902,7 @@ impl Transports {
                 server_name,
                 self.client_tls.clone(),
                 self.config.connect_timeout,
+                self.config.message_timeout,
                 self.event_sender.clone(),
             ));
         }
@@ -802,6 +968,31 @@ async fn udp_reader(sock: Arc<UdpSocket>, local: SocketAddr, events: mpsc::Sende
             }
         }
     }
+}
+
+/// A final response (status 200-699): what a request on a stream connection is owed.
+fn is_final_response(payload: &[u8]) -> bool {
+    payload.starts_with(b"SIP/2.0 ") && payload.get(8).is_some_and(|d| (b'2'..=b'6').contains(d))
+}
+
+/// The connection cap for `configured`: no more than half the process's file descriptor
+/// limit (`RLIMIT_NOFILE`, soft), the other half left for the UDP and media sockets of calls,
+/// DNS, and the connections we open ourselves; at least 1.
+#[cfg(target_os = "linux")]
+fn connection_cap(configured: usize) -> usize {
+    use nix::sys::resource::{Resource, getrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, _)) => {
+            let half = usize::try_from(soft / 2).unwrap_or(usize::MAX);
+            configured.min(half).max(1)
+        }
+        Err(_) => configured.max(1),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn connection_cap(configured: usize) -> usize {
+    configured.max(1)
 }
 
 /// Sets a UDP socket's receive and send buffer sizes (best effort).

@@ -69,6 +69,13 @@ impl StreamFramer {
         self.buf.len()
     }
 
+    /// True when nothing but line ends (CR, LF) is buffered: no message has begun (a
+    /// keep-alive may be in progress). A driver uses it to tell an idle connection from one in
+    /// the middle of a message.
+    pub fn only_line_ends(&self) -> bool {
+        self.buf.iter().all(|&b| b == b'\r' || b == b'\n')
+    }
+
     /// The next frame, `Ok(None)` when more bytes are needed, or an error when the stream
     /// is malformed (the connection must then be closed; every later call errs too).
     pub fn next_frame(&mut self) -> Result<Option<Frame>, ParseError> {

@@ -81,6 +81,7 @@ pub struct PhoneBuilder {
     media_ports: PortRange,
     trace: Option<Tracer>,
     tls: TlsSettings,
+    max_connections: Option<usize>,
 }
 
 impl PhoneBuilder {
@@ -177,6 +178,14 @@ impl PhoneBuilder {
         self
     }
 
+    /// Most TCP and TLS connections accepted at once; beyond it a new connection replaces a
+    /// slow one or is refused (see [`TransportsConfig::max_connections`]: default 2048, at
+    /// most half the process's file descriptor limit).
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = Some(max);
+        self
+    }
+
     /// Binds the sockets, starts the driver task and the accounts.
     ///
     /// # Errors
@@ -190,6 +199,9 @@ impl PhoneBuilder {
         }
         tc.tls = self.tls;
         tc.trace = self.trace;
+        if let Some(max) = self.max_connections {
+            tc.max_connections = max;
+        }
         let mut transports = None;
         if self.dual_stack && self.bind.is_ipv4() && self.bind.ip().is_unspecified() {
             let ports = if self.bind.port() == 0 {
@@ -353,6 +365,7 @@ impl Phone {
             media_ports: PortRange::Any,
             trace: None,
             tls: TlsSettings::system(),
+            max_connections: None,
         }
     }
 
