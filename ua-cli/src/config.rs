@@ -95,6 +95,10 @@ pub struct Network {
     /// milliseconds (RFC 5389 §7.2.1); the transaction fails after 79 times it. `None` means
     /// 500 ms (39.5 s).
     pub stun_rto_ms: Option<u32>,
+    /// `call_limit`: most calls the phone carries at once; a new incoming call over it is
+    /// refused 503 with Retry-After. `None` means
+    /// [`DEFAULT_CALL_LIMIT`](crate::phone::config::DEFAULT_CALL_LIMIT), `Some(0)` no limit.
+    pub call_limit: Option<u32>,
 }
 
 /// Which transport an account uses.
@@ -205,6 +209,9 @@ pub struct Account {
     /// `instance_id`: the `+sip.instance` value, `urn:uuid:...` (default: derived from the
     /// aor, see [`derive_instance_id`]).
     pub instance_id: String,
+    /// `call_limit`: most calls of this account at once; a new incoming call to it over the
+    /// bound is refused 486 Busy Here. `None`: only the phone's `[network] call_limit`.
+    pub call_limit: Option<usize>,
 }
 
 impl Account {
@@ -354,6 +361,7 @@ struct RawNetwork {
     keepalive_interval: Option<u32>,
     udp_keepalive_interval: Option<u32>,
     stun_rto_ms: Option<u32>,
+    call_limit: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -373,6 +381,7 @@ struct RawAccount {
     expires: Option<Spanned<u32>>,
     outbound: Option<bool>,
     instance_id: Option<Spanned<String>>,
+    call_limit: Option<u32>,
 }
 
 impl Config {
@@ -461,6 +470,7 @@ impl Config {
         network.keepalive_interval = raw.network.keepalive_interval;
         network.udp_keepalive_interval = raw.network.udp_keepalive_interval;
         network.stun_rto_ms = raw.network.stun_rto_ms;
+        network.call_limit = raw.network.call_limit;
 
         let mut accounts: Vec<Account> = Vec::with_capacity(raw.account.len());
         for a in raw.account {
@@ -580,6 +590,7 @@ impl Config {
                 expires,
                 outbound: a.outbound.unwrap_or(true),
                 instance_id,
+                call_limit: a.call_limit.map(|n| n as usize),
             });
         }
         Ok(Config {

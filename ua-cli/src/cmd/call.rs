@@ -102,6 +102,10 @@ pub struct ListenArgs {
     /// Exit after this many calls.
     #[arg(long)]
     max_calls: Option<u32>,
+    /// Carry at most this many calls at once; a new call over it is refused 503 with
+    /// Retry-After (default: the config's `call_limit`, else 100; 0: no limit).
+    #[arg(long)]
+    call_limit: Option<u32>,
     /// Hang up each call after this many seconds.
     #[arg(long)]
     duration: Option<f64>,
@@ -698,7 +702,10 @@ async fn call(args: &CallArgs, config: Config) -> ExitCode {
     code
 }
 
-async fn listen(args: &ListenArgs, config: Config) -> ExitCode {
+async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
+    if args.call_limit.is_some() {
+        config.network.call_limit = args.call_limit;
+    }
     let Setup { mut phone, .. } = match setup("listen", &args.common, &config).await {
         Ok(s) => s,
         Err(code) => return code,
@@ -798,6 +805,16 @@ async fn listen(args: &ListenArgs, config: Config) -> ExitCode {
                 calls.insert(incoming.call, None);
                 if let Err(e) = phone.accept(incoming.call, source, sink).await {
                     eprintln!("tincan listen: {e}");
+                }
+            }
+            PhoneEvent::Refused(refused) => {
+                if json {
+                    println!(
+                        "{}",
+                        json!({"event": "refused", "from": refused.from, "status": refused.status})
+                    );
+                } else {
+                    println!("refused call from {}: {}", refused.from, refused.status);
                 }
             }
             PhoneEvent::Call { call, event } => {

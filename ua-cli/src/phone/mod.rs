@@ -53,7 +53,7 @@ use tincan_sip::transport::{ConnectionId, Received, Transmit, Transport};
 pub use config::{AccountConfig, CallParams, PhoneConfig, RegisterMode};
 pub use event::{
     AccountEvent, AccountId, CallEnd, CallEvent, CallId, CallWarning, DtmfVia, EndReason,
-    IncomingCall, PhoneError, PhoneEvent, Quality, UsageError,
+    IncomingCall, PhoneError, PhoneEvent, Quality, RefusedCall, UsageError,
 };
 
 use account::Account;
