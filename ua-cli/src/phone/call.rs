@@ -678,7 +678,7 @@ impl PhoneCore {
         if status == 503 {
             r.push_header(
                 tincan_sip::message::HeaderName::RetryAfter,
-                &self.config.overload_retry_after.to_string(),
+                &self.config.endpoint.overload_retry_after.to_string(),
             );
         }
         let _ = self.endpoint.send_response(now, tx, r);

@@ -59,13 +59,10 @@ pub struct PhoneConfig {
     pub probe_budget: Duration,
     /// Most calls at once, incoming and outgoing (admission control, RFC 6357 §4): a new
     /// incoming INVITE while this many calls exist is refused 503 Service Unavailable with
-    /// [`overload_retry_after`](Self::overload_retry_after), before any call state or media
-    /// port is spent on it. Calls the application places are counted but never refused.
+    /// the endpoint's Retry-After ([`EndpointConfig::overload_retry_after`], 5 s), before
+    /// any call state or media port is spent on it. Calls the application places are counted but never refused.
     /// Default [`DEFAULT_CALL_LIMIT`].
     pub call_limit: usize,
-    /// Seconds in the Retry-After of the 503 sent when [`call_limit`](Self::call_limit) is
-    /// reached.
-    pub overload_retry_after: u32,
 }
 
 /// The default [`PhoneConfig::call_limit`]: more than a desk phone or a softphone ever
@@ -99,7 +96,6 @@ impl Default for PhoneConfig {
             fail_back_interval: Duration::from_secs(5),
             probe_budget: Duration::from_secs(4),
             call_limit: DEFAULT_CALL_LIMIT,
-            overload_retry_after: 5,
         }
     }
 }
