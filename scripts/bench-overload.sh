@@ -64,6 +64,18 @@ u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
 print(u.getsockname()[1])'
 }
 
+# The kernel's count of UDP datagrams dropped because a socket's receive buffer was full
+# (system-wide: sipp's sockets too).
+rcvbuf_errors() {
+    awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1 } else print $c }' /proc/net/snmp
+}
+
+# Datagrams the kernel dropped on the UDP socket bound to 127.0.0.1:PORT (its receive buffer
+# was full): the last column of /proc/net/udp.
+socket_drops() {
+    awk -v a="0100007F:$(printf '%04X' "$1")" '$2 == a { print $NF }' /proc/net/udp
+}
+
 # "RSS_KiB fds" of a process now.
 mem_of() {
     local rss fds
@@ -99,6 +111,7 @@ start_listen() {
     done
     grep -q '"listening"' "$LISTEN_LOG" || { echo "tincan listen did not start" >&2; cat "$WORK/$1.err" >&2; exit 1; }
     LISTEN_ADDR=127.0.0.1:$port
+    LISTEN_PORT=$port
 }
 
 # start_pinger NAME ADDR SECONDS: OPTIONS at 5/s for SECONDS in the background; sets PING_DIR.
@@ -134,7 +147,7 @@ run_uac() {
         cd "$dir"
         timeout -k 5 $((secs * 5 + CALL_MS / 1000 + 60)) \
         sipp -sn uac "$addr" -i 127.0.0.1 -p "$(free_port)" -mp "$(free_port)" -cp "$(free_port)" \
-            -r "$rate" -m "$calls" -l $((rate * 4 + 100)) -d "$CALL_MS" -buff_size "$BUFF_SIZE" \
+            -r "$rate" -m "$calls" -l $((rate * (CALL_MS / 1000 + 4) + 100)) -d "$CALL_MS" -buff_size "$BUFF_SIZE" \
             -timeout $((secs * 5 + CALL_MS / 1000 + 50))s -nostdin -trace_screen -trace_err \
             >"$dir/sipp.log" 2>&1 || true
     )
@@ -167,6 +180,7 @@ kill -0 "$SIPP_UAS_PID" || { echo "sipp uas did not start" >&2; cat "$WORK/sipp-
 
 # --- steps ---------------------------------------------------------------------------------
 read -r RSS0 FDS0 < <(mem_of "$LISTEN_PID")
+DROPS0=$(rcvbuf_errors)
 sample "$LISTEN_PID" "$WORK/peak-steps" &
 PIDS+=("$!")
 STEP_SECONDS=$(( ${#RATES[@]} * 2 * (SECONDS_PER_RATE + CALL_MS / 1000 + 2) ))
@@ -205,6 +219,7 @@ refused=$(grep -c '"event":"refused"' "$LISTEN_LOG" || true)
         [ "$BEST_SIPP" -gt 0 ] && awk -v t="$BEST_TINCAN" -v s="$BEST_SIPP" 'BEGIN { printf " (ratio %.2f)", t / s }')"
     echo "# steps: lowest rate with failed calls: tincan $FIRST_FAIL_TINCAN, sipp uas $FIRST_FAIL_SIPP"
     echo "# steps: listen saw $incoming calls, $ended ended, $refused refused (503 by the call limit); OPTIONS pings $PING_OK ok, $PING_FAILED failed"
+    echo "# steps: UDP datagrams dropped by the kernel (full receive buffers): $(socket_drops "$LISTEN_PORT") on tincan's socket, $(($(rcvbuf_errors) - DROPS0)) on all sockets (sipp's too)"
     echo "# steps: tincan RSS ${RSS0} KiB / ${FDS0} fds before, ${PEAK_RSS} KiB / ${PEAK_FDS} fds at peak, ${RSS1} KiB / ${FDS1} fds after"
 } | tee -a "$OUT"
 kill "$LISTEN_PID" 2>/dev/null || true
@@ -213,6 +228,7 @@ wait "$LISTEN_PID" 2>/dev/null || true
 # --- cold ----------------------------------------------------------------------------------
 start_listen cold
 read -r RSS0 FDS0 < <(mem_of "$LISTEN_PID")
+DROPS0=$(rcvbuf_errors)
 sample "$LISTEN_PID" "$WORK/peak-cold" &
 PIDS+=("$!")
 start_pinger cold "$LISTEN_ADDR" $((COLD_SECONDS + CALL_MS / 1000 + SETTLE))
@@ -231,6 +247,7 @@ read -r PING_OK PING_FAILED < <(pinger_result)
 {
     echo "# cold: ${SETTLE}s after the load: $((incoming - ended)) calls left up (listen saw $incoming, $ended ended, $refused refused by the call limit)"
     echo "# cold: OPTIONS pings during the load and after: $PING_OK ok, $PING_FAILED failed"
+    echo "# cold: UDP datagrams dropped by the kernel (full receive buffers): $(socket_drops "$LISTEN_PORT") on tincan's socket, $(($(rcvbuf_errors) - DROPS0)) on all sockets (sipp's too)"
     echo "# cold: tincan RSS ${RSS0} KiB / ${FDS0} fds before, ${PEAK_RSS} KiB / ${PEAK_FDS} fds at peak, ${RSS1} KiB / ${FDS1} fds after"
 } | tee -a "$OUT"
 echo "results in $OUT (logs in $WORK)" >&2
