@@ -21,6 +21,8 @@
 #              (listen --call-limit, default 100), COLD_RATE (default twice the highest
 #              RATE), COLD_SECONDS
 #              (default 3), SETTLE (default 70), BUFF_SIZE (sipp -buff_size, default 4194304),
+#              UDP_BUFFER (tincan's [network] udp_buffer_size in bytes, default: its own 4 MiB;
+#              0: the system's default),
 #              CARGO_TARGET_DIR (default <repo>/target), OUT (default
 #              <target>/bench-overload.txt).
 set -euo pipefail
@@ -40,6 +42,12 @@ TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 OUT=${OUT:-$TARGET/bench-overload.txt}
 WORK=$(mktemp -d /tmp/bench-overload.XXXXXX)
 OPTIONS_XML=$PWD/interop-tests/lab/sipp/options_uac.xml
+# The config tincan listen runs with: only what the environment asks for.
+CONFIG=$WORK/config.toml
+{
+    echo "[network]"
+    [ -n "${UDP_BUFFER:-}" ] && echo "udp_buffer_size = $UDP_BUFFER"
+} >"$CONFIG"
 
 command -v sipp >/dev/null || { echo "sipp is not installed (scripts/install-deps.sh --test)" >&2; exit 2; }
 
@@ -101,7 +109,7 @@ start_listen() {
     local port
     port=$(free_port)
     LISTEN_LOG="$WORK/$1.jsonl"
-    "$TINCAN" listen --auto-answer --no-audio --json --bind "127.0.0.1:$port" \
+    "$TINCAN" --config "$CONFIG" listen --auto-answer --no-audio --json --bind "127.0.0.1:$port" \
         --call-limit "$CALL_LIMIT" >"$LISTEN_LOG" 2>"$WORK/$1.err" &
     LISTEN_PID=$!
     PIDS+=("$LISTEN_PID")
@@ -174,7 +182,7 @@ kill -0 "$SIPP_UAS_PID" || { echo "sipp uas did not start" >&2; cat "$WORK/sipp-
 {
     echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
     echo "# load average before the run: $(cut -d" " -f1-3 /proc/loadavg)"
-    echo "# $(sipp -v 2>&1 | grep -m1 SIPp | sed 's/^ *//'); ${SECONDS_PER_RATE}s per rate, calls of ${CALL_MS} ms; listen --call-limit $CALL_LIMIT; net.core.rmem_max $(cat /proc/sys/net/core/rmem_max)"
+    echo "# $(sipp -v 2>&1 | grep -m1 SIPp | sed 's/^ *//'); ${SECONDS_PER_RATE}s per rate, calls of ${CALL_MS} ms; listen --call-limit $CALL_LIMIT; tincan udp_buffer_size ${UDP_BUFFER:-default}; net.core.rmem_max $(cat /proc/sys/net/core/rmem_max)"
     echo "# phase  server  rate   calls      ok  failed    503s retrans"
 } | tee "$OUT"
 

@@ -99,6 +99,11 @@ pub struct Network {
     /// refused 503 with Retry-After. `None` means
     /// [`DEFAULT_CALL_LIMIT`](crate::phone::config::DEFAULT_CALL_LIMIT), `Some(0)` no limit.
     pub call_limit: Option<u32>,
+    /// `udp_buffer_size`: the receive and send buffer of the SIP UDP sockets in bytes
+    /// (`SO_RCVBUF`, `SO_SNDBUF`, capped by the system's `net.core.rmem_max`); `None` means
+    /// [`UDP_BUFFER_SIZE`](crate::phone::driver::UDP_BUFFER_SIZE) (4 MiB), `Some(0)` the
+    /// system's default.
+    pub udp_buffer_size: Option<u32>,
 }
 
 /// Which transport an account uses.
@@ -362,6 +367,7 @@ struct RawNetwork {
     udp_keepalive_interval: Option<u32>,
     stun_rto_ms: Option<u32>,
     call_limit: Option<u32>,
+    udp_buffer_size: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -471,6 +477,7 @@ impl Config {
         network.udp_keepalive_interval = raw.network.udp_keepalive_interval;
         network.stun_rto_ms = raw.network.stun_rto_ms;
         network.call_limit = raw.network.call_limit;
+        network.udp_buffer_size = raw.network.udp_buffer_size;
 
         let mut accounts: Vec<Account> = Vec::with_capacity(raw.account.len());
         for a in raw.account {

@@ -239,6 +239,9 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
     if let Some(dns) = common.dns_server.or(config.network.dns_server) {
         builder = builder.dns_server(dns);
     }
+    if let Some(bytes) = config.network.udp_buffer_size {
+        builder = builder.udp_buffer_size((bytes > 0).then_some(bytes as usize));
+    }
     if let Some(t) = super::sip_trace() {
         builder = builder.sip_trace(t);
     }

@@ -114,7 +114,7 @@ impl PhoneBuilder {
 
     /// Everything a config file (`~/.config/tincan/config.toml`, docs/config.md) says: every
     /// `[[account]]` (each registering), and from `[network]` the bind address, the DNS
-    /// server and the keep-alive settings.
+    /// server, the UDP buffer size, the call limit and the keep-alive settings.
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -141,6 +141,9 @@ impl PhoneBuilder {
         }
         if let Some(dns) = file.network.dns_server {
             self.dns_server = Some(dns);
+        }
+        if let Some(bytes) = file.network.udp_buffer_size {
+            self.udp_buffer_size = (bytes > 0).then_some(bytes as usize);
         }
         self.config.apply_network(&file.network);
         Ok(self)
