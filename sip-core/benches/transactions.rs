@@ -87,6 +87,7 @@ impl Pair {
                         local: self.callee_addr,
                         connection: None,
                         payload: t.payload,
+                        arrived: None,
                     },
                 );
             }
@@ -100,6 +101,7 @@ impl Pair {
                         local: self.caller_addr,
                         connection: None,
                         payload: t.payload,
+                        arrived: None,
                     },
                 );
             }

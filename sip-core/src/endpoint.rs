@@ -8,7 +8,7 @@
 //! [`Endpoint::poll_timeout`]). Drain every output after each input.
 //!
 //! ```
-//! use std::time::Instant;
+//! use std::time::{Duration, Instant};
 //! use tincan_sip::endpoint::{Endpoint, EndpointConfig, Event};
 //! use rand_core::SeedableRng;
 //! use tincan_sip::rng::XorShiftRng;
@@ -38,7 +38,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand_core::Rng;
 
@@ -81,6 +81,14 @@ pub struct EndpointConfig {
     /// Transactions expected to be live at once: the transaction table is sized for this
     /// many up front, so that it does not rehash as it grows under load.
     pub expected_transactions: usize,
+    /// Load shedding by queueing delay (RFC 6357 §5.1, as a CoDel-style sojourn bound): a
+    /// new INVITE that waited longer than this between the socket and the endpoint (from
+    /// [`Received::arrived`]) is refused 503 with Retry-After, statelessly. The driver is
+    /// behind; a call taken now would only deepen the backlog, while the requests of calls
+    /// already up (BYE, ACK, CANCEL, re-INVITE), OPTIONS and responses still go through, so
+    /// that what is up can end. Any request older than its sender's own timeout (Timer B
+    /// or F, 64*T1) is dropped unanswered: nobody waits for the answer any more.
+    pub max_queue_delay: Duration,
 }
 
 impl Default for EndpointConfig {
@@ -99,6 +107,7 @@ impl Default for EndpointConfig {
             udp_max_request: UDP_MAX_REQUEST,
             overload_retry_after: 5,
             expected_transactions: 1024,
+            max_queue_delay: Duration::from_secs(1),
         }
     }
 }
@@ -223,8 +232,12 @@ pub struct EndpointStats {
     pub dropped: u64,
     /// Requests answered statelessly because they were bad (4xx, 5xx).
     pub rejected: u64,
-    /// Requests refused with 503 because a bound was reached.
+    /// Requests refused with 503 because a bound was reached, or new INVITEs that waited
+    /// longer than [`EndpointConfig::max_queue_delay`].
     pub overloaded: u64,
+    /// Requests dropped unanswered because they waited longer than their sender's timeout
+    /// (64*T1: Timer B for an INVITE, F for the rest).
+    pub stale: u64,
     /// Retransmissions absorbed by server transactions.
     pub retransmissions_absorbed: u64,
     /// Merged requests (the same request arrived by another path) answered 482 (RFC 3261
@@ -594,6 +607,9 @@ impl Endpoint {
             connection: received.connection,
         };
         let payload = received.payload;
+        let waited = received
+            .arrived
+            .map_or(Duration::ZERO, |a| now.saturating_duration_since(a));
         // CRLF keep-alives on UDP (RFC 5626 §4.4.1 uses STUN there, but CRLFs are common).
         if payload.iter().all(|&b| b == b'\r' || b == b'\n') {
             return;
@@ -636,11 +652,17 @@ impl Endpoint {
             return;
         }
         let via = self.inspect_via(&mut msg, &source);
+        // RFC 3261 §17.1.1.2, §17.1.2.2: the sender's transaction timed out after 64*T1 (Timer
+        // B, F); an answer now reaches nobody, and a call set up now has no caller.
+        if waited > self.config.timers.t1 * 64 {
+            self.stats.stale += 1;
+            return;
+        }
         if let Some(problem) = problem {
             self.reject(&msg, &source, &problem);
             return;
         }
-        self.handle_request(now, msg, source, via);
+        self.handle_request(now, msg, source, via, waited);
     }
 
     /// Reads the top Via of a received request once: notes where the request really came
@@ -769,7 +791,14 @@ impl Endpoint {
         });
     }
 
-    fn handle_request(&mut self, now: Instant, request: Message, source: Source, via: RequestVia) {
+    fn handle_request(
+        &mut self,
+        now: Instant,
+        request: Message,
+        source: Source,
+        via: RequestVia,
+        waited: Duration,
+    ) {
         let Some(method) = request.method().cloned() else {
             return;
         };
@@ -835,7 +864,15 @@ impl Endpoint {
             self.send_stateless(&request, &source, response);
             return;
         }
+        // Only a new call is shed: a re-INVITE (with a To tag) belongs to a call already up.
+        let behind = method == Method::Invite
+            && waited > self.config.max_queue_delay
+            && request
+                .to()
+                .and_then(Result::ok)
+                .is_none_or(|t| t.tag().is_none());
         if !self.accepting
+            || behind
             || self.slots.len() >= self.config.max_transactions
             || self.events.len() >= self.config.max_events
         {

@@ -71,6 +71,7 @@ impl Uas {
                 local: LOCAL.parse().expect("literal address"),
                 connection: None,
                 payload,
+                arrived: None,
             },
         );
         self.drain()

@@ -40,6 +40,7 @@ fn answers(transport: Transport, payload: &str) -> (Vec<u16>, u64) {
             local: LOCAL.parse().expect("literal address"),
             connection: (transport == Transport::Tcp).then_some(ConnectionId(1)),
             payload: Bytes::from(payload.to_owned()),
+            arrived: None,
         },
     );
     let sent = std::iter::from_fn(|| ep.poll_transmit())

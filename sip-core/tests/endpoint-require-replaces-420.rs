@@ -51,6 +51,7 @@ fn receive(payload: Bytes) -> (Vec<Message>, Vec<Event>) {
             local,
             connection: None,
             payload,
+            arrived: None,
         },
     );
     let sent = std::iter::from_fn(|| ep.poll_transmit())

@@ -148,6 +148,7 @@ fn datagram(from: SocketAddr, payload: Bytes) -> Received {
         local: LOCAL.parse().expect("literal address"),
         connection: None,
         payload,
+        arrived: None,
     }
 }
 

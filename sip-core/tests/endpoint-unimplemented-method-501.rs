@@ -56,6 +56,7 @@ fn receive(method: &str) -> (Vec<Message>, Vec<Event>) {
             local,
             connection: None,
             payload: request(method),
+            arrived: None,
         },
     );
     let sent = std::iter::from_fn(|| ep.poll_transmit())

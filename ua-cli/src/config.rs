@@ -130,6 +130,15 @@ pub struct Network {
     /// milliseconds (RFC 5389 §7.2.1); the transaction fails after 79 times it. `None` means
     /// 500 ms (39.5 s).
     pub stun_rto_ms: Option<u32>,
+    /// `call_limit`: most calls the phone carries at once; a new incoming call over it is
+    /// refused 503 with Retry-After. `None` means
+    /// [`DEFAULT_CALL_LIMIT`](crate::phone::config::DEFAULT_CALL_LIMIT), `Some(0)` no limit.
+    pub call_limit: Option<u32>,
+    /// `udp_buffer_size`: the receive and send buffer of the SIP UDP sockets in bytes
+    /// (`SO_RCVBUF`, `SO_SNDBUF`, capped by the system's `net.core.rmem_max`); `None` means
+    /// [`UDP_BUFFER_SIZE`](crate::phone::driver::UDP_BUFFER_SIZE) (4 MiB), `Some(0)` the
+    /// system's default.
+    pub udp_buffer_size: Option<u32>,
 }
 
 /// Which transport an account uses.
@@ -261,6 +270,9 @@ pub struct Account {
     /// `instance_id`: the `+sip.instance` value, `urn:uuid:...` (default: derived from the
     /// aor, see [`derive_instance_id`]).
     pub instance_id: String,
+    /// `call_limit`: most calls of this account at once; a new incoming call to it over the
+    /// bound is refused 486 Busy Here. `None`: only the phone's `[network] call_limit`.
+    pub call_limit: Option<usize>,
 }
 
 impl Account {
@@ -516,6 +528,8 @@ struct RawNetwork {
     keepalive_interval: Option<u32>,
     udp_keepalive_interval: Option<u32>,
     stun_rto_ms: Option<u32>,
+    call_limit: Option<u32>,
+    udp_buffer_size: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -536,6 +550,7 @@ struct RawAccount {
     expires: Option<Spanned<u32>>,
     outbound: Option<bool>,
     instance_id: Option<Spanned<String>>,
+    call_limit: Option<u32>,
 }
 
 impl Config {
@@ -634,6 +649,8 @@ impl Config {
         network.keepalive_interval = raw.network.keepalive_interval;
         network.udp_keepalive_interval = raw.network.udp_keepalive_interval;
         network.stun_rto_ms = raw.network.stun_rto_ms;
+        network.call_limit = raw.network.call_limit;
+        network.udp_buffer_size = raw.network.udp_buffer_size;
 
         let mut accounts: Vec<Account> = Vec::with_capacity(raw.account.len());
         for a in raw.account {
@@ -758,6 +775,7 @@ impl Config {
                 expires,
                 outbound: a.outbound.unwrap_or(true),
                 instance_id,
+                call_limit: a.call_limit.map(|n| n as usize),
             });
         }
         Ok(Config {

@@ -62,6 +62,11 @@ use crate::transport::{ConnectionId, Received, Transmit, Transport};
 
 use tls::{TlsError, TlsSettings};
 
+/// The most network events waiting for the owner of the sockets (datagrams read by the
+/// UDP readers, framed stream messages, connection news); see [`udp_reader`] for what
+/// happens when it is full.
+pub const NET_QUEUE: usize = 4096;
+
 /// STUN transactions last 39.5 s at most (RFC 5389 §7.2.1): an unanswered Binding request
 /// is forgotten well after that, by [`Transports::close_idle`].
 const STUN_FORGET_AFTER: Duration = Duration::from_secs(120);
@@ -181,6 +186,8 @@ pub(crate) enum NetEvent {
         local: SocketAddr,
         source: SocketAddr,
         payload: Bytes,
+        /// When the reader took it off the socket.
+        arrived: Instant,
     },
     Stream(ConnectionId, stream::StreamEvent),
     Accepted(stream::NewConnection),
@@ -243,6 +250,8 @@ pub struct Transports {
     event_sender: mpsc::Sender<NetEvent>,
     client_tls: tokio_rustls::TlsConnector,
     next_conn: Arc<AtomicU64>,
+    /// New INVITEs the UDP readers dropped because the queue to the owner was full.
+    shed: Arc<AtomicU64>,
     /// STUN Binding requests sent with [`Transports::send_binding`]: their target and when
     /// they were last sent.
     stun_pending: HashMap<stun::TransactionId, (SocketAddr, Instant)>,
@@ -271,7 +280,7 @@ impl Transports {
         if !config.tls_listen.is_empty() && server_tls.is_none() {
             return Err(TlsError::NoServerCertificate.into());
         }
-        let (event_sender, events) = mpsc::channel::<NetEvent>(4096);
+        let (event_sender, events) = mpsc::channel::<NetEvent>(NET_QUEUE);
         let mut local = Vec::new();
         let mut udp = Vec::new();
         // IPv6 sockets next to IPv4 ones are IPv6-only, so that both can have the same port.
@@ -324,8 +333,14 @@ impl Transports {
             refused: Arc::clone(&refused),
             epoch: tokio::time::Instant::now(),
         };
+        let shed = Arc::new(AtomicU64::new(0));
         for (bound, sock) in &udp {
-            tokio::spawn(udp_reader(sock.clone(), *bound, event_sender.clone()));
+            tokio::spawn(udp_reader(
+                sock.clone(),
+                *bound,
+                event_sender.clone(),
+                Arc::clone(&shed),
+            ));
         }
         for (transport, listener) in listeners {
             let acceptor = (transport == Transport::Tls).then(|| {
@@ -353,6 +368,7 @@ impl Transports {
             event_sender,
             client_tls: tokio_rustls::TlsConnector::from(client_tls),
             next_conn,
+            shed,
             stun_pending: HashMap::new(),
             ready: VecDeque::new(),
         })
@@ -401,6 +417,12 @@ impl Transports {
             let event = self.events.recv().await?;
             self.on_event(event);
         }
+    }
+
+    /// New INVITEs the UDP readers dropped unread because the owner was behind (its queue
+    /// of [`NET_QUEUE`] events full), since the start.
+    pub fn invites_shed(&self) -> u64 {
+        self.shed.load(Ordering::Relaxed)
     }
 
     /// Like [`next`](Self::next) without waiting: `None` when nothing has arrived.
@@ -554,11 +576,13 @@ impl Transports {
                 local,
                 source,
                 payload,
+                ..
             } if stun::is_stun(&payload) => self.on_stun(local, source, &payload),
             NetEvent::Datagram {
                 local,
                 source,
                 payload,
+                arrived,
             } => {
                 self.trace(
                     Direction::Received,
@@ -573,6 +597,7 @@ impl Transports {
                     local,
                     connection: None,
                     payload,
+                    arrived: Some(arrived),
                 }));
             }
             NetEvent::Stream(id, event) => match event {
@@ -596,6 +621,7 @@ impl Transports {
                             .unwrap_or(c.peer),
                         connection: Some(id),
                         payload,
+                        arrived: None,
                     };
                     self.trace(
                         Direction::Received,
@@ -934,8 +960,21 @@ pub(crate) fn local_address_for(
 }
 
 /// Receives datagrams on a UDP socket and reads its ICMP errors, until the [`Transports`]
-/// is dropped.
-async fn udp_reader(sock: Arc<UdpSocket>, local: SocketAddr, events: mpsc::Sender<NetEvent>) {
+/// is dropped. Each datagram is stamped with the instant it was read
+/// ([`Received::arrived`]), so that the endpoint knows how long it waited.
+///
+/// The queue to the owner is bounded ([`NET_QUEUE`]). When it is full the owner is behind,
+/// and a new INVITE (a datagram that starts `INVITE `) is dropped here, unread: it is the
+/// one kind of work that adds load, and its sender retransmits it. Everything else (the
+/// responses, ACK, BYE, CANCEL, OPTIONS that let calls already up end) waits for room,
+/// while the socket's own buffer ([`TransportsConfig::udp_buffer_size`]) holds what
+/// arrives meanwhile.
+async fn udp_reader(
+    sock: Arc<UdpSocket>,
+    local: SocketAddr,
+    events: mpsc::Sender<NetEvent>,
+    shed: Arc<AtomicU64>,
+) {
     let mut buf = vec![0u8; 65_536];
     loop {
         match sock.recv_from(&mut buf).await {
@@ -944,7 +983,17 @@ async fn udp_reader(sock: Arc<UdpSocket>, local: SocketAddr, events: mpsc::Sende
                     local,
                     source,
                     payload: Bytes::copy_from_slice(&buf[..n]),
+                    arrived: Instant::now(),
                 };
+                let event = match events.try_send(event) {
+                    Ok(()) => continue,
+                    Err(mpsc::error::TrySendError::Closed(_)) => return,
+                    Err(mpsc::error::TrySendError::Full(event)) => event,
+                };
+                if buf[..n].starts_with(b"INVITE ") {
+                    shed.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 if events.send(event).await.is_err() {
                     return;
                 }

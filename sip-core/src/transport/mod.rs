@@ -202,6 +202,12 @@ pub struct Received {
     pub connection: Option<ConnectionId>,
     /// The bytes.
     pub payload: Bytes,
+    /// When the driver read it off the socket, if it knows: the endpoint measures from it
+    /// how long the message waited in the driver's queues, drops a request its sender has
+    /// already given up on and sheds new INVITEs while the wait says it is behind
+    /// ([`EndpointConfig::max_queue_delay`](crate::endpoint::EndpointConfig::max_queue_delay)).
+    /// `None`: it has not waited (it is handled at once).
+    pub arrived: Option<std::time::Instant>,
 }
 
 /// RFC 3261 §18.1.1: a request larger than this, with an unknown path MTU, goes over TCP.

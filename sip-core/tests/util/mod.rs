@@ -237,6 +237,7 @@ impl Sim {
                 local: self.nodes[to].addr,
                 connection: None,
                 payload,
+                arrived: None,
             };
             self.nodes[to].ep.handle_received(self.now, received);
         }

@@ -107,6 +107,10 @@ pub struct ListenArgs {
     /// Exit after this many calls.
     #[arg(long)]
     max_calls: Option<u32>,
+    /// Carry at most this many calls at once; a new call over it is refused 503 with
+    /// Retry-After (default: the config's `call_limit`, else 100; 0: no limit).
+    #[arg(long)]
+    call_limit: Option<u32>,
     /// Hang up each call after this many seconds.
     #[arg(long)]
     duration: Option<f64>,
@@ -243,6 +247,9 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
         .dual_stack(true);
     if let Some(dns) = common.dns_server.or(config.network.dns_server) {
         builder = builder.dns_server(dns);
+    }
+    if let Some(bytes) = config.network.udp_buffer_size {
+        builder = builder.udp_buffer_size((bytes > 0).then_some(bytes as usize));
     }
     if let Some(t) = super::sip_trace() {
         builder = builder.sip_trace(t);
@@ -757,7 +764,10 @@ async fn call(args: &CallArgs, config: Config) -> ExitCode {
     code
 }
 
-async fn listen(args: &ListenArgs, config: Config) -> ExitCode {
+async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
+    if args.call_limit.is_some() {
+        config.network.call_limit = args.call_limit;
+    }
     let Setup { mut phone, .. } = match setup("listen", &args.common, &config).await {
         Ok(s) => s,
         Err(code) => return code,
@@ -857,6 +867,16 @@ async fn listen(args: &ListenArgs, config: Config) -> ExitCode {
                 calls.insert(incoming.call, None);
                 if let Err(e) = phone.accept(incoming.call, source, sink).await {
                     eprintln!("tincan listen: {e}");
+                }
+            }
+            PhoneEvent::Refused(refused) => {
+                if json {
+                    println!(
+                        "{}",
+                        json!({"event": "refused", "from": refused.from, "status": refused.status})
+                    );
+                } else {
+                    println!("refused call from {}: {}", refused.from, refused.status);
                 }
             }
             PhoneEvent::Call { call, event } => {

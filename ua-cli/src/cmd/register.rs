@@ -138,6 +138,9 @@ async fn register(args: &Args, config: Config) -> ExitCode {
     if let Some(dns) = args.dns_server.or(config.network.dns_server) {
         builder = builder.dns_server(dns);
     }
+    if let Some(bytes) = config.network.udp_buffer_size {
+        builder = builder.udp_buffer_size((bytes > 0).then_some(bytes as usize));
+    }
     if let Some(t) = super::sip_trace() {
         builder = builder.sip_trace(t);
     }

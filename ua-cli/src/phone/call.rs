@@ -30,7 +30,7 @@ use tincan_sip::transport::{Target, Transport};
 
 use super::event::{
     AccountId, CallEnd, CallEvent, CallId, CallWarning, DtmfVia, EndReason, IncomingCall,
-    PhoneError, PhoneEvent, Quality, UsageError,
+    PhoneError, PhoneEvent, Quality, RefusedCall, UsageError,
 };
 use super::route::{Owner, RouteId};
 use super::{CallParams, MediaCommand, PhoneCore};
@@ -590,6 +590,10 @@ impl PhoneCore {
             .iter()
             .position(|a| user_of(&a.config.aor).is_some_and(|u| u == user))
             .map(AccountId);
+        if let Some(status) = self.admission(account) {
+            self.refuse_incoming(now, tx, request, call_id, account, status);
+            return;
+        }
         let local_tag = self.token(10);
         let config = InviteConfig {
             local_uri: to,
@@ -636,6 +640,57 @@ impl PhoneCore {
             from,
             to: to_text,
             account,
+        }));
+    }
+
+    /// Admission control of a new incoming call (RFC 6357 §4, the receiver's own bound):
+    /// `None` to take it, or the status to refuse it with. The phone's bound first: a full
+    /// phone is overloaded whoever the call is for, 503 with Retry-After (RFC 3261
+    /// §21.5.4), which tells a proxy to try the user's other contacts and a caller when to
+    /// come back. Then the account's: its user is busy though the phone is not, 486 Busy
+    /// Here (§21.4.24), which a proxy hands on as it is (to voicemail, say) instead of
+    /// taking it as a server failure.
+    fn admission(&self, account: Option<AccountId>) -> Option<u16> {
+        if self.calls.len() >= self.config.call_limit {
+            return Some(503);
+        }
+        let account = account?;
+        let bound = self.accounts.get(account.0)?.config.call_limit?;
+        let busy = self
+            .calls
+            .values()
+            .filter(|c| c.account == Some(account))
+            .count();
+        (busy >= bound).then_some(486)
+    }
+
+    /// Refuses a new INVITE on its server transaction alone: no call, no dialog, no media.
+    fn refuse_incoming(
+        &mut self,
+        now: Instant,
+        tx: TransactionId,
+        request: &Message,
+        call_id: String,
+        account: Option<AccountId>,
+        status: u16,
+    ) {
+        let mut r = response_to(request, status, None);
+        if status == 503 {
+            r.push_header(
+                tincan_sip::message::HeaderName::RetryAfter,
+                &self.config.endpoint.overload_retry_after.to_string(),
+            );
+        }
+        let _ = self.endpoint.send_response(now, tx, r);
+        let from = request
+            .header(tincan_sip::message::HeaderName::From)
+            .unwrap_or("")
+            .to_owned();
+        self.events.push_back(PhoneEvent::Refused(RefusedCall {
+            call_id,
+            from,
+            account,
+            status,
         }));
     }
 

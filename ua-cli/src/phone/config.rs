@@ -57,7 +57,19 @@ pub struct PhoneConfig {
     pub fail_back_interval: Duration,
     /// How long a fail-back probe waits for an answer.
     pub probe_budget: Duration,
+    /// Most calls at once, incoming and outgoing (admission control, RFC 6357 §4): a new
+    /// incoming INVITE while this many calls exist is refused 503 Service Unavailable with
+    /// the endpoint's Retry-After ([`EndpointConfig::overload_retry_after`], 5 s), before
+    /// any call state or media port is spent on it. Calls the application places are counted but never refused.
+    /// Default [`DEFAULT_CALL_LIMIT`].
+    pub call_limit: usize,
 }
+
+/// The default [`PhoneConfig::call_limit`]: more than a desk phone or a softphone ever
+/// carries, and what one small PBX-facing endpoint can: each call holds two UDP sockets
+/// (RTP, RTCP) and a media task, so 100 calls stay well inside the usual limit of 1024 open
+/// files.
+pub const DEFAULT_CALL_LIMIT: usize = 100;
 
 impl Default for PhoneConfig {
     fn default() -> Self {
@@ -83,6 +95,7 @@ impl Default for PhoneConfig {
             udp_keepalive: Some(KeepAliveConfig::datagram()),
             fail_back_interval: Duration::from_secs(5),
             probe_budget: Duration::from_secs(4),
+            call_limit: DEFAULT_CALL_LIMIT,
         }
     }
 }
@@ -126,6 +139,11 @@ pub struct AccountConfig {
     /// registration flows are then kept alive as [`PhoneConfig::keepalive`] and
     /// [`PhoneConfig::udp_keepalive`] say, and replaced at once when they fail.
     pub instance_id: Option<String>,
+    /// Most calls of this account at once (incoming and outgoing); a new incoming call to
+    /// it over the bound is refused 486 Busy Here: the user is busy, though the phone could
+    /// take calls for other accounts. `None`: only the phone's
+    /// [`call_limit`](PhoneConfig::call_limit).
+    pub call_limit: Option<usize>,
 }
 
 impl AccountConfig {
@@ -150,6 +168,7 @@ impl AccountConfig {
             expires: 600,
             register: true,
             instance_id: None,
+            call_limit: None,
         }
     }
 
@@ -174,6 +193,7 @@ impl std::fmt::Debug for AccountConfig {
             .field("mode", &self.mode)
             .field("expires", &self.expires)
             .field("register", &self.register)
+            .field("call_limit", &self.call_limit)
             .finish_non_exhaustive()
     }
 }
@@ -216,16 +236,22 @@ impl AccountConfig {
         ac.mode = a.register_mode;
         ac.expires = a.expires;
         ac.instance_id = a.outbound.then(|| a.instance_id.clone());
+        ac.call_limit = a.call_limit;
         Ok(ac)
     }
 }
 
 impl PhoneConfig {
-    /// The keep-alive settings of a config file's `[network]` (`keepalive_interval`,
+    /// The settings of a config file's `[network]`: the keep-alives (`keepalive_interval`,
     /// `udp_keepalive_interval`, `stun_rto_ms`; 0 turns one off) for the flows of outbound
-    /// accounts.
+    /// accounts, and the call limit (`call_limit`; 0: none).
     pub fn apply_network(&mut self, network: &crate::config::Network) {
         use tincan_sip::flow::KeepAliveConfig;
+        self.call_limit = match network.call_limit {
+            Some(0) => usize::MAX,
+            Some(n) => n as usize,
+            None => DEFAULT_CALL_LIMIT,
+        };
         self.keepalive = match network.keepalive_interval {
             Some(0) => None,
             Some(secs) => {

@@ -29,12 +29,12 @@
 //! everything; this loop only moves bytes and events.
 #![allow(clippy::disallowed_methods)] // The driver is where the clock is read.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use tincan_media::codec::CodecKind;
 use tincan_media::device::{AudioSink, AudioSource, NullSink, NullSource};
@@ -53,6 +53,27 @@ use super::{
 
 /// How long a shutdown waits for calls to end and bindings to be removed.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+
+/// Every queue around the phone task is bounded, and the task never waits on one of its
+/// own outputs. Commands from the application: an async command waits for room (the
+/// application is held back, not the phone).
+const COMMAND_QUEUE: usize = 64;
+/// Events to the application. When the application falls behind, a
+/// [`PhoneEvent::Refused`] is dropped (and counted, [`Phone::refused_dropped`]): it carries
+/// no state, and a flood of refused calls must not fill memory. Every other event is kept
+/// (they are the application's view of its calls), and while any is kept the task reads
+/// nothing more from the network: the backlog stays in the transports' bounded queue,
+/// where new INVITEs are shed first.
+const EVENT_QUEUE: usize = 1024;
+/// DNS answers: each query task waits for room itself.
+const DNS_QUEUE: usize = 64;
+/// Media events of every call: each call's forwarding task waits for room itself, so a
+/// burst is held back in that call's own session, never in the phone task.
+const MEDIA_QUEUE: usize = 1024;
+/// The SIP UDP sockets' receive (and send) buffer asked for: bursts above what the task
+/// reads wait in the kernel instead of being dropped there. Linux caps it at
+/// `net.core.rmem_max` (208 KiB by default, often raised to 4 MiB or more).
+pub const UDP_BUFFER_SIZE: usize = 4 << 20;
 
 /// Why a phone could not start.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +103,7 @@ pub struct PhoneBuilder {
     trace: Option<Tracer>,
     tls: TlsSettings,
     max_connections: Option<usize>,
+    udp_buffer_size: Option<usize>,
 }
 
 impl PhoneBuilder {
@@ -93,7 +115,7 @@ impl PhoneBuilder {
 
     /// Everything a config file (`~/.config/tincan/config.toml`, docs/config.md) says: every
     /// `[[account]]` (each registering), and from `[network]` the bind address, the DNS
-    /// server and the keep-alive settings.
+    /// server, the UDP buffer size, the call limit and the keep-alive settings.
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -120,6 +142,9 @@ impl PhoneBuilder {
         }
         if let Some(dns) = file.network.dns_server {
             self.dns_server = Some(dns);
+        }
+        if let Some(bytes) = file.network.udp_buffer_size {
+            self.udp_buffer_size = (bytes > 0).then_some(bytes as usize);
         }
         self.config.apply_network(&file.network);
         Ok(self)
@@ -186,6 +211,13 @@ impl PhoneBuilder {
         self
     }
 
+    /// The SIP UDP sockets' buffer size in bytes (`SO_RCVBUF`, `SO_SNDBUF`, capped by the
+    /// system); default [`UDP_BUFFER_SIZE`], `None` the system's default.
+    pub fn udp_buffer_size(mut self, bytes: Option<usize>) -> Self {
+        self.udp_buffer_size = bytes;
+        self
+    }
+
     /// Binds the sockets, starts the driver task and the accounts.
     ///
     /// # Errors
@@ -202,6 +234,7 @@ impl PhoneBuilder {
         if let Some(max) = self.max_connections {
             tc.max_connections = max;
         }
+        tc.udp_buffer_size = self.udp_buffer_size;
         let mut transports = None;
         if self.dual_stack && self.bind.is_ipv4() && self.bind.ip().is_unspecified() {
             let ports = if self.bind.port() == 0 {
@@ -242,10 +275,12 @@ impl PhoneBuilder {
             ids.push(core.add_account(now, a)?);
         }
         let local = transports.local_addresses().to_vec();
-        let (commands, command_rx) = mpsc::unbounded_channel();
-        let (event_tx, events) = mpsc::unbounded_channel();
-        let (dns_tx, dns_rx) = mpsc::unbounded_channel();
-        let (media_tx, media_rx) = mpsc::unbounded_channel();
+        let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (event_tx, events) = mpsc::channel(EVENT_QUEUE);
+        let (dns_tx, dns_rx) = mpsc::channel(DNS_QUEUE);
+        let (media_tx, media_rx) = mpsc::channel(MEDIA_QUEUE);
+        let (stop, stop_rx) = watch::channel(false);
+        let refused_dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let task = Task {
             core,
             transports,
@@ -255,11 +290,15 @@ impl PhoneBuilder {
             media: HashMap::new(),
             media_ports: self.media_ports,
             events: event_tx,
+            held: VecDeque::new(),
+            refused_dropped: Arc::clone(&refused_dropped),
             shutdown: None,
         };
-        let handle = tokio::spawn(task.run(command_rx, dns_rx, media_rx));
+        let handle = tokio::spawn(task.run(command_rx, dns_rx, media_rx, stop_rx));
         Ok(Phone {
             commands,
+            stop,
+            refused_dropped,
             events,
             local,
             accounts: ids,
@@ -339,8 +378,11 @@ enum Command {
 /// [`next_event`](Self::next_event).
 #[derive(Debug)]
 pub struct Phone {
-    commands: mpsc::UnboundedSender<Command>,
-    events: mpsc::UnboundedReceiver<PhoneEvent>,
+    commands: mpsc::Sender<Command>,
+    /// Set by [`begin_shutdown`](Self::begin_shutdown), which cannot wait for room.
+    stop: watch::Sender<bool>,
+    refused_dropped: Arc<std::sync::atomic::AtomicU64>,
+    events: mpsc::Receiver<PhoneEvent>,
     local: Vec<(Transport, SocketAddr)>,
     accounts: Vec<AccountId>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -366,6 +408,7 @@ impl Phone {
             trace: None,
             tls: TlsSettings::system(),
             max_connections: None,
+            udp_buffer_size: Some(UDP_BUFFER_SIZE),
         }
     }
 
@@ -388,6 +431,7 @@ impl Phone {
         let (reply, rx) = oneshot::channel();
         self.commands
             .send(make(reply))
+            .await
             .map_err(|_| PhoneError::ShuttingDown)?;
         rx.await.map_err(|_| PhoneError::ShuttingDown)?
     }
@@ -491,22 +535,28 @@ impl Phone {
     }
 
     /// Removes an account's bindings.
-    pub fn unregister(&self, account: AccountId) {
-        let _ = self.commands.send(Command::Unregister(account));
+    pub async fn unregister(&self, account: AccountId) {
+        let _ = self.commands.send(Command::Unregister(account)).await;
+    }
+
+    /// [`PhoneEvent::Refused`] events dropped because the application did not read
+    /// [`next_event`](Self::next_event) fast enough (a flood of refused calls).
+    pub fn refused_dropped(&self) -> u64 {
+        self.refused_dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Starts a shutdown without waiting for it: the events of the calls ending and the
     /// bindings being removed still come out of [`next_event`](Self::next_event), which
     /// returns `None` once the phone has stopped.
     pub fn begin_shutdown(&self) {
-        let (done, _) = oneshot::channel();
-        let _ = self.commands.send(Command::Shutdown(done));
+        self.stop.send_replace(true);
     }
 
     /// Hangs up every call, unregisters every account (for up to 4 s), then stops.
     pub async fn shutdown(mut self) {
         let (done, rx) = oneshot::channel();
-        if self.commands.send(Command::Shutdown(done)).is_ok() {
+        if self.commands.send(Command::Shutdown(done)).await.is_ok() {
             let _ = rx.await;
         }
         if let Some(task) = self.task.take() {
@@ -533,20 +583,25 @@ struct Task {
     core: PhoneCore,
     transports: Transports,
     dns: Arc<HickoryBackend>,
-    dns_tx: mpsc::UnboundedSender<(DnsQuery, DnsAnswer)>,
-    media_tx: mpsc::UnboundedSender<(CallId, MediaInput)>,
+    dns_tx: mpsc::Sender<(DnsQuery, DnsAnswer)>,
+    media_tx: mpsc::Sender<(CallId, MediaInput)>,
     media: HashMap<CallId, Media>,
     media_ports: PortRange,
-    events: mpsc::UnboundedSender<PhoneEvent>,
+    events: mpsc::Sender<PhoneEvent>,
+    /// Events the application has no room for yet (see [`EVENT_QUEUE`]): while any is
+    /// held, the network is not read.
+    held: VecDeque<PhoneEvent>,
+    refused_dropped: Arc<std::sync::atomic::AtomicU64>,
     shutdown: Option<(Instant, Vec<oneshot::Sender<()>>)>,
 }
 
 impl Task {
     async fn run(
         mut self,
-        mut commands: mpsc::UnboundedReceiver<Command>,
-        mut dns: mpsc::UnboundedReceiver<(DnsQuery, DnsAnswer)>,
-        mut media: mpsc::UnboundedReceiver<(CallId, MediaInput)>,
+        mut commands: mpsc::Receiver<Command>,
+        mut dns: mpsc::Receiver<(DnsQuery, DnsAnswer)>,
+        mut media: mpsc::Receiver<(CallId, MediaInput)>,
+        mut stop: watch::Receiver<bool>,
     ) {
         let mut idle = tokio::time::interval(Duration::from_secs(5));
         idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -570,12 +625,20 @@ impl Task {
                     None => std::future::pending().await,
                 }
             };
+            let behind = !self.held.is_empty();
+            let events = self.events.clone();
             tokio::select! {
-                input = self.transports.next() => {
+                permit = events.reserve(), if behind => match (permit, self.held.pop_front()) {
+                    (Ok(permit), Some(ev)) => permit.send(ev),
+                    // Nobody listens any more: nothing to hold.
+                    _ => self.held.clear(),
+                },
+                input = self.transports.next(), if !behind => {
                     if let Some(input) = input {
                         self.on_net(input);
                     }
                 }
+                Ok(()) = stop.changed(), if self.shutdown.is_none() => self.begin_shutdown(None),
                 Some((query, answer)) = dns.recv() => {
                     self.core.handle_dns_answer(Instant::now(), &query, answer);
                 }
@@ -735,7 +798,7 @@ impl Task {
                 let tx = self.dns_tx.clone();
                 tokio::spawn(async move {
                     let answer = dns.query(&q).await;
-                    let _ = tx.send((q, answer));
+                    let _ = tx.send((q, answer)).await;
                 });
             }
             while let Some(cmd) = self.core.poll_media() {
@@ -744,13 +807,31 @@ impl Task {
             }
             while let Some(ev) = self.core.poll_event() {
                 moved = true;
-                // Nobody listening is fine: the phone keeps working (and answers calls
-                // nobody takes with the session's own timers).
-                let _ = self.events.send(ev);
+                self.deliver(ev);
             }
             if !moved {
                 return;
             }
+        }
+    }
+
+    /// Hands an event to the application without waiting (see [`EVENT_QUEUE`]). Nobody
+    /// listening is fine: the phone keeps working (and answers calls nobody takes with the
+    /// session's own timers).
+    fn deliver(&mut self, ev: PhoneEvent) {
+        let ev = if self.held.is_empty() {
+            match self.events.try_send(ev) {
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
+                Err(mpsc::error::TrySendError::Full(ev)) => ev,
+            }
+        } else {
+            ev
+        };
+        if matches!(ev, PhoneEvent::Refused(_)) {
+            self.refused_dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            self.held.push_back(ev);
         }
     }
 
@@ -783,7 +864,7 @@ impl Task {
                         let tx = self.media_tx.clone();
                         tokio::spawn(async move {
                             while let Some(ev) = rx.recv().await {
-                                if tx.send((call, MediaInput::Event(ev))).is_err() {
+                                if tx.send((call, MediaInput::Event(ev))).await.is_err() {
                                     return;
                                 }
                             }
@@ -839,12 +920,13 @@ impl Task {
                     Some(h) => {
                         tokio::spawn(async move {
                             let stats = h.stop().await;
-                            let _ = tx.send((call, MediaInput::Stopped(stats)));
+                            let _ = tx.send((call, MediaInput::Stopped(stats))).await;
                         });
                     }
-                    None => {
-                        let _ = tx.send((call, MediaInput::Stopped(SessionStats::default())));
-                    }
+                    // No session: nothing to wait for (carry_out drains what this causes).
+                    None => self
+                        .core
+                        .handle_media_stopped(now, call, SessionStats::default()),
                 }
             }
         }

@@ -42,6 +42,11 @@ pub enum PhoneEvent {
         /// What.
         event: CallEvent,
     },
+    /// A new incoming call was refused by admission control before it became a call (no
+    /// call id, no media): the phone already carries
+    /// [`PhoneConfig::call_limit`](super::PhoneConfig::call_limit) calls (503), or its
+    /// account its [`AccountConfig::call_limit`](super::AccountConfig::call_limit) (486).
+    Refused(RefusedCall),
     /// Something happened to an account's registration.
     Account {
         /// The account.
@@ -64,6 +69,19 @@ pub struct IncomingCall {
     pub to: String,
     /// The account whose address of record (or registered contact) it was sent to, if any.
     pub account: Option<AccountId>,
+}
+
+/// An incoming call refused by admission control ([`PhoneEvent::Refused`]).
+#[derive(Debug, Clone)]
+pub struct RefusedCall {
+    /// The SIP Call-ID.
+    pub call_id: String,
+    /// The caller (the From header's value).
+    pub from: String,
+    /// The account it was sent to, if any.
+    pub account: Option<AccountId>,
+    /// The status it was refused with: 503 (the phone is full) or 486 (the account is).
+    pub status: u16,
 }
 
 /// How a DTMF key arrived.

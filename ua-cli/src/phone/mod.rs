@@ -53,7 +53,7 @@ use tincan_sip::transport::{ConnectionId, Received, Transmit, Transport};
 pub use config::{AccountConfig, CallParams, PhoneConfig, RealmPolicy, RegisterMode};
 pub use event::{
     AccountEvent, AccountId, CallEnd, CallEvent, CallId, CallWarning, DtmfVia, EndReason,
-    IncomingCall, PhoneError, PhoneEvent, Quality, RefusedChallenge, UsageError,
+    IncomingCall, PhoneError, PhoneEvent, Quality, RefusedCall, RefusedChallenge, UsageError,
 };
 
 use account::Account;
@@ -404,7 +404,11 @@ impl PhoneCore {
         self.process(now);
     }
 
-    /// Bytes received on a socket (a UDP datagram or a framed stream message).
+    /// Bytes received on a socket (a UDP datagram or a framed stream message). With
+    /// [`Received::arrived`] (when the driver read it) the endpoint drops a request its sender
+    /// has given up on (older than 64*T1) and sheds a new INVITE that waited longer than
+    /// [`EndpointConfig::max_queue_delay`](tincan_sip::endpoint::EndpointConfig::max_queue_delay)
+    /// with 503.
     pub fn handle_received(&mut self, now: Instant, received: Received) {
         self.receiving = received
             .connection

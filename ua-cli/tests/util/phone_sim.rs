@@ -483,6 +483,7 @@ impl Sim {
                 local,
                 connection,
                 payload,
+                arrived: None,
             };
             match &mut self.nodes[to].kind {
                 Kind::Phone(p) => {
