@@ -332,7 +332,7 @@ impl PhoneCore {
         call.call_id = format!("{}@tincan", self.token(20));
         call.local_tag = self.token(10);
         self.call_ids.insert(call.call_id.clone(), id);
-        self.calls.insert(id, call);
+        self.calls.insert(id, Box::new(call));
         for hop in hops {
             match tincan_sip::resolve::Destination::parse(&hop) {
                 Ok(mut dest) => {
@@ -628,7 +628,7 @@ impl PhoneCore {
         call.server_invite = Some(tx);
         // Requests of this dialog go back the way the INVITE came (its Contact, or the
         // Record-Route): a literal address needs no DNS; a name is resolved once.
-        self.calls.insert(id, call);
+        self.calls.insert(id, Box::new(call));
         self.call_ids.insert(call_id.clone(), id);
         let from = request
             .header(tincan_sip::message::HeaderName::From)

@@ -834,6 +834,7 @@ impl Task {
             }
             MediaCommand::Stop { call } => {
                 let handle = self.media.remove(&call).and_then(|m| m.handle);
+                tincan_sip::capacity::give_back(&mut self.media, 0);
                 let tx = self.media_tx.clone();
                 match handle {
                     Some(h) => {
