@@ -679,8 +679,13 @@ impl Task {
                 let _ = reply.send(result);
             }
             Command::Accept(call, source, sink, reply) => {
-                self.media.entry(call).or_default().devices = Some((source, sink));
-                let _ = reply.send(core.accept(now, call));
+                let result = core.accept(now, call);
+                // Only a call being answered keeps devices: a call that ended before the
+                // application answered it (a CANCEL first) has no media to stop later.
+                if result.is_ok() {
+                    self.media.entry(call).or_default().devices = Some((source, sink));
+                }
+                let _ = reply.send(result);
             }
             Command::Ring(call, reply) => {
                 let _ = reply.send(core.ring(now, call));
