@@ -1290,7 +1290,16 @@ impl PhoneCore {
         match parse_sdp(&offer).and_then(|o| sdp::answer(&o, local)) {
             Ok((answer, negotiated)) => {
                 session.accept(Some(Bytes::from(answer.to_string())));
+                // Answered now (the application's answer is sent); the media waits.
+                call.answered_at = Some(now);
+                let event = CallEvent::Answered {
+                    setup: now.saturating_duration_since(call.started),
+                    codec: negotiated.codec,
+                    srtp: negotiated.srtp.is_some(),
+                    remote_rtp: negotiated.remote_rtp,
+                };
                 call.awaiting_ack = Some(negotiated);
+                self.call_event(id, event);
             }
             Err(e) => {
                 let warning = e
@@ -1413,6 +1422,8 @@ impl PhoneCore {
             return;
         }
         call.media_running = true;
+        // An incoming call was announced with its 200 (see `answer`).
+        let announce = call.answered_at.is_none();
         call.answered_at.get_or_insert(now);
         let event = CallEvent::Answered {
             setup: now.saturating_duration_since(call.started),
@@ -1425,7 +1436,9 @@ impl PhoneCore {
             call: id,
             config: Box::new(config),
         });
-        self.call_event(id, event);
+        if announce {
+            self.call_event(id, event);
+        }
     }
 
     pub(super) fn media_event(&mut self, now: Instant, id: CallId, ev: MediaEvent) {
