@@ -10,12 +10,21 @@
 #   scripts/bench-memory.sh noack   NOACK_CALLS INVITEs at RATE calls/s that are answered and
 #                                   never ACKed (scripts/sipp/uac-no-ack.xml): it reads the
 #                                   process when sipp has its last 200 (every call answered and
-#                                   waiting for its ACK) and again after Timer H (32 s) and the
-#                                   BYEs that follow, and counts the RTP packets the callee sent
-#                                   to the callers' c=/m= address meanwhile.
+#                                   waiting for its ACK), again after Timer H (32 s) and the
+#                                   BYEs that follow, and the largest RSS and fd count seen,
+#                                   and counts the RTP packets the callee sent to the callers'
+#                                   c=/m= address meanwhile.
+#
+# RSS is what the process holds from the system, not what it uses: glibc keeps the heap a
+# burst touched unless the freed memory is at its top or was mmap()ed. With
+# TINCAN_ENV=GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072 every block of 128 KiB and more
+# (the tables of calls and transactions) is mmap()ed and given back to the system when freed
+# or shrunk, so RSS follows the live tables (a fixed threshold also stops glibc from raising
+# it after the first free, which it does by default).
 #
 # Environment: ROUNDS (default 5), CALLS (2000), RATE (200), SETTLE (36 s), NOACK_CALLS
-#              (2000), NOACK_WAIT (40 s), MALLOC_ARENA_MAX (passed on to tincan when set),
+#              (2000), NOACK_WAIT (40 s), TINCAN_ENV (NAME=VALUE words put in tincan's
+#              environment, e.g. MALLOC_ARENA_MAX=2 or the GLIBC_TUNABLES above),
 #              LISTEN_ARGS (default --no-audio; empty: each call opens the default audio
 #              devices, or sends silence when there are none), CARGO_TARGET_DIR (default
 #              <repo>/target), OUT (default
@@ -79,7 +88,8 @@ reading() {
 SIP_PORT=$(free_port)
 # An empty configuration directory: no user config file is read.
 mkdir -p "$WORK/config"
-env XDG_CONFIG_HOME="$WORK/config" ${MALLOC_ARENA_MAX:+MALLOC_ARENA_MAX=$MALLOC_ARENA_MAX} \
+# shellcheck disable=SC2086 # TINCAN_ENV is a list of words.
+env XDG_CONFIG_HOME="$WORK/config" ${TINCAN_ENV:-} \
     "$TINCAN" listen --auto-answer $LISTEN_ARGS --bind "127.0.0.1:$SIP_PORT" \
     >"$WORK/tincan.log" 2>&1 &
 TINCAN_PID=$!
@@ -110,7 +120,7 @@ run_sipp() {
 
 {
     echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(nproc) CPUs, load average $(cut -d" " -f1-3 /proc/loadavg)"
-    echo "# $(sipp -v 2>&1 | grep -m1 SIPp | sed 's/^ *//'); tincan $("$TINCAN" --version 2>/dev/null | head -1) listen --auto-answer $LISTEN_ARGS on 127.0.0.1:$SIP_PORT; MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-unset}"
+    echo "# $(sipp -v 2>&1 | grep -m1 SIPp | sed 's/^ *//'); tincan $("$TINCAN" --version 2>/dev/null | head -1) listen --auto-answer $LISTEN_ARGS on 127.0.0.1:$SIP_PORT; environment: ${TINCAN_ENV:-as is}"
 } | tee "$OUT"
 
 if [ "$MODE" = calls ]; then
