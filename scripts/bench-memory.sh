@@ -88,6 +88,7 @@ reading() {
 SIP_PORT=$(free_port)
 # An empty configuration directory: no user config file is read.
 mkdir -p "$WORK/config"
+: >"$WORK/tincan.log"
 # shellcheck disable=SC2086 # TINCAN_ENV is a list of words.
 env XDG_CONFIG_HOME="$WORK/config" ${TINCAN_ENV:-} \
     "$TINCAN" listen --auto-answer $LISTEN_ARGS --bind "127.0.0.1:$SIP_PORT" \
