@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 
 use rand_core::Rng;
 
+use crate::capacity::give_back;
 use crate::message::typed::{BRANCH_MAGIC_COOKIE, CSeq, Via};
 use crate::message::{
     CheckConfig, HeaderName, Message, Method, ParseError, ParseLimits, Verdict, response_to,
@@ -414,6 +415,23 @@ impl Endpoint {
         self.slots.len()
     }
 
+    /// The number of entries of each of the endpoint's tables and queues, by name: for tests
+    /// that check what the endpoint keeps once its transactions are over.
+    #[doc(hidden)]
+    pub fn table_sizes(&self) -> Vec<(&'static str, usize)> {
+        vec![
+            ("endpoint.slots", self.slots.len()),
+            ("endpoint.server_keys", self.server_keys.len()),
+            ("endpoint.client_keys", self.client_keys.len()),
+            ("endpoint.ack_keys", self.ack_keys.len()),
+            ("endpoint.pending_cancels", self.pending_cancels.len()),
+            ("endpoint.deadlines", self.deadlines.len()),
+            ("endpoint.transmits", self.transmits.len()),
+            ("endpoint.events", self.events.len()),
+            ("endpoint.local", self.local.len()),
+        ]
+    }
+
     /// Transactions still waiting for their final response (or, for an INVITE answered with
     /// a 2xx, for its ACK): what a graceful shutdown waits for.
     pub fn in_flight_count(&self) -> usize {
@@ -489,12 +507,21 @@ impl Endpoint {
 
     /// The next bytes to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let next = self.transmits.pop_front();
+        if next.is_none() {
+            // Drained: what a burst queued is given back.
+            give_back(&mut self.transmits, 0);
+        }
+        next
     }
 
     /// The next event for the transaction user.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let next = self.events.pop_front();
+        if next.is_none() {
+            give_back(&mut self.events, 0);
+        }
+        next
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
@@ -578,7 +605,24 @@ impl Endpoint {
             }
             self.pending_cancels.remove(&id);
             self.events.push_back(Event::Terminated { transaction: id });
+            self.give_back_capacity();
         }
+    }
+
+    /// Shrinks the tables a burst of transactions grew, once they are mostly empty again
+    /// (down to their configured working size, [`EndpointConfig::expected_transactions`]):
+    /// the memory of a burst is not kept for the life of the process.
+    fn give_back_capacity(&mut self) {
+        let expected = self
+            .config
+            .expected_transactions
+            .min(self.config.max_transactions);
+        give_back(&mut self.slots, expected);
+        give_back(&mut self.server_keys, expected);
+        give_back(&mut self.client_keys, 0);
+        give_back(&mut self.ack_keys, expected / 2);
+        give_back(&mut self.pending_cancels, 0);
+        give_back(&mut self.deadlines, expected);
     }
 
     fn insert(&mut self, id: TransactionId, slot: Slot) {

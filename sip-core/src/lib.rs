@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod capacity;
 pub mod dialog;
 #[cfg(feature = "tokio")]
 pub mod driver;

@@ -162,6 +162,16 @@ impl TargetHealth {
         }
     }
 
+    /// The number of entries of each table, by name: for tests that check what the table
+    /// keeps.
+    #[doc(hidden)]
+    pub fn table_sizes(&self) -> [(&'static str, usize); 2] {
+        [
+            ("health.entries", self.entries.len()),
+            ("health.srtt", self.srtt.len()),
+        ]
+    }
+
     /// Record a round-trip sample for `key` (time from sending a request to its first
     /// response). The first sample is taken as it is; later ones are smoothed as RFC 6298
     /// §2.2-2.3 does: `SRTT <- 7/8 * SRTT + 1/8 * R'`. A response to a retransmission makes

@@ -87,6 +87,9 @@ pub(super) struct Call {
     pub(super) local_media: Option<LocalMedia>,
     media_running: bool,
     negotiated: Option<Negotiated>,
+    /// UAS: what our 2xx answered, held until the ACK confirms the call; the media session
+    /// starts then (see `PhoneCore::answer`).
+    awaiting_ack: Option<Negotiated>,
     /// The route of the initial INVITE.
     invite_route: Option<RouteId>,
     /// The INVITE's server transaction (incoming).
@@ -135,6 +138,7 @@ impl Call {
             local_media: None,
             media_running: false,
             negotiated: None,
+            awaiting_ack: None,
             invite_route: None,
             server_invite: None,
             reinvites_in: HashMap::new(),
@@ -328,7 +332,7 @@ impl PhoneCore {
         call.call_id = format!("{}@tincan", self.token(20));
         call.local_tag = self.token(10);
         self.call_ids.insert(call.call_id.clone(), id);
-        self.calls.insert(id, call);
+        self.calls.insert(id, Box::new(call));
         for hop in hops {
             match tincan_sip::resolve::Destination::parse(&hop) {
                 Ok(mut dest) => {
@@ -628,7 +632,7 @@ impl PhoneCore {
         call.server_invite = Some(tx);
         // Requests of this dialog go back the way the INVITE came (its Contact, or the
         // Record-Route): a literal address needs no DNS; a name is resolved once.
-        self.calls.insert(id, call);
+        self.calls.insert(id, Box::new(call));
         self.call_ids.insert(call_id.clone(), id);
         let from = request
             .header(tincan_sip::message::HeaderName::From)
@@ -1255,6 +1259,12 @@ impl PhoneCore {
                 }
             },
             SessionEvent::Confirmed { body: Some(b) } => self.apply_answer(now, id, &b),
+            // The ACK of the 2xx that answered the INVITE's offer: the call is up.
+            SessionEvent::Confirmed { body: None } => {
+                if let Some(n) = self.calls.get_mut(&id).and_then(|c| c.awaiting_ack.take()) {
+                    self.start_media(now, id, n);
+                }
+            }
             SessionEvent::Reinvite { body } => self.on_reinvite(now, id, body),
             SessionEvent::ReinviteAccepted { body } => {
                 if let Some(b) = body {
@@ -1303,6 +1313,17 @@ impl PhoneCore {
     }
 
     /// UAS: answers the initial INVITE with our SDP (an answer to its offer, or our offer).
+    ///
+    /// The media session starts when the ACK arrives, not with the 2xx. RFC 3264 §6.1 lets
+    /// an answerer send media as soon as it has sent its answer ("MAY"), and obliges it only
+    /// to be ready to receive; RFC 3261 §13.3.1.4 has the UAS retransmit its 2xx until the
+    /// ACK comes and end the call at Timer H (64*T1 = 32 s) when it never does. Starting at
+    /// once would send 32 s of RTP to whatever `c=` address an INVITE named (a forged one
+    /// makes us a traffic reflector) and hold a running session (codec, jitter buffer, a
+    /// task) for every unacknowledged INVITE. Until the ACK the call holds only its bound
+    /// ports: media the peer sends meanwhile waits in the socket's receive buffer and is
+    /// read when the session starts (an ACK lost once comes again with our next 2xx
+    /// retransmission, T1 = 500 ms later).
     fn answer(&mut self, now: Instant, id: CallId) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
@@ -1324,7 +1345,16 @@ impl PhoneCore {
         match parse_sdp(&offer).and_then(|o| sdp::answer(&o, local)) {
             Ok((answer, negotiated)) => {
                 session.accept(Some(Bytes::from(answer.to_string())));
-                self.start_media(now, id, negotiated);
+                // Answered now (the application's answer is sent); the media waits.
+                call.answered_at = Some(now);
+                let event = CallEvent::Answered {
+                    setup: now.saturating_duration_since(call.started),
+                    codec: negotiated.codec,
+                    srtp: negotiated.srtp.is_some(),
+                    remote_rtp: negotiated.remote_rtp,
+                };
+                call.awaiting_ack = Some(negotiated);
+                self.call_event(id, event);
             }
             Err(e) => {
                 let warning = e
@@ -1447,6 +1477,8 @@ impl PhoneCore {
             return;
         }
         call.media_running = true;
+        // An incoming call was announced with its 200 (see `answer`).
+        let announce = call.answered_at.is_none();
         call.answered_at.get_or_insert(now);
         let event = CallEvent::Answered {
             setup: now.saturating_duration_since(call.started),
@@ -1459,7 +1491,9 @@ impl PhoneCore {
             call: id,
             config: Box::new(config),
         });
-        self.call_event(id, event);
+        if announce {
+            self.call_event(id, event);
+        }
     }
 
     pub(super) fn media_event(&mut self, now: Instant, id: CallId, ev: MediaEvent) {

@@ -8,6 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use rand_core::Rng;
+use tincan_sip::capacity::give_back;
 use tincan_sip::resolve::{
     CacheConfig, Destination, DnsAnswer, DnsCache, DnsError, DnsQuery, Resolution, ResolveConfig,
     ResolveError, Resolved,
@@ -52,6 +53,25 @@ impl Dns {
             next: 1,
             asked_total: 0,
         }
+    }
+
+    /// The number of entries of each table, by name (see `PhoneCore::table_sizes`).
+    pub(crate) fn table_sizes(&self) -> [(&'static str, usize); 5] {
+        [
+            ("dns.cache", self.cache.len()),
+            ("dns.pending", self.pending.len()),
+            ("dns.outstanding", self.outstanding.len()),
+            ("dns.queries", self.queries.len()),
+            ("dns.done", self.done.len()),
+        ]
+    }
+
+    /// Shrinks the tables a burst of resolutions grew, once they are mostly empty again.
+    pub(crate) fn give_back_capacity(&mut self) {
+        give_back(&mut self.pending, 0);
+        give_back(&mut self.outstanding, 0);
+        give_back(&mut self.queries, 0);
+        give_back(&mut self.done, 0);
     }
 
     /// Starts resolving `destination`; its result comes out of [`poll_done`](Self::poll_done)

@@ -742,8 +742,13 @@ impl Task {
                 let _ = reply.send(result);
             }
             Command::Accept(call, source, sink, reply) => {
-                self.media.entry(call).or_default().devices = Some((source, sink));
-                let _ = reply.send(core.accept(now, call));
+                let result = core.accept(now, call);
+                // Only a call being answered keeps devices: a call that ended before the
+                // application answered it (a CANCEL first) has no media to stop later.
+                if result.is_ok() {
+                    self.media.entry(call).or_default().devices = Some((source, sink));
+                }
+                let _ = reply.send(result);
             }
             Command::Ring(call, reply) => {
                 let _ = reply.send(core.ring(now, call));
@@ -915,6 +920,7 @@ impl Task {
             }
             MediaCommand::Stop { call } => {
                 let handle = self.media.remove(&call).and_then(|m| m.handle);
+                tincan_sip::capacity::give_back(&mut self.media, 0);
                 let tx = self.media_tx.clone();
                 match handle {
                     Some(h) => {

@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 
 use rand_core::Rng;
 use tincan_media::session::{Direction, MediaEvent, SessionConfig, SessionStats};
+use tincan_sip::capacity::give_back;
 use tincan_sip::endpoint::{Endpoint, Event, Source};
 use tincan_sip::message::{HeaderName, Message, Method, response_to};
 use tincan_sip::resolve::failover::{AttemptFailure, Failover, FailoverEvent, RequestKind};
@@ -179,7 +180,8 @@ pub struct PhoneCore {
     call_resolutions: HashMap<ResolutionId, CallId>,
     /// Account slots locating their registrars, by resolution.
     account_resolutions: HashMap<ResolutionId, (AccountId, usize, String)>,
-    calls: HashMap<CallId, Call>,
+    /// Calls by id, boxed: a call is kilobytes, and the table's empty slots cost a pointer.
+    calls: HashMap<CallId, Box<Call>>,
     /// SIP Call-ID -> call.
     call_ids: HashMap<String, CallId>,
     /// Call-IDs of calls that ended lately: a BYE crossing ours is answered 200.
@@ -286,6 +288,31 @@ impl PhoneCore {
         &self.health
     }
 
+    /// The number of entries of each of the core's tables and queues (and its endpoint's),
+    /// by name: for tests that check what the phone keeps once its calls are over.
+    #[doc(hidden)]
+    pub fn table_sizes(&self) -> Vec<(&'static str, usize)> {
+        let mut sizes = vec![
+            ("routes", self.routes.len()),
+            ("transactions", self.transactions.len()),
+            ("resolving", self.resolving.len()),
+            ("call_resolutions", self.call_resolutions.len()),
+            ("account_resolutions", self.account_resolutions.len()),
+            ("calls", self.calls.len()),
+            ("call_ids", self.call_ids.len()),
+            ("ended_call_ids", self.ended_call_ids.len()),
+            ("events", self.events.len()),
+            ("media", self.media.len()),
+            ("flows", self.flows.len()),
+            ("probes", self.probes.len()),
+            ("ended_call_accounts", self.ended_call_accounts.len()),
+        ];
+        sizes.extend(self.dns.table_sizes());
+        sizes.extend(self.health.table_sizes());
+        sizes.extend(self.endpoint.table_sizes());
+        sizes
+    }
+
     /// DNS questions asked of the network since the start.
     pub fn dns_queries_asked(&self) -> u64 {
         self.dns.asked_total
@@ -315,17 +342,30 @@ impl PhoneCore {
 
     /// The next media command.
     pub fn poll_media(&mut self) -> Option<MediaCommand> {
-        self.media.pop_front()
+        let next = self.media.pop_front();
+        if next.is_none() {
+            // Drained: what a burst queued is given back.
+            give_back(&mut self.media, 0);
+        }
+        next
     }
 
     /// The next keep-alive command for a registration flow.
     pub fn poll_flow(&mut self) -> Option<FlowCommand> {
-        self.flows.pop_front()
+        let next = self.flows.pop_front();
+        if next.is_none() {
+            give_back(&mut self.flows, 0);
+        }
+        next
     }
 
     /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<PhoneEvent> {
-        self.events.pop_front()
+        let next = self.events.pop_front();
+        if next.is_none() {
+            give_back(&mut self.events, 0);
+        }
+        next
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) is due next.
@@ -531,6 +571,22 @@ impl PhoneCore {
                     .any(|r| matches!(r.owner, Owner::InDialog(c) if c == *call))
             });
         }
+        self.give_back_capacity();
+    }
+
+    /// Shrinks the tables a burst of calls grew, once they are mostly empty again: a call is
+    /// kilobytes, and a table keeps the capacity of its largest size (issue 19, finding 5).
+    fn give_back_capacity(&mut self) {
+        give_back(&mut self.routes, 0);
+        give_back(&mut self.transactions, 0);
+        give_back(&mut self.resolving, 0);
+        give_back(&mut self.call_resolutions, 0);
+        give_back(&mut self.account_resolutions, 0);
+        give_back(&mut self.calls, 0);
+        give_back(&mut self.call_ids, 0);
+        give_back(&mut self.probes, 0);
+        give_back(&mut self.ended_call_accounts, 0);
+        self.dns.give_back_capacity();
     }
 
     fn on_endpoint_event(&mut self, now: Instant, event: Event) {

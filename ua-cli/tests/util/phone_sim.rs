@@ -77,6 +77,8 @@ pub struct PhoneNode {
     pub events: Vec<(Duration, PhoneEvent)>,
     /// Every flow command (keep-alives) with the virtual time it came out.
     pub flows: Vec<(Duration, FlowCommand)>,
+    /// Every media command with the virtual time it came out.
+    pub media: Vec<(Duration, MediaCommand)>,
     /// The phone's address as registrars see it in STUN responses (a NAT in between);
     /// `None`: its own.
     pub mapped: Option<SocketAddr>,
@@ -189,6 +191,7 @@ impl Sim {
                 core,
                 events: Vec::new(),
                 flows: Vec::new(),
+                media: Vec::new(),
                 mapped: None,
                 connection: None,
                 pongs: true,
@@ -337,6 +340,7 @@ impl Sim {
                 }
                 while let Some(m) = p.core.poll_media() {
                     moved = true;
+                    p.media.push((elapsed, m.clone()));
                     match m {
                         MediaCommand::Bind { call, .. } => {
                             let port = p.next_port;
