@@ -113,7 +113,16 @@ fn a_burst_of_calls_leaves_nothing_behind() {
 
     let mut sim = Sim::new(7, NetConfig::perfect());
     let alice = sim.add_phone(ALICE, "alice");
-    let bob = sim.add_phone(BOB, "bob");
+    // The whole burst is taken at once: above the default call limit (admission control is
+    // not what this test measures).
+    let bob = sim.add_phone_with(
+        BOB,
+        PhoneConfig {
+            user: "bob".into(),
+            call_limit: 2 * BURST,
+            ..PhoneConfig::default()
+        },
+    );
     let mut placed: Vec<CallId> = Vec::new();
     for _ in 0..BURST {
         let uri = format!("sip:bob@{BOB}");
