@@ -241,7 +241,8 @@ sample "$LISTEN_PID" "$WORK/peak-cold" &
 PIDS+=("$!")
 start_pinger cold "$LISTEN_ADDR" $((COLD_SECONDS + CALL_MS / 1000 + SETTLE))
 calls=$((COLD_RATE * COLD_SECONDS))
-read -r ok failed busy retrans < <(run_uac tincan "$LISTEN_ADDR" "$COLD_RATE" "$COLD_SECONDS")
+# Its own directory name: a step at the same rate left its sipp screen in tincan-RATE.
+read -r ok failed busy retrans < <(run_uac cold "$LISTEN_ADDR" "$COLD_RATE" "$COLD_SECONDS")
 printf "cold   %-7s %5d %7d %7d %7d %7d %7d\n" tincan "$COLD_RATE" "$calls" "$ok" "$failed" "$busy" "$retrans" | tee -a "$OUT"
 echo "waiting ${SETTLE}s after the load..." >&2
 sleep "$SETTLE"

@@ -168,3 +168,36 @@ fn report_marks_and_decides_in_one_step() {
     );
     assert_eq!(h.status(t0 + S(40), k1), TargetStatus::Up);
 }
+
+/// Every Contact a phone sent a BYE to is a target: a stream of strangers' calls must not
+/// grow the tables for ever. Past the bound the failure whose cool-off ended first goes, and
+/// the newest failure is kept.
+#[test]
+fn the_tables_are_bounded_and_keep_the_newest() {
+    let t0 = Instant::now();
+    let mut h = TargetHealth::default();
+    let n = tincan_sip::resolve::health::MAX_TARGETS + 1000;
+    let key = |i: usize| TargetKey {
+        transport: Transport::Udp,
+        addr: SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 5060)),
+    };
+    for i in 0..n {
+        let now = t0 + Duration::from_millis(i as u64);
+        h.record_rtt(key(i), Duration::from_millis(20));
+        h.mark_failed(now, key(i), FailureCause::Timeout);
+    }
+    let sizes = h.table_sizes();
+    assert!(
+        sizes
+            .iter()
+            .all(|(_, len)| *len <= tincan_sip::resolve::health::MAX_TARGETS),
+        "{sizes:?}"
+    );
+    let now = t0 + Duration::from_millis(n as u64);
+    assert!(h.is_down(now, key(n - 1)), "the newest failure is kept");
+    assert_eq!(h.rtt(key(n - 1)), Some(Duration::from_millis(20)));
+    assert!(
+        !h.is_down(now, key(0)),
+        "the oldest failure made room for the newer ones"
+    );
+}

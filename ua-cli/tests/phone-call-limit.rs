@@ -174,3 +174,31 @@ fn an_account_at_its_limit_is_busy_486_while_the_phone_takes_other_calls() {
     );
     assert_eq!(sim.incoming(bob).len(), 2);
 }
+
+/// No media port can be bound (ports or file descriptors exhausted): the call is refused as
+/// overload, 503, not 500 (RFC 3261 §21.5.4: a proxy may then try the user elsewhere).
+#[test]
+fn a_call_without_a_media_port_is_refused_503() {
+    let mut sim = Sim::new(5, NetConfig::perfect());
+    let alice = sim.add_phone(ALICE, "alice");
+    let bob = sim.add_phone(BOB, "bob");
+    sim.phone_mut(bob).no_media_ports = true;
+    let uri = format!("sip:bob@{BOB}");
+    let a = sim
+        .act(alice, |c, now| c.call(now, &uri, CallParams::default()))
+        .expect("a callable uri");
+    assert!(sim.run_until_with(Duration::from_secs(5), |s| !s.incoming(bob).is_empty()));
+    let b = sim.incoming(bob)[0];
+    sim.act(bob, |c, now| c.accept(now, b)).expect("accepted");
+    assert!(sim.run_until_with(Duration::from_secs(10), |s| s.ended(alice, a).is_some()));
+    let end = sim
+        .call_events(alice)
+        .into_iter()
+        .find_map(|(_, c, e)| match e {
+            tincan::phone::CallEvent::Ended(end) if c == a => Some(end),
+            _ => None,
+        })
+        .expect("ended");
+    assert_eq!(end.reason, EndReason::Rejected, "{end:?}");
+    assert_eq!(end.status, Some(503), "{end:?}");
+}

@@ -142,6 +142,12 @@ pub enum TargetStatus {
 /// does for TCP (`SRTT <- (1 - alpha) * SRTT + alpha * R'`). Stored as the divisor.
 const SRTT_ALPHA_DIVISOR: u32 = 8;
 
+/// The most targets [`TargetHealth`] remembers in each of its tables (failures, smoothed
+/// RTTs). Every Contact a phone ever sent a BYE to is a target, so without a bound a stream of
+/// strangers' calls would grow the tables for ever; past it the least useful entry goes (the
+/// failure whose cool-off ended first, an arbitrary RTT).
+pub const MAX_TARGETS: usize = 4096;
+
 /// The health of every target, shared by all requests and accounts (the driver owns it).
 #[derive(Debug, Clone, Default)]
 pub struct TargetHealth {
@@ -178,6 +184,12 @@ impl TargetHealth {
     /// the sample longer than the true round trip (RFC 6298 §3, Karn), never shorter, so the
     /// budget derived from it errs on the patient side.
     pub fn record_rtt(&mut self, key: TargetKey, rtt: Duration) {
+        if self.srtt.len() >= MAX_TARGETS && !self.srtt.contains_key(&key) {
+            // Any one: a target that answered once and is gone costs only a default budget.
+            if let Some(old) = self.srtt.keys().next().copied() {
+                self.srtt.remove(&old);
+            }
+        }
         self.srtt
             .entry(key)
             .and_modify(|srtt| {
@@ -195,6 +207,17 @@ impl TargetHealth {
     /// exactly that long (capped by `max_retry_after`); anything else doubles the previous
     /// cool-off from `initial_cooloff` up to `max_cooloff`.
     pub fn mark_failed(&mut self, now: Instant, key: TargetKey, cause: FailureCause) -> Instant {
+        if self.entries.len() >= MAX_TARGETS && !self.entries.contains_key(&key) {
+            // The failure that matters least: the one whose cool-off ended (or ends) first.
+            let oldest = self
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.down_until)
+                .map(|(k, _)| *k);
+            if let Some(k) = oldest {
+                self.entries.remove(&k);
+            }
+        }
         let e = self.entries.entry(key).or_insert(Entry {
             failures: 0,
             down_until: now,

@@ -416,7 +416,9 @@ impl PhoneCore {
             Err(e) => {
                 self.warn(id, CallWarning::Media(e));
                 if let Some(s) = self.calls.get_mut(&id).and_then(|c| c.session.as_mut()) {
-                    s.reject(500, None);
+                    // No media port free (ports or file descriptors exhausted): the phone is
+                    // overloaded, not broken (RFC 3261 §21.5.4), so a proxy may try elsewhere.
+                    s.reject(503, Some("399 tincan \"no media port available\""));
                     self.flush_call(now, id);
                 } else {
                     self.end_call(now, id, EndReason::LocalHangup, None, Vec::new());

@@ -88,6 +88,8 @@ pub struct PhoneNode {
     pub connection: Option<ConnectionId>,
     /// Pings on the connection are answered (false: the flow is black-holed).
     pub pongs: bool,
+    /// Binding media ports fails (ports or file descriptors exhausted).
+    pub no_media_ports: bool,
     next_port: u16,
 }
 
@@ -195,6 +197,7 @@ impl Sim {
                 mapped: None,
                 connection: None,
                 pongs: true,
+                no_media_ports: false,
                 next_port: 40000 + 100 * self.nodes.len() as u16,
             })),
             online: true,
@@ -342,6 +345,13 @@ impl Sim {
                     moved = true;
                     p.media.push((elapsed, m.clone()));
                     match m {
+                        MediaCommand::Bind { call, .. } if p.no_media_ports => {
+                            p.core.handle_media_bound(
+                                now,
+                                call,
+                                Err("Too many open files (os error 24)".into()),
+                            );
+                        }
                         MediaCommand::Bind { call, .. } => {
                             let port = p.next_port;
                             p.next_port += 2;
