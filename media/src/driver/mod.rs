@@ -26,6 +26,7 @@
 // The driver is the I/O edge: it reads the clock and hands `now` to the sans-IO core.
 #![allow(clippy::disallowed_methods)]
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -174,7 +175,7 @@ enum Command {
 #[derive(Debug)]
 pub struct MediaHandle {
     commands: mpsc::UnboundedSender<Command>,
-    events: mpsc::UnboundedReceiver<MediaEvent>,
+    events: mpsc::Receiver<MediaEvent>,
     task: Option<JoinHandle<SessionStats>>,
     rtp_addr: SocketAddr,
     rtcp_addr: Option<SocketAddr>,
@@ -240,8 +241,8 @@ impl MediaHandle {
 
     /// Takes the event stream out of the handle, for a driver that forwards the events of
     /// many sessions into one place; [`next_event`](Self::next_event) then returns `None`.
-    pub fn take_events(&mut self) -> mpsc::UnboundedReceiver<MediaEvent> {
-        let (_, closed) = mpsc::unbounded_channel();
+    pub fn take_events(&mut self) -> mpsc::Receiver<MediaEvent> {
+        let (_, closed) = mpsc::channel(1);
         std::mem::replace(&mut self.events, closed)
     }
 
@@ -287,7 +288,7 @@ pub fn spawn(
     config.sample_rate = crate::SAMPLE_RATE;
     let session = MediaSession::new(config, Instant::now())?;
     let (commands, command_rx) = mpsc::unbounded_channel();
-    let (event_tx, events) = mpsc::unbounded_channel();
+    let (event_tx, events) = mpsc::channel(EVENT_QUEUE);
     let task = tokio::spawn(run(session, ports, source, sink, command_rx, event_tx));
     Ok(MediaHandle {
         commands,
@@ -319,8 +320,12 @@ async fn run(
     mut source: Box<dyn AudioSource>,
     mut sink: Box<dyn AudioSink>,
     mut commands: mpsc::UnboundedReceiver<Command>,
-    events: mpsc::UnboundedSender<MediaEvent>,
+    events: mpsc::Sender<MediaEvent>,
 ) -> SessionStats {
+    let mut events = EventQueue {
+        sender: events,
+        held: VecDeque::new(),
+    };
     let mut tick = tokio::time::interval(FRAME_PERIOD);
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let mut rtp_buf = vec![0u8; MAX_DATAGRAM];
@@ -355,7 +360,7 @@ async fn run(
                         Ok(SourceStatus::Ended) => source_live = false,
                         Err(e) => {
                             // The device reopens itself on the next calls; send silence.
-                            device_error(&events, &mut last_source_error, e.to_string());
+                            device_error(&mut events, &mut last_source_error, e.to_string());
                             frame.fill(0);
                             let _ = session.send_frame(now, &frame);
                         }
@@ -363,7 +368,7 @@ async fn run(
                 }
                 let out = session.playout(now);
                 if let Err(e) = sink.write_frame(&out) {
-                    device_error(&events, &mut last_sink_error, e.to_string());
+                    device_error(&mut events, &mut last_sink_error, e.to_string());
                 }
             }
             _ = tokio::time::sleep_until(wake.into()) => {
@@ -417,12 +422,13 @@ async fn run(
             // fatal for media: the packet is lost like any other.
             let _ = socket.send_to(&t.bytes, t.to).await;
         }
+        events.flush();
         while let Some(e) = session.poll_event() {
-            let _ = events.send(e);
+            events.send(e);
         }
         if let Some(done) = stopped.take() {
             if let Err(e) = sink.finish() {
-                let _ = events.send(MediaEvent::DeviceError {
+                events.send(MediaEvent::DeviceError {
                     message: e.to_string(),
                 });
             }
@@ -434,13 +440,112 @@ async fn run(
 }
 
 /// Reports a device error once (until a different one happens), not every 20 ms.
-fn device_error(
-    events: &mpsc::UnboundedSender<MediaEvent>,
-    last: &mut Option<String>,
-    message: String,
-) {
+fn device_error(events: &mut EventQueue, last: &mut Option<String>, message: String) {
     if last.as_deref() != Some(message.as_str()) {
         *last = Some(message.clone());
-        let _ = events.send(MediaEvent::DeviceError { message });
+        events.send(MediaEvent::DeviceError { message });
+    }
+}
+
+/// How many events a session's task queues for its owner ([`MediaHandle::next_event`]) before
+/// it drops the ones that can be lost: a peer flooding DTMF or SSRC changes must not grow the
+/// queue of an owner that reads slowly.
+pub const EVENT_QUEUE: usize = 256;
+
+/// The task's side of the event queue: bounded, never waited on (the task keeps the audio
+/// going). When the queue is full, events that only inform (DTMF, SSRC changes, figures,
+/// device errors) are dropped; those the call depends on (a timeout, the peer's RTCP BYE, a
+/// latch) are held here, a handful at most, and sent first when there is room again.
+struct EventQueue {
+    sender: mpsc::Sender<MediaEvent>,
+    held: VecDeque<MediaEvent>,
+}
+
+impl EventQueue {
+    fn send(&mut self, event: MediaEvent) {
+        if !self.held.is_empty() {
+            self.flush();
+        }
+        if !self.held.is_empty() {
+            if must_arrive(&event) {
+                self.held.push_back(event);
+            }
+            return;
+        }
+        match self.sender.try_send(event) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(event)) => {
+                if must_arrive(&event) {
+                    self.held.push_back(event);
+                }
+            }
+        }
+    }
+
+    /// Sends the held events while there is room.
+    fn flush(&mut self) {
+        while let Some(event) = self.held.pop_front() {
+            match self.sender.try_send(event) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Closed(_)) => self.held.clear(),
+                Err(mpsc::error::TrySendError::Full(event)) => {
+                    self.held.push_front(event);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Whether losing `event` would change the call: held when the queue is full, never dropped.
+fn must_arrive(event: &MediaEvent) -> bool {
+    matches!(
+        event,
+        MediaEvent::Timeout { .. }
+            | MediaEvent::RemoteBye { .. }
+            | MediaEvent::RemoteLatched { .. }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dtmf() -> MediaEvent {
+        MediaEvent::DtmfReceived {
+            digit: '5',
+            duration: Duration::from_millis(100),
+        }
+    }
+
+    /// A peer flooding DTMF while the owner reads nothing: the queue stays at its bound, and
+    /// the timeout that ends the call still arrives once the owner reads again.
+    #[test]
+    fn a_flood_is_bounded_and_a_timeout_is_never_lost() {
+        let (sender, mut rx) = mpsc::channel(EVENT_QUEUE);
+        let mut q = EventQueue {
+            sender,
+            held: VecDeque::new(),
+        };
+        for _ in 0..EVENT_QUEUE * 10 {
+            q.send(dtmf());
+        }
+        q.send(MediaEvent::Timeout {
+            silent_for: Duration::from_secs(30),
+            hold_timeout: false,
+        });
+        for _ in 0..EVENT_QUEUE * 10 {
+            q.send(dtmf());
+        }
+        assert_eq!(rx.len(), EVENT_QUEUE);
+        assert_eq!(q.held.len(), 1, "only the timeout is held");
+        let mut seen = 0;
+        while let Ok(e) = rx.try_recv() {
+            assert!(matches!(e, MediaEvent::DtmfReceived { .. }));
+            seen += 1;
+        }
+        assert_eq!(seen, EVENT_QUEUE);
+        q.flush();
+        assert!(matches!(rx.try_recv(), Ok(MediaEvent::Timeout { .. })));
     }
 }
