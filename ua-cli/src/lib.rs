@@ -42,6 +42,7 @@
 //! runs the core.
 #![forbid(unsafe_code)]
 pub mod config;
+pub mod history;
 
 pub mod phone;
 pub mod trace;
