@@ -126,6 +126,8 @@ impl TincanProcess {
             .arg(trace)
             .args(args)
             .env("RUST_BACKTRACE", "1")
+            // The call history in the scratch dir, not the user's data directory.
+            .env("XDG_DATA_HOME", self.path("data"))
             .lifetime(self.lifetime)
             .stop_grace(Duration::from_secs(2));
         if self.stdin {
@@ -234,6 +236,11 @@ impl JsonCommand {
         let mut child = std::process::Command::new(crate::tincan_binary())
             .args(args)
             .env("TINCAN_CONFIG", config)
+            // The call history beside the config, not in the user's data directory.
+            .env(
+                "XDG_DATA_HOME",
+                config.parent().unwrap_or(Path::new(".")).join("data"),
+            )
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -354,27 +354,58 @@ impl History {
     }
 
     fn migrate(&mut self) -> Result<(), HistoryError> {
-        let found: i64 = self
-            .connection
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(|e| self.error(e))?;
-        if found > SCHEMA_VERSION {
-            return Err(HistoryError::TooNew {
-                path: self.path.clone(),
-                found,
-                known: SCHEMA_VERSION,
-            });
+        let seen = self.user_version().map_err(|e| self.error(e))?;
+        self.migrate_from(seen)
+    }
+
+    /// Applies the migrations a database at version `seen` needs. Two programs may open a new
+    /// database at once (`tincan listen` and `tincan call` on one machine): the version is
+    /// read again inside a write transaction, so the second finds the work done.
+    fn migrate_from(&mut self, seen: i64) -> Result<(), HistoryError> {
+        if seen > SCHEMA_VERSION {
+            return Err(self.too_new(seen));
         }
-        for (from, sql) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
-            let step = || -> rusqlite::Result<()> {
-                let t = self.connection.unchecked_transaction()?;
+        if seen == SCHEMA_VERSION {
+            return Ok(());
+        }
+        let t = self
+            .connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| error(&self.path, self.busy_timeout, e))?;
+        let step = |t: &rusqlite::Transaction<'_>| -> rusqlite::Result<Option<i64>> {
+            let found: i64 = t.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if found > SCHEMA_VERSION {
+                return Ok(Some(found));
+            }
+            for (from, sql) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
                 t.execute_batch(sql)?;
                 t.pragma_update(None, "user_version", from as i64 + 1)?;
-                t.commit()
-            };
-            step().map_err(|e| self.error(e))?;
+            }
+            Ok(None)
+        };
+        match step(&t) {
+            Ok(None) => t
+                .commit()
+                .map_err(|e| error(&self.path, self.busy_timeout, e)),
+            Ok(Some(found)) => {
+                drop(t);
+                Err(self.too_new(found))
+            }
+            Err(e) => Err(error(&self.path, self.busy_timeout, e)),
         }
-        Ok(())
+    }
+
+    fn user_version(&self) -> rusqlite::Result<i64> {
+        self.connection
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+    }
+
+    fn too_new(&self, found: i64) -> HistoryError {
+        HistoryError::TooNew {
+            path: self.path.clone(),
+            found,
+            known: SCHEMA_VERSION,
+        }
     }
 
     fn error(&self, e: rusqlite::Error) -> HistoryError {
@@ -624,6 +655,19 @@ mod tests {
         h.record_call(&call("sip:a@x", 1)).expect("recorded");
         drop(h);
         assert_eq!(History::open(&path).unwrap().recent(5).unwrap().len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Two programs opening a new database at once both read version 0; the second to
+    /// migrate finds the tables made (before: "table calls already exists", and the second
+    /// program had no history).
+    #[test]
+    fn a_migration_seen_from_a_stale_version_finds_the_work_done() {
+        let dir = temp_dir("race");
+        let path = dir.join("history.sqlite3");
+        let mut first = History::open(&path).expect("created");
+        first.migrate_from(0).expect("nothing left to do");
+        assert_eq!(first.user_version().unwrap(), SCHEMA_VERSION);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

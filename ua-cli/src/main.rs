@@ -62,6 +62,11 @@ enum Command {
     ///
     /// Exit status: 0 when the audio arrived intact both ways, 1 otherwise.
     Demo(cmd::demo::Args),
+    /// Print the last calls (newest first) from the call history that `call` and `listen`
+    /// keep in $XDG_DATA_HOME/tincan/history.sqlite3 (or ~/.local/share/tincan/).
+    History(cmd::history::HistoryArgs),
+    /// Add, list or remove contacts (names for URIs, kept with the call history).
+    Contacts(cmd::history::ContactsArgs),
 }
 
 fn main() -> ExitCode {
@@ -84,5 +89,7 @@ fn main() -> ExitCode {
         Command::Call(args) => cmd::call::run_call(&args, cli.config.as_deref()),
         Command::Listen(args) => cmd::call::run_listen(&args, cli.config.as_deref()),
         Command::Demo(args) => cmd::demo::run(&args),
+        Command::History(args) => cmd::history::run_history(&args),
+        Command::Contacts(args) => cmd::history::run_contacts(&args),
     }
 }

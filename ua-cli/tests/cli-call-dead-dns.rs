@@ -12,6 +12,7 @@ fn a_dead_dns_server_ends_the_call_naming_what_was_asked() {
     let out = Command::new(env!("CARGO_BIN_EXE_tincan"))
         .env("XDG_CONFIG_HOME", &dir)
         .env("HOME", &dir)
+        .env("XDG_DATA_HOME", &dir)
         .env_remove("TINCAN_CONFIG")
         .args([
             "call",

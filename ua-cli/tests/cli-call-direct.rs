@@ -14,7 +14,9 @@ fn tincan(dir: &std::path::Path) -> Command {
     // No config file of the machine's user: an empty config home.
     c.env("XDG_CONFIG_HOME", dir)
         .env_remove("TINCAN_CONFIG")
-        .env("HOME", dir);
+        .env("HOME", dir)
+        // The call history in the test's directory too.
+        .env("XDG_DATA_HOME", dir);
     c
 }
 

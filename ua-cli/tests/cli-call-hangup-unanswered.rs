@@ -18,6 +18,7 @@ fn ctrl_c_ends_an_unanswered_call_at_once_and_stops_the_invite() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tincan"))
         .env("XDG_CONFIG_HOME", &dir)
         .env("HOME", &dir)
+        .env("XDG_DATA_HOME", &dir)
         .env_remove("TINCAN_CONFIG")
         .arg("--sip-trace")
         .arg(&trace)

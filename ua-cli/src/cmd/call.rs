@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 use tincan::config::Config;
+use tincan::history::Direction;
 use tincan::phone::driver::{CallOptions, Phone, StartError};
 use tincan::phone::{
     AccountConfig, AccountEvent, AccountId, CallEnd, CallEvent, CallId, CallParams, CallWarning,
@@ -81,6 +82,9 @@ pub struct Common {
     /// answer (a held call: after 300 s without RTP or RTCP); 0 only warns.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     rtp_timeout: u32,
+    /// Do not record the calls in the history (`tincan history`).
+    #[arg(long)]
+    no_history: bool,
 }
 
 /// Arguments of `tincan call`.
@@ -644,6 +648,7 @@ async fn follow(
     duration: Option<f64>,
     dtmf: Option<&str>,
     mut keys: Option<mpsc::UnboundedReceiver<String>>,
+    on_end: &mut dyn FnMut(&CallEnd),
 ) -> ExitCode {
     let mut hangup_at: Option<tokio::time::Instant> = None;
     let mut hung_up = false;
@@ -701,6 +706,9 @@ async fn follow(
                 let _ = phone.send_dtmf(call, digits).await;
             }
         }
+        if let CallEvent::Ended(end) = &ev {
+            on_end(end);
+        }
         if let Some(code) = show(&ev, json) {
             return code;
         }
@@ -716,10 +724,13 @@ async fn call(args: &CallArgs, config: Config) -> ExitCode {
         .and_then(|n| config.accounts.iter().find(|a| a.name == n))
         .or_else(|| (config.accounts.len() == 1).then(|| &config.accounts[0]))
         .map(|a| a.aor.host.to_string());
-    if let Err(e) = tincan::phone::call::request_uri(&args.uri, default_domain.as_deref()) {
-        eprintln!("tincan call: {e}");
-        return ExitCode::from(2);
-    }
+    let peer = match tincan::phone::call::request_uri(&args.uri, default_domain.as_deref()) {
+        Ok(uri) => uri.to_string(),
+        Err(e) => {
+            eprintln!("tincan call: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let (source, sink) = match devices(&args.common) {
         Ok(d) => d,
         Err(e) => {
@@ -739,6 +750,8 @@ async fn call(args: &CallArgs, config: Config) -> ExitCode {
             ..CallParams::default()
         },
     };
+    let mut history = super::history::Recorder::open("call", args.common.no_history);
+    let started = super::history::unix_ms_now();
     let code = match phone.call(&args.uri, options).await {
         Ok(call) => {
             if !args.common.json {
@@ -752,6 +765,15 @@ async fn call(args: &CallArgs, config: Config) -> ExitCode {
                 args.duration,
                 args.dtmf.as_deref(),
                 keys,
+                &mut |end| {
+                    history.record(
+                        Direction::Outgoing,
+                        &peer,
+                        args.common.account.clone(),
+                        started,
+                        end,
+                    )
+                },
             )
             .await
         }
@@ -800,6 +822,9 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
     // Calls taken and not ended, with when to hang each up.
     let mut calls: HashMap<CallId, Option<tokio::time::Instant>> = HashMap::new();
     let mut stopping = false;
+    let mut history = super::history::Recorder::open("listen", args.common.no_history);
+    // Calls taken, for the history: when each arrived, from whom, to which account.
+    let mut arrived: HashMap<CallId, (i64, String, Option<String>)> = HashMap::new();
     loop {
         if args.max_calls.is_some_and(|m| taken >= m) && calls.is_empty()
             || stopping && calls.is_empty()
@@ -840,6 +865,18 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
                     continue;
                 }
                 taken += 1;
+                let account = incoming.account.and_then(|a| {
+                    let i = phone.accounts().iter().position(|x| *x == a)?;
+                    Some(config.accounts.get(i)?.name.clone())
+                });
+                arrived.insert(
+                    incoming.call,
+                    (
+                        super::history::unix_ms_now(),
+                        incoming.from.clone(),
+                        account,
+                    ),
+                );
                 if json {
                     println!(
                         "{}",
@@ -890,6 +927,11 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
                         call,
                         Some(tokio::time::Instant::now() + Duration::from_secs_f64(d.max(0.0))),
                     );
+                }
+                if let CallEvent::Ended(end) = &event
+                    && let Some((started, from, account)) = arrived.remove(&call)
+                {
+                    history.record(Direction::Incoming, &from, account, started, end);
                 }
                 if let Some(c) = show(&event, json) {
                     calls.remove(&call);
