@@ -39,7 +39,14 @@ fn json_lines(out: &[u8]) -> Vec<Value> {
 /// second, both with `extra` arguments; returns the caller's output once the listener has
 /// exited (after recording its side).
 fn loopback_call(dir: &Path, extra: &[&str]) -> Output {
-    let mut listener = tincan(dir)
+    loopback_call_with(dir, extra, &|_| {})
+}
+
+/// [`loopback_call`] with the environment of both processes changed by `tweak`.
+fn loopback_call_with(dir: &Path, extra: &[&str], tweak: &dyn Fn(&mut Command)) -> Output {
+    let mut listen = tincan(dir);
+    tweak(&mut listen);
+    let mut listener = listen
         .args([
             "listen",
             "--bind",
@@ -63,7 +70,9 @@ fn loopback_call(dir: &Path, extra: &[&str]) -> Output {
         .find(|v: &Value| v["event"] == "listening")
         .expect("a listening event");
     let address = listening["address"].as_str().unwrap().to_owned();
-    let out = tincan(dir)
+    let mut call = tincan(dir);
+    tweak(&mut call);
+    let out = call
         .args([
             "call",
             &format!("sip:bob@{address}"),
@@ -185,6 +194,23 @@ fn a_corrupt_database_is_a_warning_and_the_call_goes_on() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// No writable data directory (HOME is a file, XDG_DATA_HOME unset): a warning, and the
+/// call goes on.
+#[test]
+fn an_unwritable_home_is_a_warning_and_the_call_goes_on() {
+    let dir = scratch("unwritable");
+    let home = dir.join("not-a-directory");
+    std::fs::write(&home, b"").unwrap();
+    let out = loopback_call_with(&dir, &[], &|c| {
+        c.env("HOME", &home).env_remove("XDG_DATA_HOME");
+    });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("history")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].contains("cannot create"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
