@@ -803,6 +803,36 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A call that received no RTP has no MOS (not the 4.4 of an estimate of nothing).
+    #[test]
+    fn a_call_without_received_rtp_has_no_mos() {
+        use crate::phone::{CallEnd, EndReason, Quality};
+        let mut end = CallEnd {
+            reason: EndReason::RemoteHangup,
+            status: None,
+            status_text: None,
+            answered: true,
+            duration: Duration::from_secs(3),
+            codec: Some(tincan_media::codec::CodecKind::Pcma),
+            quality: Quality {
+                packets_sent: 150,
+                mos: 4.4,
+                ..Quality::default()
+            },
+            tried: Vec::new(),
+            errors: Vec::new(),
+        };
+        let peer = "Bob <sip:bob@x>;tag=9";
+        let r = CallRecord::from_end(Direction::Incoming, peer, None, 7, &end);
+        assert_eq!(r.mos, None);
+        assert_eq!(r.codec.as_deref(), Some("pcma"));
+        assert_eq!(r.end_reason, "remote_hangup");
+        assert_eq!(r.peer_name.as_deref(), Some("Bob"));
+        end.quality.packets_received = 140;
+        let r = CallRecord::from_end(Direction::Incoming, peer, None, 7, &end);
+        assert_eq!(r.mos, Some(4.4));
+    }
+
     #[test]
     fn a_peer_name_addr_is_split_and_its_tag_dropped() {
         assert_eq!(
