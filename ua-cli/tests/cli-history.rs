@@ -170,6 +170,8 @@ fn no_history_records_nothing() {
     let dir = scratch("off");
     loopback_call(&dir, &["--no-history"]);
     assert!(history_json(&dir).is_empty());
+    // Neither the calls nor `tincan history` made a database.
+    assert!(!dir.join("data/tincan/history.sqlite3").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -889,6 +889,7 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
                     Ok(d) => d,
                     Err(e) => {
                         eprintln!("tincan listen: {e}");
+                        arrived.remove(&incoming.call);
                         let _ = phone.reject(incoming.call, 500).await;
                         continue;
                     }

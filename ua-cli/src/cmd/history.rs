@@ -108,6 +108,15 @@ fn open(command: &str) -> Result<History, ExitCode> {
 
 /// Runs `tincan history`.
 pub fn run_history(args: &HistoryArgs) -> ExitCode {
+    // Reading makes no database where there was none.
+    if let Some(path) = tincan::history::default_path()
+        && !path.exists()
+    {
+        if !args.json {
+            eprintln!("no calls in {}", path.display());
+        }
+        return ExitCode::SUCCESS;
+    }
     let history = match open("history") {
         Ok(h) => h,
         Err(code) => return code,
