@@ -549,7 +549,7 @@ fn reason_text(reason: EndReason) -> &'static str {
 }
 
 /// The MOS as the human lines print it: `-` when no RTP came (nothing to rate).
-fn mos_text(mos: Option<f64>) -> String {
+pub(crate) fn mos_text(mos: Option<f64>) -> String {
     mos.map_or_else(|| "-".to_owned(), |m| format!("{m:.2}"))
 }
 
@@ -580,7 +580,7 @@ fn human_lines(event: &CallEvent) -> Vec<String> {
             q.rtt_ms
                 .map(|r| format!(" rtt {r:.0} ms"))
                 .unwrap_or_default(),
-            mos_text(Some(q.mos))
+            mos_text(q.mos)
         ),
         CallEvent::Dtmf { digit, via } => format!(
             "dtmf {digit} ({})",
@@ -613,7 +613,7 @@ fn human_lines(event: &CallEvent) -> Vec<String> {
                 end.quality.packets_sent,
                 end.quality.packets_received,
                 end.quality.loss_percent,
-                mos_text(Some(end.quality.mos))
+                mos_text(end.quality.mos)
             )];
             lines.extend(end.tried.iter().map(|t| format!("  tried {t}")));
             lines.extend(end.errors.iter().map(|e| format!("  {e}")));
