@@ -186,6 +186,8 @@ fn listen_answers_only_when_told_and_follows_each_call() {
     listener.type_line("answer");
     let first = listener.wait("answered", |v| is(v, "answered"));
     d.wait("answered", |v| is(v, "answered"));
+    // Media (and its quality events) starts with the ACK: the call is up for a re-INVITE.
+    listener.wait("quality", |v| is(v, "quality"));
     listener.type_line("hold");
     listener.wait("hold", |v| is(v, "hold") && v["by_peer"] == false);
     d.wait("held", |v| is(v, "hold") && v["by_peer"] == true);
@@ -248,6 +250,8 @@ fn human_lines_say_what_was_done_and_for_which_call() {
     assert!(incoming.contains("sip:"), "{incoming}");
     listener.wait_line("answered", |l| l.starts_with("answered in"));
     first.wait("answered", |v| is(v, "answered"));
+    // Media (and its quality lines) starts with the ACK: the call is up for a re-INVITE.
+    listener.wait_line("quality", |l| l.starts_with("rtp sent"));
     listener.type_line("codec pcmu");
     listener.wait_line("the codec change", |l| l.starts_with("codec now pcmu"));
     listener.type_line("dtmf 12");
