@@ -325,6 +325,48 @@ fn listen_records_each_call_to_its_own_file() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `tincan call --dtmf KEYS` says that it sent them (human mode).
+#[test]
+fn call_says_it_sent_its_dtmf() {
+    let dir = std::env::temp_dir().join(format!("tincan-call-dtmf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut listener = Proc::spawn(
+        "listener",
+        &dir,
+        &[
+            "listen",
+            "--bind",
+            "127.0.0.1:0",
+            "--no-audio",
+            "--auto-answer",
+            "--max-calls",
+            "1",
+            "--json",
+        ],
+    );
+    let listening = listener.wait("listening", |v| is(v, "listening"));
+    let address = listening["address"].as_str().unwrap().to_owned();
+    let out = tincan(&dir)
+        .args([
+            "call",
+            &format!("sip:bob@{address}"),
+            "--dtmf",
+            "12",
+            "--duration",
+            "1",
+            "--no-audio",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("tincan call runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.lines().any(|l| l == "sent dtmf 12"), "{text}");
+    listener.wait("ended", |v| is(v, "ended"));
+    listener.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn help_lists_the_commands_typed_during_a_call() {
     let dir = std::env::temp_dir().join(format!("tincan-listen-help-{}", std::process::id()));

@@ -736,16 +736,20 @@ async fn follow(
             }
             _ => continue,
         };
+        if let Some(code) = show(&ev, json, Label::default()) {
+            return code;
+        }
         if let CallEvent::Answered { .. } = ev {
             if let Some(d) = duration {
                 hangup_at = Some(tokio::time::Instant::now() + Duration::from_secs_f64(d.max(0.0)));
             }
             if let Some(digits) = dtmf {
-                let _ = phone.send_dtmf(call, digits).await;
+                match phone.send_dtmf(call, digits).await {
+                    Ok(()) if !json => println!("sent dtmf {digits}"),
+                    Ok(()) => {}
+                    Err(e) => eprintln!("tincan call: {e}"),
+                }
             }
-        }
-        if let Some(code) = show(&ev, json, Label::default()) {
-            return code;
         }
     }
 }
