@@ -137,10 +137,19 @@ fn caller(dir: &std::path::Path, address: &str) -> Proc {
 fn listen_answers_only_when_told_and_follows_each_call() {
     let dir = std::env::temp_dir().join(format!("tincan-listen-lines-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    let record = dir.join("rec.wav");
     let mut listener = Proc::spawn(
         "listener",
         &dir,
-        &["listen", "--bind", "127.0.0.1:0", "--no-audio", "--json"],
+        &[
+            "listen",
+            "--bind",
+            "127.0.0.1:0",
+            "--no-audio",
+            "--json",
+            "--record",
+            record.to_str().unwrap(),
+        ],
     );
     let listening = listener.wait("listening", |v| is(v, "listening"));
     let address = listening["address"].as_str().unwrap().to_owned();
@@ -215,6 +224,14 @@ fn listen_answers_only_when_told_and_follows_each_call() {
     d.stop();
     e.stop();
     listener.stop();
+    // A recording for each answered call, none for the calls declined or cancelled.
+    let mut recordings: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("rec"))
+        .collect();
+    recordings.sort();
+    assert_eq!(recordings, ["rec-2.wav", "rec.wav"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

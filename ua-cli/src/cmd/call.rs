@@ -54,7 +54,8 @@ pub struct Common {
     /// Send this WAV file instead of the microphone.
     #[arg(long)]
     play: Option<PathBuf>,
-    /// Record what the peer sends to this WAV file instead of the speaker.
+    /// Record what the peer sends to this WAV file instead of the speaker (`listen`: the
+    /// second answered call to FILE-2.wav, the third to FILE-3.wav...).
     #[arg(long)]
     record: Option<PathBuf>,
     /// Use only this codec (default: Opus, then PCMU, then PCMA; answers follow the caller's
@@ -868,7 +869,7 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
             } => {
                 match line {
                     Some(line) => {
-                        typed(&phone, &mut calls, &mut answers, &line, json).await;
+                        typed(&phone, &mut calls, &mut answers, &line, &args.common).await;
                     }
                     None => keys = None,
                 }
@@ -905,19 +906,11 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
                     continue;
                 }
                 taken += 1;
-                let devices = match devices(&args.common, taken) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        eprintln!("tincan listen: {e}");
-                        let _ = phone.reject(incoming.call, 500).await;
-                        continue;
-                    }
-                };
                 calls.insert(
                     incoming.call,
                     Taken {
                         number: taken,
-                        devices: Some(devices),
+                        ringing: true,
                         answered: None,
                         hangup_at: None,
                     },
@@ -934,7 +927,14 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
                 }
                 let _ = phone.ring(incoming.call).await;
                 if args.auto_answer {
-                    answer(&phone, &mut calls, &mut answers, incoming.call).await;
+                    answer(
+                        &phone,
+                        &mut calls,
+                        &mut answers,
+                        incoming.call,
+                        &args.common,
+                    )
+                    .await;
                 } else if !json {
                     println!("{}answer (Enter) or decline?", label.human());
                 }
@@ -979,8 +979,8 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
 struct Taken {
     /// Its number in this run (1, 2...): the label of its lines.
     number: u32,
-    /// Its audio devices while it rings (taken when it is answered).
-    devices: Option<Devices>,
+    /// Whether it rings (not answered, declined or cancelled yet).
+    ringing: bool,
     /// When it was answered, in the order of answers (commands go to the latest).
     answered: Option<u64>,
     /// When to hang it up (`--duration`).
@@ -995,18 +995,28 @@ fn label_of(calls: &BTreeMap<CallId, Taken>, call: CallId) -> Label {
     }
 }
 
-/// Answers `call` with the devices opened when it arrived.
+/// Answers `call`, opening its audio devices now (none is held while a call rings; with
+/// `--record FILE`, the `n`th answered call records to [`record_path`]`(FILE, n)`); refuses
+/// it with 500 when they cannot be opened.
 async fn answer(
     phone: &Phone,
     calls: &mut BTreeMap<CallId, Taken>,
     answers: &mut u64,
     call: CallId,
+    common: &Common,
 ) {
-    let Some(taken) = calls.get_mut(&call) else {
+    let Some(taken) = calls.get_mut(&call).filter(|t| t.ringing) else {
         return;
     };
-    let Some((source, sink)) = taken.devices.take() else {
-        return;
+    taken.ringing = false;
+    let n = u32::try_from(*answers + 1).unwrap_or(u32::MAX);
+    let (source, sink) = match devices(common, n) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("tincan listen: {e}");
+            let _ = phone.reject(call, 500).await;
+            return;
+        }
     };
     *answers += 1;
     taken.answered = Some(*answers);
@@ -1022,16 +1032,14 @@ async fn typed(
     calls: &mut BTreeMap<CallId, Taken>,
     answers: &mut u64,
     line: &str,
-    json: bool,
+    common: &Common,
 ) {
+    let json = common.json;
     let mut words = line.split_whitespace();
     let verb = words.next().unwrap_or("").to_ascii_lowercase();
-    let ringing = calls
-        .iter()
-        .find(|(_, t)| t.devices.is_some())
-        .map(|(c, _)| *c);
+    let ringing = calls.iter().find(|(_, t)| t.ringing).map(|(c, _)| *c);
     match (verb.as_str(), ringing) {
-        ("" | "a" | "answer", Some(call)) => answer(phone, calls, answers, call).await,
+        ("" | "a" | "answer", Some(call)) => answer(phone, calls, answers, call, common).await,
         ("" | "a" | "answer", None) => {
             if verb.is_empty() && calls.values().any(|t| t.answered.is_some()) {
                 // Enter during a call: nothing to do.
@@ -1048,9 +1056,8 @@ async fn typed(
                     return;
                 }
             };
-            // Not ringing any more: its devices are closed now.
             if let Some(t) = calls.get_mut(&call) {
-                t.devices = None;
+                t.ringing = false;
             }
             if let Err(e) = phone.reject(call, status).await {
                 eprintln!("tincan listen: {e}");
