@@ -245,7 +245,7 @@ impl CallRecord {
             end_reason: end.reason.as_str().to_owned(),
             status: end.status,
             codec: end.codec.map(|c| c.name().to_ascii_lowercase()),
-            mos: (end.quality.packets_received > 0).then_some(end.quality.mos),
+            mos: end.quality.mos,
         }
     }
 }
@@ -803,7 +803,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// A call that received no RTP has no MOS (not the 4.4 of an estimate of nothing).
+    /// A call that received no RTP has no MOS (`Quality::of` says so) and is recorded
+    /// without one; a rated call keeps its MOS.
     #[test]
     fn a_call_without_received_rtp_has_no_mos() {
         use crate::phone::{CallEnd, EndReason, Quality};
@@ -816,7 +817,7 @@ mod tests {
             codec: Some(tincan_media::codec::CodecKind::Pcma),
             quality: Quality {
                 packets_sent: 150,
-                mos: 4.4,
+                mos: None,
                 ..Quality::default()
             },
             tried: Vec::new(),
@@ -829,6 +830,7 @@ mod tests {
         assert_eq!(r.end_reason, "remote_hangup");
         assert_eq!(r.peer_name.as_deref(), Some("Bob"));
         end.quality.packets_received = 140;
+        end.quality.mos = Some(4.4);
         let r = CallRecord::from_end(Direction::Incoming, peer, None, 7, &end);
         assert_eq!(r.mos, Some(4.4));
     }

@@ -53,8 +53,10 @@ enum Command {
     ///
     /// Exit status: 0 when the call was answered and ended normally, 1 otherwise (the final
     /// SIP status is printed), 2 on usage errors.
+    #[command(after_help = cmd::call::CALL_KEYS)]
     Call(cmd::call::CallArgs),
     /// Wait for calls: registered with an account, or on --bind for direct calls.
+    #[command(after_help = cmd::call::LISTEN_KEYS)]
     Listen(cmd::call::ListenArgs),
     /// Two Tincan phones call each other on loopback (SRTP, Opus, voice both ways) and check
     /// that the audio arrives intact: no provider and no sound card needed. --audio: an echo

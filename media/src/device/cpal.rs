@@ -148,21 +148,57 @@ fn default_host() -> cpal::Host {
 /// Lists the default host's audio devices.
 pub fn list_devices() -> Result<Vec<DeviceInfo>, DeviceError> {
     let host = default_host();
-    let default_in = host.default_input_device().and_then(|d| device_id(&d));
-    let default_out = host.default_output_device().and_then(|d| device_id(&d));
+    let default_of =
+        |d: Option<cpal::Device>| d.and_then(|d| device_id(&d).map(|id| (id, device_name(&d))));
+    let default_in = default_of(host.default_input_device());
+    let default_out = default_of(host.default_output_device());
     let mut out = Vec::new();
     for d in host.devices().map_err(backend)? {
-        let id = device_id(&d).unwrap_or_default();
         out.push(DeviceInfo {
             name: device_name(&d),
             input: d.supports_input(),
             output: d.supports_output(),
-            default_input: default_in.as_deref() == Some(id.as_str()),
-            default_output: default_out.as_deref() == Some(id.as_str()),
-            id,
+            default_input: false,
+            default_output: false,
+            id: device_id(&d).unwrap_or_default(),
         });
     }
+    mark_defaults(&mut out, default_in, true);
+    mark_defaults(&mut out, default_out, false);
     Ok(out)
+}
+
+/// Marks the host's default input (`input`) or output device, given as its id and name, in
+/// `devices`. A default the enumeration did not list is added first: ALSA's `default`, what
+/// cpal opens for the default device, is listed only when the ALSA configuration gives it a
+/// hint, and a list without it marked nothing.
+fn mark_defaults(devices: &mut Vec<DeviceInfo>, default: Option<(String, String)>, input: bool) {
+    let Some((id, name)) = default else {
+        return;
+    };
+    if !devices.iter().any(|d| d.id == id) {
+        devices.insert(
+            0,
+            DeviceInfo {
+                id: id.clone(),
+                name,
+                input: false,
+                output: false,
+                default_input: false,
+                default_output: false,
+            },
+        );
+    }
+    for d in devices.iter_mut().filter(|d| d.id == id) {
+        // The default device of a direction works in that direction.
+        if input {
+            d.input = true;
+            d.default_input = true;
+        } else {
+            d.output = true;
+            d.default_output = true;
+        }
+    }
 }
 
 fn find_device(selector: &DeviceSelector, input: bool) -> Result<cpal::Device, DeviceError> {
@@ -817,5 +853,66 @@ mod tests {
             DeviceSelector::parse("USB Headset"),
             DeviceSelector::Name("USB Headset".into())
         );
+    }
+
+    fn device(id: &str, input: bool, output: bool) -> DeviceInfo {
+        DeviceInfo {
+            id: id.into(),
+            name: id.into(),
+            input,
+            output,
+            default_input: false,
+            default_output: false,
+        }
+    }
+
+    fn default(id: &str) -> Option<(String, String)> {
+        Some((id.into(), "Default Audio Device".into()))
+    }
+
+    /// The listed defaults are marked, each for its direction.
+    #[test]
+    fn the_default_devices_are_marked() {
+        let mut list = vec![
+            device("alsa:hw:0,0", true, true),
+            device("alsa:pulse", true, true),
+            device("alsa:hw:1,0", false, true),
+        ];
+        mark_defaults(&mut list, default("alsa:pulse"), true);
+        mark_defaults(&mut list, default("alsa:hw:1,0"), false);
+        let marked: Vec<(&str, bool, bool)> = list
+            .iter()
+            .map(|d| (d.id.as_str(), d.default_input, d.default_output))
+            .collect();
+        assert_eq!(
+            marked,
+            [
+                ("alsa:hw:0,0", false, false),
+                ("alsa:pulse", true, false),
+                ("alsa:hw:1,0", false, true),
+            ]
+        );
+    }
+
+    /// ALSA's `default` (what cpal opens for the default device) is listed only when the ALSA
+    /// configuration gives it a hint: when the list lacks it, it is added, first, marked for
+    /// both directions, so that `tincan devices` always shows which device a call uses.
+    #[test]
+    fn a_default_missing_from_the_list_is_added_and_marked() {
+        let mut list = vec![device("alsa:hw:0,0", true, true)];
+        mark_defaults(&mut list, default("alsa:default"), true);
+        mark_defaults(&mut list, default("alsa:default"), false);
+        assert_eq!(list.len(), 2, "{list:?}");
+        let d = &list[0];
+        assert_eq!(d.id, "alsa:default");
+        assert_eq!(d.name, "Default Audio Device");
+        assert!(
+            d.input && d.output && d.default_input && d.default_output,
+            "{d:?}"
+        );
+        assert!(!list[1].default_input && !list[1].default_output);
+        // None: nothing marked, nothing added.
+        mark_defaults(&mut list, None, true);
+        assert_eq!(list.len(), 2);
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Value, json};
 use tincan::config::Config;
@@ -55,7 +55,8 @@ pub struct Common {
     /// Send this WAV file instead of the microphone.
     #[arg(long)]
     play: Option<PathBuf>,
-    /// Record what the peer sends to this WAV file instead of the speaker.
+    /// Record what the peer sends to this WAV file instead of the speaker (`listen`: the
+    /// second answered call to FILE-2.wav, the third to FILE-3.wav...).
     #[arg(long)]
     record: Option<PathBuf>,
     /// Use only this codec (default: Opus, then PCMU, then PCMA; answers follow the caller's
@@ -396,8 +397,9 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
 /// A call's audio: what it sends, where what it receives goes.
 pub(super) type Devices = (Box<dyn AudioSource>, Box<dyn AudioSink>);
 
-/// The audio devices for a call.
-fn devices(common: &Common) -> Result<Devices, String> {
+/// The audio devices for the `n`th call of a run (`--record` names a file per call, see
+/// [`record_path`]).
+fn devices(common: &Common, n: u32) -> Result<Devices, String> {
     let source: Box<dyn AudioSource> = match &common.play {
         Some(p) => {
             Box::new(WavSource::open(p).map_err(|e| format!("cannot play {}: {e}", p.display()))?)
@@ -406,9 +408,13 @@ fn devices(common: &Common) -> Result<Devices, String> {
         None => microphone(),
     };
     let sink: Box<dyn AudioSink> = match &common.record {
-        Some(p) => Box::new(
-            WavSink::create(p).map_err(|e| format!("cannot record to {}: {e}", p.display()))?,
-        ),
+        Some(p) => {
+            let p = record_path(p, n);
+            Box::new(
+                WavSink::create(&p)
+                    .map_err(|e| format!("cannot record to {}: {e}", p.display()))?,
+            )
+        }
         None if common.no_audio => Box::new(NullSink::new()),
         None => speaker(),
     };
@@ -547,76 +553,114 @@ fn reason_text(reason: EndReason) -> &'static str {
     }
 }
 
+/// The MOS as the human lines print it: `-` when no RTP came (nothing to rate).
+pub(crate) fn mos_text(mos: Option<f64>) -> String {
+    mos.map_or_else(|| "-".to_owned(), |m| format!("{m:.2}"))
+}
+
+/// The human lines of an event (none for the events a person needs not see).
+fn human_lines(event: &CallEvent) -> Vec<String> {
+    let line = match event {
+        CallEvent::Calling { uri, target, .. } => {
+            format!("calling {uri} via {}", target_text(target))
+        }
+        CallEvent::Progress { status, reason } => format!("{status} {reason}"),
+        CallEvent::Answered {
+            setup,
+            codec,
+            srtp,
+            remote_rtp,
+        } => format!(
+            "answered in {} ms: {}{} to {remote_rtp}",
+            setup.as_millis(),
+            codec.name().to_ascii_lowercase(),
+            if *srtp { " over SRTP" } else { "" }
+        ),
+        CallEvent::Quality(q) => format!(
+            "rtp sent {} received {} lost {:.1}% jitter {:.1} ms{} MOS {}",
+            q.packets_sent,
+            q.packets_received,
+            q.loss_percent,
+            q.jitter_ms,
+            q.rtt_ms
+                .map(|r| format!(" rtt {r:.0} ms"))
+                .unwrap_or_default(),
+            mos_text(q.mos)
+        ),
+        CallEvent::Dtmf { digit, via } => format!(
+            "dtmf {digit} ({})",
+            match via {
+                tincan::phone::DtmfVia::Rfc4733 => "rfc4733",
+                _ => "info",
+            }
+        ),
+        CallEvent::Hold { by_peer } => {
+            format!("on hold{}", if *by_peer { " (by the peer)" } else { "" })
+        }
+        CallEvent::Resumed { by_peer } => {
+            format!("resumed{}", if *by_peer { " (by the peer)" } else { "" })
+        }
+        CallEvent::CodecChanged { codec, srtp } => format!(
+            "codec now {}{}",
+            codec.name().to_ascii_lowercase(),
+            if *srtp { " over SRTP" } else { "" }
+        ),
+        CallEvent::Warning(w) => format!("warning: {w}"),
+        CallEvent::Ended(end) => {
+            let status = end
+                .status
+                .map(|s| format!(" ({s} {})", end.status_text.clone().unwrap_or_default()))
+                .unwrap_or_default();
+            let mut lines = vec![format!(
+                "call ended: {}{status} after {:.1} s; sent {} received {} lost {:.1}% MOS {}",
+                reason_text(end.reason),
+                end.duration.as_secs_f64(),
+                end.quality.packets_sent,
+                end.quality.packets_received,
+                end.quality.loss_percent,
+                mos_text(end.quality.mos)
+            )];
+            lines.extend(end.tried.iter().map(|t| format!("  tried {t}")));
+            lines.extend(end.errors.iter().map(|e| format!("  {e}")));
+            return lines;
+        }
+        _ => return Vec::new(),
+    };
+    vec![line]
+}
+
+/// Which call a line is about, when a command follows several (`tincan listen`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Label {
+    /// The call's number in this run (1, 2...): `call` in `--json`.
+    number: Option<u32>,
+    /// Whether human lines start with `[number]` (more than one call exists).
+    prefix: bool,
+}
+
+impl Label {
+    /// `[2] ` when the human lines need it, else nothing.
+    fn human(self) -> String {
+        match self.number {
+            Some(n) if self.prefix => format!("[{n}] "),
+            _ => String::new(),
+        }
+    }
+}
+
 /// Prints an event; returns the exit code when it ends the call.
-fn show(event: &CallEvent, json: bool) -> Option<ExitCode> {
+fn show(event: &CallEvent, json: bool, label: Label) -> Option<ExitCode> {
     if json {
-        if let Some(v) = event_json(event) {
+        if let Some(mut v) = event_json(event) {
+            if let Some(n) = label.number {
+                v["call"] = json!(n);
+            }
             println!("{v}");
         }
     } else {
-        match event {
-            CallEvent::Calling { uri, target, .. } => {
-                println!("calling {uri} via {}", target_text(target))
-            }
-            CallEvent::Progress { status, reason } => println!("{status} {reason}"),
-            CallEvent::Answered {
-                setup,
-                codec,
-                srtp,
-                remote_rtp,
-            } => println!(
-                "answered in {} ms: {}{} to {remote_rtp}",
-                setup.as_millis(),
-                codec.name().to_ascii_lowercase(),
-                if *srtp { " over SRTP" } else { "" }
-            ),
-            CallEvent::Quality(q) => println!(
-                "rtp sent {} received {} lost {:.1}% jitter {:.1} ms{} MOS {:.2}",
-                q.packets_sent,
-                q.packets_received,
-                q.loss_percent,
-                q.jitter_ms,
-                q.rtt_ms
-                    .map(|r| format!(" rtt {r:.0} ms"))
-                    .unwrap_or_default(),
-                q.mos
-            ),
-            CallEvent::Dtmf { digit, via } => println!(
-                "dtmf {digit} ({})",
-                match via {
-                    tincan::phone::DtmfVia::Rfc4733 => "rfc4733",
-                    _ => "info",
-                }
-            ),
-            CallEvent::Hold { by_peer } => {
-                println!("on hold{}", if *by_peer { " (by the peer)" } else { "" })
-            }
-            CallEvent::Resumed { by_peer } => {
-                println!("resumed{}", if *by_peer { " (by the peer)" } else { "" })
-            }
-            CallEvent::Warning(w) => println!("warning: {w}"),
-            CallEvent::Ended(end) => {
-                let status = end
-                    .status
-                    .map(|s| format!(" ({s} {})", end.status_text.clone().unwrap_or_default()))
-                    .unwrap_or_default();
-                println!(
-                    "call ended: {}{status} after {:.1} s; sent {} received {} lost {:.1}% MOS {:.2}",
-                    reason_text(end.reason),
-                    end.duration.as_secs_f64(),
-                    end.quality.packets_sent,
-                    end.quality.packets_received,
-                    end.quality.loss_percent,
-                    end.quality.mos
-                );
-                for t in &end.tried {
-                    println!("  tried {t}");
-                }
-                for e in &end.errors {
-                    println!("  {e}");
-                }
-            }
-            _ => {}
+        let prefix = label.human();
+        for line in human_lines(event) {
+            println!("{prefix}{line}");
         }
     }
     match event {
@@ -662,11 +706,11 @@ async fn follow(
                 }
             } => {
                 match line {
-                    Some(line) => {
-                        if command(phone, call, &line).await {
-                            hung_up = true;
-                        }
-                    }
+                    Some(line) => match command(phone, call, &line, json, Label::default()).await {
+                        Typed::HungUp => hung_up = true,
+                        Typed::Unknown => eprintln!("{CALL_KEYS}"),
+                        Typed::Done => {}
+                    },
                     None => keys = None,
                 }
                 continue;
@@ -698,19 +742,23 @@ async fn follow(
             }
             _ => continue,
         };
+        if let CallEvent::Ended(end) = &ev {
+            on_end(end);
+        }
+        if let Some(code) = show(&ev, json, Label::default()) {
+            return code;
+        }
         if let CallEvent::Answered { .. } = ev {
             if let Some(d) = duration {
                 hangup_at = Some(tokio::time::Instant::now() + Duration::from_secs_f64(d.max(0.0)));
             }
             if let Some(digits) = dtmf {
-                let _ = phone.send_dtmf(call, digits).await;
+                match phone.send_dtmf(call, digits).await {
+                    Ok(()) if !json => println!("sent dtmf {digits}"),
+                    Ok(()) => {}
+                    Err(e) => eprintln!("tincan call: {e}"),
+                }
             }
-        }
-        if let CallEvent::Ended(end) = &ev {
-            on_end(end);
-        }
-        if let Some(code) = show(&ev, json) {
-            return code;
         }
     }
 }
@@ -731,7 +779,7 @@ async fn call(args: &CallArgs, config: Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (source, sink) = match devices(&args.common) {
+    let (source, sink) = match devices(&args.common, 1) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("tincan call: {e}");
@@ -755,7 +803,7 @@ async fn call(args: &CallArgs, config: Config) -> ExitCode {
     let code = match phone.call(&args.uri, options).await {
         Ok(call) => {
             if !args.common.json {
-                eprintln!("{KEYS_HELP}");
+                eprintln!("{CALL_KEYS}");
             }
             let keys = Some(stdin_lines());
             follow(
@@ -819,21 +867,39 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
     let json = args.common.json;
     let mut taken = 0u32;
     let mut code = ExitCode::SUCCESS;
-    // Calls taken and not ended, with when to hang each up.
-    let mut calls: HashMap<CallId, Option<tokio::time::Instant>> = HashMap::new();
+    // Calls taken and not ended, oldest first.
+    let mut calls: BTreeMap<CallId, Taken> = BTreeMap::new();
+    // How many calls were answered: orders them, so that commands go to the latest.
+    let mut answers = 0u64;
     let mut stopping = false;
     let mut history = super::history::Recorder::open("listen", args.common.no_history);
     // Calls taken, for the history: when each arrived, from whom, to which account.
     let mut arrived: HashMap<CallId, (i64, String, Option<String>)> = HashMap::new();
+    // What the person types, read as it is typed (never kept for a call to come).
+    let mut keys = Some(stdin_lines());
     loop {
         if args.max_calls.is_some_and(|m| taken >= m) && calls.is_empty()
             || stopping && calls.is_empty()
         {
             break;
         }
-        let next_hangup = calls.values().flatten().min().copied();
+        let next_hangup = calls.values().filter_map(|c| c.hangup_at).min();
         let ev = tokio::select! {
             ev = phone.next_event() => ev,
+            line = async {
+                match keys.as_mut() {
+                    Some(k) => k.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                match line {
+                    Some(line) => {
+                        typed(&phone, &mut calls, &mut answers, &line, &args.common).await;
+                    }
+                    None => keys = None,
+                }
+                continue;
+            }
             _ = tokio::signal::ctrl_c(), if !stopping => {
                 stopping = true;
                 for c in calls.keys() {
@@ -848,9 +914,9 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
                 }
             } => {
                 let now = tokio::time::Instant::now();
-                for (c, at) in calls.iter_mut() {
-                    if at.is_some_and(|t| t <= now) {
-                        *at = None;
+                for (c, taken) in calls.iter_mut() {
+                    if taken.hangup_at.is_some_and(|t| t <= now) {
+                        taken.hangup_at = None;
                         let _ = phone.hangup(*c).await;
                     }
                 }
@@ -877,44 +943,48 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
                         account,
                     ),
                 );
+                calls.insert(
+                    incoming.call,
+                    Taken {
+                        number: taken,
+                        ringing: true,
+                        answered: None,
+                        hangup_at: None,
+                    },
+                );
+                let label = label_of(&calls, incoming.call);
+                let from = caller_text(&incoming.from);
                 if json {
                     println!(
                         "{}",
-                        json!({"event": "incoming", "from": incoming.from, "to": incoming.to})
+                        json!({"event": "incoming", "from": from, "to": incoming.to, "call": taken})
                     );
                 } else {
-                    println!("incoming call from {}", incoming.from);
+                    println!("{}incoming call from {from}", label.human());
                 }
-                let (source, sink) = match devices(&args.common) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        eprintln!("tincan listen: {e}");
-                        arrived.remove(&incoming.call);
-                        let _ = phone.reject(incoming.call, 500).await;
-                        continue;
-                    }
-                };
                 let _ = phone.ring(incoming.call).await;
-                if !args.auto_answer {
-                    println!("press Enter to answer");
-                    let mut line = String::new();
-                    let _ =
-                        tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line))
-                            .await;
-                }
-                calls.insert(incoming.call, None);
-                if let Err(e) = phone.accept(incoming.call, source, sink).await {
-                    eprintln!("tincan listen: {e}");
+                if args.auto_answer {
+                    answer(
+                        &phone,
+                        &mut calls,
+                        &mut answers,
+                        incoming.call,
+                        &args.common,
+                    )
+                    .await;
+                } else if !json {
+                    println!("{}answer (Enter) or decline?", label.human());
                 }
             }
             PhoneEvent::Refused(refused) => {
+                let from = caller_text(&refused.from);
                 if json {
                     println!(
                         "{}",
-                        json!({"event": "refused", "from": refused.from, "status": refused.status})
+                        json!({"event": "refused", "from": from, "status": refused.status})
                     );
                 } else {
-                    println!("refused call from {}: {}", refused.from, refused.status);
+                    println!("refused call from {from}: {}", refused.status);
                 }
             }
             PhoneEvent::Call { call, event } => {
@@ -923,18 +993,17 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
                 }
                 if let CallEvent::Answered { .. } = event
                     && let Some(d) = args.duration
+                    && let Some(taken) = calls.get_mut(&call)
                 {
-                    calls.insert(
-                        call,
-                        Some(tokio::time::Instant::now() + Duration::from_secs_f64(d.max(0.0))),
-                    );
+                    taken.hangup_at =
+                        Some(tokio::time::Instant::now() + Duration::from_secs_f64(d.max(0.0)));
                 }
                 if let CallEvent::Ended(end) = &event
                     && let Some((started, from, account)) = arrived.remove(&call)
                 {
                     history.record(Direction::Incoming, &from, account, started, end);
                 }
-                if let Some(c) = show(&event, json) {
+                if let Some(c) = show(&event, json, label_of(&calls, call)) {
                     calls.remove(&call);
                     if c != ExitCode::SUCCESS {
                         code = c;
@@ -948,9 +1017,139 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
     code
 }
 
-/// The commands `tincan call` reads from its standard input, one per line.
-const KEYS_HELP: &str =
-    "commands: hold | resume | dtmf DIGITS (or just the digits) | codec opus|pcmu|pcma | hangup";
+/// A call `tincan listen` took, until it ends.
+struct Taken {
+    /// Its number in this run (1, 2...): the label of its lines.
+    number: u32,
+    /// Whether it rings (not answered, declined or cancelled yet).
+    ringing: bool,
+    /// When it was answered, in the order of answers (commands go to the latest).
+    answered: Option<u64>,
+    /// When to hang it up (`--duration`).
+    hangup_at: Option<tokio::time::Instant>,
+}
+
+/// The label of `call`'s lines: its number, shown in human lines while other calls exist.
+fn label_of(calls: &BTreeMap<CallId, Taken>, call: CallId) -> Label {
+    Label {
+        number: calls.get(&call).map(|t| t.number),
+        prefix: calls.len() > 1,
+    }
+}
+
+/// Answers `call`, opening its audio devices now (none is held while a call rings; with
+/// `--record FILE`, the `n`th answered call records to [`record_path`]`(FILE, n)`); refuses
+/// it with 500 when they cannot be opened.
+async fn answer(
+    phone: &Phone,
+    calls: &mut BTreeMap<CallId, Taken>,
+    answers: &mut u64,
+    call: CallId,
+    common: &Common,
+) {
+    let Some(taken) = calls.get_mut(&call).filter(|t| t.ringing) else {
+        return;
+    };
+    taken.ringing = false;
+    let n = u32::try_from(*answers + 1).unwrap_or(u32::MAX);
+    let (source, sink) = match devices(common, n) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("tincan listen: {e}");
+            let _ = phone.reject(call, 500).await;
+            return;
+        }
+    };
+    *answers += 1;
+    taken.answered = Some(*answers);
+    if let Err(e) = phone.accept(call, source, sink).await {
+        eprintln!("tincan listen: {e}");
+    }
+}
+
+/// Runs a line typed at `tincan listen`: `answer` (or Enter) and `decline [STATUS]` for the
+/// oldest ringing call; the in-call commands of `tincan call` for the call answered last.
+async fn typed(
+    phone: &Phone,
+    calls: &mut BTreeMap<CallId, Taken>,
+    answers: &mut u64,
+    line: &str,
+    common: &Common,
+) {
+    let json = common.json;
+    let mut words = line.split_whitespace();
+    let verb = words.next().unwrap_or("").to_ascii_lowercase();
+    let ringing = calls.iter().find(|(_, t)| t.ringing).map(|(c, _)| *c);
+    match (verb.as_str(), ringing) {
+        ("" | "a" | "answer", Some(call)) => answer(phone, calls, answers, call, common).await,
+        ("" | "a" | "answer", None) => {
+            if verb.is_empty() && calls.values().any(|t| t.answered.is_some()) {
+                // Enter during a call: nothing to do.
+                return;
+            }
+            eprintln!("no call to answer");
+        }
+        ("d" | "decline", Some(call)) => {
+            let status = match words.next().map(str::parse::<u16>) {
+                None => 486,
+                Some(Ok(s)) if (400..=699).contains(&s) => s,
+                Some(_) => {
+                    eprintln!("decline takes a status 400-699 (486 Busy Here, 603 Decline)");
+                    return;
+                }
+            };
+            if let Some(t) = calls.get_mut(&call) {
+                t.ringing = false;
+            }
+            if let Err(e) = phone.reject(call, status).await {
+                eprintln!("tincan listen: {e}");
+            }
+        }
+        ("d" | "decline", None) => eprintln!("no call to decline"),
+        _ => {
+            let current = calls
+                .iter()
+                .filter_map(|(c, t)| t.answered.map(|n| (n, *c)))
+                .max()
+                .map(|(_, c)| c);
+            let Some(call) = current else {
+                if is_command(&verb) {
+                    eprintln!("no call up");
+                } else {
+                    eprintln!("{LISTEN_KEYS}");
+                }
+                return;
+            };
+            if let Typed::Unknown = command(phone, call, line, json, label_of(calls, call)).await {
+                eprintln!("{LISTEN_KEYS}");
+            }
+        }
+    }
+}
+
+/// The in-call commands of `tincan call`, one per line (also `--help`).
+pub(crate) const CALL_KEYS: &str = "\
+Commands (one per line on standard input, while the call is up):
+  hold (h)                  put the call on hold
+  resume (r)                take it off hold
+  dtmf DIGITS (d), DIGITS   send DTMF keys (0-9 * # A-D)
+  codec opus|pcmu|pcma (c)  change the codec (a re-INVITE offering it first)
+  hangup (q)                hang up";
+
+/// The commands of `tincan listen`, one per line (also `--help`).
+pub(crate) const LISTEN_KEYS: &str = "\
+Commands (one per line on standard input):
+  answer (a, or Enter)      answer the ringing call (the oldest, when several ring)
+  decline [STATUS] (d)      refuse it: 486 Busy Here, or e.g. `decline 603` (603 Decline)
+then, for the call answered last:
+  hold (h)                  put the call on hold
+  resume (r)                take it off hold
+  dtmf DIGITS, DIGITS       send DTMF keys (0-9 * # A-D; `a` and `d` alone answer and
+                            decline here: type `dtmf A`)
+  codec opus|pcmu|pcma (c)  change the codec (a re-INVITE offering it first)
+  hangup (q)                hang up
+A line typed while no call rings answers nothing; with more than one call, lines start with
+the call's number ([1], [2]) and --json events carry it as `call`.";
 
 /// Lines of standard input, read on their own thread (reading stdin blocks).
 fn stdin_lines() -> mpsc::UnboundedReceiver<String> {
@@ -966,50 +1165,173 @@ fn stdin_lines() -> mpsc::UnboundedReceiver<String> {
     rx
 }
 
-/// Runs one command line on the call; true when it hung up.
-async fn command(phone: &Phone, call: CallId, line: &str) -> bool {
+/// What a typed command did.
+enum Typed {
+    /// Carried out (or reported its error).
+    Done,
+    /// Hung the call up.
+    HungUp,
+    /// Not a command.
+    Unknown,
+}
+
+/// Whether `verb` is an in-call command.
+fn is_command(verb: &str) -> bool {
+    matches!(
+        verb,
+        "h" | "hold"
+            | "r"
+            | "resume"
+            | "unhold"
+            | "q"
+            | "hangup"
+            | "bye"
+            | "d"
+            | "dtmf"
+            | "c"
+            | "codec"
+    ) || is_digits(verb)
+}
+
+/// DTMF keys typed alone.
+fn is_digits(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| matches!(c, '0'..='9' | '*' | '#' | 'a'..='d' | 'A'..='D'))
+}
+
+/// Runs one in-call command line on the call; says what it did.
+async fn command(phone: &Phone, call: CallId, line: &str, json: bool, label: Label) -> Typed {
     let mut words = line.split_whitespace();
     let Some(verb) = words.next() else {
-        return false;
+        return Typed::Done;
+    };
+    let say = |what: String| {
+        if !json {
+            println!("{}{what}", label.human());
+        }
     };
     let result = match verb.to_ascii_lowercase().as_str() {
         "h" | "hold" => phone.hold(call).await,
         "r" | "resume" | "unhold" => phone.resume(call).await,
         "q" | "hangup" | "bye" => {
             let _ = phone.hangup(call).await;
-            return true;
+            return Typed::HungUp;
         }
-        "d" | "dtmf" => phone.send_dtmf(call, &words.collect::<String>()).await,
-        "c" | "codec" => match words.next().map(str::to_ascii_lowercase).as_deref() {
-            Some("opus") => phone.change_codec(call, CodecKind::Opus).await,
-            Some("pcmu") => phone.change_codec(call, CodecKind::Pcmu).await,
-            Some("pcma") => phone.change_codec(call, CodecKind::Pcma).await,
-            _ => {
-                eprintln!("{KEYS_HELP}");
-                Ok(())
+        "d" | "dtmf" => {
+            let digits = words.collect::<String>().to_ascii_uppercase();
+            let r = phone.send_dtmf(call, &digits).await;
+            if r.is_ok() {
+                say(format!("sent dtmf {digits}"));
             }
-        },
-        digits
-            if digits
-                .chars()
-                .all(|c| matches!(c, '0'..='9' | '*' | '#' | 'a'..='d')) =>
-        {
-            phone.send_dtmf(call, &digits.to_ascii_uppercase()).await
+            r
         }
-        _ => {
-            eprintln!("{KEYS_HELP}");
-            Ok(())
+        "c" | "codec" => {
+            let codec = match words.next().map(str::to_ascii_lowercase).as_deref() {
+                Some("opus") => CodecKind::Opus,
+                Some("pcmu") => CodecKind::Pcmu,
+                Some("pcma") => CodecKind::Pcma,
+                _ => return Typed::Unknown,
+            };
+            let r = phone.change_codec(call, codec).await;
+            if r.is_ok() {
+                say(format!(
+                    "asking for codec {}",
+                    codec.name().to_ascii_lowercase()
+                ));
+            }
+            r
         }
+        digits if is_digits(digits) => {
+            let digits = digits.to_ascii_uppercase();
+            let r = phone.send_dtmf(call, &digits).await;
+            if r.is_ok() {
+                say(format!("sent dtmf {digits}"));
+            }
+            r
+        }
+        _ => return Typed::Unknown,
     };
     if let Err(e) = result {
-        eprintln!("tincan call: {e}");
+        eprintln!("tincan: {e}");
     }
-    false
+    Typed::Done
+}
+
+/// The caller as a person reads it: the display name (quoted) and the URI of a From value,
+/// without its header parameters (the tag); the value as it is when it does not parse.
+fn caller_text(from: &str) -> String {
+    use tincan_sip::message::HeaderName;
+    use tincan_sip::message::typed::NameAddr;
+    match NameAddr::parse_as(HeaderName::From, from) {
+        Ok(a) => match a.display_name.as_deref().filter(|d| !d.is_empty()) {
+            Some(d) => format!(
+                "\"{}\" <{}>",
+                d.replace('\\', "\\\\").replace('"', "\\\""),
+                a.uri_str()
+            ),
+            None => a.uri_str().to_owned(),
+        },
+        Err(_) => from.to_owned(),
+    }
+}
+
+/// Where the `n`th call of a run records (`--record FILE`): FILE for the first, then
+/// FILE with `-2`, `-3`... before the extension (`rec.wav`, `rec-2.wav`, `rec-3.wav`).
+fn record_path(path: &Path, n: u32) -> PathBuf {
+    if n <= 1 {
+        return path.to_path_buf();
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-{n}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{n}"),
+    };
+    path.with_file_name(name)
 }
 
 #[cfg(test)]
 mod tests {
     use super::default_bind;
+
+    /// `incoming call from` names the caller, never the From header's parameters.
+    #[test]
+    fn the_caller_is_its_name_and_uri_without_the_tag() {
+        use super::caller_text;
+        assert_eq!(
+            caller_text("\"Bob\" <sip:bob@example.com>;tag=a1b2"),
+            "\"Bob\" <sip:bob@example.com>"
+        );
+        assert_eq!(
+            caller_text("Bob Smith <sip:bob@example.com;transport=tcp>;tag=x"),
+            "\"Bob Smith\" <sip:bob@example.com;transport=tcp>"
+        );
+        assert_eq!(
+            caller_text("<sip:tincan@127.0.0.1>;tag=2Mgy8WuMwn"),
+            "sip:tincan@127.0.0.1"
+        );
+        assert_eq!(caller_text("sip:a@b;tag=1"), "sip:a@b");
+        assert_eq!(caller_text("not a from <"), "not a from <");
+    }
+
+    /// `listen --record FILE`: one file per call, the first one FILE.
+    #[test]
+    fn each_call_records_to_its_own_file() {
+        use super::record_path;
+        use std::path::Path;
+        let p = Path::new("/tmp/rec.wav");
+        assert_eq!(record_path(p, 1), Path::new("/tmp/rec.wav"));
+        assert_eq!(record_path(p, 2), Path::new("/tmp/rec-2.wav"));
+        assert_eq!(record_path(p, 13), Path::new("/tmp/rec-13.wav"));
+        assert_eq!(record_path(Path::new("out"), 3), Path::new("out-3"));
+        assert_eq!(
+            record_path(Path::new("a.b/c.tar.wav"), 2),
+            Path::new("a.b/c.tar-2.wav")
+        );
+    }
 
     #[test]
     fn listen_without_an_account_takes_the_sip_port() {

@@ -35,6 +35,7 @@ pub fn run(args: &Args) -> ExitCode {
                 "output": d.output,
                 "default_input": d.default_input,
                 "default_output": d.default_output,
+                "default": d.default_input || d.default_output,
             });
             println!("{v}");
         } else {

@@ -367,8 +367,9 @@ pub struct Quality {
     pub rtt_ms: Option<f64>,
     /// Concealed share of played frames, percent.
     pub concealed_percent: f64,
-    /// E-model MOS estimate (1-4.5).
-    pub mos: f64,
+    /// E-model MOS estimate (1-4.5); `None` while no RTP was received (nothing to rate:
+    /// `"mos": null` in `--json`, `MOS -` in the human lines).
+    pub mos: Option<f64>,
     /// SRTP packets refused.
     pub srtp_rejected: u64,
 }
@@ -391,7 +392,7 @@ impl Quality {
             jitter_ms: stats.jitter.as_secs_f64() * 1000.0,
             rtt_ms: stats.rtt.map(|d| d.as_secs_f64() * 1000.0),
             concealed_percent: 100.0 * stats.concealment_ratio(),
-            mos: (est.mos * 100.0).round() / 100.0,
+            mos: (stats.packets_received > 0).then(|| (est.mos * 100.0).round() / 100.0),
             srtp_rejected: stats.srtp_rejected,
         }
     }
@@ -533,4 +534,36 @@ pub enum UsageError {
         /// Why.
         reason: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Quality;
+    use tincan_media::codec::CodecKind;
+    use tincan_media::session::SessionStats;
+
+    /// Nothing received, nothing to rate: no MOS (it used to say 4.40, a perfect call).
+    #[test]
+    fn no_rtp_received_is_no_mos() {
+        let stats = SessionStats {
+            packets_sent: 500,
+            ..SessionStats::default()
+        };
+        let q = Quality::of(&stats, CodecKind::Opus);
+        assert_eq!(q.mos, None);
+        let v = serde_json::to_value(&q).expect("quality serializes");
+        assert!(v["mos"].is_null(), "{v}");
+    }
+
+    /// Received RTP gets its estimate.
+    #[test]
+    fn rtp_received_is_rated() {
+        let stats = SessionStats {
+            packets_sent: 500,
+            packets_received: 500,
+            ..SessionStats::default()
+        };
+        let mos = Quality::of(&stats, CodecKind::Opus).mos.expect("a MOS");
+        assert!(mos > 4.0 && mos <= 4.5, "{mos}");
+    }
 }

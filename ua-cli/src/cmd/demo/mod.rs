@@ -14,7 +14,7 @@ use tincan_media::device::LoopbackDevice;
 use tincan_media::device::{CpalSink, CpalSource, DeviceSelector};
 use tincan_media::sdp::SrtpPolicy;
 
-use super::call::Devices;
+use super::call::{Devices, mos_text};
 
 mod two_phones;
 
@@ -88,8 +88,12 @@ pub fn run(args: &Args) -> ExitCode {
                 if *srtp { " over SRTP" } else { "" }
             ),
             CallEvent::Quality(q) if who == "alice" => println!(
-                "[alice] rtp sent {} received {} lost {:.1}% jitter {:.1} ms MOS {:.2}",
-                q.packets_sent, q.packets_received, q.loss_percent, q.jitter_ms, q.mos
+                "[alice] rtp sent {} received {} lost {:.1}% jitter {:.1} ms MOS {}",
+                q.packets_sent,
+                q.packets_received,
+                q.loss_percent,
+                q.jitter_ms,
+                mos_text(q.mos)
             ),
             CallEvent::Ended(end) => {
                 println!("[{who}] call ended: {}", two_phones::end_reason(end.reason))
@@ -130,13 +134,13 @@ pub fn run(args: &Args) -> ExitCode {
         );
         for (who, q) in [("alice", &report.caller), ("bob", &report.callee)] {
             println!(
-                "  {who}: sent {} received {} lost {:.1}% jitter {:.1} ms concealed {:.1}% MOS {:.2}",
+                "  {who}: sent {} received {} lost {:.1}% jitter {:.1} ms concealed {:.1}% MOS {}",
                 q.packets_sent,
                 q.packets_received,
                 q.loss_percent,
                 q.jitter_ms,
                 q.concealed_percent,
-                q.mos
+                mos_text(q.mos)
             );
         }
         dir("alice -> bob", &report.caller_to_callee);
@@ -232,7 +236,7 @@ async fn echo(args: &Args) -> ExitCode {
                     break;
                 }
                 Some(PhoneEvent::Call { call: c, event: CallEvent::Quality(q) }) if c == call => {
-                    println!("rtp sent {} received {} MOS {:.2}", q.packets_sent, q.packets_received, q.mos)
+                    println!("rtp sent {} received {} MOS {}", q.packets_sent, q.packets_received, mos_text(q.mos))
                 }
                 Some(_) => {}
                 None => break,
