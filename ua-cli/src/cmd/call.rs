@@ -59,13 +59,13 @@ pub struct Common {
     /// second answered call to FILE-2.wav, the third to FILE-3.wav...).
     #[arg(long)]
     record: Option<PathBuf>,
-    /// Use only this codec (default: Opus, then PCMU, then PCMA; answers follow the caller's
-    /// order).
+    /// Use only this codec (default: the account's `codecs`, else Opus, then PCMU, then
+    /// PCMA; answers follow the caller's order).
     #[arg(long, value_enum)]
     codec: Option<CodecArg>,
-    /// SRTP policy.
-    #[arg(long, value_enum, default_value = "optional")]
-    srtp: SrtpArg,
+    /// SRTP policy (default: the account's `srtp`, else optional).
+    #[arg(long, value_enum)]
+    srtp: Option<SrtpArg>,
     /// One JSON object per event per line.
     #[arg(long)]
     json: bool,
@@ -212,12 +212,13 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
         eprintln!("tincan {command}: {msg}");
         ExitCode::from(code)
     };
+    let srtp = common.srtp.map(|s| match s {
+        SrtpArg::Off => SrtpPolicy::Off,
+        SrtpArg::Optional => SrtpPolicy::Optional,
+        SrtpArg::Required => SrtpPolicy::Required,
+    });
     let mut pc = PhoneConfig {
-        srtp: match common.srtp {
-            SrtpArg::Off => SrtpPolicy::Off,
-            SrtpArg::Optional => SrtpPolicy::Optional,
-            SrtpArg::Required => SrtpPolicy::Required,
-        },
+        srtp: srtp.unwrap_or(SrtpPolicy::Optional),
         rtp_timeout_hangup: (common.rtp_timeout > 0)
             .then(|| Duration::from_secs(u64::from(common.rtp_timeout))),
         ..PhoneConfig::default()
@@ -237,8 +238,18 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
     {
         return Err(fail(format!("no account named {name:?} in the config"), 2));
     }
-    let accounts =
+    let mut accounts =
         accounts(config, common.account.as_deref()).map_err(|e| fail(e.to_string(), 2))?;
+    // The command line wins over the accounts' `codecs` and `srtp`, which win over the
+    // phone's defaults (docs/config.md).
+    for a in &mut accounts {
+        if common.codec.is_some() {
+            a.codecs = None;
+        }
+        if srtp.is_some() {
+            a.srtp = None;
+        }
+    }
     let bind = common
         .bind
         .or(config.network.bind)
