@@ -106,7 +106,8 @@ pub struct CallArgs {
 /// Arguments of `tincan listen`.
 #[derive(Debug, clap::Args)]
 pub struct ListenArgs {
-    /// Answer every call at once.
+    /// Answer every call at once (an account's `auto_answer = true` in the config does it
+    /// for the calls to that account).
     #[arg(long)]
     auto_answer: bool,
     /// Exit after this many calls.
@@ -944,8 +945,11 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
                 taken += 1;
                 let account = incoming.account.and_then(|a| {
                     let i = phone.accounts().iter().position(|x| *x == a)?;
-                    Some(config.accounts.get(i)?.name.clone())
+                    config.accounts.get(i)
                 });
+                // `--auto-answer` answers every call; an account's `auto_answer` its own.
+                let auto_answer = args.auto_answer || account.is_some_and(|a| a.auto_answer);
+                let account = account.map(|a| a.name.clone());
                 arrived.insert(
                     incoming.call,
                     (
@@ -974,7 +978,7 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
                     println!("{}incoming call from {from}", label.human());
                 }
                 let _ = phone.ring(incoming.call).await;
-                if args.auto_answer {
+                if auto_answer {
                     answer(
                         &phone,
                         &mut calls,
