@@ -2,14 +2,15 @@
 //! an account with `codecs = ["pcma"]` offers PCMA alone, with the account's display name in
 //! its From; a call to an account whose SRTP is required is refused 488 when the caller
 //! offers plain RTP, while the phone's default policy (optional) takes it. A call's own
-//! parameters win over its account's. Issue 14, point 5.
+//! parameters win over its account's. The account's REGISTER carries its display name in
+//! From and To. Issue 14, point 5.
 
 #[path = "util/phone_sim.rs"]
 mod phone_sim;
 
 use std::time::Duration;
 
-use phone_sim::{NetConfig, Sim, account};
+use phone_sim::{NetConfig, P1, Sim, account};
 use tincan::phone::{AccountId, CallEnd, CallEvent, CallParams, EndReason};
 use tincan_media::codec::CodecKind;
 use tincan_media::sdp::SrtpPolicy;
@@ -158,4 +159,33 @@ fn a_call_to_an_account_with_srtp_required_refuses_plain_rtp_488() {
     assert_eq!(end.status, Some(488), "{end:?}");
     // Without the account's key the phone's policy (optional) takes the call.
     assert!(plain_rtp_call_to(None).is_none(), "the call is up");
+}
+
+#[test]
+fn an_account_registers_with_its_display_name_in_from_and_to() {
+    let mut sim = Sim::new(16, NetConfig::perfect());
+    let alice = sim.add_phone(ALICE, "alice");
+    sim.add_proxy(P1);
+    let mut a = account("alice", &[P1]);
+    a.display_name = Some("Alice Smith".into());
+    sim.add_account(alice, a);
+    sim.run_for(Duration::from_secs(2));
+    let register = sim.nodes[alice]
+        .sent_messages
+        .iter()
+        .map(|(_, _, m)| String::from_utf8_lossy(m).into_owned())
+        .find(|m| m.starts_with("REGISTER "))
+        .expect("a REGISTER");
+    let header = |name: &str| {
+        register
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {register}"))
+            .to_owned()
+    };
+    assert!(
+        header("From:").starts_with("From: Alice Smith <sip:alice@example.test>;tag="),
+        "{register}"
+    );
+    assert_eq!(header("To:"), "To: Alice Smith <sip:alice@example.test>");
 }
