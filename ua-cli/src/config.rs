@@ -55,6 +55,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use tincan_media::codec::CodecKind;
+use tincan_media::sdp::SrtpPolicy;
 use tincan_sip::message::{SipUri, Uri};
 use tincan_sip::transport::Transport;
 use toml::Spanned;
@@ -77,6 +79,8 @@ pub struct Config {
     pub path: Option<PathBuf>,
     /// `[network]`.
     pub network: Network,
+    /// `[audio]`.
+    pub audio: Audio,
     /// `[[account]]` tables, in file order.
     pub accounts: Vec<Account>,
     /// What is usable but unwise (printed by the commands, never fatal).
@@ -139,6 +143,22 @@ pub struct Network {
     /// [`UDP_BUFFER_SIZE`](crate::phone::driver::UDP_BUFFER_SIZE) (4 MiB), `Some(0)` the
     /// system's default.
     pub udp_buffer_size: Option<u32>,
+}
+
+/// The `[audio]` section: the devices every account uses unless it names its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Audio {
+    /// `input_device`: the microphone, by the name `tincan devices` lists; `None`: the
+    /// system's default.
+    pub input_device: Option<String>,
+    /// `output_device`: the speaker, by name; `None`: the system's default.
+    pub output_device: Option<String>,
+    /// `ring_device`: where incoming calls ring, by name; `None`: the output device.
+    pub ring_device: Option<String>,
+    /// `ring_tone`: a WAV file to ring with instead of the built-in tone. Kept as written
+    /// (a leading `~/` expanded); whether it can be read is checked when it is played.
+    pub ring_tone: Option<PathBuf>,
 }
 
 /// Which transport an account uses.
@@ -273,6 +293,24 @@ pub struct Account {
     /// `call_limit`: most calls of this account at once; a new incoming call to it over the
     /// bound is refused 486 Busy Here. `None`: only the phone's `[network] call_limit`.
     pub call_limit: Option<usize>,
+    /// `display_name`: the name shown with our address (`"Alice" <sip:alice@...>`) in the
+    /// From of calls and in REGISTER.
+    pub display_name: Option<String>,
+    /// `codecs`: the codecs of this account's calls, in order of preference; `None`: the
+    /// phone's (Opus, PCMU, PCMA). `--codec` wins over it.
+    pub codecs: Option<Vec<CodecKind>>,
+    /// `srtp`: the SRTP policy of this account's calls; `None`: the phone's (optional).
+    /// `--srtp` wins over it.
+    pub srtp: Option<SrtpPolicy>,
+    /// `auto_answer`: `tincan listen` answers calls to this account by itself (as
+    /// `--auto-answer` does for every call).
+    pub auto_answer: bool,
+    /// `input_device`: this account's microphone (else `[audio] input_device`).
+    pub input_device: Option<String>,
+    /// `output_device`: this account's speaker (else `[audio] output_device`).
+    pub output_device: Option<String>,
+    /// `ring_device`: where calls to this account ring (else `[audio] ring_device`).
+    pub ring_device: Option<String>,
 }
 
 impl Account {
@@ -517,6 +555,8 @@ struct RawConfig {
     #[serde(default)]
     network: RawNetwork,
     #[serde(default)]
+    audio: RawAudio,
+    #[serde(default)]
     account: Vec<RawAccount>,
 }
 
@@ -530,6 +570,15 @@ struct RawNetwork {
     stun_rto_ms: Option<u32>,
     call_limit: Option<u32>,
     udp_buffer_size: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAudio {
+    input_device: Option<Spanned<String>>,
+    output_device: Option<Spanned<String>>,
+    ring_device: Option<Spanned<String>>,
+    ring_tone: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -551,6 +600,13 @@ struct RawAccount {
     outbound: Option<bool>,
     instance_id: Option<Spanned<String>>,
     call_limit: Option<u32>,
+    display_name: Option<Spanned<String>>,
+    codecs: Option<Spanned<Vec<Spanned<String>>>>,
+    srtp: Option<Spanned<String>>,
+    auto_answer: Option<bool>,
+    input_device: Option<Spanned<String>>,
+    output_device: Option<Spanned<String>>,
+    ring_device: Option<Spanned<String>>,
 }
 
 impl Config {
@@ -651,6 +707,36 @@ impl Config {
         network.stun_rto_ms = raw.network.stun_rto_ms;
         network.call_limit = raw.network.call_limit;
         network.udp_buffer_size = raw.network.udp_buffer_size;
+
+        let device = |d: Option<Spanned<String>>, key: &str, context: Option<&str>| {
+            d.map(|d| match d.get_ref().trim() {
+                "" => Err(invalid(
+                    d.span(),
+                    key,
+                    context,
+                    "empty device name: leave the key out for the system's default".into(),
+                )),
+                name => Ok(name.to_owned()),
+            })
+            .transpose()
+        };
+        let audio = Audio {
+            input_device: device(raw.audio.input_device, "input_device", None)?,
+            output_device: device(raw.audio.output_device, "output_device", None)?,
+            ring_device: device(raw.audio.ring_device, "ring_device", None)?,
+            ring_tone: match raw.audio.ring_tone {
+                Some(t) if t.get_ref().trim().is_empty() => {
+                    return Err(invalid(
+                        t.span(),
+                        "ring_tone",
+                        None,
+                        "empty path: leave the key out for the built-in tone".into(),
+                    ));
+                }
+                Some(t) => Some(expand_home(t.get_ref().trim())),
+                None => None,
+            },
+        };
 
         let mut accounts: Vec<Account> = Vec::with_capacity(raw.account.len());
         for a in raw.account {
@@ -763,6 +849,30 @@ impl Config {
                 }
                 None => derive_instance_id(&aor),
             };
+            let codecs = match a.codecs {
+                Some(list) => {
+                    Some(parse_codecs(&list).map_err(|(span, m)| bad(span, "codecs", m))?)
+                }
+                None => None,
+            };
+            let srtp = match a.srtp {
+                Some(p) => Some(parse_srtp(p.get_ref()).map_err(|m| bad(p.span(), "srtp", m))?),
+                None => None,
+            };
+            let display_name = match a.display_name {
+                Some(d) if d.get_ref().contains(['\r', '\n']) => {
+                    return Err(bad(
+                        d.span(),
+                        "display_name",
+                        "a display name is one line".into(),
+                    ));
+                }
+                Some(d) => Some(d.into_inner()).filter(|d| !d.trim().is_empty()),
+                None => None,
+            };
+            let input_device = device(a.input_device, "input_device", Some(&ctx))?;
+            let output_device = device(a.output_device, "output_device", Some(&ctx))?;
+            let ring_device = device(a.ring_device, "ring_device", Some(&ctx))?;
             accounts.push(Account {
                 name,
                 aor,
@@ -776,11 +886,19 @@ impl Config {
                 outbound: a.outbound.unwrap_or(true),
                 instance_id,
                 call_limit: a.call_limit.map(|n| n as usize),
+                display_name,
+                codecs,
+                srtp,
+                auto_answer: a.auto_answer.unwrap_or(false),
+                input_device,
+                output_device,
+                ring_device,
             });
         }
         Ok(Config {
             path: None,
             network,
+            audio,
             accounts,
             warnings: Vec::new(),
         })
@@ -846,6 +964,60 @@ fn parse_realm(v: &toml::Value) -> Result<RealmPolicy, String> {
         other => Err(format!(
             "{other} is not a realm: give a string (\"example.com\", \"*\") or a list of strings"
         )),
+    }
+}
+
+/// `codecs`: a non-empty list of codec names (`opus`, `pcmu`, `pcma`, any case), each once.
+fn parse_codecs(
+    list: &Spanned<Vec<Spanned<String>>>,
+) -> Result<Vec<CodecKind>, (Range<usize>, String)> {
+    if list.get_ref().is_empty() {
+        return Err((
+            list.span(),
+            "an empty list: name at least one codec (opus, pcmu, pcma), or leave `codecs` \
+             out for all of them"
+                .into(),
+        ));
+    }
+    let mut out = Vec::new();
+    for name in list.get_ref() {
+        let codec = CodecKind::ALL
+            .into_iter()
+            .find(|c| c.name().eq_ignore_ascii_case(name.get_ref().trim()))
+            .ok_or_else(|| {
+                (
+                    name.span(),
+                    format!(
+                        "unknown codec {:?}: the codecs are opus, pcmu, pcma",
+                        name.get_ref()
+                    ),
+                )
+            })?;
+        if out.contains(&codec) {
+            return Err((name.span(), format!("{:?} is listed twice", name.get_ref())));
+        }
+        out.push(codec);
+    }
+    Ok(out)
+}
+
+/// `srtp`: `off`, `optional` or `required` (as `--srtp`).
+fn parse_srtp(s: &str) -> Result<SrtpPolicy, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "off" => Ok(SrtpPolicy::Off),
+        "optional" => Ok(SrtpPolicy::Optional),
+        "required" => Ok(SrtpPolicy::Required),
+        _ => Err(format!(
+            "{s:?} is not an SRTP policy: use \"off\", \"optional\" or \"required\""
+        )),
+    }
+}
+
+/// A path with a leading `~/` made relative to `$HOME`.
+fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) if !home.is_empty() => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(path),
     }
 }
 

@@ -2,7 +2,8 @@
 //! typed while no call rings answers nothing; `decline` refuses (486, `decline 603`); a
 //! caller's CANCEL is printed as it happens, with nobody typing; after `answer` the in-call
 //! commands of `tincan call` work; with two calls up, `--json` names the call of each event.
-//! Also `call --help` and `listen --help` list the commands.
+//! Also `call --help` and `listen --help` list the commands, and an account's `auto_answer`
+//! answers the calls to that account.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -409,5 +410,68 @@ fn help_lists_the_commands_typed_during_a_call() {
             );
         }
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An account's `auto_answer = true` makes `listen` answer the calls to it by itself (as
+/// `--auto-answer` does for every call); the calls to another account still wait for a
+/// person.
+#[test]
+fn listen_answers_the_calls_of_an_auto_answer_account() {
+    let dir = std::env::temp_dir().join(format!("tincan-listen-auto-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("listen.toml");
+    std::fs::write(
+        &config,
+        "[[account]]\nname = \"bob\"\naor = \"sip:bob@example.com\"\npassword = \"x\"\n\
+         auto_answer = true\n\n\
+         [[account]]\nname = \"carol\"\naor = \"sip:carol@example.com\"\npassword = \"x\"\n",
+    )
+    .unwrap();
+    let mut listener = Proc::spawn(
+        "listener",
+        &dir,
+        &[
+            "listen",
+            "--config",
+            config.to_str().unwrap(),
+            "--bind",
+            "127.0.0.1:0",
+            "--no-audio",
+            "--json",
+        ],
+    );
+    let listening = listener.wait("listening", |v| is(v, "listening"));
+    let address = listening["address"].as_str().unwrap().to_owned();
+
+    // To carol: it rings and waits for a person; the caller gives up.
+    let mut to_carol = Proc::spawn(
+        "caller of carol",
+        &dir,
+        &[
+            "call",
+            &format!("sip:carol@{address}"),
+            "--no-audio",
+            "--json",
+        ],
+    );
+    to_carol.wait("ringing", |v| is(v, "progress") && v["status"] == 180);
+    listener.wait("incoming (carol)", |v| is(v, "incoming"));
+    to_carol.type_line("hangup");
+    listener.wait("carol's call ended", |v| is(v, "ended"));
+    assert!(
+        !listener.seen.iter().any(|v| is(v, "answered")),
+        "carol's call was not answered: {:#?}",
+        listener.seen
+    );
+    to_carol.stop();
+
+    // To bob: answered with nobody typing.
+    let mut to_bob = caller(&dir, &address);
+    to_bob.wait("answered", |v| is(v, "answered"));
+    to_bob.type_line("hangup");
+    to_bob.wait("ended", |v| is(v, "ended"));
+    to_bob.stop();
+    listener.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -225,3 +225,49 @@ fn bad_realms_are_named_with_their_line() {
     let text = format!("{ACCOUNT}password = \"x\"\nrealm = [\"a\", 5]\n");
     check(&text, 5, "realm", "is not a realm string");
 }
+
+#[test]
+fn bad_codecs_and_srtp_are_named_with_their_line() {
+    let account = format!("{ACCOUNT}password = \"x\"\n");
+    check(
+        &format!("{account}codecs = [\"pcma\", \"g729\"]\n"),
+        5,
+        "codecs",
+        "unknown codec \"g729\": the codecs are opus, pcmu, pcma",
+    );
+    check(
+        &format!("{account}codecs = []\n"),
+        5,
+        "codecs",
+        "an empty list",
+    );
+    check(
+        &format!("{account}codecs = [\"pcmu\", \"PCMU\"]\n"),
+        5,
+        "codecs",
+        "listed twice",
+    );
+    check(
+        &format!("{account}srtp = \"mandatory\"\n"),
+        5,
+        "srtp",
+        "\"mandatory\" is not an SRTP policy: use \"off\", \"optional\" or \"required\"",
+    );
+    check(
+        &format!("{account}input_device = \" \"\n"),
+        5,
+        "input_device",
+        "empty device name",
+    );
+    check("[audio]\nring_tone = \"\"\n", 2, "ring_tone", "empty path");
+}
+
+#[test]
+fn unknown_key_in_audio_lists_the_valid_ones() {
+    check(
+        "[audio]\ninput = \"USB\"\n",
+        2,
+        "input",
+        "expected one of `input_device`, `output_device`, `ring_device`, `ring_tone`",
+    );
+}

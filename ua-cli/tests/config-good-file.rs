@@ -1,12 +1,20 @@
 //! A complete, valid config file: every key read, defaults filled in.
 
 use tincan::config::{Config, PasswordSource, RegisterMode, TransportChoice};
+use tincan_media::codec::CodecKind;
+use tincan_media::sdp::SrtpPolicy;
 
 const FULL: &str = r#"
 # Tincan test config
 [network]
 dns_server = "127.0.0.1:5353"
 bind = "[::1]:5070"
+
+[audio]
+input_device = "Built-in Microphone"
+output_device = "Built-in Speakers"
+ring_device = "HDMI"
+ring_tone = "/usr/share/sounds/ring.wav"
 
 [[account]]
 name = "work"
@@ -19,6 +27,13 @@ register_mode = "all"
 expires = 600
 outbound = false
 instance_id = "urn:uuid:00000000-0000-1000-8000-00A0C91E6BF6"
+display_name = "Alice Smith"
+codecs = ["pcma", "Opus"]
+srtp = "required"
+auto_answer = true
+input_device = "USB Headset Mic"
+output_device = "USB Headset"
+ring_device = "Speakers"
 
 [[account]]
 name = "home"
@@ -64,6 +79,20 @@ fn every_key_is_read() {
         w.instance_id,
         "urn:uuid:00000000-0000-1000-8000-00a0c91e6bf6"
     );
+    assert_eq!(w.display_name.as_deref(), Some("Alice Smith"));
+    assert_eq!(w.codecs, Some(vec![CodecKind::Pcma, CodecKind::Opus]));
+    assert_eq!(w.srtp, Some(SrtpPolicy::Required));
+    assert!(w.auto_answer);
+    assert_eq!(w.input_device.as_deref(), Some("USB Headset Mic"));
+    assert_eq!(w.output_device.as_deref(), Some("USB Headset"));
+    assert_eq!(w.ring_device.as_deref(), Some("Speakers"));
+    assert_eq!(c.audio.input_device.as_deref(), Some("Built-in Microphone"));
+    assert_eq!(c.audio.output_device.as_deref(), Some("Built-in Speakers"));
+    assert_eq!(c.audio.ring_device.as_deref(), Some("HDMI"));
+    assert_eq!(
+        c.audio.ring_tone.as_deref(),
+        Some(std::path::Path::new("/usr/share/sounds/ring.wav"))
+    );
 }
 
 #[test]
@@ -85,6 +114,14 @@ fn defaults() {
     assert_eq!(h.expires, 3600);
     assert!(h.outbound);
     assert!(h.instance_id.starts_with("urn:uuid:"), "{}", h.instance_id);
+    // What the phone uses: the phone's own defaults unless the account says.
+    assert_eq!(h.display_name, None);
+    assert_eq!((h.codecs.clone(), h.srtp), (None, None));
+    assert!(!h.auto_answer);
+    assert_eq!(
+        (&h.input_device, &h.output_device, &h.ring_device),
+        (&None, &None, &None)
+    );
     // Stable: the same aor gives the same instance id in another file.
     let again = Config::from_str_named(
         "[[account]]\nname = \"x\"\naor = \"sips:bob@example.org\"\npassword = \"p\"\n",

@@ -39,6 +39,9 @@ use crate::message::{HeaderName, Message, Method, RequestBuilder, SipUri, Uri};
 pub struct RegistrationConfig {
     /// The address of record (`sip:alice@example.com`): From and To.
     pub aor: SipUri<'static>,
+    /// The display name of From and To (`"Alice Smith" <sip:alice@example.com>`, quoted as
+    /// RFC 3261 §25.1 needs); `None`: the bare address.
+    pub display_name: Option<String>,
     /// The Request-URI of the REGISTER: the registrar's domain (`sip:example.com`) by default.
     pub registrar: SipUri<'static>,
     /// The contact URI to bind (`sip:alice@192.0.2.1:5060;transport=tcp`).
@@ -83,6 +86,7 @@ impl RegistrationConfig {
         registrar.port = aor.port;
         Ok(RegistrationConfig {
             aor,
+            display_name: None,
             registrar,
             contact,
             expires: 3600,
@@ -305,6 +309,13 @@ impl Registration {
         Contact::Address(c).to_string()
     }
 
+    /// The address of record with its display name, for From and To.
+    fn aor_name_addr(&self) -> String {
+        let mut n = typed::NameAddr::new(Uri::Sip(self.config.aor.clone()));
+        n.display_name = self.config.display_name.clone().map(Into::into);
+        n.to_string()
+    }
+
     fn queue_register(&mut self, expires: u32, auth: Option<Vec<(String, String)>>) {
         self.cseq += 1;
         let registrar = Uri::Sip(self.config.registrar.clone());
@@ -315,9 +326,9 @@ impl Registration {
         b = b
             .header(
                 HeaderName::From,
-                &format!("<{}>;tag={}", self.config.aor, self.from_tag),
+                &format!("{};tag={}", self.aor_name_addr(), self.from_tag),
             )
-            .header(HeaderName::To, &format!("<{}>", self.config.aor))
+            .header(HeaderName::To, &self.aor_name_addr())
             .call_id(&self.call_id)
             .cseq(self.cseq)
             .header(HeaderName::Contact, &self.contact_value(expires))

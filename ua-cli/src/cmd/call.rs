@@ -59,13 +59,13 @@ pub struct Common {
     /// second answered call to FILE-2.wav, the third to FILE-3.wav...).
     #[arg(long)]
     record: Option<PathBuf>,
-    /// Use only this codec (default: Opus, then PCMU, then PCMA; answers follow the caller's
-    /// order).
+    /// Use only this codec (default: the account's `codecs`, else Opus, then PCMU, then
+    /// PCMA; answers follow the caller's order).
     #[arg(long, value_enum)]
     codec: Option<CodecArg>,
-    /// SRTP policy.
-    #[arg(long, value_enum, default_value = "optional")]
-    srtp: SrtpArg,
+    /// SRTP policy (default: the account's `srtp`, else optional).
+    #[arg(long, value_enum)]
+    srtp: Option<SrtpArg>,
     /// One JSON object per event per line.
     #[arg(long)]
     json: bool,
@@ -79,6 +79,14 @@ pub struct Common {
     /// No audio devices: send silence, drop what arrives (unless --play/--record).
     #[arg(long)]
     no_audio: bool,
+    /// The microphone, by the name `tincan devices` lists (default: the account's
+    /// `input_device`, else `[audio] input_device`, else the system's default).
+    #[arg(long, value_name = "NAME")]
+    input_device: Option<String>,
+    /// The speaker, by name (default: the account's `output_device`, else `[audio]
+    /// output_device`, else the system's default).
+    #[arg(long, value_name = "NAME")]
+    output_device: Option<String>,
     /// Hang up a call after this many seconds without RTP from the peer, counted from the
     /// answer (a held call: after 300 s without RTP or RTCP); 0 only warns.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
@@ -106,7 +114,8 @@ pub struct CallArgs {
 /// Arguments of `tincan listen`.
 #[derive(Debug, clap::Args)]
 pub struct ListenArgs {
-    /// Answer every call at once.
+    /// Answer every call at once (an account's `auto_answer = true` in the config does it
+    /// for the calls to that account).
     #[arg(long)]
     auto_answer: bool,
     /// Exit after this many calls.
@@ -212,12 +221,13 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
         eprintln!("tincan {command}: {msg}");
         ExitCode::from(code)
     };
+    let srtp = common.srtp.map(|s| match s {
+        SrtpArg::Off => SrtpPolicy::Off,
+        SrtpArg::Optional => SrtpPolicy::Optional,
+        SrtpArg::Required => SrtpPolicy::Required,
+    });
     let mut pc = PhoneConfig {
-        srtp: match common.srtp {
-            SrtpArg::Off => SrtpPolicy::Off,
-            SrtpArg::Optional => SrtpPolicy::Optional,
-            SrtpArg::Required => SrtpPolicy::Required,
-        },
+        srtp: srtp.unwrap_or(SrtpPolicy::Optional),
         rtp_timeout_hangup: (common.rtp_timeout > 0)
             .then(|| Duration::from_secs(u64::from(common.rtp_timeout))),
         ..PhoneConfig::default()
@@ -237,8 +247,18 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
     {
         return Err(fail(format!("no account named {name:?} in the config"), 2));
     }
-    let accounts =
+    let mut accounts =
         accounts(config, common.account.as_deref()).map_err(|e| fail(e.to_string(), 2))?;
+    // The command line wins over the accounts' `codecs` and `srtp`, which win over the
+    // phone's defaults (docs/config.md).
+    for a in &mut accounts {
+        if common.codec.is_some() {
+            a.codecs = None;
+        }
+        if srtp.is_some() {
+            a.srtp = None;
+        }
+    }
     let bind = common
         .bind
         .or(config.network.bind)
@@ -397,15 +417,50 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
 /// A call's audio: what it sends, where what it receives goes.
 pub(super) type Devices = (Box<dyn AudioSource>, Box<dyn AudioSink>);
 
+/// The audio devices a call uses, by name; `None`: the system's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct DeviceNames {
+    /// The microphone.
+    input: Option<String>,
+    /// The speaker.
+    output: Option<String>,
+}
+
+impl DeviceNames {
+    /// The devices of a call of `account` (docs/config.md): the command line's
+    /// (`--input-device`, `--output-device`), else the account's, else `[audio]`'s.
+    fn of(common: &Common, config: &Config, account: Option<&tincan::config::Account>) -> Self {
+        DeviceNames {
+            input: first_named(
+                common.input_device.as_deref(),
+                account.and_then(|a| a.input_device.as_deref()),
+                config.audio.input_device.as_deref(),
+            ),
+            output: first_named(
+                common.output_device.as_deref(),
+                account.and_then(|a| a.output_device.as_deref()),
+                config.audio.output_device.as_deref(),
+            ),
+        }
+    }
+}
+
+/// The device a call uses in one direction: the command line's, else the account's, else
+/// `[audio]`'s; `None`: the system's default.
+fn first_named(flag: Option<&str>, account: Option<&str>, audio: Option<&str>) -> Option<String> {
+    flag.or(account).or(audio).map(str::to_owned)
+}
+
 /// The audio devices for the `n`th call of a run (`--record` names a file per call, see
-/// [`record_path`]).
-fn devices(common: &Common, n: u32) -> Result<Devices, String> {
+/// [`record_path`]): the files of `--play`/`--record`, nothing with `--no-audio`, else the
+/// devices `names` names (an error when one is missing), else the default ones.
+fn devices(common: &Common, n: u32, names: &DeviceNames) -> Result<Devices, String> {
     let source: Box<dyn AudioSource> = match &common.play {
         Some(p) => {
             Box::new(WavSource::open(p).map_err(|e| format!("cannot play {}: {e}", p.display()))?)
         }
         None if common.no_audio => Box::new(NullSource::new()),
-        None => microphone(),
+        None => microphone(names.input.as_deref())?,
     };
     let sink: Box<dyn AudioSink> = match &common.record {
         Some(p) => {
@@ -416,7 +471,7 @@ fn devices(common: &Common, n: u32) -> Result<Devices, String> {
             )
         }
         None if common.no_audio => Box::new(NullSink::new()),
-        None => speaker(),
+        None => speaker(names.output.as_deref())?,
     };
     Ok((source, sink))
 }
@@ -429,10 +484,17 @@ static SAID_NO_MICROPHONE: std::sync::atomic::AtomicBool =
 #[cfg(feature = "cpal")]
 static SAID_NO_SPEAKER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// The default microphone, or silence when there is none.
+/// The microphone named `name` (an error when it cannot be found or opened); without a name
+/// the default one, or silence when there is none.
 #[cfg(feature = "cpal")]
-fn microphone() -> Box<dyn AudioSource> {
-    match CpalSource::open(DeviceSelector::Default) {
+fn microphone(name: Option<&str>) -> Result<Box<dyn AudioSource>, String> {
+    if let Some(name) = name {
+        let selector = named_device(name, true)?;
+        return CpalSource::open(selector)
+            .map(|s| Box::new(s) as Box<dyn AudioSource>)
+            .map_err(|e| format!("cannot open the input device {name:?}: {e}"));
+    }
+    Ok(match CpalSource::open(DeviceSelector::Default) {
         Ok(s) => Box::new(s),
         Err(e) => {
             if !SAID_NO_MICROPHONE.swap(true, std::sync::atomic::Ordering::Relaxed) {
@@ -440,13 +502,20 @@ fn microphone() -> Box<dyn AudioSource> {
             }
             Box::new(NullSource::new())
         }
-    }
+    })
 }
 
-/// The default speaker, or nowhere when there is none.
+/// The speaker named `name` (an error when it cannot be found or opened); without a name the
+/// default one, or nowhere when there is none.
 #[cfg(feature = "cpal")]
-fn speaker() -> Box<dyn AudioSink> {
-    match CpalSink::open(DeviceSelector::Default) {
+fn speaker(name: Option<&str>) -> Result<Box<dyn AudioSink>, String> {
+    if let Some(name) = name {
+        let selector = named_device(name, false)?;
+        return CpalSink::open(selector)
+            .map(|s| Box::new(s) as Box<dyn AudioSink>)
+            .map_err(|e| format!("cannot open the output device {name:?}: {e}"));
+    }
+    Ok(match CpalSink::open(DeviceSelector::Default) {
         Ok(s) => Box::new(s),
         Err(e) => {
             if !SAID_NO_SPEAKER.swap(true, std::sync::atomic::Ordering::Relaxed) {
@@ -454,21 +523,80 @@ fn speaker() -> Box<dyn AudioSink> {
             }
             Box::new(NullSink::new())
         }
+    })
+}
+
+/// The device of the system named `name` for input (`input`) or output.
+#[cfg(feature = "cpal")]
+fn named_device(name: &str, input: bool) -> Result<DeviceSelector, String> {
+    let direction = if input { "input" } else { "output" };
+    let devices = tincan_media::device::list_devices().map_err(|e| {
+        format!("cannot list the audio devices to find the {direction} device {name:?}: {e}")
+    })?;
+    let d = choose_device(&devices, name, input)?;
+    Ok(if d.id.is_empty() {
+        DeviceSelector::Name(d.name.clone())
+    } else {
+        DeviceSelector::Id(d.id.clone())
+    })
+}
+
+/// The device called `name` among `devices` (as `tincan devices` lists them) that works for
+/// input (`input`) or output: the first of that exact name, else of that id, else the first
+/// whose name is the same without regard to case. The error names the device and lists the
+/// devices there are.
+#[cfg(feature = "cpal")]
+fn choose_device<'a>(
+    devices: &'a [tincan_media::device::DeviceInfo],
+    name: &str,
+    input: bool,
+) -> Result<&'a tincan_media::device::DeviceInfo, String> {
+    let usable: Vec<_> = devices
+        .iter()
+        .filter(|d| if input { d.input } else { d.output })
+        .collect();
+    let found = usable
+        .iter()
+        .find(|d| d.name == name)
+        .or_else(|| usable.iter().find(|d| !d.id.is_empty() && d.id == name))
+        .or_else(|| {
+            usable
+                .iter()
+                .find(|d| d.name.to_lowercase() == name.to_lowercase())
+        });
+    if let Some(d) = found {
+        return Ok(d);
     }
+    let direction = if input { "input" } else { "output" };
+    let mut names: Vec<String> = Vec::new();
+    for d in &usable {
+        let shown = format!("{:?}", d.name);
+        if !names.contains(&shown) {
+            names.push(shown);
+        }
+    }
+    Err(if names.is_empty() {
+        format!("no {direction} device named {name:?}: there are no {direction} devices")
+    } else {
+        format!(
+            "no {direction} device named {name:?}: the {direction} devices are {}",
+            names.join(", ")
+        )
+    })
 }
 
 /// Silence: this build has no audio devices.
 #[cfg(not(feature = "cpal"))]
-fn microphone() -> Box<dyn AudioSource> {
+fn microphone(_name: Option<&str>) -> Result<Box<dyn AudioSource>, String> {
     eprintln!("tincan: built without audio devices (feature `cpal`); sending silence");
-    Box::new(NullSource::new())
+    Ok(Box::new(NullSource::new()))
 }
 
 /// Nowhere: this build has no audio devices.
 #[cfg(not(feature = "cpal"))]
-fn speaker() -> Box<dyn AudioSink> {
+fn speaker(_name: Option<&str>) -> Result<Box<dyn AudioSink>, String> {
     eprintln!("tincan: built without audio devices (feature `cpal`); dropping received audio");
-    Box::new(NullSink::new())
+    Ok(Box::new(NullSink::new()))
 }
 
 /// The `--json` line of a call event (the format `tincan call` has always printed).
@@ -779,7 +907,26 @@ async fn call(args: &CallArgs, config: Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (source, sink) = match devices(&args.common, 1) {
+    // The call's account (as the phone chooses it): --account, else the one of the callee's
+    // domain, else the only one; its devices, else [audio]'s.
+    let callee_host = tincan::phone::call::request_uri(&peer, None)
+        .ok()
+        .and_then(|u| u.as_sip().map(|s| s.host.to_string()));
+    let call_account = args
+        .common
+        .account
+        .as_deref()
+        .and_then(|n| config.accounts.iter().find(|a| a.name == n))
+        .or_else(|| {
+            config.accounts.iter().find(|a| {
+                callee_host
+                    .as_deref()
+                    .is_some_and(|h| a.aor.host.to_string().eq_ignore_ascii_case(h))
+            })
+        })
+        .or_else(|| (config.accounts.len() == 1).then(|| &config.accounts[0]));
+    let names = DeviceNames::of(&args.common, &config, call_account);
+    let (source, sink) = match devices(&args.common, 1, &names) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("tincan call: {e}");
@@ -933,8 +1080,12 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
                 taken += 1;
                 let account = incoming.account.and_then(|a| {
                     let i = phone.accounts().iter().position(|x| *x == a)?;
-                    Some(config.accounts.get(i)?.name.clone())
+                    config.accounts.get(i)
                 });
+                // `--auto-answer` answers every call; an account's `auto_answer` its own.
+                let auto_answer = args.auto_answer || account.is_some_and(|a| a.auto_answer);
+                let devices = DeviceNames::of(&args.common, &config, account);
+                let account = account.map(|a| a.name.clone());
                 arrived.insert(
                     incoming.call,
                     (
@@ -950,6 +1101,7 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
                         ringing: true,
                         answered: None,
                         hangup_at: None,
+                        devices,
                     },
                 );
                 let label = label_of(&calls, incoming.call);
@@ -963,7 +1115,7 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
                     println!("{}incoming call from {from}", label.human());
                 }
                 let _ = phone.ring(incoming.call).await;
-                if args.auto_answer {
+                if auto_answer {
                     answer(
                         &phone,
                         &mut calls,
@@ -1027,6 +1179,8 @@ struct Taken {
     answered: Option<u64>,
     /// When to hang it up (`--duration`).
     hangup_at: Option<tokio::time::Instant>,
+    /// The devices it is answered with (its account's, else `[audio]`'s).
+    devices: DeviceNames,
 }
 
 /// The label of `call`'s lines: its number, shown in human lines while other calls exist.
@@ -1052,7 +1206,7 @@ async fn answer(
     };
     taken.ringing = false;
     let n = u32::try_from(*answers + 1).unwrap_or(u32::MAX);
-    let (source, sink) = match devices(common, n) {
+    let (source, sink) = match devices(common, n, &taken.devices) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("tincan listen: {e}");
@@ -1359,6 +1513,96 @@ mod tests {
         assert_eq!(
             v["message"],
             "rtp now goes to 127.0.0.9:7000 (was 127.0.0.1:5000): the peer's packets come from there"
+        );
+    }
+
+    /// A device named on the command line wins over the account's, which wins over
+    /// `[audio]`'s; nothing named: the system's default.
+    #[test]
+    fn the_device_named_first_wins() {
+        use super::first_named;
+        assert_eq!(
+            first_named(Some("flag"), Some("account"), Some("audio")).as_deref(),
+            Some("flag")
+        );
+        assert_eq!(
+            first_named(None, Some("account"), Some("audio")).as_deref(),
+            Some("account")
+        );
+        assert_eq!(
+            first_named(None, None, Some("audio")).as_deref(),
+            Some("audio")
+        );
+        assert_eq!(first_named(None, None, None), None);
+    }
+
+    #[cfg(feature = "cpal")]
+    fn device(id: &str, name: &str, input: bool, output: bool) -> tincan_media::device::DeviceInfo {
+        tincan_media::device::DeviceInfo {
+            id: id.into(),
+            name: name.into(),
+            input,
+            output,
+            default_input: false,
+            default_output: false,
+        }
+    }
+
+    /// A named device is found by its exact name, its id, or its name in another case, among
+    /// the devices of its direction only.
+    #[cfg(feature = "cpal")]
+    #[test]
+    fn a_named_device_is_chosen_from_the_list() {
+        use super::choose_device;
+        let list = [
+            device("alsa:default", "default", true, true),
+            device("alsa:hw:1,0", "USB Headset", true, true),
+            device("alsa:hw:0,3", "HDMI", false, true),
+            device("alsa:hw:2,0", "usb headset", false, true),
+        ];
+        assert_eq!(
+            choose_device(&list, "USB Headset", true).unwrap().id,
+            "alsa:hw:1,0"
+        );
+        assert_eq!(
+            choose_device(&list, "usb headset", false).unwrap().id,
+            "alsa:hw:2,0"
+        );
+        assert_eq!(
+            choose_device(&list, "usb headset", true).unwrap().id,
+            "alsa:hw:1,0"
+        );
+        assert_eq!(
+            choose_device(&list, "alsa:hw:0,3", false).unwrap().name,
+            "HDMI"
+        );
+        assert_eq!(
+            choose_device(&list, "hdmi", false).unwrap().id,
+            "alsa:hw:0,3"
+        );
+    }
+
+    /// A device that is not there is an error naming it and the devices there are.
+    #[cfg(feature = "cpal")]
+    #[test]
+    fn a_missing_device_is_named_with_the_ones_there_are() {
+        use super::choose_device;
+        let list = [
+            device("alsa:default", "default", true, true),
+            device("alsa:hw:0,3", "HDMI", false, true),
+            device("alsa:hw:0,4", "HDMI", false, true),
+        ];
+        assert_eq!(
+            choose_device(&list, "HDMI", true).unwrap_err(),
+            "no input device named \"HDMI\": the input devices are \"default\""
+        );
+        assert_eq!(
+            choose_device(&list, "Jabra", false).unwrap_err(),
+            "no output device named \"Jabra\": the output devices are \"default\", \"HDMI\""
+        );
+        assert_eq!(
+            choose_device(&[], "Jabra", true).unwrap_err(),
+            "no input device named \"Jabra\": there are no input devices"
         );
     }
 }

@@ -454,6 +454,7 @@ impl PhoneCore {
             RegistrationConfig::new(&config.aor, &contact, &config.username, &config.password)
                 .ok()?;
         rc.expires = config.expires;
+        rc.display_name = config.display_name.clone();
         if let Some(id) = &config.instance_id {
             rc.instance_id = Some(id.clone());
             rc.reg_id = Some(s.reg_id);

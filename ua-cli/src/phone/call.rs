@@ -33,7 +33,7 @@ use super::event::{
     PhoneError, PhoneEvent, Quality, RefusedCall, UsageError,
 };
 use super::route::{Owner, RouteId};
-use super::{CallParams, MediaCommand, PhoneCore};
+use super::{AccountConfig, CallParams, MediaCommand, PhoneConfig, PhoneCore};
 
 /// Where a call is before and around its session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -449,12 +449,18 @@ impl PhoneCore {
         let ip = call.local.map_or(IpAddr::from([127, 0, 0, 1]), |a| a.ip());
         let mut local = LocalMedia::new(ip, rtp);
         local.rtcp_port = rtcp;
+        let account = call
+            .account
+            .and_then(|a| self.accounts.get(a.0))
+            .map(|a| &a.config);
+        // The call's own choice, else its account's, else the phone's.
         local.codecs = call
             .params
             .codecs
             .clone()
+            .or_else(|| account.and_then(|a| a.codecs.clone()))
             .unwrap_or_else(|| self.config.codecs.clone());
-        local.srtp = call.params.srtp.unwrap_or(self.config.srtp);
+        local.srtp = srtp_policy(&call.params, account, &self.config);
         local.telephone_event = self.config.telephone_event;
         local.session_id = seed >> 1 & 0x7fff_ffff_ffff;
         local.session_version = 1;
@@ -959,7 +965,13 @@ impl PhoneCore {
         }
         if initial
             && status == 488
-            && call.params.srtp.unwrap_or(self.config.srtp) == SrtpPolicy::Optional
+            && srtp_policy(
+                &call.params,
+                call.account
+                    .and_then(|a| self.accounts.get(a.0))
+                    .map(|a| &a.config),
+                &self.config,
+            ) == SrtpPolicy::Optional
             && !call.srtp_retried
             && call
                 .local_media
@@ -1695,6 +1707,18 @@ fn retry_after_dialog(request: &Message, headers: &[(String, String)]) -> Option
         method: cseq.method,
     });
     Some(retried)
+}
+
+/// A call's SRTP policy: its own, else its account's, else the phone's.
+fn srtp_policy(
+    params: &CallParams,
+    account: Option<&AccountConfig>,
+    phone: &PhoneConfig,
+) -> SrtpPolicy {
+    params
+        .srtp
+        .or_else(|| account.and_then(|a| a.srtp))
+        .unwrap_or(phone.srtp)
 }
 
 fn name_addr(display: Option<&str>, uri: &str) -> NameAddr<'static> {

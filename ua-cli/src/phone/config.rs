@@ -144,6 +144,13 @@ pub struct AccountConfig {
     /// take calls for other accounts. `None`: only the phone's
     /// [`call_limit`](PhoneConfig::call_limit).
     pub call_limit: Option<usize>,
+    /// Codecs of this account's calls (placed through it or to it), in order of preference;
+    /// `None`: the phone's [`codecs`](PhoneConfig::codecs). A call's own
+    /// [`CallParams::codecs`] wins over both.
+    pub codecs: Option<Vec<CodecKind>>,
+    /// SRTP policy of this account's calls; `None`: the phone's
+    /// [`srtp`](PhoneConfig::srtp). A call's own [`CallParams::srtp`] wins over both.
+    pub srtp: Option<SrtpPolicy>,
 }
 
 impl AccountConfig {
@@ -169,6 +176,8 @@ impl AccountConfig {
             register: true,
             instance_id: None,
             call_limit: None,
+            codecs: None,
+            srtp: None,
         }
     }
 
@@ -194,6 +203,8 @@ impl std::fmt::Debug for AccountConfig {
             .field("expires", &self.expires)
             .field("register", &self.register)
             .field("call_limit", &self.call_limit)
+            .field("codecs", &self.codecs)
+            .field("srtp", &self.srtp)
             .finish_non_exhaustive()
     }
 }
@@ -237,6 +248,9 @@ impl AccountConfig {
         ac.expires = a.expires;
         ac.instance_id = a.outbound.then(|| a.instance_id.clone());
         ac.call_limit = a.call_limit;
+        ac.codecs = a.codecs.clone();
+        ac.srtp = a.srtp;
+        ac.display_name = a.display_name.clone();
         Ok(ac)
     }
 }

@@ -131,6 +131,8 @@ pub struct Node {
     pub stun: bool,
     /// Everything it sent: (time, destination, first line).
     pub sent: Vec<(Duration, SocketAddr, String)>,
+    /// Everything it sent, whole: (time, destination, bytes).
+    pub sent_messages: Vec<(Duration, SocketAddr, Bytes)>,
 }
 
 /// A datagram on the wire: delivery time, sequence, from, to, bytes.
@@ -203,6 +205,7 @@ impl Sim {
             online: true,
             stun: false,
             sent: Vec::new(),
+            sent_messages: Vec::new(),
         });
         self.nodes.len() - 1
     }
@@ -229,6 +232,7 @@ impl Sim {
             online: true,
             stun: true,
             sent: Vec::new(),
+            sent_messages: Vec::new(),
         });
         self.nodes.len() - 1
     }
@@ -302,6 +306,9 @@ impl Sim {
         self.nodes[from]
             .sent
             .push((elapsed, to_addr, first.clone()));
+        self.nodes[from]
+            .sent_messages
+            .push((elapsed, to_addr, payload.clone()));
         let Some(to) = self.node_at(to_addr) else {
             self.trace
                 .push(format!("{elapsed:?} {from}->{to_addr} nowhere {first}"));
