@@ -3,9 +3,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod cmd;
+mod tui;
 
 /// Tincan: a resilient, open-standards SIP softphone.
 #[derive(Debug, Parser)]
@@ -20,8 +23,9 @@ struct Cli {
     /// demo).
     #[arg(long, global = true, value_name = "FILE")]
     sip_trace: Option<PathBuf>,
+    /// None: the full-screen phone on a terminal, else the usage.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,6 +73,9 @@ enum Command {
     History(cmd::history::HistoryArgs),
     /// Add, list or remove contacts (names for URIs, kept with the call history).
     Contacts(cmd::history::ContactsArgs),
+    /// The full-screen phone (what `tincan` alone opens on a terminal): the accounts, the
+    /// calls and their quality, driven by keys (docs/phone.md).
+    Phone(tui::PhoneArgs),
 }
 
 fn main() -> ExitCode {
@@ -82,7 +89,20 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    match cli.command {
+    let command = match cli.command {
+        Some(c) => c,
+        // No subcommand: the phone on a terminal; for scripts (no terminal), the usage as before.
+        None if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() => {
+            Command::Phone(tui::PhoneArgs::default())
+        }
+        None => Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingSubcommand,
+                "a subcommand is needed when standard input or output is not a terminal",
+            )
+            .exit(),
+    };
+    match command {
         Command::Parse(args) => cmd::parse::run(&args),
         Command::Ping(args) => cmd::ping::run(&args, cli.config.as_deref()),
         Command::Resolve(args) => cmd::resolve::run(&args, cli.config.as_deref()),
@@ -93,5 +113,6 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd::demo::run(&args),
         Command::History(args) => cmd::history::run_history(&args),
         Command::Contacts(args) => cmd::history::run_contacts(&args),
+        Command::Phone(args) => tui::run(&args, cli.config.as_deref()),
     }
 }

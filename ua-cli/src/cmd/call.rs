@@ -51,7 +51,7 @@ pub enum SrtpArg {
 pub struct Common {
     /// Use this account of the config (register, call through its registrar).
     #[arg(long)]
-    account: Option<String>,
+    pub(crate) account: Option<String>,
     /// Send this WAV file instead of the microphone.
     #[arg(long)]
     play: Option<PathBuf>,
@@ -132,7 +132,7 @@ pub struct ListenArgs {
     common: Common,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -190,10 +190,10 @@ fn default_bind(command: &str, account: bool) -> SocketAddr {
 }
 
 /// A started phone, with the account the command uses.
-struct Setup {
-    phone: Phone,
+pub(crate) struct Setup {
+    pub(crate) phone: Phone,
     /// The account named by `--account` (registered), if any.
-    account: Option<AccountId>,
+    pub(crate) account: Option<AccountId>,
 }
 
 /// The phone's accounts from the config: every account (so that a call to one of their
@@ -216,7 +216,11 @@ pub(crate) fn target_text(t: &Target) -> String {
     format!("{}:{}", t.transport.as_str(), t.addr)
 }
 
-async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup, ExitCode> {
+pub(crate) async fn setup(
+    command: &str,
+    common: &Common,
+    config: &Config,
+) -> Result<Setup, ExitCode> {
     let fail = |msg: String, code: u8| {
         eprintln!("tincan {command}: {msg}");
         ExitCode::from(code)
@@ -415,11 +419,11 @@ async fn setup(command: &str, common: &Common, config: &Config) -> Result<Setup,
 }
 
 /// A call's audio: what it sends, where what it receives goes.
-pub(super) type Devices = (Box<dyn AudioSource>, Box<dyn AudioSink>);
+pub(crate) type Devices = (Box<dyn AudioSource>, Box<dyn AudioSink>);
 
 /// The audio devices a call uses, by name; `None`: the system's default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct DeviceNames {
+pub(crate) struct DeviceNames {
     /// The microphone.
     input: Option<String>,
     /// The speaker.
@@ -429,7 +433,11 @@ struct DeviceNames {
 impl DeviceNames {
     /// The devices of a call of `account` (docs/config.md): the command line's
     /// (`--input-device`, `--output-device`), else the account's, else `[audio]`'s.
-    fn of(common: &Common, config: &Config, account: Option<&tincan::config::Account>) -> Self {
+    pub(crate) fn of(
+        common: &Common,
+        config: &Config,
+        account: Option<&tincan::config::Account>,
+    ) -> Self {
         DeviceNames {
             input: first_named(
                 common.input_device.as_deref(),
@@ -454,7 +462,7 @@ fn first_named(flag: Option<&str>, account: Option<&str>, audio: Option<&str>) -
 /// The audio devices for the `n`th call of a run (`--record` names a file per call, see
 /// [`record_path`]): the files of `--play`/`--record`, nothing with `--no-audio`, else the
 /// devices `names` names (an error when one is missing), else the default ones.
-fn devices(common: &Common, n: u32, names: &DeviceNames) -> Result<Devices, String> {
+pub(crate) fn devices(common: &Common, n: u32, names: &DeviceNames) -> Result<Devices, String> {
     let source: Box<dyn AudioSource> = match &common.play {
         Some(p) => {
             Box::new(WavSource::open(p).map_err(|e| format!("cannot play {}: {e}", p.display()))?)

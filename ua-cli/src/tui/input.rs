@@ -1,0 +1,173 @@
+//! The keyboard: which key does what ([`Keymap`]), as a pure function of the key and of what
+//! the screen is doing (dialling or not).
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// What a person asked for with a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Open the dial prompt.
+    StartDial,
+    /// A character typed into the dial prompt.
+    DialChar(char),
+    /// Delete the last character of the dial prompt.
+    DialBackspace,
+    /// Call what the dial prompt holds.
+    DialSubmit,
+    /// Close the dial prompt without calling.
+    DialCancel,
+    /// Answer the selected ringing call.
+    Answer,
+    /// Decline the selected ringing call with this status (486 busy, 603 decline).
+    Decline(u16),
+    /// Hang up the selected call.
+    Hangup,
+    /// Hold the selected call, or resume it when it is on hold.
+    ToggleHold,
+    /// Send a DTMF digit on the selected call.
+    Dtmf(char),
+    /// Select the next call.
+    NextCall,
+    /// Show or hide the help overlay.
+    ToggleHelp,
+    /// Hang up every call and leave.
+    Quit,
+}
+
+/// Maps keys to [`Action`]s.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Keymap;
+
+impl Keymap {
+    /// The action of `key`; `dialling`: the dial prompt is open (keys type into it).
+    pub fn action(&self, key: KeyEvent, dialling: bool) -> Option<Action> {
+        // Ctrl-C is a key in raw mode: quit, hanging the calls up.
+        if key.modifiers.contains(KeyModifiers::CONTROL) {
+            return matches!(key.code, KeyCode::Char('c') | KeyCode::Char('d'))
+                .then_some(Action::Quit);
+        }
+        if dialling {
+            return match key.code {
+                KeyCode::Enter => Some(Action::DialSubmit),
+                KeyCode::Esc => Some(Action::DialCancel),
+                KeyCode::Backspace => Some(Action::DialBackspace),
+                KeyCode::Char(c) => Some(Action::DialChar(c)),
+                _ => None,
+            };
+        }
+        match key.code {
+            KeyCode::Char('d') => Some(Action::StartDial),
+            KeyCode::Char('a') | KeyCode::Enter => Some(Action::Answer),
+            KeyCode::Char('x') => Some(Action::Decline(486)),
+            KeyCode::Char('X') => Some(Action::Decline(603)),
+            KeyCode::Char('h') => Some(Action::Hangup),
+            KeyCode::Char('o') => Some(Action::ToggleHold),
+            KeyCode::Char(c @ ('0'..='9' | '*' | '#')) => Some(Action::Dtmf(c)),
+            KeyCode::Tab => Some(Action::NextCall),
+            KeyCode::Char('?') => Some(Action::ToggleHelp),
+            KeyCode::Char('q') => Some(Action::Quit),
+            _ => None,
+        }
+    }
+}
+
+/// The keys, one line, for the status bar.
+pub const KEY_HELP: &str =
+    "d dial  a answer  x/X decline  h hang up  o hold  0-9*# dtmf  Tab next  ? help  q quit";
+
+/// The keys, one per line, for the help overlay.
+pub const HELP_LINES: &[&str] = &[
+    "d        dial a URI or number (Enter calls, Esc cancels)",
+    "a Enter  answer the ringing call (a call in progress is held)",
+    "x        decline the ringing call: 486 Busy Here",
+    "X        decline the ringing call: 603 Decline",
+    "h        hang up the selected call",
+    "o        hold / resume the selected call",
+    "0-9 * #  send DTMF on the selected call",
+    "Tab      select the next call",
+    "?        show / hide this help",
+    "q Ctrl-C hang up every call and quit",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn keys_map_to_actions() {
+        let k = Keymap;
+        assert_eq!(
+            k.action(key(KeyCode::Char('d')), false),
+            Some(Action::StartDial)
+        );
+        assert_eq!(
+            k.action(key(KeyCode::Char('a')), false),
+            Some(Action::Answer)
+        );
+        assert_eq!(k.action(key(KeyCode::Enter), false), Some(Action::Answer));
+        assert_eq!(
+            k.action(key(KeyCode::Char('x')), false),
+            Some(Action::Decline(486))
+        );
+        assert_eq!(
+            k.action(key(KeyCode::Char('X')), false),
+            Some(Action::Decline(603))
+        );
+        assert_eq!(
+            k.action(key(KeyCode::Char('h')), false),
+            Some(Action::Hangup)
+        );
+        assert_eq!(
+            k.action(key(KeyCode::Char('o')), false),
+            Some(Action::ToggleHold)
+        );
+        assert_eq!(
+            k.action(key(KeyCode::Char('5')), false),
+            Some(Action::Dtmf('5'))
+        );
+        assert_eq!(
+            k.action(key(KeyCode::Char('#')), false),
+            Some(Action::Dtmf('#'))
+        );
+        assert_eq!(k.action(key(KeyCode::Tab), false), Some(Action::NextCall));
+        assert_eq!(
+            k.action(key(KeyCode::Char('?')), false),
+            Some(Action::ToggleHelp)
+        );
+        assert_eq!(k.action(key(KeyCode::Char('q')), false), Some(Action::Quit));
+        assert_eq!(k.action(key(KeyCode::Char('z')), false), None);
+    }
+
+    #[test]
+    fn ctrl_c_quits_even_while_dialling() {
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(Keymap.action(ctrl_c, false), Some(Action::Quit));
+        assert_eq!(Keymap.action(ctrl_c, true), Some(Action::Quit));
+    }
+
+    #[test]
+    fn the_dial_prompt_takes_every_character() {
+        let k = Keymap;
+        assert_eq!(
+            k.action(key(KeyCode::Char('q')), true),
+            Some(Action::DialChar('q'))
+        );
+        assert_eq!(
+            k.action(key(KeyCode::Char('h')), true),
+            Some(Action::DialChar('h'))
+        );
+        assert_eq!(
+            k.action(key(KeyCode::Enter), true),
+            Some(Action::DialSubmit)
+        );
+        assert_eq!(k.action(key(KeyCode::Esc), true), Some(Action::DialCancel));
+        assert_eq!(
+            k.action(key(KeyCode::Backspace), true),
+            Some(Action::DialBackspace)
+        );
+    }
+}

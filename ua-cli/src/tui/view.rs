@@ -1,0 +1,652 @@
+//! The view model: a pure [`PhoneView`] updated from [`PhoneEvent`]s, and a pure [`render`]
+//! of it into a ratatui [`Frame`]. No clock and no I/O: durations advance with [`PhoneView::tick`].
+
+use std::time::Duration;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Borders, Clear, Paragraph};
+use tincan::phone::{AccountEvent, AccountId, CallEvent, CallId, PhoneEvent, Quality};
+
+use super::input::{HELP_LINES, KEY_HELP};
+
+/// An account's registration as the screen shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registration {
+    /// Not registering (the account only routes calls).
+    Idle,
+    /// Bound at a registrar.
+    Registered,
+    /// Not registered; the reason.
+    Failed(String),
+}
+
+/// One account line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountView {
+    /// The phone's id of the account.
+    pub id: AccountId,
+    /// Its name in the config.
+    pub name: String,
+    /// Its registration.
+    pub registration: Registration,
+    /// The registrar it is bound to (`udp:192.0.2.1:5060`), once known.
+    pub registrar: Option<String>,
+}
+
+/// A call's state as the screen shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallState {
+    /// We called; no answer yet.
+    Dialling,
+    /// It rings: the peer's phone (outgoing) or ours (incoming).
+    Ringing,
+    /// The callee sends early media (183).
+    EarlyMedia,
+    /// Answered.
+    Talking,
+    /// We put it on hold.
+    OnHold,
+    /// The peer put it on hold.
+    HeldByPeer,
+}
+
+impl CallState {
+    /// The word on the screen.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallState::Dialling => "dialling",
+            CallState::Ringing => "ringing",
+            CallState::EarlyMedia => "early media",
+            CallState::Talking => "talking",
+            CallState::OnHold => "on hold",
+            CallState::HeldByPeer => "held by peer",
+        }
+    }
+}
+
+/// One call line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallView {
+    /// The phone's id of the call.
+    pub id: CallId,
+    /// Who is at the other end (the URI called, or the caller's From).
+    pub peer: String,
+    /// Whether the peer called us.
+    pub incoming: bool,
+    /// Its state.
+    pub state: CallState,
+    /// How long it has been answered, advanced by [`PhoneView::tick`].
+    pub duration: Duration,
+    /// The codec, once answered.
+    pub codec: Option<String>,
+    /// Whether the media is SRTP.
+    pub srtp: bool,
+    /// The latest quality report.
+    pub quality: Option<Quality>,
+}
+
+/// Everything the screen shows.
+#[derive(Debug, Clone, Default)]
+pub struct PhoneView {
+    /// The accounts, in config order.
+    pub accounts: Vec<AccountView>,
+    /// The calls, oldest first.
+    pub calls: Vec<CallView>,
+    /// The selected call (keys act on it).
+    pub selected: Option<CallId>,
+    /// The dial prompt's text, while it is open.
+    pub dial: Option<String>,
+    /// Whether the help overlay shows.
+    pub help: bool,
+    /// The last thing worth saying (a call ended, an error).
+    pub status: Option<String>,
+}
+
+impl PhoneView {
+    /// Adds an account line.
+    pub fn add_account(&mut self, id: AccountId, name: &str, registration: Registration) {
+        self.accounts.push(AccountView {
+            id,
+            name: name.to_owned(),
+            registration,
+            registrar: None,
+        });
+    }
+
+    /// Adds a call we placed to `uri`, and selects it.
+    pub fn add_outgoing(&mut self, id: CallId, uri: &str) {
+        self.calls.push(CallView {
+            id,
+            peer: uri.to_owned(),
+            incoming: false,
+            state: CallState::Dialling,
+            duration: Duration::ZERO,
+            codec: None,
+            srtp: false,
+            quality: None,
+        });
+        self.selected = Some(id);
+    }
+
+    /// The selected call.
+    pub fn selected_call(&self) -> Option<&CallView> {
+        let id = self.selected?;
+        self.calls.iter().find(|c| c.id == id)
+    }
+
+    /// Selects the next call (Tab), wrapping around.
+    pub fn select_next(&mut self) {
+        if self.calls.is_empty() {
+            self.selected = None;
+            return;
+        }
+        let i = self
+            .selected
+            .and_then(|id| self.calls.iter().position(|c| c.id == id))
+            .map_or(0, |i| (i + 1) % self.calls.len());
+        self.selected = Some(self.calls[i].id);
+    }
+
+    /// One second passed: answered calls grow one second older.
+    pub fn tick(&mut self, elapsed: Duration) {
+        for c in &mut self.calls {
+            if matches!(
+                c.state,
+                CallState::Talking | CallState::OnHold | CallState::HeldByPeer
+            ) {
+                c.duration += elapsed;
+            }
+        }
+    }
+
+    fn call_mut(&mut self, id: CallId) -> Option<&mut CallView> {
+        self.calls.iter_mut().find(|c| c.id == id)
+    }
+
+    /// Takes in one event of the phone.
+    pub fn apply(&mut self, event: &PhoneEvent) {
+        match event {
+            PhoneEvent::Incoming(incoming) => {
+                self.calls.push(CallView {
+                    id: incoming.call,
+                    peer: incoming.from.clone(),
+                    incoming: true,
+                    state: CallState::Ringing,
+                    duration: Duration::ZERO,
+                    codec: None,
+                    srtp: false,
+                    quality: None,
+                });
+                // A call waiting rings beside the one in progress; an idle phone selects it.
+                if self
+                    .selected_call()
+                    .is_none_or(|c| c.state != CallState::Talking)
+                {
+                    self.selected = Some(incoming.call);
+                }
+                self.status = Some(format!("incoming call from {}", incoming.from));
+            }
+            PhoneEvent::Refused(r) => {
+                self.status = Some(format!("refused a call from {} ({})", r.from, r.status));
+            }
+            PhoneEvent::Account { account, event } => self.apply_account(*account, event),
+            PhoneEvent::Call { call, event } => self.apply_call(*call, event),
+            _ => {}
+        }
+    }
+
+    fn apply_account(&mut self, id: AccountId, event: &AccountEvent) {
+        let Some(a) = self.accounts.iter_mut().find(|a| a.id == id) else {
+            return;
+        };
+        match event {
+            AccountEvent::Registered { registrar, .. }
+            | AccountEvent::FlowRecovered { registrar, .. } => {
+                a.registration = Registration::Registered;
+                a.registrar = Some(format!(
+                    "{}:{}",
+                    registrar.transport.as_str(),
+                    registrar.addr
+                ));
+            }
+            AccountEvent::Failed { attempt, .. } => {
+                a.registration = Registration::Failed(attempt.to_string());
+            }
+            AccountEvent::AuthenticationFailed { status, .. } => {
+                a.registration = Registration::Failed(format!("credentials refused ({status})"));
+            }
+            AccountEvent::ChallengeRefused { .. } => {
+                a.registration = Registration::Failed("challenge for another realm".into());
+            }
+            AccountEvent::Rejected { status, reason, .. } => {
+                a.registration = Registration::Failed(format!("{status} {reason}"));
+            }
+            AccountEvent::Unavailable { retry_in, .. } => {
+                a.registration =
+                    Registration::Failed(format!("unavailable, retry in {} s", retry_in.as_secs()));
+            }
+            AccountEvent::Unregistered { .. } => {
+                a.registration = Registration::Idle;
+                a.registrar = None;
+            }
+            AccountEvent::FlowFailed { reason, .. } => {
+                a.registration = Registration::Failed(format!("flow failed: {reason}"));
+            }
+            _ => {}
+        }
+    }
+
+    fn apply_call(&mut self, id: CallId, event: &CallEvent) {
+        if let CallEvent::Ended(end) = event {
+            if let Some(i) = self.calls.iter().position(|c| c.id == id) {
+                let c = self.calls.remove(i);
+                let why = match (end.status, &end.status_text) {
+                    (Some(s), Some(t)) => format!("{s} {t}"),
+                    (Some(s), None) => s.to_string(),
+                    _ => end.reason.as_str().replace('_', " "),
+                };
+                self.status = Some(format!("call with {} ended: {why}", c.peer));
+            }
+            if self.selected == Some(id) {
+                self.selected = self.calls.first().map(|c| c.id);
+            }
+            return;
+        }
+        let Some(c) = self.call_mut(id) else {
+            return;
+        };
+        match event {
+            CallEvent::Progress { status: 180, .. } => c.state = CallState::Ringing,
+            CallEvent::Progress { status: 183, .. } => c.state = CallState::EarlyMedia,
+            CallEvent::Answered { codec, srtp, .. } | CallEvent::CodecChanged { codec, srtp } => {
+                if matches!(
+                    c.state,
+                    CallState::Dialling | CallState::Ringing | CallState::EarlyMedia
+                ) {
+                    c.state = CallState::Talking;
+                }
+                c.codec = Some(codec.to_string());
+                c.srtp = *srtp;
+            }
+            CallEvent::Quality(q) => c.quality = Some(q.clone()),
+            CallEvent::Hold { by_peer } => {
+                c.state = if *by_peer {
+                    CallState::HeldByPeer
+                } else {
+                    CallState::OnHold
+                };
+            }
+            CallEvent::Resumed { .. } => c.state = CallState::Talking,
+            _ => {}
+        }
+    }
+}
+
+/// `m:ss`, or `h:mm:ss` from an hour on.
+fn clock(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+/// The account lines.
+fn account_lines(view: &PhoneView) -> Vec<Line<'static>> {
+    if view.accounts.is_empty() {
+        return vec![Line::from("no accounts (direct calls only)")];
+    }
+    view.accounts
+        .iter()
+        .map(|a| {
+            let state = match &a.registration {
+                Registration::Idle => "not registering".to_owned(),
+                Registration::Registered => match &a.registrar {
+                    Some(r) => format!("registered at {r}"),
+                    None => "registered".to_owned(),
+                },
+                Registration::Failed(why) => format!("not registered: {why}"),
+            };
+            Line::from(format!("{}  {state}", a.name))
+        })
+        .collect()
+}
+
+/// The call lines, the selected one marked `>`.
+fn call_lines(view: &PhoneView) -> Vec<Line<'static>> {
+    if view.calls.is_empty() {
+        return vec![Line::from("no calls")];
+    }
+    view.calls
+        .iter()
+        .map(|c| {
+            let mark = if Some(c.id) == view.selected {
+                ">"
+            } else {
+                " "
+            };
+            let dir = if c.incoming { "from" } else { "to" };
+            let mut text = format!("{mark} {dir} {}  {}", c.peer, c.state.as_str());
+            if c.duration > Duration::ZERO
+                || matches!(
+                    c.state,
+                    CallState::Talking | CallState::OnHold | CallState::HeldByPeer
+                )
+            {
+                text.push_str(&format!("  {}", clock(c.duration)));
+            }
+            if let Some(codec) = &c.codec {
+                text.push_str(&format!(
+                    "  {codec}  {}",
+                    if c.srtp { "srtp" } else { "rtp" }
+                ));
+            }
+            let line = Line::from(text);
+            if Some(c.id) == view.selected {
+                line.style(Style::default().add_modifier(Modifier::BOLD))
+            } else {
+                line
+            }
+        })
+        .collect()
+}
+
+/// The live quality of the selected call.
+fn quality_line(view: &PhoneView) -> Line<'static> {
+    let Some(q) = view.selected_call().and_then(|c| c.quality.as_ref()) else {
+        return Line::from("quality: no report yet");
+    };
+    let mos = q.mos.map_or("-".to_owned(), |m| format!("{m:.2}"));
+    let rtt = q.rtt_ms.map_or("-".to_owned(), |r| format!("{r:.0} ms"));
+    Line::from(format!(
+        "MOS {mos}  loss {:.1} %  jitter {:.1} ms  RTT {rtt}",
+        q.loss_percent, q.jitter_ms
+    ))
+}
+
+/// Draws the whole screen.
+pub fn render(view: &PhoneView, frame: &mut Frame<'_>) {
+    let area = frame.area();
+    let accounts = account_lines(view);
+    let calls = call_lines(view);
+    let rows = Layout::vertical([
+        Constraint::Length(accounts.len() as u16 + 2),
+        Constraint::Min(3),
+        Constraint::Length(3),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .split(area);
+    frame.render_widget(
+        Paragraph::new(accounts).block(Block::default().borders(Borders::ALL).title("Accounts")),
+        rows[0],
+    );
+    frame.render_widget(
+        Paragraph::new(calls).block(Block::default().borders(Borders::ALL).title("Calls")),
+        rows[1],
+    );
+    frame.render_widget(
+        Paragraph::new(quality_line(view))
+            .block(Block::default().borders(Borders::ALL).title("Quality")),
+        rows[2],
+    );
+    let prompt = match &view.dial {
+        Some(text) => format!("dial: {text}_   (Enter call, Esc cancel)"),
+        None => view.status.clone().unwrap_or_default(),
+    };
+    frame.render_widget(Paragraph::new(prompt), rows[3]);
+    frame.render_widget(
+        Paragraph::new(KEY_HELP).style(Style::default().add_modifier(Modifier::REVERSED)),
+        rows[4],
+    );
+    if view.help {
+        let width = HELP_LINES.iter().map(|l| l.len()).max().unwrap_or(0) as u16 + 4;
+        let height = HELP_LINES.len() as u16 + 2;
+        let popup = centred(area, width, height);
+        frame.render_widget(Clear, popup);
+        frame.render_widget(
+            Paragraph::new(
+                HELP_LINES
+                    .iter()
+                    .map(|l| Line::from(*l))
+                    .collect::<Vec<_>>(),
+            )
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title("Keys (? closes)"),
+            ),
+            popup,
+        );
+    }
+}
+
+/// A `width` x `height` rectangle in the middle of `area` (clipped to it).
+fn centred(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect {
+        x: area.x + (area.width - width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width,
+        height,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use tincan::phone::{CallEnd, EndReason, IncomingCall};
+    use tincan_media::codec::CodecKind;
+    use tincan_sip::transport::{Target, Transport};
+
+    /// The screen as text, one string per row.
+    fn screen(view: &PhoneView, width: u16, height: u16) -> Vec<String> {
+        let mut terminal =
+            Terminal::new(TestBackend::new(width, height)).expect("a test backend cannot fail");
+        terminal
+            .draw(|f| render(view, f))
+            .expect("a test backend cannot fail");
+        let buffer = terminal.backend().buffer();
+        (0..height)
+            .map(|y| {
+                (0..width)
+                    .map(|x| buffer[(x, y)].symbol())
+                    .collect::<String>()
+            })
+            .collect()
+    }
+
+    fn row_with<'a>(rows: &'a [String], text: &str) -> &'a str {
+        rows.iter()
+            .find(|r| r.contains(text))
+            .unwrap_or_else(|| panic!("no row with {text:?} in\n{}", rows.join("\n")))
+    }
+
+    fn registered(view: &mut PhoneView) {
+        view.add_account(AccountId(0), "work", Registration::Idle);
+        view.apply(&PhoneEvent::Account {
+            account: AccountId(0),
+            event: AccountEvent::Registered {
+                registrar: Target::new(Transport::Udp, "127.0.0.1:5060".parse().unwrap()),
+                expires: Duration::from_secs(600),
+                bindings: vec![],
+                elapsed: Duration::from_millis(20),
+            },
+        });
+    }
+
+    fn incoming(view: &mut PhoneView, call: u64, from: &str) {
+        view.apply(&PhoneEvent::Incoming(IncomingCall {
+            call: CallId(call),
+            call_id: format!("c{call}"),
+            from: from.into(),
+            to: "sip:alice@example.test".into(),
+            account: Some(AccountId(0)),
+        }));
+    }
+
+    fn answered(view: &mut PhoneView, call: u64) {
+        view.apply(&PhoneEvent::Call {
+            call: CallId(call),
+            event: CallEvent::Answered {
+                setup: Duration::from_millis(80),
+                codec: CodecKind::Opus,
+                srtp: true,
+                remote_rtp: "127.0.0.1:40000".parse().unwrap(),
+            },
+        });
+    }
+
+    #[test]
+    fn an_account_shows_registered_and_its_registrar() {
+        let mut view = PhoneView::default();
+        registered(&mut view);
+        let rows = screen(&view, 80, 24);
+        let row = row_with(&rows, "work");
+        assert!(row.contains("registered at udp:127.0.0.1:5060"), "{row}");
+    }
+
+    #[test]
+    fn a_call_shows_peer_state_duration_codec_and_srtp() {
+        let mut view = PhoneView::default();
+        registered(&mut view);
+        view.add_outgoing(CallId(1), "sip:bob@example.test");
+        assert!(row_with(&screen(&view, 80, 24), "bob").contains("dialling"));
+        view.apply(&PhoneEvent::Call {
+            call: CallId(1),
+            event: CallEvent::Progress {
+                status: 180,
+                reason: "Ringing".into(),
+            },
+        });
+        assert!(row_with(&screen(&view, 80, 24), "bob").contains("ringing"));
+        answered(&mut view, 1);
+        view.tick(Duration::from_secs(1));
+        view.tick(Duration::from_secs(1));
+        let rows = screen(&view, 80, 24);
+        let row = row_with(&rows, "bob");
+        assert!(
+            row.contains("> to sip:bob@example.test  talking  0:02"),
+            "{row}"
+        );
+        assert!(row.contains("srtp"), "{row}");
+        assert!(row.to_lowercase().contains("opus"), "{row}");
+    }
+
+    #[test]
+    fn the_active_call_shows_its_quality() {
+        let mut view = PhoneView::default();
+        view.add_outgoing(CallId(1), "sip:bob@example.test");
+        answered(&mut view, 1);
+        view.apply(&PhoneEvent::Call {
+            call: CallId(1),
+            event: CallEvent::Quality(Quality {
+                mos: Some(4.31),
+                loss_percent: 1.5,
+                jitter_ms: 3.25,
+                rtt_ms: Some(42.0),
+                ..Quality::default()
+            }),
+        });
+        let rows = screen(&view, 80, 24);
+        let row = row_with(&rows, "MOS");
+        assert!(
+            row.contains("MOS 4.31  loss 1.5 %  jitter 3.2 ms  RTT 42 ms"),
+            "{row}"
+        );
+    }
+
+    #[test]
+    fn hold_by_us_and_by_the_peer_and_the_end() {
+        let mut view = PhoneView::default();
+        view.add_outgoing(CallId(1), "sip:bob@example.test");
+        answered(&mut view, 1);
+        for (event, word) in [
+            (CallEvent::Hold { by_peer: false }, "on hold"),
+            (CallEvent::Resumed { by_peer: false }, "talking"),
+            (CallEvent::Hold { by_peer: true }, "held by peer"),
+        ] {
+            view.apply(&PhoneEvent::Call {
+                call: CallId(1),
+                event,
+            });
+            assert!(row_with(&screen(&view, 80, 24), "bob").contains(word));
+        }
+        view.apply(&PhoneEvent::Call {
+            call: CallId(1),
+            event: CallEvent::Ended(CallEnd {
+                reason: EndReason::RemoteHangup,
+                status: None,
+                status_text: None,
+                answered: true,
+                duration: Duration::from_secs(3),
+                codec: Some(CodecKind::Opus),
+                quality: Quality::default(),
+                tried: vec![],
+                errors: vec![],
+            }),
+        });
+        let rows = screen(&view, 80, 24);
+        row_with(&rows, "no calls");
+        row_with(&rows, "call with sip:bob@example.test ended: remote hangup");
+        assert_eq!(view.selected, None);
+    }
+
+    #[test]
+    fn a_second_incoming_call_while_talking_rings_beside_it() {
+        let mut view = PhoneView::default();
+        registered(&mut view);
+        incoming(&mut view, 1, "sip:carol@example.test");
+        assert_eq!(view.selected, Some(CallId(1)));
+        answered(&mut view, 1);
+        incoming(&mut view, 2, "sip:dave@example.test");
+        // The call in progress stays selected; the waiting one rings.
+        assert_eq!(view.selected, Some(CallId(1)));
+        let rows = screen(&view, 80, 24);
+        assert!(row_with(&rows, "carol").contains("> from sip:carol@example.test  talking"));
+        assert!(row_with(&rows, "dave").contains("  from sip:dave@example.test  ringing"));
+        view.select_next();
+        assert_eq!(view.selected, Some(CallId(2)));
+        view.select_next();
+        assert_eq!(view.selected, Some(CallId(1)));
+    }
+
+    #[test]
+    fn the_key_line_and_the_help_overlay() {
+        let mut view = PhoneView::default();
+        let rows = screen(&view, 100, 24);
+        assert!(rows[23].contains("d dial"), "{}", rows[23]);
+        assert!(rows[23].contains("q quit"), "{}", rows[23]);
+        view.help = true;
+        let rows = screen(&view, 100, 24);
+        row_with(&rows, "Keys (? closes)");
+        row_with(&rows, "603 Decline");
+        view.help = false;
+        view.dial = Some("sip:bob@".into());
+        let rows = screen(&view, 100, 24);
+        row_with(&rows, "dial: sip:bob@_");
+    }
+
+    #[test]
+    fn a_failed_registration_says_why() {
+        let mut view = PhoneView::default();
+        view.add_account(AccountId(0), "work", Registration::Idle);
+        view.apply(&PhoneEvent::Account {
+            account: AccountId(0),
+            event: AccountEvent::AuthenticationFailed {
+                registrar: Target::new(Transport::Udp, "127.0.0.1:5060".parse().unwrap()),
+                status: 403,
+                reason: "Forbidden".into(),
+            },
+        });
+        let rows = screen(&view, 80, 24);
+        assert!(row_with(&rows, "work").contains("not registered: credentials refused (403)"));
+    }
+}
