@@ -1422,7 +1422,7 @@ async fn command(phone: &Phone, call: CallId, line: &str, json: bool, label: Lab
 
 /// The caller as a person reads it: the display name (quoted) and the URI of a From value,
 /// without its header parameters (the tag); the value as it is when it does not parse.
-fn caller_text(from: &str) -> String {
+pub(crate) fn caller_text(from: &str) -> String {
     use tincan_sip::message::HeaderName;
     use tincan_sip::message::typed::NameAddr;
     match NameAddr::parse_as(HeaderName::From, from) {

@@ -261,7 +261,7 @@ impl Screen<'_> {
             .call(uri, options)
             .await
             .map_err(|e| e.to_string())?;
-        self.view.add_outgoing(call, uri);
+        self.view.add_outgoing(call, uri, self.account);
         Ok(())
     }
 
@@ -280,7 +280,15 @@ impl Screen<'_> {
         for other in talking {
             self.phone.hold(other).await.map_err(|e| e.to_string())?;
         }
-        let names = DeviceNames::of(self.common, self.config, None);
+        let account = self
+            .view
+            .calls
+            .iter()
+            .find(|c| c.id == call)
+            .and_then(|c| c.account)
+            .and_then(|id| self.phone.accounts().iter().position(|a| *a == id))
+            .and_then(|i| self.config.accounts.get(i));
+        let names = DeviceNames::of(self.common, self.config, account);
         let (source, sink) = devices(self.common, 1, &names)?;
         self.phone
             .accept(call, source, sink)

@@ -11,6 +11,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use tincan::phone::{AccountEvent, AccountId, CallEvent, CallId, PhoneEvent, Quality};
 
 use super::input::{HELP_LINES, KEY_HELP};
+use crate::cmd::call::caller_text;
 
 /// An account's registration as the screen shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +77,8 @@ pub struct CallView {
     pub peer: String,
     /// Whether the peer called us.
     pub incoming: bool,
+    /// The account the call came in for or goes out through, when there is one.
+    pub account: Option<AccountId>,
     /// Its state.
     pub state: CallState,
     /// How long it has been answered, advanced by [`PhoneView::tick`].
@@ -117,11 +120,12 @@ impl PhoneView {
     }
 
     /// Adds a call we placed to `uri`, and selects it.
-    pub fn add_outgoing(&mut self, id: CallId, uri: &str) {
+    pub fn add_outgoing(&mut self, id: CallId, uri: &str, account: Option<AccountId>) {
         self.calls.push(CallView {
             id,
             peer: uri.to_owned(),
             incoming: false,
+            account,
             state: CallState::Dialling,
             duration: Duration::ZERO,
             codec: None,
@@ -172,8 +176,10 @@ impl PhoneView {
             PhoneEvent::Incoming(incoming) => {
                 self.calls.push(CallView {
                     id: incoming.call,
-                    peer: incoming.from.clone(),
+                    // The display name and URI, without the From tag.
+                    peer: caller_text(&incoming.from),
                     incoming: true,
+                    account: incoming.account,
                     state: CallState::Ringing,
                     duration: Duration::ZERO,
                     codec: None,
@@ -187,10 +193,17 @@ impl PhoneView {
                 {
                     self.selected = Some(incoming.call);
                 }
-                self.status = Some(format!("incoming call from {}", incoming.from));
+                self.status = Some(format!(
+                    "incoming call from {}",
+                    caller_text(&incoming.from)
+                ));
             }
             PhoneEvent::Refused(r) => {
-                self.status = Some(format!("refused a call from {} ({})", r.from, r.status));
+                self.status = Some(format!(
+                    "refused a call from {} ({})",
+                    caller_text(&r.from),
+                    r.status
+                ));
             }
             PhoneEvent::Account { account, event } => self.apply_account(*account, event),
             PhoneEvent::Call { call, event } => self.apply_call(*call, event),
@@ -517,7 +530,7 @@ mod tests {
     fn a_call_shows_peer_state_duration_codec_and_srtp() {
         let mut view = PhoneView::default();
         registered(&mut view);
-        view.add_outgoing(CallId(1), "sip:bob@example.test");
+        view.add_outgoing(CallId(1), "sip:bob@example.test", None);
         assert!(row_with(&screen(&view, 80, 24), "bob").contains("dialling"));
         view.apply(&PhoneEvent::Call {
             call: CallId(1),
@@ -543,7 +556,7 @@ mod tests {
     #[test]
     fn the_active_call_shows_its_quality() {
         let mut view = PhoneView::default();
-        view.add_outgoing(CallId(1), "sip:bob@example.test");
+        view.add_outgoing(CallId(1), "sip:bob@example.test", None);
         answered(&mut view, 1);
         view.apply(&PhoneEvent::Call {
             call: CallId(1),
@@ -566,7 +579,7 @@ mod tests {
     #[test]
     fn hold_by_us_and_by_the_peer_and_the_end() {
         let mut view = PhoneView::default();
-        view.add_outgoing(CallId(1), "sip:bob@example.test");
+        view.add_outgoing(CallId(1), "sip:bob@example.test", None);
         answered(&mut view, 1);
         for (event, word) in [
             (CallEvent::Hold { by_peer: false }, "on hold"),
@@ -603,14 +616,16 @@ mod tests {
     fn a_second_incoming_call_while_talking_rings_beside_it() {
         let mut view = PhoneView::default();
         registered(&mut view);
-        incoming(&mut view, 1, "sip:carol@example.test");
+        incoming(&mut view, 1, "\"Carol\" <sip:carol@example.test>;tag=abc");
         assert_eq!(view.selected, Some(CallId(1)));
         answered(&mut view, 1);
         incoming(&mut view, 2, "sip:dave@example.test");
         // The call in progress stays selected; the waiting one rings.
         assert_eq!(view.selected, Some(CallId(1)));
         let rows = screen(&view, 80, 24);
-        assert!(row_with(&rows, "carol").contains("> from sip:carol@example.test  talking"));
+        assert!(
+            row_with(&rows, "carol").contains("> from \"Carol\" <sip:carol@example.test>  talking")
+        );
         assert!(row_with(&rows, "dave").contains("  from sip:dave@example.test  ringing"));
         view.select_next();
         assert_eq!(view.selected, Some(CallId(2)));
