@@ -60,22 +60,8 @@ if [ -z "${TINCAN:-}" ]; then
     TINCAN=$TARGET/release/tincan
 fi
 
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
-print(u.getsockname()[1])'
-}
+# PIDS, cleanup (on exit), free_port.
+source scripts/bench-common.sh  # the working directory is the repository root
 
 # "rss_kb hwm_kb threads fds" of a process.
 reading() {

@@ -55,22 +55,8 @@ echo "building tincan (release)..." >&2
 CARGO_TARGET_DIR=$TARGET cargo build --quiet --release -p tincan --bin tincan
 TINCAN=$TARGET/release/tincan
 
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
-print(u.getsockname()[1])'
-}
+# PIDS, cleanup (on exit), free_port.
+source scripts/bench-common.sh  # the working directory is the repository root
 
 # The kernel's count of UDP datagrams dropped because a socket's receive buffer was full
 # (system-wide: sipp's sockets too).
