@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::{Dialog, DialogError, DialogId};
+use crate::auth::ChallengeAnswer;
 use crate::message::typed::{CSeq, Method, NameAddr};
 use crate::message::{HeaderName, Message, RequestBuilder, Uri, response_to};
 use crate::rng::XorShiftRng;
@@ -1076,12 +1077,10 @@ impl InviteSession {
         }
         let d = self.dialog.as_mut()?;
         let seq = d.request(method.clone()).cseq().and_then(Result::ok)?.seq;
-        let mut retried = request.clone();
-        retried.remove_header(HeaderName::Authorization);
-        retried.remove_header(HeaderName::ProxyAuthorization);
-        for (n, v) in headers {
-            retried.push_header_named(n, v);
+        let mut retried = ChallengeAnswer {
+            headers: headers.to_vec(),
         }
+        .apply(request);
         retried.set(&CSeq { seq, method });
         Some(retried)
     }

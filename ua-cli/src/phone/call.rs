@@ -15,14 +15,14 @@ use tincan_media::codec::CodecKind;
 use tincan_media::sdp::{self, LocalMedia, Negotiated, SessionDescription, SrtpPolicy};
 use tincan_media::session::{Direction, MediaEvent, SessionStats};
 use tincan_media::srtp::{CryptoAttribute, CryptoSuite};
-use tincan_sip::auth::{AuthError, DigestClient, answer_challenge};
+use tincan_sip::auth::{AuthError, ChallengeAnswer, DigestClient, answer_challenge};
 use tincan_sip::dialog::{
     EndReason as SessionEnd, InviteConfig, InviteSession, Output, RequestOutcome, SessionEvent,
     SessionState,
 };
 use tincan_sip::endpoint::Source;
 use tincan_sip::message::typed::{CSeq, NameAddr};
-use tincan_sip::message::{HeaderName, Message, Method, Uri, response_to};
+use tincan_sip::message::{Message, Method, Uri, response_to};
 use tincan_sip::resolve::ResolvedTarget;
 use tincan_sip::resolve::failover::{AttemptFailure, FailedAttempt};
 use tincan_sip::transaction::TransactionId;
@@ -1696,12 +1696,10 @@ impl PhoneCore {
 /// the new credentials and the next CSeq number.
 fn retry_after_dialog(request: &Message, headers: &[(String, String)]) -> Option<Message> {
     let cseq = request.cseq().and_then(Result::ok)?;
-    let mut retried = request.clone();
-    retried.remove_header(HeaderName::Authorization);
-    retried.remove_header(HeaderName::ProxyAuthorization);
-    for (n, v) in headers {
-        retried.push_header_named(n, v);
+    let mut retried = ChallengeAnswer {
+        headers: headers.to_vec(),
     }
+    .apply(request);
     retried.set(&CSeq {
         seq: cseq.seq.checked_add(1)?,
         method: cseq.method,
