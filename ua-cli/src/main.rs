@@ -113,6 +113,6 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd::demo::run(&args),
         Command::History(args) => cmd::history::run_history(&args),
         Command::Contacts(args) => cmd::history::run_contacts(&args),
-        Command::Phone(args) => tui::run(&args, cli.config.as_deref()),
+        Command::Phone(args) => tui::run(&args, cli.config.as_deref(), cli.sip_trace.as_deref()),
     }
 }

@@ -6,6 +6,8 @@
 //! carries the actions out on the [`Phone`] and redraws only after one of those.
 
 pub mod input;
+pub mod panes;
+pub mod siplog;
 pub mod view;
 
 use std::path::Path;
@@ -14,12 +16,14 @@ use std::time::Duration;
 
 use crossterm::event::{Event, KeyEventKind};
 use tincan::config::Config;
+use tincan::history::{Direction, History};
 use tincan::phone::driver::{CallOptions, Phone};
 use tincan::phone::{CallId, CallParams};
 use tokio::sync::mpsc;
 
-use crate::cmd::call::{Common, DeviceNames, Setup, devices, runtime, setup};
+use crate::cmd::call::{Common, DeviceNames, devices, runtime, start};
 use input::{Action, Keymap};
+use panes::{CompletionState, PaneKind, PanePick};
 use view::{CallState, PhoneView, Registration};
 
 /// Arguments of `tincan phone`.
@@ -41,9 +45,18 @@ impl Default for PhoneArgs {
     }
 }
 
-/// Runs `tincan phone`: builds the phone as `tincan listen` does (the `--account` registers),
-/// then takes over the terminal until `q`, Ctrl-C or SIGTERM.
-pub fn run(args: &PhoneArgs, config_path: Option<&Path>) -> ExitCode {
+/// Runs `tincan phone`: builds the phone as `tincan listen` does, with every account of the
+/// config registering in the background, then takes over the terminal until `q`, Ctrl-C or
+/// SIGTERM. `sip_trace`: `--sip-trace FILE`, written as well as shown in the SIP log pane
+/// (`-`, standard error, is refused: it would write over the screen).
+pub fn run(args: &PhoneArgs, config_path: Option<&Path>, sip_trace: Option<&Path>) -> ExitCode {
+    if sip_trace == Some(Path::new("-")) {
+        eprintln!(
+            "tincan phone: --sip-trace - would write over the screen: give a file, or see the \
+             SIP log pane (key l)"
+        );
+        return ExitCode::from(2);
+    }
     let config = match Config::load(config_path) {
         Ok(c) => c,
         Err(e) => {
@@ -56,29 +69,63 @@ pub fn run(args: &PhoneArgs, config_path: Option<&Path>) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    rt.block_on(phone(args, config))
+    rt.block_on(phone(args, config, sip_trace))
 }
 
-async fn phone(args: &PhoneArgs, config: Config) -> ExitCode {
-    let Setup { phone, account } = match setup("phone", &args.common, &config).await {
-        Ok(s) => s,
+async fn phone(args: &PhoneArgs, config: Config, sip_trace: Option<&Path>) -> ExitCode {
+    let (tracer, feed) = match siplog::tracer(sip_trace) {
+        Ok(t) => t,
+        Err(e) => {
+            let path = sip_trace.unwrap_or(Path::new("")).display();
+            eprintln!("tincan phone: cannot write the SIP trace to {path}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Every account registers in the background: the screen opens at once and shows how
+    // each one does.
+    let phone = match start("phone", &args.common, &config, true, Some(tracer)).await {
+        Ok(p) => p,
         Err(code) => return code,
     };
     let mut view = PhoneView::default();
     for (id, a) in phone.accounts().iter().zip(&config.accounts) {
-        let registration = if Some(*id) == account {
-            Registration::Registered
-        } else {
-            Registration::Idle
-        };
-        view.add_account(*id, &a.name, registration);
+        view.add_account(*id, &a.name, Registration::Registering);
     }
+    view.listening = phone
+        .local_addresses()
+        .iter()
+        .map(|(t, a)| format!("{}:{a}", t.as_str()))
+        .collect();
+    // Outgoing calls go through `--account`, else the first account.
+    let account = match &args.common.account {
+        Some(name) => config
+            .accounts
+            .iter()
+            .position(|a| a.name == *name)
+            .and_then(|i| phone.accounts().get(i).copied()),
+        None => phone.accounts().first().copied(),
+    };
+    let history = if args.common.no_history {
+        None
+    } else {
+        match History::open_default() {
+            Ok(h) => Some(h),
+            Err(e) => {
+                view.status = Some(format!("no call history: {e}"));
+                None
+            }
+        }
+    };
     let mut screen = Screen {
         phone,
         view,
         account,
         common: &args.common,
         config: &config,
+        history,
+        started: Vec::new(),
+        feed,
+        repaint: false,
     };
     // ratatui::init: raw mode, the alternate screen, and a panic hook that restores both
     // before the panic message is printed.
@@ -100,10 +147,26 @@ async fn phone(args: &PhoneArgs, config: Config) -> ExitCode {
 struct Screen<'a> {
     phone: Phone,
     view: PhoneView,
-    /// The registered account (`--account`): outgoing calls go through it.
+    /// The account outgoing calls go through (`--account`, else the first).
     account: Option<tincan::phone::AccountId>,
     common: &'a Common,
     config: &'a Config,
+    /// The call history (`None`: `--no-history`, or it could not be opened).
+    history: Option<History>,
+    /// The calls in progress, for the history: direction, peer, account, start.
+    started: Vec<(CallId, Started)>,
+    /// The SIP messages for the log pane.
+    feed: siplog::Feed,
+    /// Redraw the whole screen next (something may have written over it).
+    repaint: bool,
+}
+
+/// What the history needs of a call from its start.
+struct Started {
+    direction: Direction,
+    peer: String,
+    account: Option<String>,
+    unix_ms: i64,
 }
 
 impl Screen<'_> {
@@ -125,7 +188,12 @@ impl Screen<'_> {
             tokio::select! {
                 ev = keys.recv() => match ev {
                     Some(Event::Key(key)) if key.kind == KeyEventKind::Press => {
-                        let Some(action) = Keymap.action(key, self.view.dial.is_some()) else {
+                        let action = if self.view.dial.is_none() && self.view.panes.open.is_some() {
+                            Keymap.pane_action(key)
+                        } else {
+                            Keymap.action(key, self.view.dial.is_some())
+                        };
+                        let Some(action) = action else {
                             continue;
                         };
                         if action == Action::Quit {
@@ -138,9 +206,26 @@ impl Screen<'_> {
                     None => return Ok(()),
                 },
                 ev = self.phone.next_event() => match ev {
-                    Some(ev) => self.view.apply(&ev),
+                    Some(ev) => {
+                        let warning = self.note_for_history(&ev);
+                        self.view.apply(&ev);
+                        if let Some(w) = warning {
+                            self.view.status = Some(match self.view.status.take() {
+                                Some(s) => format!("{s}; {w}"),
+                                None => w,
+                            });
+                        }
+                    }
                     None => return Ok(()),
                 },
+                Some(entry) = self.feed.entries.recv() => {
+                    self.view.panes.log.push(entry);
+                    self.view.panes.log.dropped +=
+                        self.feed.dropped.swap(0, std::sync::atomic::Ordering::Relaxed);
+                    if self.view.panes.open != Some(PaneKind::SipLog) {
+                        continue;
+                    }
+                }
                 _ = tick.tick() => {
                     if self.view.calls.is_empty() {
                         continue;
@@ -148,6 +233,9 @@ impl Screen<'_> {
                     self.view.tick(Duration::from_secs(1));
                 }
                 _ = term.recv() => return Ok(()),
+            }
+            if std::mem::take(&mut self.repaint) {
+                terminal.clear()?;
             }
             terminal.draw(|f| view::render(&self.view, f))?;
         }
@@ -162,20 +250,24 @@ impl Screen<'_> {
                 Ok(())
             }
             Action::DialChar(c) => {
+                self.view.panes.completion = None;
                 self.view.dial.get_or_insert_default().push(c);
                 Ok(())
             }
             Action::DialBackspace => {
+                self.view.panes.completion = None;
                 if let Some(d) = &mut self.view.dial {
                     d.pop();
                 }
                 Ok(())
             }
             Action::DialCancel => {
+                self.view.panes.completion = None;
                 self.view.dial = None;
                 Ok(())
             }
             Action::DialSubmit => {
+                self.view.panes.completion = None;
                 let uri = self.view.dial.take().unwrap_or_default();
                 let uri = uri.trim();
                 if uri.is_empty() {
@@ -185,11 +277,13 @@ impl Screen<'_> {
             }
             Action::Answer => self.answer().await,
             Action::Decline(status) => match self.ringing() {
-                Some(call) => self
-                    .phone
-                    .reject(call, status)
-                    .await
-                    .map_err(|e| e.to_string()),
+                Some(call) => {
+                    let r = self.phone.reject(call, status).await;
+                    if r.is_ok() {
+                        self.view.declined.push((call, status));
+                    }
+                    r.map_err(|e| e.to_string())
+                }
                 None => Ok(()),
             },
             Action::Hangup => match selected {
@@ -224,6 +318,36 @@ impl Screen<'_> {
                 Ok(())
             }
             Action::Quit => Ok(()),
+            Action::DialComplete => {
+                self.complete();
+                Ok(())
+            }
+            Action::TogglePane(kind) => {
+                self.view.panes.toggle(kind);
+                if self.view.panes.open == Some(kind) {
+                    self.fill_pane(kind);
+                }
+                Ok(())
+            }
+            Action::PaneMove(delta) => {
+                self.view.panes.move_by(delta);
+                Ok(())
+            }
+            Action::PanePick => match self.view.panes.pick() {
+                Some(PanePick::Dial(uri)) => self.dial(&uri).await,
+                Some(PanePick::Device { name, input }) => {
+                    let which = if input { "input" } else { "output" };
+                    self.view.status = Some(format!(
+                        "{which} device {name:?} for the next calls (a call in progress keeps its own)"
+                    ));
+                    Ok(())
+                }
+                None => Ok(()),
+            },
+            Action::PaneClose => {
+                self.view.panes.open = None;
+                Ok(())
+            }
         };
         if let Err(e) = result {
             self.view.status = Some(e);
@@ -246,7 +370,7 @@ impl Screen<'_> {
             .account
             .and_then(|id| self.phone.accounts().iter().position(|a| *a == id))
             .and_then(|i| self.config.accounts.get(i));
-        let names = DeviceNames::of(self.common, self.config, account);
+        let names = self.chosen_devices(DeviceNames::of(self.common, self.config, account));
         let (source, sink) = devices(self.common, 1, &names)?;
         let options = CallOptions {
             source,
@@ -262,6 +386,16 @@ impl Screen<'_> {
             .await
             .map_err(|e| e.to_string())?;
         self.view.add_outgoing(call, uri, self.account);
+        let account = self.account_name(self.account);
+        self.started.push((
+            call,
+            Started {
+                direction: Direction::Outgoing,
+                peer: uri.to_owned(),
+                account,
+                unix_ms: crate::cmd::history::unix_ms_now(),
+            },
+        ));
         Ok(())
     }
 
@@ -288,7 +422,7 @@ impl Screen<'_> {
             .and_then(|c| c.account)
             .and_then(|id| self.phone.accounts().iter().position(|a| *a == id))
             .and_then(|i| self.config.accounts.get(i));
-        let names = DeviceNames::of(self.common, self.config, account);
+        let names = self.chosen_devices(DeviceNames::of(self.common, self.config, account));
         let (source, sink) = devices(self.common, 1, &names)?;
         self.phone
             .accept(call, source, sink)
@@ -308,4 +442,158 @@ impl Screen<'_> {
             };
         }
     }
+}
+
+/// What the phone does beyond the calls: history, panes, completion.
+impl Screen<'_> {
+    /// The config name of the account `id`.
+    fn account_name(&self, id: Option<tincan::phone::AccountId>) -> Option<String> {
+        let i = self.phone.accounts().iter().position(|a| Some(*a) == id)?;
+        self.config.accounts.get(i).map(|a| a.name.clone())
+    }
+
+    /// The devices picked with `v`, over `names`.
+    fn chosen_devices(&self, mut names: DeviceNames) -> DeviceNames {
+        let picked = &self.view.panes.devices;
+        if let Some(input) = &picked.chosen_input {
+            names.input = Some(input.clone());
+        }
+        if let Some(output) = &picked.chosen_output {
+            names.output = Some(output.clone());
+        }
+        names
+    }
+
+    /// Notes an incoming call's start, and writes an ended call to the history (a failure
+    /// is said on the status line once the view has taken the event in, and the phone goes on).
+    fn note_for_history(&mut self, ev: &tincan::phone::PhoneEvent) -> Option<String> {
+        use tincan::phone::{CallEvent, PhoneEvent};
+        match ev {
+            PhoneEvent::Incoming(incoming) => {
+                let account = self.account_name(incoming.account);
+                self.started.push((
+                    incoming.call,
+                    Started {
+                        direction: Direction::Incoming,
+                        peer: incoming.from.clone(),
+                        account,
+                        unix_ms: crate::cmd::history::unix_ms_now(),
+                    },
+                ));
+            }
+            PhoneEvent::Call {
+                call,
+                event: CallEvent::Ended(end),
+            } => {
+                let i = self.started.iter().position(|(c, _)| c == call)?;
+                let (_, started) = self.started.swap_remove(i);
+                let history = self.history.as_mut()?;
+                let record = tincan::history::CallRecord::from_end(
+                    started.direction,
+                    &started.peer,
+                    started.account,
+                    started.unix_ms,
+                    end,
+                );
+                if let Err(e) = history.record_call(&record) {
+                    return Some(format!("the call is not in the history: {e}"));
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// Fills the pane just opened: the history's last calls and contacts, or the devices.
+    fn fill_pane(&mut self, kind: PaneKind) {
+        match kind {
+            PaneKind::Recent => {
+                let recent = &mut self.view.panes.recent;
+                recent.selected = 0;
+                recent.error = None;
+                match &self.history {
+                    Some(h) => match h.recent(50).and_then(|calls| Ok((calls, h.contacts()?))) {
+                        Ok((calls, contacts)) => {
+                            recent.calls = calls;
+                            recent.contacts = contacts;
+                        }
+                        Err(e) => recent.error = Some(e.to_string()),
+                    },
+                    None if self.common.no_history => {
+                        recent.error = Some("--no-history".into());
+                    }
+                    None => recent.error = Some("the history could not be opened".into()),
+                }
+            }
+            PaneKind::Devices => {
+                list_devices(&mut self.view.panes.devices);
+                // The audio system may have written to the terminal while listing.
+                self.repaint = true;
+            }
+            PaneKind::SipLog => {}
+        }
+    }
+
+    /// Tab in the dial prompt: the first candidate from contacts and history, then the next.
+    fn complete(&mut self) {
+        if let Some(c) = &mut self.view.panes.completion {
+            c.advance();
+            self.view.dial = Some(c.uri().to_owned());
+            return;
+        }
+        let prefix = self.view.dial.clone().unwrap_or_default();
+        let Some(history) = &self.history else {
+            self.view.status = Some("no completion: no call history".into());
+            return;
+        };
+        match history.complete(prefix.trim()) {
+            Ok(candidates) => match CompletionState::new(prefix.trim(), candidates) {
+                Some(c) => {
+                    self.view.dial = Some(c.uri().to_owned());
+                    self.view.panes.completion = Some(c);
+                }
+                None => {
+                    self.view.status = Some(format!(
+                        "nothing in contacts or history starts with {:?}",
+                        prefix.trim()
+                    ))
+                }
+            },
+            Err(e) => self.view.status = Some(format!("no completion: {e}")),
+        }
+    }
+}
+
+/// Lists the audio devices into the chooser.
+#[cfg(feature = "cpal")]
+fn list_devices(pane: &mut panes::DevicePane) {
+    pane.selected = 0;
+    match tincan_media::device::list_devices() {
+        Ok(list) => {
+            pane.error = None;
+            pane.inputs = list
+                .iter()
+                .filter(|d| d.input)
+                .map(|d| panes::DeviceEntry {
+                    name: d.name.clone(),
+                    default: d.default_input,
+                })
+                .collect();
+            pane.outputs = list
+                .iter()
+                .filter(|d| d.output)
+                .map(|d| panes::DeviceEntry {
+                    name: d.name.clone(),
+                    default: d.default_output,
+                })
+                .collect();
+        }
+        Err(e) => pane.error = Some(e.to_string()),
+    }
+}
+
+/// This build has no audio devices.
+#[cfg(not(feature = "cpal"))]
+fn list_devices(pane: &mut panes::DevicePane) {
+    pane.error = Some("this tincan is built without audio devices (feature `cpal`)".into());
 }
