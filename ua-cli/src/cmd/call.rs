@@ -54,11 +54,11 @@ pub struct Common {
     pub(crate) account: Option<String>,
     /// Send this WAV file instead of the microphone.
     #[arg(long)]
-    play: Option<PathBuf>,
+    pub(crate) play: Option<PathBuf>,
     /// Record what the peer sends to this WAV file instead of the speaker (`listen`: the
     /// second answered call to FILE-2.wav, the third to FILE-3.wav...).
     #[arg(long)]
-    record: Option<PathBuf>,
+    pub(crate) record: Option<PathBuf>,
     /// Use only this codec (default: the account's `codecs`, else Opus, then PCMU, then
     /// PCMA; answers follow the caller's order).
     #[arg(long, value_enum)]
@@ -78,7 +78,7 @@ pub struct Common {
     dns_server: Option<SocketAddr>,
     /// No audio devices: send silence, drop what arrives (unless --play/--record).
     #[arg(long)]
-    no_audio: bool,
+    pub(crate) no_audio: bool,
     /// The microphone, by the name `tincan devices` lists (default: the account's
     /// `input_device`, else `[audio] input_device`, else the system's default).
     #[arg(long, value_name = "NAME")]

@@ -235,7 +235,14 @@ impl Screen<'_> {
                 _ = term.recv() => return Ok(()),
             }
             if std::mem::take(&mut self.repaint) {
-                terminal.clear()?;
+                // Not `terminal.clear()`: it asks the terminal for the cursor position, and the
+                // answer would go to the keys thread. Clear the screen, then draw a blank frame
+                // so that the next draw writes every cell again.
+                use ratatui::backend::Backend;
+                terminal
+                    .backend_mut()
+                    .clear_region(ratatui::backend::ClearType::All)?;
+                terminal.draw(|f| f.render_widget(ratatui::widgets::Clear, f.area()))?;
             }
             terminal.draw(|f| view::render(&self.view, f))?;
         }
@@ -337,8 +344,16 @@ impl Screen<'_> {
                 Some(PanePick::Dial(uri)) => self.dial(&uri).await,
                 Some(PanePick::Device { name, input }) => {
                     let which = if input { "input" } else { "output" };
+                    let overridden = if self.common.no_audio
+                        || (input && self.common.play.is_some())
+                        || (!input && self.common.record.is_some())
+                    {
+                        " (but --no-audio/--play/--record win)"
+                    } else {
+                        " (a call in progress keeps its own)"
+                    };
                     self.view.status = Some(format!(
-                        "{which} device {name:?} for the next calls (a call in progress keeps its own)"
+                        "{which} device {name:?} for the next calls{overridden}"
                     ));
                     Ok(())
                 }

@@ -465,7 +465,10 @@ pub fn render(panes: &Panes, frame: &mut Frame<'_>, area: Rect) {
                 .block(
                     Block::default()
                         .borders(Borders::ALL)
-                        .title(format!("{} matches (Tab next)", c.candidates.len())),
+                        .title(match c.candidates.len() {
+                            1 => "1 match".to_owned(),
+                            n => format!("{n} matches (Tab next)"),
+                        }),
                 ),
             rect,
         );

@@ -270,7 +270,7 @@ impl PhoneView {
                     .or_else(|| errors.last().cloned())
                     .unwrap_or_else(|| "no registrar".to_owned());
                 a.registration = Registration::Failed(format!(
-                    "unavailable ({why}), retrying in {} s",
+                    "unavailable, retrying in {} s: {why}",
                     retry_in.as_secs()
                 ));
             }
@@ -419,6 +419,17 @@ fn ended_status(peer: &str, end: &tincan::phone::CallEnd, declined: Option<u16>)
     }
 }
 
+/// `text`, cut to `room` characters with a `~` at the end when longer (at least 20 kept).
+fn cut(text: &str, room: usize) -> String {
+    let room = room.max(20);
+    if text.chars().count() <= room {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(room - 1).collect();
+    out.push('~');
+    out
+}
+
 /// `m:ss`, or `h:mm:ss` from an hour on.
 fn clock(d: Duration) -> String {
     let s = d.as_secs();
@@ -458,11 +469,14 @@ fn account_states(view: &PhoneView, width: u16) -> Vec<Line<'static>> {
                 Registration::Failed(why) => format!("not registered: {why}"),
                 Registration::Registering => "registering...".to_owned(),
             };
-            let mut text = format!("{}  {state}", a.name);
-            if let Some(others) = a.others_text(width >= 120) {
-                text.push_str(&format!("  ({others})"));
-            }
-            Line::from(text)
+            let others = a
+                .others_text(width >= 120)
+                .map(|o| format!("  ({o})"))
+                .unwrap_or_default();
+            // The registrars' health stays on the line: a long reason is cut to make room.
+            let room = usize::from(width.saturating_sub(2))
+                .saturating_sub(a.name.chars().count() + 2 + others.chars().count());
+            Line::from(format!("{}  {}{others}", a.name, cut(&state, room)))
         })
         .collect()
 }
@@ -855,10 +869,14 @@ mod tests {
         let rows = screen(&view, 200, 50);
         let row = row_with(&rows, "work");
         assert!(
-            row.contains("not registered: unavailable (udp:192.0.2.1:5060: "),
+            row.contains("not registered: unavailable, retrying in 30 s: udp:192.0.2.1:5060: "),
             "{row}"
         );
+        // At 80 columns the reason is cut; the retry and the registrars' health stay.
+        let rows = screen(&view, 80, 24);
+        let row = row_with(&rows, "work");
         assert!(row.contains("retrying in 30 s"), "{row}");
+        assert!(row.contains("~  (1 other: 0 up, 1 down)"), "{row}");
     }
 
     #[test]
