@@ -143,6 +143,9 @@ async fn phone(args: &PhoneArgs, config: Config, sip_trace: Option<&Path>) -> Ex
     }
 }
 
+/// How often the screen asks the phone for the health of the accounts' registrars.
+const REGISTRAR_HEALTH_EVERY: Duration = Duration::from_secs(10);
+
 /// The phone, what the screen shows and what calls need.
 struct Screen<'a> {
     phone: Phone,
@@ -183,6 +186,10 @@ impl Screen<'_> {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // The registrars' health changes without an event too (a cool-off ends): asked for
+        // now and then, and the screen redrawn only when it changed.
+        let mut health = tokio::time::interval(REGISTRAR_HEALTH_EVERY);
+        health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         terminal.draw(|f| view::render(&self.view, f))?;
         loop {
             tokio::select! {
@@ -209,6 +216,9 @@ impl Screen<'_> {
                     Some(ev) => {
                         let warning = self.note_for_history(&ev);
                         self.view.apply(&ev);
+                        if let tincan::phone::PhoneEvent::Account { account, .. } = &ev {
+                            self.refresh_registrars(*account).await;
+                        }
                         if let Some(w) = warning {
                             self.view.status = Some(match self.view.status.take() {
                                 Some(s) => format!("{s}; {w}"),
@@ -231,6 +241,15 @@ impl Screen<'_> {
                         continue;
                     }
                     self.view.tick(Duration::from_secs(1));
+                }
+                _ = health.tick() => {
+                    let mut changed = false;
+                    for account in self.phone.accounts().to_vec() {
+                        changed |= self.refresh_registrars(account).await;
+                    }
+                    if !changed {
+                        continue;
+                    }
                 }
                 _ = term.recv() => return Ok(()),
             }
@@ -465,6 +484,22 @@ impl Screen<'_> {
     fn account_name(&self, id: Option<tincan::phone::AccountId>) -> Option<String> {
         let i = self.phone.accounts().iter().position(|a| Some(*a) == id)?;
         self.config.accounts.get(i).map(|a| a.name.clone())
+    }
+
+    /// Asks the phone for `account`'s registrars and shows them; whether anything changed.
+    async fn refresh_registrars(&mut self, account: tincan::phone::AccountId) -> bool {
+        let Ok(states) = self.phone.registrar_health(account).await else {
+            return false;
+        };
+        let health = states
+            .into_iter()
+            .map(|r| view::RegistrarHealth {
+                target: format!("{}:{}", r.target.transport.as_str(), r.target.addr),
+                up: matches!(r.health, tincan_sip::resolve::TargetStatus::Up),
+                bound: r.bound,
+            })
+            .collect();
+        self.view.set_registrars(account, health)
     }
 
     /// The devices picked with `v`, over `names`.

@@ -49,6 +49,8 @@ pub struct RegistrarHealth {
     pub target: String,
     /// Whether it answered (registered us) the last time.
     pub up: bool,
+    /// Whether a registration of the account is bound there now.
+    pub bound: bool,
 }
 
 /// A call's state as the screen shows it.
@@ -189,6 +191,21 @@ impl PhoneView {
 
     fn call_mut(&mut self, id: CallId) -> Option<&mut CallView> {
         self.calls.iter_mut().find(|c| c.id == id)
+    }
+
+    /// Takes in what the phone reports of `account`'s registrars
+    /// ([`Phone::registrar_health`](tincan::phone::driver::Phone::registrar_health)); an
+    /// empty list (registrars being located) keeps what the events told. Returns whether
+    /// anything changed.
+    pub fn set_registrars(&mut self, account: AccountId, registrars: Vec<RegistrarHealth>) -> bool {
+        let Some(a) = self.accounts.iter_mut().find(|a| a.id == account) else {
+            return false;
+        };
+        if registrars.is_empty() || a.registrars == registrars {
+            return false;
+        }
+        a.registrars = registrars;
+        true
     }
 
     /// Takes in one event of the phone.
@@ -339,7 +356,12 @@ impl AccountView {
         match event {
             AccountEvent::Registered { registrar, .. }
             | AccountEvent::FlowRecovered { registrar, .. } => {
-                self.set_health(text(registrar), true)
+                // One registration at a time (failover), until the phone says otherwise
+                // ([`PhoneView::set_registrars`]).
+                for r in &mut self.registrars {
+                    r.bound = false;
+                }
+                self.set_health(text(registrar), true);
             }
             AccountEvent::Failed { attempt, .. } => self.set_health(
                 format!(
@@ -362,10 +384,18 @@ impl AccountView {
         }
     }
 
+    /// Notes that `target` answered (`up`: and is bound now) or failed.
     fn set_health(&mut self, target: String, up: bool) {
         match self.registrars.iter_mut().find(|r| r.target == target) {
-            Some(r) => r.up = up,
-            None => self.registrars.push(RegistrarHealth { target, up }),
+            Some(r) => {
+                r.up = up;
+                r.bound = up;
+            }
+            None => self.registrars.push(RegistrarHealth {
+                target,
+                up,
+                bound: up,
+            }),
         }
     }
 
@@ -376,8 +406,9 @@ impl AccountView {
             .registrars
             .iter()
             .filter(|r| {
-                self.registration != Registration::Registered
-                    || Some(&r.target) != self.registrar.as_ref()
+                !(r.bound
+                    || self.registration == Registration::Registered
+                        && Some(&r.target) == self.registrar.as_ref())
             })
             .collect();
         if others.is_empty() {
@@ -462,10 +493,19 @@ fn account_states(view: &PhoneView, width: u16) -> Vec<Line<'static>> {
         .map(|a| {
             let state = match &a.registration {
                 Registration::Idle => "not registering".to_owned(),
-                Registration::Registered => match &a.registrar {
-                    Some(r) => format!("registered at {r}"),
-                    None => "registered".to_owned(),
-                },
+                Registration::Registered => {
+                    let mut at: Vec<&str> = a.registrar.iter().map(String::as_str).collect();
+                    for r in a.registrars.iter().filter(|r| r.bound) {
+                        if !at.contains(&r.target.as_str()) {
+                            at.push(&r.target);
+                        }
+                    }
+                    if at.is_empty() {
+                        "registered".to_owned()
+                    } else {
+                        format!("registered at {}", at.join(", "))
+                    }
+                }
                 Registration::Failed(why) => format!("not registered: {why}"),
                 Registration::Registering => "registering...".to_owned(),
             };
@@ -903,6 +943,7 @@ mod tests {
         view.accounts[0].registrars.push(RegistrarHealth {
             target: "udp:192.0.2.3:5060".into(),
             up: true,
+            bound: false,
         });
         let rows = screen(&view, 80, 24);
         let row = row_with(&rows, "work");
@@ -916,6 +957,35 @@ mod tests {
             row.contains("(others: udp:192.0.2.1:5060 down, udp:192.0.2.3:5060 up)"),
             "{row}"
         );
+        // The phone's report replaces what the events told: both bound (register_mode all).
+        let both = |up3| {
+            vec![
+                RegistrarHealth {
+                    target: "udp:127.0.0.1:5060".into(),
+                    up: true,
+                    bound: true,
+                },
+                RegistrarHealth {
+                    target: "udp:192.0.2.3:5060".into(),
+                    up: up3,
+                    bound: up3,
+                },
+            ]
+        };
+        assert!(view.set_registrars(AccountId(0), both(true)));
+        assert!(!view.set_registrars(AccountId(0), both(true)));
+        assert!(!view.set_registrars(AccountId(0), vec![]));
+        let rows = screen(&view, 80, 24);
+        let row = row_with(&rows, "work");
+        assert!(
+            row.contains("work  registered at udp:127.0.0.1:5060, udp:192.0.2.3:5060  "),
+            "{row}"
+        );
+        assert!(!row.contains("other"), "{row}");
+        assert!(view.set_registrars(AccountId(0), both(false)));
+        let rows = screen(&view, 80, 24);
+        let row = row_with(&rows, "work");
+        assert!(row.contains("(1 other: 0 up, 1 down)"), "{row}");
         // The accounts take one line each at 80 columns.
         let rows = screen(&view, 80, 24);
         assert_eq!(
