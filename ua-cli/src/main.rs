@@ -20,7 +20,7 @@ struct Cli {
     config: Option<PathBuf>,
     /// Append every SIP message sent or received to FILE (`-`: standard error), each with a
     /// time stamp, the transport and both addresses (call, listen, register, ping, resolve,
-    /// demo).
+    /// demo; phone: a file only, the messages also in its SIP log pane).
     #[arg(long, global = true, value_name = "FILE")]
     sip_trace: Option<PathBuf>,
     /// None: the full-screen phone on a terminal, else the usage.

@@ -398,7 +398,8 @@ impl Screen<'_> {
             .map(|c| c.id)
     }
 
-    /// Calls `uri` through the registered account, with the devices `call` would use.
+    /// Calls `uri` through the account of outgoing calls, with the devices `call` would use
+    /// (or those picked with `v`).
     async fn dial(&mut self, uri: &str) -> Result<(), String> {
         let account = self
             .account
