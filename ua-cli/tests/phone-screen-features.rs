@@ -3,7 +3,8 @@
 //! its registrars; it places a call, writes it to the history, lists it in the recent pane
 //! (`r`, Enter calls it again), completes it in the dial prompt (Tab), shows the SIP messages
 //! in the log pane (`l`) while `--sip-trace FILE` is written too; a call declined with `x`
-//! says `declined (486)`. `--sip-trace -` is refused (it would write over the screen).
+//! says `declined (486)`. A corrupt history database is said on the status line and the phone
+//! goes on. `--sip-trace -` is refused (it would write over the screen).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -349,6 +350,33 @@ fn a_dialled_call_goes_to_the_history_the_recent_pane_completion_and_the_sip_log
     // --sip-trace FILE was written as well.
     let written = std::fs::read_to_string(&trace).expect("the trace file");
     assert!(written.contains(&format!("INVITE {uri} SIP/2.0")));
+}
+
+#[test]
+fn a_corrupt_history_is_said_on_the_status_line_and_the_phone_goes_on() {
+    let dir = scratch("corrupt");
+    config(&dir, "");
+    let db = dir.join("data").join("tincan");
+    std::fs::create_dir_all(&db).unwrap();
+    std::fs::write(db.join("history.sqlite3"), vec![0x5a_u8; 8192]).unwrap();
+    let Some(tmux) = Tmux::start(
+        &dir,
+        &phone_command(&dir, "phone --no-audio --bind 127.0.0.1:0"),
+    ) else {
+        return;
+    };
+    tmux.wait_for(&["no call history:", "listening on udp:127.0.0.1:"]);
+    // The phone works: the recent pane says why it is empty, the dial prompt opens.
+    tmux.keys(&["r"]);
+    tmux.wait_for(&["no history: the history could not be opened"]);
+    tmux.keys(&["Escape"]);
+    tmux.wait_gone("Recent calls");
+    tmux.keys(&["d"]);
+    tmux.wait_for(&["dial: _"]);
+    tmux.keys(&["Escape"]);
+    tmux.wait_gone("dial:");
+    tmux.keys(&["q"]);
+    tmux.wait_for(&["EXITED 0"]);
 }
 
 #[test]

@@ -407,6 +407,8 @@ impl Screen<'_> {
             .and_then(|i| self.config.accounts.get(i));
         let names = self.chosen_devices(DeviceNames::of(self.common, self.config, account));
         let (source, sink) = devices(self.common, 1, &names)?;
+        // Opening the devices may have written to the terminal (a missing microphone).
+        self.repaint = !self.common.no_audio;
         let options = CallOptions {
             source,
             sink,
@@ -459,6 +461,8 @@ impl Screen<'_> {
             .and_then(|i| self.config.accounts.get(i));
         let names = self.chosen_devices(DeviceNames::of(self.common, self.config, account));
         let (source, sink) = devices(self.common, 1, &names)?;
+        // Opening the devices may have written to the terminal (a missing microphone).
+        self.repaint = !self.common.no_audio;
         self.phone
             .accept(call, source, sink)
             .await
