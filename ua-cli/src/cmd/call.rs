@@ -94,6 +94,10 @@ pub struct Common {
     /// Do not record the calls in the history (`tincan history`).
     #[arg(long)]
     no_history: bool,
+    /// No ring-back tone on the speaker while the callee rings (never with --record or
+    /// --no-audio; the config's `[audio] ringback = false` does it too).
+    #[arg(long)]
+    no_ringback: bool,
 }
 
 /// Arguments of `tincan call`.
@@ -283,6 +287,9 @@ pub(crate) async fn setup(
     if let Some(t) = super::sip_trace() {
         builder = builder.sip_trace(t);
     }
+    if !ringback(common, config) {
+        builder = builder.ringback(None);
+    }
     for a in accounts {
         builder = builder.account(a);
     }
@@ -416,6 +423,16 @@ pub(crate) async fn setup(
             _ => continue,
         }
     }
+}
+
+/// Whether outgoing calls play ring-back while the callee rings: for a person at the
+/// speaker, so not into a `--record` file (it holds the peer's audio only, for scripts to
+/// check) nor with `--no-audio`; not with `--no-ringback` or `[audio] ringback = false`.
+fn ringback(common: &Common, config: &Config) -> bool {
+    !common.no_ringback
+        && common.record.is_none()
+        && !common.no_audio
+        && config.audio.ringback != Some(false)
 }
 
 /// A call's audio: what it sends, where what it receives goes.
@@ -1612,5 +1629,30 @@ mod tests {
             choose_device(&[], "Jabra", true).unwrap_err(),
             "no input device named \"Jabra\": there are no input devices"
         );
+    }
+
+    /// Ring-back is for a person at the speaker: not into a recording, not without audio,
+    /// not when turned off by flag or config.
+    #[test]
+    fn ringback_plays_only_to_a_person() {
+        use super::{Common, ringback};
+        use tincan::config::Config;
+        #[derive(clap::Parser)]
+        struct Args {
+            #[command(flatten)]
+            common: Common,
+        }
+        let common = |args: &[&str]| {
+            let all = std::iter::once("tincan").chain(args.iter().copied());
+            <Args as clap::Parser>::parse_from(all).common
+        };
+        let plain = Config::from_str_named("", "empty.toml").expect("an empty config is valid");
+        let off = Config::from_str_named("[audio]\nringback = false\n", "off.toml")
+            .expect("a valid config");
+        assert!(ringback(&common(&[]), &plain));
+        assert!(!ringback(&common(&["--no-ringback"]), &plain));
+        assert!(!ringback(&common(&["--record", "x.wav"]), &plain));
+        assert!(!ringback(&common(&["--no-audio"]), &plain));
+        assert!(!ringback(&common(&[]), &off));
     }
 }
