@@ -501,6 +501,25 @@ pub(crate) fn devices(common: &Common, n: u32, names: &DeviceNames) -> Result<De
     Ok((source, sink))
 }
 
+/// Where a call to `account` rings (docs/config.md): the account's `ring_device`, else
+/// `[audio] ring_device`, else the device the call's audio would play on (`--output-device`,
+/// the account's `output_device`, `[audio]`'s, the system's default); `None` with
+/// `--no-audio` (nothing rings). An error when the named device cannot be opened.
+pub(crate) fn ring_sink(
+    common: &Common,
+    config: &Config,
+    account: Option<&tincan::config::Account>,
+) -> Result<Option<Box<dyn AudioSink>>, String> {
+    if common.no_audio {
+        return Ok(None);
+    }
+    let name = account
+        .and_then(|a| a.ring_device.clone())
+        .or_else(|| config.audio.ring_device.clone())
+        .or_else(|| DeviceNames::of(common, config, account).output);
+    speaker(name.as_deref()).map(Some)
+}
+
 /// Whether the missing microphone was reported (once per process, not once per call).
 #[cfg(feature = "cpal")]
 static SAID_NO_MICROPHONE: std::sync::atomic::AtomicBool =
