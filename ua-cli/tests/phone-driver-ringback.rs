@@ -1,6 +1,7 @@
 //! Ring-back (issue 14 point 6): an outgoing call whose callee rings (180 without SDP) plays
-//! a 425 Hz ring-back on its own sink until the answer, then the peer's audio; a call refused
-//! while ringing lets its sink go; `ringback(None)` plays nothing.
+//! a 425 Hz ring-back on its own sink until the answer, then the peer's audio; early media
+//! (183 with SDP, from a hand-written UAS on a UDP socket) replaces it; a call refused while
+//! ringing lets its sink go; `ringback(None)` plays nothing.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -213,4 +214,183 @@ async fn no_ringback_when_turned_off() {
     assert_eq!(recorded.count(Heard::Ringback), 0);
     alice.shutdown().await;
     bob.shutdown().await;
+}
+
+/// A SIP request as the hand-written UAS reads it.
+struct Request {
+    method: String,
+    /// Via, From, To, Call-ID, CSeq lines, as received.
+    headers: Vec<String>,
+    body: String,
+}
+
+fn parse(datagram: &[u8]) -> Option<Request> {
+    let text = std::str::from_utf8(datagram).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let mut lines = head.split("\r\n");
+    let method = lines.next()?.split(' ').next()?.to_owned();
+    let headers = lines
+        .filter(|l| {
+            let name = l
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            matches!(
+                name.as_str(),
+                "via" | "v" | "from" | "f" | "to" | "t" | "call-id" | "i" | "cseq"
+            )
+        })
+        .map(str::to_owned)
+        .collect();
+    Some(Request {
+        method,
+        headers,
+        body: body.to_owned(),
+    })
+}
+
+/// A response to `req`: its Via, From, Call-ID, CSeq, its To with our tag, a Contact.
+fn response(req: &Request, status: &str, contact: SocketAddr, sdp: Option<&str>) -> Vec<u8> {
+    let mut out = format!("SIP/2.0 {status}\r\n");
+    for h in &req.headers {
+        let name = h
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if (name == "to" || name == "t") && !h.contains(";tag=") {
+            out.push_str(&format!("{h};tag=uas1\r\n"));
+        } else {
+            out.push_str(h);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str(&format!("Contact: <sip:bob@{contact}>\r\n"));
+    match sdp {
+        Some(sdp) => out.push_str(&format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        )),
+        None => out.push_str("Content-Length: 0\r\n\r\n"),
+    }
+    out.into_bytes()
+}
+
+/// The RTP address of an SDP offer (`c=` and `m=audio`).
+fn rtp_address(sdp: &str) -> SocketAddr {
+    let ip = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("c=IN IP4 "))
+        .expect("a c= line")
+        .trim();
+    let port = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|l| l.split(' ').next())
+        .expect("an m=audio line");
+    format!("{ip}:{port}").parse().expect("an address")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_media_replaces_ringback() {
+    use tincan_media::codec::CodecKind;
+    use tincan_media::driver::{MediaPorts, PortRange};
+    use tincan_media::session::SessionConfig;
+    use tokio::net::UdpSocket;
+
+    let bind: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let alice = Phone::builder().bind(bind).start().await.unwrap();
+    let uas = UdpSocket::bind(bind).await.unwrap();
+    let uas_addr = uas.local_addr().unwrap();
+    let recorded = Recorded::default();
+    let options = CallOptions {
+        sink: Box::new(Capture(recorded.clone())),
+        ..CallOptions::default()
+    };
+    let call = alice
+        .call(&format!("sip:bob@{uas_addr}"), options)
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 65_536];
+    let recv = async |buf: &mut Vec<u8>| {
+        let (n, from) = tokio::time::timeout(Duration::from_secs(20), uas.recv_from(buf))
+            .await
+            .expect("a request in time")
+            .unwrap();
+        (parse(&buf[..n]).expect("a SIP request"), from)
+    };
+    let (invite, alice_sip) = recv(&mut buf).await;
+    assert_eq!(invite.method, "INVITE");
+    let alice_rtp = rtp_address(&invite.body);
+    uas.send_to(&response(&invite, "180 Ringing", uas_addr, None), alice_sip)
+        .await
+        .unwrap();
+    recorded
+        .wait("ring-back", |r| r.count(Heard::Ringback) >= 25)
+        .await;
+
+    // Early media: a 183 whose SDP answers with PCMU, and a 1000 Hz tone sent at once.
+    let ports = MediaPorts::bind("127.0.0.1".parse().unwrap(), PortRange::Any, false)
+        .await
+        .unwrap();
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n",
+        ports.rtp_addr().port()
+    );
+    let media = tincan_media::driver::spawn(
+        ports,
+        SessionConfig::new(0x5eed, CodecKind::Pcmu, 0, alice_rtp),
+        Box::new(ToneSource::new(1000.0, -12.0)),
+        Box::new(NullSink::new()),
+    )
+    .unwrap();
+    uas.send_to(
+        &response(&invite, "183 Session Progress", uas_addr, Some(&sdp)),
+        alice_sip,
+    )
+    .await
+    .unwrap();
+    recorded
+        .wait("the early media", |r| r.count(Heard::Peer) >= 50)
+        .await;
+    let kinds: Vec<Heard> = recorded
+        .frames
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|f| heard(f))
+        .collect();
+    let first_peer = kinds.iter().position(|&k| k == Heard::Peer).unwrap();
+    assert!(
+        !kinds[first_peer..].contains(&Heard::Ringback),
+        "ring-back during early media: {kinds:?}"
+    );
+
+    // Alice gives up: CANCEL, 200 to it, 487 to the INVITE, its ACK.
+    alice.hangup(call).await.unwrap();
+    loop {
+        let (req, from) = recv(&mut buf).await;
+        match req.method.as_str() {
+            "CANCEL" => {
+                uas.send_to(&response(&req, "200 OK", uas_addr, None), from)
+                    .await
+                    .unwrap();
+                uas.send_to(
+                    &response(&invite, "487 Request Terminated", uas_addr, None),
+                    from,
+                )
+                .await
+                .unwrap();
+            }
+            "ACK" => break,
+            _ => {}
+        }
+    }
+    media.stop().await;
+    alice.shutdown().await;
+    assert!(recorded.dropped.load(Ordering::SeqCst));
 }
