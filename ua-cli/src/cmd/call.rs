@@ -1068,7 +1068,15 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
     let mut arrived: HashMap<CallId, (i64, String, Option<String>)> = HashMap::new();
     // What the person types, read as it is typed (never kept for a call to come).
     let mut keys = Some(stdin_lines());
+    let mut ringer = ListenRinger::new(&args.common, &config);
     loop {
+        // A call waiting for the person to answer it rings (the oldest one's account's ring
+        // device).
+        let waiting = calls
+            .iter()
+            .find(|(_, t)| t.ringing)
+            .map(|(c, _)| arrived.get(c).and_then(|a| a.2.as_deref()));
+        ringer.update(waiting, &args.common, &config);
         if args.max_calls.is_some_and(|m| taken >= m) && calls.is_empty()
             || stopping && calls.is_empty()
         {
@@ -1211,6 +1219,59 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
     }
     phone.shutdown().await;
     code
+}
+
+/// `tincan listen` rings while a call waits to be answered by hand, when a person is there to
+/// hear it: standard input is a terminal, and the audio goes to a device (not `--record`,
+/// `--no-audio`, `--json`). The ring tone and device are the phone's (docs/phone.md).
+struct ListenRinger {
+    /// Whether this run rings at all.
+    on: bool,
+    /// The ring playing.
+    playing: Option<tincan_media::driver::player::TonePlayer>,
+}
+
+impl ListenRinger {
+    fn new(common: &Common, config: &Config) -> ListenRinger {
+        use std::io::IsTerminal;
+        let on = Self::rings(common, std::io::stdin().is_terminal());
+        if on
+            && let (_, Some(warning)) =
+                crate::tui::ring::ring_tone(config.audio.ring_tone.as_deref())
+        {
+            eprintln!("tincan listen: {warning}; ringing with the built-in tone");
+        }
+        ListenRinger { on, playing: None }
+    }
+
+    /// Whether a run rings: a person at the terminal, audio to a device.
+    fn rings(common: &Common, terminal: bool) -> bool {
+        terminal && common.record.is_none() && !common.no_audio && !common.json
+    }
+
+    /// `waiting`: a call waits to be answered, to this account (by name) or none.
+    fn update(&mut self, waiting: Option<Option<&str>>, common: &Common, config: &Config) {
+        match (waiting, self.playing.is_some()) {
+            (None, true) => self.playing = None,
+            (Some(account), false) if self.on => {
+                let account = account.and_then(|n| config.accounts.iter().find(|a| a.name == n));
+                match ring_sink(common, config, account) {
+                    Ok(Some(sink)) => {
+                        let (tone, _) =
+                            crate::tui::ring::ring_tone(config.audio.ring_tone.as_deref());
+                        self.playing =
+                            Some(tincan_media::driver::player::TonePlayer::spawn(tone, sink));
+                    }
+                    Ok(None) => self.on = false,
+                    Err(e) => {
+                        eprintln!("tincan listen: cannot ring: {e}");
+                        self.on = false;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A call `tincan listen` took, until it ends.
@@ -1673,5 +1734,25 @@ mod tests {
         assert!(!ringback(&common(&["--record", "x.wav"]), &plain));
         assert!(!ringback(&common(&["--no-audio"]), &plain));
         assert!(!ringback(&common(&[]), &off));
+    }
+
+    /// `listen` rings only for a person at a terminal whose audio goes to a device.
+    #[test]
+    fn listen_rings_only_for_a_person() {
+        use super::{Common, ListenRinger};
+        #[derive(clap::Parser)]
+        struct Args {
+            #[command(flatten)]
+            common: Common,
+        }
+        let common = |args: &[&str]| {
+            let all = std::iter::once("tincan").chain(args.iter().copied());
+            <Args as clap::Parser>::parse_from(all).common
+        };
+        assert!(ListenRinger::rings(&common(&[]), true));
+        assert!(!ListenRinger::rings(&common(&[]), false));
+        assert!(!ListenRinger::rings(&common(&["--record", "x.wav"]), true));
+        assert!(!ListenRinger::rings(&common(&["--no-audio"]), true));
+        assert!(!ListenRinger::rings(&common(&["--json"]), true));
     }
 }
