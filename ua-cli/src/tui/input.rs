@@ -32,6 +32,8 @@ pub enum Action {
     ToggleHelp,
     /// Hang up every call and leave.
     Quit,
+    /// Silence the ringer for the calls ringing now.
+    Silence,
 }
 
 /// Maps keys to [`Action`]s.
@@ -66,14 +68,14 @@ impl Keymap {
             KeyCode::Tab => Some(Action::NextCall),
             KeyCode::Char('?') => Some(Action::ToggleHelp),
             KeyCode::Char('q') => Some(Action::Quit),
+            KeyCode::Char('s') => Some(Action::Silence),
             _ => None,
         }
     }
 }
 
 /// The keys, one line, for the status bar.
-pub const KEY_HELP: &str =
-    "d dial  a answer  x/X decline  h hang up  o hold  0-9*# dtmf  Tab next  ? help  q quit";
+pub const KEY_HELP: &str = "d dial  a answer  x/X decline  s silence  h hang up  o hold  0-9*# dtmf  Tab next  ? help  q quit";
 
 /// The keys, one per line, for the help overlay.
 pub const HELP_LINES: &[&str] = &[
@@ -81,6 +83,7 @@ pub const HELP_LINES: &[&str] = &[
     "a Enter  answer the ringing call (a call in progress is held)",
     "x        decline the ringing call: 486 Busy Here",
     "X        decline the ringing call: 603 Decline",
+    "s        silence the ringer (the calls ringing now)",
     "h        hang up the selected call",
     "o        hold / resume the selected call",
     "0-9 * #  send DTMF on the selected call",
@@ -139,6 +142,14 @@ mod tests {
             Some(Action::ToggleHelp)
         );
         assert_eq!(k.action(key(KeyCode::Char('q')), false), Some(Action::Quit));
+        assert_eq!(
+            k.action(key(KeyCode::Char('s')), false),
+            Some(Action::Silence)
+        );
+        assert_eq!(
+            k.action(key(KeyCode::Char('s')), true),
+            Some(Action::DialChar('s'))
+        );
         assert_eq!(k.action(key(KeyCode::Char('z')), false), None);
     }
 

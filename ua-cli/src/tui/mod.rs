@@ -6,6 +6,7 @@
 //! carries the actions out on the [`Phone`] and redraws only after one of those.
 
 pub mod input;
+pub mod ring;
 pub mod view;
 
 use std::path::Path;
@@ -79,11 +80,16 @@ async fn phone(args: &PhoneArgs, config: Config) -> ExitCode {
         account,
         common: &args.common,
         config: &config,
+        ringer: ring::Ringer::default(),
     };
+    if let (_, Some(warning)) = ring::ring_tone(config.audio.ring_tone.as_deref()) {
+        screen.view.status = Some(format!("{warning}; ringing with the built-in tone"));
+    }
     // ratatui::init: raw mode, the alternate screen, and a panic hook that restores both
     // before the panic message is printed.
     let terminal = ratatui::init();
     let result = screen.run(terminal).await;
+    screen.ringer.stop();
     screen.hang_up_all().await;
     screen.phone.shutdown().await;
     ratatui::restore();
@@ -104,6 +110,8 @@ struct Screen<'a> {
     account: Option<tincan::phone::AccountId>,
     common: &'a Common,
     config: &'a Config,
+    /// The ring of incoming calls (tui/ring.rs).
+    ringer: ring::Ringer,
 }
 
 impl Screen<'_> {
@@ -132,13 +140,17 @@ impl Screen<'_> {
                             return Ok(());
                         }
                         self.act(action).await;
+                        self.update_ringer();
                     }
                     Some(Event::Resize(..)) => {}
                     Some(_) => continue,
                     None => return Ok(()),
                 },
                 ev = self.phone.next_event() => match ev {
-                    Some(ev) => self.view.apply(&ev),
+                    Some(ev) => {
+                        self.view.apply(&ev);
+                        self.ring_on_event(&ev).await;
+                    }
                     None => return Ok(()),
                 },
                 _ = tick.tick() => {
@@ -224,6 +236,10 @@ impl Screen<'_> {
                 Ok(())
             }
             Action::Quit => Ok(()),
+            Action::Silence => {
+                self.silence_ringer();
+                Ok(())
+            }
         };
         if let Err(e) = result {
             self.view.status = Some(e);
@@ -288,6 +304,9 @@ impl Screen<'_> {
             .and_then(|c| c.account)
             .and_then(|id| self.phone.accounts().iter().position(|a| *a == id))
             .and_then(|i| self.config.accounts.get(i));
+        // The ring stops before the call's own devices open (the ring device may be one).
+        self.ringer.answering(call);
+        self.update_ringer();
         let names = DeviceNames::of(self.common, self.config, account);
         let (source, sink) = devices(self.common, 1, &names)?;
         self.phone
