@@ -12,6 +12,7 @@
 //! - [`device`]: audio sources and sinks (cpal with the default `cpal` feature, WAV, tone,
 //!   voice-like, null, loopback).
 //! - [`quality`]: per-stream statistics and the ITU-T G.107 E-model MOS.
+//! - [`tones`]: ring and ring-back tones (cadences of tones and pauses).
 //! - [`session`]: the sans-IO `MediaSession` joining them; [`driver`]: its tokio driver.
 //!
 //! ```
@@ -40,3 +41,4 @@ pub mod quality;
 pub mod resample;
 pub mod sdp;
 pub mod session;
+pub mod tones;

@@ -159,6 +159,9 @@ pub struct Audio {
     /// `ring_tone`: a WAV file to ring with instead of the built-in tone. Kept as written
     /// (a leading `~/` expanded); whether it can be read is checked when it is played.
     pub ring_tone: Option<PathBuf>,
+    /// `ringback`: whether an outgoing call plays ring-back on its output device while the
+    /// callee rings; `None` (not set): yes.
+    pub ringback: Option<bool>,
 }
 
 /// Which transport an account uses.
@@ -579,6 +582,7 @@ struct RawAudio {
     output_device: Option<Spanned<String>>,
     ring_device: Option<Spanned<String>>,
     ring_tone: Option<Spanned<String>>,
+    ringback: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -736,6 +740,7 @@ impl Config {
                 Some(t) => Some(expand_home(t.get_ref().trim())),
                 None => None,
             },
+            ringback: raw.audio.ringback,
         };
 
         let mut accounts: Vec<Account> = Vec::with_capacity(raw.account.len());

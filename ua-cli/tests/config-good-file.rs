@@ -15,6 +15,7 @@ input_device = "Built-in Microphone"
 output_device = "Built-in Speakers"
 ring_device = "HDMI"
 ring_tone = "/usr/share/sounds/ring.wav"
+ringback = false
 
 [[account]]
 name = "work"
@@ -93,6 +94,7 @@ fn every_key_is_read() {
         c.audio.ring_tone.as_deref(),
         Some(std::path::Path::new("/usr/share/sounds/ring.wav"))
     );
+    assert_eq!(c.audio.ringback, Some(false));
 }
 
 #[test]

@@ -153,7 +153,7 @@ impl<T: AudioSink + ?Sized> AudioSink for Box<T> {
     }
 }
 
-fn check_frame(len: usize) -> Result<(), DeviceError> {
+pub(crate) fn check_frame(len: usize) -> Result<(), DeviceError> {
     if len == FRAME_SAMPLES {
         Ok(())
     } else {

@@ -20,6 +20,8 @@ pub struct WavSource {
     samples: Vec<i16>,
     position: usize,
     spec: hound::WavSpec,
+    /// Starts again at the end (a ring tone).
+    looping: bool,
 }
 
 impl WavSource {
@@ -58,7 +60,15 @@ impl WavSource {
             samples: resampled.into_iter().map(f32_to_i16).collect(),
             position: 0,
             spec,
+            looping: false,
         })
+    }
+
+    /// Plays the file again and again instead of ending (a ring tone from a file). A file
+    /// with no audio still ends.
+    pub fn looped(mut self) -> WavSource {
+        self.looping = true;
+        self
     }
 
     /// The file's original format.
@@ -80,6 +90,20 @@ impl WavSource {
 impl AudioSource for WavSource {
     fn read_frame(&mut self, frame: &mut [i16]) -> Result<SourceStatus, DeviceError> {
         check_frame(frame.len())?;
+        if self.looping && !self.samples.is_empty() {
+            let mut filled = 0;
+            while filled < frame.len() {
+                if self.position == self.samples.len() {
+                    self.position = 0;
+                }
+                let n = (self.samples.len() - self.position).min(frame.len() - filled);
+                frame[filled..filled + n]
+                    .copy_from_slice(&self.samples[self.position..self.position + n]);
+                filled += n;
+                self.position += n;
+            }
+            return Ok(SourceStatus::Audio);
+        }
         let left = self.samples.len() - self.position;
         if left == 0 {
             frame.fill(0);
@@ -239,6 +263,47 @@ mod tests {
     }
 
     const TAU_F: f64 = std::f64::consts::TAU;
+
+    #[test]
+    fn a_looped_file_starts_again_at_its_end() {
+        let path = temp("loop.wav");
+        let mut sink = WavSink::create(&path).unwrap();
+        // A file of one frame counting up, 0 to 959.
+        let ramp: Vec<i16> = (0..1440).collect();
+        let mut f = vec![0i16; FRAME_SAMPLES];
+        f.copy_from_slice(&ramp[..FRAME_SAMPLES]);
+        sink.write_frame(&f).unwrap();
+        sink.finish().unwrap();
+        let mut src = WavSource::open(&path).unwrap().looped();
+        let mut played = Vec::new();
+        for _ in 0..3 {
+            assert_eq!(src.read_frame(&mut f).unwrap(), SourceStatus::Audio);
+            played.extend_from_slice(&f);
+        }
+        let expected: Vec<i16> = (0..3).flat_map(|_| 0..960).collect();
+        assert_eq!(played, expected);
+        std::fs::remove_file(&path).ok();
+
+        // A length that is not a whole number of frames (1.5) wraps inside a frame.
+        let mut odd = WavSource {
+            samples: ramp,
+            position: 0,
+            spec: src.spec(),
+            looping: true,
+        };
+        odd.read_frame(&mut f).unwrap();
+        odd.read_frame(&mut f).unwrap();
+        assert_eq!(&f[..480], &(960..1440).collect::<Vec<i16>>()[..]);
+        assert_eq!(&f[480..], &(0..480).collect::<Vec<i16>>()[..]);
+
+        let mut empty = WavSource {
+            samples: Vec::new(),
+            position: 0,
+            spec: src.spec(),
+            looping: true,
+        };
+        assert_eq!(empty.read_frame(&mut f).unwrap(), SourceStatus::Ended);
+    }
 
     #[test]
     fn missing_file_is_an_io_error() {

@@ -26,6 +26,8 @@
 // The driver is the I/O edge: it reads the clock and hands `now` to the sans-IO core.
 #![allow(clippy::disallowed_methods)]
 
+pub mod player;
+
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};

@@ -94,6 +94,10 @@ pub struct Common {
     /// Do not record the calls in the history (`tincan history`).
     #[arg(long)]
     pub(crate) no_history: bool,
+    /// No ring-back tone on the speaker while the callee rings (never with --record or
+    /// --no-audio; the config's `[audio] ringback = false` does it too).
+    #[arg(long)]
+    no_ringback: bool,
 }
 
 /// Arguments of `tincan call`.
@@ -290,6 +294,9 @@ pub(crate) async fn start(
     if let Some(t) = tracer {
         builder = builder.sip_trace(t);
     }
+    if !ringback(common, config) {
+        builder = builder.ringback(None);
+    }
     for a in accounts {
         builder = builder.account(a);
     }
@@ -439,6 +446,16 @@ pub(crate) async fn setup(
     }
 }
 
+/// Whether outgoing calls play ring-back while the callee rings: for a person at the
+/// speaker, so not into a `--record` file (it holds the peer's audio only, for scripts to
+/// check) nor with `--no-audio`; not with `--no-ringback` or `[audio] ringback = false`.
+fn ringback(common: &Common, config: &Config) -> bool {
+    !common.no_ringback
+        && common.record.is_none()
+        && !common.no_audio
+        && config.audio.ringback != Some(false)
+}
+
 /// A call's audio: what it sends, where what it receives goes.
 pub(crate) type Devices = (Box<dyn AudioSource>, Box<dyn AudioSink>);
 
@@ -503,6 +520,25 @@ pub(crate) fn devices(common: &Common, n: u32, names: &DeviceNames) -> Result<De
         None => speaker(names.output.as_deref())?,
     };
     Ok((source, sink))
+}
+
+/// Where a call to `account` rings (docs/config.md): the account's `ring_device`, else
+/// `[audio] ring_device`, else the device the call's audio would play on (`--output-device`,
+/// the account's `output_device`, `[audio]`'s, the system's default); `None` with
+/// `--no-audio` (nothing rings). An error when the named device cannot be opened.
+pub(crate) fn ring_sink(
+    common: &Common,
+    config: &Config,
+    account: Option<&tincan::config::Account>,
+) -> Result<Option<Box<dyn AudioSink>>, String> {
+    if common.no_audio {
+        return Ok(None);
+    }
+    let name = account
+        .and_then(|a| a.ring_device.clone())
+        .or_else(|| config.audio.ring_device.clone())
+        .or_else(|| DeviceNames::of(common, config, account).output);
+    speaker(name.as_deref()).map(Some)
 }
 
 /// Whether the missing microphone was reported (once per process, not once per call).
@@ -1053,7 +1089,15 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
     let mut arrived: HashMap<CallId, (i64, String, Option<String>)> = HashMap::new();
     // What the person types, read as it is typed (never kept for a call to come).
     let mut keys = Some(stdin_lines());
+    let mut ringer = ListenRinger::new(&args.common, &config);
     loop {
+        // A call waiting for the person to answer it rings (the oldest one's account's ring
+        // device).
+        let waiting = calls
+            .iter()
+            .find(|(_, t)| t.ringing)
+            .map(|(c, _)| arrived.get(c).and_then(|a| a.2.as_deref()));
+        ringer.update(waiting, &args.common, &config);
         if args.max_calls.is_some_and(|m| taken >= m) && calls.is_empty()
             || stopping && calls.is_empty()
         {
@@ -1196,6 +1240,59 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
     }
     phone.shutdown().await;
     code
+}
+
+/// `tincan listen` rings while a call waits to be answered by hand, when a person is there to
+/// hear it: standard input is a terminal, and the audio goes to a device (not `--record`,
+/// `--no-audio`, `--json`). The ring tone and device are the phone's (docs/phone.md).
+struct ListenRinger {
+    /// Whether this run rings at all.
+    on: bool,
+    /// The ring playing.
+    playing: Option<tincan_media::driver::player::TonePlayer>,
+}
+
+impl ListenRinger {
+    fn new(common: &Common, config: &Config) -> ListenRinger {
+        use std::io::IsTerminal;
+        let on = Self::rings(common, std::io::stdin().is_terminal());
+        if on
+            && let (_, Some(warning)) =
+                crate::tui::ring::ring_tone(config.audio.ring_tone.as_deref())
+        {
+            eprintln!("tincan listen: {warning}; ringing with the built-in tone");
+        }
+        ListenRinger { on, playing: None }
+    }
+
+    /// Whether a run rings: a person at the terminal, audio to a device.
+    fn rings(common: &Common, terminal: bool) -> bool {
+        terminal && common.record.is_none() && !common.no_audio && !common.json
+    }
+
+    /// `waiting`: a call waits to be answered, to this account (by name) or none.
+    fn update(&mut self, waiting: Option<Option<&str>>, common: &Common, config: &Config) {
+        match (waiting, self.playing.is_some()) {
+            (None, true) => self.playing = None,
+            (Some(account), false) if self.on => {
+                let account = account.and_then(|n| config.accounts.iter().find(|a| a.name == n));
+                match ring_sink(common, config, account) {
+                    Ok(Some(sink)) => {
+                        let (tone, _) =
+                            crate::tui::ring::ring_tone(config.audio.ring_tone.as_deref());
+                        self.playing =
+                            Some(tincan_media::driver::player::TonePlayer::spawn(tone, sink));
+                    }
+                    Ok(None) => self.on = false,
+                    Err(e) => {
+                        eprintln!("tincan listen: cannot ring: {e}");
+                        self.on = false;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A call `tincan listen` took, until it ends.
@@ -1633,5 +1730,50 @@ mod tests {
             choose_device(&[], "Jabra", true).unwrap_err(),
             "no input device named \"Jabra\": there are no input devices"
         );
+    }
+
+    /// Ring-back is for a person at the speaker: not into a recording, not without audio,
+    /// not when turned off by flag or config.
+    #[test]
+    fn ringback_plays_only_to_a_person() {
+        use super::{Common, ringback};
+        use tincan::config::Config;
+        #[derive(clap::Parser)]
+        struct Args {
+            #[command(flatten)]
+            common: Common,
+        }
+        let common = |args: &[&str]| {
+            let all = std::iter::once("tincan").chain(args.iter().copied());
+            <Args as clap::Parser>::parse_from(all).common
+        };
+        let plain = Config::from_str_named("", "empty.toml").expect("an empty config is valid");
+        let off = Config::from_str_named("[audio]\nringback = false\n", "off.toml")
+            .expect("a valid config");
+        assert!(ringback(&common(&[]), &plain));
+        assert!(!ringback(&common(&["--no-ringback"]), &plain));
+        assert!(!ringback(&common(&["--record", "x.wav"]), &plain));
+        assert!(!ringback(&common(&["--no-audio"]), &plain));
+        assert!(!ringback(&common(&[]), &off));
+    }
+
+    /// `listen` rings only for a person at a terminal whose audio goes to a device.
+    #[test]
+    fn listen_rings_only_for_a_person() {
+        use super::{Common, ListenRinger};
+        #[derive(clap::Parser)]
+        struct Args {
+            #[command(flatten)]
+            common: Common,
+        }
+        let common = |args: &[&str]| {
+            let all = std::iter::once("tincan").chain(args.iter().copied());
+            <Args as clap::Parser>::parse_from(all).common
+        };
+        assert!(ListenRinger::rings(&common(&[]), true));
+        assert!(!ListenRinger::rings(&common(&[]), false));
+        assert!(!ListenRinger::rings(&common(&["--record", "x.wav"]), true));
+        assert!(!ListenRinger::rings(&common(&["--no-audio"]), true));
+        assert!(!ListenRinger::rings(&common(&["--json"]), true));
     }
 }

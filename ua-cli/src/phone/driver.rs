@@ -39,8 +39,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::event::RegistrarState;
 use tincan_media::codec::CodecKind;
 use tincan_media::device::{AudioSink, AudioSource, NullSink, NullSource};
+use tincan_media::driver::player::TonePlayer;
 use tincan_media::driver::{MediaHandle, MediaPorts, PortRange};
 use tincan_media::session::{MediaEvent, SessionStats};
+use tincan_media::tones::{Cadence, CadenceSource};
 use tincan_sip::driver::dns::{DnsBackend, HickoryBackend};
 use tincan_sip::driver::transports::{NetInput, Transports, TransportsConfig};
 use tincan_sip::driver::{TlsSettings, Tracer};
@@ -48,8 +50,8 @@ use tincan_sip::resolve::{DnsAnswer, DnsQuery};
 use tincan_sip::transport::Transport;
 
 use super::{
-    AccountConfig, AccountId, CallId, CallParams, FlowCommand, MediaCommand, PhoneConfig,
-    PhoneCore, PhoneError, PhoneEvent, UsageError,
+    AccountConfig, AccountId, CallEvent, CallId, CallParams, FlowCommand, MediaCommand,
+    PhoneConfig, PhoneCore, PhoneError, PhoneEvent, UsageError,
 };
 
 /// How long a shutdown waits for calls to end and bindings to be removed.
@@ -105,6 +107,7 @@ pub struct PhoneBuilder {
     tls: TlsSettings,
     max_connections: Option<usize>,
     udp_buffer_size: Option<usize>,
+    ringback: Option<Cadence>,
 }
 
 impl PhoneBuilder {
@@ -219,6 +222,15 @@ impl PhoneBuilder {
         self
     }
 
+    /// The ring-back an outgoing call plays on its sink while the callee rings (a 180
+    /// without SDP), until the peer's early media, the answer or the end of the call;
+    /// default [`Cadence::ringback_etsi`] (425 Hz, 1 s on, 4 s off), `None`: no ring-back
+    /// (the sink hears nothing before the peer's media, as when recording to a file).
+    pub fn ringback(mut self, cadence: Option<Cadence>) -> Self {
+        self.ringback = cadence;
+        self
+    }
+
     /// Binds the sockets, starts the driver task and the accounts.
     ///
     /// # Errors
@@ -294,6 +306,7 @@ impl PhoneBuilder {
             held: VecDeque::new(),
             refused_dropped: Arc::clone(&refused_dropped),
             shutdown: None,
+            ringback: self.ringback,
         };
         let handle = tokio::spawn(task.run(command_rx, dns_rx, media_rx, stop_rx));
         Ok(Phone {
@@ -411,6 +424,7 @@ impl Phone {
             tls: TlsSettings::system(),
             max_connections: None,
             udp_buffer_size: Some(UDP_BUFFER_SIZE),
+            ringback: Some(Cadence::ringback_etsi()),
         }
     }
 
@@ -587,6 +601,20 @@ struct Media {
     devices: Option<(Box<dyn AudioSource>, Box<dyn AudioSink>)>,
     ports: Option<MediaPorts>,
     handle: Option<MediaHandle>,
+    /// Ring-back playing into the call's sink (the call's source kept beside it) until the
+    /// session starts.
+    ringback: Option<(Box<dyn AudioSource>, TonePlayer)>,
+}
+
+impl Media {
+    /// Stops the ring-back, if any, and puts the devices back.
+    async fn stop_ringback(&mut self) {
+        if let Some((source, player)) = self.ringback.take()
+            && let Some(sink) = player.stop().await
+        {
+            self.devices = Some((source, sink));
+        }
+    }
 }
 
 enum MediaInput {
@@ -608,6 +636,8 @@ struct Task {
     held: VecDeque<PhoneEvent>,
     refused_dropped: Arc<std::sync::atomic::AtomicU64>,
     shutdown: Option<(Instant, Vec<oneshot::Sender<()>>)>,
+    /// What [`PhoneBuilder::ringback`] set.
+    ringback: Option<Cadence>,
 }
 
 impl Task {
@@ -674,7 +704,8 @@ impl Task {
             }
         }
         // Whatever media is left stops with the phone.
-        for (_, m) in self.media.drain() {
+        for (_, mut m) in self.media.drain() {
+            m.stop_ringback().await;
             if let Some(h) = m.handle {
                 let _ = h.stop().await;
             }
@@ -830,6 +861,7 @@ impl Task {
             }
             while let Some(ev) = self.core.poll_event() {
                 moved = true;
+                self.start_ringback(&ev);
                 self.deliver(ev);
             }
             if !moved {
@@ -858,6 +890,32 @@ impl Task {
         }
     }
 
+    /// An outgoing call whose callee rings (a 180 without SDP: with SDP, the session took
+    /// the devices already, see [`carry_out`](Self::carry_out)) plays ring-back into its
+    /// sink until the session starts or the call ends.
+    fn start_ringback(&mut self, ev: &PhoneEvent) {
+        let PhoneEvent::Call {
+            call,
+            event: CallEvent::Progress { status: 180, .. },
+        } = ev
+        else {
+            return;
+        };
+        let Some(cadence) = &self.ringback else {
+            return;
+        };
+        let Some(m) = self.media.get_mut(call) else {
+            return;
+        };
+        if m.handle.is_some() || m.ringback.is_some() {
+            return;
+        }
+        if let Some((source, sink)) = m.devices.take() {
+            let tone = Box::new(CadenceSource::new(cadence.clone()));
+            m.ringback = Some((source, TonePlayer::spawn(tone, sink)));
+        }
+    }
+
     async fn on_media_command(&mut self, cmd: MediaCommand) {
         let now = Instant::now();
         match cmd {
@@ -876,6 +934,7 @@ impl Task {
             }
             MediaCommand::Start { call, config } => {
                 let m = self.media.entry(call).or_default();
+                m.stop_ringback().await;
                 let (Some(ports), devices) = (m.ports.take(), m.devices.take()) else {
                     return;
                 };
@@ -937,7 +996,12 @@ impl Task {
                 }
             }
             MediaCommand::Stop { call } => {
-                let handle = self.media.remove(&call).and_then(|m| m.handle);
+                let mut media = self.media.remove(&call);
+                if let Some(m) = &mut media {
+                    // The devices are let go with the call.
+                    m.stop_ringback().await;
+                }
+                let handle = media.and_then(|m| m.handle);
                 tincan_sip::capacity::give_back(&mut self.media, 0);
                 let tx = self.media_tx.clone();
                 match handle {

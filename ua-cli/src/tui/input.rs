@@ -34,6 +34,8 @@ pub enum Action {
     ToggleHelp,
     /// Hang up every call and leave.
     Quit,
+    /// Silence the ringer for the calls ringing now.
+    Silence,
     /// Complete what the dial prompt holds from contacts and history (Tab), or put the next
     /// candidate in.
     DialComplete,
@@ -81,6 +83,7 @@ impl Keymap {
             KeyCode::Tab => Some(Action::NextCall),
             KeyCode::Char('?') => Some(Action::ToggleHelp),
             KeyCode::Char('q') => Some(Action::Quit),
+            KeyCode::Char('s') => Some(Action::Silence),
             KeyCode::Char('r') => Some(Action::TogglePane(PaneKind::Recent)),
             KeyCode::Char('l') => Some(Action::TogglePane(PaneKind::SipLog)),
             KeyCode::Char('v') => Some(Action::TogglePane(PaneKind::Devices)),
@@ -107,7 +110,7 @@ impl Keymap {
 }
 
 /// The keys, one line, for the status bar.
-pub const KEY_HELP: &str = "d dial  a answer  x/X decline  h hang up  o hold  0-9*# dtmf  Tab next  ? help  q quit  r recent  l log  v devices";
+pub const KEY_HELP: &str = "d dial  a answer  x/X decline  s silence  h hang up  o hold  0-9*# dtmf  Tab next  ? help  q quit  r recent  l log  v devices";
 
 /// The keys, one per line, for the help overlay.
 pub const HELP_LINES: &[&str] = &[
@@ -115,6 +118,7 @@ pub const HELP_LINES: &[&str] = &[
     "a Enter  answer the ringing call (a call in progress is held)",
     "x        decline the ringing call: 486 Busy Here",
     "X        decline the ringing call: 603 Decline",
+    "s        silence the ringer (the calls ringing now)",
     "h        hang up the selected call",
     "o        hold / resume the selected call",
     "0-9 * #  send DTMF on the selected call",
@@ -177,6 +181,14 @@ mod tests {
             Some(Action::ToggleHelp)
         );
         assert_eq!(k.action(key(KeyCode::Char('q')), false), Some(Action::Quit));
+        assert_eq!(
+            k.action(key(KeyCode::Char('s')), false),
+            Some(Action::Silence)
+        );
+        assert_eq!(
+            k.action(key(KeyCode::Char('s')), true),
+            Some(Action::DialChar('s'))
+        );
         assert_eq!(k.action(key(KeyCode::Char('z')), false), None);
     }
 

@@ -7,6 +7,7 @@
 
 pub mod input;
 pub mod panes;
+pub mod ring;
 pub mod siplog;
 pub mod view;
 
@@ -122,15 +123,20 @@ async fn phone(args: &PhoneArgs, config: Config, sip_trace: Option<&Path>) -> Ex
         account,
         common: &args.common,
         config: &config,
+        ringer: ring::Ringer::default(),
         history,
         started: Vec::new(),
         feed,
         repaint: false,
     };
+    if let (_, Some(warning)) = ring::ring_tone(config.audio.ring_tone.as_deref()) {
+        screen.view.status = Some(format!("{warning}; ringing with the built-in tone"));
+    }
     // ratatui::init: raw mode, the alternate screen, and a panic hook that restores both
     // before the panic message is printed.
     let terminal = ratatui::init();
     let result = screen.run(terminal).await;
+    screen.ringer.stop();
     screen.hang_up_all().await;
     screen.phone.shutdown().await;
     ratatui::restore();
@@ -154,6 +160,8 @@ struct Screen<'a> {
     account: Option<tincan::phone::AccountId>,
     common: &'a Common,
     config: &'a Config,
+    /// The ring of incoming calls (tui/ring.rs).
+    ringer: ring::Ringer,
     /// The call history (`None`: `--no-history`, or it could not be opened).
     history: Option<History>,
     /// The calls in progress, for the history: direction, peer, account, start.
@@ -207,6 +215,7 @@ impl Screen<'_> {
                             return Ok(());
                         }
                         self.act(action).await;
+                        self.update_ringer();
                     }
                     Some(Event::Resize(..)) => {}
                     Some(_) => continue,
@@ -216,6 +225,7 @@ impl Screen<'_> {
                     Some(ev) => {
                         let warning = self.note_for_history(&ev);
                         self.view.apply(&ev);
+                        self.ring_on_event(&ev).await;
                         if let tincan::phone::PhoneEvent::Account { account, .. } = &ev {
                             self.refresh_registrars(*account).await;
                         }
@@ -344,6 +354,10 @@ impl Screen<'_> {
                 Ok(())
             }
             Action::Quit => Ok(()),
+            Action::Silence => {
+                self.silence_ringer();
+                Ok(())
+            }
             Action::DialComplete => {
                 self.complete();
                 Ok(())
@@ -459,6 +473,9 @@ impl Screen<'_> {
             .and_then(|c| c.account)
             .and_then(|id| self.phone.accounts().iter().position(|a| *a == id))
             .and_then(|i| self.config.accounts.get(i));
+        // The ring stops before the call's own devices open (the ring device may be one).
+        self.ringer.answering(call);
+        self.update_ringer();
         let names = self.chosen_devices(DeviceNames::of(self.common, self.config, account));
         let (source, sink) = devices(self.common, 1, &names)?;
         // Opening the devices may have written to the terminal (a missing microphone).
