@@ -20,7 +20,7 @@ struct Cli {
     config: Option<PathBuf>,
     /// Append every SIP message sent or received to FILE (`-`: standard error), each with a
     /// time stamp, the transport and both addresses (call, listen, register, ping, resolve,
-    /// demo).
+    /// demo; phone: a file only, the messages also in its SIP log pane).
     #[arg(long, global = true, value_name = "FILE")]
     sip_trace: Option<PathBuf>,
     /// None: the full-screen phone on a terminal, else the usage.
@@ -113,6 +113,6 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd::demo::run(&args),
         Command::History(args) => cmd::history::run_history(&args),
         Command::Contacts(args) => cmd::history::run_contacts(&args),
-        Command::Phone(args) => tui::run(&args, cli.config.as_deref()),
+        Command::Phone(args) => tui::run(&args, cli.config.as_deref(), cli.sip_trace.as_deref()),
     }
 }

@@ -14,13 +14,23 @@ use tincan_sip::message::typed::Date;
 /// standard error for `-`. Each message is one write, so a trace cut short by a crash or a
 /// kill ends with whole messages.
 pub fn to_path(path: &Path) -> io::Result<Tracer> {
+    let write = writer(path)?;
+    Ok(Tracer::new(move |r| write(r)))
+}
+
+/// Writes one message somewhere (see [`writer`]).
+pub type Writer = Box<dyn Fn(&TraceRecord<'_>) + Send + Sync>;
+
+/// What [`to_path`]'s tracer does with each message, for a tracer that also does something
+/// else with it (the full-screen phone's SIP log).
+pub fn writer(path: &Path) -> io::Result<Writer> {
     if path == Path::new("-") {
-        return Ok(Tracer::new(|r| {
+        return Ok(Box::new(|r| {
             let _ = io::stderr().write_all(format(r, SystemTime::now()).as_bytes());
         }));
     }
     let file: Mutex<File> = Mutex::new(OpenOptions::new().create(true).append(true).open(path)?);
-    Ok(Tracer::new(move |r| {
+    Ok(Box::new(move |r| {
         let text = format(r, SystemTime::now());
         if let Ok(mut f) = file.lock() {
             let _ = f.write_all(text.as_bytes());

@@ -54,11 +54,11 @@ pub struct Common {
     pub(crate) account: Option<String>,
     /// Send this WAV file instead of the microphone.
     #[arg(long)]
-    play: Option<PathBuf>,
+    pub(crate) play: Option<PathBuf>,
     /// Record what the peer sends to this WAV file instead of the speaker (`listen`: the
     /// second answered call to FILE-2.wav, the third to FILE-3.wav...).
     #[arg(long)]
-    record: Option<PathBuf>,
+    pub(crate) record: Option<PathBuf>,
     /// Use only this codec (default: the account's `codecs`, else Opus, then PCMU, then
     /// PCMA; answers follow the caller's order).
     #[arg(long, value_enum)]
@@ -78,7 +78,7 @@ pub struct Common {
     dns_server: Option<SocketAddr>,
     /// No audio devices: send silence, drop what arrives (unless --play/--record).
     #[arg(long)]
-    no_audio: bool,
+    pub(crate) no_audio: bool,
     /// The microphone, by the name `tincan devices` lists (default: the account's
     /// `input_device`, else `[audio] input_device`, else the system's default).
     #[arg(long, value_name = "NAME")]
@@ -93,7 +93,7 @@ pub struct Common {
     rtp_timeout: u32,
     /// Do not record the calls in the history (`tincan history`).
     #[arg(long)]
-    no_history: bool,
+    pub(crate) no_history: bool,
     /// No ring-back tone on the speaker while the callee rings (never with --record or
     /// --no-audio; the config's `[audio] ringback = false` does it too).
     #[arg(long)]
@@ -201,15 +201,17 @@ pub(crate) struct Setup {
 }
 
 /// The phone's accounts from the config: every account (so that a call to one of their
-/// domains, or a bare user, goes through it), registering only the one named by `--account`.
+/// domains, or a bare user, goes through it), registering only the one named by `--account`
+/// (every one with `register_all`, as the full-screen phone does).
 fn accounts(
     config: &Config,
     chosen: Option<&str>,
+    register_all: bool,
 ) -> Result<Vec<AccountConfig>, tincan::config::ConfigError> {
     let mut out = Vec::new();
     for a in &config.accounts {
         let mut ac = super::account_config(a)?;
-        ac.register = chosen == Some(a.name.as_str());
+        ac.register = register_all || chosen == Some(a.name.as_str());
         out.push(ac);
     }
     Ok(out)
@@ -220,11 +222,16 @@ pub(crate) fn target_text(t: &Target) -> String {
     format!("{}:{}", t.transport.as_str(), t.addr)
 }
 
-pub(crate) async fn setup(
+/// Builds and starts the phone of `command` from the flags and the config, with every
+/// account of the config (registering only `--account`'s, or every one with
+/// `register_all`) and `tracer` for its SIP messages. Errors are printed.
+pub(crate) async fn start(
     command: &str,
     common: &Common,
     config: &Config,
-) -> Result<Setup, ExitCode> {
+    register_all: bool,
+    tracer: Option<tincan_sip::driver::Tracer>,
+) -> Result<Phone, ExitCode> {
     let fail = |msg: String, code: u8| {
         eprintln!("tincan {command}: {msg}");
         ExitCode::from(code)
@@ -255,8 +262,8 @@ pub(crate) async fn setup(
     {
         return Err(fail(format!("no account named {name:?} in the config"), 2));
     }
-    let mut accounts =
-        accounts(config, common.account.as_deref()).map_err(|e| fail(e.to_string(), 2))?;
+    let mut accounts = accounts(config, common.account.as_deref(), register_all)
+        .map_err(|e| fail(e.to_string(), 2))?;
     // The command line wins over the accounts' `codecs` and `srtp`, which win over the
     // phone's defaults (docs/config.md).
     for a in &mut accounts {
@@ -284,7 +291,7 @@ pub(crate) async fn setup(
     if let Some(bytes) = config.network.udp_buffer_size {
         builder = builder.udp_buffer_size((bytes > 0).then_some(bytes as usize));
     }
-    if let Some(t) = super::sip_trace() {
+    if let Some(t) = tracer {
         builder = builder.sip_trace(t);
     }
     if !ringback(common, config) {
@@ -293,10 +300,24 @@ pub(crate) async fn setup(
     for a in accounts {
         builder = builder.account(a);
     }
-    let mut phone = builder.start().await.map_err(|e| match e {
+    builder.start().await.map_err(|e| match e {
         StartError::Account(e) => fail(e.to_string(), 2),
         e => fail(e.to_string(), 1),
-    })?;
+    })
+}
+
+/// Starts the phone of `call`/`listen` and waits for the first registration result of the
+/// `--account`, if one is named.
+pub(crate) async fn setup(
+    command: &str,
+    common: &Common,
+    config: &Config,
+) -> Result<Setup, ExitCode> {
+    let fail = |msg: String, code: u8| {
+        eprintln!("tincan {command}: {msg}");
+        ExitCode::from(code)
+    };
+    let mut phone = start(command, common, config, false, super::sip_trace()).await?;
     let account = common
         .account
         .as_deref()
@@ -442,9 +463,9 @@ pub(crate) type Devices = (Box<dyn AudioSource>, Box<dyn AudioSink>);
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct DeviceNames {
     /// The microphone.
-    input: Option<String>,
+    pub(crate) input: Option<String>,
     /// The speaker.
-    output: Option<String>,
+    pub(crate) output: Option<String>,
 }
 
 impl DeviceNames {

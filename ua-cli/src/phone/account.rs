@@ -32,7 +32,9 @@ use tincan_sip::transaction::TransactionId;
 use tincan_sip::transport::Target;
 
 use super::config::{AccountConfig, RealmPolicy, RegisterMode};
-use super::event::{AccountEvent, AccountId, PhoneEvent, RefusedChallenge, UsageError};
+use super::event::{
+    AccountEvent, AccountId, PhoneEvent, RefusedChallenge, RegistrarState, UsageError,
+};
 use super::flow::Flow;
 use super::route::{Owner, Phase, RouteId, transport_target};
 use super::{PhoneCore, call::contact_uri};
@@ -334,6 +336,31 @@ impl PhoneCore {
     pub fn unregister(&mut self, now: Instant, account: AccountId) {
         self.account_stop(now, account.0);
         self.process(now);
+    }
+
+    /// The registrars `account` knows now: every target its registrar URIs (or its domain)
+    /// resolved to, in the order they are tried, each with whether a registration is bound
+    /// there and what the phone's target health table says of it (a target that failed cools
+    /// off before it is tried again, RFC 3263 §4.3). Empty while the registrars are being
+    /// located, and for an unknown account or one that does not register.
+    pub fn registrar_health(&self, now: Instant, account: AccountId) -> Vec<RegistrarState> {
+        let Some(a) = self.accounts.get(account.0) else {
+            return Vec::new();
+        };
+        a.slots
+            .iter()
+            .flat_map(|s| {
+                s.candidates.iter().map(move |c| {
+                    let target = Target::new(c.transport, c.addr);
+                    RegistrarState {
+                        bound: s.state == SlotState::Registered
+                            && s.target.as_ref() == Some(&target),
+                        health: self.health.status(now, TargetKey::of(c)),
+                        target,
+                    }
+                })
+            })
+            .collect()
     }
 
     /// Locates the slot's registrars.

@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::event::RegistrarState;
 use tincan_media::codec::CodecKind;
 use tincan_media::device::{AudioSink, AudioSource, NullSink, NullSource};
 use tincan_media::driver::player::TonePlayer;
@@ -385,6 +386,7 @@ enum Command {
     AddAccount(AccountConfig, Reply<AccountId>),
     Unregister(AccountId),
     Shutdown(oneshot::Sender<()>),
+    RegistrarHealth(AccountId, Reply<Vec<RegistrarState>>),
 }
 
 /// A running phone: commands go in, [`PhoneEvent`]s come out of
@@ -551,6 +553,19 @@ impl Phone {
     /// Removes an account's bindings.
     pub async fn unregister(&self, account: AccountId) {
         let _ = self.commands.send(Command::Unregister(account)).await;
+    }
+
+    /// The registrars `account` knows, each with whether it is bound there and its health
+    /// (see [`PhoneCore::registrar_health`]).
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError::ShuttingDown`] once the phone stops.
+    pub async fn registrar_health(
+        &self,
+        account: AccountId,
+    ) -> Result<Vec<RegistrarState>, PhoneError> {
+        self.ask(|r| Command::RegistrarHealth(account, r)).await
     }
 
     /// [`PhoneEvent::Refused`] events dropped because the application did not read
@@ -807,6 +822,9 @@ impl Task {
             }
             Command::Unregister(account) => core.unregister(now, account),
             Command::Shutdown(done) => self.begin_shutdown(Some(done)),
+            Command::RegistrarHealth(account, reply) => {
+                let _ = reply.send(Ok(core.registrar_health(now, account)));
+            }
         }
     }
 

@@ -488,6 +488,20 @@ pub enum AccountEvent {
     },
 }
 
+/// A registrar of an account, as [`PhoneCore::registrar_health`](super::PhoneCore::registrar_health)
+/// reports it: where it is, whether a registration is bound there, and its health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RegistrarState {
+    /// The registrar's transport and address.
+    pub target: Target,
+    /// Whether a registration of the account is bound there now.
+    pub bound: bool,
+    /// What the phone's target health table says of it: up, down (cooling off after a
+    /// failure) or on probation.
+    pub health: tincan_sip::resolve::TargetStatus,
+}
+
 /// Why a command could not be carried out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -3,6 +3,8 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
+use super::panes::PaneKind;
+
 /// What a person asked for with a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -34,6 +36,18 @@ pub enum Action {
     Quit,
     /// Silence the ringer for the calls ringing now.
     Silence,
+    /// Complete what the dial prompt holds from contacts and history (Tab), or put the next
+    /// candidate in.
+    DialComplete,
+    /// Open the pane, or close it when it is open (`r` recent calls, `l` SIP log, `v`
+    /// devices).
+    TogglePane(PaneKind),
+    /// Move the open pane's selection by this many rows (arrows, Page Up/Down).
+    PaneMove(isize),
+    /// Enter on the open pane: call the entry, pick the device.
+    PanePick,
+    /// Close the open pane (Esc).
+    PaneClose,
 }
 
 /// Maps keys to [`Action`]s.
@@ -53,6 +67,7 @@ impl Keymap {
                 KeyCode::Enter => Some(Action::DialSubmit),
                 KeyCode::Esc => Some(Action::DialCancel),
                 KeyCode::Backspace => Some(Action::DialBackspace),
+                KeyCode::Tab => Some(Action::DialComplete),
                 KeyCode::Char(c) => Some(Action::DialChar(c)),
                 _ => None,
             };
@@ -69,13 +84,33 @@ impl Keymap {
             KeyCode::Char('?') => Some(Action::ToggleHelp),
             KeyCode::Char('q') => Some(Action::Quit),
             KeyCode::Char('s') => Some(Action::Silence),
+            KeyCode::Char('r') => Some(Action::TogglePane(PaneKind::Recent)),
+            KeyCode::Char('l') => Some(Action::TogglePane(PaneKind::SipLog)),
+            KeyCode::Char('v') => Some(Action::TogglePane(PaneKind::Devices)),
             _ => None,
+        }
+    }
+
+    /// The action of `key` while a pane is open and the dial prompt is not: arrows, Enter
+    /// and Esc go to the pane; every other key does what it does without the pane.
+    pub fn pane_action(&self, key: KeyEvent) -> Option<Action> {
+        if key.modifiers.contains(KeyModifiers::CONTROL) {
+            return self.action(key, false);
+        }
+        match key.code {
+            KeyCode::Up => Some(Action::PaneMove(-1)),
+            KeyCode::Down => Some(Action::PaneMove(1)),
+            KeyCode::PageUp => Some(Action::PaneMove(-10)),
+            KeyCode::PageDown => Some(Action::PaneMove(10)),
+            KeyCode::Enter => Some(Action::PanePick),
+            KeyCode::Esc => Some(Action::PaneClose),
+            _ => self.action(key, false),
         }
     }
 }
 
 /// The keys, one line, for the status bar.
-pub const KEY_HELP: &str = "d dial  a answer  x/X decline  s silence  h hang up  o hold  0-9*# dtmf  Tab next  ? help  q quit";
+pub const KEY_HELP: &str = "d dial  a answer  x/X decline  s silence  h hang up  o hold  0-9*# dtmf  Tab next  ? help  q quit  r recent  l log  v devices";
 
 /// The keys, one per line, for the help overlay.
 pub const HELP_LINES: &[&str] = &[
@@ -88,6 +123,10 @@ pub const HELP_LINES: &[&str] = &[
     "o        hold / resume the selected call",
     "0-9 * #  send DTMF on the selected call",
     "Tab      select the next call",
+    "Tab      in the dial prompt: complete from contacts and history",
+    "r        recent calls and contacts (Enter calls)",
+    "l        SIP log (Up/Down select a message)",
+    "v        input and output device for the next calls",
     "?        show / hide this help",
     "q Ctrl-C hang up every call and quit",
 ];
@@ -151,6 +190,37 @@ mod tests {
             Some(Action::DialChar('s'))
         );
         assert_eq!(k.action(key(KeyCode::Char('z')), false), None);
+    }
+
+    #[test]
+    fn pane_keys_and_completion() {
+        let k = Keymap;
+        assert_eq!(
+            k.action(key(KeyCode::Char('r')), false),
+            Some(Action::TogglePane(PaneKind::Recent))
+        );
+        assert_eq!(
+            k.action(key(KeyCode::Char('l')), false),
+            Some(Action::TogglePane(PaneKind::SipLog))
+        );
+        assert_eq!(
+            k.action(key(KeyCode::Char('v')), false),
+            Some(Action::TogglePane(PaneKind::Devices))
+        );
+        assert_eq!(
+            k.action(key(KeyCode::Tab), true),
+            Some(Action::DialComplete)
+        );
+        assert_eq!(k.pane_action(key(KeyCode::Up)), Some(Action::PaneMove(-1)));
+        assert_eq!(k.pane_action(key(KeyCode::Down)), Some(Action::PaneMove(1)));
+        assert_eq!(k.pane_action(key(KeyCode::Enter)), Some(Action::PanePick));
+        assert_eq!(k.pane_action(key(KeyCode::Esc)), Some(Action::PaneClose));
+        // The call keys still work with a pane open.
+        assert_eq!(k.pane_action(key(KeyCode::Char('h'))), Some(Action::Hangup));
+        assert_eq!(
+            k.pane_action(key(KeyCode::Char('r'))),
+            Some(Action::TogglePane(PaneKind::Recent))
+        );
     }
 
     #[test]

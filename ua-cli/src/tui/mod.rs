@@ -6,7 +6,9 @@
 //! carries the actions out on the [`Phone`] and redraws only after one of those.
 
 pub mod input;
+pub mod panes;
 pub mod ring;
+pub mod siplog;
 pub mod view;
 
 use std::path::Path;
@@ -15,12 +17,14 @@ use std::time::Duration;
 
 use crossterm::event::{Event, KeyEventKind};
 use tincan::config::Config;
+use tincan::history::{Direction, History};
 use tincan::phone::driver::{CallOptions, Phone};
 use tincan::phone::{CallId, CallParams};
 use tokio::sync::mpsc;
 
-use crate::cmd::call::{Common, DeviceNames, Setup, devices, runtime, setup};
+use crate::cmd::call::{Common, DeviceNames, devices, runtime, start};
 use input::{Action, Keymap};
+use panes::{CompletionState, PaneKind, PanePick};
 use view::{CallState, PhoneView, Registration};
 
 /// Arguments of `tincan phone`.
@@ -42,9 +46,18 @@ impl Default for PhoneArgs {
     }
 }
 
-/// Runs `tincan phone`: builds the phone as `tincan listen` does (the `--account` registers),
-/// then takes over the terminal until `q`, Ctrl-C or SIGTERM.
-pub fn run(args: &PhoneArgs, config_path: Option<&Path>) -> ExitCode {
+/// Runs `tincan phone`: builds the phone as `tincan listen` does, with every account of the
+/// config registering in the background, then takes over the terminal until `q`, Ctrl-C or
+/// SIGTERM. `sip_trace`: `--sip-trace FILE`, written as well as shown in the SIP log pane
+/// (`-`, standard error, is refused: it would write over the screen).
+pub fn run(args: &PhoneArgs, config_path: Option<&Path>, sip_trace: Option<&Path>) -> ExitCode {
+    if sip_trace == Some(Path::new("-")) {
+        eprintln!(
+            "tincan phone: --sip-trace - would write over the screen: give a file, or see the \
+             SIP log pane (key l)"
+        );
+        return ExitCode::from(2);
+    }
     let config = match Config::load(config_path) {
         Ok(c) => c,
         Err(e) => {
@@ -57,23 +70,53 @@ pub fn run(args: &PhoneArgs, config_path: Option<&Path>) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    rt.block_on(phone(args, config))
+    rt.block_on(phone(args, config, sip_trace))
 }
 
-async fn phone(args: &PhoneArgs, config: Config) -> ExitCode {
-    let Setup { phone, account } = match setup("phone", &args.common, &config).await {
-        Ok(s) => s,
+async fn phone(args: &PhoneArgs, config: Config, sip_trace: Option<&Path>) -> ExitCode {
+    let (tracer, feed) = match siplog::tracer(sip_trace) {
+        Ok(t) => t,
+        Err(e) => {
+            let path = sip_trace.unwrap_or(Path::new("")).display();
+            eprintln!("tincan phone: cannot write the SIP trace to {path}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Every account registers in the background: the screen opens at once and shows how
+    // each one does.
+    let phone = match start("phone", &args.common, &config, true, Some(tracer)).await {
+        Ok(p) => p,
         Err(code) => return code,
     };
     let mut view = PhoneView::default();
     for (id, a) in phone.accounts().iter().zip(&config.accounts) {
-        let registration = if Some(*id) == account {
-            Registration::Registered
-        } else {
-            Registration::Idle
-        };
-        view.add_account(*id, &a.name, registration);
+        view.add_account(*id, &a.name, Registration::Registering);
     }
+    view.listening = phone
+        .local_addresses()
+        .iter()
+        .map(|(t, a)| format!("{}:{a}", t.as_str()))
+        .collect();
+    // Outgoing calls go through `--account`, else the first account.
+    let account = match &args.common.account {
+        Some(name) => config
+            .accounts
+            .iter()
+            .position(|a| a.name == *name)
+            .and_then(|i| phone.accounts().get(i).copied()),
+        None => phone.accounts().first().copied(),
+    };
+    let history = if args.common.no_history {
+        None
+    } else {
+        match History::open_default() {
+            Ok(h) => Some(h),
+            Err(e) => {
+                view.status = Some(format!("no call history: {e}"));
+                None
+            }
+        }
+    };
     let mut screen = Screen {
         phone,
         view,
@@ -81,6 +124,10 @@ async fn phone(args: &PhoneArgs, config: Config) -> ExitCode {
         common: &args.common,
         config: &config,
         ringer: ring::Ringer::default(),
+        history,
+        started: Vec::new(),
+        feed,
+        repaint: false,
     };
     if let (_, Some(warning)) = ring::ring_tone(config.audio.ring_tone.as_deref()) {
         screen.view.status = Some(format!("{warning}; ringing with the built-in tone"));
@@ -102,16 +149,35 @@ async fn phone(args: &PhoneArgs, config: Config) -> ExitCode {
     }
 }
 
+/// How often the screen asks the phone for the health of the accounts' registrars.
+const REGISTRAR_HEALTH_EVERY: Duration = Duration::from_secs(10);
+
 /// The phone, what the screen shows and what calls need.
 struct Screen<'a> {
     phone: Phone,
     view: PhoneView,
-    /// The registered account (`--account`): outgoing calls go through it.
+    /// The account outgoing calls go through (`--account`, else the first).
     account: Option<tincan::phone::AccountId>,
     common: &'a Common,
     config: &'a Config,
     /// The ring of incoming calls (tui/ring.rs).
     ringer: ring::Ringer,
+    /// The call history (`None`: `--no-history`, or it could not be opened).
+    history: Option<History>,
+    /// The calls in progress, for the history: direction, peer, account, start.
+    started: Vec<(CallId, Started)>,
+    /// The SIP messages for the log pane.
+    feed: siplog::Feed,
+    /// Redraw the whole screen next (something may have written over it).
+    repaint: bool,
+}
+
+/// What the history needs of a call from its start.
+struct Started {
+    direction: Direction,
+    peer: String,
+    account: Option<String>,
+    unix_ms: i64,
 }
 
 impl Screen<'_> {
@@ -128,12 +194,21 @@ impl Screen<'_> {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // The registrars' health changes without an event too (a cool-off ends): asked for
+        // now and then, and the screen redrawn only when it changed.
+        let mut health = tokio::time::interval(REGISTRAR_HEALTH_EVERY);
+        health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         terminal.draw(|f| view::render(&self.view, f))?;
         loop {
             tokio::select! {
                 ev = keys.recv() => match ev {
                     Some(Event::Key(key)) if key.kind == KeyEventKind::Press => {
-                        let Some(action) = Keymap.action(key, self.view.dial.is_some()) else {
+                        let action = if self.view.dial.is_none() && self.view.panes.open.is_some() {
+                            Keymap.pane_action(key)
+                        } else {
+                            Keymap.action(key, self.view.dial.is_some())
+                        };
+                        let Some(action) = action else {
                             continue;
                         };
                         if action == Action::Quit {
@@ -148,18 +223,55 @@ impl Screen<'_> {
                 },
                 ev = self.phone.next_event() => match ev {
                     Some(ev) => {
+                        let warning = self.note_for_history(&ev);
                         self.view.apply(&ev);
                         self.ring_on_event(&ev).await;
+                        if let tincan::phone::PhoneEvent::Account { account, .. } = &ev {
+                            self.refresh_registrars(*account).await;
+                        }
+                        if let Some(w) = warning {
+                            self.view.status = Some(match self.view.status.take() {
+                                Some(s) => format!("{s}; {w}"),
+                                None => w,
+                            });
+                        }
                     }
                     None => return Ok(()),
                 },
+                Some(entry) = self.feed.entries.recv() => {
+                    self.view.panes.log.push(entry);
+                    self.view.panes.log.dropped +=
+                        self.feed.dropped.swap(0, std::sync::atomic::Ordering::Relaxed);
+                    if self.view.panes.open != Some(PaneKind::SipLog) {
+                        continue;
+                    }
+                }
                 _ = tick.tick() => {
                     if self.view.calls.is_empty() {
                         continue;
                     }
                     self.view.tick(Duration::from_secs(1));
                 }
+                _ = health.tick() => {
+                    let mut changed = false;
+                    for account in self.phone.accounts().to_vec() {
+                        changed |= self.refresh_registrars(account).await;
+                    }
+                    if !changed {
+                        continue;
+                    }
+                }
                 _ = term.recv() => return Ok(()),
+            }
+            if std::mem::take(&mut self.repaint) {
+                // Not `terminal.clear()`: it asks the terminal for the cursor position, and the
+                // answer would go to the keys thread. Clear the screen, then draw a blank frame
+                // so that the next draw writes every cell again.
+                use ratatui::backend::Backend;
+                terminal
+                    .backend_mut()
+                    .clear_region(ratatui::backend::ClearType::All)?;
+                terminal.draw(|f| f.render_widget(ratatui::widgets::Clear, f.area()))?;
             }
             terminal.draw(|f| view::render(&self.view, f))?;
         }
@@ -174,20 +286,24 @@ impl Screen<'_> {
                 Ok(())
             }
             Action::DialChar(c) => {
+                self.view.panes.completion = None;
                 self.view.dial.get_or_insert_default().push(c);
                 Ok(())
             }
             Action::DialBackspace => {
+                self.view.panes.completion = None;
                 if let Some(d) = &mut self.view.dial {
                     d.pop();
                 }
                 Ok(())
             }
             Action::DialCancel => {
+                self.view.panes.completion = None;
                 self.view.dial = None;
                 Ok(())
             }
             Action::DialSubmit => {
+                self.view.panes.completion = None;
                 let uri = self.view.dial.take().unwrap_or_default();
                 let uri = uri.trim();
                 if uri.is_empty() {
@@ -197,11 +313,13 @@ impl Screen<'_> {
             }
             Action::Answer => self.answer().await,
             Action::Decline(status) => match self.ringing() {
-                Some(call) => self
-                    .phone
-                    .reject(call, status)
-                    .await
-                    .map_err(|e| e.to_string()),
+                Some(call) => {
+                    let r = self.phone.reject(call, status).await;
+                    if r.is_ok() {
+                        self.view.declined.push((call, status));
+                    }
+                    r.map_err(|e| e.to_string())
+                }
                 None => Ok(()),
             },
             Action::Hangup => match selected {
@@ -240,6 +358,44 @@ impl Screen<'_> {
                 self.silence_ringer();
                 Ok(())
             }
+            Action::DialComplete => {
+                self.complete();
+                Ok(())
+            }
+            Action::TogglePane(kind) => {
+                self.view.panes.toggle(kind);
+                if self.view.panes.open == Some(kind) {
+                    self.fill_pane(kind);
+                }
+                Ok(())
+            }
+            Action::PaneMove(delta) => {
+                self.view.panes.move_by(delta);
+                Ok(())
+            }
+            Action::PanePick => match self.view.panes.pick() {
+                Some(PanePick::Dial(uri)) => self.dial(&uri).await,
+                Some(PanePick::Device { name, input }) => {
+                    let which = if input { "input" } else { "output" };
+                    let overridden = if self.common.no_audio
+                        || (input && self.common.play.is_some())
+                        || (!input && self.common.record.is_some())
+                    {
+                        " (but --no-audio/--play/--record win)"
+                    } else {
+                        " (a call in progress keeps its own)"
+                    };
+                    self.view.status = Some(format!(
+                        "{which} device {name:?} for the next calls{overridden}"
+                    ));
+                    Ok(())
+                }
+                None => Ok(()),
+            },
+            Action::PaneClose => {
+                self.view.panes.open = None;
+                Ok(())
+            }
         };
         if let Err(e) = result {
             self.view.status = Some(e);
@@ -256,14 +412,17 @@ impl Screen<'_> {
             .map(|c| c.id)
     }
 
-    /// Calls `uri` through the registered account, with the devices `call` would use.
+    /// Calls `uri` through the account of outgoing calls, with the devices `call` would use
+    /// (or those picked with `v`).
     async fn dial(&mut self, uri: &str) -> Result<(), String> {
         let account = self
             .account
             .and_then(|id| self.phone.accounts().iter().position(|a| *a == id))
             .and_then(|i| self.config.accounts.get(i));
-        let names = DeviceNames::of(self.common, self.config, account);
+        let names = self.chosen_devices(DeviceNames::of(self.common, self.config, account));
         let (source, sink) = devices(self.common, 1, &names)?;
+        // Opening the devices may have written to the terminal (a missing microphone).
+        self.repaint = !self.common.no_audio;
         let options = CallOptions {
             source,
             sink,
@@ -278,6 +437,16 @@ impl Screen<'_> {
             .await
             .map_err(|e| e.to_string())?;
         self.view.add_outgoing(call, uri, self.account);
+        let account = self.account_name(self.account);
+        self.started.push((
+            call,
+            Started {
+                direction: Direction::Outgoing,
+                peer: uri.to_owned(),
+                account,
+                unix_ms: crate::cmd::history::unix_ms_now(),
+            },
+        ));
         Ok(())
     }
 
@@ -307,8 +476,10 @@ impl Screen<'_> {
         // The ring stops before the call's own devices open (the ring device may be one).
         self.ringer.answering(call);
         self.update_ringer();
-        let names = DeviceNames::of(self.common, self.config, account);
+        let names = self.chosen_devices(DeviceNames::of(self.common, self.config, account));
         let (source, sink) = devices(self.common, 1, &names)?;
+        // Opening the devices may have written to the terminal (a missing microphone).
+        self.repaint = !self.common.no_audio;
         self.phone
             .accept(call, source, sink)
             .await
@@ -327,4 +498,174 @@ impl Screen<'_> {
             };
         }
     }
+}
+
+/// What the phone does beyond the calls: history, panes, completion.
+impl Screen<'_> {
+    /// The config name of the account `id`.
+    fn account_name(&self, id: Option<tincan::phone::AccountId>) -> Option<String> {
+        let i = self.phone.accounts().iter().position(|a| Some(*a) == id)?;
+        self.config.accounts.get(i).map(|a| a.name.clone())
+    }
+
+    /// Asks the phone for `account`'s registrars and shows them; whether anything changed.
+    async fn refresh_registrars(&mut self, account: tincan::phone::AccountId) -> bool {
+        let Ok(states) = self.phone.registrar_health(account).await else {
+            return false;
+        };
+        let health = states
+            .into_iter()
+            .map(|r| view::RegistrarHealth {
+                target: format!("{}:{}", r.target.transport.as_str(), r.target.addr),
+                up: matches!(r.health, tincan_sip::resolve::TargetStatus::Up),
+                bound: r.bound,
+            })
+            .collect();
+        self.view.set_registrars(account, health)
+    }
+
+    /// The devices picked with `v`, over `names`.
+    fn chosen_devices(&self, mut names: DeviceNames) -> DeviceNames {
+        let picked = &self.view.panes.devices;
+        if let Some(input) = &picked.chosen_input {
+            names.input = Some(input.clone());
+        }
+        if let Some(output) = &picked.chosen_output {
+            names.output = Some(output.clone());
+        }
+        names
+    }
+
+    /// Notes an incoming call's start, and writes an ended call to the history (a failure
+    /// is said on the status line once the view has taken the event in, and the phone goes on).
+    fn note_for_history(&mut self, ev: &tincan::phone::PhoneEvent) -> Option<String> {
+        use tincan::phone::{CallEvent, PhoneEvent};
+        match ev {
+            PhoneEvent::Incoming(incoming) => {
+                let account = self.account_name(incoming.account);
+                self.started.push((
+                    incoming.call,
+                    Started {
+                        direction: Direction::Incoming,
+                        peer: incoming.from.clone(),
+                        account,
+                        unix_ms: crate::cmd::history::unix_ms_now(),
+                    },
+                ));
+            }
+            PhoneEvent::Call {
+                call,
+                event: CallEvent::Ended(end),
+            } => {
+                let i = self.started.iter().position(|(c, _)| c == call)?;
+                let (_, started) = self.started.swap_remove(i);
+                let history = self.history.as_mut()?;
+                let record = tincan::history::CallRecord::from_end(
+                    started.direction,
+                    &started.peer,
+                    started.account,
+                    started.unix_ms,
+                    end,
+                );
+                if let Err(e) = history.record_call(&record) {
+                    return Some(format!("the call is not in the history: {e}"));
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// Fills the pane just opened: the history's last calls and contacts, or the devices.
+    fn fill_pane(&mut self, kind: PaneKind) {
+        match kind {
+            PaneKind::Recent => {
+                let recent = &mut self.view.panes.recent;
+                recent.selected = 0;
+                recent.error = None;
+                match &self.history {
+                    Some(h) => match h.recent(50).and_then(|calls| Ok((calls, h.contacts()?))) {
+                        Ok((calls, contacts)) => {
+                            recent.calls = calls;
+                            recent.contacts = contacts;
+                        }
+                        Err(e) => recent.error = Some(e.to_string()),
+                    },
+                    None if self.common.no_history => {
+                        recent.error = Some("--no-history".into());
+                    }
+                    None => recent.error = Some("the history could not be opened".into()),
+                }
+            }
+            PaneKind::Devices => {
+                list_devices(&mut self.view.panes.devices);
+                // The audio system may have written to the terminal while listing.
+                self.repaint = true;
+            }
+            PaneKind::SipLog => {}
+        }
+    }
+
+    /// Tab in the dial prompt: the first candidate from contacts and history, then the next.
+    fn complete(&mut self) {
+        if let Some(c) = &mut self.view.panes.completion {
+            c.advance();
+            self.view.dial = Some(c.uri().to_owned());
+            return;
+        }
+        let prefix = self.view.dial.clone().unwrap_or_default();
+        let Some(history) = &self.history else {
+            self.view.status = Some("no completion: no call history".into());
+            return;
+        };
+        match history.complete(prefix.trim()) {
+            Ok(candidates) => match CompletionState::new(prefix.trim(), candidates) {
+                Some(c) => {
+                    self.view.dial = Some(c.uri().to_owned());
+                    self.view.panes.completion = Some(c);
+                }
+                None => {
+                    self.view.status = Some(format!(
+                        "nothing in contacts or history starts with {:?}",
+                        prefix.trim()
+                    ))
+                }
+            },
+            Err(e) => self.view.status = Some(format!("no completion: {e}")),
+        }
+    }
+}
+
+/// Lists the audio devices into the chooser.
+#[cfg(feature = "cpal")]
+fn list_devices(pane: &mut panes::DevicePane) {
+    pane.selected = 0;
+    match tincan_media::device::list_devices() {
+        Ok(list) => {
+            pane.error = None;
+            pane.inputs = list
+                .iter()
+                .filter(|d| d.input)
+                .map(|d| panes::DeviceEntry {
+                    name: d.name.clone(),
+                    default: d.default_input,
+                })
+                .collect();
+            pane.outputs = list
+                .iter()
+                .filter(|d| d.output)
+                .map(|d| panes::DeviceEntry {
+                    name: d.name.clone(),
+                    default: d.default_output,
+                })
+                .collect();
+        }
+        Err(e) => pane.error = Some(e.to_string()),
+    }
+}
+
+/// This build has no audio devices.
+#[cfg(not(feature = "cpal"))]
+fn list_devices(pane: &mut panes::DevicePane) {
+    pane.error = Some("this tincan is built without audio devices (feature `cpal`)".into());
 }

@@ -9,6 +9,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use tincan::phone::{AccountEvent, AccountId, CallEvent, CallId, PhoneEvent, Quality};
+use tincan_sip::transport::Target;
 
 use super::input::{HELP_LINES, KEY_HELP};
 use crate::cmd::call::caller_text;
@@ -22,6 +23,8 @@ pub enum Registration {
     Registered,
     /// Not registered; the reason.
     Failed(String),
+    /// Registering: no result yet.
+    Registering,
 }
 
 /// One account line.
@@ -35,6 +38,19 @@ pub struct AccountView {
     pub registration: Registration,
     /// The registrar it is bound to (`udp:192.0.2.1:5060`), once known.
     pub registrar: Option<String>,
+    /// Every registrar the account has heard of, with whether it was up the last time.
+    pub registrars: Vec<RegistrarHealth>,
+}
+
+/// A registrar of an account and how it did the last time it was tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrarHealth {
+    /// `udp:192.0.2.1:5060`.
+    pub target: String,
+    /// Whether it answered (registered us) the last time.
+    pub up: bool,
+    /// Whether a registration of the account is bound there now.
+    pub bound: bool,
 }
 
 /// A call's state as the screen shows it.
@@ -106,6 +122,12 @@ pub struct PhoneView {
     pub help: bool,
     /// The last thing worth saying (a call ended, an error).
     pub status: Option<String>,
+    /// The addresses the phone listens on (`udp:0.0.0.0:5060`).
+    pub listening: Vec<String>,
+    /// The calls we declined, with the status we declined them with.
+    pub declined: Vec<(CallId, u16)>,
+    /// The panes (`r`, `l`, `v`) and the dial completion.
+    pub panes: super::panes::Panes,
 }
 
 impl PhoneView {
@@ -116,6 +138,7 @@ impl PhoneView {
             name: name.to_owned(),
             registration,
             registrar: None,
+            registrars: Vec::new(),
         });
     }
 
@@ -170,6 +193,21 @@ impl PhoneView {
         self.calls.iter_mut().find(|c| c.id == id)
     }
 
+    /// Takes in what the phone reports of `account`'s registrars
+    /// ([`Phone::registrar_health`](tincan::phone::driver::Phone::registrar_health)); an
+    /// empty list (registrars being located) keeps what the events told. Returns whether
+    /// anything changed.
+    pub fn set_registrars(&mut self, account: AccountId, registrars: Vec<RegistrarHealth>) -> bool {
+        let Some(a) = self.accounts.iter_mut().find(|a| a.id == account) else {
+            return false;
+        };
+        if registrars.is_empty() || a.registrars == registrars {
+            return false;
+        }
+        a.registrars = registrars;
+        true
+    }
+
     /// Takes in one event of the phone.
     pub fn apply(&mut self, event: &PhoneEvent) {
         match event {
@@ -215,6 +253,7 @@ impl PhoneView {
         let Some(a) = self.accounts.iter_mut().find(|a| a.id == id) else {
             return;
         };
+        a.note_health(event);
         match event {
             AccountEvent::Registered { registrar, .. }
             | AccountEvent::FlowRecovered { registrar, .. } => {
@@ -237,9 +276,20 @@ impl PhoneView {
             AccountEvent::Rejected { status, reason, .. } => {
                 a.registration = Registration::Failed(format!("{status} {reason}"));
             }
-            AccountEvent::Unavailable { retry_in, .. } => {
-                a.registration =
-                    Registration::Failed(format!("unavailable, retry in {} s", retry_in.as_secs()));
+            AccountEvent::Unavailable {
+                tried,
+                errors,
+                retry_in,
+            } => {
+                let why = tried
+                    .last()
+                    .map(ToString::to_string)
+                    .or_else(|| errors.last().cloned())
+                    .unwrap_or_else(|| "no registrar".to_owned());
+                a.registration = Registration::Failed(format!(
+                    "unavailable, retrying in {} s: {why}",
+                    retry_in.as_secs()
+                ));
             }
             AccountEvent::Unregistered { .. } => {
                 a.registration = Registration::Idle;
@@ -256,12 +306,13 @@ impl PhoneView {
         if let CallEvent::Ended(end) = event {
             if let Some(i) = self.calls.iter().position(|c| c.id == id) {
                 let c = self.calls.remove(i);
-                let why = match (end.status, &end.status_text) {
-                    (Some(s), Some(t)) => format!("{s} {t}"),
-                    (Some(s), None) => s.to_string(),
-                    _ => end.reason.as_str().replace('_', " "),
-                };
-                self.status = Some(format!("call with {} ended: {why}", c.peer));
+                let declined = self
+                    .declined
+                    .iter()
+                    .find(|(d, _)| *d == id)
+                    .map(|(_, s)| *s);
+                self.declined.retain(|(d, _)| *d != id);
+                self.status = Some(ended_status(&c.peer, end, declined));
             }
             if self.selected == Some(id) {
                 self.selected = self.calls.first().map(|c| c.id);
@@ -298,6 +349,118 @@ impl PhoneView {
     }
 }
 
+impl AccountView {
+    /// Notes what `event` says of the health of a registrar.
+    fn note_health(&mut self, event: &AccountEvent) {
+        let text = |t: &Target| format!("{}:{}", t.transport.as_str(), t.addr);
+        match event {
+            AccountEvent::Registered { registrar, .. }
+            | AccountEvent::FlowRecovered { registrar, .. } => {
+                // One registration at a time (failover), until the phone says otherwise
+                // ([`PhoneView::set_registrars`]).
+                for r in &mut self.registrars {
+                    r.bound = false;
+                }
+                self.set_health(text(registrar), true);
+            }
+            AccountEvent::Failed { attempt, .. } => self.set_health(
+                format!(
+                    "{}:{}",
+                    attempt.target.transport.as_str(),
+                    attempt.target.addr
+                ),
+                false,
+            ),
+            AccountEvent::FlowFailed { registrar, .. } => self.set_health(text(registrar), false),
+            AccountEvent::Unavailable { tried, .. } => {
+                for t in tried {
+                    self.set_health(
+                        format!("{}:{}", t.target.transport.as_str(), t.target.addr),
+                        false,
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Notes that `target` answered (`up`: and is bound now) or failed.
+    fn set_health(&mut self, target: String, up: bool) {
+        match self.registrars.iter_mut().find(|r| r.target == target) {
+            Some(r) => {
+                r.up = up;
+                r.bound = up;
+            }
+            None => self.registrars.push(RegistrarHealth {
+                target,
+                up,
+                bound: up,
+            }),
+        }
+    }
+
+    /// The registrars other than the one it is bound to, as the account line shows them:
+    /// counts when `wide` is false (`2 other registrars: 1 up, 1 down`), each one when true.
+    fn others_text(&self, wide: bool) -> Option<String> {
+        let others: Vec<&RegistrarHealth> = self
+            .registrars
+            .iter()
+            .filter(|r| {
+                !(r.bound
+                    || self.registration == Registration::Registered
+                        && Some(&r.target) == self.registrar.as_ref())
+            })
+            .collect();
+        if others.is_empty() {
+            return None;
+        }
+        let word = |up: bool| if up { "up" } else { "down" };
+        if wide {
+            let each: Vec<String> = others
+                .iter()
+                .map(|r| format!("{} {}", r.target, word(r.up)))
+                .collect();
+            return Some(format!("others: {}", each.join(", ")));
+        }
+        let up = others.iter().filter(|r| r.up).count();
+        Some(format!(
+            "{} other{}: {up} up, {} down",
+            others.len(),
+            if others.len() == 1 { "" } else { "s" },
+            others.len() - up
+        ))
+    }
+}
+
+/// The status line of an ended call: its peer, why it ended and how long it lasted.
+fn ended_status(peer: &str, end: &tincan::phone::CallEnd, declined: Option<u16>) -> String {
+    let why = match (declined, end.status, &end.status_text) {
+        (Some(s), ..) => format!("declined ({s})"),
+        (None, Some(s), Some(t)) => format!("{s} {t}"),
+        (None, Some(s), None) => s.to_string(),
+        _ => end.reason.as_str().replace('_', " "),
+    };
+    if end.answered {
+        format!(
+            "call with {peer} ended: {why}, after {}",
+            clock(end.duration)
+        )
+    } else {
+        format!("call with {peer} ended: {why}")
+    }
+}
+
+/// `text`, cut to `room` characters with a `~` at the end when longer (at least 20 kept).
+fn cut(text: &str, room: usize) -> String {
+    let room = room.max(20);
+    if text.chars().count() <= room {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(room - 1).collect();
+    out.push('~');
+    out
+}
+
 /// `m:ss`, or `h:mm:ss` from an hour on.
 fn clock(d: Duration) -> String {
     let s = d.as_secs();
@@ -308,8 +471,20 @@ fn clock(d: Duration) -> String {
     }
 }
 
-/// The account lines.
-fn account_lines(view: &PhoneView) -> Vec<Line<'static>> {
+/// The account lines, then the addresses the phone listens on; `width`: the screen's.
+fn account_lines(view: &PhoneView, width: u16) -> Vec<Line<'static>> {
+    let mut lines = account_states(view, width);
+    if !view.listening.is_empty() {
+        lines.push(Line::from(format!(
+            "listening on {}",
+            view.listening.join(" ")
+        )));
+    }
+    lines
+}
+
+/// One line per account: its registration and the health of its other registrars.
+fn account_states(view: &PhoneView, width: u16) -> Vec<Line<'static>> {
     if view.accounts.is_empty() {
         return vec![Line::from("no accounts (direct calls only)")];
     }
@@ -318,13 +493,30 @@ fn account_lines(view: &PhoneView) -> Vec<Line<'static>> {
         .map(|a| {
             let state = match &a.registration {
                 Registration::Idle => "not registering".to_owned(),
-                Registration::Registered => match &a.registrar {
-                    Some(r) => format!("registered at {r}"),
-                    None => "registered".to_owned(),
-                },
+                Registration::Registered => {
+                    let mut at: Vec<&str> = a.registrar.iter().map(String::as_str).collect();
+                    for r in a.registrars.iter().filter(|r| r.bound) {
+                        if !at.contains(&r.target.as_str()) {
+                            at.push(&r.target);
+                        }
+                    }
+                    if at.is_empty() {
+                        "registered".to_owned()
+                    } else {
+                        format!("registered at {}", at.join(", "))
+                    }
+                }
                 Registration::Failed(why) => format!("not registered: {why}"),
+                Registration::Registering => "registering...".to_owned(),
             };
-            Line::from(format!("{}  {state}", a.name))
+            let others = a
+                .others_text(width >= 120)
+                .map(|o| format!("  ({o})"))
+                .unwrap_or_default();
+            // The registrars' health stays on the line: a long reason is cut to make room.
+            let room = usize::from(width.saturating_sub(2))
+                .saturating_sub(a.name.chars().count() + 2 + others.chars().count());
+            Line::from(format!("{}  {}{others}", a.name, cut(&state, room)))
         })
         .collect()
 }
@@ -384,7 +576,7 @@ fn quality_line(view: &PhoneView) -> Line<'static> {
 /// Draws the whole screen.
 pub fn render(view: &PhoneView, frame: &mut Frame<'_>) {
     let area = frame.area();
-    let accounts = account_lines(view);
+    let accounts = account_lines(view, area.width);
     let calls = call_lines(view);
     let rows = Layout::vertical([
         Constraint::Length(accounts.len() as u16 + 2),
@@ -416,6 +608,12 @@ pub fn render(view: &PhoneView, frame: &mut Frame<'_>) {
         Paragraph::new(KEY_HELP).style(Style::default().add_modifier(Modifier::REVERSED)),
         rows[4],
     );
+    // The panes cover the calls' lower part and the quality, above the status line.
+    let below_accounts = Rect {
+        height: rows[3].y.saturating_sub(rows[1].y),
+        ..rows[1]
+    };
+    super::panes::render(&view.panes, frame, below_accounts);
     if view.help {
         let width = HELP_LINES.iter().map(|l| l.len()).max().unwrap_or(0) as u16 + 4;
         let height = HELP_LINES.len() as u16 + 2;
@@ -663,5 +861,204 @@ mod tests {
         });
         let rows = screen(&view, 80, 24);
         assert!(row_with(&rows, "work").contains("not registered: credentials refused (403)"));
+    }
+
+    fn account_event(view: &mut PhoneView, event: AccountEvent) {
+        view.apply(&PhoneEvent::Account {
+            account: AccountId(0),
+            event,
+        });
+    }
+
+    fn failed_at(addr: &str) -> tincan_sip::resolve::FailedAttempt {
+        use tincan_sip::resolve::{AddressStep, ResolvedTarget, TargetSource};
+        let addr: std::net::SocketAddr = addr.parse().unwrap();
+        tincan_sip::resolve::FailedAttempt {
+            target: ResolvedTarget {
+                transport: Transport::Udp,
+                addr,
+                host: addr.ip().to_string(),
+                priority: 0,
+                weight: 0,
+                source: TargetSource {
+                    naptr: None,
+                    srv: None,
+                    address: AddressStep::Literal,
+                },
+            },
+            why: tincan_sip::resolve::AttemptFailure::Timeout,
+        }
+    }
+
+    #[test]
+    fn an_account_registers_in_the_background_and_says_why_it_is_not_registered() {
+        let mut view = PhoneView::default();
+        view.add_account(AccountId(0), "work", Registration::Registering);
+        view.listening = vec!["udp:0.0.0.0:5060".into(), "tcp:0.0.0.0:40000".into()];
+        let rows = screen(&view, 80, 24);
+        assert!(row_with(&rows, "work").contains("work  registering..."));
+        row_with(&rows, "listening on udp:0.0.0.0:5060 tcp:0.0.0.0:40000");
+        account_event(
+            &mut view,
+            AccountEvent::Unavailable {
+                tried: vec![failed_at("192.0.2.1:5060")],
+                errors: vec![],
+                retry_in: Duration::from_secs(30),
+            },
+        );
+        let rows = screen(&view, 200, 50);
+        let row = row_with(&rows, "work");
+        assert!(
+            row.contains("not registered: unavailable, retrying in 30 s: udp:192.0.2.1:5060: "),
+            "{row}"
+        );
+        // At 80 columns the reason is cut; the retry and the registrars' health stay.
+        let rows = screen(&view, 80, 24);
+        let row = row_with(&rows, "work");
+        assert!(row.contains("retrying in 30 s"), "{row}");
+        assert!(row.contains("~  (1 other: 0 up, 1 down)"), "{row}");
+    }
+
+    #[test]
+    fn the_other_registrars_show_up_or_down_compact_at_80_columns_and_each_when_wide() {
+        let mut view = PhoneView::default();
+        view.add_account(AccountId(0), "work", Registration::Registering);
+        account_event(
+            &mut view,
+            AccountEvent::Failed {
+                attempt: failed_at("192.0.2.1:5060"),
+                elapsed: Duration::from_secs(32),
+            },
+        );
+        account_event(
+            &mut view,
+            AccountEvent::Registered {
+                registrar: Target::new(Transport::Udp, "127.0.0.1:5060".parse().unwrap()),
+                expires: Duration::from_secs(600),
+                bindings: vec![],
+                elapsed: Duration::from_millis(20),
+            },
+        );
+        // The backup that answered before, now not bound.
+        view.accounts[0].registrars.push(RegistrarHealth {
+            target: "udp:192.0.2.3:5060".into(),
+            up: true,
+            bound: false,
+        });
+        let rows = screen(&view, 80, 24);
+        let row = row_with(&rows, "work");
+        assert!(
+            row.contains("work  registered at udp:127.0.0.1:5060  (2 others: 1 up, 1 down)"),
+            "{row}"
+        );
+        let rows = screen(&view, 200, 50);
+        let row = row_with(&rows, "work");
+        assert!(
+            row.contains("(others: udp:192.0.2.1:5060 down, udp:192.0.2.3:5060 up)"),
+            "{row}"
+        );
+        // The phone's report replaces what the events told: both bound (register_mode all).
+        let both = |up3| {
+            vec![
+                RegistrarHealth {
+                    target: "udp:127.0.0.1:5060".into(),
+                    up: true,
+                    bound: true,
+                },
+                RegistrarHealth {
+                    target: "udp:192.0.2.3:5060".into(),
+                    up: up3,
+                    bound: up3,
+                },
+            ]
+        };
+        assert!(view.set_registrars(AccountId(0), both(true)));
+        assert!(!view.set_registrars(AccountId(0), both(true)));
+        assert!(!view.set_registrars(AccountId(0), vec![]));
+        let rows = screen(&view, 80, 24);
+        let row = row_with(&rows, "work");
+        assert!(
+            row.contains("work  registered at udp:127.0.0.1:5060, udp:192.0.2.3:5060  "),
+            "{row}"
+        );
+        assert!(!row.contains("other"), "{row}");
+        assert!(view.set_registrars(AccountId(0), both(false)));
+        let rows = screen(&view, 80, 24);
+        let row = row_with(&rows, "work");
+        assert!(row.contains("(1 other: 0 up, 1 down)"), "{row}");
+        // The accounts take one line each at 80 columns.
+        let rows = screen(&view, 80, 24);
+        assert_eq!(
+            rows.iter().filter(|r| r.contains("work")).count(),
+            1,
+            "{rows:#?}"
+        );
+    }
+
+    fn ended(view: &mut PhoneView, call: u64, reason: EndReason, answered: bool, secs: u64) {
+        view.apply(&PhoneEvent::Call {
+            call: CallId(call),
+            event: CallEvent::Ended(CallEnd {
+                reason,
+                status: None,
+                status_text: None,
+                answered,
+                duration: Duration::from_secs(secs),
+                codec: None,
+                quality: Quality::default(),
+                tried: vec![],
+                errors: vec![],
+            }),
+        });
+    }
+
+    #[test]
+    fn a_call_we_declined_says_so_and_an_ended_call_its_duration() {
+        let mut view = PhoneView::default();
+        for (call, status) in [(1, 486), (2, 603)] {
+            incoming(&mut view, call, "sip:carol@example.test");
+            view.declined.push((CallId(call), status));
+            ended(&mut view, call, EndReason::LocalHangup, false, 0);
+            let rows = screen(&view, 80, 24);
+            row_with(
+                &rows,
+                &format!("call with sip:carol@example.test ended: declined ({status})"),
+            );
+        }
+        assert!(view.declined.is_empty());
+        view.add_outgoing(CallId(3), "sip:bob@example.test", None);
+        answered(&mut view, 3);
+        ended(&mut view, 3, EndReason::LocalHangup, true, 83);
+        row_with(
+            &screen(&view, 80, 24),
+            "call with sip:bob@example.test ended: local hangup, after 1:23",
+        );
+    }
+
+    #[test]
+    fn the_whole_screen_with_each_pane_renders_at_80x24_and_200x50() {
+        use super::super::panes::{PaneKind, TraceEntry};
+        let mut view = PhoneView::default();
+        registered(&mut view);
+        view.listening = vec!["udp:0.0.0.0:5060".into()];
+        incoming(&mut view, 1, "sip:carol@example.test");
+        view.panes.log.push(TraceEntry {
+            summary: "12:00:01 recv INVITE sip:alice@example.test <- udp:192.0.2.1:5060".into(),
+            text: "INVITE sip:alice@example.test SIP/2.0\r\n".into(),
+        });
+        for kind in [PaneKind::Recent, PaneKind::SipLog, PaneKind::Devices] {
+            view.panes.open = Some(kind);
+            for (w, h) in [(80, 24), (200, 50), (10, 4)] {
+                let rows = screen(&view, w, h);
+                assert_eq!(rows.len(), usize::from(h));
+            }
+            let rows = screen(&view, 80, 24);
+            // The accounts, the selected call and the key line stay visible.
+            row_with(&rows, "registered at");
+            row_with(&rows, "> from sip:carol@example.test  ringing");
+            assert!(rows[23].contains("d dial"), "{}", rows[23]);
+        }
+        view.panes.open = Some(PaneKind::SipLog);
+        row_with(&screen(&view, 80, 24), "recv INVITE sip:alice@example.test");
     }
 }
