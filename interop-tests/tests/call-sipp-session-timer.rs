@@ -25,6 +25,7 @@ fn tincan_refreshes_a_session_every_half_interval() {
     // sipp sends no RTP: only warn about it, the call must live on its refreshes.
     let mut caller = TincanProcess::new("session-timer")
         .expect("scratch dir")
+        .lifetime(Duration::from_secs(170))
         .spawn([
             "call",
             target.as_str(),

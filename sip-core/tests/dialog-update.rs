@@ -199,3 +199,34 @@ fn update_in_the_callees_early_dialog() {
     assert!(header(&r500[0].1, "Retry-After").is_some());
     assert_eq!(phones[1].session(0).state(), SessionState::Incoming);
 }
+
+#[test]
+fn update_in_the_callers_early_dialog() {
+    let (mut sim, mut phones) = alice_and_bob(53, NetConfig::perfect());
+    phones[1].on_invite = OnInvite::Ring;
+    let a = phones[0].dial(&mut sim, 1, "bob", Some(sdp("alice", 1, "sendrecv")));
+    run(&mut sim, &mut phones, secs(1.0));
+    assert_eq!(phones[0].session(a).state(), SessionState::Early);
+    // Bob's side of his early dialog sends Alice an UPDATE.
+    let mut early: Dialog = phones[1].session(0).dialog().unwrap().clone();
+    let target = sim.target(0);
+    let update = early.request(Method::Update);
+    sim.nodes[1]
+        .ep
+        .send_request(sim.now, update, target.clone())
+        .unwrap();
+    run(&mut sim, &mut phones, secs(1.5));
+    let ok = sent(&sim, 0, "SIP/2.0 200");
+    assert_eq!(ok.len(), 1);
+    assert!(header(&ok[0].1, "CSeq").is_some_and(|c| c.ends_with("UPDATE")));
+    // An offer while Alice's own (in the INVITE) is unanswered: 491.
+    let mut update = early.request(Method::Update);
+    update.set_body(Some("application/sdp"), sdp("bob", 1, "sendrecv"));
+    sim.nodes[1]
+        .ep
+        .send_request(sim.now, update, target)
+        .unwrap();
+    run(&mut sim, &mut phones, secs(2.0));
+    assert_eq!(sent(&sim, 0, "SIP/2.0 491").len(), 1);
+    assert_eq!(phones[0].session(a).state(), SessionState::Early);
+}

@@ -13,6 +13,17 @@
 //! a BYE. Re-INVITE (§14) changes the session (hold, resume, codec); when both sides send one
 //! at once the loser gets 491 and retries after the random wait of §14.1.
 //!
+//! UPDATE (RFC 3311) changes the session without a re-INVITE, in early and confirmed dialogs:
+//! without a body it is answered 200 at once; an offer crossing ours gets 491 (retried as for
+//! re-INVITE), an offer while the peer's previous one waits gets 500 with Retry-After.
+//!
+//! Session timers (RFC 4028, [`SessionTimerConfig`]): the INVITE asks for an interval, the
+//! UAS grants one (422 with Min-SE when it is too small; the UAC retries with the larger
+//! value), and the side named `refresher` refreshes the session every half interval, by
+//! UPDATE when the peer allows it, else by a re-INVITE with the same SDP. The other side
+//! sends BYE when no refresh came within the interval minus min(32 s, interval/3) (§10):
+//! [`EndReason::SessionExpired`].
+//!
 //! The session owns no transactions: it gives [`Output`]s (requests to send in new client
 //! transactions, ACKs, a CANCEL, responses to the initial INVITE) and takes back the
 //! responses, requests and failures that concern it. SDP bodies are opaque bytes here.
@@ -1422,6 +1433,17 @@ impl InviteSession {
     /// ACK ([`on_ack`](Self::on_ack)) or CANCEL (the endpoint answers it).
     pub fn on_request(&mut self, now: Instant, request: &Message) -> RequestOutcome {
         let method = request.method().cloned().unwrap_or(Method::Options);
+        if self.dialog.is_none() {
+            // UAC: an UPDATE in one of the callee's early dialogs (RFC 3311 §5.2).
+            let early = self.early.iter_mut().find(|e| e.matches_request(request));
+            return match early {
+                Some(e) if method == Method::Update => match e.receive_request(request) {
+                    Ok(()) => self.on_update(now, request),
+                    Err(_) => RequestOutcome::Respond(response_to(request, 500, None)),
+                },
+                _ => RequestOutcome::Respond(response_to(request, 481, None)),
+            };
+        }
         let Some(d) = &mut self.dialog else {
             return RequestOutcome::Respond(response_to(request, 481, None));
         };
