@@ -204,3 +204,59 @@ fn the_callee_refreshes_a_caller_without_timers() {
     assert_eq!(sent(&sim, 0, "SIP/2.0 200").len(), 3);
     assert!(phones[0].ends(a).is_empty() && phones[1].ends(b).is_empty());
 }
+
+#[test]
+fn a_refresh_asking_for_too_little_gets_422_with_min_se() {
+    let (mut sim, mut phones) = alice_and_bob(45, NetConfig::perfect());
+    for p in &mut phones {
+        p.session_timer = timer(1800, 90);
+    }
+    let (a, b) = connected(&mut sim, &mut phones, secs(1.0));
+    // An UPDATE of Alice's dialog, written by hand, asking for 30 s (RFC 4028 §8.1).
+    let mut dialog = phones[0].session(a).dialog().unwrap().clone();
+    let mut update = dialog.request(Method::Update);
+    update.push_header(
+        tincan_sip::message::HeaderName::SessionExpires,
+        "30;refresher=uac",
+    );
+    let target = sim.target(1);
+    sim.nodes[0]
+        .ep
+        .send_request(sim.now, update, target)
+        .unwrap();
+    run(&mut sim, &mut phones, secs(2.0));
+    let r422 = sent(&sim, 1, "SIP/2.0 422");
+    assert_eq!(r422.len(), 1);
+    assert_eq!(header(&r422[0].1, "Min-SE"), Some("90"));
+    // Nothing changed: Bob's timer is still the call's.
+    let t = phones[1].session(b).session_timer().unwrap();
+    assert_eq!((t.interval, t.refresher), (1800, Refresher::Peer));
+}
+
+#[test]
+fn a_hold_reinvite_counts_as_a_refresh() {
+    let (mut sim, mut phones) = alice_and_bob(46, NetConfig::perfect());
+    for p in &mut phones {
+        p.session_timer = timer(90, 90);
+        p.answer_reinvites = Some(answer_direction);
+    }
+    let (a, _b) = connected(&mut sim, &mut phones, secs(1.0));
+    run(&mut sim, &mut phones, secs(30.0));
+    // Alice holds at 30 s: its 200 (at 30.02 s) restarts the timer, with its Session-Expires.
+    phones[0]
+        .act(&mut sim, a, |s| {
+            s.reinvite(Some(sdp("alice", 2, "sendonly")))
+        })
+        .unwrap();
+    run(&mut sim, &mut phones, secs(100.0));
+    let reinvite = sent(&sim, 0, "INVITE")
+        .into_iter()
+        .find(|(_, m)| header(m, "CSeq") == Some("2 INVITE"))
+        .unwrap();
+    assert_eq!(
+        header(&reinvite.1, "Session-Expires"),
+        Some("90;refresher=uac")
+    );
+    let updates: Vec<u64> = requests(&sim, 0, "UPDATE").iter().map(|u| u.0).collect();
+    assert_eq!(updates, [75_020]);
+}
