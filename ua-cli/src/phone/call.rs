@@ -94,7 +94,8 @@ pub(super) struct Call {
     invite_route: Option<RouteId>,
     /// The INVITE's server transaction (incoming).
     pub(super) server_invite: Option<TransactionId>,
-    /// Server transactions of the peer's re-INVITEs waiting for our answer, by CSeq.
+    /// Server transactions of the peer's re-INVITEs (and UPDATEs with an offer) waiting for
+    /// our answer, by CSeq.
     pub(super) reinvites_in: HashMap<u32, TransactionId>,
     started: Instant,
     answered_at: Option<Instant>,
@@ -522,6 +523,7 @@ impl PhoneCore {
             cseq,
             seed,
             extra_headers: Vec::new(),
+            session_timer: self.config.session_timer,
         };
         let to = NameAddr::new(request_uri.clone());
         let mut session = InviteSession::outgoing(config, request_uri, to, &call.routes, offer);
@@ -615,6 +617,7 @@ impl PhoneCore {
             cseq: 1,
             seed: self.rng.next_u64(),
             extra_headers: Vec::new(),
+            session_timer: self.config.session_timer,
         };
         let session = match InviteSession::incoming(config, request) {
             Ok(s) => s,
@@ -1037,6 +1040,23 @@ impl PhoneCore {
         }
     }
 
+    /// The call's INVITE again after a 422 (RFC 4028 §7.4), asking for the response's Min-SE;
+    /// `None` when the 422 gives nothing to retry with (the call then fails with it).
+    pub(super) fn retry_invite_min_se(
+        &mut self,
+        id: CallId,
+        response: &Message,
+    ) -> Option<Message> {
+        let session = self.calls.get_mut(&id)?.session.as_mut()?;
+        if !session.resend_invite_for_min_se(response) {
+            return None;
+        }
+        match session.poll_output() {
+            Some(Output::Request { request, .. }) => Some(request),
+            _ => None,
+        }
+    }
+
     /// Answers the challenge of an in-dialog request (BYE, INFO) of the call.
     pub(super) fn retry_in_dialog(
         &mut self,
@@ -1279,7 +1299,9 @@ impl PhoneCore {
                     self.start_media(now, id, n);
                 }
             }
-            SessionEvent::Reinvite { body } => self.on_reinvite(now, id, body),
+            SessionEvent::Reinvite { body } => self.on_offer(now, id, body, false),
+            SessionEvent::Update { body } => self.on_offer(now, id, Some(body), true),
+            SessionEvent::UpdateAccepted { body: Some(b) } => self.apply_answer(now, id, &b),
             SessionEvent::ReinviteAccepted { body } => {
                 if let Some(b) = body {
                     self.apply_answer(now, id, &b);
@@ -1396,7 +1418,9 @@ impl PhoneCore {
         }
     }
 
-    fn on_reinvite(&mut self, now: Instant, id: CallId, body: Option<Bytes>) {
+    /// The peer's offer in a re-INVITE, or in an UPDATE (`update`), or its re-INVITE
+    /// without one (we offer in the 200): answered with our media, which then follows.
+    fn on_offer(&mut self, now: Instant, id: CallId, body: Option<Bytes>, update: bool) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1413,8 +1437,15 @@ impl PhoneCore {
         local.session_version += 1;
         let mut negotiated = None;
         let mut held = None;
+        let mut respond = |status: u16, body: Option<Bytes>| {
+            if update {
+                session.answer_update(now, status, body)
+            } else {
+                session.answer_reinvite(status, body)
+            }
+        };
         let response = match body {
-            None => session.answer_reinvite(200, Some(Bytes::from(sdp::offer(local).to_string()))),
+            None => respond(200, Some(Bytes::from(sdp::offer(local).to_string()))),
             Some(b) => match parse_sdp(&b).and_then(|o| sdp::answer(&o, local)) {
                 Ok((answer, n)) => {
                     if call.peer_held != n.remote_on_hold {
@@ -1422,9 +1453,9 @@ impl PhoneCore {
                         held = Some(n.remote_on_hold);
                     }
                     negotiated = Some(n);
-                    session.answer_reinvite(200, Some(Bytes::from(answer.to_string())))
+                    respond(200, Some(Bytes::from(answer.to_string())))
                 }
-                Err(e) => session.answer_reinvite(e.status_code(), None),
+                Err(e) => respond(e.status_code(), None),
             },
         };
         if let Some(r) = response {
@@ -1587,6 +1618,7 @@ impl PhoneCore {
             SessionEnd::DialogGone { status } => {
                 (EndReason::DialogGone, Some((status, String::new())))
             }
+            SessionEnd::SessionExpired => (EndReason::SessionExpired, None),
             _ => (EndReason::LocalHangup, None),
         };
         self.end_call(now, id, reason, status, Vec::new());

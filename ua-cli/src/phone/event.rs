@@ -306,6 +306,8 @@ pub enum EndReason {
     DialogGone,
     /// No RTP came for the configured time while neither side held the call.
     MediaTimeout,
+    /// No session refresh came in time (RFC 4028 §10): we sent BYE.
+    SessionExpired,
     /// The phone is shutting down.
     Shutdown,
 }
@@ -322,6 +324,7 @@ impl EndReason {
             EndReason::AckTimeout => "ack_timeout",
             EndReason::DialogGone => "dialog_gone",
             EndReason::MediaTimeout => "media_timeout",
+            EndReason::SessionExpired => "session_expired",
             EndReason::Shutdown => "shutdown",
         }
     }
