@@ -383,6 +383,7 @@ enum Command {
     Resume(CallId, Reply<()>),
     Dtmf(CallId, String, Reply<()>),
     Codec(CallId, CodecKind, Reply<()>),
+    Mute(CallId, bool, Reply<()>),
     AddAccount(AccountConfig, Reply<AccountId>),
     Unregister(AccountId),
     Shutdown(oneshot::Sender<()>),
@@ -539,6 +540,17 @@ impl Phone {
     /// [`PhoneError`] when the call is not up.
     pub async fn change_codec(&self, call: CallId, codec: CodecKind) -> Result<(), PhoneError> {
         self.ask(|r| Command::Codec(call, codec, r)).await
+    }
+
+    /// Mutes (`true`) or unmutes the call's microphone: silence is sent in its place, RTP
+    /// keeps flowing; it lasts across hold, resume and codec changes (see
+    /// [`PhoneCore::mute`]). [`CallEvent::Muted`](super::CallEvent::Muted) follows a change.
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] for an unknown call.
+    pub async fn mute(&self, call: CallId, muted: bool) -> Result<(), PhoneError> {
+        self.ask(|r| Command::Mute(call, muted, r)).await
     }
 
     /// Adds an account to the running phone.
@@ -817,6 +829,9 @@ impl Task {
             Command::Codec(call, codec, reply) => {
                 let _ = reply.send(core.change_codec(now, call, codec));
             }
+            Command::Mute(call, muted, reply) => {
+                let _ = reply.send(core.mute(now, call, muted));
+            }
             Command::AddAccount(account, reply) => {
                 let _ = reply.send(core.add_account(now, account).map_err(PhoneError::from));
             }
@@ -979,6 +994,11 @@ impl Task {
             MediaCommand::SetDirection { call, direction } => {
                 if let Some(h) = self.media.get(&call).and_then(|m| m.handle.as_ref()) {
                     h.set_direction(direction).await;
+                }
+            }
+            MediaCommand::SetMute { call, muted } => {
+                if let Some(h) = self.media.get(&call).and_then(|m| m.handle.as_ref()) {
+                    h.set_muted(muted).await;
                 }
             }
             MediaCommand::SendDtmf {
