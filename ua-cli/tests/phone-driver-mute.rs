@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tincan::phone::driver::{CallOptions, Phone};
-use tincan::phone::{CallEvent, CallId, Levels, PhoneEvent, Quality};
+use tincan::phone::{CallEvent, CallId, Levels, PhoneConfig, PhoneEvent, Quality};
 use tincan_media::codec::CodecKind;
 use tincan_media::device::{AudioSink, DeviceError, NullSource, ToneSource};
 
@@ -155,8 +155,22 @@ async fn rtp_keeps_coming(bob: &mut Phone, seen: &mut Seen, more: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_muted_call_sends_silence_through_hold_resume_and_codec_change() {
     let bind: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let mut alice = Phone::builder().bind(bind).start().await.unwrap();
-    let mut bob = Phone::builder().bind(bind).start().await.unwrap();
+    let meters = || PhoneConfig {
+        level_meters: true,
+        ..PhoneConfig::default()
+    };
+    let mut alice = Phone::builder()
+        .bind(bind)
+        .config(meters())
+        .start()
+        .await
+        .unwrap();
+    let mut bob = Phone::builder()
+        .bind(bind)
+        .config(meters())
+        .start()
+        .await
+        .unwrap();
     let (mut seen_a, mut seen_b) = (Seen::default(), Seen::default());
     let bob_addr = udp_addr(&bob);
     let options = CallOptions {

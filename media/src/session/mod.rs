@@ -174,8 +174,9 @@ pub struct SessionConfig {
     /// [`SessionConfig::sample_rate`]); [`OpusConfig::default`] unless set, see
     /// [`SessionConfig::with_opus`].
     pub opus: OpusConfig,
-    /// Report [`MediaEvent::Levels`] every [`LEVEL_INTERVAL`] of playout (on by default; a
-    /// server with no meters to show turns it off).
+    /// Meter the captured and played audio and report [`MediaEvent::Levels`] every
+    /// [`LEVEL_INTERVAL`] of playout, for an application that shows level meters. Off by
+    /// default: a server with no meters to show pays nothing for them.
     pub levels: bool,
 }
 
@@ -211,7 +212,7 @@ impl SessionConfig {
             session_bandwidth: 64_000,
             sample_rate: crate::SAMPLE_RATE,
             opus: OpusConfig::default(),
-            levels: true,
+            levels: false,
         }
     }
 
@@ -394,7 +395,7 @@ pub enum MediaEvent {
     /// The levels of the audio captured (given to [`MediaSession::send_frame`], before
     /// encoding, and before muting: a muted microphone still shows that someone speaks) and
     /// played out ([`MediaSession::playout`]) over the last [`LEVEL_INTERVAL`], reported at
-    /// the end of each such stretch of playout while [`SessionConfig::levels`] is on.
+    /// the end of each such stretch of playout when [`SessionConfig::levels`] is on.
     Levels {
         /// The captured audio.
         input: Level,

@@ -245,6 +245,8 @@ pub(crate) async fn start(
         srtp: srtp.unwrap_or(SrtpPolicy::Optional),
         rtp_timeout_hangup: (common.rtp_timeout > 0)
             .then(|| Duration::from_secs(u64::from(common.rtp_timeout))),
+        // The terminal phone shows level meters; the line modes do not.
+        level_meters: command == "phone",
         ..PhoneConfig::default()
     };
     super::apply_keepalives(&config.network, &mut pc);

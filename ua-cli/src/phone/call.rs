@@ -1511,10 +1511,12 @@ impl PhoneCore {
         let ssrc = (self.rng.next_u64() >> 16) as u32;
         let seed = self.rng.next_u64();
         let rtp_timeout = self.config.rtp_timeout_hangup;
+        let level_meters = self.config.level_meters;
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         let mut config = negotiated.session_config(ssrc, seed);
+        config.levels = level_meters;
         if let Some(t) = rtp_timeout {
             config.rtp_timeout = t;
         }

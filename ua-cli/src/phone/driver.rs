@@ -63,7 +63,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 const COMMAND_QUEUE: usize = 64;
 /// Events to the application. When the application falls behind, a
 /// [`PhoneEvent::Refused`] is dropped (and counted, [`Phone::refused_dropped`]): it carries
-/// no state, and a flood of refused calls must not fill memory. Every other event is kept
+/// no state, and a flood of refused calls must not fill memory; so is a
+/// [`CallEvent::Levels`] (the next one replaces it). Every other event is kept
 /// (they are the application's view of its calls), and while any is kept the task reads
 /// nothing more from the network: the backlog stays in the transports' bounded queue,
 /// where new INVITEs are shed first.
@@ -897,11 +898,17 @@ impl Task {
         } else {
             ev
         };
-        if matches!(ev, PhoneEvent::Refused(_)) {
-            self.refused_dropped
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        } else {
-            self.held.push_back(ev);
+        match ev {
+            PhoneEvent::Refused(_) => {
+                self.refused_dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            // A meter's reading carries no state: the next one replaces it.
+            PhoneEvent::Call {
+                event: CallEvent::Levels(_),
+                ..
+            } => {}
+            ev => self.held.push_back(ev),
         }
     }
 

@@ -150,7 +150,8 @@ pub enum CallEvent {
         muted: bool,
     },
     /// The levels of the call's audio over the last 200 ms, five times a second while its
-    /// media runs (for level meters).
+    /// media runs, when [`PhoneConfig::level_meters`](super::PhoneConfig::level_meters) is
+    /// on. An application that falls behind loses some (the next one replaces them).
     Levels(Levels),
     /// A re-INVITE changed the codec or the SRTP keys; media goes on with the new ones.
     CodecChanged {
