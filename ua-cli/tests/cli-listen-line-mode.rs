@@ -203,6 +203,13 @@ fn listen_answers_only_when_told_and_follows_each_call() {
     d.wait("held", |v| is(v, "hold") && v["by_peer"] == true);
     listener.type_line("resume");
     listener.wait("resumed", |v| is(v, "resumed") && v["by_peer"] == false);
+    listener.type_line("mute");
+    listener.wait("muted", |v| is(v, "muted") && v["muted"] == true);
+    listener.type_line("u");
+    listener.wait("unmuted", |v| is(v, "muted") && v["muted"] == false);
+    // The quality lines carry the jitter buffer's delay.
+    let q = listener.wait("quality", |v| is(v, "quality"));
+    assert!(q["jitter_buffer_ms"].is_number(), "{q}");
 
     let mut e = caller(&dir, &address);
     let incoming = listener.wait("second incoming", |v| is(v, "incoming"));
@@ -274,6 +281,12 @@ fn human_lines_say_what_was_done_and_for_which_call() {
     listener.wait_line("the codec change", |l| l.starts_with("codec now pcmu"));
     listener.type_line("dtmf 12");
     listener.wait_line("the dtmf sent", |l| l == "sent dtmf 12");
+    listener.type_line("mute");
+    listener.wait_line("muted", |l| l == "muted");
+    listener.type_line("unmute");
+    listener.wait_line("unmuted", |l| l == "unmuted");
+    let q = listener.wait_line("quality", |l| l.starts_with("rtp sent"));
+    assert!(q.contains(" buffer "), "{q}");
 
     let mut second = caller(&dir, &address);
     let incoming = listener.wait_line("second incoming", |l| l.contains("incoming call from"));
@@ -390,11 +403,16 @@ fn help_lists_the_commands_typed_during_a_call() {
     let dir = std::env::temp_dir().join(format!("tincan-listen-help-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for (command, words) in [
-        ("call", &["hold", "resume", "dtmf", "codec", "hangup"][..]),
+        (
+            "call",
+            &[
+                "hold", "resume", "mute", "unmute", "dtmf", "codec", "hangup",
+            ][..],
+        ),
         (
             "listen",
             &[
-                "answer", "decline", "hold", "resume", "dtmf", "codec", "hangup",
+                "answer", "decline", "hold", "resume", "mute", "dtmf", "codec", "hangup",
             ][..],
         ),
     ] {

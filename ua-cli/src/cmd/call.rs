@@ -245,6 +245,8 @@ pub(crate) async fn start(
         srtp: srtp.unwrap_or(SrtpPolicy::Optional),
         rtp_timeout_hangup: (common.rtp_timeout > 0)
             .then(|| Duration::from_secs(u64::from(common.rtp_timeout))),
+        // The terminal phone shows level meters; the line modes do not.
+        level_meters: command == "phone",
         ..PhoneConfig::default()
     };
     super::apply_keepalives(&config.network, &mut pc);
@@ -697,6 +699,7 @@ pub(crate) fn event_json(event: &CallEvent) -> Option<Value> {
         CallEvent::Dtmf { digit, via } => json!({"event": "dtmf", "digit": digit, "via": via}),
         CallEvent::Hold { by_peer } => json!({"event": "hold", "by_peer": by_peer}),
         CallEvent::Resumed { by_peer } => json!({"event": "resumed", "by_peer": by_peer}),
+        CallEvent::Muted { muted } => json!({"event": "muted", "muted": muted}),
         CallEvent::CodecChanged { codec, srtp } => json!({
             "event": "codec_changed",
             "codec": codec.name().to_ascii_lowercase(),
@@ -770,11 +773,12 @@ fn human_lines(event: &CallEvent) -> Vec<String> {
             if *srtp { " over SRTP" } else { "" }
         ),
         CallEvent::Quality(q) => format!(
-            "rtp sent {} received {} lost {:.1}% jitter {:.1} ms{} MOS {}",
+            "rtp sent {} received {} lost {:.1}% jitter {:.1} ms buffer {:.0} ms{} MOS {}",
             q.packets_sent,
             q.packets_received,
             q.loss_percent,
             q.jitter_ms,
+            q.jitter_buffer_ms,
             q.rtt_ms
                 .map(|r| format!(" rtt {r:.0} ms"))
                 .unwrap_or_default(),
@@ -793,6 +797,7 @@ fn human_lines(event: &CallEvent) -> Vec<String> {
         CallEvent::Resumed { by_peer } => {
             format!("resumed{}", if *by_peer { " (by the peer)" } else { "" })
         }
+        CallEvent::Muted { muted } => if *muted { "muted" } else { "unmuted" }.to_owned(),
         CallEvent::CodecChanged { codec, srtp } => format!(
             "codec now {}{}",
             codec.name().to_ascii_lowercase(),
@@ -1412,6 +1417,8 @@ pub(crate) const CALL_KEYS: &str = "\
 Commands (one per line on standard input, while the call is up):
   hold (h)                  put the call on hold
   resume (r)                take it off hold
+  mute (m)                  mute the microphone (silence is sent; lasts through hold)
+  unmute (u)                unmute it
   dtmf DIGITS (d), DIGITS   send DTMF keys (0-9 * # A-D)
   codec opus|pcmu|pcma (c)  change the codec (a re-INVITE offering it first)
   hangup (q)                hang up";
@@ -1424,6 +1431,7 @@ Commands (one per line on standard input):
 then, for the call answered last:
   hold (h)                  put the call on hold
   resume (r)                take it off hold
+  mute (m), unmute (u)      mute / unmute the microphone (silence is sent)
   dtmf DIGITS, DIGITS       send DTMF keys (0-9 * # A-D; `a` and `d` alone answer and
                             decline here: type `dtmf A`)
   codec opus|pcmu|pcma (c)  change the codec (a re-INVITE offering it first)
@@ -1463,6 +1471,10 @@ fn is_command(verb: &str) -> bool {
             | "r"
             | "resume"
             | "unhold"
+            | "m"
+            | "mute"
+            | "u"
+            | "unmute"
             | "q"
             | "hangup"
             | "bye"
@@ -1494,6 +1506,8 @@ async fn command(phone: &Phone, call: CallId, line: &str, json: bool, label: Lab
     let result = match verb.to_ascii_lowercase().as_str() {
         "h" | "hold" => phone.hold(call).await,
         "r" | "resume" | "unhold" => phone.resume(call).await,
+        "m" | "mute" => phone.mute(call, true).await,
+        "u" | "unmute" => phone.mute(call, false).await,
         "q" | "hangup" | "bye" => {
             let _ = phone.hangup(call).await;
             return Typed::HungUp;

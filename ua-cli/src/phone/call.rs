@@ -29,7 +29,7 @@ use tincan_sip::transaction::TransactionId;
 use tincan_sip::transport::{Target, Transport};
 
 use super::event::{
-    AccountId, CallEnd, CallEvent, CallId, CallWarning, DtmfVia, EndReason, IncomingCall,
+    AccountId, CallEnd, CallEvent, CallId, CallWarning, DtmfVia, EndReason, IncomingCall, Levels,
     PhoneError, PhoneEvent, Quality, RefusedCall, UsageError,
 };
 use super::route::{Owner, RouteId};
@@ -115,6 +115,8 @@ pub(super) struct Call {
     end: Option<CallEnd>,
     /// Accept as soon as the ports are bound.
     accepting: bool,
+    /// The microphone is muted ([`PhoneCore::mute`]): the session gets it when it starts.
+    muted: bool,
 }
 
 impl Call {
@@ -156,6 +158,7 @@ impl Call {
             srtp_retried: false,
             end: None,
             accepting: false,
+            muted: false,
         }
     }
 
@@ -909,6 +912,32 @@ impl PhoneCore {
         Ok(())
     }
 
+    /// Mutes (or unmutes) the call's microphone: its media session sends silence in place of
+    /// the captured audio and RTP keeps flowing (the peer's RTP timeout and NAT bindings stay
+    /// alive). It may be set before the call is answered, and lasts across hold, resume and a
+    /// codec change until unmuted. [`CallEvent::Muted`] follows a change.
+    ///
+    /// # Errors
+    ///
+    /// [`UsageError::UnknownCall`] for a call that ended or never was.
+    pub fn mute(&mut self, now: Instant, id: CallId, muted: bool) -> Result<(), PhoneError> {
+        let _ = now;
+        let call = self.calls.get_mut(&id).ok_or(UsageError::UnknownCall(id))?;
+        if call.stage == Stage::Ending {
+            return Err(UsageError::UnknownCall(id).into());
+        }
+        if call.muted == muted {
+            return Ok(());
+        }
+        call.muted = muted;
+        if call.media_running {
+            self.media
+                .push_back(MediaCommand::SetMute { call: id, muted });
+        }
+        self.call_event(id, CallEvent::Muted { muted });
+        Ok(())
+    }
+
     fn warn(&mut self, call: CallId, warning: CallWarning) {
         self.events.push_back(PhoneEvent::Call {
             call,
@@ -1482,10 +1511,12 @@ impl PhoneCore {
         let ssrc = (self.rng.next_u64() >> 16) as u32;
         let seed = self.rng.next_u64();
         let rtp_timeout = self.config.rtp_timeout_hangup;
+        let level_meters = self.config.level_meters;
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         let mut config = negotiated.session_config(ssrc, seed);
+        config.levels = level_meters;
         if let Some(t) = rtp_timeout {
             config.rtp_timeout = t;
         }
@@ -1536,6 +1567,13 @@ impl PhoneCore {
             call: id,
             config: Box::new(config),
         });
+        // Muted before the media started: the new session starts muted.
+        if call.muted {
+            self.media.push_back(MediaCommand::SetMute {
+                call: id,
+                muted: true,
+            });
+        }
         if announce {
             self.call_event(id, event);
         }
@@ -1559,6 +1597,9 @@ impl PhoneCore {
                     let q = Quality::of(&s, n.codec);
                     self.call_event(id, CallEvent::Quality(q));
                 }
+            }
+            MediaEvent::Levels { input, output } => {
+                self.call_event(id, CallEvent::Levels(Levels::of(input, output)));
             }
             MediaEvent::DeviceError { message } => self.warn(id, CallWarning::Media(message)),
             MediaEvent::RemoteLatched {

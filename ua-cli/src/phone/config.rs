@@ -70,6 +70,10 @@ pub struct PhoneConfig {
     /// peer's Session-Expires is not answered; our INVITE asks for none). Default 1800 s,
     /// Min-SE 90 s.
     pub session_timer: Option<SessionTimerConfig>,
+    /// Meter each call's audio and report [`CallEvent::Levels`](super::CallEvent::Levels)
+    /// five times a second while its media runs (level meters, as the terminal phone shows).
+    /// Off by default: a phone carrying many calls for a program pays nothing for meters.
+    pub level_meters: bool,
 }
 
 /// The default [`PhoneConfig::call_limit`]: more than a desk phone or a softphone ever
@@ -104,6 +108,7 @@ impl Default for PhoneConfig {
             probe_budget: Duration::from_secs(4),
             call_limit: DEFAULT_CALL_LIMIT,
             session_timer: Some(SessionTimerConfig::default()),
+            level_meters: false,
         }
     }
 }

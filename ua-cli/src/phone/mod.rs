@@ -54,7 +54,8 @@ use tincan_sip::transport::{ConnectionId, Received, Transmit, Transport};
 pub use config::{AccountConfig, CallParams, PhoneConfig, RealmPolicy, RegisterMode};
 pub use event::{
     AccountEvent, AccountId, CallEnd, CallEvent, CallId, CallWarning, DtmfVia, EndReason,
-    IncomingCall, PhoneError, PhoneEvent, Quality, RefusedCall, RefusedChallenge, UsageError,
+    IncomingCall, LEVEL_FLOOR_DBFS, Levels, PhoneError, PhoneEvent, Quality, RefusedCall,
+    RefusedChallenge, UsageError,
 };
 
 use account::Account;
@@ -114,6 +115,13 @@ pub enum MediaCommand {
         call: CallId,
         /// The direction.
         direction: Direction,
+    },
+    /// Mute or unmute a running session's microphone (silence is sent in its place).
+    SetMute {
+        /// The call.
+        call: CallId,
+        /// Muted or not.
+        muted: bool,
     },
     /// Send an RFC 4733 DTMF key.
     SendDtmf {

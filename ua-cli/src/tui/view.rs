@@ -1,6 +1,7 @@
 //! The view model: a pure [`PhoneView`] updated from [`PhoneEvent`]s, and a pure [`render`]
 //! of it into a ratatui [`Frame`]. No clock and no I/O: durations advance with [`PhoneView::tick`].
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ratatui::Frame;
@@ -12,6 +13,7 @@ use tincan::phone::{AccountEvent, AccountId, CallEvent, CallId, PhoneEvent, Qual
 use tincan_sip::transport::Target;
 
 use super::input::{HELP_LINES, KEY_HELP};
+use super::meters::{CallAudio, meter_lines};
 use crate::cmd::call::caller_text;
 
 /// An account's registration as the screen shows it.
@@ -128,6 +130,8 @@ pub struct PhoneView {
     pub declined: Vec<(CallId, u16)>,
     /// The panes (`r`, `l`, `v`) and the dial completion.
     pub panes: super::panes::Panes,
+    /// Each call's mute and levels ([`super::meters`]).
+    pub audio: BTreeMap<CallId, CallAudio>,
 }
 
 impl PhoneView {
@@ -210,6 +214,7 @@ impl PhoneView {
 
     /// Takes in one event of the phone.
     pub fn apply(&mut self, event: &PhoneEvent) {
+        self.apply_audio(event);
         match event {
             PhoneEvent::Incoming(incoming) => {
                 self.calls.push(CallView {
@@ -550,6 +555,9 @@ fn call_lines(view: &PhoneView) -> Vec<Line<'static>> {
                     if c.srtp { "srtp" } else { "rtp" }
                 ));
             }
+            if view.is_muted(c.id) {
+                text.push_str("  muted");
+            }
             let line = Line::from(text);
             if Some(c.id) == view.selected {
                 line.style(Style::default().add_modifier(Modifier::BOLD))
@@ -568,8 +576,8 @@ fn quality_line(view: &PhoneView) -> Line<'static> {
     let mos = q.mos.map_or("-".to_owned(), |m| format!("{m:.2}"));
     let rtt = q.rtt_ms.map_or("-".to_owned(), |r| format!("{r:.0} ms"));
     Line::from(format!(
-        "MOS {mos}  loss {:.1} %  jitter {:.1} ms  RTT {rtt}",
-        q.loss_percent, q.jitter_ms
+        "MOS {mos}  loss {:.1} %  jitter {:.1} ms  buffer {:.0} ms  RTT {rtt}",
+        q.loss_percent, q.jitter_ms, q.jitter_buffer_ms
     ))
 }
 
@@ -578,10 +586,12 @@ pub fn render(view: &PhoneView, frame: &mut Frame<'_>) {
     let area = frame.area();
     let accounts = account_lines(view, area.width);
     let calls = call_lines(view);
+    let mut quality = vec![quality_line(view)];
+    quality.extend(meter_lines(view));
     let rows = Layout::vertical([
         Constraint::Length(accounts.len() as u16 + 2),
         Constraint::Min(3),
-        Constraint::Length(3),
+        Constraint::Length(quality.len() as u16 + 2),
         Constraint::Length(1),
         Constraint::Length(1),
     ])
@@ -595,8 +605,7 @@ pub fn render(view: &PhoneView, frame: &mut Frame<'_>) {
         rows[1],
     );
     frame.render_widget(
-        Paragraph::new(quality_line(view))
-            .block(Block::default().borders(Borders::ALL).title("Quality")),
+        Paragraph::new(quality).block(Block::default().borders(Borders::ALL).title("Quality")),
         rows[2],
     );
     let prompt = match &view.dial {
@@ -762,6 +771,7 @@ mod tests {
                 mos: Some(4.31),
                 loss_percent: 1.5,
                 jitter_ms: 3.25,
+                jitter_buffer_ms: 60.0,
                 rtt_ms: Some(42.0),
                 ..Quality::default()
             }),
@@ -769,7 +779,7 @@ mod tests {
         let rows = screen(&view, 80, 24);
         let row = row_with(&rows, "MOS");
         assert!(
-            row.contains("MOS 4.31  loss 1.5 %  jitter 3.2 ms  RTT 42 ms"),
+            row.contains("MOS 4.31  loss 1.5 %  jitter 3.2 ms  buffer 60 ms  RTT 42 ms"),
             "{row}"
         );
     }
