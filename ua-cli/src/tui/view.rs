@@ -581,6 +581,62 @@ fn quality_line(view: &PhoneView) -> Line<'static> {
     ))
 }
 
+/// The key line: the keys that do something now (answer and decline while a call rings here,
+/// hang up, hold, mute and DTMF with a call selected), then the ones that always work; the
+/// least needed (panes, Tab) are left out first when `width` is short, `? help` and `q quit`
+/// never. With nothing to fit in, the full [`KEY_HELP`].
+pub fn key_line(view: &PhoneView, width: u16) -> String {
+    let rings_here = view
+        .calls
+        .iter()
+        .any(|c| c.incoming && c.state == CallState::Ringing);
+    let selected = view
+        .selected_call()
+        .filter(|c| !(c.incoming && c.state == CallState::Ringing));
+    // (key text, whether it may be left out for width)
+    let mut keys: Vec<(&str, bool)> = Vec::new();
+    if rings_here {
+        keys.extend([
+            ("a answer", false),
+            ("x/X decline", false),
+            ("s silence", true),
+        ]);
+    }
+    if selected.is_some() {
+        keys.extend([
+            ("h hang up", false),
+            ("o hold", false),
+            ("m mute", false),
+            ("0-9*# dtmf", true),
+        ]);
+    }
+    if view.calls.len() > 1 {
+        keys.push(("Tab next", true));
+    }
+    keys.extend([
+        ("d dial", false),
+        ("r recent", true),
+        ("l log", true),
+        ("v devices", true),
+        ("? help", false),
+        ("q quit", false),
+    ]);
+    if view.calls.is_empty() && usize::from(width) >= KEY_HELP.len() {
+        return KEY_HELP.to_owned();
+    }
+    let join = |keys: &[(&str, bool)]| keys.iter().map(|(k, _)| *k).collect::<Vec<_>>().join("  ");
+    let mut line = join(&keys);
+    // Leave out the optional keys, the last first, until the line fits.
+    while line.len() > usize::from(width) {
+        let Some(i) = keys.iter().rposition(|(_, optional)| *optional) else {
+            break;
+        };
+        keys.remove(i);
+        line = join(&keys);
+    }
+    line
+}
+
 /// Draws the whole screen.
 pub fn render(view: &PhoneView, frame: &mut Frame<'_>) {
     let area = frame.area();
@@ -614,7 +670,8 @@ pub fn render(view: &PhoneView, frame: &mut Frame<'_>) {
     };
     frame.render_widget(Paragraph::new(prompt), rows[3]);
     frame.render_widget(
-        Paragraph::new(KEY_HELP).style(Style::default().add_modifier(Modifier::REVERSED)),
+        Paragraph::new(key_line(view, area.width))
+            .style(Style::default().add_modifier(Modifier::REVERSED)),
         rows[4],
     );
     // The panes cover the calls' lower part and the quality, above the status line.
@@ -782,6 +839,40 @@ mod tests {
             row.contains("MOS 4.31  loss 1.5 %  jitter 3.2 ms  buffer 60 ms  RTT 42 ms"),
             "{row}"
         );
+    }
+
+    #[test]
+    fn the_key_line_fits_80_columns_and_shows_what_works_now() {
+        let mut view = PhoneView::default();
+        registered(&mut view);
+        let idle = key_line(&view, 80);
+        for key in ["d dial", "? help", "q quit"] {
+            assert!(idle.contains(key), "{idle}");
+        }
+        assert!(!idle.contains("a answer"), "{idle}");
+        view.add_outgoing(CallId(1), "sip:bob@example.test", None);
+        answered(&mut view, 1);
+        incoming(&mut view, 2, "<sip:carol@example.test>;tag=x");
+        view.selected = Some(CallId(1));
+        for width in [80, 100, 200] {
+            let line = key_line(&view, width);
+            assert!(line.len() <= usize::from(width), "{width}: {line}");
+            for key in [
+                "a answer",
+                "x/X decline",
+                "h hang up",
+                "o hold",
+                "m mute",
+                "d dial",
+                "? help",
+                "q quit",
+            ] {
+                assert!(line.contains(key), "{width}: {line}");
+            }
+        }
+        assert!(key_line(&view, 200).contains("Tab next"));
+        let rows = screen(&view, 80, 24);
+        assert!(rows[23].contains("q quit"), "{}", rows[23]);
     }
 
     #[test]
