@@ -1,4 +1,4 @@
-//! G.722: bit-exact against libg722 (the C implementation spandsp, baresip and Asterisk use),
+//! G.722: bit-exact against sippy's libg722 (C, from spandsp's codec, which baresip uses),
 //! a 1 kHz sine through the 48 kHz pipeline above 20 dB SNR, a 6 kHz tone carried (which G.711
 //! cannot), and two media sessions sending 160-octet payloads, payload type 9, whose RTP
 //! timestamps advance 160 per 20 ms (RFC 3551's 8000 Hz clock), played at the right pitch.

@@ -6,8 +6,8 @@
 //! `SCALEL`, `UPPOL2`, ...). A 24-tap quadrature mirror filter (QMF) splits 16 kHz PCM into
 //! a 0-4 kHz and a 4-8 kHz band at 8 kHz each; each band is coded by an adaptive
 //! differential PCM coder with a two-pole, six-zero predictor. Its output is bit-exact with
-//! spandsp's / sippy's libg722 (checked in the tests against vectors made with it), the
-//! implementation baresip's `g722` module and Asterisk use.
+//! sippy's libg722, the C code of Steve Underwood's spandsp codec that baresip's `g722`
+//! module uses (`media/tests/codec-g722.rs` checks it against vectors made with it).
 //!
 //! The RTP payload format is RFC 3551 §4.5.2: one octet per 16 kHz sample *pair*, 160
 //! octets per 20 ms, and — the quirk — an RTP clock rate of **8000 Hz** (`a=rtpmap:9
