@@ -238,3 +238,53 @@ fn answer_picks_g722_when_both_offer_it() {
     let (_, n) = sdp::answer(&narrow, &local_media()).unwrap();
     assert_eq!(n.codec, CodecKind::Pcmu);
 }
+
+#[test]
+fn five_percent_loss_with_jitter_is_concealed_and_the_tone_goes_on() {
+    let t0 = Instant::now();
+    let (a_addr, b_addr): (SocketAddr, SocketAddr) = (
+        "127.0.0.1:4000".parse().unwrap(),
+        "127.0.0.1:5000".parse().unwrap(),
+    );
+    let codec = CodecKind::G722;
+    let mut a = MediaSession::new(SessionConfig::new(0xA, codec, 9, b_addr), t0).unwrap();
+    let mut b = MediaSession::new(SessionConfig::new(0xB, codec, 9, a_addr), t0).unwrap();
+    let mut net = util::Network::new(
+        11,
+        util::Impairment {
+            loss: 0.05,
+            delay: Duration::from_millis(20),
+            jitter: Duration::from_millis(20),
+        },
+    );
+    let amplitude = 8000.0;
+    let mut tone = Tone::new(1000.0, amplitude);
+    let mut played = Vec::new();
+    for ms in 0..6_000u64 {
+        let now = t0 + Duration::from_millis(ms);
+        while let Some(p) = net.deliver(now) {
+            b.handle_packet(now, p.from, p.kind, &p.bytes);
+        }
+        if ms.is_multiple_of(20) {
+            a.send_frame(now, &tone.frame()).unwrap();
+            played.extend(b.playout(now));
+        }
+        while let Some(t) = a.poll_transmit() {
+            if t.kind == PortKind::Rtp {
+                net.send(now, a_addr, t.to, t.bytes);
+            }
+        }
+        while b.poll_transmit().is_some() {}
+    }
+    let stats = b.stats();
+    println!("g722 5 % loss: {:?}", stats.playout);
+    assert!(stats.playout.concealed > 0, "losses were concealed");
+    let steady = &played[24_000..];
+    let purity = tone_purity(steady, 1000.0, 48_000.0);
+    let level = db(rms(steady) / (amplitude / 2f64.sqrt()));
+    let zc = zero_crossing_frequency(steady, 48_000.0);
+    println!("g722 5 % loss: purity {purity:.3}, level {level:+.2} dB, zero-crossing {zc:.0}");
+    assert!(purity > 0.9, "purity {purity:.3}");
+    assert!(level.abs() < 3.0, "level {level:+.2} dB");
+    assert!((zc - 1000.0).abs() < 100.0, "zero-crossing {zc:.0} Hz");
+}
