@@ -305,7 +305,7 @@ pub struct Account {
     /// From of calls and in REGISTER.
     pub display_name: Option<String>,
     /// `codecs`: the codecs of this account's calls, in order of preference; `None`: the
-    /// phone's (Opus, PCMU, PCMA). `--codec` wins over it.
+    /// phone's (Opus, G.722, PCMU, PCMA). `--codec` wins over it.
     pub codecs: Option<Vec<CodecKind>>,
     /// `srtp`: the SRTP policy of this account's calls; `None`: the phone's (optional).
     /// `--srtp` wins over it.
@@ -993,14 +993,15 @@ fn parse_realm(v: &toml::Value) -> Result<RealmPolicy, String> {
     }
 }
 
-/// `codecs`: a non-empty list of codec names (`opus`, `pcmu`, `pcma`, any case), each once.
+/// `codecs`: a non-empty list of codec names (`opus`, `g722`, `pcmu`, `pcma`, any case), each
+/// once.
 fn parse_codecs(
     list: &Spanned<Vec<Spanned<String>>>,
 ) -> Result<Vec<CodecKind>, (Range<usize>, String)> {
     if list.get_ref().is_empty() {
         return Err((
             list.span(),
-            "an empty list: name at least one codec (opus, pcmu, pcma), or leave `codecs` \
+            "an empty list: name at least one codec (opus, g722, pcmu, pcma), or leave `codecs` \
              out for all of them"
                 .into(),
         ));
@@ -1014,7 +1015,7 @@ fn parse_codecs(
                 (
                     name.span(),
                     format!(
-                        "unknown codec {:?}: the codecs are opus, pcmu, pcma",
+                        "unknown codec {:?}: the codecs are opus, g722, pcmu, pcma",
                         name.get_ref()
                     ),
                 )

@@ -435,11 +435,11 @@ pub struct MediaSession {
     media_time: u32,
     /// Set the marker bit on the next audio packet (start of a talk spurt).
     marker_next: bool,
-    /// G.711 bytes (one per sample) encoded but not yet sent, and the media time of the
+    /// G.711 or G.722 octets (one per timestamp unit) encoded but not yet sent, and the media time of the
     /// first, for a ptime other than 20 ms.
     pending_audio: Vec<u8>,
     pending_start: u32,
-    /// Payload octets per packet for G.711 (ptime x 8 kHz); `None` sends each frame.
+    /// Payload octets per packet for G.711 and G.722 (ptime x 8 kHz); `None` sends each frame.
     packet_octets: Option<usize>,
     dtmf_sender: Option<TelephoneEventSender>,
     dtmf_receiver: TelephoneEventReceiver,
@@ -545,10 +545,11 @@ impl MediaSession {
         };
         let first_rtcp = rtcp_interval(&params, unit(&mut rng));
         let playout_seed = rng.next_u64();
-        // G.711 is one octet per sample: any multiple of 10 ms packs exactly.
+        // G.711 is one octet per sample, G.722 one per timestamp unit (a 16 kHz sample pair):
+        // any multiple of 10 ms packs exactly.
         let ptime_ms = config.ptime.as_millis();
         let packet_octets = match config.codec {
-            CodecKind::Pcmu | CodecKind::Pcma
+            CodecKind::Pcmu | CodecKind::Pcma | CodecKind::G722
                 if ptime_ms != 20
                     && (10..=200).contains(&ptime_ms)
                     && ptime_ms.is_multiple_of(10) =>

@@ -29,6 +29,8 @@ use tokio::sync::mpsc;
 pub enum CodecArg {
     /// Opus (48 kHz).
     Opus,
+    /// G.722 (16 kHz wideband, 64 kbit/s).
+    G722,
     /// G.711 mu-law.
     Pcmu,
     /// G.711 A-law.
@@ -59,8 +61,8 @@ pub struct Common {
     /// second answered call to FILE-2.wav, the third to FILE-3.wav...).
     #[arg(long)]
     pub(crate) record: Option<PathBuf>,
-    /// Use only this codec (default: the account's `codecs`, else Opus, then PCMU, then
-    /// PCMA; answers follow the caller's order).
+    /// Use only this codec (default: the account's `codecs`, else Opus, then G.722, then
+    /// PCMU, then PCMA; answers follow the caller's order).
     #[arg(long, value_enum)]
     codec: Option<CodecArg>,
     /// SRTP policy (default: the account's `srtp`, else optional).
@@ -253,6 +255,7 @@ pub(crate) async fn start(
     if let Some(c) = common.codec {
         let first = match c {
             CodecArg::Opus => CodecKind::Opus,
+            CodecArg::G722 => CodecKind::G722,
             CodecArg::Pcmu => CodecKind::Pcmu,
             CodecArg::Pcma => CodecKind::Pcma,
         };
@@ -1420,7 +1423,8 @@ Commands (one per line on standard input, while the call is up):
   mute (m)                  mute the microphone (silence is sent; lasts through hold)
   unmute (u)                unmute it
   dtmf DIGITS (d), DIGITS   send DTMF keys (0-9 * # A-D)
-  codec opus|pcmu|pcma (c)  change the codec (a re-INVITE offering it first)
+  codec opus|g722|pcmu|pcma (c)
+                            change the codec (a re-INVITE offering it first)
   hangup (q)                hang up";
 
 /// The commands of `tincan listen`, one per line (also `--help`).
@@ -1434,7 +1438,8 @@ then, for the call answered last:
   mute (m), unmute (u)      mute / unmute the microphone (silence is sent)
   dtmf DIGITS, DIGITS       send DTMF keys (0-9 * # A-D; `a` and `d` alone answer and
                             decline here: type `dtmf A`)
-  codec opus|pcmu|pcma (c)  change the codec (a re-INVITE offering it first)
+  codec opus|g722|pcmu|pcma (c)
+                            change the codec (a re-INVITE offering it first)
   hangup (q)                hang up
 A line typed while no call rings answers nothing; with more than one call, lines start with
 the call's number ([1], [2]) and --json events carry it as `call`.";
@@ -1523,6 +1528,7 @@ async fn command(phone: &Phone, call: CallId, line: &str, json: bool, label: Lab
         "c" | "codec" => {
             let codec = match words.next().map(str::to_ascii_lowercase).as_deref() {
                 Some("opus") => CodecKind::Opus,
+                Some("g722") => CodecKind::G722,
                 Some("pcmu") => CodecKind::Pcmu,
                 Some("pcma") => CodecKind::Pcma,
                 _ => return Typed::Unknown,
