@@ -9,7 +9,9 @@
 //! is kept). [`audio`] checks recorded WAV files (level, tone frequency, duration);
 //! [`pcap`] writes PCMU RTP captures for sipp's `play_pcap_audio`; [`TincanProcess`] runs the
 //! `tincan` binary under test the same way and reads its `--json` events back;
-//! [`tincan_example`] builds and finds the examples of the `tincan` package.
+//! [`tincan_example`] builds and finds the examples of the `tincan` package; [`Tmux`] runs
+//! the full-screen phone ([`ScreenPhone`]) in a private tmux server, types keys and reads the
+//! screen.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -44,6 +46,7 @@ pub mod sipp;
 pub mod sipsak;
 pub mod skip;
 pub mod tincan;
+pub mod tmux;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -59,7 +62,8 @@ pub use ports::{
 };
 pub use sipp::{Sipp, SippOutcome, SippPeer, Transport};
 pub use skip::{ipv6_loopback, skip};
-pub use tincan::{JsonCommand, Tincan, TincanProcess};
+pub use tincan::{JsonCommand, ScreenPhone, Tincan, TincanProcess};
+pub use tmux::Tmux;
 
 /// The harness's copies of the lab configs and scenarios (`interop-tests/lab`).
 pub fn lab_dir() -> PathBuf {
