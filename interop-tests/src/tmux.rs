@@ -94,6 +94,15 @@ impl Tmux {
         (self.width, self.height)
     }
 
+    /// Resizes the window to `width` x `height` (the program in it gets SIGWINCH).
+    pub fn resize(&mut self, width: u16, height: u16) -> Result<(), PeerError> {
+        let (w, h) = (width.to_string(), height.to_string());
+        self.run(&["resize-window", "-t", "t", "-x", &w, "-y", &h])?;
+        self.width = width;
+        self.height = height;
+        Ok(())
+    }
+
     /// Runs `tmux -L <socket> args...`; an error when tmux fails.
     fn run(&self, args: &[&str]) -> Result<Output, PeerError> {
         let out = Command::new(crate::program("tmux"))
