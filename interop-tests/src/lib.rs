@@ -173,13 +173,19 @@ pub fn sip_options_ping(target: SocketAddr, timeout: Duration) -> Result<String,
     })
 }
 
-/// The `tincan` binary of this workspace, built (debug) on first use.
+/// The `tincan` binary of this workspace, built (debug) on first use; `$TINCAN_BINARY`
+/// instead when it is set (e.g. a release build, for the benchmarks of
+/// `scripts/bench-phone.sh`).
 ///
 /// Integration tests of another package do not get `CARGO_BIN_EXE_tincan`, so the binary is
 /// built once per test process with the same cargo and target directory.
 pub fn tincan_binary() -> PathBuf {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("TINCAN_BINARY").map(PathBuf::from) {
+            assert!(bin.exists(), "TINCAN_BINARY={} is missing", bin.display());
+            return bin;
+        }
         let bin = cargo_build(&["--bin", "tincan"]).join("tincan");
         assert!(bin.exists(), "{} missing after the build", bin.display());
         bin

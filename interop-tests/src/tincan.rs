@@ -286,7 +286,8 @@ impl TincanProcess {
     /// `account` of [`kamailio_account`](Self::kamailio_account)'s config, `tone.wav` as the
     /// microphone (`--play`), `--bind 127.0.0.1:<free>`, `--sip-trace sip-trace.log`, the call
     /// history in `data/` of the scratch dir (`XDG_DATA_HOME`) and standard error in
-    /// `phone.err`. Returns once the phone's PID is known (not once it is registered).
+    /// `phone.err`; the script notes the time (`date +%s%N`) in `started.ns` just before it
+    /// `exec`s the phone. Returns once the phone's PID is known (not once it is registered).
     pub fn spawn_in_tmux(
         self,
         tmux: &crate::tmux::Tmux,
@@ -312,9 +313,10 @@ impl TincanProcess {
         command.extend(extra.iter().map(|s| quote(s)));
         let script = format!(
             "export XDG_DATA_HOME={data}\nexport RUST_BACKTRACE=1\necho $$ > {pid}\n\
-             exec {command} 2>{err}\n",
+             date +%s%N > {started}\nexec {command} 2>{err}\n",
             data = path("data"),
             pid = path("phone.pid"),
+            started = path("started.ns"),
             err = path("phone.err"),
             command = command.join(" "),
         );
