@@ -2,7 +2,8 @@
 //! (100x30), keys are typed with `send-keys` and the screen is read with `capture-pane`.
 //! The phone registers as alice at the lab kamailio; baresip bob (and carol) are the peers
 //! (auto-answer on, an 880 Hz tone). Every wait is on the screen or on baresip's events,
-//! with generous timeouts: these tests hold on a loaded 2-core machine.
+//! with generous timeouts: these tests hold on a loaded 2-core machine. After `q`, Ctrl-C
+//! and SIGTERM the shell in the terminal must work again.
 //!
 //! Run: `cargo test -p tincan-interop-tests --test phone-tmux`
 //! (needs tmux, kamailio and baresip: `scripts/install-deps.sh --test`).
@@ -113,6 +114,34 @@ fn quit(tmux: &Tmux, phone: &ScreenPhone) {
     phone.wait_exit(WAIT).expect("q ends the phone");
 }
 
+/// The phone has given the terminal back: the alternate screen is left, the shell's prompt
+/// is back, it echoes what is typed and runs it, and the terminal is in cooked mode again
+/// (echo and canonical input on).
+fn shell_usable(tmux: &Tmux) {
+    tmux.wait_until(WAIT, "the main screen", |_| {
+        !tmux.alternate_screen().unwrap_or(true)
+    })
+    .expect("the phone leaves the alternate screen");
+    tmux.type_line("echo ok-$((40+2))").expect("typed");
+    let screen = tmux
+        .wait_until(WAIT, "ok-42 printed by the shell", |s| {
+            s.lines().any(|l| l.trim_end() == "ok-42")
+        })
+        .expect("the shell runs a command after the phone");
+    assert!(
+        screen.contains("echo ok-$((40+2))"),
+        "what is typed is echoed:\n{screen}"
+    );
+    tmux.type_line(
+        "stty -a | tr -s ' ;' '\\n\\n' | grep -c -x -e -echo -e -icanon | sed 's/^/raw-flags-/'",
+    )
+    .expect("typed");
+    tmux.wait_until(WAIT, "stty's answer", |s| {
+        s.lines().any(|l| l.trim_end() == "raw-flags-0")
+    })
+    .expect("echo and icanon are on again after the phone");
+}
+
 /// `tincan history` on the phone's data directory lists a call with each of `peers`
 /// (checked only once the phone writes history: [`PHONE_WRITES_HISTORY`]).
 fn history_lists(phone: &ScreenPhone, peers: &[&str]) {
@@ -175,6 +204,7 @@ fn phone_calls_baresip_holds_resumes_sends_dtmf_and_hangs_up() {
     baresip_event(&mut bob_ctl, "CALL_CLOSED");
 
     quit(&tmux, &phone);
+    shell_usable(&tmux);
     history_lists(&phone, &["bob"]);
     drop(phone);
     drop(tmux);
@@ -295,32 +325,44 @@ fn sigterm_hangs_up_and_restores_the_terminal() {
     phone.wait_exit(WAIT).expect("SIGTERM ends the phone");
     baresip_event(&mut bob_ctl, "CALL_CLOSED");
 
-    // the alternate screen is left, the shell's prompt is back and echoes what is typed
-    tmux.wait_until(WAIT, "the main screen", |_| {
-        !tmux.alternate_screen().unwrap_or(true)
-    })
-    .expect("the phone leaves the alternate screen");
-    tmux.type_line("echo ok-$((40+2))").expect("typed");
-    let screen = tmux
-        .wait_until(WAIT, "ok-42 printed by the shell", |s| {
-            s.lines().any(|l| l.trim_end() == "ok-42")
-        })
-        .expect("the shell runs a command after the phone");
-    assert!(
-        screen.contains("echo ok-$((40+2))"),
-        "what is typed is echoed:\n{screen}"
-    );
-    // the terminal is back in cooked mode: echo and canonical input on
-    tmux.type_line(
-        "stty -a | tr -s ' ;' '\\n\\n' | grep -c -x -e -echo -e -icanon | sed 's/^/raw-flags-/'",
-    )
-    .expect("typed");
-    tmux.wait_until(WAIT, "stty's answer", |s| {
-        s.lines().any(|l| l.trim_end() == "raw-flags-0")
-    })
-    .expect("echo and icanon are on again after the phone");
+    shell_usable(&tmux);
     drop(phone);
     drop(tmux);
+    drop(bob);
+    drop(kamailio);
+}
+
+#[test]
+fn ctrl_c_while_ringing_and_talking_hangs_up_both_and_restores_the_terminal() {
+    let Some(kamailio) = lab() else {
+        return;
+    };
+    let (bob, mut bob_ctl) = baresip(&kamailio, "bob", true);
+    let (carol, mut carol_ctl) = baresip(&kamailio, "carol", true);
+    let (tmux, phone) = phone("phone-ctrl-c", &kamailio);
+    tmux.send_keys(&["d"]).expect("d typed");
+    tmux.type_text("sip:bob@example.test").expect("URI typed");
+    see(&tmux, &["dial: sip:bob@example.test"]);
+    tmux.send_keys(&["Enter"]).expect("Enter typed");
+    see(&tmux, &["to sip:bob@example.test", "talking"]);
+    baresip_event(&mut bob_ctl, "CALL_ESTABLISHED");
+    carol_ctl
+        .dial("sip:alice@example.test")
+        .expect("dial accepted");
+    see(&tmux, &["from", "carol", "ringing"]);
+
+    tmux.send_keys(&["C-c"]).expect("Ctrl-C typed");
+    phone.wait_exit(WAIT).expect("Ctrl-C ends the phone");
+    baresip_event(&mut bob_ctl, "CALL_CLOSED");
+    let closed = baresip_event(&mut carol_ctl, "CALL_CLOSED");
+    assert!(
+        closed.contains("486"),
+        "the ringing call is declined 486: {closed:?}"
+    );
+    shell_usable(&tmux);
+    drop(phone);
+    drop(tmux);
+    drop(carol);
     drop(bob);
     drop(kamailio);
 }
