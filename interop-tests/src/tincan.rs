@@ -284,7 +284,8 @@ impl Drop for JsonCommand {
 impl TincanProcess {
     /// Starts the full-screen phone (`tincan phone`) in `tmux`'s shell, with the account
     /// `account` of [`kamailio_account`](Self::kamailio_account)'s config, `tone.wav` as the
-    /// microphone (`--play`), `--bind 127.0.0.1:<free>`, `--sip-trace sip-trace.log`, the call
+    /// microphone (`--play`), no audio device (`--no-audio`: what arrives is dropped, nothing
+    /// rings on a device; no sound card needed), `--bind 127.0.0.1:<free>`, `--sip-trace sip-trace.log`, the call
     /// history in `data/` of the scratch dir (`XDG_DATA_HOME`) and standard error in
     /// `phone.err`; the script notes the time (`date +%s%N`) in `started.ns` just before it
     /// `exec`s the phone. Returns once the phone's PID is known (not once it is registered).
@@ -307,6 +308,7 @@ impl TincanProcess {
             quote(account),
             "--play".into(),
             path("tone.wav"),
+            "--no-audio".into(),
             "--bind".into(),
             format!("127.0.0.1:{}", crate::free_port()),
         ];

@@ -2,7 +2,7 @@
 //! never asserts a duration measured on a shared machine): run by `scripts/bench-phone.sh`,
 //! ignored otherwise.
 //!
-//! - **Startup**: from the moment `tincan phone --account alice` starts (its launcher script
+//! - **Startup**: from the moment `tincan phone --account alice --no-audio` starts (its launcher script
 //!   notes the time just before `exec`) to the screen in tmux showing the account
 //!   `registered` at the lab kamailio on loopback; also to the first screen (the `Accounts`
 //!   box). `TINCAN_BENCH_RUNS` runs (default 10); the median and the maximum. The screen is
@@ -147,7 +147,7 @@ fn phone_startup_to_registered_and_idle_cpu() {
                 440.0,
                 Duration::from_secs(1),
             )
-            .spawn_in_tmux(&tmux, "alice", &["--no-audio"])
+            .spawn_in_tmux(&tmux, "alice", &[])
             .expect("the phone starts in tmux");
         let deadline = Instant::now() + WAIT;
         let mut screen_at = None;
