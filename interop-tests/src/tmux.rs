@@ -106,6 +106,8 @@ impl Tmux {
     /// Runs `tmux -L <socket> args...`; an error when tmux fails.
     fn run(&self, args: &[&str]) -> Result<Output, PeerError> {
         let out = Command::new(crate::program("tmux"))
+            // a test run from inside tmux still gets a server of its own
+            .env_remove("TMUX")
             .arg("-L")
             .arg(&self.socket)
             .args(args)
