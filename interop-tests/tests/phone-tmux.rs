@@ -27,11 +27,10 @@ const WAIT: Duration = Duration::from_secs(30);
 const COLUMNS: u16 = 100;
 const ROWS: u16 = 30;
 
-/// Whether the full-screen phone writes its calls to the history yet (`tincan call` and
-/// `tincan listen` do). Another change of issue 14 adds that; then switch this on and the
-/// tests assert that `tincan history` lists the phone's calls. Until then they only check that
+/// Whether the tests assert that `tincan history` lists the phone's calls (those ended by
+/// `h`, `x`, `X`, and those hung up by `q`, Ctrl-C and SIGTERM); off, they only check that
 /// `tincan history` runs on the phone's data directory.
-const PHONE_WRITES_HISTORY: bool = false;
+const PHONE_WRITES_HISTORY: bool = true;
 
 /// kamailio (when tmux, kamailio and baresip are installed).
 fn lab() -> Option<Kamailio> {
@@ -142,16 +141,20 @@ fn shell_usable(tmux: &Tmux) {
     .expect("echo and icanon are on again after the phone");
 }
 
-/// `tincan history` on the phone's data directory lists a call with each of `peers`
-/// (checked only once the phone writes history: [`PHONE_WRITES_HISTORY`]).
-fn history_lists(phone: &ScreenPhone, peers: &[&str]) {
+/// `tincan history` on the phone's data directory lists `count` calls with each `(peer,
+/// count)` of `calls` (checked when [`PHONE_WRITES_HISTORY`] is on).
+fn history_lists(phone: &ScreenPhone, calls: &[(&str, usize)]) {
     let history = phone.history(&[]).expect("tincan history runs");
     eprintln!("tincan history:\n{history}");
     if !PHONE_WRITES_HISTORY {
         return;
     }
-    for peer in peers {
-        assert!(history.contains(peer), "no call with {peer}:\n{history}");
+    for (peer, count) in calls {
+        let listed = history.lines().filter(|l| l.contains(peer)).count();
+        assert_eq!(
+            listed, *count,
+            "calls with {peer} in the history:\n{history}"
+        );
     }
 }
 
@@ -205,7 +208,7 @@ fn phone_calls_baresip_holds_resumes_sends_dtmf_and_hangs_up() {
 
     quit(&tmux, &phone);
     shell_usable(&tmux);
-    history_lists(&phone, &["bob"]);
+    history_lists(&phone, &[("bob", 1)]);
     drop(phone);
     drop(tmux);
     drop(bob);
@@ -254,7 +257,7 @@ fn phone_answers_with_a_and_declines_with_x_486_and_shift_x_603() {
     gone(&tmux, &["from", "bob"]);
 
     quit(&tmux, &phone);
-    history_lists(&phone, &["bob"]);
+    history_lists(&phone, &[("bob", 3)]);
     drop(phone);
     drop(tmux);
     drop(bob);
@@ -299,7 +302,7 @@ fn phone_call_waiting_answers_the_second_caller_holds_the_first_and_tab_switches
     quit(&tmux, &phone);
     baresip_event(&mut bob_ctl, "CALL_CLOSED");
     baresip_event(&mut carol_ctl, "CALL_CLOSED");
-    history_lists(&phone, &["bob", "carol"]);
+    history_lists(&phone, &[("bob", 1), ("carol", 1)]);
     drop(phone);
     drop(tmux);
     drop(carol);
@@ -326,6 +329,7 @@ fn sigterm_hangs_up_and_restores_the_terminal() {
     baresip_event(&mut bob_ctl, "CALL_CLOSED");
 
     shell_usable(&tmux);
+    history_lists(&phone, &[("bob", 1)]);
     drop(phone);
     drop(tmux);
     drop(bob);
@@ -360,6 +364,7 @@ fn ctrl_c_while_ringing_and_talking_hangs_up_both_and_restores_the_terminal() {
         "the ringing call is declined 486: {closed:?}"
     );
     shell_usable(&tmux);
+    history_lists(&phone, &[("bob", 1), ("carol", 1)]);
     drop(phone);
     drop(tmux);
     drop(carol);
