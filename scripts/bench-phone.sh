@@ -24,4 +24,4 @@ export TINCAN_BINARY
 echo "measuring $TINCAN_BINARY on $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 CARGO_TARGET_DIR=$TARGET cargo test --quiet -p tincan-interop-tests --test phone-tmux-bench \
     -- --ignored --nocapture 2>&1 |
-    grep -E '^(run [0-9]+:|startup|idle|tincan:|strace)|panicked|FAILED'
+    grep -E '^(run [0-9]+:|startup|CPU time|idle|tincan:|strace)|panicked|FAILED'
