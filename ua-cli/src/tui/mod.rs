@@ -139,6 +139,7 @@ async fn phone(args: &PhoneArgs, config: Config, sip_trace: Option<&Path>) -> Ex
     let result = screen.run(terminal).await;
     screen.ringer.stop();
     screen.hang_up_all().await;
+    screen.record_the_hung_up_calls().await;
     screen.phone.shutdown().await;
     ratatui::restore();
     match result {
@@ -686,4 +687,27 @@ fn list_devices(pane: &mut panes::DevicePane) {
 #[cfg(not(feature = "cpal"))]
 fn list_devices(pane: &mut panes::DevicePane) {
     pane.error = Some("this tincan is built without audio devices (feature `cpal`)".into());
+}
+
+/// How long quitting waits for the calls it hung up to end, so that they reach the history.
+const QUIT_WAIT_FOR_ENDS: Duration = Duration::from_secs(4);
+
+impl Screen<'_> {
+    /// After [`hang_up_all`](Self::hang_up_all) (quit, Ctrl-C, SIGTERM): takes in the phone's
+    /// events until every call in progress has ended, at most [`QUIT_WAIT_FOR_ENDS`], so that
+    /// the calls ended by quitting are written to the history like the others.
+    async fn record_the_hung_up_calls(&mut self) {
+        if self.history.is_none() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + QUIT_WAIT_FOR_ENDS;
+        while !self.started.is_empty() {
+            match tokio::time::timeout_at(deadline, self.phone.next_event()).await {
+                Ok(Some(ev)) => {
+                    let _ = self.note_for_history(&ev);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
 }
