@@ -107,6 +107,8 @@ pub(super) struct Call {
     /// The target of the last `Calling` event.
     announced: Option<Target>,
     media_timeout: bool,
+    /// We declined the incoming call with this status ([`PhoneCore::reject`]).
+    declined: Option<u16>,
     /// What the INVITE's failover tried.
     tried: Vec<FailedAttempt>,
     /// The INVITE was placed again with RTP/SAVP after a 488.
@@ -154,6 +156,7 @@ impl Call {
             reinvite_purpose: None,
             announced: None,
             media_timeout: false,
+            declined: None,
             tried: Vec::new(),
             srtp_retried: false,
             end: None,
@@ -751,6 +754,9 @@ impl PhoneCore {
     pub fn reject(&mut self, now: Instant, id: CallId, status: u16) -> Result<(), PhoneError> {
         let session = self.incoming_session(id)?;
         session.reject(status, None);
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.declined = Some(status);
+        }
         self.flush_call(now, id);
         self.process(now);
         Ok(())
@@ -1649,6 +1655,10 @@ impl PhoneCore {
         let (reason, status) = match reason {
             SessionEnd::LocalHangup if call.media_timeout => (EndReason::MediaTimeout, None),
             SessionEnd::LocalHangup if self.shutting_down => (EndReason::Shutdown, None),
+            SessionEnd::LocalHangup if call.declined.is_some() => {
+                let status = call.declined.unwrap_or(603);
+                (EndReason::Declined, Some((status, String::new())))
+            }
             SessionEnd::LocalHangup => (EndReason::LocalHangup, None),
             SessionEnd::RemoteHangup => (EndReason::RemoteHangup, None),
             SessionEnd::Rejected { status, reason } => {

@@ -319,6 +319,9 @@ pub enum EndReason {
     SessionExpired,
     /// The phone is shutting down.
     Shutdown,
+    /// We declined the incoming call ([`Phone::reject`](super::driver::Phone::reject)); the
+    /// status we sent is [`CallEnd::status`].
+    Declined,
 }
 
 impl EndReason {
@@ -335,6 +338,7 @@ impl EndReason {
             EndReason::MediaTimeout => "media_timeout",
             EndReason::SessionExpired => "session_expired",
             EndReason::Shutdown => "shutdown",
+            EndReason::Declined => "declined",
         }
     }
 }

@@ -455,13 +455,20 @@ impl Screen<'_> {
             .call(uri, options)
             .await
             .map_err(|e| e.to_string())?;
-        self.view.add_outgoing(call, uri, self.account);
+        // The call line and the history show whom the phone calls (`bob` typed is
+        // `sip:bob@example.com`), as the phone's core reads what was typed.
+        let domain = account
+            .or_else(|| (self.config.accounts.len() == 1).then(|| &self.config.accounts[0]))
+            .map(|a| a.aor.host.to_string());
+        let peer = tincan::phone::call::request_uri(uri, domain.as_deref())
+            .map_or_else(|_| uri.to_owned(), |u| u.to_string());
+        self.view.add_outgoing(call, &peer, self.account);
         let account = self.account_name(self.account);
         self.started.push((
             call,
             Started {
                 direction: Direction::Outgoing,
-                peer: uri.to_owned(),
+                peer,
                 account,
                 unix_ms: crate::cmd::history::unix_ms_now(),
             },
