@@ -482,6 +482,12 @@ impl PhoneCore {
     /// over the located targets.
     fn send_invite(&mut self, now: Instant, id: CallId, cseq: u32) {
         let seed = self.rng.next_u64();
+        let Some(contact_addr) = self.calls.get(&id).and_then(|c| {
+            c.local
+                .map(|l| self.contact_address(c.account, c.transport, l))
+        }) else {
+            return;
+        };
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -517,7 +523,7 @@ impl PhoneCore {
         let config = InviteConfig {
             local_uri: from,
             local_tag: call.local_tag.clone(),
-            contact: format!("<{}>", contact_uri(&user, local, call.transport)),
+            contact: format!("<{}>", contact_uri(&user, contact_addr, call.transport)),
             call_id: call.call_id.clone(),
             cseq,
             seed,
@@ -610,7 +616,14 @@ impl PhoneCore {
         let config = InviteConfig {
             local_uri: to,
             local_tag,
-            contact: format!("<{}>", contact_uri(&user, local, source.transport)),
+            contact: format!(
+                "<{}>",
+                contact_uri(
+                    &user,
+                    self.contact_address(account, source.transport, local),
+                    source.transport
+                )
+            ),
             call_id: call_id.clone(),
             cseq: 1,
             seed: self.rng.next_u64(),

@@ -133,6 +133,10 @@ pub struct Node {
     pub sent: Vec<(Duration, SocketAddr, String)>,
     /// Everything it sent, whole: (time, destination, bytes).
     pub sent_messages: Vec<(Duration, SocketAddr, Bytes)>,
+    /// Behind a NAT ([`Sim::behind_nat`]): the public address everything it sends seems to
+    /// come from, the only one it is reached at (its own `addr` is private: datagrams sent
+    /// there go nowhere).
+    pub public: Option<SocketAddr>,
 }
 
 /// A datagram on the wire: delivery time, sequence, from, to, bytes.
@@ -206,6 +210,7 @@ impl Sim {
             stun: false,
             sent: Vec::new(),
             sent_messages: Vec::new(),
+            public: None,
         });
         self.nodes.len() - 1
     }
@@ -233,6 +238,7 @@ impl Sim {
             stun: true,
             sent: Vec::new(),
             sent_messages: Vec::new(),
+            public: None,
         });
         self.nodes.len() - 1
     }
@@ -297,7 +303,21 @@ impl Sim {
     }
 
     fn node_at(&self, addr: SocketAddr) -> Option<usize> {
-        self.nodes.iter().position(|n| n.addr == addr)
+        self.nodes
+            .iter()
+            .position(|n| n.public.unwrap_or(n.addr) == addr)
+    }
+
+    /// Puts a phone behind a NAT with one endpoint-independent, port-preserving-or-not
+    /// mapping (a full-cone NAT, like nftables `masquerade` once the mapping exists): what it
+    /// sends seems to come from `public`, and only datagrams to `public` reach it. Its STUN
+    /// keep-alives are answered with `public` too.
+    pub fn behind_nat(&mut self, node: usize, public: &str) {
+        let public: SocketAddr = public.parse().expect("a socket address");
+        self.nodes[node].public = Some(public);
+        if let Kind::Phone(p) = &mut self.nodes[node].kind {
+            p.mapped = Some(public);
+        }
     }
 
     fn put_on_wire(&mut self, from: usize, to_addr: SocketAddr, payload: Bytes) {
@@ -489,7 +509,8 @@ impl Sim {
                 continue;
             }
             self.trace.push(format!("{elapsed:?} {from}->{to} {first}"));
-            let (source, local) = (self.nodes[from].addr, self.nodes[to].addr);
+            let source = self.nodes[from].public.unwrap_or(self.nodes[from].addr);
+            let local = self.nodes[to].addr;
             let connection = match &self.nodes[to].kind {
                 Kind::Phone(p) => p.connection,
                 Kind::Proxy(_) => None,
