@@ -193,3 +193,29 @@ fn without_a_nat_nothing_is_rewritten() {
         .count();
     assert_eq!(registers, 2);
 }
+
+#[test]
+fn the_stun_learnt_address_of_the_rtp_port_goes_in_the_sdp() {
+    let (mut sim, alice, bob) = nat_setup(5);
+    sim.phone_mut(bob).media_public_ip = Some(addr(BOB_PUBLIC).ip());
+    let b = call(&mut sim, bob, "alice");
+    let a = wait_incoming(&mut sim, alice, 5.0);
+    sim.act(alice, |c, now| c.accept(now, a)).expect("accepted");
+    sim.run_for(secs(1.0));
+    assert!(sim.answered(bob, b), "bob answered");
+    let offers: Vec<String> = sim.nodes[bob]
+        .sent_messages
+        .iter()
+        .filter(|(_, _, m)| m.starts_with(b"INVITE"))
+        .map(|(_, _, m)| String::from_utf8_lossy(m).into_owned())
+        .collect();
+    assert!(!offers.is_empty());
+    for o in &offers {
+        assert!(o.contains("c=IN IP4 203.0.113.5\r\n"), "{o}");
+        assert!(
+            !o.contains("192.168.1.20\r\n"),
+            "no private address in the SDP: {o}"
+        );
+        assert!(o.contains("m=audio 4"), "{o}");
+    }
+}

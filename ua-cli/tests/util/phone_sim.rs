@@ -90,6 +90,9 @@ pub struct PhoneNode {
     pub pongs: bool,
     /// Binding media ports fails (ports or file descriptors exhausted).
     pub no_media_ports: bool,
+    /// The public address a STUN server sees the RTP port at (behind a NAT): reported with
+    /// `handle_media_mapped` before each bind; `None`: not asked.
+    pub media_public_ip: Option<IpAddr>,
     next_port: u16,
 }
 
@@ -204,6 +207,7 @@ impl Sim {
                 connection: None,
                 pongs: true,
                 no_media_ports: false,
+                media_public_ip: None,
                 next_port: 40000 + 100 * self.nodes.len() as u16,
             })),
             online: true,
@@ -382,6 +386,10 @@ impl Sim {
                         MediaCommand::Bind { call, .. } => {
                             let port = p.next_port;
                             p.next_port += 2;
+                            if let Some(ip) = p.media_public_ip {
+                                p.core
+                                    .handle_media_mapped(now, call, SocketAddr::new(ip, port));
+                            }
                             p.core
                                 .handle_media_bound(now, call, Ok((port, Some(port + 1))));
                         }
