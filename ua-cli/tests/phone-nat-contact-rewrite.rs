@@ -219,3 +219,35 @@ fn the_stun_learnt_address_of_the_rtp_port_goes_in_the_sdp() {
         assert!(o.contains("m=audio 4"), "{o}");
     }
 }
+
+#[test]
+fn over_an_outbound_flow_the_contact_is_not_rewritten() {
+    let mut sim = Sim::new(6, NetConfig::perfect());
+    let bob = sim.add_phone(BOB_LAN, "bob");
+    sim.behind_nat(bob, BOB_PUBLIC);
+    let proxy = sim.add_proxy(P1);
+    sim.proxy_mut(proxy).outbound = true;
+    let mut a = account("bob", &[P1]);
+    a.instance_id = Some("urn:uuid:00000000-0000-4000-8000-000000000001".into());
+    sim.add_account(bob, a);
+    sim.run_for(secs(2.0));
+    let id = sim.core(bob).account_by_name("bob").expect("account");
+    assert!(sim.core(bob).is_registered(id));
+    // The registrar reaches us over the flow (RFC 5626 §5.3): nothing to rewrite.
+    assert!(rewrites(&sim, bob).is_empty());
+    assert_eq!(sim.core(bob).public_address(id), None);
+}
+
+#[test]
+fn an_outbound_account_at_a_registrar_without_outbound_is_rewritten() {
+    let mut sim = Sim::new(7, NetConfig::perfect());
+    let bob = sim.add_phone(BOB_LAN, "bob");
+    sim.behind_nat(bob, BOB_PUBLIC);
+    sim.add_proxy(P1);
+    let mut a = account("bob", &[P1]);
+    a.instance_id = Some("urn:uuid:00000000-0000-4000-8000-000000000001".into());
+    sim.add_account(bob, a);
+    sim.run_for(secs(2.0));
+    assert_eq!(rewrites(&sim, bob), vec![(addr(BOB_LAN), addr(BOB_PUBLIC))]);
+    assert_eq!(sim.locations.get("bob"), Some(&addr(BOB_PUBLIC)));
+}

@@ -118,6 +118,9 @@ pub struct Proxy {
     pub credentials: Vec<String>,
     /// It also challenges (407) in-dialog requests without credentials for its realm.
     pub challenge_in_dialog: bool,
+    /// It supports RFC 5626 outbound: a 200 to a REGISTER with `reg-id` says
+    /// `Require: outbound` (§4.2.1).
+    pub outbound: bool,
 }
 
 pub enum Kind {
@@ -237,6 +240,7 @@ impl Sim {
                 realm: REALM.to_owned(),
                 credentials: Vec::new(),
                 challenge_in_dialog: false,
+                outbound: false,
             })),
             online: true,
             stun: true,
@@ -1010,6 +1014,9 @@ impl Proxy {
             .unwrap_or(3600);
         let mut r = response_to(request, 200, None);
         r.set_to_tag("reg");
+        if self.outbound && contact.as_deref().is_some_and(|c| c.contains("reg-id")) {
+            r.push_header_named("Require", "outbound");
+        }
         match contact {
             Some(c) if expires > 0 => {
                 if let Some(a) = addr_of(c.split(';').next().unwrap_or(&c)) {
