@@ -74,7 +74,7 @@ async fn options_allow_501_420_and_481() {
         header(&ok, "To").is_some_and(|t| t.contains(";tag=")),
         "{ok}"
     );
-    assert_eq!(ALLOW, "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO");
+    assert_eq!(ALLOW, "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE");
 
     for method in ["SUBSCRIBE", "MESSAGE", "REFER"] {
         let r = ask(&socket, phone, method, &to).await;
