@@ -143,6 +143,10 @@ pub struct Network {
     /// [`UDP_BUFFER_SIZE`](crate::phone::driver::UDP_BUFFER_SIZE) (4 MiB), `Some(0)` the
     /// system's default.
     pub udp_buffer_size: Option<u32>,
+    /// `stun_server`: a STUN server (`host:port`, RFC 8489) that tells the public address
+    /// behind a NAT; `tincan nat` asks it when no `--stun-server` is given. Kept as written
+    /// (a host name is resolved when it is used).
+    pub stun_server: Option<String>,
     /// `session_expires`: the session interval of calls in seconds (RFC 4028
     /// `Session-Expires`): asked for in our INVITEs, granted to a caller that asks for none;
     /// calls are refreshed at half of it and hung up when the peer's refresh is late. At
@@ -578,6 +582,7 @@ struct RawNetwork {
     stun_rto_ms: Option<u32>,
     call_limit: Option<u32>,
     udp_buffer_size: Option<u32>,
+    stun_server: Option<Spanned<String>>,
     session_expires: Option<Spanned<u32>>,
 }
 
@@ -717,6 +722,12 @@ impl Config {
         network.stun_rto_ms = raw.network.stun_rto_ms;
         network.call_limit = raw.network.call_limit;
         network.udp_buffer_size = raw.network.udp_buffer_size;
+        if let Some(s) = &raw.network.stun_server {
+            network.stun_server = Some(
+                check_host_port(s.get_ref())
+                    .map_err(|m| invalid(s.span(), "stun_server", None, m))?,
+            );
+        }
         if let Some(s) = &raw.network.session_expires {
             let secs = *s.get_ref();
             if (1..tincan_sip::dialog::invite::MIN_SE).contains(&secs) {
@@ -943,6 +954,20 @@ impl std::str::FromStr for Config {
     fn from_str(text: &str) -> Result<Config, ConfigError> {
         Config::from_str_named(text, "config")
     }
+}
+
+/// A `host:port` (a name, an IPv4 address or a bracketed IPv6 one, and a port), trimmed.
+pub fn check_host_port(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let bad = || format!("expected \"host:port\", got {text:?}");
+    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    if host.is_empty() || !port.parse::<u16>().is_ok_and(|p| p != 0) {
+        return Err(bad());
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err(bad());
+    }
+    Ok(text.to_owned())
 }
 
 fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {

@@ -41,6 +41,14 @@ enum Command {
     /// Exit status: 0 when a final response arrived, 1 on timeout or transport error, 2 on
     /// usage errors.
     Ping(cmd::ping::Args),
+    /// Ask a STUN server which public address it sees (behind a NAT) and whether the NAT's
+    /// mapping is endpoint-independent (RFC 5780: a second --stun-server, or the server's
+    /// OTHER-ADDRESS).
+    ///
+    /// Exit status: 0 when the public address is known and the mapping is
+    /// endpoint-independent or could not be tested, 3 when it is endpoint-dependent (a
+    /// symmetric NAT), 1 when the server did not answer, 2 on usage errors.
+    Nat(cmd::nat::Args),
     /// Resolve a SIP URI by RFC 3263 and print the chain (NAPTR, SRV, addresses with TTLs)
     /// and the ordered targets; with --probe, send OPTIONS to each target.
     ///
@@ -105,6 +113,7 @@ fn main() -> ExitCode {
     match command {
         Command::Parse(args) => cmd::parse::run(&args),
         Command::Ping(args) => cmd::ping::run(&args, cli.config.as_deref()),
+        Command::Nat(args) => cmd::nat::run(&args, cli.config.as_deref()),
         Command::Resolve(args) => cmd::resolve::run(&args, cli.config.as_deref()),
         Command::Register(args) => cmd::register::run(&args, cli.config.as_deref()),
         Command::Devices(args) => cmd::devices::run(&args),

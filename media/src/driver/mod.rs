@@ -151,6 +151,12 @@ impl MediaPorts {
             .expect("a bound udp socket has a local address")
     }
 
+    /// The RTP socket itself, before the session takes it: for a STUN Binding request from
+    /// the RTP port (the public address behind a NAT, for the SDP), say.
+    pub fn rtp_socket(&self) -> &UdpSocket {
+        &self.rtp
+    }
+
     /// The RTCP socket's address, without rtcp-mux.
     pub fn rtcp_addr(&self) -> Option<SocketAddr> {
         self.rtcp.as_ref().map(|s| {

@@ -80,6 +80,11 @@ pub const LATCH_PACKET_SPACING: Duration = Duration::from_millis(10);
 /// changed loses about this much of our audio.
 pub const LATCH_SILENCE: Duration = Duration::from_secs(1);
 
+/// RTP keep-alive, RFC 6263: when no RTP went out for this long (on hold, Opus DTX
+/// silence), one keep-alive packet goes from the RTP port so that a NAT keeps its mapping
+/// (and the peer's latching its address). RFC 6263 §5: at most 15 s.
+pub const RTP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+
 /// How often a [`MediaEvent::Stats`] is emitted (besides one per RTCP report received).
 pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -473,6 +478,10 @@ pub struct MediaSession {
     sent_since_report: bool,
     avg_rtcp_size: f64,
     next_stats: Instant,
+    /// When an RTP keep-alive is due ([`RTP_KEEPALIVE_INTERVAL`] after the last RTP sent).
+    next_keepalive: Instant,
+    /// `stats.packets_sent` when the keep-alive timer last looked.
+    keepalive_seen: u64,
     stats: SessionStats,
     transmits: VecDeque<Transmit>,
     events: VecDeque<MediaEvent>,
@@ -591,6 +600,8 @@ impl MediaSession {
             sent_since_report: false,
             avg_rtcp_size: 100.0,
             next_stats: now + STATS_INTERVAL,
+            next_keepalive: now + RTP_KEEPALIVE_INTERVAL,
+            keepalive_seen: 0,
             stats: SessionStats::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -1141,6 +1152,7 @@ impl MediaSession {
             self.sent_since_report = false;
             self.next_rtcp = now + rtcp_interval(&params, unit(&mut self.rng));
         }
+        self.rtp_keepalive(now);
         if now >= self.next_stats {
             self.refresh_stats();
             self.events.push_back(MediaEvent::Stats(self.stats));
@@ -1165,6 +1177,54 @@ impl MediaSession {
                 hold_timeout: true,
             });
         }
+    }
+
+    /// Sends an RTP keep-alive (RFC 6263) when no RTP went out for
+    /// [`RTP_KEEPALIVE_INTERVAL`]: a comfort-noise packet (§4.2, silence: -127 dBov) when CN
+    /// was negotiated, else an empty packet of a dynamic payload type the session does not
+    /// use (§4.3: the peer drops it, the NAT and the peer's latching see it). Not with
+    /// rtcp-mux: RTCP reports on the RTP port keep it open (§4.6). Not counted as media in
+    /// the statistics.
+    fn rtp_keepalive(&mut self, now: Instant) {
+        if self.config.rtcp_mux {
+            return;
+        }
+        if self.stats.packets_sent != self.keepalive_seen {
+            self.keepalive_seen = self.stats.packets_sent;
+            self.next_keepalive = now + RTP_KEEPALIVE_INTERVAL;
+            return;
+        }
+        if now < self.next_keepalive {
+            return;
+        }
+        self.next_keepalive = now + RTP_KEEPALIVE_INTERVAL;
+        let used = [
+            Some(self.config.payload_type),
+            self.config.telephone_event_payload_type,
+            self.config.comfort_noise_payload_type,
+        ];
+        let (pt, payload) = match self.config.comfort_noise_payload_type {
+            Some(cn) => (cn, vec![127u8]),
+            None => {
+                let Some(unused) = (96..=127u8).find(|pt| !used.contains(&Some(*pt))) else {
+                    return;
+                };
+                (unused, Vec::new())
+            }
+        };
+        let packet = self.sender.packetize(pt, false, self.media_time, &payload);
+        let mut bytes = packet.to_bytes();
+        if let Some(srtp) = self.srtp.as_mut() {
+            match srtp.protect_rtp(&bytes) {
+                Ok(b) => bytes = b,
+                Err(_) => return,
+            }
+        }
+        self.transmits.push_back(Transmit {
+            to: self.remote_rtp,
+            kind: PortKind::Rtp,
+            bytes,
+        });
     }
 
     /// When the RTP timeout falls due: only while receiving, once per silence. The silence
@@ -1301,6 +1361,9 @@ impl MediaSession {
             return None;
         }
         let mut t = self.next_rtcp.min(self.next_stats);
+        if !self.config.rtcp_mux {
+            t = t.min(self.next_keepalive);
+        }
         // A change of direction not yet seen by a timer run starts its silence at that run
         // (the RTCP and stats timers bring one within a second).
         if let Some(start) = self.silent_since {

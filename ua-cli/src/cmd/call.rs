@@ -299,6 +299,9 @@ pub(crate) async fn start(
     if let Some(t) = tracer {
         builder = builder.sip_trace(t);
     }
+    if let Some(stun) = &config.network.stun_server {
+        builder = builder.stun_server(stun.clone());
+    }
     if !ringback(common, config) {
         builder = builder.ringback(None);
     }

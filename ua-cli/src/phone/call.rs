@@ -82,6 +82,8 @@ pub(super) struct Call {
     pub(super) known_hops: HashMap<String, Vec<ResolvedTarget>>,
     /// Our SIP address towards the first target (Contact, SDP).
     local: Option<SocketAddr>,
+    /// The public address of the RTP socket a STUN server saw, for the SDP.
+    media_public: Option<SocketAddr>,
     transport: Transport,
     params: CallParams,
     pub(super) local_media: Option<LocalMedia>,
@@ -138,6 +140,7 @@ impl Call {
             locate_errors: Vec::new(),
             known_hops: HashMap::new(),
             local: None,
+            media_public: None,
             transport: Transport::Udp,
             params,
             local_media: None,
@@ -446,6 +449,15 @@ impl PhoneCore {
         }
     }
 
+    /// The public address of a call's RTP socket (STUN), while its ports are being bound.
+    pub(super) fn media_mapped(&mut self, id: CallId, public: SocketAddr) {
+        if let Some(call) = self.calls.get_mut(&id)
+            && call.stage == Stage::Binding
+        {
+            call.media_public = Some(public);
+        }
+    }
+
     fn local_media(&mut self, id: CallId, rtp: u16, rtcp: Option<u16>) -> LocalMedia {
         let seed = self.rng.next_u64();
         let mut keys = [[0u8; 30]; 2];
@@ -456,6 +468,16 @@ impl PhoneCore {
         let ip = call.local.map_or(IpAddr::from([127, 0, 0, 1]), |a| a.ip());
         let mut local = LocalMedia::new(ip, rtp);
         local.rtcp_port = rtcp;
+        if let Some(public) = call.media_public {
+            // Behind a NAT without ICE: the address the peer must send to (RFC 8489 binding
+            // from the RTP port). A NAT that kept the port likely keeps RTCP's too; one that
+            // did not leaves RTCP's mapping unknown: the peer's default (RTP + 1) then.
+            local.address = public.ip();
+            local.rtp_port = public.port();
+            if public.port() != rtp {
+                local.rtcp_port = None;
+            }
+        }
         let account = call
             .account
             .and_then(|a| self.accounts.get(a.0))
@@ -489,6 +511,12 @@ impl PhoneCore {
     /// over the located targets.
     fn send_invite(&mut self, now: Instant, id: CallId, cseq: u32) {
         let seed = self.rng.next_u64();
+        let Some(contact_addr) = self.calls.get(&id).and_then(|c| {
+            c.local
+                .map(|l| self.contact_address(c.account, c.transport, l))
+        }) else {
+            return;
+        };
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -524,7 +552,7 @@ impl PhoneCore {
         let config = InviteConfig {
             local_uri: from,
             local_tag: call.local_tag.clone(),
-            contact: format!("<{}>", contact_uri(&user, local, call.transport)),
+            contact: format!("<{}>", contact_uri(&user, contact_addr, call.transport)),
             call_id: call.call_id.clone(),
             cseq,
             seed,
@@ -618,7 +646,14 @@ impl PhoneCore {
         let config = InviteConfig {
             local_uri: to,
             local_tag,
-            contact: format!("<{}>", contact_uri(&user, local, source.transport)),
+            contact: format!(
+                "<{}>",
+                contact_uri(
+                    &user,
+                    self.contact_address(account, source.transport, local),
+                    source.transport
+                )
+            ),
             call_id: call_id.clone(),
             cseq: 1,
             seed: self.rng.next_u64(),

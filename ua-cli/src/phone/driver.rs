@@ -109,6 +109,7 @@ pub struct PhoneBuilder {
     max_connections: Option<usize>,
     udp_buffer_size: Option<usize>,
     ringback: Option<Cadence>,
+    stun_server: Option<String>,
 }
 
 impl PhoneBuilder {
@@ -150,6 +151,9 @@ impl PhoneBuilder {
         }
         if let Some(bytes) = file.network.udp_buffer_size {
             self.udp_buffer_size = (bytes > 0).then_some(bytes as usize);
+        }
+        if let Some(stun) = &file.network.stun_server {
+            self.stun_server = Some(stun.clone());
         }
         self.config.apply_network(&file.network);
         Ok(self)
@@ -193,6 +197,15 @@ impl PhoneBuilder {
     /// Media port range.
     pub fn media_ports(mut self, range: PortRange) -> Self {
         self.media_ports = range;
+        self
+    }
+
+    /// A STUN server (`host:port`, RFC 8489): before each call's SDP, one Binding request
+    /// from its RTP port learns the public address of that port behind a NAT, and the SDP
+    /// names it (`c=`/`m=`) for peers without ICE. The wait is bounded
+    /// ([`MEDIA_STUN_WAIT`]); without an answer the SDP names the local address.
+    pub fn stun_server(mut self, server: impl Into<String>) -> Self {
+        self.stun_server = Some(server.into());
         self
     }
 
@@ -308,6 +321,7 @@ impl PhoneBuilder {
             refused_dropped: Arc::clone(&refused_dropped),
             shutdown: None,
             ringback: self.ringback,
+            stun_server: self.stun_server,
         };
         let handle = tokio::spawn(task.run(command_rx, dns_rx, media_rx, stop_rx));
         Ok(Phone {
@@ -427,6 +441,7 @@ impl Phone {
             max_connections: None,
             udp_buffer_size: Some(UDP_BUFFER_SIZE),
             ringback: Some(Cadence::ringback_etsi()),
+            stun_server: None,
         }
     }
 
@@ -633,6 +648,57 @@ impl Media {
 enum MediaInput {
     Event(MediaEvent),
     Stopped(SessionStats),
+    /// The call's ports, bound, and the public address of its RTP port (STUN), if learnt.
+    Bound {
+        ports: Result<MediaPorts, String>,
+        mapped: Option<SocketAddr>,
+    },
+}
+
+/// The longest a call waits for the STUN answer about its RTP port before its SDP goes out
+/// with the local address (the request is sent at 0, 100 and 300 ms).
+pub const MEDIA_STUN_WAIT: Duration = Duration::from_millis(500);
+
+/// One STUN Binding transaction (RFC 8489) from `socket` to `server`, within `budget`: the
+/// address the server saw, or `None` (no answer, a name that does not resolve, another
+/// address family).
+async fn stun_mapped(
+    socket: &tokio::net::UdpSocket,
+    server: &str,
+    budget: Duration,
+) -> Option<SocketAddr> {
+    use tincan_sip::stun::{self, Class, Message, TransactionId};
+    let deadline = tokio::time::Instant::now() + budget;
+    let v4 = socket.local_addr().ok()?.is_ipv4();
+    let server = tokio::time::timeout_at(deadline, tokio::net::lookup_host(server))
+        .await
+        .ok()?
+        .ok()?
+        .find(|a| a.is_ipv4() == v4)?;
+    let id = TransactionId::random(&mut tincan_sip::driver::OsRng);
+    let request = stun::binding_request(id, true);
+    let mut buf = [0u8; 1500];
+    let mut rto = Duration::from_millis(100);
+    loop {
+        socket.send_to(&request, server).await.ok()?;
+        let until = (tokio::time::Instant::now() + rto).min(deadline);
+        while let Ok(received) = tokio::time::timeout_at(until, socket.recv_from(&mut buf)).await {
+            let Ok((n, from)) = received else { break };
+            if from != server {
+                continue;
+            }
+            if let Ok(m) = Message::parse(&buf[..n])
+                && m.transaction == id
+                && m.class == Class::SuccessResponse
+            {
+                return m.mapped_address();
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        rto *= 2;
+    }
 }
 
 struct Task {
@@ -651,6 +717,8 @@ struct Task {
     shutdown: Option<(Instant, Vec<oneshot::Sender<()>>)>,
     /// What [`PhoneBuilder::ringback`] set.
     ringback: Option<Cadence>,
+    /// What [`PhoneBuilder::stun_server`] set.
+    stun_server: Option<String>,
 }
 
 impl Task {
@@ -705,6 +773,18 @@ impl Task {
                     match input {
                         MediaInput::Event(ev) => self.core.handle_media_event(now, call, ev),
                         MediaInput::Stopped(stats) => self.core.handle_media_stopped(now, call, stats),
+                        MediaInput::Bound { ports, mapped } => {
+                            let result = ports.map(|p| {
+                                let rtp = p.rtp_addr().port();
+                                let rtcp = p.rtcp_addr().map(|a| a.port());
+                                self.media.entry(call).or_default().ports = Some(p);
+                                (rtp, rtcp)
+                            });
+                            if let Some(public) = mapped {
+                                self.core.handle_media_mapped(now, call, public);
+                            }
+                            self.core.handle_media_bound(now, call, result);
+                        }
                     }
                 }
                 cmd = commands.recv() => match cmd {
@@ -941,6 +1021,23 @@ impl Task {
     async fn on_media_command(&mut self, cmd: MediaCommand) {
         let now = Instant::now();
         match cmd {
+            MediaCommand::Bind { call, ip } if self.stun_server.is_some() => {
+                // The STUN round trip runs beside the loop; the result comes back as input.
+                let server = self.stun_server.clone().unwrap_or_default();
+                let range = self.media_ports;
+                let tx = self.media_tx.clone();
+                tokio::spawn(async move {
+                    let (ports, mapped) = match MediaPorts::bind(ip, range, false).await {
+                        Ok(p) => {
+                            let mapped =
+                                stun_mapped(p.rtp_socket(), &server, MEDIA_STUN_WAIT).await;
+                            (Ok(p), mapped)
+                        }
+                        Err(e) => (Err(format!("cannot bind rtp on {ip}: {e}")), None),
+                    };
+                    let _ = tx.send((call, MediaInput::Bound { ports, mapped })).await;
+                });
+            }
             MediaCommand::Bind { call, ip } => {
                 let bound = MediaPorts::bind(ip, self.media_ports, false).await;
                 let result = match bound {

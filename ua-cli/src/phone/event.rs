@@ -541,6 +541,20 @@ pub enum AccountEvent {
         /// From noticing the dead flow to the 200 on the new one.
         elapsed: Duration,
     },
+    /// The registrar saw our REGISTER come from another address than the Contact names (a
+    /// NAT in between: `received`/`rport` of its Via, RFC 3581), so the account re-registers
+    /// with a Contact of that public address and removes the old binding in the same
+    /// REGISTER (pjsua's contact rewrite). Calls of the account use the public address in
+    /// their Contact from then on. Not done over an RFC 5626 outbound flow (the registrar
+    /// reaches us over the flow) nor over TCP/TLS (over the connection).
+    ContactRewritten {
+        /// The registrar.
+        registrar: Target,
+        /// The address the Contact named.
+        from: SocketAddr,
+        /// The address the registrar saw, now in the Contact.
+        to: SocketAddr,
+    },
 }
 
 /// A registrar of an account, as [`PhoneCore::registrar_health`](super::PhoneCore::registrar_health)

@@ -513,6 +513,16 @@ impl PhoneCore {
         self.process(now);
     }
 
+    /// The public address of a call's RTP socket as a STUN server saw it (the driver sends
+    /// one Binding request from the RTP port, RFC 8489, with a bounded wait, before it
+    /// reports the bind): the SDP names it in `c=`/`m=` instead of the local address, so a
+    /// peer without ICE sends its media through the NAT. Only before
+    /// [`handle_media_bound`](Self::handle_media_bound) of that call; ignored afterwards.
+    pub fn handle_media_mapped(&mut self, now: Instant, call: CallId, public: SocketAddr) {
+        self.media_mapped(call, public);
+        self.process(now);
+    }
+
     /// An event of a call's media session.
     pub fn handle_media_event(&mut self, now: Instant, call: CallId, event: MediaEvent) {
         self.media_event(now, call, event);
