@@ -10,7 +10,7 @@ set -euo pipefail
 build_pkgs=(pkg-config libasound2-dev cmake build-essential ca-certificates)
 test_pkgs=(sip-tester kamailio sipsak dnsmasq-base dnsutils baresip-core opus-tools sox
            espeak-ng pulseaudio pulseaudio-utils libasound2-plugins iproute2 openssl procps
-           tmux nftables)
+           tmux nftables python3)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then
