@@ -524,6 +524,7 @@ impl PhoneCore {
             seed,
             extra_headers: Vec::new(),
             session_timer: self.config.session_timer,
+            prack: self.config.prack,
         };
         let to = NameAddr::new(request_uri.clone());
         let mut session = InviteSession::outgoing(config, request_uri, to, &call.routes, offer);
@@ -618,6 +619,7 @@ impl PhoneCore {
             seed: self.rng.next_u64(),
             extra_headers: Vec::new(),
             session_timer: self.config.session_timer,
+            prack: self.config.prack,
         };
         let session = match InviteSession::incoming(config, request) {
             Ok(s) => s,
@@ -716,7 +718,7 @@ impl PhoneCore {
     /// [`UsageError::UnknownCall`] or [`UsageError::WrongState`].
     pub fn ring(&mut self, now: Instant, id: CallId) -> Result<(), PhoneError> {
         let session = self.incoming_session(id)?;
-        session.ring(None);
+        session.ring(now, None);
         self.flush_call(now, id);
         Ok(())
     }

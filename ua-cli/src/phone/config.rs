@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tincan_media::codec::CodecKind;
 use tincan_media::sdp::SrtpPolicy;
-use tincan_sip::dialog::SessionTimerConfig;
+use tincan_sip::dialog::{PrackPolicy, SessionTimerConfig};
 use tincan_sip::endpoint::EndpointConfig;
 use tincan_sip::flow::KeepAliveConfig;
 use tincan_sip::resolve::HealthConfig;
@@ -70,6 +70,10 @@ pub struct PhoneConfig {
     /// peer's Session-Expires is not answered; our INVITE asks for none). Default 1800 s,
     /// Min-SE 90 s.
     pub session_timer: Option<SessionTimerConfig>,
+    /// Reliable provisional responses (RFC 3262) of every call: our INVITE lists
+    /// `Supported: 100rel` (default), requires it, or neither; an incoming call whose caller
+    /// requires `100rel` rings and sends early media reliably whatever this says.
+    pub prack: PrackPolicy,
 }
 
 /// The default [`PhoneConfig::call_limit`]: more than a desk phone or a softphone ever
@@ -104,6 +108,7 @@ impl Default for PhoneConfig {
             probe_budget: Duration::from_secs(4),
             call_limit: DEFAULT_CALL_LIMIT,
             session_timer: Some(SessionTimerConfig::default()),
+            prack: PrackPolicy::default(),
         }
     }
 }
@@ -282,6 +287,7 @@ impl PhoneConfig {
             }),
             None => Some(SessionTimerConfig::default()),
         };
+        self.prack = network.prack.unwrap_or_default();
         self.keepalive = match network.keepalive_interval {
             Some(0) => None,
             Some(secs) => {
