@@ -462,21 +462,25 @@ impl InviteSession {
             .cseq(config.cseq)
             .header(HeaderName::Contact, &config.contact)
             .header(HeaderName::Allow, ALLOW);
+        // One Supported line: some peers read only the first.
+        let mut supported = Vec::new();
+        if config.session_timer.is_some() {
+            supported.push(TIMER);
+        }
+        if config.prack != PrackPolicy::Off {
+            supported.push(REL100);
+        }
+        if !supported.is_empty() {
+            b = b.header(HeaderName::Supported, &supported.join(", "));
+        }
         if let Some(t) = config.session_timer.map(normalize_timer) {
             // RFC 4028 §7.1: ask for our interval; the UAS picks the refresher.
             b = b
-                .header(HeaderName::Supported, TIMER)
                 .header(HeaderName::SessionExpires, &t.interval.to_string())
                 .header(HeaderName::MinSe, &t.min_se.to_string());
         }
-        match config.prack {
-            PrackPolicy::Off => {}
-            PrackPolicy::Supported => b = b.header(HeaderName::Supported, REL100),
-            PrackPolicy::Required => {
-                b = b
-                    .header(HeaderName::Supported, REL100)
-                    .header(HeaderName::Require, REL100)
-            }
+        if config.prack == PrackPolicy::Required {
+            b = b.header(HeaderName::Require, REL100);
         }
         for (n, v) in &config.extra_headers {
             b = b.header_named(n, v);
