@@ -2,17 +2,19 @@
 //! Sim network: a caller configured with `prack = "required"` sends `Require: 100rel`; the
 //! callee's phone rings with a reliable 180 (RSeq, `Require: 100rel`) instead of refusing
 //! with 420, the caller PRACKs it once, and the call connects when the callee answers late;
-//! on a lossy network the calls still connect.
+//! on a lossy network the calls still connect. A peer's reliable 183 with SDP is PRACKed and
+//! starts early media, unless its `P-Early-Media` (RFC 5009) says `inactive`.
 
 #[path = "util/phone_sim.rs"]
 mod phone_sim;
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use phone_sim::{NetConfig, Sim};
-use tincan::phone::{CallEvent, CallParams, PhoneConfig};
+use tincan::phone::{CallEvent, CallParams, MediaCommand, PhoneConfig};
 use tincan_sip::dialog::PrackPolicy;
-use tincan_sip::message::{HeaderName, Message};
+use tincan_sip::message::{HeaderName, Message, response_to};
 
 const ALICE: &str = "127.0.0.1:5061";
 const BOB: &str = "127.0.0.1:5062";
@@ -120,4 +122,74 @@ fn reliable_ringing_connects_over_a_lossy_network() {
         }
     }
     assert!(connected >= 6, "{connected} of 8 calls connected");
+}
+
+/// Alice calls Bob's address; a hand-made reliable 183 with SDP (and `p_early_media`, if
+/// any) comes back from there. Returns the simulation, Alice's node and whether her phone
+/// started early media.
+fn reliable_183(p_early_media: Option<&str>) -> (Sim, usize, bool) {
+    let mut sim = Sim::new(9, NetConfig::perfect());
+    let alice = phone(&mut sim, ALICE, "alice", PrackPolicy::Supported);
+    let bob = phone(&mut sim, BOB, "bob", PrackPolicy::Supported);
+    let a = sim
+        .act(alice, |c, now| {
+            c.call(now, &format!("sip:bob@{BOB}"), CallParams::default())
+        })
+        .expect("a callable uri");
+    let limit = sim.elapsed() + secs(2.0);
+    assert!(sim.run_until_with(limit, |s| !s.incoming(bob).is_empty()));
+    let invite = messages(&sim, alice, "INVITE")[0].1.clone();
+    let mut r = response_to(&invite, 183, None);
+    r.set_to_tag("early1");
+    r.push_header(HeaderName::Contact, &format!("<sip:bob@{BOB}>"));
+    r.push_header(HeaderName::Require, "100rel");
+    r.push_header(HeaderName::RSeq, "7");
+    if let Some(v) = p_early_media {
+        r.push_header_named("P-Early-Media", v);
+    }
+    r.set_body(
+        Some("application/sdp"),
+        Bytes::from_static(
+            b"v=0\r\no=bob 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+              m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n",
+        ),
+    );
+    let to = ALICE.parse().expect("an address");
+    sim.inject(bob, to, r.to_bytes());
+    sim.run_for(secs(1.0));
+
+    let pracks = messages(&sim, alice, "PRACK");
+    assert_eq!(pracks.len(), 1);
+    let cseq = invite.cseq().and_then(Result::ok).expect("a CSeq").seq;
+    assert_eq!(
+        pracks[0].1.header(HeaderName::RAck),
+        Some(format!("7 {cseq} INVITE").as_str())
+    );
+    assert!(
+        sim.call_events(alice)
+            .iter()
+            .any(|(_, c, e)| *c == a && matches!(e, CallEvent::Progress { status: 183, .. }))
+    );
+    let started = sim
+        .phone(alice)
+        .media
+        .iter()
+        .any(|(_, m)| matches!(m, MediaCommand::Start { call, .. } if *call == a));
+    (sim, alice, started)
+}
+
+#[test]
+fn a_reliable_183_with_sdp_is_pracked_and_starts_early_media() {
+    let (_, _, started) = reliable_183(None);
+    assert!(started);
+    let (_, _, started) = reliable_183(Some("sendrecv"));
+    assert!(started);
+}
+
+#[test]
+fn p_early_media_inactive_keeps_the_local_ringback() {
+    let (_, _, started) = reliable_183(Some("inactive"));
+    assert!(!started);
+    let (_, _, started) = reliable_183(Some("gated, recvonly"));
+    assert!(!started);
 }

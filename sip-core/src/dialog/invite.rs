@@ -253,7 +253,8 @@ pub enum EndReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SessionEvent {
-    /// A provisional response (UAC), with early media SDP if any.
+    /// A provisional response (UAC), with early media SDP if any. A reliable one (RFC 3262)
+    /// is reported once, when it is PRACKed.
     Progress {
         /// 180, 183...
         status: u16,
@@ -261,6 +262,11 @@ pub enum SessionEvent {
         reason: String,
         /// Its SDP, if any.
         body: Option<Bytes>,
+        /// What its `P-Early-Media` (RFC 5009 §5) says of the peer's early media reaching
+        /// us: `Some(true)` for `sendrecv` or `sendonly`, `Some(false)` for `recvonly` or
+        /// `inactive` (play local ring-back instead), `None` without the header (or
+        /// `gated`, `supported`).
+        early_media: Option<bool>,
     },
     /// UAC: the call was answered. When `offer` is true the 2xx carries an offer (we sent
     /// none): call [`InviteSession::ack_with_answer`].
@@ -1130,6 +1136,7 @@ impl InviteSession {
                     status,
                     reason: response.reason().unwrap_or_default().into_owned(),
                     body,
+                    early_media: p_early_media(response),
                 });
             }
             200..=299 => {
@@ -1975,6 +1982,27 @@ fn has_option(message: &Message, tag: &str) -> bool {
             .get_all::<Require<'_>>()
             .filter_map(Result::ok)
             .any(|s| s.as_str().eq_ignore_ascii_case(tag))
+}
+
+/// RFC 5009 §5: whether a response's `P-Early-Media` lets the peer's early media reach
+/// us: one direction per media line, any `sendrecv` or `sendonly` allows it, else any
+/// `recvonly` or `inactive` forbids it; `None` without the header or with only `gated` or
+/// `supported`.
+fn p_early_media(response: &Message) -> Option<bool> {
+    let mut verdict = None;
+    for line in response
+        .header_lines_named("P-Early-Media")
+        .filter_map(Result::ok)
+    {
+        for param in line.split(',') {
+            match param.trim().to_ascii_lowercase().as_str() {
+                "sendrecv" | "sendonly" => return Some(true),
+                "recvonly" | "inactive" => verdict = Some(false),
+                _ => {}
+            }
+        }
+    }
+    verdict
 }
 
 /// Whether a message's `Require` lists `tag`.

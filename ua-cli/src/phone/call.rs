@@ -1247,10 +1247,15 @@ impl PhoneCore {
                 status,
                 reason,
                 body,
+                early_media,
+                ..
             } => {
                 self.call_event(id, CallEvent::Progress { status, reason });
                 let call = &self.calls[&id];
+                // RFC 5009: `P-Early-Media: inactive` (or `recvonly`) keeps the local
+                // ring-back instead.
                 if let Some(b) = body
+                    && early_media != Some(false)
                     && !call.media_running
                     && call
                         .session
