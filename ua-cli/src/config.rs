@@ -152,6 +152,11 @@ pub struct Network {
     /// calls are refreshed at half of it and hung up when the peer's refresh is late. At
     /// least 90 (`Min-SE`); `None` means 1800, `Some(0)` turns session timers off.
     pub session_expires: Option<u32>,
+    /// `prack`: reliable provisional responses (RFC 3262): `"supported"` (the default: our
+    /// INVITEs list `Supported: 100rel`), `"required"` (they carry `Require: 100rel`, and an
+    /// incoming call whose caller supports it rings reliably) or `"off"`. A caller that
+    /// requires `100rel` is served reliably whatever this says.
+    pub prack: Option<tincan_sip::dialog::PrackPolicy>,
 }
 
 /// The `[audio]` section: the devices every account uses unless it names its own.
@@ -584,6 +589,7 @@ struct RawNetwork {
     udp_buffer_size: Option<u32>,
     stun_server: Option<Spanned<String>>,
     session_expires: Option<Spanned<u32>>,
+    prack: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -742,6 +748,22 @@ impl Config {
                 ));
             }
             network.session_expires = Some(secs);
+        }
+        if let Some(s) = &raw.network.prack {
+            use tincan_sip::dialog::PrackPolicy;
+            network.prack = Some(match s.get_ref().trim().to_ascii_lowercase().as_str() {
+                "supported" => PrackPolicy::Supported,
+                "required" => PrackPolicy::Required,
+                "off" => PrackPolicy::Off,
+                other => {
+                    return Err(invalid(
+                        s.span(),
+                        "prack",
+                        None,
+                        format!("\"{other}\" is not one of \"supported\", \"required\", \"off\""),
+                    ));
+                }
+            });
         }
 
         let device = |d: Option<Spanned<String>>, key: &str, context: Option<&str>| {
@@ -1205,6 +1227,22 @@ mod tests {
             (d.network.udp_keepalive_interval, d.network.stun_rto_ms),
             (None, None)
         );
+    }
+
+    #[test]
+    fn prack_key() {
+        use tincan_sip::dialog::PrackPolicy;
+        let c = Config::from_str_named("[network]\nprack = \"required\"\n", "t.toml").unwrap();
+        assert_eq!(c.network.prack, Some(PrackPolicy::Required));
+        let mut phone = crate::phone::PhoneConfig::default();
+        assert_eq!(phone.prack, PrackPolicy::Supported);
+        phone.apply_network(&c.network);
+        assert_eq!(phone.prack, PrackPolicy::Required);
+        let off = Config::from_str_named("[network]\nprack = \"off\"\n", "t.toml").unwrap();
+        assert_eq!(off.network.prack, Some(PrackPolicy::Off));
+        let bad = Config::from_str_named("[network]\nprack = \"always\"\n", "t.toml");
+        let e = bad.expect_err("an unknown prack value").to_string();
+        assert!(e.contains("prack"), "{e}");
     }
 
     #[test]

@@ -74,7 +74,10 @@ async fn options_allow_501_420_and_481() {
         header(&ok, "To").is_some_and(|t| t.contains(";tag=")),
         "{ok}"
     );
-    assert_eq!(ALLOW, "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE");
+    assert_eq!(
+        ALLOW,
+        "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK"
+    );
 
     for method in ["SUBSCRIBE", "MESSAGE", "REFER"] {
         let r = ask(&socket, phone, method, &to).await;

@@ -14,11 +14,13 @@ use super::{HeaderName, Message, ParseError, ParseLimits, Uri, Verdict, split_li
 ///
 /// - `timer`: RFC 4028 session timers (`dialog::invite`): a call asks for and grants a
 ///   Session-Expires and is refreshed, by UPDATE or re-INVITE.
+/// - `100rel`: RFC 3262 reliable provisional responses (`dialog::invite`): PRACK with
+///   RSeq/RAck, both as caller and callee.
 ///
 /// Not `replaces` (RFC 3891): there is no transfer yet, so an INVITE with
 /// `Require: replaces` gets 420 with `Unsupported: replaces` instead of ringing as an
 /// unrelated call.
-pub const SUPPORTED_EXTENSIONS: &[&str] = &["outbound", "path", "timer"];
+pub const SUPPORTED_EXTENSIONS: &[&str] = &["outbound", "path", "timer", "100rel"];
 
 /// What [`Message::check`] accepts.
 #[derive(Debug, Clone, Copy)]

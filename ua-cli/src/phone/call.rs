@@ -558,6 +558,7 @@ impl PhoneCore {
             seed,
             extra_headers: Vec::new(),
             session_timer: self.config.session_timer,
+            prack: self.config.prack,
         };
         let to = NameAddr::new(request_uri.clone());
         let mut session = InviteSession::outgoing(config, request_uri, to, &call.routes, offer);
@@ -659,6 +660,7 @@ impl PhoneCore {
             seed: self.rng.next_u64(),
             extra_headers: Vec::new(),
             session_timer: self.config.session_timer,
+            prack: self.config.prack,
         };
         let session = match InviteSession::incoming(config, request) {
             Ok(s) => s,
@@ -757,7 +759,7 @@ impl PhoneCore {
     /// [`UsageError::UnknownCall`] or [`UsageError::WrongState`].
     pub fn ring(&mut self, now: Instant, id: CallId) -> Result<(), PhoneError> {
         let session = self.incoming_session(id)?;
-        session.ring(None);
+        session.ring(now, None);
         self.flush_call(now, id);
         Ok(())
     }
@@ -1315,10 +1317,15 @@ impl PhoneCore {
                 status,
                 reason,
                 body,
+                early_media,
+                ..
             } => {
                 self.call_event(id, CallEvent::Progress { status, reason });
                 let call = &self.calls[&id];
+                // RFC 5009: `P-Early-Media: inactive` (or `recvonly`) keeps the local
+                // ring-back instead.
                 if let Some(b) = body
+                    && early_media != Some(false)
                     && !call.media_running
                     && call
                         .session
