@@ -50,7 +50,7 @@ use tincan_sip::resolve::{DnsAnswer, DnsQuery};
 use tincan_sip::transport::Transport;
 
 use super::{
-    AccountConfig, AccountId, CallEvent, CallId, CallParams, FlowCommand, MediaCommand,
+    AccountConfig, AccountId, CallEvent, CallId, CallParams, FlowCommand, MediaCommand, MessageId,
     PhoneConfig, PhoneCore, PhoneError, PhoneEvent, UsageError,
 };
 
@@ -387,6 +387,13 @@ enum Command {
     Unregister(AccountId),
     Shutdown(oneshot::Sender<()>),
     RegistrarHealth(AccountId, Reply<Vec<RegistrarState>>),
+    Message(
+        String,
+        String,
+        bytes::Bytes,
+        Option<AccountId>,
+        Reply<MessageId>,
+    ),
 }
 
 /// A running phone: commands go in, [`PhoneEvent`]s come out of
@@ -450,6 +457,45 @@ impl Phone {
             .await
             .map_err(|_| PhoneError::ShuttingDown)?;
         rx.await.map_err(|_| PhoneError::ShuttingDown)?
+    }
+
+    /// Sends a text as a page-mode MESSAGE (RFC 3428) to `uri` (see
+    /// [`PhoneCore::send_message`]): through `account`, or the account of the recipient's
+    /// domain, or the only one, or directly. Its delivery report comes as a
+    /// [`PhoneEvent::Message`] with [`MessageEvent::Delivered`](super::MessageEvent::Delivered)
+    /// or [`MessageEvent::Failed`](super::MessageEvent::Failed) for the returned id.
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] for a URI that cannot be reached, an unknown account, a text over
+    /// [`MAX_MESSAGE_BODY`](super::message::MAX_MESSAGE_BODY) or a phone that is shutting
+    /// down.
+    pub async fn send_message(
+        &self,
+        uri: &str,
+        text: &str,
+        account: Option<AccountId>,
+    ) -> Result<MessageId, PhoneError> {
+        let body = bytes::Bytes::copy_from_slice(text.as_bytes());
+        self.send_message_body(uri, super::message::TEXT_PLAIN, body, account)
+            .await
+    }
+
+    /// Sends a body of any content type as a page-mode MESSAGE (see
+    /// [`send_message`](Self::send_message)).
+    ///
+    /// # Errors
+    ///
+    /// As [`send_message`](Self::send_message).
+    pub async fn send_message_body(
+        &self,
+        uri: &str,
+        content_type: &str,
+        body: bytes::Bytes,
+        account: Option<AccountId>,
+    ) -> Result<MessageId, PhoneError> {
+        self.ask(|r| Command::Message(uri.to_owned(), content_type.to_owned(), body, account, r))
+            .await
     }
 
     /// Places a call (see [`PhoneCore::call`]).
@@ -824,6 +870,9 @@ impl Task {
             Command::Shutdown(done) => self.begin_shutdown(Some(done)),
             Command::RegistrarHealth(account, reply) => {
                 let _ = reply.send(Ok(core.registrar_health(now, account)));
+            }
+            Command::Message(uri, content_type, body, account, reply) => {
+                let _ = reply.send(core.send_message(now, &uri, &content_type, body, account));
             }
         }
     }
