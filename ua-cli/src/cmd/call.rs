@@ -13,7 +13,7 @@ use tincan::history::Direction;
 use tincan::phone::driver::{CallOptions, Phone, StartError};
 use tincan::phone::{
     AccountConfig, AccountEvent, AccountId, CallEnd, CallEvent, CallId, CallParams, CallWarning,
-    EndReason, PhoneConfig, PhoneEvent,
+    EndReason, MessageEvent, PhoneConfig, PhoneEvent,
 };
 use tincan_media::codec::CodecKind;
 use tincan_media::device::{AudioSink, AudioSource, NullSink, NullSource, WavSink, WavSource};
@@ -1211,6 +1211,14 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
                 } else {
                     println!("refused call from {from}: {}", refused.status);
                 }
+            }
+            PhoneEvent::Message(MessageEvent::Received(message)) => {
+                println!("{}", super::message::received_line(&message, json));
+                let account = message.account.and_then(|a| {
+                    let i = phone.accounts().iter().position(|x| *x == a)?;
+                    config.accounts.get(i).map(|a| a.name.clone())
+                });
+                history.record_message(&super::message::received_record(&message, account));
             }
             PhoneEvent::Call { call, event } => {
                 if !calls.contains_key(&call) {

@@ -1,0 +1,193 @@
+//! `tincan message URI TEXT` and `tincan listen` with text messages (RFC 3428 MESSAGE): a
+//! message to a listening Tincan is delivered (exit 0, `--json` says `delivered` with 200),
+//! printed by `listen` (`--json` too), and kept in both sides' history; a refusal prints its
+//! status and exits 1.
+
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tincan::history::{Delivery, Direction, History};
+
+/// Long enough for a loaded 2-core CI machine; only a failure waits this long.
+const WAIT: Duration = Duration::from_secs(60);
+
+fn tincan(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tincan"));
+    c.env("XDG_CONFIG_HOME", dir)
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .env_remove("TINCAN_CONFIG")
+        .env("HOME", dir);
+    c
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tincan-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A running `tincan listen --json` and its output lines (read on a thread).
+struct Listener {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Listener {
+    fn spawn(dir: &std::path::Path) -> Listener {
+        let mut child = tincan(dir)
+            .args(["listen", "--bind", "127.0.0.1:0", "--no-audio", "--json"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tincan runs");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Listener { child, lines }
+    }
+
+    fn wait(&mut self, event: &str) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {event} event within {WAIT:?}"));
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && v["event"] == event
+            {
+                return v;
+            }
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_message_to_a_listening_tincan_is_delivered_printed_and_kept() {
+    let dir = temp_dir("message-listen");
+    let mut listener = Listener::spawn(&dir);
+    let address = listener.wait("listening")["address"]
+        .as_str()
+        .expect("an address")
+        .to_owned();
+    let out = tincan(&dir)
+        .args([
+            "message",
+            &format!("sip:bob@{address}"),
+            "hello \u{1F44B}",
+            "--json",
+            "--bind",
+            "127.0.0.1:0",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("tincan runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{:?}: {stdout} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    assert_eq!(report["event"], "delivered", "{report}");
+    assert_eq!(report["status"], 200, "{report}");
+    let got = listener.wait("message");
+    assert_eq!(got["text"], "hello \u{1F44B}", "{got}");
+    assert_eq!(got["content_type"], "text/plain;charset=UTF-8", "{got}");
+    drop(listener);
+
+    let history = History::open(&dir.join("data/tincan/history.sqlite3")).expect("a history");
+    let messages = history.messages(None, 10).expect("readable");
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    let sent = messages
+        .iter()
+        .find(|m| m.direction == Direction::Outgoing)
+        .expect("the sent one");
+    assert_eq!(sent.delivery, Delivery::Delivered);
+    assert_eq!(sent.status, Some(200));
+    assert_eq!(sent.peer_uri, format!("sip:bob@{address}"));
+    let received = messages
+        .iter()
+        .find(|m| m.direction == Direction::Incoming)
+        .expect("the received one");
+    assert_eq!(received.delivery, Delivery::Received);
+    assert_eq!(received.text(), Some("hello \u{1F44B}"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A peer that answers every request 486 Busy Here, from a thread; stops after one.
+fn busy_peer() -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(WAIT)).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let thread = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65_535];
+        let Ok((n, from)) = socket.recv_from(&mut buf) else {
+            return;
+        };
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let mut response = String::from("SIP/2.0 486 Busy Here\r\n");
+        for line in text.lines() {
+            let name = line
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if ["via", "from", "call-id", "cseq"].contains(&name.as_str()) {
+                response.push_str(line);
+                response.push_str("\r\n");
+            } else if name == "to" {
+                response.push_str(line);
+                response.push_str(";tag=busy\r\n");
+            }
+        }
+        response.push_str("Content-Length: 0\r\n\r\n");
+        let _ = socket.send_to(response.as_bytes(), from);
+    });
+    (addr, thread)
+}
+
+#[test]
+fn a_refused_message_prints_its_status_and_exits_1() {
+    let dir = temp_dir("message-refused");
+    let (peer, thread) = busy_peer();
+    let out = tincan(&dir)
+        .args([
+            "message",
+            &format!("sip:bob@{peer}"),
+            "anyone?",
+            "--bind",
+            "127.0.0.1:0",
+            "--no-history",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("tincan runs");
+    thread.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert_eq!(stdout.trim(), "failed: 486 Busy Here");
+    let _ = std::fs::remove_dir_all(&dir);
+}
