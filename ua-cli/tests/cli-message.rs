@@ -191,3 +191,43 @@ fn a_refused_message_prints_its_status_and_exits_1() {
     assert_eq!(stdout.trim(), "failed: 486 Busy Here");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A PBX's unsolicited `message-summary` NOTIFY (RFC 3842) is answered 200 and `listen`
+/// prints the voicemail count.
+#[test]
+fn listen_prints_the_voicemail_count_of_a_message_summary_notify() {
+    let dir = temp_dir("message-mwi");
+    let mut listener = Listener::spawn(&dir);
+    let address = listener.wait("listening")["address"]
+        .as_str()
+        .expect("an address")
+        .to_owned();
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(WAIT)).unwrap();
+    let me = socket.local_addr().unwrap();
+    let body = "Messages-Waiting: yes\r\nVoice-Message: 2/5 (0/1)\r\n";
+    let notify = format!(
+        "NOTIFY sip:bob@{address} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {me};branch=z9hG4bK-mwi1\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:pbx@{me}>;tag=pbx\r\n\
+         To: <sip:bob@{address}>\r\n\
+         Call-ID: mwi1@pbx\r\n\
+         CSeq: 1 NOTIFY\r\n\
+         Event: message-summary\r\n\
+         Content-Type: application/simple-message-summary\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    socket.send_to(notify.as_bytes(), address.as_str()).unwrap();
+    let mut buf = vec![0u8; 65_535];
+    let (n, _) = socket.recv_from(&mut buf).expect("an answer");
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
+    let v = listener.wait("message_waiting");
+    assert_eq!(v["waiting"], true, "{v}");
+    assert_eq!(v["new"], 2, "{v}");
+    assert_eq!(v["old"], 5, "{v}");
+    drop(listener);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -75,7 +75,10 @@ async fn options_allow_501_420_and_481() {
         header(&ok, "To").is_some_and(|t| t.contains(";tag=")),
         "{ok}"
     );
-    assert_eq!(allow, "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, MESSAGE");
+    assert_eq!(
+        allow,
+        "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, MESSAGE, NOTIFY"
+    );
     let names: Vec<&str> = tincan::phone::ALLOWED_METHODS
         .iter()
         .map(|m| m.as_str())

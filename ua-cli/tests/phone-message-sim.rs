@@ -394,3 +394,99 @@ fn a_huge_message_is_answered_413_and_not_reported() {
         "{err:?}"
     );
 }
+
+fn raw_notify(to: &str, n: usize, event: &str, body: &str) -> Vec<u8> {
+    format!(
+        "NOTIFY sip:bob@{to} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.99:5060;branch=z9hG4bK-n{n}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:pbx@127.0.0.99>;tag=pbx\r\n\
+         To: <sip:bob@{to}>\r\n\
+         Call-ID: n{n}@pbx\r\n\
+         CSeq: {n} NOTIFY\r\n\
+         Event: {event}\r\n\
+         Subscription-State: active\r\n\
+         Content-Type: application/simple-message-summary\r\n\
+         Content-Length: {len}\r\n\r\n{body}",
+        len = body.len(),
+    )
+    .into_bytes()
+}
+
+/// An unsolicited `message-summary` NOTIFY, as PBXs send registered phones (RFC 3842):
+/// answered 200 (it used to be 501) and the count reported for the account it names.
+#[test]
+fn an_unsolicited_message_summary_notify_is_answered_200_and_reported() {
+    let mut sim = Sim::new(18, NetConfig::perfect());
+    let bob = sim.add_phone(BOB, "bob");
+    let mut bob_account = account("bob", &[]);
+    bob_account.register = false;
+    sim.add_account(bob, bob_account);
+    let body = "Messages-Waiting: yes\r\nMessage-Account: sip:*97@example.test\r\nVoice-Message: 3/7 (1/0)\r\n";
+    inject(
+        &mut sim,
+        bob,
+        "127.0.0.99:5060",
+        raw_notify(BOB, 1, "message-summary", body),
+    );
+    assert_eq!(
+        responses_to(&sim, bob, "127.0.0.99:5060"),
+        vec!["SIP/2.0 200 OK".to_owned()]
+    );
+    let waiting: Vec<_> = sim
+        .phone(bob)
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            PhoneEvent::MessageWaiting(w) => Some(w.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].account, Some(AccountId(0)));
+    assert!(waiting[0].summary.waiting);
+    let voice = waiting[0].summary.voice().expect("voice counts");
+    assert_eq!((voice.new, voice.old, voice.urgent_new), (3, 7, 1));
+}
+
+/// NOTIFYs of no subscription (another event package) are answered 481, each, and a
+/// `message-summary` one whose body says nothing 400; nothing is reported.
+#[test]
+fn a_flood_of_notifies_for_unknown_subscriptions_is_answered_481() {
+    let mut sim = Sim::new(19, NetConfig::perfect());
+    let bob = sim.add_phone(BOB, "bob");
+    for n in 1..=500 {
+        inject(
+            &mut sim,
+            bob,
+            "127.0.0.99:5060",
+            raw_notify(BOB, n, "presence", "<presence/>"),
+        );
+    }
+    inject(
+        &mut sim,
+        bob,
+        "127.0.0.99:5060",
+        raw_notify(BOB, 501, "message-summary", "\u{0}\u{1}garbage"),
+    );
+    let responses = responses_to(&sim, bob, "127.0.0.99:5060");
+    assert_eq!(responses.len(), 501);
+    assert!(
+        responses[..500]
+            .iter()
+            .all(|r| r.starts_with("SIP/2.0 481")),
+        "{:?}",
+        &responses[..3]
+    );
+    assert!(
+        responses[500].starts_with("SIP/2.0 400"),
+        "{}",
+        responses[500]
+    );
+    assert!(
+        !sim.phone(bob)
+            .events
+            .iter()
+            .any(|(_, e)| matches!(e, PhoneEvent::MessageWaiting(_)))
+    );
+}

@@ -1212,6 +1212,13 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
                     println!("refused call from {from}: {}", refused.status);
                 }
             }
+            PhoneEvent::MessageWaiting(waiting) => {
+                let account = waiting.account.and_then(|a| {
+                    let i = phone.accounts().iter().position(|x| *x == a)?;
+                    config.accounts.get(i).map(|a| a.name.as_str())
+                });
+                println!("{}", super::message::waiting_line(&waiting, account, json));
+            }
             PhoneEvent::Message(MessageEvent::Received(message)) => {
                 println!("{}", super::message::received_line(&message, json));
                 let account = message.account.and_then(|a| {

@@ -218,6 +218,35 @@ pub(crate) fn received_line(m: &IncomingMessage, json: bool) -> String {
     }
 }
 
+/// The line `tincan listen` prints for a PBX's message-waiting report (RFC 3842).
+pub(crate) fn waiting_line(
+    w: &tincan::phone::message_waiting::MessageWaiting,
+    account: Option<&str>,
+    json: bool,
+) -> String {
+    let voice = w.summary.voice().unwrap_or_default();
+    if json {
+        return json!({
+            "event": "message_waiting",
+            "account": account,
+            "waiting": w.summary.waiting,
+            "new": voice.new,
+            "old": voice.old,
+            "urgent_new": voice.urgent_new,
+            "urgent_old": voice.urgent_old,
+        })
+        .to_string();
+    }
+    let whose = account.map_or_else(String::new, |a| format!(" ({a})"));
+    if w.summary.voice().is_some() {
+        format!("voicemail{whose}: {} new, {} old", voice.new, voice.old)
+    } else if w.summary.waiting {
+        format!("voicemail{whose}: messages waiting")
+    } else {
+        format!("voicemail{whose}: no messages")
+    }
+}
+
 /// A message received, for the history.
 pub(crate) fn received_record(m: &IncomingMessage, account: Option<String>) -> MessageRecord {
     MessageRecord::new(

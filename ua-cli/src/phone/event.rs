@@ -67,6 +67,9 @@ pub enum PhoneEvent {
     },
     /// A page-mode message arrived, or one sent got its delivery report (RFC 3428).
     Message(MessageEvent),
+    /// A PBX said how many voice (or other) messages wait (RFC 3842 `message-summary`
+    /// NOTIFY, answered 200).
+    MessageWaiting(super::message_waiting::MessageWaiting),
 }
 
 /// What happens to page-mode messages (RFC 3428 MESSAGE).

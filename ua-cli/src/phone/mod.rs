@@ -36,6 +36,7 @@ pub mod driver;
 pub mod event;
 mod flow;
 pub mod message;
+pub mod message_waiting;
 mod route;
 
 use std::collections::{HashMap, VecDeque};
@@ -66,7 +67,8 @@ use route::{Owner, Phase, Route, RouteId};
 
 /// The methods the phone handles, for `Allow` and the endpoint's 501 (RFC 3261 §8.2.1):
 /// anything else is answered 501 Not Implemented (405 for RFC 3261's own REGISTER). The
-/// dialog layer's list and MESSAGE (RFC 3428, [`message`]).
+/// dialog layer's list, MESSAGE (RFC 3428, [`message`]) and NOTIFY (only `message-summary`,
+/// RFC 3842, [`message_waiting`]; any other is answered 481).
 pub const ALLOWED_METHODS: &[Method] = &[
     Method::Invite,
     Method::Ack,
@@ -75,11 +77,12 @@ pub const ALLOWED_METHODS: &[Method] = &[
     Method::Options,
     Method::Info,
     Method::Message,
+    Method::Notify,
 ];
 
 /// The `Allow` header value for [`ALLOWED_METHODS`] (a test keeps the two equal).
 pub fn allow_header() -> &'static str {
-    "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, MESSAGE"
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, MESSAGE, NOTIFY"
 }
 
 /// What the core asks of the media side. Each call's media lives in the driver (sockets and
@@ -741,6 +744,10 @@ impl PhoneCore {
         // Page-mode messages are taken in a dialog as out of one (RFC 3428 §4).
         if request.method() == Some(&Method::Message) {
             self.incoming_message(now, tx, &request);
+            return;
+        }
+        if request.method() == Some(&Method::Notify) {
+            self.incoming_notify(now, tx, &request);
             return;
         }
         if let Some(call) = self.call_of(&request) {
