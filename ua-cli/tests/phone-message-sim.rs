@@ -490,3 +490,96 @@ fn a_flood_of_notifies_for_unknown_subscriptions_is_answered_481() {
             .any(|(_, e)| matches!(e, PhoneEvent::MessageWaiting(_)))
     );
 }
+
+/// A MESSAGE inside a call's dialog (RFC 3428 §4) goes along the route set (the proxy
+/// record-routes), its 407 is answered with the dialog's next CSeq, and the peer reports it
+/// with its call; the call goes on and its BYE takes a CSeq above the MESSAGE's.
+#[test]
+fn a_message_inside_a_call_goes_along_the_dialog_and_is_delivered() {
+    let mut sim = Sim::new(20, NetConfig::perfect());
+    let alice = sim.add_phone(ALICE, "alice");
+    let bob = sim.add_phone(BOB, "bob");
+    let proxy = sim.add_proxy(P1);
+    sim.proxy_mut(proxy).challenge_in_dialog = true;
+    sim.add_account(alice, account("alice", &[P1]));
+    sim.add_account(bob, account("bob", &[P1]));
+    sim.run_for(secs(2.0));
+    let a = sim
+        .act(alice, |c, now| {
+            c.call(now, "bob", tincan::phone::CallParams::default())
+        })
+        .expect("a call");
+    let limit = sim.elapsed() + secs(2.0);
+    assert!(sim.run_until_with(limit, |s| {
+        s.phone(bob)
+            .events
+            .iter()
+            .any(|(_, e)| matches!(e, PhoneEvent::Incoming(_)))
+    }));
+    let b = sim
+        .phone(bob)
+        .events
+        .iter()
+        .find_map(|(_, e)| match e {
+            PhoneEvent::Incoming(i) => Some(i.call),
+            _ => None,
+        })
+        .expect("an incoming call");
+    sim.act(bob, |c, now| c.accept(now, b)).expect("accepted");
+    sim.run_for(secs(1.0));
+    assert!(sim.answered(alice, a), "alice answered");
+
+    let id = sim
+        .act(alice, |c, now| {
+            c.send_message_in_call(now, a, TEXT_PLAIN, Bytes::from_static(b"in the call"))
+        })
+        .expect("the call is up");
+    let report = wait_report(&mut sim, alice, id, 5.0);
+    assert!(
+        matches!(report, MessageEvent::Delivered { status: 200, .. }),
+        "{report:?}"
+    );
+    let got = received(&sim, bob);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].text.as_deref(), Some("in the call"));
+    assert_eq!(got[0].call, Some(b));
+    // Challenged once, then with credentials: both went to the proxy, along the route set.
+    let p1: SocketAddr = P1.parse().unwrap();
+    let messages = sim.sent(alice, "MESSAGE");
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(messages.iter().all(|(_, to)| *to == p1), "{messages:?}");
+
+    sim.act(alice, |c, now| c.hangup(now, a)).expect("hangup");
+    sim.run_for(secs(2.0));
+    assert!(
+        sim.call_events(bob)
+            .iter()
+            .any(|(_, c, e)| *c == b && matches!(e, tincan::phone::CallEvent::Ended(_))),
+        "bob's call ended"
+    );
+    let cseq_of = |method: &str| -> Vec<u32> {
+        sim.nodes[alice]
+            .sent_messages
+            .iter()
+            .filter_map(|(_, _, bytes)| {
+                let text = String::from_utf8_lossy(bytes).into_owned();
+                if !text.starts_with(method) {
+                    return None;
+                }
+                let line = text.lines().find(|l| l.starts_with("CSeq:"))?;
+                line.split_whitespace().nth(1)?.parse().ok()
+            })
+            .collect()
+    };
+    let (messages, byes) = (cseq_of("MESSAGE"), cseq_of("BYE"));
+    assert!(messages[1] > messages[0], "the retry's CSeq: {messages:?}");
+    assert!(
+        byes.iter().all(|b| *b > messages[1]),
+        "BYE {byes:?} after MESSAGE {messages:?}"
+    );
+    // Not up any more: refused at once.
+    let err = sim.act(alice, |c, now| {
+        c.send_message_in_call(now, a, TEXT_PLAIN, Bytes::from_static(b"late"))
+    });
+    assert!(matches!(err, Err(PhoneError::Usage(_))), "{err:?}");
+}

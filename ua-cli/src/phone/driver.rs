@@ -394,6 +394,7 @@ enum Command {
         Option<AccountId>,
         Reply<MessageId>,
     ),
+    MessageInCall(CallId, String, Reply<MessageId>),
 }
 
 /// A running phone: commands go in, [`PhoneEvent`]s come out of
@@ -495,6 +496,24 @@ impl Phone {
         account: Option<AccountId>,
     ) -> Result<MessageId, PhoneError> {
         self.ask(|r| Command::Message(uri.to_owned(), content_type.to_owned(), body, account, r))
+            .await
+    }
+
+    /// Sends a text as a MESSAGE inside a call's dialog (see
+    /// [`PhoneCore::send_message_in_call`]); its delivery report comes as for
+    /// [`send_message`](Self::send_message).
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] for an unknown call, a call that is not up, a text over
+    /// [`MAX_MESSAGE_BODY`](super::message::MAX_MESSAGE_BODY) or a phone that is shutting
+    /// down.
+    pub async fn send_message_in_call(
+        &self,
+        call: CallId,
+        text: &str,
+    ) -> Result<MessageId, PhoneError> {
+        self.ask(|r| Command::MessageInCall(call, text.to_owned(), r))
             .await
     }
 
@@ -873,6 +892,11 @@ impl Task {
             }
             Command::Message(uri, content_type, body, account, reply) => {
                 let _ = reply.send(core.send_message(now, &uri, &content_type, body, account));
+            }
+            Command::MessageInCall(call, text, reply) => {
+                let body = bytes::Bytes::from(text.into_bytes());
+                let text_plain = super::message::TEXT_PLAIN;
+                let _ = reply.send(core.send_message_in_call(now, call, text_plain, body));
             }
         }
     }

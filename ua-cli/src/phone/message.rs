@@ -7,7 +7,8 @@
 //! (RFC 3263). It is a non-INVITE transaction: over UDP it is retransmitted by Timer E
 //! until a final response (RFC 3261 §17.1.2.2). The final response is the delivery report
 //! (RFC 3428 §7): [`MessageEvent::Delivered`] for a 2xx, [`MessageEvent::Failed`] for
-//! anything else, or when no server could be reached.
+//! anything else, or when no server could be reached. [`PhoneCore::send_message_in_call`]
+//! sends one inside a call's dialog (RFC 3428 §4), along its route set with its CSeq.
 //!
 //! Receiving: a MESSAGE, in or out of a dialog, is answered 200 and reported as
 //! [`MessageEvent::Received`]; a body over [`MAX_MESSAGE_BODY`] is answered 413 Request
@@ -27,7 +28,7 @@ use tincan_sip::transaction::TransactionId;
 use super::PhoneCore;
 use super::call::{host_literal, name_addr, request_uri, user_of};
 use super::event::{
-    AccountId, IncomingMessage, MessageEvent, MessageId, PhoneError, PhoneEvent, UsageError,
+    AccountId, CallId, IncomingMessage, MessageEvent, MessageId, PhoneError, PhoneEvent, UsageError,
 };
 use super::route::Owner;
 
@@ -45,6 +46,8 @@ pub const TEXT_PLAIN: &str = "text/plain;charset=UTF-8";
 pub(super) struct Outgoing {
     /// The account it goes through (whose credentials answer challenges).
     pub(super) account: Option<AccountId>,
+    /// The call whose dialog it is sent in (its CSeq comes from the dialog).
+    pub(super) call: Option<CallId>,
 }
 
 impl PhoneCore {
@@ -179,7 +182,65 @@ impl PhoneCore {
         let request = builder.body(content_type, body).build();
         let id = MessageId(self.next_message);
         self.next_message += 1;
-        self.messages.insert(id, Outgoing { account });
+        self.messages.insert(
+            id,
+            Outgoing {
+                account,
+                call: None,
+            },
+        );
+        self.start_route(now, Owner::Message(id), request, hop, known);
+        self.process(now);
+        Ok(id)
+    }
+
+    /// Sends `body` (of `content_type`) in a MESSAGE inside the dialog of `call` (RFC 3428
+    /// §4): to the peer's target along the dialog's route set, with the dialog's next CSeq;
+    /// a challenge is answered with the call's account's credentials. The outcome comes as
+    /// [`MessageEvent::Delivered`] or [`MessageEvent::Failed`].
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError::Usage`] for an unknown call, a call that is not up, or a body over
+    /// [`MAX_MESSAGE_BODY`].
+    pub fn send_message_in_call(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        content_type: &str,
+        body: Bytes,
+    ) -> Result<MessageId, PhoneError> {
+        if body.len() > MAX_MESSAGE_BODY {
+            return Err(UsageError::MessageTooLarge {
+                size: body.len(),
+                limit: MAX_MESSAGE_BODY,
+            }
+            .into());
+        }
+        let c = self
+            .calls
+            .get_mut(&call)
+            .ok_or(UsageError::UnknownCall(call))?;
+        let session = c.session.as_mut().ok_or(UsageError::WrongState {
+            call,
+            reason: "the call is not up",
+        })?;
+        let (mut request, next_hop) = session
+            .request_in_dialog(Method::Message)
+            .map_err(|reason| UsageError::WrongState { call, reason })?;
+        request.set_body(Some(content_type), body);
+        let hop = next_hop.to_string();
+        let known = c.known_hops.get(&hop).cloned();
+        let account = c.account;
+        let id = MessageId(self.next_message);
+        self.next_message += 1;
+        self.messages.insert(
+            id,
+            Outgoing {
+                account,
+                call: Some(call),
+            },
+        );
         self.start_route(now, Owner::Message(id), request, hop, known);
         self.process(now);
         Ok(id)
@@ -246,7 +307,8 @@ impl PhoneCore {
         request: &Message,
         response: &Message,
     ) -> Option<Message> {
-        let account = self.messages.get(&id)?.account?;
+        let outgoing = self.messages.get(&id)?;
+        let (account, call) = (outgoing.account?, outgoing.call);
         let realms = self.answerable_realms(account);
         let digest = &mut self.accounts.get_mut(account.0)?.digest;
         digest.set_realms(realms);
@@ -254,8 +316,13 @@ impl PhoneCore {
             Ok(answer) => answer,
             Err(AuthError::RealmRefused { .. }) | Err(_) => return None,
         };
+        self.pin_realms(account, &answer.apply(request));
+        // In a dialog, the retry takes the dialog's next CSeq (RFC 3261 §22.2).
+        if let Some(call) = call {
+            let session = self.calls.get_mut(&call)?.session.as_mut()?;
+            return session.retry_in_dialog(request, &answer.headers);
+        }
         let mut retried = answer.apply(request);
-        self.pin_realms(account, &retried);
         let cseq = request.cseq().and_then(Result::ok)?;
         retried.set(&CSeq {
             seq: cseq.seq.checked_add(1)?,
