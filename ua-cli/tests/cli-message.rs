@@ -39,8 +39,16 @@ struct Listener {
 
 impl Listener {
     fn spawn(dir: &std::path::Path) -> Listener {
+        Listener::run(
+            dir,
+            &["listen", "--bind", "127.0.0.1:0", "--no-audio", "--json"],
+        )
+    }
+
+    /// Any `tincan` command with `--json` output and piped standard input.
+    fn run(dir: &std::path::Path, args: &[&str]) -> Listener {
         let mut child = tincan(dir)
-            .args(["listen", "--bind", "127.0.0.1:0", "--no-audio", "--json"])
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -56,6 +64,13 @@ impl Listener {
             }
         });
         Listener { child, lines }
+    }
+
+    fn type_line(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("piped");
+        writeln!(stdin, "{line}").expect("stdin open");
+        stdin.flush().expect("stdin open");
     }
 
     fn wait(&mut self, event: &str) -> Value {
@@ -228,6 +243,53 @@ fn listen_prints_the_voicemail_count_of_a_message_summary_notify() {
     assert_eq!(v["waiting"], true, "{v}");
     assert_eq!(v["new"], 2, "{v}");
     assert_eq!(v["old"], 5, "{v}");
+    drop(listener);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `message TEXT` typed into `tincan call` sends a MESSAGE in the call's dialog: the
+/// listening side prints it, the caller prints its delivery report.
+#[test]
+fn a_message_typed_in_a_call_goes_in_its_dialog() {
+    let dir = temp_dir("message-in-call");
+    let mut listener = Listener::run(
+        &dir,
+        &[
+            "listen",
+            "--bind",
+            "127.0.0.1:0",
+            "--no-audio",
+            "--json",
+            "--auto-answer",
+            "--no-history",
+        ],
+    );
+    let address = listener.wait("listening")["address"]
+        .as_str()
+        .expect("an address")
+        .to_owned();
+    let uri = format!("sip:bob@{address}");
+    let mut caller = Listener::run(
+        &dir,
+        &[
+            "call",
+            &uri,
+            "--bind",
+            "127.0.0.1:0",
+            "--no-audio",
+            "--json",
+            "--no-history",
+        ],
+    );
+    caller.wait("answered");
+    caller.type_line("message  hello in the call ");
+    let got = listener.wait("message");
+    assert_eq!(got["text"], "hello in the call", "{got}");
+    let report = caller.wait("message_delivered");
+    assert_eq!(report["status"], 200, "{report}");
+    caller.type_line("hangup");
+    caller.wait("ended");
+    drop(caller);
     drop(listener);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -933,6 +933,12 @@ async fn follow(
                 let _ = phone.reject(other.call, 486).await;
                 continue;
             }
+            PhoneEvent::Message(m) => {
+                if let Some(line) = super::message::event_line(&m, json) {
+                    println!("{line}");
+                }
+                continue;
+            }
             _ => continue,
         };
         if let CallEvent::Ended(end) = &ev {
@@ -1219,6 +1225,13 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
                 });
                 println!("{}", super::message::waiting_line(&waiting, account, json));
             }
+            PhoneEvent::Message(
+                report @ (MessageEvent::Delivered { .. } | MessageEvent::Failed { .. }),
+            ) => {
+                if let Some(line) = super::message::event_line(&report, json) {
+                    println!("{line}");
+                }
+            }
             PhoneEvent::Message(MessageEvent::Received(message)) => {
                 println!("{}", super::message::received_line(&message, json));
                 let account = message.account.and_then(|a| {
@@ -1429,6 +1442,7 @@ Commands (one per line on standard input, while the call is up):
   resume (r)                take it off hold
   dtmf DIGITS (d), DIGITS   send DTMF keys (0-9 * # A-D)
   codec opus|pcmu|pcma (c)  change the codec (a re-INVITE offering it first)
+  message TEXT (m)          send a text message in the call (SIP MESSAGE)
   hangup (q)                hang up";
 
 /// The commands of `tincan listen`, one per line (also `--help`).
@@ -1442,6 +1456,7 @@ then, for the call answered last:
   dtmf DIGITS, DIGITS       send DTMF keys (0-9 * # A-D; `a` and `d` alone answer and
                             decline here: type `dtmf A`)
   codec opus|pcmu|pcma (c)  change the codec (a re-INVITE offering it first)
+  message TEXT (m)          send a text message in the call (SIP MESSAGE)
   hangup (q)                hang up
 A line typed while no call rings answers nothing; with more than one call, lines start with
 the call's number ([1], [2]) and --json events carry it as `call`.";
@@ -1485,6 +1500,8 @@ fn is_command(verb: &str) -> bool {
             | "dtmf"
             | "c"
             | "codec"
+            | "m"
+            | "message"
     ) || is_digits(verb)
 }
 
@@ -1536,6 +1553,17 @@ async fn command(phone: &Phone, call: CallId, line: &str, json: bool, label: Lab
                 ));
             }
             r
+        }
+        "m" | "message" => {
+            let text = line.trim_start()[verb.len()..].trim();
+            if text.is_empty() {
+                return Typed::Unknown;
+            }
+            let r = phone.send_message_in_call(call, text).await;
+            if r.is_ok() {
+                say("sent message".to_owned());
+            }
+            r.map(|_| ())
         }
         digits if is_digits(digits) => {
             let digits = digits.to_ascii_uppercase();

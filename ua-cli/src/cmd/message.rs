@@ -218,6 +218,32 @@ pub(crate) fn received_line(m: &IncomingMessage, json: bool) -> String {
     }
 }
 
+/// The line `tincan call` and `tincan listen` print for a message event: the message
+/// received, or the delivery report of one sent in a call (`message delivered: 200`,
+/// `message failed: 486 Busy Here`; `--json`: `message_delivered` / `message_failed` with
+/// `status` and `reason`).
+pub(crate) fn event_line(event: &MessageEvent, json: bool) -> Option<String> {
+    let (delivered, status, reason) = match event {
+        MessageEvent::Received(m) => return Some(received_line(m, json)),
+        MessageEvent::Delivered { status, .. } => (true, Some(*status), None),
+        MessageEvent::Failed { status, reason, .. } => (false, *status, Some(reason.as_str())),
+        _ => return None,
+    };
+    if json {
+        let event = if delivered {
+            "message_delivered"
+        } else {
+            "message_failed"
+        };
+        return Some(json!({"event": event, "status": status, "reason": reason}).to_string());
+    }
+    Some(match (delivered, status, reason) {
+        (true, Some(s), _) => format!("message delivered: {s}"),
+        (_, Some(s), Some(r)) => format!("message failed: {s} {r}"),
+        (_, _, r) => format!("message failed: {}", r.unwrap_or("no answer")),
+    })
+}
+
 /// The line `tincan listen` prints for a PBX's message-waiting report (RFC 3842).
 pub(crate) fn waiting_line(
     w: &tincan::phone::message_waiting::MessageWaiting,
