@@ -76,11 +76,12 @@ fn the_default_method_list_is_what_the_ua_handles() {
             Method::Cancel,
             Method::Bye,
             Method::Options,
-            Method::Info
+            Method::Info,
+            Method::Update
         ]
     );
     assert_eq!(EndpointConfig::default().methods, METHODS);
-    assert_eq!(ALLOW, "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO");
+    assert_eq!(ALLOW, "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE");
 }
 
 #[test]
@@ -90,7 +91,6 @@ fn unimplemented_methods_get_501_with_allow() {
         "MESSAGE",
         "REFER",
         "NOTIFY",
-        "UPDATE",
         "PRACK",
         "PUBLISH",
         "FROBNICATE",
@@ -114,7 +114,7 @@ fn register_at_a_ua_gets_405_with_allow() {
 
 #[test]
 fn handled_methods_reach_the_transaction_user() {
-    for method in ["INVITE", "BYE", "OPTIONS", "INFO"] {
+    for method in ["INVITE", "BYE", "OPTIONS", "INFO", "UPDATE"] {
         let (sent, events) = receive(method);
         assert!(sent.is_empty(), "{method} answered statelessly: {sent:?}");
         assert!(

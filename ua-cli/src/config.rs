@@ -143,6 +143,11 @@ pub struct Network {
     /// [`UDP_BUFFER_SIZE`](crate::phone::driver::UDP_BUFFER_SIZE) (4 MiB), `Some(0)` the
     /// system's default.
     pub udp_buffer_size: Option<u32>,
+    /// `session_expires`: the session interval of calls in seconds (RFC 4028
+    /// `Session-Expires`): asked for in our INVITEs, granted to a caller that asks for none;
+    /// calls are refreshed at half of it and hung up when the peer's refresh is late. At
+    /// least 90 (`Min-SE`); `None` means 1800, `Some(0)` turns session timers off.
+    pub session_expires: Option<u32>,
 }
 
 /// The `[audio]` section: the devices every account uses unless it names its own.
@@ -300,7 +305,7 @@ pub struct Account {
     /// From of calls and in REGISTER.
     pub display_name: Option<String>,
     /// `codecs`: the codecs of this account's calls, in order of preference; `None`: the
-    /// phone's (Opus, PCMU, PCMA). `--codec` wins over it.
+    /// phone's (Opus, G.722, PCMU, PCMA). `--codec` wins over it.
     pub codecs: Option<Vec<CodecKind>>,
     /// `srtp`: the SRTP policy of this account's calls; `None`: the phone's (optional).
     /// `--srtp` wins over it.
@@ -573,6 +578,7 @@ struct RawNetwork {
     stun_rto_ms: Option<u32>,
     call_limit: Option<u32>,
     udp_buffer_size: Option<u32>,
+    session_expires: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -711,6 +717,21 @@ impl Config {
         network.stun_rto_ms = raw.network.stun_rto_ms;
         network.call_limit = raw.network.call_limit;
         network.udp_buffer_size = raw.network.udp_buffer_size;
+        if let Some(s) = &raw.network.session_expires {
+            let secs = *s.get_ref();
+            if (1..tincan_sip::dialog::invite::MIN_SE).contains(&secs) {
+                return Err(invalid(
+                    s.span(),
+                    "session_expires",
+                    None,
+                    format!(
+                        "{secs} is below the smallest session interval, {} seconds (RFC 4028 Min-SE); 0 turns session timers off",
+                        tincan_sip::dialog::invite::MIN_SE
+                    ),
+                ));
+            }
+            network.session_expires = Some(secs);
+        }
 
         let device = |d: Option<Spanned<String>>, key: &str, context: Option<&str>| {
             d.map(|d| match d.get_ref().trim() {
@@ -972,14 +993,15 @@ fn parse_realm(v: &toml::Value) -> Result<RealmPolicy, String> {
     }
 }
 
-/// `codecs`: a non-empty list of codec names (`opus`, `pcmu`, `pcma`, any case), each once.
+/// `codecs`: a non-empty list of codec names (`opus`, `g722`, `pcmu`, `pcma`, any case), each
+/// once.
 fn parse_codecs(
     list: &Spanned<Vec<Spanned<String>>>,
 ) -> Result<Vec<CodecKind>, (Range<usize>, String)> {
     if list.get_ref().is_empty() {
         return Err((
             list.span(),
-            "an empty list: name at least one codec (opus, pcmu, pcma), or leave `codecs` \
+            "an empty list: name at least one codec (opus, g722, pcmu, pcma), or leave `codecs` \
              out for all of them"
                 .into(),
         ));
@@ -993,7 +1015,7 @@ fn parse_codecs(
                 (
                     name.span(),
                     format!(
-                        "unknown codec {:?}: the codecs are opus, pcmu, pcma",
+                        "unknown codec {:?}: the codecs are opus, g722, pcmu, pcma",
                         name.get_ref()
                     ),
                 )
@@ -1158,6 +1180,29 @@ mod tests {
             (d.network.udp_keepalive_interval, d.network.stun_rto_ms),
             (None, None)
         );
+    }
+
+    #[test]
+    fn session_expires_key() {
+        let c = Config::from_str_named("[network]\nsession_expires = 600\n", "t.toml").unwrap();
+        assert_eq!(c.network.session_expires, Some(600));
+        let mut phone = crate::phone::PhoneConfig::default();
+        phone.apply_network(&c.network);
+        assert_eq!(
+            phone.session_timer.map(|t| (t.interval, t.min_se)),
+            Some((600, 90))
+        );
+        let off = Config::from_str_named("[network]\nsession_expires = 0\n", "t.toml").unwrap();
+        phone.apply_network(&off.network);
+        assert_eq!(phone.session_timer, None);
+        let default = Config::from_str_named("", "t.toml").unwrap();
+        phone.apply_network(&default.network);
+        assert_eq!(phone.session_timer.map(|t| t.interval), Some(1800));
+        let e = Config::from_str_named("[network]\nsession_expires = 30\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("t.toml:2:19: "), "{e}");
+        assert!(e.contains("session_expires") && e.contains("90"), "{e}");
     }
 
     #[test]

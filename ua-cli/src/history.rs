@@ -228,7 +228,7 @@ pub struct CallRecord {
     pub end_reason: String,
     /// The final SIP status when the call did not connect.
     pub status: Option<u16>,
-    /// The codec (`opus`, `pcmu`, `pcma`), if answered.
+    /// The codec (`opus`, `g722`, `pcmu`, `pcma`), if answered.
     pub codec: Option<String>,
     /// The mean MOS estimate; `None` when no RTP was received.
     pub mos: Option<f64>,

@@ -77,13 +77,15 @@ async fn options_allow_501_420_and_481() {
     );
     assert_eq!(
         allow,
-        "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, MESSAGE, NOTIFY"
+        "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE, NOTIFY"
     );
     let names: Vec<&str> = tincan::phone::ALLOWED_METHODS
         .iter()
         .map(|m| m.as_str())
         .collect();
     assert_eq!(names.join(", "), allow);
+    // The dialog layer's methods, then the phone's own (MESSAGE, NOTIFY).
+    assert!(tincan::phone::ALLOWED_METHODS.starts_with(tincan_sip::dialog::invite::METHODS));
 
     let r = ask(&socket, phone, "MESSAGE", &to).await;
     assert!(r.starts_with("SIP/2.0 200"), "MESSAGE: {r}");

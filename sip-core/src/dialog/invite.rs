@@ -13,6 +13,17 @@
 //! a BYE. Re-INVITE (§14) changes the session (hold, resume, codec); when both sides send one
 //! at once the loser gets 491 and retries after the random wait of §14.1.
 //!
+//! UPDATE (RFC 3311) changes the session without a re-INVITE, in early and confirmed dialogs:
+//! without a body it is answered 200 at once; an offer crossing ours gets 491 (retried as for
+//! re-INVITE), an offer while the peer's previous one waits gets 500 with Retry-After.
+//!
+//! Session timers (RFC 4028, [`SessionTimerConfig`]): the INVITE asks for an interval, the
+//! UAS grants one (422 with Min-SE when it is too small; the UAC retries with the larger
+//! value), and the side named `refresher` refreshes the session every half interval, by
+//! UPDATE when the peer allows it, else by a re-INVITE with the same SDP. The other side
+//! sends BYE when no refresh came within the interval minus min(32 s, interval/3) (§10):
+//! [`EndReason::SessionExpired`].
+//!
 //! The session owns no transactions: it gives [`Output`]s (requests to send in new client
 //! transactions, ACKs, a CANCEL, responses to the initial INVITE) and takes back the
 //! responses, requests and failures that concern it. SDP bodies are opaque bytes here.
@@ -24,7 +35,9 @@ use bytes::Bytes;
 
 use super::{Dialog, DialogError, DialogId};
 use crate::auth::ChallengeAnswer;
-use crate::message::typed::{CSeq, Method, NameAddr};
+use crate::message::typed::{
+    Allow, CSeq, Method, MinSe, NameAddr, Require, SessionExpires, Supported,
+};
 use crate::message::{HeaderName, Message, RequestBuilder, Uri, response_to};
 use crate::rng::XorShiftRng;
 use rand_core::SeedableRng;
@@ -32,7 +45,7 @@ use rand_core::SeedableRng;
 /// The methods a Tincan user agent handles: the default
 /// [`EndpointConfig::methods`](crate::endpoint::EndpointConfig::methods), so that every other
 /// method gets 501 (or 405) from the endpoint, and, as [`ALLOW`], the `Allow` of its 200 to OPTIONS, its 2xx to INVITE and its
-/// refusals (RFC 3261 §20.5). PRACK, UPDATE, REFER, SUBSCRIBE, NOTIFY, MESSAGE and PUBLISH are
+/// refusals (RFC 3261 §20.5). PRACK, REFER, SUBSCRIBE, NOTIFY, MESSAGE and PUBLISH are
 /// not implemented.
 pub const METHODS: &[Method] = &[
     Method::Invite,
@@ -41,10 +54,11 @@ pub const METHODS: &[Method] = &[
     Method::Bye,
     Method::Options,
     Method::Info,
+    Method::Update,
 ];
 
 /// [`METHODS`] as an `Allow` value (RFC 3261 §20.5); a test keeps the two equal.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
 
 /// The SDP content type.
 pub const SDP: &str = "application/sdp";
@@ -53,6 +67,71 @@ pub const SDP: &str = "application/sdp";
 const GLARE_OWNER: (u64, u64) = (2100, 4000);
 /// ... and the other side 0 to 2 s, both in units of 10 ms.
 const GLARE_OTHER: (u64, u64) = (0, 2000);
+
+/// RFC 4028 §4: the recommended session interval (`Session-Expires`), 30 minutes.
+pub const SESSION_EXPIRES: u32 = 1800;
+/// RFC 4028 §5: the smallest session interval anyone may ask for, and the default `Min-SE`.
+pub const MIN_SE: u32 = 90;
+/// The option tag of session timers (RFC 4028 §3).
+pub const TIMER: &str = "timer";
+
+/// Session timers (RFC 4028): what we ask for and what we accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTimerConfig {
+    /// The session interval we ask for in `Session-Expires` (and give when the peer asks
+    /// for none), in seconds.
+    pub interval: u32,
+    /// The smallest interval we accept (`Min-SE`, RFC 4028 §5), in seconds; a request asking
+    /// for less gets 422 (§8.1). Never below [`MIN_SE`].
+    pub min_se: u32,
+}
+
+impl Default for SessionTimerConfig {
+    fn default() -> Self {
+        SessionTimerConfig {
+            interval: SESSION_EXPIRES,
+            min_se: MIN_SE,
+        }
+    }
+}
+
+/// Which side refreshes the session (RFC 4028 §7.1 `refresher`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresher {
+    /// We send the refreshes (UPDATE, or a re-INVITE with the same SDP).
+    Us,
+    /// The peer does; we hang up when its refresh is late (§10).
+    Peer,
+}
+
+/// The session timer of a call that is up (RFC 4028).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTimer {
+    /// The session interval in seconds.
+    pub interval: u32,
+    /// Who refreshes.
+    pub refresher: Refresher,
+    /// When we refresh next (half the interval after the last refresh, §7.4), if we are the
+    /// refresher.
+    pub refresh_at: Option<Instant>,
+    /// When the session expires without a refresh: the interval minus the smaller of 32 s
+    /// and a third of it after the last refresh (§10); a BYE goes then.
+    pub expires_at: Instant,
+}
+
+impl SessionTimer {
+    fn new(now: Instant, interval: u32, refresher: Refresher) -> SessionTimer {
+        let interval_ms = u64::from(interval) * 1000;
+        let margin = (32_000).min(interval_ms / 3);
+        SessionTimer {
+            interval,
+            refresher,
+            refresh_at: (refresher == Refresher::Us)
+                .then(|| now + Duration::from_millis(interval_ms / 2)),
+            expires_at: now + Duration::from_millis(interval_ms - margin),
+        }
+    }
+}
 
 /// What a new session needs from the user agent.
 #[derive(Debug, Clone)]
@@ -71,6 +150,8 @@ pub struct InviteConfig {
     pub seed: u64,
     /// Extra headers for every request we create (`User-Agent`...), as (name, value).
     pub extra_headers: Vec<(String, String)>,
+    /// Session timers (RFC 4028); `None` neither asks for nor grants one.
+    pub session_timer: Option<SessionTimerConfig>,
 }
 
 /// The session's state.
@@ -114,6 +195,8 @@ pub enum EndReason {
         /// The status.
         status: u16,
     },
+    /// No session refresh came in time (RFC 4028 §10): we sent BYE.
+    SessionExpired,
 }
 
 /// Something the application should know.
@@ -163,6 +246,28 @@ pub enum SessionEvent {
         /// The ACK's SDP.
         body: Option<Bytes>,
     },
+    /// The peer sent an UPDATE with an offer (RFC 3311 §5.2): answer it with
+    /// [`InviteSession::answer_update`].
+    Update {
+        /// The offer.
+        body: Bytes,
+    },
+    /// Our UPDATE with an offer was accepted, with the peer's answer.
+    UpdateAccepted {
+        /// The answer.
+        body: Option<Bytes>,
+    },
+    /// Our UPDATE with an offer was refused; the session goes on as before.
+    UpdateRejected {
+        /// The status.
+        status: u16,
+    },
+    /// The session was refreshed (RFC 4028): a 2xx to a re-INVITE or an UPDATE, ours or the
+    /// peer's. The timer starts again.
+    Refreshed {
+        /// The timer now running.
+        timer: SessionTimer,
+    },
     /// A DTMF key arrived in an INFO (application/dtmf-relay).
     Dtmf {
         /// The key.
@@ -204,8 +309,9 @@ pub enum Output {
 pub enum RequestOutcome {
     /// Send this response now.
     Respond(Message),
-    /// A re-INVITE: a [`SessionEvent::Reinvite`] was queued; respond with
-    /// [`InviteSession::answer_reinvite`].
+    /// A re-INVITE or an UPDATE with an offer: a [`SessionEvent::Reinvite`] or
+    /// [`SessionEvent::Update`] was queued; respond with [`InviteSession::answer_reinvite`]
+    /// or [`InviteSession::answer_update`].
     Deferred,
 }
 
@@ -235,8 +341,28 @@ pub struct InviteSession {
     bye_after_ack: bool,
     /// Our re-INVITE in flight: its CSeq and body.
     reinvite_out: Option<(u32, Option<Bytes>)>,
-    /// A re-INVITE to retry after a 491, at this instant.
-    glare_retry: Option<(Instant, Option<Bytes>)>,
+    /// A re-INVITE or UPDATE to retry after a 491, at this instant, with its offer.
+    glare_retry: Option<(Instant, Method, Option<Bytes>)>,
+    /// Our UPDATE in flight: its CSeq and offer (RFC 3311).
+    update_out: Option<(u32, Option<Bytes>)>,
+    /// The peer's UPDATE with an offer, waiting for our answer.
+    update_in: Option<Message>,
+    /// Session timer settings (RFC 4028); the interval and Min-SE rise after a 422.
+    timer_config: Option<SessionTimerConfig>,
+    /// The running session timer, once the call is up.
+    timer: Option<SessionTimer>,
+    /// The session timer our next 2xx grants (UAS of the INVITE, a re-INVITE or an UPDATE):
+    /// interval, who refreshes, and whether the peer asked for timers (`Require: timer`).
+    timer_answer: Option<(u32, Refresher, bool)>,
+    /// The timer our 2xx to an INVITE or re-INVITE granted, started by its ACK.
+    timer_on_ack: Option<(u32, Refresher)>,
+    /// 422s answered for the request in flight (RFC 4028 §7.4: retry with the larger
+    /// interval); reset by a 2xx.
+    min_se_retries: u8,
+    /// Whether the peer's Allow lists UPDATE (a refresh then goes by UPDATE, §7.4).
+    peer_allows_update: bool,
+    /// Our SDP in the last completed offer/answer: the body of a refresh re-INVITE.
+    local_sdp: Option<Bytes>,
     /// The peer's re-INVITE waiting for our answer.
     reinvite_in: Option<Message>,
     /// The CSeq of the peer's re-INVITE we answered 2xx, until its ACK. The peer numbers its
@@ -274,11 +400,18 @@ impl InviteSession {
             .cseq(config.cseq)
             .header(HeaderName::Contact, &config.contact)
             .header(HeaderName::Allow, ALLOW);
+        if let Some(t) = config.session_timer.map(normalize_timer) {
+            // RFC 4028 §7.1: ask for our interval; the UAS picks the refresher.
+            b = b
+                .header(HeaderName::Supported, TIMER)
+                .header(HeaderName::SessionExpires, &t.interval.to_string())
+                .header(HeaderName::MinSe, &t.min_se.to_string());
+        }
         for (n, v) in &config.extra_headers {
             b = b.header_named(n, v);
         }
-        if let Some(body) = offer {
-            b = b.body(SDP, body);
+        if let Some(body) = &offer {
+            b = b.body(SDP, body.clone());
         }
         let invite = b.build();
         let next_hop = routes
@@ -294,6 +427,7 @@ impl InviteSession {
         });
         let mut session = InviteSession::new(Role::Uac, config, invite, invite_seq, None);
         session.outputs = outputs;
+        session.local_sdp = offer;
         session
     }
 
@@ -305,6 +439,7 @@ impl InviteSession {
         dialog: Option<Dialog>,
     ) -> InviteSession {
         let seed = config.seed;
+        let timer_config = config.session_timer.map(normalize_timer);
         InviteSession {
             role,
             state: match role {
@@ -321,6 +456,15 @@ impl InviteSession {
             bye_after_ack: false,
             reinvite_out: None,
             glare_retry: None,
+            update_out: None,
+            update_in: None,
+            timer_config,
+            timer: None,
+            timer_answer: None,
+            timer_on_ack: None,
+            min_se_retries: 0,
+            peer_allows_update: false,
+            local_sdp: None,
             reinvite_in: None,
             reinvite_acked_seq: None,
             offered_in_2xx: false,
@@ -348,13 +492,19 @@ impl InviteSession {
         // The call is the INVITE's: `call_id()` and request matching use its Call-ID.
         config.call_id.clone_from(&dialog.id().call_id);
         let invite_seq = invite.cseq().and_then(Result::ok).map_or(0, |c| c.seq);
-        Ok(InviteSession::new(
-            Role::Uas,
-            config,
-            invite.clone(),
-            invite_seq,
-            Some(dialog),
-        ))
+        let mut session =
+            InviteSession::new(Role::Uas, config, invite.clone(), invite_seq, Some(dialog));
+        session.peer_allows_update = allows(invite, &Method::Update);
+        match session.grant_timer(invite) {
+            Ok(grant) => session.timer_answer = grant,
+            Err(min_se) => {
+                // RFC 4028 §8.1: 422 Session Interval Too Small, with our Min-SE.
+                let mut r = too_small(invite, min_se);
+                r.set_to_tag(&session.config.local_tag);
+                return Err(r);
+            }
+        }
+        Ok(session)
     }
 
     /// The state.
@@ -420,27 +570,204 @@ impl InviteSession {
         self.events.pop_front()
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) wants to run (the glare retry). A retry
-    /// waits while the peer's re-INVITE is unanswered (§14.1: no new INVITE transaction while
-    /// another is in progress in either direction); it is due at once after the answer.
+    /// When [`handle_timeout`](Self::handle_timeout) wants to run: the glare retry, the
+    /// session refresh we owe, the session's expiry (RFC 4028). A retry or a refresh waits
+    /// while the peer's re-INVITE or UPDATE is unanswered (§14.1: no new INVITE transaction
+    /// while another is in progress in either direction); it is due at once after the
+    /// answer.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.reinvite_in.is_some() {
+        if self.state == SessionState::Terminated {
             return None;
         }
-        self.glare_retry.as_ref().map(|(t, _)| *t)
+        let peer_pending = self.reinvite_in.is_some() || self.update_in.is_some();
+        let glare = self
+            .glare_retry
+            .as_ref()
+            .filter(|_| !peer_pending)
+            .map(|(t, _, _)| *t);
+        let timer = self
+            .timer
+            .as_ref()
+            .filter(|_| self.state == SessionState::Confirmed)
+            .map(|t| match t.refresh_at {
+                Some(r) if !self.refresh_blocked() => r.min(t.expires_at),
+                _ => t.expires_at,
+            });
+        glare.into_iter().chain(timer).min()
+    }
+
+    /// Whether a refresh must wait: a re-INVITE or UPDATE in flight either way (that one
+    /// refreshes the session when it succeeds), or a glare retry to come.
+    fn refresh_blocked(&self) -> bool {
+        self.reinvite_out.is_some()
+            || self.update_out.is_some()
+            || self.reinvite_in.is_some()
+            || self.update_in.is_some()
+            || self.glare_retry.is_some()
+    }
+
+    /// The session timer (RFC 4028) of a call that is up, if one was negotiated.
+    pub fn session_timer(&self) -> Option<SessionTimer> {
+        self.timer
     }
 
     /// Runs what is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Some((at, _)) = &self.glare_retry
+        if let Some((at, _, _)) = &self.glare_retry
             && *at <= now
             && self.reinvite_in.is_none()
+            && self.update_in.is_none()
         {
-            let (_, body) = self.glare_retry.take().expect("checked just above");
-            if self.state == SessionState::Confirmed && self.reinvite_out.is_none() {
-                self.send_reinvite(body);
+            let (_, method, body) = self.glare_retry.take().expect("checked just above");
+            if self.state == SessionState::Confirmed {
+                match method {
+                    Method::Update if self.update_out.is_none() => self.send_update(body),
+                    Method::Invite if self.reinvite_out.is_none() => self.send_reinvite(body),
+                    _ => {}
+                }
             }
         }
+        if self.state != SessionState::Confirmed {
+            return;
+        }
+        let Some(t) = self.timer else { return };
+        if now >= t.expires_at {
+            // RFC 4028 §10: no refresh in time; the session is over.
+            self.send_bye();
+            self.end(EndReason::SessionExpired);
+        } else if t.refresh_at.is_some_and(|r| r <= now) && !self.refresh_blocked() {
+            self.send_refresh();
+        }
+    }
+
+    /// RFC 4028 §7.4: refreshes the session by UPDATE when the peer allows it, else by a
+    /// re-INVITE with the SDP of the last offer/answer (same version: nothing changes).
+    fn send_refresh(&mut self) {
+        if let Some(t) = &mut self.timer {
+            t.refresh_at = None;
+        }
+        match self.local_sdp.clone() {
+            Some(sdp) if !self.peer_allows_update => self.send_reinvite(Some(sdp)),
+            _ => self.send_update(None),
+        }
+    }
+
+    /// A refresh of ours failed without ending the dialog: try again halfway to the
+    /// expiry, while there is time.
+    fn refresh_failed(&mut self, now: Instant) {
+        if let Some(t) = &mut self.timer
+            && t.refresher == Refresher::Us
+        {
+            let left = t.expires_at.saturating_duration_since(now);
+            t.refresh_at = (left > Duration::from_secs(2)).then(|| now + left / 2);
+        }
+    }
+
+    /// Starts the session timer again (a call up, a refresh).
+    fn set_timer(&mut self, now: Instant, interval: u32, refresher: Refresher) {
+        self.min_se_retries = 0;
+        let timer = SessionTimer::new(now, interval.max(MIN_SE), refresher);
+        self.timer = Some(timer);
+        self.events.push_back(SessionEvent::Refreshed { timer });
+    }
+
+    /// RFC 4028 §7.2: the timer a 2xx to our INVITE, re-INVITE or UPDATE sets. Without
+    /// Session-Expires the peer does not do timers: we refresh at our interval ourselves
+    /// (a refresh does no harm, and a proxy that counts on one is served), or keep the
+    /// timer running as it was.
+    fn timer_from_response(&mut self, now: Instant, response: &Message) {
+        let Some(config) = self.timer_config else {
+            return;
+        };
+        let (interval, refresher) = match session_expires(response) {
+            Some((delta, r)) => (
+                delta,
+                if r.as_deref() == Some("uas") {
+                    Refresher::Peer
+                } else {
+                    Refresher::Us
+                },
+            ),
+            None => match self.timer {
+                Some(t) => (t.interval, t.refresher),
+                None => (config.interval, Refresher::Us),
+            },
+        };
+        self.set_timer(now, interval, refresher);
+    }
+
+    /// RFC 4028 §9: the timer a 2xx to `request` (INVITE, re-INVITE, UPDATE) grants, or the
+    /// Min-SE of the 422 it deserves (it asks for less than our Min-SE).
+    fn grant_timer(&self, request: &Message) -> Result<Option<(u32, Refresher, bool)>, u32> {
+        let Some(config) = self.timer_config else {
+            return Ok(None);
+        };
+        let asked = has_option(request, TIMER);
+        match session_expires(request) {
+            Some((delta, _)) if delta < config.min_se => Err(config.min_se),
+            Some((delta, refresher)) => {
+                let refresher = match refresher.as_deref() {
+                    Some("uas") => Refresher::Us,
+                    Some("uac") => Refresher::Peer,
+                    // The UAS chooses: the requester when it knows timers, else us.
+                    _ if asked => Refresher::Peer,
+                    _ => Refresher::Us,
+                };
+                Ok(Some((delta, refresher, asked)))
+            }
+            None => Ok(Some(match self.timer {
+                Some(t) => (t.interval, t.refresher, asked),
+                None if asked => (config.interval, Refresher::Peer, asked),
+                None => (config.interval, Refresher::Us, asked),
+            })),
+        }
+    }
+
+    /// The Session-Expires, Min-SE and Supported of a request of ours that refreshes the
+    /// session (RFC 4028 §7.4); none without timers.
+    fn timer_request_headers(&self) -> Vec<(HeaderName, String)> {
+        let Some(config) = self.timer_config else {
+            return Vec::new();
+        };
+        let expires = match self.timer {
+            // We are the UAC of this transaction: `uac` is us.
+            Some(t) => format!(
+                "{};refresher={}",
+                t.interval.max(config.min_se),
+                match t.refresher {
+                    Refresher::Us => "uac",
+                    Refresher::Peer => "uas",
+                }
+            ),
+            None => config.interval.to_string(),
+        };
+        vec![
+            (HeaderName::Supported, TIMER.to_owned()),
+            (HeaderName::SessionExpires, expires),
+            (HeaderName::MinSe, config.min_se.to_string()),
+        ]
+    }
+
+    /// RFC 4028 §7.4: a 422 names a Min-SE above what we asked for: raise our interval to it
+    /// (twice at most per request). False when the 422 gives nothing to retry with.
+    fn raise_interval(&mut self, response: &Message) -> bool {
+        let Some(min) = min_se(response) else {
+            return false;
+        };
+        let asked = self.timer.map(|t| t.interval);
+        let Some(config) = &mut self.timer_config else {
+            return false;
+        };
+        if self.min_se_retries >= 2 || min <= asked.unwrap_or(config.interval) {
+            return false;
+        }
+        self.min_se_retries += 1;
+        config.min_se = config.min_se.max(min);
+        config.interval = config.interval.max(min);
+        if let Some(t) = &mut self.timer {
+            t.interval = t.interval.max(min);
+        }
+        true
     }
 
     // ------------------------------------------------------------------ UAS side
@@ -486,7 +813,12 @@ impl InviteSession {
             return;
         }
         self.offered_in_2xx = self.invite.body().is_empty() && body.is_some();
-        let r = self.uas_response(200, body);
+        self.local_sdp.clone_from(&body);
+        let mut r = self.uas_response(200, body);
+        if let Some(grant) = self.timer_answer.take() {
+            push_timer_answer(&mut r, grant);
+            self.timer_on_ack = Some((grant.0, grant.1));
+        }
         if let Some(d) = &mut self.dialog {
             d.confirm();
         }
@@ -515,7 +847,7 @@ impl InviteSession {
     }
 
     /// An ACK for our 2xx (initial or re-INVITE).
-    pub fn on_ack(&mut self, _now: Instant, ack: &Message) {
+    pub fn on_ack(&mut self, now: Instant, ack: &Message) {
         let seq = ack.cseq().and_then(Result::ok).map_or(0, |c| c.seq);
         let body = (!ack.body().is_empty()).then(|| ack.body().clone());
         if self.state == SessionState::Answered && seq == self.invite_seq {
@@ -526,6 +858,8 @@ impl InviteSession {
             if self.bye_after_ack {
                 self.send_bye();
                 self.end(EndReason::LocalHangup);
+            } else if let Some((interval, refresher)) = self.timer_on_ack.take() {
+                self.set_timer(now, interval, refresher);
             }
         } else if self.state == SessionState::Confirmed && self.reinvite_acked_seq == Some(seq) {
             // The first ACK of our 2xx to the peer's re-INVITE; copies for 2xx
@@ -534,6 +868,9 @@ impl InviteSession {
             self.events.push_back(SessionEvent::ReinviteConfirmed {
                 body: body.filter(|_| self.offered_in_2xx),
             });
+            if let Some((interval, refresher)) = self.timer_on_ack.take() {
+                self.set_timer(now, interval, refresher);
+            }
         }
     }
 
@@ -561,7 +898,7 @@ impl InviteSession {
         let status = response.status().unwrap_or(0);
         match cseq.method {
             Method::Invite if cseq.seq == self.invite_seq && self.role == Role::Uac => {
-                self.on_invite_response(response, status)
+                self.on_invite_response(now, response, status)
             }
             Method::Invite => self.on_reinvite_response(now, response, cseq.seq, status),
             // Only our dialog's answers end the call: the BYE that ends a losing fork's
@@ -575,6 +912,7 @@ impl InviteSession {
                     self.end(EndReason::LocalHangup);
                 }
             }
+            Method::Update => self.on_update_response(now, response, cseq.seq, status),
             _ => {
                 if matches!(status, 481 | 408) {
                     self.send_bye_if_up();
@@ -584,7 +922,7 @@ impl InviteSession {
         }
     }
 
-    fn on_invite_response(&mut self, response: &Message, status: u16) {
+    fn on_invite_response(&mut self, now: Instant, response: &Message, status: u16) {
         let body = (!response.body().is_empty()).then(|| response.body().clone());
         let to_tag = response
             .to()
@@ -659,11 +997,16 @@ impl InviteSession {
                 if !offer {
                     self.send_ack(None);
                 }
+                self.peer_allows_update = allows(response, &Method::Update);
                 self.events
                     .push_back(SessionEvent::Answered { body, offer });
+                self.timer_from_response(now, response);
             }
             _ => {
                 if self.dialog.is_some() || self.state == SessionState::Terminated {
+                    return;
+                }
+                if status == 422 && self.resend_invite_for_min_se(response) {
                     return;
                 }
                 let reason = if self.cancelling && status == 487 {
@@ -686,6 +1029,41 @@ impl InviteSession {
     /// it instead of [`on_response`](Self::on_response) for the challenge. Returns false when
     /// the call is past the point where that makes sense.
     pub fn resend_invite_with(&mut self, headers: &[(String, String)]) -> bool {
+        self.resend_invite(|invite| {
+            invite.remove_header(HeaderName::Authorization);
+            invite.remove_header(HeaderName::ProxyAuthorization);
+            for (n, v) in headers {
+                invite.push_header_named(n, v);
+            }
+        })
+    }
+
+    /// UAC: a 422 Session Interval Too Small (RFC 4028 §7.4) to the initial INVITE: sends
+    /// it again with the next CSeq, asking for the response's Min-SE as Session-Expires and
+    /// Min-SE. [`on_response`](Self::on_response) does this by itself; a driver that keeps
+    /// the retry in the INVITE's own client transaction chain calls it instead. False when
+    /// the 422 names no larger Min-SE (or twice already): the call then fails with 422.
+    pub fn resend_invite_for_min_se(&mut self, response: &Message) -> bool {
+        if self.role != Role::Uac
+            || !matches!(self.state, SessionState::Calling | SessionState::Early)
+            || self.cancelling
+            || !self.raise_interval(response)
+        {
+            return false;
+        }
+        let Some(config) = self.timer_config else {
+            return false;
+        };
+        self.resend_invite(|invite| {
+            invite.remove_header(HeaderName::SessionExpires);
+            invite.remove_header(HeaderName::MinSe);
+            invite.push_header(HeaderName::SessionExpires, &config.interval.to_string());
+            invite.push_header(HeaderName::MinSe, &config.min_se.to_string());
+        })
+    }
+
+    /// The initial INVITE again, changed by `edit`, with the next CSeq.
+    fn resend_invite(&mut self, edit: impl FnOnce(&mut Message)) -> bool {
         if self.role != Role::Uac
             || !matches!(self.state, SessionState::Calling | SessionState::Early)
             || self.cancelling
@@ -693,11 +1071,7 @@ impl InviteSession {
             return false;
         }
         let mut invite = self.invite.clone();
-        invite.remove_header(HeaderName::Authorization);
-        invite.remove_header(HeaderName::ProxyAuthorization);
-        for (n, v) in headers {
-            invite.push_header_named(n, v);
-        }
+        edit(&mut invite);
         self.invite_seq = self.invite_seq.wrapping_add(1);
         invite.set(&CSeq {
             seq: self.invite_seq,
@@ -725,6 +1099,9 @@ impl InviteSession {
     /// UAC: answers the offer of a 2xx in the ACK ([`SessionEvent::Answered`] with `offer`).
     pub fn ack_with_answer(&mut self, answer: Option<Bytes>) {
         if self.last_ack.is_none() && self.dialog.is_some() {
+            if answer.is_some() {
+                self.local_sdp.clone_from(&answer);
+            }
             self.send_ack(answer);
         }
     }
@@ -776,6 +1153,7 @@ impl InviteSession {
             Method::Bye => self.end(EndReason::LocalHangup),
             _ if self.state == SessionState::Confirmed => {
                 self.reinvite_out = None;
+                self.update_out = None;
                 self.send_bye();
                 self.end(EndReason::DialogGone { status: 408 });
             }
@@ -833,6 +1211,7 @@ impl InviteSession {
         if self.state != SessionState::Terminated {
             self.state = SessionState::Terminated;
             self.glare_retry = None;
+            self.timer = None;
             self.events.push_back(SessionEvent::Ended(reason));
         }
     }
@@ -846,16 +1225,136 @@ impl InviteSession {
         if self.reinvite_out.is_some() || self.reinvite_in.is_some() {
             return Err("a re-INVITE is already in progress");
         }
+        if self.offer_in_progress() {
+            return Err("an offer is already in progress");
+        }
         self.glare_retry = None;
         self.send_reinvite(offer);
         Ok(())
     }
 
+    /// Whether an offer/answer exchange is under way in an UPDATE, either way (RFC 3311
+    /// §5.1: no new offer until it completes).
+    fn offer_in_progress(&self) -> bool {
+        self.update_in.is_some() || self.update_out.as_ref().is_some_and(|(_, o)| o.is_some())
+    }
+
+    /// Sends an UPDATE (RFC 3311) in the call that is up: with an offer, a change of the
+    /// session without a re-INVITE ([`SessionEvent::UpdateAccepted`] or
+    /// [`SessionEvent::UpdateRejected`] follow); without one, a session refresh (RFC 4028)
+    /// or a target refresh. `Err` when the call is not up, another UPDATE is in flight, or
+    /// an offer is already in progress.
+    pub fn update(&mut self, offer: Option<Bytes>) -> Result<(), &'static str> {
+        if self.state != SessionState::Confirmed {
+            return Err("the call is not up");
+        }
+        if self.update_out.is_some() {
+            return Err("an UPDATE is already in progress");
+        }
+        if offer.is_some()
+            && (self.reinvite_out.is_some()
+                || self.reinvite_in.is_some()
+                || self.update_in.is_some())
+        {
+            return Err("an offer is already in progress");
+        }
+        self.send_update(offer);
+        Ok(())
+    }
+
+    fn send_update(&mut self, offer: Option<Bytes>) {
+        let timer_headers = self.timer_request_headers();
+        let Some(d) = &mut self.dialog else { return };
+        let next_hop = d.next_hop();
+        let mut req = d.request(Method::Update);
+        let seq = d.local_seq();
+        req.push_header(HeaderName::Allow, ALLOW);
+        for (name, value) in &timer_headers {
+            req.push_header(*name, value);
+        }
+        if let Some(body) = &offer {
+            req.set_body(Some(SDP), body.clone());
+        }
+        let req = self.with_extra(req);
+        self.update_out = Some((seq, offer));
+        self.outputs.push_back(Output::Request {
+            request: req,
+            next_hop,
+        });
+    }
+
+    fn on_update_response(&mut self, now: Instant, response: &Message, seq: u32, status: u16) {
+        if status < 200 || self.update_out.as_ref().is_none_or(|(s, _)| *s != seq) {
+            return;
+        }
+        let (_, offer) = self.update_out.take().expect("checked just above");
+        match status {
+            200..=299 => {
+                if let Some(d) = &mut self.dialog {
+                    d.receive_response(response);
+                }
+                if offer.is_some() {
+                    self.local_sdp.clone_from(&offer);
+                    let body = (!response.body().is_empty()).then(|| response.body().clone());
+                    self.events.push_back(SessionEvent::UpdateAccepted { body });
+                }
+                if self.state == SessionState::Confirmed {
+                    self.timer_from_response(now, response);
+                }
+            }
+            422 if self.raise_interval(response) => self.send_update(offer),
+            491 => {
+                let wait = self.glare_wait();
+                self.glare_retry = Some((now + wait, Method::Update, offer.clone()));
+                if offer.is_some() {
+                    self.events
+                        .push_back(SessionEvent::UpdateRejected { status: 491 });
+                }
+            }
+            481 | 408 => {
+                self.send_bye_if_up();
+                self.end(EndReason::DialogGone { status });
+            }
+            405 | 501 if offer.is_none() => {
+                // The peer does not take UPDATE after all: refresh by re-INVITE (§7.4).
+                self.peer_allows_update = false;
+                if let Some(t) = &mut self.timer
+                    && t.refresher == Refresher::Us
+                {
+                    t.refresh_at = Some(now);
+                }
+            }
+            _ => {
+                if offer.is_some() {
+                    self.events
+                        .push_back(SessionEvent::UpdateRejected { status });
+                }
+                self.refresh_failed(now);
+            }
+        }
+    }
+
+    /// RFC 3261 §14.1 (RFC 3311 §5.1 for UPDATE): the random wait before retrying after a
+    /// 491, by who owns the Call-ID.
+    fn glare_wait(&mut self) -> Duration {
+        let (lo, hi) = if self.role == Role::Uac {
+            GLARE_OWNER
+        } else {
+            GLARE_OTHER
+        };
+        let steps = (hi - lo) / 10 + 1;
+        Duration::from_millis(lo + (self.rng_next() % steps) * 10)
+    }
+
     fn send_reinvite(&mut self, offer: Option<Bytes>) {
+        let timer_headers = self.timer_request_headers();
         let Some(d) = &mut self.dialog else { return };
         let next_hop = d.next_hop();
         let mut req = d.request(Method::Invite);
         req.push_header(HeaderName::Allow, ALLOW);
+        for (name, value) in &timer_headers {
+            req.push_header(*name, value);
+        }
         if let Some(body) = &offer {
             req.set_body(Some(SDP), body.clone());
         }
@@ -897,28 +1396,30 @@ impl InviteSession {
                     ack,
                     next_hop: d.next_hop(),
                 });
+                if offer.is_some() {
+                    self.local_sdp.clone_from(&offer);
+                }
                 let body = (!response.body().is_empty()).then(|| response.body().clone());
                 self.events
                     .push_back(SessionEvent::ReinviteAccepted { body });
+                self.timer_from_response(now, response);
             }
+            // RFC 4028 §7.4: again with the larger interval the 422 asks for.
+            422 if self.raise_interval(response) => self.send_reinvite(offer),
             491 => {
-                let (lo, hi) = if self.role == Role::Uac {
-                    GLARE_OWNER
-                } else {
-                    GLARE_OTHER
-                };
-                let steps = (hi - lo) / 10 + 1;
-                let wait = lo + (self.rng_next() % steps) * 10;
-                self.glare_retry = Some((now + Duration::from_millis(wait), offer));
+                let wait = self.glare_wait();
+                self.glare_retry = Some((now + wait, Method::Invite, offer));
                 self.events
                     .push_back(SessionEvent::ReinviteRejected { status: 491 });
             }
             481 | 408 => {
                 self.end(EndReason::DialogGone { status });
             }
-            _ => self
-                .events
-                .push_back(SessionEvent::ReinviteRejected { status }),
+            _ => {
+                self.events
+                    .push_back(SessionEvent::ReinviteRejected { status });
+                self.refresh_failed(now);
+            }
         }
     }
 
@@ -930,8 +1431,19 @@ impl InviteSession {
 
     /// A request inside this call from the peer (BYE, re-INVITE, INFO, OPTIONS...). Not for
     /// ACK ([`on_ack`](Self::on_ack)) or CANCEL (the endpoint answers it).
-    pub fn on_request(&mut self, _now: Instant, request: &Message) -> RequestOutcome {
+    pub fn on_request(&mut self, now: Instant, request: &Message) -> RequestOutcome {
         let method = request.method().cloned().unwrap_or(Method::Options);
+        if self.dialog.is_none() {
+            // UAC: an UPDATE in one of the callee's early dialogs (RFC 3311 §5.2).
+            let early = self.early.iter_mut().find(|e| e.matches_request(request));
+            return match early {
+                Some(e) if method == Method::Update => match e.receive_request(request) {
+                    Ok(()) => self.on_update(now, request),
+                    Err(_) => RequestOutcome::Respond(response_to(request, 500, None)),
+                },
+                _ => RequestOutcome::Respond(response_to(request, 481, None)),
+            };
+        }
         let Some(d) = &mut self.dialog else {
             return RequestOutcome::Respond(response_to(request, 481, None));
         };
@@ -961,15 +1473,19 @@ impl InviteSession {
                 if self.state == SessionState::Terminated {
                     return RequestOutcome::Respond(response_to(request, 481, None));
                 }
-                if self.reinvite_out.is_some() || self.state == SessionState::Answered {
+                if self.reinvite_out.is_some()
+                    || self.state == SessionState::Answered
+                    || self.update_out.as_ref().is_some_and(|(_, o)| o.is_some())
+                {
                     // §14.2: glare, or an offer while ours is pending.
                     return RequestOutcome::Respond(response_to(request, 491, None));
                 }
-                if self.reinvite_in.is_some() {
-                    let mut r = response_to(request, 500, None);
-                    let wait = self.rng_next() % 10;
-                    r.push_header(HeaderName::RetryAfter, &wait.to_string());
-                    return RequestOutcome::Respond(r);
+                if self.reinvite_in.is_some() || self.update_in.is_some() {
+                    return RequestOutcome::Respond(self.retry_later(request));
+                }
+                match self.grant_timer(request) {
+                    Ok(grant) => self.timer_answer = grant,
+                    Err(min_se) => return RequestOutcome::Respond(too_small(request, min_se)),
                 }
                 let body = (!request.body().is_empty()).then(|| request.body().clone());
                 self.reinvite_in = Some(request.clone());
@@ -1006,6 +1522,7 @@ impl InviteSession {
                 r.push_header(HeaderName::Allow, ALLOW);
                 RequestOutcome::Respond(r)
             }
+            Method::Update => self.on_update(now, request),
             _ => {
                 let status = crate::endpoint::unhandled_method_status(&method);
                 let mut r = response_to(request, status, None);
@@ -1015,18 +1532,112 @@ impl InviteSession {
         }
     }
 
+    /// A 500 with a random Retry-After of 0-9 s (RFC 3261 §14.2, RFC 3311 §5.2): the peer
+    /// offered while its previous offer still waits for our answer.
+    fn retry_later(&mut self, request: &Message) -> Message {
+        let mut r = response_to(request, 500, None);
+        let wait = self.rng_next() % 10;
+        r.push_header(HeaderName::RetryAfter, &wait.to_string());
+        r
+    }
+
+    /// An UPDATE from the peer (RFC 3311 §5.2), in an early or a confirmed dialog. Without
+    /// a body it is a session refresh (RFC 4028 §9) or a target refresh, answered 200 at
+    /// once. With an offer: 491 when an offer of ours is unanswered, 500 with Retry-After
+    /// when one of the peer's is, else a [`SessionEvent::Update`] for the application.
+    fn on_update(&mut self, now: Instant, request: &Message) -> RequestOutcome {
+        if self.state == SessionState::Terminated {
+            return RequestOutcome::Respond(response_to(request, 481, None));
+        }
+        let grant = match self.grant_timer(request) {
+            Ok(grant) => grant,
+            Err(min_se) => return RequestOutcome::Respond(too_small(request, min_se)),
+        };
+        if request.body().is_empty() {
+            let mut r = response_to(request, 200, None);
+            r.push_header(HeaderName::Contact, &self.config.contact);
+            r.push_header(HeaderName::Allow, ALLOW);
+            if self.state == SessionState::Confirmed
+                && let Some(grant) = grant
+            {
+                push_timer_answer(&mut r, grant);
+                self.set_timer(now, grant.0, grant.1);
+            }
+            return RequestOutcome::Respond(r);
+        }
+        let ours_unanswered = self.reinvite_out.as_ref().is_some_and(|(_, o)| o.is_some())
+            || self.update_out.as_ref().is_some_and(|(_, o)| o.is_some())
+            || (self.offered_in_2xx
+                && (self.state == SessionState::Answered || self.reinvite_acked_seq.is_some()))
+            || (self.role == Role::Uac
+                && matches!(self.state, SessionState::Calling | SessionState::Early)
+                && !self.invite.body().is_empty());
+        if ours_unanswered {
+            return RequestOutcome::Respond(response_to(request, 491, None));
+        }
+        let theirs_unanswered = self.reinvite_in.is_some()
+            || self.update_in.is_some()
+            || !matches!(self.state, SessionState::Confirmed | SessionState::Answered);
+        if theirs_unanswered {
+            return RequestOutcome::Respond(self.retry_later(request));
+        }
+        self.update_in = Some(request.clone());
+        self.timer_answer = grant;
+        self.events.push_back(SessionEvent::Update {
+            body: request.body().clone(),
+        });
+        RequestOutcome::Deferred
+    }
+
+    /// Answers the peer's UPDATE with an offer ([`SessionEvent::Update`]): 200 with our
+    /// answer, or a failure status (488) that leaves the session as it was. Returns the
+    /// response to send on the UPDATE's server transaction.
+    pub fn answer_update(
+        &mut self,
+        now: Instant,
+        status: u16,
+        body: Option<Bytes>,
+    ) -> Option<Message> {
+        let request = self.update_in.take()?;
+        let grant = self.timer_answer.take();
+        let mut r = response_to(&request, status, None);
+        if (200..300).contains(&status) {
+            r.push_header(HeaderName::Contact, &self.config.contact);
+            r.push_header(HeaderName::Allow, ALLOW);
+            if let Some(b) = body {
+                self.local_sdp = Some(b.clone());
+                r.set_body(Some(SDP), b);
+            }
+            if let Some(grant) = grant {
+                push_timer_answer(&mut r, grant);
+                if self.state == SessionState::Confirmed {
+                    self.set_timer(now, grant.0, grant.1);
+                }
+            }
+        }
+        Some(r)
+    }
+
     /// Answers the peer's re-INVITE ([`SessionEvent::Reinvite`]): 200 with our SDP, or a
     /// failure status (488) that leaves the session as it was. Returns the response to send
     /// on the re-INVITE's server transaction.
     pub fn answer_reinvite(&mut self, status: u16, body: Option<Bytes>) -> Option<Message> {
         let request = self.reinvite_in.take()?;
+        let grant = self.timer_answer.take();
         let mut r = response_to(&request, status, None);
         if (200..300).contains(&status) {
             r.push_header(HeaderName::Contact, &self.config.contact);
             r.push_header(HeaderName::Allow, ALLOW);
             self.offered_in_2xx = request.body().is_empty() && body.is_some();
             if let Some(b) = body {
+                self.local_sdp = Some(b.clone());
                 r.set_body(Some(SDP), b);
+            }
+            if let Some(grant) = grant {
+                push_timer_answer(&mut r, grant);
+                // The refresh counts from the ACK (RFC 4028 §9 starts it with the 2xx; the
+                // ACK follows within a round trip).
+                self.timer_on_ack = Some((grant.0, grant.1));
             }
             self.reinvite_acked_seq = request.cseq().and_then(Result::ok).map(|c| c.seq);
         }
@@ -1124,6 +1735,75 @@ impl InviteSession {
     }
 }
 
+/// `t` with its interval at least its Min-SE, and both at least [`MIN_SE`].
+fn normalize_timer(t: SessionTimerConfig) -> SessionTimerConfig {
+    let min_se = t.min_se.max(MIN_SE);
+    SessionTimerConfig {
+        interval: t.interval.max(min_se),
+        min_se,
+    }
+}
+
+/// A message's Session-Expires: the interval and the `refresher` parameter, lowercase.
+fn session_expires(message: &Message) -> Option<(u32, Option<String>)> {
+    let se = message.get::<SessionExpires<'_>>()?.ok()?;
+    let refresher = se
+        .params
+        .get("refresher")
+        .flatten()
+        .map(str::to_ascii_lowercase);
+    Some((se.delta, refresher))
+}
+
+/// A message's Min-SE.
+fn min_se(message: &Message) -> Option<u32> {
+    Some(message.get::<MinSe<'_>>()?.ok()?.delta)
+}
+
+/// Whether a message lists `tag` in Supported or Require.
+fn has_option(message: &Message, tag: &str) -> bool {
+    message
+        .get_all::<Supported<'_>>()
+        .filter_map(Result::ok)
+        .any(|s| s.as_str().eq_ignore_ascii_case(tag))
+        || message
+            .get_all::<Require<'_>>()
+            .filter_map(Result::ok)
+            .any(|s| s.as_str().eq_ignore_ascii_case(tag))
+}
+
+/// Whether a message's Allow lists `method`.
+fn allows(message: &Message, method: &Method) -> bool {
+    message
+        .get_all::<Allow<'_>>()
+        .filter_map(Result::ok)
+        .any(|a| a.as_str().eq_ignore_ascii_case(method.as_str()))
+}
+
+/// 422 Session Interval Too Small with our Min-SE (RFC 4028 §8.1).
+fn too_small(request: &Message, min_se: u32) -> Message {
+    let mut r = response_to(request, 422, None);
+    r.push_header(HeaderName::MinSe, &min_se.to_string());
+    r
+}
+
+/// The Session-Expires (with `refresher`, as the UAS of the transaction), Supported and,
+/// when the request knew timers, Require of a 2xx granting a timer (RFC 4028 §9).
+fn push_timer_answer(r: &mut Message, (interval, refresher, asked): (u32, Refresher, bool)) {
+    let who = match refresher {
+        Refresher::Us => "uas",
+        Refresher::Peer => "uac",
+    };
+    r.push_header(HeaderName::Supported, TIMER);
+    r.push_header(
+        HeaderName::SessionExpires,
+        &format!("{interval};refresher={who}"),
+    );
+    if asked {
+        r.push_header(HeaderName::Require, TIMER);
+    }
+}
+
 /// Reads an `application/dtmf-relay` body (`Signal=5`, `Duration=160`) or an
 /// `application/dtmf` one (`5`).
 fn parse_dtmf_info(body: &[u8]) -> Option<(char, Duration)> {
@@ -1193,6 +1873,7 @@ mod tests {
             cseq: 1,
             seed: 7,
             extra_headers: Vec::new(),
+            session_timer: None,
         };
         let mut session = InviteSession::incoming(config, &invite).expect("a valid INVITE");
         session.ring(None);

@@ -7,7 +7,7 @@
 //!
 //! An [`InviteSession`] runs one call on top of dialogs: early dialogs
 //! and forking, CANCEL and its race with a 2xx, ACK, BYE, re-INVITE with 491 glare handling and
-//! DTMF over INFO. Both are sans-IO: they take messages and `now`, and give back messages to
+//! DTMF over INFO, UPDATE (RFC 3311) and session timers (RFC 4028). Both are sans-IO: they take messages and `now`, and give back messages to
 //! send and events.
 
 pub mod invite;
@@ -16,7 +16,8 @@ use crate::message::typed::{CSeq, Method, NameAddr};
 use crate::message::{HeaderName, Message, RequestBuilder, Uri};
 
 pub use invite::{
-    EndReason, InviteConfig, InviteSession, Output, RequestOutcome, SessionEvent, SessionState,
+    EndReason, InviteConfig, InviteSession, Output, Refresher, RequestOutcome, SessionEvent,
+    SessionState, SessionTimer, SessionTimerConfig,
 };
 
 /// Identifies a dialog: Call-ID, local tag, remote tag (RFC 3261 §12).

@@ -12,10 +12,13 @@ use super::{HeaderName, Message, ParseError, ParseLimits, Uri, Verdict, split_li
 /// - `path`: RFC 3327's user agent side, which RFC 5626 §4.2.1 makes a UA announce: the UA
 ///   lets the registrar's edge proxies record a Path and asks nothing more of the registrar.
 ///
+/// - `timer`: RFC 4028 session timers (`dialog::invite`): a call asks for and grants a
+///   Session-Expires and is refreshed, by UPDATE or re-INVITE.
+///
 /// Not `replaces` (RFC 3891): there is no transfer yet, so an INVITE with
 /// `Require: replaces` gets 420 with `Unsupported: replaces` instead of ringing as an
 /// unrelated call.
-pub const SUPPORTED_EXTENSIONS: &[&str] = &["outbound", "path"];
+pub const SUPPORTED_EXTENSIONS: &[&str] = &["outbound", "path", "timer"];
 
 /// What [`Message::check`] accepts.
 #[derive(Debug, Clone, Copy)]

@@ -49,6 +49,8 @@ pub struct Call {
     /// The server transaction of the peer's re-INVITE we answered last (its ACK timeout
     /// belongs to this call).
     pub answered_reinvite_tx: Option<TransactionId>,
+    /// The peer's UPDATE with an offer waiting for [`Phone::answer_update`].
+    pub update_tx: Option<TransactionId>,
 }
 
 /// Answers a re-INVITE's offer (`None`: the peer asks for ours) with our SDP.
@@ -78,6 +80,8 @@ pub struct Phone {
     pub answer_reinvites: Option<ReinviteAnswer>,
     /// Mixed into every session's seed (the glare back-off), to vary runs.
     pub seed: u64,
+    /// Session timers of new calls (RFC 4028); none unless a test sets them.
+    pub session_timer: Option<tincan_sip::dialog::SessionTimerConfig>,
     /// Our client transactions: call index and method.
     client_tx: HashMap<TransactionId, (usize, Method)>,
     next: u64,
@@ -139,6 +143,7 @@ impl Phone {
             on_invite: OnInvite::Wait,
             answer_reinvites: None,
             seed: 0,
+            session_timer: None,
             client_tx: HashMap::new(),
             next: 0,
         }
@@ -164,6 +169,7 @@ impl Phone {
             cseq: 1,
             seed: self.seed ^ ((self.node as u64) << 32 | n),
             extra_headers: Vec::new(),
+            session_timer: self.session_timer,
         }
     }
 
@@ -179,6 +185,7 @@ impl Phone {
             invite_tx: None,
             reinvite_tx: None,
             answered_reinvite_tx: None,
+            update_tx: None,
         });
         let call = self.calls.len() - 1;
         self.flush(sim, call);
@@ -215,6 +222,21 @@ impl Phone {
                 }
             }
             _ => self.errors.push("no re-INVITE to answer".to_owned()),
+        }
+        self.flush(sim, call);
+    }
+
+    /// Answers the peer's pending UPDATE with an offer on its server transaction.
+    pub fn answer_update(&mut self, sim: &mut Sim, call: usize, status: u16, body: Option<Bytes>) {
+        let c = &mut self.calls[call];
+        let response = c.session.answer_update(sim.now, status, body);
+        match (response, c.update_tx.take()) {
+            (Some(r), Some(tx)) => {
+                if let Err(e) = sim.nodes[self.node].ep.send_response(sim.now, tx, r) {
+                    self.errors.push(format!("UPDATE answer: {e}"));
+                }
+            }
+            _ => self.errors.push("no UPDATE to answer".to_owned()),
         }
         self.flush(sim, call);
     }
@@ -261,7 +283,9 @@ impl Phone {
                             let c = &mut self.calls[call];
                             if method == Method::Invite
                                 && c.session.is_outgoing()
-                                && c.invite_tx.is_none()
+                                && (c.invite_tx.is_none()
+                                    || c.session.state()
+                                        == tincan_sip::dialog::SessionState::Calling)
                             {
                                 c.invite_tx = Some(tx);
                             }
@@ -446,6 +470,7 @@ impl Phone {
                         invite_tx: Some(tx),
                         reinvite_tx: None,
                         answered_reinvite_tx: None,
+                        update_tx: None,
                     });
                     let call = self.calls.len() - 1;
                     match self.on_invite.clone() {
@@ -479,6 +504,15 @@ impl Phone {
             RequestOutcome::Respond(response) => {
                 if let Err(e) = sim.nodes[self.node].ep.send_response(now, tx, response) {
                     self.errors.push(format!("in-dialog answer: {e}"));
+                }
+            }
+            RequestOutcome::Deferred if method == Method::Update => {
+                self.calls[call].update_tx = Some(tx);
+                if let Some(answer) = self.answer_reinvites {
+                    // Record the Update event before our answer's own effects.
+                    self.flush(sim, call);
+                    let body = answer(Some(request.body()));
+                    self.answer_update(sim, call, 200, body);
                 }
             }
             RequestOutcome::Deferred => {

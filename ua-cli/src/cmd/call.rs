@@ -29,6 +29,8 @@ use tokio::sync::mpsc;
 pub enum CodecArg {
     /// Opus (48 kHz).
     Opus,
+    /// G.722 (16 kHz wideband, 64 kbit/s).
+    G722,
     /// G.711 mu-law.
     Pcmu,
     /// G.711 A-law.
@@ -59,8 +61,8 @@ pub struct Common {
     /// second answered call to FILE-2.wav, the third to FILE-3.wav...).
     #[arg(long)]
     pub(crate) record: Option<PathBuf>,
-    /// Use only this codec (default: the account's `codecs`, else Opus, then PCMU, then
-    /// PCMA; answers follow the caller's order).
+    /// Use only this codec (default: the account's `codecs`, else Opus, then G.722, then
+    /// PCMU, then PCMA; answers follow the caller's order).
     #[arg(long, value_enum)]
     codec: Option<CodecArg>,
     /// SRTP policy (default: the account's `srtp`, else optional).
@@ -245,12 +247,15 @@ pub(crate) async fn start(
         srtp: srtp.unwrap_or(SrtpPolicy::Optional),
         rtp_timeout_hangup: (common.rtp_timeout > 0)
             .then(|| Duration::from_secs(u64::from(common.rtp_timeout))),
+        // The terminal phone shows level meters; the line modes do not.
+        level_meters: command == "phone",
         ..PhoneConfig::default()
     };
     super::apply_keepalives(&config.network, &mut pc);
     if let Some(c) = common.codec {
         let first = match c {
             CodecArg::Opus => CodecKind::Opus,
+            CodecArg::G722 => CodecKind::G722,
             CodecArg::Pcmu => CodecKind::Pcmu,
             CodecArg::Pcma => CodecKind::Pcma,
         };
@@ -697,6 +702,7 @@ pub(crate) fn event_json(event: &CallEvent) -> Option<Value> {
         CallEvent::Dtmf { digit, via } => json!({"event": "dtmf", "digit": digit, "via": via}),
         CallEvent::Hold { by_peer } => json!({"event": "hold", "by_peer": by_peer}),
         CallEvent::Resumed { by_peer } => json!({"event": "resumed", "by_peer": by_peer}),
+        CallEvent::Muted { muted } => json!({"event": "muted", "muted": muted}),
         CallEvent::CodecChanged { codec, srtp } => json!({
             "event": "codec_changed",
             "codec": codec.name().to_ascii_lowercase(),
@@ -770,11 +776,12 @@ fn human_lines(event: &CallEvent) -> Vec<String> {
             if *srtp { " over SRTP" } else { "" }
         ),
         CallEvent::Quality(q) => format!(
-            "rtp sent {} received {} lost {:.1}% jitter {:.1} ms{} MOS {}",
+            "rtp sent {} received {} lost {:.1}% jitter {:.1} ms buffer {:.0} ms{} MOS {}",
             q.packets_sent,
             q.packets_received,
             q.loss_percent,
             q.jitter_ms,
+            q.jitter_buffer_ms,
             q.rtt_ms
                 .map(|r| format!(" rtt {r:.0} ms"))
                 .unwrap_or_default(),
@@ -793,6 +800,7 @@ fn human_lines(event: &CallEvent) -> Vec<String> {
         CallEvent::Resumed { by_peer } => {
             format!("resumed{}", if *by_peer { " (by the peer)" } else { "" })
         }
+        CallEvent::Muted { muted } => if *muted { "muted" } else { "unmuted" }.to_owned(),
         CallEvent::CodecChanged { codec, srtp } => format!(
             "codec now {}{}",
             codec.name().to_ascii_lowercase(),
@@ -1440,9 +1448,12 @@ pub(crate) const CALL_KEYS: &str = "\
 Commands (one per line on standard input, while the call is up):
   hold (h)                  put the call on hold
   resume (r)                take it off hold
+  mute (m)                  mute the microphone (silence is sent; lasts through hold)
+  unmute (u)                unmute it
   dtmf DIGITS (d), DIGITS   send DTMF keys (0-9 * # A-D)
-  codec opus|pcmu|pcma (c)  change the codec (a re-INVITE offering it first)
-  message TEXT (m)          send a text message in the call (SIP MESSAGE)
+  codec opus|g722|pcmu|pcma (c)
+                            change the codec (a re-INVITE offering it first)
+  message TEXT (msg)        send a text message in the call (SIP MESSAGE)
   hangup (q)                hang up";
 
 /// The commands of `tincan listen`, one per line (also `--help`).
@@ -1453,10 +1464,12 @@ Commands (one per line on standard input):
 then, for the call answered last:
   hold (h)                  put the call on hold
   resume (r)                take it off hold
+  mute (m), unmute (u)      mute / unmute the microphone (silence is sent)
   dtmf DIGITS, DIGITS       send DTMF keys (0-9 * # A-D; `a` and `d` alone answer and
                             decline here: type `dtmf A`)
-  codec opus|pcmu|pcma (c)  change the codec (a re-INVITE offering it first)
-  message TEXT (m)          send a text message in the call (SIP MESSAGE)
+  codec opus|g722|pcmu|pcma (c)
+                            change the codec (a re-INVITE offering it first)
+  message TEXT (msg)        send a text message in the call (SIP MESSAGE)
   hangup (q)                hang up
 A line typed while no call rings answers nothing; with more than one call, lines start with
 the call's number ([1], [2]) and --json events carry it as `call`.";
@@ -1493,6 +1506,10 @@ fn is_command(verb: &str) -> bool {
             | "r"
             | "resume"
             | "unhold"
+            | "m"
+            | "mute"
+            | "u"
+            | "unmute"
             | "q"
             | "hangup"
             | "bye"
@@ -1500,7 +1517,7 @@ fn is_command(verb: &str) -> bool {
             | "dtmf"
             | "c"
             | "codec"
-            | "m"
+            | "msg"
             | "message"
     ) || is_digits(verb)
 }
@@ -1526,6 +1543,8 @@ async fn command(phone: &Phone, call: CallId, line: &str, json: bool, label: Lab
     let result = match verb.to_ascii_lowercase().as_str() {
         "h" | "hold" => phone.hold(call).await,
         "r" | "resume" | "unhold" => phone.resume(call).await,
+        "m" | "mute" => phone.mute(call, true).await,
+        "u" | "unmute" => phone.mute(call, false).await,
         "q" | "hangup" | "bye" => {
             let _ = phone.hangup(call).await;
             return Typed::HungUp;
@@ -1541,6 +1560,7 @@ async fn command(phone: &Phone, call: CallId, line: &str, json: bool, label: Lab
         "c" | "codec" => {
             let codec = match words.next().map(str::to_ascii_lowercase).as_deref() {
                 Some("opus") => CodecKind::Opus,
+                Some("g722") => CodecKind::G722,
                 Some("pcmu") => CodecKind::Pcmu,
                 Some("pcma") => CodecKind::Pcma,
                 _ => return Typed::Unknown,
@@ -1554,7 +1574,7 @@ async fn command(phone: &Phone, call: CallId, line: &str, json: bool, label: Lab
             }
             r
         }
-        "m" | "message" => {
+        "msg" | "message" => {
             let text = line.trim_start()[verb.len()..].trim();
             if text.is_empty() {
                 return Typed::Unknown;

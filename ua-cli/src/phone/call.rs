@@ -29,7 +29,7 @@ use tincan_sip::transaction::TransactionId;
 use tincan_sip::transport::{Target, Transport};
 
 use super::event::{
-    AccountId, CallEnd, CallEvent, CallId, CallWarning, DtmfVia, EndReason, IncomingCall,
+    AccountId, CallEnd, CallEvent, CallId, CallWarning, DtmfVia, EndReason, IncomingCall, Levels,
     PhoneError, PhoneEvent, Quality, RefusedCall, UsageError,
 };
 use super::route::{Owner, RouteId};
@@ -94,7 +94,8 @@ pub(super) struct Call {
     invite_route: Option<RouteId>,
     /// The INVITE's server transaction (incoming).
     pub(super) server_invite: Option<TransactionId>,
-    /// Server transactions of the peer's re-INVITEs waiting for our answer, by CSeq.
+    /// Server transactions of the peer's re-INVITEs (and UPDATEs with an offer) waiting for
+    /// our answer, by CSeq.
     pub(super) reinvites_in: HashMap<u32, TransactionId>,
     started: Instant,
     answered_at: Option<Instant>,
@@ -114,6 +115,8 @@ pub(super) struct Call {
     end: Option<CallEnd>,
     /// Accept as soon as the ports are bound.
     accepting: bool,
+    /// The microphone is muted ([`PhoneCore::mute`]): the session gets it when it starts.
+    muted: bool,
 }
 
 impl Call {
@@ -155,6 +158,7 @@ impl Call {
             srtp_retried: false,
             end: None,
             accepting: false,
+            muted: false,
         }
     }
 
@@ -522,6 +526,7 @@ impl PhoneCore {
             cseq,
             seed,
             extra_headers: Vec::new(),
+            session_timer: self.config.session_timer,
         };
         let to = NameAddr::new(request_uri.clone());
         let mut session = InviteSession::outgoing(config, request_uri, to, &call.routes, offer);
@@ -615,6 +620,7 @@ impl PhoneCore {
             cseq: 1,
             seed: self.rng.next_u64(),
             extra_headers: Vec::new(),
+            session_timer: self.config.session_timer,
         };
         let session = match InviteSession::incoming(config, request) {
             Ok(s) => s,
@@ -906,6 +912,32 @@ impl PhoneCore {
         Ok(())
     }
 
+    /// Mutes (or unmutes) the call's microphone: its media session sends silence in place of
+    /// the captured audio and RTP keeps flowing (the peer's RTP timeout and NAT bindings stay
+    /// alive). It may be set before the call is answered, and lasts across hold, resume and a
+    /// codec change until unmuted. [`CallEvent::Muted`] follows a change.
+    ///
+    /// # Errors
+    ///
+    /// [`UsageError::UnknownCall`] for a call that ended or never was.
+    pub fn mute(&mut self, now: Instant, id: CallId, muted: bool) -> Result<(), PhoneError> {
+        let _ = now;
+        let call = self.calls.get_mut(&id).ok_or(UsageError::UnknownCall(id))?;
+        if call.stage == Stage::Ending {
+            return Err(UsageError::UnknownCall(id).into());
+        }
+        if call.muted == muted {
+            return Ok(());
+        }
+        call.muted = muted;
+        if call.media_running {
+            self.media
+                .push_back(MediaCommand::SetMute { call: id, muted });
+        }
+        self.call_event(id, CallEvent::Muted { muted });
+        Ok(())
+    }
+
     fn warn(&mut self, call: CallId, warning: CallWarning) {
         self.events.push_back(PhoneEvent::Call {
             call,
@@ -1029,6 +1061,23 @@ impl PhoneCore {
         let headers = self.challenge_headers(id, request, response)?;
         let session = self.calls.get_mut(&id)?.session.as_mut()?;
         if !session.resend_invite_with(&headers) {
+            return None;
+        }
+        match session.poll_output() {
+            Some(Output::Request { request, .. }) => Some(request),
+            _ => None,
+        }
+    }
+
+    /// The call's INVITE again after a 422 (RFC 4028 §7.4), asking for the response's Min-SE;
+    /// `None` when the 422 gives nothing to retry with (the call then fails with it).
+    pub(super) fn retry_invite_min_se(
+        &mut self,
+        id: CallId,
+        response: &Message,
+    ) -> Option<Message> {
+        let session = self.calls.get_mut(&id)?.session.as_mut()?;
+        if !session.resend_invite_for_min_se(response) {
             return None;
         }
         match session.poll_output() {
@@ -1279,7 +1328,9 @@ impl PhoneCore {
                     self.start_media(now, id, n);
                 }
             }
-            SessionEvent::Reinvite { body } => self.on_reinvite(now, id, body),
+            SessionEvent::Reinvite { body } => self.on_offer(now, id, body, false),
+            SessionEvent::Update { body } => self.on_offer(now, id, Some(body), true),
+            SessionEvent::UpdateAccepted { body: Some(b) } => self.apply_answer(now, id, &b),
             SessionEvent::ReinviteAccepted { body } => {
                 if let Some(b) = body {
                     self.apply_answer(now, id, &b);
@@ -1396,7 +1447,9 @@ impl PhoneCore {
         }
     }
 
-    fn on_reinvite(&mut self, now: Instant, id: CallId, body: Option<Bytes>) {
+    /// The peer's offer in a re-INVITE, or in an UPDATE (`update`), or its re-INVITE
+    /// without one (we offer in the 200): answered with our media, which then follows.
+    fn on_offer(&mut self, now: Instant, id: CallId, body: Option<Bytes>, update: bool) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1413,8 +1466,15 @@ impl PhoneCore {
         local.session_version += 1;
         let mut negotiated = None;
         let mut held = None;
+        let mut respond = |status: u16, body: Option<Bytes>| {
+            if update {
+                session.answer_update(now, status, body)
+            } else {
+                session.answer_reinvite(status, body)
+            }
+        };
         let response = match body {
-            None => session.answer_reinvite(200, Some(Bytes::from(sdp::offer(local).to_string()))),
+            None => respond(200, Some(Bytes::from(sdp::offer(local).to_string()))),
             Some(b) => match parse_sdp(&b).and_then(|o| sdp::answer(&o, local)) {
                 Ok((answer, n)) => {
                     if call.peer_held != n.remote_on_hold {
@@ -1422,9 +1482,9 @@ impl PhoneCore {
                         held = Some(n.remote_on_hold);
                     }
                     negotiated = Some(n);
-                    session.answer_reinvite(200, Some(Bytes::from(answer.to_string())))
+                    respond(200, Some(Bytes::from(answer.to_string())))
                 }
-                Err(e) => session.answer_reinvite(e.status_code(), None),
+                Err(e) => respond(e.status_code(), None),
             },
         };
         if let Some(r) = response {
@@ -1451,10 +1511,12 @@ impl PhoneCore {
         let ssrc = (self.rng.next_u64() >> 16) as u32;
         let seed = self.rng.next_u64();
         let rtp_timeout = self.config.rtp_timeout_hangup;
+        let level_meters = self.config.level_meters;
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         let mut config = negotiated.session_config(ssrc, seed);
+        config.levels = level_meters;
         if let Some(t) = rtp_timeout {
             config.rtp_timeout = t;
         }
@@ -1505,6 +1567,13 @@ impl PhoneCore {
             call: id,
             config: Box::new(config),
         });
+        // Muted before the media started: the new session starts muted.
+        if call.muted {
+            self.media.push_back(MediaCommand::SetMute {
+                call: id,
+                muted: true,
+            });
+        }
         if announce {
             self.call_event(id, event);
         }
@@ -1528,6 +1597,9 @@ impl PhoneCore {
                     let q = Quality::of(&s, n.codec);
                     self.call_event(id, CallEvent::Quality(q));
                 }
+            }
+            MediaEvent::Levels { input, output } => {
+                self.call_event(id, CallEvent::Levels(Levels::of(input, output)));
             }
             MediaEvent::DeviceError { message } => self.warn(id, CallWarning::Media(message)),
             MediaEvent::RemoteLatched {
@@ -1587,6 +1659,7 @@ impl PhoneCore {
             SessionEnd::DialogGone { status } => {
                 (EndReason::DialogGone, Some((status, String::new())))
             }
+            SessionEnd::SessionExpired => (EndReason::SessionExpired, None),
             _ => (EndReason::LocalHangup, None),
         };
         self.end_call(now, id, reason, status, Vec::new());

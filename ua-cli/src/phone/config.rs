@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use tincan_media::codec::CodecKind;
 use tincan_media::sdp::SrtpPolicy;
+use tincan_sip::dialog::SessionTimerConfig;
 use tincan_sip::endpoint::EndpointConfig;
 use tincan_sip::flow::KeepAliveConfig;
 use tincan_sip::resolve::HealthConfig;
@@ -63,6 +64,16 @@ pub struct PhoneConfig {
     /// any call state or media port is spent on it. Calls the application places are counted but never refused.
     /// Default [`DEFAULT_CALL_LIMIT`].
     pub call_limit: usize,
+    /// Session timers of every call (RFC 4028): the interval asked for and granted, and the
+    /// smallest one accepted. Calls are refreshed by UPDATE (re-INVITE when the peer does not
+    /// allow UPDATE) and hung up when the peer's refresh is late. `None`: no timers (a
+    /// peer's Session-Expires is not answered; our INVITE asks for none). Default 1800 s,
+    /// Min-SE 90 s.
+    pub session_timer: Option<SessionTimerConfig>,
+    /// Meter each call's audio and report [`CallEvent::Levels`](super::CallEvent::Levels)
+    /// five times a second while its media runs (level meters, as the terminal phone shows).
+    /// Off by default: a phone carrying many calls for a program pays nothing for meters.
+    pub level_meters: bool,
 }
 
 /// The default [`PhoneConfig::call_limit`]: more than a desk phone or a softphone ever
@@ -96,6 +107,8 @@ impl Default for PhoneConfig {
             fail_back_interval: Duration::from_secs(5),
             probe_budget: Duration::from_secs(4),
             call_limit: DEFAULT_CALL_LIMIT,
+            session_timer: Some(SessionTimerConfig::default()),
+            level_meters: false,
         }
     }
 }
@@ -265,6 +278,14 @@ impl PhoneConfig {
             Some(0) => usize::MAX,
             Some(n) => n as usize,
             None => DEFAULT_CALL_LIMIT,
+        };
+        self.session_timer = match network.session_expires {
+            Some(0) => None,
+            Some(interval) => Some(SessionTimerConfig {
+                interval,
+                ..SessionTimerConfig::default()
+            }),
+            None => Some(SessionTimerConfig::default()),
         };
         self.keepalive = match network.keepalive_interval {
             Some(0) => None,

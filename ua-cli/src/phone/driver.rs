@@ -63,7 +63,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 const COMMAND_QUEUE: usize = 64;
 /// Events to the application. When the application falls behind, a
 /// [`PhoneEvent::Refused`] is dropped (and counted, [`Phone::refused_dropped`]): it carries
-/// no state, and a flood of refused calls must not fill memory. Every other event is kept
+/// no state, and a flood of refused calls must not fill memory; so is a
+/// [`CallEvent::Levels`] (the next one replaces it). Every other event is kept
 /// (they are the application's view of its calls), and while any is kept the task reads
 /// nothing more from the network: the backlog stays in the transports' bounded queue,
 /// where new INVITEs are shed first.
@@ -383,6 +384,7 @@ enum Command {
     Resume(CallId, Reply<()>),
     Dtmf(CallId, String, Reply<()>),
     Codec(CallId, CodecKind, Reply<()>),
+    Mute(CallId, bool, Reply<()>),
     AddAccount(AccountConfig, Reply<AccountId>),
     Unregister(AccountId),
     Shutdown(oneshot::Sender<()>),
@@ -604,6 +606,17 @@ impl Phone {
     /// [`PhoneError`] when the call is not up.
     pub async fn change_codec(&self, call: CallId, codec: CodecKind) -> Result<(), PhoneError> {
         self.ask(|r| Command::Codec(call, codec, r)).await
+    }
+
+    /// Mutes (`true`) or unmutes the call's microphone: silence is sent in its place, RTP
+    /// keeps flowing; it lasts across hold, resume and codec changes (see
+    /// [`PhoneCore::mute`]). [`CallEvent::Muted`](super::CallEvent::Muted) follows a change.
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] for an unknown call.
+    pub async fn mute(&self, call: CallId, muted: bool) -> Result<(), PhoneError> {
+        self.ask(|r| Command::Mute(call, muted, r)).await
     }
 
     /// Adds an account to the running phone.
@@ -882,6 +895,9 @@ impl Task {
             Command::Codec(call, codec, reply) => {
                 let _ = reply.send(core.change_codec(now, call, codec));
             }
+            Command::Mute(call, muted, reply) => {
+                let _ = reply.send(core.mute(now, call, muted));
+            }
             Command::AddAccount(account, reply) => {
                 let _ = reply.send(core.add_account(now, account).map_err(PhoneError::from));
             }
@@ -955,11 +971,17 @@ impl Task {
         } else {
             ev
         };
-        if matches!(ev, PhoneEvent::Refused(_)) {
-            self.refused_dropped
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        } else {
-            self.held.push_back(ev);
+        match ev {
+            PhoneEvent::Refused(_) => {
+                self.refused_dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            // A meter's reading carries no state: the next one replaces it.
+            PhoneEvent::Call {
+                event: CallEvent::Levels(_),
+                ..
+            } => {}
+            ev => self.held.push_back(ev),
         }
     }
 
@@ -1052,6 +1074,11 @@ impl Task {
             MediaCommand::SetDirection { call, direction } => {
                 if let Some(h) = self.media.get(&call).and_then(|m| m.handle.as_ref()) {
                     h.set_direction(direction).await;
+                }
+            }
+            MediaCommand::SetMute { call, muted } => {
+                if let Some(h) = self.media.get(&call).and_then(|m| m.handle.as_ref()) {
+                    h.set_muted(muted).await;
                 }
             }
             MediaCommand::SendDtmf {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tincan_media::codec::CodecKind;
 use tincan_media::quality::StreamStats;
 use tincan_media::rtp::PortKind;
-use tincan_media::session::SessionStats;
+use tincan_media::session::{Level, SessionStats};
 use tincan_sip::flow::FlowFailure;
 use tincan_sip::resolve::failover::FailedAttempt;
 use tincan_sip::transport::Target;
@@ -210,6 +210,15 @@ pub enum CallEvent {
         /// Whether the peer did it.
         by_peer: bool,
     },
+    /// The microphone was muted or unmuted ([`PhoneCore::mute`](super::PhoneCore::mute)).
+    Muted {
+        /// Whether it is muted now.
+        muted: bool,
+    },
+    /// The levels of the call's audio over the last 200 ms, five times a second while its
+    /// media runs, when [`PhoneConfig::level_meters`](super::PhoneConfig::level_meters) is
+    /// on. An application that falls behind loses some (the next one replaces them).
+    Levels(Levels),
     /// A re-INVITE changed the codec or the SRTP keys; media goes on with the new ones.
     CodecChanged {
         /// The new codec.
@@ -372,6 +381,8 @@ pub enum EndReason {
     DialogGone,
     /// No RTP came for the configured time while neither side held the call.
     MediaTimeout,
+    /// No session refresh came in time (RFC 4028 §10): we sent BYE.
+    SessionExpired,
     /// The phone is shutting down.
     Shutdown,
 }
@@ -388,6 +399,7 @@ impl EndReason {
             EndReason::AckTimeout => "ack_timeout",
             EndReason::DialogGone => "dialog_gone",
             EndReason::MediaTimeout => "media_timeout",
+            EndReason::SessionExpired => "session_expired",
             EndReason::Shutdown => "shutdown",
         }
     }
@@ -429,6 +441,8 @@ pub struct Quality {
     pub loss_percent: f64,
     /// Interarrival jitter, milliseconds.
     pub jitter_ms: f64,
+    /// Audio waiting in the jitter buffer for playout (its current delay), milliseconds.
+    pub jitter_buffer_ms: f64,
     /// Round-trip time, milliseconds, once RTCP measured it.
     pub rtt_ms: Option<f64>,
     /// Concealed share of played frames, percent.
@@ -456,11 +470,48 @@ impl Quality {
                 0.0
             },
             jitter_ms: stats.jitter.as_secs_f64() * 1000.0,
+            jitter_buffer_ms: (stats.playout_delay.as_secs_f64() * 10_000.0).round() / 10.0,
             rtt_ms: stats.rtt.map(|d| d.as_secs_f64() * 1000.0),
             concealed_percent: 100.0 * stats.concealment_ratio(),
             mos: (stats.packets_received > 0).then(|| (est.mos * 100.0).round() / 100.0),
             srtp_rejected: stats.srtp_rejected,
         }
+    }
+}
+
+/// The levels of a call's audio ([`CallEvent::Levels`]), in dB relative to full scale: 0 is
+/// the loudest a sample can be, [`LEVEL_FLOOR_DBFS`] is silence.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Levels {
+    /// The microphone's peak (before encoding; still measured while muted).
+    pub input_peak_dbfs: f32,
+    /// The microphone's RMS level.
+    pub input_rms_dbfs: f32,
+    /// The peak of what is played.
+    pub output_peak_dbfs: f32,
+    /// The RMS level of what is played.
+    pub output_rms_dbfs: f32,
+}
+
+/// The level of silence in [`Levels`].
+pub const LEVEL_FLOOR_DBFS: f32 = tincan_media::session::LEVEL_FLOOR_DBFS;
+
+impl Levels {
+    /// The levels a media session reported.
+    pub fn of(input: Level, output: Level) -> Levels {
+        Levels {
+            input_peak_dbfs: input.peak_dbfs,
+            input_rms_dbfs: input.rms_dbfs,
+            output_peak_dbfs: output.peak_dbfs,
+            output_rms_dbfs: output.rms_dbfs,
+        }
+    }
+}
+
+impl Default for Levels {
+    /// Silence both ways.
+    fn default() -> Self {
+        Levels::of(Level::SILENT, Level::SILENT)
     }
 }
 

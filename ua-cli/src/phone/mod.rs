@@ -56,8 +56,8 @@ use tincan_sip::transport::{ConnectionId, Received, Transmit, Transport};
 pub use config::{AccountConfig, CallParams, PhoneConfig, RealmPolicy, RegisterMode};
 pub use event::{
     AccountEvent, AccountId, CallEnd, CallEvent, CallId, CallWarning, DtmfVia, EndReason,
-    IncomingCall, IncomingMessage, MessageEvent, MessageId, PhoneError, PhoneEvent, Quality,
-    RefusedCall, RefusedChallenge, UsageError,
+    IncomingCall, IncomingMessage, LEVEL_FLOOR_DBFS, Levels, MessageEvent, MessageId, PhoneError,
+    PhoneEvent, Quality, RefusedCall, RefusedChallenge, UsageError,
 };
 
 use account::Account;
@@ -76,13 +76,14 @@ pub const ALLOWED_METHODS: &[Method] = &[
     Method::Bye,
     Method::Options,
     Method::Info,
+    Method::Update,
     Method::Message,
     Method::Notify,
 ];
 
 /// The `Allow` header value for [`ALLOWED_METHODS`] (a test keeps the two equal).
 pub fn allow_header() -> &'static str {
-    "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, MESSAGE, NOTIFY"
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE, NOTIFY"
 }
 
 /// What the core asks of the media side. Each call's media lives in the driver (sockets and
@@ -127,6 +128,13 @@ pub enum MediaCommand {
         call: CallId,
         /// The direction.
         direction: Direction,
+    },
+    /// Mute or unmute a running session's microphone (silence is sent in its place).
+    SetMute {
+        /// The call.
+        call: CallId,
+        /// Muted or not.
+        muted: bool,
     },
     /// Send an RFC 4733 DTMF key.
     SendDtmf {
@@ -1067,6 +1075,9 @@ impl PhoneCore {
             if matches!(status, 401 | 407) && self.answer_challenge(now, id, &response) {
                 return;
             }
+            if status == 422 && self.answer_min_se(now, id, &response) {
+                return;
+            }
             self.deliver_response(now, owner, id, response);
         }
         self.drive_route(now, id);
@@ -1097,6 +1108,26 @@ impl PhoneCore {
             return false;
         };
         route.challenges += 1;
+        route.request = retried;
+        if let Phase::Sending(f) = &mut route.phase {
+            let _ = f.retry_same(now, &self.health);
+        }
+        self.drive_route(now, id);
+        true
+    }
+
+    /// A 422 to a call's INVITE (RFC 4028 §7.4): the INVITE goes again, to the same target,
+    /// asking for the larger interval; false when the call cannot retry.
+    fn answer_min_se(&mut self, now: Instant, id: RouteId, response: &Message) -> bool {
+        let Some(Owner::Invite(call)) = self.routes.get(&id).map(|r| r.owner) else {
+            return false;
+        };
+        let Some(retried) = self.retry_invite_min_se(call, response) else {
+            return false;
+        };
+        let Some(route) = self.routes.get_mut(&id) else {
+            return false;
+        };
         route.request = retried;
         if let Phase::Sending(f) = &mut route.phase {
             let _ = f.retry_same(now, &self.health);

@@ -6,6 +6,7 @@
 //! carries the actions out on the [`Phone`] and redraws only after one of those.
 
 pub mod input;
+pub mod meters;
 pub mod panes;
 pub mod ring;
 pub mod siplog;
@@ -396,10 +397,27 @@ impl Screen<'_> {
                 self.view.panes.open = None;
                 Ok(())
             }
+            Action::ToggleMute => self.toggle_mute().await,
         };
         if let Err(e) = result {
             self.view.status = Some(e);
         }
+    }
+
+    /// Mutes the selected call's microphone, or unmutes it (not a call ringing here: it has
+    /// no microphone yet).
+    async fn toggle_mute(&mut self) -> Result<(), String> {
+        let Some(c) = self.view.selected_call() else {
+            return Ok(());
+        };
+        if c.incoming && c.state == CallState::Ringing {
+            return Ok(());
+        }
+        let muted = !self.view.is_muted(c.id);
+        self.phone
+            .mute(c.id, muted)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// The selected call if it rings here, else the oldest call ringing here.

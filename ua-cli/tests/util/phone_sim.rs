@@ -301,6 +301,11 @@ impl Sim {
         self.nodes.iter().position(|n| n.addr == addr)
     }
 
+    /// Sends a hand-made datagram from node `from` to `to_addr`, as if that node sent it.
+    pub fn inject(&mut self, from: usize, to_addr: SocketAddr, payload: Bytes) {
+        self.put_on_wire(from, to_addr, payload);
+    }
+
     fn put_on_wire(&mut self, from: usize, to_addr: SocketAddr, payload: Bytes) {
         let elapsed = self.elapsed();
         let first = first_line(&payload);
