@@ -67,7 +67,14 @@ enum Command {
     /// SIP status is printed), 2 on usage errors.
     #[command(after_help = cmd::call::CALL_KEYS)]
     Call(cmd::call::CallArgs),
-    /// Wait for calls: registered with an account, or on --bind for direct calls.
+    /// Send a text message (SIP MESSAGE, RFC 3428) to a URI: through an account, or straight
+    /// to the recipient's domain (RFC 3263); print its delivery report.
+    ///
+    /// Exit status: 0 when it was delivered (a 2xx), 1 when it was refused or no server
+    /// answered (the status is printed), 2 on usage errors.
+    Message(cmd::message::MessageArgs),
+    /// Wait for calls (and print the text messages that arrive): registered with an account,
+    /// or on --bind for direct calls.
     #[command(after_help = cmd::call::LISTEN_KEYS)]
     Listen(cmd::call::ListenArgs),
     /// Two Tincan phones call each other on loopback (SRTP, Opus, voice both ways) and check
@@ -119,6 +126,7 @@ fn main() -> ExitCode {
         Command::Devices(args) => cmd::devices::run(&args),
         Command::Call(args) => cmd::call::run_call(&args, cli.config.as_deref()),
         Command::Listen(args) => cmd::call::run_listen(&args, cli.config.as_deref()),
+        Command::Message(args) => cmd::message::run(&args, cli.config.as_deref()),
         Command::Demo(args) => cmd::demo::run(&args),
         Command::History(args) => cmd::history::run_history(&args),
         Command::Contacts(args) => cmd::history::run_contacts(&args),

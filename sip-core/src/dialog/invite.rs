@@ -1909,6 +1909,31 @@ impl InviteSession {
         Ok(())
     }
 
+    /// A new request of `method` inside the confirmed dialog (a MESSAGE, RFC 3428 §4), with
+    /// the dialog's next CSeq, and its next hop; the caller sends it and takes its responses
+    /// (the session does not track it). Not for INVITE, ACK, CANCEL or BYE, which the session
+    /// makes itself.
+    pub fn request_in_dialog(
+        &mut self,
+        method: Method,
+    ) -> Result<(Message, Uri<'static>), &'static str> {
+        if matches!(
+            method,
+            Method::Invite | Method::Ack | Method::Cancel | Method::Bye
+        ) {
+            return Err("the session makes its own INVITE, ACK, CANCEL and BYE");
+        }
+        if self.state != SessionState::Confirmed {
+            return Err("the call is not up");
+        }
+        let Some(d) = &mut self.dialog else {
+            return Err("the call is not up");
+        };
+        let next_hop = d.next_hop();
+        let request = d.request(method);
+        Ok((self.with_extra(request), next_hop))
+    }
+
     /// An in-dialog request of ours (BYE, INFO) that a proxy or the peer challenged (401/407),
     /// again with `headers` (the credentials answering the challenge) and the dialog's next
     /// CSeq (RFC 3261 §22.2: a retried request is a new request of the dialog). `None` when

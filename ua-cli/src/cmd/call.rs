@@ -13,7 +13,7 @@ use tincan::history::Direction;
 use tincan::phone::driver::{CallOptions, Phone, StartError};
 use tincan::phone::{
     AccountConfig, AccountEvent, AccountId, CallEnd, CallEvent, CallId, CallParams, CallWarning,
-    EndReason, PhoneConfig, PhoneEvent,
+    EndReason, MessageEvent, PhoneConfig, PhoneEvent,
 };
 use tincan_media::codec::CodecKind;
 use tincan_media::device::{AudioSink, AudioSource, NullSink, NullSource, WavSink, WavSource};
@@ -944,6 +944,12 @@ async fn follow(
                 let _ = phone.reject(other.call, 486).await;
                 continue;
             }
+            PhoneEvent::Message(m) => {
+                if let Some(line) = super::message::event_line(&m, json) {
+                    println!("{line}");
+                }
+                continue;
+            }
             _ => continue,
         };
         if let CallEvent::Ended(end) = &ev {
@@ -1223,6 +1229,28 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
                     println!("refused call from {from}: {}", refused.status);
                 }
             }
+            PhoneEvent::MessageWaiting(waiting) => {
+                let account = waiting.account.and_then(|a| {
+                    let i = phone.accounts().iter().position(|x| *x == a)?;
+                    config.accounts.get(i).map(|a| a.name.as_str())
+                });
+                println!("{}", super::message::waiting_line(&waiting, account, json));
+            }
+            PhoneEvent::Message(
+                report @ (MessageEvent::Delivered { .. } | MessageEvent::Failed { .. }),
+            ) => {
+                if let Some(line) = super::message::event_line(&report, json) {
+                    println!("{line}");
+                }
+            }
+            PhoneEvent::Message(MessageEvent::Received(message)) => {
+                println!("{}", super::message::received_line(&message, json));
+                let account = message.account.and_then(|a| {
+                    let i = phone.accounts().iter().position(|x| *x == a)?;
+                    config.accounts.get(i).map(|a| a.name.clone())
+                });
+                history.record_message(&super::message::received_record(&message, account));
+            }
             PhoneEvent::Call { call, event } => {
                 if !calls.contains_key(&call) {
                     continue;
@@ -1428,6 +1456,7 @@ Commands (one per line on standard input, while the call is up):
   dtmf DIGITS (d), DIGITS   send DTMF keys (0-9 * # A-D)
   codec opus|g722|pcmu|pcma (c)
                             change the codec (a re-INVITE offering it first)
+  message TEXT (msg)        send a text message in the call (SIP MESSAGE)
   hangup (q)                hang up";
 
 /// The commands of `tincan listen`, one per line (also `--help`).
@@ -1443,6 +1472,7 @@ then, for the call answered last:
                             decline here: type `dtmf A`)
   codec opus|g722|pcmu|pcma (c)
                             change the codec (a re-INVITE offering it first)
+  message TEXT (msg)        send a text message in the call (SIP MESSAGE)
   hangup (q)                hang up
 A line typed while no call rings answers nothing; with more than one call, lines start with
 the call's number ([1], [2]) and --json events carry it as `call`.";
@@ -1490,6 +1520,8 @@ fn is_command(verb: &str) -> bool {
             | "dtmf"
             | "c"
             | "codec"
+            | "msg"
+            | "message"
     ) || is_digits(verb)
 }
 
@@ -1544,6 +1576,17 @@ async fn command(phone: &Phone, call: CallId, line: &str, json: bool, label: Lab
                 ));
             }
             r
+        }
+        "msg" | "message" => {
+            let text = line.trim_start()[verb.len()..].trim();
+            if text.is_empty() {
+                return Typed::Unknown;
+            }
+            let r = phone.send_message_in_call(call, text).await;
+            if r.is_ok() {
+                say("sent message".to_owned());
+            }
+            r.map(|_| ())
         }
         digits if is_digits(digits) => {
             let digits = digits.to_ascii_uppercase();

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod devices;
 pub mod history;
 pub mod nat;
+pub mod message;
 pub mod parse;
 pub mod ping;
 pub mod register;

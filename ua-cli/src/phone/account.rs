@@ -63,7 +63,7 @@ pub(super) struct Slot {
     uris: Vec<String>,
     reg_id: u32,
     pub(super) state: SlotState,
-    candidates: Vec<ResolvedTarget>,
+    pub(super) candidates: Vec<ResolvedTarget>,
     errors: Vec<String>,
     /// The registration bound to `target`.
     pub(super) reg: Option<Registration>,

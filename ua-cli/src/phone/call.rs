@@ -249,7 +249,7 @@ fn parse_sdp(body: &Bytes) -> Result<SessionDescription, sdp::SdpError> {
     SessionDescription::parse(text)
 }
 
-fn user_of(uri: &str) -> Option<String> {
+pub(super) fn user_of(uri: &str) -> Option<String> {
     let rest = uri.split_once(':').map(|(_, r)| r)?;
     let (user, _) = rest.split_once('@')?;
     Some(user.split(';').next().unwrap_or(user).to_owned())
@@ -1844,7 +1844,7 @@ fn srtp_policy(
         .unwrap_or(phone.srtp)
 }
 
-fn name_addr(display: Option<&str>, uri: &str) -> NameAddr<'static> {
+pub(super) fn name_addr(display: Option<&str>, uri: &str) -> NameAddr<'static> {
     let mut n = NameAddr::new(Uri::parse(uri).map(Uri::into_owned).unwrap_or_else(|_| {
         Uri::parse("sip:tincan@invalid")
             .expect("a valid literal")

@@ -50,7 +50,7 @@ use tincan_sip::resolve::{DnsAnswer, DnsQuery};
 use tincan_sip::transport::Transport;
 
 use super::{
-    AccountConfig, AccountId, CallEvent, CallId, CallParams, FlowCommand, MediaCommand,
+    AccountConfig, AccountId, CallEvent, CallId, CallParams, FlowCommand, MediaCommand, MessageId,
     PhoneConfig, PhoneCore, PhoneError, PhoneEvent, UsageError,
 };
 
@@ -403,6 +403,14 @@ enum Command {
     Unregister(AccountId),
     Shutdown(oneshot::Sender<()>),
     RegistrarHealth(AccountId, Reply<Vec<RegistrarState>>),
+    Message(
+        String,
+        String,
+        bytes::Bytes,
+        Option<AccountId>,
+        Reply<MessageId>,
+    ),
+    MessageInCall(CallId, String, Reply<MessageId>),
 }
 
 /// A running phone: commands go in, [`PhoneEvent`]s come out of
@@ -467,6 +475,63 @@ impl Phone {
             .await
             .map_err(|_| PhoneError::ShuttingDown)?;
         rx.await.map_err(|_| PhoneError::ShuttingDown)?
+    }
+
+    /// Sends a text as a page-mode MESSAGE (RFC 3428) to `uri` (see
+    /// [`PhoneCore::send_message`]): through `account`, or the account of the recipient's
+    /// domain, or the only one, or directly. Its delivery report comes as a
+    /// [`PhoneEvent::Message`] with [`MessageEvent::Delivered`](super::MessageEvent::Delivered)
+    /// or [`MessageEvent::Failed`](super::MessageEvent::Failed) for the returned id.
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] for a URI that cannot be reached, an unknown account, a text over
+    /// [`MAX_MESSAGE_BODY`](super::message::MAX_MESSAGE_BODY) or a phone that is shutting
+    /// down.
+    pub async fn send_message(
+        &self,
+        uri: &str,
+        text: &str,
+        account: Option<AccountId>,
+    ) -> Result<MessageId, PhoneError> {
+        let body = bytes::Bytes::copy_from_slice(text.as_bytes());
+        self.send_message_body(uri, super::message::TEXT_PLAIN, body, account)
+            .await
+    }
+
+    /// Sends a body of any content type as a page-mode MESSAGE (see
+    /// [`send_message`](Self::send_message)).
+    ///
+    /// # Errors
+    ///
+    /// As [`send_message`](Self::send_message).
+    pub async fn send_message_body(
+        &self,
+        uri: &str,
+        content_type: &str,
+        body: bytes::Bytes,
+        account: Option<AccountId>,
+    ) -> Result<MessageId, PhoneError> {
+        self.ask(|r| Command::Message(uri.to_owned(), content_type.to_owned(), body, account, r))
+            .await
+    }
+
+    /// Sends a text as a MESSAGE inside a call's dialog (see
+    /// [`PhoneCore::send_message_in_call`]); its delivery report comes as for
+    /// [`send_message`](Self::send_message).
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] for an unknown call, a call that is not up, a text over
+    /// [`MAX_MESSAGE_BODY`](super::message::MAX_MESSAGE_BODY) or a phone that is shutting
+    /// down.
+    pub async fn send_message_in_call(
+        &self,
+        call: CallId,
+        text: &str,
+    ) -> Result<MessageId, PhoneError> {
+        self.ask(|r| Command::MessageInCall(call, text.to_owned(), r))
+            .await
     }
 
     /// Places a call (see [`PhoneCore::call`]).
@@ -920,6 +985,14 @@ impl Task {
             Command::Shutdown(done) => self.begin_shutdown(Some(done)),
             Command::RegistrarHealth(account, reply) => {
                 let _ = reply.send(Ok(core.registrar_health(now, account)));
+            }
+            Command::Message(uri, content_type, body, account, reply) => {
+                let _ = reply.send(core.send_message(now, &uri, &content_type, body, account));
+            }
+            Command::MessageInCall(call, text, reply) => {
+                let body = bytes::Bytes::from(text.into_bytes());
+                let text_plain = super::message::TEXT_PLAIN;
+                let _ = reply.send(core.send_message_in_call(now, call, text_plain, body));
             }
         }
     }

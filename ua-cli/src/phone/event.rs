@@ -27,6 +27,17 @@ impl std::fmt::Display for CallId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct AccountId(pub usize);
 
+/// An outgoing page-mode message of a phone ([`PhoneCore::send_message`](super::PhoneCore::send_message)),
+/// named by the phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct MessageId(pub u64);
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "message-{}", self.0)
+    }
+}
+
 /// Everything the phone reports, in the order it happened.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -54,6 +65,61 @@ pub enum PhoneEvent {
         /// What.
         event: AccountEvent,
     },
+    /// A page-mode message arrived, or one sent got its delivery report (RFC 3428).
+    Message(MessageEvent),
+    /// A PBX said how many voice (or other) messages wait (RFC 3842 `message-summary`
+    /// NOTIFY, answered 200).
+    MessageWaiting(super::message_waiting::MessageWaiting),
+}
+
+/// What happens to page-mode messages (RFC 3428 MESSAGE).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum MessageEvent {
+    /// A MESSAGE arrived (in or out of a dialog) and was answered 200.
+    Received(IncomingMessage),
+    /// A message sent was accepted: a 2xx final response (RFC 3428 §7; a 202 says a
+    /// gateway or store took it, not that the recipient read it).
+    Delivered {
+        /// The message.
+        message: MessageId,
+        /// The final status (200, 202).
+        status: u16,
+    },
+    /// A message sent was refused (a 3xx-6xx final response, with its status) or could not
+    /// be delivered anywhere (no status: every server timed out or was unreachable, or the
+    /// recipient's domain could not be resolved).
+    Failed {
+        /// The message.
+        message: MessageId,
+        /// The final status, if one came.
+        status: Option<u16>,
+        /// The reason phrase, or what went wrong with each server tried.
+        reason: String,
+    },
+}
+
+/// A page-mode message received ([`MessageEvent::Received`]).
+#[derive(Debug, Clone)]
+pub struct IncomingMessage {
+    /// The sender (the From header's value).
+    pub from: String,
+    /// The recipient (the To header's value).
+    pub to: String,
+    /// The SIP Call-ID.
+    pub call_id: String,
+    /// The Content-Type as received (`text/plain;charset=UTF-8`); empty for an empty body
+    /// without one; `application/octet-stream` for a body with none or a malformed one.
+    pub content_type: String,
+    /// The body as text: a `text/*` body in UTF-8; `None` for any other type, or bytes that
+    /// are not UTF-8 (see `body`).
+    pub text: Option<String>,
+    /// The body's bytes.
+    pub body: bytes::Bytes,
+    /// The account whose address of record it was sent to, if any.
+    pub account: Option<AccountId>,
+    /// The call whose dialog it came in, if any.
+    pub call: Option<CallId>,
 }
 
 /// A call waiting to be answered.
@@ -608,6 +674,15 @@ pub enum UsageError {
         call: CallId,
         /// Why.
         reason: &'static str,
+    },
+    /// A message body larger than the phone sends
+    /// ([`MAX_MESSAGE_BODY`](super::message::MAX_MESSAGE_BODY)).
+    #[error("message of {size} bytes is over the limit of {limit}")]
+    MessageTooLarge {
+        /// The body's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
     },
     /// An account's configuration is not usable.
     #[error("account {account}: {reason}")]

@@ -35,6 +35,8 @@ mod dns;
 pub mod driver;
 pub mod event;
 mod flow;
+pub mod message;
+pub mod message_waiting;
 mod route;
 
 use std::collections::{HashMap, VecDeque};
@@ -54,8 +56,8 @@ use tincan_sip::transport::{ConnectionId, Received, Transmit, Transport};
 pub use config::{AccountConfig, CallParams, PhoneConfig, RealmPolicy, RegisterMode};
 pub use event::{
     AccountEvent, AccountId, CallEnd, CallEvent, CallId, CallWarning, DtmfVia, EndReason,
-    IncomingCall, LEVEL_FLOOR_DBFS, Levels, PhoneError, PhoneEvent, Quality, RefusedCall,
-    RefusedChallenge, UsageError,
+    IncomingCall, IncomingMessage, LEVEL_FLOOR_DBFS, Levels, MessageEvent, MessageId, PhoneError,
+    PhoneEvent, Quality, RefusedCall, RefusedChallenge, UsageError,
 };
 
 use account::Account;
@@ -65,12 +67,24 @@ use route::{Owner, Phase, Route, RouteId};
 
 /// The methods the phone handles, for `Allow` and the endpoint's 501 (RFC 3261 §8.2.1):
 /// anything else is answered 501 Not Implemented (405 for RFC 3261's own REGISTER). The
-/// dialog layer's list: one list for every `Allow` the phone sends.
-pub const ALLOWED_METHODS: &[Method] = tincan_sip::dialog::invite::METHODS;
+/// dialog layer's list, MESSAGE (RFC 3428, [`message`]) and NOTIFY (only `message-summary`,
+/// RFC 3842, [`message_waiting`]; any other is answered 481).
+pub const ALLOWED_METHODS: &[Method] = &[
+    Method::Invite,
+    Method::Ack,
+    Method::Cancel,
+    Method::Bye,
+    Method::Options,
+    Method::Info,
+    Method::Update,
+    Method::Prack,
+    Method::Message,
+    Method::Notify,
+];
 
-/// The `Allow` header value for [`ALLOWED_METHODS`].
+/// The `Allow` header value for [`ALLOWED_METHODS`] (a test keeps the two equal).
 pub fn allow_header() -> &'static str {
-    tincan_sip::dialog::invite::ALLOW
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, MESSAGE, NOTIFY"
 }
 
 /// What the core asks of the media side. Each call's media lives in the driver (sockets and
@@ -207,6 +221,9 @@ pub struct PhoneCore {
     receiving: Option<(Transport, SocketAddr, ConnectionId)>,
     /// Fail-back probes (OPTIONS) in flight: transaction -> account slot.
     probes: HashMap<TransactionId, (AccountId, usize)>,
+    /// Outgoing page-mode messages waiting for their final response.
+    messages: HashMap<MessageId, message::Outgoing>,
+    next_message: u64,
     shutting_down: bool,
 }
 
@@ -266,6 +283,8 @@ impl PhoneCore {
             flows: VecDeque::new(),
             receiving: None,
             probes: HashMap::new(),
+            messages: HashMap::new(),
+            next_message: 1,
             shutting_down: false,
         }
     }
@@ -314,6 +333,7 @@ impl PhoneCore {
             ("flows", self.flows.len()),
             ("probes", self.probes.len()),
             ("ended_call_accounts", self.ended_call_accounts.len()),
+            ("messages", self.messages.len()),
         ];
         sizes.extend(self.dns.table_sizes());
         sizes.extend(self.health.table_sizes());
@@ -604,6 +624,7 @@ impl PhoneCore {
         give_back(&mut self.call_ids, 0);
         give_back(&mut self.probes, 0);
         give_back(&mut self.ended_call_accounts, 0);
+        give_back(&mut self.messages, 0);
         self.dns.give_back_capacity();
     }
 
@@ -739,6 +760,15 @@ impl PhoneCore {
     }
 
     fn on_request(&mut self, now: Instant, tx: TransactionId, request: Message, source: Source) {
+        // Page-mode messages are taken in a dialog as out of one (RFC 3428 §4).
+        if request.method() == Some(&Method::Message) {
+            self.incoming_message(now, tx, &request);
+            return;
+        }
+        if request.method() == Some(&Method::Notify) {
+            self.incoming_notify(now, tx, &request);
+            return;
+        }
         if let Some(call) = self.call_of(&request) {
             self.call_request(now, call, tx, &request);
             return;
@@ -839,6 +869,7 @@ impl PhoneCore {
     fn transport_of(&self, owner: Owner) -> Option<Transport> {
         let account = match owner {
             Owner::Register(a, _) | Owner::Unbind(a, _) => Some(a),
+            Owner::Message(m) => self.messages.get(&m).and_then(|m| m.account),
             o => o
                 .call()
                 .and_then(|c| self.calls.get(&c))
@@ -1079,6 +1110,7 @@ impl PhoneCore {
             Owner::Register(..) | Owner::Unbind(..) | Owner::Ack(_) | Owner::Stray => return false,
             Owner::Invite(call) => self.retry_invite(now, call, &request, response),
             Owner::InDialog(call) => self.retry_in_dialog(call, &request, response),
+            Owner::Message(m) => self.retry_message(m, &request, response),
         };
         let Some(retried) = retried else {
             return false;
@@ -1124,6 +1156,7 @@ impl PhoneCore {
                 self.register_response(now, account, slot, id, &response)
             }
             Owner::Unbind(account, slot) => self.unbind_response(now, account, slot, id, &response),
+            Owner::Message(m) => self.message_response(m, &response),
             Owner::Ack(_) | Owner::Stray => {}
         }
     }
@@ -1159,8 +1192,13 @@ impl PhoneCore {
                     }),
                 })
             }
-            // A registration's attempts are reported by the account (with their elapsed time).
-            Owner::Register(..) | Owner::Unbind(..) | Owner::Ack(_) | Owner::Stray => {}
+            // A registration's attempts are reported by the account (with their elapsed time);
+            // a message's failed servers come with its delivery report.
+            Owner::Register(..)
+            | Owner::Unbind(..)
+            | Owner::Ack(_)
+            | Owner::Stray
+            | Owner::Message(_) => {}
         }
     }
 
@@ -1186,6 +1224,7 @@ impl PhoneCore {
                 self.register_failed(now, account, slot, tried, errors)
             }
             Owner::Unbind(account, slot) => self.unbind_done(account, slot),
+            Owner::Message(m) => self.message_failed(m, tried, errors),
             Owner::Stray => {}
         }
     }

@@ -228,6 +228,7 @@ impl Sim {
         let seed = self.rng.next_u64();
         let mut config = EndpointConfig::default();
         config.methods.push(Method::Register);
+        config.methods.push(Method::Message);
         let mut ep = Endpoint::new(config, Box::new(XorShiftRng::seed_from_u64(seed)));
         ep.add_local_address(Transport::Udp, addr);
         self.nodes.push(Node {
@@ -850,14 +851,17 @@ impl Proxy {
                     .is_some_and(|t| t.tag().is_some());
                 match method {
                     Some(Method::Register) => self.register(now, tx, &request, locations),
-                    Some(Method::Invite) if !has_to_tag => {
+                    Some(m @ (Method::Invite | Method::Message)) if !has_to_tag => {
                         if !self.has_credentials(&request, "Proxy-Authorization") {
                             self.challenge(now, tx, &request, 407);
                             return;
                         }
-                        let _ = self
-                            .ep
-                            .send_response(now, tx, response_to(&request, 100, None));
+                        let invite = m == Method::Invite;
+                        if invite {
+                            let _ =
+                                self.ep
+                                    .send_response(now, tx, response_to(&request, 100, None));
+                        }
                         let user = request.uri().and_then(|u| {
                             u.as_sip()
                                 .and_then(|s| s.user.as_deref().map(str::to_owned))
@@ -875,10 +879,12 @@ impl Proxy {
                         fwd.set_uri(&uri);
                         fwd.remove_header(HeaderName::ProxyAuthorization);
                         let _ = self.next_hop(&mut fwd);
-                        fwd.prepend_header(
-                            HeaderName::RecordRoute,
-                            &format!("<sip:{};lr>", self.addr),
-                        );
+                        if invite {
+                            fwd.prepend_header(
+                                HeaderName::RecordRoute,
+                                &format!("<sip:{};lr>", self.addr),
+                            );
+                        }
                         self.forward(now, tx, request, source, fwd, contact);
                     }
                     Some(_)
