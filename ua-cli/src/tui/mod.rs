@@ -565,8 +565,16 @@ impl Screen<'_> {
     /// Notes an incoming call's start, and writes an ended call to the history (a failure
     /// is said on the status line once the view has taken the event in, and the phone goes on).
     fn note_for_history(&mut self, ev: &tincan::phone::PhoneEvent) -> Option<String> {
-        use tincan::phone::{CallEvent, PhoneEvent};
+        use tincan::phone::{CallEvent, MessageEvent, PhoneEvent};
         match ev {
+            PhoneEvent::Message(MessageEvent::Received(message)) => {
+                let account = self.account_name(message.account);
+                let history = self.history.as_mut()?;
+                let record = crate::cmd::message::received_record(message, account);
+                if let Err(e) = history.record_message(&record) {
+                    return Some(format!("the message is not in the history: {e}"));
+                }
+            }
             PhoneEvent::Incoming(incoming) => {
                 let account = self.account_name(incoming.account);
                 self.started.push((

@@ -42,6 +42,8 @@ pub struct AccountView {
     pub registrar: Option<String>,
     /// Every registrar the account has heard of, with whether it was up the last time.
     pub registrars: Vec<RegistrarHealth>,
+    /// The voicemail counts (new, old) of the last `message-summary` NOTIFY (RFC 3842).
+    pub voicemail: Option<(u32, u32)>,
 }
 
 /// A registrar of an account and how it did the last time it was tried.
@@ -143,6 +145,7 @@ impl PhoneView {
             registration,
             registrar: None,
             registrars: Vec::new(),
+            voicemail: None,
         });
     }
 
@@ -240,6 +243,22 @@ impl PhoneView {
                     "incoming call from {}",
                     caller_text(&incoming.from)
                 ));
+            }
+            PhoneEvent::MessageWaiting(mw) => {
+                let counts = mw.summary.voice().map(|c| (c.new, c.old));
+                let counts = counts.or(mw.summary.waiting.then_some((1, 0)));
+                let i = self
+                    .accounts
+                    .iter()
+                    .position(|a| Some(a.id) == mw.account)
+                    .unwrap_or(0);
+                if let Some(a) = self.accounts.get_mut(i) {
+                    a.voicemail = counts;
+                }
+            }
+            PhoneEvent::Message(tincan::phone::MessageEvent::Received(m)) => {
+                // Control characters escaped: a peer's text cannot drive the terminal.
+                self.status = Some(crate::cmd::message::received_line(m, false));
             }
             PhoneEvent::Refused(r) => {
                 self.status = Some(format!(
@@ -514,10 +533,13 @@ fn account_states(view: &PhoneView, width: u16) -> Vec<Line<'static>> {
                 Registration::Failed(why) => format!("not registered: {why}"),
                 Registration::Registering => "registering...".to_owned(),
             };
-            let others = a
+            let mut others = a
                 .others_text(width >= 120)
                 .map(|o| format!("  ({o})"))
                 .unwrap_or_default();
+            if let Some((new, old)) = a.voicemail.filter(|(new, _)| *new > 0) {
+                others.push_str(&format!("  voicemail {new} new/{old} old"));
+            }
             // The registrars' health stays on the line: a long reason is cut to make room.
             let room = usize::from(width.saturating_sub(2))
                 .saturating_sub(a.name.chars().count() + 2 + others.chars().count());
@@ -873,6 +895,46 @@ mod tests {
         assert!(key_line(&view, 200).contains("Tab next"));
         let rows = screen(&view, 80, 24);
         assert!(rows[23].contains("q quit"), "{}", rows[23]);
+    }
+
+    #[test]
+    fn voicemail_counts_and_a_received_message_show() {
+        use tincan::phone::message_waiting::{MessageSummary, MessageWaiting};
+        let mut view = PhoneView::default();
+        registered(&mut view);
+        let summary = MessageSummary::parse(
+            "Messages-Waiting: yes\r\nMessage-Account: sip:alice@example.test\r\n\
+             Voice-Message: 2/8 (0/2)\r\n",
+        )
+        .expect("an RFC 3842 body");
+        view.apply(&PhoneEvent::MessageWaiting(MessageWaiting {
+            account: Some(AccountId(0)),
+            summary,
+        }));
+        let rows = screen(&view, 80, 24);
+        assert!(
+            row_with(&rows, "work").contains("voicemail 2 new/8 old"),
+            "{}",
+            rows.join("\n")
+        );
+        view.apply(&PhoneEvent::Message(tincan::phone::MessageEvent::Received(
+            tincan::phone::IncomingMessage {
+                from: "\"Bob\" <sip:bob@example.test>;tag=1".into(),
+                to: "sip:alice@example.test".into(),
+                call_id: "m1".into(),
+                content_type: "text/plain".into(),
+                text: Some("lunch?\u{1b}[2J".into()),
+                body: bytes::Bytes::from_static(b"lunch?"),
+                account: Some(AccountId(0)),
+                call: None,
+            },
+        )));
+        let status = view.status.clone().unwrap_or_default();
+        assert!(
+            status.contains("bob@example.test") && status.contains("lunch?"),
+            "{status}"
+        );
+        assert!(!status.contains('\u{1b}'), "{status}");
     }
 
     #[test]
