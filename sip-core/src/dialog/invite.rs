@@ -45,8 +45,9 @@ use rand_core::SeedableRng;
 /// The methods a Tincan user agent handles: the default
 /// [`EndpointConfig::methods`](crate::endpoint::EndpointConfig::methods), so that every other
 /// method gets 501 (or 405) from the endpoint, and, as [`ALLOW`], the `Allow` of its 200 to OPTIONS, its 2xx to INVITE and its
-/// refusals (RFC 3261 §20.5). PRACK, REFER, SUBSCRIBE, NOTIFY, MESSAGE and PUBLISH are
-/// not implemented.
+/// refusals (RFC 3261 §20.5). REFER and NOTIFY are taken inside a call only (a transfer,
+/// RFC 3515, see [`crate::dialog::refer`]); PRACK, SUBSCRIBE, MESSAGE and PUBLISH are not
+/// implemented.
 pub const METHODS: &[Method] = &[
     Method::Invite,
     Method::Ack,
@@ -55,10 +56,12 @@ pub const METHODS: &[Method] = &[
     Method::Options,
     Method::Info,
     Method::Update,
+    Method::Refer,
+    Method::Notify,
 ];
 
 /// [`METHODS`] as an `Allow` value (RFC 3261 §20.5); a test keeps the two equal.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY";
 
 /// The SDP content type.
 pub const SDP: &str = "application/sdp";
@@ -313,6 +316,10 @@ pub enum RequestOutcome {
     /// [`SessionEvent::Update`] was queued; respond with [`InviteSession::answer_reinvite`]
     /// or [`InviteSession::answer_update`].
     Deferred,
+    /// A REFER (RFC 3515) or a NOTIFY (of a REFER's implicit subscription) in the call's
+    /// confirmed dialog: the dialog took its CSeq; the caller's transfer logic answers it
+    /// (the session knows nothing of transfers, see [`crate::dialog::refer`]).
+    Transfer,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1523,6 +1530,13 @@ impl InviteSession {
                 RequestOutcome::Respond(r)
             }
             Method::Update => self.on_update(now, request),
+            Method::Refer | Method::Notify if self.state == SessionState::Confirmed => {
+                RequestOutcome::Transfer
+            }
+            Method::Refer | Method::Notify => {
+                // RFC 3515 §2.4.2 lets a REFER outside a confirmed call be refused.
+                RequestOutcome::Respond(response_to(request, 481, None))
+            }
             _ => {
                 let status = crate::endpoint::unhandled_method_status(&method);
                 let mut r = response_to(request, status, None);
@@ -1669,6 +1683,36 @@ impl InviteSession {
             request: info,
             next_hop,
         });
+        Ok(())
+    }
+
+    /// Sends a request of another layer in the call's confirmed dialog (a REFER or a NOTIFY of
+    /// a transfer, RFC 3515) with `headers` and a body; its responses go to the caller (the
+    /// session only ends the call on a 481 or 408, RFC 3261 §12.2.1.2). `Err` when the call
+    /// is not up.
+    pub fn send_request(
+        &mut self,
+        method: Method,
+        headers: &[(HeaderName, String)],
+        body: Option<(&str, Bytes)>,
+    ) -> Result<(), &'static str> {
+        if self.state != SessionState::Confirmed {
+            return Err("the call is not up");
+        }
+        let Some(d) = &mut self.dialog else {
+            return Err("the call is not up");
+        };
+        let next_hop = d.next_hop();
+        let mut req = d.request(method);
+        for (n, v) in headers {
+            req.push_header(*n, v);
+        }
+        if let Some((content_type, body)) = body {
+            req.set_body(Some(content_type), body);
+        }
+        let request = self.with_extra(req);
+        self.outputs
+            .push_back(Output::Request { request, next_hop });
         Ok(())
     }
 

@@ -14,11 +14,10 @@ use super::{HeaderName, Message, ParseError, ParseLimits, Uri, Verdict, split_li
 ///
 /// - `timer`: RFC 4028 session timers (`dialog::invite`): a call asks for and grants a
 ///   Session-Expires and is refreshed, by UPDATE or re-INVITE.
-///
-/// Not `replaces` (RFC 3891): there is no transfer yet, so an INVITE with
-/// `Require: replaces` gets 420 with `Unsupported: replaces` instead of ringing as an
-/// unrelated call.
-pub const SUPPORTED_EXTENSIONS: &[&str] = &["outbound", "path", "timer"];
+/// - `replaces`: RFC 3891, an INVITE that takes over one of our calls (`dialog::refer`, the
+///   phone's transfer).
+/// - `norefersub`: RFC 4488, a REFER without an implicit subscription (`Refer-Sub: false`).
+pub const SUPPORTED_EXTENSIONS: &[&str] = &["outbound", "path", "timer", "replaces", "norefersub"];
 
 /// What [`Message::check`] accepts.
 #[derive(Debug, Clone, Copy)]

@@ -36,6 +36,7 @@ pub mod driver;
 pub mod event;
 mod flow;
 mod route;
+pub mod transfer;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -61,6 +62,7 @@ use account::Account;
 use call::Call;
 use dns::{Dns, ResolutionId};
 use route::{Owner, Phase, Route, RouteId};
+pub use transfer::TransferPolicy;
 
 /// The methods the phone handles, for `Allow` and the endpoint's 501 (RFC 3261 §8.2.1):
 /// anything else is answered 501 Not Implemented (405 for RFC 3261's own REGISTER). The
@@ -200,6 +202,8 @@ pub struct PhoneCore {
     /// Fail-back probes (OPTIONS) in flight: transaction -> account slot.
     probes: HashMap<TransactionId, (AccountId, usize)>,
     shutting_down: bool,
+    /// Transfers (REFER, Replaces) of the calls.
+    transfers: transfer::Transfers,
 }
 
 impl std::fmt::Debug for PhoneCore {
@@ -259,6 +263,7 @@ impl PhoneCore {
             receiving: None,
             probes: HashMap::new(),
             shutting_down: false,
+            transfers: transfer::Transfers::default(),
         }
     }
 
@@ -554,6 +559,7 @@ impl PhoneCore {
                     self.slot_located(now, account, slot, result);
                 }
             }
+            moved |= self.drive_transfers(now);
             if !moved {
                 break;
             }
