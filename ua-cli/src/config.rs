@@ -1218,6 +1218,31 @@ mod tests {
     }
 
     #[test]
+    fn accept_transfer_keys() {
+        use crate::phone::TransferPolicy;
+        let text = "[network]\naccept_transfer = \"never\"\n\n[[account]]\nname = \"w\"\n\
+                    aor = \"sip:alice@example.com\"\npassword_env = \"X\"\n\
+                    accept_transfer = \"Always\"\n";
+        let c = Config::from_str_named(text, "t.toml").unwrap();
+        assert_eq!(c.network.accept_transfer, Some(TransferPolicy::Never));
+        assert_eq!(
+            c.account("w").unwrap().accept_transfer,
+            Some(TransferPolicy::Always)
+        );
+        let mut phone = crate::phone::PhoneConfig::default();
+        assert_eq!(phone.accept_transfer, TransferPolicy::Ask);
+        phone.apply_network(&c.network);
+        assert_eq!(phone.accept_transfer, TransferPolicy::Never);
+        let e = Config::from_str_named("[network]\naccept_transfer = \"maybe\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("accept_transfer") && e.contains("\"ask\""),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn session_expires_key() {
         let c = Config::from_str_named("[network]\nsession_expires = 600\n", "t.toml").unwrap();
         assert_eq!(c.network.session_expires, Some(600));

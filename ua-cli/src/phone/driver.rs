@@ -373,6 +373,12 @@ impl std::fmt::Debug for CallOptions {
 type Reply<T> = oneshot::Sender<Result<T, PhoneError>>;
 
 /// What the application asks of the driver.
+/// Where a transfer sends the peer.
+enum TransferTo {
+    Uri(String),
+    Replacing(CallId),
+}
+
 enum Command {
     Call(String, CallOptions, Reply<CallId>),
     Accept(CallId, Box<dyn AudioSource>, Box<dyn AudioSink>, Reply<()>),
@@ -382,6 +388,9 @@ enum Command {
     Hold(CallId, Reply<()>),
     Resume(CallId, Reply<()>),
     Dtmf(CallId, String, Reply<()>),
+    Transfer(CallId, TransferTo, Reply<()>),
+    AnswerTransfer(CallId, bool, Reply<()>),
+    Devices(CallId, Box<dyn AudioSource>, Box<dyn AudioSink>),
     Codec(CallId, CodecKind, Reply<()>),
     AddAccount(AccountConfig, Reply<AccountId>),
     Unregister(AccountId),
@@ -477,6 +486,23 @@ impl Phone {
         self.ask(|r| Command::Accept(call, source, sink, r)).await
     }
 
+    /// Gives audio devices to a call the phone placed or answered by itself: the call to
+    /// the target of an accepted transfer
+    /// ([`CallEvent::TransferStarted`](super::CallEvent::TransferStarted)) or the call that
+    /// took another over ([`CallEvent::Replaced`](super::CallEvent::Replaced)). Call it on
+    /// that event: once the call's media has started it keeps silent devices.
+    pub async fn attach_devices(
+        &self,
+        call: CallId,
+        source: Box<dyn AudioSource>,
+        sink: Box<dyn AudioSink>,
+    ) {
+        let _ = self
+            .commands
+            .send(Command::Devices(call, source, sink))
+            .await;
+    }
+
     /// Sends 180 Ringing.
     ///
     /// # Errors
@@ -530,6 +556,49 @@ impl Phone {
     pub async fn send_dtmf(&self, call: CallId, digits: &str) -> Result<(), PhoneError> {
         self.ask(|r| Command::Dtmf(call, digits.to_owned(), r))
             .await
+    }
+
+    /// Blind transfer: asks the peer of `call` to call `uri` (REFER, RFC 3515); see
+    /// [`PhoneCore::transfer`](super::PhoneCore::transfer).
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] when the call is not up, a transfer of it is under way, or `uri`
+    /// cannot be called.
+    pub async fn transfer(&self, call: CallId, uri: &str) -> Result<(), PhoneError> {
+        self.ask(|r| Command::Transfer(call, TransferTo::Uri(uri.to_owned()), r))
+            .await
+    }
+
+    /// Attended transfer: asks the peer of `call` to take over `consult` (REFER with
+    /// Replaces, RFC 3891); see
+    /// [`PhoneCore::transfer_attended`](super::PhoneCore::transfer_attended).
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] when a call is not up or a transfer of `call` is under way.
+    pub async fn transfer_attended(&self, call: CallId, consult: CallId) -> Result<(), PhoneError> {
+        self.ask(|r| Command::Transfer(call, TransferTo::Replacing(consult), r))
+            .await
+    }
+
+    /// Accepts the peer's REFER announced by
+    /// [`CallEvent::TransferRequested`](super::CallEvent::TransferRequested).
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] when no REFER of `call` waits.
+    pub async fn accept_transfer(&self, call: CallId) -> Result<(), PhoneError> {
+        self.ask(|r| Command::AnswerTransfer(call, true, r)).await
+    }
+
+    /// Refuses the peer's REFER (603 Decline); the call goes on.
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] when no REFER of `call` waits.
+    pub async fn reject_transfer(&self, call: CallId) -> Result<(), PhoneError> {
+        self.ask(|r| Command::AnswerTransfer(call, false, r)).await
     }
 
     /// Offers `codec` first in a re-INVITE.
@@ -813,6 +882,25 @@ impl Task {
             }
             Command::Dtmf(call, digits, reply) => {
                 let _ = reply.send(core.send_dtmf(now, call, &digits));
+            }
+            Command::Transfer(call, to, reply) => {
+                let _ = reply.send(match to {
+                    TransferTo::Uri(uri) => core.transfer(now, call, &uri),
+                    TransferTo::Replacing(consult) => core.transfer_attended(now, call, consult),
+                });
+            }
+            Command::Devices(call, source, sink) => {
+                let m = self.media.entry(call).or_default();
+                if m.handle.is_none() {
+                    m.devices = Some((source, sink));
+                }
+            }
+            Command::AnswerTransfer(call, accept, reply) => {
+                let _ = reply.send(if accept {
+                    core.accept_transfer(now, call)
+                } else {
+                    core.reject_transfer(now, call)
+                });
             }
             Command::Codec(call, codec, reply) => {
                 let _ = reply.send(core.change_codec(now, call, codec));
