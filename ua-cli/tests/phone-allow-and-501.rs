@@ -53,7 +53,7 @@ fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn options_allow_501_420_and_481() {
+async fn options_allow_501_and_481() {
     let mut bob = Phone::builder()
         .config(PhoneConfig {
             user: "bob".into(),
