@@ -8,7 +8,7 @@ mod phone_sim;
 
 use std::time::Duration;
 
-use phone_sim::{NetConfig, Sim};
+use phone_sim::{NetConfig, P1, Sim, account};
 use tincan::phone::{CallEvent, CallId, CallParams, PhoneConfig, TransferPolicy};
 use tincan_sip::message::{HeaderName, Message};
 
@@ -326,4 +326,61 @@ fn an_invite_with_an_unknown_replaces_gets_481() {
         "only the first call's 200"
     );
     assert_eq!(sim.incoming(bob).len(), 1, "no new call");
+}
+
+#[test]
+fn a_refer_challenged_by_the_proxy_is_sent_again_with_credentials() {
+    let mut sim = Sim::new(26, NetConfig::perfect());
+    let p1 = sim.add_proxy(P1);
+    let alice = phone(&mut sim, ALICE, "alice", TransferPolicy::Ask);
+    let bob = phone(&mut sim, BOB, "bob", TransferPolicy::Always);
+    let carol = phone(&mut sim, CAROL, "carol", TransferPolicy::Ask);
+    for (node, user) in [(alice, "alice"), (bob, "bob"), (carol, "carol")] {
+        sim.add_account(node, account(user, &[P1]));
+    }
+    sim.run_for(secs(5.0));
+    let a = sim
+        .act(alice, |c, now| c.call(now, "bob", CallParams::default()))
+        .expect("a call");
+    let limit = sim.elapsed() + secs(10.0);
+    assert!(sim.run_until_with(limit, |s| !s.incoming(bob).is_empty()));
+    let b = sim.incoming(bob)[0];
+    sim.act(bob, |c, now| c.accept(now, b)).expect("accepted");
+    let limit = sim.elapsed() + secs(10.0);
+    assert!(sim.run_until_with(limit, |s| s.answered(alice, a)));
+    sim.run_for(secs(1.0));
+
+    // The proxy challenges in-dialog requests from now on: Alice's REFER gets a 407 and goes
+    // again with her credentials (and the next CSeq).
+    sim.proxy_mut(p1).challenge_in_dialog = true;
+    sim.act(alice, |c, now| c.transfer(now, a, "carol"))
+        .expect("the call is up");
+    let limit = sim.elapsed() + secs(10.0);
+    assert!(sim.run_until_with(limit, |s| {
+        transfer_events(s, alice, a)
+            .iter()
+            .any(|e| matches!(e, CallEvent::TransferProgress { status: 202, .. }))
+    }));
+    let refers = messages(&sim, alice, "REFER");
+    assert_eq!(refers.len(), 2, "{refers:?}");
+    assert!(refers[1].1.header(HeaderName::ProxyAuthorization).is_some());
+    let seqs: Vec<u32> = refers
+        .iter()
+        .map(|(_, m)| m.cseq().unwrap().unwrap().seq)
+        .collect();
+    assert_eq!(seqs[1], seqs[0] + 1, "{seqs:?}");
+
+    // Bob's NOTIFYs are challenged and answered the same way; Carol answers; done.
+    let limit = sim.elapsed() + secs(10.0);
+    assert!(sim.run_until_with(limit, |s| !s.incoming(carol).is_empty()));
+    let c = sim.incoming(carol)[0];
+    sim.act(carol, |core, now| core.accept(now, c))
+        .expect("accepted");
+    let limit = sim.elapsed() + secs(20.0);
+    assert!(
+        sim.run_until_with(limit, |s| succeeded(s, alice, a)
+            && s.ended(bob, b).is_some()),
+        "{:?}",
+        transfer_events(&sim, alice, a)
+    );
 }
