@@ -522,6 +522,11 @@ pub(crate) fn devices(common: &Common, n: u32, names: &DeviceNames) -> Result<De
     Ok((source, sink))
 }
 
+/// No audio: the devices of a call whose own could not be opened.
+fn silence() -> Devices {
+    (Box::new(NullSource::new()), Box::new(NullSink::new()))
+}
+
 /// Where a call to `account` rings (docs/config.md): the account's `ring_device`, else
 /// `[audio] ring_device`, else the device the call's audio would play on (`--output-device`,
 /// the account's `output_device`, `[audio]`'s, the system's default); `None` with
@@ -985,10 +990,11 @@ async fn follow(
         if let CallEvent::TransferStarted { new_call: next } | CallEvent::Replaced { by: next } = ev
         {
             // The call goes on with the new party: follow the new call, with audio.
-            match more_devices() {
-                Ok((source, sink)) => phone.attach_devices(next, source, sink).await,
-                Err(e) => eprintln!("tincan call: {e}"),
-            }
+            let (source, sink) = more_devices().unwrap_or_else(|e| {
+                eprintln!("tincan call: {e}");
+                silence()
+            });
+            phone.attach_devices(next, source, sink).await;
             call = next;
             continue;
         }
@@ -1278,10 +1284,11 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
                     taken += 1;
                     answers += 1;
                     let n = u32::try_from(answers).unwrap_or(u32::MAX);
-                    match devices(&args.common, n, &names) {
-                        Ok((source, sink)) => phone.attach_devices(*next, source, sink).await,
-                        Err(e) => eprintln!("tincan listen: {e}"),
-                    }
+                    let (source, sink) = devices(&args.common, n, &names).unwrap_or_else(|e| {
+                        eprintln!("tincan listen: {e}");
+                        silence()
+                    });
+                    phone.attach_devices(*next, source, sink).await;
                     calls.insert(
                         *next,
                         Taken {

@@ -301,6 +301,7 @@ impl PhoneBuilder {
             dns_tx,
             media_tx,
             media: HashMap::new(),
+            unparked: Vec::new(),
             media_ports: self.media_ports,
             events: event_tx,
             held: VecDeque::new(),
@@ -490,7 +491,8 @@ impl Phone {
     /// the target of an accepted transfer
     /// ([`CallEvent::TransferStarted`](super::CallEvent::TransferStarted)) or the call that
     /// took another over ([`CallEvent::Replaced`](super::CallEvent::Replaced)). Call it on
-    /// that event: once the call's media has started it keeps silent devices.
+    /// that event: the new call's media waits for it (pass a `NullSource`/`NullSink` for a
+    /// call without audio).
     pub async fn attach_devices(
         &self,
         call: CallId,
@@ -673,6 +675,11 @@ struct Media {
     /// Ring-back playing into the call's sink (the call's source kept beside it) until the
     /// session starts.
     ringback: Option<(Box<dyn AudioSource>, TonePlayer)>,
+    /// A call the phone placed or answered by itself (a transfer's, a replacing one): its
+    /// media waits for [`Phone::attach_devices`].
+    awaiting_devices: bool,
+    /// Its session's start, held until the devices come.
+    parked: Option<Box<tincan_media::session::SessionConfig>>,
 }
 
 impl Media {
@@ -698,6 +705,8 @@ struct Task {
     dns_tx: mpsc::Sender<(DnsQuery, DnsAnswer)>,
     media_tx: mpsc::Sender<(CallId, MediaInput)>,
     media: HashMap<CallId, Media>,
+    /// Media starts that waited for their devices, to carry out now.
+    unparked: Vec<(CallId, Box<tincan_media::session::SessionConfig>)>,
     media_ports: PortRange,
     events: mpsc::Sender<PhoneEvent>,
     /// Events the application has no room for yet (see [`EVENT_QUEUE`]): while any is
@@ -890,9 +899,14 @@ impl Task {
                 });
             }
             Command::Devices(call, source, sink) => {
-                let m = self.media.entry(call).or_default();
-                if m.handle.is_none() {
+                if let Some(m) = self.media.get_mut(&call)
+                    && m.handle.is_none()
+                {
                     m.devices = Some((source, sink));
+                    m.awaiting_devices = false;
+                    if let Some(config) = m.parked.take() {
+                        self.unparked.push((call, config));
+                    }
                 }
             }
             Command::AnswerTransfer(call, accept, reply) => {
@@ -947,8 +961,21 @@ impl Task {
                 moved = true;
                 self.on_media_command(cmd).await;
             }
+            while let Some((call, config)) = self.unparked.pop() {
+                moved = true;
+                self.on_media_command(MediaCommand::Start { call, config })
+                    .await;
+            }
             while let Some(ev) = self.core.poll_event() {
                 moved = true;
+                if let PhoneEvent::Call {
+                    event:
+                        CallEvent::TransferStarted { new_call: next } | CallEvent::Replaced { by: next },
+                    ..
+                } = &ev
+                {
+                    self.media.entry(*next).or_default().awaiting_devices = true;
+                }
                 self.start_ringback(&ev);
                 self.deliver(ev);
             }
@@ -1022,6 +1049,10 @@ impl Task {
             }
             MediaCommand::Start { call, config } => {
                 let m = self.media.entry(call).or_default();
+                if m.awaiting_devices && m.devices.is_none() {
+                    m.parked = Some(config);
+                    return;
+                }
                 m.stop_ringback().await;
                 let (Some(ports), devices) = (m.ports.take(), m.devices.take()) else {
                     return;
