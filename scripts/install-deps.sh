@@ -3,12 +3,14 @@
 #
 #   scripts/install-deps.sh          build dependencies (what `cargo build` needs)
 #   scripts/install-deps.sh --test   build dependencies plus the real peers the tests start
-#                                    (sipp, kamailio, baresip, dnsmasq, opus-tools, pulseaudio...)
+#                                    (sipp, kamailio, baresip, dnsmasq, opus-tools, pulseaudio,
+#                                    tmux for the full-screen phone's tests...)
 set -euo pipefail
 
 build_pkgs=(pkg-config libasound2-dev cmake build-essential ca-certificates)
 test_pkgs=(sip-tester kamailio sipsak dnsmasq-base dnsutils baresip-core opus-tools sox
-           espeak-ng pulseaudio pulseaudio-utils libasound2-plugins iproute2 openssl procps)
+           espeak-ng pulseaudio pulseaudio-utils libasound2-plugins iproute2 openssl procps
+           tmux nftables python3)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then

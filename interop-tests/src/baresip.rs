@@ -55,9 +55,24 @@ pub struct BaresipBuilder {
     codecs: String,
     extra_config: Vec<String>,
     extra_account_params: Vec<String>,
+    contacts: Vec<String>,
+    sip_trace: bool,
 }
 
 impl BaresipBuilder {
+    /// Prints every SIP message it sends and receives into its log (`baresip -s`).
+    pub fn sip_trace(mut self, on: bool) -> Self {
+        self.sip_trace = on;
+        self
+    }
+
+    /// Adds a line to its `contacts` file (`"Name" <sip:user@host:port>`): the `contact`
+    /// module's first contact is the current one, the target of its `message` command.
+    pub fn contact(mut self, line: &str) -> Self {
+        self.contacts.push(line.to_owned());
+        self
+    }
+
     /// AoR domain (default `example.test`).
     pub fn domain(mut self, domain: &str) -> Self {
         domain.clone_into(&mut self.domain);
@@ -187,12 +202,20 @@ impl BaresipBuilder {
             account.push_str(p.trim_start_matches(';'));
         }
         dir.write("accounts", format!("{account}\n"))?;
+        if !self.contacts.is_empty() {
+            dir.write("contacts", self.contacts.join("\n") + "\n")?;
+        }
         std::fs::create_dir_all(dir.join("rec")).map_err(|e| PeerError::io("creating rec/", e))?;
 
         let config_dir = dir.path().to_owned();
-        let mut peer = Peer::builder(&format!("baresip-{}", self.user), crate::program("baresip"))
-            .arg("-f")
-            .arg(&config_dir)
+        let mut builder =
+            Peer::builder(&format!("baresip-{}", self.user), crate::program("baresip"))
+                .arg("-f")
+                .arg(&config_dir);
+        if self.sip_trace {
+            builder = builder.arg("-s");
+        }
+        let mut peer = builder
             .lifetime(Duration::from_secs(180))
             .stop_grace(Duration::from_secs(2))
             .spawn_in(dir)?;
@@ -240,6 +263,8 @@ impl Baresip {
             codecs: "opus/48000/2,PCMU/8000/1,PCMA/8000/1".to_owned(),
             extra_config: Vec::new(),
             extra_account_params: Vec::new(),
+            contacts: Vec::new(),
+            sip_trace: false,
         }
     }
 

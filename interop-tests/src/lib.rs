@@ -9,7 +9,9 @@
 //! is kept). [`audio`] checks recorded WAV files (level, tone frequency, duration);
 //! [`pcap`] writes PCMU RTP captures for sipp's `play_pcap_audio`; [`TincanProcess`] runs the
 //! `tincan` binary under test the same way and reads its `--json` events back;
-//! [`tincan_example`] builds and finds the examples of the `tincan` package.
+//! [`tincan_example`] builds and finds the examples of the `tincan` package; [`Tmux`] runs
+//! the full-screen phone ([`ScreenPhone`]) in a private tmux server, types keys and reads the
+//! screen.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -44,6 +46,7 @@ pub mod sipp;
 pub mod sipsak;
 pub mod skip;
 pub mod tincan;
+pub mod tmux;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -59,7 +62,8 @@ pub use ports::{
 };
 pub use sipp::{Sipp, SippOutcome, SippPeer, Transport};
 pub use skip::{ipv6_loopback, skip};
-pub use tincan::{JsonCommand, Tincan, TincanProcess};
+pub use tincan::{JsonCommand, ScreenPhone, Tincan, TincanProcess};
+pub use tmux::Tmux;
 
 /// The harness's copies of the lab configs and scenarios (`interop-tests/lab`).
 pub fn lab_dir() -> PathBuf {
@@ -169,13 +173,19 @@ pub fn sip_options_ping(target: SocketAddr, timeout: Duration) -> Result<String,
     })
 }
 
-/// The `tincan` binary of this workspace, built (debug) on first use.
+/// The `tincan` binary of this workspace, built (debug) on first use; `$TINCAN_BINARY`
+/// instead when it is set (e.g. a release build, for the benchmarks of
+/// `scripts/bench-phone.sh`).
 ///
 /// Integration tests of another package do not get `CARGO_BIN_EXE_tincan`, so the binary is
 /// built once per test process with the same cargo and target directory.
 pub fn tincan_binary() -> PathBuf {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("TINCAN_BINARY").map(PathBuf::from) {
+            assert!(bin.exists(), "TINCAN_BINARY={} is missing", bin.display());
+            return bin;
+        }
         let bin = cargo_build(&["--bin", "tincan"]).join("tincan");
         assert!(bin.exists(), "{} missing after the build", bin.display());
         bin

@@ -280,3 +280,167 @@ impl Drop for JsonCommand {
         let _ = self.child.wait();
     }
 }
+
+impl TincanProcess {
+    /// Starts the full-screen phone (`tincan phone`) in `tmux`'s shell, with the account
+    /// `account` of [`kamailio_account`](Self::kamailio_account)'s config, `tone.wav` as the
+    /// microphone (`--play`), no audio device (`--no-audio`: what arrives is dropped, nothing
+    /// rings on a device; no sound card needed), `--bind 127.0.0.1:<free>`, `--sip-trace sip-trace.log`, the call
+    /// history in `data/` of the scratch dir (`XDG_DATA_HOME`) and standard error in
+    /// `phone.err`; the script notes the time (`date +%s%N`) in `started.ns` just before it
+    /// `exec`s the phone. Returns once the phone's PID is known (not once it is registered).
+    pub fn spawn_in_tmux(
+        self,
+        tmux: &crate::tmux::Tmux,
+        account: &str,
+        extra: &[&str],
+    ) -> Result<ScreenPhone, PeerError> {
+        let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+        let path = |file: &str| quote(&self.path(file).display().to_string());
+        let mut command = vec![
+            quote(&crate::tincan_binary().display().to_string()),
+            "--sip-trace".into(),
+            path("sip-trace.log"),
+            "--config".into(),
+            path("config.toml"),
+            "phone".into(),
+            "--account".into(),
+            quote(account),
+            "--play".into(),
+            path("tone.wav"),
+            "--no-audio".into(),
+            "--bind".into(),
+            format!("127.0.0.1:{}", crate::free_port()),
+        ];
+        command.extend(extra.iter().map(|s| quote(s)));
+        let script = format!(
+            "export XDG_DATA_HOME={data}\nexport RUST_BACKTRACE=1\necho $$ > {pid}\n\
+             date +%s%N > {started}\nexec {command} 2>{err}\n",
+            data = path("data"),
+            pid = path("phone.pid"),
+            started = path("started.ns"),
+            err = path("phone.err"),
+            command = command.join(" "),
+        );
+        let script = self.dir.write("phone.sh", script)?;
+        let started = std::time::Instant::now();
+        tmux.run_script(&script)?;
+        let pid_file = self.path("phone.pid");
+        let pid = loop {
+            let pid = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok());
+            if let Some(pid) = pid {
+                break pid;
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                return Err(PeerError::Timeout {
+                    name: self.name.clone(),
+                    after: Duration::from_secs(20),
+                    waiting_for: "the phone's PID file".into(),
+                    log_tail: tmux.capture().unwrap_or_default(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Ok(ScreenPhone { dir: self.dir, pid })
+    }
+}
+
+/// The full-screen phone running in a [`crate::tmux::Tmux`] (see
+/// [`TincanProcess::spawn_in_tmux`]); SIGTERM, then SIGKILL, on drop if it still runs.
+#[derive(Debug)]
+pub struct ScreenPhone {
+    dir: WorkDir,
+    pid: u32,
+}
+
+impl ScreenPhone {
+    /// Its PID.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// `dir()/file` of its scratch directory.
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    /// Its scratch directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// What it wrote to standard error.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.path("phone.err")).unwrap_or_default()
+    }
+
+    /// Whether the process is still there (not yet reaped by the shell).
+    pub fn is_running(&self) -> bool {
+        Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+
+    /// Sends `signal` to it (if it still runs).
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        if self.is_running()
+            && let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32)
+        {
+            let _ = rustix::process::kill_process(pid, signal);
+        }
+    }
+
+    /// Waits until it has exited (and its shell reaped it), at most `timeout`.
+    pub fn wait_exit(&self, timeout: Duration) -> Result<(), PeerError> {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.is_running() {
+            if std::time::Instant::now() >= deadline {
+                return Err(PeerError::Timeout {
+                    name: format!("tincan phone {}", self.pid),
+                    after: timeout,
+                    waiting_for: "it to exit".into(),
+                    log_tail: self.stderr(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// `tincan history ARGS...` with the phone's config and call history; its standard
+    /// output (an error when it fails).
+    pub fn history(&self, args: &[&str]) -> Result<String, PeerError> {
+        let out = std::process::Command::new(crate::tincan_binary())
+            .arg("--config")
+            .arg(self.path("config.toml"))
+            .arg("history")
+            .args(args)
+            .env("XDG_DATA_HOME", self.path("data"))
+            .output()
+            .map_err(|e| PeerError::io("running tincan history", e))?;
+        if !out.status.success() {
+            return Err(PeerError::io(
+                "running tincan history",
+                std::io::Error::other(String::from_utf8_lossy(&out.stderr).into_owned()),
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Drop for ScreenPhone {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- tincan phone {} stderr ---\n{}---",
+                self.pid,
+                self.stderr()
+            );
+            self.dir.keep();
+        }
+        self.signal(rustix::process::Signal::TERM);
+        if self.wait_exit(Duration::from_secs(3)).is_err() {
+            self.signal(rustix::process::Signal::KILL);
+        }
+    }
+}

@@ -286,6 +286,7 @@ fn session_legs() -> Vec<(&'static str, &'static str, CodecKind, OpusConfig)> {
                 ..OpusConfig::high_density()
             },
         ),
+        ("g722", "G.722", CodecKind::G722, OpusConfig::default()),
         ("pcmu", "PCMU", CodecKind::Pcmu, OpusConfig::default()),
     ]
 }

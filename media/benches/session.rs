@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use tincan_media::codec::{CodecKind, FRAME_SAMPLES};
 use tincan_media::rtp::{PortKind, RtpSender};
-use tincan_media::session::{MediaSession, SessionConfig};
+use tincan_media::session::{LevelMeter, MediaSession, SessionConfig};
 use tincan_media::srtp::{CryptoAttribute, CryptoSuite, SrtpSession};
 
 fn key(fill: u8) -> CryptoAttribute {
@@ -34,8 +34,20 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 fn pair(codec: CodecKind, pt: u8, srtp: bool, t0: Instant) -> (MediaSession, MediaSession) {
+    pair_with(codec, pt, srtp, false, t0)
+}
+
+fn pair_with(
+    codec: CodecKind,
+    pt: u8,
+    srtp: bool,
+    levels: bool,
+    t0: Instant,
+) -> (MediaSession, MediaSession) {
     let mut ca = SessionConfig::new(0xA, codec, pt, addr("127.0.0.1:5000"));
     let mut cb = SessionConfig::new(0xB, codec, pt, addr("127.0.0.1:4000"));
+    ca.levels = levels;
+    cb.levels = levels;
     if srtp {
         ca.srtp = Some((key(1), key(2)));
         cb.srtp = Some((key(2), key(1)));
@@ -161,12 +173,20 @@ fn bench_rtp_srtp(c: &mut Criterion) {
 }
 
 fn bench_session_frame(c: &mut Criterion) {
-    for (codec, pt) in [(CodecKind::Pcmu, 0u8), (CodecKind::Opus, 111)] {
-        let name = format!("session pair, one 20 ms frame each way ({codec}, SRTP)");
+    let cases = [
+        (CodecKind::Pcmu, 0u8, false),
+        (CodecKind::Pcmu, 0, true),
+        (CodecKind::Opus, 111, false),
+    ];
+    for (codec, pt, levels) in cases {
+        let name = format!(
+            "session pair, one 20 ms frame each way ({codec}, SRTP{})",
+            if levels { ", level meters" } else { "" }
+        );
         c.bench_function(&name, |bench| {
             bench.iter_custom(|iters| {
                 let t0 = Instant::now();
-                let (mut a, mut b) = pair(codec, pt, true, t0);
+                let (mut a, mut b) = pair_with(codec, pt, true, levels, t0);
                 let (a_addr, b_addr) = (addr("127.0.0.1:4000"), addr("127.0.0.1:5000"));
                 let frame = tone(0, 8000.0);
                 let start = Instant::now();
@@ -195,10 +215,20 @@ fn bench_session_frame(c: &mut Criterion) {
     }
 }
 
+fn bench_level_meter(c: &mut Criterion) {
+    let frame = tone(0, 8000.0);
+    let mut meter = LevelMeter::default();
+    c.bench_function("level meter, one 20 ms frame (960 samples)", |b| {
+        b.iter(|| meter.add(black_box(&frame)))
+    });
+    black_box(meter.take());
+}
+
 fn main() {
     report_latency();
     let mut c = Criterion::default().configure_from_args();
     bench_rtp_srtp(&mut c);
     bench_session_frame(&mut c);
+    bench_level_meter(&mut c);
     c.final_summary();
 }

@@ -6,8 +6,8 @@
 //! - [`rtp`], [`rtcp`]: RTP sessions (RFC 3550 sequence and jitter state, SR/RR, RTT),
 //!   rtcp-mux (RFC 5761), on the webrtc-rs `rtc-rtp`/`rtc-rtcp` data types.
 //! - [`srtp`]: SDES keys (`a=crypto`, RFC 4568) and SRTP/SRTCP through `rtc-srtp`.
-//! - [`codec`]: Opus (libopus), G.711 PCMU/PCMA, RFC 4733 telephone-event, RFC 3389 comfort
-//!   noise; [`resample`] between device and codec rates.
+//! - [`codec`]: Opus (libopus), G.722, G.711 PCMU/PCMA, RFC 4733 telephone-event, RFC 3389
+//!   comfort noise; [`resample`] between device and codec rates.
 //! - [`jitter`]: the adaptive jitter buffer with FEC and concealment.
 //! - [`device`]: audio sources and sinks (cpal with the default `cpal` feature, WAV, tone,
 //!   voice-like, null, loopback).

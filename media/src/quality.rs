@@ -50,11 +50,16 @@ impl CodecImpairment {
     /// and the narrowband model cannot show more; Bpl 25.1: its concealment is credited as
     /// G.711 Appendix I's, conservatively (FEC-recovered frames do not count as lost).
     pub const OPUS: CodecImpairment = CodecImpairment { ie: 0.0, bpl: 25.1 };
+    /// G.722 at 64 kbit/s with Tincan's concealment: Ie 0, as the narrowband model cannot
+    /// credit its wider band (G.113 lists it only on the wideband scale), and Bpl 25.1, as its
+    /// concealment is G.711 Appendix I's pitch repetition.
+    pub const G722: CodecImpairment = CodecImpairment { ie: 0.0, bpl: 25.1 };
 
     /// The figures Tincan uses for a codec.
     pub fn for_codec(kind: CodecKind) -> CodecImpairment {
         match kind {
             CodecKind::Opus => CodecImpairment::OPUS,
+            CodecKind::G722 => CodecImpairment::G722,
             CodecKind::Pcmu | CodecKind::Pcma => CodecImpairment::G711_PLC,
         }
     }
@@ -140,10 +145,12 @@ pub struct StreamStats {
 }
 
 /// Algorithmic delay of the codecs and resamplers, in ms: Opus' 6.5 ms look-ahead; the
-/// G.711 resampling filters (2 x about 2.3 ms).
+/// G.711 resampling filters (2 x about 2.3 ms); G.722's QMF pair (23 samples at 16 kHz,
+/// 1.4 ms) and its resampling filters (2 x about 1.15 ms).
 fn codec_delay_ms(codec: Option<CodecKind>) -> f64 {
     match codec {
         Some(CodecKind::Opus) => 6.5,
+        Some(CodecKind::G722) => 3.7,
         Some(CodecKind::Pcmu | CodecKind::Pcma) => 4.6,
         None => 0.0,
     }

@@ -53,6 +53,9 @@ const ATTR_MAPPED_ADDRESS: u16 = 0x0001;
 const ATTR_ERROR_CODE: u16 = 0x0009;
 /// XOR-MAPPED-ADDRESS, RFC 5389 §15.2.
 const ATTR_XOR_MAPPED_ADDRESS: u16 = 0x0020;
+/// OTHER-ADDRESS, RFC 5780 §7.4: the server's alternate address (another IP and port), for
+/// NAT behaviour discovery.
+const ATTR_OTHER_ADDRESS: u16 = 0x802C;
 /// FINGERPRINT, RFC 5389 §15.5: CRC-32 of the message up to it, XOR this value.
 const ATTR_FINGERPRINT: u16 = 0x8028;
 const FINGERPRINT_XOR: u32 = 0x5354_554E;
@@ -140,6 +143,9 @@ pub struct Message {
     pub xor_mapped_address: Option<SocketAddr>,
     /// MAPPED-ADDRESS (RFC 3489 servers), if present.
     pub mapped_address: Option<SocketAddr>,
+    /// OTHER-ADDRESS (RFC 5780 §7.4: a server that can be asked from another address), if
+    /// present.
+    pub other_address: Option<SocketAddr>,
     /// ERROR-CODE, if present.
     pub error: Option<ErrorCode>,
     /// Whether a FINGERPRINT was present (and matched: a mismatch is an error).
@@ -202,6 +208,7 @@ impl Message {
             transaction,
             xor_mapped_address: None,
             mapped_address: None,
+            other_address: None,
             error: None,
             fingerprint: false,
         };
@@ -218,6 +225,11 @@ impl Message {
             match attr {
                 ATTR_MAPPED_ADDRESS => {
                     message.mapped_address = Some(
+                        parse_address(value, None).ok_or(StunError::BadAddress { kind: attr })?,
+                    );
+                }
+                ATTR_OTHER_ADDRESS => {
+                    message.other_address = Some(
                         parse_address(value, None).ok_or(StunError::BadAddress { kind: attr })?,
                     );
                 }
@@ -396,6 +408,27 @@ mod tests {
     use crate::rng::XorShiftRng;
     use proptest::prelude::*;
     use rand_core::SeedableRng;
+
+    #[test]
+    fn other_address_is_read_rfc_5780() {
+        let id = TransactionId([7; 12]);
+        let mut r = binding_success(id, "192.0.2.1:32853".parse().unwrap(), false);
+        r.extend_from_slice(&[0x80, 0x2C, 0, 8, 0, 1, 0x0D, 0x97, 198, 51, 100, 3]);
+        let len = (r.len() - HEADER_LEN) as u16;
+        r[2..4].copy_from_slice(&len.to_be_bytes());
+        let m = Message::parse(&r).unwrap();
+        assert_eq!(m.other_address, Some("198.51.100.3:3479".parse().unwrap()));
+        assert_eq!(m.mapped_address(), Some("192.0.2.1:32853".parse().unwrap()));
+        // A truncated one is an error, not a panic.
+        let mut bad = binding_success(id, "192.0.2.1:1".parse().unwrap(), false);
+        bad.extend_from_slice(&[0x80, 0x2C, 0, 4, 0, 1, 0x0D, 0x97]);
+        let len = (bad.len() - HEADER_LEN) as u16;
+        bad[2..4].copy_from_slice(&len.to_be_bytes());
+        assert_eq!(
+            Message::parse(&bad),
+            Err(StunError::BadAddress { kind: 0x802C })
+        );
+    }
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();

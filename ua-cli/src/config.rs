@@ -145,6 +145,10 @@ pub struct Network {
     /// [`UDP_BUFFER_SIZE`](crate::phone::driver::UDP_BUFFER_SIZE) (4 MiB), `Some(0)` the
     /// system's default.
     pub udp_buffer_size: Option<u32>,
+    /// `stun_server`: a STUN server (`host:port`, RFC 8489) that tells the public address
+    /// behind a NAT; `tincan nat` asks it when no `--stun-server` is given. Kept as written
+    /// (a host name is resolved when it is used).
+    pub stun_server: Option<String>,
     /// `session_expires`: the session interval of calls in seconds (RFC 4028
     /// `Session-Expires`): asked for in our INVITEs, granted to a caller that asks for none;
     /// calls are refreshed at half of it and hung up when the peer's refresh is late. At
@@ -154,6 +158,11 @@ pub struct Network {
     /// (the default: the application, `tincan call`/`listen` ask the person), `"always"`
     /// or `"never"` (603 Decline).
     pub accept_transfer: Option<TransferPolicy>,
+    /// `prack`: reliable provisional responses (RFC 3262): `"supported"` (the default: our
+    /// INVITEs list `Supported: 100rel`), `"required"` (they carry `Require: 100rel`, and an
+    /// incoming call whose caller supports it rings reliably) or `"off"`. A caller that
+    /// requires `100rel` is served reliably whatever this says.
+    pub prack: Option<tincan_sip::dialog::PrackPolicy>,
 }
 
 /// The `[audio]` section: the devices every account uses unless it names its own.
@@ -311,7 +320,7 @@ pub struct Account {
     /// From of calls and in REGISTER.
     pub display_name: Option<String>,
     /// `codecs`: the codecs of this account's calls, in order of preference; `None`: the
-    /// phone's (Opus, PCMU, PCMA). `--codec` wins over it.
+    /// phone's (Opus, G.722, PCMU, PCMA). `--codec` wins over it.
     pub codecs: Option<Vec<CodecKind>>,
     /// `srtp`: the SRTP policy of this account's calls; `None`: the phone's (optional).
     /// `--srtp` wins over it.
@@ -587,8 +596,10 @@ struct RawNetwork {
     stun_rto_ms: Option<u32>,
     call_limit: Option<u32>,
     udp_buffer_size: Option<u32>,
+    stun_server: Option<Spanned<String>>,
     session_expires: Option<Spanned<u32>>,
     accept_transfer: Option<Spanned<String>>,
+    prack: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -728,6 +739,12 @@ impl Config {
         network.stun_rto_ms = raw.network.stun_rto_ms;
         network.call_limit = raw.network.call_limit;
         network.udp_buffer_size = raw.network.udp_buffer_size;
+        if let Some(s) = &raw.network.stun_server {
+            network.stun_server = Some(
+                check_host_port(s.get_ref())
+                    .map_err(|m| invalid(s.span(), "stun_server", None, m))?,
+            );
+        }
         if let Some(s) = &raw.network.session_expires {
             let secs = *s.get_ref();
             if (1..tincan_sip::dialog::invite::MIN_SE).contains(&secs) {
@@ -747,6 +764,22 @@ impl Config {
             let policy = parse_transfer_policy(p.get_ref())
                 .map_err(|m| invalid(p.span(), "accept_transfer", None, m))?;
             network.accept_transfer = Some(policy);
+        }
+        if let Some(s) = &raw.network.prack {
+            use tincan_sip::dialog::PrackPolicy;
+            network.prack = Some(match s.get_ref().trim().to_ascii_lowercase().as_str() {
+                "supported" => PrackPolicy::Supported,
+                "required" => PrackPolicy::Required,
+                "off" => PrackPolicy::Off,
+                other => {
+                    return Err(invalid(
+                        s.span(),
+                        "prack",
+                        None,
+                        format!("\"{other}\" is not one of \"supported\", \"required\", \"off\""),
+                    ));
+                }
+            });
         }
 
         let device = |d: Option<Spanned<String>>, key: &str, context: Option<&str>| {
@@ -969,6 +1002,20 @@ impl std::str::FromStr for Config {
     }
 }
 
+/// A `host:port` (a name, an IPv4 address or a bracketed IPv6 one, and a port), trimmed.
+pub fn check_host_port(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let bad = || format!("expected \"host:port\", got {text:?}");
+    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    if host.is_empty() || !port.parse::<u16>().is_ok_and(|p| p != 0) {
+        return Err(bad());
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err(bad());
+    }
+    Ok(text.to_owned())
+}
+
 fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
     s.trim().parse().map_err(|_| {
         format!("{s:?} is not an ADDR:PORT socket address (e.g. \"127.0.0.1:53\", \"[::1]:53\")")
@@ -1017,14 +1064,15 @@ fn parse_realm(v: &toml::Value) -> Result<RealmPolicy, String> {
     }
 }
 
-/// `codecs`: a non-empty list of codec names (`opus`, `pcmu`, `pcma`, any case), each once.
+/// `codecs`: a non-empty list of codec names (`opus`, `g722`, `pcmu`, `pcma`, any case), each
+/// once.
 fn parse_codecs(
     list: &Spanned<Vec<Spanned<String>>>,
 ) -> Result<Vec<CodecKind>, (Range<usize>, String)> {
     if list.get_ref().is_empty() {
         return Err((
             list.span(),
-            "an empty list: name at least one codec (opus, pcmu, pcma), or leave `codecs` \
+            "an empty list: name at least one codec (opus, g722, pcmu, pcma), or leave `codecs` \
              out for all of them"
                 .into(),
         ));
@@ -1038,7 +1086,7 @@ fn parse_codecs(
                 (
                     name.span(),
                     format!(
-                        "unknown codec {:?}: the codecs are opus, pcmu, pcma",
+                        "unknown codec {:?}: the codecs are opus, g722, pcmu, pcma",
                         name.get_ref()
                     ),
                 )
@@ -1240,6 +1288,22 @@ mod tests {
             e.contains("accept_transfer") && e.contains("\"ask\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn prack_key() {
+        use tincan_sip::dialog::PrackPolicy;
+        let c = Config::from_str_named("[network]\nprack = \"required\"\n", "t.toml").unwrap();
+        assert_eq!(c.network.prack, Some(PrackPolicy::Required));
+        let mut phone = crate::phone::PhoneConfig::default();
+        assert_eq!(phone.prack, PrackPolicy::Supported);
+        phone.apply_network(&c.network);
+        assert_eq!(phone.prack, PrackPolicy::Required);
+        let off = Config::from_str_named("[network]\nprack = \"off\"\n", "t.toml").unwrap();
+        assert_eq!(off.network.prack, Some(PrackPolicy::Off));
+        let bad = Config::from_str_named("[network]\nprack = \"always\"\n", "t.toml");
+        let e = bad.expect_err("an unknown prack value").to_string();
+        assert!(e.contains("prack"), "{e}");
     }
 
     #[test]

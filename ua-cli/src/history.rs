@@ -79,6 +79,22 @@ pub const MIGRATIONS: &[&str] = &[
         name TEXT NOT NULL,
         uri TEXT NOT NULL UNIQUE
     );",
+    // Version 2: page-mode messages (RFC 3428), both ways, with their delivery status.
+    "CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+        peer_uri TEXT NOT NULL,
+        peer_name TEXT,
+        account TEXT,
+        time_ms INTEGER NOT NULL,
+        content_type TEXT NOT NULL,
+        body BLOB NOT NULL,
+        delivery TEXT NOT NULL
+            CHECK (delivery IN ('received', 'sending', 'delivered', 'failed')),
+        status INTEGER,
+        reason TEXT
+    );
+    CREATE INDEX messages_by_peer ON messages (peer_uri, time_ms);",
 ];
 
 /// The schema version this build writes: the number of [`MIGRATIONS`].
@@ -212,7 +228,7 @@ pub struct CallRecord {
     pub end_reason: String,
     /// The final SIP status when the call did not connect.
     pub status: Option<u16>,
-    /// The codec (`opus`, `pcmu`, `pcma`), if answered.
+    /// The codec (`opus`, `g722`, `pcmu`, `pcma`), if answered.
     pub codec: Option<String>,
     /// The mean MOS estimate; `None` when no RTP was received.
     pub mos: Option<f64>,
@@ -247,6 +263,101 @@ impl CallRecord {
             codec: end.codec.map(|c| c.name().to_ascii_lowercase()),
             mos: end.quality.mos,
         }
+    }
+}
+
+/// Where a message stands ([`MessageRecord::delivery`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Delivery {
+    /// A message that came to us.
+    Received,
+    /// Sent, no final response yet (or the program stopped before one came).
+    Sending,
+    /// A 2xx came back.
+    Delivered,
+    /// Refused, or no server answered.
+    Failed,
+}
+
+impl Delivery {
+    /// As stored and printed: `received`, `sending`, `delivered`, `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Received => "received",
+            Delivery::Sending => "sending",
+            Delivery::Delivered => "delivered",
+            Delivery::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> Delivery {
+        match text {
+            "received" => Delivery::Received,
+            "delivered" => Delivery::Delivered,
+            "failed" => Delivery::Failed,
+            _ => Delivery::Sending,
+        }
+    }
+}
+
+/// One page-mode message of the history.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MessageRecord {
+    /// Which way it went.
+    pub direction: Direction,
+    /// The peer's URI (the sender of a received message, the recipient of a sent one).
+    pub peer_uri: String,
+    /// The peer's display name, if it gave one.
+    pub peer_name: Option<String>,
+    /// The account's name, when it went through (or came to) one.
+    pub account: Option<String>,
+    /// When it was sent or received, Unix time in milliseconds.
+    pub time_unix_ms: i64,
+    /// Its Content-Type (`text/plain;charset=UTF-8`).
+    pub content_type: String,
+    /// Its body, as it went or came (text is UTF-8).
+    #[serde(skip)]
+    pub body: Vec<u8>,
+    /// Where it stands.
+    pub delivery: Delivery,
+    /// The final SIP status of a sent message, once it came.
+    pub status: Option<u16>,
+    /// The reason of a failure (the reason phrase, or what went wrong with each server).
+    pub reason: Option<String>,
+}
+
+impl MessageRecord {
+    /// A message with `peer` as a name-addr (a From or To value, tag dropped) or a bare URI.
+    pub fn new(
+        direction: Direction,
+        peer: &str,
+        account: Option<String>,
+        time_unix_ms: i64,
+        content_type: &str,
+        body: &[u8],
+    ) -> MessageRecord {
+        let (peer_uri, peer_name) = split_name_addr(peer);
+        MessageRecord {
+            direction,
+            peer_uri,
+            peer_name,
+            account,
+            time_unix_ms,
+            content_type: content_type.to_owned(),
+            body: body.to_vec(),
+            delivery: match direction {
+                Direction::Incoming => Delivery::Received,
+                Direction::Outgoing => Delivery::Sending,
+            },
+            status: None,
+            reason: None,
+        }
+    }
+
+    /// The body as text, when it is UTF-8.
+    pub fn text(&self) -> Option<&str> {
+        std::str::from_utf8(&self.body).ok()
     }
 }
 
@@ -471,6 +582,91 @@ impl History {
         run().map_err(|e| self.error(e))
     }
 
+    /// Adds a message; returns its row id (for [`set_delivery`](Self::set_delivery)).
+    pub fn record_message(&mut self, message: &MessageRecord) -> Result<i64, HistoryError> {
+        self.connection
+            .execute(
+                "INSERT INTO messages (direction, peer_uri, peer_name, account, time_ms,
+                    content_type, body, delivery, status, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    message.direction.as_str(),
+                    message.peer_uri,
+                    message.peer_name,
+                    message.account,
+                    message.time_unix_ms,
+                    message.content_type,
+                    message.body,
+                    message.delivery.as_str(),
+                    message.status,
+                    message.reason,
+                ],
+            )
+            .map_err(|e| self.error(e))?;
+        Ok(self.connection.last_insert_rowid())
+    }
+
+    /// Records the delivery report of a sent message.
+    pub fn set_delivery(
+        &mut self,
+        id: i64,
+        delivery: Delivery,
+        status: Option<u16>,
+        reason: Option<&str>,
+    ) -> Result<(), HistoryError> {
+        self.connection
+            .execute(
+                "UPDATE messages SET delivery = ?2, status = ?3, reason = ?4 WHERE id = ?1",
+                params![id, delivery.as_str(), status, reason],
+            )
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    /// The last `limit` messages exchanged with `peer_uri` (every peer: `None`), oldest
+    /// first: a conversation.
+    pub fn messages(
+        &self,
+        peer_uri: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, HistoryError> {
+        let run = || -> rusqlite::Result<Vec<MessageRecord>> {
+            let mut statement = self.connection.prepare(
+                "SELECT direction, peer_uri, peer_name, account, time_ms, content_type, body,
+                    delivery, status, reason
+                 FROM messages WHERE ?1 IS NULL OR peer_uri = ?1
+                 ORDER BY time_ms DESC, id DESC LIMIT ?2",
+            )?;
+            let rows = statement.query_map(
+                params![peer_uri, i64::try_from(limit).unwrap_or(i64::MAX)],
+                |r| {
+                    let direction: String = r.get(0)?;
+                    let delivery: String = r.get(7)?;
+                    Ok(MessageRecord {
+                        direction: if direction == "in" {
+                            Direction::Incoming
+                        } else {
+                            Direction::Outgoing
+                        },
+                        peer_uri: r.get(1)?,
+                        peer_name: r.get(2)?,
+                        account: r.get(3)?,
+                        time_unix_ms: r.get(4)?,
+                        content_type: r.get(5)?,
+                        body: r.get(6)?,
+                        delivery: Delivery::parse(&delivery),
+                        status: r.get(8)?,
+                        reason: r.get(9)?,
+                    })
+                },
+            )?;
+            let mut out: Vec<MessageRecord> = rows.collect::<rusqlite::Result<_>>()?;
+            out.reverse();
+            Ok(out)
+        };
+        run().map_err(|e| self.error(e))
+    }
+
     /// Every contact, by name.
     pub fn contacts(&self) -> Result<Vec<Contact>, HistoryError> {
         let run = || -> rusqlite::Result<Vec<Contact>> {
@@ -668,6 +864,66 @@ mod tests {
         let mut first = History::open(&path).expect("created");
         first.migrate_from(0).expect("nothing left to do");
         assert_eq!(first.user_version().unwrap(), SCHEMA_VERSION);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A version 1 database (calls only) gains the messages table and keeps its calls.
+    #[test]
+    fn a_version_1_database_is_migrated_to_messages() {
+        let dir = temp_dir("v1");
+        let path = dir.join("history.sqlite3");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+            c.execute(
+                "INSERT INTO calls (direction, peer_uri, start_ms, answered, duration_ms,
+                    end_reason) VALUES ('out', 'sip:a@x', 1, 1, 10, 'local_hangup')",
+                [],
+            )
+            .unwrap();
+        }
+        let mut h = History::open(&path).expect("migrated");
+        assert_eq!(h.user_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(h.recent(5).unwrap().len(), 1);
+        let sent = MessageRecord::new(
+            Direction::Outgoing,
+            "sip:bob@example.com",
+            Some("work".into()),
+            5,
+            "text/plain",
+            b"hi",
+        );
+        let id = h.record_message(&sent).unwrap();
+        h.set_delivery(id, Delivery::Failed, Some(404), Some("Not Found"))
+            .unwrap();
+        let got = MessageRecord::new(
+            Direction::Incoming,
+            "\"Bob\" <sip:bob@example.com>;tag=9",
+            None,
+            6,
+            "application/octet-stream",
+            &[0, 0xff],
+        );
+        h.record_message(&got).unwrap();
+        h.record_message(&MessageRecord::new(
+            Direction::Incoming,
+            "sip:carol@example.com",
+            None,
+            7,
+            "text/plain",
+            b"other",
+        ))
+        .unwrap();
+        let conversation = h.messages(Some("sip:bob@example.com"), 10).unwrap();
+        assert_eq!(conversation.len(), 2);
+        assert_eq!(conversation[0].text(), Some("hi"));
+        assert_eq!(conversation[0].delivery, Delivery::Failed);
+        assert_eq!(conversation[0].status, Some(404));
+        assert_eq!(conversation[1].peer_name.as_deref(), Some("Bob"));
+        assert_eq!(conversation[1].body, vec![0, 0xff]);
+        assert_eq!(conversation[1].delivery, Delivery::Received);
+        assert_eq!(h.messages(None, 10).unwrap().len(), 3);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

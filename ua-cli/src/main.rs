@@ -41,6 +41,14 @@ enum Command {
     /// Exit status: 0 when a final response arrived, 1 on timeout or transport error, 2 on
     /// usage errors.
     Ping(cmd::ping::Args),
+    /// Ask a STUN server which public address it sees (behind a NAT) and whether the NAT's
+    /// mapping is endpoint-independent (RFC 5780: a second --stun-server, or the server's
+    /// OTHER-ADDRESS).
+    ///
+    /// Exit status: 0 when the public address is known and the mapping is
+    /// endpoint-independent or could not be tested, 3 when it is endpoint-dependent (a
+    /// symmetric NAT), 1 when the server did not answer, 2 on usage errors.
+    Nat(cmd::nat::Args),
     /// Resolve a SIP URI by RFC 3263 and print the chain (NAPTR, SRV, addresses with TTLs)
     /// and the ordered targets; with --probe, send OPTIONS to each target.
     ///
@@ -59,7 +67,14 @@ enum Command {
     /// SIP status is printed), 2 on usage errors.
     #[command(after_help = cmd::call::CALL_KEYS)]
     Call(cmd::call::CallArgs),
-    /// Wait for calls: registered with an account, or on --bind for direct calls.
+    /// Send a text message (SIP MESSAGE, RFC 3428) to a URI: through an account, or straight
+    /// to the recipient's domain (RFC 3263); print its delivery report.
+    ///
+    /// Exit status: 0 when it was delivered (a 2xx), 1 when it was refused or no server
+    /// answered (the status is printed), 2 on usage errors.
+    Message(cmd::message::MessageArgs),
+    /// Wait for calls (and print the text messages that arrive): registered with an account,
+    /// or on --bind for direct calls.
     #[command(after_help = cmd::call::LISTEN_KEYS)]
     Listen(cmd::call::ListenArgs),
     /// Two Tincan phones call each other on loopback (SRTP, Opus, voice both ways) and check
@@ -105,11 +120,13 @@ fn main() -> ExitCode {
     match command {
         Command::Parse(args) => cmd::parse::run(&args),
         Command::Ping(args) => cmd::ping::run(&args, cli.config.as_deref()),
+        Command::Nat(args) => cmd::nat::run(&args, cli.config.as_deref()),
         Command::Resolve(args) => cmd::resolve::run(&args, cli.config.as_deref()),
         Command::Register(args) => cmd::register::run(&args, cli.config.as_deref()),
         Command::Devices(args) => cmd::devices::run(&args),
         Command::Call(args) => cmd::call::run_call(&args, cli.config.as_deref()),
         Command::Listen(args) => cmd::call::run_listen(&args, cli.config.as_deref()),
+        Command::Message(args) => cmd::message::run(&args, cli.config.as_deref()),
         Command::Demo(args) => cmd::demo::run(&args),
         Command::History(args) => cmd::history::run_history(&args),
         Command::Contacts(args) => cmd::history::run_contacts(&args),

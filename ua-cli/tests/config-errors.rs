@@ -233,7 +233,7 @@ fn bad_codecs_and_srtp_are_named_with_their_line() {
         &format!("{account}codecs = [\"pcma\", \"g729\"]\n"),
         5,
         "codecs",
-        "unknown codec \"g729\": the codecs are opus, pcmu, pcma",
+        "unknown codec \"g729\": the codecs are opus, g722, pcmu, pcma",
     );
     check(
         &format!("{account}codecs = []\n"),

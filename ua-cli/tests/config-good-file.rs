@@ -29,7 +29,7 @@ expires = 600
 outbound = false
 instance_id = "urn:uuid:00000000-0000-1000-8000-00A0C91E6BF6"
 display_name = "Alice Smith"
-codecs = ["pcma", "Opus"]
+codecs = ["pcma", "Opus", "G722"]
 srtp = "required"
 auto_answer = true
 input_device = "USB Headset Mic"
@@ -81,7 +81,10 @@ fn every_key_is_read() {
         "urn:uuid:00000000-0000-1000-8000-00a0c91e6bf6"
     );
     assert_eq!(w.display_name.as_deref(), Some("Alice Smith"));
-    assert_eq!(w.codecs, Some(vec![CodecKind::Pcma, CodecKind::Opus]));
+    assert_eq!(
+        w.codecs,
+        Some(vec![CodecKind::Pcma, CodecKind::Opus, CodecKind::G722])
+    );
     assert_eq!(w.srtp, Some(SrtpPolicy::Required));
     assert!(w.auto_answer);
     assert_eq!(w.input_device.as_deref(), Some("USB Headset Mic"));

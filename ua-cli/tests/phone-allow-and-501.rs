@@ -1,8 +1,8 @@
 //! A Tincan phone says only what is true: its 200 to OPTIONS lists in `Allow` exactly the
-//! methods it handles; a method it does not implement (SUBSCRIBE, MESSAGE) gets 501
-//! with that `Allow`, not 481 or 405; a REFER outside a call gets 481 (the phone takes
-//! transfers inside calls only); an INVITE whose `Replaces` names no call of the phone gets
-//! 481 and rings nothing (RFC 3891 §3); 481 is kept for an in-dialog request
+//! methods it handles (MESSAGE among them, answered 200); a method it does not implement
+//! (SUBSCRIBE) gets 501 with that `Allow`, not 481 or 405; a REFER outside a call gets 481
+//! (the phone takes transfers inside calls only); an INVITE whose `Replaces` names no call
+//! of the phone gets 481 and rings nothing (RFC 3891 §3); 481 is kept for an in-dialog request
 //! (To tag) of a handled method whose dialog the phone does not have (RFC 3261 §12.2.2).
 //! Every one of those responses tags its To (§8.2.6.2).
 
@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use tincan::phone::driver::Phone;
 use tincan::phone::{PhoneConfig, PhoneEvent};
-use tincan_sip::dialog::invite::ALLOW;
 use tokio::net::UdpSocket;
 
 /// Sends `method` to the phone from `socket` and returns the first line and headers of the
@@ -64,29 +63,41 @@ async fn options_allow_501_and_481() {
         .await
         .unwrap();
     let phone = bob.local_addresses()[0].1;
+    let allow = tincan::phone::allow_header();
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let to = format!("To: <sip:bob@{phone}>\r\n");
 
     let ok = ask(&socket, phone, "OPTIONS", &to).await;
     assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
-    assert_eq!(header(&ok, "Allow"), Some(ALLOW), "{ok}");
+    assert_eq!(header(&ok, "Allow"), Some(allow), "{ok}");
     // RFC 3261 §8.2.6.2: every response but a 100 tags the To.
     assert!(
         header(&ok, "To").is_some_and(|t| t.contains(";tag=")),
         "{ok}"
     );
     assert_eq!(
-        ALLOW,
-        "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY"
+        allow,
+        "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY, MESSAGE"
     );
+    let names: Vec<&str> = tincan::phone::ALLOWED_METHODS
+        .iter()
+        .map(|m| m.as_str())
+        .collect();
+    assert_eq!(names.join(", "), allow);
+    // The dialog layer's methods, then the phone's own (MESSAGE).
+    assert!(tincan::phone::ALLOWED_METHODS.starts_with(tincan_sip::dialog::invite::METHODS));
+
+    let r = ask(&socket, phone, "MESSAGE", &to).await;
+    assert!(r.starts_with("SIP/2.0 200"), "MESSAGE: {r}");
+    assert!(header(&r, "To").is_some_and(|t| t.contains(";tag=")), "{r}");
 
     let r = ask(&socket, phone, "REFER", &to).await;
     assert!(r.starts_with("SIP/2.0 481"), "{r}");
 
-    for method in ["SUBSCRIBE", "MESSAGE"] {
+    for method in ["SUBSCRIBE"] {
         let r = ask(&socket, phone, method, &to).await;
         assert!(r.starts_with("SIP/2.0 501"), "{method}: {r}");
-        assert_eq!(header(&r, "Allow"), Some(ALLOW), "{method}: {r}");
+        assert_eq!(header(&r, "Allow"), Some(allow), "{method}: {r}");
         assert!(
             header(&r, "To").is_some_and(|t| t.contains(";tag=")),
             "{method}: {r}"

@@ -222,9 +222,18 @@ fn caller_cancels_a_ringing_call_and_callee_rejects_the_next() {
         })
         .expect("the second call ended");
     assert_eq!((end.reason, end.status), (EndReason::Rejected, Some(486)));
+    // The callee's end says it declined, and with what (the phone's line and history).
+    let declined = sim
+        .call_events(bob)
+        .into_iter()
+        .find_map(|(_, c, e)| match e {
+            CallEvent::Ended(end) if c == b2 => Some(end),
+            _ => None,
+        })
+        .expect("the declined call ended");
     assert_eq!(
-        sim.ended(bob, b2).map(|e| e.1),
-        Some(EndReason::LocalHangup)
+        (declined.reason, declined.status),
+        (EndReason::Declined, Some(486))
     );
     sim.run_for(secs(40.0));
     assert!(sim.core(alice).is_idle() && sim.core(bob).is_idle());

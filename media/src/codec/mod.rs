@@ -4,12 +4,15 @@
 //! ([`AudioEncoder::sample_rate`], [`AudioDecoder::sample_rate`]): the pipeline rate
 //! ([`crate::SAMPLE_RATE`], 48 kHz, frames of [`FRAME_SAMPLES`]) unless it was built for
 //! another device or mixer rate (Opus takes 8, 12, 16, 24 or 48 kHz, see
-//! [`opus::OpusConfig::sample_rate`]; G.711 resamples from any rate). The PCM rate is
-//! independent of the RTP clock rate: the G.711 wrappers resample to and from 8 kHz inside,
-//! and Opus timestamps count at 48 kHz whatever its PCM rate (RFC 7587 §4.1). The rest of the
+//! [`opus::OpusConfig::sample_rate`]; G.711 and G.722 resample from any rate). The PCM rate
+//! is independent of the RTP clock rate: the G.711 wrappers resample to and from 8 kHz
+//! inside, G.722 to and from 16 kHz but its timestamps count at 8 kHz (RFC 3551 §4.5.2), and
+//! Opus timestamps count at 48 kHz whatever its PCM rate (RFC 7587 §4.1). The rest of the
 //! pipeline is codec-agnostic.
 //!
 //! - [`opus`]: Opus (RFC 6716, RFC 7587) through libopus, with in-band FEC, DTX and PLC.
+//! - [`g722`]: G.722 (ITU-T G.722, 7 kHz wideband, 64 kbit/s) in pure Rust, with RFC 3551's
+//!   8000 Hz RTP clock.
 //! - [`g711`]: PCMU and PCMA (ITU-T G.711) in pure Rust.
 //! - [`telephone_event`]: RFC 4733 DTMF events (not audio: a payload format of its own).
 //! - [`comfort_noise`]: RFC 3389 comfort noise, received.
@@ -31,6 +34,7 @@
 
 pub mod comfort_noise;
 pub mod g711;
+pub mod g722;
 pub mod ogg;
 pub mod opus;
 pub mod telephone_event;
@@ -106,10 +110,10 @@ pub trait AudioEncoder: Send {
     /// fewer is a DTX frame that the caller need not send.
     fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<usize, CodecError>;
 
-    /// The RTP clock rate of the payload format (48000 for Opus, 8000 for G.711).
+    /// The RTP clock rate of the payload format (48000 for Opus, 8000 for G.711 and G.722).
     fn clock_rate(&self) -> u32;
 
-    /// RTP timestamp units one frame advances (960 for Opus, 160 for G.711).
+    /// RTP timestamp units one frame advances (960 for Opus, 160 for G.711 and G.722).
     fn frame_samples(&self) -> usize;
 
     /// The rate of the PCM it takes, in Hz: the pipeline rate ([`crate::SAMPLE_RATE`]) unless
@@ -170,6 +174,9 @@ pub trait AudioDecoder: Send {
 pub enum CodecKind {
     /// Opus (RFC 6716), RTP payload format RFC 7587: `opus/48000/2`, dynamic payload type.
     Opus,
+    /// G.722 (ITU-T G.722, 64 kbit/s), static payload type 9 (RFC 3551): `G722/8000`, an
+    /// 8000 Hz RTP clock although it samples at 16 kHz (RFC 3551 §4.5.2).
+    G722,
     /// G.711 µ-law, static payload type 0 (RFC 3551).
     Pcmu,
     /// G.711 A-law, static payload type 8 (RFC 3551).
@@ -178,22 +185,28 @@ pub enum CodecKind {
 
 impl CodecKind {
     /// All codecs, in Tincan's default order of preference.
-    pub const ALL: [CodecKind; 3] = [CodecKind::Opus, CodecKind::Pcmu, CodecKind::Pcma];
+    pub const ALL: [CodecKind; 4] = [
+        CodecKind::Opus,
+        CodecKind::G722,
+        CodecKind::Pcmu,
+        CodecKind::Pcma,
+    ];
 
     /// The encoding name as SDP `a=rtpmap` spells it.
     pub fn name(self) -> &'static str {
         match self {
             CodecKind::Opus => "opus",
+            CodecKind::G722 => "G722",
             CodecKind::Pcmu => "PCMU",
             CodecKind::Pcma => "PCMA",
         }
     }
 
-    /// The RTP clock rate.
+    /// The RTP clock rate (8000 for G.722, whose PCM is 16 kHz: RFC 3551 §4.5.2).
     pub fn clock_rate(self) -> u32 {
         match self {
             CodecKind::Opus => 48_000,
-            CodecKind::Pcmu | CodecKind::Pcma => 8_000,
+            CodecKind::G722 | CodecKind::Pcmu | CodecKind::Pcma => 8_000,
         }
     }
 
@@ -201,21 +214,22 @@ impl CodecKind {
     pub fn rtpmap_channels(self) -> Option<u8> {
         match self {
             CodecKind::Opus => Some(2),
-            CodecKind::Pcmu | CodecKind::Pcma => None,
+            CodecKind::G722 | CodecKind::Pcmu | CodecKind::Pcma => None,
         }
     }
 
-    /// The payload type to offer: static 0 and 8 for G.711 (RFC 3551 table 4), a dynamic
-    /// one (111, as common practice) for Opus.
+    /// The payload type to offer: static 0 and 8 for G.711 and 9 for G.722 (RFC 3551
+    /// table 4), a dynamic one (111, as common practice) for Opus.
     pub fn default_payload_type(self) -> u8 {
         match self {
             CodecKind::Opus => 111,
+            CodecKind::G722 => 9,
             CodecKind::Pcmu => 0,
             CodecKind::Pcma => 8,
         }
     }
 
-    /// RTP timestamp units per 20 ms frame.
+    /// RTP timestamp units per 20 ms frame (160 for G.722: its 8000 Hz clock).
     pub fn frame_samples(self) -> usize {
         (self.clock_rate() / 50) as usize
     }
@@ -232,7 +246,7 @@ impl CodecKind {
     pub fn fmtp(self) -> Option<&'static str> {
         match self {
             CodecKind::Opus => Some("minptime=10;useinbandfec=1"),
-            CodecKind::Pcmu | CodecKind::Pcma => None,
+            CodecKind::G722 | CodecKind::Pcmu | CodecKind::Pcma => None,
         }
     }
 
@@ -253,14 +267,15 @@ impl CodecKind {
         self.decoder_at(SAMPLE_RATE)
     }
 
-    /// A new encoder taking PCM at `opus.sample_rate`: Opus with these settings, G.711
-    /// resampling from that rate.
+    /// A new encoder taking PCM at `opus.sample_rate`: Opus with these settings, G.711 and
+    /// G.722 resampling from that rate.
     pub fn encoder_with(
         self,
         opus: &opus::OpusConfig,
     ) -> Result<Box<dyn AudioEncoder>, CodecError> {
         Ok(match self {
             CodecKind::Opus => Box::new(opus::OpusEncoder::new(opus.clone())?),
+            CodecKind::G722 => Box::new(g722::G722Encoder::with_sample_rate(opus.sample_rate)?),
             CodecKind::Pcmu => Box::new(g711::G711Encoder::with_sample_rate(
                 g711::Law::Mu,
                 opus.sample_rate,
@@ -276,6 +291,7 @@ impl CodecKind {
     pub fn decoder_at(self, sample_rate: u32) -> Result<Box<dyn AudioDecoder>, CodecError> {
         Ok(match self {
             CodecKind::Opus => Box::new(opus::OpusDecoder::with_sample_rate(sample_rate)?),
+            CodecKind::G722 => Box::new(g722::G722Decoder::with_sample_rate(sample_rate)?),
             CodecKind::Pcmu => Box::new(g711::G711Decoder::with_sample_rate(
                 g711::Law::Mu,
                 sample_rate,
@@ -319,6 +335,38 @@ mod tests {
         assert_eq!(CodecKind::from_rtpmap("pcmu", 8000), Some(CodecKind::Pcmu));
         assert_eq!(CodecKind::from_rtpmap("PCMU", 16000), None);
         assert_eq!(CodecKind::Pcmu.frame_samples(), 160);
+        assert_eq!(CodecKind::G722.rtpmap(), "G722/8000");
+        assert_eq!(CodecKind::from_rtpmap("g722", 8000), Some(CodecKind::G722));
+        assert_eq!(CodecKind::from_rtpmap("G722", 16000), None);
+        assert_eq!(CodecKind::G722.default_payload_type(), 9);
+        assert_eq!(CodecKind::G722.fmtp(), None);
+    }
+
+    #[test]
+    fn g722_advances_the_timestamp_160_per_frame() {
+        // RFC 3551 §4.5.2: 16 kHz sampling, an 8000 Hz RTP clock, one octet per sample pair.
+        assert_eq!(CodecKind::G722.clock_rate(), 8000);
+        assert_eq!(CodecKind::G722.frame_samples(), 160);
+        let mut enc = CodecKind::G722.encoder().unwrap();
+        assert_eq!((enc.clock_rate(), enc.frame_samples()), (8000, 160));
+        let mut payload = Vec::new();
+        assert_eq!(enc.encode(&[0; FRAME_SAMPLES], &mut payload).unwrap(), 160);
+        let mut out = Vec::new();
+        let mut dec = CodecKind::G722.decoder().unwrap();
+        assert_eq!(dec.decode(&payload, &mut out).unwrap(), FRAME_SAMPLES);
+    }
+
+    #[test]
+    fn default_order_offers_g722_after_opus_before_g711() {
+        assert_eq!(
+            CodecKind::ALL,
+            [
+                CodecKind::Opus,
+                CodecKind::G722,
+                CodecKind::Pcmu,
+                CodecKind::Pcma
+            ]
+        );
     }
 
     #[test]

@@ -151,6 +151,12 @@ impl MediaPorts {
             .expect("a bound udp socket has a local address")
     }
 
+    /// The RTP socket itself, before the session takes it: for a STUN Binding request from
+    /// the RTP port (the public address behind a NAT, for the SDP), say.
+    pub fn rtp_socket(&self) -> &UdpSocket {
+        &self.rtp
+    }
+
     /// The RTCP socket's address, without rtcp-mux.
     pub fn rtcp_addr(&self) -> Option<SocketAddr> {
         self.rtcp.as_ref().map(|s| {
@@ -166,6 +172,7 @@ enum Command {
     SetRemote(SocketAddr, Option<SocketAddr>),
     Dtmf(char, Duration, oneshot::Sender<Result<(), SessionError>>),
     Direction(Direction),
+    Mute(bool),
     Reconfigure(
         Box<SessionConfig>,
         oneshot::Sender<Result<(), SessionError>>,
@@ -219,9 +226,16 @@ impl MediaHandle {
         let _ = self.commands.send(Command::Direction(direction));
     }
 
+    /// Mutes or unmutes the microphone ([`MediaSession::set_muted`]: silence is sent in its
+    /// place, RTP keeps flowing). It lasts across hold, resume and
+    /// [`reconfigure`](Self::reconfigure).
+    pub async fn set_muted(&self, muted: bool) {
+        let _ = self.commands.send(Command::Mute(muted));
+    }
+
     /// Switches to a new negotiated configuration (a re-INVITE changed the codec, payload
     /// types or keys) on the same ports and devices. The stream restarts with a new SSRC, as
-    /// RFC 3550 allows; the statistics start again.
+    /// RFC 3550 allows; the statistics start again; a muted microphone stays muted.
     ///
     /// # Errors
     ///
@@ -235,7 +249,7 @@ impl MediaHandle {
         rx.await.map_err(|_| stopped())?
     }
 
-    /// The next event (DTMF, SSRC change, latching, stats every second, timeout, BYE);
+    /// The next event (DTMF, SSRC change, latching, stats every second, levels 5 times a second, timeout, BYE);
     /// `None` once the session has stopped.
     pub async fn next_event(&mut self) -> Option<MediaEvent> {
         self.events.recv().await
@@ -384,6 +398,7 @@ async fn run(
                         let _ = reply.send(session.send_dtmf(now, digit, duration));
                     }
                     Some(Command::Direction(d)) => session.set_direction(d),
+                    Some(Command::Mute(muted)) => session.set_muted(muted),
                     Some(Command::Reconfigure(mut config, reply)) => {
                         if config.ntp_at_start == 0 {
                             config.ntp_at_start = ntp_now();
@@ -391,6 +406,7 @@ async fn run(
                         // The devices' rate, as in `spawn`.
                         config.sample_rate = crate::SAMPLE_RATE;
                         let result = MediaSession::new(*config, now).map(|mut next| {
+                            next.set_muted(session.is_muted());
                             // Say goodbye on the old stream (RTCP BYE), then switch.
                             session.stop(now);
                             while let Some(t) = session.poll_transmit() {

@@ -57,7 +57,10 @@ impl StreamPlayout {
     /// Whether a payload holds exactly one 20 ms frame of this codec.
     fn is_one_frame(&self, payload: &[u8]) -> bool {
         match self.codec {
-            CodecKind::Pcmu | CodecKind::Pcma => payload.len() == self.codec.frame_samples(),
+            // One octet per timestamp unit: 160 octets are 20 ms (G.722 too, at its 8 kHz clock).
+            CodecKind::Pcmu | CodecKind::Pcma | CodecKind::G722 => {
+                payload.len() == self.codec.frame_samples()
+            }
             CodecKind::Opus => {
                 // Opus DTX packets (1-2 bytes) are 20 ms too; the TOC says the duration.
                 payload.len() <= 2

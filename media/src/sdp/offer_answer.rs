@@ -595,8 +595,9 @@ mod tests {
         assert_eq!(
             o.to_string(),
             "v=0\r\no=tincan 7 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
-             m=audio 4000 RTP/AVP 111 0 8 101 102\r\n\
+             m=audio 4000 RTP/AVP 111 9 0 8 101 102\r\n\
              a=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n\
+             a=rtpmap:9 G722/8000\r\n\
              a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
              a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n\
              a=rtpmap:102 telephone-event/48000\r\na=fmtp:102 0-16\r\n\
@@ -696,7 +697,7 @@ mod tests {
     #[test]
     fn offerer_preference_and_payload_types_win() {
         let o = offer_with(
-            "m=audio 5000 RTP/AVP 9 8 96 0 100\r\na=rtpmap:9 G722/8000\r\n\
+            "m=audio 5000 RTP/AVP 18 8 96 0 100\r\na=rtpmap:18 G729/8000\r\n\
              a=rtpmap:96 OPUS/48000\r\na=rtpmap:100 telephone-event/8000\r\n",
         );
         let (a, n) = answer(&o, &local(4000)).unwrap();

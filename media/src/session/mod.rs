@@ -42,6 +42,13 @@ use crate::rtp::{PortKind, ReceiveStream, RtpPacket, RtpSender, SequenceOutcome,
 use crate::srtp::{CryptoAttribute, SrtpError, SrtpSession};
 
 pub use crate::jitter::PlayoutCounters;
+pub use level::{LEVEL_FLOOR_DBFS, LEVEL_INTERVAL, Level, LevelMeter};
+
+mod level;
+
+/// What a muted session encodes instead of the captured frame: a 20 ms frame of silence at the
+/// highest PCM rate (48 kHz), sliced to the frame's length.
+static SILENCE: [i16; crate::codec::FRAME_SAMPLES] = [0; crate::codec::FRAME_SAMPLES];
 
 /// RFC 3551 §4.1 / common practice: declare the remote silent after this long without RTP.
 pub const DEFAULT_RTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -72,6 +79,11 @@ pub const LATCH_PACKET_SPACING: Duration = Duration::from_millis(10);
 /// sends a packet every 400 ms). A live peer is never replaced; a peer whose NAT binding
 /// changed loses about this much of our audio.
 pub const LATCH_SILENCE: Duration = Duration::from_secs(1);
+
+/// RTP keep-alive, RFC 6263: when no RTP went out for this long (on hold, Opus DTX
+/// silence), one keep-alive packet goes from the RTP port so that a NAT keeps its mapping
+/// (and the peer's latching its address). RFC 6263 §5: at most 15 s.
+pub const RTP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 
 /// How often a [`MediaEvent::Stats`] is emitted (besides one per RTCP report received).
 pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
@@ -167,6 +179,10 @@ pub struct SessionConfig {
     /// [`SessionConfig::sample_rate`]); [`OpusConfig::default`] unless set, see
     /// [`SessionConfig::with_opus`].
     pub opus: OpusConfig,
+    /// Meter the captured and played audio and report [`MediaEvent::Levels`] every
+    /// [`LEVEL_INTERVAL`] of playout, for an application that shows level meters. Off by
+    /// default: a server with no meters to show pays nothing for them.
+    pub levels: bool,
 }
 
 impl SessionConfig {
@@ -201,6 +217,7 @@ impl SessionConfig {
             session_bandwidth: 64_000,
             sample_rate: crate::SAMPLE_RATE,
             opus: OpusConfig::default(),
+            levels: false,
         }
     }
 
@@ -380,6 +397,16 @@ pub enum MediaEvent {
         /// The SSRC that left.
         ssrc: u32,
     },
+    /// The levels of the audio captured (given to [`MediaSession::send_frame`], before
+    /// encoding, and before muting: a muted microphone still shows that someone speaks) and
+    /// played out ([`MediaSession::playout`]) over the last [`LEVEL_INTERVAL`], reported at
+    /// the end of each such stretch of playout when [`SessionConfig::levels`] is on.
+    Levels {
+        /// The captured audio.
+        input: Level,
+        /// The audio played out.
+        output: Level,
+    },
 }
 
 /// Uniform in [0, 1) from the session's generator (53 random bits).
@@ -413,11 +440,11 @@ pub struct MediaSession {
     media_time: u32,
     /// Set the marker bit on the next audio packet (start of a talk spurt).
     marker_next: bool,
-    /// G.711 bytes (one per sample) encoded but not yet sent, and the media time of the
+    /// G.711 or G.722 octets (one per timestamp unit) encoded but not yet sent, and the media time of the
     /// first, for a ptime other than 20 ms.
     pending_audio: Vec<u8>,
     pending_start: u32,
-    /// Payload octets per packet for G.711 (ptime x 8 kHz); `None` sends each frame.
+    /// Payload octets per packet for G.711 and G.722 (ptime x 8 kHz); `None` sends each frame.
     packet_octets: Option<usize>,
     dtmf_sender: Option<TelephoneEventSender>,
     dtmf_receiver: TelephoneEventReceiver,
@@ -451,10 +478,22 @@ pub struct MediaSession {
     sent_since_report: bool,
     avg_rtcp_size: f64,
     next_stats: Instant,
+    /// When an RTP keep-alive is due ([`RTP_KEEPALIVE_INTERVAL`] after the last RTP sent).
+    next_keepalive: Instant,
+    /// `stats.packets_sent` when the keep-alive timer last looked.
+    keepalive_seen: u64,
     stats: SessionStats,
     transmits: VecDeque<Transmit>,
     events: VecDeque<MediaEvent>,
     stopped: bool,
+    /// Send silence instead of the captured audio ([`MediaSession::set_muted`]).
+    muted: bool,
+    /// The captured audio's level since the last [`MediaEvent::Levels`].
+    input_level: LevelMeter,
+    /// The played audio's level since the last [`MediaEvent::Levels`].
+    output_level: LevelMeter,
+    /// Frames played since the last [`MediaEvent::Levels`].
+    level_frames: u32,
 }
 
 impl std::fmt::Debug for MediaSession {
@@ -515,10 +554,11 @@ impl MediaSession {
         };
         let first_rtcp = rtcp_interval(&params, unit(&mut rng));
         let playout_seed = rng.next_u64();
-        // G.711 is one octet per sample: any multiple of 10 ms packs exactly.
+        // G.711 is one octet per sample, G.722 one per timestamp unit (a 16 kHz sample pair):
+        // any multiple of 10 ms packs exactly.
         let ptime_ms = config.ptime.as_millis();
         let packet_octets = match config.codec {
-            CodecKind::Pcmu | CodecKind::Pcma
+            CodecKind::Pcmu | CodecKind::Pcma | CodecKind::G722
                 if ptime_ms != 20
                     && (10..=200).contains(&ptime_ms)
                     && ptime_ms.is_multiple_of(10) =>
@@ -560,10 +600,16 @@ impl MediaSession {
             sent_since_report: false,
             avg_rtcp_size: 100.0,
             next_stats: now + STATS_INTERVAL,
+            next_keepalive: now + RTP_KEEPALIVE_INTERVAL,
+            keepalive_seen: 0,
             stats: SessionStats::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stopped: false,
+            muted: false,
+            input_level: LevelMeter::default(),
+            output_level: LevelMeter::default(),
+            level_frames: 0,
             rng,
             config,
         })
@@ -613,6 +659,20 @@ impl MediaSession {
         self.config.direction = direction;
     }
 
+    /// Mutes or unmutes the microphone: while muted, [`MediaSession::send_frame`] encodes
+    /// silence in place of the captured frame, so RTP keeps flowing at the same pace (the
+    /// peer's RTP timeout and the NAT bindings on the way stay alive, as with PJSIP's and
+    /// baresip's mute); Opus with DTX sends its silence as DTX. The direction (hold) is
+    /// independent of it: a muted call held and resumed is still muted.
+    pub fn set_muted(&mut self, muted: bool) {
+        self.muted = muted;
+    }
+
+    /// Whether the microphone is muted ([`MediaSession::set_muted`]).
+    pub fn is_muted(&self) -> bool {
+        self.muted
+    }
+
     /// Points the session at new remote addresses (a re-INVITE changed `c=`/`m=`); latching
     /// starts over. The same addresses again (a re-INVITE for hold or resume) keep the
     /// latched ones.
@@ -642,7 +702,8 @@ impl MediaSession {
     ///
     /// Call it every 20 ms of capture whatever the direction: media time advances; nothing is
     /// sent while not sending. While a DTMF event is being sent, it replaces the audio
-    /// (RFC 4733 §2.5.1.2).
+    /// (RFC 4733 §2.5.1.2). While muted ([`MediaSession::set_muted`]) silence is encoded
+    /// instead of `pcm` (whose level is still metered, [`MediaEvent::Levels`]).
     ///
     /// # Errors
     ///
@@ -652,6 +713,14 @@ impl MediaSession {
         let _ = now;
         let media_time = self.media_time;
         self.media_time = self.media_time.wrapping_add(self.frame_units);
+        if self.config.levels {
+            self.input_level.add(pcm);
+        }
+        // A muted frame is silence of the same length (a wrong length is refused as before).
+        let pcm = match SILENCE.get(..pcm.len()) {
+            Some(silence) if self.muted => silence,
+            _ => pcm,
+        };
         if self.stopped || !self.config.direction.sends() {
             self.marker_next = true;
             self.pending_audio.clear();
@@ -1035,6 +1104,23 @@ impl MediaSession {
             self.playout.play(now, out);
         }
         out.resize(self.frame_len, 0);
+        if self.config.levels && !self.stopped {
+            self.meter_output(out);
+        }
+    }
+
+    /// Meters a played frame; every [`LEVEL_INTERVAL`] of frames, reports both levels.
+    fn meter_output(&mut self, out: &[i16]) {
+        self.output_level.add(out);
+        self.level_frames += 1;
+        // Every frame is 20 ms, whatever the rate.
+        if self.level_frames >= (LEVEL_INTERVAL.as_millis() / 20) as u32 {
+            self.level_frames = 0;
+            self.events.push_back(MediaEvent::Levels {
+                input: self.input_level.take(),
+                output: self.output_level.take(),
+            });
+        }
     }
 
     /// The PCM rate of [`MediaSession::send_frame`] and [`MediaSession::playout`].
@@ -1066,6 +1152,7 @@ impl MediaSession {
             self.sent_since_report = false;
             self.next_rtcp = now + rtcp_interval(&params, unit(&mut self.rng));
         }
+        self.rtp_keepalive(now);
         if now >= self.next_stats {
             self.refresh_stats();
             self.events.push_back(MediaEvent::Stats(self.stats));
@@ -1090,6 +1177,54 @@ impl MediaSession {
                 hold_timeout: true,
             });
         }
+    }
+
+    /// Sends an RTP keep-alive (RFC 6263) when no RTP went out for
+    /// [`RTP_KEEPALIVE_INTERVAL`]: a comfort-noise packet (§4.2, silence: -127 dBov) when CN
+    /// was negotiated, else an empty packet of a dynamic payload type the session does not
+    /// use (§4.3: the peer drops it, the NAT and the peer's latching see it). Not with
+    /// rtcp-mux: RTCP reports on the RTP port keep it open (§4.6). Not counted as media in
+    /// the statistics.
+    fn rtp_keepalive(&mut self, now: Instant) {
+        if self.config.rtcp_mux {
+            return;
+        }
+        if self.stats.packets_sent != self.keepalive_seen {
+            self.keepalive_seen = self.stats.packets_sent;
+            self.next_keepalive = now + RTP_KEEPALIVE_INTERVAL;
+            return;
+        }
+        if now < self.next_keepalive {
+            return;
+        }
+        self.next_keepalive = now + RTP_KEEPALIVE_INTERVAL;
+        let used = [
+            Some(self.config.payload_type),
+            self.config.telephone_event_payload_type,
+            self.config.comfort_noise_payload_type,
+        ];
+        let (pt, payload) = match self.config.comfort_noise_payload_type {
+            Some(cn) => (cn, vec![127u8]),
+            None => {
+                let Some(unused) = (96..=127u8).find(|pt| !used.contains(&Some(*pt))) else {
+                    return;
+                };
+                (unused, Vec::new())
+            }
+        };
+        let packet = self.sender.packetize(pt, false, self.media_time, &payload);
+        let mut bytes = packet.to_bytes();
+        if let Some(srtp) = self.srtp.as_mut() {
+            match srtp.protect_rtp(&bytes) {
+                Ok(b) => bytes = b,
+                Err(_) => return,
+            }
+        }
+        self.transmits.push_back(Transmit {
+            to: self.remote_rtp,
+            kind: PortKind::Rtp,
+            bytes,
+        });
     }
 
     /// When the RTP timeout falls due: only while receiving, once per silence. The silence
@@ -1226,6 +1361,9 @@ impl MediaSession {
             return None;
         }
         let mut t = self.next_rtcp.min(self.next_stats);
+        if !self.config.rtcp_mux {
+            t = t.min(self.next_keepalive);
+        }
         // A change of direction not yet seen by a timer run starts its silence at that run
         // (the RTCP and stats timers bring one within a second).
         if let Some(start) = self.silent_since {

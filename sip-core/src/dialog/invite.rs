@@ -17,6 +17,13 @@
 //! without a body it is answered 200 at once; an offer crossing ours gets 491 (retried as for
 //! re-INVITE), an offer while the peer's previous one waits gets 500 with Retry-After.
 //!
+//! Reliable provisional responses (RFC 3262, [`PrackPolicy`]): a caller advertises `100rel`
+//! (requires it when configured) and answers each reliable 18x with a PRACK carrying RAck,
+//! in RSeq order, ignoring retransmissions. A callee whose caller requires `100rel` (or
+//! supports it, when we require it) sends its 18x with `Require: 100rel` and an RSeq,
+//! retransmits it from T1 doubling until the PRACK (answered 200; 481 for an unknown RAck),
+//! holds a 2xx while an 18x with SDP is unacknowledged, and gives up after 64*T1 with 500.
+//!
 //! Session timers (RFC 4028, [`SessionTimerConfig`]): the INVITE asks for an interval, the
 //! UAS grants one (422 with Min-SE when it is too small; the UAC retries with the larger
 //! value), and the side named `refresher` refreshes the session every half interval, by
@@ -36,7 +43,7 @@ use bytes::Bytes;
 use super::{Dialog, DialogError, DialogId};
 use crate::auth::ChallengeAnswer;
 use crate::message::typed::{
-    Allow, CSeq, Method, MinSe, NameAddr, Require, SessionExpires, Supported,
+    Allow, CSeq, Method, MinSe, NameAddr, RAck, RSeq, Require, SessionExpires, Supported,
 };
 use crate::message::{HeaderName, Message, RequestBuilder, Uri, response_to};
 use crate::rng::XorShiftRng;
@@ -46,7 +53,7 @@ use rand_core::SeedableRng;
 /// [`EndpointConfig::methods`](crate::endpoint::EndpointConfig::methods), so that every other
 /// method gets 501 (or 405) from the endpoint, and, as [`ALLOW`], the `Allow` of its 200 to OPTIONS, its 2xx to INVITE and its
 /// refusals (RFC 3261 §20.5). REFER and NOTIFY are taken inside a call only (a transfer,
-/// RFC 3515, see [`crate::dialog::refer`]); PRACK, SUBSCRIBE, MESSAGE and PUBLISH are not
+/// RFC 3515, see [`crate::dialog::refer`]); SUBSCRIBE, MESSAGE and PUBLISH are not
 /// implemented.
 pub const METHODS: &[Method] = &[
     Method::Invite,
@@ -56,12 +63,13 @@ pub const METHODS: &[Method] = &[
     Method::Options,
     Method::Info,
     Method::Update,
+    Method::Prack,
     Method::Refer,
     Method::Notify,
 ];
 
 /// [`METHODS`] as an `Allow` value (RFC 3261 §20.5); a test keeps the two equal.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY";
 
 /// The SDP content type.
 pub const SDP: &str = "application/sdp";
@@ -77,6 +85,33 @@ pub const SESSION_EXPIRES: u32 = 1800;
 pub const MIN_SE: u32 = 90;
 /// The option tag of session timers (RFC 4028 §3).
 pub const TIMER: &str = "timer";
+
+/// The option tag of reliable provisional responses (RFC 3262 §7).
+pub const REL100: &str = "100rel";
+
+/// RFC 3262 §3 (T1 of RFC 3261 §17.1.1.1): a reliable provisional response is sent again
+/// after T1, then after twice the previous wait, until its PRACK...
+const PRACK_T1: Duration = Duration::from_millis(500);
+/// ... for 64*T1 at most; then the INVITE is refused with a 5xx.
+const PRACK_GIVE_UP: Duration = Duration::from_millis(64 * 500);
+
+/// When provisional responses are sent and asked for reliably (RFC 3262).
+///
+/// Whatever the policy, an INVITE with `Require: 100rel` gets reliable provisionals (never
+/// 420): `100rel` is among [`SUPPORTED_EXTENSIONS`](crate::message::SUPPORTED_EXTENSIONS).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PrackPolicy {
+    /// Our INVITE neither lists nor requires `100rel`; as callee, reliable only when the
+    /// caller requires it.
+    Off,
+    /// Our INVITE lists `Supported: 100rel`; as callee, reliable only when the caller
+    /// requires it. The default.
+    #[default]
+    Supported,
+    /// Our INVITE carries `Require: 100rel` (a callee without it answers 420); as callee,
+    /// reliable whenever the caller supports it.
+    Required,
+}
 
 /// Session timers (RFC 4028): what we ask for and what we accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +190,21 @@ pub struct InviteConfig {
     pub extra_headers: Vec<(String, String)>,
     /// Session timers (RFC 4028); `None` neither asks for nor grants one.
     pub session_timer: Option<SessionTimerConfig>,
+    /// Reliable provisional responses (RFC 3262).
+    pub prack: PrackPolicy,
+}
+
+/// UAS: the reliable provisional response waiting for its PRACK (RFC 3262 §3).
+#[derive(Debug, Clone)]
+struct ReliableProvisional {
+    /// The response, sent again as is.
+    response: Message,
+    /// When it goes again.
+    resend_at: Instant,
+    /// The wait after that (doubles each time).
+    wait: Duration,
+    /// 64*T1 after it was first sent: the INVITE is refused then.
+    give_up_at: Instant,
 }
 
 /// The session's state.
@@ -206,7 +256,8 @@ pub enum EndReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SessionEvent {
-    /// A provisional response (UAC), with early media SDP if any.
+    /// A provisional response (UAC), with early media SDP if any. A reliable one (RFC 3262)
+    /// is reported once, when it is PRACKed.
     Progress {
         /// 180, 183...
         status: u16,
@@ -214,6 +265,11 @@ pub enum SessionEvent {
         reason: String,
         /// Its SDP, if any.
         body: Option<Bytes>,
+        /// What its `P-Early-Media` (RFC 5009 §5) says of the peer's early media reaching
+        /// us: `Some(true)` for `sendrecv` or `sendonly`, `Some(false)` for `recvonly` or
+        /// `inactive` (play local ring-back instead), `None` without the header (or
+        /// `gated`, `supported`).
+        early_media: Option<bool>,
     },
     /// UAC: the call was answered. When `offer` is true the 2xx carries an offer (we sent
     /// none): call [`InviteSession::ack_with_answer`].
@@ -378,6 +434,18 @@ pub struct InviteSession {
     reinvite_acked_seq: Option<u32>,
     /// Whether our 2xx to the peer's re-INVITE (or the initial INVITE) carried an offer.
     offered_in_2xx: bool,
+    /// UAS: whether our provisional responses are reliable (RFC 3262 §3).
+    reliable: bool,
+    /// UAS: the RSeq of our next reliable provisional response.
+    next_rseq: u32,
+    /// UAS: the RSeq of the last reliable provisional response sent.
+    last_rseq: Option<u32>,
+    /// UAS: the reliable provisional response not yet PRACKed.
+    unacked_provisional: Option<ReliableProvisional>,
+    /// UAS: our 2xx held until the PRACK of a reliable provisional with SDP (RFC 3262 §3).
+    held_2xx: Option<Message>,
+    /// UAC: the RSeq of the last reliable provisional PRACKed, per early dialog (remote tag).
+    rseq_in: Vec<(String, u32)>,
     rng: XorShiftRng,
     outputs: VecDeque<Output>,
     events: VecDeque<SessionEvent>,
@@ -407,12 +475,25 @@ impl InviteSession {
             .cseq(config.cseq)
             .header(HeaderName::Contact, &config.contact)
             .header(HeaderName::Allow, ALLOW);
+        // One Supported line: some peers read only the first.
+        let mut supported = Vec::new();
+        if config.session_timer.is_some() {
+            supported.push(TIMER);
+        }
+        if config.prack != PrackPolicy::Off {
+            supported.push(REL100);
+        }
+        if !supported.is_empty() {
+            b = b.header(HeaderName::Supported, &supported.join(", "));
+        }
         if let Some(t) = config.session_timer.map(normalize_timer) {
             // RFC 4028 §7.1: ask for our interval; the UAS picks the refresher.
             b = b
-                .header(HeaderName::Supported, TIMER)
                 .header(HeaderName::SessionExpires, &t.interval.to_string())
                 .header(HeaderName::MinSe, &t.min_se.to_string());
+        }
+        if config.prack == PrackPolicy::Required {
+            b = b.header(HeaderName::Require, REL100);
         }
         for (n, v) in &config.extra_headers {
             b = b.header_named(n, v);
@@ -475,6 +556,12 @@ impl InviteSession {
             reinvite_in: None,
             reinvite_acked_seq: None,
             offered_in_2xx: false,
+            reliable: false,
+            next_rseq: 1,
+            last_rseq: None,
+            unacked_provisional: None,
+            held_2xx: None,
+            rseq_in: Vec::new(),
             rng: XorShiftRng::seed_from_u64(seed),
             outputs: VecDeque::new(),
             events: VecDeque::new(),
@@ -502,6 +589,11 @@ impl InviteSession {
         let mut session =
             InviteSession::new(Role::Uas, config, invite.clone(), invite_seq, Some(dialog));
         session.peer_allows_update = allows(invite, &Method::Update);
+        // RFC 3262 §3: reliable when the caller requires it, or supports it and we require.
+        session.reliable = requires(invite, REL100)
+            || (session.config.prack == PrackPolicy::Required && supports(invite, REL100));
+        // §3: the first RSeq is random, 1 to 2^31-1; small enough here never to wrap.
+        session.next_rseq = 1 + (session.rng_next() % 0x7fff_0000) as u32;
         match session.grant_timer(invite) {
             Ok(grant) => session.timer_answer = grant,
             Err(min_se) => {
@@ -600,7 +692,11 @@ impl InviteSession {
                 Some(r) if !self.refresh_blocked() => r.min(t.expires_at),
                 _ => t.expires_at,
             });
-        glare.into_iter().chain(timer).min()
+        let provisional = self
+            .unacked_provisional
+            .as_ref()
+            .map(|p| p.resend_at.min(p.give_up_at));
+        glare.into_iter().chain(timer).chain(provisional).min()
     }
 
     /// Whether a refresh must wait: a re-INVITE or UPDATE in flight either way (that one
@@ -620,6 +716,7 @@ impl InviteSession {
 
     /// Runs what is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.resend_provisional(now);
         if let Some((at, _, _)) = &self.glare_retry
             && *at <= now
             && self.reinvite_in.is_none()
@@ -644,6 +741,26 @@ impl InviteSession {
             self.end(EndReason::SessionExpired);
         } else if t.refresh_at.is_some_and(|r| r <= now) && !self.refresh_blocked() {
             self.send_refresh();
+        }
+    }
+
+    /// UAS: sends the unacknowledged reliable provisional response again (RFC 3262 §3: T1,
+    /// doubling), or, 64*T1 after it first went, refuses the INVITE with 500.
+    fn resend_provisional(&mut self, now: Instant) {
+        let Some(p) = &mut self.unacked_provisional else {
+            return;
+        };
+        if now >= p.give_up_at {
+            self.unacked_provisional = None;
+            self.held_2xx = None;
+            let r = self.uas_response(500, None);
+            self.outputs.push_back(Output::Respond(r));
+            self.end(EndReason::Timeout);
+        } else if now >= p.resend_at {
+            p.resend_at = now + p.wait;
+            p.wait *= 2;
+            let r = p.response.clone();
+            self.outputs.push_back(Output::Respond(r));
         }
     }
 
@@ -804,14 +921,61 @@ impl InviteSession {
         r
     }
 
-    /// UAS: sends 180 Ringing, or 183 Session Progress with early media SDP.
-    pub fn ring(&mut self, early_media: Option<Bytes>) {
-        if self.state != SessionState::Incoming {
+    /// UAS: sends 180 Ringing, or 183 Session Progress with early media SDP (the answer to
+    /// the INVITE's offer).
+    ///
+    /// When the caller asked for reliable provisional responses (RFC 3262) the response
+    /// carries `Require: 100rel` and an RSeq and is sent again until its PRACK; while it
+    /// waits, another `ring` does nothing (§3: one unacknowledged at a time).
+    pub fn ring(&mut self, now: Instant, early_media: Option<Bytes>) {
+        if self.state != SessionState::Incoming || self.unacked_provisional.is_some() {
             return;
         }
         let status = if early_media.is_some() { 183 } else { 180 };
-        let r = self.uas_response(status, early_media);
+        if early_media.is_some() {
+            self.local_sdp.clone_from(&early_media);
+        }
+        let mut r = self.uas_response(status, early_media);
+        if self.reliable {
+            let rseq = self.next_rseq;
+            self.next_rseq = rseq.wrapping_add(1);
+            self.last_rseq = Some(rseq);
+            r.push_header(HeaderName::Require, REL100);
+            r.push_header(HeaderName::RSeq, &rseq.to_string());
+            self.unacked_provisional = Some(ReliableProvisional {
+                response: r.clone(),
+                resend_at: now + PRACK_T1,
+                wait: PRACK_T1 * 2,
+                give_up_at: now + PRACK_GIVE_UP,
+            });
+        }
         self.outputs.push_back(Output::Respond(r));
+    }
+
+    /// Whether our provisional responses are sent reliably (RFC 3262): the caller required
+    /// `100rel`, or supported it and we require it.
+    pub fn reliable_provisionals(&self) -> bool {
+        self.reliable
+    }
+
+    /// UAS: a PRACK (RFC 3262 §3). 200 when its RAck names our last reliable provisional
+    /// response (its retransmissions then stop, and a 2xx held for it goes; a PRACK that
+    /// crossed our 2xx is answered 200 too); else 481.
+    fn on_prack(&mut self, request: &Message) -> RequestOutcome {
+        let rack = request.get::<RAck>().and_then(Result::ok);
+        let acknowledges = rack.is_some_and(|r| {
+            Some(r.rseq) == self.last_rseq
+                && r.cseq == self.invite_seq
+                && r.method == Method::Invite
+        });
+        if !acknowledges || self.state == SessionState::Terminated {
+            return RequestOutcome::Respond(response_to(request, 481, None));
+        }
+        self.unacked_provisional = None;
+        if let Some(r) = self.held_2xx.take() {
+            self.outputs.push_back(Output::Respond(r));
+        }
+        RequestOutcome::Respond(response_to(request, 200, None))
     }
 
     /// UAS: answers 200 with our SDP (the answer, or an offer when the INVITE had none).
@@ -830,7 +994,18 @@ impl InviteSession {
             d.confirm();
         }
         self.state = SessionState::Answered;
-        self.outputs.push_back(Output::Respond(r));
+        if self
+            .unacked_provisional
+            .as_ref()
+            .is_some_and(|p| !p.response.body().is_empty())
+        {
+            // RFC 3262 §3: no 2xx before the PRACK of a reliable 18x with SDP.
+            self.held_2xx = Some(r);
+        } else {
+            // A final response ends the retransmissions of a provisional one.
+            self.unacked_provisional = None;
+            self.outputs.push_back(Output::Respond(r));
+        }
     }
 
     /// UAS: refuses the call (486 Busy Here, 603 Decline, 488 Not Acceptable Here...).
@@ -846,9 +1021,14 @@ impl InviteSession {
         self.end(EndReason::LocalHangup);
     }
 
+    /// UAS: whether our 2xx waits for the PRACK of a reliable 18x with SDP.
+    fn answer_held(&self) -> bool {
+        self.held_2xx.is_some()
+    }
+
     /// UAS: the initial INVITE was cancelled (the endpoint sent 200 to the CANCEL and 487).
     pub fn on_cancelled(&mut self) {
-        if self.state == SessionState::Incoming {
+        if self.state == SessionState::Incoming || self.answer_held() {
             self.end(EndReason::RemoteHangup);
         }
     }
@@ -908,6 +1088,8 @@ impl InviteSession {
                 self.on_invite_response(now, response, status)
             }
             Method::Invite => self.on_reinvite_response(now, response, cseq.seq, status),
+            // RFC 3262 §4: a failed PRACK changes nothing; the INVITE decides the call.
+            Method::Prack => {}
             // Only our dialog's answers end the call: the BYE that ends a losing fork's
             // dialog (§13.2.2.4) gets its own 200, which must not end the winner's.
             _ if !self
@@ -954,10 +1136,14 @@ impl InviteSession {
                         self.state = SessionState::Early;
                     }
                 }
+                if !self.prack_provisional(response, to_tag.as_deref()) {
+                    return;
+                }
                 self.events.push_back(SessionEvent::Progress {
                     status,
                     reason: response.reason().unwrap_or_default().into_owned(),
                     body,
+                    early_media: p_early_media(response),
                 });
             }
             200..=299 => {
@@ -1031,6 +1217,45 @@ impl InviteSession {
         }
     }
 
+    /// UAC: a provisional response to our INVITE. An unreliable one is reported; a reliable
+    /// one (RFC 3262 §4: `Require: 100rel` with an RSeq) is PRACKed and reported when it is
+    /// the next of its early dialog in RSeq order. Returns false for what must be ignored: a
+    /// retransmission (or a duplicate) of one already PRACKed, or one out of order.
+    fn prack_provisional(&mut self, response: &Message, to_tag: Option<&str>) -> bool {
+        if !requires(response, REL100) {
+            return true;
+        }
+        let (Some(tag), Some(Ok(RSeq(rseq)))) = (to_tag, response.get::<RSeq>()) else {
+            // §4: reliable without RSeq or To tag cannot be PRACKed; report it as it is.
+            return true;
+        };
+        match self.rseq_in.iter_mut().find(|(t, _)| t == tag) {
+            Some((_, last)) if rseq <= *last => return false,
+            // §4: a gap: the missing one comes again first.
+            Some((_, last)) if rseq != last.wrapping_add(1) => return false,
+            Some((_, last)) => *last = rseq,
+            None => self.rseq_in.push((tag.to_owned(), rseq)),
+        }
+        let invite_seq = self.invite_seq;
+        let Some(d) = self.early.iter_mut().find(|d| d.id().remote_tag == tag) else {
+            return true;
+        };
+        let next_hop = d.next_hop();
+        let mut prack = d.request(Method::Prack);
+        let rack = RAck {
+            rseq,
+            cseq: invite_seq,
+            method: Method::Invite,
+        };
+        prack.push_header(HeaderName::RAck, &rack.to_string());
+        let prack = self.with_extra(prack);
+        self.outputs.push_back(Output::Request {
+            request: prack,
+            next_hop,
+        });
+        true
+    }
+
     /// UAC: sends the initial INVITE again with new headers (the `Authorization` or
     /// `Proxy-Authorization` answering a 401/407), with the next CSeq (RFC 3261 §22.2). Call
     /// it instead of [`on_response`](Self::on_response) for the challenge. Returns false when
@@ -1095,6 +1320,7 @@ impl InviteSession {
         };
         self.invite = invite.clone();
         self.early.clear();
+        self.rseq_in.clear();
         self.state = SessionState::Calling;
         self.outputs.push_back(Output::Request {
             request: invite,
@@ -1158,6 +1384,7 @@ impl InviteSession {
     pub fn on_request_failure(&mut self, method: &Method) {
         match method {
             Method::Bye => self.end(EndReason::LocalHangup),
+            Method::Prack => {}
             _ if self.state == SessionState::Confirmed => {
                 self.reinvite_out = None;
                 self.update_out = None;
@@ -1182,6 +1409,13 @@ impl InviteSession {
                 }
             }
             (Role::Uas, SessionState::Incoming) => self.reject(603, None),
+            (Role::Uas, SessionState::Answered) if self.answer_held() => {
+                // The 2xx never went: refuse the INVITE instead.
+                self.held_2xx = None;
+                let r = self.uas_response(603, None);
+                self.outputs.push_back(Output::Respond(r));
+                self.end(EndReason::LocalHangup);
+            }
             (Role::Uas, SessionState::Answered) => self.bye_after_ack = true,
             _ => {
                 self.send_bye();
@@ -1219,6 +1453,8 @@ impl InviteSession {
             self.state = SessionState::Terminated;
             self.glare_retry = None;
             self.timer = None;
+            self.unacked_provisional = None;
+            self.held_2xx = None;
             self.events.push_back(SessionEvent::Ended(reason));
         }
     }
@@ -1530,6 +1766,7 @@ impl InviteSession {
                 RequestOutcome::Respond(r)
             }
             Method::Update => self.on_update(now, request),
+            Method::Prack => self.on_prack(request),
             Method::Refer | Method::Notify if self.state == SessionState::Confirmed => {
                 RequestOutcome::Transfer
             }
@@ -1686,16 +1923,20 @@ impl InviteSession {
         Ok(())
     }
 
-    /// Sends a request of another layer in the call's confirmed dialog (a REFER or a NOTIFY of
-    /// a transfer, RFC 3515) with `headers` and a body; its responses go to the caller (the
-    /// session only ends the call on a 481 or 408, RFC 3261 §12.2.1.2). `Err` when the call
-    /// is not up.
-    pub fn send_request(
+    /// A new request of `method` inside the confirmed dialog (a MESSAGE, RFC 3428 §4), with
+    /// the dialog's next CSeq, and its next hop; the caller sends it and takes its responses
+    /// (the session does not track it). Not for INVITE, ACK, CANCEL or BYE, which the session
+    /// makes itself.
+    pub fn request_in_dialog(
         &mut self,
         method: Method,
-        headers: &[(HeaderName, String)],
-        body: Option<(&str, Bytes)>,
-    ) -> Result<(), &'static str> {
+    ) -> Result<(Message, Uri<'static>), &'static str> {
+        if matches!(
+            method,
+            Method::Invite | Method::Ack | Method::Cancel | Method::Bye
+        ) {
+            return Err("the session makes its own INVITE, ACK, CANCEL and BYE");
+        }
         if self.state != SessionState::Confirmed {
             return Err("the call is not up");
         }
@@ -1703,14 +1944,27 @@ impl InviteSession {
             return Err("the call is not up");
         };
         let next_hop = d.next_hop();
-        let mut req = d.request(method);
+        let request = d.request(method);
+        Ok((self.with_extra(request), next_hop))
+    }
+
+    /// Sends a request of another layer in the call's confirmed dialog (a REFER or a NOTIFY of
+    /// a transfer, RFC 3515) with `headers` and a body, as an [`Output::Request`]; its
+    /// responses go to the caller (the session only ends the call on a 481 or 408, RFC 3261
+    /// §12.2.1.2). `Err` when the call is not up.
+    pub fn send_request(
+        &mut self,
+        method: Method,
+        headers: &[(HeaderName, String)],
+        body: Option<(&str, Bytes)>,
+    ) -> Result<(), &'static str> {
+        let (mut request, next_hop) = self.request_in_dialog(method)?;
         for (n, v) in headers {
-            req.push_header(*n, v);
+            request.push_header(*n, v);
         }
         if let Some((content_type, body)) = body {
-            req.set_body(Some(content_type), body);
+            request.set_body(Some(content_type), body);
         }
-        let request = self.with_extra(req);
         self.outputs
             .push_back(Output::Request { request, next_hop });
         Ok(())
@@ -1789,6 +2043,43 @@ fn has_option(message: &Message, tag: &str) -> bool {
             .get_all::<Require<'_>>()
             .filter_map(Result::ok)
             .any(|s| s.as_str().eq_ignore_ascii_case(tag))
+}
+
+/// RFC 5009 §5: whether a response's `P-Early-Media` lets the peer's early media reach
+/// us: one direction per media line, any `sendrecv` or `sendonly` allows it, else any
+/// `recvonly` or `inactive` forbids it; `None` without the header or with only `gated` or
+/// `supported`.
+fn p_early_media(response: &Message) -> Option<bool> {
+    let mut verdict = None;
+    for line in response
+        .header_lines_named("P-Early-Media")
+        .filter_map(Result::ok)
+    {
+        for param in line.split(',') {
+            match param.trim().to_ascii_lowercase().as_str() {
+                "sendrecv" | "sendonly" => return Some(true),
+                "recvonly" | "inactive" => verdict = Some(false),
+                _ => {}
+            }
+        }
+    }
+    verdict
+}
+
+/// Whether a message's `Require` lists `tag`.
+fn requires(message: &Message, tag: &str) -> bool {
+    message
+        .get_all::<Require<'_>>()
+        .filter_map(Result::ok)
+        .any(|s| s.as_str().eq_ignore_ascii_case(tag))
+}
+
+/// Whether a message's `Supported` lists `tag`.
+fn supports(message: &Message, tag: &str) -> bool {
+    message
+        .get_all::<Supported<'_>>()
+        .filter_map(Result::ok)
+        .any(|s| s.as_str().eq_ignore_ascii_case(tag))
 }
 
 /// Whether a message's Allow lists `method`.
@@ -1893,9 +2184,11 @@ mod tests {
             seed: 7,
             extra_headers: Vec::new(),
             session_timer: None,
+            prack: PrackPolicy::default(),
         };
         let mut session = InviteSession::incoming(config, &invite).expect("a valid INVITE");
-        session.ring(None);
+        #[allow(clippy::disallowed_methods)] // a unit test has no driver to take `now` from
+        session.ring(Instant::now(), None);
         session.accept(None);
         let mut statuses = Vec::new();
         while let Some(out) = session.poll_output() {
@@ -1935,5 +2228,88 @@ mod tests {
         );
         assert_eq!(parse_dtmf_info(b"Signal=X"), None);
         assert_eq!(parse_dtmf_info(b"\xff"), None);
+    }
+}
+
+#[cfg(test)]
+mod prack_tests {
+    use super::*;
+
+    fn message(text: String) -> Message {
+        Message::parse(Bytes::from(text)).expect("a well-formed message")
+    }
+
+    fn prack(rack: &str, cseq: u32) -> Message {
+        message(format!(
+            "PRACK sip:bob@192.0.2.2:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-pr{cseq}\r\n\
+             From: <sip:alice@example.com>;tag=a1\r\n\
+             To: <sip:bob@example.com>;tag=b1\r\n\
+             Call-ID: prack@192.0.2.1\r\n\
+             CSeq: {cseq} PRACK\r\n\
+             RAck: {rack}\r\n\
+             Max-Forwards: 70\r\n\
+             Content-Length: 0\r\n\r\n"
+        ))
+    }
+
+    fn status(outcome: RequestOutcome) -> u16 {
+        match outcome {
+            RequestOutcome::Respond(r) => r.status().unwrap_or(0),
+            other => panic!("not a response: {other:?}"),
+        }
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a base instant; the code under test never reads the clock
+    fn prack_with_an_unknown_rack_gets_481_and_the_right_one_200() {
+        let invite = message(
+            "INVITE sip:bob@192.0.2.2:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-a1\r\n\
+             From: <sip:alice@example.com>;tag=a1\r\n\
+             To: <sip:bob@example.com>\r\n\
+             Call-ID: prack@192.0.2.1\r\n\
+             CSeq: 1 INVITE\r\n\
+             Contact: <sip:alice@192.0.2.1:5060>\r\n\
+             Require: 100rel\r\n\
+             Max-Forwards: 70\r\n\
+             Content-Length: 0\r\n\r\n"
+                .to_owned(),
+        );
+        let config = InviteConfig {
+            local_uri: NameAddr::parse_as(HeaderName::From, "<sip:bob@example.com>")
+                .expect("a well-formed name-addr")
+                .into_owned(),
+            local_tag: "b1".to_owned(),
+            contact: "<sip:bob@192.0.2.2:5060>".to_owned(),
+            call_id: String::new(),
+            cseq: 1,
+            seed: 7,
+            extra_headers: Vec::new(),
+            session_timer: None,
+            prack: PrackPolicy::Off,
+        };
+        let now = Instant::now();
+        let mut session = InviteSession::incoming(config, &invite).expect("a valid INVITE");
+        assert!(session.reliable_provisionals());
+        session.ring(now, None);
+        let Some(Output::Respond(ringing)) = session.poll_output() else {
+            panic!("no 180");
+        };
+        let rseq = ringing
+            .get::<RSeq>()
+            .and_then(Result::ok)
+            .expect("an RSeq")
+            .0;
+        assert_eq!(ringing.header(HeaderName::Require), Some(REL100));
+        // Before the PRACK: the 180 again at T1.
+        assert_eq!(session.poll_timeout(), Some(now + PRACK_T1));
+        let wrong = format!("{} 1 INVITE", rseq.wrapping_add(1));
+        assert_eq!(status(session.on_request(now, &prack(&wrong, 2))), 481);
+        assert_eq!(status(session.on_request(now, &prack("garbage", 3))), 481);
+        let right = format!("{rseq} 1 INVITE");
+        assert_eq!(status(session.on_request(now, &prack(&right, 4))), 200);
+        assert_eq!(session.poll_timeout(), None);
+        assert_eq!(session.state(), SessionState::Incoming);
     }
 }

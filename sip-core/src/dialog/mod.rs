@@ -17,8 +17,8 @@ use crate::message::typed::{CSeq, Method, NameAddr};
 use crate::message::{HeaderName, Message, RequestBuilder, Uri};
 
 pub use invite::{
-    EndReason, InviteConfig, InviteSession, Output, Refresher, RequestOutcome, SessionEvent,
-    SessionState, SessionTimer, SessionTimerConfig,
+    EndReason, InviteConfig, InviteSession, Output, PrackPolicy, Refresher, RequestOutcome,
+    SessionEvent, SessionState, SessionTimer, SessionTimerConfig,
 };
 
 /// Identifies a dialog: Call-ID, local tag, remote tag (RFC 3261 §12).

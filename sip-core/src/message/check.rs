@@ -14,10 +14,19 @@ use super::{HeaderName, Message, ParseError, ParseLimits, Uri, Verdict, split_li
 ///
 /// - `timer`: RFC 4028 session timers (`dialog::invite`): a call asks for and grants a
 ///   Session-Expires and is refreshed, by UPDATE or re-INVITE.
+/// - `100rel`: RFC 3262 reliable provisional responses (`dialog::invite`): PRACK with
+///   RSeq/RAck, both as caller and callee.
 /// - `replaces`: RFC 3891, an INVITE that takes over one of our calls (`dialog::refer`, the
 ///   phone's transfer).
 /// - `norefersub`: RFC 4488, a REFER without an implicit subscription (`Refer-Sub: false`).
-pub const SUPPORTED_EXTENSIONS: &[&str] = &["outbound", "path", "timer", "replaces", "norefersub"];
+pub const SUPPORTED_EXTENSIONS: &[&str] = &[
+    "outbound",
+    "path",
+    "timer",
+    "100rel",
+    "replaces",
+    "norefersub",
+];
 
 /// What [`Message::check`] accepts.
 #[derive(Debug, Clone, Copy)]

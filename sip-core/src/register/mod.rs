@@ -208,6 +208,28 @@ pub struct Registration {
     events: std::collections::VecDeque<RegistrationEvent>,
     auth_rounds: u32,
     flow_timer: Option<u32>,
+    /// A contact being replaced ([`Registration::rewrite_contact`]): removed (`expires=0`)
+    /// by the REGISTER that binds the new one.
+    retired_contact: Option<SipUri<'static>>,
+}
+
+/// The address a registrar saw our request come from: the `received` and `rport` it put in
+/// the top Via of its response (RFC 3261 §18.2.1, RFC 3581 §4). Behind a NAT this is the
+/// NAT's public address and port, the one a Contact must name for requests to reach us.
+/// `None` when the response says nothing (neither parameter has a value) or the Via does not
+/// parse.
+pub fn reflexive_address(response: &Message) -> Option<std::net::SocketAddr> {
+    let via = response.top_via()?.ok()?;
+    let received = via
+        .received()
+        .and_then(|r| r.parse::<std::net::IpAddr>().ok());
+    let rport = via.rport().flatten();
+    if received.is_none() && rport.is_none() {
+        return None;
+    }
+    let ip = received.or_else(|| via.host.ip())?;
+    let port = rport.or(via.port).unwrap_or(5060);
+    Some(std::net::SocketAddr::new(ip, port))
 }
 
 /// Most 401/407 rounds for one REGISTER before giving up (a loop of stale nonces).
@@ -234,6 +256,7 @@ impl Registration {
             events: std::collections::VecDeque::new(),
             auth_rounds: 0,
             flow_timer: None,
+            retired_contact: None,
         }
     }
 
@@ -297,6 +320,23 @@ impl Registration {
         self.config.contact = contact;
     }
 
+    /// Replaces the registered contact with one that reaches us (the address the registrar
+    /// saw, behind a NAT: pjsua's contact rewrite): one REGISTER binds `contact` and removes
+    /// the old one (`Contact: <new>;expires=N, <old>;expires=0`, RFC 3261 §10.2.2), so there
+    /// is no moment without a binding and no stale one left. Only while registered; returns
+    /// false (and changes nothing) otherwise, or when `contact` is the one registered.
+    pub fn rewrite_contact(&mut self, contact: SipUri<'static>) -> bool {
+        if !self.is_registered() || contact.equivalent(&self.config.contact) {
+            return false;
+        }
+        self.retired_contact = Some(std::mem::replace(&mut self.config.contact, contact));
+        self.auth_rounds = 0;
+        self.refresh_at = None;
+        self.queue_register(self.config.expires, None);
+        self.state = RegistrationState::Registering;
+        true
+    }
+
     fn contact_value(&self, expires: u32) -> String {
         let mut c = typed::NameAddr::new(Uri::Sip(self.config.contact.clone()));
         if let Some(id) = &self.config.instance_id {
@@ -331,8 +371,13 @@ impl Registration {
             .header(HeaderName::To, &self.aor_name_addr())
             .call_id(&self.call_id)
             .cseq(self.cseq)
-            .header(HeaderName::Contact, &self.contact_value(expires))
-            .header(HeaderName::Expires, &expires.to_string());
+            .header(HeaderName::Contact, &self.contact_value(expires));
+        if let Some(old) = self.retired_contact.clone() {
+            let mut c = typed::NameAddr::new(Uri::Sip(old));
+            c.params.set("expires", Some("0"));
+            b = b.header(HeaderName::Contact, &Contact::Address(c).to_string());
+        }
+        b = b.header(HeaderName::Expires, &expires.to_string());
         if self.config.instance_id.is_some() {
             b = b.header(
                 HeaderName::Supported,
@@ -499,6 +544,7 @@ impl Registration {
                 .unwrap_or_default();
             self.digest.handle_authentication_info(&realm, &parsed);
         }
+        self.retired_contact = None;
         if self.unregistering {
             self.state = RegistrationState::Unregistered;
             self.events.push_back(RegistrationEvent::Unregistered);
@@ -623,5 +669,92 @@ mod tests {
         reg.handle_response(now, &ok, &mut XorShiftRng::seed_from_u64(1));
         assert!(reg.is_registered());
         assert_eq!(reg.flow_timer(), Some(25));
+    }
+
+    #[test]
+    fn a_rewritten_contact_replaces_the_old_binding_in_one_register() {
+        let config = RegistrationConfig::new(
+            "sip:alice@example.test",
+            "sip:alice@192.168.1.20:5060",
+            "alice",
+            "secret",
+        )
+        .unwrap();
+        let mut reg = Registration::new(config, "c@192.0.2.1".into(), "t".into());
+        let now = Instant::now();
+        let mut rng = XorShiftRng::seed_from_u64(1);
+        let public = SipUri::parse("sip:alice@203.0.113.5:40000")
+            .unwrap()
+            .into_owned();
+        // Not registered yet: nothing to rewrite.
+        assert!(!reg.rewrite_contact(public.clone()));
+        reg.start(now);
+        let req = reg.poll_request().unwrap();
+        let mut ok = crate::message::response_to(&req, 200, None);
+        ok.push_header(
+            HeaderName::Contact,
+            "<sip:alice@192.168.1.20:5060>;expires=600",
+        );
+        let ok = Message::parse(bytes::Bytes::from(ok.to_bytes().to_vec())).unwrap();
+        reg.handle_response(now, &ok, &mut rng);
+        assert!(reg.is_registered());
+        assert!(reg.rewrite_contact(public.clone()));
+        assert!(!reg.rewrite_contact(public.clone()), "already that contact");
+        let req = reg.poll_request().unwrap();
+        let contacts: Vec<String> = req
+            .contacts()
+            .filter_map(Result::ok)
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(
+            contacts,
+            [
+                "<sip:alice@203.0.113.5:40000>;expires=3600",
+                "<sip:alice@192.168.1.20:5060>;expires=0"
+            ]
+        );
+        let mut ok = crate::message::response_to(&req, 200, None);
+        ok.push_header(
+            HeaderName::Contact,
+            "<sip:alice@203.0.113.5:40000>;expires=600",
+        );
+        let ok = Message::parse(bytes::Bytes::from(ok.to_bytes().to_vec())).unwrap();
+        reg.handle_response(now, &ok, &mut rng);
+        assert!(reg.is_registered());
+        // The refresh binds the new contact alone.
+        reg.start(now);
+        let req = reg.poll_request().unwrap();
+        assert_eq!(req.contacts().count(), 1);
+    }
+
+    #[test]
+    fn the_reflexive_address_comes_from_received_and_rport() {
+        let via = |v: &str| {
+            let text = format!(
+                "SIP/2.0 200 OK\r\nVia: {v}\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n"
+            );
+            reflexive_address(&Message::parse(bytes::Bytes::from(text)).unwrap())
+        };
+        let addr = |s: &str| Some(s.parse().unwrap());
+        assert_eq!(
+            via("SIP/2.0/UDP 192.168.1.20:5060;rport=40000;received=203.0.113.5;branch=z9hG4bKa"),
+            addr("203.0.113.5:40000")
+        );
+        assert_eq!(
+            via("SIP/2.0/UDP 192.168.1.20:5070;received=203.0.113.5;branch=z9hG4bKa"),
+            addr("203.0.113.5:5070")
+        );
+        assert_eq!(
+            via("SIP/2.0/UDP 192.168.1.20:5070;rport=5071;branch=z9hG4bKa"),
+            addr("192.168.1.20:5071")
+        );
+        assert_eq!(
+            via("SIP/2.0/UDP 192.168.1.20:5070;rport;branch=z9hG4bKa"),
+            None
+        );
+        assert_eq!(
+            via("SIP/2.0/UDP 192.168.1.20;received=junk;rport=x;branch=z9hG4bKa"),
+            None
+        );
     }
 }

@@ -82,6 +82,8 @@ pub struct Phone {
     pub seed: u64,
     /// Session timers of new calls (RFC 4028); none unless a test sets them.
     pub session_timer: Option<tincan_sip::dialog::SessionTimerConfig>,
+    /// Reliable provisional responses (RFC 3262) of new calls.
+    pub prack: tincan_sip::dialog::invite::PrackPolicy,
     /// Our client transactions: call index and method.
     client_tx: HashMap<TransactionId, (usize, Method)>,
     next: u64,
@@ -144,6 +146,7 @@ impl Phone {
             answer_reinvites: None,
             seed: 0,
             session_timer: None,
+            prack: Default::default(),
             client_tx: HashMap::new(),
             next: 0,
         }
@@ -170,6 +173,7 @@ impl Phone {
             seed: self.seed ^ ((self.node as u64) << 32 | n),
             extra_headers: Vec::new(),
             session_timer: self.session_timer,
+            prack: self.prack,
         }
     }
 
@@ -475,9 +479,9 @@ impl Phone {
                     let call = self.calls.len() - 1;
                     match self.on_invite.clone() {
                         OnInvite::Wait => {}
-                        OnInvite::Ring => self.calls[call].session.ring(None),
+                        OnInvite::Ring => self.calls[call].session.ring(now, None),
                         OnInvite::Accept(body) => {
-                            self.calls[call].session.ring(None);
+                            self.calls[call].session.ring(now, None);
                             self.calls[call].session.accept(body);
                         }
                     }

@@ -13,7 +13,7 @@ use tincan::history::Direction;
 use tincan::phone::driver::{CallOptions, Phone, StartError};
 use tincan::phone::{
     AccountConfig, AccountEvent, AccountId, CallEnd, CallEvent, CallId, CallParams, CallWarning,
-    EndReason, PhoneConfig, PhoneEvent,
+    EndReason, MessageEvent, PhoneConfig, PhoneEvent,
 };
 use tincan_media::codec::CodecKind;
 use tincan_media::device::{AudioSink, AudioSource, NullSink, NullSource, WavSink, WavSource};
@@ -29,6 +29,8 @@ use tokio::sync::mpsc;
 pub enum CodecArg {
     /// Opus (48 kHz).
     Opus,
+    /// G.722 (16 kHz wideband, 64 kbit/s).
+    G722,
     /// G.711 mu-law.
     Pcmu,
     /// G.711 A-law.
@@ -59,8 +61,8 @@ pub struct Common {
     /// second answered call to FILE-2.wav, the third to FILE-3.wav...).
     #[arg(long)]
     pub(crate) record: Option<PathBuf>,
-    /// Use only this codec (default: the account's `codecs`, else Opus, then PCMU, then
-    /// PCMA; answers follow the caller's order).
+    /// Use only this codec (default: the account's `codecs`, else Opus, then G.722, then
+    /// PCMU, then PCMA; answers follow the caller's order).
     #[arg(long, value_enum)]
     codec: Option<CodecArg>,
     /// SRTP policy (default: the account's `srtp`, else optional).
@@ -245,12 +247,15 @@ pub(crate) async fn start(
         srtp: srtp.unwrap_or(SrtpPolicy::Optional),
         rtp_timeout_hangup: (common.rtp_timeout > 0)
             .then(|| Duration::from_secs(u64::from(common.rtp_timeout))),
+        // The terminal phone shows level meters; the line modes do not.
+        level_meters: command == "phone",
         ..PhoneConfig::default()
     };
     super::apply_keepalives(&config.network, &mut pc);
     if let Some(c) = common.codec {
         let first = match c {
             CodecArg::Opus => CodecKind::Opus,
+            CodecArg::G722 => CodecKind::G722,
             CodecArg::Pcmu => CodecKind::Pcmu,
             CodecArg::Pcma => CodecKind::Pcma,
         };
@@ -293,6 +298,9 @@ pub(crate) async fn start(
     }
     if let Some(t) = tracer {
         builder = builder.sip_trace(t);
+    }
+    if let Some(stun) = &config.network.stun_server {
+        builder = builder.stun_server(stun.clone());
     }
     if !ringback(common, config) {
         builder = builder.ringback(None);
@@ -702,6 +710,7 @@ pub(crate) fn event_json(event: &CallEvent) -> Option<Value> {
         CallEvent::Dtmf { digit, via } => json!({"event": "dtmf", "digit": digit, "via": via}),
         CallEvent::Hold { by_peer } => json!({"event": "hold", "by_peer": by_peer}),
         CallEvent::Resumed { by_peer } => json!({"event": "resumed", "by_peer": by_peer}),
+        CallEvent::Muted { muted } => json!({"event": "muted", "muted": muted}),
         CallEvent::CodecChanged { codec, srtp } => json!({
             "event": "codec_changed",
             "codec": codec.name().to_ascii_lowercase(),
@@ -789,11 +798,12 @@ fn human_lines(event: &CallEvent) -> Vec<String> {
             if *srtp { " over SRTP" } else { "" }
         ),
         CallEvent::Quality(q) => format!(
-            "rtp sent {} received {} lost {:.1}% jitter {:.1} ms{} MOS {}",
+            "rtp sent {} received {} lost {:.1}% jitter {:.1} ms buffer {:.0} ms{} MOS {}",
             q.packets_sent,
             q.packets_received,
             q.loss_percent,
             q.jitter_ms,
+            q.jitter_buffer_ms,
             q.rtt_ms
                 .map(|r| format!(" rtt {r:.0} ms"))
                 .unwrap_or_default(),
@@ -812,6 +822,7 @@ fn human_lines(event: &CallEvent) -> Vec<String> {
         CallEvent::Resumed { by_peer } => {
             format!("resumed{}", if *by_peer { " (by the peer)" } else { "" })
         }
+        CallEvent::Muted { muted } => if *muted { "muted" } else { "unmuted" }.to_owned(),
         CallEvent::CodecChanged { codec, srtp } => format!(
             "codec now {}{}",
             codec.name().to_ascii_lowercase(),
@@ -977,6 +988,12 @@ async fn follow(
             PhoneEvent::Call { call: c, event } if c == call => event,
             PhoneEvent::Incoming(other) => {
                 let _ = phone.reject(other.call, 486).await;
+                continue;
+            }
+            PhoneEvent::Message(m) => {
+                if let Some(line) = super::message::event_line(&m, json) {
+                    println!("{line}");
+                }
                 continue;
             }
             _ => continue,
@@ -1272,6 +1289,28 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
                     println!("refused call from {from}: {}", refused.status);
                 }
             }
+            PhoneEvent::MessageWaiting(waiting) => {
+                let account = waiting.account.and_then(|a| {
+                    let i = phone.accounts().iter().position(|x| *x == a)?;
+                    config.accounts.get(i).map(|a| a.name.as_str())
+                });
+                println!("{}", super::message::waiting_line(&waiting, account, json));
+            }
+            PhoneEvent::Message(
+                report @ (MessageEvent::Delivered { .. } | MessageEvent::Failed { .. }),
+            ) => {
+                if let Some(line) = super::message::event_line(&report, json) {
+                    println!("{line}");
+                }
+            }
+            PhoneEvent::Message(MessageEvent::Received(message)) => {
+                println!("{}", super::message::received_line(&message, json));
+                let account = message.account.and_then(|a| {
+                    let i = phone.accounts().iter().position(|x| *x == a)?;
+                    config.accounts.get(i).map(|a| a.name.clone())
+                });
+                history.record_message(&super::message::received_record(&message, account));
+            }
             PhoneEvent::Call { call, event } => {
                 if !calls.contains_key(&call) {
                     continue;
@@ -1496,8 +1535,12 @@ pub(crate) const CALL_KEYS: &str = "\
 Commands (one per line on standard input, while the call is up):
   hold (h)                  put the call on hold
   resume (r)                take it off hold
+  mute (m)                  mute the microphone (silence is sent; lasts through hold)
+  unmute (u)                unmute it
   dtmf DIGITS (d), DIGITS   send DTMF keys (0-9 * # A-D)
-  codec opus|pcmu|pcma (c)  change the codec (a re-INVITE offering it first)
+  codec opus|g722|pcmu|pcma (c)
+                            change the codec (a re-INVITE offering it first)
+  message TEXT (msg)        send a text message in the call (SIP MESSAGE)
   transfer URI (t)          transfer the peer to URI (REFER); the call ends when it worked
   accept-transfer           let the peer transfer us (when it asks; see accept_transfer in
   reject-transfer           the config, \"ask\" by default) or refuse it (603)
@@ -1511,9 +1554,12 @@ Commands (one per line on standard input):
 then, for the call answered last:
   hold (h)                  put the call on hold
   resume (r)                take it off hold
+  mute (m), unmute (u)      mute / unmute the microphone (silence is sent)
   dtmf DIGITS, DIGITS       send DTMF keys (0-9 * # A-D; `a` and `d` alone answer and
                             decline here: type `dtmf A`)
-  codec opus|pcmu|pcma (c)  change the codec (a re-INVITE offering it first)
+  codec opus|g722|pcmu|pcma (c)
+                            change the codec (a re-INVITE offering it first)
+  message TEXT (msg)        send a text message in the call (SIP MESSAGE)
   transfer URI (t)          transfer the peer to URI (REFER); the call ends when it worked
   accept-transfer           let the peer transfer us (when it asks; see accept_transfer in
   reject-transfer           the config, \"ask\" by default) or refuse it (603)
@@ -1553,6 +1599,10 @@ fn is_command(verb: &str) -> bool {
             | "r"
             | "resume"
             | "unhold"
+            | "m"
+            | "mute"
+            | "u"
+            | "unmute"
             | "q"
             | "hangup"
             | "bye"
@@ -1564,6 +1614,8 @@ fn is_command(verb: &str) -> bool {
             | "transfer"
             | "accept-transfer"
             | "reject-transfer"
+            | "msg"
+            | "message"
     ) || is_digits(verb)
 }
 
@@ -1588,6 +1640,8 @@ async fn command(phone: &Phone, call: CallId, line: &str, json: bool, label: Lab
     let result = match verb.to_ascii_lowercase().as_str() {
         "h" | "hold" => phone.hold(call).await,
         "r" | "resume" | "unhold" => phone.resume(call).await,
+        "m" | "mute" => phone.mute(call, true).await,
+        "u" | "unmute" => phone.mute(call, false).await,
         "q" | "hangup" | "bye" => {
             let _ = phone.hangup(call).await;
             return Typed::HungUp;
@@ -1615,6 +1669,7 @@ async fn command(phone: &Phone, call: CallId, line: &str, json: bool, label: Lab
         "c" | "codec" => {
             let codec = match words.next().map(str::to_ascii_lowercase).as_deref() {
                 Some("opus") => CodecKind::Opus,
+                Some("g722") => CodecKind::G722,
                 Some("pcmu") => CodecKind::Pcmu,
                 Some("pcma") => CodecKind::Pcma,
                 _ => return Typed::Unknown,
@@ -1627,6 +1682,17 @@ async fn command(phone: &Phone, call: CallId, line: &str, json: bool, label: Lab
                 ));
             }
             r
+        }
+        "msg" | "message" => {
+            let text = line.trim_start()[verb.len()..].trim();
+            if text.is_empty() {
+                return Typed::Unknown;
+            }
+            let r = phone.send_message_in_call(call, text).await;
+            if r.is_ok() {
+                say("sent message".to_owned());
+            }
+            r.map(|_| ())
         }
         digits if is_digits(digits) => {
             let digits = digits.to_ascii_uppercase();

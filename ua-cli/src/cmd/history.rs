@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use tincan::history::{CallRecord, Direction, History};
+use tincan::history::{CallRecord, Delivery, Direction, History, MessageRecord};
 use tincan::phone::CallEnd;
 
 /// Arguments of `tincan history`.
@@ -92,6 +92,45 @@ impl Recorder {
         if let Err(e) = history.record_call(&record) {
             eprintln!(
                 "tincan {}: warning: the call is not in the history: {e}",
+                self.command
+            );
+            self.history = None;
+        }
+    }
+}
+
+impl Recorder {
+    /// Records a message sent or received; its row id, to record its delivery report with
+    /// [`set_delivery`](Self::set_delivery).
+    pub fn record_message(&mut self, record: &MessageRecord) -> Option<i64> {
+        let history = self.history.as_mut()?;
+        match history.record_message(record) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                eprintln!(
+                    "tincan {}: warning: the message is not in the history: {e}",
+                    self.command
+                );
+                self.history = None;
+                None
+            }
+        }
+    }
+
+    /// Records the delivery report of a message recorded as `id`.
+    pub fn set_delivery(
+        &mut self,
+        id: i64,
+        delivery: Delivery,
+        status: Option<u16>,
+        reason: Option<&str>,
+    ) {
+        let Some(history) = self.history.as_mut() else {
+            return;
+        };
+        if let Err(e) = history.set_delivery(id, delivery, status, reason) {
+            eprintln!(
+                "tincan {}: warning: the delivery report is not in the history: {e}",
                 self.command
             );
             self.history = None;

@@ -4,6 +4,8 @@ pub mod call;
 pub mod demo;
 pub mod devices;
 pub mod history;
+pub mod message;
+pub mod nat;
 pub mod parse;
 pub mod ping;
 pub mod register;

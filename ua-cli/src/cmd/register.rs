@@ -75,6 +75,13 @@ enum Line {
         expires: u64,
         elapsed_ms: u64,
     },
+    /// The registrar saw us at another address (a NAT): the Contact was rewritten.
+    ContactRewritten {
+        account: String,
+        registrar: String,
+        from: String,
+        to: String,
+    },
 }
 
 /// Runs the command.
@@ -366,6 +373,16 @@ fn lines(account: &str, event: &AccountEvent, waited: Duration) -> Vec<Line> {
             expires: expires.as_secs(),
             elapsed_ms: ms(*elapsed),
         }],
+        AccountEvent::ContactRewritten {
+            registrar: r,
+            from,
+            to,
+        } => vec![Line::ContactRewritten {
+            account,
+            registrar: registrar(r),
+            from: from.to_string(),
+            to: to.to_string(),
+        }],
         _ => Vec::new(),
     }
 }
@@ -412,6 +429,14 @@ fn print_line(line: &Line, json: bool) {
             elapsed_ms,
         } => println!(
             "{account}: registered again at {registrar} over a new flow for {expires} s in {elapsed_ms} ms"
+        ),
+        Line::ContactRewritten {
+            account,
+            registrar,
+            from,
+            to,
+        } => println!(
+            "{account}: {registrar} sees us at {to}, not {from} (a NAT): registering that contact"
         ),
     }
 }

@@ -19,17 +19,19 @@
 //!
 //! Every state change is an [`AccountEvent`].
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tincan_sip::auth::{Credentials, DigestClient};
 use tincan_sip::message::{HeaderName, Message, Method, RequestBuilder, SipUri, Uri};
 use tincan_sip::register::{
     RegisterError, Registration, RegistrationConfig, RegistrationEvent, RegistrationState,
+    reflexive_address,
 };
 use tincan_sip::resolve::failover::{AttemptFailure, FailedAttempt};
 use tincan_sip::resolve::{Destination, ResolvedTarget, TargetKey};
 use tincan_sip::transaction::TransactionId;
-use tincan_sip::transport::Target;
+use tincan_sip::transport::{Target, Transport};
 
 use super::config::{AccountConfig, RealmPolicy, RegisterMode};
 use super::event::{
@@ -61,7 +63,7 @@ pub(super) struct Slot {
     uris: Vec<String>,
     reg_id: u32,
     pub(super) state: SlotState,
-    candidates: Vec<ResolvedTarget>,
+    pub(super) candidates: Vec<ResolvedTarget>,
     errors: Vec<String>,
     /// The registration bound to `target`.
     pub(super) reg: Option<Registration>,
@@ -89,6 +91,10 @@ pub(super) struct Slot {
     next_probe: Option<Instant>,
     /// The fail-back probe in flight: its transaction, target and deadline.
     probe: Option<(TransactionId, ResolvedTarget, Instant)>,
+    /// What the registrar saw of our REGISTERs (`received`/`rport`, RFC 3581): our local
+    /// address and the public one it maps to. Only for UDP registrations without an
+    /// outbound flow.
+    pub(super) public: Option<(SocketAddr, SocketAddr)>,
 }
 
 /// A binding kept during a fail-back, removed once the preferred registrar accepted.
@@ -124,6 +130,7 @@ impl Slot {
             backup: None,
             next_probe: None,
             probe: None,
+            public: None,
         }
     }
 
@@ -494,6 +501,7 @@ impl PhoneCore {
             // Another registrar: what was learnt of the old one's flow does not carry over.
             s.flow = None;
             s.peer_answers = false;
+            s.public = None;
         }
         s.target = Some(target.clone());
         request
@@ -594,6 +602,7 @@ impl PhoneCore {
                 self.watch_flow(now, account, slot, connection);
                 self.schedule_fail_back(now, account, slot);
                 self.unbind_backup(now, account, slot);
+                self.learn_public_address(now, account, slot, response);
             }
             Some(RegistrationEvent::Unregistered) => {
                 s.state = SlotState::Idle;
@@ -640,6 +649,113 @@ impl PhoneCore {
             }
             _ => {}
         }
+    }
+
+    /// After a 200 to a REGISTER: what the registrar saw of it (`received`/`rport` of the
+    /// top Via, RFC 3581 §4). When that is not the address our Contact names (a NAT in
+    /// between), the registration is rewritten to a Contact of the public address, the old
+    /// binding removed by the same REGISTER. Not over TCP/TLS (the registrar answers over
+    /// the connection) nor when the registrar runs RFC 5626 outbound (`Require: outbound`
+    /// in its 200, §4.2.1): it reaches us over the flow, whatever the Contact says.
+    fn learn_public_address(
+        &mut self,
+        now: Instant,
+        account: AccountId,
+        slot: usize,
+        response: &Message,
+    ) {
+        let Some(seen) = reflexive_address(response) else {
+            return;
+        };
+        let outbound = self
+            .accounts
+            .get(account.0)
+            .is_some_and(|a| a.config.instance_id.is_some())
+            && response
+                .header_lines_named("Require")
+                .filter_map(Result::ok)
+                .flat_map(|v| v.split(','))
+                .any(|t| t.trim().eq_ignore_ascii_case("outbound"));
+        let Some(target) = self.slot_mut(account, slot).and_then(|s| s.target.clone()) else {
+            return;
+        };
+        if outbound || target.transport != Transport::Udp {
+            return;
+        }
+        let local = self
+            .endpoint
+            .local_address_for(target.transport, target.addr);
+        let Some(s) = self.slot_mut(account, slot) else {
+            return;
+        };
+        let Some(reg) = s.reg.as_mut() else {
+            return;
+        };
+        let contact = reg.config().contact.clone();
+        let named = contact
+            .host
+            .ip()
+            .map(|ip| SocketAddr::new(ip, contact.port.unwrap_or(5060)));
+        if let Some(local) = local {
+            s.public = (local != seen).then_some((local, seen));
+        }
+        if named == Some(seen) {
+            return;
+        }
+        let user = contact.user.as_deref().unwrap_or("").to_owned();
+        let text = contact_uri(&user, seen, target.transport);
+        let Ok(new) = SipUri::parse(&text).map(SipUri::into_owned) else {
+            return;
+        };
+        if !reg.rewrite_contact(new) {
+            return;
+        }
+        let targets = s.only(&target);
+        if let Some(from) = named {
+            self.account_event(
+                account,
+                AccountEvent::ContactRewritten {
+                    registrar: target.clone(),
+                    from,
+                    to: seen,
+                },
+            );
+        }
+        self.slot_route(now, account, slot, targets);
+    }
+
+    /// The address a Contact of `account` names for a message sent from `local`: the public
+    /// address its registrar saw ([`AccountEvent::ContactRewritten`]) when a UDP
+    /// registration from `local` learnt one, else `local`.
+    pub(super) fn contact_address(
+        &self,
+        account: Option<AccountId>,
+        transport: Transport,
+        local: SocketAddr,
+    ) -> SocketAddr {
+        if transport != Transport::Udp {
+            return local;
+        }
+        account
+            .and_then(|a| self.accounts.get(a.0))
+            .and_then(|a| {
+                a.slots
+                    .iter()
+                    .filter_map(|s| s.public)
+                    .find(|(l, _)| *l == local)
+            })
+            .map_or(local, |(_, public)| public)
+    }
+
+    /// The public address the account's registrar saw its REGISTERs come from, when it is
+    /// not the local one (behind a NAT; RFC 3581 `received`/`rport`). `None` when no
+    /// registration learnt one (not registered, no NAT seen, TCP/TLS or an outbound flow).
+    pub fn public_address(&self, account: AccountId) -> Option<SocketAddr> {
+        self.accounts
+            .get(account.0)?
+            .slots
+            .iter()
+            .find_map(|s| s.public.map(|(_, p)| p))
     }
 
     /// Sends a route's request again to the same target (a challenge answered).

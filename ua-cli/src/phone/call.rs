@@ -29,7 +29,7 @@ use tincan_sip::transaction::TransactionId;
 use tincan_sip::transport::{Target, Transport};
 
 use super::event::{
-    AccountId, CallEnd, CallEvent, CallId, CallWarning, DtmfVia, EndReason, IncomingCall,
+    AccountId, CallEnd, CallEvent, CallId, CallWarning, DtmfVia, EndReason, IncomingCall, Levels,
     PhoneError, PhoneEvent, Quality, RefusedCall, UsageError,
 };
 use super::route::{Owner, RouteId};
@@ -82,6 +82,8 @@ pub(super) struct Call {
     pub(super) known_hops: HashMap<String, Vec<ResolvedTarget>>,
     /// Our SIP address towards the first target (Contact, SDP).
     local: Option<SocketAddr>,
+    /// The public address of the RTP socket a STUN server saw, for the SDP.
+    media_public: Option<SocketAddr>,
     transport: Transport,
     params: CallParams,
     pub(super) local_media: Option<LocalMedia>,
@@ -107,6 +109,8 @@ pub(super) struct Call {
     /// The target of the last `Calling` event.
     announced: Option<Target>,
     media_timeout: bool,
+    /// We declined the incoming call with this status ([`PhoneCore::reject`]).
+    declined: Option<u16>,
     /// What the INVITE's failover tried.
     tried: Vec<FailedAttempt>,
     /// The INVITE was placed again with RTP/SAVP after a 488.
@@ -115,6 +119,8 @@ pub(super) struct Call {
     end: Option<CallEnd>,
     /// Accept as soon as the ports are bound.
     accepting: bool,
+    /// The microphone is muted ([`PhoneCore::mute`]): the session gets it when it starts.
+    muted: bool,
 }
 
 impl Call {
@@ -134,6 +140,7 @@ impl Call {
             locate_errors: Vec::new(),
             known_hops: HashMap::new(),
             local: None,
+            media_public: None,
             transport: Transport::Udp,
             params,
             local_media: None,
@@ -152,10 +159,12 @@ impl Call {
             reinvite_purpose: None,
             announced: None,
             media_timeout: false,
+            declined: None,
             tried: Vec::new(),
             srtp_retried: false,
             end: None,
             accepting: false,
+            muted: false,
         }
     }
 
@@ -240,7 +249,7 @@ fn parse_sdp(body: &Bytes) -> Result<SessionDescription, sdp::SdpError> {
     SessionDescription::parse(text)
 }
 
-fn user_of(uri: &str) -> Option<String> {
+pub(super) fn user_of(uri: &str) -> Option<String> {
     let rest = uri.split_once(':').map(|(_, r)| r)?;
     let (user, _) = rest.split_once('@')?;
     Some(user.split(';').next().unwrap_or(user).to_owned())
@@ -440,6 +449,15 @@ impl PhoneCore {
         }
     }
 
+    /// The public address of a call's RTP socket (STUN), while its ports are being bound.
+    pub(super) fn media_mapped(&mut self, id: CallId, public: SocketAddr) {
+        if let Some(call) = self.calls.get_mut(&id)
+            && call.stage == Stage::Binding
+        {
+            call.media_public = Some(public);
+        }
+    }
+
     fn local_media(&mut self, id: CallId, rtp: u16, rtcp: Option<u16>) -> LocalMedia {
         let seed = self.rng.next_u64();
         let mut keys = [[0u8; 30]; 2];
@@ -450,6 +468,16 @@ impl PhoneCore {
         let ip = call.local.map_or(IpAddr::from([127, 0, 0, 1]), |a| a.ip());
         let mut local = LocalMedia::new(ip, rtp);
         local.rtcp_port = rtcp;
+        if let Some(public) = call.media_public {
+            // Behind a NAT without ICE: the address the peer must send to (RFC 8489 binding
+            // from the RTP port). A NAT that kept the port likely keeps RTCP's too; one that
+            // did not leaves RTCP's mapping unknown: the peer's default (RTP + 1) then.
+            local.address = public.ip();
+            local.rtp_port = public.port();
+            if public.port() != rtp {
+                local.rtcp_port = None;
+            }
+        }
         let account = call
             .account
             .and_then(|a| self.accounts.get(a.0))
@@ -483,6 +511,12 @@ impl PhoneCore {
     /// over the located targets.
     fn send_invite(&mut self, now: Instant, id: CallId, cseq: u32) {
         let seed = self.rng.next_u64();
+        let Some(contact_addr) = self.calls.get(&id).and_then(|c| {
+            c.local
+                .map(|l| self.contact_address(c.account, c.transport, l))
+        }) else {
+            return;
+        };
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -518,12 +552,13 @@ impl PhoneCore {
         let config = InviteConfig {
             local_uri: from,
             local_tag: call.local_tag.clone(),
-            contact: format!("<{}>", contact_uri(&user, local, call.transport)),
+            contact: format!("<{}>", contact_uri(&user, contact_addr, call.transport)),
             call_id: call.call_id.clone(),
             cseq,
             seed,
             extra_headers: self.transfers.invite_headers(id),
             session_timer: self.config.session_timer,
+            prack: self.config.prack,
         };
         let to = NameAddr::new(request_uri.clone());
         let mut session = InviteSession::outgoing(config, request_uri, to, &call.routes, offer);
@@ -623,12 +658,20 @@ impl PhoneCore {
         let config = InviteConfig {
             local_uri: to,
             local_tag,
-            contact: format!("<{}>", contact_uri(&user, local, source.transport)),
+            contact: format!(
+                "<{}>",
+                contact_uri(
+                    &user,
+                    self.contact_address(account, source.transport, local),
+                    source.transport
+                )
+            ),
             call_id: call_id.clone(),
             cseq: 1,
             seed: self.rng.next_u64(),
             extra_headers: Vec::new(),
             session_timer: self.config.session_timer,
+            prack: self.config.prack,
         };
         let session = match InviteSession::incoming(config, request) {
             Ok(s) => s,
@@ -732,7 +775,7 @@ impl PhoneCore {
     /// [`UsageError::UnknownCall`] or [`UsageError::WrongState`].
     pub fn ring(&mut self, now: Instant, id: CallId) -> Result<(), PhoneError> {
         let session = self.incoming_session(id)?;
-        session.ring(None);
+        session.ring(now, None);
         self.flush_call(now, id);
         Ok(())
     }
@@ -764,6 +807,9 @@ impl PhoneCore {
     pub fn reject(&mut self, now: Instant, id: CallId, status: u16) -> Result<(), PhoneError> {
         let session = self.incoming_session(id)?;
         session.reject(status, None);
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.declined = Some(status);
+        }
         self.flush_call(now, id);
         self.process(now);
         Ok(())
@@ -922,6 +968,32 @@ impl PhoneCore {
         }
         self.flush_call(now, id);
         self.process(now);
+        Ok(())
+    }
+
+    /// Mutes (or unmutes) the call's microphone: its media session sends silence in place of
+    /// the captured audio and RTP keeps flowing (the peer's RTP timeout and NAT bindings stay
+    /// alive). It may be set before the call is answered, and lasts across hold, resume and a
+    /// codec change until unmuted. [`CallEvent::Muted`] follows a change.
+    ///
+    /// # Errors
+    ///
+    /// [`UsageError::UnknownCall`] for a call that ended or never was.
+    pub fn mute(&mut self, now: Instant, id: CallId, muted: bool) -> Result<(), PhoneError> {
+        let _ = now;
+        let call = self.calls.get_mut(&id).ok_or(UsageError::UnknownCall(id))?;
+        if call.stage == Stage::Ending {
+            return Err(UsageError::UnknownCall(id).into());
+        }
+        if call.muted == muted {
+            return Ok(());
+        }
+        call.muted = muted;
+        if call.media_running {
+            self.media
+                .push_back(MediaCommand::SetMute { call: id, muted });
+        }
+        self.call_event(id, CallEvent::Muted { muted });
         Ok(())
     }
 
@@ -1271,10 +1343,15 @@ impl PhoneCore {
                 status,
                 reason,
                 body,
+                early_media,
+                ..
             } => {
                 self.call_event(id, CallEvent::Progress { status, reason });
                 let call = &self.calls[&id];
+                // RFC 5009: `P-Early-Media: inactive` (or `recvonly`) keeps the local
+                // ring-back instead.
                 if let Some(b) = body
+                    && early_media != Some(false)
                     && !call.media_running
                     && call
                         .session
@@ -1508,10 +1585,12 @@ impl PhoneCore {
         let ssrc = (self.rng.next_u64() >> 16) as u32;
         let seed = self.rng.next_u64();
         let rtp_timeout = self.config.rtp_timeout_hangup;
+        let level_meters = self.config.level_meters;
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         let mut config = negotiated.session_config(ssrc, seed);
+        config.levels = level_meters;
         if let Some(t) = rtp_timeout {
             config.rtp_timeout = t;
         }
@@ -1562,6 +1641,13 @@ impl PhoneCore {
             call: id,
             config: Box::new(config),
         });
+        // Muted before the media started: the new session starts muted.
+        if call.muted {
+            self.media.push_back(MediaCommand::SetMute {
+                call: id,
+                muted: true,
+            });
+        }
         if announce {
             self.call_event(id, event);
         }
@@ -1585,6 +1671,9 @@ impl PhoneCore {
                     let q = Quality::of(&s, n.codec);
                     self.call_event(id, CallEvent::Quality(q));
                 }
+            }
+            MediaEvent::Levels { input, output } => {
+                self.call_event(id, CallEvent::Levels(Levels::of(input, output)));
             }
             MediaEvent::DeviceError { message } => self.warn(id, CallWarning::Media(message)),
             MediaEvent::RemoteLatched {
@@ -1634,6 +1723,10 @@ impl PhoneCore {
         let (reason, status) = match reason {
             SessionEnd::LocalHangup if call.media_timeout => (EndReason::MediaTimeout, None),
             SessionEnd::LocalHangup if self.shutting_down => (EndReason::Shutdown, None),
+            SessionEnd::LocalHangup if call.declined.is_some() => {
+                let status = call.declined.unwrap_or(603);
+                (EndReason::Declined, Some((status, String::new())))
+            }
             SessionEnd::LocalHangup => (EndReason::LocalHangup, None),
             SessionEnd::RemoteHangup => (EndReason::RemoteHangup, None),
             SessionEnd::Rejected { status, reason } => {
@@ -1778,7 +1871,7 @@ fn srtp_policy(
         .unwrap_or(phone.srtp)
 }
 
-fn name_addr(display: Option<&str>, uri: &str) -> NameAddr<'static> {
+pub(super) fn name_addr(display: Option<&str>, uri: &str) -> NameAddr<'static> {
     let mut n = NameAddr::new(Uri::parse(uri).map(Uri::into_owned).unwrap_or_else(|_| {
         Uri::parse("sip:tincan@invalid")
             .expect("a valid literal")

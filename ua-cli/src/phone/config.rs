@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tincan_media::codec::CodecKind;
 use tincan_media::sdp::SrtpPolicy;
-use tincan_sip::dialog::SessionTimerConfig;
+use tincan_sip::dialog::{PrackPolicy, SessionTimerConfig};
 use tincan_sip::endpoint::EndpointConfig;
 use tincan_sip::flow::KeepAliveConfig;
 use tincan_sip::resolve::HealthConfig;
@@ -76,6 +76,14 @@ pub struct PhoneConfig {
     /// refuse it; an account's own [`AccountConfig::accept_transfer`] wins. Default
     /// [`TransferPolicy::Ask`].
     pub accept_transfer: TransferPolicy,
+    /// Meter each call's audio and report [`CallEvent::Levels`](super::CallEvent::Levels)
+    /// five times a second while its media runs (level meters, as the terminal phone shows).
+    /// Off by default: a phone carrying many calls for a program pays nothing for meters.
+    pub level_meters: bool,
+    /// Reliable provisional responses (RFC 3262) of every call: our INVITE lists
+    /// `Supported: 100rel` (default), requires it, or neither; an incoming call whose caller
+    /// requires `100rel` rings and sends early media reliably whatever this says.
+    pub prack: PrackPolicy,
 }
 
 /// The default [`PhoneConfig::call_limit`]: more than a desk phone or a softphone ever
@@ -111,6 +119,8 @@ impl Default for PhoneConfig {
             call_limit: DEFAULT_CALL_LIMIT,
             session_timer: Some(SessionTimerConfig::default()),
             accept_transfer: TransferPolicy::Ask,
+            level_meters: false,
+            prack: PrackPolicy::default(),
         }
     }
 }
@@ -295,6 +305,7 @@ impl PhoneConfig {
             }),
             None => Some(SessionTimerConfig::default()),
         };
+        self.prack = network.prack.unwrap_or_default();
         self.keepalive = match network.keepalive_interval {
             Some(0) => None,
             Some(secs) => {

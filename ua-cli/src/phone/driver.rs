@@ -50,7 +50,7 @@ use tincan_sip::resolve::{DnsAnswer, DnsQuery};
 use tincan_sip::transport::Transport;
 
 use super::{
-    AccountConfig, AccountId, CallEvent, CallId, CallParams, FlowCommand, MediaCommand,
+    AccountConfig, AccountId, CallEvent, CallId, CallParams, FlowCommand, MediaCommand, MessageId,
     PhoneConfig, PhoneCore, PhoneError, PhoneEvent, UsageError,
 };
 
@@ -63,7 +63,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 const COMMAND_QUEUE: usize = 64;
 /// Events to the application. When the application falls behind, a
 /// [`PhoneEvent::Refused`] is dropped (and counted, [`Phone::refused_dropped`]): it carries
-/// no state, and a flood of refused calls must not fill memory. Every other event is kept
+/// no state, and a flood of refused calls must not fill memory; so is a
+/// [`CallEvent::Levels`] (the next one replaces it). Every other event is kept
 /// (they are the application's view of its calls), and while any is kept the task reads
 /// nothing more from the network: the backlog stays in the transports' bounded queue,
 /// where new INVITEs are shed first.
@@ -108,6 +109,7 @@ pub struct PhoneBuilder {
     max_connections: Option<usize>,
     udp_buffer_size: Option<usize>,
     ringback: Option<Cadence>,
+    stun_server: Option<String>,
 }
 
 impl PhoneBuilder {
@@ -149,6 +151,9 @@ impl PhoneBuilder {
         }
         if let Some(bytes) = file.network.udp_buffer_size {
             self.udp_buffer_size = (bytes > 0).then_some(bytes as usize);
+        }
+        if let Some(stun) = &file.network.stun_server {
+            self.stun_server = Some(stun.clone());
         }
         self.config.apply_network(&file.network);
         Ok(self)
@@ -192,6 +197,15 @@ impl PhoneBuilder {
     /// Media port range.
     pub fn media_ports(mut self, range: PortRange) -> Self {
         self.media_ports = range;
+        self
+    }
+
+    /// A STUN server (`host:port`, RFC 8489): before each call's SDP, one Binding request
+    /// from its RTP port learns the public address of that port behind a NAT, and the SDP
+    /// names it (`c=`/`m=`) for peers without ICE. The wait is bounded
+    /// ([`MEDIA_STUN_WAIT`]); without an answer the SDP names the local address.
+    pub fn stun_server(mut self, server: impl Into<String>) -> Self {
+        self.stun_server = Some(server.into());
         self
     }
 
@@ -308,6 +322,7 @@ impl PhoneBuilder {
             refused_dropped: Arc::clone(&refused_dropped),
             shutdown: None,
             ringback: self.ringback,
+            stun_server: self.stun_server,
         };
         let handle = tokio::spawn(task.run(command_rx, dns_rx, media_rx, stop_rx));
         Ok(Phone {
@@ -393,10 +408,19 @@ enum Command {
     AnswerTransfer(CallId, bool, Reply<()>),
     Devices(CallId, Box<dyn AudioSource>, Box<dyn AudioSink>),
     Codec(CallId, CodecKind, Reply<()>),
+    Mute(CallId, bool, Reply<()>),
     AddAccount(AccountConfig, Reply<AccountId>),
     Unregister(AccountId),
     Shutdown(oneshot::Sender<()>),
     RegistrarHealth(AccountId, Reply<Vec<RegistrarState>>),
+    Message(
+        String,
+        String,
+        bytes::Bytes,
+        Option<AccountId>,
+        Reply<MessageId>,
+    ),
+    MessageInCall(CallId, String, Reply<MessageId>),
 }
 
 /// A running phone: commands go in, [`PhoneEvent`]s come out of
@@ -435,6 +459,7 @@ impl Phone {
             max_connections: None,
             udp_buffer_size: Some(UDP_BUFFER_SIZE),
             ringback: Some(Cadence::ringback_etsi()),
+            stun_server: None,
         }
     }
 
@@ -460,6 +485,63 @@ impl Phone {
             .await
             .map_err(|_| PhoneError::ShuttingDown)?;
         rx.await.map_err(|_| PhoneError::ShuttingDown)?
+    }
+
+    /// Sends a text as a page-mode MESSAGE (RFC 3428) to `uri` (see
+    /// [`PhoneCore::send_message`]): through `account`, or the account of the recipient's
+    /// domain, or the only one, or directly. Its delivery report comes as a
+    /// [`PhoneEvent::Message`] with [`MessageEvent::Delivered`](super::MessageEvent::Delivered)
+    /// or [`MessageEvent::Failed`](super::MessageEvent::Failed) for the returned id.
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] for a URI that cannot be reached, an unknown account, a text over
+    /// [`MAX_MESSAGE_BODY`](super::message::MAX_MESSAGE_BODY) or a phone that is shutting
+    /// down.
+    pub async fn send_message(
+        &self,
+        uri: &str,
+        text: &str,
+        account: Option<AccountId>,
+    ) -> Result<MessageId, PhoneError> {
+        let body = bytes::Bytes::copy_from_slice(text.as_bytes());
+        self.send_message_body(uri, super::message::TEXT_PLAIN, body, account)
+            .await
+    }
+
+    /// Sends a body of any content type as a page-mode MESSAGE (see
+    /// [`send_message`](Self::send_message)).
+    ///
+    /// # Errors
+    ///
+    /// As [`send_message`](Self::send_message).
+    pub async fn send_message_body(
+        &self,
+        uri: &str,
+        content_type: &str,
+        body: bytes::Bytes,
+        account: Option<AccountId>,
+    ) -> Result<MessageId, PhoneError> {
+        self.ask(|r| Command::Message(uri.to_owned(), content_type.to_owned(), body, account, r))
+            .await
+    }
+
+    /// Sends a text as a MESSAGE inside a call's dialog (see
+    /// [`PhoneCore::send_message_in_call`]); its delivery report comes as for
+    /// [`send_message`](Self::send_message).
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] for an unknown call, a call that is not up, a text over
+    /// [`MAX_MESSAGE_BODY`](super::message::MAX_MESSAGE_BODY) or a phone that is shutting
+    /// down.
+    pub async fn send_message_in_call(
+        &self,
+        call: CallId,
+        text: &str,
+    ) -> Result<MessageId, PhoneError> {
+        self.ask(|r| Command::MessageInCall(call, text.to_owned(), r))
+            .await
     }
 
     /// Places a call (see [`PhoneCore::call`]).
@@ -612,6 +694,17 @@ impl Phone {
         self.ask(|r| Command::Codec(call, codec, r)).await
     }
 
+    /// Mutes (`true`) or unmutes the call's microphone: silence is sent in its place, RTP
+    /// keeps flowing; it lasts across hold, resume and codec changes (see
+    /// [`PhoneCore::mute`]). [`CallEvent::Muted`](super::CallEvent::Muted) follows a change.
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] for an unknown call.
+    pub async fn mute(&self, call: CallId, muted: bool) -> Result<(), PhoneError> {
+        self.ask(|r| Command::Mute(call, muted, r)).await
+    }
+
     /// Adds an account to the running phone.
     ///
     /// # Errors
@@ -696,6 +789,57 @@ impl Media {
 enum MediaInput {
     Event(MediaEvent),
     Stopped(SessionStats),
+    /// The call's ports, bound, and the public address of its RTP port (STUN), if learnt.
+    Bound {
+        ports: Result<MediaPorts, String>,
+        mapped: Option<SocketAddr>,
+    },
+}
+
+/// The longest a call waits for the STUN answer about its RTP port before its SDP goes out
+/// with the local address (the request is sent at 0, 100 and 300 ms).
+pub const MEDIA_STUN_WAIT: Duration = Duration::from_millis(500);
+
+/// One STUN Binding transaction (RFC 8489) from `socket` to `server`, within `budget`: the
+/// address the server saw, or `None` (no answer, a name that does not resolve, another
+/// address family).
+async fn stun_mapped(
+    socket: &tokio::net::UdpSocket,
+    server: &str,
+    budget: Duration,
+) -> Option<SocketAddr> {
+    use tincan_sip::stun::{self, Class, Message, TransactionId};
+    let deadline = tokio::time::Instant::now() + budget;
+    let v4 = socket.local_addr().ok()?.is_ipv4();
+    let server = tokio::time::timeout_at(deadline, tokio::net::lookup_host(server))
+        .await
+        .ok()?
+        .ok()?
+        .find(|a| a.is_ipv4() == v4)?;
+    let id = TransactionId::random(&mut tincan_sip::driver::OsRng);
+    let request = stun::binding_request(id, true);
+    let mut buf = [0u8; 1500];
+    let mut rto = Duration::from_millis(100);
+    loop {
+        socket.send_to(&request, server).await.ok()?;
+        let until = (tokio::time::Instant::now() + rto).min(deadline);
+        while let Ok(received) = tokio::time::timeout_at(until, socket.recv_from(&mut buf)).await {
+            let Ok((n, from)) = received else { break };
+            if from != server {
+                continue;
+            }
+            if let Ok(m) = Message::parse(&buf[..n])
+                && m.transaction == id
+                && m.class == Class::SuccessResponse
+            {
+                return m.mapped_address();
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        rto *= 2;
+    }
 }
 
 struct Task {
@@ -716,6 +860,8 @@ struct Task {
     shutdown: Option<(Instant, Vec<oneshot::Sender<()>>)>,
     /// What [`PhoneBuilder::ringback`] set.
     ringback: Option<Cadence>,
+    /// What [`PhoneBuilder::stun_server`] set.
+    stun_server: Option<String>,
 }
 
 impl Task {
@@ -770,6 +916,18 @@ impl Task {
                     match input {
                         MediaInput::Event(ev) => self.core.handle_media_event(now, call, ev),
                         MediaInput::Stopped(stats) => self.core.handle_media_stopped(now, call, stats),
+                        MediaInput::Bound { ports, mapped } => {
+                            let result = ports.map(|p| {
+                                let rtp = p.rtp_addr().port();
+                                let rtcp = p.rtcp_addr().map(|a| a.port());
+                                self.media.entry(call).or_default().ports = Some(p);
+                                (rtp, rtcp)
+                            });
+                            if let Some(public) = mapped {
+                                self.core.handle_media_mapped(now, call, public);
+                            }
+                            self.core.handle_media_bound(now, call, result);
+                        }
                     }
                 }
                 cmd = commands.recv() => match cmd {
@@ -919,6 +1077,9 @@ impl Task {
             Command::Codec(call, codec, reply) => {
                 let _ = reply.send(core.change_codec(now, call, codec));
             }
+            Command::Mute(call, muted, reply) => {
+                let _ = reply.send(core.mute(now, call, muted));
+            }
             Command::AddAccount(account, reply) => {
                 let _ = reply.send(core.add_account(now, account).map_err(PhoneError::from));
             }
@@ -926,6 +1087,14 @@ impl Task {
             Command::Shutdown(done) => self.begin_shutdown(Some(done)),
             Command::RegistrarHealth(account, reply) => {
                 let _ = reply.send(Ok(core.registrar_health(now, account)));
+            }
+            Command::Message(uri, content_type, body, account, reply) => {
+                let _ = reply.send(core.send_message(now, &uri, &content_type, body, account));
+            }
+            Command::MessageInCall(call, text, reply) => {
+                let body = bytes::Bytes::from(text.into_bytes());
+                let text_plain = super::message::TEXT_PLAIN;
+                let _ = reply.send(core.send_message_in_call(now, call, text_plain, body));
             }
         }
     }
@@ -997,11 +1166,17 @@ impl Task {
         } else {
             ev
         };
-        if matches!(ev, PhoneEvent::Refused(_)) {
-            self.refused_dropped
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        } else {
-            self.held.push_back(ev);
+        match ev {
+            PhoneEvent::Refused(_) => {
+                self.refused_dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            // A meter's reading carries no state: the next one replaces it.
+            PhoneEvent::Call {
+                event: CallEvent::Levels(_),
+                ..
+            } => {}
+            ev => self.held.push_back(ev),
         }
     }
 
@@ -1034,6 +1209,23 @@ impl Task {
     async fn on_media_command(&mut self, cmd: MediaCommand) {
         let now = Instant::now();
         match cmd {
+            MediaCommand::Bind { call, ip } if self.stun_server.is_some() => {
+                // The STUN round trip runs beside the loop; the result comes back as input.
+                let server = self.stun_server.clone().unwrap_or_default();
+                let range = self.media_ports;
+                let tx = self.media_tx.clone();
+                tokio::spawn(async move {
+                    let (ports, mapped) = match MediaPorts::bind(ip, range, false).await {
+                        Ok(p) => {
+                            let mapped =
+                                stun_mapped(p.rtp_socket(), &server, MEDIA_STUN_WAIT).await;
+                            (Ok(p), mapped)
+                        }
+                        Err(e) => (Err(format!("cannot bind rtp on {ip}: {e}")), None),
+                    };
+                    let _ = tx.send((call, MediaInput::Bound { ports, mapped })).await;
+                });
+            }
             MediaCommand::Bind { call, ip } => {
                 let bound = MediaPorts::bind(ip, self.media_ports, false).await;
                 let result = match bound {
@@ -1098,6 +1290,11 @@ impl Task {
             MediaCommand::SetDirection { call, direction } => {
                 if let Some(h) = self.media.get(&call).and_then(|m| m.handle.as_ref()) {
                     h.set_direction(direction).await;
+                }
+            }
+            MediaCommand::SetMute { call, muted } => {
+                if let Some(h) = self.media.get(&call).and_then(|m| m.handle.as_ref()) {
+                    h.set_muted(muted).await;
                 }
             }
             MediaCommand::SendDtmf {

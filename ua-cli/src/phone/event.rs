@@ -7,7 +7,7 @@ use std::time::Duration;
 use tincan_media::codec::CodecKind;
 use tincan_media::quality::StreamStats;
 use tincan_media::rtp::PortKind;
-use tincan_media::session::SessionStats;
+use tincan_media::session::{Level, SessionStats};
 use tincan_sip::flow::FlowFailure;
 use tincan_sip::resolve::failover::FailedAttempt;
 use tincan_sip::transport::Target;
@@ -26,6 +26,17 @@ impl std::fmt::Display for CallId {
 /// An account of a phone, in the order the accounts were added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct AccountId(pub usize);
+
+/// An outgoing page-mode message of a phone ([`PhoneCore::send_message`](super::PhoneCore::send_message)),
+/// named by the phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct MessageId(pub u64);
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "message-{}", self.0)
+    }
+}
 
 /// Everything the phone reports, in the order it happened.
 #[derive(Debug, Clone)]
@@ -54,6 +65,61 @@ pub enum PhoneEvent {
         /// What.
         event: AccountEvent,
     },
+    /// A page-mode message arrived, or one sent got its delivery report (RFC 3428).
+    Message(MessageEvent),
+    /// A PBX said how many voice (or other) messages wait (RFC 3842 `message-summary`
+    /// NOTIFY, answered 200).
+    MessageWaiting(super::message_waiting::MessageWaiting),
+}
+
+/// What happens to page-mode messages (RFC 3428 MESSAGE).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum MessageEvent {
+    /// A MESSAGE arrived (in or out of a dialog) and was answered 200.
+    Received(IncomingMessage),
+    /// A message sent was accepted: a 2xx final response (RFC 3428 §7; a 202 says a
+    /// gateway or store took it, not that the recipient read it).
+    Delivered {
+        /// The message.
+        message: MessageId,
+        /// The final status (200, 202).
+        status: u16,
+    },
+    /// A message sent was refused (a 3xx-6xx final response, with its status) or could not
+    /// be delivered anywhere (no status: every server timed out or was unreachable, or the
+    /// recipient's domain could not be resolved).
+    Failed {
+        /// The message.
+        message: MessageId,
+        /// The final status, if one came.
+        status: Option<u16>,
+        /// The reason phrase, or what went wrong with each server tried.
+        reason: String,
+    },
+}
+
+/// A page-mode message received ([`MessageEvent::Received`]).
+#[derive(Debug, Clone)]
+pub struct IncomingMessage {
+    /// The sender (the From header's value).
+    pub from: String,
+    /// The recipient (the To header's value).
+    pub to: String,
+    /// The SIP Call-ID.
+    pub call_id: String,
+    /// The Content-Type as received (`text/plain;charset=UTF-8`); empty for an empty body
+    /// without one; `application/octet-stream` for a body with none or a malformed one.
+    pub content_type: String,
+    /// The body as text: a `text/*` body in UTF-8; `None` for any other type, or bytes that
+    /// are not UTF-8 (see `body`).
+    pub text: Option<String>,
+    /// The body's bytes.
+    pub body: bytes::Bytes,
+    /// The account whose address of record it was sent to, if any.
+    pub account: Option<AccountId>,
+    /// The call whose dialog it came in, if any.
+    pub call: Option<CallId>,
 }
 
 /// A call waiting to be answered.
@@ -144,6 +210,15 @@ pub enum CallEvent {
         /// Whether the peer did it.
         by_peer: bool,
     },
+    /// The microphone was muted or unmuted ([`PhoneCore::mute`](super::PhoneCore::mute)).
+    Muted {
+        /// Whether it is muted now.
+        muted: bool,
+    },
+    /// The levels of the call's audio over the last 200 ms, five times a second while its
+    /// media runs, when [`PhoneConfig::level_meters`](super::PhoneConfig::level_meters) is
+    /// on. An application that falls behind loses some (the next one replaces them).
+    Levels(Levels),
     /// A re-INVITE changed the codec or the SRTP keys; media goes on with the new ones.
     CodecChanged {
         /// The new codec.
@@ -352,6 +427,9 @@ pub enum EndReason {
     SessionExpired,
     /// The phone is shutting down.
     Shutdown,
+    /// We declined the incoming call ([`Phone::reject`](super::driver::Phone::reject)); the
+    /// status we sent is [`CallEnd::status`].
+    Declined,
 }
 
 impl EndReason {
@@ -368,6 +446,7 @@ impl EndReason {
             EndReason::MediaTimeout => "media_timeout",
             EndReason::SessionExpired => "session_expired",
             EndReason::Shutdown => "shutdown",
+            EndReason::Declined => "declined",
         }
     }
 }
@@ -408,6 +487,8 @@ pub struct Quality {
     pub loss_percent: f64,
     /// Interarrival jitter, milliseconds.
     pub jitter_ms: f64,
+    /// Audio waiting in the jitter buffer for playout (its current delay), milliseconds.
+    pub jitter_buffer_ms: f64,
     /// Round-trip time, milliseconds, once RTCP measured it.
     pub rtt_ms: Option<f64>,
     /// Concealed share of played frames, percent.
@@ -435,11 +516,48 @@ impl Quality {
                 0.0
             },
             jitter_ms: stats.jitter.as_secs_f64() * 1000.0,
+            jitter_buffer_ms: (stats.playout_delay.as_secs_f64() * 10_000.0).round() / 10.0,
             rtt_ms: stats.rtt.map(|d| d.as_secs_f64() * 1000.0),
             concealed_percent: 100.0 * stats.concealment_ratio(),
             mos: (stats.packets_received > 0).then(|| (est.mos * 100.0).round() / 100.0),
             srtp_rejected: stats.srtp_rejected,
         }
+    }
+}
+
+/// The levels of a call's audio ([`CallEvent::Levels`]), in dB relative to full scale: 0 is
+/// the loudest a sample can be, [`LEVEL_FLOOR_DBFS`] is silence.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Levels {
+    /// The microphone's peak (before encoding; still measured while muted).
+    pub input_peak_dbfs: f32,
+    /// The microphone's RMS level.
+    pub input_rms_dbfs: f32,
+    /// The peak of what is played.
+    pub output_peak_dbfs: f32,
+    /// The RMS level of what is played.
+    pub output_rms_dbfs: f32,
+}
+
+/// The level of silence in [`Levels`].
+pub const LEVEL_FLOOR_DBFS: f32 = tincan_media::session::LEVEL_FLOOR_DBFS;
+
+impl Levels {
+    /// The levels a media session reported.
+    pub fn of(input: Level, output: Level) -> Levels {
+        Levels {
+            input_peak_dbfs: input.peak_dbfs,
+            input_rms_dbfs: input.rms_dbfs,
+            output_peak_dbfs: output.peak_dbfs,
+            output_rms_dbfs: output.rms_dbfs,
+        }
+    }
+}
+
+impl Default for Levels {
+    /// Silence both ways.
+    fn default() -> Self {
+        Levels::of(Level::SILENT, Level::SILENT)
     }
 }
 
@@ -531,6 +649,20 @@ pub enum AccountEvent {
         /// From noticing the dead flow to the 200 on the new one.
         elapsed: Duration,
     },
+    /// The registrar saw our REGISTER come from another address than the Contact names (a
+    /// NAT in between: `received`/`rport` of its Via, RFC 3581), so the account re-registers
+    /// with a Contact of that public address and removes the old binding in the same
+    /// REGISTER (pjsua's contact rewrite). Calls of the account use the public address in
+    /// their Contact from then on. Not done over an RFC 5626 outbound flow (the registrar
+    /// reaches us over the flow) nor over TCP/TLS (over the connection).
+    ContactRewritten {
+        /// The registrar.
+        registrar: Target,
+        /// The address the Contact named.
+        from: SocketAddr,
+        /// The address the registrar saw, now in the Contact.
+        to: SocketAddr,
+    },
 }
 
 /// A registrar of an account, as [`PhoneCore::registrar_health`](super::PhoneCore::registrar_health)
@@ -584,6 +716,15 @@ pub enum UsageError {
         call: CallId,
         /// Why.
         reason: &'static str,
+    },
+    /// A message body larger than the phone sends
+    /// ([`MAX_MESSAGE_BODY`](super::message::MAX_MESSAGE_BODY)).
+    #[error("message of {size} bytes is over the limit of {limit}")]
+    MessageTooLarge {
+        /// The body's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
     },
     /// An account's configuration is not usable.
     #[error("account {account}: {reason}")]

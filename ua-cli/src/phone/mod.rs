@@ -35,6 +35,8 @@ mod dns;
 pub mod driver;
 pub mod event;
 mod flow;
+pub mod message;
+pub mod message_waiting;
 mod route;
 pub mod transfer;
 
@@ -55,7 +57,8 @@ use tincan_sip::transport::{ConnectionId, Received, Transmit, Transport};
 pub use config::{AccountConfig, CallParams, PhoneConfig, RealmPolicy, RegisterMode};
 pub use event::{
     AccountEvent, AccountId, CallEnd, CallEvent, CallId, CallWarning, DtmfVia, EndReason,
-    IncomingCall, PhoneError, PhoneEvent, Quality, RefusedCall, RefusedChallenge, UsageError,
+    IncomingCall, IncomingMessage, LEVEL_FLOOR_DBFS, Levels, MessageEvent, MessageId, PhoneError,
+    PhoneEvent, Quality, RefusedCall, RefusedChallenge, UsageError,
 };
 
 use account::Account;
@@ -66,12 +69,26 @@ pub use transfer::TransferPolicy;
 
 /// The methods the phone handles, for `Allow` and the endpoint's 501 (RFC 3261 §8.2.1):
 /// anything else is answered 501 Not Implemented (405 for RFC 3261's own REGISTER). The
-/// dialog layer's list: one list for every `Allow` the phone sends.
-pub const ALLOWED_METHODS: &[Method] = tincan_sip::dialog::invite::METHODS;
+/// dialog layer's list (with REFER and NOTIFY for transfers, [`transfer`]), then MESSAGE
+/// (RFC 3428, [`message`]); a NOTIFY outside a call's transfer is `message-summary` only
+/// (RFC 3842, [`message_waiting`]; any other is answered 481).
+pub const ALLOWED_METHODS: &[Method] = &[
+    Method::Invite,
+    Method::Ack,
+    Method::Cancel,
+    Method::Bye,
+    Method::Options,
+    Method::Info,
+    Method::Update,
+    Method::Prack,
+    Method::Refer,
+    Method::Notify,
+    Method::Message,
+];
 
-/// The `Allow` header value for [`ALLOWED_METHODS`].
+/// The `Allow` header value for [`ALLOWED_METHODS`] (a test keeps the two equal).
 pub fn allow_header() -> &'static str {
-    tincan_sip::dialog::invite::ALLOW
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY, MESSAGE"
 }
 
 /// What the core asks of the media side. Each call's media lives in the driver (sockets and
@@ -116,6 +133,13 @@ pub enum MediaCommand {
         call: CallId,
         /// The direction.
         direction: Direction,
+    },
+    /// Mute or unmute a running session's microphone (silence is sent in its place).
+    SetMute {
+        /// The call.
+        call: CallId,
+        /// Muted or not.
+        muted: bool,
     },
     /// Send an RFC 4733 DTMF key.
     SendDtmf {
@@ -201,6 +225,9 @@ pub struct PhoneCore {
     receiving: Option<(Transport, SocketAddr, ConnectionId)>,
     /// Fail-back probes (OPTIONS) in flight: transaction -> account slot.
     probes: HashMap<TransactionId, (AccountId, usize)>,
+    /// Outgoing page-mode messages waiting for their final response.
+    messages: HashMap<MessageId, message::Outgoing>,
+    next_message: u64,
     shutting_down: bool,
     /// Transfers (REFER, Replaces) of the calls.
     transfers: transfer::Transfers,
@@ -262,6 +289,8 @@ impl PhoneCore {
             flows: VecDeque::new(),
             receiving: None,
             probes: HashMap::new(),
+            messages: HashMap::new(),
+            next_message: 1,
             shutting_down: false,
             transfers: transfer::Transfers::default(),
         }
@@ -311,6 +340,7 @@ impl PhoneCore {
             ("flows", self.flows.len()),
             ("probes", self.probes.len()),
             ("ended_call_accounts", self.ended_call_accounts.len()),
+            ("messages", self.messages.len()),
         ];
         sizes.extend(self.dns.table_sizes());
         sizes.extend(self.health.table_sizes());
@@ -510,6 +540,16 @@ impl PhoneCore {
         self.process(now);
     }
 
+    /// The public address of a call's RTP socket as a STUN server saw it (the driver sends
+    /// one Binding request from the RTP port, RFC 8489, with a bounded wait, before it
+    /// reports the bind): the SDP names it in `c=`/`m=` instead of the local address, so a
+    /// peer without ICE sends its media through the NAT. Only before
+    /// [`handle_media_bound`](Self::handle_media_bound) of that call; ignored afterwards.
+    pub fn handle_media_mapped(&mut self, now: Instant, call: CallId, public: SocketAddr) {
+        self.media_mapped(call, public);
+        self.process(now);
+    }
+
     /// An event of a call's media session.
     pub fn handle_media_event(&mut self, now: Instant, call: CallId, event: MediaEvent) {
         self.media_event(now, call, event);
@@ -592,6 +632,7 @@ impl PhoneCore {
         give_back(&mut self.call_ids, 0);
         give_back(&mut self.probes, 0);
         give_back(&mut self.ended_call_accounts, 0);
+        give_back(&mut self.messages, 0);
         self.dns.give_back_capacity();
     }
 
@@ -727,6 +768,17 @@ impl PhoneCore {
     }
 
     fn on_request(&mut self, now: Instant, tx: TransactionId, request: Message, source: Source) {
+        // Page-mode messages are taken in a dialog as out of one (RFC 3428 §4).
+        if request.method() == Some(&Method::Message) {
+            self.incoming_message(now, tx, &request);
+            return;
+        }
+        if request.method() == Some(&Method::Notify)
+            && !tincan_sip::dialog::refer::is_refer_notify(&request)
+        {
+            self.incoming_notify(now, tx, &request);
+            return;
+        }
         if let Some(call) = self.call_of(&request) {
             self.call_request(now, call, tx, &request);
             return;
@@ -827,6 +879,7 @@ impl PhoneCore {
     fn transport_of(&self, owner: Owner) -> Option<Transport> {
         let account = match owner {
             Owner::Register(a, _) | Owner::Unbind(a, _) => Some(a),
+            Owner::Message(m) => self.messages.get(&m).and_then(|m| m.account),
             o => o
                 .call()
                 .and_then(|c| self.calls.get(&c))
@@ -1067,6 +1120,7 @@ impl PhoneCore {
             Owner::Register(..) | Owner::Unbind(..) | Owner::Ack(_) | Owner::Stray => return false,
             Owner::Invite(call) => self.retry_invite(now, call, &request, response),
             Owner::InDialog(call) => self.retry_in_dialog(call, &request, response),
+            Owner::Message(m) => self.retry_message(m, &request, response),
         };
         let Some(retried) = retried else {
             return false;
@@ -1112,6 +1166,7 @@ impl PhoneCore {
                 self.register_response(now, account, slot, id, &response)
             }
             Owner::Unbind(account, slot) => self.unbind_response(now, account, slot, id, &response),
+            Owner::Message(m) => self.message_response(m, &response),
             Owner::Ack(_) | Owner::Stray => {}
         }
     }
@@ -1147,8 +1202,13 @@ impl PhoneCore {
                     }),
                 })
             }
-            // A registration's attempts are reported by the account (with their elapsed time).
-            Owner::Register(..) | Owner::Unbind(..) | Owner::Ack(_) | Owner::Stray => {}
+            // A registration's attempts are reported by the account (with their elapsed time);
+            // a message's failed servers come with its delivery report.
+            Owner::Register(..)
+            | Owner::Unbind(..)
+            | Owner::Ack(_)
+            | Owner::Stray
+            | Owner::Message(_) => {}
         }
     }
 
@@ -1174,6 +1234,7 @@ impl PhoneCore {
                 self.register_failed(now, account, slot, tried, errors)
             }
             Owner::Unbind(account, slot) => self.unbind_done(account, slot),
+            Owner::Message(m) => self.message_failed(m, tried, errors),
             Owner::Stray => {}
         }
     }

@@ -9,7 +9,7 @@ use tincan_sip::resolve::failover::{Failover, RequestKind};
 use tincan_sip::transaction::TransactionId;
 use tincan_sip::transport::Target;
 
-use super::event::{AccountId, CallId};
+use super::event::{AccountId, CallId, MessageId};
 
 /// An outgoing request of the phone, named by the phone.
 pub(crate) type RouteId = u64;
@@ -31,6 +31,8 @@ pub(crate) enum Owner {
     /// The REGISTER that removes a slot's backup binding once a fail-back to a preferred
     /// registrar succeeded.
     Unbind(AccountId, usize),
+    /// A page-mode MESSAGE outside any dialog (RFC 3428).
+    Message(MessageId),
 }
 
 impl Owner {

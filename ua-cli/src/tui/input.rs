@@ -48,6 +48,8 @@ pub enum Action {
     PanePick,
     /// Close the open pane (Esc).
     PaneClose,
+    /// Mute the selected call's microphone, or unmute it when it is muted.
+    ToggleMute,
 }
 
 /// Maps keys to [`Action`]s.
@@ -87,6 +89,7 @@ impl Keymap {
             KeyCode::Char('r') => Some(Action::TogglePane(PaneKind::Recent)),
             KeyCode::Char('l') => Some(Action::TogglePane(PaneKind::SipLog)),
             KeyCode::Char('v') => Some(Action::TogglePane(PaneKind::Devices)),
+            KeyCode::Char('m') => Some(Action::ToggleMute),
             _ => None,
         }
     }
@@ -110,7 +113,7 @@ impl Keymap {
 }
 
 /// The keys, one line, for the status bar.
-pub const KEY_HELP: &str = "d dial  a answer  x/X decline  s silence  h hang up  o hold  0-9*# dtmf  Tab next  ? help  q quit  r recent  l log  v devices";
+pub const KEY_HELP: &str = "d dial  a answer  x/X decline  s silence  h hang up  o hold  0-9*# dtmf  Tab next  ? help  q quit  m mute  r recent  l log  v devices";
 
 /// The keys, one per line, for the help overlay.
 pub const HELP_LINES: &[&str] = &[
@@ -121,6 +124,7 @@ pub const HELP_LINES: &[&str] = &[
     "s        silence the ringer (the calls ringing now)",
     "h        hang up the selected call",
     "o        hold / resume the selected call",
+    "m        mute / unmute the selected call's microphone",
     "0-9 * #  send DTMF on the selected call",
     "Tab      select the next call",
     "Tab      in the dial prompt: complete from contacts and history",
@@ -188,6 +192,14 @@ mod tests {
         assert_eq!(
             k.action(key(KeyCode::Char('s')), true),
             Some(Action::DialChar('s'))
+        );
+        assert_eq!(
+            k.action(key(KeyCode::Char('m')), false),
+            Some(Action::ToggleMute)
+        );
+        assert_eq!(
+            k.action(key(KeyCode::Char('m')), true),
+            Some(Action::DialChar('m'))
         );
         assert_eq!(k.action(key(KeyCode::Char('z')), false), None);
     }

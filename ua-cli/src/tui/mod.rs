@@ -6,6 +6,7 @@
 //! carries the actions out on the [`Phone`] and redraws only after one of those.
 
 pub mod input;
+pub mod meters;
 pub mod panes;
 pub mod ring;
 pub mod siplog;
@@ -138,6 +139,7 @@ async fn phone(args: &PhoneArgs, config: Config, sip_trace: Option<&Path>) -> Ex
     let result = screen.run(terminal).await;
     screen.ringer.stop();
     screen.hang_up_all().await;
+    screen.record_the_hung_up_calls().await;
     screen.phone.shutdown().await;
     ratatui::restore();
     match result {
@@ -396,10 +398,27 @@ impl Screen<'_> {
                 self.view.panes.open = None;
                 Ok(())
             }
+            Action::ToggleMute => self.toggle_mute().await,
         };
         if let Err(e) = result {
             self.view.status = Some(e);
         }
+    }
+
+    /// Mutes the selected call's microphone, or unmutes it (not a call ringing here: it has
+    /// no microphone yet).
+    async fn toggle_mute(&mut self) -> Result<(), String> {
+        let Some(c) = self.view.selected_call() else {
+            return Ok(());
+        };
+        if c.incoming && c.state == CallState::Ringing {
+            return Ok(());
+        }
+        let muted = !self.view.is_muted(c.id);
+        self.phone
+            .mute(c.id, muted)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// The selected call if it rings here, else the oldest call ringing here.
@@ -436,13 +455,20 @@ impl Screen<'_> {
             .call(uri, options)
             .await
             .map_err(|e| e.to_string())?;
-        self.view.add_outgoing(call, uri, self.account);
+        // The call line and the history show whom the phone calls (`bob` typed is
+        // `sip:bob@example.com`), as the phone's core reads what was typed.
+        let domain = account
+            .or_else(|| (self.config.accounts.len() == 1).then(|| &self.config.accounts[0]))
+            .map(|a| a.aor.host.to_string());
+        let peer = tincan::phone::call::request_uri(uri, domain.as_deref())
+            .map_or_else(|_| uri.to_owned(), |u| u.to_string());
+        self.view.add_outgoing(call, &peer, self.account);
         let account = self.account_name(self.account);
         self.started.push((
             call,
             Started {
                 direction: Direction::Outgoing,
-                peer: uri.to_owned(),
+                peer,
                 account,
                 unix_ms: crate::cmd::history::unix_ms_now(),
             },
@@ -668,4 +694,27 @@ fn list_devices(pane: &mut panes::DevicePane) {
 #[cfg(not(feature = "cpal"))]
 fn list_devices(pane: &mut panes::DevicePane) {
     pane.error = Some("this tincan is built without audio devices (feature `cpal`)".into());
+}
+
+/// How long quitting waits for the calls it hung up to end, so that they reach the history.
+const QUIT_WAIT_FOR_ENDS: Duration = Duration::from_secs(4);
+
+impl Screen<'_> {
+    /// After [`hang_up_all`](Self::hang_up_all) (quit, Ctrl-C, SIGTERM): takes in the phone's
+    /// events until every call in progress has ended, at most [`QUIT_WAIT_FOR_ENDS`], so that
+    /// the calls ended by quitting are written to the history like the others.
+    async fn record_the_hung_up_calls(&mut self) {
+        if self.history.is_none() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + QUIT_WAIT_FOR_ENDS;
+        while !self.started.is_empty() {
+            match tokio::time::timeout_at(deadline, self.phone.next_event()).await {
+                Ok(Some(ev)) => {
+                    let _ = self.note_for_history(&ev);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
 }

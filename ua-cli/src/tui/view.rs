@@ -1,6 +1,7 @@
 //! The view model: a pure [`PhoneView`] updated from [`PhoneEvent`]s, and a pure [`render`]
 //! of it into a ratatui [`Frame`]. No clock and no I/O: durations advance with [`PhoneView::tick`].
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ratatui::Frame;
@@ -12,6 +13,7 @@ use tincan::phone::{AccountEvent, AccountId, CallEvent, CallId, PhoneEvent, Qual
 use tincan_sip::transport::Target;
 
 use super::input::{HELP_LINES, KEY_HELP};
+use super::meters::{CallAudio, meter_lines};
 use crate::cmd::call::caller_text;
 
 /// An account's registration as the screen shows it.
@@ -128,6 +130,8 @@ pub struct PhoneView {
     pub declined: Vec<(CallId, u16)>,
     /// The panes (`r`, `l`, `v`) and the dial completion.
     pub panes: super::panes::Panes,
+    /// Each call's mute and levels ([`super::meters`]).
+    pub audio: BTreeMap<CallId, CallAudio>,
 }
 
 impl PhoneView {
@@ -210,6 +214,7 @@ impl PhoneView {
 
     /// Takes in one event of the phone.
     pub fn apply(&mut self, event: &PhoneEvent) {
+        self.apply_audio(event);
         match event {
             PhoneEvent::Incoming(incoming) => {
                 self.calls.push(CallView {
@@ -550,6 +555,9 @@ fn call_lines(view: &PhoneView) -> Vec<Line<'static>> {
                     if c.srtp { "srtp" } else { "rtp" }
                 ));
             }
+            if view.is_muted(c.id) {
+                text.push_str("  muted");
+            }
             let line = Line::from(text);
             if Some(c.id) == view.selected {
                 line.style(Style::default().add_modifier(Modifier::BOLD))
@@ -568,9 +576,65 @@ fn quality_line(view: &PhoneView) -> Line<'static> {
     let mos = q.mos.map_or("-".to_owned(), |m| format!("{m:.2}"));
     let rtt = q.rtt_ms.map_or("-".to_owned(), |r| format!("{r:.0} ms"));
     Line::from(format!(
-        "MOS {mos}  loss {:.1} %  jitter {:.1} ms  RTT {rtt}",
-        q.loss_percent, q.jitter_ms
+        "MOS {mos}  loss {:.1} %  jitter {:.1} ms  buffer {:.0} ms  RTT {rtt}",
+        q.loss_percent, q.jitter_ms, q.jitter_buffer_ms
     ))
+}
+
+/// The key line: the keys that do something now (answer and decline while a call rings here,
+/// hang up, hold, mute and DTMF with a call selected), then the ones that always work; the
+/// least needed (panes, Tab) are left out first when `width` is short, `? help` and `q quit`
+/// never. With nothing to fit in, the full [`KEY_HELP`].
+pub fn key_line(view: &PhoneView, width: u16) -> String {
+    let rings_here = view
+        .calls
+        .iter()
+        .any(|c| c.incoming && c.state == CallState::Ringing);
+    let selected = view
+        .selected_call()
+        .filter(|c| !(c.incoming && c.state == CallState::Ringing));
+    // (key text, whether it may be left out for width)
+    let mut keys: Vec<(&str, bool)> = Vec::new();
+    if rings_here {
+        keys.extend([
+            ("a answer", false),
+            ("x/X decline", false),
+            ("s silence", true),
+        ]);
+    }
+    if selected.is_some() {
+        keys.extend([
+            ("h hang up", false),
+            ("o hold", false),
+            ("m mute", false),
+            ("0-9*# dtmf", true),
+        ]);
+    }
+    if view.calls.len() > 1 {
+        keys.push(("Tab next", true));
+    }
+    keys.extend([
+        ("d dial", false),
+        ("r recent", true),
+        ("l log", true),
+        ("v devices", true),
+        ("? help", false),
+        ("q quit", false),
+    ]);
+    if view.calls.is_empty() && usize::from(width) >= KEY_HELP.len() {
+        return KEY_HELP.to_owned();
+    }
+    let join = |keys: &[(&str, bool)]| keys.iter().map(|(k, _)| *k).collect::<Vec<_>>().join("  ");
+    let mut line = join(&keys);
+    // Leave out the optional keys, the last first, until the line fits.
+    while line.len() > usize::from(width) {
+        let Some(i) = keys.iter().rposition(|(_, optional)| *optional) else {
+            break;
+        };
+        keys.remove(i);
+        line = join(&keys);
+    }
+    line
 }
 
 /// Draws the whole screen.
@@ -578,10 +642,12 @@ pub fn render(view: &PhoneView, frame: &mut Frame<'_>) {
     let area = frame.area();
     let accounts = account_lines(view, area.width);
     let calls = call_lines(view);
+    let mut quality = vec![quality_line(view)];
+    quality.extend(meter_lines(view));
     let rows = Layout::vertical([
         Constraint::Length(accounts.len() as u16 + 2),
         Constraint::Min(3),
-        Constraint::Length(3),
+        Constraint::Length(quality.len() as u16 + 2),
         Constraint::Length(1),
         Constraint::Length(1),
     ])
@@ -595,8 +661,7 @@ pub fn render(view: &PhoneView, frame: &mut Frame<'_>) {
         rows[1],
     );
     frame.render_widget(
-        Paragraph::new(quality_line(view))
-            .block(Block::default().borders(Borders::ALL).title("Quality")),
+        Paragraph::new(quality).block(Block::default().borders(Borders::ALL).title("Quality")),
         rows[2],
     );
     let prompt = match &view.dial {
@@ -605,7 +670,8 @@ pub fn render(view: &PhoneView, frame: &mut Frame<'_>) {
     };
     frame.render_widget(Paragraph::new(prompt), rows[3]);
     frame.render_widget(
-        Paragraph::new(KEY_HELP).style(Style::default().add_modifier(Modifier::REVERSED)),
+        Paragraph::new(key_line(view, area.width))
+            .style(Style::default().add_modifier(Modifier::REVERSED)),
         rows[4],
     );
     // The panes cover the calls' lower part and the quality, above the status line.
@@ -762,6 +828,7 @@ mod tests {
                 mos: Some(4.31),
                 loss_percent: 1.5,
                 jitter_ms: 3.25,
+                jitter_buffer_ms: 60.0,
                 rtt_ms: Some(42.0),
                 ..Quality::default()
             }),
@@ -769,9 +836,43 @@ mod tests {
         let rows = screen(&view, 80, 24);
         let row = row_with(&rows, "MOS");
         assert!(
-            row.contains("MOS 4.31  loss 1.5 %  jitter 3.2 ms  RTT 42 ms"),
+            row.contains("MOS 4.31  loss 1.5 %  jitter 3.2 ms  buffer 60 ms  RTT 42 ms"),
             "{row}"
         );
+    }
+
+    #[test]
+    fn the_key_line_fits_80_columns_and_shows_what_works_now() {
+        let mut view = PhoneView::default();
+        registered(&mut view);
+        let idle = key_line(&view, 80);
+        for key in ["d dial", "? help", "q quit"] {
+            assert!(idle.contains(key), "{idle}");
+        }
+        assert!(!idle.contains("a answer"), "{idle}");
+        view.add_outgoing(CallId(1), "sip:bob@example.test", None);
+        answered(&mut view, 1);
+        incoming(&mut view, 2, "<sip:carol@example.test>;tag=x");
+        view.selected = Some(CallId(1));
+        for width in [80, 100, 200] {
+            let line = key_line(&view, width);
+            assert!(line.len() <= usize::from(width), "{width}: {line}");
+            for key in [
+                "a answer",
+                "x/X decline",
+                "h hang up",
+                "o hold",
+                "m mute",
+                "d dial",
+                "? help",
+                "q quit",
+            ] {
+                assert!(line.contains(key), "{width}: {line}");
+            }
+        }
+        assert!(key_line(&view, 200).contains("Tab next"));
+        let rows = screen(&view, 80, 24);
+        assert!(rows[23].contains("q quit"), "{}", rows[23]);
     }
 
     #[test]

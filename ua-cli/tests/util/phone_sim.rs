@@ -90,6 +90,9 @@ pub struct PhoneNode {
     pub pongs: bool,
     /// Binding media ports fails (ports or file descriptors exhausted).
     pub no_media_ports: bool,
+    /// The public address a STUN server sees the RTP port at (behind a NAT): reported with
+    /// `handle_media_mapped` before each bind; `None`: not asked.
+    pub media_public_ip: Option<IpAddr>,
     next_port: u16,
 }
 
@@ -115,6 +118,9 @@ pub struct Proxy {
     pub credentials: Vec<String>,
     /// It also challenges (407) in-dialog requests without credentials for its realm.
     pub challenge_in_dialog: bool,
+    /// It supports RFC 5626 outbound: a 200 to a REGISTER with `reg-id` says
+    /// `Require: outbound` (§4.2.1).
+    pub outbound: bool,
 }
 
 pub enum Kind {
@@ -133,6 +139,10 @@ pub struct Node {
     pub sent: Vec<(Duration, SocketAddr, String)>,
     /// Everything it sent, whole: (time, destination, bytes).
     pub sent_messages: Vec<(Duration, SocketAddr, Bytes)>,
+    /// Behind a NAT ([`Sim::behind_nat`]): the public address everything it sends seems to
+    /// come from, the only one it is reached at (its own `addr` is private: datagrams sent
+    /// there go nowhere).
+    pub public: Option<SocketAddr>,
 }
 
 /// A datagram on the wire: delivery time, sequence, from, to, bytes.
@@ -203,12 +213,14 @@ impl Sim {
                 connection: None,
                 pongs: true,
                 no_media_ports: false,
+                media_public_ip: None,
                 next_port: 40000 + 100 * self.nodes.len() as u16,
             })),
             online: true,
             stun: false,
             sent: Vec::new(),
             sent_messages: Vec::new(),
+            public: None,
         });
         self.nodes.len() - 1
     }
@@ -219,6 +231,7 @@ impl Sim {
         let seed = self.rng.next_u64();
         let mut config = EndpointConfig::default();
         config.methods.push(Method::Register);
+        config.methods.push(Method::Message);
         let mut ep = Endpoint::new(config, Box::new(XorShiftRng::seed_from_u64(seed)));
         ep.add_local_address(Transport::Udp, addr);
         self.nodes.push(Node {
@@ -231,11 +244,13 @@ impl Sim {
                 realm: REALM.to_owned(),
                 credentials: Vec::new(),
                 challenge_in_dialog: false,
+                outbound: false,
             })),
             online: true,
             stun: true,
             sent: Vec::new(),
             sent_messages: Vec::new(),
+            public: None,
         });
         self.nodes.len() - 1
     }
@@ -300,7 +315,21 @@ impl Sim {
     }
 
     fn node_at(&self, addr: SocketAddr) -> Option<usize> {
-        self.nodes.iter().position(|n| n.addr == addr)
+        self.nodes
+            .iter()
+            .position(|n| n.public.unwrap_or(n.addr) == addr)
+    }
+
+    /// Puts a phone behind a NAT with one endpoint-independent, port-preserving-or-not
+    /// mapping (a full-cone NAT, like nftables `masquerade` once the mapping exists): what it
+    /// sends seems to come from `public`, and only datagrams to `public` reach it. Its STUN
+    /// keep-alives are answered with `public` too.
+    pub fn behind_nat(&mut self, node: usize, public: &str) {
+        let public: SocketAddr = public.parse().expect("a socket address");
+        self.nodes[node].public = Some(public);
+        if let Kind::Phone(p) = &mut self.nodes[node].kind {
+            p.mapped = Some(public);
+        }
     }
 
     /// Sends a hand-made datagram from node `from` to `to_addr`, as if that node sent it.
@@ -381,6 +410,10 @@ impl Sim {
                         MediaCommand::Bind { call, .. } => {
                             let port = p.next_port;
                             p.next_port += 2;
+                            if let Some(ip) = p.media_public_ip {
+                                p.core
+                                    .handle_media_mapped(now, call, SocketAddr::new(ip, port));
+                            }
                             p.core
                                 .handle_media_bound(now, call, Ok((port, Some(port + 1))));
                         }
@@ -508,7 +541,8 @@ impl Sim {
                 continue;
             }
             self.trace.push(format!("{elapsed:?} {from}->{to} {first}"));
-            let (source, local) = (self.nodes[from].addr, self.nodes[to].addr);
+            let source = self.nodes[from].public.unwrap_or(self.nodes[from].addr);
+            let local = self.nodes[to].addr;
             let connection = match &self.nodes[to].kind {
                 Kind::Phone(p) => p.connection,
                 Kind::Proxy(_) => None,
@@ -831,14 +865,17 @@ impl Proxy {
                     .is_some_and(|t| t.tag().is_some());
                 match method {
                     Some(Method::Register) => self.register(now, tx, &request, locations),
-                    Some(Method::Invite) if !has_to_tag => {
+                    Some(m @ (Method::Invite | Method::Message)) if !has_to_tag => {
                         if !self.has_credentials(&request, "Proxy-Authorization") {
                             self.challenge(now, tx, &request, 407);
                             return;
                         }
-                        let _ = self
-                            .ep
-                            .send_response(now, tx, response_to(&request, 100, None));
+                        let invite = m == Method::Invite;
+                        if invite {
+                            let _ =
+                                self.ep
+                                    .send_response(now, tx, response_to(&request, 100, None));
+                        }
                         let user = request.uri().and_then(|u| {
                             u.as_sip()
                                 .and_then(|s| s.user.as_deref().map(str::to_owned))
@@ -856,10 +893,12 @@ impl Proxy {
                         fwd.set_uri(&uri);
                         fwd.remove_header(HeaderName::ProxyAuthorization);
                         let _ = self.next_hop(&mut fwd);
-                        fwd.prepend_header(
-                            HeaderName::RecordRoute,
-                            &format!("<sip:{};lr>", self.addr),
-                        );
+                        if invite {
+                            fwd.prepend_header(
+                                HeaderName::RecordRoute,
+                                &format!("<sip:{};lr>", self.addr),
+                            );
+                        }
                         self.forward(now, tx, request, source, fwd, contact);
                     }
                     Some(_)
@@ -1000,6 +1039,9 @@ impl Proxy {
             .unwrap_or(3600);
         let mut r = response_to(request, 200, None);
         r.set_to_tag("reg");
+        if self.outbound && contact.as_deref().is_some_and(|c| c.contains("reg-id")) {
+            r.push_header_named("Require", "outbound");
+        }
         match contact {
             Some(c) if expires > 0 => {
                 if let Some(a) = addr_of(c.split(';').next().unwrap_or(&c)) {
