@@ -1,5 +1,5 @@
 //! `Allow:` only what is handled, 501 for what is not implemented (RFC 3261 §8.2.1, §21.5.2):
-//! a SUBSCRIBE, MESSAGE, REFER, NOTIFY or PUBLISH reaching a Tincan user agent
+//! a SUBSCRIBE, MESSAGE or PUBLISH reaching a Tincan user agent
 //! gets 501 Not Implemented from the endpoint, with an `Allow` that lists exactly the methods
 //! the UA handles (`dialog::invite::METHODS`, the same list as the `Allow` of its 200 to
 //! OPTIONS and 2xx to INVITE); REGISTER, a method of RFC 3261 itself that a UA understands
@@ -78,26 +78,21 @@ fn the_default_method_list_is_what_the_ua_handles() {
             Method::Options,
             Method::Info,
             Method::Update,
-            Method::Prack
+            Method::Prack,
+            Method::Refer,
+            Method::Notify
         ]
     );
     assert_eq!(EndpointConfig::default().methods, METHODS);
     assert_eq!(
         ALLOW,
-        "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK"
+        "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY"
     );
 }
 
 #[test]
 fn unimplemented_methods_get_501_with_allow() {
-    for method in [
-        "SUBSCRIBE",
-        "MESSAGE",
-        "REFER",
-        "NOTIFY",
-        "PUBLISH",
-        "FROBNICATE",
-    ] {
+    for method in ["SUBSCRIBE", "MESSAGE", "PUBLISH", "FROBNICATE"] {
         let (sent, events) = receive(method);
         assert!(events.is_empty(), "{method} reached the UA: {events:?}");
         assert_eq!(sent.len(), 1, "{method}");
@@ -117,7 +112,9 @@ fn register_at_a_ua_gets_405_with_allow() {
 
 #[test]
 fn handled_methods_reach_the_transaction_user() {
-    for method in ["INVITE", "BYE", "OPTIONS", "INFO", "UPDATE", "PRACK"] {
+    for method in [
+        "INVITE", "BYE", "OPTIONS", "INFO", "UPDATE", "PRACK", "REFER", "NOTIFY",
+    ] {
         let (sent, events) = receive(method);
         assert!(sent.is_empty(), "{method} answered statelessly: {sent:?}");
         assert!(

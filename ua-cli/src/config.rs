@@ -59,6 +59,8 @@ use tincan_media::codec::CodecKind;
 use tincan_media::sdp::SrtpPolicy;
 use tincan_sip::message::{SipUri, Uri};
 use tincan_sip::transport::Transport;
+
+use crate::phone::TransferPolicy;
 use toml::Spanned;
 
 /// The environment variable naming the config file.
@@ -152,6 +154,10 @@ pub struct Network {
     /// calls are refreshed at half of it and hung up when the peer's refresh is late. At
     /// least 90 (`Min-SE`); `None` means 1800, `Some(0)` turns session timers off.
     pub session_expires: Option<u32>,
+    /// `accept_transfer`: what a REFER from a peer (a transfer, RFC 3515) does: `"ask"`
+    /// (the default: the application, `tincan call`/`listen` ask the person), `"always"`
+    /// or `"never"` (603 Decline).
+    pub accept_transfer: Option<TransferPolicy>,
     /// `prack`: reliable provisional responses (RFC 3262): `"supported"` (the default: our
     /// INVITEs list `Supported: 100rel`), `"required"` (they carry `Require: 100rel`, and an
     /// incoming call whose caller supports it rings reliably) or `"off"`. A caller that
@@ -319,6 +325,9 @@ pub struct Account {
     /// `srtp`: the SRTP policy of this account's calls; `None`: the phone's (optional).
     /// `--srtp` wins over it.
     pub srtp: Option<SrtpPolicy>,
+    /// `accept_transfer`: what a REFER in this account's calls does (`"ask"`, `"always"`,
+    /// `"never"`); `None`: the phone's (`[network] accept_transfer`).
+    pub accept_transfer: Option<TransferPolicy>,
     /// `auto_answer`: `tincan listen` answers calls to this account by itself (as
     /// `--auto-answer` does for every call).
     pub auto_answer: bool,
@@ -589,6 +598,7 @@ struct RawNetwork {
     udp_buffer_size: Option<u32>,
     stun_server: Option<Spanned<String>>,
     session_expires: Option<Spanned<u32>>,
+    accept_transfer: Option<Spanned<String>>,
     prack: Option<Spanned<String>>,
 }
 
@@ -624,6 +634,7 @@ struct RawAccount {
     display_name: Option<Spanned<String>>,
     codecs: Option<Spanned<Vec<Spanned<String>>>>,
     srtp: Option<Spanned<String>>,
+    accept_transfer: Option<Spanned<String>>,
     auto_answer: Option<bool>,
     input_device: Option<Spanned<String>>,
     output_device: Option<Spanned<String>>,
@@ -748,6 +759,11 @@ impl Config {
                 ));
             }
             network.session_expires = Some(secs);
+        }
+        if let Some(p) = &raw.network.accept_transfer {
+            let policy = parse_transfer_policy(p.get_ref())
+                .map_err(|m| invalid(p.span(), "accept_transfer", None, m))?;
+            network.accept_transfer = Some(policy);
         }
         if let Some(s) = &raw.network.prack {
             use tincan_sip::dialog::PrackPolicy;
@@ -918,6 +934,13 @@ impl Config {
                 Some(p) => Some(parse_srtp(p.get_ref()).map_err(|m| bad(p.span(), "srtp", m))?),
                 None => None,
             };
+            let accept_transfer = match a.accept_transfer {
+                Some(p) => Some(
+                    parse_transfer_policy(p.get_ref())
+                        .map_err(|m| bad(p.span(), "accept_transfer", m))?,
+                ),
+                None => None,
+            };
             let display_name = match a.display_name {
                 Some(d) if d.get_ref().contains(['\r', '\n']) => {
                     return Err(bad(
@@ -948,6 +971,7 @@ impl Config {
                 display_name,
                 codecs,
                 srtp,
+                accept_transfer,
                 auto_answer: a.auto_answer.unwrap_or(false),
                 input_device,
                 output_device,
@@ -1083,6 +1107,18 @@ fn parse_srtp(s: &str) -> Result<SrtpPolicy, String> {
         "required" => Ok(SrtpPolicy::Required),
         _ => Err(format!(
             "{s:?} is not an SRTP policy: use \"off\", \"optional\" or \"required\""
+        )),
+    }
+}
+
+/// `accept_transfer`: `ask`, `always` or `never`.
+fn parse_transfer_policy(s: &str) -> Result<TransferPolicy, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "ask" => Ok(TransferPolicy::Ask),
+        "always" => Ok(TransferPolicy::Always),
+        "never" => Ok(TransferPolicy::Never),
+        _ => Err(format!(
+            "{s:?} is not a transfer policy: use \"ask\", \"always\" or \"never\""
         )),
     }
 }
@@ -1226,6 +1262,31 @@ mod tests {
         assert_eq!(
             (d.network.udp_keepalive_interval, d.network.stun_rto_ms),
             (None, None)
+        );
+    }
+
+    #[test]
+    fn accept_transfer_keys() {
+        use crate::phone::TransferPolicy;
+        let text = "[network]\naccept_transfer = \"never\"\n\n[[account]]\nname = \"w\"\n\
+                    aor = \"sip:alice@example.com\"\npassword_env = \"X\"\n\
+                    accept_transfer = \"Always\"\n";
+        let c = Config::from_str_named(text, "t.toml").unwrap();
+        assert_eq!(c.network.accept_transfer, Some(TransferPolicy::Never));
+        assert_eq!(
+            c.account("w").unwrap().accept_transfer,
+            Some(TransferPolicy::Always)
+        );
+        let mut phone = crate::phone::PhoneConfig::default();
+        assert_eq!(phone.accept_transfer, TransferPolicy::Ask);
+        phone.apply_network(&c.network);
+        assert_eq!(phone.accept_transfer, TransferPolicy::Never);
+        let e = Config::from_str_named("[network]\naccept_transfer = \"maybe\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("accept_transfer") && e.contains("\"ask\""),
+            "{e}"
         );
     }
 

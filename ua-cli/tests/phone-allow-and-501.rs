@@ -1,8 +1,8 @@
 //! A Tincan phone says only what is true: its 200 to OPTIONS lists in `Allow` exactly the
 //! methods it handles (MESSAGE among them, answered 200); a method it does not implement
-//! (SUBSCRIBE, REFER) gets 501
-//! with that `Allow`, not 481 or 405; an INVITE requiring `replaces` (no transfer yet) gets
-//! 420 with `Unsupported: replaces` and rings nothing; 481 is kept for an in-dialog request
+//! (SUBSCRIBE) gets 501 with that `Allow`, not 481 or 405; a REFER outside a call gets 481
+//! (the phone takes transfers inside calls only); an INVITE whose `Replaces` names no call
+//! of the phone gets 481 and rings nothing (RFC 3891 §3); 481 is kept for an in-dialog request
 //! (To tag) of a handled method whose dialog the phone does not have (RFC 3261 §12.2.2).
 //! Every one of those responses tags its To (§8.2.6.2).
 
@@ -52,7 +52,7 @@ fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn options_allow_501_420_and_481() {
+async fn options_allow_501_and_481() {
     let mut bob = Phone::builder()
         .config(PhoneConfig {
             user: "bob".into(),
@@ -77,21 +77,24 @@ async fn options_allow_501_420_and_481() {
     );
     assert_eq!(
         allow,
-        "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, MESSAGE, NOTIFY"
+        "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY, MESSAGE"
     );
     let names: Vec<&str> = tincan::phone::ALLOWED_METHODS
         .iter()
         .map(|m| m.as_str())
         .collect();
     assert_eq!(names.join(", "), allow);
-    // The dialog layer's methods, then the phone's own (MESSAGE, NOTIFY).
+    // The dialog layer's methods, then the phone's own (MESSAGE).
     assert!(tincan::phone::ALLOWED_METHODS.starts_with(tincan_sip::dialog::invite::METHODS));
 
     let r = ask(&socket, phone, "MESSAGE", &to).await;
     assert!(r.starts_with("SIP/2.0 200"), "MESSAGE: {r}");
     assert!(header(&r, "To").is_some_and(|t| t.contains(";tag=")), "{r}");
 
-    for method in ["SUBSCRIBE", "REFER"] {
+    let r = ask(&socket, phone, "REFER", &to).await;
+    assert!(r.starts_with("SIP/2.0 481"), "{r}");
+
+    for method in ["SUBSCRIBE"] {
         let r = ask(&socket, phone, method, &to).await;
         assert!(r.starts_with("SIP/2.0 501"), "{method}: {r}");
         assert_eq!(header(&r, "Allow"), Some(allow), "{method}: {r}");
@@ -108,8 +111,7 @@ async fn options_allow_501_420_and_481() {
         &format!("{to}Require: replaces\r\nReplaces: abc@192.0.2.9;to-tag=1;from-tag=2\r\n"),
     )
     .await;
-    assert!(r.starts_with("SIP/2.0 420"), "{r}");
-    assert_eq!(header(&r, "Unsupported"), Some("replaces"), "{r}");
+    assert!(r.starts_with("SIP/2.0 481"), "{r}");
     assert!(header(&r, "To").is_some_and(|t| t.contains(";tag=")), "{r}");
     assert!(
         tokio::time::timeout(Duration::from_millis(300), async {
@@ -121,7 +123,7 @@ async fn options_allow_501_420_and_481() {
         })
         .await
         .is_err(),
-        "the INVITE requiring replaces must not ring"
+        "the INVITE replacing no call must not ring"
     );
 
     let r = ask(

@@ -52,7 +52,8 @@ use rand_core::SeedableRng;
 /// The methods a Tincan user agent handles: the default
 /// [`EndpointConfig::methods`](crate::endpoint::EndpointConfig::methods), so that every other
 /// method gets 501 (or 405) from the endpoint, and, as [`ALLOW`], the `Allow` of its 200 to OPTIONS, its 2xx to INVITE and its
-/// refusals (RFC 3261 §20.5). REFER, SUBSCRIBE, NOTIFY, MESSAGE and PUBLISH are not
+/// refusals (RFC 3261 §20.5). REFER and NOTIFY are taken inside a call only (a transfer,
+/// RFC 3515, see [`crate::dialog::refer`]); SUBSCRIBE, MESSAGE and PUBLISH are not
 /// implemented.
 pub const METHODS: &[Method] = &[
     Method::Invite,
@@ -63,10 +64,12 @@ pub const METHODS: &[Method] = &[
     Method::Info,
     Method::Update,
     Method::Prack,
+    Method::Refer,
+    Method::Notify,
 ];
 
 /// [`METHODS`] as an `Allow` value (RFC 3261 §20.5); a test keeps the two equal.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY";
 
 /// The SDP content type.
 pub const SDP: &str = "application/sdp";
@@ -369,6 +372,10 @@ pub enum RequestOutcome {
     /// [`SessionEvent::Update`] was queued; respond with [`InviteSession::answer_reinvite`]
     /// or [`InviteSession::answer_update`].
     Deferred,
+    /// A REFER (RFC 3515) or a NOTIFY (of a REFER's implicit subscription) in the call's
+    /// confirmed dialog: the dialog took its CSeq; the caller's transfer logic answers it
+    /// (the session knows nothing of transfers, see [`crate::dialog::refer`]).
+    Transfer,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1760,6 +1767,13 @@ impl InviteSession {
             }
             Method::Update => self.on_update(now, request),
             Method::Prack => self.on_prack(request),
+            Method::Refer | Method::Notify if self.state == SessionState::Confirmed => {
+                RequestOutcome::Transfer
+            }
+            Method::Refer | Method::Notify => {
+                // RFC 3515 §2.4.2 lets a REFER outside a confirmed call be refused.
+                RequestOutcome::Respond(response_to(request, 481, None))
+            }
             _ => {
                 let status = crate::endpoint::unhandled_method_status(&method);
                 let mut r = response_to(request, status, None);
@@ -1932,6 +1946,28 @@ impl InviteSession {
         let next_hop = d.next_hop();
         let request = d.request(method);
         Ok((self.with_extra(request), next_hop))
+    }
+
+    /// Sends a request of another layer in the call's confirmed dialog (a REFER or a NOTIFY of
+    /// a transfer, RFC 3515) with `headers` and a body, as an [`Output::Request`]; its
+    /// responses go to the caller (the session only ends the call on a 481 or 408, RFC 3261
+    /// §12.2.1.2). `Err` when the call is not up.
+    pub fn send_request(
+        &mut self,
+        method: Method,
+        headers: &[(HeaderName, String)],
+        body: Option<(&str, Bytes)>,
+    ) -> Result<(), &'static str> {
+        let (mut request, next_hop) = self.request_in_dialog(method)?;
+        for (n, v) in headers {
+            request.push_header(*n, v);
+        }
+        if let Some((content_type, body)) = body {
+            request.set_body(Some(content_type), body);
+        }
+        self.outputs
+            .push_back(Output::Request { request, next_hop });
+        Ok(())
     }
 
     /// An in-dialog request of ours (BYE, INFO) that a proxy or the peer challenged (401/407),

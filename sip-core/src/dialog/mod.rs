@@ -11,6 +11,7 @@
 //! send and events.
 
 pub mod invite;
+pub mod refer;
 
 use crate::message::typed::{CSeq, Method, NameAddr};
 use crate::message::{HeaderName, Message, RequestBuilder, Uri};

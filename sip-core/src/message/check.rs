@@ -16,11 +16,17 @@ use super::{HeaderName, Message, ParseError, ParseLimits, Uri, Verdict, split_li
 ///   Session-Expires and is refreshed, by UPDATE or re-INVITE.
 /// - `100rel`: RFC 3262 reliable provisional responses (`dialog::invite`): PRACK with
 ///   RSeq/RAck, both as caller and callee.
-///
-/// Not `replaces` (RFC 3891): there is no transfer yet, so an INVITE with
-/// `Require: replaces` gets 420 with `Unsupported: replaces` instead of ringing as an
-/// unrelated call.
-pub const SUPPORTED_EXTENSIONS: &[&str] = &["outbound", "path", "timer", "100rel"];
+/// - `replaces`: RFC 3891, an INVITE that takes over one of our calls (`dialog::refer`, the
+///   phone's transfer).
+/// - `norefersub`: RFC 4488, a REFER without an implicit subscription (`Refer-Sub: false`).
+pub const SUPPORTED_EXTENSIONS: &[&str] = &[
+    "outbound",
+    "path",
+    "timer",
+    "100rel",
+    "replaces",
+    "norefersub",
+];
 
 /// What [`Message::check`] accepts.
 #[derive(Debug, Clone, Copy)]

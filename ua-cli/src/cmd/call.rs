@@ -530,6 +530,11 @@ pub(crate) fn devices(common: &Common, n: u32, names: &DeviceNames) -> Result<De
     Ok((source, sink))
 }
 
+/// No audio: the devices of a call whose own could not be opened.
+fn silence() -> Devices {
+    (Box::new(NullSource::new()), Box::new(NullSink::new()))
+}
+
 /// Where a call to `account` rings (docs/config.md): the account's `ring_device`, else
 /// `[audio] ring_device`, else the device the call's audio would play on (`--output-device`,
 /// the account's `output_device`, `[audio]`'s, the system's default); `None` with
@@ -725,6 +730,20 @@ pub(crate) fn event_json(event: &CallEvent) -> Option<Value> {
             }
             v
         }
+        CallEvent::TransferRequested { to, referred_by } => {
+            json!({"event": "transfer_requested", "to": to, "referred_by": referred_by})
+        }
+        CallEvent::TransferStarted { .. } => json!({"event": "transfer_started"}),
+        CallEvent::TransferProgress { status, reason } => {
+            json!({"event": "transfer_progress", "status": status, "reason": reason})
+        }
+        CallEvent::TransferSucceeded { status } => {
+            json!({"event": "transfer_succeeded", "status": status})
+        }
+        CallEvent::TransferFailed { status, reason } => {
+            json!({"event": "transfer_failed", "status": status, "reason": reason})
+        }
+        CallEvent::Replaced { .. } => json!({"event": "replaced"}),
         CallEvent::Ended(end) => {
             let mut v = json!({
                 "event": "ended",
@@ -810,6 +829,22 @@ fn human_lines(event: &CallEvent) -> Vec<String> {
             if *srtp { " over SRTP" } else { "" }
         ),
         CallEvent::Warning(w) => format!("warning: {w}"),
+        CallEvent::TransferRequested { to, referred_by } => format!(
+            "the peer asks to transfer this call to {to}{}: type accept-transfer or reject-transfer",
+            referred_by
+                .as_deref()
+                .map(|b| format!(" (referred by {})", caller_text(b)))
+                .unwrap_or_default()
+        ),
+        CallEvent::TransferStarted { .. } => {
+            "transferred by the peer: calling the new party".into()
+        }
+        CallEvent::TransferProgress { status, reason } => format!("transfer: {status} {reason}"),
+        CallEvent::TransferSucceeded { status } => format!("transfer done ({status})"),
+        CallEvent::TransferFailed { status, reason } => {
+            format!("transfer failed: {status} {reason}")
+        }
+        CallEvent::Replaced { .. } => "replaced by a new call (attended transfer)".into(),
         CallEvent::Ended(end) => {
             let status = end
                 .status
@@ -887,17 +922,28 @@ fn exit_code(end: &CallEnd) -> ExitCode {
     }
 }
 
+/// What `follow` calls back: at the end of the call, and for the devices of the call that
+/// takes its place (a transfer).
+struct Hooks<'a> {
+    on_end: &'a mut dyn FnMut(&CallEnd),
+    more_devices: &'a mut dyn FnMut() -> Result<Devices, String>,
+}
+
 /// Follows the call to its end: hangs up on Ctrl-C or after `duration`, sends `dtmf` once up,
 /// runs the commands typed on standard input. Calls to us meanwhile are refused (486).
 async fn follow(
     phone: &mut Phone,
-    call: CallId,
+    mut call: CallId,
     json: bool,
     duration: Option<f64>,
     dtmf: Option<&str>,
     mut keys: Option<mpsc::UnboundedReceiver<String>>,
-    on_end: &mut dyn FnMut(&CallEnd),
+    hooks: Hooks<'_>,
 ) -> ExitCode {
+    let Hooks {
+        on_end,
+        more_devices,
+    } = hooks;
     let mut hangup_at: Option<tokio::time::Instant> = None;
     let mut hung_up = false;
     loop {
@@ -957,6 +1003,17 @@ async fn follow(
         }
         if let Some(code) = show(&ev, json, Label::default()) {
             return code;
+        }
+        if let CallEvent::TransferStarted { new_call: next } | CallEvent::Replaced { by: next } = ev
+        {
+            // The call goes on with the new party: follow the new call, with audio.
+            let (source, sink) = more_devices().unwrap_or_else(|e| {
+                eprintln!("tincan call: {e}");
+                silence()
+            });
+            phone.attach_devices(next, source, sink).await;
+            call = next;
+            continue;
         }
         if let CallEvent::Answered { .. } = ev {
             if let Some(d) = duration {
@@ -1042,14 +1099,17 @@ async fn call(args: &CallArgs, config: Config) -> ExitCode {
                 args.duration,
                 args.dtmf.as_deref(),
                 keys,
-                &mut |end| {
-                    history.record(
-                        Direction::Outgoing,
-                        &peer,
-                        args.common.account.clone(),
-                        started,
-                        end,
-                    )
+                Hooks {
+                    on_end: &mut |end| {
+                        history.record(
+                            Direction::Outgoing,
+                            &peer,
+                            args.common.account.clone(),
+                            started,
+                            end,
+                        )
+                    },
+                    more_devices: &mut || devices(&args.common, 2, &names),
                 },
             )
             .await
@@ -1255,6 +1315,30 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
                 if !calls.contains_key(&call) {
                     continue;
                 }
+                if let CallEvent::TransferStarted { new_call: next }
+                | CallEvent::Replaced { by: next } = &event
+                    && let Some(names) = calls.get(&call).map(|t| t.devices.clone())
+                {
+                    // The new call takes this one's place (and its audio devices' names).
+                    taken += 1;
+                    answers += 1;
+                    let n = u32::try_from(answers).unwrap_or(u32::MAX);
+                    let (source, sink) = devices(&args.common, n, &names).unwrap_or_else(|e| {
+                        eprintln!("tincan listen: {e}");
+                        silence()
+                    });
+                    phone.attach_devices(*next, source, sink).await;
+                    calls.insert(
+                        *next,
+                        Taken {
+                            number: taken,
+                            ringing: false,
+                            answered: Some(answers),
+                            hangup_at: None,
+                            devices: names,
+                        },
+                    );
+                }
                 if let CallEvent::Answered { .. } = event
                     && let Some(d) = args.duration
                     && let Some(taken) = calls.get_mut(&call)
@@ -1457,6 +1541,9 @@ Commands (one per line on standard input, while the call is up):
   codec opus|g722|pcmu|pcma (c)
                             change the codec (a re-INVITE offering it first)
   message TEXT (msg)        send a text message in the call (SIP MESSAGE)
+  transfer URI (t)          transfer the peer to URI (REFER); the call ends when it worked
+  accept-transfer           let the peer transfer us (when it asks; see accept_transfer in
+  reject-transfer           the config, \"ask\" by default) or refuse it (603)
   hangup (q)                hang up";
 
 /// The commands of `tincan listen`, one per line (also `--help`).
@@ -1473,6 +1560,9 @@ then, for the call answered last:
   codec opus|g722|pcmu|pcma (c)
                             change the codec (a re-INVITE offering it first)
   message TEXT (msg)        send a text message in the call (SIP MESSAGE)
+  transfer URI (t)          transfer the peer to URI (REFER); the call ends when it worked
+  accept-transfer           let the peer transfer us (when it asks; see accept_transfer in
+  reject-transfer           the config, \"ask\" by default) or refuse it (603)
   hangup (q)                hang up
 A line typed while no call rings answers nothing; with more than one call, lines start with
 the call's number ([1], [2]) and --json events carry it as `call`.";
@@ -1520,6 +1610,10 @@ fn is_command(verb: &str) -> bool {
             | "dtmf"
             | "c"
             | "codec"
+            | "t"
+            | "transfer"
+            | "accept-transfer"
+            | "reject-transfer"
             | "msg"
             | "message"
     ) || is_digits(verb)
@@ -1560,6 +1654,18 @@ async fn command(phone: &Phone, call: CallId, line: &str, json: bool, label: Lab
             }
             r
         }
+        "t" | "transfer" => {
+            let Some(uri) = words.next() else {
+                return Typed::Unknown;
+            };
+            let r = phone.transfer(call, uri).await;
+            if r.is_ok() {
+                say(format!("transferring to {uri}"));
+            }
+            r
+        }
+        "accept-transfer" => phone.accept_transfer(call).await,
+        "reject-transfer" => phone.reject_transfer(call).await,
         "c" | "codec" => {
             let codec = match words.next().map(str::to_ascii_lowercase).as_deref() {
                 Some("opus") => CodecKind::Opus,

@@ -168,7 +168,7 @@ impl Call {
         }
     }
 
-    fn is_up(&self) -> bool {
+    pub(super) fn is_up(&self) -> bool {
         self.session
             .as_ref()
             .is_some_and(|s| s.state() == SessionState::Confirmed)
@@ -556,7 +556,7 @@ impl PhoneCore {
             call_id: call.call_id.clone(),
             cseq,
             seed,
-            extra_headers: Vec::new(),
+            extra_headers: self.transfers.invite_headers(id),
             session_timer: self.config.session_timer,
             prack: self.config.prack,
         };
@@ -639,7 +639,18 @@ impl PhoneCore {
             .iter()
             .position(|a| user_of(&a.config.aor).is_some_and(|u| u == user))
             .map(AccountId);
-        if let Some(status) = self.admission(account) {
+        let replaced = match self.replaced_call(request) {
+            Ok(r) => r,
+            Err(status) => {
+                let _ = self
+                    .endpoint
+                    .send_response(now, tx, response_to(request, status, None));
+                return;
+            }
+        };
+        if replaced.is_none()
+            && let Some(status) = self.admission(account)
+        {
             self.refuse_incoming(now, tx, request, call_id, account, status);
             return;
         }
@@ -688,6 +699,11 @@ impl PhoneCore {
         // Record-Route): a literal address needs no DNS; a name is resolved once.
         self.calls.insert(id, Box::new(call));
         self.call_ids.insert(call_id.clone(), id);
+        if let Some(old) = replaced {
+            // RFC 3891 §3: the new call takes the old one's place without ringing.
+            self.take_over(now, id, old);
+            return;
+        }
         let from = request
             .header(tincan_sip::message::HeaderName::From)
             .unwrap_or("")
@@ -988,7 +1004,8 @@ impl PhoneCore {
         });
     }
 
-    fn call_event(&mut self, call: CallId, event: CallEvent) {
+    pub(super) fn call_event(&mut self, call: CallId, event: CallEvent) {
+        self.transfers.watch(call, &event);
         self.events.push_back(PhoneEvent::Call { call, event });
     }
 
@@ -1016,6 +1033,7 @@ impl PhoneCore {
                     c.reinvites_in.insert(seq, tx);
                 }
             }
+            RequestOutcome::Transfer => self.transfer_request(now, id, tx, request),
             _ => {}
         }
         self.flush_call(now, id);
@@ -1091,6 +1109,13 @@ impl PhoneCore {
             s.on_response(now, response);
         }
         self.flush_call(now, id);
+        if response
+            .cseq()
+            .and_then(Result::ok)
+            .is_some_and(|c| matches!(c.method, Method::Refer | Method::Notify))
+        {
+            self.transfer_response(now, id, response);
+        }
     }
 
     /// Answers the challenge of the call's INVITE with its account's credentials.
@@ -1217,6 +1242,7 @@ impl PhoneCore {
                 if let Some(s) = self.calls.get_mut(&id).and_then(|c| c.session.as_mut()) {
                     s.on_request_failure(method);
                 }
+                self.transfer_request_failed(now, id, method);
             }
             _ => {}
         }
@@ -1804,6 +1830,7 @@ impl PhoneCore {
             self.ended_call_accounts.insert(id, account);
         }
         self.call_ids.remove(&call.call_id);
+        self.transfer_call_gone(id);
         self.ended_call_ids.push_back(call.call_id.clone());
         if self.ended_call_ids.len() > 64 {
             self.ended_call_ids.pop_front();

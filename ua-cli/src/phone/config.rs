@@ -11,6 +11,8 @@ use tincan_sip::resolve::HealthConfig;
 use tincan_sip::resolve::failover::FailoverConfig;
 use tincan_sip::transport::Transport;
 
+use super::transfer::TransferPolicy;
+
 pub use crate::config::{RealmPolicy, RegisterMode};
 
 /// The phone core's configuration (what does not depend on sockets).
@@ -70,6 +72,10 @@ pub struct PhoneConfig {
     /// peer's Session-Expires is not answered; our INVITE asks for none). Default 1800 s,
     /// Min-SE 90 s.
     pub session_timer: Option<SessionTimerConfig>,
+    /// What a REFER from a peer does (RFC 3515 transfer): ask the application, accept or
+    /// refuse it; an account's own [`AccountConfig::accept_transfer`] wins. Default
+    /// [`TransferPolicy::Ask`].
+    pub accept_transfer: TransferPolicy,
     /// Meter each call's audio and report [`CallEvent::Levels`](super::CallEvent::Levels)
     /// five times a second while its media runs (level meters, as the terminal phone shows).
     /// Off by default: a phone carrying many calls for a program pays nothing for meters.
@@ -112,6 +118,7 @@ impl Default for PhoneConfig {
             probe_budget: Duration::from_secs(4),
             call_limit: DEFAULT_CALL_LIMIT,
             session_timer: Some(SessionTimerConfig::default()),
+            accept_transfer: TransferPolicy::Ask,
             level_meters: false,
             prack: PrackPolicy::default(),
         }
@@ -169,6 +176,9 @@ pub struct AccountConfig {
     /// SRTP policy of this account's calls; `None`: the phone's
     /// [`srtp`](PhoneConfig::srtp). A call's own [`CallParams::srtp`] wins over both.
     pub srtp: Option<SrtpPolicy>,
+    /// What a REFER in this account's calls does; `None`: the phone's
+    /// [`accept_transfer`](PhoneConfig::accept_transfer).
+    pub accept_transfer: Option<TransferPolicy>,
 }
 
 impl AccountConfig {
@@ -196,6 +206,7 @@ impl AccountConfig {
             call_limit: None,
             codecs: None,
             srtp: None,
+            accept_transfer: None,
         }
     }
 
@@ -268,6 +279,7 @@ impl AccountConfig {
         ac.call_limit = a.call_limit;
         ac.codecs = a.codecs.clone();
         ac.srtp = a.srtp;
+        ac.accept_transfer = a.accept_transfer;
         ac.display_name = a.display_name.clone();
         Ok(ac)
     }
@@ -284,6 +296,7 @@ impl PhoneConfig {
             Some(n) => n as usize,
             None => DEFAULT_CALL_LIMIT,
         };
+        self.accept_transfer = network.accept_transfer.unwrap_or_default();
         self.session_timer = match network.session_expires {
             Some(0) => None,
             Some(interval) => Some(SessionTimerConfig {

@@ -315,6 +315,7 @@ impl PhoneBuilder {
             dns_tx,
             media_tx,
             media: HashMap::new(),
+            unparked: Vec::new(),
             media_ports: self.media_ports,
             events: event_tx,
             held: VecDeque::new(),
@@ -388,6 +389,12 @@ impl std::fmt::Debug for CallOptions {
 type Reply<T> = oneshot::Sender<Result<T, PhoneError>>;
 
 /// What the application asks of the driver.
+/// Where a transfer sends the peer.
+enum TransferTo {
+    Uri(String),
+    Replacing(CallId),
+}
+
 enum Command {
     Call(String, CallOptions, Reply<CallId>),
     Accept(CallId, Box<dyn AudioSource>, Box<dyn AudioSink>, Reply<()>),
@@ -397,6 +404,9 @@ enum Command {
     Hold(CallId, Reply<()>),
     Resume(CallId, Reply<()>),
     Dtmf(CallId, String, Reply<()>),
+    Transfer(CallId, TransferTo, Reply<()>),
+    AnswerTransfer(CallId, bool, Reply<()>),
+    Devices(CallId, Box<dyn AudioSource>, Box<dyn AudioSink>),
     Codec(CallId, CodecKind, Reply<()>),
     Mute(CallId, bool, Reply<()>),
     AddAccount(AccountConfig, Reply<AccountId>),
@@ -559,6 +569,24 @@ impl Phone {
         self.ask(|r| Command::Accept(call, source, sink, r)).await
     }
 
+    /// Gives audio devices to a call the phone placed or answered by itself: the call to
+    /// the target of an accepted transfer
+    /// ([`CallEvent::TransferStarted`](super::CallEvent::TransferStarted)) or the call that
+    /// took another over ([`CallEvent::Replaced`](super::CallEvent::Replaced)). Call it on
+    /// that event: the new call's media waits for it (pass a `NullSource`/`NullSink` for a
+    /// call without audio).
+    pub async fn attach_devices(
+        &self,
+        call: CallId,
+        source: Box<dyn AudioSource>,
+        sink: Box<dyn AudioSink>,
+    ) {
+        let _ = self
+            .commands
+            .send(Command::Devices(call, source, sink))
+            .await;
+    }
+
     /// Sends 180 Ringing.
     ///
     /// # Errors
@@ -612,6 +640,49 @@ impl Phone {
     pub async fn send_dtmf(&self, call: CallId, digits: &str) -> Result<(), PhoneError> {
         self.ask(|r| Command::Dtmf(call, digits.to_owned(), r))
             .await
+    }
+
+    /// Blind transfer: asks the peer of `call` to call `uri` (REFER, RFC 3515); see
+    /// [`PhoneCore::transfer`](super::PhoneCore::transfer).
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] when the call is not up, a transfer of it is under way, or `uri`
+    /// cannot be called.
+    pub async fn transfer(&self, call: CallId, uri: &str) -> Result<(), PhoneError> {
+        self.ask(|r| Command::Transfer(call, TransferTo::Uri(uri.to_owned()), r))
+            .await
+    }
+
+    /// Attended transfer: asks the peer of `call` to take over `consult` (REFER with
+    /// Replaces, RFC 3891); see
+    /// [`PhoneCore::transfer_attended`](super::PhoneCore::transfer_attended).
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] when a call is not up or a transfer of `call` is under way.
+    pub async fn transfer_attended(&self, call: CallId, consult: CallId) -> Result<(), PhoneError> {
+        self.ask(|r| Command::Transfer(call, TransferTo::Replacing(consult), r))
+            .await
+    }
+
+    /// Accepts the peer's REFER announced by
+    /// [`CallEvent::TransferRequested`](super::CallEvent::TransferRequested).
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] when no REFER of `call` waits.
+    pub async fn accept_transfer(&self, call: CallId) -> Result<(), PhoneError> {
+        self.ask(|r| Command::AnswerTransfer(call, true, r)).await
+    }
+
+    /// Refuses the peer's REFER (603 Decline); the call goes on.
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] when no REFER of `call` waits.
+    pub async fn reject_transfer(&self, call: CallId) -> Result<(), PhoneError> {
+        self.ask(|r| Command::AnswerTransfer(call, false, r)).await
     }
 
     /// Offers `codec` first in a re-INVITE.
@@ -697,6 +768,11 @@ struct Media {
     /// Ring-back playing into the call's sink (the call's source kept beside it) until the
     /// session starts.
     ringback: Option<(Box<dyn AudioSource>, TonePlayer)>,
+    /// A call the phone placed or answered by itself (a transfer's, a replacing one): its
+    /// media waits for [`Phone::attach_devices`].
+    awaiting_devices: bool,
+    /// Its session's start, held until the devices come.
+    parked: Option<Box<tincan_media::session::SessionConfig>>,
 }
 
 impl Media {
@@ -773,6 +849,8 @@ struct Task {
     dns_tx: mpsc::Sender<(DnsQuery, DnsAnswer)>,
     media_tx: mpsc::Sender<(CallId, MediaInput)>,
     media: HashMap<CallId, Media>,
+    /// Media starts that waited for their devices, to carry out now.
+    unparked: Vec<(CallId, Box<tincan_media::session::SessionConfig>)>,
     media_ports: PortRange,
     events: mpsc::Sender<PhoneEvent>,
     /// Events the application has no room for yet (see [`EVENT_QUEUE`]): while any is
@@ -972,6 +1050,30 @@ impl Task {
             Command::Dtmf(call, digits, reply) => {
                 let _ = reply.send(core.send_dtmf(now, call, &digits));
             }
+            Command::Transfer(call, to, reply) => {
+                let _ = reply.send(match to {
+                    TransferTo::Uri(uri) => core.transfer(now, call, &uri),
+                    TransferTo::Replacing(consult) => core.transfer_attended(now, call, consult),
+                });
+            }
+            Command::Devices(call, source, sink) => {
+                if let Some(m) = self.media.get_mut(&call)
+                    && m.handle.is_none()
+                {
+                    m.devices = Some((source, sink));
+                    m.awaiting_devices = false;
+                    if let Some(config) = m.parked.take() {
+                        self.unparked.push((call, config));
+                    }
+                }
+            }
+            Command::AnswerTransfer(call, accept, reply) => {
+                let _ = reply.send(if accept {
+                    core.accept_transfer(now, call)
+                } else {
+                    core.reject_transfer(now, call)
+                });
+            }
             Command::Codec(call, codec, reply) => {
                 let _ = reply.send(core.change_codec(now, call, codec));
             }
@@ -1028,8 +1130,21 @@ impl Task {
                 moved = true;
                 self.on_media_command(cmd).await;
             }
+            while let Some((call, config)) = self.unparked.pop() {
+                moved = true;
+                self.on_media_command(MediaCommand::Start { call, config })
+                    .await;
+            }
             while let Some(ev) = self.core.poll_event() {
                 moved = true;
+                if let PhoneEvent::Call {
+                    event:
+                        CallEvent::TransferStarted { new_call: next } | CallEvent::Replaced { by: next },
+                    ..
+                } = &ev
+                {
+                    self.media.entry(*next).or_default().awaiting_devices = true;
+                }
                 self.start_ringback(&ev);
                 self.deliver(ev);
             }
@@ -1126,6 +1241,10 @@ impl Task {
             }
             MediaCommand::Start { call, config } => {
                 let m = self.media.entry(call).or_default();
+                if m.awaiting_devices && m.devices.is_none() {
+                    m.parked = Some(config);
+                    return;
+                }
                 m.stop_ringback().await;
                 let (Some(ports), devices) = (m.ports.take(), m.devices.take()) else {
                     return;

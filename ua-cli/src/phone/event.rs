@@ -226,6 +226,48 @@ pub enum CallEvent {
         /// Whether the media is SRTP.
         srtp: bool,
     },
+    /// The peer asks us to transfer this call (a REFER, RFC 3515): answer with
+    /// [`PhoneCore::accept_transfer`](super::PhoneCore::accept_transfer) or
+    /// [`PhoneCore::reject_transfer`](super::PhoneCore::reject_transfer).
+    TransferRequested {
+        /// The target (`Refer-To`), without its headers.
+        to: String,
+        /// Who asked for it (`Referred-By`, RFC 3892), when said.
+        referred_by: Option<String>,
+    },
+    /// We accepted the peer's REFER and placed `new_call` to its target; this call ends
+    /// when that one connects.
+    TransferStarted {
+        /// The call to the transfer target.
+        new_call: CallId,
+    },
+    /// Our transfer of this call goes on: the 202 to our REFER, then the target's
+    /// provisional statuses from the peer's NOTIFYs (RFC 3515 §2.4.5).
+    TransferProgress {
+        /// The status.
+        status: u16,
+        /// Its reason phrase.
+        reason: String,
+    },
+    /// Our transfer of this call worked (a 2xx sipfrag, or a 2xx with `Refer-Sub: false`,
+    /// RFC 4488); the call is hung up.
+    TransferSucceeded {
+        /// The status reported.
+        status: u16,
+    },
+    /// Our transfer of this call failed; the call goes on.
+    TransferFailed {
+        /// The REFER's refusal or the target's final status (0 when none was told).
+        status: u16,
+        /// Its reason phrase.
+        reason: String,
+    },
+    /// An INVITE with `Replaces` (RFC 3891) took this call over: `by` is answered and
+    /// this call is hung up.
+    Replaced {
+        /// The call that replaces this one.
+        by: CallId,
+    },
     /// Something went wrong without ending the call.
     Warning(CallWarning),
     /// The call is over; no event follows.

@@ -38,6 +38,7 @@ mod flow;
 pub mod message;
 pub mod message_waiting;
 mod route;
+pub mod transfer;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -64,11 +65,13 @@ use account::Account;
 use call::Call;
 use dns::{Dns, ResolutionId};
 use route::{Owner, Phase, Route, RouteId};
+pub use transfer::TransferPolicy;
 
 /// The methods the phone handles, for `Allow` and the endpoint's 501 (RFC 3261 §8.2.1):
 /// anything else is answered 501 Not Implemented (405 for RFC 3261's own REGISTER). The
-/// dialog layer's list, MESSAGE (RFC 3428, [`message`]) and NOTIFY (only `message-summary`,
-/// RFC 3842, [`message_waiting`]; any other is answered 481).
+/// dialog layer's list (with REFER and NOTIFY for transfers, [`transfer`]), then MESSAGE
+/// (RFC 3428, [`message`]); a NOTIFY outside a call's transfer is `message-summary` only
+/// (RFC 3842, [`message_waiting`]; any other is answered 481).
 pub const ALLOWED_METHODS: &[Method] = &[
     Method::Invite,
     Method::Ack,
@@ -78,13 +81,14 @@ pub const ALLOWED_METHODS: &[Method] = &[
     Method::Info,
     Method::Update,
     Method::Prack,
-    Method::Message,
+    Method::Refer,
     Method::Notify,
+    Method::Message,
 ];
 
 /// The `Allow` header value for [`ALLOWED_METHODS`] (a test keeps the two equal).
 pub fn allow_header() -> &'static str {
-    "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, MESSAGE, NOTIFY"
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY, MESSAGE"
 }
 
 /// What the core asks of the media side. Each call's media lives in the driver (sockets and
@@ -225,6 +229,8 @@ pub struct PhoneCore {
     messages: HashMap<MessageId, message::Outgoing>,
     next_message: u64,
     shutting_down: bool,
+    /// Transfers (REFER, Replaces) of the calls.
+    transfers: transfer::Transfers,
 }
 
 impl std::fmt::Debug for PhoneCore {
@@ -286,6 +292,7 @@ impl PhoneCore {
             messages: HashMap::new(),
             next_message: 1,
             shutting_down: false,
+            transfers: transfer::Transfers::default(),
         }
     }
 
@@ -592,6 +599,7 @@ impl PhoneCore {
                     self.slot_located(now, account, slot, result);
                 }
             }
+            moved |= self.drive_transfers(now);
             if !moved {
                 break;
             }
@@ -765,7 +773,9 @@ impl PhoneCore {
             self.incoming_message(now, tx, &request);
             return;
         }
-        if request.method() == Some(&Method::Notify) {
+        if request.method() == Some(&Method::Notify)
+            && !tincan_sip::dialog::refer::is_refer_notify(&request)
+        {
             self.incoming_notify(now, tx, &request);
             return;
         }

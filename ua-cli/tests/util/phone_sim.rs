@@ -162,6 +162,8 @@ pub struct Sim {
     pub zone: HashMap<DnsQuery, DnsAnswer>,
     /// The proxies' shared location service: AOR user -> contact address.
     pub locations: HashMap<String, SocketAddr>,
+    /// Datagrams to lose on purpose: the next `n` that contain the text.
+    pub drop_next: Vec<(String, usize)>,
 }
 
 impl Sim {
@@ -178,6 +180,7 @@ impl Sim {
             trace: Vec::new(),
             zone: zone(),
             locations: HashMap::new(),
+            drop_next: Vec::new(),
         }
     }
 
@@ -348,7 +351,18 @@ impl Sim {
                 .push(format!("{elapsed:?} {from}->{to_addr} nowhere {first}"));
             return;
         };
-        if !self.nodes[from].online || self.unit() < self.net.loss {
+        let dropped = self
+            .drop_next
+            .iter_mut()
+            .find(|(text, n)| {
+                *n > 0
+                    && payload
+                        .windows(text.len())
+                        .any(|w| !text.is_empty() && w == text.as_bytes())
+            })
+            .map(|(_, n)| *n -= 1)
+            .is_some();
+        if dropped || !self.nodes[from].online || self.unit() < self.net.loss {
             self.trace
                 .push(format!("{elapsed:?} {from}->{to} lost {first}"));
             return;

@@ -1,7 +1,7 @@
-//! `Require:` only what is implemented (RFC 3261 §8.2.2.3): there is no transfer yet, so an
-//! INVITE that requires `replaces` (RFC 3891) gets 420 Bad Extension with
-//! `Unsupported: replaces` from the endpoint instead of reaching the user agent as an unrelated
-//! new call; the extensions a Tincan UA does implement (`outbound`, `path`) pass.
+//! `Require:` only what is implemented (RFC 3261 §8.2.2.3): an INVITE that requires
+//! `replaces` (RFC 3891, implemented by the phone's transfer) reaches the user agent, as do the
+//! other extensions a Tincan UA implements (`outbound`, `path`); an unknown one gets 420 Bad
+//! Extension with `Unsupported:`.
 
 // Virtual time starts at one real instant.
 #![allow(clippy::disallowed_methods)]
@@ -62,17 +62,21 @@ fn receive(payload: Bytes) -> (Vec<Message>, Vec<Event>) {
 }
 
 #[test]
-fn an_invite_requiring_replaces_gets_420_unsupported_replaces() {
-    let (sent, events) = receive(invite("replaces"));
+fn an_invite_requiring_an_unknown_extension_gets_420() {
+    let (sent, events) = receive(invite("replaces, x-frobnicate"));
     assert!(events.is_empty(), "no call reaches the UA: {events:?}");
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].status(), Some(420));
-    assert_eq!(sent[0].header(HeaderName::Unsupported), Some("replaces"));
+    assert_eq!(
+        sent[0].header(HeaderName::Unsupported),
+        Some("x-frobnicate")
+    );
 }
 
 #[test]
-fn replaces_is_not_listed_as_supported() {
-    assert!(!SUPPORTED_EXTENSIONS.contains(&"replaces"));
+fn replaces_and_norefersub_are_listed_as_supported() {
+    assert!(SUPPORTED_EXTENSIONS.contains(&"replaces"));
+    assert!(SUPPORTED_EXTENSIONS.contains(&"norefersub"));
     assert_eq!(
         EndpointConfig::default().supported,
         SUPPORTED_EXTENSIONS.to_vec()
@@ -81,7 +85,7 @@ fn replaces_is_not_listed_as_supported() {
 
 #[test]
 fn implemented_extensions_pass() {
-    let (sent, events) = receive(invite("outbound, path"));
+    let (sent, events) = receive(invite("outbound, path, replaces"));
     assert!(sent.is_empty(), "nothing answered statelessly: {sent:?}");
     assert!(
         matches!(events.as_slice(), [Event::Request { request, .. }] if request.method() == Some(&tincan_sip::message::Method::Invite)),
