@@ -50,6 +50,10 @@ pub enum Action {
     PaneClose,
     /// Mute the selected call's microphone, or unmute it when it is muted.
     ToggleMute,
+    /// Open the prompt that transfers the selected call (blind transfer: Enter sends it).
+    StartTransfer,
+    /// Accept (`true`, `y`) or refuse (`false`, `n`) the transfer the peer asked for.
+    AnswerTransfer(bool),
 }
 
 /// Maps keys to [`Action`]s.
@@ -90,6 +94,9 @@ impl Keymap {
             KeyCode::Char('l') => Some(Action::TogglePane(PaneKind::SipLog)),
             KeyCode::Char('v') => Some(Action::TogglePane(PaneKind::Devices)),
             KeyCode::Char('m') => Some(Action::ToggleMute),
+            KeyCode::Char('t') => Some(Action::StartTransfer),
+            KeyCode::Char('y') => Some(Action::AnswerTransfer(true)),
+            KeyCode::Char('n') => Some(Action::AnswerTransfer(false)),
             _ => None,
         }
     }
@@ -113,7 +120,7 @@ impl Keymap {
 }
 
 /// The keys, one line, for the status bar.
-pub const KEY_HELP: &str = "d dial  a answer  x/X decline  s silence  h hang up  o hold  0-9*# dtmf  Tab next  ? help  q quit  m mute  r recent  l log  v devices";
+pub const KEY_HELP: &str = "d dial  a answer  x/X decline  s silence  h hang up  o hold  0-9*# dtmf  Tab next  ? help  q quit  m mute  t transfer  r recent  l log  v devices";
 
 /// The keys, one per line, for the help overlay.
 pub const HELP_LINES: &[&str] = &[
@@ -126,6 +133,8 @@ pub const HELP_LINES: &[&str] = &[
     "o        hold / resume the selected call",
     "m        mute / unmute the selected call's microphone",
     "0-9 * #  send DTMF on the selected call",
+    "t        transfer the selected call (type the URI, Enter)",
+    "y n      accept / refuse the transfer the peer asks for",
     "Tab      select the next call",
     "Tab      in the dial prompt: complete from contacts and history",
     "r        recent calls and contacts (Enter calls)",
@@ -196,6 +205,18 @@ mod tests {
         assert_eq!(
             k.action(key(KeyCode::Char('m')), false),
             Some(Action::ToggleMute)
+        );
+        assert_eq!(
+            k.action(key(KeyCode::Char('t')), false),
+            Some(Action::StartTransfer)
+        );
+        assert_eq!(
+            k.action(key(KeyCode::Char('y')), false),
+            Some(Action::AnswerTransfer(true))
+        );
+        assert_eq!(
+            k.action(key(KeyCode::Char('n')), false),
+            Some(Action::AnswerTransfer(false))
         );
         assert_eq!(
             k.action(key(KeyCode::Char('m')), true),

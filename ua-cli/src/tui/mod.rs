@@ -227,6 +227,7 @@ impl Screen<'_> {
                     Some(ev) => {
                         let warning = self.note_for_history(&ev);
                         self.view.apply(&ev);
+                        self.attach_if_new(&ev).await;
                         self.ring_on_event(&ev).await;
                         if let tincan::phone::PhoneEvent::Account { account, .. } = &ev {
                             self.refresh_registrars(*account).await;
@@ -302,16 +303,21 @@ impl Screen<'_> {
             Action::DialCancel => {
                 self.view.panes.completion = None;
                 self.view.dial = None;
+                self.view.transfer_of = None;
                 Ok(())
             }
             Action::DialSubmit => {
                 self.view.panes.completion = None;
                 let uri = self.view.dial.take().unwrap_or_default();
+                let transfer_of = self.view.transfer_of.take();
                 let uri = uri.trim();
                 if uri.is_empty() {
                     return;
                 }
-                self.dial(uri).await
+                match transfer_of {
+                    Some(call) => self.transfer(call, uri).await,
+                    None => self.dial(uri).await,
+                }
             }
             Action::Answer => self.answer().await,
             Action::Decline(status) => match self.ringing() {
@@ -399,6 +405,31 @@ impl Screen<'_> {
                 Ok(())
             }
             Action::ToggleMute => self.toggle_mute().await,
+            Action::StartTransfer => {
+                match self.view.selected_call() {
+                    Some(c) if matches!(c.state, CallState::Talking | CallState::OnHold) => {
+                        self.view.transfer_of = Some(c.id);
+                        self.view.dial = Some(String::new());
+                    }
+                    _ => self.view.status = Some("no call up to transfer".into()),
+                }
+                Ok(())
+            }
+            Action::AnswerTransfer(yes) => match self.view.transfer_request.clone() {
+                Some((call, to)) => {
+                    let r = if yes {
+                        self.phone.accept_transfer(call).await
+                    } else {
+                        self.view.transfer_request = None;
+                        self.phone.reject_transfer(call).await
+                    };
+                    if r.is_ok() && !yes {
+                        self.view.status = Some(format!("refused the transfer to {to}"));
+                    }
+                    r.map_err(|e| e.to_string())
+                }
+                None => Ok(()),
+            },
         };
         if let Err(e) = result {
             self.view.status = Some(e);
@@ -512,6 +543,72 @@ impl Screen<'_> {
             .map_err(|e| e.to_string())?;
         self.view.selected = Some(call);
         Ok(())
+    }
+
+    /// Transfers `call` to `uri` (blind: a REFER; the progress comes as events).
+    async fn transfer(&mut self, call: CallId, uri: &str) -> Result<(), String> {
+        self.phone
+            .transfer(call, uri)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.view.status = Some(format!("transferring to {uri}..."));
+        Ok(())
+    }
+
+    /// A call the phone placed or answered by itself (the target of a transfer we accepted,
+    /// a call that replaced one of ours) waits for its devices: they are opened as for a
+    /// call answered here, and it goes into the history.
+    async fn attach_if_new(&mut self, ev: &tincan::phone::PhoneEvent) {
+        use tincan::phone::{CallEvent, PhoneEvent};
+        let PhoneEvent::Call { call, event } = ev else {
+            return;
+        };
+        let (new, direction) = match event {
+            CallEvent::TransferStarted { new_call } => (*new_call, Direction::Outgoing),
+            CallEvent::Replaced { by } => (*by, Direction::Incoming),
+            _ => return,
+        };
+        let account = self
+            .started
+            .iter()
+            .find(|(c, _)| c == call)
+            .map(|(_, s)| s.account.clone());
+        let peer = self
+            .view
+            .calls
+            .iter()
+            .find(|c| c.id == new)
+            .map(|c| c.peer.clone())
+            .unwrap_or_default();
+        self.started.push((
+            new,
+            Started {
+                direction,
+                peer,
+                account: account.flatten(),
+                unix_ms: crate::cmd::history::unix_ms_now(),
+            },
+        ));
+        let config_account = self
+            .account
+            .and_then(|id| self.phone.accounts().iter().position(|a| *a == id))
+            .and_then(|i| self.config.accounts.get(i));
+        let names = self.chosen_devices(DeviceNames::of(self.common, self.config, config_account));
+        match devices(self.common, 1, &names) {
+            Ok((source, sink)) => self.phone.attach_devices(new, source, sink).await,
+            Err(e) => {
+                // The call goes on without audio rather than never starting its media.
+                self.view.status = Some(format!("no audio for the new call: {e}"));
+                self.phone
+                    .attach_devices(
+                        new,
+                        Box::new(tincan_media::device::NullSource),
+                        Box::new(tincan_media::device::NullSink::default()),
+                    )
+                    .await;
+            }
+        }
+        self.repaint = !self.common.no_audio;
     }
 
     /// Hangs up every call (quit, Ctrl-C, SIGTERM).

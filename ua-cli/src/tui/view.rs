@@ -130,6 +130,10 @@ pub struct PhoneView {
     pub listening: Vec<String>,
     /// The calls we declined, with the status we declined them with.
     pub declined: Vec<(CallId, u16)>,
+    /// The dial prompt transfers this call (`t`) instead of dialling.
+    pub transfer_of: Option<CallId>,
+    /// The transfer a peer asked for (a REFER): its call and target, until `y` or `n`.
+    pub transfer_request: Option<(CallId, String)>,
     /// The panes (`r`, `l`, `v`) and the dial completion.
     pub panes: super::panes::Panes,
     /// Each call's mute and levels ([`super::meters`]).
@@ -343,6 +347,9 @@ impl PhoneView {
             }
             return;
         }
+        if self.apply_transfer(id, event) {
+            return;
+        }
         let Some(c) = self.call_mut(id) else {
             return;
         };
@@ -370,6 +377,70 @@ impl PhoneView {
             CallEvent::Resumed { .. } => c.state = CallState::Talking,
             _ => {}
         }
+    }
+}
+
+impl PhoneView {
+    /// Takes in a transfer event of call `id`; whether it was one.
+    fn apply_transfer(&mut self, id: CallId, event: &CallEvent) -> bool {
+        let peer = self
+            .calls
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| c.peer.clone())
+            .unwrap_or_default();
+        let new_call = |id: CallId, peer: String, incoming: bool, state: CallState| CallView {
+            id,
+            peer,
+            incoming,
+            account: None,
+            state,
+            duration: Duration::ZERO,
+            codec: None,
+            srtp: false,
+            quality: None,
+        };
+        match event {
+            CallEvent::TransferRequested { to, .. } => {
+                self.transfer_request = Some((id, to.clone()));
+                self.status = Some(format!(
+                    "{peer} asks to transfer you to {to}: y accepts, n refuses"
+                ));
+            }
+            CallEvent::TransferStarted { new_call: new } => {
+                let to = match self.transfer_request.take() {
+                    Some((c, to)) if c == id => to,
+                    _ => "the transfer target".to_owned(),
+                };
+                self.calls
+                    .push(new_call(*new, to.clone(), false, CallState::Dialling));
+                self.selected = Some(*new);
+                self.status = Some(format!("transferred by {peer}: calling {to}"));
+            }
+            CallEvent::Replaced { by } => {
+                self.calls.push(new_call(
+                    *by,
+                    format!("{peer} (replaced)"),
+                    true,
+                    CallState::Talking,
+                ));
+                self.selected = Some(*by);
+                self.status = Some(format!("the call with {peer} was taken over by a new one"));
+            }
+            CallEvent::TransferProgress { status, reason } => {
+                self.status = Some(format!("transfer of {peer}: {status} {reason}"));
+            }
+            CallEvent::TransferSucceeded { status } => {
+                self.status = Some(format!("{peer} transferred ({status})"));
+            }
+            CallEvent::TransferFailed { status, reason } => {
+                self.status = Some(format!(
+                    "the transfer of {peer} failed: {status} {reason}; the call goes on"
+                ));
+            }
+            _ => return false,
+        }
+        true
     }
 }
 
@@ -629,8 +700,12 @@ pub fn key_line(view: &PhoneView, width: u16) -> String {
             ("h hang up", false),
             ("o hold", false),
             ("m mute", false),
+            ("t transfer", true),
             ("0-9*# dtmf", true),
         ]);
+    }
+    if view.transfer_request.is_some() {
+        keys.insert(0, ("y/n transfer", false));
     }
     if view.calls.len() > 1 {
         keys.push(("Tab next", true));
@@ -687,6 +762,9 @@ pub fn render(view: &PhoneView, frame: &mut Frame<'_>) {
         rows[2],
     );
     let prompt = match &view.dial {
+        Some(text) if view.transfer_of.is_some() => {
+            format!("transfer to: {text}_   (Enter transfer, Esc cancel)")
+        }
         Some(text) => format!("dial: {text}_   (Enter call, Esc cancel)"),
         None => view.status.clone().unwrap_or_default(),
     };
@@ -935,6 +1013,54 @@ mod tests {
             "{status}"
         );
         assert!(!status.contains('\u{1b}'), "{status}");
+    }
+
+    #[test]
+    fn a_transfer_asked_by_the_peer_then_its_new_call_and_our_own_transfers_progress() {
+        let mut view = PhoneView::default();
+        incoming(&mut view, 1, "<sip:bob@example.test>;tag=b");
+        answered(&mut view, 1);
+        view.apply(&PhoneEvent::Call {
+            call: CallId(1),
+            event: CallEvent::TransferRequested {
+                to: "sip:carol@example.test".into(),
+                referred_by: None,
+            },
+        });
+        assert_eq!(
+            view.transfer_request,
+            Some((CallId(1), "sip:carol@example.test".into()))
+        );
+        assert!(view.status.as_deref().unwrap_or("").contains("y accepts"));
+        assert!(key_line(&view, 80).starts_with("y/n transfer"));
+        view.apply(&PhoneEvent::Call {
+            call: CallId(1),
+            event: CallEvent::TransferStarted {
+                new_call: CallId(2),
+            },
+        });
+        assert_eq!(view.transfer_request, None);
+        assert_eq!(view.selected, Some(CallId(2)));
+        let rows = screen(&view, 80, 24);
+        assert!(row_with(&rows, "carol").contains("dialling"));
+        view.apply(&PhoneEvent::Call {
+            call: CallId(2),
+            event: CallEvent::TransferFailed {
+                status: 486,
+                reason: "Busy Here".into(),
+            },
+        });
+        assert!(
+            view.status
+                .as_deref()
+                .unwrap_or("")
+                .contains("486 Busy Here")
+        );
+        // The prompt of our own transfer.
+        view.transfer_of = Some(CallId(1));
+        view.dial = Some("sip:dave@example.test".into());
+        let rows = screen(&view, 80, 24);
+        row_with(&rows, "transfer to: sip:dave@example.test");
     }
 
     #[test]
