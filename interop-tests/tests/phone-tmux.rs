@@ -371,3 +371,70 @@ fn ctrl_c_while_ringing_and_talking_hangs_up_both_and_restores_the_terminal() {
     drop(bob);
     drop(kamailio);
 }
+
+#[test]
+fn t_transfers_the_call_to_carol_and_the_phone_shows_it_done() {
+    let Some(kamailio) = lab() else {
+        return;
+    };
+    let (bob, mut bob_ctl) = baresip(&kamailio, "bob", true);
+    let (carol, mut carol_ctl) = baresip(&kamailio, "carol", true);
+    let (tmux, phone) = phone("phone-transfer", &kamailio);
+
+    tmux.send_keys(&["d"]).expect("d typed");
+    tmux.type_text("sip:bob@example.test").expect("URI typed");
+    tmux.send_keys(&["Enter"]).expect("Enter typed");
+    see(&tmux, &["to sip:bob@example.test", "talking"]);
+    baresip_event(&mut bob_ctl, "CALL_ESTABLISHED");
+
+    tmux.send_keys(&["t"]).expect("t typed");
+    see(&tmux, &["transfer to:"]);
+    tmux.type_text("sip:carol@example.test").expect("URI typed");
+    see(&tmux, &["transfer to: sip:carol@example.test"]);
+    tmux.send_keys(&["Enter"]).expect("Enter typed");
+    // bob follows the REFER and calls carol; the phone's call ends once bob's NOTIFY says so.
+    baresip_event(&mut carol_ctl, "CALL_ESTABLISHED");
+    see(&tmux, &["sip:bob@example.test", "transferred"]);
+    gone(&tmux, &["to sip:bob@example.test"]);
+
+    quit(&tmux, &phone);
+    shell_usable(&tmux);
+    drop(phone);
+    drop(tmux);
+    drop(carol);
+    drop(bob);
+    drop(kamailio);
+}
+
+#[test]
+fn y_accepts_the_transfer_bob_asks_for_and_the_phone_calls_carol() {
+    let Some(kamailio) = lab() else {
+        return;
+    };
+    let (bob, mut bob_ctl) = baresip(&kamailio, "bob", true);
+    let (carol, mut carol_ctl) = baresip(&kamailio, "carol", true);
+    let (tmux, phone) = phone("phone-transferred", &kamailio);
+
+    tmux.send_keys(&["d"]).expect("d typed");
+    tmux.type_text("sip:bob@example.test").expect("URI typed");
+    tmux.send_keys(&["Enter"]).expect("Enter typed");
+    see(&tmux, &["to sip:bob@example.test", "talking"]);
+    baresip_event(&mut bob_ctl, "CALL_ESTABLISHED");
+
+    bob_ctl
+        .command("transfer", "sip:carol@example.test")
+        .expect("baresip transfers");
+    see(&tmux, &["asks to transfer you to", "carol", "y accepts"]);
+    tmux.send_keys(&["y"]).expect("y typed");
+    baresip_event(&mut carol_ctl, "CALL_ESTABLISHED");
+    see(&tmux, &["to sip:carol@example.test", "talking"]);
+    gone(&tmux, &["to sip:bob@example.test"]);
+
+    quit(&tmux, &phone);
+    shell_usable(&tmux);
+    drop(phone);
+    drop(tmux);
+    drop(carol);
+    drop(bob);
+    drop(kamailio);
+}

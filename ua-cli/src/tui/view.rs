@@ -134,6 +134,8 @@ pub struct PhoneView {
     pub transfer_of: Option<CallId>,
     /// The transfer a peer asked for (a REFER): its call and target, until `y` or `n`.
     pub transfer_request: Option<(CallId, String)>,
+    /// The calls we transferred (their end says so).
+    pub transferred: Vec<CallId>,
     /// The panes (`r`, `l`, `v`) and the dial completion.
     pub panes: super::panes::Panes,
     /// Each call's mute and levels ([`super::meters`]).
@@ -340,7 +342,12 @@ impl PhoneView {
                     .find(|(d, _)| *d == id)
                     .map(|(_, s)| *s);
                 self.declined.retain(|(d, _)| *d != id);
-                self.status = Some(ended_status(&c.peer, end, declined));
+                self.status = Some(if self.transferred.contains(&id) {
+                    format!("call with {} transferred", c.peer)
+                } else {
+                    ended_status(&c.peer, end, declined)
+                });
+                self.transferred.retain(|t| *t != id);
             }
             if self.selected == Some(id) {
                 self.selected = self.calls.first().map(|c| c.id);
@@ -431,6 +438,7 @@ impl PhoneView {
                 self.status = Some(format!("transfer of {peer}: {status} {reason}"));
             }
             CallEvent::TransferSucceeded { status } => {
+                self.transferred.push(id);
                 self.status = Some(format!("{peer} transferred ({status})"));
             }
             CallEvent::TransferFailed { status, reason } => {
