@@ -392,3 +392,53 @@ fn sip_trace_to_standard_error_is_refused_by_the_phone() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("would write over the screen"), "{err}");
 }
+
+#[test]
+fn an_account_with_auto_answer_answers_its_calls_by_itself() {
+    let dir = scratch("auto-answer");
+    config(
+        &dir,
+        &format!(
+            "[[account]]\nname = \"work\"\naor = \"sip:alice@127.0.0.1\"\npassword = \"x\"\n\
+             registrars = [\"sip:127.0.0.1:{}\"]\nauto_answer = true\n",
+            dead_port()
+        ),
+    );
+    let Some(tmux) = Tmux::start(
+        &dir,
+        &phone_command(&dir, "phone --no-audio --bind 127.0.0.1:0 --no-history"),
+    ) else {
+        return;
+    };
+    let screen = tmux.wait_for(&["listening on udp:127.0.0.1:"]);
+    let port = screen
+        .split("listening on udp:127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the listening address on the screen")
+        .to_owned();
+    let mut caller = Killed(
+        tincan(&dir)
+            .args([
+                "call",
+                &format!("sip:alice@127.0.0.1:{port}"),
+                "--no-audio",
+                "--no-history",
+                "--bind",
+                "127.0.0.1:0",
+                "--duration",
+                "2",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tincan call runs"),
+    );
+    // Nobody presses a key: the call is answered, then the caller hangs up.
+    tmux.wait_for(&["from sip:", "talking"]);
+    let status = caller.0.wait().expect("the caller ends");
+    assert_eq!(status.code(), Some(0), "the caller's call was answered");
+    tmux.wait_gone("talking");
+    tmux.keys(&["q"]);
+    tmux.wait_for(&["EXITED 0"]);
+}

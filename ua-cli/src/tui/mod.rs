@@ -228,6 +228,7 @@ impl Screen<'_> {
                         let warning = self.note_for_history(&ev);
                         self.view.apply(&ev);
                         self.attach_if_new(&ev).await;
+                        self.auto_answer(&ev).await;
                         self.ring_on_event(&ev).await;
                         if let tincan::phone::PhoneEvent::Account { account, .. } = &ev {
                             self.refresh_registrars(*account).await;
@@ -543,6 +544,29 @@ impl Screen<'_> {
             .map_err(|e| e.to_string())?;
         self.view.selected = Some(call);
         Ok(())
+    }
+
+    /// An account's `auto_answer = true`: its incoming call is answered at once, unless
+    /// another call is up (then it rings beside it: call waiting).
+    async fn auto_answer(&mut self, ev: &tincan::phone::PhoneEvent) {
+        let tincan::phone::PhoneEvent::Incoming(incoming) = ev else {
+            return;
+        };
+        let auto = self
+            .phone
+            .accounts()
+            .iter()
+            .position(|a| Some(*a) == incoming.account)
+            .and_then(|i| self.config.accounts.get(i))
+            .is_some_and(|a| a.auto_answer);
+        let busy = self.view.calls.iter().any(|c| c.id != incoming.call);
+        if !auto || busy {
+            return;
+        }
+        self.view.selected = Some(incoming.call);
+        if let Err(e) = self.answer().await {
+            self.view.status = Some(e);
+        }
     }
 
     /// Transfers `call` to `uri` (blind: a REFER; the progress comes as events).
