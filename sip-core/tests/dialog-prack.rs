@@ -76,7 +76,11 @@ fn supported_100rel_is_advertised_and_provisionals_stay_unreliable() {
     phones[0].dial(&mut sim, 1, "bob", Some(sdp("alice", 1, "sendrecv")));
     run(&mut sim, &mut phones, secs(2.0));
     let invite = &sent(&sim, 0, "INVITE ")[0].1;
-    assert_eq!(header(invite, "Supported"), Some("100rel"), "{invite}");
+    assert_eq!(
+        header(invite, "Supported"),
+        Some("100rel, replaces"),
+        "{invite}"
+    );
     assert_eq!(header(invite, "Require"), None);
     let ringing = &sent(&sim, 1, "SIP/2.0 180")[0].1;
     assert_eq!(header(ringing, "RSeq"), None);

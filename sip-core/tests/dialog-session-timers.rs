@@ -40,7 +40,7 @@ fn refreshed_three_times_then_a_missed_refresh_ends_the_call() {
 
     // The INVITE asks for 90 s; Bob lets Alice refresh (she knows timers).
     let invite = &sent(&sim, 0, "INVITE")[0].1;
-    assert_eq!(header(invite, "Supported"), Some("timer, 100rel"));
+    assert_eq!(header(invite, "Supported"), Some("timer, 100rel, replaces"));
     assert_eq!(header(invite, "Session-Expires"), Some("90"));
     assert_eq!(header(invite, "Min-SE"), Some("90"));
     let ok = &sent(&sim, 1, "SIP/2.0 200")[0].1;

@@ -483,6 +483,9 @@ impl InviteSession {
         if config.prack != PrackPolicy::Off {
             supported.push(REL100);
         }
+        // RFC 3891 §6.1: a UA that takes INVITEs with Replaces says so, so that a transferee
+        // or a call pickup can use it on our calls.
+        supported.push("replaces");
         if !supported.is_empty() {
             b = b.header(HeaderName::Supported, &supported.join(", "));
         }
