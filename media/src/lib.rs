@@ -33,6 +33,7 @@ pub mod rtp;
 pub mod srtp;
 
 pub mod codec;
+pub mod conference;
 pub mod device;
 #[cfg(feature = "tokio")]
 pub mod driver;

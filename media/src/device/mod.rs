@@ -123,6 +123,12 @@ impl From<hound::Error> for DeviceError {
 pub trait AudioSource: Send {
     /// Fills `frame` ([`FRAME_SAMPLES`] samples, 48 kHz mono) with the next 20 ms.
     fn read_frame(&mut self, frame: &mut [i16]) -> Result<SourceStatus, DeviceError>;
+
+    /// Gives back the device this one wraps, if it is an adapter around one (a conference's,
+    /// see [`crate::conference`]); afterwards this one reads silence. `None` by default.
+    fn take_wrapped(&mut self) -> Option<Box<dyn AudioSource>> {
+        None
+    }
 }
 
 /// Where audio goes (a speaker, a file).
@@ -135,11 +141,22 @@ pub trait AudioSink: Send {
     fn finish(&mut self) -> Result<(), DeviceError> {
         Ok(())
     }
+
+    /// Gives back the device this one wraps, if it is an adapter around one (a conference's,
+    /// see [`crate::conference`]); afterwards this one drops what it is given. `None` by
+    /// default.
+    fn take_wrapped(&mut self) -> Option<Box<dyn AudioSink>> {
+        None
+    }
 }
 
 impl<T: AudioSource + ?Sized> AudioSource for Box<T> {
     fn read_frame(&mut self, frame: &mut [i16]) -> Result<SourceStatus, DeviceError> {
         (**self).read_frame(frame)
+    }
+
+    fn take_wrapped(&mut self) -> Option<Box<dyn AudioSource>> {
+        (**self).take_wrapped()
     }
 }
 
@@ -150,6 +167,10 @@ impl<T: AudioSink + ?Sized> AudioSink for Box<T> {
 
     fn finish(&mut self) -> Result<(), DeviceError> {
         (**self).finish()
+    }
+
+    fn take_wrapped(&mut self) -> Option<Box<dyn AudioSink>> {
+        (**self).take_wrapped()
     }
 }
 

@@ -178,6 +178,20 @@ enum Command {
         oneshot::Sender<Result<(), SessionError>>,
     ),
     Stop(oneshot::Sender<()>),
+    Devices(SwapDevices),
+}
+
+/// New devices for a running session, and where the old ones go.
+struct SwapDevices {
+    source: Box<dyn AudioSource>,
+    sink: Box<dyn AudioSink>,
+    reply: oneshot::Sender<(Box<dyn AudioSource>, Box<dyn AudioSink>)>,
+}
+
+impl std::fmt::Debug for SwapDevices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SwapDevices")
+    }
 }
 
 /// Controls a running media session.
@@ -194,6 +208,25 @@ impl MediaHandle {
     /// Our RTP address.
     pub fn rtp_addr(&self) -> SocketAddr {
         self.rtp_addr
+    }
+
+    /// Gives the session new audio devices from its next 20 ms tick on (a conference's
+    /// adapters, see [`crate::conference`], or the call's own devices again) and returns the
+    /// ones it had; `None` once the session has stopped (the new devices are then dropped).
+    pub async fn swap_devices(
+        &self,
+        source: Box<dyn AudioSource>,
+        sink: Box<dyn AudioSink>,
+    ) -> Option<(Box<dyn AudioSource>, Box<dyn AudioSink>)> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Devices(SwapDevices {
+                source,
+                sink,
+                reply,
+            }))
+            .ok()?;
+        rx.await.ok()
     }
 
     /// Our RTCP address (without rtcp-mux).
@@ -419,6 +452,12 @@ async fn run(
                             std::mem::swap(&mut session, &mut next);
                         });
                         let _ = reply.send(result);
+                    }
+                    Some(Command::Devices(swap)) => {
+                        let old_source = std::mem::replace(&mut source, swap.source);
+                        let old_sink = std::mem::replace(&mut sink, swap.sink);
+                        source_live = true;
+                        let _ = swap.reply.send((old_source, old_sink));
                     }
                     Some(Command::Stop(done)) => {
                         session.stop(now);

@@ -744,6 +744,9 @@ pub(crate) fn event_json(event: &CallEvent) -> Option<Value> {
             json!({"event": "transfer_failed", "status": status, "reason": reason})
         }
         CallEvent::Replaced { .. } => json!({"event": "replaced"}),
+        CallEvent::Conference { with } => {
+            json!({"event": "conference", "joined": with.is_some()})
+        }
         CallEvent::Ended(end) => {
             let mut v = json!({
                 "event": "ended",
@@ -845,6 +848,8 @@ fn human_lines(event: &CallEvent) -> Vec<String> {
             format!("transfer failed: {status} {reason}")
         }
         CallEvent::Replaced { .. } => "replaced by a new call (attended transfer)".into(),
+        CallEvent::Conference { with: Some(_) } => "in a conference with the other call".into(),
+        CallEvent::Conference { with: None } => "conference ended: a normal call again".into(),
         CallEvent::Ended(end) => {
             let status = end
                 .status
@@ -1509,6 +1514,25 @@ async fn typed(
             }
         }
         ("d" | "decline", None) => eprintln!("no call to decline"),
+        ("conference" | "conf" | "split", _) => {
+            // The two calls answered last: the latest keeps the person's devices.
+            let mut up: Vec<(u64, CallId)> = calls
+                .iter()
+                .filter_map(|(c, t)| t.answered.map(|n| (n, *c)))
+                .collect();
+            up.sort();
+            let result = match (verb.as_str(), up.as_slice()) {
+                ("split", [.., (_, last)]) => phone.split(*last).await,
+                (_, [.., (_, other), (_, last)]) => phone.conference(*last, *other).await,
+                _ => {
+                    eprintln!("a conference needs two calls up");
+                    return;
+                }
+            };
+            if let Err(e) = result {
+                eprintln!("tincan listen: {e}");
+            }
+        }
         _ => {
             let current = calls
                 .iter()
@@ -1564,6 +1588,8 @@ then, for the call answered last:
   accept-transfer           let the peer transfer us (when it asks; see accept_transfer in
   reject-transfer           the config, \"ask\" by default) or refuse it (603)
   hangup (q)                hang up
+  conference (conf)         join the two calls answered last: each hears the other and you
+  split                     end the conference: two normal calls again
 A line typed while no call rings answers nothing; with more than one call, lines start with
 the call's number ([1], [2]) and --json events carry it as `call`.";
 

@@ -857,6 +857,11 @@ impl PhoneCore {
         self.reinvite_direction(now, id, true)
     }
 
+    /// Whether we put the call on hold ([`hold`](Self::hold)) and have not resumed it.
+    pub fn is_held(&self, id: CallId) -> bool {
+        self.calls.get(&id).is_some_and(|c| c.held)
+    }
+
     /// Takes the call off hold.
     ///
     /// # Errors

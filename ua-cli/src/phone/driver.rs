@@ -38,6 +38,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::event::RegistrarState;
 use tincan_media::codec::CodecKind;
+use tincan_media::conference::ConferenceBus;
 use tincan_media::device::{AudioSink, AudioSource, NullSink, NullSource};
 use tincan_media::driver::player::TonePlayer;
 use tincan_media::driver::{MediaHandle, MediaPorts, PortRange};
@@ -323,6 +324,7 @@ impl PhoneBuilder {
             shutdown: None,
             ringback: self.ringback,
             stun_server: self.stun_server,
+            conference: None,
         };
         let handle = tokio::spawn(task.run(command_rx, dns_rx, media_rx, stop_rx));
         Ok(Phone {
@@ -421,6 +423,8 @@ enum Command {
         Reply<MessageId>,
     ),
     MessageInCall(CallId, String, Reply<MessageId>),
+    Conference(CallId, CallId, Reply<()>),
+    Split(CallId, Reply<()>),
 }
 
 /// A running phone: commands go in, [`PhoneEvent`]s come out of
@@ -630,6 +634,30 @@ impl Phone {
     /// [`PhoneError`] when the call is not up.
     pub async fn resume(&self, call: CallId) -> Result<(), PhoneError> {
         self.ask(|r| Command::Resume(call, r)).await
+    }
+
+    /// Joins two calls into a local three-way conference: each peer hears the other and the
+    /// person at this phone, who hears both through `a`'s devices (its microphone is sent to
+    /// both). A held call is resumed. Both calls get a [`CallEvent::Conference`]. The
+    /// conference ends with [`split`](Self::split) or when either call ends; each call then
+    /// goes on with its own devices. One conference at a time.
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] when either call has no running media (not up), `a` and `b` are the
+    /// same call, a conference is already on, or a held call cannot be resumed.
+    pub async fn conference(&self, a: CallId, b: CallId) -> Result<(), PhoneError> {
+        self.ask(|r| Command::Conference(a, b, r)).await
+    }
+
+    /// Ends the conference `call` is in: both calls go on as normal calls with their own
+    /// devices (and a [`CallEvent::Conference`] with `with: None`).
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] when `call` is in no conference.
+    pub async fn split(&self, call: CallId) -> Result<(), PhoneError> {
+        self.ask(|r| Command::Split(call, r)).await
     }
 
     /// Sends DTMF keys.
@@ -862,6 +890,16 @@ struct Task {
     ringback: Option<Cadence>,
     /// What [`PhoneBuilder::stun_server`] set.
     stun_server: Option<String>,
+    /// The local three-way conference, if one is on.
+    conference: Option<Conference>,
+}
+
+/// Two calls mixed by a [`ConferenceBus`]: `a`'s session holds the adapters around the local
+/// devices, `b`'s own devices wait here until the conference ends.
+struct Conference {
+    a: CallId,
+    b: CallId,
+    b_devices: (Box<dyn AudioSource>, Box<dyn AudioSink>),
 }
 
 impl Task {
@@ -931,6 +969,22 @@ impl Task {
                     }
                 }
                 cmd = commands.recv() => match cmd {
+                    Some(Command::Conference(a, b, reply)) => {
+                        let _ = reply.send(self.start_conference(a, b).await);
+                    }
+                    Some(Command::Split(call, reply)) => {
+                        let result = if self.in_conference(call) {
+                            self.end_conference().await;
+                            Ok(())
+                        } else {
+                            Err(UsageError::WrongState {
+                                call,
+                                reason: "not in a conference",
+                            }
+                            .into())
+                        };
+                        let _ = reply.send(result);
+                    }
                     Some(cmd) => self.on_command(cmd),
                     None => self.begin_shutdown(None),
                 },
@@ -995,6 +1049,113 @@ impl Task {
         }
     }
 
+    /// Whether `call` is one of the conference's two.
+    fn in_conference(&self, call: CallId) -> bool {
+        self.conference
+            .as_ref()
+            .is_some_and(|c| c.a == call || c.b == call)
+    }
+
+    /// Carries out [`Phone::conference`].
+    async fn start_conference(&mut self, a: CallId, b: CallId) -> Result<(), PhoneError> {
+        let wrong = |call: CallId, reason: &'static str| -> PhoneError {
+            UsageError::WrongState { call, reason }.into()
+        };
+        if a == b {
+            return Err(wrong(a, "cannot join a call with itself"));
+        }
+        if self.conference.is_some() {
+            return Err(wrong(a, "a conference is already on"));
+        }
+        for call in [a, b] {
+            if self
+                .media
+                .get(&call)
+                .and_then(|m| m.handle.as_ref())
+                .is_none()
+            {
+                return Err(wrong(call, "no audio yet (the call is not up)"));
+            }
+        }
+        let now = Instant::now();
+        for call in [a, b] {
+            if self.core.is_held(call) {
+                self.core.resume(now, call)?;
+            }
+        }
+        let (Some(handle_a), Some(handle_b)) = (
+            self.media.get(&a).and_then(|m| m.handle.as_ref()),
+            self.media.get(&b).and_then(|m| m.handle.as_ref()),
+        ) else {
+            return Err(wrong(a, "no audio yet (the call is not up)"));
+        };
+        let silent = || -> (Box<dyn AudioSource>, Box<dyn AudioSink>) {
+            (Box::new(NullSource::new()), Box::new(NullSink::new()))
+        };
+        let (s, k) = silent();
+        let Some((microphone, speaker)) = handle_a.swap_devices(s, k).await else {
+            return Err(UsageError::UnknownCall(a).into());
+        };
+        let bus = ConferenceBus::new(microphone, speaker);
+        let Some(b_devices) = handle_b
+            .swap_devices(Box::new(bus.source_b), Box::new(bus.sink_b))
+            .await
+        else {
+            // B's session is gone: A keeps its devices.
+            let (mut source, mut sink) = (bus.source_a, bus.sink_a);
+            if let (Some(mic), Some(speaker)) = (source.take_wrapped(), sink.take_wrapped()) {
+                handle_a.swap_devices(mic, speaker).await;
+            }
+            return Err(UsageError::UnknownCall(b).into());
+        };
+        handle_a
+            .swap_devices(Box::new(bus.source_a), Box::new(bus.sink_a))
+            .await;
+        self.conference = Some(Conference { a, b, b_devices });
+        for (call, with) in [(a, b), (b, a)] {
+            self.deliver(PhoneEvent::Call {
+                call,
+                event: CallEvent::Conference { with: Some(with) },
+            });
+        }
+        Ok(())
+    }
+
+    /// Ends the conference, if one is on: `a` gets the local devices back from the bus's
+    /// adapters, `b` its own devices.
+    async fn end_conference(&mut self) {
+        let Some(conference) = self.conference.take() else {
+            return;
+        };
+        if let Some(h) = self
+            .media
+            .get(&conference.a)
+            .and_then(|m| m.handle.as_ref())
+        {
+            let silent: (Box<dyn AudioSource>, Box<dyn AudioSink>) =
+                (Box::new(NullSource::new()), Box::new(NullSink::new()));
+            if let Some((mut source, mut sink)) = h.swap_devices(silent.0, silent.1).await
+                && let (Some(mic), Some(speaker)) = (source.take_wrapped(), sink.take_wrapped())
+            {
+                h.swap_devices(mic, speaker).await;
+            }
+        }
+        if let Some(h) = self
+            .media
+            .get(&conference.b)
+            .and_then(|m| m.handle.as_ref())
+        {
+            let (source, sink) = conference.b_devices;
+            h.swap_devices(source, sink).await;
+        }
+        for call in [conference.a, conference.b] {
+            self.deliver(PhoneEvent::Call {
+                call,
+                event: CallEvent::Conference { with: None },
+            });
+        }
+    }
+
     fn begin_shutdown(&mut self, done: Option<oneshot::Sender<()>>) {
         let now = Instant::now();
         let entry = self
@@ -1056,6 +1217,8 @@ impl Task {
                     TransferTo::Replacing(consult) => core.transfer_attended(now, call, consult),
                 });
             }
+            // They wait for the media sessions: `run` carries them out.
+            Command::Conference(..) | Command::Split(..) => {}
             Command::Devices(call, source, sink) => {
                 if let Some(m) = self.media.get_mut(&call)
                     && m.handle.is_none()
@@ -1312,6 +1475,9 @@ impl Task {
                 }
             }
             MediaCommand::Stop { call } => {
+                if self.in_conference(call) {
+                    self.end_conference().await;
+                }
                 let mut media = self.media.remove(&call);
                 if let Some(m) = &mut media {
                     // The devices are let go with the call.

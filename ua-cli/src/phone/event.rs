@@ -205,6 +205,13 @@ pub enum CallEvent {
         /// Whether the peer did it (it sent a sendonly/inactive offer).
         by_peer: bool,
     },
+    /// The call joined a local three-way conference with the call `with`
+    /// ([`Phone::conference`](super::Phone::conference)), or left it (`None`: split, or the
+    /// other call ended), going on as a normal call with its own devices.
+    Conference {
+        /// The other call of the conference; `None` once this call is on its own again.
+        with: Option<CallId>,
+    },
     /// The call was taken off hold.
     Resumed {
         /// Whether the peer did it.
