@@ -438,3 +438,41 @@ fn y_accepts_the_transfer_bob_asks_for_and_the_phone_calls_carol() {
     drop(bob);
     drop(kamailio);
 }
+
+#[test]
+fn c_joins_two_calls_in_a_conference_and_splits_it() {
+    let Some(kamailio) = lab() else {
+        return;
+    };
+    let (bob, mut bob_ctl) = baresip(&kamailio, "bob", true);
+    let (carol, mut carol_ctl) = baresip(&kamailio, "carol", true);
+    let (tmux, phone) = phone("phone-conference", &kamailio);
+
+    for (user, ctl) in [("bob", &mut bob_ctl), ("carol", &mut carol_ctl)] {
+        tmux.send_keys(&["d"]).expect("d typed");
+        tmux.type_text(&format!("sip:{user}@example.test"))
+            .expect("URI typed");
+        tmux.send_keys(&["Enter"]).expect("Enter typed");
+        see(&tmux, &[&format!("to sip:{user}@example.test"), "talking"]);
+        baresip_event(ctl, "CALL_ESTABLISHED");
+        if user == "bob" {
+            // The second call is dialled with the first on hold, as a person would.
+            tmux.send_keys(&["o"]).expect("o typed");
+            see(&tmux, &["sip:bob@example.test", "on hold"]);
+        }
+    }
+    tmux.send_keys(&["c"]).expect("c typed");
+    see(&tmux, &["sip:bob@example.test", "talking", "conference"]);
+    see(&tmux, &["sip:carol@example.test", "conference"]);
+    tmux.send_keys(&["c"]).expect("c typed");
+    see(&tmux, &["conference ended"]);
+    gone(&tmux, &["sip:bob@example.test", "conference"]);
+
+    quit(&tmux, &phone);
+    shell_usable(&tmux);
+    drop(phone);
+    drop(tmux);
+    drop(carol);
+    drop(bob);
+    drop(kamailio);
+}

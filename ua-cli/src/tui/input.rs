@@ -54,6 +54,9 @@ pub enum Action {
     StartTransfer,
     /// Accept (`true`, `y`) or refuse (`false`, `n`) the transfer the peer asked for.
     AnswerTransfer(bool),
+    /// Join the selected call and the other call up in a three-way conference, or split the
+    /// conference (`c`).
+    ToggleConference,
 }
 
 /// Maps keys to [`Action`]s.
@@ -97,6 +100,7 @@ impl Keymap {
             KeyCode::Char('t') => Some(Action::StartTransfer),
             KeyCode::Char('y') => Some(Action::AnswerTransfer(true)),
             KeyCode::Char('n') => Some(Action::AnswerTransfer(false)),
+            KeyCode::Char('c') => Some(Action::ToggleConference),
             _ => None,
         }
     }
@@ -120,7 +124,7 @@ impl Keymap {
 }
 
 /// The keys, one line, for the status bar.
-pub const KEY_HELP: &str = "d dial  a answer  x/X decline  s silence  h hang up  o hold  0-9*# dtmf  Tab next  ? help  q quit  m mute  t transfer  r recent  l log  v devices";
+pub const KEY_HELP: &str = "d dial  a answer  x/X decline  s silence  h hang up  o hold  0-9*# dtmf  Tab next  ? help  q quit  m mute  t transfer  c conference  r recent  l log  v devices";
 
 /// The keys, one per line, for the help overlay.
 pub const HELP_LINES: &[&str] = &[
@@ -135,6 +139,7 @@ pub const HELP_LINES: &[&str] = &[
     "0-9 * #  send DTMF on the selected call",
     "t        transfer the selected call (type the URI, Enter)",
     "y n      accept / refuse the transfer the peer asks for",
+    "c        three-way conference of the two calls up / split it",
     "Tab      select the next call",
     "Tab      in the dial prompt: complete from contacts and history",
     "r        recent calls and contacts (Enter calls)",
@@ -217,6 +222,10 @@ mod tests {
         assert_eq!(
             k.action(key(KeyCode::Char('n')), false),
             Some(Action::AnswerTransfer(false))
+        );
+        assert_eq!(
+            k.action(key(KeyCode::Char('c')), false),
+            Some(Action::ToggleConference)
         );
         assert_eq!(
             k.action(key(KeyCode::Char('m')), true),

@@ -416,6 +416,7 @@ impl Screen<'_> {
                 }
                 Ok(())
             }
+            Action::ToggleConference => self.toggle_conference().await,
             Action::AnswerTransfer(yes) => match self.view.transfer_request.clone() {
                 Some((call, to)) => {
                     let r = if yes {
@@ -567,6 +568,39 @@ impl Screen<'_> {
         if let Err(e) = self.answer().await {
             self.view.status = Some(e);
         }
+    }
+
+    /// `c`: splits the conference, or joins the selected call with the other call up (a held
+    /// one is resumed); the selected call keeps the person's devices.
+    async fn toggle_conference(&mut self) -> Result<(), String> {
+        if let Some((a, _)) = self.view.conference {
+            return self.phone.split(a).await.map_err(|e| e.to_string());
+        }
+        let up = |c: &&view::CallView| {
+            matches!(
+                c.state,
+                CallState::Talking | CallState::OnHold | CallState::HeldByPeer
+            )
+        };
+        let Some(selected) = self.view.selected_call().filter(up).map(|c| c.id) else {
+            self.view.status = Some("a conference needs two calls up".into());
+            return Ok(());
+        };
+        let Some(other) = self
+            .view
+            .calls
+            .iter()
+            .filter(up)
+            .map(|c| c.id)
+            .find(|c| *c != selected)
+        else {
+            self.view.status = Some("a conference needs two calls up".into());
+            return Ok(());
+        };
+        self.phone
+            .conference(selected, other)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Transfers `call` to `uri` (blind: a REFER; the progress comes as events).

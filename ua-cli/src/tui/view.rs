@@ -136,6 +136,8 @@ pub struct PhoneView {
     pub transfer_request: Option<(CallId, String)>,
     /// The calls we transferred (their end says so).
     pub transferred: Vec<CallId>,
+    /// The two calls joined in a three-way conference (`c`).
+    pub conference: Option<(CallId, CallId)>,
     /// The panes (`r`, `l`, `v`) and the dial completion.
     pub panes: super::panes::Panes,
     /// Each call's mute and levels ([`super::meters`]).
@@ -408,6 +410,17 @@ impl PhoneView {
             quality: None,
         };
         match event {
+            CallEvent::Conference { with } => match with {
+                Some(other) => {
+                    self.conference = Some((id, *other));
+                    self.status = Some("three-way conference: c splits it".into());
+                }
+                None if self.conference.is_some() => {
+                    self.conference = None;
+                    self.status = Some("conference ended: the calls are apart".into());
+                }
+                None => {}
+            },
             CallEvent::TransferRequested { to, .. } => {
                 self.transfer_request = Some((id, to.clone()));
                 self.status = Some(format!(
@@ -656,6 +669,9 @@ fn call_lines(view: &PhoneView) -> Vec<Line<'static>> {
                     if c.srtp { "srtp" } else { "rtp" }
                 ));
             }
+            if view.conference.is_some_and(|(a, b)| a == c.id || b == c.id) {
+                text.push_str("  conference");
+            }
             if view.is_muted(c.id) {
                 text.push_str("  muted");
             }
@@ -717,6 +733,7 @@ pub fn key_line(view: &PhoneView, width: u16) -> String {
     }
     if view.calls.len() > 1 {
         keys.push(("Tab next", true));
+        keys.push(("c conference", true));
     }
     keys.extend([
         ("d dial", false),
@@ -1069,6 +1086,39 @@ mod tests {
         view.dial = Some("sip:dave@example.test".into());
         let rows = screen(&view, 80, 24);
         row_with(&rows, "transfer to: sip:dave@example.test");
+    }
+
+    #[test]
+    fn a_conference_marks_both_calls_until_it_is_split() {
+        let mut view = PhoneView::default();
+        view.add_outgoing(CallId(1), "sip:bob@example.test", None);
+        answered(&mut view, 1);
+        view.add_outgoing(CallId(2), "sip:carol@example.test", None);
+        answered(&mut view, 2);
+        assert!(key_line(&view, 200).contains("c conference"));
+        for (call, with) in [(1, 2), (2, 1)] {
+            view.apply(&PhoneEvent::Call {
+                call: CallId(call),
+                event: CallEvent::Conference {
+                    with: Some(CallId(with)),
+                },
+            });
+        }
+        let rows = screen(&view, 80, 24);
+        assert!(row_with(&rows, "bob").contains("conference"));
+        assert!(row_with(&rows, "carol").contains("conference"));
+        view.apply(&PhoneEvent::Call {
+            call: CallId(1),
+            event: CallEvent::Conference { with: None },
+        });
+        let rows = screen(&view, 80, 24);
+        assert!(!row_with(&rows, "bob").contains("conference"));
+        assert!(
+            view.status
+                .as_deref()
+                .unwrap_or("")
+                .contains("conference ended")
+        );
     }
 
     #[test]
