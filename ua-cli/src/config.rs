@@ -1272,6 +1272,18 @@ mod tests {
     }
 
     #[test]
+    fn mwi_key() {
+        let text = "[[account]]\nname = \"w\"\naor = \"sip:alice@example.com\"\n\
+                    password_env = \"X\"\nmwi = true\n\n[[account]]\nname = \"h\"\n\
+                    aor = \"sip:alice@example.net\"\npassword_env = \"X\"\n";
+        let c = Config::from_str_named(text, "t.toml").unwrap();
+        assert!(c.account("w").unwrap().mwi);
+        assert!(!c.account("h").unwrap().mwi, "off by default");
+        let e = Config::from_str_named(&text.replace("mwi = true", "mwi = \"yes\""), "t.toml");
+        assert!(e.is_err());
+    }
+
+    #[test]
     fn accept_transfer_keys() {
         use crate::phone::TransferPolicy;
         let text = "[network]\naccept_transfer = \"never\"\n\n[[account]]\nname = \"w\"\n\

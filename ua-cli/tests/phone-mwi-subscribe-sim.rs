@@ -188,3 +188,16 @@ fn expiry_with_the_notifier_gone_starts_a_new_subscription() {
         .count();
     assert!(fresh >= 1, "a new subscription: {:?}", n.subscribes);
 }
+
+#[test]
+fn shutdown_unsubscribes() {
+    let (mut sim, alice, p1) = setup(8, NetConfig::perfect(), MwiNotifier::new(3600));
+    wait_waiting(&mut sim, alice, 1, 10.0);
+    sim.act(alice, |c, now| c.shutdown(now));
+    let limit = sim.elapsed() + secs(40.0);
+    sim.run_until_with(limit, |s| s.core_ref(alice).is_idle());
+    let last = *notifier(&sim, p1).subscribes.last().expect("a SUBSCRIBE");
+    assert_eq!((last.1, last.2), (0, true), "un-SUBSCRIBE: {last:?}");
+    assert!(sim.core_ref(alice).is_idle());
+    assert!(!sim.core_ref(alice).mwi_subscribed(AccountId(0)));
+}
