@@ -161,8 +161,31 @@ fn terminated_with_retry_after_subscribes_again_later() {
 fn bad_event_stops() {
     let mut n = MwiNotifier::new(3600);
     n.status = 489;
-    let (mut sim, alice, p1) = setup(5, NetConfig::perfect(), n);
+    let mut sim = Sim::new(5, NetConfig::perfect());
+    let alice = sim.add_phone(ALICE, "alice");
+    let p1 = sim.add_proxy(P1);
+    sim.proxy_mut(p1).mwi = Some(n);
+    let mut a = account("alice", &[P1]);
+    a.mwi = true;
+    // Registration refreshes every half minute or so: none of them asks again.
+    a.expires = 60;
+    sim.add_account(alice, a);
     sim.run_for(secs(400.0));
+    let registered = sim
+        .phone(alice)
+        .events
+        .iter()
+        .filter(|(_, e)| {
+            matches!(
+                e,
+                PhoneEvent::Account {
+                    event: tincan::phone::AccountEvent::Registered { .. },
+                    ..
+                }
+            )
+        })
+        .count();
+    assert!(registered >= 2, "registered {registered} times");
     assert_eq!(notifier(&sim, p1).subscribes.len(), 1, "asked once");
     assert!(waiting(&sim, alice).is_empty());
     assert!(!sim.core_ref(alice).mwi_subscribed(AccountId(0)));

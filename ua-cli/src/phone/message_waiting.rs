@@ -18,7 +18,9 @@
 use std::time::Instant;
 
 use tincan_sip::auth::answer_challenge;
-use tincan_sip::dialog::subscription::{Subscription, SubscriptionConfig, SubscriptionEvent};
+use tincan_sip::dialog::subscription::{
+    Subscription, SubscriptionConfig, SubscriptionEvent, SubscriptionStatus,
+};
 use tincan_sip::message::typed::CSeq;
 use tincan_sip::message::{HeaderName, Message, Method, RequestBuilder, Uri, response_to};
 use tincan_sip::transaction::TransactionId;
@@ -201,9 +203,8 @@ impl PhoneCore {
         if !a.config.mwi || self.shutting_down {
             return;
         }
-        if self.mwi.get(&account).is_some_and(|s| {
-            s.status() != tincan_sip::dialog::subscription::SubscriptionStatus::Done
-        }) {
+        // One running (or refused for good: not asked again until the account unregisters).
+        if self.mwi.contains_key(&account) {
             return;
         }
         let config = a.config.clone();
@@ -245,6 +246,7 @@ impl PhoneCore {
     /// The account stops (unregisters, or the phone shuts down): its subscription ends.
     pub(super) fn mwi_stop(&mut self, now: Instant, account: AccountId) {
         if let Some(s) = self.mwi.get_mut(&account) {
+            self.mwi_stopping.insert(account);
             s.unsubscribe(now);
             self.mwi_flush(now, account);
         }
@@ -291,9 +293,11 @@ impl PhoneCore {
                     }));
             }
         }
-        if self.mwi.get(&account).is_some_and(|s| {
-            s.status() == tincan_sip::dialog::subscription::SubscriptionStatus::Done
-        }) {
+        let done = self
+            .mwi
+            .get(&account)
+            .is_some_and(|s| s.status() == SubscriptionStatus::Done);
+        if done && self.mwi_stopping.remove(&account) {
             self.mwi.remove(&account);
         }
     }
@@ -428,9 +432,12 @@ impl PhoneCore {
         Some(retried)
     }
 
-    /// Whether `account` has a `message-summary` subscription running.
+    /// Whether `account` has a `message-summary` subscription running (or being started
+    /// again after the notifier ended it); false once it was refused or ended for good.
     pub fn mwi_subscribed(&self, account: AccountId) -> bool {
-        self.mwi.contains_key(&account)
+        self.mwi
+            .get(&account)
+            .is_some_and(|s| s.status() != SubscriptionStatus::Done)
     }
 }
 

@@ -229,7 +229,11 @@ pub struct PhoneCore {
     messages: HashMap<MessageId, message::Outgoing>,
     next_message: u64,
     /// The `message-summary` subscriptions of the accounts with `mwi` (RFC 3842).
+    /// A refused one (489...) stays, ended, until the account unregisters, so that the
+    /// account's next registrations do not ask again.
     mwi: HashMap<AccountId, tincan_sip::dialog::subscription::Subscription>,
+    /// The accounts whose subscription is being ended (unregister, shutdown).
+    mwi_stopping: std::collections::HashSet<AccountId>,
     shutting_down: bool,
     /// Transfers (REFER, Replaces) of the calls.
     transfers: transfer::Transfers,
@@ -294,6 +298,7 @@ impl PhoneCore {
             messages: HashMap::new(),
             next_message: 1,
             mwi: HashMap::new(),
+            mwi_stopping: Default::default(),
             shutting_down: false,
             transfers: transfer::Transfers::default(),
         }
