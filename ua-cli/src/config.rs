@@ -331,6 +331,10 @@ pub struct Account {
     /// `auto_answer`: `tincan listen` answers calls to this account by itself (as
     /// `--auto-answer` does for every call).
     pub auto_answer: bool,
+    /// `mwi`: subscribe to the account's `message-summary` (RFC 3842) once it registers, for
+    /// the voicemail count; default false (unsolicited message-summary NOTIFYs are taken
+    /// either way).
+    pub mwi: bool,
     /// `input_device`: this account's microphone (else `[audio] input_device`).
     pub input_device: Option<String>,
     /// `output_device`: this account's speaker (else `[audio] output_device`).
@@ -636,6 +640,7 @@ struct RawAccount {
     srtp: Option<Spanned<String>>,
     accept_transfer: Option<Spanned<String>>,
     auto_answer: Option<bool>,
+    mwi: Option<bool>,
     input_device: Option<Spanned<String>>,
     output_device: Option<Spanned<String>>,
     ring_device: Option<Spanned<String>>,
@@ -973,6 +978,7 @@ impl Config {
                 srtp,
                 accept_transfer,
                 auto_answer: a.auto_answer.unwrap_or(false),
+                mwi: a.mwi.unwrap_or(false),
                 input_device,
                 output_device,
                 ring_device,
@@ -1263,6 +1269,18 @@ mod tests {
             (d.network.udp_keepalive_interval, d.network.stun_rto_ms),
             (None, None)
         );
+    }
+
+    #[test]
+    fn mwi_key() {
+        let text = "[[account]]\nname = \"w\"\naor = \"sip:alice@example.com\"\n\
+                    password_env = \"X\"\nmwi = true\n\n[[account]]\nname = \"h\"\n\
+                    aor = \"sip:alice@example.net\"\npassword_env = \"X\"\n";
+        let c = Config::from_str_named(text, "t.toml").unwrap();
+        assert!(c.account("w").unwrap().mwi);
+        assert!(!c.account("h").unwrap().mwi, "off by default");
+        let e = Config::from_str_named(&text.replace("mwi = true", "mwi = \"yes\""), "t.toml");
+        assert!(e.is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 pub mod invite;
 pub mod refer;
+pub mod subscription;
 
 use crate::message::typed::{CSeq, Method, NameAddr};
 use crate::message::{HeaderName, Message, RequestBuilder, Uri};

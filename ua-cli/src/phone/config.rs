@@ -179,6 +179,11 @@ pub struct AccountConfig {
     /// What a REFER in this account's calls does; `None`: the phone's
     /// [`accept_transfer`](PhoneConfig::accept_transfer).
     pub accept_transfer: Option<TransferPolicy>,
+    /// Subscribe to the account's `message-summary` event (RFC 3842) once it registers:
+    /// its NOTIFYs come as [`PhoneEvent::MessageWaiting`](super::PhoneEvent::MessageWaiting);
+    /// the subscription is refreshed while the account is registered and ended when it
+    /// unregisters. Default false.
+    pub mwi: bool,
 }
 
 impl AccountConfig {
@@ -207,6 +212,7 @@ impl AccountConfig {
             codecs: None,
             srtp: None,
             accept_transfer: None,
+            mwi: false,
         }
     }
 
@@ -280,6 +286,7 @@ impl AccountConfig {
         ac.codecs = a.codecs.clone();
         ac.srtp = a.srtp;
         ac.accept_transfer = a.accept_transfer;
+        ac.mwi = a.mwi;
         ac.display_name = a.display_name.clone();
         Ok(ac)
     }

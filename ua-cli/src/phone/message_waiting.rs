@@ -3,20 +3,43 @@
 //! Many PBXs (Asterisk's `unsolicited_mwi`, FreeSWITCH, most hosted ones) send a registered
 //! phone NOTIFYs with `Event: message-summary` without any subscription. The phone answers
 //! them 200 and reports the counts as [`PhoneEvent::MessageWaiting`]; a NOTIFY of any other
-//! event package is answered 481 (no such subscription, RFC 6665 §4.1.3). Subscribing to
-//! `message-summary` is not done yet.
+//! event package is answered 481 (no such subscription, RFC 6665 §4.1.3).
+//!
+//! An account with [`AccountConfig::mwi`](super::AccountConfig::mwi) also subscribes to
+//! its own `message-summary` once it registers (RFC 3842 §4), with the sans-IO subscriber of
+//! `tincan_sip::dialog::subscription` (RFC 6665): the SUBSCRIBE goes where the account's
+//! requests go (its outbound proxy, or the registrar it registered with, with failover over
+//! its registrars' targets), a 401/407 is answered with the account's credentials, the
+//! subscription is refreshed before it expires and subscribed again when the notifier ends
+//! it in a way that invites it; its NOTIFYs come as [`PhoneEvent::MessageWaiting`] like
+//! unsolicited ones. Unregistering the account (or the phone's shutdown) ends it with an
+//! un-SUBSCRIBE (`Expires: 0`).
 
 use std::time::Instant;
 
-use tincan_sip::message::{HeaderName, Message, response_to};
+use tincan_sip::auth::answer_challenge;
+use tincan_sip::dialog::subscription::{
+    Subscription, SubscriptionConfig, SubscriptionEvent, SubscriptionStatus,
+};
+use tincan_sip::message::typed::CSeq;
+use tincan_sip::message::{HeaderName, Message, Method, RequestBuilder, Uri, response_to};
 use tincan_sip::transaction::TransactionId;
+use tincan_sip::transport::Target;
 
 use super::PhoneCore;
-use super::call::user_of;
+use super::call::{contact_uri, name_addr, user_of};
 use super::event::{AccountId, PhoneEvent};
+use super::route::{Owner, RouteId};
 
 /// The event package of RFC 3842.
 pub const MESSAGE_SUMMARY: &str = "message-summary";
+
+/// The body type of a `message-summary` NOTIFY (RFC 3842 §5).
+pub const SIMPLE_MESSAGE_SUMMARY: &str = "application/simple-message-summary";
+
+/// How long a `message-summary` subscription asks to last, in seconds (RFC 3842 §4 leaves it
+/// to the subscriber; an hour, like the registrations most PBXs grant).
+pub const MWI_EXPIRES: u32 = 3600;
 
 /// A `message-summary` body (RFC 3842 §5.2), read leniently: unknown lines are skipped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -119,6 +142,15 @@ impl PhoneCore {
     /// A NOTIFY (server transaction `tx`): a `message-summary` one is answered 200 and
     /// reported (400 when its body says nothing); any other is answered 481.
     pub(super) fn incoming_notify(&mut self, now: Instant, tx: TransactionId, request: &Message) {
+        let subscribed = self
+            .mwi
+            .iter()
+            .find(|(_, s)| s.matches_notify(request))
+            .map(|(a, _)| *a);
+        if let Some(account) = subscribed {
+            self.subscribed_notify(now, account, tx, request);
+            return;
+        }
         let event = request
             .header(HeaderName::Event)
             .and_then(|e| e.split(';').next())
@@ -158,6 +190,254 @@ impl PhoneCore {
                 account,
                 summary,
             }));
+    }
+}
+
+impl PhoneCore {
+    /// An account registered: its `message-summary` subscription starts, when it has `mwi`
+    /// and none is running.
+    pub(super) fn mwi_registered(&mut self, now: Instant, account: AccountId, registrar: &Target) {
+        let Some(a) = self.accounts.get(account.0) else {
+            return;
+        };
+        if !a.config.mwi || self.shutting_down {
+            return;
+        }
+        // One running (or refused for good: not asked again until the account unregisters).
+        if self.mwi.contains_key(&account) {
+            return;
+        }
+        let config = a.config.clone();
+        let Ok(aor) = Uri::parse(&config.aor).map(Uri::into_owned) else {
+            return;
+        };
+        let user = user_of(&config.aor).unwrap_or_else(|| config.username.clone());
+        let Some(local) = self
+            .endpoint
+            .local_address_for(registrar.transport, registrar.addr)
+        else {
+            return;
+        };
+        let seen = self.contact_address(Some(account), registrar.transport, local);
+        let contact = format!("<{}>", contact_uri(&user, seen, registrar.transport));
+        let tag = self.token(10);
+        let call_id = format!("{}@tincan", self.token(20));
+        let from = name_addr(config.display_name.as_deref(), &config.aor);
+        let request = RequestBuilder::new(Method::Subscribe, &aor)
+            .header(HeaderName::From, &format!("{from};tag={tag}"))
+            .header(HeaderName::To, &format!("<{aor}>"))
+            .header(HeaderName::Contact, &contact)
+            .call_id(&call_id)
+            .cseq(1)
+            .build();
+        let subscription = Subscription::new(
+            now,
+            SubscriptionConfig {
+                event: MESSAGE_SUMMARY.to_owned(),
+                accept: Some(SIMPLE_MESSAGE_SUMMARY.to_owned()),
+                expires: MWI_EXPIRES,
+            },
+            request,
+        );
+        self.mwi.insert(account, subscription);
+        self.mwi_flush(now, account);
+    }
+
+    /// The account stops (unregisters, or the phone shuts down): its subscription ends.
+    pub(super) fn mwi_stop(&mut self, now: Instant, account: AccountId) {
+        if let Some(s) = self.mwi.get_mut(&account) {
+            self.mwi_stopping.insert(account);
+            s.unsubscribe(now);
+            self.mwi_flush(now, account);
+        }
+    }
+
+    /// Runs the subscriptions' timers.
+    pub(super) fn mwi_timeout(&mut self, now: Instant) {
+        let due: Vec<AccountId> = self
+            .mwi
+            .iter()
+            .filter(|(_, s)| s.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(a, _)| *a)
+            .collect();
+        for account in due {
+            if let Some(s) = self.mwi.get_mut(&account) {
+                s.handle_timeout(now);
+            }
+            self.mwi_flush(now, account);
+        }
+    }
+
+    /// Sends what a subscription asks to send and reports its NOTIFYs.
+    fn mwi_flush(&mut self, now: Instant, account: AccountId) {
+        loop {
+            let Some(s) = self.mwi.get_mut(&account) else {
+                return;
+            };
+            if let Some(request) = s.poll_request() {
+                self.send_subscribe(now, account, request);
+                continue;
+            }
+            let Some(event) = s.poll_event() else {
+                break;
+            };
+            if let SubscriptionEvent::Notify { body, .. } = event
+                && let Some(summary) = std::str::from_utf8(&body)
+                    .ok()
+                    .and_then(MessageSummary::parse)
+            {
+                self.events
+                    .push_back(PhoneEvent::MessageWaiting(MessageWaiting {
+                        account: Some(account),
+                        summary,
+                    }));
+            }
+        }
+        let done = self
+            .mwi
+            .get(&account)
+            .is_some_and(|s| s.status() == SubscriptionStatus::Done);
+        if done && self.mwi_stopping.remove(&account) {
+            self.mwi.remove(&account);
+        }
+    }
+
+    /// Sends a SUBSCRIBE: in its dialog along the route set (to the Request-URI, or the
+    /// first Route), or, outside one, where the account's requests go.
+    fn send_subscribe(&mut self, now: Instant, account: AccountId, mut request: Message) {
+        let Some(a) = self.accounts.get(account.0) else {
+            return;
+        };
+        let in_dialog = request
+            .to()
+            .and_then(Result::ok)
+            .is_some_and(|t| t.tag().is_some());
+        let first_route = request
+            .header(HeaderName::Route)
+            .map(|r| r.split(',').next().unwrap_or(r).trim().to_owned())
+            .and_then(|r| {
+                tincan_sip::message::typed::NameAddr::parse_as(HeaderName::Route, &r)
+                    .ok()
+                    .and_then(|n| n.uri().ok().map(|u| u.into_owned().to_string()))
+            });
+        let mut known = None;
+        let hop = if in_dialog {
+            first_route.unwrap_or_else(|| request.uri().map(|u| u.to_string()).unwrap_or_default())
+        } else if let Some(proxy) = &a.config.outbound_proxy {
+            if let Ok(mut parsed) = Uri::parse(proxy).map(Uri::into_owned) {
+                if let Uri::Sip(u) = &mut parsed
+                    && !u.params.contains("lr")
+                {
+                    u.params.set("lr", None);
+                }
+                request.set_header(HeaderName::Route, &format!("<{parsed}>"));
+            }
+            proxy.clone()
+        } else {
+            let mut targets = Vec::new();
+            for s in &a.slots {
+                for t in &s.candidates {
+                    if !targets.contains(t) {
+                        targets.push(t.clone());
+                    }
+                }
+            }
+            if !targets.is_empty() {
+                known = Some(targets);
+            }
+            a.config
+                .registrars
+                .first()
+                .cloned()
+                .unwrap_or_else(|| format!("sip:{}", a.config.domain()))
+        };
+        self.start_route(now, Owner::Subscribe(account), request, hop, known);
+    }
+
+    /// A NOTIFY of an account's subscription: answered as the subscription says.
+    fn subscribed_notify(
+        &mut self,
+        now: Instant,
+        account: AccountId,
+        tx: TransactionId,
+        request: &Message,
+    ) {
+        let Some(s) = self.mwi.get_mut(&account) else {
+            return;
+        };
+        let answer = s.handle_notify(now, request);
+        let mut r = response_to(request, answer.status, None);
+        if request
+            .to()
+            .and_then(Result::ok)
+            .is_some_and(|t| t.tag().is_none())
+        {
+            let tag = self.token(10);
+            r.set_to_tag(&tag);
+        }
+        let _ = self.endpoint.send_response(now, tx, r);
+        self.mwi_flush(now, account);
+    }
+
+    /// A response to a SUBSCRIBE of an account's subscription.
+    pub(super) fn subscribe_response(
+        &mut self,
+        now: Instant,
+        account: AccountId,
+        route: RouteId,
+        response: &Message,
+    ) {
+        if response.status().unwrap_or(0) < 200 {
+            return;
+        }
+        let Some(request) = self.routes.get(&route).map(|r| r.request.clone()) else {
+            return;
+        };
+        if let Some(s) = self.mwi.get_mut(&account) {
+            s.handle_response(now, &request, response);
+        }
+        self.mwi_flush(now, account);
+    }
+
+    /// A SUBSCRIBE that no server answered.
+    pub(super) fn subscribe_failed(&mut self, now: Instant, account: AccountId, route: RouteId) {
+        let Some(request) = self.routes.get(&route).map(|r| r.request.clone()) else {
+            return;
+        };
+        if let Some(s) = self.mwi.get_mut(&account) {
+            s.handle_failure(now, &request);
+        }
+        self.mwi_flush(now, account);
+    }
+
+    /// Answers a 401/407 to a SUBSCRIBE with the account's credentials and the next CSeq
+    /// (the subscription takes the CSeq from the request the final response answers).
+    pub(super) fn retry_subscribe(
+        &mut self,
+        account: AccountId,
+        request: &Message,
+        response: &Message,
+    ) -> Option<Message> {
+        let realms = self.answerable_realms(account);
+        let digest = &mut self.accounts.get_mut(account.0)?.digest;
+        digest.set_realms(realms);
+        let answer = answer_challenge(digest, request, response, &mut *self.rng).ok()?;
+        self.pin_realms(account, &answer.apply(request));
+        let mut retried = answer.apply(request);
+        let cseq = request.cseq().and_then(Result::ok)?;
+        retried.set(&CSeq {
+            seq: cseq.seq.checked_add(1)?,
+            method: cseq.method,
+        });
+        Some(retried)
+    }
+
+    /// Whether `account` has a `message-summary` subscription running (or being started
+    /// again after the notifier ended it); false once it was refused or ended for good.
+    pub fn mwi_subscribed(&self, account: AccountId) -> bool {
+        self.mwi
+            .get(&account)
+            .is_some_and(|s| s.status() != SubscriptionStatus::Done)
     }
 }
 

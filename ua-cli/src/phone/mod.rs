@@ -228,6 +228,12 @@ pub struct PhoneCore {
     /// Outgoing page-mode messages waiting for their final response.
     messages: HashMap<MessageId, message::Outgoing>,
     next_message: u64,
+    /// The `message-summary` subscriptions of the accounts with `mwi` (RFC 3842).
+    /// A refused one (489...) stays, ended, until the account unregisters, so that the
+    /// account's next registrations do not ask again.
+    mwi: HashMap<AccountId, tincan_sip::dialog::subscription::Subscription>,
+    /// The accounts whose subscription is being ended (unregister, shutdown).
+    mwi_stopping: std::collections::HashSet<AccountId>,
     shutting_down: bool,
     /// Transfers (REFER, Replaces) of the calls.
     transfers: transfer::Transfers,
@@ -291,6 +297,8 @@ impl PhoneCore {
             probes: HashMap::new(),
             messages: HashMap::new(),
             next_message: 1,
+            mwi: HashMap::new(),
+            mwi_stopping: Default::default(),
             shutting_down: false,
             transfers: transfer::Transfers::default(),
         }
@@ -423,6 +431,9 @@ impl PhoneCore {
         for account in &self.accounts {
             take(account.poll_timeout());
         }
+        for s in self.mwi.values() {
+            take(s.poll_timeout());
+        }
         next
     }
 
@@ -476,6 +487,7 @@ impl PhoneCore {
         for i in 0..self.accounts.len() {
             self.account_timeout(now, i);
         }
+        self.mwi_timeout(now);
         self.process(now);
     }
 
@@ -878,7 +890,7 @@ impl PhoneCore {
     /// The forced transport of an owner's account (or the phone's).
     fn transport_of(&self, owner: Owner) -> Option<Transport> {
         let account = match owner {
-            Owner::Register(a, _) | Owner::Unbind(a, _) => Some(a),
+            Owner::Register(a, _) | Owner::Unbind(a, _) | Owner::Subscribe(a) => Some(a),
             Owner::Message(m) => self.messages.get(&m).and_then(|m| m.account),
             o => o
                 .call()
@@ -1121,6 +1133,7 @@ impl PhoneCore {
             Owner::Invite(call) => self.retry_invite(now, call, &request, response),
             Owner::InDialog(call) => self.retry_in_dialog(call, &request, response),
             Owner::Message(m) => self.retry_message(m, &request, response),
+            Owner::Subscribe(a) => self.retry_subscribe(a, &request, response),
         };
         let Some(retried) = retried else {
             return false;
@@ -1167,6 +1180,7 @@ impl PhoneCore {
             }
             Owner::Unbind(account, slot) => self.unbind_response(now, account, slot, id, &response),
             Owner::Message(m) => self.message_response(m, &response),
+            Owner::Subscribe(a) => self.subscribe_response(now, a, id, &response),
             Owner::Ack(_) | Owner::Stray => {}
         }
     }
@@ -1208,7 +1222,8 @@ impl PhoneCore {
             | Owner::Unbind(..)
             | Owner::Ack(_)
             | Owner::Stray
-            | Owner::Message(_) => {}
+            | Owner::Message(_)
+            | Owner::Subscribe(_) => {}
         }
     }
 
@@ -1235,6 +1250,7 @@ impl PhoneCore {
             }
             Owner::Unbind(account, slot) => self.unbind_done(account, slot),
             Owner::Message(m) => self.message_failed(m, tried, errors),
+            Owner::Subscribe(a) => self.subscribe_failed(now, a, id),
             Owner::Stray => {}
         }
     }

@@ -33,6 +33,8 @@ pub(crate) enum Owner {
     Unbind(AccountId, usize),
     /// A page-mode MESSAGE outside any dialog (RFC 3428).
     Message(MessageId),
+    /// A SUBSCRIBE of an account's `message-summary` subscription (RFC 6665, RFC 3842).
+    Subscribe(AccountId),
 }
 
 impl Owner {

@@ -121,6 +121,48 @@ pub struct Proxy {
     /// It supports RFC 5626 outbound: a 200 to a REGISTER with `reg-id` says
     /// `Require: outbound` (§4.2.1).
     pub outbound: bool,
+    /// It is also a `message-summary` notifier (RFC 3842) for the SUBSCRIBEs sent to it.
+    pub mwi: Option<MwiNotifier>,
+}
+
+/// A scripted `message-summary` notifier inside a [`Proxy`]: it challenges a SUBSCRIBE
+/// without credentials (407), answers the others `status` with `Expires` at most `grant`,
+/// and sends a NOTIFY (a client transaction: retransmitted over UDP) after each accepted one.
+pub struct MwiNotifier {
+    /// The answer to a SUBSCRIBE with credentials (200, or a refusal like 489).
+    pub status: u16,
+    /// The most `Expires` it grants.
+    pub grant: u32,
+    /// The NOTIFY goes before the 200.
+    pub notify_first: bool,
+    /// The `Subscription-State` of the next NOTIFY, once (else `active;expires=N`, or
+    /// `terminated;reason=timeout` for an un-SUBSCRIBE).
+    pub next_state: Option<String>,
+    /// The voice messages (new) the NOTIFYs report.
+    pub new_messages: u32,
+    /// SUBSCRIBEs with credentials: (time, Expires asked, in a dialog).
+    pub subscribes: Vec<(Duration, u32, bool)>,
+    /// Final answers to its NOTIFYs: (time, status).
+    pub notify_answers: Vec<(Duration, u16)>,
+    notify_txs: Vec<TransactionId>,
+    /// Call-ID -> (its tag, its last NOTIFY CSeq).
+    dialogs: HashMap<String, (String, u32)>,
+}
+
+impl MwiNotifier {
+    pub fn new(grant: u32) -> MwiNotifier {
+        MwiNotifier {
+            status: 200,
+            grant,
+            notify_first: false,
+            next_state: None,
+            new_messages: 2,
+            subscribes: Vec::new(),
+            notify_answers: Vec::new(),
+            notify_txs: Vec::new(),
+            dialogs: HashMap::new(),
+        }
+    }
 }
 
 pub enum Kind {
@@ -232,6 +274,7 @@ impl Sim {
         let mut config = EndpointConfig::default();
         config.methods.push(Method::Register);
         config.methods.push(Method::Message);
+        config.methods.push(Method::Subscribe);
         let mut ep = Endpoint::new(config, Box::new(XorShiftRng::seed_from_u64(seed)));
         ep.add_local_address(Transport::Udp, addr);
         self.nodes.push(Node {
@@ -245,6 +288,7 @@ impl Sim {
                 credentials: Vec::new(),
                 challenge_in_dialog: false,
                 outbound: false,
+                mwi: None,
             })),
             online: true,
             stun: true,
@@ -865,6 +909,13 @@ impl Proxy {
                     .is_some_and(|t| t.tag().is_some());
                 match method {
                     Some(Method::Register) => self.register(now, tx, &request, locations),
+                    Some(Method::Subscribe) if self.mwi.is_some() => {
+                        if !self.has_credentials(&request, "Proxy-Authorization") {
+                            self.challenge(now, tx, &request, 407);
+                            return;
+                        }
+                        self.subscribe(now, elapsed, tx, &request, &source);
+                    }
                     Some(m @ (Method::Invite | Method::Message)) if !has_to_tag => {
                         if !self.has_credentials(&request, "Proxy-Authorization") {
                             self.challenge(now, tx, &request, 407);
@@ -944,6 +995,12 @@ impl Proxy {
                 if status == 100 {
                     return;
                 }
+                if let Some(n) = &mut self.mwi
+                    && n.notify_txs.contains(&transaction)
+                {
+                    n.notify_answers.push((elapsed, status));
+                    return;
+                }
                 let Some(f) = self.forwards.get(&transaction) else {
                     return;
                 };
@@ -986,6 +1043,103 @@ impl Proxy {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A SUBSCRIBE to the notifier: its answer and a NOTIFY.
+    fn subscribe(
+        &mut self,
+        now: Instant,
+        elapsed: Duration,
+        tx: TransactionId,
+        request: &Message,
+        source: &Source,
+    ) {
+        let addr = self.addr;
+        let Some(n) = self.mwi.as_mut() else { return };
+        let asked: u32 = request
+            .header(HeaderName::Expires)
+            .and_then(|e| e.trim().parse().ok())
+            .unwrap_or(3600);
+        let to_tag = request
+            .to()
+            .and_then(Result::ok)
+            .and_then(|t| t.tag().map(str::to_owned));
+        n.subscribes.push((elapsed, asked, to_tag.is_some()));
+        let call_id = request
+            .call_id()
+            .and_then(Result::ok)
+            .map(|c| c.as_str().to_owned())
+            .unwrap_or_default();
+        if n.status != 200 {
+            let mut r = response_to(request, n.status, None);
+            r.set_to_tag("refused");
+            let _ = self.ep.send_response(now, tx, r);
+            return;
+        }
+        let count = n.dialogs.len();
+        let (tag, seq) = n
+            .dialogs
+            .entry(call_id.clone())
+            .or_insert_with(|| (format!("n{count}"), 0));
+        *seq += 1;
+        let (tag, seq) = (tag.clone(), *seq);
+        let granted = asked.min(n.grant);
+        let mut ok = response_to(request, 200, None);
+        if to_tag.is_none() {
+            ok.set_to_tag(&tag);
+        }
+        ok.push_header(HeaderName::Expires, &granted.to_string());
+        ok.push_header(HeaderName::Contact, &format!("<sip:vm@{addr}>"));
+        let state = n.next_state.take().unwrap_or_else(|| {
+            if granted == 0 {
+                "terminated;reason=timeout".to_owned()
+            } else {
+                format!("active;expires={granted}")
+            }
+        });
+        let body = format!(
+            "Messages-Waiting: {}\r\nVoice-Message: {}/0 (0/0)\r\n",
+            if n.new_messages > 0 { "yes" } else { "no" },
+            n.new_messages
+        );
+        let from = request.header(HeaderName::From).unwrap_or("").to_owned();
+        let to = request.header(HeaderName::To).unwrap_or("").to_owned();
+        let to = if to_tag.is_some() {
+            to
+        } else {
+            format!("{to};tag={tag}")
+        };
+        let contact = request
+            .contacts()
+            .next()
+            .and_then(Result::ok)
+            .and_then(|c| {
+                c.address()
+                    .and_then(|a| a.uri().ok().map(|u| u.into_owned()))
+            });
+        let Some(contact) = contact else { return };
+        let notify = tincan_sip::message::RequestBuilder::new(Method::Notify, &contact)
+            .header(HeaderName::From, &to)
+            .header(HeaderName::To, &from)
+            .call_id(&call_id)
+            .cseq(seq)
+            .header(HeaderName::Contact, &format!("<sip:vm@{addr}>"))
+            .header(HeaderName::Event, "message-summary")
+            .header(HeaderName::SubscriptionState, &state)
+            .body("application/simple-message-summary", Bytes::from(body))
+            .build();
+        let target = Target::new(Transport::Udp, source.addr);
+        if !n.notify_first {
+            let _ = self.ep.send_response(now, tx, ok.clone());
+        }
+        if let Ok(t) = self.ep.send_request(now, notify, target)
+            && let Some(n) = self.mwi.as_mut()
+        {
+            n.notify_txs.push(t);
+        }
+        if self.mwi.as_ref().is_some_and(|n| n.notify_first) {
+            let _ = self.ep.send_response(now, tx, ok);
         }
     }
 
