@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crossterm::event::{Event, KeyEventKind};
-use tincan::config::Config;
+use tincan::config::{Account, Config};
 use tincan::history::{Direction, History};
 use tincan::phone::driver::{CallOptions, Phone};
 use tincan::phone::{CallId, CallParams};
@@ -467,10 +467,7 @@ impl Screen<'_> {
     /// Calls `uri` through the account of outgoing calls, with the devices `call` would use
     /// (or those picked with `v`).
     async fn dial(&mut self, uri: &str) -> Result<(), String> {
-        let account = self
-            .account
-            .and_then(|id| self.phone.accounts().iter().position(|a| *a == id))
-            .and_then(|i| self.config.accounts.get(i));
+        let account = self.config_account(self.account);
         let names = self.chosen_devices(DeviceNames::of(self.common, self.config, account));
         let (source, sink) = devices(self.common, 1, &names)?;
         // Opening the devices may have written to the terminal (a missing microphone).
@@ -529,9 +526,7 @@ impl Screen<'_> {
             .calls
             .iter()
             .find(|c| c.id == call)
-            .and_then(|c| c.account)
-            .and_then(|id| self.phone.accounts().iter().position(|a| *a == id))
-            .and_then(|i| self.config.accounts.get(i));
+            .and_then(|c| self.config_account(c.account));
         // The ring stops before the call's own devices open (the ring device may be one).
         self.ringer.answering(call);
         self.update_ringer();
@@ -554,11 +549,7 @@ impl Screen<'_> {
             return;
         };
         let auto = self
-            .phone
-            .accounts()
-            .iter()
-            .position(|a| Some(*a) == incoming.account)
-            .and_then(|i| self.config.accounts.get(i))
+            .config_account(incoming.account)
             .is_some_and(|a| a.auto_answer);
         let busy = self.view.calls.iter().any(|c| c.id != incoming.call);
         if !auto || busy {
@@ -647,10 +638,7 @@ impl Screen<'_> {
                 unix_ms: crate::cmd::history::unix_ms_now(),
             },
         ));
-        let config_account = self
-            .account
-            .and_then(|id| self.phone.accounts().iter().position(|a| *a == id))
-            .and_then(|i| self.config.accounts.get(i));
+        let config_account = self.config_account(self.account);
         let names = self.chosen_devices(DeviceNames::of(self.common, self.config, config_account));
         match devices(self.common, 1, &names) {
             Ok((source, sink)) => self.phone.attach_devices(new, source, sink).await,
@@ -681,12 +669,20 @@ impl Screen<'_> {
     }
 }
 
+impl<'a> Screen<'a> {
+    /// The config's entry of the phone's account `id` (the phone adds the config's accounts
+    /// in order).
+    fn config_account(&self, id: Option<tincan::phone::AccountId>) -> Option<&'a Account> {
+        let i = self.phone.accounts().iter().position(|a| Some(*a) == id)?;
+        self.config.accounts.get(i)
+    }
+}
+
 /// What the phone does beyond the calls: history, panes, completion.
 impl Screen<'_> {
     /// The config name of the account `id`.
     fn account_name(&self, id: Option<tincan::phone::AccountId>) -> Option<String> {
-        let i = self.phone.accounts().iter().position(|a| Some(*a) == id)?;
-        self.config.accounts.get(i).map(|a| a.name.clone())
+        self.config_account(id).map(|a| a.name.clone())
     }
 
     /// Asks the phone for `account`'s registrars and shows them; whether anything changed.
