@@ -23,7 +23,7 @@ use tincan::phone::driver::{CallOptions, Phone};
 use tincan::phone::{CallId, CallParams};
 use tokio::sync::mpsc;
 
-use crate::cmd::call::{Common, DeviceNames, devices, runtime, start};
+use crate::cmd::call::{Common, DeviceNames, Devices, devices, runtime, start};
 use input::{Action, Keymap};
 use panes::{CompletionState, PaneKind, PanePick};
 use view::{CallState, PhoneView, Registration};
@@ -468,10 +468,7 @@ impl Screen<'_> {
     /// (or those picked with `v`).
     async fn dial(&mut self, uri: &str) -> Result<(), String> {
         let account = self.config_account(self.account);
-        let names = self.chosen_devices(DeviceNames::of(self.common, self.config, account));
-        let (source, sink) = devices(self.common, 1, &names)?;
-        // Opening the devices may have written to the terminal (a missing microphone).
-        self.repaint = !self.common.no_audio;
+        let (source, sink) = self.open_devices(account)?;
         let options = CallOptions {
             source,
             sink,
@@ -530,10 +527,7 @@ impl Screen<'_> {
         // The ring stops before the call's own devices open (the ring device may be one).
         self.ringer.answering(call);
         self.update_ringer();
-        let names = self.chosen_devices(DeviceNames::of(self.common, self.config, account));
-        let (source, sink) = devices(self.common, 1, &names)?;
-        // Opening the devices may have written to the terminal (a missing microphone).
-        self.repaint = !self.common.no_audio;
+        let (source, sink) = self.open_devices(account)?;
         self.phone
             .accept(call, source, sink)
             .await
@@ -638,9 +632,7 @@ impl Screen<'_> {
                 unix_ms: crate::cmd::history::unix_ms_now(),
             },
         ));
-        let config_account = self.config_account(self.account);
-        let names = self.chosen_devices(DeviceNames::of(self.common, self.config, config_account));
-        match devices(self.common, 1, &names) {
+        match self.open_devices(self.config_account(self.account)) {
             Ok((source, sink)) => self.phone.attach_devices(new, source, sink).await,
             Err(e) => {
                 // The call goes on without audio rather than never starting its media.
@@ -654,7 +646,16 @@ impl Screen<'_> {
                     .await;
             }
         }
+    }
+
+    /// The microphone and speaker of a call through `account`: the devices `call` would use,
+    /// or those picked with `v`.
+    fn open_devices(&mut self, account: Option<&Account>) -> Result<Devices, String> {
+        let names = self.chosen_devices(DeviceNames::of(self.common, self.config, account));
+        let opened = devices(self.common, 1, &names);
+        // Opening the devices may have written to the terminal (a missing microphone).
         self.repaint = !self.common.no_audio;
+        opened
     }
 
     /// Hangs up every call (quit, Ctrl-C, SIGTERM).
