@@ -8,6 +8,7 @@
 //! Loss concealment repeats the last pitch period found by autocorrelation and fades it out
 //! over 60 ms, the approach of G.711 Appendix I (simplified: no overlap-add at the ends).
 
+use super::plc::PitchConcealer;
 use super::{AudioDecoder, AudioEncoder, CodecError, check_frame};
 use crate::resample::Resampler;
 
@@ -202,12 +203,6 @@ impl AudioEncoder for G711Encoder {
     }
 }
 
-/// Samples of 8 kHz history kept for concealment (60 ms).
-const HISTORY: usize = 480;
-/// Pitch search range at 8 kHz: 66 Hz to 400 Hz.
-const PITCH_MIN: usize = 20;
-const PITCH_MAX: usize = 120;
-
 /// A G.711 decoder: payloads in, 48 kHz frames (or frames at the rate it was built for)
 /// out, with pitch-repetition concealment.
 #[derive(Debug, Clone)]
@@ -216,14 +211,8 @@ pub struct G711Decoder {
     sample_rate: u32,
     resampler: Resampler,
     narrow: Vec<i16>,
-    /// The last [`HISTORY`] samples at 8 kHz (decoded or concealed).
-    history: Vec<i16>,
-    /// Consecutive concealed frames so far.
-    lost_run: u32,
-    /// Pitch period used for the current loss run.
-    period: usize,
-    /// Read position in the repeated period.
-    cursor: usize,
+    /// Pitch-repetition concealment of lost frames, at 8 kHz.
+    plc: PitchConcealer,
 }
 
 impl G711Decoder {
@@ -242,38 +231,8 @@ impl G711Decoder {
             sample_rate,
             resampler: Resampler::new(CLOCK_RATE, sample_rate),
             narrow: Vec::with_capacity(FRAME_BYTES * 4),
-            history: vec![0; HISTORY],
-            lost_run: 0,
-            period: PITCH_MAX,
-            cursor: 0,
+            plc: PitchConcealer::new(CLOCK_RATE),
         })
-    }
-
-    fn remember(&mut self, samples: &[i16]) {
-        self.history.extend_from_slice(samples);
-        let excess = self.history.len().saturating_sub(HISTORY);
-        self.history.drain(..excess);
-    }
-
-    fn find_pitch(&self) -> usize {
-        let h = &self.history;
-        let n = h.len();
-        let window = 160;
-        let mut best = (PITCH_MAX, f64::MIN);
-        for p in PITCH_MIN..=PITCH_MAX {
-            let (mut xy, mut yy) = (0.0f64, 0.0f64);
-            for i in n - window..n {
-                let x = f64::from(h[i]);
-                let y = f64::from(h[i - p]);
-                xy += x * y;
-                yy += y * y;
-            }
-            let score = if yy > 0.0 { xy / yy.sqrt() } else { 0.0 };
-            if score > best.1 {
-                best = (p, score);
-            }
-        }
-        best.0
     }
 }
 
@@ -289,38 +248,12 @@ impl AudioDecoder for G711Decoder {
         let law = self.law;
         self.narrow
             .extend(payload.iter().map(|&b| law.decode_sample(b)));
-        let narrow = std::mem::take(&mut self.narrow);
-        self.remember(&narrow);
-        let n = self.resampler.process(&narrow, out);
-        self.narrow = narrow;
-        self.lost_run = 0;
-        Ok(n)
+        self.plc.remember(&self.narrow);
+        Ok(self.resampler.process(&self.narrow, out))
     }
 
     fn conceal(&mut self, out: &mut Vec<i16>) -> Result<usize, CodecError> {
-        if self.lost_run == 0 {
-            self.period = self.find_pitch();
-            self.cursor = 0;
-        }
-        let start = HISTORY - self.period;
-        // Repeat the last period; the gain falls by 20% per 10 ms after the first 10 ms
-        // (G.711 Appendix I), so 60 ms of loss ends in silence.
-        let mut frame = [0i16; FRAME_BYTES];
-        let base_ms = self.lost_run as usize * 20;
-        let source = &self.history;
-        for (i, s) in frame.iter_mut().enumerate() {
-            let ms = base_ms + i / 8;
-            let gain = if ms < 10 {
-                1.0
-            } else {
-                (1.0 - 0.2 * ((ms - 10) as f64 / 10.0)).max(0.0)
-            };
-            let v = f64::from(source[start + (self.cursor + i) % self.period]) * gain;
-            *s = v as i16;
-        }
-        self.cursor = (self.cursor + FRAME_BYTES) % self.period;
-        self.lost_run += 1;
-        Ok(self.resampler.process(&frame, out))
+        Ok(self.resampler.process(self.plc.conceal(), out))
     }
 
     fn sample_rate(&self) -> u32 {

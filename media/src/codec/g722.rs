@@ -34,6 +34,7 @@
 //! assert_eq!(decoder.decode(&payload, &mut pcm).unwrap(), 960); // 20 ms at 48 kHz
 //! ```
 
+use super::plc::PitchConcealer;
 use super::{AudioDecoder, AudioEncoder, CodecError, check_frame};
 use crate::resample::Resampler;
 
@@ -428,14 +429,6 @@ impl AudioEncoder for G722Encoder {
     }
 }
 
-/// 16 kHz samples of history kept for concealment (60 ms).
-const HISTORY: usize = 960;
-/// Pitch search range at 16 kHz: 66 Hz to 400 Hz.
-const PITCH_MIN: usize = 40;
-const PITCH_MAX: usize = 240;
-/// The correlation window of the pitch search (20 ms).
-const PITCH_WINDOW: usize = 320;
-
 /// A G.722 decoder: payloads in, 48 kHz frames (or frames at the rate it was built for)
 /// out, with pitch-repetition concealment.
 #[derive(Debug, Clone)]
@@ -444,14 +437,8 @@ pub struct G722Decoder {
     resampler: Resampler,
     coder: Decoder64,
     wide: Vec<i16>,
-    /// The last [`HISTORY`] samples at 16 kHz (decoded or concealed).
-    history: Vec<i16>,
-    /// Consecutive concealed frames so far.
-    lost_run: u32,
-    /// Pitch period used for the current loss run.
-    period: usize,
-    /// Read position in the repeated period.
-    cursor: usize,
+    /// Pitch-repetition concealment of lost frames, at 16 kHz.
+    plc: PitchConcealer,
 }
 
 impl G722Decoder {
@@ -470,39 +457,8 @@ impl G722Decoder {
             resampler: Resampler::new(PCM_RATE, sample_rate),
             coder: Decoder64::new(),
             wide: Vec::with_capacity(FRAME_PCM * 4),
-            history: vec![0; HISTORY],
-            lost_run: 0,
-            period: PITCH_MAX,
-            cursor: 0,
+            plc: PitchConcealer::new(PCM_RATE),
         })
-    }
-
-    fn remember(&mut self, samples: &[i16]) {
-        self.history.extend_from_slice(samples);
-        let excess = self.history.len().saturating_sub(HISTORY);
-        self.history.drain(..excess);
-    }
-
-    /// The lag in [`PITCH_MIN`]..=[`PITCH_MAX`] with the best normalized correlation over the
-    /// last [`PITCH_WINDOW`] samples.
-    fn find_pitch(&self) -> usize {
-        let h = &self.history;
-        let n = h.len();
-        let mut best = (PITCH_MAX, f64::MIN);
-        for p in PITCH_MIN..=PITCH_MAX {
-            let (mut xy, mut yy) = (0.0f64, 0.0f64);
-            for i in n - PITCH_WINDOW..n {
-                let x = f64::from(h[i]);
-                let y = f64::from(h[i - p]);
-                xy += x * y;
-                yy += y * y;
-            }
-            let score = if yy > 0.0 { xy / yy.sqrt() } else { 0.0 };
-            if score > best.1 {
-                best = (p, score);
-            }
-        }
-        best.0
     }
 }
 
@@ -525,36 +481,14 @@ impl AudioDecoder for G722Decoder {
         for &code in payload {
             wide.extend_from_slice(&self.coder.decode_octet(code));
         }
-        self.remember(&wide);
+        self.plc.remember(&wide);
         let n = self.resampler.process(&wide, out);
         self.wide = wide;
-        self.lost_run = 0;
         Ok(n)
     }
 
     fn conceal(&mut self, out: &mut Vec<i16>) -> Result<usize, CodecError> {
-        if self.lost_run == 0 {
-            self.period = self.find_pitch();
-            self.cursor = 0;
-        }
-        let start = HISTORY - self.period;
-        // Repeat the last period; the gain falls by 20% per 10 ms after the first 10 ms, so
-        // 60 ms of loss ends in silence (as G.711 Appendix I).
-        let mut frame = [0i16; FRAME_PCM];
-        let base_ms = self.lost_run as usize * 20;
-        for (i, s) in frame.iter_mut().enumerate() {
-            let ms = base_ms + i / 16;
-            let gain = if ms < 10 {
-                1.0
-            } else {
-                (1.0 - 0.2 * ((ms - 10) as f64 / 10.0)).max(0.0)
-            };
-            let v = f64::from(self.history[start + (self.cursor + i) % self.period]) * gain;
-            *s = v as i16;
-        }
-        self.cursor = (self.cursor + FRAME_PCM) % self.period;
-        self.lost_run += 1;
-        Ok(self.resampler.process(&frame, out))
+        Ok(self.resampler.process(self.plc.conceal(), out))
     }
 
     fn sample_rate(&self) -> u32 {

@@ -37,6 +37,7 @@ pub mod g711;
 pub mod g722;
 pub mod ogg;
 pub mod opus;
+mod plc;
 pub mod telephone_event;
 
 use crate::SAMPLE_RATE;
