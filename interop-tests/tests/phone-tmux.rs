@@ -107,6 +107,17 @@ fn baresip_event(ctl: &mut BaresipControl, kind: &str) -> String {
         .to_owned()
 }
 
+/// Dials baresip `user` at the lab domain with `d`, the URI and Enter, and waits until the
+/// call is `talking` on the screen and established at baresip (auto-answer).
+fn talk_to(tmux: &Tmux, user: &str, ctl: &mut BaresipControl) {
+    let uri = format!("sip:{user}@example.test");
+    tmux.send_keys(&["d"]).expect("d typed");
+    tmux.type_text(&uri).expect("URI typed");
+    tmux.send_keys(&["Enter"]).expect("Enter typed");
+    see(tmux, &[&format!("to {uri}"), "talking"]);
+    baresip_event(ctl, "CALL_ESTABLISHED");
+}
+
 /// Quits the phone with `q` and waits for it to exit.
 fn quit(tmux: &Tmux, phone: &ScreenPhone) {
     tmux.send_keys(&["q"]).expect("q typed");
@@ -381,11 +392,7 @@ fn t_transfers_the_call_to_carol_and_the_phone_shows_it_done() {
     let (carol, mut carol_ctl) = baresip(&kamailio, "carol", true);
     let (tmux, phone) = phone("phone-transfer", &kamailio);
 
-    tmux.send_keys(&["d"]).expect("d typed");
-    tmux.type_text("sip:bob@example.test").expect("URI typed");
-    tmux.send_keys(&["Enter"]).expect("Enter typed");
-    see(&tmux, &["to sip:bob@example.test", "talking"]);
-    baresip_event(&mut bob_ctl, "CALL_ESTABLISHED");
+    talk_to(&tmux, "bob", &mut bob_ctl);
 
     tmux.send_keys(&["t"]).expect("t typed");
     see(&tmux, &["transfer to:"]);
@@ -415,11 +422,7 @@ fn y_accepts_the_transfer_bob_asks_for_and_the_phone_calls_carol() {
     let (carol, mut carol_ctl) = baresip(&kamailio, "carol", true);
     let (tmux, phone) = phone("phone-transferred", &kamailio);
 
-    tmux.send_keys(&["d"]).expect("d typed");
-    tmux.type_text("sip:bob@example.test").expect("URI typed");
-    tmux.send_keys(&["Enter"]).expect("Enter typed");
-    see(&tmux, &["to sip:bob@example.test", "talking"]);
-    baresip_event(&mut bob_ctl, "CALL_ESTABLISHED");
+    talk_to(&tmux, "bob", &mut bob_ctl);
 
     bob_ctl
         .command("transfer", "sip:carol@example.test")
@@ -449,12 +452,7 @@ fn c_joins_two_calls_in_a_conference_and_splits_it() {
     let (tmux, phone) = phone("phone-conference", &kamailio);
 
     for (user, ctl) in [("bob", &mut bob_ctl), ("carol", &mut carol_ctl)] {
-        tmux.send_keys(&["d"]).expect("d typed");
-        tmux.type_text(&format!("sip:{user}@example.test"))
-            .expect("URI typed");
-        tmux.send_keys(&["Enter"]).expect("Enter typed");
-        see(&tmux, &[&format!("to sip:{user}@example.test"), "talking"]);
-        baresip_event(ctl, "CALL_ESTABLISHED");
+        talk_to(&tmux, user, ctl);
         if user == "bob" {
             // The second call is dialled with the first on hold, as a person would.
             tmux.send_keys(&["o"]).expect("o typed");
