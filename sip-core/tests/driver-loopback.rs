@@ -1,5 +1,6 @@
 //! The tokio driver on real loopback sockets: OPTIONS and INVITE/ACK between two endpoints
 //! over UDP, TCP, TLS (with a test CA) and IPv6.
+#![cfg(feature = "tokio")] // the tokio driver is what this tests
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -10,6 +10,7 @@
 //!   the backlog and a new one are both answered.
 //!
 //! The child is stopped by its PID.
+#![cfg(feature = "tokio")] // the tokio driver is what this tests
 #![allow(clippy::disallowed_methods)] // a driver loop reads the clock
 
 mod stream_server;

@@ -5,6 +5,7 @@
 //! (the framing is lost: RFC 3261 §18.3). The server here answers only after the connection
 //! has reported `Closed` (a transaction user slower than the peer); before, the connection
 //! was forgotten at once and the response was dropped.
+#![cfg(feature = "tokio")] // the tokio driver is what this tests
 #![allow(clippy::disallowed_methods)] // a driver loop reads the clock
 
 mod stream_server;

@@ -11,6 +11,7 @@
 //!
 //! Durations are bounded above generously (a loaded CI machine); what is checked is the
 //! event: closed, kept, answered.
+#![cfg(feature = "tokio")] // the tokio driver is what this tests
 #![allow(clippy::disallowed_methods)] // a driver loop reads the clock
 
 mod stream_server;

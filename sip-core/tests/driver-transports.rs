@@ -1,6 +1,7 @@
 //! `Transports` under an `Endpoint` the test owns, without the `Driver`: a tiny select loop
 //! per node on loopback. An OPTIONS gets its 200 from a second node over UDP, and a request
 //! to a closed UDP port is reported by the ICMP error it causes, well before Timer F.
+#![cfg(feature = "tokio")] // the tokio driver is what this tests
 #![allow(clippy::disallowed_methods)] // a driver loop reads the clock
 
 use std::net::SocketAddr;

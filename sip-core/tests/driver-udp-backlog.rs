@@ -2,6 +2,7 @@
 //! queue to the owner full, new INVITEs are dropped by the reader, unread, and the reader
 //! keeps emptying the socket, so that the BYEs that come after a flood of INVITEs are not
 //! lost in a full socket buffer; every datagram it hands on carries the instant it was read.
+#![cfg(feature = "tokio")] // the tokio driver is what this tests
 #![allow(clippy::disallowed_methods)] // a driver test reads the clock
 
 use std::net::SocketAddr;

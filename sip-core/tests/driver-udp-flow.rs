@@ -2,6 +2,7 @@
 //! responses are matched by transaction id and reported to the flow's watcher, STUN never
 //! reaches the SIP parser, peers' Binding requests are answered, and an ICMP unreachable
 //! for the target is reported.
+#![cfg(feature = "tokio")] // the tokio driver is what this tests
 
 use std::net::SocketAddr;
 use std::time::Duration;
