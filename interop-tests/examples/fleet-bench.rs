@@ -21,6 +21,10 @@ use std::time::{Duration, Instant};
 use tincan_interop_tests::fleet::Fleet;
 use tincan_interop_tests::{Kamailio, Sipp, require_peers};
 
+/// kamailio's shared memory (`-m`): the harness's default 64 MB runs out of transactions
+/// at 320 calls/s.
+const SHARED_MEMORY_MB: u32 = 512;
+
 /// One rate's result.
 struct Step {
     rate: u64,
@@ -72,6 +76,7 @@ fn main() {
         .spawn()
         .expect("sipp's uas starts");
     let mut kamailio = Kamailio::builder()
+        .shared_memory_mb(SHARED_MEMORY_MB)
         .template("kamailio-dispatcher.cfg")
         .secondary(false)
         .ipv6(false)
@@ -131,6 +136,7 @@ fn climb(
             .calls(calls)
             .rate(rate as f64)
             .limit(rate * 4)
+            .trace_err()
             .arg("-buff_size")
             .arg("4194304")
             .timeout(Duration::from_secs(seconds * 4 + 30))

@@ -149,6 +149,16 @@ impl Fleet {
     /// Starts `n` members ([`fleet_member`]), then kamailio with them as dispatcher set 1;
     /// everything is capped at `lifetime`.
     pub fn start(n: usize, lifetime: Duration) -> Result<Self, PeerError> {
+        Self::start_with(n, lifetime, Kamailio::builder())
+    }
+
+    /// [`Fleet::start`] with kamailio started from `kamailio` (e.g. more shared memory); the
+    /// fleet sets its template, listeners and dispatcher list.
+    pub fn start_with(
+        n: usize,
+        lifetime: Duration,
+        kamailio: crate::kamailio::KamailioBuilder,
+    ) -> Result<Self, PeerError> {
         let members = (0..n)
             .map(|i| {
                 FleetMember::start(
@@ -159,7 +169,7 @@ impl Fleet {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let addrs: Vec<SocketAddr> = members.iter().map(FleetMember::addr).collect();
-        let kamailio = Kamailio::builder()
+        let kamailio = kamailio
             .template("kamailio-dispatcher.cfg")
             .secondary(false)
             .ipv6(false)

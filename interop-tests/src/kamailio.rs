@@ -39,6 +39,7 @@ pub struct KamailioBuilder {
     port: Option<u16>,
     template: String,
     dispatcher: Option<Vec<SocketAddr>>,
+    shared_memory_mb: u32,
 }
 
 impl KamailioBuilder {
@@ -80,6 +81,13 @@ impl KamailioBuilder {
     /// scratch dir (`1 sip:ADDR` per line) and points the cfg's `list_file` at it.
     pub fn dispatcher(mut self, members: &[SocketAddr]) -> Self {
         self.dispatcher = Some(members.to_vec());
+        self
+    }
+
+    /// Shared memory in MB (`-m`, default 64): transactions live there, so a load test of
+    /// hundreds of calls per second needs more (64 MB ran out at 320 calls/s).
+    pub fn shared_memory_mb(mut self, mb: u32) -> Self {
+        self.shared_memory_mb = mb;
         self
     }
 
@@ -170,7 +178,9 @@ impl KamailioBuilder {
         let mut peer = Peer::builder("kamailio", crate::program("kamailio"))
             .arg("-f")
             .arg(&cfg_path)
-            .args(["-DD", "-E", "-n", "2", "-m", "64", "-M", "8", "-P"])
+            .args(["-DD", "-E", "-n", "2", "-m"])
+            .arg(self.shared_memory_mb.to_string())
+            .args(["-M", "8", "-P"])
             .arg(dir.join("kamailio.pid"))
             .arg("-Y")
             .arg(dir.join("run"))
@@ -234,6 +244,7 @@ impl Kamailio {
             port: None,
             template: "kamailio.cfg".to_owned(),
             dispatcher: None,
+            shared_memory_mb: 64,
         }
     }
 
