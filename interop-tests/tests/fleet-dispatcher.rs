@@ -1,7 +1,7 @@
 //! The fleet test of issue 20, short form: kamailio's dispatcher (probing every member with
-//! OPTIONS every second) in front of three members on loopback; sipp places 150 calls at 20
+//! OPTIONS every second) in front of three members on loopback; sipp places 120 calls at 15
 //! calls/s through it, each pressing a digit (INFO dtmf-relay) and hanging up after 1 s.
-//! After the 40th call one member is killed (SIGKILL); with [`DRAIN`], after the 80th
+//! After the 30th call one member is killed (SIGKILL); with [`DRAIN`], after the 70th
 //! another is drained (SIGTERM).
 //!
 //! What must hold, from kamailio's log (which member got which call, and when a member was
@@ -30,13 +30,14 @@ use tincan_interop_tests::{Sipp, require_peers, tincan_binary};
 const DRAIN: bool = false;
 
 /// Calls sipp places.
-const CALLS: u64 = 150;
-/// Calls per second.
-const RATE: f64 = 20.0;
+const CALLS: u64 = 120;
+/// Calls per second: a debug build of `tincan listen` takes 50-90 ms of CPU per call of this
+/// shape, so 15 calls/s keep three of them well under the 2 cores of a loaded CI machine.
+const RATE: f64 = 15.0;
 /// Calls dispatched before the kill.
-const KILL_AFTER: usize = 40;
+const KILL_AFTER: usize = 30;
 /// Calls dispatched before the drain.
-const DRAIN_AFTER: usize = 80;
+const DRAIN_AFTER: usize = 70;
 
 #[test]
 fn killing_a_member_loses_at_most_its_calls_and_none_after_it_is_marked_down() {
