@@ -4,8 +4,9 @@
 //! kamailio probes every member with OPTIONS every second, marks one down after two probes
 //! without an answer (or on any answer but 200), sends new calls round-robin to the members
 //! that are up and fails a call over to the next member when its member times out or answers
-//! 408/500/503. It logs one line per decision (`DISPATCH`, `REDISPATCH`, `ENDED`, `DST-DOWN`,
-//! `DST-UP`, with the Call-ID, the member and the Unix time), which [`FleetLog`] reads back:
+//! 408/500/503. It logs one line per decision (`DISPATCH`, `REDISPATCH`, `ENDED`,
+//! `MARK-DOWN`, `DST-DOWN`, `DST-UP`, with the Call-ID, the member and the Unix time), which
+//! [`FleetLog`] reads back:
 //! which member got which call and when, which calls a member held at a given moment, when it
 //! was marked down.
 //!
