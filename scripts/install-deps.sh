@@ -8,6 +8,7 @@
 set -euo pipefail
 
 build_pkgs=(pkg-config libasound2-dev cmake build-essential ca-certificates)
+# kamailio: the lab registrar/proxy; its dispatcher module (the fleet test) is in the same package.
 test_pkgs=(sip-tester kamailio sipsak dnsmasq-base dnsutils baresip-core opus-tools sox
            espeak-ng pulseaudio pulseaudio-utils libasound2-plugins iproute2 openssl procps
            tmux nftables python3)

@@ -38,6 +38,8 @@ pub struct KamailioBuilder {
     debug: u8,
     port: Option<u16>,
     template: String,
+    dispatcher: Option<Vec<SocketAddr>>,
+    shared_memory_mb: u32,
 }
 
 impl KamailioBuilder {
@@ -71,6 +73,21 @@ impl KamailioBuilder {
     /// Whether to listen on `[::1]:P` too (default: yes).
     pub fn ipv6(mut self, on: bool) -> Self {
         self.ipv6 = on;
+        self
+    }
+
+    /// The destinations of dispatcher set 1, for a template with `#@dispatcher` markers
+    /// (`kamailio-dispatcher.cfg`): the harness writes them to `dispatcher.list` in the
+    /// scratch dir (`1 sip:ADDR` per line) and points the cfg's `list_file` at it.
+    pub fn dispatcher(mut self, members: &[SocketAddr]) -> Self {
+        self.dispatcher = Some(members.to_vec());
+        self
+    }
+
+    /// Shared memory in MB (`-m`, default 64): transactions live there, so a load test of
+    /// hundreds of calls per second needs more (64 MB ran out at 320 calls/s).
+    pub fn shared_memory_mb(mut self, mb: u32) -> Self {
+        self.shared_memory_mb = mb;
         self
     }
 
@@ -112,17 +129,44 @@ impl KamailioBuilder {
             .iter()
             .map(|(n, p)| format!("\t$sht(users=>{n}) = \"{}\";", p.replace('"', "\\\"")))
             .collect();
+        let dispatcher_list = match &self.dispatcher {
+            Some(members) => {
+                let list: String = members.iter().map(|m| format!("1 sip:{m}\n")).collect();
+                Some(dir.write("dispatcher.list", list)?)
+            }
+            None => None,
+        };
+        // A template without users (the dispatcher's) has no @users markers.
+        let has_users = template.contains("#@users-begin");
         let cfg = replace_between(
             &template,
             "#@listen-begin",
             "#@listen-end",
             &listen.join("\n"),
         )
-        .and_then(|c| replace_between(&c, "#@users-begin", "#@users-end", &users.join("\n")))
+        .and_then(|c| {
+            if has_users {
+                replace_between(&c, "#@users-begin", "#@users-end", &users.join("\n"))
+            } else {
+                Some(c)
+            }
+        })
+        .and_then(|c| match &dispatcher_list {
+            Some(path) => replace_between(
+                &c,
+                "#@dispatcher-begin",
+                "#@dispatcher-end",
+                &format!(
+                    "modparam(\"dispatcher\", \"list_file\", \"{}\")",
+                    path.display()
+                ),
+            ),
+            None => Some(c),
+        })
         .ok_or_else(|| PeerError::Protocol {
             name: "kamailio".to_owned(),
             message: format!(
-                "lab/kamailio/{} lost its @listen/@users markers",
+                "lab/kamailio/{} lost its @listen/@users/@dispatcher markers",
                 self.template
             ),
         })?
@@ -134,7 +178,9 @@ impl KamailioBuilder {
         let mut peer = Peer::builder("kamailio", crate::program("kamailio"))
             .arg("-f")
             .arg(&cfg_path)
-            .args(["-DD", "-E", "-n", "2", "-m", "64", "-M", "8", "-P"])
+            .args(["-DD", "-E", "-n", "2", "-m"])
+            .arg(self.shared_memory_mb.to_string())
+            .args(["-M", "8", "-P"])
             .arg(dir.join("kamailio.pid"))
             .arg("-Y")
             .arg(dir.join("run"))
@@ -197,6 +243,8 @@ impl Kamailio {
             debug: 2,
             port: None,
             template: "kamailio.cfg".to_owned(),
+            dispatcher: None,
+            shared_memory_mb: 64,
         }
     }
 

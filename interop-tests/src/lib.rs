@@ -3,7 +3,8 @@
 //!
 //! Peers: [`Sipp`] (sipp, Debian `sip-tester`), [`Kamailio`] (registrar and proxy with
 //! digest auth), [`Dnsmasq`] (NAPTR/SRV/A/AAAA for test domains), [`Baresip`] (a second
-//! softphone with a [`BaresipControl`] client) and [`sipsak`]. Every peer gets its own
+//! softphone with a [`BaresipControl`] client) and [`sipsak`]; [`fleet`] runs several
+//! servers behind kamailio's dispatcher (`lab/kamailio/kamailio-dispatcher.cfg`). Every peer gets its own
 //! scratch directory and free ports, so tests run in parallel; every peer is stopped by PID
 //! when dropped, also when the test panics (and then its logs are printed and its directory
 //! is kept). [`audio`] checks recorded WAV files (level, tone frequency, duration);
@@ -38,6 +39,7 @@
 pub mod audio;
 pub mod baresip;
 pub mod dnsmasq;
+pub mod fleet;
 pub mod kamailio;
 pub mod pcap;
 pub mod peer;

@@ -463,6 +463,11 @@ impl SippOutcome {
         self.read_all(r"_messages\.log$")
     }
 
+    /// Everything of `-trace_logs` (`*_logs.log`: the scenario's `<log>` actions).
+    pub fn logs(&self) -> String {
+        self.read_all(r"_logs\.log$")
+    }
+
     /// Everything of `-trace_err` (`*_errors.log`).
     pub fn errors(&self) -> String {
         self.read_all(r"_errors\.log$")
