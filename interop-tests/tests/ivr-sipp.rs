@@ -6,6 +6,8 @@
 //! welcome 350 Hz for 1 s, digit `d` `500 + 100 * d` Hz for 2 s). Also: OPTIONS to an idle
 //! IVR get 200, to a full one 503 with the overload Retry-After (5 s), to a draining one
 //! (SIGTERM) 503 with the drain's (30 s); the drained IVR exits 0 once its call is over.
+//! And the keys pressed in the media instead (RFC 4733 telephone-events sent by the test
+//! from the caller's media port, `lab/sipp/ivr_wait_bye_uac.xml`): prompt 1, then hung up.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::mpsc;
@@ -171,6 +173,102 @@ fn a_caller_is_hung_up_on_2_without_a_transfer_target() {
     );
     assert!(!messages.contains("REFER sip:"), "{messages}");
     assert!(messages.contains("BYE sip:"), "{messages}");
+    ivr.stop();
+}
+
+/// RFC 4733 packets of one key press (`event` 0-15, payload type 101 as the caller offered):
+/// three updates 20 ms apart, then the end packet three times (§2.5.1.4).
+fn press(socket: &UdpSocket, to: SocketAddr, event: u8, seq: &mut u16, timestamp: u32) {
+    for (i, duration) in [160u16, 320, 480, 640, 640, 640].into_iter().enumerate() {
+        let end = if i >= 3 { 0x80 } else { 0 };
+        let marker = if i == 0 { 0x80 } else { 0 };
+        let mut p = vec![0x80, marker | 101];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&timestamp.to_be_bytes());
+        p.extend_from_slice(&0x4956_5231u32.to_be_bytes());
+        p.extend_from_slice(&[event, end | 10]);
+        p.extend_from_slice(&duration.to_be_bytes());
+        socket.send_to(&p, to).expect("loopback send");
+        *seq = seq.wrapping_add(1);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn keys_pressed_in_the_media_play_prompt_1_and_hang_up_on_2() {
+    if !require_peer("sipp") {
+        return;
+    }
+    let (mut ivr, addr) = start_ivr("ivr-rfc4733", &["--max-calls", "4"]);
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("a free udp port");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("a timeout");
+    let rtp_port = socket.local_addr().expect("bound").port();
+    let uac = Sipp::lab_scenario("ivr_wait_bye_uac.xml")
+        .name("sipp-ivr-rfc4733")
+        .remote(addr)
+        .service("ivr")
+        .inf_rows([format!("{rtp_port};")])
+        .calls(1)
+        .timeout(Duration::from_secs(40))
+        .trace_msg()
+        .spawn()
+        .expect("sipp starts");
+    let tones = [350.0, 600.0, 700.0];
+    let mut counts = [0usize; 3];
+    let mut buf = [0u8; 2048];
+    // Listen to the welcome (1 s) from wherever the IVR sends its RTP; press 1 once it is
+    // over, 2 three seconds later (prompt 1 lasts 2 s); listen until the RTP stops.
+    let deadline = Instant::now() + WAIT;
+    let (mut ivr_rtp, mut pressed, mut last) = (None, 0, Instant::now());
+    let mut pressed_at = Instant::now();
+    let mut seq = 1000u16;
+    while Instant::now() < deadline {
+        if let Ok((n, from)) = socket.recv_from(&mut buf) {
+            ivr_rtp.get_or_insert(from);
+            last = Instant::now();
+            if let Some(hz) = tone_of(&buf[..n], &tones) {
+                counts[tones.iter().position(|t| *t == hz).expect("one of them")] += 1;
+            }
+        } else if pressed == 2 && last.elapsed() > Duration::from_secs(2) {
+            break;
+        }
+        let Some(to) = ivr_rtp else { continue };
+        if pressed == 0 && counts[0] >= 45 {
+            std::thread::sleep(Duration::from_millis(300));
+            press(&socket, to, 1, &mut seq, 8000);
+            (pressed, pressed_at) = (1, Instant::now());
+        } else if pressed == 1 && pressed_at.elapsed() >= Duration::from_secs(3) {
+            press(&socket, to, 2, &mut seq, 40_000);
+            (pressed, last) = (2, Instant::now());
+        }
+    }
+    let outcome = uac.wait(WAIT);
+    eprintln!(
+        "packets: welcome {}, prompt 1 {}, prompt 2 {}",
+        counts[0], counts[1], counts[2]
+    );
+    assert_eq!(pressed, 2, "both keys pressed: {counts:?}\n{}", ivr.log());
+    assert_eq!(
+        (outcome.successful, outcome.failed),
+        (1, 0),
+        "{}\n{}\n{}",
+        outcome.summary(),
+        outcome.messages(),
+        ivr.log()
+    );
+    assert!(
+        (35..=55).contains(&counts[0]),
+        "welcome packets: {counts:?}"
+    );
+    assert!(
+        (80..=105).contains(&counts[1]),
+        "prompt 1 packets: {counts:?}"
+    );
+    assert_eq!(counts[2], 0, "2 hangs up, it plays nothing");
+    ivr.wait_for_log("digit 1 \\(Rfc4733\\)", WAIT)
+        .expect("1 came in the media");
     ivr.stop();
 }
 
