@@ -36,18 +36,15 @@ impl AudioSource for Prompts {
         while let Ok(prompt) = self.next.try_recv() {
             self.playing = Some(prompt);
         }
-        match self
-            .playing
-            .as_mut()
-            .map(|p| p.read_frame(frame))
-            .transpose()?
-        {
-            Some(SourceStatus::Audio) => Ok(SourceStatus::Audio),
-            _ => {
-                frame.fill(0);
-                Ok(SourceStatus::Underrun)
-            }
+        let status = match self.playing.as_mut() {
+            Some(prompt) => prompt.read_frame(frame)?,
+            None => SourceStatus::Ended,
+        };
+        if status != SourceStatus::Audio {
+            frame.fill(0);
+            return Ok(SourceStatus::Underrun);
         }
+        Ok(status)
     }
 }
 
@@ -56,10 +53,8 @@ fn write_prompts(dir: &Path) -> Result<(), DeviceError> {
     let mut tones = vec![("welcome".to_owned(), 350.0, 50)];
     tones.extend((1..=9).map(|d| (d.to_string(), 500.0 + 100.0 * f64::from(d), 100)));
     for (name, hz, frames) in tones {
-        let (mut tone, mut wav) = (
-            ToneSource::new(hz, -12.0),
-            WavSink::create(dir.join(format!("{name}.wav")))?,
-        );
+        let mut tone = ToneSource::new(hz, -12.0);
+        let mut wav = WavSink::create(dir.join(format!("{name}.wav")))?;
         let mut frame = vec![0i16; FRAME_SAMPLES];
         for _ in 0..frames {
             tone.read_frame(&mut frame)?;
@@ -125,9 +120,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         match event {
             Some(PhoneEvent::Incoming(incoming)) => {
                 let (tx, next) = mpsc::channel();
-                tx.send(prompt("welcome")?)?;
                 let source = Box::new(Prompts {
-                    playing: None,
+                    playing: Some(prompt("welcome")?),
                     next,
                 });
                 if phone
