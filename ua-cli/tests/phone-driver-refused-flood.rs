@@ -2,7 +2,7 @@
 //! 2): an application that reads no events while thousands of INVITEs are refused by the
 //! call limit does not make the phone hold them all, nor stop it answering: the `Refused`
 //! events it has no room for are dropped and counted, and an OPTIONS sent after the flood is
-//! still answered.
+//! still answered (503 with Retry-After: the phone is at its call limit, issue 20).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -75,7 +75,7 @@ async fn a_flood_of_refused_calls_unread_by_the_application_is_dropped_and_count
         dropped >= (INVITES - 1024) as u64,
         "{dropped} refused events dropped of {INVITES}"
     );
-    // And the phone still answers.
+    // And the phone still answers: 503, as it is full (a limit of 0).
     client
         .send_to(&request("OPTIONS", INVITES, from, to), to)
         .await
@@ -88,7 +88,8 @@ async fn a_flood_of_refused_calls_unread_by_the_application_is_dropped_and_count
             .expect("loopback recv");
         let text = String::from_utf8_lossy(&buf[..len]);
         if text.contains(&want) {
-            assert!(text.starts_with("SIP/2.0 200"), "{text}");
+            assert!(text.starts_with("SIP/2.0 503"), "{text}");
+            assert!(text.contains("\r\nRetry-After: 5\r\n"), "{text}");
             break;
         }
     }

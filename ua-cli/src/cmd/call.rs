@@ -1128,6 +1128,10 @@ async fn call(args: &CallArgs, config: Config) -> ExitCode {
     code
 }
 
+/// The Retry-After of the 503 that `tincan listen` answers new calls and OPTIONS with once
+/// SIGTERM started its drain: a dispatcher asks again (or a caller retries) after this.
+const LISTEN_DRAIN_RETRY_AFTER: Duration = Duration::from_secs(30);
+
 async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
     if args.call_limit.is_some() {
         config.network.call_limit = args.call_limit;
@@ -1136,6 +1140,16 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
+    // SIGTERM drains: no new call (503 with Retry-After), the calls go on, then the exit.
+    // Caught before `listening` is printed: a SIGTERM right after it drains as well.
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("tincan listen: cannot catch SIGTERM: {e}");
+                None
+            }
+        };
     let local = phone.local_addresses().to_vec();
     let addr = local
         .iter()
@@ -1172,6 +1186,7 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
     // What the person types, read as it is typed (never kept for a call to come).
     let mut keys = Some(stdin_lines());
     let mut ringer = ListenRinger::new(&args.common, &config);
+    let mut draining = false;
     loop {
         // A call waiting for the person to answer it rings (the oldest one's account's ring
         // device).
@@ -1206,6 +1221,21 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
                 stopping = true;
                 for c in calls.keys() {
                     let _ = phone.hangup(*c).await;
+                }
+                continue;
+            }
+            Some(()) = async {
+                match terminate.as_mut() {
+                    Some(t) => t.recv().await,
+                    None => std::future::pending().await,
+                }
+            }, if !draining => {
+                draining = true;
+                phone.drain(LISTEN_DRAIN_RETRY_AFTER).await;
+                if json {
+                    println!("{}", json!({"event": "draining", "calls": calls.len()}));
+                } else {
+                    println!("draining: {} call(s) left, new calls refused 503", calls.len());
                 }
                 continue;
             }
@@ -1300,6 +1330,14 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
                     config.accounts.get(i).map(|a| a.name.as_str())
                 });
                 println!("{}", super::message::waiting_line(&waiting, account, json));
+            }
+            PhoneEvent::Drained => {
+                if json {
+                    println!("{}", json!({"event": "drained"}));
+                } else {
+                    println!("drained");
+                }
+                break;
             }
             PhoneEvent::Message(
                 report @ (MessageEvent::Delivered { .. } | MessageEvent::Failed { .. }),

@@ -724,8 +724,9 @@ impl PhoneCore {
     /// come back. Then the account's: its user is busy though the phone is not, 486 Busy
     /// Here (§21.4.24), which a proxy hands on as it is (to voicemail, say) instead of
     /// taking it as a server failure.
+    /// A draining phone ([`drain`](Self::drain)) takes no call at all: 503 as well.
     fn admission(&self, account: Option<AccountId>) -> Option<u16> {
-        if self.calls.len() >= self.config.call_limit {
+        if self.unavailable().is_some() {
             return Some(503);
         }
         let account = account?;
@@ -750,9 +751,12 @@ impl PhoneCore {
     ) {
         let mut r = response_to(request, status, None);
         if status == 503 {
+            let secs = self
+                .unavailable()
+                .unwrap_or(self.config.endpoint.overload_retry_after);
             r.push_header(
                 tincan_sip::message::HeaderName::RetryAfter,
-                &self.config.endpoint.overload_retry_after.to_string(),
+                &secs.to_string(),
             );
         }
         let _ = self.endpoint.send_response(now, tx, r);
@@ -1846,6 +1850,7 @@ impl PhoneCore {
                 .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
             self.call_event(id, CallEvent::Ended(end));
         }
+        self.check_drained();
     }
 }
 

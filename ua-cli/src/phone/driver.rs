@@ -414,6 +414,7 @@ enum Command {
     AddAccount(AccountConfig, Reply<AccountId>),
     Unregister(AccountId),
     Shutdown(oneshot::Sender<()>),
+    Drain(Duration),
     RegistrarHealth(AccountId, Reply<Vec<RegistrarState>>),
     Message(
         String,
@@ -772,6 +773,15 @@ impl Phone {
     /// returns `None` once the phone has stopped.
     pub fn begin_shutdown(&self) {
         self.stop.send_replace(true);
+    }
+
+    /// Starts a graceful drain ([`PhoneCore::drain`]): new INVITEs and out-of-dialog OPTIONS
+    /// are answered `503 Service Unavailable` with `Retry-After: retry_after` while the calls
+    /// go on; [`PhoneEvent::Drained`] comes out of [`next_event`](Self::next_event) once the
+    /// last call has ended (at once when there is none). The phone keeps running (and
+    /// registered) until [`shutdown`](Self::shutdown).
+    pub async fn drain(&self, retry_after: Duration) {
+        let _ = self.commands.send(Command::Drain(retry_after)).await;
     }
 
     /// Hangs up every call, unregisters every account (for up to 4 s), then stops.
@@ -1248,6 +1258,7 @@ impl Task {
             }
             Command::Unregister(account) => core.unregister(now, account),
             Command::Shutdown(done) => self.begin_shutdown(Some(done)),
+            Command::Drain(retry_after) => core.drain(now, retry_after),
             Command::RegistrarHealth(account, reply) => {
                 let _ = reply.send(Ok(core.registrar_health(now, account)));
             }

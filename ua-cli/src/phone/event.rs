@@ -70,6 +70,9 @@ pub enum PhoneEvent {
     /// A PBX said how many voice (or other) messages wait (RFC 3842 `message-summary`
     /// NOTIFY, answered 200).
     MessageWaiting(super::message_waiting::MessageWaiting),
+    /// A drain ([`PhoneCore::drain`](super::PhoneCore::drain)) is over: the phone takes no
+    /// new call and the last of its calls has ended. Reported once.
+    Drained,
 }
 
 /// What happens to page-mode messages (RFC 3428 MESSAGE).

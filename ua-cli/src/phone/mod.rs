@@ -235,6 +235,11 @@ pub struct PhoneCore {
     /// The accounts whose subscription is being ended (unregister, shutdown).
     mwi_stopping: std::collections::HashSet<AccountId>,
     shutting_down: bool,
+    /// Set by [`drain`](PhoneCore::drain): the Retry-After (whole seconds) of the 503 that
+    /// new INVITEs and out-of-dialog OPTIONS get.
+    draining: Option<u32>,
+    /// Whether [`PhoneEvent::Drained`] was reported.
+    drained: bool,
     /// Transfers (REFER, Replaces) of the calls.
     transfers: transfer::Transfers,
 }
@@ -300,6 +305,8 @@ impl PhoneCore {
             mwi: HashMap::new(),
             mwi_stopping: Default::default(),
             shutting_down: false,
+            draining: None,
+            drained: false,
             transfers: transfer::Transfers::default(),
         }
     }
@@ -589,6 +596,47 @@ impl PhoneCore {
         self.process(now);
     }
 
+    /// Starts a graceful drain: the phone stops taking calls while the calls it has go on.
+    /// From now on a new INVITE (out of any dialog, not one that replaces a call of ours) is
+    /// refused `503 Service Unavailable` with `Retry-After: retry_after` (whole seconds,
+    /// rounded up; RFC 3261 §21.5.4), reported as [`PhoneEvent::Refused`], and an
+    /// out-of-dialog OPTIONS is answered the same 503, so a dispatcher probing with OPTIONS
+    /// (RFC 3261 §11) sends its calls elsewhere. Requests inside the calls' dialogs are
+    /// handled as before, and the application may still place calls. Once no call is left
+    /// (at once when there is none) the phone reports [`PhoneEvent::Drained`], once. Calling
+    /// it again changes the Retry-After.
+    pub fn drain(&mut self, now: Instant, retry_after: Duration) {
+        let secs = retry_after
+            .as_secs()
+            .saturating_add(u64::from(retry_after.subsec_nanos() > 0));
+        self.draining = Some(u32::try_from(secs).unwrap_or(u32::MAX));
+        self.check_drained();
+        self.process(now);
+    }
+
+    /// Whether [`drain`](Self::drain) was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining.is_some()
+    }
+
+    /// Reports [`PhoneEvent::Drained`] when a drain has no call left.
+    fn check_drained(&mut self) {
+        if self.draining.is_some() && !self.drained && self.calls.is_empty() {
+            self.drained = true;
+            self.events.push_back(PhoneEvent::Drained);
+        }
+    }
+
+    /// Whether the phone takes no new call now, and the Retry-After (seconds) of the 503 it
+    /// answers instead: draining, or carrying [`PhoneConfig::call_limit`] calls.
+    fn unavailable(&self) -> Option<u32> {
+        if let Some(secs) = self.draining {
+            return Some(secs);
+        }
+        (self.calls.len() >= self.config.call_limit)
+            .then_some(self.config.endpoint.overload_retry_after)
+    }
+
     // ----------------------------------------------------------------------- internals
 
     /// Drains the endpoint's events and everything they cause, until nothing moves.
@@ -805,12 +853,7 @@ impl PhoneCore {
                 self.incoming_call(now, tx, &request, &source);
                 return;
             }
-            (Some(Method::Options), false) => {
-                let mut r = response_to(&request, 200, None);
-                r.push_header(HeaderName::Allow, allow_header());
-                r.push_header(HeaderName::Accept, "application/sdp");
-                r
-            }
+            (Some(Method::Options), false) => self.options_response(&request),
             // A BYE that crossed ours when both hung up at once: the dialog it ends is gone
             // either way.
             (Some(Method::Bye), true) if self.recently_ended(&request) => {
@@ -822,6 +865,21 @@ impl PhoneCore {
             _ => response_to(&request, 481, None),
         };
         let _ = self.endpoint.send_response(now, tx, response);
+    }
+
+    /// The answer to an out-of-dialog OPTIONS: what we support (RFC 3261 §11.2), or, for a
+    /// dispatcher probing whether we take calls, 503 with when to ask again while draining
+    /// or full (§21.5.4).
+    fn options_response(&self, request: &Message) -> Message {
+        if let Some(secs) = self.unavailable() {
+            let mut r = response_to(request, 503, None);
+            r.push_header(HeaderName::RetryAfter, &secs.to_string());
+            return r;
+        }
+        let mut r = response_to(request, 200, None);
+        r.push_header(HeaderName::Allow, allow_header());
+        r.push_header(HeaderName::Accept, "application/sdp");
+        r
     }
 
     fn recently_ended(&self, request: &Message) -> bool {
