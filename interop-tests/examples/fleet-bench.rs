@@ -13,7 +13,7 @@
 //!
 //! Environment: `RATES` (default `20 40 60 80 120 160 240 320`), `PROXY_RATES` (default
 //! `160 320 640 1280`), `SIZES` (default `1 2 3`), `SECONDS_PER_RATE` (default 5),
-//! `TINCAN_BINARY` (the member's binary; the script passes a release build).
+//! `TINCAN_IVR` (the member's binary, the IVR example; the script passes a release build).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -42,27 +42,30 @@ use crate::kamailio::Kamailio;
 use crate::peer::{Peer, PeerError, WorkDir};
 use crate::ports::V4;
 
-/// The command that runs one fleet member answering on `127.0.0.1:port` (UDP): today
-/// `tincan listen --auto-answer --no-audio --json` (it answers OPTIONS 200 and every call);
-/// the IVR example takes its place here. The working directory is set by the caller;
-/// `XDG_CONFIG_HOME`/`XDG_DATA_HOME` point into it (no user config, no user history).
+/// The command that runs one fleet member answering on `127.0.0.1:port` (UDP): the IVR
+/// example of the library (`ua-cli/examples/ivr.rs`: welcome prompt, a prompt per digit,
+/// OPTIONS 200 or 503 when full or draining, SIGTERM drains), at most [`MEMBER_CALLS`] calls
+/// at once. `TINCAN_IVR` names its binary (the benchmark passes a release build), else the
+/// debug example is built ([`crate::tincan_example`]). The working directory is set by the
+/// caller; `XDG_CONFIG_HOME`/`XDG_DATA_HOME` point into it (no user config, no history).
 pub fn fleet_member(port: u16) -> Command {
-    let mut cmd = Command::new(crate::tincan_binary());
+    let bin = std::env::var_os("TINCAN_IVR")
+        .map_or_else(|| crate::tincan_example("ivr"), std::path::PathBuf::from);
+    let mut cmd = Command::new(bin);
     cmd.args([
-        "listen",
-        "--auto-answer",
-        "--no-audio",
-        "--no-history",
-        "--json",
-        "--call-limit",
-        "0",
-        "--bind",
+        "--listen",
         &format!("127.0.0.1:{port}"),
+        "--max-calls",
+        &MEMBER_CALLS.to_string(),
     ])
     .env("XDG_CONFIG_HOME", "config")
     .env("XDG_DATA_HOME", "data");
     cmd
 }
+
+/// The calls one member takes at once (`ivr --max-calls`): beyond, INVITEs and the
+/// dispatcher's OPTIONS get 503 and calls go to the other members.
+pub const MEMBER_CALLS: usize = 200;
 
 /// The current Unix time in seconds, to compare with the times of the [`FleetLog`].
 pub fn unix_now() -> f64 {

@@ -1,8 +1,9 @@
 //! The fleet test of issue 20, short form: kamailio's dispatcher (probing every member with
-//! OPTIONS every second) in front of three members on loopback; sipp places 120 calls at 15
+//! OPTIONS every second) in front of three members on loopback, each the IVR example of the
+//! library (`ua-cli/examples/ivr.rs`); sipp places 120 calls at 15
 //! calls/s through it, each pressing a digit (INFO dtmf-relay) and hanging up after 1 s.
 //! After the 30th call one member is killed (SIGKILL); with [`DRAIN`], after the 70th
-//! another is drained (SIGTERM).
+//! another is drained (SIGTERM: 503 to new INVITEs and OPTIONS, exit once its calls end).
 //!
 //! What must hold, from kamailio's log (which member got which call, and when a member was
 //! marked down) and sipp's (which calls completed):
@@ -22,17 +23,16 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use tincan_interop_tests::fleet::{Fleet, FleetWhat, completed_calls, unix_now};
-use tincan_interop_tests::{Sipp, require_peers, tincan_binary};
+use tincan_interop_tests::{Sipp, require_peers, tincan_example};
 
 /// Whether the test also drains a member (SIGTERM: it answers new INVITEs and OPTIONS 503
-/// and exits when its calls have ended). Off until the fleet member drains on SIGTERM
-/// (`tincan listen` just exits).
-const DRAIN: bool = false;
+/// and exits when its calls have ended).
+const DRAIN: bool = true;
 
 /// Calls sipp places.
 const CALLS: u64 = 120;
-/// Calls per second: a debug build of `tincan listen` takes 50-90 ms of CPU per call of this
-/// shape, so 15 calls/s keep three of them well under the 2 cores of a loaded CI machine.
+/// Calls per second: a debug build of a member takes tens of ms of CPU per call of this
+/// shape, so 15 calls/s keep three of them under the 2 cores of a loaded CI machine.
 const RATE: f64 = 15.0;
 /// Calls dispatched before the kill.
 const KILL_AFTER: usize = 30;
@@ -44,7 +44,7 @@ fn killing_a_member_loses_at_most_its_calls_and_none_after_it_is_marked_down() {
     if !require_peers(&["kamailio", "sipp"]) {
         return;
     }
-    tincan_binary();
+    tincan_example("ivr");
     let mut fleet = Fleet::start(3, Duration::from_secs(240)).expect("the fleet starts");
     let killed = fleet.members()[0].uri();
     let drained = fleet.members()[1].uri();
