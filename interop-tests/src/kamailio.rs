@@ -192,7 +192,7 @@ impl KamailioBuilder {
                 &cfg,
                 "#@db-begin",
                 "#@db-end",
-                &format!("#!define DBURL \"sqlite://{}\"", db.display()),
+                &format!("#!define DBURL \"sqlite:///{}\"", db.display()),
             )
             .unwrap_or(cfg)
         } else {

@@ -70,6 +70,9 @@ pub enum PhoneEvent {
     /// A PBX said how many voice (or other) messages wait (RFC 3842 `message-summary`
     /// NOTIFY, answered 200).
     MessageWaiting(super::message_waiting::MessageWaiting),
+    /// A watched contact's presence changed, or the account's own was published (RFC 3856,
+    /// RFC 3903; [`presence`](super::presence)).
+    Presence(super::presence::PresenceEvent),
 }
 
 /// What happens to page-mode messages (RFC 3428 MESSAGE).
