@@ -1301,6 +1301,12 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
                 });
                 println!("{}", super::message::waiting_line(&waiting, account, json));
             }
+            // `[[account]] watch`: the watched contacts' presence.
+            PhoneEvent::Presence(ev) => {
+                if let Some(line) = super::presence::watch_line(&ev, json) {
+                    println!("{line}");
+                }
+            }
             PhoneEvent::Message(
                 report @ (MessageEvent::Delivered { .. } | MessageEvent::Failed { .. }),
             ) => {
