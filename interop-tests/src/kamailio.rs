@@ -91,6 +91,8 @@ pub struct KamailioBuilder {
     debug: u8,
     port: Option<u16>,
     template: String,
+    /// UDP worker processes (`-n`).
+    workers: u8,
 }
 
 impl KamailioBuilder {
@@ -103,7 +105,11 @@ impl KamailioBuilder {
 
     /// The presence server variant (`kamailio-presence.cfg`) with a fresh sqlite database
     /// in the scratch dir.
-    pub fn presence(self) -> Self {
+    ///
+    /// One UDP worker: kamailio's db_sqlite has no busy timeout, and two workers writing the
+    /// presence tables at once fail with "database is locked".
+    pub fn presence(mut self) -> Self {
+        self.workers = 1;
         self.template("kamailio-presence.cfg")
     }
 
@@ -205,7 +211,9 @@ impl KamailioBuilder {
         let mut peer = Peer::builder("kamailio", crate::program("kamailio"))
             .arg("-f")
             .arg(&cfg_path)
-            .args(["-DD", "-E", "-n", "2", "-m", "64", "-M", "8", "-P"])
+            .args(["-DD", "-E", "-n"])
+            .arg(self.workers.to_string())
+            .args(["-m", "64", "-M", "8", "-P"])
             .arg(dir.join("kamailio.pid"))
             .arg("-Y")
             .arg(dir.join("run"))
@@ -242,6 +250,9 @@ fn create_presence_db(dir: &WorkDir) -> Result<PathBuf, PeerError> {
         );
         sql.push('\n');
     }
+    // Persistent in the file: readers do not wait for (nor fail on) kamailio's other
+    // processes writing.
+    sql.push_str("PRAGMA journal_mode=WAL;\n");
     let sql_path = dir.write("presence-create.sql", sql)?;
     let sqlite = crate::find_program("sqlite3").ok_or_else(|| PeerError::Protocol {
         name: "sqlite3".to_owned(),
@@ -302,6 +313,7 @@ impl Kamailio {
             debug: 2,
             port: None,
             template: "kamailio.cfg".to_owned(),
+            workers: 2,
         }
     }
 
