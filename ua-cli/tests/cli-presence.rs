@@ -156,3 +156,98 @@ fn usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The address of the first `sip:user@ip:port` in a header value.
+fn contact_addr(value: &str) -> Option<std::net::SocketAddr> {
+    let start = value.find('@')? + 1;
+    let rest = &value[start..];
+    let end = rest.find(['>', ';']).unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+#[test]
+fn watch_prints_the_contacts_presence() {
+    let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let dir = temp_dir("presence-watch");
+    let mut child = tincan(&dir, &account(&addr.to_string()))
+        .args(["presence", "watch", "bob", "--json", "--duration", "4"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tincan runs");
+    let body = "<presence xmlns='urn:ietf:params:xml:ns:pidf' \
+                xmlns:dm='urn:ietf:params:xml:ns:pidf:data-model' \
+                xmlns:rpid='urn:ietf:params:xml:ns:pidf:rpid' entity='sip:bob@example.test'>\
+                <tuple id='t'><status><basic>open</basic></status></tuple>\
+                <dm:person id='p'><rpid:activities><rpid:away/></rpid:activities>\
+                <dm:note>lunch</dm:note></dm:person></presence>";
+    let deadline = Instant::now() + WAIT;
+    let mut subscribe = None;
+    let mut buf = [0u8; 65536];
+    while Instant::now() < deadline {
+        let Ok((n, from)) = server.recv_from(&mut buf) else {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            continue;
+        };
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if text.starts_with("REGISTER ") {
+            let contact = header(&text, "Contact").unwrap_or("");
+            let reply = ok(
+                &text,
+                &format!("Contact: {contact};expires=60\r\nExpires: 60\r\n"),
+            );
+            server.send_to(reply.as_bytes(), from).unwrap();
+        } else if text.starts_with("SUBSCRIBE ") {
+            let reply = ok(
+                &text,
+                &format!("Expires: 60\r\nContact: <sip:presence@{addr}>\r\n"),
+            );
+            server.send_to(reply.as_bytes(), from).unwrap();
+            if subscribe.is_none() && header(&text, "Expires") != Some("0") {
+                let target = header(&text, "Contact")
+                    .and_then(contact_addr)
+                    .expect("a Contact");
+                let notify = format!(
+                    "NOTIFY sip:alice@{target} SIP/2.0\r\n\
+                     Via: SIP/2.0/UDP {addr};branch=z9hG4bKnotify1\r\n\
+                     From: {};tag=ps1\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 NOTIFY\r\n\
+                     Contact: <sip:presence@{addr}>\r\nEvent: presence\r\n\
+                     Subscription-State: active;expires=60\r\n\
+                     Content-Type: application/pidf+xml\r\nContent-Length: {}\r\n\r\n{body}",
+                    header(&text, "To").unwrap_or(""),
+                    header(&text, "From").unwrap_or(""),
+                    header(&text, "Call-ID").unwrap_or(""),
+                    body.len()
+                );
+                server.send_to(notify.as_bytes(), target).unwrap();
+                subscribe = Some(text);
+            }
+        }
+    }
+    let out = child.wait_with_output().expect("tincan ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {:?}: {stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let subscribe = subscribe.expect("a SUBSCRIBE");
+    assert_eq!(header(&subscribe, "Event"), Some("presence"));
+    assert_eq!(header(&subscribe, "Accept"), Some("application/pidf+xml"));
+    let line: serde_json::Value = stdout
+        .lines()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("a JSON line: {stdout}"));
+    assert_eq!(line["event"], "presence");
+    assert_eq!(line["uri"], "bob");
+    assert_eq!(line["status"], "away");
+    assert_eq!(line["note"], "lunch");
+    let _ = std::fs::remove_dir_all(&dir);
+}
