@@ -3,13 +3,15 @@
 #
 #   scripts/install-deps.sh          build dependencies (what `cargo build` needs)
 #   scripts/install-deps.sh --test   build dependencies plus the real peers the tests start
-#                                    (sipp, kamailio, baresip, dnsmasq, opus-tools, pulseaudio,
+#                                    (sipp, kamailio with its presence modules, baresip,
+#                                    dnsmasq, opus-tools, pulseaudio,
 #                                    tmux for the full-screen phone's tests...)
 set -euo pipefail
 
 build_pkgs=(pkg-config libasound2-dev cmake build-essential ca-certificates)
 # kamailio: the lab registrar/proxy; its dispatcher module (the fleet test) is in the same package.
-test_pkgs=(sip-tester kamailio sipsak dnsmasq-base dnsutils baresip-core opus-tools sox
+test_pkgs=(sip-tester kamailio kamailio-presence-modules kamailio-sqlite-modules sqlite3
+           sipsak dnsmasq-base dnsutils baresip-core opus-tools sox
            espeak-ng pulseaudio pulseaudio-utils libasound2-plugins iproute2 openssl procps
            tmux nftables python3)
 

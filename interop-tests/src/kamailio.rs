@@ -5,6 +5,13 @@
 //! UDP+TCP `127.0.0.2:Q` (a second SRV target for DNS failover tests). Several instances run
 //! side by side. The cfg's safety net stays: it forwards only to loopback IP literals, and
 //! it never asks the system resolver for anything.
+//!
+//! [`KamailioBuilder::presence`] starts the presence server variant
+//! (`lab/kamailio/kamailio-presence.cfg`: PUBLISH, SUBSCRIBE/NOTIFY for `presence` and
+//! `dialog`) with an sqlite database made from kamailio's schema files
+//! ([`PRESENCE_SCHEMA`]); it needs the Debian packages `kamailio-presence-modules`,
+//! `kamailio-sqlite-modules` and `sqlite3` ([`presence_available`] says whether they are
+//! there).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -28,6 +35,52 @@ pub const LAB_USERS: [(&str, &str); 4] = [
     ("uat", "uatpw"),
 ];
 
+/// The schema files the presence database is made from (Debian `kamailio-sqlite-modules`).
+pub const PRESENCE_SCHEMA: [&str; 2] = [
+    "/usr/share/kamailio/db_sqlite/standard-create.sql",
+    "/usr/share/kamailio/db_sqlite/presence-create.sql",
+];
+
+/// The presence modules of kamailio (Debian `kamailio-presence-modules`, and `db_sqlite.so`
+/// of `kamailio-sqlite-modules`).
+const PRESENCE_MODULES: [&str; 4] = [
+    "presence.so",
+    "presence_xml.so",
+    "presence_dialoginfo.so",
+    "db_sqlite.so",
+];
+
+/// Why the presence server cannot start here (a missing module, schema file or `sqlite3`),
+/// or `None` when it can.
+pub fn presence_available() -> Option<String> {
+    let dirs = [
+        "/usr/lib/x86_64-linux-gnu/kamailio/modules",
+        "/usr/lib/aarch64-linux-gnu/kamailio/modules",
+        "/usr/lib/kamailio/modules",
+        "/usr/lib64/kamailio/modules",
+    ];
+    for module in PRESENCE_MODULES {
+        if !dirs
+            .iter()
+            .any(|d| std::path::Path::new(d).join(module).exists())
+        {
+            return Some(format!(
+                "kamailio module {module} missing (apt-get install kamailio-presence-modules kamailio-sqlite-modules)"
+            ));
+        }
+    }
+    if let Some(f) = PRESENCE_SCHEMA
+        .iter()
+        .find(|f| !std::path::Path::new(f).exists())
+    {
+        return Some(format!("{f} missing (kamailio-sqlite-modules)"));
+    }
+    if crate::find_program("sqlite3").is_none() {
+        return Some("sqlite3 not installed".to_owned());
+    }
+    None
+}
+
 /// How to start kamailio; see [`Kamailio::builder`].
 #[derive(Debug, Clone)]
 #[must_use]
@@ -40,6 +93,8 @@ pub struct KamailioBuilder {
     template: String,
     dispatcher: Option<Vec<SocketAddr>>,
     shared_memory_mb: u32,
+    /// UDP worker processes (`-n`).
+    workers: u8,
 }
 
 impl KamailioBuilder {
@@ -48,6 +103,16 @@ impl KamailioBuilder {
     pub fn template(mut self, file: &str) -> Self {
         file.clone_into(&mut self.template);
         self
+    }
+
+    /// The presence server variant (`kamailio-presence.cfg`) with a fresh sqlite database
+    /// in the scratch dir.
+    ///
+    /// One UDP worker: kamailio's db_sqlite has no busy timeout, and two workers writing the
+    /// presence tables at once fail with "database is locked".
+    pub fn presence(mut self) -> Self {
+        self.workers = 1;
+        self.template("kamailio-presence.cfg")
     }
 
     /// Listen on this port (UDP and TCP) instead of a free one: to restart a registrar where
@@ -171,6 +236,18 @@ impl KamailioBuilder {
             ),
         })?
         .replacen("debug=2", &format!("debug={}", self.debug), 1);
+        let cfg = if cfg.contains("#@db-begin") {
+            let db = create_presence_db(&dir)?;
+            replace_between(
+                &cfg,
+                "#@db-begin",
+                "#@db-end",
+                &format!("#!define DBURL \"sqlite:///{}\"", db.display()),
+            )
+            .unwrap_or(cfg)
+        } else {
+            cfg
+        };
         let cfg_path = dir.write("kamailio.cfg", cfg)?;
         std::fs::create_dir_all(dir.join("run"))
             .map_err(|e| PeerError::io("creating run dir", e))?;
@@ -178,7 +255,9 @@ impl KamailioBuilder {
         let mut peer = Peer::builder("kamailio", crate::program("kamailio"))
             .arg("-f")
             .arg(&cfg_path)
-            .args(["-DD", "-E", "-n", "2", "-m"])
+            .args(["-DD", "-E", "-n"])
+            .arg(self.workers.to_string())
+            .arg("-m")
             .arg(self.shared_memory_mb.to_string())
             .args(["-M", "8", "-P"])
             .arg(dir.join("kamailio.pid"))
@@ -205,6 +284,43 @@ impl KamailioBuilder {
             users: self.users,
         })
     }
+}
+
+/// Creates `presence.db` in `dir` from [`PRESENCE_SCHEMA`] with the `sqlite3` shell.
+fn create_presence_db(dir: &WorkDir) -> Result<PathBuf, PeerError> {
+    let db = dir.join("presence.db");
+    let mut sql = String::new();
+    for f in PRESENCE_SCHEMA {
+        sql.push_str(
+            &std::fs::read_to_string(f).map_err(|e| PeerError::io(format!("reading {f}"), e))?,
+        );
+        sql.push('\n');
+    }
+    // Persistent in the file: readers do not wait for (nor fail on) kamailio's other
+    // processes writing.
+    sql.push_str("PRAGMA journal_mode=WAL;\n");
+    let sql_path = dir.write("presence-create.sql", sql)?;
+    let sqlite = crate::find_program("sqlite3").ok_or_else(|| PeerError::Protocol {
+        name: "sqlite3".to_owned(),
+        message: "sqlite3 not installed (needed for the presence database)".to_owned(),
+    })?;
+    let input =
+        std::fs::File::open(&sql_path).map_err(|e| PeerError::io("opening the schema", e))?;
+    let out = Command::new(sqlite)
+        .arg(&db)
+        .stdin(input)
+        .output()
+        .map_err(|e| PeerError::io("running sqlite3", e))?;
+    if !out.status.success() {
+        return Err(PeerError::Protocol {
+            name: "sqlite3".to_owned(),
+            message: format!(
+                "creating the presence database failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        });
+    }
+    Ok(db)
 }
 
 fn replace_between(text: &str, begin: &str, end: &str, with: &str) -> Option<String> {
@@ -245,6 +361,7 @@ impl Kamailio {
             template: "kamailio.cfg".to_owned(),
             dispatcher: None,
             shared_memory_mb: 64,
+            workers: 2,
         }
     }
 

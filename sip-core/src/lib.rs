@@ -14,6 +14,8 @@ pub mod driver;
 pub mod endpoint;
 pub mod flow;
 pub mod message;
+pub mod pidf;
+pub mod publication;
 pub mod register;
 pub mod resolve;
 pub mod rng;

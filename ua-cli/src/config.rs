@@ -335,6 +335,12 @@ pub struct Account {
     /// the voicemail count; default false (unsolicited message-summary NOTIFYs are taken
     /// either way).
     pub mwi: bool,
+    /// `presence`: publish the account's presence (RFC 3903 PUBLISH) once it registers:
+    /// available, busy while on a call; default false.
+    pub presence: bool,
+    /// `watch`: contacts (URIs or user names of the account's domain) whose presence the
+    /// account watches (RFC 3856 SUBSCRIBE) once it registers; default none.
+    pub watch: Vec<String>,
     /// `input_device`: this account's microphone (else `[audio] input_device`).
     pub input_device: Option<String>,
     /// `output_device`: this account's speaker (else `[audio] output_device`).
@@ -641,6 +647,8 @@ struct RawAccount {
     accept_transfer: Option<Spanned<String>>,
     auto_answer: Option<bool>,
     mwi: Option<bool>,
+    presence: Option<bool>,
+    watch: Option<Vec<String>>,
     input_device: Option<Spanned<String>>,
     output_device: Option<Spanned<String>>,
     ring_device: Option<Spanned<String>>,
@@ -979,6 +987,8 @@ impl Config {
                 accept_transfer,
                 auto_answer: a.auto_answer.unwrap_or(false),
                 mwi: a.mwi.unwrap_or(false),
+                presence: a.presence.unwrap_or(false),
+                watch: a.watch.clone().unwrap_or_default(),
                 input_device,
                 output_device,
                 ring_device,
@@ -1268,6 +1278,24 @@ mod tests {
         assert_eq!(
             (d.network.udp_keepalive_interval, d.network.stun_rto_ms),
             (None, None)
+        );
+    }
+
+    #[test]
+    fn presence_and_watch_keys() {
+        let text = "[[account]]\nname = \"w\"\naor = \"sip:alice@example.com\"\n\
+                    password_env = \"X\"\npresence = true\nwatch = [\"bob\", \"sip:carol@example.net\"]\n\n\
+                    [[account]]\nname = \"h\"\naor = \"sip:alice@example.net\"\npassword_env = \"X\"\n";
+        let c = Config::from_str_named(text, "t.toml").unwrap();
+        let w = c.account("w").unwrap();
+        assert!(w.presence);
+        assert_eq!(w.watch, vec!["bob", "sip:carol@example.net"]);
+        let h = c.account("h").unwrap();
+        assert!(!h.presence, "off by default");
+        assert!(h.watch.is_empty());
+        assert!(
+            Config::from_str_named(&text.replace("presence = true", "presence = 1"), "t.toml")
+                .is_err()
         );
     }
 

@@ -73,6 +73,12 @@ enum Command {
     /// Exit status: 0 when it was delivered (a 2xx), 1 when it was refused or no server
     /// answered (the status is printed), 2 on usage errors.
     Message(cmd::message::MessageArgs),
+    /// Publish your presence (`set available|away|busy|offline`, RFC 3903 PUBLISH) or watch
+    /// contacts' (`watch URI...`, RFC 3856 SUBSCRIBE) through an account, until Ctrl-C.
+    ///
+    /// Exit status: 0 when published (set) or watched (watch), 1 when the server refused or
+    /// never answered, 2 on usage errors.
+    Presence(cmd::presence::PresenceArgs),
     /// Wait for calls (and print the text messages that arrive): registered with an account,
     /// or on --bind for direct calls.
     #[command(after_help = cmd::call::LISTEN_KEYS)]
@@ -127,6 +133,7 @@ fn main() -> ExitCode {
         Command::Call(args) => cmd::call::run_call(&args, cli.config.as_deref()),
         Command::Listen(args) => cmd::call::run_listen(&args, cli.config.as_deref()),
         Command::Message(args) => cmd::message::run(&args, cli.config.as_deref()),
+        Command::Presence(args) => cmd::presence::run(&args, cli.config.as_deref()),
         Command::Demo(args) => cmd::demo::run(&args),
         Command::History(args) => cmd::history::run_history(&args),
         Command::Contacts(args) => cmd::history::run_contacts(&args),

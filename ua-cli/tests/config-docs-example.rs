@@ -48,6 +48,8 @@ fn the_full_example_is_valid() {
     let home = c.account("home").unwrap();
     assert_eq!(home.display_name.as_deref(), Some("Alice Smith"));
     assert!(home.auto_answer);
+    assert!(home.presence);
+    assert_eq!(home.watch, ["bob", "sip:carol@example.net"]);
     assert_eq!(work.srtp, Some(tincan_media::sdp::SrtpPolicy::Required));
     assert_eq!(work.codecs.as_ref().map(Vec::len), Some(2));
     assert!(c.audio.ring_tone.is_some());

@@ -288,6 +288,10 @@ header_names! {
     ServiceRoute => "Service-Route";
     /// `Session-Expires` (RFC 4028).
     SessionExpires => "Session-Expires", 'x';
+    /// `SIP-ETag` (RFC 3903 §11.3.1).
+    SipEtag => "SIP-ETag";
+    /// `SIP-If-Match` (RFC 3903 §11.3.2).
+    SipIfMatch => "SIP-If-Match";
     /// `Subject` (RFC 3261 §20.36).
     Subject => "Subject", 's';
     /// `Subscription-State` (RFC 6665 §8.2.3).
@@ -370,6 +374,8 @@ impl HeaderName {
                 | Replaces
                 | RSeq
                 | SessionExpires
+                | SipEtag
+                | SipIfMatch
                 | SubscriptionState
                 | To
         )

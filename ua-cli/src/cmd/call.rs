@@ -1339,6 +1339,12 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
                 }
                 break;
             }
+            // `[[account]] watch`: the watched contacts' presence.
+            PhoneEvent::Presence(ev) => {
+                if let Some(line) = super::presence::watch_line(&ev, json) {
+                    println!("{line}");
+                }
+            }
             PhoneEvent::Message(
                 report @ (MessageEvent::Delivered { .. } | MessageEvent::Failed { .. }),
             ) => {

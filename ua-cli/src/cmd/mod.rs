@@ -8,6 +8,7 @@ pub mod message;
 pub mod nat;
 pub mod parse;
 pub mod ping;
+pub mod presence;
 pub mod register;
 pub mod resolve;
 

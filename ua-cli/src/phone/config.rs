@@ -184,6 +184,14 @@ pub struct AccountConfig {
     /// the subscription is refreshed while the account is registered and ended when it
     /// unregisters. Default false.
     pub mwi: bool,
+    /// Publish the account's presence (RFC 3903 PUBLISH of a PIDF document) once it
+    /// registers: available, and busy ("on the phone") while a call is up; see
+    /// [`presence`](super::presence). Default false.
+    pub presence: bool,
+    /// Contacts whose presence the account watches once it registers (RFC 3856
+    /// SUBSCRIBE): URIs, or user names in the account's domain. Their NOTIFYs come as
+    /// [`PhoneEvent::Presence`](super::PhoneEvent::Presence).
+    pub watch: Vec<String>,
 }
 
 impl AccountConfig {
@@ -213,6 +221,8 @@ impl AccountConfig {
             srtp: None,
             accept_transfer: None,
             mwi: false,
+            presence: false,
+            watch: Vec::new(),
         }
     }
 
@@ -287,6 +297,8 @@ impl AccountConfig {
         ac.srtp = a.srtp;
         ac.accept_transfer = a.accept_transfer;
         ac.mwi = a.mwi;
+        ac.presence = a.presence;
+        ac.watch = a.watch.clone();
         ac.display_name = a.display_name.clone();
         Ok(ac)
     }

@@ -424,6 +424,9 @@ enum Command {
         Reply<MessageId>,
     ),
     MessageInCall(CallId, String, Reply<MessageId>),
+    SetPresence(AccountId, super::presence::Presence, Reply<()>),
+    WatchPresence(AccountId, String, Reply<super::presence::WatchId>),
+    UnwatchPresence(super::presence::WatchId),
     Conference(CallId, CallId, Reply<()>),
     Split(CallId, Reply<()>),
 }
@@ -547,6 +550,44 @@ impl Phone {
     ) -> Result<MessageId, PhoneError> {
         self.ask(|r| Command::MessageInCall(call, text.to_owned(), r))
             .await
+    }
+
+    /// Publishes `account`'s presence (see [`PhoneCore::set_presence`]); the server's answer
+    /// comes as a [`PhoneEvent::Presence`] with
+    /// [`PresenceEvent::Published`](super::presence::PresenceEvent::Published) or
+    /// [`PresenceEvent::PublishFailed`](super::presence::PresenceEvent::PublishFailed).
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] for an unknown account or a phone that is shutting down.
+    pub async fn set_presence(
+        &self,
+        account: AccountId,
+        presence: super::presence::Presence,
+    ) -> Result<(), PhoneError> {
+        self.ask(|r| Command::SetPresence(account, presence, r))
+            .await
+    }
+
+    /// Watches `uri`'s presence through `account` (see [`PhoneCore::watch_presence`]); its
+    /// changes come as [`PhoneEvent::Presence`] with
+    /// [`PresenceEvent::Changed`](super::presence::PresenceEvent::Changed).
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] for an unknown account, a bad URI or a phone that is shutting down.
+    pub async fn watch_presence(
+        &self,
+        account: AccountId,
+        uri: &str,
+    ) -> Result<super::presence::WatchId, PhoneError> {
+        self.ask(|r| Command::WatchPresence(account, uri.to_owned(), r))
+            .await
+    }
+
+    /// Stops watching (see [`PhoneCore::unwatch_presence`]).
+    pub async fn unwatch_presence(&self, watch: super::presence::WatchId) {
+        let _ = self.commands.send(Command::UnwatchPresence(watch)).await;
     }
 
     /// Places a call (see [`PhoneCore::call`]).
@@ -1270,6 +1311,13 @@ impl Task {
                 let text_plain = super::message::TEXT_PLAIN;
                 let _ = reply.send(core.send_message_in_call(now, call, text_plain, body));
             }
+            Command::SetPresence(account, presence, reply) => {
+                let _ = reply.send(core.set_presence(now, account, presence));
+            }
+            Command::WatchPresence(account, uri, reply) => {
+                let _ = reply.send(core.watch_presence(now, account, &uri));
+            }
+            Command::UnwatchPresence(watch) => core.unwatch_presence(now, watch),
         }
     }
 

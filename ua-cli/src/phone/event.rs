@@ -73,6 +73,9 @@ pub enum PhoneEvent {
     /// A drain ([`PhoneCore::drain`](super::PhoneCore::drain)) is over: the phone takes no
     /// new call and the last of its calls has ended. Reported once.
     Drained,
+    /// A watched contact's presence changed, or the account's own was published (RFC 3856,
+    /// RFC 3903; [`presence`](super::presence)).
+    Presence(super::presence::PresenceEvent),
 }
 
 /// What happens to page-mode messages (RFC 3428 MESSAGE).

@@ -304,7 +304,20 @@ impl PhoneCore {
 
     /// Sends a SUBSCRIBE: in its dialog along the route set (to the Request-URI, or the
     /// first Route), or, outside one, where the account's requests go.
-    fn send_subscribe(&mut self, now: Instant, account: AccountId, mut request: Message) {
+    fn send_subscribe(&mut self, now: Instant, account: AccountId, request: Message) {
+        self.send_account_request(now, account, request, Owner::Subscribe(account));
+    }
+
+    /// Sends a request of an account (a SUBSCRIBE, a PUBLISH) for `owner`: in its dialog
+    /// along the route set (to the Request-URI, or the first Route), or, outside one, where
+    /// the account's requests go (its outbound proxy, or its registrars' targets).
+    pub(super) fn send_account_request(
+        &mut self,
+        now: Instant,
+        account: AccountId,
+        mut request: Message,
+        owner: Owner,
+    ) {
         let Some(a) = self.accounts.get(account.0) else {
             return;
         };
@@ -351,7 +364,7 @@ impl PhoneCore {
                 .cloned()
                 .unwrap_or_else(|| format!("sip:{}", a.config.domain()))
         };
-        self.start_route(now, Owner::Subscribe(account), request, hop, known);
+        self.start_route(now, owner, request, hop, known);
     }
 
     /// A NOTIFY of an account's subscription: answered as the subscription says.

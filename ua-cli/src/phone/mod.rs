@@ -37,6 +37,7 @@ pub mod event;
 mod flow;
 pub mod message;
 pub mod message_waiting;
+pub mod presence;
 mod route;
 pub mod transfer;
 
@@ -234,6 +235,8 @@ pub struct PhoneCore {
     mwi: HashMap<AccountId, tincan_sip::dialog::subscription::Subscription>,
     /// The accounts whose subscription is being ended (unregister, shutdown).
     mwi_stopping: std::collections::HashSet<AccountId>,
+    /// Published statuses and watched contacts (RFC 3856, RFC 3903).
+    presence: presence::PresenceState,
     shutting_down: bool,
     /// Set by [`drain`](PhoneCore::drain): the Retry-After (whole seconds) of the 503 that
     /// new INVITEs and out-of-dialog OPTIONS get.
@@ -304,6 +307,7 @@ impl PhoneCore {
             next_message: 1,
             mwi: HashMap::new(),
             mwi_stopping: Default::default(),
+            presence: presence::PresenceState::default(),
             shutting_down: false,
             draining: None,
             drained: false,
@@ -441,6 +445,7 @@ impl PhoneCore {
         for s in self.mwi.values() {
             take(s.poll_timeout());
         }
+        take(self.presence.poll_timeout());
         next
     }
 
@@ -495,6 +500,7 @@ impl PhoneCore {
             self.account_timeout(now, i);
         }
         self.mwi_timeout(now);
+        self.presence_timeout(now);
         self.process(now);
     }
 
@@ -660,6 +666,7 @@ impl PhoneCore {
                 }
             }
             moved |= self.drive_transfers(now);
+            moved |= self.presence_follow_calls(now);
             if !moved {
                 break;
             }
@@ -833,6 +840,10 @@ impl PhoneCore {
             self.incoming_message(now, tx, &request);
             return;
         }
+        // A NOTIFY of a watched contact's presence (RFC 3856).
+        if request.method() == Some(&Method::Notify) && self.presence_notify(now, tx, &request) {
+            return;
+        }
         if request.method() == Some(&Method::Notify)
             && !tincan_sip::dialog::refer::is_refer_notify(&request)
         {
@@ -950,6 +961,7 @@ impl PhoneCore {
         let account = match owner {
             Owner::Register(a, _) | Owner::Unbind(a, _) | Owner::Subscribe(a) => Some(a),
             Owner::Message(m) => self.messages.get(&m).and_then(|m| m.account),
+            Owner::Presence(p) => self.presence_account(p),
             o => o
                 .call()
                 .and_then(|c| self.calls.get(&c))
@@ -1192,6 +1204,7 @@ impl PhoneCore {
             Owner::InDialog(call) => self.retry_in_dialog(call, &request, response),
             Owner::Message(m) => self.retry_message(m, &request, response),
             Owner::Subscribe(a) => self.retry_subscribe(a, &request, response),
+            Owner::Presence(p) => self.retry_presence(p, &request, response),
         };
         let Some(retried) = retried else {
             return false;
@@ -1239,6 +1252,7 @@ impl PhoneCore {
             Owner::Unbind(account, slot) => self.unbind_response(now, account, slot, id, &response),
             Owner::Message(m) => self.message_response(m, &response),
             Owner::Subscribe(a) => self.subscribe_response(now, a, id, &response),
+            Owner::Presence(p) => self.presence_response(now, p, id, &response),
             Owner::Ack(_) | Owner::Stray => {}
         }
     }
@@ -1281,7 +1295,8 @@ impl PhoneCore {
             | Owner::Ack(_)
             | Owner::Stray
             | Owner::Message(_)
-            | Owner::Subscribe(_) => {}
+            | Owner::Subscribe(_)
+            | Owner::Presence(_) => {}
         }
     }
 
@@ -1309,6 +1324,7 @@ impl PhoneCore {
             Owner::Unbind(account, slot) => self.unbind_done(account, slot),
             Owner::Message(m) => self.message_failed(m, tried, errors),
             Owner::Subscribe(a) => self.subscribe_failed(now, a, id),
+            Owner::Presence(p) => self.presence_failed(now, p, id),
             Owner::Stray => {}
         }
     }

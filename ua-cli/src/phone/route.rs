@@ -35,6 +35,8 @@ pub(crate) enum Owner {
     Message(MessageId),
     /// A SUBSCRIBE of an account's `message-summary` subscription (RFC 6665, RFC 3842).
     Subscribe(AccountId),
+    /// A PUBLISH of an account's presence or a SUBSCRIBE of a watch (RFC 3903, RFC 3856).
+    Presence(super::presence::PresenceOwner),
 }
 
 impl Owner {

@@ -44,6 +44,9 @@ pub struct AccountView {
     pub registrars: Vec<RegistrarHealth>,
     /// The voicemail counts (new, old) of the last `message-summary` NOTIFY (RFC 3842).
     pub voicemail: Option<(u32, u32)>,
+    /// The watched contacts (`[[account]] watch`) and their last presence, in the order
+    /// they were first reported.
+    pub watched: Vec<(String, tincan::phone::presence::PresenceStatus)>,
 }
 
 /// A registrar of an account and how it did the last time it was tried.
@@ -154,6 +157,7 @@ impl PhoneView {
             registrar: None,
             registrars: Vec::new(),
             voicemail: None,
+            watched: Vec::new(),
         });
     }
 
@@ -262,6 +266,21 @@ impl PhoneView {
                     .unwrap_or(0);
                 if let Some(a) = self.accounts.get_mut(i) {
                     a.voicemail = counts;
+                }
+            }
+            PhoneEvent::Presence(tincan::phone::presence::PresenceEvent::Changed {
+                account,
+                uri,
+                status,
+                ..
+            }) => {
+                if let Some(a) = self.accounts.iter_mut().find(|a| a.id == *account) {
+                    // Control characters escaped: a configured URI, but shown on the screen.
+                    let uri = uri.escape_default().to_string();
+                    match a.watched.iter_mut().find(|(u, _)| *u == uri) {
+                        Some(w) => w.1 = *status,
+                        None => a.watched.push((uri, *status)),
+                    }
                 }
             }
             PhoneEvent::Message(tincan::phone::MessageEvent::Received(m)) => {
@@ -632,6 +651,9 @@ fn account_states(view: &PhoneView, width: u16) -> Vec<Line<'static>> {
             if let Some((new, old)) = a.voicemail.filter(|(new, _)| *new > 0) {
                 others.push_str(&format!("  voicemail {new} new/{old} old"));
             }
+            for (uri, status) in &a.watched {
+                others.push_str(&format!("  {uri} {status}"));
+            }
             // The registrars' health stays on the line: a long reason is cut to make room.
             let room = usize::from(width.saturating_sub(2))
                 .saturating_sub(a.name.chars().count() + 2 + others.chars().count());
@@ -998,6 +1020,28 @@ mod tests {
         assert!(key_line(&view, 200).contains("Tab next"));
         let rows = screen(&view, 80, 24);
         assert!(rows[23].contains("q quit"), "{}", rows[23]);
+    }
+
+    #[test]
+    fn watched_contacts_presence_shows() {
+        use tincan::phone::presence::{PresenceEvent, PresenceStatus, WatchId};
+        let mut view = PhoneView::default();
+        registered(&mut view);
+        let changed = |uri: &str, status| {
+            PhoneEvent::Presence(PresenceEvent::Changed {
+                watch: WatchId(1),
+                account: AccountId(0),
+                uri: uri.to_owned(),
+                status,
+                note: None,
+            })
+        };
+        view.apply(&changed("bob", PresenceStatus::Away));
+        view.apply(&changed("carol", PresenceStatus::Busy));
+        view.apply(&changed("bob", PresenceStatus::Available));
+        let rows = screen(&view, 120, 24);
+        let row = row_with(&rows, "work");
+        assert!(row.contains("bob available  carol busy"), "{row}");
     }
 
     #[test]

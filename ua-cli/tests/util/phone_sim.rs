@@ -123,6 +123,8 @@ pub struct Proxy {
     pub outbound: bool,
     /// It is also a `message-summary` notifier (RFC 3842) for the SUBSCRIBEs sent to it.
     pub mwi: Option<MwiNotifier>,
+    /// It is also a presence server (RFC 3903 PUBLISH, RFC 3856 SUBSCRIBE).
+    pub presence: Option<PresenceAgent>,
 }
 
 /// A scripted `message-summary` notifier inside a [`Proxy`]: it challenges a SUBSCRIBE
@@ -275,6 +277,7 @@ impl Sim {
         config.methods.push(Method::Register);
         config.methods.push(Method::Message);
         config.methods.push(Method::Subscribe);
+        config.methods.push(Method::Publish);
         let mut ep = Endpoint::new(config, Box::new(XorShiftRng::seed_from_u64(seed)));
         ep.add_local_address(Transport::Udp, addr);
         self.nodes.push(Node {
@@ -289,6 +292,7 @@ impl Sim {
                 challenge_in_dialog: false,
                 outbound: false,
                 mwi: None,
+                presence: None,
             })),
             online: true,
             stun: true,
@@ -907,8 +911,20 @@ impl Proxy {
                     .to()
                     .and_then(Result::ok)
                     .is_some_and(|t| t.tag().is_some());
+                let presence_event = request
+                    .header(HeaderName::Event)
+                    .is_some_and(|e| e.trim().eq_ignore_ascii_case("presence"));
                 match method {
                     Some(Method::Register) => self.register(now, tx, &request, locations),
+                    Some(Method::Publish | Method::Subscribe)
+                        if self.presence.is_some() && presence_event =>
+                    {
+                        if !self.has_credentials(&request, "Proxy-Authorization") {
+                            self.challenge(now, tx, &request, 407);
+                            return;
+                        }
+                        self.presence_request(now, elapsed, tx, &request, &source);
+                    }
                     Some(Method::Subscribe) if self.mwi.is_some() => {
                         if !self.has_credentials(&request, "Proxy-Authorization") {
                             self.challenge(now, tx, &request, 407);
@@ -996,6 +1012,12 @@ impl Proxy {
                     return;
                 }
                 if let Some(n) = &mut self.mwi
+                    && n.notify_txs.contains(&transaction)
+                {
+                    n.notify_answers.push((elapsed, status));
+                    return;
+                }
+                if let Some(n) = &mut self.presence
                     && n.notify_txs.contains(&transaction)
                 {
                     n.notify_answers.push((elapsed, status));
@@ -1209,5 +1231,166 @@ impl Proxy {
             }
         }
         let _ = self.ep.send_response(now, tx, r);
+    }
+}
+
+// ------------------------------------------------------------------ presence server
+
+/// A scripted presence server inside a [`Proxy`] (RFC 3903, RFC 3856): it takes PUBLISHes
+/// (an entity-tag per accepted one, `Expires` at most `grant`; 412 for an unknown
+/// `SIP-If-Match`, or once when told to lose the state) and answers `presence` SUBSCRIBEs
+/// 200 with a NOTIFY carrying `document`.
+pub struct PresenceAgent {
+    /// The most `Expires` it grants.
+    pub grant: u32,
+    /// The next PUBLISH with `SIP-If-Match` is answered 412, once (the server restarted).
+    pub lose_state: bool,
+    /// PUBLISHes with credentials: (time, Expires, SIP-If-Match, body).
+    pub publishes: Vec<(Duration, u32, Option<String>, String)>,
+    /// The answers to them: (time, status).
+    pub publish_answers: Vec<(Duration, u16)>,
+    /// The body of the NOTIFYs (`application/pidf+xml`); empty: a NOTIFY without body.
+    pub document: String,
+    /// `presence` SUBSCRIBEs with credentials: (time, Expires, in a dialog, Accept).
+    pub subscribes: Vec<(Duration, u32, bool, Option<String>)>,
+    /// Final answers to its NOTIFYs: (time, status).
+    pub notify_answers: Vec<(Duration, u16)>,
+    notify_txs: Vec<TransactionId>,
+    etag: Option<String>,
+    etags: u32,
+    /// Call-ID -> (its tag, its last NOTIFY CSeq).
+    dialogs: HashMap<String, (String, u32)>,
+}
+
+impl PresenceAgent {
+    pub fn new(grant: u32) -> PresenceAgent {
+        PresenceAgent {
+            grant,
+            lose_state: false,
+            publishes: Vec::new(),
+            publish_answers: Vec::new(),
+            document: String::new(),
+            subscribes: Vec::new(),
+            notify_answers: Vec::new(),
+            notify_txs: Vec::new(),
+            etag: None,
+            etags: 0,
+            dialogs: HashMap::new(),
+        }
+    }
+}
+
+impl Proxy {
+    fn presence_request(
+        &mut self,
+        now: Instant,
+        elapsed: Duration,
+        tx: TransactionId,
+        request: &Message,
+        source: &Source,
+    ) {
+        let addr = self.addr;
+        let Some(n) = self.presence.as_mut() else {
+            return;
+        };
+        let asked: u32 = request
+            .header(HeaderName::Expires)
+            .and_then(|e| e.trim().parse().ok())
+            .unwrap_or(3600);
+        let granted = asked.min(n.grant);
+        if request.method() == Some(&Method::Publish) {
+            let if_match = request.header(HeaderName::SipIfMatch).map(str::to_owned);
+            let body = String::from_utf8_lossy(request.body()).into_owned();
+            n.publishes.push((elapsed, asked, if_match.clone(), body));
+            let lost = if_match.is_some() && std::mem::take(&mut n.lose_state);
+            let r = if lost || (if_match.is_some() && if_match != n.etag) {
+                n.etag = None;
+                response_to(request, 412, None)
+            } else if asked == 0 {
+                n.etag = None;
+                let mut r = response_to(request, 200, None);
+                r.push_header(HeaderName::Expires, "0");
+                r
+            } else {
+                n.etags += 1;
+                let etag = format!("etag{}", n.etags);
+                n.etag = Some(etag.clone());
+                let mut r = response_to(request, 200, None);
+                r.push_header(HeaderName::SipEtag, &etag);
+                r.push_header(HeaderName::Expires, &granted.to_string());
+                r
+            };
+            n.publish_answers.push((elapsed, r.status().unwrap_or(0)));
+            let _ = self.ep.send_response(now, tx, r);
+            return;
+        }
+        let to_tag = request
+            .to()
+            .and_then(Result::ok)
+            .and_then(|t| t.tag().map(str::to_owned));
+        let accept = request.header(HeaderName::Accept).map(str::to_owned);
+        n.subscribes
+            .push((elapsed, asked, to_tag.is_some(), accept));
+        let call_id = request
+            .call_id()
+            .and_then(Result::ok)
+            .map(|c| c.as_str().to_owned())
+            .unwrap_or_default();
+        let count = n.dialogs.len();
+        let (tag, seq) = n
+            .dialogs
+            .entry(call_id.clone())
+            .or_insert_with(|| (format!("ps{count}"), 0));
+        *seq += 1;
+        let (tag, seq) = (tag.clone(), *seq);
+        let mut ok = response_to(request, 200, None);
+        if to_tag.is_none() {
+            ok.set_to_tag(&tag);
+        }
+        ok.push_header(HeaderName::Expires, &granted.to_string());
+        ok.push_header(HeaderName::Contact, &format!("<sip:presence@{addr}>"));
+        let state = if granted == 0 {
+            "terminated;reason=timeout".to_owned()
+        } else {
+            format!("active;expires={granted}")
+        };
+        let from = request.header(HeaderName::From).unwrap_or("").to_owned();
+        let to = request.header(HeaderName::To).unwrap_or("").to_owned();
+        let to = if to_tag.is_some() {
+            to
+        } else {
+            format!("{to};tag={tag}")
+        };
+        let contact = request
+            .contacts()
+            .next()
+            .and_then(Result::ok)
+            .and_then(|c| {
+                c.address()
+                    .and_then(|a| a.uri().ok().map(|u| u.into_owned()))
+            });
+        let Some(contact) = contact else { return };
+        let mut notify = tincan_sip::message::RequestBuilder::new(Method::Notify, &contact)
+            .header(HeaderName::From, &to)
+            .header(HeaderName::To, &from)
+            .call_id(&call_id)
+            .cseq(seq)
+            .header(HeaderName::Contact, &format!("<sip:presence@{addr}>"))
+            .header(HeaderName::Event, "presence")
+            .header(HeaderName::SubscriptionState, &state)
+            .build();
+        if !n.document.is_empty() {
+            notify.set_body(
+                Some("application/pidf+xml"),
+                Bytes::from(n.document.clone()),
+            );
+        }
+        let _ = self.ep.send_response(now, tx, ok);
+        let target = Target::new(Transport::Udp, source.addr);
+        if let Ok(t) = self.ep.send_request(now, notify, target)
+            && let Some(n) = self.presence.as_mut()
+        {
+            n.notify_txs.push(t);
+        }
     }
 }
