@@ -121,8 +121,9 @@ fn final_leg_has_audio(
     who: &str,
 ) {
     std::thread::sleep(Duration::from_secs(3));
-    control.hangup().expect("bob hangs up");
+    // Counted before the hang-up: its `ended` may be printed at once.
     let ended = tincan.events_named("ended").len();
+    control.hangup().expect("bob hangs up");
     tincan
         .wait_event_count("ended", ended + 1, WAIT)
         .unwrap_or_else(|e| panic!("{who}'s last call ends: {e}\n{}", tincan.log()));
