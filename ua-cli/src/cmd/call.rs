@@ -1560,14 +1560,10 @@ async fn typed(
         ("d" | "decline", None) => eprintln!("no call to decline"),
         ("conference" | "conf" | "split", _) => {
             // The two calls answered last: the latest keeps the person's devices.
-            let mut up: Vec<(u64, CallId)> = calls
-                .iter()
-                .filter_map(|(c, t)| t.answered.map(|n| (n, *c)))
-                .collect();
-            up.sort();
+            let up = answered_in_order(calls);
             let result = match (verb.as_str(), up.as_slice()) {
-                ("split", [.., (_, last)]) => phone.split(*last).await,
-                (_, [.., (_, other), (_, last)]) => phone.conference(*last, *other).await,
+                ("split", [.., last]) => phone.split(*last).await,
+                (_, [.., other, last]) => phone.conference(*last, *other).await,
                 _ => {
                     eprintln!("a conference needs two calls up");
                     return;
@@ -1575,6 +1571,27 @@ async fn typed(
             };
             if let Err(e) = result {
                 eprintln!("tincan listen: {e}");
+            }
+        }
+        ("atransfer" | "transfer-to-call", _) => {
+            // The peer of the call answered before the last (usually held) is put through to
+            // the peer of the last one, which its INVITE with Replaces takes over.
+            let up = answered_in_order(calls);
+            let [.., other, last] = up.as_slice() else {
+                eprintln!("an attended transfer needs two calls up");
+                return;
+            };
+            match phone.transfer_attended(*other, *last).await {
+                Ok(()) if !json => {
+                    let number = |c: &CallId| calls.get(c).map_or(0, |t| t.number);
+                    println!(
+                        "transferring [{}] to [{}] (attended)",
+                        number(other),
+                        number(last)
+                    );
+                }
+                Ok(()) => {}
+                Err(e) => eprintln!("tincan listen: {e}"),
             }
         }
         _ => {
@@ -1596,6 +1613,16 @@ async fn typed(
             }
         }
     }
+}
+
+/// The calls answered so far and still here, the first answered first.
+fn answered_in_order(calls: &BTreeMap<CallId, Taken>) -> Vec<CallId> {
+    let mut up: Vec<(u64, CallId)> = calls
+        .iter()
+        .filter_map(|(c, t)| t.answered.map(|n| (n, *c)))
+        .collect();
+    up.sort();
+    up.into_iter().map(|(_, c)| c).collect()
 }
 
 /// The in-call commands of `tincan call`, one per line (also `--help`).
@@ -1634,6 +1661,10 @@ then, for the call answered last:
   hangup (q)                hang up
   conference (conf)         join the two calls answered last: each hears the other and you
   split                     end the conference: two normal calls again
+  atransfer (transfer-to-call)
+                            attended transfer: put the peer of the call answered before the
+                            last through to the peer of the last (REFER with Replaces); both
+                            calls end when it worked
 A line typed while no call rings answers nothing; with more than one call, lines start with
 the call's number ([1], [2]) and --json events carry it as `call`.";
 
@@ -1684,6 +1715,8 @@ fn is_command(verb: &str) -> bool {
             | "transfer"
             | "accept-transfer"
             | "reject-transfer"
+            | "atransfer"
+            | "transfer-to-call"
             | "msg"
             | "message"
     ) || is_digits(verb)
@@ -1733,6 +1766,10 @@ async fn command(phone: &Phone, call: CallId, line: &str, json: bool, label: Lab
                 say(format!("transferring to {uri}"));
             }
             r
+        }
+        "atransfer" | "transfer-to-call" => {
+            eprintln!("an attended transfer needs two calls up (tincan listen or tincan phone)");
+            return Typed::Done;
         }
         "accept-transfer" => phone.accept_transfer(call).await,
         "reject-transfer" => phone.reject_transfer(call).await,

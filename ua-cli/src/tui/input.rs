@@ -57,6 +57,9 @@ pub enum Action {
     /// Join the selected call and the other call up in a three-way conference, or split the
     /// conference (`c`).
     ToggleConference,
+    /// Attended transfer (`T`): put the peer of the other call up through to the peer of the
+    /// selected call (a REFER with the selected call's dialog in `Replaces`).
+    AttendedTransfer,
 }
 
 /// Maps keys to [`Action`]s.
@@ -101,6 +104,7 @@ impl Keymap {
             KeyCode::Char('y') => Some(Action::AnswerTransfer(true)),
             KeyCode::Char('n') => Some(Action::AnswerTransfer(false)),
             KeyCode::Char('c') => Some(Action::ToggleConference),
+            KeyCode::Char('T') => Some(Action::AttendedTransfer),
             _ => None,
         }
     }
@@ -140,6 +144,7 @@ pub const HELP_LINES: &[&str] = &[
     "t        transfer the selected call (type the URI, Enter)",
     "y n      accept / refuse the transfer the peer asks for",
     "c        three-way conference of the two calls up / split it",
+    "T        attended transfer: the other call's peer to the selected one's",
     "Tab      select the next call",
     "Tab      in the dial prompt: complete from contacts and history",
     "r        recent calls and contacts (Enter calls)",
@@ -226,6 +231,14 @@ mod tests {
         assert_eq!(
             k.action(key(KeyCode::Char('c')), false),
             Some(Action::ToggleConference)
+        );
+        assert_eq!(
+            k.action(key(KeyCode::Char('T')), false),
+            Some(Action::AttendedTransfer)
+        );
+        assert_eq!(
+            k.action(key(KeyCode::Char('T')), true),
+            Some(Action::DialChar('T'))
         );
         assert_eq!(
             k.action(key(KeyCode::Char('m')), true),

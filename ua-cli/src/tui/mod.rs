@@ -417,6 +417,7 @@ impl Screen<'_> {
                 Ok(())
             }
             Action::ToggleConference => self.toggle_conference().await,
+            Action::AttendedTransfer => self.attended_transfer().await,
             Action::AnswerTransfer(yes) => match self.view.transfer_request.clone() {
                 Some((call, to)) => {
                     let r = if yes {
@@ -586,6 +587,30 @@ impl Screen<'_> {
             .conference(selected, other)
             .await
             .map_err(|e| e.to_string())
+    }
+
+    /// `T`: asks the peer of the other call up (usually the held one) to call the peer of the
+    /// selected call (the consultation) with an INVITE that replaces it; both calls end when
+    /// it worked.
+    async fn attended_transfer(&mut self) -> Result<(), String> {
+        let Some((selected, other)) = self.view.transfer_pair() else {
+            self.view.status = Some("an attended transfer needs two calls up".into());
+            return Ok(());
+        };
+        let name = |id| {
+            self.view
+                .calls
+                .iter()
+                .find(|c| c.id == id)
+                .map_or_else(String::new, |c| c.peer.clone())
+        };
+        let (to, whom) = (name(selected), name(other));
+        self.phone
+            .transfer_attended(other, selected)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.view.status = Some(format!("transferring {whom} to {to} (attended)..."));
+        Ok(())
     }
 
     /// Transfers `call` to `uri` (blind: a REFER; the progress comes as events).

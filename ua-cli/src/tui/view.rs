@@ -183,6 +183,25 @@ impl PhoneView {
         self.calls.iter().find(|c| c.id == id)
     }
 
+    /// The two calls of an attended transfer (`T`): the selected call and another call, both
+    /// up (talking or held either way); `None` without two such calls.
+    pub fn transfer_pair(&self) -> Option<(CallId, CallId)> {
+        let up = |c: &&CallView| {
+            matches!(
+                c.state,
+                CallState::Talking | CallState::OnHold | CallState::HeldByPeer
+            )
+        };
+        let selected = self.selected_call().filter(up)?.id;
+        let other = self
+            .calls
+            .iter()
+            .filter(up)
+            .map(|c| c.id)
+            .find(|c| *c != selected)?;
+        Some((selected, other))
+    }
+
     /// Selects the next call (Tab), wrapping around.
     pub fn select_next(&mut self) {
         if self.calls.is_empty() {
@@ -753,6 +772,15 @@ pub fn key_line(view: &PhoneView, width: u16) -> String {
     if view.transfer_request.is_some() {
         keys.insert(0, ("y/n transfer", false));
     }
+    if view.transfer_pair().is_some() {
+        // Two calls up: the attended transfer is what such a moment is for.
+        keys.insert(
+            keys.iter()
+                .position(|(k, _)| *k == "t transfer")
+                .unwrap_or(0),
+            ("T attended", false),
+        );
+    }
     if view.calls.len() > 1 {
         keys.push(("Tab next", true));
         keys.push(("c conference", true));
@@ -1130,6 +1158,28 @@ mod tests {
         view.dial = Some("sip:dave@example.test".into());
         let rows = screen(&view, 80, 24);
         row_with(&rows, "transfer to: sip:dave@example.test");
+    }
+
+    #[test]
+    fn the_attended_transfer_key_shows_with_two_calls_up_and_fits_80_columns() {
+        let mut view = PhoneView::default();
+        view.add_outgoing(CallId(1), "sip:bob@example.test", None);
+        answered(&mut view, 1);
+        assert_eq!(view.transfer_pair(), None);
+        assert!(!key_line(&view, 200).contains("T attended"));
+        view.add_outgoing(CallId(2), "sip:carol@example.test", None);
+        // Carol's call rings: nothing to transfer to yet.
+        assert_eq!(view.transfer_pair(), None);
+        answered(&mut view, 2);
+        view.selected = Some(CallId(2));
+        assert_eq!(view.transfer_pair(), Some((CallId(2), CallId(1))));
+        for width in [80, 200] {
+            let line = key_line(&view, width);
+            assert!(line.contains("T attended"), "{line}");
+            assert!(line.len() <= usize::from(width), "{line}");
+        }
+        let rows = screen(&view, 80, 24);
+        row_with(&rows, "T attended");
     }
 
     #[test]
