@@ -332,3 +332,43 @@ fn an_offer_in_a_prack_is_answered_in_its_200_and_the_media_moves() {
     assert!(media_at(&sim, bob, b, moved), "{:?}", sim.phone(bob).media);
     assert!(sim.ended(alice, a).is_none() && sim.ended(bob, b).is_none());
 }
+
+#[test]
+fn a_late_offer_requiring_100rel_gets_our_offer_in_the_200_and_the_answer_in_the_ack() {
+    let mut sim = Sim::new(13, NetConfig::perfect());
+    let alice = phone(&mut sim, ALICE, "alice", PrackPolicy::Required);
+    let bob = phone(&mut sim, BOB, "bob", PrackPolicy::Supported);
+    let params = CallParams {
+        late_offer: true,
+        ..CallParams::default()
+    };
+    let a = sim
+        .act(alice, |c, now| {
+            c.call(now, &format!("sip:bob@{BOB}"), params)
+        })
+        .expect("a callable uri");
+    let limit = sim.elapsed() + secs(2.0);
+    assert!(sim.run_until_with(limit, |s| !s.incoming(bob).is_empty()));
+    let b = sim.incoming(bob)[0];
+    // RFC 3262 §5: a reliable 18x to an INVITE without SDP must offer; the phone rings
+    // without SDP, so it sends none and offers in its 200 instead.
+    sim.act(bob, |c, now| c.ring(now, b)).expect("ringing");
+    sim.run_for(secs(1.0));
+    assert!(messages(&sim, bob, "SIP/2.0 18").is_empty());
+    sim.act(bob, |c, now| c.accept(now, b)).expect("accepted");
+    sim.run_for(secs(2.0));
+
+    let ok = &messages(&sim, bob, "SIP/2.0 200")[0].1;
+    assert!(!ok.body().is_empty(), "the 200 offers");
+    let acks = messages(&sim, alice, "ACK");
+    assert_eq!(acks.len(), 1);
+    assert!(!acks[0].1.body().is_empty(), "the ACK answers");
+    assert!(sim.answered(alice, a) && sim.answered(bob, b));
+    let started = |node| {
+        sim.phone(node)
+            .media
+            .iter()
+            .any(|(_, m)| matches!(m, MediaCommand::Start { .. }))
+    };
+    assert!(started(alice) && started(bob));
+}
