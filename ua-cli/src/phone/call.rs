@@ -107,8 +107,8 @@ pub(super) struct Call {
     invite_route: Option<RouteId>,
     /// The INVITE's server transaction (incoming).
     pub(super) server_invite: Option<TransactionId>,
-    /// Server transactions of the peer's re-INVITEs (and UPDATEs with an offer) waiting for
-    /// our answer, by CSeq.
+    /// Server transactions of the peer's re-INVITEs (and UPDATEs or PRACKs with an offer)
+    /// waiting for our answer, by CSeq.
     pub(super) reinvites_in: HashMap<u32, TransactionId>,
     started: Instant,
     answered_at: Option<Instant>,
