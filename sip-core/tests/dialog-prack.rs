@@ -275,3 +275,243 @@ fn lossy_networks_connect_with_reliable_early_media() {
         }
     }
 }
+
+/// The SDP bodies of the messages node `node` sent starting with `prefix`, `None` when empty.
+fn bodies(sim: &util::Sim, node: usize, prefix: &str) -> Vec<Option<String>> {
+    sent(sim, node, prefix)
+        .iter()
+        .map(|(_, m)| {
+            let body = m.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+            (!body.is_empty()).then(|| body.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn late_offer_in_a_reliable_183_is_answered_in_the_prack() {
+    let mut connected = 0;
+    for seed in 0..20 {
+        let net = if seed == 0 {
+            NetConfig::perfect()
+        } else {
+            NetConfig {
+                loss: 0.2,
+                duplicate: 0.1,
+                ..NetConfig::perfect()
+            }
+        };
+        let (mut sim, mut phones) = alice_and_bob(200 + seed, net);
+        phones[0].prack = PrackPolicy::Required;
+        // An INVITE without SDP: Bob's first reliable 18x must offer (RFC 3262 §5).
+        let a = phones[0].dial(&mut sim, 1, "bob", None);
+        run(&mut sim, &mut phones, secs(4.0));
+        if phones[1].calls.is_empty() {
+            run(&mut sim, &mut phones, secs(10.0));
+        }
+        if phones[1].calls.is_empty() {
+            continue;
+        }
+        let now = sim.now;
+        phones[1].act(&mut sim, 0, |s| {
+            // Without an offer nothing goes; with one, a reliable 183 carrying it.
+            s.ring(now, None);
+            s.ring(now, Some(sdp("bob", 1, "sendrecv")));
+            // Answered at once: the 2xx waits for the PRACK (and its answer).
+            s.accept(Some(sdp("bob", 1, "sendrecv")));
+        });
+        let offered = |phones: &[util::ua::Phone]| -> Vec<f64> {
+            phones[0]
+                .events_of(a)
+                .into_iter()
+                .filter_map(|(t, e)| match e {
+                    SessionEvent::Progress {
+                        status: 183,
+                        offer: true,
+                        ..
+                    } => Some(t),
+                    _ => None,
+                })
+                .collect()
+        };
+        // Until the offer reaches Alice (the 183 comes again at T1, 2*T1...), 25 s at most.
+        let start = sim.elapsed().as_secs_f64();
+        let mut t = start;
+        while offered(&phones).is_empty() && t < start + 25.0 {
+            t += 0.5;
+            run(&mut sim, &mut phones, secs(t));
+        }
+        if offered(&phones).is_empty() {
+            continue;
+        }
+        // Alice takes a second to answer; the 183's copies meanwhile are not PRACKed.
+        t += 1.0;
+        run(&mut sim, &mut phones, secs(t));
+        assert_eq!(offered(&phones).len(), 1, "seed {seed}");
+        // Not PRACKed until Alice answers: the 183 comes again meanwhile (ignored).
+        assert!(sent(&sim, 0, "PRACK ").is_empty(), "seed {seed}");
+        assert_eq!(phones[1].session(0).state(), SessionState::Answered);
+        let answer = sdp("alice", 1, "sendrecv");
+        phones[0].act(&mut sim, a, |s| s.prack_with_answer(Some(answer.clone())));
+        let t = sim.elapsed().as_secs_f64();
+        run(&mut sim, &mut phones, secs(t + 40.0));
+
+        let pracks = bodies(&sim, 0, "PRACK ");
+        assert!(!pracks.is_empty(), "seed {seed}");
+        let text = std::str::from_utf8(&answer).expect("ascii");
+        assert!(
+            pracks.iter().all(|b| b.as_deref() == Some(text)),
+            "seed {seed}: every PRACK copy carries the answer: {pracks:?}"
+        );
+        if phones[1].session(0).state() == SessionState::Terminated {
+            // Every PRACK copy lost for 32 s: ended cleanly (500 to the INVITE).
+            continue;
+        }
+        let answers: Vec<_> = phones[1]
+            .events_of(0)
+            .into_iter()
+            .filter_map(|(_, e)| match e {
+                SessionEvent::PrackAnswer { body } => Some(body),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(answers, [Some(answer.clone())], "seed {seed}");
+        assert_eq!(phones[1].session(0).state(), SessionState::Confirmed);
+        assert_eq!(phones[0].session(a).state(), SessionState::Confirmed);
+        // The 2xx repeats Bob's SDP and offers nothing: Alice's ACK carries no SDP.
+        assert!(
+            phones[0]
+                .events_of(a)
+                .iter()
+                .any(|(_, e)| matches!(e, SessionEvent::Answered { offer: false, .. })),
+            "seed {seed}"
+        );
+        assert!(bodies(&sim, 0, "ACK ").iter().all(Option::is_none));
+        for p in &phones {
+            assert!(p.errors.is_empty(), "seed {seed}: {:?}", p.errors);
+        }
+        connected += 1;
+    }
+    eprintln!("{connected} of 20 calls connected");
+    assert!(connected >= 15, "{connected} of 20");
+}
+
+#[test]
+fn prack_with_an_offer_gets_the_answer_in_its_200() {
+    let mut connected = 0;
+    for seed in 0..20 {
+        let net = if seed == 0 {
+            NetConfig::perfect()
+        } else {
+            NetConfig {
+                loss: 0.2,
+                duplicate: 0.1,
+                ..NetConfig::perfect()
+            }
+        };
+        let (mut sim, mut phones) = alice_and_bob(300 + seed, net);
+        phones[0].prack = PrackPolicy::Required;
+        // Bob answers every offer at once, in the direction RFC 3264 asks.
+        phones[1].answer_reinvites = Some(util::ua::answer_direction);
+        let a = phones[0].dial(&mut sim, 1, "bob", Some(sdp("alice", 1, "sendrecv")));
+        // The PRACK of the 183 that answers the INVITE offers anew (RFC 3262 §5): hold.
+        phones[0]
+            .act(&mut sim, a, |s| {
+                s.offer_in_prack(sdp("alice", 2, "sendonly"))
+            })
+            .expect("early enough");
+        run(&mut sim, &mut phones, secs(4.0));
+        if phones[1].calls.is_empty() {
+            run(&mut sim, &mut phones, secs(10.0));
+        }
+        if phones[1].calls.is_empty() {
+            continue;
+        }
+        let now = sim.now;
+        phones[1].act(&mut sim, 0, |s| {
+            s.ring(now, Some(sdp("bob", 1, "sendrecv")));
+            s.accept(Some(sdp("bob", 1, "sendrecv")));
+        });
+        let t = sim.elapsed().as_secs_f64();
+        run(&mut sim, &mut phones, secs(t + 40.0));
+        if phones[1].session(0).state() != SessionState::Confirmed {
+            assert_eq!(phones[1].session(0).state(), SessionState::Terminated);
+            continue;
+        }
+        connected += 1;
+        let pracks = bodies(&sim, 0, "PRACK ");
+        assert!(
+            pracks
+                .iter()
+                .all(|b| b.as_deref().is_some_and(|b| b.contains("a=sendonly"))),
+            "seed {seed}: {pracks:?}"
+        );
+        let offers: Vec<_> = phones[1]
+            .events_of(0)
+            .into_iter()
+            .filter(|(_, e)| matches!(e, SessionEvent::PrackOffer { .. }))
+            .collect();
+        assert_eq!(offers.len(), 1, "seed {seed}: {offers:?}");
+        let answers: Vec<_> = phones[0]
+            .events_of(a)
+            .into_iter()
+            .filter_map(|(_, e)| match e {
+                SessionEvent::PrackAnswer { body } => Some(body),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(answers.len(), 1, "seed {seed}");
+        assert_eq!(
+            answers[0].as_deref().and_then(util::ua::direction),
+            Some("recvonly"),
+            "seed {seed}"
+        );
+        // The INVITE's 200 went only after the PRACK's answer.
+        let prack_ok = sent(&sim, 1, "SIP/2.0 200")
+            .iter()
+            .find(|(_, m)| header(m, "CSeq").is_some_and(|c| c.ends_with("PRACK")))
+            .map(|(t, _)| *t)
+            .expect("a 200 to the PRACK");
+        let invite_ok = sent(&sim, 1, "SIP/2.0 200")
+            .iter()
+            .find(|(_, m)| header(m, "CSeq") == Some("1 INVITE"))
+            .map(|(t, _)| *t)
+            .expect("a 200 to the INVITE");
+        assert!(invite_ok >= prack_ok, "seed {seed}");
+        assert_eq!(phones[0].session(a).state(), SessionState::Confirmed);
+        for p in &phones {
+            assert!(p.errors.is_empty(), "seed {seed}: {:?}", p.errors);
+        }
+    }
+    assert!(connected >= 15, "{connected} of 20");
+}
+
+#[test]
+fn late_offer_requiring_100rel_gets_the_offer_in_the_2xx_and_answers_in_the_ack() {
+    let (mut sim, mut phones) = alice_and_bob(7, NetConfig::perfect());
+    phones[0].prack = PrackPolicy::Required;
+    let a = phones[0].dial(&mut sim, 1, "bob", None);
+    run(&mut sim, &mut phones, secs(1.0));
+    let now = sim.now;
+    phones[1].act(&mut sim, 0, |s| {
+        // No offer to ring with: no reliable 180 (RFC 3262 §5); the 2xx offers.
+        s.ring(now, None);
+        s.accept(Some(sdp("bob", 1, "sendrecv")));
+    });
+    run(&mut sim, &mut phones, secs(2.0));
+    assert!(sent(&sim, 1, "SIP/2.0 180").is_empty());
+    assert!(
+        phones[0]
+            .events_of(a)
+            .iter()
+            .any(|(_, e)| matches!(e, SessionEvent::Answered { offer: true, .. }))
+    );
+    let answer = sdp("alice", 1, "sendrecv");
+    phones[0].act(&mut sim, a, |s| s.ack_with_answer(Some(answer.clone())));
+    run(&mut sim, &mut phones, secs(3.0));
+    assert!(phones[1].events_of(0).iter().any(|(_, e)| *e
+        == SessionEvent::Confirmed {
+            body: Some(answer.clone())
+        }));
+    assert_eq!(phones[1].session(0).state(), SessionState::Confirmed);
+    assert_eq!(phones[0].session(a).state(), SessionState::Confirmed);
+}

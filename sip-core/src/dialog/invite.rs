@@ -24,6 +24,12 @@
 //! retransmits it from T1 doubling until the PRACK (answered 200; 481 for an unknown RAck),
 //! holds a 2xx while an 18x with SDP is unacknowledged, and gives up after 64*T1 with 500.
 //!
+//! Offer/answer in PRACK (RFC 3262 §5, RFC 6337 §3.1): a reliable 18x that offers (to an
+//! INVITE without SDP) is answered in its PRACK ([`SessionEvent::Progress`] with `offer`,
+//! [`InviteSession::prack_with_answer`]); once the INVITE's offer/answer is done, a PRACK
+//! may carry a new offer, answered in its 200 ([`InviteSession::offer_in_prack`] as caller,
+//! [`SessionEvent::PrackOffer`] and [`InviteSession::answer_prack`] as callee).
+//!
 //! Session timers (RFC 4028, [`SessionTimerConfig`]): the INVITE asks for an interval, the
 //! UAS grants one (422 with Min-SE when it is too small; the UAC retries with the larger
 //! value), and the side named `refresher` refreshes the session every half interval, by
@@ -270,6 +276,9 @@ pub enum SessionEvent {
         /// `inactive` (play local ring-back instead), `None` without the header (or
         /// `gated`, `supported`).
         early_media: Option<bool>,
+        /// Whether `body` is an offer (RFC 3262 §5: a reliable 18x to our INVITE without
+        /// SDP): its PRACK waits for our answer, [`InviteSession::prack_with_answer`].
+        offer: bool,
     },
     /// UAC: the call was answered. When `offer` is true the 2xx carries an offer (we sent
     /// none): call [`InviteSession::ack_with_answer`].
@@ -327,6 +336,26 @@ pub enum SessionEvent {
         /// The timer now running.
         timer: SessionTimer,
     },
+    /// UAS: the peer's PRACK carries an offer (RFC 3262 §5): answer it in the PRACK's 200
+    /// with [`InviteSession::answer_prack`].
+    PrackOffer {
+        /// The offer.
+        body: Bytes,
+    },
+    /// The peer's answer arrived with a PRACK: UAS, the PRACK answered the offer of our
+    /// reliable 18x; UAC, the 200 to our PRACK answered the offer it carried
+    /// ([`InviteSession::offer_in_prack`]). `None`: that 200 had no SDP (our offer is
+    /// taken as refused and the session stays as it was).
+    PrackAnswer {
+        /// The answer.
+        body: Option<Bytes>,
+    },
+    /// UAC: the PRACK that carried our offer failed (a 488, say; RFC 3262 §5, RFC 6337
+    /// §3.2): the session stays as it was.
+    PrackOfferRejected {
+        /// The status (408 when it was never answered).
+        status: u16,
+    },
     /// A DTMF key arrived in an INFO (application/dtmf-relay).
     Dtmf {
         /// The key.
@@ -372,6 +401,9 @@ pub enum RequestOutcome {
     /// [`SessionEvent::Update`] was queued; respond with [`InviteSession::answer_reinvite`]
     /// or [`InviteSession::answer_update`].
     Deferred,
+    /// A PRACK with an offer (RFC 3262 §5) is [`Deferred`](Self::Deferred) too: a
+    /// [`SessionEvent::PrackOffer`] was queued; respond with [`InviteSession::answer_prack`].
+    ///
     /// A REFER (RFC 3515) or a NOTIFY (of a REFER's implicit subscription) in the call's
     /// confirmed dialog: the dialog took its CSeq; the caller's transfer logic answers it
     /// (the session knows nothing of transfers, see [`crate::dialog::refer`]).
@@ -446,6 +478,21 @@ pub struct InviteSession {
     held_2xx: Option<Message>,
     /// UAC: the RSeq of the last reliable provisional PRACKed, per early dialog (remote tag).
     rseq_in: Vec<(String, u32)>,
+    /// Whether the INVITE's own offer/answer was completed before the 2xx (RFC 3262 §5): by
+    /// a reliable 18x answering the INVITE's offer, or by the PRACK answering an 18x's offer.
+    /// A new offer may then go in a PRACK; the 2xx's SDP is no offer.
+    early_offer_answer: bool,
+    /// UAC: reliable 18x that offered (early dialog's remote tag, RSeq), oldest first,
+    /// whose PRACK waits for [`prack_with_answer`](Self::prack_with_answer).
+    prack_answer_due: VecDeque<(String, u32)>,
+    /// UAC: the offer our next PRACK carries ([`offer_in_prack`](Self::offer_in_prack)).
+    prack_offer: Option<Bytes>,
+    /// UAC: our PRACK in flight with an offer: its CSeq and the offer.
+    prack_offer_out: Option<(u32, Bytes)>,
+    /// UAS: our reliable 18x carried an offer (the INVITE had none) not yet answered.
+    offered_in_18x: bool,
+    /// UAS: the peer's PRACK with an offer, waiting for [`answer_prack`](Self::answer_prack).
+    prack_in: Option<Message>,
     rng: XorShiftRng,
     outputs: VecDeque<Output>,
     events: VecDeque<SessionEvent>,
@@ -565,6 +612,12 @@ impl InviteSession {
             unacked_provisional: None,
             held_2xx: None,
             rseq_in: Vec::new(),
+            early_offer_answer: false,
+            prack_answer_due: VecDeque::new(),
+            prack_offer: None,
+            prack_offer_out: None,
+            offered_in_18x: false,
+            prack_in: None,
             rng: XorShiftRng::seed_from_u64(seed),
             outputs: VecDeque::new(),
             events: VecDeque::new(),
@@ -930,9 +983,24 @@ impl InviteSession {
     /// When the caller asked for reliable provisional responses (RFC 3262) the response
     /// carries `Require: 100rel` and an RSeq and is sent again until its PRACK; while it
     /// waits, another `ring` does nothing (§3: one unacknowledged at a time).
+    ///
+    /// To a reliable caller whose INVITE had no SDP, the first reliable 18x must carry our
+    /// offer (RFC 3262 §5): `early_media` is then that offer, answered in the PRACK
+    /// ([`SessionEvent::PrackAnswer`]); a `ring` without one does nothing until the
+    /// offer/answer is done (the 2xx may carry the offer instead, answered in the ACK).
     pub fn ring(&mut self, now: Instant, early_media: Option<Bytes>) {
         if self.state != SessionState::Incoming || self.unacked_provisional.is_some() {
             return;
+        }
+        let late_offer = self.invite.body().is_empty();
+        if self.reliable && late_offer && !self.early_offer_answer && !self.offered_in_18x {
+            if early_media.is_none() {
+                return;
+            }
+            self.offered_in_18x = true;
+        } else if self.reliable && !late_offer && early_media.is_some() {
+            // The INVITE's offer is answered reliably: a PRACK may now offer (§5).
+            self.early_offer_answer = true;
         }
         let status = if early_media.is_some() { 183 } else { 180 };
         if early_media.is_some() {
@@ -964,6 +1032,13 @@ impl InviteSession {
     /// UAS: a PRACK (RFC 3262 §3). 200 when its RAck names our last reliable provisional
     /// response (its retransmissions then stop, and a 2xx held for it goes; a PRACK that
     /// crossed our 2xx is answered 200 too); else 481.
+    ///
+    /// Its SDP (§5, RFC 6337 §3.1): the answer when our reliable 18x offered
+    /// ([`SessionEvent::PrackAnswer`]); a new offer once the INVITE's offer/answer is done
+    /// ([`SessionEvent::PrackOffer`], [`RequestOutcome::Deferred`]; 491 when an offer of ours
+    /// is unanswered, 500 with Retry-After when another of the peer's is); ignored while
+    /// the INVITE's own offer still waits for our answer (no offer/answer is possible then,
+    /// RFC 3264 §4). The RAck acknowledges the 18x in every case.
     fn on_prack(&mut self, request: &Message) -> RequestOutcome {
         let rack = request.get::<RAck>().and_then(Result::ok);
         let acknowledges = rack.is_some_and(|r| {
@@ -975,10 +1050,76 @@ impl InviteSession {
             return RequestOutcome::Respond(response_to(request, 481, None));
         }
         self.unacked_provisional = None;
+        if !request.body().is_empty() {
+            if self.offered_in_18x {
+                self.offered_in_18x = false;
+                self.early_offer_answer = true;
+                self.events.push_back(SessionEvent::PrackAnswer {
+                    body: Some(request.body().clone()),
+                });
+            } else if self.initial_offer_answer_done() {
+                let ours_unanswered = self.reinvite_out.as_ref().is_some_and(|(_, o)| o.is_some())
+                    || self.update_out.as_ref().is_some_and(|(_, o)| o.is_some());
+                let theirs_unanswered = self.reinvite_in.is_some()
+                    || self.update_in.is_some()
+                    || self.prack_in.is_some();
+                let refusal = if ours_unanswered {
+                    Some(response_to(request, 491, None))
+                } else if theirs_unanswered {
+                    Some(self.retry_later(request))
+                } else {
+                    None
+                };
+                if let Some(r) = refusal {
+                    self.release_held_2xx();
+                    return RequestOutcome::Respond(r);
+                }
+                // The held 2xx goes with the answer (`answer_prack`).
+                self.prack_in = Some(request.clone());
+                self.events.push_back(SessionEvent::PrackOffer {
+                    body: request.body().clone(),
+                });
+                return RequestOutcome::Deferred;
+            }
+        }
+        self.release_held_2xx();
+        RequestOutcome::Respond(response_to(request, 200, None))
+    }
+
+    /// UAS: sends our 2xx held for a PRACK (RFC 3262 §3).
+    fn release_held_2xx(&mut self) {
         if let Some(r) = self.held_2xx.take() {
             self.outputs.push_back(Output::Respond(r));
         }
-        RequestOutcome::Respond(response_to(request, 200, None))
+    }
+
+    /// UAS: whether the INVITE's offer/answer is done, so that a PRACK may offer anew
+    /// (RFC 3262 §5): answered in a reliable 18x or a PRACK, or in our 2xx (an offer of
+    /// ours in the 2xx is done with the ACK).
+    fn initial_offer_answer_done(&self) -> bool {
+        self.early_offer_answer
+            || match self.state {
+                SessionState::Answered => !self.offered_in_2xx,
+                SessionState::Confirmed => true,
+                _ => false,
+            }
+    }
+
+    /// UAS: answers the peer's PRACK with an offer ([`SessionEvent::PrackOffer`]): 200 with
+    /// our answer, or a failure status (488) that leaves the session as it was (the PRACK
+    /// still acknowledged our 18x). Returns the response to send on the PRACK's server
+    /// transaction; a 2xx to the INVITE held for this PRACK goes after it.
+    pub fn answer_prack(&mut self, status: u16, body: Option<Bytes>) -> Option<Message> {
+        let request = self.prack_in.take()?;
+        let mut r = response_to(&request, status, None);
+        if (200..300).contains(&status)
+            && let Some(b) = body
+        {
+            self.local_sdp = Some(b.clone());
+            r.set_body(Some(SDP), b);
+        }
+        self.release_held_2xx();
+        Some(r)
     }
 
     /// UAS: answers 200 with our SDP (the answer, or an offer when the INVITE had none).
@@ -986,7 +1127,10 @@ impl InviteSession {
         if self.state != SessionState::Incoming {
             return;
         }
-        self.offered_in_2xx = self.invite.body().is_empty() && body.is_some();
+        // After an offer/answer done in a reliable 18x and its PRACK the 2xx's SDP repeats
+        // ours (RFC 6337 §3.1) and offers nothing.
+        self.offered_in_2xx =
+            self.invite.body().is_empty() && body.is_some() && !self.early_offer_answer;
         self.local_sdp.clone_from(&body);
         let mut r = self.uas_response(200, body);
         if let Some(grant) = self.timer_answer.take() {
@@ -1091,8 +1235,9 @@ impl InviteSession {
                 self.on_invite_response(now, response, status)
             }
             Method::Invite => self.on_reinvite_response(now, response, cseq.seq, status),
-            // RFC 3262 §4: a failed PRACK changes nothing; the INVITE decides the call.
-            Method::Prack => {}
+            // RFC 3262 §4: a failed PRACK changes nothing; the INVITE decides the call. Only
+            // an offer it carried is refused (§5).
+            Method::Prack => self.on_prack_offer_response(cseq.seq, response, status),
             // Only our dialog's answers end the call: the BYE that ends a losing fork's
             // dialog (§13.2.2.4) gets its own 200, which must not end the winner's.
             _ if !self
@@ -1139,14 +1284,15 @@ impl InviteSession {
                         self.state = SessionState::Early;
                     }
                 }
-                if !self.prack_provisional(response, to_tag.as_deref()) {
+                let Some(offer) = self.prack_provisional(response, to_tag.as_deref()) else {
                     return;
-                }
+                };
                 self.events.push_back(SessionEvent::Progress {
                     status,
                     reason: response.reason().unwrap_or_default().into_owned(),
                     body,
                     early_media: p_early_media(response),
+                    offer,
                 });
             }
             200..=299 => {
@@ -1181,7 +1327,10 @@ impl InviteSession {
                 dialog.receive_response(response);
                 self.early.clear();
                 self.dialog = Some(dialog);
-                let offer = self.invite.body().is_empty() && body.is_some();
+                // After an offer/answer done in a reliable 18x and its PRACK (RFC 3262 §5)
+                // the 2xx's SDP only repeats the callee's (RFC 6337 §3.1).
+                let offer =
+                    self.invite.body().is_empty() && body.is_some() && !self.early_offer_answer;
                 if self.cancelling {
                     // The CANCEL/200 race (§9.1): the call was answered as we hung up.
                     self.send_ack(None);
@@ -1222,41 +1371,131 @@ impl InviteSession {
 
     /// UAC: a provisional response to our INVITE. An unreliable one is reported; a reliable
     /// one (RFC 3262 §4: `Require: 100rel` with an RSeq) is PRACKed and reported when it is
-    /// the next of its early dialog in RSeq order. Returns false for what must be ignored: a
-    /// retransmission (or a duplicate) of one already PRACKed, or one out of order.
-    fn prack_provisional(&mut self, response: &Message, to_tag: Option<&str>) -> bool {
+    /// the next of its early dialog in RSeq order. `None` for what must be ignored: a
+    /// retransmission (or a duplicate) of one already PRACKed, or one out of order; else
+    /// whether its SDP is an offer (§5: to our INVITE without SDP), whose PRACK then waits
+    /// for [`prack_with_answer`](Self::prack_with_answer).
+    fn prack_provisional(&mut self, response: &Message, to_tag: Option<&str>) -> Option<bool> {
         if !requires(response, REL100) {
-            return true;
+            return Some(false);
         }
         let (Some(tag), Some(Ok(RSeq(rseq)))) = (to_tag, response.get::<RSeq>()) else {
             // §4: reliable without RSeq or To tag cannot be PRACKed; report it as it is.
-            return true;
+            return Some(false);
         };
         match self.rseq_in.iter_mut().find(|(t, _)| t == tag) {
-            Some((_, last)) if rseq <= *last => return false,
+            Some((_, last)) if rseq <= *last => return None,
             // §4: a gap: the missing one comes again first.
-            Some((_, last)) if rseq != last.wrapping_add(1) => return false,
+            Some((_, last)) if rseq != last.wrapping_add(1) => return None,
             Some((_, last)) => *last = rseq,
             None => self.rseq_in.push((tag.to_owned(), rseq)),
         }
+        if !response.body().is_empty() && !self.early_offer_answer {
+            if self.invite.body().is_empty() {
+                // §5: the callee offers; our PRACK carries the answer.
+                self.prack_answer_due.push_back((tag.to_owned(), rseq));
+                return Some(true);
+            }
+            // The answer to our INVITE's offer, reliably: a PRACK may now offer anew.
+            self.early_offer_answer = true;
+        }
+        let offer = if self.early_offer_answer && self.prack_offer_out.is_none() {
+            self.prack_offer.take()
+        } else {
+            None
+        };
+        self.send_prack(tag, rseq, offer, true);
+        Some(false)
+    }
+
+    /// UAC: the PRACK of the reliable 18x `rseq` of the early dialog `tag` (or of the
+    /// dialog it became), with `body`: an offer (`offer`) or an answer.
+    fn send_prack(&mut self, tag: &str, rseq: u32, body: Option<Bytes>, offer: bool) {
         let invite_seq = self.invite_seq;
-        let Some(d) = self.early.iter_mut().find(|d| d.id().remote_tag == tag) else {
-            return true;
+        let d = match self.early.iter_mut().find(|d| d.id().remote_tag == tag) {
+            Some(d) => d,
+            None => match self.dialog.as_mut().filter(|d| d.id().remote_tag == tag) {
+                Some(d) => d,
+                None => return,
+            },
         };
         let next_hop = d.next_hop();
         let mut prack = d.request(Method::Prack);
+        let seq = d.local_seq();
         let rack = RAck {
             rseq,
             cseq: invite_seq,
             method: Method::Invite,
         };
         prack.push_header(HeaderName::RAck, &rack.to_string());
+        if let Some(b) = body {
+            if offer {
+                self.prack_offer_out = Some((seq, b.clone()));
+            }
+            prack.set_body(Some(SDP), b);
+        }
         let prack = self.with_extra(prack);
         self.outputs.push_back(Output::Request {
             request: prack,
             next_hop,
         });
-        true
+    }
+
+    /// UAC: answers the offer of a reliable 18x ([`SessionEvent::Progress`] with `offer`)
+    /// in its PRACK (RFC 3262 §5); with `None`, a PRACK without SDP (the answer may then
+    /// come in the ACK of an offering 2xx; a callee keeping to §5 will not like it). The
+    /// offers are answered in the order they came (one per early dialog when forked).
+    pub fn prack_with_answer(&mut self, answer: Option<Bytes>) {
+        if self.state == SessionState::Terminated {
+            return;
+        }
+        let Some((tag, rseq)) = self.prack_answer_due.pop_front() else {
+            return;
+        };
+        if answer.is_some() {
+            self.early_offer_answer = true;
+            self.local_sdp.clone_from(&answer);
+        }
+        self.send_prack(&tag, rseq, answer, false);
+    }
+
+    /// UAC: the next PRACK (of a reliable 18x once the INVITE's offer/answer is done, RFC
+    /// 3262 §5) carries `offer`; the answer comes in its 200 as
+    /// [`SessionEvent::PrackAnswer`], a refusal as [`SessionEvent::PrackOfferRejected`].
+    /// Call it before the 18x arrives (on the `calling` state, say): an 18x is PRACKed as
+    /// it comes. `Err` when the call is past its early state or an offer in a PRACK is
+    /// still out.
+    pub fn offer_in_prack(&mut self, offer: Bytes) -> Result<(), &'static str> {
+        if self.role != Role::Uac
+            || !matches!(self.state, SessionState::Calling | SessionState::Early)
+        {
+            return Err("the call is not in its early state");
+        }
+        if self.prack_offer_out.is_some() {
+            return Err("an offer is already in progress");
+        }
+        self.prack_offer = Some(offer);
+        Ok(())
+    }
+
+    /// UAC: the response to our PRACK that carried an offer.
+    fn on_prack_offer_response(&mut self, seq: u32, response: &Message, status: u16) {
+        if status < 200 || self.prack_offer_out.as_ref().is_none_or(|(s, _)| *s != seq) {
+            return;
+        }
+        let Some((_, offer)) = self.prack_offer_out.take() else {
+            return;
+        };
+        if (200..300).contains(&status) {
+            let body = (!response.body().is_empty()).then(|| response.body().clone());
+            if body.is_some() {
+                self.local_sdp = Some(offer);
+            }
+            self.events.push_back(SessionEvent::PrackAnswer { body });
+        } else {
+            self.events
+                .push_back(SessionEvent::PrackOfferRejected { status });
+        }
     }
 
     /// UAC: sends the initial INVITE again with new headers (the `Authorization` or
@@ -1324,6 +1563,8 @@ impl InviteSession {
         self.invite = invite.clone();
         self.early.clear();
         self.rseq_in.clear();
+        self.prack_answer_due.clear();
+        self.early_offer_answer = false;
         self.state = SessionState::Calling;
         self.outputs.push_back(Output::Request {
             request: invite,
@@ -1387,6 +1628,11 @@ impl InviteSession {
     pub fn on_request_failure(&mut self, method: &Method) {
         match method {
             Method::Bye => self.end(EndReason::LocalHangup),
+            // Only an offer the PRACK carried is refused by its failure (RFC 3262 §5).
+            Method::Prack if self.prack_offer_out.take().is_some() => {
+                self.events
+                    .push_back(SessionEvent::PrackOfferRejected { status: 408 });
+            }
             Method::Prack => {}
             _ if self.state == SessionState::Confirmed => {
                 self.reinvite_out = None;
@@ -1458,6 +1704,7 @@ impl InviteSession {
             self.timer = None;
             self.unacked_provisional = None;
             self.held_2xx = None;
+            self.prack_answer_due.clear();
             self.events.push_back(SessionEvent::Ended(reason));
         }
     }
@@ -2243,30 +2490,20 @@ mod prack_tests {
     }
 
     fn prack(rack: &str, cseq: u32) -> Message {
-        message(format!(
-            "PRACK sip:bob@192.0.2.2:5060 SIP/2.0\r\n\
-             Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-pr{cseq}\r\n\
-             From: <sip:alice@example.com>;tag=a1\r\n\
-             To: <sip:bob@example.com>;tag=b1\r\n\
-             Call-ID: prack@192.0.2.1\r\n\
-             CSeq: {cseq} PRACK\r\n\
-             RAck: {rack}\r\n\
-             Max-Forwards: 70\r\n\
-             Content-Length: 0\r\n\r\n"
+        prack_with(rack, cseq, None)
+    }
+
+    /// A minimal SDP body of `owner` at `ip`.
+    fn sdp(owner: &str, ip: &str) -> Bytes {
+        Bytes::from(format!(
+            "v=0\r\no={owner} 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+             m=audio 49170 RTP/AVP 0\r\na=sendrecv\r\n"
         ))
     }
 
-    fn status(outcome: RequestOutcome) -> u16 {
-        match outcome {
-            RequestOutcome::Respond(r) => r.status().unwrap_or(0),
-            other => panic!("not a response: {other:?}"),
-        }
-    }
-
-    #[test]
-    #[allow(clippy::disallowed_methods)] // a base instant; the code under test never reads the clock
-    fn prack_with_an_unknown_rack_gets_481_and_the_right_one_200() {
-        let invite = message(
+    /// Alice's INVITE requiring 100rel, with an SDP offer or none (a late offer).
+    fn invite(offer: Option<&Bytes>) -> Message {
+        let mut m = message(
             "INVITE sip:bob@192.0.2.2:5060 SIP/2.0\r\n\
              Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-a1\r\n\
              From: <sip:alice@example.com>;tag=a1\r\n\
@@ -2279,6 +2516,14 @@ mod prack_tests {
              Content-Length: 0\r\n\r\n"
                 .to_owned(),
         );
+        if let Some(b) = offer {
+            m.set_body(Some(SDP), b.clone());
+        }
+        m
+    }
+
+    /// Bob's session for `invite` (he does not ask for 100rel: Alice requires it).
+    fn bob(invite: &Message) -> InviteSession {
         let config = InviteConfig {
             local_uri: NameAddr::parse_as(HeaderName::From, "<sip:bob@example.com>")
                 .expect("a well-formed name-addr")
@@ -2292,8 +2537,59 @@ mod prack_tests {
             session_timer: None,
             prack: PrackPolicy::Off,
         };
+        InviteSession::incoming(config, invite).expect("a valid INVITE")
+    }
+
+    /// Bob's session for `invite`, its reliable 18x sent with `early` and that 18x's RAck.
+    fn bob_rings(now: Instant, invite: &Message, early: Option<Bytes>) -> (InviteSession, String) {
+        let mut session = bob(invite);
+        session.ring(now, early);
+        let Some(Output::Respond(provisional)) = session.poll_output() else {
+            panic!("no 18x");
+        };
+        let rseq = provisional
+            .get::<RSeq>()
+            .and_then(Result::ok)
+            .expect("an RSeq")
+            .0;
+        (session, format!("{rseq} 1 INVITE"))
+    }
+
+    fn events(session: &mut InviteSession) -> Vec<SessionEvent> {
+        std::iter::from_fn(|| session.poll_event()).collect()
+    }
+
+    fn prack_with(rack: &str, cseq: u32, body: Option<&Bytes>) -> Message {
+        let mut m = message(format!(
+            "PRACK sip:bob@192.0.2.2:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-pr{cseq}\r\n\
+             From: <sip:alice@example.com>;tag=a1\r\n\
+             To: <sip:bob@example.com>;tag=b1\r\n\
+             Call-ID: prack@192.0.2.1\r\n\
+             CSeq: {cseq} PRACK\r\n\
+             RAck: {rack}\r\n\
+             Max-Forwards: 70\r\n\
+             Content-Length: 0\r\n\r\n"
+        ));
+        if let Some(b) = body {
+            m.set_body(Some(SDP), b.clone());
+        }
+        m
+    }
+
+    fn status(outcome: RequestOutcome) -> u16 {
+        match outcome {
+            RequestOutcome::Respond(r) => r.status().unwrap_or(0),
+            other => panic!("not a response: {other:?}"),
+        }
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a base instant; the code under test never reads the clock
+    fn prack_with_an_unknown_rack_gets_481_and_the_right_one_200() {
         let now = Instant::now();
-        let mut session = InviteSession::incoming(config, &invite).expect("a valid INVITE");
+        let invite = invite(Some(&sdp("alice", "192.0.2.1")));
+        let mut session = bob(&invite);
         assert!(session.reliable_provisionals());
         session.ring(now, None);
         let Some(Output::Respond(ringing)) = session.poll_output() else {
@@ -2314,5 +2610,114 @@ mod prack_tests {
         assert_eq!(status(session.on_request(now, &prack(&right, 4))), 200);
         assert_eq!(session.poll_timeout(), None);
         assert_eq!(session.state(), SessionState::Incoming);
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a base instant; the code under test never reads the clock
+    fn a_late_offer_in_a_reliable_18x_is_answered_by_the_prack() {
+        let now = Instant::now();
+        let invite = invite(None);
+        // RFC 3262 §5: no reliable 18x without our offer to an INVITE without one.
+        assert!(
+            bob_rings_nothing(now, &invite),
+            "a reliable 180 without the offer was sent"
+        );
+        let (mut session, rack) = bob_rings(now, &invite, Some(sdp("bob", "192.0.2.2")));
+        // The PRACK's SDP is the answer: 200 without SDP, the answer reported.
+        let answer = sdp("alice", "198.51.100.7");
+        let RequestOutcome::Respond(ok) =
+            session.on_request(now, &prack_with(&rack, 2, Some(&answer)))
+        else {
+            panic!("the PRACK is answered at once");
+        };
+        assert_eq!(ok.status(), Some(200));
+        assert!(ok.body().is_empty());
+        assert_eq!(
+            events(&mut session),
+            [SessionEvent::PrackAnswer { body: Some(answer) }]
+        );
+        // The 2xx repeats our SDP and offers nothing: an SDP in the ACK is not an answer.
+        session.accept(Some(sdp("bob", "192.0.2.2")));
+        let Some(Output::Respond(two_hundred)) = session.poll_output() else {
+            panic!("no 2xx");
+        };
+        assert_eq!(two_hundred.status(), Some(200));
+        let ack = message(
+            "ACK sip:bob@192.0.2.2:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-ack\r\n\
+             From: <sip:alice@example.com>;tag=a1\r\n\
+             To: <sip:bob@example.com>;tag=b1\r\n\
+             Call-ID: prack@192.0.2.1\r\n\
+             CSeq: 1 ACK\r\n\
+             Max-Forwards: 70\r\n\
+             Content-Length: 0\r\n\r\n"
+                .to_owned(),
+        );
+        session.on_ack(now, &ack);
+        assert_eq!(
+            events(&mut session),
+            [SessionEvent::Confirmed { body: None }]
+        );
+    }
+
+    /// Whether `ring` without an offer sends nothing to a reliable late-offer INVITE.
+    fn bob_rings_nothing(now: Instant, invite: &Message) -> bool {
+        let mut session = bob(invite);
+        session.ring(now, None);
+        session.poll_output().is_none()
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a base instant; the code under test never reads the clock
+    fn an_offer_in_a_prack_after_a_reliable_answer_is_answered_in_its_200() {
+        let now = Instant::now();
+        let invite = invite(Some(&sdp("alice", "192.0.2.1")));
+        let (mut session, rack) = bob_rings(now, &invite, Some(sdp("bob", "192.0.2.2")));
+        // Bob answers at once: the 2xx waits for the 183's PRACK, then for its answer.
+        session.accept(Some(sdp("bob", "192.0.2.2")));
+        assert!(session.poll_output().is_none());
+        let offer = sdp("alice", "198.51.100.7");
+        let outcome = session.on_request(now, &prack_with(&rack, 2, Some(&offer)));
+        assert!(matches!(outcome, RequestOutcome::Deferred), "{outcome:?}");
+        assert_eq!(
+            events(&mut session),
+            [SessionEvent::PrackOffer { body: offer }]
+        );
+        // Acknowledged: no 183 again.
+        assert_eq!(session.poll_timeout(), None);
+        assert!(
+            session.poll_output().is_none(),
+            "the 2xx waits for the PRACK's answer"
+        );
+        let answer = sdp("bob", "203.0.113.9");
+        let ok = session
+            .answer_prack(200, Some(answer.clone()))
+            .expect("a PRACK to answer");
+        assert_eq!((ok.status(), ok.body()), (Some(200), &answer));
+        let Some(Output::Respond(two_hundred)) = session.poll_output() else {
+            panic!("the held 2xx goes after the PRACK's answer");
+        };
+        assert_eq!(two_hundred.status(), Some(200));
+        assert!(session.answer_prack(200, None).is_none());
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a base instant; the code under test never reads the clock
+    fn sdp_in_a_prack_while_the_invites_offer_is_unanswered_is_ignored() {
+        let now = Instant::now();
+        let invite = invite(Some(&sdp("alice", "192.0.2.1")));
+        // A reliable 180 without SDP: Alice's offer still waits for our answer, so her
+        // PRACK can carry neither an answer nor a new offer (RFC 3264 §4, RFC 6337 §3.1).
+        let (mut session, rack) = bob_rings(now, &invite, None);
+        let stray = sdp("alice", "198.51.100.7");
+        let RequestOutcome::Respond(ok) =
+            session.on_request(now, &prack_with(&rack, 2, Some(&stray)))
+        else {
+            panic!("the PRACK is answered at once");
+        };
+        assert_eq!(ok.status(), Some(200));
+        assert!(ok.body().is_empty());
+        assert!(events(&mut session).is_empty());
+        assert_eq!(session.poll_timeout(), None, "the 180 is acknowledged");
     }
 }

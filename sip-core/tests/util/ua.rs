@@ -51,6 +51,8 @@ pub struct Call {
     pub answered_reinvite_tx: Option<TransactionId>,
     /// The peer's UPDATE with an offer waiting for [`Phone::answer_update`].
     pub update_tx: Option<TransactionId>,
+    /// The peer's PRACK with an offer waiting for [`Phone::answer_prack`].
+    pub prack_tx: Option<TransactionId>,
 }
 
 /// Answers a re-INVITE's offer (`None`: the peer asks for ours) with our SDP.
@@ -76,7 +78,8 @@ pub struct Phone {
     pub errors: Vec<String>,
     /// What to do with a new INVITE.
     pub on_invite: OnInvite,
-    /// When set, a re-INVITE is answered 200 at once with what this returns.
+    /// When set, a re-INVITE (or an UPDATE or PRACK with an offer) is answered 200 at once
+    /// with what this returns.
     pub answer_reinvites: Option<ReinviteAnswer>,
     /// Mixed into every session's seed (the glare back-off), to vary runs.
     pub seed: u64,
@@ -190,6 +193,7 @@ impl Phone {
             reinvite_tx: None,
             answered_reinvite_tx: None,
             update_tx: None,
+            prack_tx: None,
         });
         let call = self.calls.len() - 1;
         self.flush(sim, call);
@@ -241,6 +245,21 @@ impl Phone {
                 }
             }
             _ => self.errors.push("no UPDATE to answer".to_owned()),
+        }
+        self.flush(sim, call);
+    }
+
+    /// Answers the peer's pending PRACK with an offer on its server transaction.
+    pub fn answer_prack(&mut self, sim: &mut Sim, call: usize, status: u16, body: Option<Bytes>) {
+        let c = &mut self.calls[call];
+        let response = c.session.answer_prack(status, body);
+        match (response, c.prack_tx.take()) {
+            (Some(r), Some(tx)) => {
+                if let Err(e) = sim.nodes[self.node].ep.send_response(sim.now, tx, r) {
+                    self.errors.push(format!("PRACK answer: {e}"));
+                }
+            }
+            _ => self.errors.push("no PRACK to answer".to_owned()),
         }
         self.flush(sim, call);
     }
@@ -475,6 +494,7 @@ impl Phone {
                         reinvite_tx: None,
                         answered_reinvite_tx: None,
                         update_tx: None,
+                        prack_tx: None,
                     });
                     let call = self.calls.len() - 1;
                     match self.on_invite.clone() {
@@ -508,6 +528,15 @@ impl Phone {
             RequestOutcome::Respond(response) => {
                 if let Err(e) = sim.nodes[self.node].ep.send_response(now, tx, response) {
                     self.errors.push(format!("in-dialog answer: {e}"));
+                }
+            }
+            RequestOutcome::Deferred if method == Method::Prack => {
+                self.calls[call].prack_tx = Some(tx);
+                if let Some(answer) = self.answer_reinvites {
+                    // Record the PrackOffer event before our answer's own effects.
+                    self.flush(sim, call);
+                    let body = answer(Some(request.body()));
+                    self.answer_prack(sim, call, 200, body);
                 }
             }
             RequestOutcome::Deferred if method == Method::Update => {

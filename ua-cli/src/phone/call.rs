@@ -56,6 +56,17 @@ pub(super) enum Purpose {
     Codec,
 }
 
+/// The request that carried the peer's offer, and so the answer's way back.
+#[derive(Debug, Clone, Copy)]
+enum OfferIn {
+    /// A re-INVITE (or one without an offer: ours goes in its 200).
+    Reinvite,
+    /// An UPDATE (RFC 3311).
+    Update,
+    /// A PRACK (RFC 3262 §5).
+    Prack,
+}
+
 /// One call.
 pub(super) struct Call {
     pub(super) account: Option<AccountId>,
@@ -96,8 +107,8 @@ pub(super) struct Call {
     invite_route: Option<RouteId>,
     /// The INVITE's server transaction (incoming).
     pub(super) server_invite: Option<TransactionId>,
-    /// Server transactions of the peer's re-INVITEs (and UPDATEs with an offer) waiting for
-    /// our answer, by CSeq.
+    /// Server transactions of the peer's re-INVITEs (and UPDATEs or PRACKs with an offer)
+    /// waiting for our answer, by CSeq.
     pub(super) reinvites_in: HashMap<u32, TransactionId>,
     started: Instant,
     answered_at: Option<Instant>,
@@ -1351,6 +1362,16 @@ impl PhoneCore {
             SessionEvent::Progress {
                 status,
                 reason,
+                body: Some(b),
+                offer: true,
+                ..
+            } => {
+                self.call_event(id, CallEvent::Progress { status, reason });
+                self.answer_in_prack(now, id, &b);
+            }
+            SessionEvent::Progress {
+                status,
+                reason,
                 body,
                 early_media,
                 ..
@@ -1394,6 +1415,14 @@ impl PhoneCore {
                         _ => {}
                     }
                 }
+                // The 2xx repeats the SDP of a reliable 18x whose offer our PRACK answered
+                // (RFC 6337 §3.1): the media already follows it.
+                (Some(_), false)
+                    if self.calls[&id].media_running
+                        && self.calls[&id]
+                            .session
+                            .as_ref()
+                            .is_some_and(|s| s.invite().body().is_empty()) => {}
                 (Some(b), false) => self.apply_answer(now, id, &b),
                 (None, _) => {
                     if !self.calls[&id].media_running {
@@ -1411,8 +1440,18 @@ impl PhoneCore {
                     self.start_media(now, id, n);
                 }
             }
-            SessionEvent::Reinvite { body } => self.on_offer(now, id, body, false),
-            SessionEvent::Update { body } => self.on_offer(now, id, Some(body), true),
+            SessionEvent::Reinvite { body } => self.on_offer(now, id, body, OfferIn::Reinvite),
+            SessionEvent::Update { body } => self.on_offer(now, id, Some(body), OfferIn::Update),
+            SessionEvent::PrackOffer { body } => self.on_offer(now, id, Some(body), OfferIn::Prack),
+            // The answer to an offer of ours in a PRACK (the phone makes none in an 18x).
+            SessionEvent::PrackAnswer { body: Some(b) }
+                if self.calls[&id]
+                    .session
+                    .as_ref()
+                    .is_some_and(|s| s.is_outgoing()) =>
+            {
+                self.apply_answer(now, id, &b)
+            }
             SessionEvent::UpdateAccepted { body: Some(b) } => self.apply_answer(now, id, &b),
             SessionEvent::ReinviteAccepted { body } => {
                 if let Some(b) = body {
@@ -1530,9 +1569,33 @@ impl PhoneCore {
         }
     }
 
-    /// The peer's offer in a re-INVITE, or in an UPDATE (`update`), or its re-INVITE
-    /// without one (we offer in the 200): answered with our media, which then follows.
-    fn on_offer(&mut self, now: Instant, id: CallId, body: Option<Bytes>, update: bool) {
+    /// UAC: the offer of a reliable 18x (the INVITE had none, RFC 3262 §5): answered in its
+    /// PRACK, and the media starts on it (as early media does). An offer we cannot take
+    /// gets a PRACK without SDP and the call is hung up (CANCEL).
+    fn answer_in_prack(&mut self, now: Instant, id: CallId, offer: &Bytes) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let (Some(local), Some(session)) = (call.local_media.as_ref(), call.session.as_mut())
+        else {
+            return;
+        };
+        match parse_sdp(offer).and_then(|o| sdp::answer(&o, local)) {
+            Ok((answer, negotiated)) => {
+                session.prack_with_answer(Some(Bytes::from(answer.to_string())));
+                self.start_media(now, id, negotiated);
+            }
+            Err(e) => {
+                session.prack_with_answer(None);
+                session.hangup();
+                self.warn(id, CallWarning::Sdp(format!("the 18x offer: {e}")));
+            }
+        }
+    }
+
+    /// The peer's offer in a re-INVITE, an UPDATE or a PRACK, or its re-INVITE without one
+    /// (we offer in the 200): answered with our media, which then follows.
+    fn on_offer(&mut self, now: Instant, id: CallId, body: Option<Bytes>, kind: OfferIn) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1549,12 +1612,10 @@ impl PhoneCore {
         local.session_version += 1;
         let mut negotiated = None;
         let mut held = None;
-        let mut respond = |status: u16, body: Option<Bytes>| {
-            if update {
-                session.answer_update(now, status, body)
-            } else {
-                session.answer_reinvite(status, body)
-            }
+        let mut respond = |status: u16, body: Option<Bytes>| match kind {
+            OfferIn::Update => session.answer_update(now, status, body),
+            OfferIn::Reinvite => session.answer_reinvite(status, body),
+            OfferIn::Prack => session.answer_prack(status, body),
         };
         let response = match body {
             None => respond(200, Some(Bytes::from(sdp::offer(local).to_string()))),
