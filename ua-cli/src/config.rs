@@ -335,6 +335,9 @@ pub struct Account {
     /// the voicemail count; default false (unsolicited message-summary NOTIFYs are taken
     /// either way).
     pub mwi: bool,
+    /// `blf`: contacts whose busy lamps (RFC 4235 dialog event package) the account watches
+    /// once it registers: SIP URIs, `user@domain` or users of the account's domain.
+    pub blf: Vec<String>,
     /// `input_device`: this account's microphone (else `[audio] input_device`).
     pub input_device: Option<String>,
     /// `output_device`: this account's speaker (else `[audio] output_device`).
@@ -641,6 +644,7 @@ struct RawAccount {
     accept_transfer: Option<Spanned<String>>,
     auto_answer: Option<bool>,
     mwi: Option<bool>,
+    blf: Option<Vec<String>>,
     input_device: Option<Spanned<String>>,
     output_device: Option<Spanned<String>>,
     ring_device: Option<Spanned<String>>,
@@ -979,6 +983,7 @@ impl Config {
                 accept_transfer,
                 auto_answer: a.auto_answer.unwrap_or(false),
                 mwi: a.mwi.unwrap_or(false),
+                blf: a.blf.unwrap_or_default(),
                 input_device,
                 output_device,
                 ring_device,
@@ -1280,6 +1285,19 @@ mod tests {
         assert!(c.account("w").unwrap().mwi);
         assert!(!c.account("h").unwrap().mwi, "off by default");
         let e = Config::from_str_named(&text.replace("mwi = true", "mwi = \"yes\""), "t.toml");
+        assert!(e.is_err());
+    }
+
+    #[test]
+    fn blf_key() {
+        let text = "[[account]]\nname = \"w\"\naor = \"sip:alice@example.com\"\n\
+                    password_env = \"X\"\nblf = [\"bob\", \"sip:carol@example.org\"]\n";
+        let c = Config::from_str_named(text, "t.toml").unwrap();
+        assert_eq!(
+            c.account("w").unwrap().blf,
+            ["bob", "sip:carol@example.org"]
+        );
+        let e = Config::from_str_named(&text.replace("blf = [", "blf = 1 #["), "t.toml");
         assert!(e.is_err());
     }
 

@@ -597,6 +597,7 @@ impl PhoneCore {
                 };
                 self.account_event(account, event);
                 self.mwi_registered(now, account, &registrar);
+                self.blf_registered(now, account, &registrar);
                 let connection = connection
                     .filter(|(t, a, _)| *t == registrar.transport && *a == registrar.addr)
                     .map(|(_, _, c)| c);
@@ -859,6 +860,7 @@ impl PhoneCore {
     pub(super) fn account_stop(&mut self, now: Instant, account: usize) {
         let id = AccountId(account);
         self.mwi_stop(now, id);
+        self.blf_stop(now, id);
         for slot in 0..self.accounts[account].slots.len() {
             self.drop_flow(id, slot);
             self.stop_probe(id, slot);

@@ -184,6 +184,10 @@ pub struct AccountConfig {
     /// the subscription is refreshed while the account is registered and ended when it
     /// unregisters. Default false.
     pub mwi: bool,
+    /// Contacts whose busy lamps (RFC 4235 dialog event package) this account watches once
+    /// it registers, as with [`PhoneCore::watch_dialogs`](super::PhoneCore::watch_dialogs):
+    /// SIP URIs, `user@domain` or users of the account's domain. Default none.
+    pub blf: Vec<String>,
 }
 
 impl AccountConfig {
@@ -213,6 +217,7 @@ impl AccountConfig {
             srtp: None,
             accept_transfer: None,
             mwi: false,
+            blf: Vec::new(),
         }
     }
 
@@ -287,6 +292,7 @@ impl AccountConfig {
         ac.srtp = a.srtp;
         ac.accept_transfer = a.accept_transfer;
         ac.mwi = a.mwi;
+        ac.blf = a.blf.clone();
         ac.display_name = a.display_name.clone();
         Ok(ac)
     }

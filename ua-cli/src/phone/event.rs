@@ -70,6 +70,9 @@ pub enum PhoneEvent {
     /// A PBX said how many voice (or other) messages wait (RFC 3842 `message-summary`
     /// NOTIFY, answered 200).
     MessageWaiting(super::message_waiting::MessageWaiting),
+    /// A watched contact's busy lamp changed (RFC 4235 dialog event package,
+    /// [`PhoneCore::watch_dialogs`](super::PhoneCore::watch_dialogs)).
+    Lamp(super::blf::LampChange),
 }
 
 /// What happens to page-mode messages (RFC 3428 MESSAGE).

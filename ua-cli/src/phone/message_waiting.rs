@@ -304,7 +304,19 @@ impl PhoneCore {
 
     /// Sends a SUBSCRIBE: in its dialog along the route set (to the Request-URI, or the
     /// first Route), or, outside one, where the account's requests go.
-    fn send_subscribe(&mut self, now: Instant, account: AccountId, mut request: Message) {
+    fn send_subscribe(&mut self, now: Instant, account: AccountId, request: Message) {
+        self.send_subscribe_as(now, account, Owner::Subscribe(account), request);
+    }
+
+    /// Sends a SUBSCRIBE of `account` for `owner`: in its dialog to its next hop, else
+    /// through the account's outbound proxy or its registrars.
+    pub(super) fn send_subscribe_as(
+        &mut self,
+        now: Instant,
+        account: AccountId,
+        owner: Owner,
+        mut request: Message,
+    ) {
         let Some(a) = self.accounts.get(account.0) else {
             return;
         };
@@ -351,7 +363,7 @@ impl PhoneCore {
                 .cloned()
                 .unwrap_or_else(|| format!("sip:{}", a.config.domain()))
         };
-        self.start_route(now, Owner::Subscribe(account), request, hop, known);
+        self.start_route(now, owner, request, hop, known);
     }
 
     /// A NOTIFY of an account's subscription: answered as the subscription says.

@@ -29,6 +29,7 @@
 //! out what it asks; tests drive it in virtual time instead.
 
 mod account;
+pub mod blf;
 pub mod call;
 pub mod config;
 mod dns;
@@ -71,7 +72,8 @@ pub use transfer::TransferPolicy;
 /// anything else is answered 501 Not Implemented (405 for RFC 3261's own REGISTER). The
 /// dialog layer's list (with REFER and NOTIFY for transfers, [`transfer`]), then MESSAGE
 /// (RFC 3428, [`message`]); a NOTIFY outside a call's transfer is `message-summary` only
-/// (RFC 3842, [`message_waiting`]; any other is answered 481).
+/// (RFC 3842, [`message_waiting`]) or of a watched contact's dialogs ([`blf`]; any other
+/// is answered 481); SUBSCRIBE is taken for the dialog event package ([`blf`]).
 pub const ALLOWED_METHODS: &[Method] = &[
     Method::Invite,
     Method::Ack,
@@ -84,11 +86,12 @@ pub const ALLOWED_METHODS: &[Method] = &[
     Method::Refer,
     Method::Notify,
     Method::Message,
+    Method::Subscribe,
 ];
 
 /// The `Allow` header value for [`ALLOWED_METHODS`] (a test keeps the two equal).
 pub fn allow_header() -> &'static str {
-    "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY, MESSAGE"
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY, MESSAGE, SUBSCRIBE"
 }
 
 /// What the core asks of the media side. Each call's media lives in the driver (sockets and
@@ -237,6 +240,8 @@ pub struct PhoneCore {
     shutting_down: bool,
     /// Transfers (REFER, Replaces) of the calls.
     transfers: transfer::Transfers,
+    /// Busy lamps: the watched contacts and the subscribers to our dialogs (RFC 4235).
+    blf: blf::Blf,
 }
 
 impl std::fmt::Debug for PhoneCore {
@@ -299,6 +304,7 @@ impl PhoneCore {
             next_message: 1,
             mwi: HashMap::new(),
             mwi_stopping: Default::default(),
+            blf: blf::Blf::default(),
             shutting_down: false,
             transfers: transfer::Transfers::default(),
         }
@@ -434,6 +440,7 @@ impl PhoneCore {
         for s in self.mwi.values() {
             take(s.poll_timeout());
         }
+        take(self.blf_poll_timeout());
         next
     }
 
@@ -488,6 +495,7 @@ impl PhoneCore {
             self.account_timeout(now, i);
         }
         self.mwi_timeout(now);
+        self.blf_timeout(now);
         self.process(now);
     }
 
@@ -612,6 +620,7 @@ impl PhoneCore {
                 }
             }
             moved |= self.drive_transfers(now);
+            moved |= self.blf_update(now);
             if !moved {
                 break;
             }
@@ -788,7 +797,13 @@ impl PhoneCore {
         if request.method() == Some(&Method::Notify)
             && !tincan_sip::dialog::refer::is_refer_notify(&request)
         {
-            self.incoming_notify(now, tx, &request);
+            if !self.blf_notify(now, tx, &request) {
+                self.incoming_notify(now, tx, &request);
+            }
+            return;
+        }
+        if request.method() == Some(&Method::Subscribe) {
+            self.incoming_subscribe(now, tx, &request, &source);
             return;
         }
         if let Some(call) = self.call_of(&request) {
@@ -892,6 +907,7 @@ impl PhoneCore {
         let account = match owner {
             Owner::Register(a, _) | Owner::Unbind(a, _) | Owner::Subscribe(a) => Some(a),
             Owner::Message(m) => self.messages.get(&m).and_then(|m| m.account),
+            Owner::Event(e) => self.blf_account(e),
             o => o
                 .call()
                 .and_then(|c| self.calls.get(&c))
@@ -1134,6 +1150,7 @@ impl PhoneCore {
             Owner::InDialog(call) => self.retry_in_dialog(call, &request, response),
             Owner::Message(m) => self.retry_message(m, &request, response),
             Owner::Subscribe(a) => self.retry_subscribe(a, &request, response),
+            Owner::Event(e) => self.retry_blf(e, &request, response),
         };
         let Some(retried) = retried else {
             return false;
@@ -1181,6 +1198,7 @@ impl PhoneCore {
             Owner::Unbind(account, slot) => self.unbind_response(now, account, slot, id, &response),
             Owner::Message(m) => self.message_response(m, &response),
             Owner::Subscribe(a) => self.subscribe_response(now, a, id, &response),
+            Owner::Event(e) => self.blf_response(now, e, id, &response),
             Owner::Ack(_) | Owner::Stray => {}
         }
     }
@@ -1223,7 +1241,8 @@ impl PhoneCore {
             | Owner::Ack(_)
             | Owner::Stray
             | Owner::Message(_)
-            | Owner::Subscribe(_) => {}
+            | Owner::Subscribe(_)
+            | Owner::Event(_) => {}
         }
     }
 
@@ -1251,6 +1270,7 @@ impl PhoneCore {
             Owner::Unbind(account, slot) => self.unbind_done(account, slot),
             Owner::Message(m) => self.message_failed(m, tried, errors),
             Owner::Subscribe(a) => self.subscribe_failed(now, a, id),
+            Owner::Event(e) => self.blf_failed(now, e, id),
             Owner::Stray => {}
         }
     }

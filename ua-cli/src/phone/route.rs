@@ -35,6 +35,8 @@ pub(crate) enum Owner {
     Message(MessageId),
     /// A SUBSCRIBE of an account's `message-summary` subscription (RFC 6665, RFC 3842).
     Subscribe(AccountId),
+    /// A SUBSCRIBE or NOTIFY of the dialog event package (RFC 4235, busy lamps).
+    Event(super::blf::EventOwner),
 }
 
 impl Owner {
