@@ -10,6 +10,7 @@ pub mod parse;
 pub mod ping;
 pub mod register;
 pub mod resolve;
+pub mod watch;
 
 /// The tracer of `--sip-trace`, once set.
 static SIP_TRACE: std::sync::OnceLock<tincan_sip::driver::Tracer> = std::sync::OnceLock::new();

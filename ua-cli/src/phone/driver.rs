@@ -423,6 +423,8 @@ enum Command {
         Reply<MessageId>,
     ),
     MessageInCall(CallId, String, Reply<MessageId>),
+    Watch(AccountId, String, Reply<super::blf::WatchId>),
+    Unwatch(super::blf::WatchId),
     Conference(CallId, CallId, Reply<()>),
     Split(CallId, Reply<()>),
 }
@@ -546,6 +548,27 @@ impl Phone {
     ) -> Result<MessageId, PhoneError> {
         self.ask(|r| Command::MessageInCall(call, text.to_owned(), r))
             .await
+    }
+
+    /// Watches a contact's busy lamp through `account` (see
+    /// [`PhoneCore::watch_dialogs`]): its changes come as [`PhoneEvent::Lamp`].
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] for an unknown account, a URI that is not a SIP URI, or a phone that
+    /// is shutting down.
+    pub async fn watch_dialogs(
+        &self,
+        account: AccountId,
+        uri: &str,
+    ) -> Result<super::blf::WatchId, PhoneError> {
+        self.ask(|r| Command::Watch(account, uri.to_owned(), r))
+            .await
+    }
+
+    /// Stops watching (see [`PhoneCore::unwatch_dialogs`]).
+    pub async fn unwatch_dialogs(&self, watch: super::blf::WatchId) {
+        let _ = self.commands.send(Command::Unwatch(watch)).await;
     }
 
     /// Places a call (see [`PhoneCore::call`]).
@@ -1259,6 +1282,13 @@ impl Task {
                 let text_plain = super::message::TEXT_PLAIN;
                 let _ = reply.send(core.send_message_in_call(now, call, text_plain, body));
             }
+            Command::Watch(account, uri, reply) => {
+                let _ = reply.send(
+                    core.watch_dialogs(now, account, &uri)
+                        .map_err(PhoneError::from),
+                );
+            }
+            Command::Unwatch(watch) => core.unwatch_dialogs(now, watch),
         }
     }
 
