@@ -341,6 +341,9 @@ pub struct Account {
     /// `watch`: contacts (URIs or user names of the account's domain) whose presence the
     /// account watches (RFC 3856 SUBSCRIBE) once it registers; default none.
     pub watch: Vec<String>,
+    /// `blf`: contacts whose busy lamps (RFC 4235 dialog event package) the account watches
+    /// once it registers: SIP URIs, `user@domain` or users of the account's domain.
+    pub blf: Vec<String>,
     /// `input_device`: this account's microphone (else `[audio] input_device`).
     pub input_device: Option<String>,
     /// `output_device`: this account's speaker (else `[audio] output_device`).
@@ -649,6 +652,7 @@ struct RawAccount {
     mwi: Option<bool>,
     presence: Option<bool>,
     watch: Option<Vec<String>>,
+    blf: Option<Vec<String>>,
     input_device: Option<Spanned<String>>,
     output_device: Option<Spanned<String>>,
     ring_device: Option<Spanned<String>>,
@@ -989,6 +993,7 @@ impl Config {
                 mwi: a.mwi.unwrap_or(false),
                 presence: a.presence.unwrap_or(false),
                 watch: a.watch.clone().unwrap_or_default(),
+                blf: a.blf.unwrap_or_default(),
                 input_device,
                 output_device,
                 ring_device,
@@ -1308,6 +1313,19 @@ mod tests {
         assert!(c.account("w").unwrap().mwi);
         assert!(!c.account("h").unwrap().mwi, "off by default");
         let e = Config::from_str_named(&text.replace("mwi = true", "mwi = \"yes\""), "t.toml");
+        assert!(e.is_err());
+    }
+
+    #[test]
+    fn blf_key() {
+        let text = "[[account]]\nname = \"w\"\naor = \"sip:alice@example.com\"\n\
+                    password_env = \"X\"\nblf = [\"bob\", \"sip:carol@example.org\"]\n";
+        let c = Config::from_str_named(text, "t.toml").unwrap();
+        assert_eq!(
+            c.account("w").unwrap().blf,
+            ["bob", "sip:carol@example.org"]
+        );
+        let e = Config::from_str_named(&text.replace("blf = [", "blf = 1 #["), "t.toml");
         assert!(e.is_err());
     }
 

@@ -79,6 +79,9 @@ enum Command {
     /// Exit status: 0 when published (set) or watched (watch), 1 when the server refused or
     /// never answered, 2 on usage errors.
     Presence(cmd::presence::PresenceArgs),
+    /// Watch contacts' busy lamps (RFC 4235 dialog event package) through a registered
+    /// account and print each change (idle, ringing, busy, unknown) until Ctrl-C.
+    Watch(cmd::watch::WatchArgs),
     /// Wait for calls (and print the text messages that arrive): registered with an account,
     /// or on --bind for direct calls.
     #[command(after_help = cmd::call::LISTEN_KEYS)]
@@ -134,6 +137,7 @@ fn main() -> ExitCode {
         Command::Listen(args) => cmd::call::run_listen(&args, cli.config.as_deref()),
         Command::Message(args) => cmd::message::run(&args, cli.config.as_deref()),
         Command::Presence(args) => cmd::presence::run(&args, cli.config.as_deref()),
+        Command::Watch(args) => cmd::watch::run(&args, cli.config.as_deref()),
         Command::Demo(args) => cmd::demo::run(&args),
         Command::History(args) => cmd::history::run_history(&args),
         Command::Contacts(args) => cmd::history::run_contacts(&args),

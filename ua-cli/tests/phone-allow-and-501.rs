@@ -1,6 +1,7 @@
 //! A Tincan phone says only what is true: its 200 to OPTIONS lists in `Allow` exactly the
 //! methods it handles (MESSAGE among them, answered 200); a method it does not implement
-//! (SUBSCRIBE) gets 501 with that `Allow`, not 481 or 405; a REFER outside a call gets 481
+//! (PUBLISH) gets 501 with that `Allow`, not 481 or 405; a SUBSCRIBE for a package other than
+//! `dialog` gets 489 Bad Event with `Allow-Events`; a REFER outside a call gets 481
 //! (the phone takes transfers inside calls only); an INVITE whose `Replaces` names no call
 //! of the phone gets 481 and rings nothing (RFC 3891 §3); 481 is kept for an in-dialog request
 //! (To tag) of a handled method whose dialog the phone does not have (RFC 3261 §12.2.2).
@@ -77,7 +78,7 @@ async fn options_allow_501_and_481() {
     );
     assert_eq!(
         allow,
-        "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY, MESSAGE"
+        "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY, MESSAGE, SUBSCRIBE"
     );
     let names: Vec<&str> = tincan::phone::ALLOWED_METHODS
         .iter()
@@ -94,7 +95,18 @@ async fn options_allow_501_and_481() {
     let r = ask(&socket, phone, "REFER", &to).await;
     assert!(r.starts_with("SIP/2.0 481"), "{r}");
 
-    for method in ["SUBSCRIBE"] {
+    let r = ask(
+        &socket,
+        phone,
+        "SUBSCRIBE",
+        &format!("{to}Event: presence\r\n"),
+    )
+    .await;
+    assert!(r.starts_with("SIP/2.0 489"), "SUBSCRIBE: {r}");
+    assert_eq!(header(&r, "Allow-Events"), Some("dialog"), "{r}");
+    assert!(header(&r, "To").is_some_and(|t| t.contains(";tag=")), "{r}");
+
+    for method in ["PUBLISH"] {
         let r = ask(&socket, phone, method, &to).await;
         assert!(r.starts_with("SIP/2.0 501"), "{method}: {r}");
         assert_eq!(header(&r, "Allow"), Some(allow), "{method}: {r}");

@@ -10,7 +10,9 @@
 //! DTMF over INFO, UPDATE (RFC 3311) and session timers (RFC 4028). Both are sans-IO: they take messages and `now`, and give back messages to
 //! send and events.
 
+pub mod dialog_info;
 pub mod invite;
+pub mod notifier;
 pub mod refer;
 pub mod subscription;
 

@@ -15,7 +15,9 @@
 //! - takes the NOTIFYs ([`Subscription::handle_notify`]) and says how to answer them:
 //!   200 and a [`SubscriptionEvent::Notify`] for one of its dialog, also when it comes before
 //!   the 2xx (§4.1.2.4: it creates the dialog); 481 for a NOTIFY of another fork (the
-//!   notifier then ends that one, §4.1.3), 400 without `Subscription-State`;
+//!   notifier then ends that one, §4.1.3), 400 without `Subscription-State`. A caller that
+//!   keeps every fork instead ([`Subscription::is_fork`]) makes a subscription of its own
+//!   for it with [`Subscription::fork`] (§4.1.2.4);
 //! - keeps time ([`Subscription::poll_timeout`], [`Subscription::handle_timeout`]): the
 //!   refresh, the expiry, Timer N (no NOTIFY 64*T1 after the SUBSCRIBE, §4.1.2.4) and the
 //!   retry after a termination.
@@ -136,6 +138,8 @@ pub struct Subscription {
     refresh_at: Option<Instant>,
     retry_at: Option<Instant>,
     timer_n: Option<Instant>,
+    /// Made by [`Subscription::fork`] for another fork's NOTIFY: never starts over.
+    fork: bool,
     requests: VecDeque<Message>,
     events: VecDeque<SubscriptionEvent>,
 }
@@ -159,6 +163,7 @@ impl Subscription {
             refresh_at: None,
             retry_at: None,
             timer_n: None,
+            fork: false,
             requests: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -398,21 +403,9 @@ impl Subscription {
             }
             None => {
                 // A NOTIFY before the 2xx creates the dialog (§4.1.2.4).
-                let contact = self
-                    .current_request()
-                    .header(HeaderName::Contact)
-                    .unwrap_or("")
-                    .to_owned();
-                let seq = self
-                    .current_request()
-                    .cseq()
-                    .and_then(Result::ok)
-                    .map_or(1, |c| c.seq);
-                let Ok(mut d) = Dialog::uas(notify, "", &contact) else {
+                let Some(d) = self.dialog_of(notify) else {
                     return answer(400);
                 };
-                d.local_seq = seq;
-                d.state = DialogState::Confirmed;
                 self.dialog = Some(d);
             }
         }
@@ -483,6 +476,69 @@ impl Subscription {
         answer(200)
     }
 
+    /// Whether a NOTIFY that [`matches_notify`](Subscription::matches_notify) comes from
+    /// another fork of the SUBSCRIBE than the one whose dialog this subscription holds
+    /// (another To tag, RFC 6665 §4.1.2.4). [`Subscription::handle_notify`] answers it 481
+    /// (one subscription is enough, as for message waiting); a caller that wants every
+    /// fork (the dialog package, presence) makes a subscription of its own for it with
+    /// [`Subscription::fork`].
+    pub fn is_fork(&self, notify: &Message) -> bool {
+        self.dialog
+            .as_ref()
+            .is_some_and(|d| !d.matches_request(notify))
+            && self.matches_notify(notify)
+    }
+
+    /// A subscription of its own for another fork's NOTIFY (RFC 6665 §4.1.2.4: each fork
+    /// that NOTIFYs creates a subscription): in the dialog that NOTIFY creates, refreshed
+    /// and unsubscribed on its own, with the same package and `Expires`. It has sent
+    /// nothing; hand it the NOTIFY ([`Subscription::handle_notify`]) for its answer and
+    /// report. When it ends it is [`SubscriptionStatus::Done`] (the original subscription
+    /// is the one that subscribes again). `None` when the NOTIFY is not another fork's or
+    /// cannot create a dialog.
+    pub fn fork(&self, now: Instant, notify: &Message) -> Option<Subscription> {
+        if !self.is_fork(notify) {
+            return None;
+        }
+        let dialog = self.dialog_of(notify)?;
+        let mut s = Subscription {
+            config: self.config.clone(),
+            status: SubscriptionStatus::Subscribing,
+            initial: self.current_request(),
+            generation: 0,
+            dialog: Some(dialog),
+            in_flight: false,
+            unsubscribe_wanted: false,
+            refresh_wanted: false,
+            expires: self.config.expires,
+            expires_at: None,
+            refresh_at: None,
+            retry_at: None,
+            timer_n: None,
+            fork: true,
+            requests: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        s.schedule(now, self.expires.max(1));
+        Some(s)
+    }
+
+    /// Whether it was made by [`Subscription::fork`].
+    pub fn is_forked(&self) -> bool {
+        self.fork
+    }
+
+    /// The dialog a NOTIFY creates with the current SUBSCRIBE (§4.1.2.4).
+    fn dialog_of(&self, notify: &Message) -> Option<Dialog> {
+        let request = self.current_request();
+        let contact = request.header(HeaderName::Contact).unwrap_or("").to_owned();
+        let seq = request.cseq().and_then(Result::ok).map_or(1, |c| c.seq);
+        let mut d = Dialog::uas(notify, "", &contact).ok()?;
+        d.local_seq = seq.max(d.local_seq);
+        d.state = DialogState::Confirmed;
+        Some(d)
+    }
+
     /// Runs the timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.timer_n.is_some_and(|t| t <= now) {
@@ -528,6 +584,8 @@ impl Subscription {
 
     /// Ends the subscription; a new one starts after `retry_in`, or never.
     fn terminate(&mut self, now: Instant, reason: String, retry_in: Option<Duration>) {
+        // A fork's subscription does not start over: the original one does.
+        let retry_in = if self.fork { None } else { retry_in };
         self.dialog = None;
         self.expires_at = None;
         self.refresh_at = None;
@@ -838,6 +896,41 @@ mod tests {
                 .status,
             500
         );
+    }
+
+    #[test]
+    fn a_fork_gets_a_subscription_of_its_own() {
+        let t0 = start();
+        let mut s = Subscription::new(t0, config(), first());
+        let sub = s.poll_request().unwrap();
+        s.handle_response(t0, &sub, &ok(&sub, Some(600)));
+        s.handle_notify(
+            t0,
+            &notify("c1@tincan", "a1", "n1", 1, "active;expires=600"),
+        );
+        let other = notify("c1@tincan", "a1", "n2", 1, "active;expires=300");
+        assert!(s.is_fork(&other));
+        assert!(!s.is_fork(&notify("c1@tincan", "a1", "n1", 2, "active")));
+        let mut f = s.fork(t0, &other).expect("a subscription for the fork");
+        assert!(f.is_forked());
+        assert_eq!(f.poll_request(), None, "it sends nothing by itself");
+        assert_eq!(f.handle_notify(t0, &other).status, 200);
+        assert_eq!(f.status(), SubscriptionStatus::Active);
+        assert!(f.matches_notify(&other) && !f.is_fork(&other));
+        assert!(s.is_fork(&other), "the first one still refuses it");
+        // Each refreshes in its own dialog: the fork at 300 - 32 s.
+        assert_eq!(f.poll_timeout(), Some(t0 + Duration::from_secs(268)));
+        run(&mut f, t0 + Duration::from_secs(268));
+        let refresh = f.poll_request().expect("the fork's refresh");
+        assert_eq!(refresh.to().unwrap().unwrap().tag(), Some("n2"));
+        assert_eq!(refresh.cseq().unwrap().unwrap().seq, 2);
+        // Ended by its notifier, it does not start over.
+        let t1 = t0 + Duration::from_secs(268);
+        f.handle_response(t1, &refresh, &ok(&refresh, Some(300)));
+        f.handle_notify(t1, &notify("c1@tincan", "a1", "n2", 2, "terminated"));
+        assert_eq!(f.status(), SubscriptionStatus::Done);
+        assert_eq!(f.poll_timeout(), None);
+        assert_eq!(s.status(), SubscriptionStatus::Active);
     }
 
     #[test]

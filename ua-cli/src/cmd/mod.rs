@@ -11,6 +11,7 @@ pub mod ping;
 pub mod presence;
 pub mod register;
 pub mod resolve;
+pub mod watch;
 
 /// The tracer of `--sip-trace`, once set.
 static SIP_TRACE: std::sync::OnceLock<tincan_sip::driver::Tracer> = std::sync::OnceLock::new();

@@ -598,6 +598,7 @@ impl PhoneCore {
                 self.account_event(account, event);
                 self.mwi_registered(now, account, &registrar);
                 self.presence_registered(now, account, &registrar);
+                self.blf_registered(now, account, &registrar);
                 let connection = connection
                     .filter(|(t, a, _)| *t == registrar.transport && *a == registrar.addr)
                     .map(|(_, _, c)| c);
@@ -861,6 +862,7 @@ impl PhoneCore {
         let id = AccountId(account);
         self.mwi_stop(now, id);
         self.presence_stop(now, id);
+        self.blf_stop(now, id);
         for slot in 0..self.accounts[account].slots.len() {
             self.drop_flow(id, slot);
             self.stop_probe(id, slot);

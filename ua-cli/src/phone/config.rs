@@ -192,6 +192,10 @@ pub struct AccountConfig {
     /// SUBSCRIBE): URIs, or user names in the account's domain. Their NOTIFYs come as
     /// [`PhoneEvent::Presence`](super::PhoneEvent::Presence).
     pub watch: Vec<String>,
+    /// Contacts whose busy lamps (RFC 4235 dialog event package) this account watches once
+    /// it registers, as with [`PhoneCore::watch_dialogs`](super::PhoneCore::watch_dialogs):
+    /// SIP URIs, `user@domain` or users of the account's domain. Default none.
+    pub blf: Vec<String>,
 }
 
 impl AccountConfig {
@@ -223,6 +227,7 @@ impl AccountConfig {
             mwi: false,
             presence: false,
             watch: Vec::new(),
+            blf: Vec::new(),
         }
     }
 
@@ -299,6 +304,7 @@ impl AccountConfig {
         ac.mwi = a.mwi;
         ac.presence = a.presence;
         ac.watch = a.watch.clone();
+        ac.blf = a.blf.clone();
         ac.display_name = a.display_name.clone();
         Ok(ac)
     }

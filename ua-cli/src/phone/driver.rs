@@ -411,7 +411,7 @@ enum Command {
     Devices(CallId, Box<dyn AudioSource>, Box<dyn AudioSink>),
     Codec(CallId, CodecKind, Reply<()>),
     Mute(CallId, bool, Reply<()>),
-    AddAccount(AccountConfig, Reply<AccountId>),
+    AddAccount(Box<AccountConfig>, Reply<AccountId>),
     Unregister(AccountId),
     Shutdown(oneshot::Sender<()>),
     Drain(Duration),
@@ -427,6 +427,8 @@ enum Command {
     SetPresence(AccountId, super::presence::Presence, Reply<()>),
     WatchPresence(AccountId, String, Reply<super::presence::WatchId>),
     UnwatchPresence(super::presence::WatchId),
+    Watch(AccountId, String, Reply<super::blf::WatchId>),
+    Unwatch(super::blf::WatchId),
     Conference(CallId, CallId, Reply<()>),
     Split(CallId, Reply<()>),
 }
@@ -588,6 +590,27 @@ impl Phone {
     /// Stops watching (see [`PhoneCore::unwatch_presence`]).
     pub async fn unwatch_presence(&self, watch: super::presence::WatchId) {
         let _ = self.commands.send(Command::UnwatchPresence(watch)).await;
+    }
+
+    /// Watches a contact's busy lamp through `account` (see
+    /// [`PhoneCore::watch_dialogs`]): its changes come as [`PhoneEvent::Lamp`].
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] for an unknown account, a URI that is not a SIP URI, or a phone that
+    /// is shutting down.
+    pub async fn watch_dialogs(
+        &self,
+        account: AccountId,
+        uri: &str,
+    ) -> Result<super::blf::WatchId, PhoneError> {
+        self.ask(|r| Command::Watch(account, uri.to_owned(), r))
+            .await
+    }
+
+    /// Stops watching (see [`PhoneCore::unwatch_dialogs`]).
+    pub async fn unwatch_dialogs(&self, watch: super::blf::WatchId) {
+        let _ = self.commands.send(Command::Unwatch(watch)).await;
     }
 
     /// Places a call (see [`PhoneCore::call`]).
@@ -781,7 +804,8 @@ impl Phone {
     ///
     /// [`PhoneError`] when the account is not usable.
     pub async fn add_account(&self, account: AccountConfig) -> Result<AccountId, PhoneError> {
-        self.ask(|r| Command::AddAccount(account, r)).await
+        self.ask(|r| Command::AddAccount(Box::new(account), r))
+            .await
     }
 
     /// Removes an account's bindings.
@@ -1295,7 +1319,7 @@ impl Task {
                 let _ = reply.send(core.mute(now, call, muted));
             }
             Command::AddAccount(account, reply) => {
-                let _ = reply.send(core.add_account(now, account).map_err(PhoneError::from));
+                let _ = reply.send(core.add_account(now, *account).map_err(PhoneError::from));
             }
             Command::Unregister(account) => core.unregister(now, account),
             Command::Shutdown(done) => self.begin_shutdown(Some(done)),
@@ -1318,6 +1342,13 @@ impl Task {
                 let _ = reply.send(core.watch_presence(now, account, &uri));
             }
             Command::UnwatchPresence(watch) => core.unwatch_presence(now, watch),
+            Command::Watch(account, uri, reply) => {
+                let _ = reply.send(
+                    core.watch_dialogs(now, account, &uri)
+                        .map_err(PhoneError::from),
+                );
+            }
+            Command::Unwatch(watch) => core.unwatch_dialogs(now, watch),
         }
     }
 

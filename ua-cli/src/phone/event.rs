@@ -76,6 +76,9 @@ pub enum PhoneEvent {
     /// A watched contact's presence changed, or the account's own was published (RFC 3856,
     /// RFC 3903; [`presence`](super::presence)).
     Presence(super::presence::PresenceEvent),
+    /// A watched contact's busy lamp changed (RFC 4235 dialog event package,
+    /// [`PhoneCore::watch_dialogs`](super::PhoneCore::watch_dialogs)).
+    Lamp(super::blf::LampChange),
 }
 
 /// What happens to page-mode messages (RFC 3428 MESSAGE).

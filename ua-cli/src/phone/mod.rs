@@ -29,6 +29,7 @@
 //! out what it asks; tests drive it in virtual time instead.
 
 mod account;
+pub mod blf;
 pub mod call;
 pub mod config;
 mod dns;
@@ -72,7 +73,8 @@ pub use transfer::TransferPolicy;
 /// anything else is answered 501 Not Implemented (405 for RFC 3261's own REGISTER). The
 /// dialog layer's list (with REFER and NOTIFY for transfers, [`transfer`]), then MESSAGE
 /// (RFC 3428, [`message`]); a NOTIFY outside a call's transfer is `message-summary` only
-/// (RFC 3842, [`message_waiting`]; any other is answered 481).
+/// (RFC 3842, [`message_waiting`]) or of a watched contact's dialogs ([`blf`]; any other
+/// is answered 481); SUBSCRIBE is taken for the dialog event package ([`blf`]).
 pub const ALLOWED_METHODS: &[Method] = &[
     Method::Invite,
     Method::Ack,
@@ -85,11 +87,12 @@ pub const ALLOWED_METHODS: &[Method] = &[
     Method::Refer,
     Method::Notify,
     Method::Message,
+    Method::Subscribe,
 ];
 
 /// The `Allow` header value for [`ALLOWED_METHODS`] (a test keeps the two equal).
 pub fn allow_header() -> &'static str {
-    "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY, MESSAGE"
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY, MESSAGE, SUBSCRIBE"
 }
 
 /// What the core asks of the media side. Each call's media lives in the driver (sockets and
@@ -245,6 +248,8 @@ pub struct PhoneCore {
     drained: bool,
     /// Transfers (REFER, Replaces) of the calls.
     transfers: transfer::Transfers,
+    /// Busy lamps: the watched contacts and the subscribers to our dialogs (RFC 4235).
+    blf: blf::Blf,
 }
 
 impl std::fmt::Debug for PhoneCore {
@@ -308,6 +313,7 @@ impl PhoneCore {
             mwi: HashMap::new(),
             mwi_stopping: Default::default(),
             presence: presence::PresenceState::default(),
+            blf: blf::Blf::default(),
             shutting_down: false,
             draining: None,
             drained: false,
@@ -446,6 +452,7 @@ impl PhoneCore {
             take(s.poll_timeout());
         }
         take(self.presence.poll_timeout());
+        take(self.blf_poll_timeout());
         next
     }
 
@@ -501,6 +508,7 @@ impl PhoneCore {
         }
         self.mwi_timeout(now);
         self.presence_timeout(now);
+        self.blf_timeout(now);
         self.process(now);
     }
 
@@ -667,6 +675,7 @@ impl PhoneCore {
             }
             moved |= self.drive_transfers(now);
             moved |= self.presence_follow_calls(now);
+            moved |= self.blf_update(now);
             if !moved {
                 break;
             }
@@ -847,7 +856,13 @@ impl PhoneCore {
         if request.method() == Some(&Method::Notify)
             && !tincan_sip::dialog::refer::is_refer_notify(&request)
         {
-            self.incoming_notify(now, tx, &request);
+            if !self.blf_notify(now, tx, &request) {
+                self.incoming_notify(now, tx, &request);
+            }
+            return;
+        }
+        if request.method() == Some(&Method::Subscribe) {
+            self.incoming_subscribe(now, tx, &request, &source);
             return;
         }
         if let Some(call) = self.call_of(&request) {
@@ -962,6 +977,7 @@ impl PhoneCore {
             Owner::Register(a, _) | Owner::Unbind(a, _) | Owner::Subscribe(a) => Some(a),
             Owner::Message(m) => self.messages.get(&m).and_then(|m| m.account),
             Owner::Presence(p) => self.presence_account(p),
+            Owner::Event(e) => self.blf_account(e),
             o => o
                 .call()
                 .and_then(|c| self.calls.get(&c))
@@ -1205,6 +1221,7 @@ impl PhoneCore {
             Owner::Message(m) => self.retry_message(m, &request, response),
             Owner::Subscribe(a) => self.retry_subscribe(a, &request, response),
             Owner::Presence(p) => self.retry_presence(p, &request, response),
+            Owner::Event(e) => self.retry_blf(e, &request, response),
         };
         let Some(retried) = retried else {
             return false;
@@ -1253,6 +1270,7 @@ impl PhoneCore {
             Owner::Message(m) => self.message_response(m, &response),
             Owner::Subscribe(a) => self.subscribe_response(now, a, id, &response),
             Owner::Presence(p) => self.presence_response(now, p, id, &response),
+            Owner::Event(e) => self.blf_response(now, e, id, &response),
             Owner::Ack(_) | Owner::Stray => {}
         }
     }
@@ -1296,7 +1314,8 @@ impl PhoneCore {
             | Owner::Stray
             | Owner::Message(_)
             | Owner::Subscribe(_)
-            | Owner::Presence(_) => {}
+            | Owner::Presence(_)
+            | Owner::Event(_) => {}
         }
     }
 
@@ -1325,6 +1344,7 @@ impl PhoneCore {
             Owner::Message(m) => self.message_failed(m, tried, errors),
             Owner::Subscribe(a) => self.subscribe_failed(now, a, id),
             Owner::Presence(p) => self.presence_failed(now, p, id),
+            Owner::Event(e) => self.blf_failed(now, e, id),
             Owner::Stray => {}
         }
     }

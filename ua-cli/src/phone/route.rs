@@ -37,6 +37,8 @@ pub(crate) enum Owner {
     Subscribe(AccountId),
     /// A PUBLISH of an account's presence or a SUBSCRIBE of a watch (RFC 3903, RFC 3856).
     Presence(super::presence::PresenceOwner),
+    /// A SUBSCRIBE or NOTIFY of the dialog event package (RFC 4235, busy lamps).
+    Event(super::blf::EventOwner),
 }
 
 impl Owner {

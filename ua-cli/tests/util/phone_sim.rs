@@ -9,8 +9,9 @@
 //! What a driver does around a phone, the harness does at once: a `MediaCommand::Bind` is
 //! answered with fake ports, a `Stop` with default figures, and DNS questions from a small
 //! static zone (counted). The proxy is a plain [`Endpoint`] with a stateful proxy on top:
-//! REGISTER challenged (401) then stored by AOR user; an out-of-dialog INVITE challenged (407)
-//! then forwarded to the callee's contact with a Record-Route of the proxy; in-dialog requests
+//! REGISTER challenged (401) then stored by AOR user; an out-of-dialog INVITE, MESSAGE or
+//! SUBSCRIBE (when it is no MWI notifier) challenged (407) then forwarded to the callee's
+//! contact (an INVITE with a Record-Route of the proxy); in-dialog requests
 //! and ACKs forwarded to their next hop; responses relayed back.
 #![allow(dead_code)]
 // The simulation takes one real instant as its epoch; everything after is virtual.
@@ -932,7 +933,9 @@ impl Proxy {
                         }
                         self.subscribe(now, elapsed, tx, &request, &source);
                     }
-                    Some(m @ (Method::Invite | Method::Message)) if !has_to_tag => {
+                    Some(m @ (Method::Invite | Method::Message | Method::Subscribe))
+                        if !has_to_tag =>
+                    {
                         if !self.has_credentials(&request, "Proxy-Authorization") {
                             self.challenge(now, tx, &request, 407);
                             return;
