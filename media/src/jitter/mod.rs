@@ -40,7 +40,13 @@
 //! over them, so a pause neither counts as underruns nor grows the delay.
 //! A packet missing while later ones are buffered is lost: its slot is recovered from the
 //! next packet's FEC when that one is buffered, concealed otherwise; if it then arrives it
-//! is late and dropped.
+//! is late and dropped. When the slots just played found the buffer empty and the packets
+//! of those slots then turn out lost (their successors arrive, they do not), those underruns
+//! were the lost packets' concealment: they are recounted as losses and the cursor moves over
+//! them, so that each lost packet is concealed once and the delay does not grow (with FEC the
+//! last of them is left to the next packet's FEC). After a loss, a buffer whose codec has
+//! in-band FEC keeps one frame more than the jitter asks for during [`FEC_HOLD_POPS`], so
+//! that the next packet is buffered when one goes missing.
 
 pub mod playout;
 pub(crate) mod stream_playout;
