@@ -1058,9 +1058,11 @@ mod tests {
     #[test]
     fn fec_keeps_the_next_packet_buffered_after_a_loss() {
         let mut jb = new_jb();
-        // Every 10th packet lost (isolated losses, 10 %).
+        // Every 25th packet lost (isolated losses, 4 %): farther apart than the shrink
+        // window, so without the hold the delay would shrink back to a frame between two
+        // losses and each loss would find the buffer empty.
         let mut arrivals = stream(1000, 20.0, 0, |_| 30.0);
-        arrivals.retain(|a| a.seq < 1010 || a.seq % 10 != 5);
+        arrivals.retain(|a| a.seq < 1010 || a.seq % 25 != 5);
         let dropped = 1000 - arrivals.len() as u64;
         let pops = run(&mut jb, arrivals, 1010, 5.0);
         let st = jb.stats();
