@@ -40,7 +40,13 @@
 //! over them, so a pause neither counts as underruns nor grows the delay.
 //! A packet missing while later ones are buffered is lost: its slot is recovered from the
 //! next packet's FEC when that one is buffered, concealed otherwise; if it then arrives it
-//! is late and dropped.
+//! is late and dropped. When the slots just played found the buffer empty and the packets
+//! of those slots then turn out lost (their successors arrive, they do not), those underruns
+//! were the lost packets' concealment: they are recounted as losses and the cursor moves over
+//! them, so that each lost packet is concealed once and the delay does not grow (with FEC the
+//! last of them is left to the next packet's FEC). After a loss, a buffer whose codec has
+//! in-band FEC keeps one frame more than the jitter asks for during [`FEC_HOLD_POPS`], so
+//! that the next packet is buffered when one goes missing.
 
 pub mod playout;
 pub(crate) mod stream_playout;
@@ -291,8 +297,17 @@ pub struct JitterBuffer {
     /// [module documentation](self)).
     stalled: u64,
     stalled_underruns: u64,
+    /// Pops left during which the target keeps a frame more than the packets for FEC (see
+    /// [`FEC_HOLD_POPS`]); 0 when no packet was lost lately.
+    fec_hold: u32,
     stats: JitterStats,
 }
+
+/// How long (in 20 ms pops: 10 s) a buffer whose codec carries in-band FEC keeps a frame of
+/// delay more than the jitter asks for after a loss: with the next packet already buffered
+/// when a packet is missing, the lost frame is rebuilt from that packet's FEC instead of
+/// concealed. A clean network never pays for it.
+pub const FEC_HOLD_POPS: u32 = 500;
 
 /// Payloads this short are DTX packets (Opus sends 1-2 byte packets in discontinuous
 /// transmission, RFC 7587 §3.1.3): an empty buffer after one is silence, not an underrun.
@@ -324,6 +339,7 @@ impl JitterBuffer {
             levels: VecDeque::new(),
             stalled: 0,
             stalled_underruns: 0,
+            fec_hold: 0,
             stats: JitterStats::default(),
         };
         jb.stats.target_delay = jb.target();
@@ -379,10 +395,25 @@ impl JitterBuffer {
         i64::from(self.config.frame_samples)
     }
 
-    fn target(&self) -> Duration {
+    /// The delay the jitter asks for.
+    fn jitter_target(&self) -> Duration {
         let jitter = Duration::from_secs_f64(self.estimate * self.config.jitter_factor);
         (self.config.units_to_duration(self.packet_units) + jitter)
             .clamp(self.config.min_delay, self.config.max_delay)
+    }
+
+    /// The delay the buffer keeps: the jitter's, or, after a loss, a frame more for FEC (see
+    /// [`FEC_HOLD_POPS`]). Only a loss grows the delay to the latter (its slot is concealed
+    /// with the cursor waiting, then rebuilt from FEC); a stretch never does, as a missing
+    /// newest packet would look like a low level to it.
+    fn target(&self) -> Duration {
+        let target = self.jitter_target();
+        if self.config.fec && self.fec_hold > 0 {
+            let two = self.config.units_to_duration(self.packet_units) * 2;
+            target.max(two).min(self.config.max_delay)
+        } else {
+            target
+        }
     }
 
     fn decay(&mut self, now: Instant) {
@@ -532,6 +563,7 @@ impl JitterBuffer {
     /// The decision for the next 20 ms slot. Call once per 20 ms of playout.
     pub fn pop(&mut self, now: Instant) -> Slot {
         self.decay(now);
+        self.fec_hold = self.fec_hold.saturating_sub(1);
         self.stats.jitter_estimate = Duration::from_secs_f64(self.estimate);
         let target = self.target();
         self.stats.target_delay = target;
@@ -554,12 +586,13 @@ impl JitterBuffer {
         self.levels.push_back(level);
         let cursor = self.cursor.expect("set above when playout starts");
         let target_units = self.config.duration_to_units(target);
+        let stretch_units = self.config.duration_to_units(self.jitter_target());
         // Growth: keep the packet, conceal one frame. A few ms of tolerance keeps a clean
         // network with sub-frame jitter at one frame of delay.
         let tolerance = self.packet_units / 4;
         // A stretch only helps while packets keep coming: not twice at the same level.
         let grew = self.stretch_level.is_none_or(|l| level > l);
-        if self.packets.contains_key(&cursor) && level + tolerance < target_units && grew {
+        if self.packets.contains_key(&cursor) && level + tolerance < stretch_units && grew {
             self.stretch_level = Some(level);
             self.stats.stretched += 1;
             self.stats.concealed += 1;
@@ -681,6 +714,37 @@ impl JitterBuffer {
                 return self.next_slot(level, target_units);
             }
         }
+        if !contiguous && self.stalled > 0 {
+            // Packets are missing before the first buffered one, and the last slots found the
+            // buffer empty: those slots were the missing packets' (lost, not late), and are
+            // already concealed. Move the cursor over them instead of concealing the same
+            // packets again and keeping the delay they added: each lost packet is concealed
+            // once. With FEC, the last missing slot is left to the first packet's FEC (the
+            // delay grows by that frame, which the FEC hold then keeps).
+            let gap = ((first_ts - cursor) / frame).max(0) as u64;
+            let mut run = self.stalled.min(gap);
+            if self.config.fec && run == gap && first_ts - cursor == gap as i64 * frame {
+                run = run.saturating_sub(1);
+            }
+            let underruns = self.stalled_underruns.min(run);
+            self.stats.underruns -= underruns;
+            self.stats.lost += underruns;
+            if run > 0 && self.config.fec {
+                self.fec_hold = FEC_HOLD_POPS;
+            }
+            cursor += run as i64 * frame;
+            self.cursor = Some(cursor);
+            level = (level - run as i64 * frame).max(0);
+            self.stats.current_delay = self.config.units_to_duration(level);
+            if let Some(l) = self.levels.back_mut() {
+                *l = level;
+            }
+            self.stalled = 0;
+            self.stalled_underruns = 0;
+            if cursor >= first_ts {
+                return self.next_slot(level, target_units);
+            }
+        }
         self.stalled = 0;
         self.stalled_underruns = 0;
         if contiguous {
@@ -705,6 +769,10 @@ impl JitterBuffer {
         self.cursor = Some(cursor + frame);
         // Opus carries frame n's redundancy in packet n + 1: usable when the first buffered
         // packet directly follows this slot.
+        // A lost packet: an FEC codec keeps a frame more for a while (FEC_HOLD_POPS).
+        if self.config.fec {
+            self.fec_hold = FEC_HOLD_POPS;
+        }
         if self.config.fec && first_ts == cursor + frame {
             self.stats.fec_recovered += 1;
             return Slot::Fec {
@@ -954,6 +1022,68 @@ mod tests {
         );
         let st = jb.stats();
         assert_eq!((st.fec_recovered, st.played), (1, 99));
+    }
+
+    /// Issue 18: a PCMU call with 12.7 % loss concealed 30.6 % of its frames. At one frame of
+    /// delay a lost packet's slot finds the buffer empty (an underrun, concealed) and the
+    /// next pop found it missing (a loss, concealed again), the delay grew by a frame and a
+    /// frame was dropped later to shrink it. Without FEC each lost packet is concealed once,
+    /// the delay stays at a frame and nothing is dropped.
+    #[test]
+    fn loss_without_fec_is_concealed_once_per_lost_packet() {
+        let mut jb = JitterBuffer::new(JitterConfig {
+            fec: false,
+            ..JitterConfig::new(48_000, FRAME)
+        });
+        let mut rng = Rng(0x1234_5678);
+        let mut arrivals = stream(1000, 20.0, 0, |_| 30.0);
+        // About 12 % random loss, never the first packets.
+        arrivals.retain(|a| a.seq < 1010 || rng.uniform() >= 0.12);
+        let dropped = 1000 - arrivals.len() as u64;
+        let pops = run(&mut jb, arrivals, 1010, 5.0);
+        let st = jb.stats();
+        assert!(dropped > 90, "{dropped} dropped");
+        assert_eq!(st.played, 1000 - dropped, "{st:?}");
+        // The last pops run past the end of the stream: up to 10 underruns there.
+        assert!(st.underruns <= 10, "{st:?}");
+        assert_eq!(st.lost, dropped, "{st:?}");
+        assert_eq!(st.concealed, st.lost + st.underruns, "{st:?}");
+        assert_eq!((st.shrunk, st.stretched), (0, 0), "{st:?}");
+        assert!(pops[20..990].iter().all(|p| p.delay_ms <= 20.0 + 1e-9));
+    }
+
+    /// With FEC, the first loss grows the delay by a frame (concealed once, then rebuilt from
+    /// the next packet's FEC) and the buffer keeps that frame while losses go on: every later
+    /// isolated loss is rebuilt from FEC, none is concealed, no frame is dropped to shrink.
+    #[test]
+    fn fec_keeps_the_next_packet_buffered_after_a_loss() {
+        let mut jb = new_jb();
+        // Every 25th packet lost (isolated losses, 4 %): farther apart than the shrink
+        // window, so without the hold the delay would shrink back to a frame between two
+        // losses and each loss would find the buffer empty.
+        let mut arrivals = stream(1000, 20.0, 0, |_| 30.0);
+        arrivals.retain(|a| a.seq < 1010 || a.seq % 25 != 5);
+        let dropped = 1000 - arrivals.len() as u64;
+        let pops = run(&mut jb, arrivals, 1010, 5.0);
+        let st = jb.stats();
+        assert_eq!(st.fec_recovered, dropped, "{st:?}");
+        // The first loss: one frame concealed (and maybe one stretch) to grow the delay;
+        // the last pops run past the end of the stream: up to 10 underruns there.
+        assert!(st.underruns <= 10, "{st:?}");
+        assert!(st.concealed - st.underruns <= 2, "{st:?}");
+        assert_eq!(st.shrunk, 0, "{st:?}");
+        let max = pops[100..990]
+            .iter()
+            .map(|p| p.delay_ms)
+            .fold(0.0, f64::max);
+        assert!(max <= 40.0 + 1e-9, "{max}");
+        // Long after the last loss the extra frame goes again.
+        let mut clean = new_jb();
+        let mut arrivals = stream(1000, 20.0, 0, |_| 30.0);
+        arrivals.retain(|a| a.seq != 1020);
+        let pops = run(&mut clean, arrivals, 1010, 5.0);
+        assert!(pops[700..990].iter().all(|p| p.delay_ms <= 20.0 + 1e-9));
+        assert_eq!(clean.stats().fec_recovered, 1);
     }
 
     #[test]
