@@ -34,11 +34,16 @@ done
 pip_missing() {
     [[ "${1:-}" == "--test" ]] && ! python3 -c 'import pesq, numpy, scipy' 2>/dev/null
 }
+# Debian's own python3 is "externally managed" (PEP 668): pip needs to be told.
+pip_install() {
+    echo "install-deps: pip install pesq numpy scipy" >&2
+    python3 -m pip install --quiet pesq numpy scipy 2>/dev/null ||
+        python3 -m pip install --quiet --break-system-packages pesq numpy scipy
+}
 
 if ((${#missing[@]} == 0)); then
     if pip_missing "${1:-}"; then
-        echo "install-deps: pip install pesq numpy scipy" >&2
-        python3 -m pip install --quiet pesq numpy scipy
+        pip_install
     fi
     exit 0
 fi
@@ -56,6 +61,5 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet kamailio 
     $sudo systemctl disable --now kamailio || true
 fi
 if pip_missing "${1:-}"; then
-    echo "install-deps: pip install pesq numpy scipy" >&2
-    python3 -m pip install --quiet pesq numpy scipy
+    pip_install
 fi
