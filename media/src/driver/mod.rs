@@ -345,7 +345,7 @@ pub fn spawn(
         config.ntp_at_start = ntp_now();
     }
     config.sample_rate = crate::SAMPLE_RATE;
-    let processing = Processing::new(config.processing, config.codec);
+    let processing = Processing::new(config.processing);
     let session = MediaSession::new(config, Instant::now())?;
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (event_tx, events) = mpsc::channel(EVENT_QUEUE);
@@ -380,19 +380,17 @@ async fn recv_opt(socket: Option<&UdpSocket>, buf: &mut [u8]) -> io::Result<(usi
 }
 
 /// The capture chain of a running session: built on first use (its buffers are allocated
-/// once, when a stage is first switched on), rebuilt only when a new codec needs another
-/// processing rate.
+/// once, when a stage is first switched on), at 48 kHz whatever the codec (the 16 kHz chain
+/// costs more, docs/benchmarks-media.md).
 struct Processing {
     config: ProcessingConfig,
-    rate: ProcessingRate,
     chain: Option<CaptureProcessor>,
 }
 
 impl Processing {
-    fn new(config: ProcessingConfig, codec: crate::codec::CodecKind) -> Processing {
+    fn new(config: ProcessingConfig) -> Processing {
         let mut p = Processing {
             config,
-            rate: ProcessingRate::for_codec(codec),
             chain: None,
         };
         p.set(config);
@@ -403,18 +401,11 @@ impl Processing {
         self.config = config;
         match &mut self.chain {
             Some(chain) => chain.set_config(config),
-            None if config.any() => self.chain = Some(CaptureProcessor::new(config, self.rate)),
+            None if config.any() => {
+                self.chain = Some(CaptureProcessor::new(config, ProcessingRate::Full));
+            }
             None => {}
         }
-    }
-
-    fn reconfigure(&mut self, config: ProcessingConfig, codec: crate::codec::CodecKind) {
-        let rate = ProcessingRate::for_codec(codec);
-        if rate != self.rate {
-            self.rate = rate;
-            self.chain = None;
-        }
-        self.set(config);
     }
 
     /// What the loudspeaker plays this tick: the echo canceller's reference.
@@ -524,7 +515,7 @@ async fn run(
                         }
                         // The devices' rate, as in `spawn`.
                         config.sample_rate = crate::SAMPLE_RATE;
-                        processing.reconfigure(config.processing, config.codec);
+                        processing.set(config.processing);
                         let result = MediaSession::new(*config, now).map(|mut next| {
                             next.set_muted(session.is_muted());
                             // Say goodbye on the old stream (RTCP BYE), then switch.

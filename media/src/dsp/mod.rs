@@ -23,7 +23,8 @@
 //! let mut mic = vec![0i16; FRAME_SAMPLES]; // what the microphone heard
 //! chain.analyze_render(&played);
 //! chain.process_capture(&mut mic);
-//! assert!(mic.iter().all(|&s| s == 0));
+//! // Silence stays silence (give or take the canceller's comfort noise).
+//! assert!(mic.iter().all(|&s| s.abs() < 16));
 //! ```
 
 use aec3::api::{EchoCanceller3Config, EchoControl};
@@ -34,7 +35,6 @@ use aec3::audio_processing::ns::{NoiseSuppressor, NsConfig, SuppressionLevel};
 use aec3::audio_processing::stream_config::StreamConfig;
 
 use crate::SAMPLE_RATE;
-use crate::codec::CodecKind;
 
 /// Samples in one 10 ms block at the device rate: the unit the processors work in.
 pub const BLOCK_SAMPLES: usize = SAMPLE_RATE as usize / 100;
@@ -83,23 +83,16 @@ impl ProcessingConfig {
 /// The rate the processors run at; the chain converts from and to the 48 kHz device rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProcessingRate {
-    /// 16 kHz: enough for a narrowband or wideband call (G.711, G.722), about a third of
-    /// the full-band cost.
+    /// 16 kHz: enough for a narrowband or wideband call (G.711, G.722). Measured, it costs
+    /// more CPU than [`Full`](Self::Full) (aec3's resampling from and back to 48 kHz costs
+    /// more than the two upper bands save; docs/benchmarks-media.md), so the driver does
+    /// not use it.
     Wide,
-    /// 48 kHz: the full band, for Opus.
+    /// 48 kHz: the full band. What the driver runs, whatever the codec.
     Full,
 }
 
 impl ProcessingRate {
-    /// The rate for a call with `codec`: [`Full`](Self::Full) for Opus, [`Wide`](Self::Wide)
-    /// for G.722 (16 kHz) and G.711 (8 kHz), whose encoders drop what lies above anyway.
-    pub fn for_codec(codec: CodecKind) -> ProcessingRate {
-        match codec {
-            CodecKind::Opus => ProcessingRate::Full,
-            CodecKind::G722 | CodecKind::Pcmu | CodecKind::Pcma => ProcessingRate::Wide,
-        }
-    }
-
     /// The rate in Hz.
     pub fn hz(self) -> u32 {
         match self {
