@@ -11,6 +11,7 @@
 //! - [`jitter`]: the adaptive jitter buffer with FEC and concealment.
 //! - [`device`]: audio sources and sinks (cpal with the default `cpal` feature, WAV, tone,
 //!   voice-like, null, loopback).
+//! - [`dsp`]: capture processing: echo cancellation, noise suppression, gain control.
 //! - [`quality`]: per-stream statistics and the ITU-T G.107 E-model MOS.
 //! - [`tones`]: ring and ring-back tones (cadences of tones and pauses).
 //! - [`session`]: the sans-IO `MediaSession` joining them; [`driver`]: its tokio driver.
@@ -23,7 +24,8 @@
 //! enc.encode(&[0i16; 960], &mut payload).unwrap();
 //! assert_eq!(payload.len(), 160); // 20 ms of G.711 at 8 kHz
 //! ```
-#![forbid(unsafe_code)]
+// One reasoned exception, `dsp::CaptureProcessor`'s `Send` (see there); nothing else.
+#![deny(unsafe_code)]
 
 /// The internal pipeline sample rate in Hz (Opus' native rate).
 pub const SAMPLE_RATE: u32 = 48_000;
@@ -37,6 +39,7 @@ pub mod conference;
 pub mod device;
 #[cfg(feature = "tokio")]
 pub mod driver;
+pub mod dsp;
 pub mod jitter;
 pub mod quality;
 pub mod resample;

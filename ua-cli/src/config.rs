@@ -182,6 +182,24 @@ pub struct Audio {
     /// `ringback`: whether an outgoing call plays ring-back on its output device while the
     /// callee rings; `None` (not set): yes.
     pub ringback: Option<bool>,
+    /// `echo_cancellation`: cancel the loudspeaker's echo in the microphone; `None`: yes.
+    pub echo_cancellation: Option<bool>,
+    /// `noise_suppression`: suppress steady background noise; `None`: yes.
+    pub noise_suppression: Option<bool>,
+    /// `auto_gain`: bring a quiet talker up to a common level; `None`: yes.
+    pub auto_gain: Option<bool>,
+}
+
+impl Audio {
+    /// The capture processing these keys ask for: each stage on unless switched off (as in
+    /// WebRTC's and browsers' voice defaults; see docs/config.md).
+    pub fn processing(&self) -> tincan_media::dsp::ProcessingConfig {
+        tincan_media::dsp::ProcessingConfig {
+            echo_cancellation: self.echo_cancellation.unwrap_or(true),
+            noise_suppression: self.noise_suppression.unwrap_or(true),
+            auto_gain: self.auto_gain.unwrap_or(true),
+        }
+    }
 }
 
 /// Which transport an account uses.
@@ -623,6 +641,9 @@ struct RawAudio {
     ring_device: Option<Spanned<String>>,
     ring_tone: Option<Spanned<String>>,
     ringback: Option<bool>,
+    echo_cancellation: Option<bool>,
+    noise_suppression: Option<bool>,
+    auto_gain: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -828,6 +849,9 @@ impl Config {
                 None => None,
             },
             ringback: raw.audio.ringback,
+            echo_cancellation: raw.audio.echo_cancellation,
+            noise_suppression: raw.audio.noise_suppression,
+            auto_gain: raw.audio.auto_gain,
         };
 
         let mut accounts: Vec<Account> = Vec::with_capacity(raw.account.len());

@@ -40,6 +40,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::codec::FRAME_SAMPLES;
 use crate::device::{AudioSink, AudioSource, SourceStatus};
+use crate::dsp::{CaptureProcessor, ProcessingConfig, ProcessingRate};
 use crate::rtp::PortKind;
 use crate::session::{
     Direction, MediaEvent, MediaSession, SessionConfig, SessionError, SessionStats,
@@ -173,6 +174,7 @@ enum Command {
     Dtmf(char, Duration, oneshot::Sender<Result<(), SessionError>>),
     Direction(Direction),
     Mute(bool),
+    Processing(ProcessingConfig),
     Reconfigure(
         Box<SessionConfig>,
         oneshot::Sender<Result<(), SessionError>>,
@@ -266,6 +268,14 @@ impl MediaHandle {
         let _ = self.commands.send(Command::Mute(muted));
     }
 
+    /// Switches capture processing (echo cancellation, noise suppression, gain control, see
+    /// [`crate::dsp`]) from the next 20 ms tick on. It lasts across hold, resume and
+    /// [`reconfigure`](Self::reconfigure) (the new configuration's
+    /// [`SessionConfig::processing`] replaces it).
+    pub async fn set_processing(&self, processing: ProcessingConfig) {
+        let _ = self.commands.send(Command::Processing(processing));
+    }
+
     /// Switches to a new negotiated configuration (a re-INVITE changed the codec, payload
     /// types or keys) on the same ports and devices. The stream restarts with a new SSRC, as
     /// RFC 3550 allows; the statistics start again; a muted microphone stays muted.
@@ -335,10 +345,16 @@ pub fn spawn(
         config.ntp_at_start = ntp_now();
     }
     config.sample_rate = crate::SAMPLE_RATE;
+    let processing = Processing::new(config.processing);
     let session = MediaSession::new(config, Instant::now())?;
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (event_tx, events) = mpsc::channel(EVENT_QUEUE);
-    let task = tokio::spawn(run(session, ports, source, sink, command_rx, event_tx));
+    let devices = Devices {
+        source,
+        sink,
+        processing,
+    };
+    let task = tokio::spawn(run(session, ports, devices, command_rx, event_tx));
     Ok(MediaHandle {
         commands,
         events,
@@ -363,14 +379,70 @@ async fn recv_opt(socket: Option<&UdpSocket>, buf: &mut [u8]) -> io::Result<(usi
     }
 }
 
+/// The capture chain of a running session: built on first use (its buffers are allocated
+/// once, when a stage is first switched on), at 48 kHz whatever the codec (the 16 kHz chain
+/// costs more, docs/benchmarks-media.md).
+struct Processing {
+    config: ProcessingConfig,
+    chain: Option<CaptureProcessor>,
+}
+
+impl Processing {
+    fn new(config: ProcessingConfig) -> Processing {
+        let mut p = Processing {
+            config,
+            chain: None,
+        };
+        p.set(config);
+        p
+    }
+
+    fn set(&mut self, config: ProcessingConfig) {
+        self.config = config;
+        match &mut self.chain {
+            Some(chain) => chain.set_config(config),
+            None if config.any() => {
+                self.chain = Some(CaptureProcessor::new(config, ProcessingRate::Full));
+            }
+            None => {}
+        }
+    }
+
+    /// What the loudspeaker plays this tick: the echo canceller's reference.
+    fn played(&mut self, frame: &[i16]) {
+        if let Some(chain) = &mut self.chain {
+            chain.analyze_render(frame);
+        }
+    }
+
+    /// What the microphone captured this tick, processed in place.
+    fn captured(&mut self, frame: &mut [i16]) {
+        if let Some(chain) = &mut self.chain {
+            chain.process_capture(frame);
+        }
+    }
+}
+
+/// The session's audio devices and the capture chain between the microphone and the
+/// encoder.
+struct Devices {
+    source: Box<dyn AudioSource>,
+    sink: Box<dyn AudioSink>,
+    processing: Processing,
+}
+
 async fn run(
     mut session: MediaSession,
     ports: MediaPorts,
-    mut source: Box<dyn AudioSource>,
-    mut sink: Box<dyn AudioSink>,
+    devices: Devices,
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::Sender<MediaEvent>,
 ) -> SessionStats {
+    let Devices {
+        mut source,
+        mut sink,
+        mut processing,
+    } = devices;
     let mut events = EventQueue {
         sender: events,
         held: VecDeque::new(),
@@ -403,6 +475,7 @@ async fn run(
                 if source_live {
                     match source.read_frame(&mut frame) {
                         Ok(SourceStatus::Audio | SourceStatus::Underrun) => {
+                            processing.captured(&mut frame);
                             // Our frame is FRAME_SAMPLES long: the codec cannot refuse it.
                             let _ = session.send_frame(now, &frame);
                         }
@@ -419,6 +492,9 @@ async fn run(
                 if let Err(e) = sink.write_frame(&out) {
                     device_error(&mut events, &mut last_sink_error, e.to_string());
                 }
+                // The echo canceller's reference. Its echo reaches the microphone a device
+                // latency later (at least a frame), so after this tick's capture is in time.
+                processing.played(&out);
             }
             _ = tokio::time::sleep_until(wake.into()) => {
                 session.handle_timeout(Instant::now());
@@ -432,12 +508,14 @@ async fn run(
                     }
                     Some(Command::Direction(d)) => session.set_direction(d),
                     Some(Command::Mute(muted)) => session.set_muted(muted),
+                    Some(Command::Processing(config)) => processing.set(config),
                     Some(Command::Reconfigure(mut config, reply)) => {
                         if config.ntp_at_start == 0 {
                             config.ntp_at_start = ntp_now();
                         }
                         // The devices' rate, as in `spawn`.
                         config.sample_rate = crate::SAMPLE_RATE;
+                        processing.set(config.processing);
                         let result = MediaSession::new(*config, now).map(|mut next| {
                             next.set_muted(session.is_muted());
                             // Say goodbye on the old stream (RTCP BYE), then switch.

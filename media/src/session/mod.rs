@@ -183,6 +183,12 @@ pub struct SessionConfig {
     /// [`LEVEL_INTERVAL`] of playout, for an application that shows level meters. Off by
     /// default: a server with no meters to show pays nothing for them.
     pub levels: bool,
+    /// Capture processing (echo cancellation, noise suppression, gain control,
+    /// [`crate::dsp`]) the [`driver`](crate::driver) runs on the microphone before
+    /// [`MediaSession::send_frame`]; the session itself does not use it. Off by default:
+    /// processing belongs to a real microphone and loudspeaker, not to the tones, files and
+    /// loopbacks of tests and servers. A phone switches it on (the terminal phone does).
+    pub processing: crate::dsp::ProcessingConfig,
 }
 
 impl SessionConfig {
@@ -218,6 +224,7 @@ impl SessionConfig {
             sample_rate: crate::SAMPLE_RATE,
             opus: OpusConfig::default(),
             levels: false,
+            processing: crate::dsp::ProcessingConfig::OFF,
         }
     }
 

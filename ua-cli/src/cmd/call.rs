@@ -249,6 +249,13 @@ pub(crate) async fn start(
             .then(|| Duration::from_secs(u64::from(common.rtp_timeout))),
         // The terminal phone shows level meters; the line modes do not.
         level_meters: command == "phone",
+        // Echo cancellation, noise suppression and gain on the microphone (`[audio]`, on by
+        // default); files and silence (`--play`, `--no-audio`) are sent as they are.
+        processing: if common.play.is_none() && !common.no_audio {
+            config.audio.processing()
+        } else {
+            tincan_media::dsp::ProcessingConfig::OFF
+        },
         ..PhoneConfig::default()
     };
     super::apply_keepalives(&config.network, &mut pc);

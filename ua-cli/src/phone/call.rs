@@ -1017,6 +1017,34 @@ impl PhoneCore {
         Ok(())
     }
 
+    /// Switches the capture processing of every call (echo cancellation, noise
+    /// suppression, gain control): the running ones from their next 20 ms frame, the later
+    /// ones from their start ([`PhoneConfig::processing`](super::PhoneConfig::processing)).
+    pub fn set_processing(
+        &mut self,
+        now: Instant,
+        processing: tincan_media::dsp::ProcessingConfig,
+    ) {
+        let _ = now;
+        self.config.processing = processing;
+        let mut running: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.media_running)
+            .map(|(id, _)| *id)
+            .collect();
+        running.sort_unstable();
+        for call in running {
+            self.media
+                .push_back(MediaCommand::SetProcessing { call, processing });
+        }
+    }
+
+    /// The capture processing calls get.
+    pub fn processing(&self) -> tincan_media::dsp::ProcessingConfig {
+        self.config.processing
+    }
+
     fn warn(&mut self, call: CallId, warning: CallWarning) {
         self.events.push_back(PhoneEvent::Call {
             call,
@@ -1656,11 +1684,13 @@ impl PhoneCore {
         let seed = self.rng.next_u64();
         let rtp_timeout = self.config.rtp_timeout_hangup;
         let level_meters = self.config.level_meters;
+        let processing = self.config.processing;
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         let mut config = negotiated.session_config(ssrc, seed);
         config.levels = level_meters;
+        config.processing = processing;
         if let Some(t) = rtp_timeout {
             config.rtp_timeout = t;
         }

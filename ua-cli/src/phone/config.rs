@@ -80,6 +80,12 @@ pub struct PhoneConfig {
     /// five times a second while its media runs (level meters, as the terminal phone shows).
     /// Off by default: a phone carrying many calls for a program pays nothing for meters.
     pub level_meters: bool,
+    /// Capture processing of every call's microphone: echo cancellation, noise suppression,
+    /// automatic gain ([`tincan_media::dsp`]); [`Phone::set_processing`](super::Phone::set_processing)
+    /// changes it while the phone runs. Off by default (a library phone may carry files,
+    /// tones or a server's audio, which processing would alter); the `tincan` binary switches
+    /// it on from the config's `[audio]` keys, which default to on.
+    pub processing: tincan_media::dsp::ProcessingConfig,
     /// Reliable provisional responses (RFC 3262) of every call: our INVITE lists
     /// `Supported: 100rel` (default), requires it, or neither; an incoming call whose caller
     /// requires `100rel` rings and sends early media reliably whatever this says.
@@ -120,6 +126,7 @@ impl Default for PhoneConfig {
             session_timer: Some(SessionTimerConfig::default()),
             accept_transfer: TransferPolicy::Ask,
             level_meters: false,
+            processing: tincan_media::dsp::ProcessingConfig::OFF,
             prack: PrackPolicy::default(),
         }
     }

@@ -411,6 +411,7 @@ enum Command {
     Devices(CallId, Box<dyn AudioSource>, Box<dyn AudioSink>),
     Codec(CallId, CodecKind, Reply<()>),
     Mute(CallId, bool, Reply<()>),
+    Processing(tincan_media::dsp::ProcessingConfig, Reply<()>),
     AddAccount(Box<AccountConfig>, Reply<AccountId>),
     Unregister(AccountId),
     Shutdown(oneshot::Sender<()>),
@@ -796,6 +797,21 @@ impl Phone {
     /// [`PhoneError`] for an unknown call.
     pub async fn mute(&self, call: CallId, muted: bool) -> Result<(), PhoneError> {
         self.ask(|r| Command::Mute(call, muted, r)).await
+    }
+
+    /// Switches the capture processing of every call, running and future: echo
+    /// cancellation, noise suppression, automatic gain ([`tincan_media::dsp`]; the initial
+    /// stages are [`PhoneConfig::processing`](super::PhoneConfig::processing)). Running calls
+    /// follow from their next 20 ms frame.
+    ///
+    /// # Errors
+    ///
+    /// [`PhoneError`] once the phone has shut down.
+    pub async fn set_processing(
+        &self,
+        processing: tincan_media::dsp::ProcessingConfig,
+    ) -> Result<(), PhoneError> {
+        self.ask(|r| Command::Processing(processing, r)).await
     }
 
     /// Adds an account to the running phone.
@@ -1318,6 +1334,10 @@ impl Task {
             Command::Mute(call, muted, reply) => {
                 let _ = reply.send(core.mute(now, call, muted));
             }
+            Command::Processing(processing, reply) => {
+                core.set_processing(now, processing);
+                let _ = reply.send(Ok(()));
+            }
             Command::AddAccount(account, reply) => {
                 let _ = reply.send(core.add_account(now, *account).map_err(PhoneError::from));
             }
@@ -1548,6 +1568,11 @@ impl Task {
             MediaCommand::SetMute { call, muted } => {
                 if let Some(h) = self.media.get(&call).and_then(|m| m.handle.as_ref()) {
                     h.set_muted(muted).await;
+                }
+            }
+            MediaCommand::SetProcessing { call, processing } => {
+                if let Some(h) = self.media.get(&call).and_then(|m| m.handle.as_ref()) {
+                    h.set_processing(processing).await;
                 }
             }
             MediaCommand::SendDtmf {

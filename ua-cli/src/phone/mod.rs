@@ -145,6 +145,14 @@ pub enum MediaCommand {
         /// Muted or not.
         muted: bool,
     },
+    /// Switch a running session's capture processing (echo cancellation, noise
+    /// suppression, gain control).
+    SetProcessing {
+        /// The call.
+        call: CallId,
+        /// The stages that run.
+        processing: tincan_media::dsp::ProcessingConfig,
+    },
     /// Send an RFC 4733 DTMF key.
     SendDtmf {
         /// The call.
