@@ -98,3 +98,58 @@ fn behind_two_nats_without_stun_every_pair_fails() {
     assert_eq!(sim.elapsed(), Duration::from_millis(39_500));
     assert!(!sim.both_selected());
 }
+
+#[test]
+fn a_peer_behind_a_nat_without_stun_is_found_peer_reflexive() {
+    // B has only its private host candidate; A learns B's NAT mapping from B's checks
+    // (a peer-reflexive candidate, RFC 8445 §7.3.1.3) and checks back to it (triggered check).
+    for seed in 0..10 {
+        let mut sim = Sim::new(200 + seed, 0.05);
+        sim.nats.push(Nat::new([10, 1, 0], "192.0.2.2"));
+        sim.add_peer("198.51.100.10:5000", Role::Controlling, 7, seed * 2 + 1);
+        sim.add_peer("10.1.0.5:6000", Role::Controlled, 3, seed * 2 + 2);
+        sim.exchange();
+        assert!(
+            sim.run_until(Duration::from_secs(60), Sim::both_selected),
+            "seed {seed}: no pair selected"
+        );
+        let (_, a_local, a_remote) = sim.peers[0].selected_event().unwrap();
+        let (_, b_local, b_remote) = sim.peers[1].selected_event().unwrap();
+        assert_eq!(
+            a_remote.ip(),
+            "192.0.2.2".parse::<std::net::IpAddr>().unwrap()
+        );
+        assert_eq!(b_local, "10.1.0.5:6000".parse().unwrap());
+        assert_eq!(b_remote, a_local);
+    }
+}
+
+#[test]
+fn checks_that_arrive_before_the_answer_are_kept() {
+    // B (the answerer, behind a NAT, no STUN) starts checking as soon as it has the offer;
+    // A gets the answer 2 s later. A answered B's early checks (so B sends them no more) and
+    // remembered where they came from: B's NAT mapping, the only address of B that works.
+    for seed in 0..10 {
+        let mut sim = Sim::new(300 + seed, 0.05);
+        sim.nats.push(Nat::new([10, 1, 0], "192.0.2.2"));
+        sim.add_peer("198.51.100.10:5000", Role::Controlling, 7, seed * 2 + 1);
+        sim.add_peer("10.1.0.5:6000", Role::Controlled, 3, seed * 2 + 2);
+        let offer = sim.peers[0].remote_description();
+        let answer = sim.peers[1].remote_description();
+        let now = sim.now;
+        sim.peers[1].agent.set_remote(offer, now);
+        sim.run_until(Duration::from_secs(2), |_| false);
+        let answered = sim
+            .delivered
+            .iter()
+            .filter(|d| d.from == "198.51.100.10:5000".parse().unwrap())
+            .count();
+        assert!(answered >= 1, "seed {seed}: A answered B's early checks");
+        let now = sim.now;
+        sim.peers[0].agent.set_remote(answer, now);
+        assert!(
+            sim.run_until(Duration::from_secs(60), Sim::both_selected),
+            "seed {seed}: no pair selected"
+        );
+    }
+}
