@@ -12,6 +12,8 @@
 //! - [`device`]: audio sources and sinks (cpal with the default `cpal` feature, WAV, tone,
 //!   voice-like, null, loopback).
 //! - [`dsp`]: capture processing: echo cancellation, noise suppression, gain control.
+//! - [`ice`]: a sans-IO ICE agent (RFC 8445: host and server-reflexive candidates, checks,
+//!   nomination, RFC 7675 consent); its SDP attributes (RFC 8839) are in [`sdp::ice`].
 //! - [`quality`]: per-stream statistics and the ITU-T G.107 E-model MOS.
 //! - [`tones`]: ring and ring-back tones (cadences of tones and pauses).
 //! - [`session`]: the sans-IO `MediaSession` joining them; [`driver`]: its tokio driver.
@@ -40,6 +42,7 @@ pub mod device;
 #[cfg(feature = "tokio")]
 pub mod driver;
 pub mod dsp;
+pub mod ice;
 pub mod jitter;
 pub mod quality;
 pub mod resample;

@@ -41,6 +41,7 @@ use tokio::time::MissedTickBehavior;
 use crate::codec::FRAME_SAMPLES;
 use crate::device::{AudioSink, AudioSource, SourceStatus};
 use crate::dsp::{CaptureProcessor, ProcessingConfig, ProcessingRate};
+use crate::ice::{self, Agent};
 use crate::rtp::PortKind;
 use crate::session::{
     Direction, MediaEvent, MediaSession, SessionConfig, SessionError, SessionStats,
@@ -335,9 +336,39 @@ impl MediaHandle {
 /// [`SessionError`] if the session cannot be created (codec, SRTP keys).
 pub fn spawn(
     ports: MediaPorts,
+    config: SessionConfig,
+    source: Box<dyn AudioSource>,
+    sink: Box<dyn AudioSink>,
+) -> Result<MediaHandle, SessionError> {
+    spawn_inner(ports, config, source, sink, None)
+}
+
+/// [`spawn`] with an ICE agent (RFC 8445) on the RTP socket (use rtcp-mux: the agent runs one
+/// component). The agent's host candidate must be [`MediaPorts::rtp_addr`]; give it the
+/// remote description ([`Agent::set_remote`]) before or after. STUN on the RTP socket goes to
+/// the agent, everything else to the session; the agent's datagrams leave from the RTP socket;
+/// its events arrive as [`MediaEvent::Ice`]. When a pair is selected the session sends to its
+/// remote address ([`MediaSession::set_remote`]).
+///
+/// # Errors
+///
+/// [`SessionError`] if the session cannot be created (codec, SRTP keys).
+pub fn spawn_with_ice(
+    ports: MediaPorts,
+    config: SessionConfig,
+    source: Box<dyn AudioSource>,
+    sink: Box<dyn AudioSink>,
+    agent: Agent,
+) -> Result<MediaHandle, SessionError> {
+    spawn_inner(ports, config, source, sink, Some(agent))
+}
+
+fn spawn_inner(
+    ports: MediaPorts,
     mut config: SessionConfig,
     source: Box<dyn AudioSource>,
     sink: Box<dyn AudioSink>,
+    agent: Option<Agent>,
 ) -> Result<MediaHandle, SessionError> {
     let rtp_addr = ports.rtp_addr();
     let rtcp_addr = ports.rtcp_addr();
@@ -354,7 +385,7 @@ pub fn spawn(
         sink,
         processing,
     };
-    let task = tokio::spawn(run(session, ports, devices, command_rx, event_tx));
+    let task = tokio::spawn(run(session, agent, ports, devices, command_rx, event_tx));
     Ok(MediaHandle {
         commands,
         events,
@@ -433,6 +464,7 @@ struct Devices {
 
 async fn run(
     mut session: MediaSession,
+    mut agent: Option<Agent>,
     ports: MediaPorts,
     devices: Devices,
     mut commands: mpsc::UnboundedReceiver<Command>,
@@ -455,14 +487,24 @@ async fn run(
     let mut source_live = true;
     let (mut last_source_error, mut last_sink_error) = (None, None);
     let mut stopped: Option<oneshot::Sender<()>> = None;
+    let rtp_addr = ports.rtp_addr();
     loop {
         let wake = session
             .poll_timeout()
+            .into_iter()
+            .chain(agent.as_ref().and_then(Agent::poll_timeout))
+            .min()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             r = ports.rtp.recv_from(&mut rtp_buf) => {
                 if let Ok((n, from)) = r {
-                    session.handle_packet(Instant::now(), from, PortKind::Rtp, &rtp_buf[..n]);
+                    let now = Instant::now();
+                    let stun = agent
+                        .as_mut()
+                        .is_some_and(|a| a.handle_packet(now, rtp_addr, from, &rtp_buf[..n]));
+                    if !stun {
+                        session.handle_packet(now, from, PortKind::Rtp, &rtp_buf[..n]);
+                    }
                 }
             }
             r = recv_opt(ports.rtcp.as_ref(), &mut rtcp_buf) => {
@@ -497,7 +539,13 @@ async fn run(
                 processing.played(&out);
             }
             _ = tokio::time::sleep_until(wake.into()) => {
-                session.handle_timeout(Instant::now());
+                let now = Instant::now();
+                if let Some(agent) = agent.as_mut().filter(|a| a.poll_timeout().is_some_and(|t| t <= now)) {
+                    agent.handle_timeout(now);
+                }
+                if session.poll_timeout().is_none_or(|t| t <= now) {
+                    session.handle_timeout(now);
+                }
             }
             cmd = commands.recv() => {
                 let now = Instant::now();
@@ -556,6 +604,17 @@ async fn run(
             // UDP send errors (ICMP unreachable from a previous send, full buffers) are not
             // fatal for media: the packet is lost like any other.
             let _ = socket.send_to(&t.bytes, t.to).await;
+        }
+        if let Some(agent) = agent.as_mut() {
+            while let Some(t) = agent.poll_transmit() {
+                let _ = ports.rtp.send_to(&t.payload, t.destination).await;
+            }
+            while let Some(e) = agent.poll_event() {
+                if let ice::Event::Selected { remote, .. } = e {
+                    session.set_remote(remote, None);
+                }
+                events.send(MediaEvent::Ice(e));
+            }
         }
         events.flush();
         while let Some(e) = session.poll_event() {
@@ -637,6 +696,7 @@ fn must_arrive(event: &MediaEvent) -> bool {
     matches!(
         event,
         MediaEvent::Timeout { .. }
+            | MediaEvent::Ice(_)
             | MediaEvent::RemoteBye { .. }
             | MediaEvent::RemoteLatched { .. }
     )

@@ -1,6 +1,7 @@
 //! SDP (RFC 8866) and the offer/answer model (RFC 3264) for one audio stream.
 //!
 //! - [`description`]: the data model, a tolerant parser and a printer ([`SessionDescription`]).
+//! - [`ice`]: the ICE attributes (RFC 8839) for [`crate::ice`].
 //! - [`offer_answer`]: [`offer`], [`answer`] and [`apply_answer`], which turn our
 //!   [`LocalMedia`] and the peer's SDP into a [`Negotiated`] stream, and that into the
 //!   [`SessionConfig`] a [`crate::session::MediaSession`] starts from.
@@ -31,6 +32,7 @@
 //! ```
 
 pub mod description;
+pub mod ice;
 pub mod offer_answer;
 
 use std::net::{IpAddr, SocketAddr};

@@ -393,6 +393,11 @@ pub enum MediaEvent {
         /// calls as well.
         hold_timeout: bool,
     },
+    /// What the call's ICE agent said (emitted by the driver when it runs one,
+    /// [`crate::driver::spawn_with_ice`]): on [`crate::ice::Event::Selected`] the driver
+    /// already sends RTP and RTCP to the selected remote; on
+    /// [`crate::ice::Event::ConsentLost`] the owner should stop the call's media (RFC 7675).
+    Ice(crate::ice::Event),
     /// An audio device failed (emitted by the driver, [`crate::driver`]); the device tries
     /// to reopen and the call goes on (silence meanwhile).
     DeviceError {
