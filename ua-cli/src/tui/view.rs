@@ -368,6 +368,13 @@ impl PhoneView {
     pub fn open_conversation(&mut self, conversation: Conversation) {
         self.unread.clear(&conversation.peer);
         self.conversation = Some(conversation);
+        // Tab has nothing more to open.
+        if self.unread.newest().is_none()
+            && let Some(s) = &mut self.status
+            && let Some(said) = s.strip_suffix("  (Tab opens)")
+        {
+            *s = said.to_owned();
+        }
     }
 
     fn apply_account(&mut self, id: AccountId, event: &AccountEvent) {
@@ -1254,6 +1261,11 @@ mod tests {
             assert!(keys.contains(k), "{keys}");
         }
         assert!(rows.iter().all(|r| r.chars().count() == 80));
+
+        // Tab (the loop opens carol's): nothing more to open, the hint goes.
+        view.open_conversation(Conversation::new("sip:carol@x", vec![]));
+        assert_eq!(view.status.as_deref(), Some("message from carol: hey"));
+        assert!(!key_line(&view, 80).contains("Tab unread"));
     }
 
     #[test]
