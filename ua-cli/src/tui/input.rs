@@ -60,6 +60,22 @@ pub enum Action {
     /// Attended transfer (`T`): put the peer of the other call up through to the peer of the
     /// selected call (a REFER with the selected call's dialog in `Replaces`).
     AttendedTransfer,
+    /// Open the conversation (`M`) with the peer of the newest unread message, of the
+    /// contact selected in the recent pane, of the selected call, or of the last message;
+    /// with none of them, ask whom to write to.
+    OpenConversation,
+    /// A character typed into the open conversation's line.
+    ConversationChar(char),
+    /// Delete the last character of the conversation's line.
+    ConversationBackspace,
+    /// Send what the conversation's line holds.
+    ConversationSend,
+    /// Scroll the conversation by this many messages (negative: back to older ones).
+    ConversationScroll(isize),
+    /// Switch to the conversation of the newest unread message (Tab).
+    ConversationUnread,
+    /// Close the conversation (Esc).
+    ConversationClose,
 }
 
 /// Maps keys to [`Action`]s.
@@ -105,6 +121,7 @@ impl Keymap {
             KeyCode::Char('n') => Some(Action::AnswerTransfer(false)),
             KeyCode::Char('c') => Some(Action::ToggleConference),
             KeyCode::Char('T') => Some(Action::AttendedTransfer),
+            KeyCode::Char('M') => Some(Action::OpenConversation),
             _ => None,
         }
     }
@@ -125,10 +142,31 @@ impl Keymap {
             _ => self.action(key, false),
         }
     }
+
+    /// The action of `key` while the conversation is open and the dial prompt is not: the
+    /// keys type the message; Enter sends it, the arrows and Page Up/Down scroll, Tab goes to
+    /// the newest unread conversation, Esc closes.
+    pub fn conversation_action(&self, key: KeyEvent) -> Option<Action> {
+        if key.modifiers.contains(KeyModifiers::CONTROL) {
+            return self.action(key, false);
+        }
+        match key.code {
+            KeyCode::Enter => Some(Action::ConversationSend),
+            KeyCode::Esc => Some(Action::ConversationClose),
+            KeyCode::Backspace => Some(Action::ConversationBackspace),
+            KeyCode::Tab => Some(Action::ConversationUnread),
+            KeyCode::Up => Some(Action::ConversationScroll(-1)),
+            KeyCode::Down => Some(Action::ConversationScroll(1)),
+            KeyCode::PageUp => Some(Action::ConversationScroll(-10)),
+            KeyCode::PageDown => Some(Action::ConversationScroll(10)),
+            KeyCode::Char(c) => Some(Action::ConversationChar(c)),
+            _ => None,
+        }
+    }
 }
 
 /// The keys, one line, for the status bar.
-pub const KEY_HELP: &str = "d dial  a answer  x/X decline  s silence  h hang up  o hold  0-9*# dtmf  Tab next  ? help  q quit  m mute  t transfer  c conference  r recent  l log  v devices";
+pub const KEY_HELP: &str = "d dial  a answer  x/X decline  s silence  h hang up  o hold  0-9*# dtmf  Tab next  ? help  q quit  m mute  t transfer  c conference  r recent  l log  v devices  M message";
 
 /// The keys, one per line, for the help overlay.
 pub const HELP_LINES: &[&str] = &[
@@ -150,6 +188,7 @@ pub const HELP_LINES: &[&str] = &[
     "r        recent calls and contacts (Enter calls)",
     "l        SIP log (Up/Down select a message)",
     "v        input and output device for the next calls",
+    "M        messages with a peer (the newest unread, r's pick, the call's)",
     "?        show / hide this help",
     "q Ctrl-C hang up every call and quit",
 ];
@@ -275,6 +314,43 @@ mod tests {
         assert_eq!(
             k.pane_action(key(KeyCode::Char('r'))),
             Some(Action::TogglePane(PaneKind::Recent))
+        );
+    }
+
+    #[test]
+    fn the_conversation_takes_the_keys_it_needs() {
+        let k = Keymap;
+        assert_eq!(
+            k.action(key(KeyCode::Char('M')), false),
+            Some(Action::OpenConversation)
+        );
+        assert_eq!(
+            k.pane_action(key(KeyCode::Char('M'))),
+            Some(Action::OpenConversation)
+        );
+        assert_eq!(
+            k.conversation_action(key(KeyCode::Char('h'))),
+            Some(Action::ConversationChar('h'))
+        );
+        assert_eq!(
+            k.conversation_action(key(KeyCode::Enter)),
+            Some(Action::ConversationSend)
+        );
+        assert_eq!(
+            k.conversation_action(key(KeyCode::Esc)),
+            Some(Action::ConversationClose)
+        );
+        assert_eq!(
+            k.conversation_action(key(KeyCode::Tab)),
+            Some(Action::ConversationUnread)
+        );
+        assert_eq!(
+            k.conversation_action(key(KeyCode::PageUp)),
+            Some(Action::ConversationScroll(-10))
+        );
+        assert_eq!(
+            k.conversation_action(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+            Some(Action::Quit)
         );
     }
 

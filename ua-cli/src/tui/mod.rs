@@ -5,6 +5,7 @@
 //! module is the thin loop that selects over keys, the phone's events, a 1 s tick and SIGTERM,
 //! carries the actions out on the [`Phone`] and redraws only after one of those.
 
+pub mod conversation;
 pub mod input;
 pub mod meters;
 pub mod panes;
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use crossterm::event::{Event, KeyEventKind};
 use tincan::config::{Account, Config};
-use tincan::history::{Direction, History};
+use tincan::history::{Direction, History, MessageRecord};
 use tincan::phone::driver::{CallOptions, Phone};
 use tincan::phone::{CallId, CallParams};
 use tokio::sync::mpsc;
@@ -129,6 +130,7 @@ async fn phone(args: &PhoneArgs, config: Config, sip_trace: Option<&Path>) -> Ex
         started: Vec::new(),
         feed,
         repaint: false,
+        sent_messages: Vec::new(),
     };
     if let (_, Some(warning)) = ring::ring_tone(config.audio.ring_tone.as_deref()) {
         screen.view.status = Some(format!("{warning}; ringing with the built-in tone"));
@@ -172,6 +174,9 @@ struct Screen<'a> {
     feed: siplog::Feed,
     /// Redraw the whole screen next (something may have written over it).
     repaint: bool,
+    /// The messages sent from the conversation waiting for their report, with their row of
+    /// the history.
+    sent_messages: Vec<(tincan::phone::MessageId, i64)>,
 }
 
 /// What the history needs of a call from its start.
@@ -205,7 +210,9 @@ impl Screen<'_> {
             tokio::select! {
                 ev = keys.recv() => match ev {
                     Some(Event::Key(key)) if key.kind == KeyEventKind::Press => {
-                        let action = if self.view.dial.is_none() && self.view.panes.open.is_some() {
+                        let action = if self.view.dial.is_none() && self.view.conversation.is_some() {
+                            Keymap.conversation_action(key)
+                        } else if self.view.dial.is_none() && self.view.panes.open.is_some() {
                             Keymap.pane_action(key)
                         } else {
                             Keymap.action(key, self.view.dial.is_some())
@@ -225,8 +232,15 @@ impl Screen<'_> {
                 },
                 ev = self.phone.next_event() => match ev {
                     Some(ev) => {
+                        let received = matches!(
+                            ev,
+                            tincan::phone::PhoneEvent::Message(tincan::phone::MessageEvent::Received(_))
+                        );
                         let warning = self.note_for_history(&ev);
-                        self.view.apply(&ev);
+                        // A message received was taken in by the view already.
+                        if !received {
+                            self.view.apply(&ev);
+                        }
                         self.attach_if_new(&ev).await;
                         self.auto_answer(&ev).await;
                         self.ring_on_event(&ev).await;
@@ -305,14 +319,21 @@ impl Screen<'_> {
                 self.view.panes.completion = None;
                 self.view.dial = None;
                 self.view.transfer_of = None;
+                self.view.message_to = false;
                 Ok(())
             }
             Action::DialSubmit => {
                 self.view.panes.completion = None;
                 let uri = self.view.dial.take().unwrap_or_default();
                 let transfer_of = self.view.transfer_of.take();
+                let message_to = std::mem::take(&mut self.view.message_to);
                 let uri = uri.trim();
                 if uri.is_empty() {
+                    return;
+                }
+                if message_to {
+                    let peer = self.peer_of_typed(uri);
+                    self.open_conversation(&peer);
                     return;
                 }
                 match transfer_of {
@@ -416,6 +437,48 @@ impl Screen<'_> {
                 }
                 Ok(())
             }
+            Action::OpenConversation => {
+                match self.conversation_peer() {
+                    Some(peer) => {
+                        self.view.panes.open = None;
+                        self.open_conversation(&peer);
+                    }
+                    None => {
+                        self.view.message_to = true;
+                        self.view.dial = Some(String::new());
+                    }
+                }
+                Ok(())
+            }
+            Action::ConversationChar(c) => {
+                if let Some(conv) = &mut self.view.conversation {
+                    conv.draft.push(c);
+                }
+                Ok(())
+            }
+            Action::ConversationBackspace => {
+                if let Some(conv) = &mut self.view.conversation {
+                    conv.draft.pop();
+                }
+                Ok(())
+            }
+            Action::ConversationScroll(delta) => {
+                if let Some(conv) = &mut self.view.conversation {
+                    conv.scroll(delta);
+                }
+                Ok(())
+            }
+            Action::ConversationUnread => {
+                if let Some(peer) = self.view.unread.newest().map(str::to_owned) {
+                    self.open_conversation(&peer);
+                }
+                Ok(())
+            }
+            Action::ConversationClose => {
+                self.view.conversation = None;
+                Ok(())
+            }
+            Action::ConversationSend => self.send_message().await,
             Action::ToggleConference => self.toggle_conference().await,
             Action::AttendedTransfer => self.attended_transfer().await,
             Action::AnswerTransfer(yes) => match self.view.transfer_request.clone() {
@@ -437,6 +500,100 @@ impl Screen<'_> {
         if let Err(e) = result {
             self.view.status = Some(e);
         }
+    }
+
+    /// The URI of what was typed to write to (`bob` is `sip:bob@` the account's domain), as
+    /// the phone reads it.
+    fn peer_of_typed(&self, uri: &str) -> String {
+        let account = self.config_account(self.account);
+        let domain = account
+            .or_else(|| (self.config.accounts.len() == 1).then(|| &self.config.accounts[0]))
+            .map(|a| a.aor.host.to_string());
+        tincan::phone::call::request_uri(uri, domain.as_deref())
+            .map_or_else(|_| uri.to_owned(), |u| u.to_string())
+    }
+
+    /// Whom `M` writes to: the peer of the newest unread message, of the contact or call
+    /// selected in the recent pane, of the selected call, or of the last message.
+    fn conversation_peer(&self) -> Option<String> {
+        let uri_of =
+            |peer: &str| MessageRecord::new(Direction::Incoming, peer, None, 0, "", &[]).peer_uri;
+        if let Some(peer) = self.view.unread.newest() {
+            return Some(peer.to_owned());
+        }
+        if self.view.panes.open == Some(PaneKind::Recent)
+            && let Some(uri) = self.view.panes.recent.selected_uri()
+        {
+            return Some(uri_of(&uri));
+        }
+        if let Some(c) = self.view.selected_call() {
+            return Some(uri_of(&c.peer));
+        }
+        let last = self.history.as_ref()?.messages(None, 1).ok()?;
+        last.last().map(|m| m.peer_uri.clone())
+    }
+
+    /// Opens the conversation with `peer`, with its messages of the history.
+    fn open_conversation(&mut self, peer: &str) {
+        let (entries, error) = match &self.history {
+            Some(h) => match h.messages(Some(peer), conversation::HISTORY_MESSAGES) {
+                Ok(m) => (
+                    m.iter().map(conversation::Entry::from_record).collect(),
+                    None,
+                ),
+                Err(e) => (Vec::new(), Some(e.to_string())),
+            },
+            None => (Vec::new(), None),
+        };
+        let mut c = conversation::Conversation::new(peer, entries);
+        c.error = error;
+        self.view.open_conversation(c);
+    }
+
+    /// Enter in the conversation: sends its line to its peer through the account of
+    /// outgoing calls, keeps it in the history, shows it `sending...` until its report.
+    async fn send_message(&mut self) -> Result<(), String> {
+        let Some(c) = &mut self.view.conversation else {
+            return Ok(());
+        };
+        let text = std::mem::take(&mut c.draft);
+        if text.trim().is_empty() {
+            return Ok(());
+        }
+        let peer = c.peer.clone();
+        let now = crate::cmd::history::unix_ms_now();
+        let sent = self.phone.send_message(&peer, &text, self.account).await;
+        let account = self.account_name(self.account);
+        let mut record = MessageRecord::new(
+            Direction::Outgoing,
+            &peer,
+            account,
+            now,
+            tincan::phone::message::TEXT_PLAIN,
+            text.as_bytes(),
+        );
+        let id = match &sent {
+            Ok(id) => Some(*id),
+            Err(e) => {
+                record.delivery = tincan::history::Delivery::Failed;
+                record.reason = Some(e.to_string());
+                None
+            }
+        };
+        let row = match &mut self.history {
+            Some(h) => h.record_message(&record).ok(),
+            None => None,
+        };
+        if let (Some(id), Some(row)) = (id, row) {
+            self.sent_messages.push((id, row));
+        }
+        let mut entry = conversation::Entry::from_record(&record);
+        entry.message = id;
+        if let Some(c) = &mut self.view.conversation {
+            c.back = 0;
+            c.push(entry);
+        }
+        Ok(())
     }
 
     /// Mutes the selected call's microphone, or unmutes it (not a call ringing here: it has
@@ -746,10 +903,35 @@ impl Screen<'_> {
         match ev {
             PhoneEvent::Message(MessageEvent::Received(message)) => {
                 let account = self.account_name(message.account);
-                let history = self.history.as_mut()?;
                 let record = crate::cmd::message::received_record(message, account);
+                // After the status line the view's event gave it.
+                self.view.apply(ev);
+                self.view.message_received(&record);
+                let history = self.history.as_mut()?;
                 if let Err(e) = history.record_message(&record) {
                     return Some(format!("the message is not in the history: {e}"));
+                }
+            }
+            PhoneEvent::Message(
+                report @ (MessageEvent::Delivered { message, .. }
+                | MessageEvent::Failed { message, .. }),
+            ) => {
+                let i = self.sent_messages.iter().position(|(m, _)| m == message)?;
+                let (_, row) = self.sent_messages.swap_remove(i);
+                let (delivery, status, reason) = match report {
+                    MessageEvent::Delivered { status, .. } => {
+                        (tincan::history::Delivery::Delivered, Some(*status), None)
+                    }
+                    MessageEvent::Failed { status, reason, .. } => (
+                        tincan::history::Delivery::Failed,
+                        *status,
+                        Some(reason.as_str()),
+                    ),
+                    _ => return None,
+                };
+                let history = self.history.as_mut()?;
+                if let Err(e) = history.set_delivery(row, delivery, status, reason) {
+                    return Some(format!("the delivery is not in the history: {e}"));
                 }
             }
             PhoneEvent::Incoming(incoming) => {

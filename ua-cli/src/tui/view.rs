@@ -12,6 +12,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use tincan::phone::{AccountEvent, AccountId, CallEvent, CallId, PhoneEvent, Quality};
 use tincan_sip::transport::Target;
 
+use super::conversation::{Conversation, Entry, Unread};
 use super::input::{HELP_LINES, KEY_HELP};
 use super::meters::{CallAudio, meter_lines};
 use crate::cmd::call::caller_text;
@@ -47,6 +48,9 @@ pub struct AccountView {
     /// The watched contacts (`[[account]] watch`) and their last presence, in the order
     /// they were first reported.
     pub watched: Vec<(String, tincan::phone::presence::PresenceStatus)>,
+    /// The busy lamps of the contacts watched (`[[account]] blf`, RFC 4235), in the order
+    /// they were first reported.
+    pub lamps: Vec<(String, tincan::phone::blf::Lamp)>,
 }
 
 /// A registrar of an account and how it did the last time it was tried.
@@ -145,6 +149,12 @@ pub struct PhoneView {
     pub panes: super::panes::Panes,
     /// Each call's mute and levels ([`super::meters`]).
     pub audio: BTreeMap<CallId, CallAudio>,
+    /// The dial prompt asks whom to write to (`M` with no one to pick) instead of dialling.
+    pub message_to: bool,
+    /// The open conversation (`M`), if any: the keys type into it.
+    pub conversation: Option<Conversation>,
+    /// The messages received while their conversation was not open.
+    pub unread: Unread,
 }
 
 impl PhoneView {
@@ -158,6 +168,7 @@ impl PhoneView {
             registrars: Vec::new(),
             voicemail: None,
             watched: Vec::new(),
+            lamps: Vec::new(),
         });
     }
 
@@ -302,9 +313,24 @@ impl PhoneView {
                     }
                 }
             }
+            PhoneEvent::Lamp(change) => {
+                if let Some(a) = self.accounts.iter_mut().find(|a| a.id == change.account) {
+                    // Control characters escaped, as for presence.
+                    let uri = change.uri.escape_default().to_string();
+                    match a.lamps.iter_mut().find(|(u, _)| *u == uri) {
+                        Some(l) => l.1 = change.lamp,
+                        None => a.lamps.push((uri, change.lamp)),
+                    }
+                }
+            }
             PhoneEvent::Message(tincan::phone::MessageEvent::Received(m)) => {
                 // Control characters escaped: a peer's text cannot drive the terminal.
                 self.status = Some(crate::cmd::message::received_line(m, false));
+            }
+            PhoneEvent::Message(report) => {
+                if let Some(c) = &mut self.conversation {
+                    c.report(report);
+                }
             }
             PhoneEvent::Refused(r) => {
                 self.status = Some(format!(
@@ -316,6 +342,38 @@ impl PhoneView {
             PhoneEvent::Account { account, event } => self.apply_account(*account, event),
             PhoneEvent::Call { call, event } => self.apply_call(*call, event),
             _ => {}
+        }
+    }
+
+    /// Takes in a message received (as the history keeps it): at the bottom of its open
+    /// conversation, else counted as unread (on the account lines) and said on the status
+    /// line.
+    pub fn message_received(&mut self, record: &tincan::history::MessageRecord) {
+        if let Some(c) = &mut self.conversation
+            && c.peer == record.peer_uri
+        {
+            c.push(Entry::from_record(record));
+            return;
+        }
+        let name = record.peer_name.as_ref().unwrap_or(&record.peer_uri);
+        self.unread.add(&record.peer_uri, name);
+        if self.conversation.is_some()
+            && let Some(s) = &mut self.status
+        {
+            s.push_str("  (Tab opens)");
+        }
+    }
+
+    /// Opens the conversation `conversation` (its unread messages are read).
+    pub fn open_conversation(&mut self, conversation: Conversation) {
+        self.unread.clear(&conversation.peer);
+        self.conversation = Some(conversation);
+        // Tab has nothing more to open.
+        if self.unread.newest().is_none()
+            && let Some(s) = &mut self.status
+            && let Some(said) = s.strip_suffix("  (Tab opens)")
+        {
+            *s = said.to_owned();
         }
     }
 
@@ -628,6 +686,9 @@ fn clock(d: Duration) -> String {
 /// The account lines, then the addresses the phone listens on; `width`: the screen's.
 fn account_lines(view: &PhoneView, width: u16) -> Vec<Line<'static>> {
     let mut lines = account_states(view, width);
+    if let Some(unread) = view.unread.text() {
+        lines.push(Line::from(unread).style(Style::default().add_modifier(Modifier::BOLD)));
+    }
     if !view.listening.is_empty() {
         lines.push(Line::from(format!(
             "listening on {}",
@@ -670,15 +731,47 @@ fn account_states(view: &PhoneView, width: u16) -> Vec<Line<'static>> {
             if let Some((new, old)) = a.voicemail.filter(|(new, _)| *new > 0) {
                 others.push_str(&format!("  voicemail {new} new/{old} old"));
             }
-            for (uri, status) in &a.watched {
-                others.push_str(&format!("  {uri} {status}"));
-            }
+            // The watched contacts: presence, then busy lamps; those that do not fit in
+            // what the line leaves (a 20-character state kept) are counted as `+N`.
+            let contacts: Vec<String> = a
+                .watched
+                .iter()
+                .map(|(uri, status)| format!("  {uri} {status}"))
+                .chain(
+                    a.lamps
+                        .iter()
+                        .map(|(uri, lamp)| format!("  {uri} [{lamp}]")),
+                )
+                .collect();
+            let budget = usize::from(width.saturating_sub(2))
+                .saturating_sub(a.name.chars().count() + 2 + 20 + others.chars().count());
+            others.push_str(&fit_contacts(&contacts, budget));
             // The registrars' health stays on the line: a long reason is cut to make room.
             let room = usize::from(width.saturating_sub(2))
                 .saturating_sub(a.name.chars().count() + 2 + others.chars().count());
             Line::from(format!("{}  {}{others}", a.name, cut(&state, room)))
         })
         .collect()
+}
+
+/// As many of `contacts` (each `  uri state`) as fit in `budget` characters, then `  +N`
+/// for the rest.
+fn fit_contacts(contacts: &[String], budget: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in contacts.iter().enumerate() {
+        let left = contacts.len() - i - 1;
+        let more = if left == 0 {
+            0
+        } else {
+            format!("  +{left}").len()
+        };
+        if out.chars().count() + c.chars().count() + more > budget {
+            out.push_str(&format!("  +{}", contacts.len() - i));
+            return out;
+        }
+        out.push_str(c);
+    }
+    out
 }
 
 /// The call lines, the selected one marked `>`.
@@ -744,6 +837,14 @@ fn quality_line(view: &PhoneView) -> Line<'static> {
 /// least needed (panes, Tab) are left out first when `width` is short, `? help` and `q quit`
 /// never. With nothing to fit in, the full [`KEY_HELP`].
 pub fn key_line(view: &PhoneView, width: u16) -> String {
+    if view.conversation.is_some() && view.dial.is_none() {
+        let unread = if view.unread.newest().is_some() {
+            "  Tab unread"
+        } else {
+            ""
+        };
+        return format!("Enter send  Up/Down/PgUp/PgDn scroll{unread}  Esc close  Ctrl-C quit");
+    }
     let rings_here = view
         .calls
         .iter()
@@ -790,6 +891,7 @@ pub fn key_line(view: &PhoneView, width: u16) -> String {
         ("r recent", true),
         ("l log", true),
         ("v devices", true),
+        ("M message", true),
         ("? help", false),
         ("q quit", false),
     ]);
@@ -837,6 +939,9 @@ pub fn render(view: &PhoneView, frame: &mut Frame<'_>) {
         rows[2],
     );
     let prompt = match &view.dial {
+        Some(text) if view.message_to => {
+            format!("message to: {text}_   (Enter writes, Esc cancel)")
+        }
         Some(text) if view.transfer_of.is_some() => {
             format!("transfer to: {text}_   (Enter transfer, Esc cancel)")
         }
@@ -855,6 +960,9 @@ pub fn render(view: &PhoneView, frame: &mut Frame<'_>) {
         ..rows[1]
     };
     super::panes::render(&view.panes, frame, below_accounts);
+    if let Some(c) = &view.conversation {
+        super::conversation::render(c, frame, below_accounts);
+    }
     if view.help {
         let width = HELP_LINES.iter().map(|l| l.len()).max().unwrap_or(0) as u16 + 4;
         let height = HELP_LINES.len() as u16 + 2;
@@ -1070,6 +1178,105 @@ mod tests {
         let rows = screen(&view, 120, 24);
         let row = row_with(&rows, "work");
         assert!(row.contains("bob available  carol busy"), "{row}");
+    }
+
+    #[test]
+    fn busy_lamps_show_on_the_account_line_and_elide_to_fit_80_columns() {
+        use tincan::phone::blf::{Lamp, LampChange, WatchId};
+        let mut view = PhoneView::default();
+        registered(&mut view);
+        let lamp = |uri: &str, lamp| {
+            PhoneEvent::Lamp(LampChange {
+                watch: WatchId(1),
+                account: AccountId(0),
+                uri: uri.to_owned(),
+                lamp,
+            })
+        };
+        view.apply(&lamp("sip:bob@x", Lamp::Unknown));
+        view.apply(&lamp("sip:carol@x", Lamp::Ringing));
+        view.apply(&lamp("sip:bob@x", Lamp::Busy));
+        let rows = screen(&view, 120, 24);
+        let row = row_with(&rows, "work");
+        assert!(
+            row.contains("sip:bob@x [busy]  sip:carol@x [ringing]"),
+            "{row}"
+        );
+        // Control characters of a URI do not reach the terminal.
+        view.apply(&lamp("sip:d\u{1b}[2J@x", Lamp::Idle));
+        for i in 0..6 {
+            view.apply(&lamp(&format!("sip:someone-{i}@example.test"), Lamp::Idle));
+        }
+        let rows = screen(&view, 80, 24);
+        let row = row_with(&rows, "work");
+        assert!(row.contains("sip:bob@x [busy]"), "{row}");
+        assert!(row.contains("registered at"), "{row}");
+        assert!(!row.contains('\u{1b}'), "{row}");
+        let plus = row.rsplit('+').next().expect("an elided count");
+        let plus = plus.trim_end_matches('│').trim();
+        assert!(plus.parse::<usize>().is_ok_and(|n| n >= 4), "{row}");
+        assert!(rows.iter().all(|r| r.chars().count() == 80));
+    }
+
+    fn received(peer: &str, text: &str) -> tincan::history::MessageRecord {
+        tincan::history::MessageRecord::new(
+            tincan::history::Direction::Incoming,
+            peer,
+            None,
+            1_796_694_480_000,
+            "text/plain",
+            text.as_bytes(),
+        )
+    }
+
+    #[test]
+    fn messages_received_while_closed_are_counted_and_open_in_their_conversation() {
+        use super::super::conversation::Conversation;
+        let mut view = PhoneView::default();
+        registered(&mut view);
+        view.message_received(&received("\"Bob\" <sip:bob@x>", "one"));
+        view.message_received(&received("\"Bob\" <sip:bob@x>", "two"));
+        let rows = screen(&view, 80, 24);
+        row_with(&rows, "2 new messages from Bob (M reads)");
+        assert!(key_line(&view, 200).contains("M message"));
+        assert_eq!(view.unread.newest(), Some("sip:bob@x"));
+
+        // Open on bob: the count goes; a message from carol while it is open is counted
+        // and said on the status line, bob's goes into the pane.
+        view.open_conversation(Conversation::new("sip:bob@x", vec![]));
+        assert_eq!(view.unread.text(), None);
+        view.message_received(&received("sip:bob@x", "three"));
+        view.status = Some("message from carol: hey".into());
+        view.message_received(&received("sip:carol@x", "hey"));
+        let rows = screen(&view, 80, 24);
+        let text = rows.join("\n");
+        assert!(text.contains("Messages with sip:bob@x"), "{text}");
+        row_with(&rows, "< three");
+        row_with(&rows, "message from carol: hey  (Tab opens)");
+        row_with(&rows, "1 new message from sip:carol@x (M reads)");
+        assert!(!text.contains("< hey"), "{text}");
+        let keys = key_line(&view, 80);
+        assert!(keys.len() <= 80, "{keys}");
+        for k in ["Enter send", "Esc close", "Tab unread", "scroll"] {
+            assert!(keys.contains(k), "{keys}");
+        }
+        assert!(rows.iter().all(|r| r.chars().count() == 80));
+
+        // Tab (the loop opens carol's): nothing more to open, the hint goes.
+        view.open_conversation(Conversation::new("sip:carol@x", vec![]));
+        assert_eq!(view.status.as_deref(), Some("message from carol: hey"));
+        assert!(!key_line(&view, 80).contains("Tab unread"));
+    }
+
+    #[test]
+    fn the_message_prompt_asks_whom_to_write_to() {
+        let view = PhoneView {
+            message_to: true,
+            dial: Some("sip:bo".into()),
+            ..PhoneView::default()
+        };
+        let rows = screen(&view, 80, 24);
+        row_with(&rows, "message to: sip:bo_");
     }
 
     #[test]
