@@ -308,6 +308,11 @@ impl FleetLog {
     /// How many calls `member` held at time `at`: the calls whose latest (re)dispatch up to
     /// `at` went to it and that it had not ended (BYE answered 200) by then.
     pub fn held_at(&self, member: &str, at: f64) -> usize {
+        self.calls_held_at(member, at).len()
+    }
+
+    /// The Call-IDs of the calls `member` held at `at` (see [`FleetLog::held_at`]).
+    pub fn calls_held_at(&self, member: &str, at: f64) -> HashSet<String> {
         let mut holder: HashMap<&str, &str> = HashMap::new();
         for e in self.entries.iter().filter(|e| e.at <= at) {
             let Some(call) = e.call_id.as_deref() else {
@@ -323,7 +328,11 @@ impl FleetLog {
                 FleetWhat::Down | FleetWhat::Up => {}
             }
         }
-        holder.values().filter(|m| **m == member).count()
+        holder
+            .into_iter()
+            .filter(|(_, m)| *m == member)
+            .map(|(c, _)| c.to_owned())
+            .collect()
     }
 
     /// When `member` was first marked down at or after `since`.
