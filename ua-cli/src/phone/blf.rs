@@ -36,12 +36,12 @@ use tincan_sip::dialog::subscription::{
     Subscription, SubscriptionConfig, SubscriptionEvent, SubscriptionStatus,
 };
 use tincan_sip::endpoint::Source;
-use tincan_sip::message::{HeaderName, Message, Method, RequestBuilder, Uri, response_to};
+use tincan_sip::message::{HeaderName, Message, Uri, response_to};
 use tincan_sip::transaction::TransactionId;
 use tincan_sip::transport::Target;
 
 use super::PhoneCore;
-use super::call::{Stage, contact_uri, name_addr, user_of};
+use super::call::{Stage, contact_uri, user_of};
 use super::event::{AccountId, PhoneEvent, UsageError};
 use super::route::{Owner, RouteId};
 
@@ -645,37 +645,15 @@ impl PhoneCore {
         let Ok(uri) = Uri::parse(&w.uri).map(Uri::into_owned) else {
             return;
         };
-        let Some(config) = self.accounts.get(account.0).map(|a| a.config.clone()) else {
-            return;
+        let config = SubscriptionConfig {
+            event: DIALOG_EVENT.to_owned(),
+            accept: Some(DIALOG_INFO_XML.to_owned()),
+            expires: BLF_EXPIRES,
         };
-        let user = user_of(&config.aor).unwrap_or_else(|| config.username.clone());
-        let Some(local) = self
-            .endpoint
-            .local_address_for(registrar.transport, registrar.addr)
+        let Some(subscription) = self.new_subscription(now, account, registrar, &uri, config)
         else {
             return;
         };
-        let seen = self.contact_address(Some(account), registrar.transport, local);
-        let contact = format!("<{}>", contact_uri(&user, seen, registrar.transport));
-        let tag = self.token(10);
-        let call_id = format!("{}@tincan", self.token(20));
-        let from = name_addr(config.display_name.as_deref(), &config.aor);
-        let request = RequestBuilder::new(Method::Subscribe, &uri)
-            .header(HeaderName::From, &format!("{from};tag={tag}"))
-            .header(HeaderName::To, &format!("<{uri}>"))
-            .header(HeaderName::Contact, &contact)
-            .call_id(&call_id)
-            .cseq(1)
-            .build();
-        let subscription = Subscription::new(
-            now,
-            SubscriptionConfig {
-                event: DIALOG_EVENT.to_owned(),
-                accept: Some(DIALOG_INFO_XML.to_owned()),
-                expires: BLF_EXPIRES,
-            },
-            request,
-        );
         if let Some(w) = self.blf.watches.get_mut(&id) {
             w.subscriptions = vec![subscription];
             w.views = vec![(DialogInfo::default(), false)];

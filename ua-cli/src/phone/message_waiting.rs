@@ -207,40 +207,52 @@ impl PhoneCore {
         if self.mwi.contains_key(&account) {
             return;
         }
-        let config = a.config.clone();
-        let Ok(aor) = Uri::parse(&config.aor).map(Uri::into_owned) else {
+        let Ok(aor) = Uri::parse(&a.config.aor).map(Uri::into_owned) else {
             return;
         };
-        let user = user_of(&config.aor).unwrap_or_else(|| config.username.clone());
-        let Some(local) = self
-            .endpoint
-            .local_address_for(registrar.transport, registrar.addr)
+        let config = SubscriptionConfig {
+            event: MESSAGE_SUMMARY.to_owned(),
+            accept: Some(SIMPLE_MESSAGE_SUMMARY.to_owned()),
+            expires: MWI_EXPIRES,
+        };
+        let Some(subscription) = self.new_subscription(now, account, registrar, &aor, config)
         else {
             return;
         };
+        self.mwi.insert(account, subscription);
+        self.mwi_flush(now, account);
+    }
+
+    /// A new subscription of `account` to `target` (its initial SUBSCRIBE: From the account's
+    /// AOR with a fresh tag, To `target`, a new Call-ID, the Contact at the address
+    /// `registrar` sees), for MWI, busy lamps and presence alike; `None` when the account or
+    /// a local address for `registrar` is missing.
+    pub(super) fn new_subscription(
+        &mut self,
+        now: Instant,
+        account: AccountId,
+        registrar: &Target,
+        target: &Uri<'_>,
+        config: SubscriptionConfig,
+    ) -> Option<Subscription> {
+        let account_config = &self.accounts.get(account.0)?.config;
+        let user = user_of(&account_config.aor).unwrap_or_else(|| account_config.username.clone());
+        let from = name_addr(account_config.display_name.as_deref(), &account_config.aor);
+        let local = self
+            .endpoint
+            .local_address_for(registrar.transport, registrar.addr)?;
         let seen = self.contact_address(Some(account), registrar.transport, local);
         let contact = format!("<{}>", contact_uri(&user, seen, registrar.transport));
         let tag = self.token(10);
         let call_id = format!("{}@tincan", self.token(20));
-        let from = name_addr(config.display_name.as_deref(), &config.aor);
-        let request = RequestBuilder::new(Method::Subscribe, &aor)
+        let request = RequestBuilder::new(Method::Subscribe, target)
             .header(HeaderName::From, &format!("{from};tag={tag}"))
-            .header(HeaderName::To, &format!("<{aor}>"))
+            .header(HeaderName::To, &format!("<{target}>"))
             .header(HeaderName::Contact, &contact)
             .call_id(&call_id)
             .cseq(1)
             .build();
-        let subscription = Subscription::new(
-            now,
-            SubscriptionConfig {
-                event: MESSAGE_SUMMARY.to_owned(),
-                accept: Some(SIMPLE_MESSAGE_SUMMARY.to_owned()),
-                expires: MWI_EXPIRES,
-            },
-            request,
-        );
-        self.mwi.insert(account, subscription);
-        self.mwi_flush(now, account);
+        Some(Subscription::new(now, config, request))
     }
 
     /// The account stops (unregisters, or the phone shuts down): its subscription ends.

@@ -35,7 +35,7 @@ use tincan_sip::transaction::TransactionId;
 use tincan_sip::transport::Target;
 
 use super::PhoneCore;
-use super::call::{contact_uri, name_addr, request_uri, user_of};
+use super::call::{name_addr, request_uri};
 use super::event::{AccountId, PhoneError, PhoneEvent, UsageError};
 use super::route::{Owner, RouteId};
 
@@ -658,40 +658,17 @@ impl PhoneCore {
         let Some(w) = self.presence.watches.get(&id) else {
             return;
         };
-        let Some(a) = self.accounts.get(w.account.0) else {
-            return;
-        };
-        let config = a.config.clone();
         let target = w.target.clone();
         let account = w.account;
-        let user = user_of(&config.aor).unwrap_or_else(|| config.username.clone());
-        let Some(local) = self
-            .endpoint
-            .local_address_for(registrar.transport, registrar.addr)
+        let config = SubscriptionConfig {
+            event: PRESENCE_EVENT.to_owned(),
+            accept: Some(pidf::CONTENT_TYPE.to_owned()),
+            expires: WATCH_EXPIRES,
+        };
+        let Some(subscription) = self.new_subscription(now, account, registrar, &target, config)
         else {
             return;
         };
-        let seen = self.contact_address(Some(account), registrar.transport, local);
-        let contact = format!("<{}>", contact_uri(&user, seen, registrar.transport));
-        let tag = self.token(10);
-        let call_id = format!("{}@tincan", self.token(20));
-        let from = name_addr(config.display_name.as_deref(), &config.aor);
-        let request = RequestBuilder::new(Method::Subscribe, &target)
-            .header(HeaderName::From, &format!("{from};tag={tag}"))
-            .header(HeaderName::To, &format!("<{target}>"))
-            .header(HeaderName::Contact, &contact)
-            .call_id(&call_id)
-            .cseq(1)
-            .build();
-        let subscription = Subscription::new(
-            now,
-            SubscriptionConfig {
-                event: PRESENCE_EVENT.to_owned(),
-                accept: Some(pidf::CONTENT_TYPE.to_owned()),
-                expires: WATCH_EXPIRES,
-            },
-            request,
-        );
         if let Some(w) = self.presence.watches.get_mut(&id) {
             w.subscription = Some(subscription);
             w.paused = false;
