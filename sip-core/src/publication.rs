@@ -329,7 +329,8 @@ impl Publication {
             _ => {
                 // A failed refresh leaves the state valid until it expires.
                 if kind == Kind::Refresh && self.expires_at.is_some_and(|t| t > now) {
-                    let retry = retry_after(response).unwrap_or(DEFAULT_RETRY);
+                    let retry =
+                        crate::message::typed::RetryAfter::of(response).unwrap_or(DEFAULT_RETRY);
                     self.refresh_at = self.expires_at.map(|e| e.min(now + retry));
                     self.events.push_back(PublicationEvent::Failed {
                         reason: status.to_string(),
@@ -337,7 +338,8 @@ impl Publication {
                     });
                     return;
                 }
-                let retry = retry_after(response).unwrap_or(DEFAULT_RETRY);
+                let retry =
+                    crate::message::typed::RetryAfter::of(response).unwrap_or(DEFAULT_RETRY);
                 self.fail(now, status.to_string(), Some(retry));
             }
         }
@@ -476,13 +478,6 @@ fn kind_of(request: &Message) -> Kind {
         (true, false, _) => Kind::Modify,
         (false, _, _) => Kind::Initial,
     }
-}
-
-/// The `Retry-After` of a response, in whole seconds (RFC 3261 §20.33).
-fn retry_after(response: &Message) -> Option<Duration> {
-    let value = response.header(HeaderName::RetryAfter)?;
-    let seconds: u64 = value.split([';', '(']).next()?.trim().parse().ok()?;
-    Some(Duration::from_secs(seconds))
 }
 
 #[cfg(test)]

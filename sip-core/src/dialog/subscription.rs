@@ -367,7 +367,8 @@ impl Subscription {
                     self.refresh_at = None;
                     return;
                 }
-                let retry = retry_after(response).unwrap_or(DEFAULT_RETRY);
+                let retry =
+                    crate::message::typed::RetryAfter::of(response).unwrap_or(DEFAULT_RETRY);
                 self.terminate(now, status.to_string(), Some(retry));
             }
         }
@@ -681,13 +682,6 @@ impl Subscription {
         }
         self.requests.push_back(request);
     }
-}
-
-/// The `Retry-After` of a response, in whole seconds (RFC 3261 §20.33).
-fn retry_after(response: &Message) -> Option<Duration> {
-    let value = response.header(HeaderName::RetryAfter)?;
-    let seconds: u64 = value.split([';', '(']).next()?.trim().parse().ok()?;
-    Some(Duration::from_secs(seconds))
 }
 
 #[cfg(test)]

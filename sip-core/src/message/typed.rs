@@ -1116,6 +1116,15 @@ impl<'a> Header<'a> for RetryAfter<'a> {
     }
 }
 
+impl RetryAfter<'_> {
+    /// The wait a response asks for: its `Retry-After`'s seconds, `None` without a readable
+    /// one.
+    pub fn of(response: &super::Message) -> Option<std::time::Duration> {
+        let header = response.get::<RetryAfter<'_>>()?.ok()?;
+        Some(std::time::Duration::from_secs(u64::from(header.delta)))
+    }
+}
+
 /// The index just past the `)` closing the comment at `s[0] == '('` (nested comments allowed).
 fn comment_end(s: &str) -> Option<usize> {
     let mut depth = 0usize;
