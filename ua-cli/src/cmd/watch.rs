@@ -40,16 +40,8 @@ pub struct WatchArgs {
 /// Runs `tincan watch`: exit 0 after Ctrl-C or `--duration`, 1 when the phone could not
 /// start, 2 on usage errors.
 pub fn run(args: &WatchArgs, config_path: Option<&Path>) -> ExitCode {
-    let config = match Config::load(config_path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("tincan watch: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    super::print_config_warnings("watch", &config);
-    let rt = match super::call::runtime() {
-        Ok(rt) => rt,
+    let (config, rt) = match super::setup("watch", config_path) {
+        Ok(v) => v,
         Err(code) => return code,
     };
     rt.block_on(watch(args, config))
