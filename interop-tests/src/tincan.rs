@@ -112,6 +112,39 @@ impl TincanProcess {
         self.spawn(args).expect("tincan starts")
     }
 
+    /// Starts `tincan listen --auto-answer --json` on a free port of 127.0.0.1, playing a
+    /// tone of `hz` (a minute of it, at a quarter of full scale) and recording each call it
+    /// answers (`rec.wav`, then `rec-2.wav`...), and waits until it listens: a peer that
+    /// answers and whose ears can be checked. Returns it and its port.
+    pub fn tone_listener(self, hz: f64) -> Result<(Tincan, u16), PeerError> {
+        let port = crate::free_port();
+        crate::audio::write_tone_wav(
+            self.path("tone.wav"),
+            hz,
+            Duration::from_secs(60),
+            48_000,
+            9_000,
+        )
+        .map_err(|e| PeerError::Io {
+            what: "writing the tone".to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let args = [
+            "listen".to_owned(),
+            "--auto-answer".to_owned(),
+            "--play".to_owned(),
+            self.path("tone.wav").display().to_string(),
+            "--record".to_owned(),
+            self.path("rec.wav").display().to_string(),
+            "--json".to_owned(),
+            "--bind".to_owned(),
+            format!("127.0.0.1:{port}"),
+        ];
+        let mut listener = self.spawn(args)?;
+        listener.wait_event("listening", Duration::from_secs(15))?;
+        Ok((listener, port))
+    }
+
     /// Starts `tincan args...` (the binary of this workspace, see [`crate::tincan_binary`]).
     pub fn spawn<I, S>(self, args: I) -> Result<Tincan, PeerError>
     where

@@ -7,9 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use tincan_interop_tests::{
-    Baresip, TincanProcess, audio, free_port, require_peers, tincan_binary,
-};
+use tincan_interop_tests::{Baresip, TincanProcess, audio, require_peers, tincan_binary};
 
 const WAIT: Duration = Duration::from_secs(20);
 const TINCAN_HZ: f64 = 440.0;
@@ -82,31 +80,10 @@ fn two_baresip_phones_and_tincan_each_hear_the_other_two() {
     let bob = baresip("bob", BOB_HZ);
     let carol = baresip("carol", CAROL_HZ);
 
-    let port = free_port();
-    let dir = TincanProcess::new("conference-host")
-        .expect("scratch dir")
-        .with_stdin();
-    audio::write_tone_wav(
-        dir.path("tone.wav"),
-        TINCAN_HZ,
-        Duration::from_secs(60),
-        48_000,
-        9_000,
-    )
-    .expect("tone written");
-    let args = [
-        "listen".to_owned(),
-        "--auto-answer".to_owned(),
-        "--play".to_owned(),
-        dir.path("tone.wav").display().to_string(),
-        "--record".to_owned(),
-        dir.path("rec.wav").display().to_string(),
-        "--json".to_owned(),
-        "--bind".to_owned(),
-        format!("127.0.0.1:{port}"),
-    ];
-    let mut host = dir.spawn(args).expect("tincan listen starts");
-    host.wait_event("listening", WAIT).expect("tincan listens");
+    let (mut host, port) = TincanProcess::new("conference-host")
+        .map(TincanProcess::with_stdin)
+        .and_then(|p| p.tone_listener(TINCAN_HZ))
+        .expect("tincan listens");
 
     let target = format!("sip:alice@127.0.0.1:{port}");
     let mut bob_ctl = bob.control().expect("bob's control socket");

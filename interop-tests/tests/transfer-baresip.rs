@@ -41,29 +41,9 @@ fn baresip_transfers_a_tincan_call_to_another_tincan() {
         .start()
         .expect("baresip bob starts");
 
-    let carol_port = free_port();
-    let carol_dir = TincanProcess::new("transfer-carol").expect("scratch dir");
-    audio::write_tone_wav(
-        carol_dir.path("tone.wav"),
-        CAROL_HZ,
-        Duration::from_secs(30),
-        48_000,
-        12_000,
-    )
-    .expect("tone written");
-    let carol_args = [
-        "listen".to_owned(),
-        "--auto-answer".to_owned(),
-        "--play".to_owned(),
-        carol_dir.path("tone.wav").display().to_string(),
-        "--record".to_owned(),
-        carol_dir.path("rec.wav").display().to_string(),
-        "--json".to_owned(),
-        "--bind".to_owned(),
-        format!("127.0.0.1:{carol_port}"),
-    ];
-    let mut carol = carol_dir.spawn(carol_args).expect("tincan listen starts");
-    carol.wait_event("listening", WAIT).expect("carol listens");
+    let (mut carol, carol_port) = TincanProcess::new("transfer-carol")
+        .and_then(|p| p.tone_listener(CAROL_HZ))
+        .expect("carol listens");
 
     let alice_dir = TincanProcess::new("transfer-alice")
         .expect("scratch dir")
@@ -131,34 +111,6 @@ fn baresip_transfers_a_tincan_call_to_another_tincan() {
     bob.stop();
 }
 
-/// A `tincan listen --auto-answer` on a free port, playing `hz`: (process, its port).
-fn carol(hz: f64) -> (tincan_interop_tests::Tincan, u16) {
-    let port = free_port();
-    let dir = TincanProcess::new("transfer-target").expect("scratch dir");
-    audio::write_tone_wav(
-        dir.path("tone.wav"),
-        hz,
-        Duration::from_secs(30),
-        48_000,
-        12_000,
-    )
-    .expect("tone written");
-    let args = [
-        "listen".to_owned(),
-        "--auto-answer".to_owned(),
-        "--play".to_owned(),
-        dir.path("tone.wav").display().to_string(),
-        "--record".to_owned(),
-        dir.path("rec.wav").display().to_string(),
-        "--json".to_owned(),
-        "--bind".to_owned(),
-        format!("127.0.0.1:{port}"),
-    ];
-    let mut p = dir.spawn(args).expect("tincan listen starts");
-    p.wait_event("listening", WAIT).expect("listening");
-    (p, port)
-}
-
 #[test]
 fn tincan_transfers_baresip_to_another_tincan() {
     if !require_peers(&["baresip"]) {
@@ -173,7 +125,9 @@ fn tincan_transfers_baresip_to_another_tincan() {
         .codecs("PCMU/8000/1")
         .start()
         .expect("baresip bob starts");
-    let (mut carol, carol_port) = carol(CAROL_HZ);
+    let (mut carol, carol_port) = TincanProcess::new("transfer-target")
+        .and_then(|p| p.tone_listener(CAROL_HZ))
+        .expect("carol listens");
 
     let dir = TincanProcess::new("transferor")
         .expect("scratch dir")
