@@ -216,11 +216,8 @@ fn media_at(sim: &Sim, node: usize, call: tincan::phone::CallId, rtp: SocketAddr
     })
 }
 
-#[test]
-fn a_late_offer_in_a_reliable_183_is_answered_in_the_prack_and_the_media_follows_it() {
-    let mut sim = Sim::new(11, NetConfig::perfect());
-    let alice = phone(&mut sim, ALICE, "alice", PrackPolicy::Supported);
-    let bob = phone(&mut sim, BOB, "bob", PrackPolicy::Supported);
+/// Alice calls Bob with an INVITE without SDP (a late offer); returns once Bob has it.
+fn call_with_a_late_offer(sim: &mut Sim, alice: usize, bob: usize) -> tincan::phone::CallId {
     let params = CallParams {
         late_offer: true,
         ..CallParams::default()
@@ -232,6 +229,15 @@ fn a_late_offer_in_a_reliable_183_is_answered_in_the_prack_and_the_media_follows
         .expect("a callable uri");
     let limit = sim.elapsed() + secs(2.0);
     assert!(sim.run_until_with(limit, |s| !s.incoming(bob).is_empty()));
+    a
+}
+
+#[test]
+fn a_late_offer_in_a_reliable_183_is_answered_in_the_prack_and_the_media_follows_it() {
+    let mut sim = Sim::new(11, NetConfig::perfect());
+    let alice = phone(&mut sim, ALICE, "alice", PrackPolicy::Supported);
+    let bob = phone(&mut sim, BOB, "bob", PrackPolicy::Supported);
+    let a = call_with_a_late_offer(&mut sim, alice, bob);
     let invite = messages(&sim, alice, "INVITE")[0].1.clone();
     assert!(invite.body().is_empty(), "a late offer");
 
@@ -338,17 +344,7 @@ fn a_late_offer_requiring_100rel_gets_our_offer_in_the_200_and_the_answer_in_the
     let mut sim = Sim::new(13, NetConfig::perfect());
     let alice = phone(&mut sim, ALICE, "alice", PrackPolicy::Required);
     let bob = phone(&mut sim, BOB, "bob", PrackPolicy::Supported);
-    let params = CallParams {
-        late_offer: true,
-        ..CallParams::default()
-    };
-    let a = sim
-        .act(alice, |c, now| {
-            c.call(now, &format!("sip:bob@{BOB}"), params)
-        })
-        .expect("a callable uri");
-    let limit = sim.elapsed() + secs(2.0);
-    assert!(sim.run_until_with(limit, |s| !s.incoming(bob).is_empty()));
+    let a = call_with_a_late_offer(&mut sim, alice, bob);
     let b = sim.incoming(bob)[0];
     // RFC 3262 §5: a reliable 18x to an INVITE without SDP must offer; the phone rings
     // without SDP, so it sends none and offers in its 200 instead.
