@@ -50,6 +50,51 @@ pub fn setup(
     Ok((config, rt))
 }
 
+/// Says on stderr how the registration of a command's only account went (`registered at`,
+/// or why not), for the commands whose output is something else (`watch`, `presence watch`):
+/// without it a wrong password or a dead registrar leaves them silent.
+pub fn report_registration(command: &str, event: &tincan::phone::AccountEvent) {
+    use tincan::phone::AccountEvent;
+    let line = match event {
+        AccountEvent::Registered { registrar, .. } => {
+            format!("registered at {}", call::target_text(registrar))
+        }
+        AccountEvent::AuthenticationFailed {
+            registrar, status, ..
+        } => format!(
+            "{} refused the credentials ({status}): check the username and password",
+            call::target_text(registrar)
+        ),
+        AccountEvent::ChallengeRefused {
+            registrar,
+            challenge,
+        } => format!("{}: {challenge}", call::target_text(registrar)),
+        AccountEvent::Rejected {
+            registrar,
+            status,
+            reason,
+        } => format!(
+            "{} refused the registration: {status} {reason}",
+            call::target_text(registrar)
+        ),
+        AccountEvent::Unavailable {
+            tried,
+            errors,
+            retry_in,
+        } => {
+            let mut all: Vec<String> = tried.iter().map(ToString::to_string).collect();
+            all.extend(errors.iter().cloned());
+            format!(
+                "not registered (tried {}); retrying in {} s",
+                all.join("; "),
+                retry_in.as_secs()
+            )
+        }
+        _ => return,
+    };
+    eprintln!("tincan {command}: {line}");
+}
+
 /// Prints what is unwise in the config file (a password others can read), once, on stderr.
 pub fn print_config_warnings(command: &str, config: &tincan::config::Config) {
     for w in &config.warnings {

@@ -180,6 +180,9 @@ async fn set(args: &SetArgs, config: Config) -> ExitCode {
     let until = deadline(&args.common);
     let mut published = false;
     while let Some(ev) = next(&mut phone, until).await {
+        if let PhoneEvent::Account { event, .. } = &ev {
+            super::report_registration("presence", event);
+        }
         let PhoneEvent::Presence(ev) = ev else {
             continue;
         };
@@ -230,6 +233,9 @@ async fn watch(args: &WatchArgs, config: Config) -> ExitCode {
     }
     let until = deadline(&args.common);
     while let Some(ev) = next(&mut phone, until).await {
+        if let PhoneEvent::Account { event, .. } = &ev {
+            super::report_registration("presence", event);
+        }
         let PhoneEvent::Presence(ev) = ev else {
             continue;
         };

@@ -115,6 +115,9 @@ async fn watch(args: &WatchArgs, config: Config) -> ExitCode {
         let Some(event) = event else {
             break;
         };
+        if let PhoneEvent::Account { event, .. } = &event {
+            super::report_registration("watch", event);
+        }
         if let PhoneEvent::Lamp(change) = event {
             if args.json {
                 println!(
