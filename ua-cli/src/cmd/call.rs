@@ -1360,12 +1360,14 @@ async fn listen(args: &ListenArgs, mut config: Config) -> ExitCode {
                 }
             }
             PhoneEvent::Message(MessageEvent::Received(message)) => {
-                println!("{}", super::message::received_line(&message, json));
+                // Kept in the history before it is printed: whoever reads the line may stop
+                // the listener at once, and the message must not be lost then.
                 let account = message.account.and_then(|a| {
                     let i = phone.accounts().iter().position(|x| *x == a)?;
                     config.accounts.get(i).map(|a| a.name.clone())
                 });
                 history.record_message(&super::message::received_record(&message, account));
+                println!("{}", super::message::received_line(&message, json));
             }
             PhoneEvent::Call { call, event } => {
                 if !calls.contains_key(&call) {
